@@ -1,0 +1,607 @@
+# Compiled backpropagation kernels for fastbp.
+#
+# Conventions (see shared GUIDE):
+# - float32/float64 through the fused type ``floating``;
+# - every cdef kernel is ``noexcept nogil`` and works on raw, already
+#   validated, C-contiguous buffers; the Python layer checks shapes first;
+# - each kernel has a ``def`` twin taking typed memoryviews, for the tests.
+#
+# Parameters of a network live in one flat vector, layer after layer:
+#   [W_0 (n_0 x n_1, row-major), b_0 (n_1), W_1 (n_1 x n_2), b_1, ...]
+# so that one update loop serves every optimiser step.
+#
+# Notation follows the notes: a = z_prev . W + b (pre-activation),
+# z = f(a) (output), delta = dJ/da.
+
+cimport cython
+from cython cimport floating
+from libc.math cimport exp, log, log1p, fabs, tanh, isfinite
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+# Activation codes, mirrored by fastbp.network.ACTIVATIONS.
+cdef enum:
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    SOFTMAX = 4
+
+# Loss codes, mirrored by fastbp.losses.LOSSES.
+cdef enum:
+    MSE = 0
+    BCE = 1
+    CROSS_ENTROPY = 2
+
+# Below this many multiply-adds a gemm call costs more than plain loops.
+cdef Py_ssize_t BLAS_MIN_FLOPS = 32768
+
+
+# ---------------------------------------------------------------------------
+# Matrix products, row-major, always accumulating: C += op(A) . op(B)
+# ---------------------------------------------------------------------------
+
+cdef void _blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
+                     const floating* A, int lda, const floating* B, int ldb,
+                     floating* C, int ldc) noexcept nogil:
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T,
+    # so BLAS gets the operands swapped.
+    cdef char ta = b'T' if trans_b else b'N'
+    cdef char tb = b'T' if trans_a else b'N'
+    cdef floating one = 1.0
+    if floating is float:
+        sgemm(&ta, &tb, &n, &m, &k, &one, <float*>B, &ldb, <float*>A, &lda,
+              &one, C, &ldc)
+    else:
+        dgemm(&ta, &tb, &n, &m, &k, &one, <double*>B, &ldb, <double*>A, &lda,
+              &one, C, &ldc)
+
+
+cdef void gemm_nn(int m, int n, int k, const floating* A, const floating* B,
+                  floating* C) noexcept nogil:
+    """C (m x n) += A (m x k) . B (k x n)."""
+    cdef Py_ssize_t r, i, j
+    cdef floating s
+    cdef const floating* b_row
+    cdef floating* c_row
+    if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
+        _blas_gemm(False, False, m, n, k, A, k, B, n, C, n)
+        return
+    for r in range(m):
+        c_row = C + r * n
+        for i in range(k):
+            s = A[r * k + i]
+            b_row = B + i * n
+            # axpy over a contiguous row: vectorises without reassociation
+            for j in range(n):
+                c_row[j] += s * b_row[j]
+
+
+cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,
+                  floating* C) noexcept nogil:
+    """C (m x n) += A (m x k) . B^T, with B stored (n x k)."""
+    cdef Py_ssize_t r, i, j
+    cdef floating s0, s1, s2, s3
+    cdef const floating* a_row
+    cdef const floating* b_row
+    if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
+        _blas_gemm(False, True, m, n, k, A, k, B, k, C, n)
+        return
+    for r in range(m):
+        a_row = A + r * k
+        for i in range(n):
+            b_row = B + i * k
+            # four accumulators let the compiler keep several sums in flight
+            s0 = 0; s1 = 0; s2 = 0; s3 = 0
+            j = 0
+            while j + 4 <= k:
+                s0 += a_row[j] * b_row[j]
+                s1 += a_row[j + 1] * b_row[j + 1]
+                s2 += a_row[j + 2] * b_row[j + 2]
+                s3 += a_row[j + 3] * b_row[j + 3]
+                j += 4
+            while j < k:
+                s0 += a_row[j] * b_row[j]
+                j += 1
+            C[r * n + i] += (s0 + s1) + (s2 + s3)
+
+
+cdef void gemm_tn(int m, int n, int k, const floating* A, const floating* B,
+                  floating* C) noexcept nogil:
+    """C (m x n) += A^T . B, with A stored (k x m) and B stored (k x n)."""
+    cdef Py_ssize_t r, i, j
+    cdef floating s
+    cdef const floating* b_row
+    cdef floating* c_row
+    if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
+        _blas_gemm(True, False, m, n, k, A, m, B, n, C, n)
+        return
+    for r in range(k):
+        b_row = B + r * n
+        for i in range(m):
+            s = A[r * m + i]
+            c_row = C + i * n
+            for j in range(n):
+                c_row[j] += s * b_row[j]
+
+
+# ---------------------------------------------------------------------------
+# Activations. Derivatives are taken from the outputs z, as in the notes.
+# ---------------------------------------------------------------------------
+
+cdef inline floating _sigmoid(floating x) noexcept nogil:
+    # Branch on the sign so exp never overflows, even at |x| = 1e300.
+    cdef floating e
+    if x >= 0:
+        return 1 / (1 + exp(-x))
+    e = exp(x)
+    return e / (1 + e)
+
+
+cdef inline double _softplus(double x) noexcept nogil:
+    # log(1 + e^x) without overflow.
+    if x > 0:
+        return x + log1p(exp(-x))
+    return log1p(exp(x))
+
+
+cdef void activate_rows(const floating* a, floating* z, Py_ssize_t m,
+                        Py_ssize_t n, int kind) noexcept nogil:
+    """z = f(a) for an (m x n) block; z may alias a."""
+    cdef Py_ssize_t i, r, size = m * n
+    cdef floating mx, v
+    cdef double total
+    if kind == SIGMOID:
+        for i in range(size):
+            z[i] = _sigmoid(a[i])
+    elif kind == TANH:
+        for i in range(size):
+            z[i] = tanh(a[i])
+    elif kind == RELU:
+        for i in range(size):
+            v = a[i]
+            z[i] = v if v > 0 else 0
+    elif kind == SOFTMAX:
+        for r in range(m):
+            # subtract the row max so exp never overflows
+            mx = a[r * n]
+            for i in range(1, n):
+                if a[r * n + i] > mx:
+                    mx = a[r * n + i]
+            total = 0
+            for i in range(n):
+                v = exp(a[r * n + i] - mx)
+                z[r * n + i] = v
+                total += v
+            for i in range(n):
+                z[r * n + i] = <floating>(z[r * n + i] / total)
+    else:
+        if z != a:
+            memcpy(z, a, size * sizeof(floating))
+
+
+cdef void multiply_derivative(const floating* z, floating* delta,
+                              Py_ssize_t size, int kind) noexcept nogil:
+    """delta *= f'(a), written through the outputs z (not for softmax)."""
+    cdef Py_ssize_t i
+    cdef floating v
+    if kind == SIGMOID:
+        for i in range(size):
+            v = z[i]
+            delta[i] *= v * (1 - v)
+    elif kind == TANH:
+        for i in range(size):
+            v = z[i]
+            delta[i] *= 1 - v * v
+    elif kind == RELU:
+        for i in range(size):
+            if not (z[i] > 0):
+                delta[i] = 0
+
+
+# ---------------------------------------------------------------------------
+# Losses: the data term J and the output delta dJ/da, for a batch of m rows.
+# ---------------------------------------------------------------------------
+
+cdef double output_delta(const floating* a_out, const floating* z_out,
+                         const floating* T, floating* delta, Py_ssize_t m,
+                         Py_ssize_t n, int loss, int kind) noexcept nogil:
+    """Write delta_out and return the data term of J (mean over m rows)."""
+    cdef Py_ssize_t r, i, size = m * n
+    cdef double total = 0, diff, inv_m = 1.0 / m, mx, lse, weighted
+    cdef double t, a
+    if loss == MSE:
+        # J = 1/(2m) sum (z - t)^2 ; dJ/dz = (z - t)/m
+        for i in range(size):
+            diff = <double>z_out[i] - <double>T[i]
+            total += diff * diff
+            delta[i] = <floating>(diff * inv_m)
+        if kind == SOFTMAX:
+            # Jacobian of softmax: delta_k = p_k (g_k - sum_j p_j g_j)
+            for r in range(m):
+                weighted = 0
+                for i in range(n):
+                    weighted += <double>z_out[r * n + i] * delta[r * n + i]
+                for i in range(n):
+                    delta[r * n + i] = <floating>(
+                        z_out[r * n + i] * (delta[r * n + i] - weighted))
+        else:
+            multiply_derivative(z_out, delta, size, kind)
+        return 0.5 * total * inv_m
+    if loss == BCE:
+        # -[t log s(a) + (1-t) log(1-s(a))] = softplus(a) - t a, stable in a
+        for i in range(size):
+            t = T[i]
+            a = a_out[i]
+            total += _softplus(a) - t * a
+            delta[i] = <floating>((<double>z_out[i] - t) * inv_m)
+        return total * inv_m
+    # CROSS_ENTROPY with softmax outputs: -sum t log softmax(a), via log-sum-exp
+    for r in range(m):
+        mx = a_out[r * n]
+        for i in range(1, n):
+            if a_out[r * n + i] > mx:
+                mx = a_out[r * n + i]
+        lse = 0
+        for i in range(n):
+            lse += exp(a_out[r * n + i] - mx)
+        lse = mx + log(lse)
+        for i in range(n):
+            t = T[r * n + i]
+            if t != 0:
+                total += t * (lse - a_out[r * n + i])
+            delta[r * n + i] = <floating>((<double>z_out[r * n + i] - t) * inv_m)
+    return total * inv_m
+
+
+# ---------------------------------------------------------------------------
+# Whole-network passes over the flat parameter vector.
+# ---------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _max_width(const int* sizes, int n_layers) noexcept nogil:
+    cdef Py_ssize_t l, w = 0
+    for l in range(n_layers + 1):
+        if sizes[l] > w:
+            w = sizes[l]
+    return w
+
+
+cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
+                                Py_ssize_t rows) noexcept nogil:
+    # z_1..z_L, a_out, two delta buffers, gathered X and T rows
+    cdef Py_ssize_t l, total = 0
+    for l in range(1, n_layers + 1):
+        total += rows * sizes[l]
+    total += rows * sizes[n_layers]
+    total += 2 * rows * _max_width(sizes, n_layers)
+    total += rows * sizes[0] + rows * sizes[n_layers]
+    return total
+
+
+cdef void forward_pass(const floating* X, Py_ssize_t m, const floating* params,
+                       const int* sizes, const int* acts, int n_layers,
+                       floating* work) noexcept nogil:
+    """Fill z_1..z_L and a_out in the workspace for m rows of X."""
+    cdef Py_ssize_t l, r, n_in, n_out
+    cdef const floating* z_prev = X
+    cdef const floating* W = params
+    cdef const floating* b
+    cdef floating* a = work
+    cdef floating* a_out
+    cdef Py_ssize_t z_total = 0
+    for l in range(1, n_layers + 1):
+        z_total += m * sizes[l]
+    a_out = work + z_total
+    for l in range(n_layers):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        b = W + n_in * n_out
+        # a = z_prev . W + b: start from the bias, then accumulate
+        if l == n_layers - 1:
+            for r in range(m):
+                memcpy(a_out + r * n_out, b, n_out * sizeof(floating))
+            gemm_nn(<int>m, <int>n_out, <int>n_in, z_prev, W, a_out)
+            activate_rows(a_out, a, m, n_out, acts[l])
+        else:
+            for r in range(m):
+                memcpy(a + r * n_out, b, n_out * sizeof(floating))
+            gemm_nn(<int>m, <int>n_out, <int>n_in, z_prev, W, a)
+            activate_rows(a, a, m, n_out, acts[l])
+        z_prev = a
+        a += m * n_out
+        W = b + n_out
+
+
+cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
+                          const floating* params, floating* grad,
+                          const int* sizes, const int* acts, int n_layers,
+                          int loss, double l2, floating* work) noexcept nogil:
+    """After forward_pass: write dJ/dparams into grad and return J."""
+    cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
+    cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
+    cdef Py_ssize_t w_off, b_off
+    cdef floating* z_out
+    cdef floating* a_out
+    cdef floating* delta
+    cdef floating* delta_prev
+    cdef floating* swap
+    cdef const floating* z_prev
+    cdef const floating* W
+    cdef floating* dW
+    cdef floating* db
+    cdef double J, penalty = 0, w_val, l2_over_m = l2 / m
+    cdef Py_ssize_t z_offsets[64]
+
+    # offsets of z_l (l = 1..L) in the workspace; the Python layer caps L
+    for l in range(1, n_layers + 1):
+        z_offsets[l] = z_total
+        z_total += m * sizes[l]
+    a_out = work + z_total
+    delta = a_out + m * sizes[n_layers]
+    delta_prev = delta + m * max_w
+    z_out = work + z_offsets[n_layers]
+
+    J = output_delta(a_out, z_out, T, delta, m, sizes[n_layers], loss,
+                     acts[n_layers - 1])
+
+    # walk the layers backwards; offsets of W_l and b_l in the flat vector
+    w_off = 0
+    for l in range(n_layers):
+        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    for l in range(n_layers - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        w_off -= (n_in + 1) * n_out
+        b_off = w_off + n_in * n_out
+        W = params + w_off
+        dW = grad + w_off
+        db = grad + b_off
+        z_prev = X if l == 0 else work + z_offsets[l]
+
+        # dJ/dW = z_prev^T . delta + (l2/m) W ; biases are not penalised
+        count = n_in * n_out
+        if l2 != 0:
+            for j in range(count):
+                w_val = W[j]
+                penalty += w_val * w_val
+                dW[j] = <floating>(l2_over_m * w_val)
+        else:
+            memset(dW, 0, count * sizeof(floating))
+        gemm_tn(<int>n_in, <int>n_out, <int>m, z_prev, delta, dW)
+        # dJ/db = column sums of delta
+        memset(db, 0, n_out * sizeof(floating))
+        for r in range(m):
+            for j in range(n_out):
+                db[j] += delta[r * n_out + j]
+
+        if l > 0:
+            # delta_prev = (delta . W^T) * f'(a_prev)
+            memset(delta_prev, 0, m * n_in * sizeof(floating))
+            gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
+            multiply_derivative(z_prev, delta_prev, m * n_in, acts[l - 1])
+            swap = delta
+            delta = delta_prev
+            delta_prev = swap
+    return J + 0.5 * l2_over_m * penalty
+
+
+cdef void sgd_step(floating* params, const floating* grad, floating* velocity,
+                   Py_ssize_t size, double lr, double momentum,
+                   bint nesterov) noexcept nogil:
+    """Plain: p -= lr g. Momentum: v = mu v - lr g; p += v.
+    Nesterov: v = mu v - lr g; p += mu v - lr g."""
+    cdef Py_ssize_t i
+    cdef floating step, v
+    cdef floating lr_f = <floating>lr, mu = <floating>momentum
+    if momentum == 0:
+        for i in range(size):
+            params[i] -= lr_f * grad[i]
+    elif not nesterov:
+        for i in range(size):
+            v = mu * velocity[i] - lr_f * grad[i]
+            velocity[i] = v
+            params[i] += v
+    else:
+        for i in range(size):
+            step = lr_f * grad[i]
+            v = mu * velocity[i] - step
+            velocity[i] = v
+            params[i] += mu * v - step
+
+
+cdef int train_epoch_kernel(const floating* X, const floating* T, Py_ssize_t n,
+                            const Py_ssize_t* order, Py_ssize_t batch_size,
+                            floating* params, floating* grad, floating* velocity,
+                            Py_ssize_t n_params, const int* sizes,
+                            const int* acts, int n_layers, int loss, double l2,
+                            double lr, double momentum, bint nesterov,
+                            floating* work, double* loss_sum,
+                            Py_ssize_t* rows_done) noexcept nogil:
+    """One epoch of minibatch SGD. Returns 0, or 1 when a batch loss is not
+    finite (that batch's update is then not applied)."""
+    cdef Py_ssize_t start, m, r, n_in = sizes[0], n_out = sizes[n_layers]
+    cdef Py_ssize_t x_off = _workspace_size(sizes, n_layers, batch_size) \
+        - batch_size * (n_in + n_out)
+    cdef floating* x_rows = work + x_off
+    cdef floating* t_rows = x_rows + batch_size * n_in
+    cdef const floating* xb
+    cdef const floating* tb
+    cdef double J
+    loss_sum[0] = 0
+    rows_done[0] = 0
+    start = 0
+    while start < n:
+        m = batch_size if start + batch_size <= n else n - start
+        if order != NULL:
+            for r in range(m):
+                memcpy(x_rows + r * n_in, X + order[start + r] * n_in,
+                       n_in * sizeof(floating))
+                memcpy(t_rows + r * n_out, T + order[start + r] * n_out,
+                       n_out * sizeof(floating))
+            xb = x_rows
+            tb = t_rows
+        else:
+            xb = X + start * n_in
+            tb = T + start * n_out
+        forward_pass(xb, m, params, sizes, acts, n_layers, work)
+        J = backward_pass(xb, tb, m, params, grad, sizes, acts, n_layers,
+                          loss, l2, work)
+        if not isfinite(J):
+            return 1
+        loss_sum[0] += J * m
+        rows_done[0] += m
+        sgd_step(params, grad, velocity, n_params, lr, momentum, nesterov)
+        start += m
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Python-callable twins. They trust the Python layer for shapes and codes.
+# ---------------------------------------------------------------------------
+
+def set_blas_min_flops(Py_ssize_t flops):
+    """Set the multiply-add count from which gemm goes to BLAS; return the old.
+
+    Tests use it to run both the loop and the BLAS paths on small shapes.
+    """
+    global BLAS_MIN_FLOPS
+    old = BLAS_MIN_FLOPS
+    BLAS_MIN_FLOPS = flops
+    return old
+
+
+def workspace_size(const int[::1] sizes, Py_ssize_t rows):
+    """Number of scalars of workspace for ``rows`` rows of a network."""
+    return _workspace_size(&sizes[0], <int>sizes.shape[0] - 1, rows)
+
+
+def dense_forward(const floating[:, ::1] z_prev, const floating[:, ::1] W,
+                  const floating[::1] b, floating[:, ::1] a):
+    """a = z_prev . W + b (pre-activation of one layer)."""
+    cdef Py_ssize_t r, m = z_prev.shape[0], n_out = W.shape[1]
+    with nogil:
+        for r in range(m):
+            memcpy(&a[r, 0], &b[0], n_out * sizeof(floating))
+        gemm_nn(<int>m, <int>n_out, <int>W.shape[0], &z_prev[0, 0], &W[0, 0],
+                &a[0, 0])
+
+
+def activate(const floating[:, ::1] a, floating[:, ::1] z, int kind):
+    """z = f(a) for the activation code ``kind``."""
+    with nogil:
+        activate_rows(&a[0, 0], &z[0, 0], a.shape[0], a.shape[1], kind)
+
+
+def activation_derivative(const floating[:, ::1] z, floating[:, ::1] out,
+                          int kind):
+    """out = f'(a), written through the outputs z = f(a)."""
+    cdef Py_ssize_t i, size = z.shape[0] * z.shape[1]
+    with nogil:
+        for i in range(size):
+            (&out[0, 0])[i] = 1
+        multiply_derivative(&z[0, 0], &out[0, 0], size, kind)
+
+
+def loss_output_delta(const floating[:, ::1] a_out, const floating[:, ::1] z_out,
+                      const floating[:, ::1] T, floating[:, ::1] delta,
+                      int loss, int kind):
+    """Write delta_out = dJ/da_out and return the data term of J."""
+    cdef double J
+    with nogil:
+        J = output_delta(&a_out[0, 0], &z_out[0, 0], &T[0, 0], &delta[0, 0],
+                         a_out.shape[0], a_out.shape[1], loss, kind)
+    return J
+
+
+def backprop_delta(const floating[:, ::1] delta_next,
+                   const floating[:, ::1] W_next, const floating[:, ::1] z,
+                   int kind, floating[:, ::1] delta):
+    """delta = (delta_next . W_next^T) * f'(a), f' taken from z = f(a)."""
+    cdef Py_ssize_t m = delta_next.shape[0], n = W_next.shape[0]
+    with nogil:
+        memset(&delta[0, 0], 0, m * n * sizeof(floating))
+        gemm_nt(<int>m, <int>n, <int>W_next.shape[1], &delta_next[0, 0],
+                &W_next[0, 0], &delta[0, 0])
+        multiply_derivative(&z[0, 0], &delta[0, 0], m * n, kind)
+
+
+def layer_gradients(const floating[:, ::1] z_prev, const floating[:, ::1] delta,
+                    const floating[:, ::1] W, double l2_over_m,
+                    floating[:, ::1] dW, floating[::1] db):
+    """dW = z_prev^T . delta + (l2/m) W and db = column sums of delta."""
+    cdef Py_ssize_t i, r, j, n_in = W.shape[0], n_out = W.shape[1]
+    cdef Py_ssize_t m = delta.shape[0]
+    with nogil:
+        for i in range(n_in * n_out):
+            (&dW[0, 0])[i] = <floating>(l2_over_m * (&W[0, 0])[i])
+        gemm_tn(<int>n_in, <int>n_out, <int>m, &z_prev[0, 0], &delta[0, 0],
+                &dW[0, 0])
+        for j in range(n_out):
+            db[j] = 0
+        for r in range(m):
+            for j in range(n_out):
+                db[j] += delta[r, j]
+
+
+def sgd_update(floating[::1] params, const floating[::1] grad,
+               floating[::1] velocity, double lr, double momentum,
+               bint nesterov):
+    """One SGD step on a flat parameter vector (velocity updated in place)."""
+    with nogil:
+        sgd_step(&params[0], &grad[0], &velocity[0], params.shape[0], lr,
+                 momentum, nesterov)
+
+
+def network_predict(const floating[:, ::1] X, const floating[::1] params,
+                    const int[::1] sizes, const int[::1] acts,
+                    floating[::1] work, floating[:, ::1] out):
+    """out = network output for X; work holds X.shape[0] rows of workspace."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t l, m = X.shape[0], z_off = 0
+    for l in range(1, n_layers):
+        z_off += m * sizes[l]
+    with nogil:
+        forward_pass(&X[0, 0], m, &params[0], &sizes[0], &acts[0], n_layers,
+                     &work[0])
+        memcpy(&out[0, 0], &work[z_off], m * sizes[n_layers] * sizeof(floating))
+
+
+def network_loss(const floating[:, ::1] X, const floating[:, ::1] T,
+                 const floating[::1] params, const int[::1] sizes,
+                 const int[::1] acts, int loss, double l2,
+                 floating[::1] work, floating[::1] grad):
+    """Return J for (X, T) and write dJ/dparams into grad."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef double J
+    with nogil:
+        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
+                     n_layers, &work[0])
+        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
+                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
+                          &work[0])
+    return J
+
+
+def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
+                const Py_ssize_t[::1] order, Py_ssize_t batch_size,
+                floating[::1] params, floating[::1] grad,
+                floating[::1] velocity, const int[::1] sizes,
+                const int[::1] acts, int loss, double l2, double lr,
+                double momentum, bint nesterov, floating[::1] work):
+    """Run one epoch of minibatch SGD without the GIL.
+
+    ``order`` is a permutation of the rows, or empty for in-order batches.
+    Returns ``(status, loss_sum, rows_done)``: status 1 means a batch loss
+    was not finite and training stopped before that batch's update.
+    """
+    cdef int status, n_layers = <int>sizes.shape[0] - 1
+    cdef double loss_sum = 0
+    cdef Py_ssize_t rows_done = 0
+    cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
+    with nogil:
+        status = train_epoch_kernel(
+            &X[0, 0], &T[0, 0], X.shape[0], order_ptr, batch_size,
+            &params[0], &grad[0], &velocity[0], params.shape[0], &sizes[0],
+            &acts[0], n_layers, loss, l2, lr, momentum, nesterov, &work[0],
+            &loss_sum, &rows_done)
+    return status, loss_sum, rows_done

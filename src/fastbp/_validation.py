@@ -1,0 +1,129 @@
+"""The one place where user input becomes C-contiguous float arrays, or an error.
+
+Every public entry point passes its arrays and scalars through here before any
+compiled kernel sees them: the kernels do no checking of their own.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def check_dtype(dtype) -> np.dtype:
+    """Return ``np.float32`` or ``np.float64`` for a dtype name or object."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in FLOAT_DTYPES or isinstance(dtype, bool):
+        raise ValueError(f"unknown dtype {dtype!r}: use 'float32' or 'float64'")
+    return FLOAT_DTYPES[resolved.name]
+
+
+def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
+              allow_vector: bool = False) -> np.ndarray:
+    """Convert ``data`` to a finite, C-contiguous 2-D array of ``dtype``.
+
+    Strided, Fortran-order, read-only and integer input is copied into a
+    fresh array; a C-contiguous array of the right dtype is used as is.
+    ``allow_vector`` lets a 1-D array stand for a single column.
+    """
+    if isinstance(data, np.ndarray):
+        array = data
+    else:
+        try:
+            array = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        if array.dtype.kind == "O":
+            try:
+                array = array.astype(np.float64)
+            except (ValueError, TypeError):
+                raise TypeError(f"{name} holds non-numeric values") from None
+        else:
+            raise TypeError(
+                f"{name} must hold numbers, got dtype {array.dtype} "
+                "(strings, complex and datetime data are not accepted)"
+            )
+    if array.ndim == 1 and allow_vector and n_columns in (None, 1):
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        hint = " (reshape a single sample with X.reshape(1, -1))" if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be a 2-D array, got {array.ndim}-D with shape {array.shape}{hint}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {array.shape}")
+    if n_columns is not None and array.shape[1] != n_columns:
+        raise ValueError(f"{name} has {array.shape[1]} columns, the network expects {n_columns}")
+    if array.dtype.kind == "f" and array.dtype.itemsize > 8:
+        # long double: check before narrowing so overflow is reported as such
+        _check_finite(array, name)
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = np.ascontiguousarray(array, dtype=dtype)
+    _check_finite(converted, name, original=array)
+    return converted
+
+
+def _check_finite(array: np.ndarray, name: str, original: np.ndarray | None = None) -> None:
+    if array.dtype.kind != "f":
+        return
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    bad = int(np.count_nonzero(~finite))
+    row, col = np.argwhere(~finite)[0]
+    if original is not None and original.dtype.kind in "biuf" and np.isfinite(original[row, col]):
+        raise ValueError(
+            f"{name}[{row}, {col}] = {original[row, col]!r} overflows {array.dtype}; "
+            f"{bad} value(s) do not fit"
+        )
+    raise ValueError(f"{name} contains {bad} NaN or infinite value(s), first at [{row}, {col}]")
+
+
+def check_rows_match(X: np.ndarray, Y: np.ndarray) -> None:
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+
+
+def check_int(value, name: str, minimum: int) -> int:
+    """An integral number (not bool) that is at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_float(value, name: str, minimum: float | None = None, strict: bool = False,
+                maximum: float | None = None, strict_max: bool = False) -> float:
+    """A finite real number within the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value < minimum or (strict and value == minimum)):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum}, got {value}")
+    if maximum is not None and (value > maximum or (strict_max and value == maximum)):
+        relation = "<" if strict_max else "<="
+        raise ValueError(f"{name} must be {relation} {maximum}, got {value}")
+    return value
+
+
+def check_seed(seed, name: str = "seed"):
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    return check_int(seed, name, 0)
+
+
+def check_choice(value, choices, what: str) -> str:
+    """``value`` must be one of the names in ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {sorted(choices)}")
+    return value

@@ -1,0 +1,97 @@
+"""Save and load networks as ``.npz``: atomic writes, no pickles, checked reads."""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_KEYS = {"format_version", "sizes", "activations", "output_activation", "dtype", "params"}
+
+
+def save(network, path) -> None:
+    """Write ``network`` to ``path`` in fastbp's ``.npz`` format.
+
+    The file is written to a temporary file in the same folder and then moved
+    over ``path`` with :func:`os.replace`, so a crash never leaves a half file.
+    The path is used exactly as given (no suffix is added).
+
+    Parameters
+    ----------
+    network : fastbp.Network
+    path : str or os.PathLike
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(
+                handle,
+                format_version=np.array(FORMAT_VERSION),
+                sizes=np.asarray(network.sizes, dtype=np.int64),
+                activations=np.asarray(network.activations, dtype=str).reshape(-1),
+                output_activation=np.array(network.output_activation),
+                dtype=np.array(network.dtype.name),
+                params=network._params,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Read a network written by :meth:`fastbp.Network.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    fastbp.Network
+        In the dtype it was saved in.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If the file is cut, damaged, of a newer format or not a fastbp model;
+        the message names the file.
+    """
+    from .network import Network
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such model file: {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = _KEYS - set(archive.files)
+            if missing:
+                raise ValueError(f"missing entries {sorted(missing)}")
+            fields = {key: archive[key] for key in _KEYS}
+        version = int(fields["format_version"])
+        if version > FORMAT_VERSION:
+            raise ValueError(f"format version {version} is newer than this fastbp reads ({FORMAT_VERSION})")
+        sizes = [int(s) for s in fields["sizes"]]
+        activations = [str(a) for a in fields["activations"]]
+        net = Network(sizes, activation=activations, output_activation=str(fields["output_activation"]),
+                      dtype=str(fields["dtype"]))
+        params = fields["params"]
+        if params.shape != net._params.shape or params.dtype != net.dtype:
+            raise ValueError(f"parameters have shape {params.shape} and dtype {params.dtype}, "
+                             f"expected {net._params.shape} and {net.dtype}")
+        if not np.isfinite(params).all():
+            raise ValueError("parameters contain NaN or infinite values")
+        net._params[...] = params
+        return net
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from exc

@@ -1,0 +1,61 @@
+"""Loss functions: names, their output pairing and the checks on targets.
+
+m is the number of rows in a batch, y = f(x) the network output, t the target.
+
+``"mse"``
+    J = 1/(2m) · Σ_i ‖y_i − t_i‖². Works with any output activation.
+``"bce"``
+    J = −1/m · Σ_i Σ_k [t log y + (1−t) log(1−y)], sigmoid outputs only,
+    targets in [0, 1] (multi-label is fine). δ_out = (y − t)/m.
+    Computed from the pre-activation a as softplus(a) − t·a, so it never
+    overflows.
+``"cross_entropy"``
+    J = −1/m · Σ_i Σ_k t_ik · log softmax(a_i)_k, softmax outputs only,
+    targets are probability rows (non-negative, summing to 1).
+    δ_out = (p − t)/m. Computed with log-sum-exp.
+
+An ``l2=λ`` penalty adds λ/(2m) · Σ_l ‖W^(l)‖²_F; biases are not penalised.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_choice
+
+#: loss name -> kernel code (mirrors the enum in csrc/_kernels.pyx)
+LOSSES = {"mse": 0, "bce": 1, "cross_entropy": 2}
+
+#: the output activation each loss needs (None: any)
+REQUIRED_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}
+
+
+def check_loss(loss: str, output_activation: str) -> int:
+    """Validate a loss name against the network's output; return its code."""
+    check_choice(loss, LOSSES, "loss")
+    required = REQUIRED_OUTPUT[loss]
+    if required is not None and output_activation != required:
+        raise ValueError(
+            f"loss {loss!r} needs output_activation={required!r}, "
+            f"but this network's output activation is {output_activation!r}"
+        )
+    return LOSSES[loss]
+
+
+def check_targets(Y: np.ndarray, loss: str) -> None:
+    """Raise ``ValueError`` if the targets do not suit the loss."""
+    if loss in ("bce", "cross_entropy"):
+        low, high = Y.min(), Y.max()
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"{loss} targets must lie in [0, 1]; found values from {low} to {high}"
+            )
+    if loss == "cross_entropy":
+        sums = Y.sum(axis=1, dtype=np.float64)
+        tolerance = 100 * np.finfo(Y.dtype).eps * Y.shape[1]
+        bad = np.flatnonzero(np.abs(sums - 1) > tolerance)
+        if bad.size:
+            raise ValueError(
+                "cross_entropy targets must be probability rows summing to 1 "
+                f"(e.g. one-hot); row {bad[0]} sums to {sums[bad[0]]} "
+                f"({bad.size} such rows)"
+            )

@@ -1,0 +1,394 @@
+"""The :class:`Network`: parameters, predict, loss, gradients and fit.
+
+Every method validates its input here, then hands C-contiguous arrays to the
+compiled kernels in :mod:`fastbp._kernels`.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+
+from . import _kernels
+from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
+                          check_rows_match, check_seed)
+from .losses import check_loss, check_targets
+from .optim import SGD
+
+#: activation name -> kernel code (mirrors the enum in csrc/_kernels.pyx)
+ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
+HIDDEN_ACTIVATIONS = {name: code for name, code in ACTIVATIONS.items() if name != "softmax"}
+
+#: the kernels keep per-layer offsets on the stack
+MAX_LAYERS = 63
+#: rows per kernel call in predict and loss, to bound the workspace
+CHUNK_ROWS = 4096
+
+
+class TrainingDiverged(ValueError, FloatingPointError):
+    """The loss or the weights became NaN or infinite during :meth:`Network.fit`.
+
+    The network keeps the last finite weights. ``history`` holds the losses of
+    the epochs that completed.
+    """
+
+    def __init__(self, message: str, history: dict):
+        super().__init__(message)
+        self.history = history
+
+
+class Network:
+    """A dense feed-forward network trained by backpropagation.
+
+    Layer l computes a = z_prev · W + b and z = f(a), with ``W`` of shape
+    (sizes[l], sizes[l+1]).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Widths of the layers, input first, output last (at least two).
+    activation : str or sequence of str, default="sigmoid"
+        Hidden activation: one of "sigmoid", "tanh", "relu", "identity", or a
+        list with one name per hidden layer.
+    output_activation : str, default="sigmoid"
+        One of "sigmoid", "tanh", "relu", "identity", "softmax".
+    dtype : {"float32", "float64"}, default="float64"
+        Precision of parameters and computation; inputs are converted to it.
+    seed : int or None, default=None
+        Seed of the weight initialisation (Glorot uniform; biases start at 0).
+
+    Examples
+    --------
+    >>> import fastbp, numpy as np
+    >>> net = fastbp.Network([2, 3, 1], seed=0)
+    >>> net.predict(np.zeros((4, 2))).shape
+    (4, 1)
+    """
+
+    def __init__(self, sizes, activation="sigmoid", output_activation="sigmoid",
+                 dtype="float64", seed=None):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+            raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
+        sizes = tuple(check_int(s, f"sizes[{i}]", 1) for i, s in enumerate(sizes))
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
+        if len(sizes) - 1 > MAX_LAYERS:
+            raise ValueError(f"at most {MAX_LAYERS} layers are supported, got {len(sizes) - 1}")
+        n_hidden = len(sizes) - 2
+        if isinstance(activation, str):
+            hidden = (activation,) * n_hidden
+            check_choice(activation, HIDDEN_ACTIVATIONS, "hidden activation")
+        else:
+            hidden = tuple(activation)
+            if len(hidden) != n_hidden:
+                raise ValueError(
+                    f"activation lists {len(hidden)} names but the network has {n_hidden} hidden layers"
+                )
+            for name in hidden:
+                check_choice(name, HIDDEN_ACTIVATIONS, "hidden activation")
+        check_choice(output_activation, ACTIVATIONS, "output activation")
+        self.sizes = sizes
+        self.activations = hidden
+        self.output_activation = output_activation
+        self.dtype = check_dtype(dtype)
+        self._sizes = np.asarray(sizes, dtype=np.intc)
+        self._acts = np.asarray([ACTIVATIONS[a] for a in hidden + (output_activation,)],
+                                dtype=np.intc)
+        self._params = np.zeros(sum((a + 1) * b for a, b in zip(sizes, sizes[1:])), self.dtype)
+        self._fit_lock = threading.Lock()
+        self._init_weights(check_seed(seed))
+
+    # -- parameters ---------------------------------------------------------
+
+    def _layer_views(self, flat: np.ndarray):
+        """(W, b) views of each layer inside a flat parameter-shaped vector."""
+        views, offset = [], 0
+        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
+            W = flat[offset:offset + n_in * n_out].reshape(n_in, n_out)
+            offset += n_in * n_out
+            b = flat[offset:offset + n_out]
+            offset += n_out
+            views.append((W, b))
+        return views
+
+    def _init_weights(self, seed) -> None:
+        rng = np.random.default_rng(seed)
+        for (W, b), act in zip(self._layer_views(self._params), self._acts):
+            n_in, n_out = W.shape
+            # Glorot uniform; sigmoid's gentler slope takes a smaller range
+            factor = 2.0 if act == ACTIVATIONS["sigmoid"] else 6.0
+            bound = math.sqrt(factor / (n_in + n_out))
+            W[...] = rng.uniform(-bound, bound, size=W.shape)
+            b[...] = 0
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers (len(sizes) - 1)."""
+        return len(self.sizes) - 1
+
+    @property
+    def n_params(self) -> int:
+        """Total number of weights and biases."""
+        return self._params.size
+
+    @property
+    def weights(self) -> list:
+        """Copies of the weight matrices; ``weights[l].shape == (sizes[l], sizes[l+1])``."""
+        return [W.copy() for W, _ in self._layer_views(self._params)]
+
+    @property
+    def biases(self) -> list:
+        """Copies of the bias vectors; ``biases[l].shape == (sizes[l+1],)``."""
+        return [b.copy() for _, b in self._layer_views(self._params)]
+
+    def set_weights(self, weights, biases) -> None:
+        """Replace all weights and biases with validated copies.
+
+        Parameters
+        ----------
+        weights : sequence of array_like
+            One (sizes[l], sizes[l+1]) matrix per layer.
+        biases : sequence of array_like
+            One (sizes[l+1],) vector per layer.
+
+        Raises
+        ------
+        ValueError
+            On a wrong count or shape, or non-finite values. Nothing is changed then.
+        """
+        weights, biases = list(weights), list(biases)
+        if len(weights) != self.n_layers or len(biases) != self.n_layers:
+            raise ValueError(
+                f"expected {self.n_layers} weight matrices and bias vectors, "
+                f"got {len(weights)} and {len(biases)}"
+            )
+        new = np.empty_like(self._params)
+        for l, ((W, b), W_in, b_in) in enumerate(zip(self._layer_views(new), weights, biases)):
+            for name, given, target in ((f"weights[{l}]", W_in, W), (f"biases[{l}]", b_in, b)):
+                if np.shape(given) != target.shape:
+                    raise ValueError(f"{name} has shape {np.shape(given)}, expected {target.shape}")
+                target[...] = as_matrix(np.reshape(given, (-1, target.shape[-1])), self.dtype,
+                                        name).reshape(target.shape)
+        self._params[...] = new
+
+    # -- evaluation ---------------------------------------------------------
+
+    def _check_X(self, X) -> np.ndarray:
+        return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0])
+
+    def _check_XY(self, X, Y, loss: str) -> tuple:
+        X = self._check_X(X)
+        Y = as_matrix(Y, self.dtype, "Y", n_columns=self.sizes[-1], allow_vector=True)
+        check_rows_match(X, Y)
+        check_targets(Y, loss)
+        return X, Y
+
+    def predict(self, X) -> np.ndarray:
+        """Network outputs for the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array_like of shape (m, sizes[0])
+
+        Returns
+        -------
+        ndarray of shape (m, sizes[-1]) and the network's dtype
+        """
+        X = self._check_X(X)
+        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        rows = min(X.shape[0], CHUNK_ROWS)
+        work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
+        for start in range(0, X.shape[0], rows):
+            stop = min(start + rows, X.shape[0])
+            _kernels.network_predict(X[start:stop], self._params, self._sizes, self._acts,
+                                     work, out[start:stop])
+        return out
+
+    def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
+        """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
+
+        Parameters
+        ----------
+        X : array_like of shape (m, sizes[0])
+        Y : array_like of shape (m, sizes[-1])
+        loss : {"mse", "bce", "cross_entropy"}
+        l2 : float, default=0.0
+            λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
+
+        Returns
+        -------
+        float
+        """
+        code = check_loss(loss, self.output_activation)
+        l2 = check_float(l2, "l2", minimum=0.0)
+        X, Y = self._check_XY(X, Y, loss)
+        m = X.shape[0]
+        rows = min(m, CHUNK_ROWS)
+        work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
+        grad = np.empty_like(self._params)
+        total = 0.0
+        for start in range(0, m, rows):
+            stop = min(start + rows, m)
+            total += (stop - start) * _kernels.network_loss(
+                X[start:stop], Y[start:stop], self._params, self._sizes, self._acts,
+                code, 0.0, work, grad)
+        penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(self._params))
+        return total / m + 0.5 * l2 / m * penalty
+
+    def gradients(self, X, Y, loss: str = "mse", l2: float = 0.0) -> tuple:
+        """Gradients of :meth:`loss` with respect to the weights and biases.
+
+        Returns
+        -------
+        dW : list of ndarray, shaped like :attr:`weights`
+        db : list of ndarray, shaped like :attr:`biases`
+        """
+        code = check_loss(loss, self.output_activation)
+        l2 = check_float(l2, "l2", minimum=0.0)
+        X, Y = self._check_XY(X, Y, loss)
+        grad = self._flat_gradient(X, Y, code, l2)[1]
+        views = self._layer_views(grad)
+        return [W for W, _ in views], [b for _, b in views]
+
+    def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
+        """(J, flat gradient) on validated arrays."""
+        work = np.empty(_kernels.workspace_size(self._sizes, X.shape[0]), self.dtype)
+        grad = np.empty_like(self._params)
+        J = _kernels.network_loss(X, Y, self._params, self._sizes, self._acts, code, l2, work, grad)
+        return J, grad
+
+    # -- training -----------------------------------------------------------
+
+    def fit(self, X, Y, loss: str = "mse", optimizer=None, epochs: int = 1,
+            batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
+            verbose: bool = False) -> dict:
+        """Train by minibatch SGD, one compiled call per epoch.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, sizes[0])
+        Y : array_like of shape (n, sizes[-1])
+            Targets; a 1-D array is taken as one column when sizes[-1] == 1.
+        loss : {"mse", "bce", "cross_entropy"}, default="mse"
+        optimizer : SGD, optional
+            Defaults to ``SGD(lr=0.1)``. Its velocity state persists across fits.
+        epochs : int, default=1
+        batch_size : int, default=32
+            Rows per update; 1 is per-sample SGD, ``n`` or more is full batch.
+            When it does not divide n, the last batch is smaller and its
+            gradient is the mean over its own rows.
+        shuffle : bool, default=True
+            Visit the rows in a fresh random order each epoch; else in order.
+        seed : int or None
+            Seed of the shuffling.
+        l2 : float, default=0.0
+            λ of the penalty λ/(2m)·Σ‖W‖², m being each batch's row count.
+        verbose : bool, default=False
+            Print the loss after every epoch.
+
+        Returns
+        -------
+        dict
+            ``"loss"``: per epoch, the row-weighted mean of the minibatch
+            objectives J (L2 included), each taken before its update;
+            ``"seconds"``: wall time per epoch.
+
+        Raises
+        ------
+        TrainingDiverged
+            When the loss or the weights stop being finite. The network keeps
+            the last finite weights (the ones before the failing batch, or, if
+            those are not finite, the ones at the start of that epoch).
+        """
+        code = check_loss(loss, self.output_activation)
+        optimizer = SGD() if optimizer is None else optimizer
+        if not isinstance(optimizer, SGD):
+            raise TypeError(f"optimizer must be a fastbp.SGD, got {type(optimizer).__name__}")
+        epochs = check_int(epochs, "epochs", 1)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        rng = np.random.default_rng(check_seed(seed))
+        l2 = check_float(l2, "l2", minimum=0.0)
+        X, Y = self._check_XY(X, Y, loss)
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError("fit is already running on this network in another thread")
+        try:
+            return self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size, shuffle, rng,
+                                    verbose)
+        finally:
+            self._fit_lock.release()
+
+    def _fit_epochs(self, X, Y, code, l2, optimizer, epochs, batch_size, shuffle, rng, verbose):
+        n = X.shape[0]
+        # all workspace is allocated once per fit, never per batch
+        work = np.empty(_kernels.workspace_size(self._sizes, batch_size), self.dtype)
+        grad = np.empty_like(self._params)
+        velocity = optimizer.velocity(self)
+        epoch_start = np.empty_like(self._params)
+        velocity_start = np.empty_like(velocity)
+        no_order = np.empty(0, dtype=np.intp)
+        history = {"loss": [], "seconds": []}
+        for epoch in range(epochs):
+            order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else no_order
+            np.copyto(epoch_start, self._params)
+            np.copyto(velocity_start, velocity)
+            started = time.perf_counter()
+            status, loss_sum, rows_done = _kernels.train_epoch(
+                X, Y, order, batch_size, self._params, grad, velocity, self._sizes, self._acts,
+                code, l2, optimizer.lr, optimizer.momentum, optimizer.nesterov, work)
+            elapsed = time.perf_counter() - started
+            weights_finite = bool(np.isfinite(self._params).all())
+            if status != 0 or not weights_finite:
+                if not weights_finite:
+                    np.copyto(self._params, epoch_start)
+                    np.copyto(velocity, velocity_start)
+                where = (f"at rows {rows_done}..{min(rows_done + batch_size, n) - 1} of the epoch"
+                         if status != 0 else "in the weights")
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: the loss became non-finite {where} "
+                    f"(last finite epoch loss: {history['loss'][-1] if history['loss'] else 'none'}); "
+                    "the last finite weights were kept. Try a smaller learning rate or scaled inputs.",
+                    history,
+                )
+            history["loss"].append(loss_sum / n)
+            history["seconds"].append(elapsed)
+            if verbose:
+                print(f"epoch {epoch + 1}/{epochs}  loss {loss_sum / n:.6g}  ({elapsed:.3g} s)")
+        return history
+
+    # -- persistence --------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the network to ``path`` as ``.npz`` (atomically); see :func:`fastbp.load`."""
+        from .io import save
+        save(self, path)
+
+    def copy(self) -> "Network":
+        """An independent copy with the same architecture and parameters."""
+        clone = Network.__new__(Network)
+        clone.__dict__.update(self.__dict__)
+        clone._params = self._params.copy()
+        clone._fit_lock = threading.Lock()
+        return clone
+
+    def astype(self, dtype) -> "Network":
+        """A copy of this network in another dtype ("float32" or "float64")."""
+        dtype = check_dtype(dtype)
+        clone = self.copy()
+        clone.dtype = dtype
+        clone._params = self._params.astype(dtype)
+        if not np.isfinite(clone._params).all():
+            raise ValueError(f"the parameters overflow {dtype}")
+        return clone
+
+    def __repr__(self) -> str:
+        hidden = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
+        return (f"Network({list(self.sizes)}, activation={hidden!r}, "
+                f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
+

@@ -1,0 +1,45 @@
+"""Shared test helpers: random networks and dtype-aware comparisons."""
+import numpy as np
+import pytest
+
+import fastbp
+
+RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+HIDDEN = ["sigmoid", "tanh", "relu", "identity"]
+# every loss with each output activation it accepts
+LOSS_OUTPUTS = [("mse", out) for out in ["sigmoid", "tanh", "relu", "identity", "softmax"]] + [
+    ("bce", "sigmoid"), ("cross_entropy", "softmax")]
+
+
+def assert_close(actual, expected, dtype=np.float64, rtol=None):
+    """Relative comparison; entries near zero are judged against the array's scale."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    rtol = RTOL[np.dtype(dtype).type] if rtol is None else rtol
+    scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, 1e-300)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+def targets(rng, loss, m, n, dtype=np.float64):
+    """Random targets valid for ``loss``."""
+    if loss == "cross_entropy":
+        return np.eye(n, dtype=dtype)[rng.integers(0, n, m)]
+    if loss == "bce":
+        return rng.uniform(0, 1, (m, n)).astype(dtype)
+    return rng.normal(size=(m, n)).astype(dtype)
+
+
+def as_lists(net):
+    """A network's parameters and activations in the reference's list form."""
+    return ([W.astype(np.float64).tolist() for W in net.weights],
+            [b.astype(np.float64).tolist() for b in net.biases],
+            list(net.activations) + [net.output_activation])
+
+
+def random_network(rng, sizes, hidden, output, dtype="float64"):
+    net = fastbp.Network(sizes, activation=hidden, output_activation=output, dtype=dtype,
+                         seed=int(rng.integers(1 << 30)))
+    # non-zero biases so their gradients are exercised too
+    net.set_weights(net.weights, [rng.normal(scale=0.3, size=b.shape) for b in net.biases])
+    return net

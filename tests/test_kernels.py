@@ -1,0 +1,136 @@
+"""Each compiled kernel's Python twin against fastbp.reference on random shapes."""
+import numpy as np
+import pytest
+from helpers import HIDDEN, assert_close, targets
+
+from fastbp import ACTIVATIONS, LOSSES, _kernels, reference
+
+DTYPES = [np.float64, np.float32]
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 4, 9), (13, 33, 17), (64, 40, 70)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n_in,n_out", SHAPES)
+def test_dense_forward(gemm_path, rng, dtype, m, n_in, n_out):
+    z_prev = rng.normal(size=(m, n_in)).astype(dtype)
+    W = rng.normal(size=(n_in, n_out)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    a = np.empty((m, n_out), dtype)
+    _kernels.dense_forward(z_prev, W, b, a)
+    expected = [reference.neuron_inputs(W.tolist(), b.tolist(), row) for row in z_prev.tolist()]
+    assert_close(a, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_matches_reference(rng, dtype, name):
+    a = (rng.normal(size=(6, 5)) * 4).astype(dtype)
+    a[0, :3] = [0.0, 30.0, -30.0]
+    z = np.empty_like(a)
+    _kernels.activate(a, z, ACTIVATIONS[name])
+    assert_close(z, [reference.activate(name, row) for row in a.tolist()], dtype)
+
+
+@pytest.mark.parametrize("dtype,big", [(np.float64, 1e300), (np.float32, 3e38)])
+def test_sigmoid_and_softmax_never_overflow(dtype, big):
+    a = np.array([[big, -big, 0.0, 800.0, -800.0]], dtype)
+    z = np.empty_like(a)
+    with np.errstate(all="raise"):
+        _kernels.activate(a, z, ACTIVATIONS["sigmoid"])
+    assert np.all(np.isfinite(z))
+    np.testing.assert_array_equal(z[0, [0, 1, 2]], [1.0, 0.0, 0.5])
+    _kernels.activate(a, z, ACTIVATIONS["softmax"])
+    assert np.all(np.isfinite(z)) and abs(z.sum() - 1) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", HIDDEN)
+def test_activation_derivative_from_outputs(rng, dtype, name):
+    a = rng.normal(size=(7, 3)).astype(dtype)
+    z = np.empty_like(a)
+    _kernels.activate(a, z, ACTIVATIONS[name])
+    out = np.empty_like(z)
+    _kernels.activation_derivative(z, out, ACTIVATIONS[name])
+    assert_close(out, [[reference.DERIVATIVES[name](v) for v in row] for row in z.tolist()], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss,output", [("mse", o) for o in ACTIVATIONS]
+                         + [("bce", "sigmoid"), ("cross_entropy", "softmax")])
+def test_loss_and_output_delta(rng, dtype, loss, output):
+    m, n = 9, 4
+    a = (rng.normal(size=(m, n)) * 3).astype(dtype)
+    z = np.empty_like(a)
+    _kernels.activate(a, z, ACTIVATIONS[output])
+    T = targets(rng, loss, m, n, dtype)
+    delta = np.empty_like(a)
+    J = _kernels.loss_output_delta(a, z, T, delta, LOSSES[loss], ACTIVATIONS[output])
+    # the reference takes z computed by itself from a
+    z_ref = [reference.activate(output, row) for row in a.tolist()]
+    J_ref = sum(reference.sample_loss(loss, a_row, z_row, t_row)
+                for a_row, z_row, t_row in zip(a.tolist(), z_ref, T.tolist())) / m
+    delta_ref = [reference.output_delta(loss, output, z_row, t_row, m)
+                 for z_row, t_row in zip(z_ref, T.tolist())]
+    assert_close(J, J_ref, dtype)
+    assert_close(delta, delta_ref, dtype)
+
+
+@pytest.mark.parametrize("loss,output", [("bce", "sigmoid"), ("cross_entropy", "softmax")])
+def test_log_losses_are_finite_at_huge_preactivations(loss, output):
+    a = np.array([[1e300, -1e300, 0.0], [-1e300, 1e300, 5.0]])
+    z = np.empty_like(a)
+    _kernels.activate(a, z, ACTIVATIONS[output])
+    T = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    delta = np.empty_like(a)
+    J = _kernels.loss_output_delta(a, z, T, delta, LOSSES[loss], ACTIVATIONS[output])
+    assert np.isfinite(J) and np.all(np.isfinite(delta))
+    # the second row is confidently wrong by 2e300: the loss says so
+    assert J > 1e299
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,n_next", SHAPES)
+@pytest.mark.parametrize("name", HIDDEN)
+def test_backprop_delta(gemm_path, rng, dtype, m, n, n_next, name):
+    delta_next = rng.normal(size=(m, n_next)).astype(dtype)
+    W_next = rng.normal(size=(n, n_next)).astype(dtype)
+    a = rng.normal(size=(m, n)).astype(dtype)
+    z = np.empty_like(a)
+    _kernels.activate(a, z, ACTIVATIONS[name])
+    delta = np.empty((m, n), dtype)
+    _kernels.backprop_delta(delta_next, W_next, z, ACTIVATIONS[name], delta)
+    expected = [reference.backprop(W_next.tolist(), d, zr, name)
+                for d, zr in zip(delta_next.tolist(), z.tolist())]
+    assert_close(delta, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n_in,n_out", SHAPES)
+@pytest.mark.parametrize("l2", [0.0, 0.7])
+def test_layer_gradients(gemm_path, rng, dtype, m, n_in, n_out, l2):
+    z_prev = rng.normal(size=(m, n_in)).astype(dtype)
+    delta = rng.normal(size=(m, n_out)).astype(dtype)
+    W = rng.normal(size=(n_in, n_out)).astype(dtype)
+    dW = np.empty_like(W)
+    db = np.empty(n_out, dtype)
+    _kernels.layer_gradients(z_prev, delta, W, l2 / m, dW, db)
+    dW_ref, db_ref = reference.layer_gradient(z_prev.tolist(), delta.tolist(), W.tolist(), l2, m)
+    assert_close(dW, dW_ref, dtype)
+    assert_close(db, db_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_update(rng, dtype, momentum, nesterov):
+    params = rng.normal(size=23).astype(dtype)
+    grad = rng.normal(size=23).astype(dtype)
+    velocity = rng.normal(size=23).astype(dtype)
+    P, G, V = [params.tolist()], [grad.tolist()], [velocity.tolist()]
+    for _ in range(3):  # several steps, so the velocity carries over
+        _kernels.sgd_update(params, grad, velocity, 0.05, momentum, nesterov)
+        # the reference steps one "layer" whose matrix is P (no biases)
+        V = reference.sgd_step([P], [], [G], [], 0.05, momentum, nesterov, [V])
+        V = V[0]
+    assert_close(params, P[0], dtype)
+    if momentum:
+        assert_close(velocity, V[0], dtype)
