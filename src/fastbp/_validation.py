@@ -41,8 +41,13 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
             raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
     if array.dtype.kind not in "biuf":
         if array.dtype.kind == "O":
+            # numeric strings would convert silently: refuse them like a str array
+            if any(isinstance(v, (str, bytes)) for v in array.flat):
+                raise TypeError(f"{name} holds non-numeric values (strings)")
             try:
                 array = array.astype(np.float64)
+            except OverflowError:
+                raise ValueError(f"{name} holds a number too large for float64") from None
             except (ValueError, TypeError):
                 raise TypeError(f"{name} holds non-numeric values") from None
         else:
@@ -89,13 +94,15 @@ def check_rows_match(X: np.ndarray, Y: np.ndarray) -> None:
         raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
 
 
-def check_int(value, name: str, minimum: int) -> int:
-    """An integral number (not bool) that is at least ``minimum``."""
+def check_int(value, name: str, minimum: int, maximum: int | None = None) -> int:
+    """An integral number (not bool) within [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 

@@ -40,6 +40,10 @@ def save(network, path) -> None:
             )
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp makes the file 0600; give it the usual permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -81,7 +85,7 @@ def load(path):
         version = int(fields["format_version"])
         if version > FORMAT_VERSION:
             raise ValueError(f"format version {version} is newer than this fastbp reads ({FORMAT_VERSION})")
-        sizes = [int(s) for s in fields["sizes"]]
+        sizes = fields["sizes"].tolist()  # floats are refused by Network, not truncated
         activations = [str(a) for a in fields["activations"]]
         net = Network(sizes, activation=activations, output_activation=str(fields["output_activation"]),
                       dtype=str(fields["dtype"]))
@@ -93,5 +97,6 @@ def load(path):
             raise ValueError("parameters contain NaN or infinite values")
         net._params[...] = params
         return net
-    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError, OSError, EOFError, zipfile.BadZipFile,
+            zlib.error) as exc:
         raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from exc

@@ -23,6 +23,7 @@ HIDDEN_ACTIVATIONS = {name: code for name, code in ACTIVATIONS.items() if name !
 
 #: the kernels keep per-layer offsets on the stack
 MAX_LAYERS = 63
+MAX_WIDTH = 2**31 - 1
 #: rows per kernel call in predict and loss, to bound the workspace
 CHUNK_ROWS = 4096
 
@@ -71,7 +72,8 @@ class Network:
                  dtype="float64", seed=None):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
-        sizes = tuple(check_int(s, f"sizes[{i}]", 1) for i, s in enumerate(sizes))
+        # widths go to the kernels as C ints
+        sizes = tuple(check_int(s, f"sizes[{i}]", 1, MAX_WIDTH) for i, s in enumerate(sizes))
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
         if len(sizes) - 1 > MAX_LAYERS:
@@ -298,9 +300,11 @@ class Network:
         Raises
         ------
         TrainingDiverged
-            When the loss or the weights stop being finite. The network keeps
-            the last finite weights (the ones before the failing batch, or, if
-            those are not finite, the ones at the start of that epoch).
+            When the loss or the weights stop being finite. The network then
+            holds the weights it had at the start of the failing epoch, or of
+            the epoch before when the very first batch failed: the newest
+            weights known to give a finite loss. The optimiser's velocity is
+            rolled back with them.
         """
         code = check_loss(loss, self.output_activation)
         optimizer = SGD() if optimizer is None else optimizer
@@ -330,30 +334,36 @@ class Network:
         work = np.empty(_kernels.workspace_size(self._sizes, batch_size), self.dtype)
         grad = np.empty_like(self._params)
         velocity = optimizer.velocity(self)
-        epoch_start = np.empty_like(self._params)
-        velocity_start = np.empty_like(velocity)
+        # snapshots of (params, velocity) at the start of this and the last epoch
+        snapshot, older = (np.empty((2, self._params.size), self.dtype),
+                           np.empty((2, self._params.size), self.dtype))
         no_order = np.empty(0, dtype=np.intp)
         history = {"loss": [], "seconds": []}
         for epoch in range(epochs):
             order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else no_order
-            np.copyto(epoch_start, self._params)
-            np.copyto(velocity_start, velocity)
+            snapshot, older = older, snapshot
+            np.copyto(snapshot[0], self._params)
+            np.copyto(snapshot[1], velocity)
             started = time.perf_counter()
             status, loss_sum, rows_done = _kernels.train_epoch(
                 X, Y, order, batch_size, self._params, grad, velocity, self._sizes, self._acts,
                 code, l2, optimizer.lr, optimizer.momentum, optimizer.nesterov, work)
             elapsed = time.perf_counter() - started
-            weights_finite = bool(np.isfinite(self._params).all())
-            if status != 0 or not weights_finite:
-                if not weights_finite:
-                    np.copyto(self._params, epoch_start)
-                    np.copyto(velocity, velocity_start)
+            if status != 0 or not np.isfinite(self._params).all():
+                # Roll back to the newest snapshot known to give a finite loss:
+                # this epoch's start if its first batch went through, else the
+                # previous epoch's start (whose first batch did).
+                good = snapshot if (rows_done > 0 or status == 0 or epoch == 0) else older
+                np.copyto(self._params, good[0])
+                np.copyto(velocity, good[1])
+                restored = epoch + 1 if good is snapshot else epoch
                 where = (f"at rows {rows_done}..{min(rows_done + batch_size, n) - 1} of the epoch"
                          if status != 0 else "in the weights")
+                last = history["loss"][-1] if history["loss"] else "none"
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch + 1}: the loss became non-finite {where} "
-                    f"(last finite epoch loss: {history['loss'][-1] if history['loss'] else 'none'}); "
-                    "the last finite weights were kept. Try a smaller learning rate or scaled inputs.",
+                    f"(last finite epoch loss: {last}); the weights from the start of epoch "
+                    f"{restored} were restored. Try a smaller learning rate or scaled inputs.",
                     history,
                 )
             history["loss"].append(loss_sum / n)
