@@ -20,7 +20,8 @@ extensions = [
     Extension(
         "fastbp._kernels",
         ["csrc/_kernels.pyx"],
-        include_dirs=[numpy.get_include()],
+        depends=["csrc/fastbp_sample.h"],
+        include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # Portable wheel flags: no -march=native, no -ffast-math.
         extra_compile_args=["-O3"] if os.name != "nt" else ["/O2"],

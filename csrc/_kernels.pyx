@@ -19,6 +19,18 @@ from libc.math cimport exp, log, log1p, fabs, tanh, isfinite
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+cdef extern from "fastbp_sample.h" nogil:
+    int fbp_sample_epoch_d(const double* X, const double* T, Py_ssize_t n,
+                           const Py_ssize_t* order, double* params,
+                           const int* sizes, const int* acts, int n_layers,
+                           int loss, double l2, double lr, double* work,
+                           double* loss_sum, Py_ssize_t* rows_done)
+    int fbp_sample_epoch_f(const float* X, const float* T, Py_ssize_t n,
+                           const Py_ssize_t* order, float* params,
+                           const int* sizes, const int* acts, int n_layers,
+                           int loss, double l2, double lr, float* work,
+                           double* loss_sum, Py_ssize_t* rows_done)
+
 # Activation codes, mirrored by fastbp.network.ACTIVATIONS.
 cdef enum:
     IDENTITY = 0
@@ -427,6 +439,16 @@ cdef int train_epoch_kernel(const floating* X, const floating* T, Py_ssize_t n,
     cdef const floating* xb
     cdef const floating* tb
     cdef double J
+    if batch_size == 1 and momentum == 0:
+        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h)
+        if floating is double:
+            return fbp_sample_epoch_d(X, T, n, order, params, sizes, acts,
+                                      n_layers, loss, l2, lr, work, loss_sum,
+                                      rows_done)
+        else:
+            return fbp_sample_epoch_f(X, T, n, order, params, sizes, acts,
+                                      n_layers, loss, l2, lr, work, loss_sum,
+                                      rows_done)
     loss_sum[0] = 0
     rows_done[0] = 0
     start = 0
