@@ -20,7 +20,7 @@ extensions = [
     Extension(
         "fastbp._kernels",
         ["csrc/_kernels.pyx"],
-        depends=["csrc/fastbp_sample.h"],
+        depends=["csrc/fastbp_sample.h", "csrc/fastbp_math.h"],
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # Portable wheel flags: no -march=native, no -ffast-math.

@@ -19,6 +19,12 @@ from libc.math cimport exp, log, log1p, fabs, tanh, isfinite
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+cdef extern from "fastbp_math.h" nogil:
+    void fbp_sigmoid_rows_d(const double* a, double* z, Py_ssize_t size)
+    void fbp_sigmoid_rows_f(const float* a, float* z, Py_ssize_t size)
+    double fbp_exp_shifted_d(const double* x, double* z, Py_ssize_t n, double shift)
+    double fbp_exp_shifted_f(const float* x, float* z, Py_ssize_t n, double shift)
+
 cdef extern from "fastbp_sample.h" nogil:
     int fbp_sample_epoch_d(const double* X, const double* T, Py_ssize_t n,
                            const Py_ssize_t* order, double* params,
@@ -141,15 +147,6 @@ cdef void gemm_tn(int m, int n, int k, const floating* A, const floating* B,
 # Activations. Derivatives are taken from the outputs z, as in the notes.
 # ---------------------------------------------------------------------------
 
-cdef inline floating _sigmoid(floating x) noexcept nogil:
-    # Branch on the sign so exp never overflows, even at |x| = 1e300.
-    cdef floating e
-    if x >= 0:
-        return 1 / (1 + exp(-x))
-    e = exp(x)
-    return e / (1 + e)
-
-
 cdef inline double _softplus(double x) noexcept nogil:
     # log(1 + e^x) without overflow.
     if x > 0:
@@ -164,8 +161,11 @@ cdef void activate_rows(const floating* a, floating* z, Py_ssize_t m,
     cdef floating mx, v
     cdef double total
     if kind == SIGMOID:
-        for i in range(size):
-            z[i] = _sigmoid(a[i])
+        # vectorised C loop (csrc/fastbp_math.h); same math as _sigmoid
+        if floating is double:
+            fbp_sigmoid_rows_d(a, z, size)
+        else:
+            fbp_sigmoid_rows_f(a, z, size)
     elif kind == TANH:
         for i in range(size):
             z[i] = tanh(a[i])
@@ -180,11 +180,10 @@ cdef void activate_rows(const floating* a, floating* z, Py_ssize_t m,
             for i in range(1, n):
                 if a[r * n + i] > mx:
                     mx = a[r * n + i]
-            total = 0
-            for i in range(n):
-                v = exp(a[r * n + i] - mx)
-                z[r * n + i] = v
-                total += v
+            if floating is double:
+                total = fbp_exp_shifted_d(a + r * n, z + r * n, n, mx)
+            else:
+                total = fbp_exp_shifted_f(a + r * n, z + r * n, n, mx)
             for i in range(n):
                 z[r * n + i] = <floating>(z[r * n + i] / total)
     else:

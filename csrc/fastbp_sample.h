@@ -19,11 +19,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FBP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FBP_CLONES
-#endif
+#include "fastbp_math.h"  /* FBP_CLONES, the vectorisable exp and sigmoid */
 
 #define FBP_IDENTITY 0
 #define FBP_SIGMOID 1
@@ -42,16 +38,10 @@ static inline double fbp_softplus(double x) {
 
 /* FBP_DEFINE(T, SUFFIX) defines fbp_sample_epoch_SUFFIX for scalar type T. */
 #define FBP_DEFINE(T, SUFFIX)                                                       \
-static inline T fbp_sigmoid_##SUFFIX(T x) {                                         \
-    if (x >= 0) return (T)(1 / (1 + exp(-(double)x)));                              \
-    double e = exp((double)x);                                                      \
-    return (T)(e / (1 + e));                                                        \
-}                                                                                   \
-                                                                                    \
 static inline void fbp_activate_##SUFFIX(T *z, ptrdiff_t n, int kind) {             \
     ptrdiff_t j;                                                                    \
     if (kind == FBP_SIGMOID) {                                                      \
-        for (j = 0; j < n; j++) z[j] = fbp_sigmoid_##SUFFIX(z[j]);                  \
+        for (j = 0; j < n; j++) z[j] = (T)fbp_sigmoid((double)z[j]);                  \
     } else if (kind == FBP_TANH) {                                                  \
         for (j = 0; j < n; j++) z[j] = (T)tanh((double)z[j]);                       \
     } else if (kind == FBP_RELU) {                                                  \
@@ -60,7 +50,7 @@ static inline void fbp_activate_##SUFFIX(T *z, ptrdiff_t n, int kind) {         
         T top = z[0];                                                               \
         double total = 0;                                                           \
         for (j = 1; j < n; j++) if (z[j] > top) top = z[j];                         \
-        for (j = 0; j < n; j++) { z[j] = (T)exp((double)(z[j] - top)); total += z[j]; } \
+        for (j = 0; j < n; j++) { z[j] = (T)fbp_exp_nonpositive((double)z[j] - top); total += z[j]; } \
         for (j = 0; j < n; j++) z[j] = (T)(z[j] / total);                           \
     }                                                                               \
 }                                                                                   \

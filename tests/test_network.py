@@ -209,3 +209,15 @@ def test_activation_list_and_repr():
     assert [b.shape for b in net.biases] == [(3,), (3,), (1,)]
     assert net.n_params == 2 * 3 + 3 + 3 * 3 + 3 + 3 + 1
     assert fastbp.__version__
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_n_threads_gives_the_same_training(rng, n_threads):
+    X, Y = rng.normal(size=(300, 40)), rng.uniform(size=(300, 5))
+    nets = [fastbp.Network([40, 64, 5], seed=1) for _ in range(2)]
+    nets[0].fit(X, Y, epochs=2, batch_size=100, shuffle=False, n_threads=n_threads)
+    nets[1].fit(X, Y, epochs=2, batch_size=100, shuffle=False)
+    for got, want in zip(nets[0].weights, nets[1].weights):
+        assert_close(got, want)
+    with pytest.raises(ValueError, match="n_threads"):
+        nets[0].fit(X, Y, n_threads=0)

@@ -10,6 +10,7 @@ import threading
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import _kernels
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
@@ -265,7 +266,7 @@ class Network:
 
     def fit(self, X, Y, loss: str = "mse", optimizer=None, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
-            verbose: bool = False) -> dict:
+            n_threads: int | None = None, verbose: bool = False) -> dict:
         """Train by minibatch SGD, one compiled call per epoch.
 
         Parameters
@@ -287,6 +288,9 @@ class Network:
             Seed of the shuffling.
         l2 : float, default=0.0
             λ of the penalty λ/(2m)·Σ‖W‖², m being each batch's row count.
+        n_threads : int or None, default=None
+            Threads of the BLAS calls (minibatches); None leaves the BLAS
+            library's own setting. Per-sample training is single-threaded.
         verbose : bool, default=False
             Print the loss after every epoch.
 
@@ -316,6 +320,8 @@ class Network:
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         rng = np.random.default_rng(check_seed(seed))
         l2 = check_float(l2, "l2", minimum=0.0)
+        if n_threads is not None:
+            n_threads = check_int(n_threads, "n_threads", 1)
         X, Y = self._check_XY(X, Y, loss)
         n = X.shape[0]
         batch_size = min(batch_size, n)
@@ -323,8 +329,10 @@ class Network:
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError("fit is already running on this network in another thread")
         try:
-            return self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size, shuffle, rng,
-                                    verbose)
+            # scipy's BLAS serves the kernels' gemm calls
+            with threadpool_limits(limits=n_threads, user_api="blas"):
+                return self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size, shuffle,
+                                        rng, verbose)
         finally:
             self._fit_lock.release()
 

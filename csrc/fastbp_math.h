@@ -1,0 +1,91 @@
+/* Vectorisable exp for x <= 0 and the sigmoid built on it.
+ *
+ * libm's exp is a function call per element, so loops over it never
+ * vectorise. This one is straight-line code that gcc turns into SIMD:
+ *   x = n ln2 + r, |r| <= ln2/2   (n by the 1.5*2^52 rounding trick)
+ *   e^r by its Taylor series to degree 13 (truncation < 5e-18)
+ *   2^n by writing n into the exponent bits.
+ * Accurate to a few ulp for x in [-708.39, 0]; below that it returns 0.
+ * Only x <= 0 is needed: the sigmoid uses e^-|x| and softmax e^(x - max).
+ */
+#ifndef FASTBP_MATH_H
+#define FASTBP_MATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Compile hot loops for AVX-512, AVX2+FMA and the baseline; pick at load time. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FBP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FBP_CLONES
+#endif
+
+#define FBP_EXP_MIN (-708.39)
+
+static inline double fbp_exp_nonpositive(double x) {
+    const double log2e = 1.4426950408889634, shift = 6755399441055744.0; /* 1.5 * 2^52 */
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    double t = x < FBP_EXP_MIN ? FBP_EXP_MIN : x;
+    double kd = t * log2e + shift;
+    uint64_t ki, scale_bits;
+    double n, r, p, scale;
+    memcpy(&ki, &kd, sizeof ki);
+    n = kd - shift;
+    r = (t - n * ln2_hi) - n * ln2_lo;
+    p = 1.0 / 6227020800.0;                       /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    scale_bits = (ki << 52) + 0x3ff0000000000000ULL; /* 2^n */
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return x < FBP_EXP_MIN ? 0.0 : p * scale;
+}
+
+/* sigma(x) = 1/(1+e^-x) for x >= 0 and e^x/(1+e^x) otherwise: never overflows. */
+static inline double fbp_sigmoid(double x) {
+    double e = fbp_exp_nonpositive(x >= 0 ? -x : x);
+    double s = 1.0 / (1.0 + e);
+    return x >= 0 ? s : e * s;
+}
+
+FBP_CLONES
+static void fbp_sigmoid_rows_d(const double *a, double *z, ptrdiff_t size) {
+    for (ptrdiff_t i = 0; i < size; i++) z[i] = fbp_sigmoid(a[i]);
+}
+
+FBP_CLONES
+static void fbp_sigmoid_rows_f(const float *a, float *z, ptrdiff_t size) {
+    for (ptrdiff_t i = 0; i < size; i++) z[i] = (float)fbp_sigmoid((double)a[i]);
+}
+
+/* z = e^(x - shift) for a row, returning the sum (softmax's numerator). */
+FBP_CLONES
+static double fbp_exp_shifted_d(const double *x, double *z, ptrdiff_t n, double shift) {
+    double total = 0;
+    for (ptrdiff_t i = 0; i < n; i++) { z[i] = fbp_exp_nonpositive(x[i] - shift); total += z[i]; }
+    return total;
+}
+
+FBP_CLONES
+static double fbp_exp_shifted_f(const float *x, float *z, ptrdiff_t n, double shift) {
+    double total = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        z[i] = (float)fbp_exp_nonpositive((double)x[i] - shift);
+        total += z[i];
+    }
+    return total;
+}
+
+#endif
