@@ -60,18 +60,19 @@ cdef Py_ssize_t BLAS_MIN_FLOPS = 32768
 # ---------------------------------------------------------------------------
 
 cdef void _blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
-                     const floating* A, int lda, const floating* B, int ldb,
-                     floating* C, int ldc) noexcept nogil:
+                     floating alpha, const floating* A, int lda,
+                     const floating* B, int ldb, floating* C,
+                     int ldc) noexcept nogil:
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T,
     # so BLAS gets the operands swapped.
     cdef char ta = b'T' if trans_b else b'N'
     cdef char tb = b'T' if trans_a else b'N'
     cdef floating one = 1.0
     if floating is float:
-        sgemm(&ta, &tb, &n, &m, &k, &one, <float*>B, &ldb, <float*>A, &lda,
+        sgemm(&ta, &tb, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
               &one, C, &ldc)
     else:
-        dgemm(&ta, &tb, &n, &m, &k, &one, <double*>B, &ldb, <double*>A, &lda,
+        dgemm(&ta, &tb, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
               &one, C, &ldc)
 
 
@@ -83,7 +84,7 @@ cdef void gemm_nn(int m, int n, int k, const floating* A, const floating* B,
     cdef const floating* b_row
     cdef floating* c_row
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(False, False, m, n, k, A, k, B, n, C, n)
+        _blas_gemm(False, False, m, n, k, 1, A, k, B, n, C, n)
         return
     for r in range(m):
         c_row = C + r * n
@@ -103,7 +104,7 @@ cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,
     cdef const floating* a_row
     cdef const floating* b_row
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(False, True, m, n, k, A, k, B, k, C, n)
+        _blas_gemm(False, True, m, n, k, 1, A, k, B, k, C, n)
         return
     for r in range(m):
         a_row = A + r * k
@@ -124,20 +125,20 @@ cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,
             C[r * n + i] += (s0 + s1) + (s2 + s3)
 
 
-cdef void gemm_tn(int m, int n, int k, const floating* A, const floating* B,
-                  floating* C) noexcept nogil:
-    """C (m x n) += A^T . B, with A stored (k x m) and B stored (k x n)."""
+cdef void gemm_tn(int m, int n, int k, floating alpha, const floating* A,
+                  const floating* B, floating* C) noexcept nogil:
+    """C (m x n) += alpha A^T . B, with A stored (k x m) and B stored (k x n)."""
     cdef Py_ssize_t r, i, j
     cdef floating s
     cdef const floating* b_row
     cdef floating* c_row
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(True, False, m, n, k, A, m, B, n, C, n)
+        _blas_gemm(True, False, m, n, k, alpha, A, m, B, n, C, n)
         return
     for r in range(k):
         b_row = B + r * n
         for i in range(m):
-            s = A[r * m + i]
+            s = alpha * A[r * m + i]
             c_row = C + i * n
             for j in range(n):
                 c_row[j] += s * b_row[j]
@@ -378,7 +379,7 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
                 dW[j] = <floating>(l2_over_m * w_val)
         else:
             memset(dW, 0, count * sizeof(floating))
-        gemm_tn(<int>n_in, <int>n_out, <int>m, z_prev, delta, dW)
+        gemm_tn(<int>n_in, <int>n_out, <int>m, 1, z_prev, delta, dW)
         # dJ/db = column sums of delta
         memset(db, 0, n_out * sizeof(floating))
         for r in range(m):
@@ -390,6 +391,77 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
             memset(delta_prev, 0, m * n_in * sizeof(floating))
             gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
             multiply_derivative(z_prev, delta_prev, m * n_in, acts[l - 1])
+            swap = delta
+            delta = delta_prev
+            delta_prev = swap
+    return J + 0.5 * l2_over_m * penalty
+
+
+cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
+                         floating* params, const int* sizes, const int* acts,
+                         int n_layers, int loss, double l2, double lr,
+                         floating* work) noexcept nogil:
+    """After forward_pass: apply one plain SGD step layer by layer and return J.
+
+    The update goes straight into W through gemm (alpha = -lr, beta = 1), so
+    no gradient buffer is written and read back. Each layer's delta for the
+    layer below is taken before its W changes. Returns NaN without touching
+    the weights when the data term of J is not finite.
+    """
+    cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
+    cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
+    cdef Py_ssize_t w_off
+    cdef floating* a_out
+    cdef floating* delta
+    cdef floating* delta_prev
+    cdef floating* swap
+    cdef const floating* z_prev
+    cdef floating* W
+    cdef floating* b
+    cdef floating shrink, step, w_val
+    cdef double J, penalty = 0, l2_over_m = l2 / m
+    cdef Py_ssize_t z_offsets[64]
+
+    for l in range(1, n_layers + 1):
+        z_offsets[l] = z_total
+        z_total += m * sizes[l]
+    a_out = work + z_total
+    delta = a_out + m * sizes[n_layers]
+    delta_prev = delta + m * max_w
+    J = output_delta(a_out, work + z_offsets[n_layers], T, delta, m,
+                     sizes[n_layers], loss, acts[n_layers - 1])
+    if not isfinite(J):
+        return J
+
+    w_off = 0
+    for l in range(n_layers):
+        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    step = <floating>(-lr)
+    shrink = <floating>(1 - lr * l2_over_m)
+    for l in range(n_layers - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        w_off -= (n_in + 1) * n_out
+        W = params + w_off
+        b = W + n_in * n_out
+        z_prev = X if l == 0 else work + z_offsets[l]
+        if l > 0:
+            # delta_prev = (delta . W^T) * f'(a_prev), with the old W
+            memset(delta_prev, 0, m * n_in * sizeof(floating))
+            gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
+            multiply_derivative(z_prev, delta_prev, m * n_in, acts[l - 1])
+        # W <- W - lr (z_prev^T delta + (l2/m) W), biases not penalised
+        count = n_in * n_out
+        if l2 != 0:
+            for j in range(count):
+                w_val = W[j]
+                penalty += <double>w_val * w_val
+                W[j] = shrink * w_val
+        gemm_tn(<int>n_in, <int>n_out, <int>m, step, z_prev, delta, W)
+        for r in range(m):
+            for j in range(n_out):
+                b[j] += step * delta[r * n_out + j]
+        if l > 0:
             swap = delta
             delta = delta_prev
             delta_prev = swap
@@ -465,13 +537,19 @@ cdef int train_epoch_kernel(const floating* X, const floating* T, Py_ssize_t n,
             xb = X + start * n_in
             tb = T + start * n_out
         forward_pass(xb, m, params, sizes, acts, n_layers, work)
-        J = backward_pass(xb, tb, m, params, grad, sizes, acts, n_layers,
-                          loss, l2, work)
-        if not isfinite(J):
-            return 1
+        if momentum == 0:
+            J = backward_sgd(xb, tb, m, params, sizes, acts, n_layers, loss,
+                             l2, lr, work)
+            if not isfinite(J):
+                return 1
+        else:
+            J = backward_pass(xb, tb, m, params, grad, sizes, acts, n_layers,
+                              loss, l2, work)
+            if not isfinite(J):
+                return 1
+            sgd_step(params, grad, velocity, n_params, lr, momentum, nesterov)
         loss_sum[0] += J * m
         rows_done[0] += m
-        sgd_step(params, grad, velocity, n_params, lr, momentum, nesterov)
         start += m
     return 0
 
@@ -555,7 +633,7 @@ def layer_gradients(const floating[:, ::1] z_prev, const floating[:, ::1] delta,
     with nogil:
         for i in range(n_in * n_out):
             (&dW[0, 0])[i] = <floating>(l2_over_m * (&W[0, 0])[i])
-        gemm_tn(<int>n_in, <int>n_out, <int>m, &z_prev[0, 0], &delta[0, 0],
+        gemm_tn(<int>n_in, <int>n_out, <int>m, 1, &z_prev[0, 0], &delta[0, 0],
                 &dW[0, 0])
         for j in range(n_out):
             db[j] = 0
