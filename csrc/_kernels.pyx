@@ -52,7 +52,10 @@ cdef enum:
     CROSS_ENTROPY = 2
 
 # Below this many multiply-adds a gemm call costs more than plain loops.
-cdef Py_ssize_t BLAS_MIN_FLOPS = 32768
+# Measured (bench/crossover.py, 1 thread): loops win only for products of
+# about 100 multiply-adds or fewer (a 2-2-1 net); from a 4-8-3 net at
+# batch 4 on, OpenBLAS is faster, and 3-4x faster at 64-32-10.
+cdef Py_ssize_t BLAS_MIN_FLOPS = 128
 
 
 # ---------------------------------------------------------------------------
