@@ -15,7 +15,7 @@
 
 cimport cython
 from cython cimport floating
-from libc.math cimport exp, log, log1p, fabs, tanh, isfinite
+from libc.math cimport exp, log, log1p, fabs, tanh, isfinite, sqrt, pow
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -30,12 +30,14 @@ cdef extern from "fastbp_sample.h" nogil:
                            const Py_ssize_t* order, double* params,
                            const int* sizes, const int* acts, int n_layers,
                            int loss, double l2, double lr, double* work,
-                           double* loss_sum, Py_ssize_t* rows_done)
+                           double* loss_sum, double* penalty_sum,
+                           Py_ssize_t* rows_done)
     int fbp_sample_epoch_f(const float* X, const float* T, Py_ssize_t n,
                            const Py_ssize_t* order, float* params,
                            const int* sizes, const int* acts, int n_layers,
                            int loss, double l2, double lr, float* work,
-                           double* loss_sum, Py_ssize_t* rows_done)
+                           double* loss_sum, double* penalty_sum,
+                           Py_ssize_t* rows_done)
 
 # Activation codes, mirrored by fastbp.network.ACTIVATIONS.
 cdef enum:
@@ -50,6 +52,11 @@ cdef enum:
     MSE = 0
     BCE = 1
     CROSS_ENTROPY = 2
+
+# Optimiser codes, mirrored by fastbp.optim.
+cdef enum:
+    OPT_SGD = 0
+    OPT_ADAM = 1
 
 # Below this many multiply-adds a gemm call costs more than plain loops.
 # Measured (bench/crossover.py, 1 thread): loops win only for products of
@@ -220,53 +227,64 @@ cdef void multiply_derivative(const floating* z, floating* delta,
 
 cdef double output_delta(const floating* a_out, const floating* z_out,
                          const floating* T, floating* delta, Py_ssize_t m,
-                         Py_ssize_t n, int loss, int kind) noexcept nogil:
-    """Write delta_out and return the data term of J (mean over m rows)."""
-    cdef Py_ssize_t r, i, size = m * n
-    cdef double total = 0, diff, inv_m = 1.0 / m, mx, lse, weighted
+                         Py_ssize_t n, int loss, int kind, const floating* sw,
+                         double sw_sum) noexcept nogil:
+    """Write delta_out and return the data term of J.
+
+    Row r carries the weight sw[r] / sw_sum (1/m without sample weights,
+    sw == NULL and sw_sum == m): J is the weighted mean of the row losses.
+    """
+    cdef Py_ssize_t r, i
+    cdef double total = 0, row_loss, diff, scale, mx, lse, weighted
     cdef double t, a
-    if loss == MSE:
-        # J = 1/(2m) sum (z - t)^2 ; dJ/dz = (z - t)/m
-        for i in range(size):
-            diff = <double>z_out[i] - <double>T[i]
-            total += diff * diff
-            delta[i] = <floating>(diff * inv_m)
-        if kind == SOFTMAX:
-            # Jacobian of softmax: delta_k = p_k (g_k - sum_j p_j g_j)
-            for r in range(m):
+    cdef const floating* z_row
+    cdef floating* d_row
+    for r in range(m):
+        scale = (sw[r] if sw != NULL else 1.0) / sw_sum
+        z_row = z_out + r * n
+        d_row = delta + r * n
+        row_loss = 0
+        if loss == MSE:
+            # J = 1/(2m) sum (z - t)^2 ; dJ/dz = (z - t)/m
+            for i in range(n):
+                diff = <double>z_row[i] - <double>T[r * n + i]
+                row_loss += diff * diff
+                d_row[i] = <floating>(diff * scale)
+            row_loss *= 0.5
+            if kind == SOFTMAX:
+                # Jacobian of softmax: delta_k = p_k (g_k - sum_j p_j g_j)
                 weighted = 0
                 for i in range(n):
-                    weighted += <double>z_out[r * n + i] * delta[r * n + i]
+                    weighted += <double>z_row[i] * d_row[i]
                 for i in range(n):
-                    delta[r * n + i] = <floating>(
-                        z_out[r * n + i] * (delta[r * n + i] - weighted))
+                    d_row[i] = <floating>(z_row[i] * (d_row[i] - weighted))
+            else:
+                multiply_derivative(z_row, d_row, n, kind)
+        elif loss == BCE:
+            # -[t log s(a) + (1-t) log(1-s(a))] = softplus(a) - t a, stable in a
+            for i in range(n):
+                t = T[r * n + i]
+                a = a_out[r * n + i]
+                row_loss += _softplus(a) - t * a
+                d_row[i] = <floating>((<double>z_row[i] - t) * scale)
         else:
-            multiply_derivative(z_out, delta, size, kind)
-        return 0.5 * total * inv_m
-    if loss == BCE:
-        # -[t log s(a) + (1-t) log(1-s(a))] = softplus(a) - t a, stable in a
-        for i in range(size):
-            t = T[i]
-            a = a_out[i]
-            total += _softplus(a) - t * a
-            delta[i] = <floating>((<double>z_out[i] - t) * inv_m)
-        return total * inv_m
-    # CROSS_ENTROPY with softmax outputs: -sum t log softmax(a), via log-sum-exp
-    for r in range(m):
-        mx = a_out[r * n]
-        for i in range(1, n):
-            if a_out[r * n + i] > mx:
-                mx = a_out[r * n + i]
-        lse = 0
-        for i in range(n):
-            lse += exp(a_out[r * n + i] - mx)
-        lse = mx + log(lse)
-        for i in range(n):
-            t = T[r * n + i]
-            if t != 0:
-                total += t * (lse - a_out[r * n + i])
-            delta[r * n + i] = <floating>((<double>z_out[r * n + i] - t) * inv_m)
-    return total * inv_m
+            # CROSS_ENTROPY with softmax outputs: -sum t log softmax(a), via
+            # log-sum-exp
+            mx = a_out[r * n]
+            for i in range(1, n):
+                if a_out[r * n + i] > mx:
+                    mx = a_out[r * n + i]
+            lse = 0
+            for i in range(n):
+                lse += exp(a_out[r * n + i] - mx)
+            lse = mx + log(lse)
+            for i in range(n):
+                t = T[r * n + i]
+                if t != 0:
+                    row_loss += t * (lse - a_out[r * n + i])
+                d_row[i] = <floating>((<double>z_row[i] - t) * scale)
+        total += row_loss * scale
+    return total
 
 
 # ---------------------------------------------------------------------------
@@ -283,13 +301,13 @@ cdef inline Py_ssize_t _max_width(const int* sizes, int n_layers) noexcept nogil
 
 cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
                                 Py_ssize_t rows) noexcept nogil:
-    # z_1..z_L, a_out, two delta buffers, gathered X and T rows
+    # z_1..z_L, a_out, two delta buffers, gathered X, T and weight rows
     cdef Py_ssize_t l, total = 0
     for l in range(1, n_layers + 1):
         total += rows * sizes[l]
     total += rows * sizes[n_layers]
     total += 2 * rows * _max_width(sizes, n_layers)
-    total += rows * sizes[0] + rows * sizes[n_layers]
+    total += rows * sizes[0] + rows * sizes[n_layers] + rows
     return total
 
 
@@ -330,8 +348,11 @@ cdef void forward_pass(const floating* X, Py_ssize_t m, const floating* params,
 cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
                           const floating* params, floating* grad,
                           const int* sizes, const int* acts, int n_layers,
-                          int loss, double l2, floating* work) noexcept nogil:
-    """After forward_pass: write dJ/dparams into grad and return J."""
+                          int loss, double l2, floating* work,
+                          const floating* sw, double sw_sum,
+                          double* penalty_out) noexcept nogil:
+    """After forward_pass: write dJ/dparams into grad and return the data
+    term of J; the L2 term l2/(2 sw_sum) sum ||W||^2 goes to penalty_out."""
     cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
     cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
     cdef Py_ssize_t w_off, b_off
@@ -344,7 +365,7 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
     cdef const floating* W
     cdef floating* dW
     cdef floating* db
-    cdef double J, penalty = 0, w_val, l2_over_m = l2 / m
+    cdef double J, penalty = 0, w_val, l2_over_m = l2 / sw_sum
     cdef Py_ssize_t z_offsets[64]
 
     # offsets of z_l (l = 1..L) in the workspace; the Python layer caps L
@@ -357,7 +378,7 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
     z_out = work + z_offsets[n_layers]
 
     J = output_delta(a_out, z_out, T, delta, m, sizes[n_layers], loss,
-                     acts[n_layers - 1])
+                     acts[n_layers - 1], sw, sw_sum)
 
     # walk the layers backwards; offsets of W_l and b_l in the flat vector
     w_off = 0
@@ -397,14 +418,17 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
             swap = delta
             delta = delta_prev
             delta_prev = swap
-    return J + 0.5 * l2_over_m * penalty
+    penalty_out[0] = 0.5 * l2_over_m * penalty
+    return J
 
 
 cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
                          floating* params, const int* sizes, const int* acts,
                          int n_layers, int loss, double l2, double lr,
-                         floating* work) noexcept nogil:
-    """After forward_pass: apply one plain SGD step layer by layer and return J.
+                         floating* work, const floating* sw, double sw_sum,
+                         double* penalty_out) noexcept nogil:
+    """After forward_pass: apply one plain SGD step layer by layer; return the
+    data term of J and write the L2 term to penalty_out.
 
     The update goes straight into W through gemm (alpha = -lr, beta = 1), so
     no gradient buffer is written and read back. Each layer's delta for the
@@ -422,7 +446,7 @@ cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
     cdef floating* W
     cdef floating* b
     cdef floating shrink, step, w_val
-    cdef double J, penalty = 0, l2_over_m = l2 / m
+    cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
     cdef Py_ssize_t z_offsets[64]
 
     for l in range(1, n_layers + 1):
@@ -432,7 +456,7 @@ cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
     delta = a_out + m * sizes[n_layers]
     delta_prev = delta + m * max_w
     J = output_delta(a_out, work + z_offsets[n_layers], T, delta, m,
-                     sizes[n_layers], loss, acts[n_layers - 1])
+                     sizes[n_layers], loss, acts[n_layers - 1], sw, sw_sum)
     if not isfinite(J):
         return J
 
@@ -468,7 +492,8 @@ cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
             swap = delta
             delta = delta_prev
             delta_prev = swap
-    return J + 0.5 * l2_over_m * penalty
+    penalty_out[0] = 0.5 * l2_over_m * penalty
+    return J
 
 
 cdef void sgd_step(floating* params, const floating* grad, floating* velocity,
@@ -495,65 +520,125 @@ cdef void sgd_step(floating* params, const floating* grad, floating* velocity,
             params[i] += mu * v - step
 
 
-cdef int train_epoch_kernel(const floating* X, const floating* T, Py_ssize_t n,
-                            const Py_ssize_t* order, Py_ssize_t batch_size,
-                            floating* params, floating* grad, floating* velocity,
-                            Py_ssize_t n_params, const int* sizes,
-                            const int* acts, int n_layers, int loss, double l2,
-                            double lr, double momentum, bint nesterov,
-                            floating* work, double* loss_sum,
-                            Py_ssize_t* rows_done) noexcept nogil:
-    """One epoch of minibatch SGD. Returns 0, or 1 when a batch loss is not
-    finite (that batch's update is then not applied)."""
-    cdef Py_ssize_t start, m, r, n_in = sizes[0], n_out = sizes[n_layers]
+cdef void adam_step(floating* params, const floating* grad, floating* first,
+                    floating* second, Py_ssize_t size, double lr_t,
+                    double beta1, double beta2, double epsilon) noexcept nogil:
+    """Adam (Kingma & Ba) with the bias correction folded into lr_t:
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps)."""
+    cdef Py_ssize_t i
+    cdef floating g, mi, vi
+    cdef floating b1 = <floating>beta1, b2 = <floating>beta2
+    cdef floating c1 = <floating>(1 - beta1), c2 = <floating>(1 - beta2)
+    cdef floating lr_f = <floating>lr_t, eps = <floating>epsilon
+    for i in range(size):
+        g = grad[i]
+        mi = b1 * first[i] + c1 * g
+        vi = b2 * second[i] + c2 * g * g
+        first[i] = mi
+        second[i] = vi
+        params[i] -= lr_f * mi / (sqrt(vi) + eps)
+
+
+cdef int train_rows_kernel(const floating* X, const floating* T,
+                           const floating* sw, const Py_ssize_t* order,
+                           Py_ssize_t start, Py_ssize_t stop,
+                           Py_ssize_t batch_size, floating* params,
+                           floating* grad, floating* state1, floating* state2,
+                           Py_ssize_t n_params, const int* sizes,
+                           const int* acts, int n_layers, int loss, double l2,
+                           int optimizer, double lr, double momentum,
+                           bint nesterov, double beta2, double epsilon,
+                           Py_ssize_t* step_count, floating* work,
+                           double* loss_sum, double* penalty_sum,
+                           Py_ssize_t* rows_done) noexcept nogil:
+    """Minibatch training over positions [start, stop) of the row order.
+
+    Batches are consecutive runs of ``batch_size`` positions; the last may be
+    shorter. ``order`` maps positions to rows (NULL: position = row), ``sw``
+    holds sample weights (NULL: all 1). SGD uses state1 as the velocity
+    (``momentum``); Adam uses state1/state2 as its moments, ``momentum`` as
+    beta1, and counts its steps in step_count. loss_sum and penalty_sum add
+    up J's data and L2 terms times each batch's row count. Returns 0, or 1
+    when a batch loss is not finite (that batch's update is not applied).
+    """
+    cdef Py_ssize_t pos, m, r, row, n_in = sizes[0], n_out = sizes[n_layers]
     cdef Py_ssize_t x_off = _workspace_size(sizes, n_layers, batch_size) \
-        - batch_size * (n_in + n_out)
+        - batch_size * (n_in + n_out + 1)
     cdef floating* x_rows = work + x_off
     cdef floating* t_rows = x_rows + batch_size * n_in
+    cdef floating* w_rows = t_rows + batch_size * n_out
     cdef const floating* xb
     cdef const floating* tb
-    cdef double J
-    if batch_size == 1 and momentum == 0:
-        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h)
-        if floating is double:
-            return fbp_sample_epoch_d(X, T, n, order, params, sizes, acts,
-                                      n_layers, loss, l2, lr, work, loss_sum,
-                                      rows_done)
-        else:
-            return fbp_sample_epoch_f(X, T, n, order, params, sizes, acts,
-                                      n_layers, loss, l2, lr, work, loss_sum,
-                                      rows_done)
+    cdef const floating* wb
+    cdef double J, penalty, sw_sum, lr_t
     loss_sum[0] = 0
+    penalty_sum[0] = 0
     rows_done[0] = 0
-    start = 0
-    while start < n:
-        m = batch_size if start + batch_size <= n else n - start
+    if (batch_size == 1 and optimizer == OPT_SGD and momentum == 0
+            and sw == NULL):
+        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h);
+        # without an order, positions are rows, so start there
+        if order != NULL:
+            order = order + start
+        else:
+            X = X + start * n_in
+            T = T + start * n_out
+        if floating is double:
+            return fbp_sample_epoch_d(X, T, stop - start, order, params, sizes,
+                                      acts, n_layers, loss, l2, lr, work,
+                                      loss_sum, penalty_sum, rows_done)
+        else:
+            return fbp_sample_epoch_f(X, T, stop - start, order, params, sizes,
+                                      acts, n_layers, loss, l2, lr, work,
+                                      loss_sum, penalty_sum, rows_done)
+    pos = start
+    while pos < stop:
+        m = batch_size if pos + batch_size <= stop else stop - pos
         if order != NULL:
             for r in range(m):
-                memcpy(x_rows + r * n_in, X + order[start + r] * n_in,
-                       n_in * sizeof(floating))
-                memcpy(t_rows + r * n_out, T + order[start + r] * n_out,
+                row = order[pos + r]
+                memcpy(x_rows + r * n_in, X + row * n_in, n_in * sizeof(floating))
+                memcpy(t_rows + r * n_out, T + row * n_out,
                        n_out * sizeof(floating))
+                if sw != NULL:
+                    w_rows[r] = sw[row]
             xb = x_rows
             tb = t_rows
+            wb = w_rows if sw != NULL else NULL
         else:
-            xb = X + start * n_in
-            tb = T + start * n_out
+            xb = X + pos * n_in
+            tb = T + pos * n_out
+            wb = sw + pos if sw != NULL else NULL
+        if wb != NULL:
+            sw_sum = 0
+            for r in range(m):
+                sw_sum += wb[r]
+        else:
+            sw_sum = m
         forward_pass(xb, m, params, sizes, acts, n_layers, work)
-        if momentum == 0:
+        if optimizer == OPT_SGD and momentum == 0:
             J = backward_sgd(xb, tb, m, params, sizes, acts, n_layers, loss,
-                             l2, lr, work)
+                             l2, lr, work, wb, sw_sum, &penalty)
             if not isfinite(J):
                 return 1
         else:
             J = backward_pass(xb, tb, m, params, grad, sizes, acts, n_layers,
-                              loss, l2, work)
+                              loss, l2, work, wb, sw_sum, &penalty)
             if not isfinite(J):
                 return 1
-            sgd_step(params, grad, velocity, n_params, lr, momentum, nesterov)
+            if optimizer == OPT_SGD:
+                sgd_step(params, grad, state1, n_params, lr, momentum,
+                         nesterov)
+            else:
+                step_count[0] += 1
+                lr_t = lr * sqrt(1 - pow(beta2, <double>step_count[0])) \
+                    / (1 - pow(momentum, <double>step_count[0]))
+                adam_step(params, grad, state1, state2, n_params, lr_t,
+                          momentum, beta2, epsilon)
         loss_sum[0] += J * m
+        penalty_sum[0] += penalty * m
         rows_done[0] += m
-        start += m
+        pos += m
     return 0
 
 
@@ -611,7 +696,8 @@ def loss_output_delta(const floating[:, ::1] a_out, const floating[:, ::1] z_out
     cdef double J
     with nogil:
         J = output_delta(&a_out[0, 0], &z_out[0, 0], &T[0, 0], &delta[0, 0],
-                         a_out.shape[0], a_out.shape[1], loss, kind)
+                         a_out.shape[0], a_out.shape[1], loss, kind, NULL,
+                         <double>a_out.shape[0])
     return J
 
 
@@ -674,14 +760,42 @@ def network_loss(const floating[:, ::1] X, const floating[:, ::1] T,
                  floating[::1] work, floating[::1] grad):
     """Return J for (X, T) and write dJ/dparams into grad."""
     cdef int n_layers = <int>sizes.shape[0] - 1
-    cdef double J
+    cdef double J, penalty
     with nogil:
         forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
                      n_layers, &work[0])
         J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
                           &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
-                          &work[0])
-    return J
+                          &work[0], NULL, <double>X.shape[0], &penalty)
+    return J + penalty
+
+
+def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
+                           const floating[::1] sample_weight,
+                           const floating[::1] params, const int[::1] sizes,
+                           const int[::1] acts, int loss, double l2,
+                           floating[::1] work, floating[::1] grad):
+    """Return (data term, L2 term) of J with row weights; write dJ/dparams.
+
+    An empty ``sample_weight`` means all rows weigh 1.
+    """
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef double J, penalty, sw_sum = 0
+    cdef Py_ssize_t r
+    cdef const floating* sw = NULL
+    if sample_weight.shape[0] > 0:
+        sw = &sample_weight[0]
+        for r in range(sample_weight.shape[0]):
+            sw_sum += sample_weight[r]
+    else:
+        sw_sum = X.shape[0]
+    with nogil:
+        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
+                     n_layers, &work[0])
+        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
+                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
+                          &work[0], sw, sw_sum, &penalty)
+    return J, penalty
 
 
 def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
@@ -697,13 +811,45 @@ def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
     was not finite and training stopped before that batch's update.
     """
     cdef int status, n_layers = <int>sizes.shape[0] - 1
-    cdef double loss_sum = 0
-    cdef Py_ssize_t rows_done = 0
+    cdef double loss_sum = 0, penalty_sum = 0
+    cdef Py_ssize_t rows_done = 0, steps = 0
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     with nogil:
-        status = train_epoch_kernel(
-            &X[0, 0], &T[0, 0], X.shape[0], order_ptr, batch_size,
-            &params[0], &grad[0], &velocity[0], params.shape[0], &sizes[0],
-            &acts[0], n_layers, loss, l2, lr, momentum, nesterov, &work[0],
-            &loss_sum, &rows_done)
-    return status, loss_sum, rows_done
+        status = train_rows_kernel(
+            &X[0, 0], &T[0, 0], NULL, order_ptr, 0, X.shape[0], batch_size,
+            &params[0], &grad[0], &velocity[0], NULL, params.shape[0],
+            &sizes[0], &acts[0], n_layers, loss, l2, OPT_SGD, lr, momentum,
+            nesterov, 0.0, 0.0, &steps, &work[0], &loss_sum, &penalty_sum,
+            &rows_done)
+    return status, loss_sum + penalty_sum, rows_done
+
+
+def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
+               const floating[::1] sample_weight, const Py_ssize_t[::1] order,
+               Py_ssize_t start, Py_ssize_t stop, Py_ssize_t batch_size,
+               floating[::1] params, floating[::1] grad, floating[::1] state1,
+               floating[::1] state2, const int[::1] sizes, const int[::1] acts,
+               int loss, double l2, int optimizer, double lr, double momentum,
+               bint nesterov, double beta2, double epsilon,
+               Py_ssize_t step_count, floating[::1] work):
+    """Train on positions [start, stop) of ``order`` without the GIL.
+
+    The general form of :func:`train_epoch`: sample weights (empty: none),
+    a sub-range of the epoch, and SGD (optimizer 0; state1 = velocity) or
+    Adam (optimizer 1; state1, state2 = moments, momentum = beta1).
+    Returns ``(status, loss_sum, penalty_sum, rows_done, step_count)``.
+    """
+    cdef int status, n_layers = <int>sizes.shape[0] - 1
+    cdef double loss_sum = 0, penalty_sum = 0
+    cdef Py_ssize_t rows_done = 0, steps = step_count
+    cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
+    cdef const floating* sw = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    cdef floating* second = &state2[0] if state2.shape[0] > 0 else NULL
+    with nogil:
+        status = train_rows_kernel(
+            &X[0, 0], &T[0, 0], sw, order_ptr, start, stop, batch_size,
+            &params[0], &grad[0], &state1[0], second, params.shape[0],
+            &sizes[0], &acts[0], n_layers, loss, l2, optimizer, lr, momentum,
+            nesterov, beta2, epsilon, &steps, &work[0], &loss_sum,
+            &penalty_sum, &rows_done)
+    return status, loss_sum, penalty_sum, rows_done, steps

@@ -178,7 +178,8 @@ FBP_CLONES                                                                      
 static int fbp_sample_epoch_##SUFFIX(                                               \
         const T *X, const T *Tgt, ptrdiff_t n_rows, const ptrdiff_t *order,         \
         T *params, const int *sizes, const int *acts, int n_layers, int loss,       \
-        double l2, double lr, T *work, double *loss_sum, ptrdiff_t *rows_done) {    \
+        double l2, double lr, T *work, double *loss_sum, double *penalty_sum,       \
+        ptrdiff_t *rows_done) {                                                     \
     ptrdiff_t z_off[65], max_w = 0, total = 0, r, i, j;                             \
     int l;                                                                          \
     const ptrdiff_t n_in0 = sizes[0], n_out = sizes[n_layers];                      \
@@ -189,6 +190,7 @@ static int fbp_sample_epoch_##SUFFIX(                                           
     T *delta_a = a_out + n_out;                                                     \
     T *delta_b = delta_a + max_w;                                                   \
     *loss_sum = 0;                                                                  \
+    *penalty_sum = 0;                                                               \
     *rows_done = 0;                                                                 \
     for (r = 0; r < n_rows; r++) {                                                  \
         ptrdiff_t row_index = order ? order[r] : r;                                 \
@@ -239,7 +241,8 @@ static int fbp_sample_epoch_##SUFFIX(                                           
             for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];                   \
             T *swap = delta; delta = delta_prev; delta_prev = swap;                 \
         }                                                                           \
-        *loss_sum += J + 0.5 * l2 * penalty;                                        \
+        *loss_sum += J;                                                             \
+        *penalty_sum += 0.5 * l2 * penalty;                                         \
         *rows_done += 1;                                                            \
     }                                                                               \
     return 0;                                                                       \
