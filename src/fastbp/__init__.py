@@ -13,3 +13,11 @@ __all__ = [
     "ACTIVATIONS", "LOSSES", "GradcheckResult", "Network", "SGD", "TrainingDiverged",
     "gradcheck", "load", "load_digits", "reference", "__version__",
 ]
+
+
+def __getattr__(name):
+    # the scikit-learn estimators load (and need scikit-learn) only when asked for
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

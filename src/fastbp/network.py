@@ -387,6 +387,16 @@ class Network:
         from .io import save
         save(self, path)
 
+    def __getstate__(self):
+        # locks do not pickle; a restored network gets a fresh one
+        state = self.__dict__.copy()
+        del state["_fit_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._fit_lock = threading.Lock()
+
     def copy(self) -> "Network":
         """An independent copy with the same architecture and parameters."""
         clone = Network.__new__(Network)

@@ -1,0 +1,697 @@
+"""scikit-learn compatible estimators on fastbp's compiled core.
+
+:class:`MLPClassifier` and :class:`MLPRegressor` take the constructor
+parameters, defaults, fitted attributes and methods of
+``sklearn.neural_network``'s estimators, so ``from fastbp import
+MLPClassifier`` is a one-line switch. They follow scikit-learn's loss
+conventions (not :class:`fastbp.Network`'s):
+
+- regression: J = ½ · mean over outputs of the (weighted) mean over rows of
+  (y − t)², plus α/(2·Σw) · Σ‖W‖²; the SGD/Adam gradient is scikit-learn's,
+  i.e. that of ``Network``'s "mse" (not divided by the number of outputs);
+- classification: log-loss with softmax outputs (multiclass) or logistic
+  outputs (binary, multilabel), plus the same L2 term.
+
+Where they differ from scikit-learn:
+
+- ``lbfgs`` gets the exact gradient of the reported loss (for multi-output
+  regression scikit-learn's lbfgs gradient is n_outputs times too large in
+  the data term);
+- probabilities are not clipped to [eps, 1 − eps] in the loss: the log-loss
+  is computed from the pre-activations (log-sum-exp, softplus) instead;
+- ``warm_start`` and ``partial_fit`` keep the optimiser state (velocities,
+  Adam moments and step count); scikit-learn restarts Adam on warm start;
+- ``class_weight`` ({dict, "balanced"}), ``activation`` as a list (one per
+  hidden layer), and float32 input trains in float32;
+- early stopping restores the best weights (as scikit-learn does) and so
+  does nothing else: it is the same rule;
+- sparse input is not accepted.
+"""
+from __future__ import annotations
+
+import numbers
+import time
+import warnings
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _kernels
+from .losses import LOSSES
+from .network import Network
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+#: scikit-learn's activation names -> fastbp's
+_ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_OPTIMIZER_CODES = {"sgd": 0, "adam": 1}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # -- parameters ---------------------------------------------------------
+
+    def _hidden_sizes(self) -> list:
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if _is_int(sizes) else list(sizes) if hasattr(sizes, "__iter__") else None
+        if sizes is None or not all(_is_int(s) and s > 0 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+        return [int(s) for s in sizes]
+
+    def _hidden_activations(self, n_hidden: int) -> list:
+        names = [self.activation] * n_hidden if isinstance(self.activation, str) \
+            else list(self.activation)
+        for name in names:
+            if name not in _ACTIVATION_NAMES:
+                raise ValueError(f"activation {name!r} is not one of {sorted(_ACTIVATION_NAMES)}")
+        if len(names) != n_hidden:
+            raise ValueError(f"activation lists {len(names)} names for {n_hidden} hidden layers")
+        return [_ACTIVATION_NAMES[name] for name in names]
+
+    def _check_params(self) -> None:
+        """Reject bad hyper-parameters with a message naming them."""
+        if self.solver not in ("lbfgs", "sgd", "adam"):
+            raise ValueError(f"solver must be 'lbfgs', 'sgd' or 'adam', got {self.solver!r}")
+        if self.learning_rate not in ("constant", "invscaling", "adaptive"):
+            raise ValueError("learning_rate must be 'constant', 'invscaling' or 'adaptive', "
+                             f"got {self.learning_rate!r}")
+        if not (self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1)):
+            raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {self.batch_size!r}")
+        checks = [
+            ("alpha", self.alpha, 0, None, False), ("learning_rate_init", self.learning_rate_init, 0, None, True),
+            ("power_t", self.power_t, 0, None, False), ("tol", self.tol, 0, None, False),
+            ("momentum", self.momentum, 0, 1, False), ("beta_1", self.beta_1, 0, 1, False),
+            ("beta_2", self.beta_2, 0, 1, False), ("epsilon", self.epsilon, 0, None, True),
+            ("validation_fraction", self.validation_fraction, 0, 1, True),
+        ]
+        for name, value, low, high, strict in checks:
+            if not _is_real(value) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite real number, got {value!r}")
+            if value < low or (strict and value == low):
+                raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
+            if high is not None and (value > high or (value == high and name != "momentum")):
+                raise ValueError(f"{name} must be below {high}, got {value!r}")
+        for name in ("max_iter", "n_iter_no_change", "max_fun"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    # -- fitted parameters: views into the network's flat vector ------------
+
+    @property
+    def coefs_(self) -> list:
+        """Weight matrices, ``coefs_[i].shape == (layer_units[i], layer_units[i+1])``."""
+        check_is_fitted(self, "_net")
+        return [W for W, _ in self._net._layer_views(self._net._params)]
+
+    @coefs_.setter
+    def coefs_(self, coefs):
+        check_is_fitted(self, "_net")
+        self._net.set_weights(coefs, self.intercepts_)
+
+    @property
+    def intercepts_(self) -> list:
+        """Bias vectors, ``intercepts_[i].shape == (layer_units[i+1],)``."""
+        check_is_fitted(self, "_net")
+        return [b for _, b in self._net._layer_views(self._net._params)]
+
+    @intercepts_.setter
+    def intercepts_(self, intercepts):
+        check_is_fitted(self, "_net")
+        self._net.set_weights(self.coefs_, intercepts)
+
+    # -- fitting ------------------------------------------------------------
+
+    def _initialize(self, y: np.ndarray, layer_units: list, dtype) -> None:
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+        hidden = self._hidden_activations(len(layer_units) - 2)
+        output = "sigmoid" if self.out_activation_ == "logistic" else self.out_activation_
+        self._net = Network(layer_units, activation=hidden, output_activation=output,
+                            dtype=np.dtype(dtype).name)
+        # Glorot uniform for weights and biases, as scikit-learn initialises
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in self._net._layer_views(self._net._params):
+            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
+            W[...] = self._random_state.uniform(-bound, bound, W.shape)
+            b[...] = self._random_state.uniform(-bound, bound, b.shape)
+        self._reset_optimizer()
+        self._best_params = None
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _reset_optimizer(self) -> None:
+        params = self._net._params
+        self._state1 = np.zeros_like(params)
+        self._state2 = np.zeros_like(params) if self.solver == "adam" else np.empty(0, params.dtype)
+        self._steps = 0
+        self._current_lr = float(self.learning_rate_init)
+        self._optimizer_solver = self.solver
+
+    def _loss_code(self) -> int:
+        if self.out_activation_ == "softmax":
+            return LOSSES["cross_entropy"]
+        if self.out_activation_ == "logistic":
+            return LOSSES["bce"]
+        return LOSSES["mse"]
+
+    def _loss_scale(self) -> float:
+        # scikit-learn's squared error is also averaged over the outputs
+        return 1.0 / self.n_outputs_ if self.out_activation_ == "identity" else 1.0
+
+    def _sample_weight(self, X, y_raw, sample_weight):
+        """Per-row weights from sample_weight and class_weight, or None."""
+        class_weight = getattr(self, "class_weight", None)
+        if sample_weight is None and class_weight is None:
+            return None
+        weights = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        if class_weight is not None:
+            weights = weights * compute_sample_weight(class_weight, y_raw).astype(X.dtype)
+        if np.any(weights < 0):
+            raise ValueError("sample weights must be non-negative")
+        return np.ascontiguousarray(weights, dtype=X.dtype)
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._check_params()
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
+        X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
+        if first_pass:
+            self._random_state = check_random_state(self.random_state)
+        sample_weight = self._sample_weight(X, y_raw, sample_weight)
+        layer_units = [X.shape[1]] + hidden + [y.shape[1]]
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        elif list(self._net.sizes) != layer_units:
+            raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
+                             f"asks for {layer_units}; use warm_start=False")
+        elif self._optimizer_solver != self.solver:
+            self._reset_optimizer()
+        dtype = self._net.dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        y = np.ascontiguousarray(y, dtype=dtype)
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, y_raw, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, y, sample_weight)
+        if not np.isfinite(self._net._params).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed.")
+        return self
+
+    def _fit_lbfgs(self, X, y, sample_weight):
+        net = self._net
+        K = 1.0 / self._loss_scale()
+        sw = sample_weight if sample_weight is not None else np.empty(0, net.dtype)
+        work = np.empty(_kernels.workspace_size(net._sizes, X.shape[0]), net.dtype)
+        grad = np.empty_like(net._params)
+        code = self._loss_code()
+
+        def loss_and_gradient(theta):
+            net._params[...] = theta
+            # l2 = alpha*K then /K: the data term is averaged over outputs, the
+            # penalty is not, and the gradient is that of this very loss
+            J, penalty = _kernels.weighted_loss_gradient(X, y, sw, net._params, net._sizes,
+                                                         net._acts, code, self.alpha * K,
+                                                         work, grad)
+            return (J + penalty) / K, grad.astype(np.float64) / K
+
+        iprint = {"iprint": 1} if self.verbose else {}
+        result = scipy.optimize.minimize(
+            loss_and_gradient, net._params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol, **iprint})
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iterations: "
+                          f"{result.message}. Increase max_iter or scale the data.",
+                          ConvergenceWarning)
+        self.n_iter_ = int(result.nit)
+        self.loss_ = float(result.fun)
+        net._params[...] = result.x
+
+    def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental):
+        net = self._net
+        early_stopping = self.early_stopping and not incremental
+        X_val = y_val = sw_val = None
+        if early_stopping:
+            # as scikit-learn: stratify single-output classification only
+            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+            arrays = [X, y] + ([sample_weight] if sample_weight is not None else [])
+            split = train_test_split(*arrays, random_state=self._random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X, X_val, y, y_val = split[:4]
+            sample_weight, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase validation_fraction "
+                                 "or the number of samples.")
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+            X, y = np.ascontiguousarray(X), np.ascontiguousarray(y)
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        work = np.empty(_kernels.workspace_size(net._sizes, batch_size), net.dtype)
+        grad = np.empty_like(net._params)
+        sw = sample_weight if sample_weight is not None else np.empty(0, net.dtype)
+        in_order = np.empty(0, np.intp)
+        code, scale = self._loss_code(), self._loss_scale()
+        optimizer = _OPTIMIZER_CODES[self.solver]
+        first_moment = self.beta_1 if self.solver == "adam" else self.momentum
+        try:
+            for _ in range(self.max_iter):
+                order = self._random_state.permutation(n).astype(np.intp) if self.shuffle \
+                    else in_order
+                started = time.perf_counter()
+                status, loss_sum, penalty_sum, _, self._steps = _kernels.train_rows(
+                    X, y, sw, order, 0, n, batch_size, net._params, grad, self._state1,
+                    self._state2, net._sizes, net._acts, code, self.alpha, optimizer,
+                    self._current_lr, first_moment, self.nesterovs_momentum, self.beta_2,
+                    self.epsilon, self._steps, work)
+                if status != 0:
+                    raise ValueError(
+                        f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver "
+                        "produced non-finite values. The input data may contain large values "
+                        "and need to be preprocessed, or learning_rate_init is too large.")
+                self.n_iter_ += 1
+                self.loss_ = (loss_sum * scale + penalty_sum) / n
+                self.t_ += n
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f (%.3f s)"
+                          % (self.n_iter_, self.loss_, time.perf_counter() - started))
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._current_lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                           f"{self.n_iter_no_change} consecutive epochs.")
+                    if self._trigger_stopping(msg):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                  "reached and the optimization hasn't converged yet.",
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping and self._best_params is not None:
+            net._params[...] = self._best_params
+
+    def _trigger_stopping(self, msg: str) -> bool:
+        """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 instead of stopping."""
+        if self.solver == "sgd" and self.learning_rate == "adaptive" and self._current_lr > 1e-6:
+            self._current_lr /= 5.0
+            if self.verbose:
+                print(msg + " Setting learning rate to %f" % self._current_lr)
+            return False
+        if self.verbose:
+            print(msg + (" Learning rate too small. Stopping." if self.solver == "sgd"
+                         and self.learning_rate == "adaptive" else " Stopping."))
+        return True
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
+        if early_stopping:
+            score = self._score(X_val, y_val, sample_weight=sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self._net._params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    _best_params = None
+
+    # -- prediction ---------------------------------------------------------
+
+    def _forward(self, X) -> np.ndarray:
+        check_is_fitted(self, "_net")
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        return self._net.predict(X)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the loss (and in early stopping's score).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    # -- weight interop -----------------------------------------------------
+
+    def to_torch_state_dict(self) -> dict:
+        """The weights as the state_dict of ``torch.nn.Sequential`` of Linear and
+        activation modules: keys "0.weight", "0.bias", "2.weight", ...
+
+        PyTorch stores each Linear weight as (out, in): the transpose of ``coefs_``.
+        NumPy arrays are returned; ``torch.from_numpy`` turns them into tensors.
+        """
+        state = {}
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            state[f"{2 * i}.weight"] = np.ascontiguousarray(W.T)
+            state[f"{2 * i}.bias"] = b.copy()
+        return state
+
+    def load_torch_state_dict(self, state_dict) -> None:
+        """Set the weights from a state_dict of Linear layers (see
+        :meth:`to_torch_state_dict`); other entries are ignored.
+
+        The estimator must be fitted (or warm-started) with matching layer sizes.
+        """
+        linear = sorted((k for k in state_dict if k.endswith(".weight")),
+                        key=lambda k: [int(p) if p.isdigit() else p for p in k.split(".")])
+        weights = [np.asarray(_as_numpy(state_dict[k])).T for k in linear]
+        biases = [np.asarray(_as_numpy(state_dict[k[:-len("weight")] + "bias"])) for k in linear]
+        self._net.set_weights(weights, biases)
+
+    def to_sklearn(self):
+        """An equivalent fitted ``sklearn.neural_network`` estimator (weights copied)."""
+        from sklearn import neural_network
+        cls = getattr(neural_network, type(self).__name__)
+        params = self.get_params()
+        params.pop("class_weight", None)
+        if not isinstance(params["activation"], str):
+            raise ValueError("scikit-learn takes one activation for all hidden layers")
+        other = cls(**params)
+        other.coefs_ = [W.copy() for W in self.coefs_]
+        other.intercepts_ = [b.copy() for b in self.intercepts_]
+        for name in ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_", "n_iter_",
+                     "t_", "loss_", "loss_curve_", "best_loss_", "classes_",
+                     "_label_binarizer", "feature_names_in_", "validation_scores_",
+                     "best_validation_score_"):
+            if hasattr(self, name):
+                setattr(other, name, getattr(self, name))
+        return other
+
+    @classmethod
+    def from_sklearn(cls, estimator):
+        """A fastbp estimator holding a fitted scikit-learn MLP's parameters and weights."""
+        params = {k: v for k, v in estimator.get_params().items()}
+        ours = cls(**params)
+        ours._check_params()
+        ours._random_state = check_random_state(ours.random_state)
+        for name in ("n_features_in_", "classes_", "_label_binarizer", "feature_names_in_"):
+            if hasattr(estimator, name):
+                setattr(ours, name, getattr(estimator, name))
+        sizes = [estimator.coefs_[0].shape[0]] + [W.shape[1] for W in estimator.coefs_]
+        dtype = estimator.coefs_[0].dtype
+        ours._initialize(np.empty((0, sizes[-1])), sizes, dtype)
+        ours._net.set_weights(estimator.coefs_, estimator.intercepts_)
+        for name in ("n_iter_", "t_", "loss_", "loss_curve_", "best_loss_"):
+            if hasattr(estimator, name):
+                setattr(ours, name, getattr(estimator, name))
+        return ours
+
+
+def _as_numpy(value):
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else value
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, scikit-learn compatible, on fastbp's kernels.
+
+    Takes every parameter of ``sklearn.neural_network.MLPClassifier`` with the
+    same defaults, plus ``class_weight``; see the module docstring for where
+    it differs.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+    activation : {"identity", "logistic", "tanh", "relu"} or list of them, default="relu"
+        One name for every hidden layer, or a list with one per hidden layer.
+    solver : {"lbfgs", "sgd", "adam"}, default="adam"
+    alpha : float, default=1e-4
+        L2 penalty α: adds α/(2·Σw)·Σ‖W‖² to the loss.
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+    warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+    beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+        As in scikit-learn.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, multiplied into ``sample_weight``.
+
+    Attributes
+    ----------
+    classes_, loss_, best_loss_, loss_curve_, validation_scores_,
+    best_validation_score_, t_, coefs_, intercepts_, n_features_in_,
+    feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
+        As in scikit-learn. ``coefs_`` and ``intercepts_`` are views of the
+        network's parameters.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 class_weight=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.class_weight = class_weight
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
+                             reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        Y = self._label_binarizer.transform(y).astype(X.dtype)
+        return X, Y, y
+
+    def _score(self, X, y, sample_weight=None):
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    def predict(self, X):
+        """Predict with the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        y_pred = self._forward(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with one pass over (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+        classes : array of shape (n_classes,), default=None
+            All classes, required on the first call.
+
+        Returns
+        -------
+        self
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            # multilabel targets define their own columns; else the given classes
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(self.classes_)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        y_pred = self._forward(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, scikit-learn compatible, on fastbp's kernels.
+
+    Takes every parameter of ``sklearn.neural_network.MLPRegressor`` with the
+    same defaults; see :class:`MLPClassifier` and the module docstring.
+    """
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return X, np.asarray(Y, dtype=X.dtype), y
+
+    def _score(self, X, y, sample_weight=None):
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        y_pred = self._forward(X)
+        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one pass over (X, y).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+

@@ -1,0 +1,265 @@
+"""fastbp.MLPClassifier / MLPRegressor: scikit-learn's contract and its numbers."""
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbp import MLPClassifier, MLPRegressor  # noqa: E402
+
+
+@parametrize_with_checks([MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _digits(n=600):
+    from fastbp import load_digits
+    X, labels = load_digits(one_hot=False)
+    return X[:n], labels[:n]
+
+
+def _fit_both(ours_cls, theirs_cls, X, y, sample_weight=None, **params):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = ours_cls(**params).fit(X, y, sample_weight=sample_weight)
+        theirs = theirs_cls(**params).fit(X, y, sample_weight=sample_weight)
+    return ours, theirs
+
+
+def _assert_same_model(ours, theirs, rtol=1e-9):
+    if hasattr(theirs, "loss_curve_"):
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=rtol)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=rtol)
+    for got, want in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-10)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+
+
+# Same random_state -> same initial weights (the estimators draw them as
+# scikit-learn does) -> the same training, step for step.
+@pytest.mark.parametrize("solver,extra", [
+    ("sgd", dict(momentum=0.0, learning_rate_init=0.1)),
+    ("sgd", dict(momentum=0.9, nesterovs_momentum=True, learning_rate_init=0.05)),
+    ("sgd", dict(momentum=0.9, nesterovs_momentum=False, learning_rate="invscaling",
+                 learning_rate_init=0.1)),
+    ("adam", dict(learning_rate_init=0.01)),
+])
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
+def test_classifier_trains_like_sklearn(solver, extra, activation):
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits()
+    ours, theirs = _fit_both(MLPClassifier, SkClassifier, X, y, hidden_layer_sizes=(16,),
+                             activation=activation, solver=solver, shuffle=False, batch_size=32,
+                             alpha=1e-3, tol=0, random_state=0, max_iter=5, **extra)
+    _assert_same_model(ours, theirs)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("target", ["binary", "multilabel"])
+def test_logistic_outputs_train_like_sklearn(target):
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, labels = _digits(300)
+    y = (labels % 2) if target == "binary" else np.column_stack([labels % 2, labels > 4])
+    ours, theirs = _fit_both(MLPClassifier, SkClassifier, X, y, hidden_layer_sizes=(8, 6),
+                             solver="sgd", learning_rate_init=0.2, shuffle=False, batch_size=50,
+                             random_state=1, max_iter=4, tol=0)
+    _assert_same_model(ours, theirs)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_regressor_trains_like_sklearn(n_outputs, solver):
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    y = np.tanh(X @ rng.normal(size=(5, n_outputs)))
+    y = y.ravel() if n_outputs == 1 else y
+    weights = rng.uniform(0.5, 2.0, size=120)
+    ours, theirs = _fit_both(MLPRegressor, SkRegressor, X, y, sample_weight=weights,
+                             hidden_layer_sizes=(10,), solver=solver, learning_rate_init=0.01,
+                             shuffle=False, batch_size=16, alpha=0.01, random_state=3,
+                             max_iter=6, tol=0)
+    _assert_same_model(ours, theirs)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_shuffled_training_is_reproducible_and_learns():
+    X, y = _digits(1200)
+    a = MLPClassifier(hidden_layer_sizes=(32,), random_state=0, max_iter=60).fit(X[:900], y[:900])
+    b = MLPClassifier(hidden_layer_sizes=(32,), random_state=0, max_iter=60).fit(X[:900], y[:900])
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+    assert a.score(X[900:], y[900:]) > 0.9
+
+
+def test_lbfgs_matches_sklearn_on_single_output():
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(300)
+    ours, theirs = _fit_both(MLPClassifier, SkClassifier, X, y % 2, hidden_layer_sizes=(8,),
+                             solver="lbfgs", random_state=0, max_iter=30)
+    # same start, same objective and gradient: L-BFGS-B takes the same path
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    assert ours.n_iter_ == theirs.n_iter_
+
+
+def test_lbfgs_gradient_is_that_of_the_reported_loss():
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 2))
+    reg = MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", alpha=0.1, max_iter=200,
+                       random_state=0).fit(X, y)
+    # at the optimum the reported loss is at a minimum along random directions
+    theta = reg._net._params.copy()
+    base = reg.loss_
+    for _ in range(5):
+        direction = rng.normal(size=theta.size) * 1e-3
+        for sign in (1, -1):
+            reg._net._params[...] = theta + sign * direction
+            pred = reg.predict(X)
+            loss = 0.5 * np.mean((pred - y) ** 2) + 0.5 * 0.1 / 40 * sum(
+                float(np.sum(W ** 2)) for W in reg.coefs_)
+            assert loss >= base - 1e-7
+    reg._net._params[...] = theta
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_pickle_clone_and_grid_search():
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    X, y = _digits(400)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=20, random_state=0).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    fresh = clone(clf)
+    assert not hasattr(fresh, "coefs_") and fresh.get_params() == clf.get_params()
+    search = GridSearchCV(MLPClassifier(solver="sgd", learning_rate_init=0.1, batch_size=32,
+                                        max_iter=20, random_state=0),
+                          {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]},
+                          cv=2, n_jobs=2).fit(X, y)
+    assert search.best_score_ > 0.7
+    assert set(search.cv_results_["params"][0]) == {"hidden_layer_sizes", "alpha"}
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_float32_input_trains_in_float32():
+    X, y = _digits(300)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    clf.fit(X.astype(np.float32), y)
+    assert all(W.dtype == np.float32 for W in clf.coefs_ + clf.intercepts_)
+    assert clf.predict_proba(X).dtype == np.float32
+    clf64 = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    assert clf64.coefs_[0].dtype == np.float64
+    np.testing.assert_allclose(clf.loss_curve_, clf64.loss_curve_, rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_class_weight_equals_sample_weight():
+    X, y = _digits(300)
+    weights = {label: 1.0 + label / 3 for label in range(10)}
+    a = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0, shuffle=False,
+                      class_weight=weights).fit(X, y)
+    b = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                      shuffle=False).fit(X, y, sample_weight=np.array([weights[v] for v in y]))
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-12)
+    balanced = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                             class_weight="balanced").fit(X, y)
+    assert balanced.n_iter_ == 3
+    with pytest.raises(ValueError):
+        MLPClassifier(class_weight={0: -1.0}, max_iter=2).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_activation_list_per_hidden_layer():
+    X, y = _digits(300)
+    clf = MLPClassifier(hidden_layer_sizes=(12, 8), activation=["relu", "tanh"], max_iter=3,
+                        random_state=0).fit(X, y)
+    assert clf._net.activations == ("relu", "tanh")
+    with pytest.raises(ValueError, match="activation"):
+        MLPClassifier(hidden_layer_sizes=(12, 8), activation=["relu"]).fit(X, y)
+    with pytest.raises(ValueError, match="activation"):
+        MLPClassifier(activation="softmax").fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_warm_start_and_partial_fit_keep_the_optimiser_state(solver):
+    X, y = _digits(300)
+    params = dict(hidden_layer_sizes=(8,), solver=solver, shuffle=False, random_state=0, tol=0,
+                  learning_rate_init=0.01)
+    once = MLPClassifier(max_iter=6, **params).fit(X, y)
+    twice = MLPClassifier(max_iter=3, warm_start=True, **params).fit(X, y).fit(X, y)
+    np.testing.assert_allclose(twice.loss_curve_, once.loss_curve_, rtol=1e-12)
+    stepwise = MLPClassifier(**params)
+    for _ in range(6):
+        stepwise.partial_fit(X, y, classes=np.arange(10))
+    np.testing.assert_allclose(stepwise.loss_curve_, once.loss_curve_, rtol=1e-12)
+    assert stepwise.t_ == once.t_ == 6 * 300
+
+
+def test_partial_fit_needs_classes_and_a_stochastic_solver():
+    X, y = _digits(100)
+    with pytest.raises(ValueError, match="classes"):
+        MLPClassifier().partial_fit(X, y)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stopping_restores_the_best_weights():
+    X, y = _digits(600)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, n_iter_no_change=3,
+                        max_iter=200, learning_rate_init=0.05, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 200 and clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sklearn_round_trip_is_exact():
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(300)
+    theirs = SkClassifier(hidden_layer_sizes=(10,), max_iter=5, random_state=0).fit(X, y)
+    ours = MLPClassifier.from_sklearn(theirs)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+    back = ours.to_sklearn()
+    for got, want in zip(back.coefs_ + back.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(back.predict_proba(X), theirs.predict_proba(X))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_torch_state_dict_round_trip_is_exact():
+    torch = pytest.importorskip("torch")
+    X, y = _digits(200)
+    ours = MLPClassifier(hidden_layer_sizes=(12, 7), activation="tanh", max_iter=3,
+                         random_state=0).fit(X, y)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 12), torch.nn.Tanh(), torch.nn.Linear(12, 7),
+                                torch.nn.Tanh(), torch.nn.Linear(7, 10)).double()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.to_torch_state_dict().items()})
+    with torch.no_grad():
+        logits = model(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+                               ours.predict_proba(X), rtol=1e-12)
+    copy = MLPClassifier(hidden_layer_sizes=(12, 7), activation="tanh", max_iter=1,
+                         random_state=5).fit(X, y)
+    copy.load_torch_state_dict(model.state_dict())
+    for got, want in zip(copy.coefs_ + copy.intercepts_, ours.coefs_ + ours.intercepts_):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(solver="newton"), "solver"), (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
+    (dict(learning_rate_init=0.0), "learning_rate_init"), (dict(batch_size=0), "batch_size"),
+    (dict(momentum=1.5), "momentum"), (dict(beta_2=1.0), "beta_2"),
+    (dict(validation_fraction=1.0), "validation_fraction"), (dict(max_iter=0), "max_iter"),
+    (dict(alpha=-1.0), "alpha"), (dict(learning_rate="fast"), "learning_rate"),
+])
+def test_bad_hyper_parameters_are_named(params, match):
+    X, y = _digits(50)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(**params).fit(X, y)
