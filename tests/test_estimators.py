@@ -263,3 +263,16 @@ def test_bad_hyper_parameters_are_named(params, match):
     X, y = _digits(50)
     with pytest.raises(ValueError, match=match):
         MLPClassifier(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_shuffling_and_early_stopping_follow_sklearn_draw_for_draw(early_stopping):
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(500)
+    ours, theirs = _fit_both(MLPClassifier, SkClassifier, X, y, hidden_layer_sizes=(12,),
+                             solver="sgd", learning_rate_init=0.1, batch_size=40,
+                             early_stopping=early_stopping, n_iter_no_change=2,
+                             random_state=7, max_iter=8)
+    _assert_same_model(ours, theirs)
+    if early_stopping:
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)

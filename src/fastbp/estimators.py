@@ -245,8 +245,9 @@ class _BaseMLP(BaseEstimator):
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
-        if first_pass:
-            self._random_state = check_random_state(self.random_state)
+        # as scikit-learn: every fit call restarts the random stream, so the
+        # same random_state draws the same weights, split and shuffles
+        self._random_state = check_random_state(self.random_state)
         sample_weight = self._sample_weight(X, y_raw, sample_weight)
         layer_units = [X.shape[1]] + hidden + [y.shape[1]]
         if first_pass:
@@ -299,7 +300,9 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental):
         net = self._net
-        early_stopping = self.early_stopping and not incremental
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
         X_val = y_val = sw_val = None
         if early_stopping:
             # as scikit-learn: stratify single-output classification only
@@ -326,14 +329,18 @@ class _BaseMLP(BaseEstimator):
         work = np.empty(_kernels.workspace_size(net._sizes, batch_size), net.dtype)
         grad = np.empty_like(net._params)
         sw = sample_weight if sample_weight is not None else np.empty(0, net.dtype)
-        in_order = np.empty(0, np.intp)
+        sample_idx = np.arange(n, dtype=np.intp)
         code, scale = self._loss_code(), self._loss_scale()
         optimizer = _OPTIMIZER_CODES[self.solver]
         first_moment = self.beta_1 if self.solver == "adam" else self.momentum
         try:
             for _ in range(self.max_iter):
-                order = self._random_state.permutation(n).astype(np.intp) if self.shuffle \
-                    else in_order
+                if self.shuffle:
+                    # scikit-learn's utils.shuffle of the previous order, draw for draw
+                    permutation = np.arange(n)
+                    self._random_state.shuffle(permutation)
+                    sample_idx = sample_idx[permutation]
+                order = sample_idx if self.shuffle else sample_idx[:0]
                 started = time.perf_counter()
                 status, loss_sum, penalty_sum, _, self._steps = _kernels.train_rows(
                     X, y, sw, order, 0, n, batch_size, net._params, grad, self._state1,
