@@ -6,12 +6,13 @@ from .io import load
 from .losses import LOSSES
 from .network import ACTIVATIONS, Network, TrainingDiverged
 from .optim import SGD
+from .plotting import plot_history
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "GradcheckResult", "Network", "SGD", "TrainingDiverged",
-    "gradcheck", "load", "load_digits", "reference", "__version__",
+    "gradcheck", "load", "load_digits", "plot_history", "reference", "__version__",
 ]
 
 

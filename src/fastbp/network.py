@@ -13,6 +13,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import _kernels
+from ._progress import EpochProgress
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_seed)
 from .losses import check_loss, check_targets
@@ -292,7 +293,8 @@ class Network:
             Threads of the BLAS calls (minibatches); None leaves the BLAS
             library's own setting. Per-sample training is single-threaded.
         verbose : bool, default=False
-            Print the loss after every epoch.
+            Show a tqdm progress bar over the epochs, with the loss, on
+            stderr; without tqdm installed, print one line per epoch instead.
 
         Returns
         -------
@@ -347,6 +349,7 @@ class Network:
                            np.empty((2, self._params.size), self.dtype))
         no_order = np.empty(0, dtype=np.intp)
         history = {"loss": [], "seconds": []}
+        progress = EpochProgress(epochs) if verbose else None
         for epoch in range(epochs):
             order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else no_order
             snapshot, older = older, snapshot
@@ -367,6 +370,8 @@ class Network:
                 restored = epoch + 1 if good is snapshot else epoch
                 where = (f"at rows {rows_done}..{min(rows_done + batch_size, n) - 1} of the epoch"
                          if status != 0 else "in the weights")
+                if progress is not None:
+                    progress.close()
                 last = history["loss"][-1] if history["loss"] else "none"
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch + 1}: the loss became non-finite {where} "
@@ -376,8 +381,8 @@ class Network:
                 )
             history["loss"].append(loss_sum / n)
             history["seconds"].append(elapsed)
-            if verbose:
-                print(f"epoch {epoch + 1}/{epochs}  loss {loss_sum / n:.6g}  ({elapsed:.3g} s)")
+            if progress is not None:
+                progress.update(loss_sum / n, elapsed)
         return history
 
     # -- persistence --------------------------------------------------------

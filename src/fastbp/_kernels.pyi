@@ -1,0 +1,66 @@
+"""Type stub of the compiled kernels (csrc/_kernels.pyx).
+
+Every array argument is a C-contiguous NumPy array of one float dtype,
+float32 or float64 throughout a call (Cython's fused ``floating``), except
+``sizes`` and ``acts`` (C int, ``np.intc``) and ``order`` (``np.intp``).
+The kernels trust their caller: :mod:`fastbp.network` validates first.
+``mypy.stubtest fastbp._kernels`` checks this file against the module.
+"""
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+_F = TypeVar("_F", np.float32, np.float64)
+_Floats = npt.NDArray[_F]
+_Ints = npt.NDArray[np.intc]
+
+#: Cython's doctest table (empty)
+__test__: dict[str, str]
+
+def set_blas_min_flops(flops: int) -> int: ...
+def workspace_size(sizes: _Ints, rows: int) -> int: ...
+def dense_forward(z_prev: _Floats[_F], W: _Floats[_F], b: _Floats[_F], a: _Floats[_F]) -> None: ...
+def activate(a: _Floats[_F], z: _Floats[_F], kind: int) -> None: ...
+def activation_derivative(z: _Floats[_F], out: _Floats[_F], kind: int) -> None: ...
+def loss_output_delta(
+    a_out: _Floats[_F], z_out: _Floats[_F], T: _Floats[_F], delta: _Floats[_F],
+    loss: int, kind: int,
+) -> float: ...
+def backprop_delta(
+    delta_next: _Floats[_F], W_next: _Floats[_F], z: _Floats[_F], kind: int,
+    delta: _Floats[_F],
+) -> None: ...
+def layer_gradients(
+    z_prev: _Floats[_F], delta: _Floats[_F], W: _Floats[_F], l2_over_m: float,
+    dW: _Floats[_F], db: _Floats[_F],
+) -> None: ...
+def sgd_update(
+    params: _Floats[_F], grad: _Floats[_F], velocity: _Floats[_F], lr: float,
+    momentum: float, nesterov: bool,
+) -> None: ...
+def network_predict(
+    X: _Floats[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F],
+    out: _Floats[_F],
+) -> None: ...
+def network_loss(
+    X: _Floats[_F], T: _Floats[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints,
+    loss: int, l2: float, work: _Floats[_F], grad: _Floats[_F],
+) -> float: ...
+def weighted_loss_gradient(
+    X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F], params: _Floats[_F],
+    sizes: _Ints, acts: _Ints, loss: int, l2: float, work: _Floats[_F], grad: _Floats[_F],
+) -> tuple[float, float]: ...
+def train_epoch(
+    X: _Floats[_F], T: _Floats[_F], order: npt.NDArray[np.intp], batch_size: int,
+    params: _Floats[_F], grad: _Floats[_F], velocity: _Floats[_F], sizes: _Ints,
+    acts: _Ints, loss: int, l2: float, lr: float, momentum: float, nesterov: bool,
+    work: _Floats[_F],
+) -> tuple[int, float, int]: ...
+def train_rows(
+    X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F], order: npt.NDArray[np.intp],
+    start: int, stop: int, batch_size: int, params: _Floats[_F], grad: _Floats[_F],
+    state1: _Floats[_F], state2: _Floats[_F], sizes: _Ints, acts: _Ints, loss: int, l2: float,
+    optimizer: int, lr: float, momentum: float, nesterov: bool, beta2: float, epsilon: float,
+    step_count: int, work: _Floats[_F],
+) -> tuple[int, float, float, int, int]: ...
