@@ -69,6 +69,9 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
         _check_finite(array, name)
     with np.errstate(over="ignore", invalid="ignore"):
         converted = np.ascontiguousarray(array, dtype=dtype)
+    if not converted.flags.aligned:
+        # ascontiguousarray passes misaligned buffers through; the kernels need aligned ones
+        converted = converted.copy()
     _check_finite(converted, name, original=array)
     return converted
 

@@ -98,5 +98,7 @@ def load(path):
         net._params[...] = params
         return net
     except (ValueError, TypeError, KeyError, OverflowError, OSError, EOFError, zipfile.BadZipFile,
-            zlib.error) as exc:
+            zlib.error, RuntimeError) as exc:
+        # RuntimeError: zipfile's answer to damaged flag, version or method
+        # bytes ("encrypted", NotImplementedError "compression type 99")
         raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from exc

@@ -5,7 +5,9 @@ compiled kernels in :mod:`fastbp._kernels`.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import threading
 import time
 
@@ -28,6 +30,80 @@ MAX_LAYERS = 63
 MAX_WIDTH = 2**31 - 1
 #: rows per kernel call in predict and loss, to bound the workspace
 CHUNK_ROWS = 4096
+#: fit splits an epoch into kernel calls of whole batches and about this many
+#: flops (6 per weight and row), so that Ctrl-C and readers in other threads
+#: wait at most one call: measured 0.06-0.17 s per call for per-sample SGD on
+#: the CI machine. Minibatch kernels run 2-4x more flops per second, so their
+#: calls get 4x the budget. A fixed budget, not a timed one, keeps the split,
+#: and so the summation order of the epoch losses, the same from run to run.
+FIT_CALL_FLOPS = 1e9
+
+
+class _BlasThreads:
+    """The process-wide BLAS thread limit, shared by the fits that run at once.
+
+    threadpoolctl's limits are global, and each ``with threadpool_limits``
+    restores what it found on entry: two such blocks overlapping in two
+    threads can leave the wrong limit behind for good. Here the first fit that
+    asks saves the original limits, later ones can only lower the limit (never
+    raise it under a running gemm), and the last one out restores the original.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limit = None
+        self._original = None
+
+    @contextlib.contextmanager
+    def limit(self, n_threads):
+        if n_threads is None:
+            yield
+            return
+        with self._lock:
+            if self._users == 0:
+                self._original = threadpool_limits(limits=n_threads, user_api="blas")
+                self._limit = n_threads
+            elif n_threads < self._limit:
+                threadpool_limits(limits=n_threads, user_api="blas")
+                self._limit = n_threads
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._original.restore_original_limits()
+                    self._original = self._limit = None
+
+
+_blas_threads = _BlasThreads()
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Turn Ctrl-C into a flag that fit checks between kernel calls.
+
+    Yields a ``threading.Event`` set by SIGINT. Only in the main thread (the
+    one signals go to) and only over Python's default handler, so a handler
+    the program installed itself is left alone.
+    """
+    event = threading.Event()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield event
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _whole_batches(rows: float, batch_size: int) -> int:
+    """``rows`` rounded down to whole batches, at least one batch."""
+    return max(1, int(rows) // batch_size) * batch_size
 
 
 class TrainingDiverged(ValueError, FloatingPointError):
@@ -61,6 +137,18 @@ class Network:
         Precision of parameters and computation; inputs are converted to it.
     seed : int or None, default=None
         Seed of the weight initialisation (Glorot uniform; biases start at 0).
+
+    Notes
+    -----
+    Threads: :meth:`predict`, :meth:`loss`, :meth:`gradients`,
+    :attr:`weights`, :attr:`biases`, :meth:`save` and :meth:`copy` may run in
+    any thread at any time, also while another thread runs :meth:`fit`. Each
+    call reads one consistent snapshot of the parameters, taken between two
+    batches: fit trains a private copy and publishes it after every kernel
+    call (about every 0.1 s, see ``FIT_CALL_FLOPS``). A second :meth:`fit`, or a :meth:`set_weights`,
+    while a fit runs raises ``RuntimeError`` rather than mix two sources of
+    weights. Different networks train in parallel threads: every kernel runs
+    without the GIL.
 
     Examples
     --------
@@ -101,7 +189,9 @@ class Network:
         self._acts = np.asarray([ACTIVATIONS[a] for a in hidden + (output_activation,)],
                                 dtype=np.intc)
         self._params = np.zeros(sum((a + 1) * b for a, b in zip(sizes, sizes[1:])), self.dtype)
+        # guards _training and every rebinding of _params by fit and set_weights
         self._fit_lock = threading.Lock()
+        self._training = False
         self._init_weights(check_seed(seed))
 
     # -- parameters ---------------------------------------------------------
@@ -161,6 +251,8 @@ class Network:
         ------
         ValueError
             On a wrong count or shape, or non-finite values. Nothing is changed then.
+        RuntimeError
+            While :meth:`fit` runs on this network in another thread.
         """
         weights, biases = list(weights), list(biases)
         if len(weights) != self.n_layers or len(biases) != self.n_layers:
@@ -175,7 +267,13 @@ class Network:
                     raise ValueError(f"{name} has shape {np.shape(given)}, expected {target.shape}")
                 target[...] = as_matrix(np.reshape(given, (-1, target.shape[-1])), self.dtype,
                                         name).reshape(target.shape)
-        self._params[...] = new
+        with self._fit_lock:
+            if self._training:
+                raise RuntimeError("cannot set the weights while fit runs on this network "
+                                   "in another thread")
+            # a new array, not a copy into the old one: readers in other
+            # threads keep the snapshot they hold
+            self._params = new
 
     # -- evaluation ---------------------------------------------------------
 
@@ -201,12 +299,13 @@ class Network:
         ndarray of shape (m, sizes[-1]) and the network's dtype
         """
         X = self._check_X(X)
+        params = self._params  # one snapshot for every chunk, whatever other threads do
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         rows = min(X.shape[0], CHUNK_ROWS)
         work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
         for start in range(0, X.shape[0], rows):
             stop = min(start + rows, X.shape[0])
-            _kernels.network_predict(X[start:stop], self._params, self._sizes, self._acts,
+            _kernels.network_predict(X[start:stop], params, self._sizes, self._acts,
                                      work, out[start:stop])
         return out
 
@@ -229,16 +328,17 @@ class Network:
         l2 = check_float(l2, "l2", minimum=0.0)
         X, Y = self._check_XY(X, Y, loss)
         m = X.shape[0]
+        params = self._params  # one snapshot for every chunk, whatever other threads do
         rows = min(m, CHUNK_ROWS)
         work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
-        grad = np.empty_like(self._params)
+        grad = np.empty_like(params)
         total = 0.0
         for start in range(0, m, rows):
             stop = min(start + rows, m)
             total += (stop - start) * _kernels.network_loss(
-                X[start:stop], Y[start:stop], self._params, self._sizes, self._acts,
+                X[start:stop], Y[start:stop], params, self._sizes, self._acts,
                 code, 0.0, work, grad)
-        penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(self._params))
+        penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(params))
         return total / m + 0.5 * l2 / m * penalty
 
     def gradients(self, X, Y, loss: str = "mse", l2: float = 0.0) -> tuple:
@@ -258,9 +358,10 @@ class Network:
 
     def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
         """(J, flat gradient) on validated arrays."""
+        params = self._params  # one snapshot, whatever other threads do
         work = np.empty(_kernels.workspace_size(self._sizes, X.shape[0]), self.dtype)
-        grad = np.empty_like(self._params)
-        J = _kernels.network_loss(X, Y, self._params, self._sizes, self._acts, code, l2, work, grad)
+        grad = np.empty_like(params)
+        J = _kernels.network_loss(X, Y, params, self._sizes, self._acts, code, l2, work, grad)
         return J, grad
 
     # -- training -----------------------------------------------------------
@@ -268,7 +369,7 @@ class Network:
     def fit(self, X, Y, loss: str = "mse", optimizer=None, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
             n_threads: int | None = None, verbose: bool = False) -> dict:
-        """Train by minibatch SGD, one compiled call per epoch.
+        """Train by minibatch SGD in compiled, GIL-free calls of about 0.1 s each.
 
         Parameters
         ----------
@@ -292,6 +393,8 @@ class Network:
         n_threads : int or None, default=None
             Threads of the BLAS calls (minibatches); None leaves the BLAS
             library's own setting. Per-sample training is single-threaded.
+            The limit is process-wide: fits running at the same time in
+            several threads share the smallest limit asked for.
         verbose : bool, default=False
             Show a tqdm progress bar over the epochs, with the loss, on
             stderr; without tqdm installed, print one line per epoch instead.
@@ -306,11 +409,34 @@ class Network:
         Raises
         ------
         TrainingDiverged
-            When the loss or the weights stop being finite. The network then
+            When the loss or the weights stop being finite; the message gives
+            the epoch, the rows and the last finite losses. The network then
             holds the weights it had at the start of the failing epoch, or of
             the epoch before when the very first batch failed: the newest
             weights known to give a finite loss. The optimiser's velocity is
             rolled back with them.
+        RuntimeError
+            If fit already runs on this network in another thread.
+        KeyboardInterrupt
+            Ctrl-C stops training at the end of the running kernel call
+            (within about 0.1 s; a single batch is never split). The network
+            and the optimiser then hold the state after the last completed
+            batch and are ready for use; the exception's ``history`` holds the
+            completed epochs, and a note says where training stopped.
+
+        Notes
+        -----
+        With the same seed, data, starting weights and ``n_threads``, fit gives
+        bit-identical weights from run to run on one machine and build.
+        Per-sample training (``batch_size=1``, no momentum) and products too
+        small for BLAS are also bit-identical at any ``n_threads``. Larger
+        minibatch products are not: OpenBLAS's threaded gemm sums in another
+        order than its single-threaded one (measured: dgemm 300×200×256 differs
+        by ~5e-14 between 1 and 2 threads), so such fits agree to rounding
+        only. Across machines the kernels may round differently too: the
+        per-sample kernel is compiled for AVX-512, AVX2+FMA and baseline x86-64
+        (picked when the module loads; fused multiply-adds where the CPU has
+        them), and OpenBLAS picks its gemm kernels by CPU.
         """
         code = check_loss(loss, self.output_activation)
         optimizer = SGD() if optimizer is None else optimizer
@@ -328,61 +454,104 @@ class Network:
         n = X.shape[0]
         batch_size = min(batch_size, n)
 
-        if not self._fit_lock.acquire(blocking=False):
-            raise RuntimeError("fit is already running on this network in another thread")
+        with self._fit_lock:
+            if self._training:
+                raise RuntimeError("fit is already running on this network in another thread")
+            self._training = True
         try:
             # scipy's BLAS serves the kernels' gemm calls
-            with threadpool_limits(limits=n_threads, user_api="blas"):
-                return self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size, shuffle,
-                                        rng, verbose)
+            with _blas_threads.limit(n_threads), _sigint_deferred() as interrupted:
+                history = self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size,
+                                           shuffle, rng, verbose, interrupted)
         finally:
-            self._fit_lock.release()
+            with self._fit_lock:
+                self._training = False
+        if interrupted.is_set():
+            # Ctrl-C came during the last kernel call: training is complete, but
+            # the user asked to stop
+            raise _interrupt(history, "fit had already finished all its epochs")
+        return history
 
-    def _fit_epochs(self, X, Y, code, l2, optimizer, epochs, batch_size, shuffle, rng, verbose):
+    def _fit_epochs(self, X, Y, code, l2, optimizer, epochs, batch_size, shuffle, rng, verbose,
+                    interrupted):
         n = X.shape[0]
         # all workspace is allocated once per fit, never per batch
         work = np.empty(_kernels.workspace_size(self._sizes, batch_size), self.dtype)
         grad = np.empty_like(self._params)
         velocity = optimizer.velocity(self)
+        # The kernels train a private copy; readers in other threads use the
+        # last published one, which always holds whole batches.
+        live = self._params.copy()
         # snapshots of (params, velocity) at the start of this and the last epoch
-        snapshot, older = (np.empty((2, self._params.size), self.dtype),
-                           np.empty((2, self._params.size), self.dtype))
+        snapshot, older = (np.empty((2, live.size), self.dtype),
+                           np.empty((2, live.size), self.dtype))
         no_order = np.empty(0, dtype=np.intp)
+        unweighted = np.empty(0, self.dtype)
         history = {"loss": [], "seconds": []}
         progress = EpochProgress(epochs) if verbose else None
-        for epoch in range(epochs):
-            order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else no_order
-            snapshot, older = older, snapshot
-            np.copyto(snapshot[0], self._params)
-            np.copyto(snapshot[1], velocity)
-            started = time.perf_counter()
-            status, loss_sum, rows_done = _kernels.train_epoch(
-                X, Y, order, batch_size, self._params, grad, velocity, self._sizes, self._acts,
-                code, l2, optimizer.lr, optimizer.momentum, optimizer.nesterov, work)
-            elapsed = time.perf_counter() - started
-            if status != 0 or not np.isfinite(self._params).all():
-                # Roll back to the newest snapshot known to give a finite loss:
-                # this epoch's start if its first batch went through, else the
-                # previous epoch's start (whose first batch did).
-                good = snapshot if (rows_done > 0 or status == 0 or epoch == 0) else older
-                np.copyto(self._params, good[0])
-                np.copyto(velocity, good[1])
-                restored = epoch + 1 if good is snapshot else epoch
-                where = (f"at rows {rows_done}..{min(rows_done + batch_size, n) - 1} of the epoch"
-                         if status != 0 else "in the weights")
+        flops_per_row = 6 * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
+        per_sample = batch_size == 1 and optimizer.momentum == 0
+        budget = FIT_CALL_FLOPS * (1 if per_sample else 4)
+        rows_per_call = _whole_batches(budget / flops_per_row, batch_size)
+        epoch = done = 0
+        try:
+            for epoch in range(epochs):
+                order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else no_order
+                snapshot, older = older, snapshot
+                np.copyto(snapshot[0], live)
+                np.copyto(snapshot[1], velocity)
+                started = time.perf_counter()
+                loss_sum, done, status = 0.0, 0, 0
+                # An epoch is split into calls of whole batches, so the batches,
+                # their order and every rounding are those of one call.
+                while done < n:
+                    if interrupted.is_set():
+                        raise KeyboardInterrupt
+                    stop = min(done + rows_per_call, n)
+                    status, data_sum, penalty_sum, rows, _ = _kernels.train_rows(
+                        X, Y, unweighted, order, done, stop, batch_size, live, grad, velocity,
+                        unweighted, self._sizes, self._acts, code, l2, 0, optimizer.lr,
+                        optimizer.momentum, optimizer.nesterov, 0.0, 0.0, 0, work)
+                    loss_sum += data_sum + penalty_sum
+                    done += rows
+                    if status != 0 or not np.isfinite(live).all():
+                        break
+                    self._params = live.copy()  # publish
+                elapsed = time.perf_counter() - started
+                if status != 0 or not np.isfinite(live).all():
+                    # Roll back to the newest snapshot known to give a finite loss:
+                    # this epoch's start if its first batch went through, else the
+                    # previous epoch's start (whose first batch did).
+                    good = snapshot if (done > 0 or status == 0 or epoch == 0) else older
+                    np.copyto(live, good[0])
+                    np.copyto(velocity, good[1])
+                    self._params = live
+                    restored = epoch + 1 if good is snapshot else epoch
+                    where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"
+                             if status != 0 else "in the weights")
+                    so_far = f"{loss_sum / done:.6g} over its first {done} rows" if done else "none"
+                    last = f"{history['loss'][-1]:.6g}" if history["loss"] else "none"
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {epoch + 1}: the loss became non-finite "
+                        f"{where} (mean loss of epoch {epoch + 1} before that: {so_far}; last "
+                        f"finite epoch loss: {last}); the weights from the start of epoch "
+                        f"{restored} were restored. Try a smaller learning rate or scaled inputs.",
+                        history,
+                    )
+                history["loss"].append(loss_sum / n)
+                history["seconds"].append(elapsed)
                 if progress is not None:
-                    progress.close()
-                last = history["loss"][-1] if history["loss"] else "none"
-                raise TrainingDiverged(
-                    f"training diverged in epoch {epoch + 1}: the loss became non-finite {where} "
-                    f"(last finite epoch loss: {last}); the weights from the start of epoch "
-                    f"{restored} were restored. Try a smaller learning rate or scaled inputs.",
-                    history,
-                )
-            history["loss"].append(loss_sum / n)
-            history["seconds"].append(elapsed)
+                    progress.update(loss_sum / n, elapsed)
+        except KeyboardInterrupt as exc:
+            # `live` holds whole batches: the kernels finish every call they start
+            if np.isfinite(live).all():
+                self._params = live
+            raise _interrupt(history, f"fit stopped in epoch {epoch + 1} after {done} of its "
+                                      f"{n} rows", exc) from None
+        finally:
             if progress is not None:
-                progress.update(loss_sum / n, elapsed)
+                progress.close()
+        self._params = live
         return history
 
     # -- persistence --------------------------------------------------------
@@ -401,6 +570,7 @@ class Network:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._fit_lock = threading.Lock()
+        self._training = False
 
     def copy(self) -> "Network":
         """An independent copy with the same architecture and parameters."""
@@ -408,6 +578,7 @@ class Network:
         clone.__dict__.update(self.__dict__)
         clone._params = self._params.copy()
         clone._fit_lock = threading.Lock()
+        clone._training = False
         return clone
 
     def astype(self, dtype) -> "Network":
@@ -415,7 +586,7 @@ class Network:
         dtype = check_dtype(dtype)
         clone = self.copy()
         clone.dtype = dtype
-        clone._params = self._params.astype(dtype)
+        clone._params = clone._params.astype(dtype)
         if not np.isfinite(clone._params).all():
             raise ValueError(f"the parameters overflow {dtype}")
         return clone
@@ -425,3 +596,13 @@ class Network:
         return (f"Network({list(self.sizes)}, activation={hidden!r}, "
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
 
+
+
+def _interrupt(history: dict, where: str, exc: BaseException | None = None) -> KeyboardInterrupt:
+    """The KeyboardInterrupt fit raises: ``history`` attached, a note on where it stopped."""
+    exc = KeyboardInterrupt() if exc is None else exc
+    exc.history = history
+    if hasattr(exc, "add_note"):  # Python 3.11+
+        exc.add_note(f"fastbp: {where}; the network holds the weights after the last "
+                     "completed batch")
+    return exc

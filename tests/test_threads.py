@@ -1,0 +1,337 @@
+"""Threads: kernels without the GIL, parallel training, the same network shared
+between threads, BLAS thread limits, and bit-identical results."""
+import hashlib
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastbp
+from fastbp import _kernels, network
+
+
+def blas_threads():
+    return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+
+def run_in_thread(target):
+    """Start ``target`` in a thread; return (thread, box) where box gets its result."""
+    box = {}
+
+    def body():
+        try:
+            box["result"] = target()
+        except BaseException as exc:  # handed to the test thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread, box
+
+
+def finish(thread, box):
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+# ---------------------------------------------------------------------------
+# Kernels run without the GIL
+# ---------------------------------------------------------------------------
+
+def main_thread_blocked_fraction(call):
+    """Run ``call`` in a thread while this thread spins in Python.
+
+    Returns the fraction of the call's wall time during which this thread
+    could not run for 20 ms or more: about 0 if the call releases the GIL,
+    about 1 if it holds it (then the spinning thread waits for every kernel).
+    """
+    started = last = time.perf_counter()  # before start(): it waits for the GIL too
+    thread, box = run_in_thread(call)
+    blocked = 0.0
+    while thread.is_alive():
+        now = time.perf_counter()
+        if now - last > 0.02:
+            blocked += now - last
+        last = now
+    total = time.perf_counter() - started
+    finish(thread, box)
+    return blocked / total, total
+
+
+def _big(rows, n_in, n_out, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(rows, n_in)), rng.uniform(size=(rows, n_out))
+
+
+# each about 0.3 s on one core of the CI machine
+LONG_CALLS = {
+    "predict": lambda net, X, Y: net.predict(X),
+    "gradients": lambda net, X, Y: net.gradients(X[:4000], Y[:4000]),
+    "fit per sample": lambda net, X, Y: net.fit(X[:3000], Y[:3000], batch_size=1, epochs=1,
+                                                optimizer=fastbp.SGD(lr=0.001)),
+    "fit minibatch": lambda net, X, Y: net.fit(X, Y, batch_size=64, epochs=1, n_threads=1,
+                                               optimizer=fastbp.SGD(lr=0.001, momentum=0.9)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONG_CALLS))
+def test_long_kernels_release_the_gil(name):
+    net = fastbp.Network([100, 300, 300, 10], activation="tanh", seed=0)
+    X, Y = _big(10000, 100, 10)
+    with threadpool_limits(limits=1, user_api="blas"):  # the cores are for the two threads
+        fraction, seconds = main_thread_blocked_fraction(lambda: LONG_CALLS[name](net, X, Y))
+    assert seconds > 0.1, "the call is too short to tell"
+    assert fraction < 0.5, f"{name}: this thread was blocked {fraction:.0%} of {seconds:.2f} s"
+
+
+def test_the_gil_probe_sees_a_call_that_holds_the_gil():
+    # the probe itself can fail: list.sort on floats never releases the GIL
+    data = np.random.default_rng(0).random(1_000_000).tolist()
+    fraction, seconds = main_thread_blocked_fraction(lambda: sorted(data))
+    assert fraction > 0.8, (fraction, seconds)
+
+
+# ---------------------------------------------------------------------------
+# Different networks in parallel threads
+# ---------------------------------------------------------------------------
+
+def _params(net):
+    return np.concatenate([a.ravel() for a in net.weights + net.biases])
+
+
+@pytest.mark.parametrize("batch_size,n_threads", [(1, None), (32, 1)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_two_networks_in_two_threads_equal_one_after_the_other(batch_size, n_threads, dtype):
+    X, Y = _big(3000, 20, 4, seed=1)
+    kwargs = dict(loss="mse", epochs=3, batch_size=batch_size, seed=5, n_threads=n_threads)
+
+    def make(seed):
+        return fastbp.Network([20, 64, 32, 4], activation="relu", dtype=dtype, seed=seed)
+
+    sequential = []
+    for seed in (1, 2):
+        net = make(seed)
+        history = net.fit(X, Y, optimizer=fastbp.SGD(lr=0.01, momentum=0.5), **kwargs)
+        sequential.append((_params(net), history["loss"]))
+
+    nets = [make(1), make(2)]
+    start = threading.Barrier(2)
+
+    def train(net):
+        start.wait()
+        return net.fit(X, Y, optimizer=fastbp.SGD(lr=0.01, momentum=0.5), **kwargs)
+
+    threads = [run_in_thread(lambda net=net: train(net)) for net in nets]
+    histories = [finish(*t) for t in threads]
+    for net, history, (params, losses) in zip(nets, histories, sequential):
+        np.testing.assert_array_equal(_params(net), params)
+        assert history["loss"] == losses
+
+
+def test_one_optimizer_shared_by_two_threads_keeps_one_velocity_per_network():
+    X, Y = _big(2000, 10, 3, seed=2)
+    opt = fastbp.SGD(lr=0.05, momentum=0.9)
+    nets = [fastbp.Network([10, 16, 3], seed=s) for s in (1, 2)]
+    threads = [run_in_thread(lambda net=net: net.fit(X, Y, optimizer=opt, epochs=2,
+                                                     batch_size=8, seed=0)) for net in nets]
+    for t in threads:
+        finish(*t)
+    for seed, net in zip((1, 2), nets):
+        alone = fastbp.Network([10, 16, 3], seed=seed)
+        alone.fit(X, Y, optimizer=fastbp.SGD(lr=0.05, momentum=0.9), epochs=2, batch_size=8,
+                  seed=0)
+        np.testing.assert_array_equal(_params(net), _params(alone))
+
+
+# ---------------------------------------------------------------------------
+# One network shared between threads
+# ---------------------------------------------------------------------------
+
+def _wait_until_training(net, thread):
+    deadline = time.perf_counter() + 30
+    while not net._training:
+        assert thread.is_alive() and time.perf_counter() < deadline, "fit never started"
+        time.sleep(0.001)
+
+
+def test_second_fit_on_the_same_network_is_refused_and_harmless():
+    X, Y = _big(20000, 30, 3, seed=3)
+    net = fastbp.Network([30, 64, 3], seed=0)
+    twin = net.copy()
+    fit = lambda: net.fit(X, Y, epochs=3, batch_size=1, seed=0, optimizer=fastbp.SGD(lr=0.01))
+    thread, box = run_in_thread(fit)
+    _wait_until_training(net, thread)
+    with pytest.raises(RuntimeError, match="fit is already running"):
+        net.fit(X, Y, epochs=1)
+    with pytest.raises(RuntimeError, match="cannot set the weights while fit"):
+        net.set_weights(net.weights, net.biases)
+    finish(thread, box)
+    # the refused calls left no trace: the fit equals one run alone
+    twin.fit(X, Y, epochs=3, batch_size=1, seed=0, optimizer=fastbp.SGD(lr=0.01))
+    np.testing.assert_array_equal(_params(net), _params(twin))
+    net.set_weights(twin.weights, twin.biases)  # allowed again once fit returned
+    net.fit(X[:10], Y[:10])
+
+
+def test_readers_during_fit_see_whole_snapshots_and_do_not_disturb_it(tmp_path, monkeypatch):
+    # Publish after every few batches, so readers overlap many weight changes.
+    monkeypatch.setattr(network, "FIT_CALL_FLOPS", 1e5)
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(6000, 8)), rng.normal(size=(6000, 3))
+    net = fastbp.Network([8, 32, 3], activation="tanh", output_activation="identity", seed=0)
+    twin = net.copy()
+    # one sample repeated: every row of any prediction from one snapshot is the same
+    probe = np.repeat(rng.normal(size=(1, 8)), 3000, axis=0)
+    kwargs = dict(epochs=30, batch_size=1, seed=0, optimizer=fastbp.SGD(lr=0.001))
+    thread, box = run_in_thread(lambda: net.fit(X, Y, **kwargs))
+    _wait_until_training(net, thread)
+    seen, refused = set(), 0
+    clone = net.copy()
+    before = clone.predict(probe)
+    while thread.is_alive():
+        out = net.predict(probe)
+        assert (out == out[0]).all(), "a prediction mixed two sets of weights"
+        seen.add(out[0].tobytes())
+        dW, db = net.gradients(probe[:5], Y[:5])
+        assert all(np.isfinite(g).all() for g in dW + db)
+        net.copy()
+        net.save(tmp_path / "during.npz")
+        assert fastbp.load(tmp_path / "during.npz").sizes == net.sizes
+        try:
+            net.set_weights(net.weights, net.biases)
+        except RuntimeError:
+            refused += 1
+    finish(thread, box)
+    assert len(seen) > 3, "the readers did not overlap the training"
+    assert refused > 0
+    np.testing.assert_array_equal(clone.predict(probe), before)  # a copy is independent
+    twin.fit(X, Y, **kwargs)
+    np.testing.assert_array_equal(_params(net), _params(twin))
+
+
+# ---------------------------------------------------------------------------
+# BLAS thread limits
+# ---------------------------------------------------------------------------
+
+def test_overlapping_blas_limits_restore_the_original():
+    original = blas_threads()
+    limiter = network._BlasThreads()
+    first = limiter.limit(1)
+    second = limiter.limit(2)
+    first.__enter__()
+    assert blas_threads() == [1]
+    second.__enter__()
+    assert blas_threads() == [1]  # a later fit never raises the limit under a running one
+    first.__exit__(None, None, None)
+    assert blas_threads() == [1]  # the second is still running
+    second.__exit__(None, None, None)
+    assert blas_threads() == original
+
+
+def test_concurrent_fits_with_n_threads_leave_the_blas_limit_as_found():
+    original = blas_threads()
+    X, Y = _big(4000, 20, 3, seed=6)
+    start = threading.Barrier(3)
+
+    def train(epochs):
+        net = fastbp.Network([20, 200, 3], seed=0)
+        start.wait()
+        net.fit(X, Y, epochs=epochs, batch_size=200, n_threads=1)
+
+    threads = [run_in_thread(lambda e=e: train(e)) for e in (1, 2, 3)]
+    for t in threads:
+        finish(*t)
+    assert blas_threads() == original
+
+
+# ---------------------------------------------------------------------------
+# Same seed, same bits
+# ---------------------------------------------------------------------------
+
+SCRIPT = textwrap.dedent("""
+    import hashlib, sys
+    import numpy as np, fastbp
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(600, 30)), rng.uniform(size=(600, 4))
+    digest = hashlib.sha256()
+    for dtype in ("float64", "float32"):
+        for batch, opt in ((1, fastbp.SGD(lr=0.05)), (16, fastbp.SGD(lr=0.05, momentum=0.9)),
+                           (600, fastbp.SGD(lr=0.5, momentum=0.9, nesterov=True))):
+            net = fastbp.Network([30, 50, 20, 4], activation="tanh", dtype=dtype, seed=7)
+            net.fit(X, Y, epochs=3, batch_size=batch, optimizer=opt, seed=11,
+                    n_threads=int(sys.argv[1]))
+            for a in net.weights + net.biases:
+                digest.update(a.tobytes())
+    print(digest.hexdigest())
+""")
+
+
+def test_same_seed_gives_bit_identical_weights_in_fresh_processes():
+    runs = [subprocess.run([sys.executable, "-c", SCRIPT, threads], capture_output=True,
+                           text=True, check=True).stdout.strip() for threads in ("1", "1", "2")]
+    assert len(runs[0]) == 64 and runs[0] == runs[1]
+    # at these sizes every product runs in OpenBLAS's unthreaded path, or in
+    # fastbp's own loops, so 2 BLAS threads give the same bits
+    assert runs[2] == runs[0]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_per_sample_training_is_bit_identical_at_any_blas_threads(dtype):
+    X, Y = _big(2000, 40, 5, seed=8)
+    results = []
+    for n_threads in (1, 2):
+        net = fastbp.Network([40, 128, 5], dtype=dtype, seed=3)
+        net.fit(X, Y, epochs=2, batch_size=1, seed=0, n_threads=n_threads,
+                optimizer=fastbp.SGD(lr=0.01))
+        results.append(_params(net))
+    np.testing.assert_array_equal(*results)
+
+
+def test_fit_is_the_same_whatever_the_call_size(monkeypatch):
+    # splitting epochs into calls must not change a bit, shuffled or not
+    X, Y = _big(1000, 12, 3, seed=9)
+    results = {}
+    for flops in (1e18, 1.0, 3e4):  # one call per epoch, one batch per call, a few
+        monkeypatch.setattr(network, "FIT_CALL_FLOPS", flops)
+        for batch, shuffle in ((1, True), (7, True), (7, False), (64, True)):
+            net = fastbp.Network([12, 20, 3], seed=0)
+            history = net.fit(X, Y, epochs=2, batch_size=batch, shuffle=shuffle, seed=4,
+                              optimizer=fastbp.SGD(lr=0.05, momentum=0.5))
+            results.setdefault((batch, shuffle), []).append((_params(net), history["loss"]))
+    for (first, loss_1), *others in results.values():
+        for second, loss_2 in others:
+            np.testing.assert_array_equal(first, second)
+            # the epoch loss is summed per call: the same up to rounding
+            np.testing.assert_allclose(loss_1, loss_2, rtol=1e-14)
+
+
+def _digest(net):
+    return hashlib.sha256(_params(net).tobytes()).hexdigest()
+
+
+def test_kernel_calls_are_bounded_in_work(monkeypatch):
+    calls = []
+    real = _kernels.train_rows
+
+    def spy(*args):
+        calls.append(args[5] - args[4])  # stop - start
+        return real(*args)
+
+    monkeypatch.setattr(_kernels, "train_rows", spy)
+    X, Y = _big(20005, 50, 5, seed=10)
+    net = fastbp.Network([50, 100, 5], seed=0)
+    flops_per_row = 6 * (50 * 100 + 100 * 5)
+    for batch, momentum, budget in ((10, 0.9, 4e9), (1, 0.0, 1e9)):
+        calls.clear()
+        net.fit(X, Y, epochs=1, batch_size=batch,
+                optimizer=fastbp.SGD(lr=1e-3, momentum=momentum))
+        rows = int(budget // flops_per_row) // batch * batch
+        assert calls == [rows] * (20005 // rows) + [20005 % rows]

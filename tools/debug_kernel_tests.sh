@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Memory safety, part 1: build fastbp with Cython's bounds and initialisation
+# checks on (FASTBP_DEBUG_KERNELS=1, read by setup.py) in a scratch copy of the
+# repository, and run the kernel tests and the fit tests against that build.
+#
+#   tools/debug_kernel_tests.sh            # uses the active python
+#
+# The release build in the work tree or in site-packages is never touched or
+# imported: the copy gets its own .so and the tests check they run on it.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/fastbp-debug.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+
+# Tracked and new files only: no generated _kernels.c, no release .so.
+mkdir -p "$scratch/repo"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
+    while IFS= read -r -d '' file; do
+        [ -e "$repo/$file" ] && (cd "$repo" && cp --parents -- "$file" "$scratch/repo/")
+    done
+
+cd "$scratch/repo"
+if "$python" -c "import Cython, setuptools, numpy, scipy" 2>/dev/null; then
+    # build dependencies at hand (a dev machine): build in place, offline
+    FASTBP_DEBUG_KERNELS=1 "$python" setup.py -q build_ext --inplace --force >"$scratch/build.log" 2>&1 ||
+        { cat "$scratch/build.log"; exit 1; }
+    site="$scratch/repo/src"
+else
+    # CI's venv has the runtime packages only: let pip build in isolation
+    # (the variable reaches the isolated build through the environment)
+    FASTBP_DEBUG_KERNELS=1 "$python" -m pip install -q --no-deps --no-cache-dir \
+        --target "$scratch/site" . >"$scratch/build.log" 2>&1 || { cat "$scratch/build.log"; exit 1; }
+    site="$scratch/site"
+fi
+echo "debug build: $(ls "$site"/fastbp/_kernels*.so)"
+
+cd "$scratch"  # away from any work tree, so only $site provides fastbp
+FASTBP_EXPECT_DEBUG_KERNELS=1 FASTBP_DEBUG_BUILD_DIR="$scratch" PYTHONPATH="$site" \
+    "$python" -m pytest -q -p no:cacheprovider -c "$scratch/repo/pyproject.toml" \
+    "$scratch/repo/tests/test_kernels.py" \
+    "$scratch/repo/tests/test_train_rows.py" \
+    "$scratch/repo/tests/test_network.py" \
+    "$scratch/repo/tests/test_memory.py::test_the_debug_build_checks_bounds" \
+    "$scratch/repo/tests/test_properties.py::test_bad_input_ends_in_an_error_or_the_clean_answer" \
+    "$scratch/repo/tests/test_properties.py::test_every_layout_reaches_the_kernels_aligned_and_contiguous"
