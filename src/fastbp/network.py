@@ -12,7 +12,7 @@ import threading
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import _kernels
 from ._progress import EpochProgress
@@ -54,6 +54,8 @@ class _BlasThreads:
         self._users = 0
         self._limit = None
         self._original = None
+        # one controller: building one scans the loaded libraries (about 1 ms)
+        self._controller = None
 
     @contextlib.contextmanager
     def limit(self, n_threads):
@@ -61,11 +63,13 @@ class _BlasThreads:
             yield
             return
         with self._lock:
+            if self._controller is None:
+                self._controller = ThreadpoolController()
             if self._users == 0:
-                self._original = threadpool_limits(limits=n_threads, user_api="blas")
+                self._original = self._controller.limit(limits=n_threads, user_api="blas")
                 self._limit = n_threads
             elif n_threads < self._limit:
-                threadpool_limits(limits=n_threads, user_api="blas")
+                self._controller.limit(limits=n_threads, user_api="blas")
                 self._limit = n_threads
             self._users += 1
         try:
@@ -394,7 +398,11 @@ class Network:
             Threads of the BLAS calls (minibatches); None leaves the BLAS
             library's own setting. Per-sample training is single-threaded.
             The limit is process-wide: fits running at the same time in
-            several threads share the smallest limit asked for.
+            several threads share the smallest limit asked for. To run
+            minibatch fits in several threads at once, start Python with
+            ``OPENBLAS_NUM_THREADS=1``: once scipy's OpenBLAS has started its
+            thread pool it serialises gemm calls from different threads, even
+            at a limit of 1 (tools/thread_speedup.py measures both).
         verbose : bool, default=False
             Show a tqdm progress bar over the epochs, with the loss, on
             stderr; without tqdm installed, print one line per epoch instead.
