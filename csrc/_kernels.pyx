@@ -308,6 +308,8 @@ cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
     total += rows * sizes[n_layers]
     total += 2 * rows * _max_width(sizes, n_layers)
     total += rows * sizes[0] + rows * sizes[n_layers] + rows
+    # one scratch row after the deltas for the per-sample path (lr * delta)
+    total += _max_width(sizes, n_layers)
     return total
 
 

@@ -10,7 +10,7 @@
  * wheel stays portable.
  *
  * Layout and codes match csrc/_kernels.pyx: params = [W_0, b_0, W_1, b_1, ...],
- * workspace = [z_1 .. z_L | a_out | delta | delta_prev | ...].
+ * workspace = [z_1 .. z_L | a_out | delta | delta_prev | step | ...].
  */
 #ifndef FASTBP_SAMPLE_H
 #define FASTBP_SAMPLE_H
@@ -161,6 +161,29 @@ static inline T fbp_row_dot_update_##SUFFIX(T *row, const T *delta, ptrdiff_t n,
            ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;                          \
 }                                                                                   \
                                                                                     \
+/* Without L2: row -= z_i * step, where step = lr * delta was taken once per   \
+   layer; one multiply-add per weight instead of three. */                     \
+static inline T fbp_row_dot_step_##SUFFIX(T *row, const T *delta, const T *step,    \
+                                          ptrdiff_t n, T z_i) {                     \
+    T acc[FBP_LANES] = {0};                                                         \
+    T tail = 0;                                                                     \
+    ptrdiff_t j = 0, k;                                                             \
+    for (; j + FBP_LANES <= n; j += FBP_LANES) {                                    \
+        for (k = 0; k < FBP_LANES; k++) {                                           \
+            T w = row[j + k];                                                       \
+            acc[k] += w * delta[j + k];                                             \
+            row[j + k] = w - z_i * step[j + k];                                     \
+        }                                                                           \
+    }                                                                               \
+    for (; j < n; j++) {                                                            \
+        T w = row[j];                                                               \
+        tail += w * delta[j];                                                       \
+        row[j] = w - z_i * step[j];                                                 \
+    }                                                                               \
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +                                \
+           ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;                          \
+}                                                                                   \
+                                                                                    \
 /* The same update where no delta is needed below (the input layer). */            \
 static inline void fbp_row_update_##SUFFIX(T *row, const T *delta, ptrdiff_t n,     \
                                            T lr, T z_i, T l2) {                     \
@@ -189,6 +212,7 @@ static int fbp_sample_epoch_##SUFFIX(                                           
     T *a_out = work + total;                                                        \
     T *delta_a = a_out + n_out;                                                     \
     T *delta_b = delta_a + max_w;                                                   \
+    T *step = delta_b + max_w;  /* lr * delta of the layer being updated */         \
     *loss_sum = 0;                                                                  \
     *penalty_sum = 0;                                                               \
     *rows_done = 0;                                                                 \
@@ -227,18 +251,35 @@ static int fbp_sample_epoch_##SUFFIX(                                           
             if (l2 != 0)                                                            \
                 for (i = 0; i < n_in; i++)                                          \
                     penalty += fbp_row_square_##SUFFIX(W + i * n_next, n_next);     \
-            if (l == 0) {                                                           \
+            if (l2 == 0) {                                                          \
+                for (j = 0; j < n_next; j++) step[j] = lr_t * delta[j];             \
+                if (l == 0) {                                                       \
+                    for (i = 0; i < n_in; i++) {                                    \
+                        T *row = W + i * n_next;                                    \
+                        const T z_i = z_below[i];                                   \
+                        for (j = 0; j < n_next; j++) row[j] -= z_i * step[j];       \
+                    }                                                               \
+                } else {                                                            \
+                    for (i = 0; i < n_in; i++) {                                    \
+                        T s = fbp_row_dot_step_##SUFFIX(W + i * n_next, delta, step, \
+                                                        n_next, z_below[i]);        \
+                        delta_prev[i] = s * fbp_derivative_##SUFFIX(z_below[i], acts[l - 1]); \
+                    }                                                               \
+                }                                                                   \
+                for (j = 0; j < n_next; j++) b[j] -= step[j];                       \
+            } else if (l == 0) {                                                    \
                 for (i = 0; i < n_in; i++)                                          \
                     fbp_row_update_##SUFFIX(W + i * n_next, delta, n_next, lr_t,    \
                                             z_below[i], l2_t);                      \
+                for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];               \
             } else {                                                                \
                 for (i = 0; i < n_in; i++) {                                        \
                     T s = fbp_row_dot_update_##SUFFIX(W + i * n_next, delta, n_next, \
                                                       lr_t, z_below[i], l2_t);      \
                     delta_prev[i] = s * fbp_derivative_##SUFFIX(z_below[i], acts[l - 1]); \
                 }                                                                   \
+                for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];               \
             }                                                                       \
-            for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];                   \
             T *swap = delta; delta = delta_prev; delta_prev = swap;                 \
         }                                                                           \
         *loss_sum += J;                                                             \
