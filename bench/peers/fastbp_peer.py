@@ -1,0 +1,94 @@
+"""fastbp: ``Network.set_weights`` then one ``Network.fit`` call per run."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from . import train_with
+
+NAME = "fastbp"
+MATH = "mse"
+max_rows = None
+#: threads passed to ``fit(n_threads=...)`` where fit has that option; see set_threads
+n_threads = None
+
+
+def availability():
+    """``None`` when fastbp imports, else the reason."""
+    try:
+        import fastbp  # noqa: F401
+    except ImportError as error:
+        return f"fastbp does not import ({error}); run with PYTHONPATH=src or install it"
+    return None
+
+
+def version():
+    """fastbp's version and where it was imported from."""
+    import fastbp
+    return f"{fastbp.__version__} ({fastbp.__file__})"
+
+
+def set_threads(threads):
+    """Have every ``fit`` call ask for ``threads`` BLAS threads (if fit takes ``n_threads``)."""
+    global n_threads
+    n_threads = int(threads)
+
+
+def limitation(sizes, n_rows, batch_size, dtype):
+    """Every case is in scope: return ``None``."""
+    return None
+
+
+class Trainer:
+    """fastbp minibatch SGD; see :class:`peers.numpy_peer.Trainer` for the parameters."""
+
+    def __init__(self, X, Y, sizes, batch_size, lr, dtype):
+        import fastbp
+
+        self._fastbp = fastbp
+        # converted once, so fit() finds its dtype and layout and copies nothing
+        self.X = np.ascontiguousarray(X, dtype=dtype)
+        self.Y = np.ascontiguousarray(Y, dtype=dtype)
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.network = fastbp.Network(list(sizes), activation="sigmoid",
+                                      output_activation="sigmoid", dtype=dtype, seed=0)
+        # older fastbp has no n_threads: the benchmark's global thread limit then applies alone
+        self.thread_option = ({"n_threads": n_threads} if n_threads is not None and
+                              "n_threads" in inspect.signature(self.network.fit).parameters else {})
+
+    def load(self, weights, biases):
+        """Start from copies of ``weights`` and ``biases`` (untimed)."""
+        self.network.set_weights(weights, biases)
+
+    def epoch(self, epochs=1):
+        """Train ``epochs`` passes over the rows, in order (the timed part)."""
+        optimizer = self._fastbp.SGD(lr=self.lr)  # fresh: no momentum state to carry
+        self.network.fit(self.X, self.Y, loss="mse", optimizer=optimizer, epochs=epochs,
+                         batch_size=self.batch_size, shuffle=False, **self.thread_option)
+
+    def parameters(self):
+        """Copies of the current (weights, biases)."""
+        return self.network.weights, self.network.biases
+
+
+def train(X, Y, weights, biases, batch_size, lr, dtype, epochs=1):
+    """Train with ``fastbp.Network.fit`` (mse, sigmoid layers) from the given parameters.
+
+    Parameters
+    ----------
+    X, Y : ndarray
+        Inputs (n, sizes[0]) and targets (n, sizes[-1]).
+    weights, biases : list of ndarray
+        Initial parameters, ``weights[l].shape == (sizes[l], sizes[l+1])``.
+    batch_size : int
+    lr : float
+    dtype : {"float32", "float64"}
+    epochs : int, default=1
+
+    Returns
+    -------
+    weights, biases : list of ndarray
+    """
+    return train_with(Trainer, X, Y, weights, biases, batch_size, lr, dtype, epochs)
