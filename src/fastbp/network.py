@@ -37,6 +37,8 @@ CHUNK_ROWS = 4096
 #: calls get 4x the budget. A fixed budget, not a timed one, keeps the split,
 #: and so the summation order of the epoch losses, the same from run to run.
 FIT_CALL_FLOPS = 1e9
+#: least FLOPs of a call per parameter, so publishing the weights stays cheap
+FIT_CALL_OVERHEAD_RATIO = 15000
 
 
 class _BlasThreads:
@@ -513,6 +515,10 @@ class Network:
         flops_per_row = 6 * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
         per_sample = batch_size == 1 and optimizer.momentum == 0
         budget = FIT_CALL_FLOPS * (1 if per_sample else 4)
+        # Between calls the weights are copied (published) and checked for
+        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
+        # Keep that under ~1% of a call's work, or big nets pay for it.
+        budget = max(budget, FIT_CALL_OVERHEAD_RATIO * live.size)
         rows_per_call = _whole_batches(budget / flops_per_row, batch_size)
         epoch = done = 0
         try:
