@@ -70,6 +70,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--render", type=Path, default=None, metavar="JSON",
                         help="only rewrite the Markdown and PNG of a saved JSON report")
+    parser.add_argument("--targets", action="store_true",
+                        help="after the matrix, run bench/targets.py: the speed targets "
+                             "(1 and 2 threads) measured side by side and judged")
     arguments = parser.parse_args(argv)
     if arguments.threads < 1:
         parser.error("--threads must be at least 1")
@@ -899,6 +902,16 @@ def main(arguments):
     for failure in report["failures"]:
         print(f"FAILED: {failure}")
     print("wrote " + ", ".join(str(p) for p in written))
+    if arguments.targets:
+        # a fresh interpreter: this one pinned every BLAS pool to --threads at start,
+        # and the targets need 1 and 2 threads
+        import subprocess
+        print("\n== speed targets (bench/targets.py)", flush=True)
+        env = {k: v for k, v in os.environ.items() if k not in (
+            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")}
+        subprocess.run([sys.executable, str(BENCH_DIR / "targets.py"), "--repeats",
+                        str(max(arguments.repeats, 5)), "--out", str(arguments.out)],
+                       env=env, check=True)
     return 1 if report["failures"] else 0
 
 
