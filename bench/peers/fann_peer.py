@@ -267,21 +267,8 @@ class Trainer:
 def train(X, Y, weights, biases, batch_size, lr, dtype, epochs=1):
     """Train with FANN's incremental backpropagation (batch 1, sigmoid layers).
 
-    Parameters
-    ----------
-    X, Y : ndarray
-        Inputs (n, sizes[0]) and targets (n, sizes[-1]).
-    weights, biases : list of ndarray
-        Initial parameters, ``weights[l].shape == (sizes[l], sizes[l+1])``.
-    batch_size : int
-        Must be 1.
-    lr : float
-        Must be exactly representable in float32.
-    dtype : {"float32", "float64"}
-    epochs : int, default=1
+    Parameters and return value as in :func:`peers.train_with`.
 
-    Returns
-    -------
-    weights, biases : list of ndarray
+    ``batch_size`` must be 1 and ``lr`` exact in float32.
     """
     return train_with(Trainer, X, Y, weights, biases, batch_size, lr, dtype, epochs)

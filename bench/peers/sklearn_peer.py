@@ -103,19 +103,6 @@ class Trainer:
 def train(X, Y, weights, biases, batch_size, lr, dtype, epochs=1):
     """Train with scikit-learn's MLPClassifier SGD (log-loss, sigmoid layers).
 
-    Parameters
-    ----------
-    X, Y : ndarray
-        Inputs (n, sizes[0]) and 0/1 targets (n, sizes[-1]).
-    weights, biases : list of ndarray
-        Initial parameters, ``weights[l].shape == (sizes[l], sizes[l+1])``.
-    batch_size : int
-    lr : float
-    dtype : {"float32", "float64"}
-    epochs : int, default=1
-
-    Returns
-    -------
-    weights, biases : list of ndarray
+    Parameters and return value as in :func:`peers.train_with`.
     """
     return train_with(Trainer, X, Y, weights, biases, batch_size, lr, dtype, epochs)
