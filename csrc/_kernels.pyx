@@ -299,6 +299,17 @@ cdef inline Py_ssize_t _max_width(const int* sizes, int n_layers) noexcept nogil
     return w
 
 
+cdef inline Py_ssize_t _z_offsets(const int* sizes, int n_layers, Py_ssize_t m,
+                                  Py_ssize_t* z_offsets) noexcept nogil:
+    """Offsets of z_l (l = 1..L) for m rows in the workspace; returns their
+    total, where a_out starts. The Python layer caps L at 63."""
+    cdef Py_ssize_t l, total = 0
+    for l in range(1, n_layers + 1):
+        z_offsets[l] = total
+        total += m * sizes[l]
+    return total
+
+
 cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
                                 Py_ssize_t rows) noexcept nogil:
     # z_1..z_L, a_out, two delta buffers, gathered X, T and weight rows
@@ -370,10 +381,7 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
     cdef double J, penalty = 0, w_val, l2_over_m = l2 / sw_sum
     cdef Py_ssize_t z_offsets[64]
 
-    # offsets of z_l (l = 1..L) in the workspace; the Python layer caps L
-    for l in range(1, n_layers + 1):
-        z_offsets[l] = z_total
-        z_total += m * sizes[l]
+    z_total = _z_offsets(sizes, n_layers, m, z_offsets)
     a_out = work + z_total
     delta = a_out + m * sizes[n_layers]
     delta_prev = delta + m * max_w
@@ -451,9 +459,7 @@ cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
     cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
     cdef Py_ssize_t z_offsets[64]
 
-    for l in range(1, n_layers + 1):
-        z_offsets[l] = z_total
-        z_total += m * sizes[l]
+    z_total = _z_offsets(sizes, n_layers, m, z_offsets)
     a_out = work + z_total
     delta = a_out + m * sizes[n_layers]
     delta_prev = delta + m * max_w
