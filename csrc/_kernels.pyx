@@ -806,32 +806,6 @@ def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
     return J, penalty
 
 
-def train_epoch(const floating[:, ::1] X, const floating[:, ::1] T,
-                const Py_ssize_t[::1] order, Py_ssize_t batch_size,
-                floating[::1] params, floating[::1] grad,
-                floating[::1] velocity, const int[::1] sizes,
-                const int[::1] acts, int loss, double l2, double lr,
-                double momentum, bint nesterov, floating[::1] work):
-    """Run one epoch of minibatch SGD without the GIL.
-
-    ``order`` is a permutation of the rows, or empty for in-order batches.
-    Returns ``(status, loss_sum, rows_done)``: status 1 means a batch loss
-    was not finite and training stopped before that batch's update.
-    """
-    cdef int status, n_layers = <int>sizes.shape[0] - 1
-    cdef double loss_sum = 0, penalty_sum = 0
-    cdef Py_ssize_t rows_done = 0, steps = 0
-    cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
-    with nogil:
-        status = train_rows_kernel(
-            &X[0, 0], &T[0, 0], NULL, order_ptr, 0, X.shape[0], batch_size,
-            &params[0], &grad[0], &velocity[0], NULL, params.shape[0],
-            &sizes[0], &acts[0], n_layers, loss, l2, OPT_SGD, lr, momentum,
-            nesterov, 0.0, 0.0, &steps, &work[0], &loss_sum, &penalty_sum,
-            &rows_done)
-    return status, loss_sum + penalty_sum, rows_done
-
-
 def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
                const floating[::1] sample_weight, const Py_ssize_t[::1] order,
                Py_ssize_t start, Py_ssize_t stop, Py_ssize_t batch_size,
@@ -842,9 +816,9 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
                Py_ssize_t step_count, floating[::1] work):
     """Train on positions [start, stop) of ``order`` without the GIL.
 
-    The general form of :func:`train_epoch`: sample weights (empty: none),
-    a sub-range of the epoch, and SGD (optimizer 0; state1 = velocity) or
-    Adam (optimizer 1; state1, state2 = moments, momentum = beta1).
+    With start=0, stop=n it trains a whole epoch in one call. Takes sample
+    weights (empty: none), and SGD (optimizer 0; state1 = velocity) or Adam
+    (optimizer 1; state1, state2 = moments, momentum = beta1).
     Returns ``(status, loss_sum, penalty_sum, rows_done, step_count)``.
     """
     cdef int status, n_layers = <int>sizes.shape[0] - 1

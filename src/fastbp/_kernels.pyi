@@ -51,12 +51,6 @@ def weighted_loss_gradient(
     X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F], params: _Floats[_F],
     sizes: _Ints, acts: _Ints, loss: int, l2: float, work: _Floats[_F], grad: _Floats[_F],
 ) -> tuple[float, float]: ...
-def train_epoch(
-    X: _Floats[_F], T: _Floats[_F], order: npt.NDArray[np.intp], batch_size: int,
-    params: _Floats[_F], grad: _Floats[_F], velocity: _Floats[_F], sizes: _Ints,
-    acts: _Ints, loss: int, l2: float, lr: float, momentum: float, nesterov: bool,
-    work: _Floats[_F],
-) -> tuple[int, float, int]: ...
 def train_rows(
     X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F], order: npt.NDArray[np.intp],
     start: int, stop: int, batch_size: int, params: _Floats[_F], grad: _Floats[_F],
