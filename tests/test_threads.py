@@ -236,6 +236,29 @@ def test_overlapping_blas_limits_restore_the_original():
     assert blas_threads() == original
 
 
+def test_blas_limits_set_and_restored_from_different_threads_take_effect():
+    # threadpoolctl >= 3.8 obeys only one "controlling" thread per process;
+    # fits in worker threads must still lower the limit after a fit in the
+    # main thread did, or their gemm calls share one 2-thread pool
+    original = blas_threads()
+    if original == [1]:
+        pytest.skip("the BLAS runs one thread already: a limit of 1 changes nothing")
+    limiter = network._BlasThreads()
+    with limiter.limit(1):  # the main thread sets and restores first
+        assert blas_threads() == [1]
+    assert blas_threads() == original
+    first, second = limiter.limit(1), limiter.limit(1)
+    finish(*run_in_thread(first.__enter__))  # a worker sets the limit
+    assert blas_threads() == [1]
+    finish(*run_in_thread(second.__enter__))
+    finish(*run_in_thread(lambda: first.__exit__(None, None, None)))
+    assert blas_threads() == [1]  # the second is still running
+    second.__exit__(None, None, None)  # the main thread is last out and restores
+    assert blas_threads() == original
+    with limiter.limit(1):  # and can still set the limit afterwards
+        assert blas_threads() == [1]
+
+
 def test_concurrent_fits_with_n_threads_leave_the_blas_limit_as_found():
     original = blas_threads()
     X, Y = _big(4000, 20, 3, seed=6)
