@@ -1,6 +1,7 @@
 """The public contract of ``Network.save`` and ``fastbp.load``."""
 import os
 import re
+import stat
 import zipfile
 
 import numpy as np
@@ -226,6 +227,8 @@ def _fields(path):
 DAMAGED = {
     # name: function(fields) -> None, edits a valid saved model in place
     "newer format": lambda f: f.update(format_version=np.array(99)),
+    "version zero": lambda f: f.update(format_version=np.array(0)),
+    "version negative": lambda f: f.update(format_version=np.array(-1)),
     "params too short": lambda f: f.update(params=f["params"][:-1]),
     "params 2-D": lambda f: f.update(params=f["params"].reshape(1, -1)),
     "params wrong dtype": lambda f: f.update(params=f["params"].astype(np.float32)),
@@ -292,3 +295,18 @@ def test_loading_a_folder_is_a_value_error(tmp_path):
     folder.mkdir()
     with pytest.raises(ValueError, match=path_in_message(folder)):
         fastbp.load(folder)
+
+
+def test_save_syncs_the_file_and_then_the_folder_holding_the_rename(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    net, _ = trained(ARCHITECTURES["sigmoid float64"])
+    net.save(tmp_path / "model.npz")
+    assert synced == [False, True]  # the data first, then the folder entry
+    assert fastbp.load(tmp_path / "model.npz").n_params == net.n_params

@@ -739,6 +739,7 @@ def _cmd_gradcheck(args) -> int:
     print(f"fastbp gradcheck: {net}, loss {loss}, l2 {args.l2:g}, {source}, "
           f"{net.n_params} parameters")
     checks = [("compiled vs reference (per-neuron Python)", result.reference, tol_ref),
+              ("compiled vs graph engine (reverse mode)", result.graph, tol_ref),
               ("compiled vs central finite differences", result.finite_differences, tol_fd)]
     failed = False
     for name, error, tolerance in checks:

@@ -49,6 +49,21 @@ def save(network, path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename itself durable: it lives in the folder's entries."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders; the rename is done
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
 
 
 def load(path):
@@ -85,6 +100,8 @@ def load(path):
         version = int(fields["format_version"])
         if version > FORMAT_VERSION:
             raise ValueError(f"format version {version} is newer than this fastbp reads ({FORMAT_VERSION})")
+        if version < 1:
+            raise ValueError(f"format version {version} is not a valid version (they start at 1)")
         sizes = fields["sizes"].tolist()  # floats are refused by Network, not truncated
         activations = [str(a) for a in fields["activations"]]
         net = Network(sizes, activation=activations, output_activation=str(fields["output_activation"]),
