@@ -20,11 +20,12 @@ extensions = [
     Extension(
         "fastbp._kernels",
         ["csrc/_kernels.pyx"],
-        depends=["csrc/fastbp_sample.h", "csrc/fastbp_math.h"],
+        depends=["csrc/fastbp_sample.h", "csrc/fastbp_math.h", "csrc/fastbp_threads.h"],
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # Portable wheel flags: no -march=native, no -ffast-math.
-        extra_compile_args=["-O3"] if os.name != "nt" else ["/O2"],
+        extra_compile_args=["-O3", "-pthread"] if os.name != "nt" else ["/O2"],
+        extra_link_args=["-pthread"] if os.name != "nt" else [],
     )
 ]
 

@@ -39,6 +39,16 @@ cdef extern from "fastbp_sample.h" nogil:
                            double* loss_sum, double* penalty_sum,
                            Py_ssize_t* rows_done)
 
+cdef extern from "fastbp_threads.h" nogil:
+    ctypedef struct fbp_barrier:
+        pass
+    ctypedef void (*fbp_task)(void* job, int index) noexcept nogil
+    void fbp_barrier_init(fbp_barrier* b, int n)
+    void fbp_barrier_wait(fbp_barrier* b)
+    int fbp_run_threads(int n, fbp_task task, void* job)
+    int FBP_MAX_THREADS
+    int FBP_HAVE_THREADS
+
 # Activation codes, mirrored by fastbp.network.ACTIVATIONS.
 cdef enum:
     IDENTITY = 0
@@ -138,17 +148,23 @@ cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,
 cdef void gemm_tn(int m, int n, int k, floating alpha, const floating* A,
                   const floating* B, floating* C) noexcept nogil:
     """C (m x n) += alpha A^T . B, with A stored (k x m) and B stored (k x n)."""
+    gemm_tn_ld(m, n, k, alpha, A, m, B, C)
+
+
+cdef void gemm_tn_ld(int m, int n, int k, floating alpha, const floating* A,
+                     int lda, const floating* B, floating* C) noexcept nogil:
+    """gemm_tn on a column block of A: its rows are lda elements apart."""
     cdef Py_ssize_t r, i, j
     cdef floating s
     cdef const floating* b_row
     cdef floating* c_row
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(True, False, m, n, k, alpha, A, m, B, n, C, n)
+        _blas_gemm(True, False, m, n, k, alpha, A, lda, B, n, C, n)
         return
     for r in range(k):
         b_row = B + r * n
         for i in range(m):
-            s = alpha * A[r * m + i]
+            s = alpha * A[r * lda + i]
             c_row = C + i * n
             for j in range(n):
                 c_row[j] += s * b_row[j]
@@ -328,33 +344,39 @@ cdef void forward_pass(const floating* X, Py_ssize_t m, const floating* params,
                        const int* sizes, const int* acts, int n_layers,
                        floating* work) noexcept nogil:
     """Fill z_1..z_L and a_out in the workspace for m rows of X."""
+    forward_rows(X, 0, m, m, params, sizes, acts, n_layers, work)
+
+
+cdef void forward_rows(const floating* X_rows, Py_ssize_t r0, Py_ssize_t rows,
+                       Py_ssize_t m, const floating* params, const int* sizes,
+                       const int* acts, int n_layers,
+                       floating* work) noexcept nogil:
+    """forward_pass for rows [r0, r0 + rows) of an m-row batch (X_rows holds
+    those rows); writes only their part of the workspace."""
     cdef Py_ssize_t l, r, n_in, n_out
-    cdef const floating* z_prev = X
+    cdef const floating* z_prev = X_rows
     cdef const floating* W = params
     cdef const floating* b
-    cdef floating* a = work
-    cdef floating* a_out
-    cdef Py_ssize_t z_total = 0
-    for l in range(1, n_layers + 1):
-        z_total += m * sizes[l]
-    a_out = work + z_total
+    cdef floating* a
+    cdef Py_ssize_t z_offsets[64]
+    cdef floating* a_out = work + _z_offsets(sizes, n_layers, m, z_offsets)
     for l in range(n_layers):
         n_in = sizes[l]
         n_out = sizes[l + 1]
         b = W + n_in * n_out
+        a = work + z_offsets[l + 1] + r0 * n_out
         # a = z_prev . W + b: start from the bias, then accumulate
         if l == n_layers - 1:
-            for r in range(m):
-                memcpy(a_out + r * n_out, b, n_out * sizeof(floating))
-            gemm_nn(<int>m, <int>n_out, <int>n_in, z_prev, W, a_out)
-            activate_rows(a_out, a, m, n_out, acts[l])
+            for r in range(rows):
+                memcpy(a_out + (r0 + r) * n_out, b, n_out * sizeof(floating))
+            gemm_nn(<int>rows, <int>n_out, <int>n_in, z_prev, W, a_out + r0 * n_out)
+            activate_rows(a_out + r0 * n_out, a, rows, n_out, acts[l])
         else:
-            for r in range(m):
+            for r in range(rows):
                 memcpy(a + r * n_out, b, n_out * sizeof(floating))
-            gemm_nn(<int>m, <int>n_out, <int>n_in, z_prev, W, a)
-            activate_rows(a, a, m, n_out, acts[l])
+            gemm_nn(<int>rows, <int>n_out, <int>n_in, z_prev, W, a)
+            activate_rows(a, a, rows, n_out, acts[l])
         z_prev = a
-        a += m * n_out
         W = b + n_out
 
 
@@ -558,7 +580,7 @@ cdef int train_rows_kernel(const floating* X, const floating* T,
                            bint nesterov, double beta2, double epsilon,
                            Py_ssize_t* step_count, floating* work,
                            double* loss_sum, double* penalty_sum,
-                           Py_ssize_t* rows_done) noexcept nogil:
+                           Py_ssize_t* rows_done, int n_threads) noexcept nogil:
     """Minibatch training over positions [start, stop) of the row order.
 
     Batches are consecutive runs of ``batch_size`` positions; the last may be
@@ -568,6 +590,8 @@ cdef int train_rows_kernel(const floating* X, const floating* T,
     beta1, and counts its steps in step_count. loss_sum and penalty_sum add
     up J's data and L2 terms times each batch's row count. Returns 0, or 1
     when a batch loss is not finite (that batch's update is not applied).
+    Minibatches run on ``n_threads`` threads of their own when it is above 1
+    (and the platform has threads).
     """
     cdef Py_ssize_t pos, m, r, row, n_in = sizes[0], n_out = sizes[n_layers]
     cdef Py_ssize_t x_off = _workspace_size(sizes, n_layers, batch_size) \
@@ -579,6 +603,7 @@ cdef int train_rows_kernel(const floating* X, const floating* T,
     cdef const floating* tb
     cdef const floating* wb
     cdef double J, penalty, sw_sum, lr_t
+    cdef int status
     loss_sum[0] = 0
     penalty_sum[0] = 0
     rows_done[0] = 0
@@ -599,6 +624,14 @@ cdef int train_rows_kernel(const floating* X, const floating* T,
             return fbp_sample_epoch_f(X, T, stop - start, order, params, sizes,
                                       acts, n_layers, loss, l2, lr, work,
                                       loss_sum, penalty_sum, rows_done)
+    if n_threads > 1:
+        status = train_rows_threaded(
+            X, T, sw, order, start, stop, batch_size, params, grad, state1,
+            state2, n_params, sizes, acts, n_layers, loss, l2, optimizer, lr,
+            momentum, nesterov, beta2, epsilon, step_count, work, loss_sum,
+            penalty_sum, rows_done, n_threads)
+        if status != -1:
+            return status
     pos = start
     while pos < stop:
         m = batch_size if pos + batch_size <= stop else stop - pos
@@ -651,8 +684,311 @@ cdef int train_rows_kernel(const floating* X, const floating* T,
 
 
 # ---------------------------------------------------------------------------
+# Minibatch training on threads of its own (csrc/fastbp_threads.h)
+# ---------------------------------------------------------------------------
+
+cdef struct TrainJob:
+    # the arguments of train_rows_kernel; pointers to float or double
+    const void* X
+    const void* T
+    const void* sw
+    const Py_ssize_t* order
+    Py_ssize_t start, stop, batch_size, n_params, steps_before
+    void* params
+    void* grad
+    void* state1
+    void* state2
+    void* work
+    const int* sizes
+    const int* acts
+    int n_layers, loss, optimizer, n_threads
+    double l2, lr, momentum, beta2, epsilon
+    bint nesterov
+    fbp_barrier barrier
+    # each thread's share of a batch's J and L2 sum; read after a barrier
+    double J_part[64]
+    double penalty_part[64]
+    # results, written by thread 0
+    int status
+    double loss_sum, penalty_sum
+    Py_ssize_t rows_done, steps
+
+
+cdef Py_ssize_t _threaded_workspace_size(const int* sizes, int n_layers,
+                                         Py_ssize_t rows) noexcept nogil:
+    # z_1..z_L, a_out, delta_1..delta_L (every layer's delta is kept for
+    # the update after the barrier), gathered X, T and weight rows
+    cdef Py_ssize_t l, total = 0
+    for l in range(1, n_layers + 1):
+        total += 2 * rows * sizes[l]
+    return total + rows * (sizes[n_layers] + sizes[0] + sizes[n_layers] + 1)
+
+
+cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexcept nogil:
+    """Start of thread ``index``'s contiguous share of ``count`` items."""
+    return count * index // n_threads
+
+
+cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept nogil:
+    """Thread ``index``'s part of train_rows_kernel's minibatch loop.
+
+    Per batch: forward pass, output delta and the deltas of all layers on its
+    own rows (they use the old weights and only those rows); a barrier; then
+    the update of its own columns of every W and b (a sum over all rows); a
+    barrier. Every thread sees the same J after the first barrier, so all
+    stop at the same batch when it is not finite.
+    """
+    cdef const floating* X = <const floating*>job.X
+    cdef const floating* T = <const floating*>job.T
+    cdef const floating* sw = <const floating*>job.sw
+    cdef const Py_ssize_t* order = job.order
+    cdef floating* params = <floating*>job.params
+    cdef floating* grad = <floating*>job.grad
+    cdef floating* state1 = <floating*>job.state1
+    cdef floating* state2 = <floating*>job.state2
+    cdef floating* work = <floating*>job.work
+    cdef const int* sizes = job.sizes
+    cdef const int* acts = job.acts
+    cdef int n_layers = job.n_layers, n_threads = job.n_threads, t
+    cdef Py_ssize_t B = job.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
+    cdef Py_ssize_t pos = job.start, m, r, r0, rows, row, l, i, i0, i1, c0, c1
+    cdef Py_ssize_t k_in, k_out, w_off, count, batches = 0, z_total
+    cdef Py_ssize_t z_offsets[64]
+    cdef Py_ssize_t w_offsets[64]
+    cdef floating* x_rows = work + _threaded_workspace_size(sizes, n_layers, B) \
+        - B * (n_in + n_out + 1)
+    cdef floating* t_rows = x_rows + B * n_in
+    cdef floating* w_rows = t_rows + B * n_out
+    cdef floating* a_out
+    cdef floating* deltas
+    cdef floating* delta
+    cdef floating* W
+    cdef floating* dW
+    cdef floating* p
+    cdef const floating* xb
+    cdef const floating* tb
+    cdef const floating* wb
+    cdef const floating* z_prev
+    cdef floating step, shrink, w_val
+    cdef double J, penalty, sw_sum, l2_over_m, lr_t = job.lr
+    cdef bint plain = job.optimizer == OPT_SGD and job.momentum == 0
+
+    w_off = 0
+    for l in range(n_layers):
+        w_offsets[l] = w_off
+        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    while pos < job.stop:
+        m = B if pos + B <= job.stop else job.stop - pos
+        r0 = _share(m, index, n_threads)
+        rows = _share(m, index + 1, n_threads) - r0
+        z_total = _z_offsets(sizes, n_layers, m, z_offsets)
+        a_out = work + z_total
+        deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
+        # each thread gathers its own rows; all sum the same weights alike
+        if order != NULL:
+            for r in range(r0, r0 + rows):
+                row = order[pos + r]
+                memcpy(x_rows + r * n_in, X + row * n_in, n_in * sizeof(floating))
+                memcpy(t_rows + r * n_out, T + row * n_out, n_out * sizeof(floating))
+                if sw != NULL:
+                    w_rows[r] = sw[row]
+            xb = x_rows
+            tb = t_rows
+            wb = w_rows if sw != NULL else NULL
+        else:
+            xb = X + pos * n_in
+            tb = T + pos * n_out
+            wb = sw + pos if sw != NULL else NULL
+        if sw != NULL:
+            sw_sum = 0
+            for r in range(m):
+                sw_sum += sw[order[pos + r]] if order != NULL else sw[pos + r]
+        else:
+            sw_sum = m
+
+        # rows [r0, r0 + rows): forward, output delta, deltas of every layer
+        forward_rows(xb + r0 * n_in, r0, rows, m, params, sizes, acts, n_layers, work)
+        job.J_part[index] = output_delta(
+            a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
+            tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
+            n_out, job.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
+            sw_sum)
+        for l in range(n_layers - 1, 0, -1):
+            # delta_l = (delta_{l+1} . W_l^T) * f'(z_l), with the old W_l
+            k_in = sizes[l]
+            k_out = sizes[l + 1]
+            delta = deltas + z_offsets[l] + r0 * k_in
+            memset(delta, 0, rows * k_in * sizeof(floating))
+            gemm_nt(<int>rows, <int>k_in, <int>k_out,
+                    deltas + z_offsets[l + 1] + r0 * k_out,
+                    params + w_offsets[l], delta)
+            multiply_derivative(work + z_offsets[l] + r0 * k_in, delta,
+                                rows * k_in, acts[l - 1])
+        fbp_barrier_wait(&job.barrier)
+
+        J = 0
+        for t in range(n_threads):
+            J += job.J_part[t]
+        if not isfinite(J):
+            if index == 0:
+                job.status = 1
+            break
+        batches += 1
+        if job.optimizer != OPT_SGD:
+            lr_t = job.lr * sqrt(1 - pow(job.beta2, <double>(job.steps_before + batches))) \
+                / (1 - pow(job.momentum, <double>(job.steps_before + batches)))
+        # rows [i0, i1) of every W and columns [c0, c1) of every b:
+        # W -= lr (z_prev^T delta + l2/m W); contiguous blocks of W, and
+        # each thread packs only its part of z_prev for the gemm
+        l2_over_m = job.l2 / sw_sum
+        step = <floating>(-job.lr)
+        shrink = <floating>(1 - job.lr * l2_over_m)
+        penalty = 0
+        for l in range(n_layers):
+            k_in = sizes[l]
+            k_out = sizes[l + 1]
+            i0 = _share(k_in, index, n_threads)
+            i1 = _share(k_in, index + 1, n_threads)
+            c0 = _share(k_out, index, n_threads)
+            c1 = _share(k_out, index + 1, n_threads)
+            W = params + w_offsets[l]
+            z_prev = xb if l == 0 else work + z_offsets[l]
+            delta = deltas + z_offsets[l + 1]
+            if plain:
+                if job.l2 != 0:
+                    for i in range(i0 * k_out, i1 * k_out):
+                        w_val = W[i]
+                        penalty += <double>w_val * w_val
+                        W[i] = shrink * w_val
+                if i1 > i0:
+                    gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, step, z_prev + i0,
+                               <int>k_in, delta, W + i0 * k_out)
+                p = W + k_in * k_out  # the bias
+                for r in range(m):
+                    for i in range(c0, c1):
+                        p[i] += step * delta[r * k_out + i]
+                continue
+            # gradient of the block, then the optimiser step on it
+            dW = grad + w_offsets[l]
+            if job.l2 != 0:
+                for i in range(i0 * k_out, i1 * k_out):
+                    w_val = W[i]
+                    penalty += <double>w_val * w_val
+                    dW[i] = <floating>(l2_over_m * w_val)
+            else:
+                memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
+            if i1 > i0:
+                gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
+                           delta, dW + i0 * k_out)
+            p = dW + k_in * k_out  # the bias gradient
+            memset(p + c0, 0, (c1 - c0) * sizeof(floating))
+            for r in range(m):
+                for i in range(c0, c1):
+                    p[i] += delta[r * k_out + i]
+            # the step on this thread's rows of W, then on its part of b
+            w_off = w_offsets[l] + i0 * k_out
+            count = (i1 - i0) * k_out
+            for t in range(2):
+                if job.optimizer == OPT_SGD:
+                    sgd_step(params + w_off, grad + w_off, state1 + w_off, count,
+                             job.lr, job.momentum, job.nesterov)
+                else:
+                    adam_step(params + w_off, grad + w_off, state1 + w_off,
+                              state2 + w_off, count, lr_t, job.momentum,
+                              job.beta2, job.epsilon)
+                w_off = w_offsets[l] + k_in * k_out + c0
+                count = c1 - c0
+        job.penalty_part[index] = 0.5 * l2_over_m * penalty
+        fbp_barrier_wait(&job.barrier)
+        if index == 0:
+            penalty = 0
+            for t in range(n_threads):
+                penalty += job.penalty_part[t]
+            job.loss_sum += J * m
+            job.penalty_sum += penalty * m
+            job.rows_done += m
+        pos += m
+    if index == 0:
+        job.steps = job.steps_before + (batches if job.optimizer != OPT_SGD else 0)
+
+
+cdef void _train_part_d(void* job, int index) noexcept nogil:
+    _train_part(<TrainJob*>job, index, <double*>NULL)
+
+
+cdef void _train_part_f(void* job, int index) noexcept nogil:
+    _train_part(<TrainJob*>job, index, <float*>NULL)
+
+
+cdef int train_rows_threaded(const floating* X, const floating* T,
+                             const floating* sw, const Py_ssize_t* order,
+                             Py_ssize_t start, Py_ssize_t stop,
+                             Py_ssize_t batch_size, floating* params,
+                             floating* grad, floating* state1, floating* state2,
+                             Py_ssize_t n_params, const int* sizes,
+                             const int* acts, int n_layers, int loss, double l2,
+                             int optimizer, double lr, double momentum,
+                             bint nesterov, double beta2, double epsilon,
+                             Py_ssize_t* step_count, floating* work,
+                             double* loss_sum, double* penalty_sum,
+                             Py_ssize_t* rows_done, int n_threads) noexcept nogil:
+    """train_rows_kernel's minibatch loop on ``n_threads`` threads.
+
+    Returns -1 without training if the threads could not be started.
+    """
+    cdef TrainJob job
+    job.X = X
+    job.T = T
+    job.sw = sw
+    job.order = order
+    job.start = start
+    job.stop = stop
+    job.batch_size = batch_size
+    job.n_params = n_params
+    job.steps_before = step_count[0]
+    job.params = params
+    job.grad = grad
+    job.state1 = state1
+    job.state2 = state2
+    job.work = work
+    job.sizes = sizes
+    job.acts = acts
+    job.n_layers = n_layers
+    job.loss = loss
+    job.optimizer = optimizer
+    job.n_threads = n_threads
+    job.l2 = l2
+    job.lr = lr
+    job.momentum = momentum
+    job.beta2 = beta2
+    job.epsilon = epsilon
+    job.nesterov = nesterov
+    job.status = 0
+    job.loss_sum = 0
+    job.penalty_sum = 0
+    job.rows_done = 0
+    job.steps = step_count[0]
+    fbp_barrier_init(&job.barrier, n_threads)
+    if floating is double:
+        if fbp_run_threads(n_threads, _train_part_d, &job) != 0:
+            return -1
+    else:
+        if fbp_run_threads(n_threads, _train_part_f, &job) != 0:
+            return -1
+    loss_sum[0] = job.loss_sum
+    penalty_sum[0] = job.penalty_sum
+    rows_done[0] = job.rows_done
+    step_count[0] = job.steps
+    return job.status
+
+
+# ---------------------------------------------------------------------------
 # Python-callable twins. They trust the Python layer for shapes and codes.
 # ---------------------------------------------------------------------------
+
+#: whether train_rows can use threads of its own on this platform
+HAVE_THREADS = bool(FBP_HAVE_THREADS)
+
 
 def set_blas_min_flops(Py_ssize_t flops):
     """Set the multiply-add count from which gemm goes to BLAS; return the old.
@@ -665,9 +1001,14 @@ def set_blas_min_flops(Py_ssize_t flops):
     return old
 
 
-def workspace_size(const int[::1] sizes, Py_ssize_t rows):
-    """Number of scalars of workspace for ``rows`` rows of a network."""
-    return _workspace_size(&sizes[0], <int>sizes.shape[0] - 1, rows)
+def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1):
+    """Number of scalars of workspace for ``rows`` rows of a network, trained
+    on ``n_threads`` threads."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t size = _workspace_size(&sizes[0], n_layers, rows)
+    if n_threads > 1:
+        size = max(size, _threaded_workspace_size(&sizes[0], n_layers, rows))
+    return size
 
 
 def dense_forward(const floating[:, ::1] z_prev, const floating[:, ::1] W,
@@ -813,12 +1154,14 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
                floating[::1] state2, const int[::1] sizes, const int[::1] acts,
                int loss, double l2, int optimizer, double lr, double momentum,
                bint nesterov, double beta2, double epsilon,
-               Py_ssize_t step_count, floating[::1] work):
+               Py_ssize_t step_count, floating[::1] work, int n_threads=1):
     """Train on positions [start, stop) of ``order`` without the GIL.
 
     With start=0, stop=n it trains a whole epoch in one call. Takes sample
     weights (empty: none), and SGD (optimizer 0; state1 = velocity) or Adam
-    (optimizer 1; state1, state2 = moments, momentum = beta1).
+    (optimizer 1; state1, state2 = moments, momentum = beta1). Minibatches
+    use ``n_threads`` threads of their own (at most 64); ``work`` then needs
+    ``workspace_size(sizes, batch_size, n_threads)`` elements.
     Returns ``(status, loss_sum, penalty_sum, rows_done, step_count)``.
     """
     cdef int status, n_layers = <int>sizes.shape[0] - 1
@@ -827,11 +1170,15 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     cdef const floating* sw = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef floating* second = &state2[0] if state2.shape[0] > 0 else NULL
+    n_threads = max(1, min(n_threads, 64))
+    if n_threads > 1 and work.shape[0] < workspace_size(sizes, batch_size, n_threads):
+        raise ValueError(f"work has {work.shape[0]} elements; {n_threads} threads need "
+                         f"workspace_size(sizes, batch_size, n_threads)")
     with nogil:
         status = train_rows_kernel(
             &X[0, 0], &T[0, 0], sw, order_ptr, start, stop, batch_size,
             &params[0], &grad[0], &state1[0], second, params.shape[0],
             &sizes[0], &acts[0], n_layers, loss, l2, optimizer, lr, momentum,
             nesterov, beta2, epsilon, &steps, &work[0], &loss_sum,
-            &penalty_sum, &rows_done)
+            &penalty_sum, &rows_done, n_threads)
     return status, loss_sum, penalty_sum, rows_done, steps

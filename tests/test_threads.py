@@ -358,3 +358,43 @@ def test_kernel_calls_are_bounded_in_work(monkeypatch):
                 optimizer=fastbp.SGD(lr=1e-3, momentum=momentum))
         rows = int(budget // flops_per_row) // batch * batch
         assert calls == [rows] * (20005 // rows) + [20005 % rows]
+
+
+# ---------------------------------------------------------------------------
+# Minibatches split over fit's own threads
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeypatch, dtype):
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    X, Y = _big(700, 20, 4, seed=3)
+    seen = []
+    real = _kernels.train_rows
+
+    def spy(*args):
+        seen.append((args[-1], blas_threads()))
+        return real(*args)
+
+    monkeypatch.setattr(_kernels, "train_rows", spy)
+    monkeypatch.setattr(network, "OWN_THREADS_MIN_FLOPS", 0)  # small enough for a test
+    results = {}
+    for n_threads in (1, 2):
+        net = fastbp.Network([20, 64, 32, 4], activation="tanh", dtype=dtype, seed=4)
+        history = net.fit(X, Y, epochs=3, batch_size=50, seed=2, n_threads=n_threads,
+                          optimizer=fastbp.SGD(lr=0.05, momentum=0.9))
+        results[n_threads] = (_params(net), history["loss"])
+    assert {threads for threads, _ in seen} == {1, 2}
+    assert all(limit == [1] for threads, limit in seen if threads == 2)
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(results[2][0], results[1][0], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(results[2][1], results[1][1], rtol=rtol)
+
+
+def test_small_minibatches_leave_the_threads_to_the_blas(monkeypatch):
+    X, Y = _big(300, 10, 3, seed=4)
+    seen = []
+    real = _kernels.train_rows
+    monkeypatch.setattr(_kernels, "train_rows", lambda *args: seen.append(args[-1]) or real(*args))
+    fastbp.Network([10, 16, 3], seed=0).fit(X, Y, batch_size=32, n_threads=2)
+    assert seen and set(seen) == {1}

@@ -1,7 +1,7 @@
 """The general training kernel: sample weights, Adam, and epochs split into ranges."""
 import numpy as np
 import pytest
-from helpers import assert_close, random_network, targets
+from helpers import as_lists, assert_close, random_network, targets
 
 import fastbp
 from fastbp import _kernels, reference
@@ -106,3 +106,109 @@ def test_adam_matches_the_paper_formulas(rng):
     # sklearn's and the kernel's form puts eps outside the bias correction;
     # the paper's eps-hat = eps/sqrt(1-beta2^t) above makes the two identical
     assert_close(flat(net), theta, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# Minibatches on threads of the kernel's own
+# ---------------------------------------------------------------------------
+
+def run_threaded(net, X, Y, sw, order, batch, n_threads, optimizer=0, momentum=0.0,
+                 nesterov=False, l2=0.0, loss="mse", start=0, lr=0.05):
+    """train_rows on a copy of net's parameters; returns (params, results)."""
+    params = net._params.copy()
+    work = np.full(_kernels.workspace_size(net._sizes, batch, n_threads), np.nan, net.dtype)
+    state2 = np.zeros_like(params) if optimizer == 1 else np.empty(0, net.dtype)
+    results = _kernels.train_rows(X, Y, sw, order, start, X.shape[0], batch, params,
+                                  np.zeros_like(params), np.zeros_like(params), state2,
+                                  net._sizes, net._acts, LOSSES[loss], l2, optimizer, lr,
+                                  momentum, nesterov, 0.999, 1e-8, 4, work, n_threads)
+    return params, results
+
+
+OPTIMIZERS = {"sgd": (0, 0.0, False), "momentum": (0, 0.9, False),
+              "nesterov": (0, 0.9, True), "adam": (1, 0.9, False)}
+
+
+@pytest.mark.parametrize("blas", ["loops", "blas"])
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_threaded_minibatches_equal_one_thread(rng, dtype, optimizer, n_threads, blas):
+    # every feature of the loop at once: sample weights, a shuffled order, L2,
+    # a short last batch and a start inside the data
+    net = random_network(rng, [13, 17, 11, 4], "tanh", "softmax", dtype)
+    X = rng.normal(size=(101, 13)).astype(dtype)
+    Y = targets(rng, "cross_entropy", 101, 4, dtype)
+    sw = rng.uniform(0.5, 2, 101).astype(dtype)
+    order = rng.permutation(101).astype(np.intp)
+    code, momentum, nesterov = OPTIMIZERS[optimizer]
+    old = _kernels.set_blas_min_flops(0 if blas == "blas" else 2**62)
+    try:
+        runs = [run_threaded(net, X, Y, sw, order, 16, threads, code, momentum, nesterov,
+                             l2=0.3, loss="cross_entropy", start=3)
+                for threads in (1, n_threads)]
+    finally:
+        _kernels.set_blas_min_flops(old)
+    (one, one_results), (many, many_results) = runs
+    assert many_results[0] == one_results[0] == 0
+    assert many_results[3:] == one_results[3:]  # rows done, Adam's step count
+    assert_close(many, one, dtype)
+    assert_close(many_results[1:3], one_results[1:3], dtype)  # loss and L2 sums
+
+
+@pytest.mark.parametrize("hidden,output,loss", [("sigmoid", "sigmoid", "mse"),
+                                                ("relu", "sigmoid", "bce"),
+                                                ("tanh", "softmax", "cross_entropy")])
+def test_threaded_full_batch_step_matches_the_reference_gradient(rng, hidden, output, loss):
+    net = random_network(rng, [6, 9, 5, 3], hidden, output)
+    X = rng.normal(size=(12, 6))
+    Y = targets(rng, loss, 12, 3)
+    none = np.empty(0)
+    params, results = run_threaded(net, X, Y, none, np.empty(0, np.intp), 12, 2, l2=0.2,
+                                   loss=loss, lr=0.5)
+    weights, biases, activations = as_lists(net)
+    dW, db = reference.gradients(weights, biases, activations, X.tolist(), Y.tolist(), loss,
+                                 0.2)
+    expected = np.concatenate([np.concatenate([np.ravel(W) - 0.5 * np.ravel(g),
+                                               np.ravel(b) - 0.5 * np.ravel(gb)])
+                               for W, b, g, gb in zip(weights, biases, dW, db)])
+    assert_close(params, expected)
+    J = reference.objective(weights, biases, activations, X.tolist(), Y.tolist(), loss, 0.2)
+    assert_close((results[1] + results[2]) / 12, J)
+
+
+def test_threaded_training_is_bit_identical_from_run_to_run(rng):
+    net = random_network(rng, [30, 40, 20, 5], "relu", "identity")
+    X, Y = rng.normal(size=(500, 30)), rng.normal(size=(500, 5))
+    order = rng.permutation(500).astype(np.intp)
+    first = run_threaded(net, X, Y, np.empty(0), order, 32, 2, 0, 0.9)
+    for _ in range(5):
+        again = run_threaded(net, X, Y, np.empty(0), order, 32, 2, 0, 0.9)
+        np.testing.assert_array_equal(again[0], first[0])
+        assert again[1] == first[1]
+
+
+def test_threaded_training_stops_at_the_same_batch_as_one_thread(rng):
+    net = random_network(rng, [5, 8, 2], "tanh", "identity")
+    X, Y = rng.normal(size=(64, 5)), rng.normal(size=(64, 2))
+    Y[37, 1] = np.inf  # in the third batch of 16
+    one = run_threaded(net, X, Y, np.empty(0), np.empty(0, np.intp), 16, 1)
+    many = run_threaded(net, X, Y, np.empty(0), np.empty(0, np.intp), 16, 2)
+    assert one[1][0] == many[1][0] == 1
+    assert one[1][3] == many[1][3] == 32  # two whole batches went through
+    assert_close(many[0], one[0])
+
+
+def test_threaded_training_refuses_a_workspace_sized_for_one_thread(rng):
+    # threads keep every layer's delta: more workspace on deeper nets
+    net = random_network(rng, [5, 8, 8, 8, 2], "tanh", "identity")
+    X, Y = rng.normal(size=(10, 5)), rng.normal(size=(10, 2))
+    work = np.empty(_kernels.workspace_size(net._sizes, 4), np.float64)
+    assert _kernels.workspace_size(net._sizes, 4, 2) > work.size
+    params = net._params.copy()
+    with pytest.raises(ValueError, match="workspace_size"):
+        _kernels.train_rows(X, Y, np.empty(0), np.empty(0, np.intp), 0, 10, 4, params,
+                            np.zeros_like(params), np.zeros_like(params), np.empty(0),
+                            net._sizes, net._acts, 0, 0.0, 0, 0.1, 0.0, False, 0.9, 1e-8, 0,
+                            work, 2)
+    np.testing.assert_array_equal(params, net._params)  # nothing was trained
