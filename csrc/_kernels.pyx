@@ -569,118 +569,27 @@ cdef void adam_step(floating* params, const floating* grad, floating* first,
         params[i] -= lr_f * mi / (sqrt(vi) + eps)
 
 
-cdef int train_rows_kernel(const floating* X, const floating* T,
-                           const floating* sw, const Py_ssize_t* order,
-                           Py_ssize_t start, Py_ssize_t stop,
-                           Py_ssize_t batch_size, floating* params,
-                           floating* grad, floating* state1, floating* state2,
-                           Py_ssize_t n_params, const int* sizes,
-                           const int* acts, int n_layers, int loss, double l2,
-                           int optimizer, double lr, double momentum,
-                           bint nesterov, double beta2, double epsilon,
-                           Py_ssize_t* step_count, floating* work,
-                           double* loss_sum, double* penalty_sum,
-                           Py_ssize_t* rows_done, int n_threads) noexcept nogil:
-    """Minibatch training over positions [start, stop) of the row order.
+cdef inline void _gather_rows(const floating* X, const floating* T,
+                              const floating* sw, const Py_ssize_t* order,
+                              Py_ssize_t pos, Py_ssize_t first, Py_ssize_t count,
+                              Py_ssize_t n_in, Py_ssize_t n_out,
+                              floating* x_rows, floating* t_rows,
+                              floating* w_rows) noexcept nogil:
+    """Copy batch rows [first, first + count) of positions from ``pos`` on,
+    in ``order``, into the batch buffers (w_rows only with weights)."""
+    cdef Py_ssize_t r, row
+    for r in range(first, first + count):
+        row = order[pos + r]
+        memcpy(x_rows + r * n_in, X + row * n_in, n_in * sizeof(floating))
+        memcpy(t_rows + r * n_out, T + row * n_out, n_out * sizeof(floating))
+        if sw != NULL:
+            w_rows[r] = sw[row]
 
-    Batches are consecutive runs of ``batch_size`` positions; the last may be
-    shorter. ``order`` maps positions to rows (NULL: position = row), ``sw``
-    holds sample weights (NULL: all 1). SGD uses state1 as the velocity
-    (``momentum``); Adam uses state1/state2 as its moments, ``momentum`` as
-    beta1, and counts its steps in step_count. loss_sum and penalty_sum add
-    up J's data and L2 terms times each batch's row count. Returns 0, or 1
-    when a batch loss is not finite (that batch's update is not applied).
-    Minibatches run on ``n_threads`` threads of their own when it is above 1
-    (and the platform has threads).
-    """
-    cdef Py_ssize_t pos, m, r, row, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef Py_ssize_t x_off = _workspace_size(sizes, n_layers, batch_size) \
-        - batch_size * (n_in + n_out + 1)
-    cdef floating* x_rows = work + x_off
-    cdef floating* t_rows = x_rows + batch_size * n_in
-    cdef floating* w_rows = t_rows + batch_size * n_out
-    cdef const floating* xb
-    cdef const floating* tb
-    cdef const floating* wb
-    cdef double J, penalty, sw_sum, lr_t
-    cdef int status
-    loss_sum[0] = 0
-    penalty_sum[0] = 0
-    rows_done[0] = 0
-    if (batch_size == 1 and optimizer == OPT_SGD and momentum == 0
-            and sw == NULL):
-        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h);
-        # without an order, positions are rows, so start there
-        if order != NULL:
-            order = order + start
-        else:
-            X = X + start * n_in
-            T = T + start * n_out
-        if floating is double:
-            return fbp_sample_epoch_d(X, T, stop - start, order, params, sizes,
-                                      acts, n_layers, loss, l2, lr, work,
-                                      loss_sum, penalty_sum, rows_done)
-        else:
-            return fbp_sample_epoch_f(X, T, stop - start, order, params, sizes,
-                                      acts, n_layers, loss, l2, lr, work,
-                                      loss_sum, penalty_sum, rows_done)
-    if n_threads > 1:
-        status = train_rows_threaded(
-            X, T, sw, order, start, stop, batch_size, params, grad, state1,
-            state2, n_params, sizes, acts, n_layers, loss, l2, optimizer, lr,
-            momentum, nesterov, beta2, epsilon, step_count, work, loss_sum,
-            penalty_sum, rows_done, n_threads)
-        if status != -1:
-            return status
-    pos = start
-    while pos < stop:
-        m = batch_size if pos + batch_size <= stop else stop - pos
-        if order != NULL:
-            for r in range(m):
-                row = order[pos + r]
-                memcpy(x_rows + r * n_in, X + row * n_in, n_in * sizeof(floating))
-                memcpy(t_rows + r * n_out, T + row * n_out,
-                       n_out * sizeof(floating))
-                if sw != NULL:
-                    w_rows[r] = sw[row]
-            xb = x_rows
-            tb = t_rows
-            wb = w_rows if sw != NULL else NULL
-        else:
-            xb = X + pos * n_in
-            tb = T + pos * n_out
-            wb = sw + pos if sw != NULL else NULL
-        if wb != NULL:
-            sw_sum = 0
-            for r in range(m):
-                sw_sum += wb[r]
-        else:
-            sw_sum = m
-        forward_pass(xb, m, params, sizes, acts, n_layers, work)
-        if optimizer == OPT_SGD and momentum == 0:
-            J = backward_sgd(xb, tb, m, params, sizes, acts, n_layers, loss,
-                             l2, lr, work, wb, sw_sum, &penalty)
-            if not isfinite(J):
-                return 1
-        else:
-            J = backward_pass(xb, tb, m, params, grad, sizes, acts, n_layers,
-                              loss, l2, work, wb, sw_sum, &penalty)
-            if not isfinite(J):
-                return 1
-            if optimizer == OPT_SGD:
-                sgd_step(params, grad, state1, n_params, lr, momentum,
-                         nesterov)
-            else:
-                step_count[0] += 1
-                lr_t = lr * sqrt(1 - pow(beta2, <double>step_count[0])) \
-                    / (1 - pow(momentum, <double>step_count[0]))
-                adam_step(params, grad, state1, state2, n_params, lr_t,
-                          momentum, beta2, epsilon)
-        loss_sum[0] += J * m
-        penalty_sum[0] += penalty * m
-        rows_done[0] += m
-        pos += m
-    return 0
+
+cdef inline double _adam_rate(double lr, double beta1, double beta2,
+                              Py_ssize_t step) noexcept nogil:
+    """Adam's step size with both bias corrections, at step ``step`` (from 1)."""
+    return lr * sqrt(1 - pow(beta2, <double>step)) / (1 - pow(beta1, <double>step))
 
 
 # ---------------------------------------------------------------------------
@@ -693,7 +602,7 @@ cdef struct TrainJob:
     const void* T
     const void* sw
     const Py_ssize_t* order
-    Py_ssize_t start, stop, batch_size, n_params, steps_before
+    Py_ssize_t start, stop, batch_size, steps_before
     void* params
     void* grad
     void* state1
@@ -751,7 +660,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef const int* acts = job.acts
     cdef int n_layers = job.n_layers, n_threads = job.n_threads, t
     cdef Py_ssize_t B = job.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef Py_ssize_t pos = job.start, m, r, r0, rows, row, l, i, i0, i1, c0, c1
+    cdef Py_ssize_t pos = job.start, m, r, r0, rows, l, i, i0, i1, c0, c1
     cdef Py_ssize_t k_in, k_out, w_off, count, batches = 0, z_total
     cdef Py_ssize_t z_offsets[64]
     cdef Py_ssize_t w_offsets[64]
@@ -786,12 +695,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
         # each thread gathers its own rows; all sum the same weights alike
         if order != NULL:
-            for r in range(r0, r0 + rows):
-                row = order[pos + r]
-                memcpy(x_rows + r * n_in, X + row * n_in, n_in * sizeof(floating))
-                memcpy(t_rows + r * n_out, T + row * n_out, n_out * sizeof(floating))
-                if sw != NULL:
-                    w_rows[r] = sw[row]
+            _gather_rows(X, T, sw, order, pos, r0, rows, n_in, n_out, x_rows, t_rows, w_rows)
             xb = x_rows
             tb = t_rows
             wb = w_rows if sw != NULL else NULL
@@ -835,8 +739,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             break
         batches += 1
         if job.optimizer != OPT_SGD:
-            lr_t = job.lr * sqrt(1 - pow(job.beta2, <double>(job.steps_before + batches))) \
-                / (1 - pow(job.momentum, <double>(job.steps_before + batches)))
+            lr_t = _adam_rate(job.lr, job.momentum, job.beta2, job.steps_before + batches)
         # rows [i0, i1) of every W and columns [c0, c1) of every b:
         # W -= lr (z_prev^T delta + l2/m W); contiguous blocks of W, and
         # each thread packs only its part of z_prev for the gemm
@@ -920,66 +823,143 @@ cdef void _train_part_f(void* job, int index) noexcept nogil:
     _train_part(<TrainJob*>job, index, <float*>NULL)
 
 
-cdef int train_rows_threaded(const floating* X, const floating* T,
-                             const floating* sw, const Py_ssize_t* order,
-                             Py_ssize_t start, Py_ssize_t stop,
-                             Py_ssize_t batch_size, floating* params,
-                             floating* grad, floating* state1, floating* state2,
-                             Py_ssize_t n_params, const int* sizes,
-                             const int* acts, int n_layers, int loss, double l2,
-                             int optimizer, double lr, double momentum,
-                             bint nesterov, double beta2, double epsilon,
-                             Py_ssize_t* step_count, floating* work,
-                             double* loss_sum, double* penalty_sum,
-                             Py_ssize_t* rows_done, int n_threads) noexcept nogil:
-    """train_rows_kernel's minibatch loop on ``n_threads`` threads.
+cdef int train_rows_kernel(const floating* X, const floating* T,
+                           const floating* sw, const Py_ssize_t* order,
+                           Py_ssize_t start, Py_ssize_t stop,
+                           Py_ssize_t batch_size, floating* params,
+                           floating* grad, floating* state1, floating* state2,
+                           Py_ssize_t n_params, const int* sizes,
+                           const int* acts, int n_layers, int loss, double l2,
+                           int optimizer, double lr, double momentum,
+                           bint nesterov, double beta2, double epsilon,
+                           Py_ssize_t* step_count, floating* work,
+                           double* loss_sum, double* penalty_sum,
+                           Py_ssize_t* rows_done, int n_threads) noexcept nogil:
+    """Minibatch training over positions [start, stop) of the row order.
 
-    Returns -1 without training if the threads could not be started.
+    Batches are consecutive runs of ``batch_size`` positions; the last may be
+    shorter. ``order`` maps positions to rows (NULL: position = row), ``sw``
+    holds sample weights (NULL: all 1). SGD uses state1 as the velocity
+    (``momentum``); Adam uses state1/state2 as its moments, ``momentum`` as
+    beta1, and counts its steps in step_count. loss_sum and penalty_sum add
+    up J's data and L2 terms times each batch's row count. Returns 0, or 1
+    when a batch loss is not finite (that batch's update is not applied).
+    Minibatches run on ``n_threads`` threads of their own (_train_part) when
+    it is above 1 and the platform can start them.
     """
+    cdef Py_ssize_t pos, m, r, n_in = sizes[0], n_out = sizes[n_layers]
+    cdef Py_ssize_t x_off = _workspace_size(sizes, n_layers, batch_size) \
+        - batch_size * (n_in + n_out + 1)
+    cdef floating* x_rows = work + x_off
+    cdef floating* t_rows = x_rows + batch_size * n_in
+    cdef floating* w_rows = t_rows + batch_size * n_out
+    cdef const floating* xb
+    cdef const floating* tb
+    cdef const floating* wb
+    cdef double J, penalty, sw_sum, lr_t
     cdef TrainJob job
-    job.X = X
-    job.T = T
-    job.sw = sw
-    job.order = order
-    job.start = start
-    job.stop = stop
-    job.batch_size = batch_size
-    job.n_params = n_params
-    job.steps_before = step_count[0]
-    job.params = params
-    job.grad = grad
-    job.state1 = state1
-    job.state2 = state2
-    job.work = work
-    job.sizes = sizes
-    job.acts = acts
-    job.n_layers = n_layers
-    job.loss = loss
-    job.optimizer = optimizer
-    job.n_threads = n_threads
-    job.l2 = l2
-    job.lr = lr
-    job.momentum = momentum
-    job.beta2 = beta2
-    job.epsilon = epsilon
-    job.nesterov = nesterov
-    job.status = 0
-    job.loss_sum = 0
-    job.penalty_sum = 0
-    job.rows_done = 0
-    job.steps = step_count[0]
-    fbp_barrier_init(&job.barrier, n_threads)
-    if floating is double:
-        if fbp_run_threads(n_threads, _train_part_d, &job) != 0:
-            return -1
-    else:
-        if fbp_run_threads(n_threads, _train_part_f, &job) != 0:
-            return -1
-    loss_sum[0] = job.loss_sum
-    penalty_sum[0] = job.penalty_sum
-    rows_done[0] = job.rows_done
-    step_count[0] = job.steps
-    return job.status
+    cdef fbp_task task
+    loss_sum[0] = 0
+    penalty_sum[0] = 0
+    rows_done[0] = 0
+    if (batch_size == 1 and optimizer == OPT_SGD and momentum == 0
+            and sw == NULL):
+        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h);
+        # without an order, positions are rows, so start there
+        if order != NULL:
+            order = order + start
+        else:
+            X = X + start * n_in
+            T = T + start * n_out
+        if floating is double:
+            return fbp_sample_epoch_d(X, T, stop - start, order, params, sizes,
+                                      acts, n_layers, loss, l2, lr, work,
+                                      loss_sum, penalty_sum, rows_done)
+        else:
+            return fbp_sample_epoch_f(X, T, stop - start, order, params, sizes,
+                                      acts, n_layers, loss, l2, lr, work,
+                                      loss_sum, penalty_sum, rows_done)
+    if n_threads > 1:
+        job.X = X
+        job.T = T
+        job.sw = sw
+        job.order = order
+        job.start = start
+        job.stop = stop
+        job.batch_size = batch_size
+        job.steps_before = step_count[0]
+        job.params = params
+        job.grad = grad
+        job.state1 = state1
+        job.state2 = state2
+        job.work = work
+        job.sizes = sizes
+        job.acts = acts
+        job.n_layers = n_layers
+        job.loss = loss
+        job.optimizer = optimizer
+        job.n_threads = n_threads
+        job.l2 = l2
+        job.lr = lr
+        job.momentum = momentum
+        job.beta2 = beta2
+        job.epsilon = epsilon
+        job.nesterov = nesterov
+        job.status = 0
+        job.loss_sum = 0
+        job.penalty_sum = 0
+        job.rows_done = 0
+        fbp_barrier_init(&job.barrier, n_threads)
+        task = _train_part_d if floating is double else _train_part_f
+        # -1: the threads could not be started; train on this one instead
+        if fbp_run_threads(n_threads, task, &job) == 0:
+            loss_sum[0] = job.loss_sum
+            penalty_sum[0] = job.penalty_sum
+            rows_done[0] = job.rows_done
+            step_count[0] = job.steps
+            return job.status
+    pos = start
+    while pos < stop:
+        m = batch_size if pos + batch_size <= stop else stop - pos
+        if order != NULL:
+            _gather_rows(X, T, sw, order, pos, 0, m, n_in, n_out, x_rows, t_rows, w_rows)
+            xb = x_rows
+            tb = t_rows
+            wb = w_rows if sw != NULL else NULL
+        else:
+            xb = X + pos * n_in
+            tb = T + pos * n_out
+            wb = sw + pos if sw != NULL else NULL
+        if wb != NULL:
+            sw_sum = 0
+            for r in range(m):
+                sw_sum += wb[r]
+        else:
+            sw_sum = m
+        forward_pass(xb, m, params, sizes, acts, n_layers, work)
+        if optimizer == OPT_SGD and momentum == 0:
+            J = backward_sgd(xb, tb, m, params, sizes, acts, n_layers, loss,
+                             l2, lr, work, wb, sw_sum, &penalty)
+            if not isfinite(J):
+                return 1
+        else:
+            J = backward_pass(xb, tb, m, params, grad, sizes, acts, n_layers,
+                              loss, l2, work, wb, sw_sum, &penalty)
+            if not isfinite(J):
+                return 1
+            if optimizer == OPT_SGD:
+                sgd_step(params, grad, state1, n_params, lr, momentum,
+                         nesterov)
+            else:
+                step_count[0] += 1
+                lr_t = _adam_rate(lr, momentum, beta2, step_count[0])
+                adam_step(params, grad, state1, state2, n_params, lr_t,
+                          momentum, beta2, epsilon)
+        loss_sum[0] += J * m
+        penalty_sum[0] += penalty * m
+        rows_done[0] += m
+        pos += m
+    return 0
 
 
 # ---------------------------------------------------------------------------
