@@ -177,6 +177,30 @@ def test_threaded_full_batch_step_matches_the_reference_gradient(rng, hidden, ou
     assert_close((results[1] + results[2]) / 12, J)
 
 
+@pytest.mark.parametrize("sizes,output,loss", [
+    ([9, 4], "softmax", "cross_entropy"),   # one layer: softmax on the first layer's units
+    ([9, 3], "sigmoid", "bce"),             # one layer, elementwise output
+    ([9, 2, 5, 3], "identity", "mse"),      # fewer first-layer units than threads
+])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_threaded_first_layer_split_by_units_equals_one_thread(rng, sizes, output, loss,
+                                                                optimizer):
+    # threads share the first layer by units (columns of W_0), the others by rows
+    net = random_network(rng, sizes, "tanh", output)
+    X = rng.normal(size=(37, sizes[0]))
+    Y = targets(rng, loss, 37, sizes[-1])
+    order = rng.permutation(37).astype(np.intp)
+    code, momentum, nesterov = OPTIMIZERS[optimizer]
+    runs = [run_threaded(net, X, Y, np.empty(0), order, 8, threads, code, momentum, nesterov,
+                         l2=0.2, loss=loss) for threads in (1, 3)]
+    (one, one_results), (many, many_results) = runs
+    assert many_results[0] == one_results[0] == 0
+    assert many_results[3:] == one_results[3:]
+    assert_close(many, one)
+    assert_close(many_results[1:3], one_results[1:3])
+    assert not np.allclose(one, net._params)  # it trained
+
+
 def test_threaded_training_is_bit_identical_from_run_to_run(rng):
     net = random_network(rng, [30, 40, 20, 5], "relu", "identity")
     X, Y = rng.normal(size=(500, 30)), rng.normal(size=(500, 5))
