@@ -5,6 +5,7 @@ problem; every accepted layout must give exactly the answer of a C-contiguous
 float64 array.
 """
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -85,6 +86,20 @@ def test_value_overflowing_float32_is_rejected(method, where):
     with pytest.raises(ValueError, match=rf"{where}\[2, 0\] = .*1e\+300.* overflows float32"):
         call(net, method, X, Y)
     assert_params_equal(before, params_of(net))
+
+
+@pytest.mark.parametrize("dtype,huge", [("float32", 1e30), ("float64", 1e200)])
+def test_huge_finite_values_are_accepted_and_a_nan_among_them_is_found(dtype, huge):
+    # their squares overflow: the check must not mistake that for a non-finite value
+    from fastbp._validation import _check_finite
+    X = np.full((50, 40), huge, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_finite(X, "X")
+    X[31, 7] = np.nan
+    with pytest.raises(ValueError, match=r"X contains 1 NaN or infinite value\(s\), "
+                                         r"first at \[31, 7\]"):
+        _check_finite(X, "X")
 
 
 def test_value_overflowing_float32_in_a_list_is_rejected():
