@@ -99,25 +99,18 @@ cdef void _blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
 cdef void gemm_nn(int m, int n, int k, const floating* A, const floating* B,
                   floating* C) noexcept nogil:
     """C (m x n) += A (m x k) . B (k x n)."""
-    gemm_nn_ld(m, n, k, A, k, B, n, C, n)
-
-
-cdef void gemm_nn_ld(int m, int n, int k, const floating* A, int lda,
-                     const floating* B, int ldb, floating* C,
-                     int ldc) noexcept nogil:
-    """gemm_nn on blocks: rows of A, B and C are lda, ldb and ldc apart."""
     cdef Py_ssize_t r, i, j
     cdef floating s
     cdef const floating* b_row
     cdef floating* c_row
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(False, False, m, n, k, 1, A, lda, B, ldb, C, ldc)
+        _blas_gemm(False, False, m, n, k, 1, A, k, B, n, C, n)
         return
     for r in range(m):
-        c_row = C + r * ldc
+        c_row = C + r * n
         for i in range(k):
-            s = A[r * lda + i]
-            b_row = B + i * ldb
+            s = A[r * k + i]
+            b_row = B + i * n
             # axpy over a contiguous row: vectorises without reassociation
             for j in range(n):
                 c_row[j] += s * b_row[j]
@@ -155,25 +148,24 @@ cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,
 cdef void gemm_tn(int m, int n, int k, floating alpha, const floating* A,
                   const floating* B, floating* C) noexcept nogil:
     """C (m x n) += alpha A^T . B, with A stored (k x m) and B stored (k x n)."""
-    gemm_tn_ld(m, n, k, alpha, A, m, B, n, C, n)
+    gemm_tn_ld(m, n, k, alpha, A, m, B, C)
 
 
 cdef void gemm_tn_ld(int m, int n, int k, floating alpha, const floating* A,
-                     int lda, const floating* B, int ldb, floating* C,
-                     int ldc) noexcept nogil:
-    """gemm_tn on blocks: rows of A, B and C are lda, ldb and ldc apart."""
+                     int lda, const floating* B, floating* C) noexcept nogil:
+    """gemm_tn on a column block of A: its rows are lda elements apart."""
     cdef Py_ssize_t r, i, j
     cdef floating s
     cdef const floating* b_row
     cdef floating* c_row
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(True, False, m, n, k, alpha, A, lda, B, ldb, C, ldc)
+        _blas_gemm(True, False, m, n, k, alpha, A, lda, B, n, C, n)
         return
     for r in range(k):
-        b_row = B + r * ldb
+        b_row = B + r * n
         for i in range(m):
             s = alpha * A[r * lda + i]
-            c_row = C + i * ldc
+            c_row = C + i * n
             for j in range(n):
                 c_row[j] += s * b_row[j]
 
@@ -352,26 +344,23 @@ cdef void forward_pass(const floating* X, Py_ssize_t m, const floating* params,
                        const int* sizes, const int* acts, int n_layers,
                        floating* work) noexcept nogil:
     """Fill z_1..z_L and a_out in the workspace for m rows of X."""
-    forward_rows(X, 0, 0, m, m, params, sizes, acts, n_layers, work)
+    forward_rows(X, 0, m, m, params, sizes, acts, n_layers, work)
 
 
-cdef void forward_rows(const floating* z_rows, int first, Py_ssize_t r0,
-                       Py_ssize_t rows, Py_ssize_t m, const floating* params,
-                       const int* sizes, const int* acts, int n_layers,
+cdef void forward_rows(const floating* X_rows, Py_ssize_t r0, Py_ssize_t rows,
+                       Py_ssize_t m, const floating* params, const int* sizes,
+                       const int* acts, int n_layers,
                        floating* work) noexcept nogil:
-    """Layers first+1..L of forward_pass for rows [r0, r0 + rows) of an m-row
-    batch; z_rows holds those rows of the layers' input (X for first = 0,
-    else z_first). Writes only their part of the workspace."""
+    """forward_pass for rows [r0, r0 + rows) of an m-row batch (X_rows holds
+    those rows); writes only their part of the workspace."""
     cdef Py_ssize_t l, r, n_in, n_out
-    cdef const floating* z_prev = z_rows
+    cdef const floating* z_prev = X_rows
     cdef const floating* W = params
     cdef const floating* b
     cdef floating* a
     cdef Py_ssize_t z_offsets[64]
     cdef floating* a_out = work + _z_offsets(sizes, n_layers, m, z_offsets)
-    for l in range(first):
-        W += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
-    for l in range(first, n_layers):
+    for l in range(n_layers):
         n_in = sizes[l]
         n_out = sizes[l + 1]
         b = W + n_in * n_out
@@ -637,12 +626,11 @@ cdef struct TrainJob:
 cdef Py_ssize_t _threaded_workspace_size(const int* sizes, int n_layers,
                                          Py_ssize_t rows) noexcept nogil:
     # z_1..z_L, a_out, delta_1..delta_L (every layer's delta is kept for
-    # the update after the barrier), two buffers of gathered X (batches
-    # alternate), gathered T and weight rows
+    # the update after the barrier), gathered X, T and weight rows
     cdef Py_ssize_t l, total = 0
     for l in range(1, n_layers + 1):
         total += 2 * rows * sizes[l]
-    return total + rows * (sizes[n_layers] + 2 * sizes[0] + sizes[n_layers] + 1)
+    return total + rows * (sizes[n_layers] + sizes[0] + sizes[n_layers] + 1)
 
 
 cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexcept nogil:
@@ -650,39 +638,14 @@ cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexce
     return count * index // n_threads
 
 
-cdef inline void _optimizer_step(TrainJob* job, floating* params, const floating* grad,
-                                 floating* state1, floating* state2, Py_ssize_t offset,
-                                 Py_ssize_t count, double lr_t) noexcept nogil:
-    """The optimiser's step on params[offset:offset + count]."""
-    if job.optimizer == OPT_SGD:
-        sgd_step(params + offset, grad + offset, state1 + offset, count, job.lr,
-                 job.momentum, job.nesterov)
-    else:
-        adam_step(params + offset, grad + offset, state1 + offset, state2 + offset, count,
-                  lr_t, job.momentum, job.beta2, job.epsilon)
-
-
 cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept nogil:
     """Thread ``index``'s part of train_rows_kernel's minibatch loop.
 
-    With u the thread's share of the first layer's units and r its share of
-    the batch's rows, each batch is:
-
-    1. the first layer on all rows, units u: a_1[:, u] = X W_0[:, u] + b_0[u];
-    2. a barrier; rows r: the rest of the forward pass, the output delta and
-       every layer's delta (old weights, only those rows);
-    3. a barrier; the update of W_0[:, u] and b_0[u], and of the thread's
-       share of the rows of every later W and of the columns of every later b.
-
-    A thread reads and writes only its own columns of W_0, the biggest matrix
-    when the inputs are wide: they stay in its core's cache, each thread packs
-    only half of W_0 for the BLAS, and the next batch's step 1 needs no
-    barrier before it, as it reads only what this thread itself updated. The
-    rows of W_1 are the units of layer 1, so the thread's share of them reads
-    only its own columns of z_1, which other threads do not rewrite in their
-    step 1. With a row order, each thread gathers its rows into one of two
-    buffers in turn, and a barrier follows. Every thread sees the same J after
-    the second barrier, so all stop at the same batch when it is not finite.
+    Per batch: forward pass, output delta and the deltas of all layers on its
+    own rows (they use the old weights and only those rows); a barrier; then
+    the update of its own columns of every W and b (a sum over all rows); a
+    barrier. Every thread sees the same J after the first barrier, so all
+    stop at the same batch when it is not finite.
     """
     cdef const floating* X = <const floating*>job.X
     cdef const floating* T = <const floating*>job.T
@@ -695,20 +658,17 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef floating* work = <floating*>job.work
     cdef const int* sizes = job.sizes
     cdef const int* acts = job.acts
-    cdef int n_layers = job.n_layers, n_threads = job.n_threads, t, parity = 0
+    cdef int n_layers = job.n_layers, n_threads = job.n_threads, t
     cdef Py_ssize_t B = job.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef Py_ssize_t n_1 = sizes[1], pos = job.start, m, r, r0, rows, l, i, j
-    cdef Py_ssize_t i0, i1, j0, j1, c0, c1, k_in, k_out, w_off, batches = 0, z_total
-    cdef Py_ssize_t u0 = _share(n_1, index, n_threads)
-    cdef Py_ssize_t u1 = _share(n_1, index + 1, n_threads)
+    cdef Py_ssize_t pos = job.start, m, r, r0, rows, l, i, i0, i1, c0, c1
+    cdef Py_ssize_t k_in, k_out, w_off, count, batches = 0, z_total
     cdef Py_ssize_t z_offsets[64]
     cdef Py_ssize_t w_offsets[64]
-    cdef floating* x_buffers[2]
-    cdef floating* t_rows
-    cdef floating* w_rows
+    cdef floating* x_rows = work + _threaded_workspace_size(sizes, n_layers, B) \
+        - B * (n_in + n_out + 1)
+    cdef floating* t_rows = x_rows + B * n_in
+    cdef floating* w_rows = t_rows + B * n_out
     cdef floating* a_out
-    cdef floating* a_first
-    cdef floating* z_first
     cdef floating* deltas
     cdef floating* delta
     cdef floating* W
@@ -719,16 +679,9 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef const floating* wb
     cdef const floating* z_prev
     cdef floating step, shrink, w_val
-    cdef double J, penalty, penalty_total = 0, sw_sum, l2_over_m, lr_t = job.lr
+    cdef double J, penalty, sw_sum, l2_over_m, lr_t = job.lr
     cdef bint plain = job.optimizer == OPT_SGD and job.momentum == 0
-    # softmax needs whole rows: applied in step 2, on the thread's rows
-    cdef bint first_by_rows = acts[0] == SOFTMAX
 
-    x_buffers[0] = work + _threaded_workspace_size(sizes, n_layers, B) \
-        - B * (2 * n_in + n_out + 1)
-    x_buffers[1] = x_buffers[0] + B * n_in
-    t_rows = x_buffers[1] + B * n_in
-    w_rows = t_rows + B * n_out
     w_off = 0
     for l in range(n_layers):
         w_offsets[l] = w_off
@@ -740,15 +693,12 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         z_total = _z_offsets(sizes, n_layers, m, z_offsets)
         a_out = work + z_total
         deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
+        # each thread gathers its own rows; all sum the same weights alike
         if order != NULL:
-            # other threads may still read the last batch's buffer in step 3
-            _gather_rows(X, T, sw, order, pos, r0, rows, n_in, n_out, x_buffers[parity],
-                         t_rows, w_rows)
-            xb = x_buffers[parity]
-            parity = 1 - parity
+            _gather_rows(X, T, sw, order, pos, r0, rows, n_in, n_out, x_rows, t_rows, w_rows)
+            xb = x_rows
             tb = t_rows
             wb = w_rows if sw != NULL else NULL
-            fbp_barrier_wait(&job.barrier)  # step 1 reads every row
         else:
             xb = X + pos * n_in
             tb = T + pos * n_out
@@ -760,27 +710,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         else:
             sw_sum = m
 
-        # 1. the first layer, all rows, units [u0, u1)
-        z_first = work + z_offsets[1]
-        a_first = a_out if n_layers == 1 else z_first
-        if u1 > u0:
-            p = params + n_in * n_1  # b_0
-            for r in range(m):
-                memcpy(a_first + r * n_1 + u0, p + u0, (u1 - u0) * sizeof(floating))
-            gemm_nn_ld(<int>m, <int>(u1 - u0), <int>n_in, xb, <int>n_in, params + u0,
-                       <int>n_1, a_first + u0, <int>n_1)
-            if not first_by_rows:
-                for r in range(m):
-                    activate_rows(a_first + r * n_1 + u0, z_first + r * n_1 + u0, 1,
-                                  u1 - u0, acts[0])
-        fbp_barrier_wait(&job.barrier)
-
-        # 2. rows [r0, r0 + rows): the rest of the forward pass, the deltas
-        if first_by_rows:
-            activate_rows(a_first + r0 * n_1, z_first + r0 * n_1, rows, n_1, acts[0])
-        if n_layers > 1:
-            forward_rows(z_first + r0 * n_1, 1, r0, rows, m, params, sizes, acts, n_layers,
-                         work)
+        # rows [r0, r0 + rows): forward, output delta, deltas of every layer
+        forward_rows(xb + r0 * n_in, r0, rows, m, params, sizes, acts, n_layers, work)
         job.J_part[index] = output_delta(
             a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
             tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
@@ -809,9 +740,9 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         batches += 1
         if job.optimizer != OPT_SGD:
             lr_t = _adam_rate(job.lr, job.momentum, job.beta2, job.steps_before + batches)
-        # 3. W -= lr (z_prev^T delta + l2/m W) on the block rows [i0, i1),
-        # columns [j0, j1) of every W, and b -= lr sum(delta) on columns
-        # [c0, c1) of every b: W_0[:, u] and b_0[u], then rows of W, columns of b
+        # rows [i0, i1) of every W and columns [c0, c1) of every b:
+        # W -= lr (z_prev^T delta + l2/m W); contiguous blocks of W, and
+        # each thread packs only its part of z_prev for the gemm
         l2_over_m = job.l2 / sw_sum
         step = <floating>(-job.lr)
         shrink = <floating>(1 - job.lr * l2_over_m)
@@ -819,60 +750,68 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         for l in range(n_layers):
             k_in = sizes[l]
             k_out = sizes[l + 1]
-            if l == 0:
-                i0, i1, j0, j1, c0, c1 = 0, k_in, u0, u1, u0, u1
-            else:
-                i0 = _share(k_in, index, n_threads)
-                i1 = _share(k_in, index + 1, n_threads)
-                j0, j1 = 0, k_out
-                c0 = _share(k_out, index, n_threads)
-                c1 = _share(k_out, index + 1, n_threads)
+            i0 = _share(k_in, index, n_threads)
+            i1 = _share(k_in, index + 1, n_threads)
+            c0 = _share(k_out, index, n_threads)
+            c1 = _share(k_out, index + 1, n_threads)
             W = params + w_offsets[l]
             z_prev = xb if l == 0 else work + z_offsets[l]
             delta = deltas + z_offsets[l + 1]
-            # plain SGD updates W in place; the others take the gradient first
-            dW = W if plain else grad + w_offsets[l]
-            for i in range(i0, i1):
+            if plain:
                 if job.l2 != 0:
-                    for j in range(i * k_out + j0, i * k_out + j1):
-                        w_val = W[j]
+                    for i in range(i0 * k_out, i1 * k_out):
+                        w_val = W[i]
                         penalty += <double>w_val * w_val
-                        dW[j] = shrink * w_val if plain else <floating>(l2_over_m * w_val)
-                elif not plain:
-                    memset(dW + i * k_out + j0, 0, (j1 - j0) * sizeof(floating))
-            if i1 > i0 and j1 > j0:
-                gemm_tn_ld(<int>(i1 - i0), <int>(j1 - j0), <int>m, step if plain else 1,
-                           z_prev + i0, <int>k_in, delta + j0, <int>k_out,
-                           dW + i0 * k_out + j0, <int>k_out)
-            p = dW + k_in * k_out  # b, or its gradient
-            if not plain:
-                memset(p + c0, 0, (c1 - c0) * sizeof(floating))
+                        W[i] = shrink * w_val
+                if i1 > i0:
+                    gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, step, z_prev + i0,
+                               <int>k_in, delta, W + i0 * k_out)
+                p = W + k_in * k_out  # the bias
+                for r in range(m):
+                    for i in range(c0, c1):
+                        p[i] += step * delta[r * k_out + i]
+                continue
+            # gradient of the block, then the optimiser step on it
+            dW = grad + w_offsets[l]
+            if job.l2 != 0:
+                for i in range(i0 * k_out, i1 * k_out):
+                    w_val = W[i]
+                    penalty += <double>w_val * w_val
+                    dW[i] = <floating>(l2_over_m * w_val)
+            else:
+                memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
+            if i1 > i0:
+                gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
+                           delta, dW + i0 * k_out)
+            p = dW + k_in * k_out  # the bias gradient
+            memset(p + c0, 0, (c1 - c0) * sizeof(floating))
             for r in range(m):
                 for i in range(c0, c1):
-                    p[i] += (step if plain else 1) * delta[r * k_out + i]
-            if plain:
-                continue
-            # the step on this thread's block of W (row by row unless whole
-            # rows), then on its part of b
-            if j1 - j0 == k_out:
-                _optimizer_step(job, params, grad, state1, state2,
-                                w_offsets[l] + i0 * k_out, (i1 - i0) * k_out, lr_t)
-            else:
-                for i in range(i0, i1):
-                    _optimizer_step(job, params, grad, state1, state2,
-                                    w_offsets[l] + i * k_out + j0, j1 - j0, lr_t)
-            _optimizer_step(job, params, grad, state1, state2,
-                            w_offsets[l] + k_in * k_out + c0, c1 - c0, lr_t)
-        penalty_total += 0.5 * l2_over_m * penalty * m
+                    p[i] += delta[r * k_out + i]
+            # the step on this thread's rows of W, then on its part of b
+            w_off = w_offsets[l] + i0 * k_out
+            count = (i1 - i0) * k_out
+            for t in range(2):
+                if job.optimizer == OPT_SGD:
+                    sgd_step(params + w_off, grad + w_off, state1 + w_off, count,
+                             job.lr, job.momentum, job.nesterov)
+                else:
+                    adam_step(params + w_off, grad + w_off, state1 + w_off,
+                              state2 + w_off, count, lr_t, job.momentum,
+                              job.beta2, job.epsilon)
+                w_off = w_offsets[l] + k_in * k_out + c0
+                count = c1 - c0
+        job.penalty_part[index] = 0.5 * l2_over_m * penalty
+        fbp_barrier_wait(&job.barrier)
         if index == 0:
+            penalty = 0
+            for t in range(n_threads):
+                penalty += job.penalty_part[t]
             job.loss_sum += J * m
+            job.penalty_sum += penalty * m
             job.rows_done += m
         pos += m
-    job.penalty_part[index] = penalty_total
-    fbp_barrier_wait(&job.barrier)
     if index == 0:
-        for t in range(n_threads):
-            job.penalty_sum += job.penalty_part[t]
         job.steps = job.steps_before + (batches if job.optimizer != OPT_SGD else 0)
 
 

@@ -3,10 +3,9 @@
  * Minibatch training splits each batch over threads of its own rather than
  * over the BLAS's thread pool: the forward pass and the deltas of a row
  * depend only on that row, so each thread runs them on its share of the rows
- * with no synchronisation, and the weight update (a sum over all rows) comes
- * after a barrier (see _train_part in _kernels.pyx for the full scheme). The
- * elementwise work (activations, derivatives, bias sums) is then split too,
- * where the BLAS pool would leave it to one thread.
+ * with no synchronisation, and only the weight update (a sum over all rows)
+ * needs a barrier. The elementwise work (activations, derivatives, bias sums)
+ * is then split too, where the BLAS pool would leave it to one thread.
  *
  * POSIX threads only; elsewhere fbp_run_threads reports -1 and the caller
  * trains on one thread.

@@ -178,14 +178,14 @@ def test_threaded_full_batch_step_matches_the_reference_gradient(rng, hidden, ou
 
 
 @pytest.mark.parametrize("sizes,output,loss", [
-    ([9, 4], "softmax", "cross_entropy"),   # one layer: softmax on the first layer's units
+    ([9, 4], "softmax", "cross_entropy"),   # one layer, softmax output
     ([9, 3], "sigmoid", "bce"),             # one layer, elementwise output
-    ([9, 2, 5, 3], "identity", "mse"),      # fewer first-layer units than threads
+    ([9, 2, 5, 3], "identity", "mse"),      # fewer units in a layer than threads
 ])
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_threaded_first_layer_split_by_units_equals_one_thread(rng, sizes, output, loss,
-                                                                optimizer):
-    # threads share the first layer by units (columns of W_0), the others by rows
+def test_threaded_one_layer_and_narrow_nets_equal_one_thread(rng, sizes, output, loss,
+                                                              optimizer):
+    # 3 threads on 2 units and on 8-row batches: some shares are empty
     net = random_network(rng, sizes, "tanh", output)
     X = rng.normal(size=(37, sizes[0]))
     Y = targets(rng, loss, 37, sizes[-1])
