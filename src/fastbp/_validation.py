@@ -79,15 +79,6 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
 def _check_finite(array: np.ndarray, name: str, original: np.ndarray | None = None) -> None:
     if array.dtype.kind != "f":
         return
-    if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
-        # The sum of squares is finite only if every value is: NaN and inf
-        # propagate and squares cannot cancel. One BLAS pass, no mask (2.5x
-        # faster on 8192 x 784); an overflowing sum falls through to the mask.
-        flat = array.reshape(-1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = np.dot(flat, flat)
-        if np.isfinite(total):
-            return
     finite = np.isfinite(array)
     if finite.all():
         return
