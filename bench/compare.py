@@ -21,7 +21,10 @@ hidden and output layers, rows in order, the last batch smaller; see
    clipped sigmoid derivative) and their distance from the mse rule is shown.
 2. Timing. Runs are interleaved (A B C A B C ...), each one epoch from the
    same initial weights (the reset is not timed); the median of ``--repeats``
-   runs is reported in µs per sample.
+   runs is reported in µs per sample. With ``--threads`` above 1, every timed
+   run follows an untimed one of the same contender, so that no other
+   contender's thread pool still spins (OpenBLAS and OpenMP workers do for
+   about 0.1 s after their last call).
 
 The machine's GEMM rate (NumPy sgemm/dgemm on 2048×2048, median of 3) is
 measured at the start and the end of the run, and once per timing round of
@@ -459,8 +462,12 @@ def same_work_check(peer, trainer, case, expected_runs):
     return result
 
 
-def run_case(case, peers, repeats, check_only):
+def run_case(case, peers, repeats, check_only, warm_up=False):
     """Check, then time, every contender on one case.
+
+    With ``warm_up``, every timed run follows an untimed one of the same
+    contender: with thread pools, the last contender's OpenBLAS or OpenMP
+    workers spin on for about 0.1 s and would take a core from the next.
 
     Returns
     -------
@@ -503,6 +510,9 @@ def run_case(case, peers, repeats, check_only):
         seconds = {name: [] for name in trainers}
         for _ in range(repeats):
             for name, trainer in trainers.items():
+                if warm_up:
+                    trainer.load(case.weights, case.biases)
+                    trainer.epoch(1)
                 trainer.load(case.weights, case.biases)
                 gc.collect()
                 started = time.perf_counter()
@@ -867,7 +877,8 @@ def main(arguments):
                                         for d, r in rates_at_start.items()))
 
     for case in build_cases(networks, batch_sizes, dtypes, arguments.scale):
-        case_result = run_case(case, peers, arguments.repeats, check_only=arguments.quick)
+        case_result = run_case(case, peers, arguments.repeats, check_only=arguments.quick,
+                               warm_up=arguments.threads > 1)
         print_case(case_result, arguments.quick)
         report["cases"].append(case_result)
         for name, result in case_result["contenders"].items():
