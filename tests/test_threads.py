@@ -6,6 +6,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -398,3 +399,76 @@ def test_small_minibatches_leave_the_threads_to_the_blas(monkeypatch):
     monkeypatch.setattr(_kernels, "train_rows", lambda *args: seen.append(args[-1]) or real(*args))
     fastbp.Network([10, 16, 3], seed=0).fit(X, Y, batch_size=32, n_threads=2)
     assert seen and set(seen) == {1}
+
+
+# ---------------------------------------------------------------------------
+# n_threads of the scikit-learn estimators
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver,momentum", [("sgd", 0.9), ("adam", 0.9), ("sgd", 0.0)])
+def test_estimator_n_threads_trains_on_own_threads_and_matches_one_thread(monkeypatch, solver,
+                                                                          momentum):
+    pytest.importorskip("sklearn")
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    from fastbp import MLPClassifier
+    X, Y = _big(400, 12, 3, seed=5)
+    y = Y.argmax(axis=1)
+    weights = np.random.default_rng(6).uniform(0.5, 2, 400)
+    seen = []
+    real = _kernels.train_rows
+
+    def spy(*args):
+        seen.append((args[-1], blas_threads()))
+        return real(*args)
+
+    monkeypatch.setattr(_kernels, "train_rows", spy)
+    monkeypatch.setattr(network, "OWN_THREADS_MIN_FLOPS", 0)  # small enough for a test
+    before = blas_threads()
+    fitted = {}
+    for n_threads in (None, 2):
+        clf = MLPClassifier((24, 16), solver=solver, momentum=momentum, batch_size=40,
+                            learning_rate_init=0.01, max_iter=4, random_state=0, tol=0,
+                            n_threads=n_threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # not converged after 4 iterations
+            fitted[n_threads] = clf.fit(X, y, sample_weight=weights)
+    assert {threads for threads, _ in seen} == {1, 2}
+    assert all(limit == [1] for threads, limit in seen if threads == 2)
+    assert blas_threads() == before
+    one, two = fitted[None], fitted[2]
+    np.testing.assert_allclose(two.loss_curve_, one.loss_curve_, rtol=1e-12)
+    for got, want in zip(two.coefs_ + two.intercepts_, one.coefs_ + one.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_estimator_lbfgs_with_n_threads_sets_the_blas_limit_and_restores_it(monkeypatch):
+    pytest.importorskip("sklearn")
+    from fastbp import MLPRegressor
+    X, Y = _big(200, 8, 2, seed=7)
+    seen = []
+    real = _kernels.weighted_loss_gradient
+    monkeypatch.setattr(_kernels, "weighted_loss_gradient",
+                        lambda *args: seen.append(blas_threads()) or real(*args))
+    before = blas_threads()
+    with threadpool_limits(limits=2, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged after 30 iterations
+        one = MLPRegressor((16,), solver="lbfgs", max_iter=30, random_state=0).fit(X, Y)
+        during_default = list(seen)
+        seen.clear()
+        limited = MLPRegressor((16,), solver="lbfgs", max_iter=30, random_state=0,
+                               n_threads=1).fit(X, Y)
+        assert blas_threads() == [2]
+    assert during_default and all(limit == [2] for limit in during_default)
+    assert seen and all(limit == [1] for limit in seen)
+    assert blas_threads() == before
+    np.testing.assert_allclose(limited.coefs_[0], one.coefs_[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_estimator_rejects_a_bad_n_threads(bad):
+    pytest.importorskip("sklearn")
+    from fastbp import MLPRegressor
+    X, Y = _big(20, 3, 1, seed=8)
+    with pytest.raises(ValueError, match="n_threads must be None or an integer >= 1"):
+        MLPRegressor((4,), max_iter=2, n_threads=bad).fit(X, Y.ravel())

@@ -22,7 +22,8 @@ Where they differ from scikit-learn:
 - ``warm_start`` and ``partial_fit`` keep the optimiser state (velocities,
   Adam moments and step count); scikit-learn restarts Adam on warm start;
 - ``class_weight`` ({dict, "balanced"}), ``activation`` as a list (one per
-  hidden layer), and float32 input trains in float32;
+  hidden layer), ``n_threads`` (threads for training, as in
+  ``Network.fit``), and float32 input trains in float32;
 - early stopping restores the best weights (as scikit-learn does) and so
   does nothing else: it is the same rule;
 - sparse input is not accepted.
@@ -48,7 +49,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _kernels
 from .losses import LOSSES
-from .network import Network
+from .network import Network, _training_threads
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 #: scikit-learn's activation names -> fastbp's
@@ -72,7 +73,8 @@ class _BaseMLP(BaseEstimator):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -96,6 +98,7 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.n_threads = n_threads
 
     # -- parameters ---------------------------------------------------------
 
@@ -144,6 +147,8 @@ class _BaseMLP(BaseEstimator):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.n_threads is not None and not (_is_int(self.n_threads) and self.n_threads >= 1):
+            raise ValueError(f"n_threads must be None or an integer >= 1, got {self.n_threads!r}")
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -287,9 +292,12 @@ class _BaseMLP(BaseEstimator):
             return (J + penalty) / K, grad.astype(np.float64) / K
 
         iprint = {"iprint": 1} if self.verbose else {}
-        result = scipy.optimize.minimize(
-            loss_and_gradient, net._params.astype(np.float64), method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol, **iprint})
+        # one batch of all rows: fastbp's own threads only split minibatches
+        with _training_threads(net.sizes, X.shape[0], self.n_threads, per_sample=True):
+            result = scipy.optimize.minimize(
+                loss_and_gradient, net._params.astype(np.float64), method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **iprint})
         if result.status != 0:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iterations: "
                           f"{result.message}. Increase max_iter or scale the data.",
@@ -326,57 +334,61 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n))
-        work = np.empty(_kernels.workspace_size(net._sizes, batch_size), net.dtype)
         grad = np.empty_like(net._params)
         sw = sample_weight if sample_weight is not None else np.empty(0, net.dtype)
         sample_idx = np.arange(n, dtype=np.intp)
         code, scale = self._loss_code(), self._loss_scale()
         optimizer = _OPTIMIZER_CODES[self.solver]
         first_moment = self.beta_1 if self.solver == "adam" else self.momentum
-        try:
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    # scikit-learn's utils.shuffle of the previous order, draw for draw
-                    permutation = np.arange(n)
-                    self._random_state.shuffle(permutation)
-                    sample_idx = sample_idx[permutation]
-                order = sample_idx if self.shuffle else sample_idx[:0]
-                started = time.perf_counter()
-                status, loss_sum, penalty_sum, _, self._steps = _kernels.train_rows(
-                    X, y, sw, order, 0, n, batch_size, net._params, grad, self._state1,
-                    self._state2, net._sizes, net._acts, code, self.alpha, optimizer,
-                    self._current_lr, first_moment, self.nesterovs_momentum, self.beta_2,
-                    self.epsilon, self._steps, work)
-                if status != 0:
-                    raise ValueError(
-                        f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver "
-                        "produced non-finite values. The input data may contain large values "
-                        "and need to be preprocessed, or learning_rate_init is too large.")
-                self.n_iter_ += 1
-                self.loss_ = (loss_sum * scale + penalty_sum) / n
-                self.t_ += n
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f (%.3f s)"
-                          % (self.n_iter_, self.loss_, time.perf_counter() - started))
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._current_lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    if self._trigger_stopping(msg):
+        # the kernels' fused per-sample path: plain SGD, one row, no weights
+        per_sample = (batch_size == 1 and self.solver == "sgd" and self.momentum == 0
+                      and sample_weight is None)
+        with _training_threads(net.sizes, batch_size, self.n_threads, per_sample) as threads:
+            work = np.empty(_kernels.workspace_size(net._sizes, batch_size, threads), net.dtype)
+            try:
+                for _ in range(self.max_iter):
+                    if self.shuffle:
+                        # scikit-learn's utils.shuffle of the previous order, draw for draw
+                        permutation = np.arange(n)
+                        self._random_state.shuffle(permutation)
+                        sample_idx = sample_idx[permutation]
+                    order = sample_idx if self.shuffle else sample_idx[:0]
+                    started = time.perf_counter()
+                    status, loss_sum, penalty_sum, _, self._steps = _kernels.train_rows(
+                        X, y, sw, order, 0, n, batch_size, net._params, grad, self._state1,
+                        self._state2, net._sizes, net._acts, code, self.alpha, optimizer,
+                        self._current_lr, first_moment, self.nesterovs_momentum, self.beta_2,
+                        self.epsilon, self._steps, work, threads)
+                    if status != 0:
+                        raise ValueError(
+                            f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver "
+                            "produced non-finite values. The input data may contain large values "
+                            "and need to be preprocessed, or learning_rate_init is too large.")
+                    self.n_iter_ += 1
+                    self.loss_ = (loss_sum * scale + penalty_sum) / n
+                    self.t_ += n
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f (%.3f s)"
+                              % (self.n_iter_, self.loss_, time.perf_counter() - started))
+                    self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                    if self.solver == "sgd" and self.learning_rate == "invscaling":
+                        self._current_lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        what = "Validation score" if early_stopping else "Training loss"
+                        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                               f"{self.n_iter_no_change} consecutive epochs.")
+                        if self._trigger_stopping(msg):
+                            break
+                        self._no_improvement_count = 0
+                    if incremental:
                         break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  "reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning)
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                      "reached and the optimization hasn't converged yet.",
+                                      ConvergenceWarning)
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
         if early_stopping and self._best_params is not None:
             net._params[...] = self._best_params
 
@@ -477,6 +489,7 @@ class _BaseMLP(BaseEstimator):
         cls = getattr(neural_network, type(self).__name__)
         params = self.get_params()
         params.pop("class_weight", None)
+        params.pop("n_threads", None)  # fastbp's own
         if not isinstance(params["activation"], str):
             raise ValueError("scikit-learn takes one activation for all hidden layers")
         other = cls(**params)
@@ -518,8 +531,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, scikit-learn compatible, on fastbp's kernels.
 
     Takes every parameter of ``sklearn.neural_network.MLPClassifier`` with the
-    same defaults, plus ``class_weight``; see the module docstring for where
-    it differs.
+    same defaults, plus ``n_threads`` and ``class_weight``; see the module
+    docstring for where it differs.
 
     Parameters
     ----------
@@ -536,6 +549,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
     beta_1, beta_2, epsilon, n_iter_no_change, max_fun
         As in scikit-learn.
+    n_threads : int or None, default=None
+        Threads for training, as in :meth:`fastbp.Network.fit`: minibatches of
+        at least ``OWN_THREADS_MIN_FLOPS`` run on fastbp's own threads, smaller
+        ones and lbfgs on that many BLAS threads. None leaves the BLAS's
+        thread pool as it is.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``.
 
@@ -554,7 +572,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 class_weight=None):
+                 n_threads=None, class_weight=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -563,7 +581,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun)
+            max_fun=max_fun, n_threads=n_threads)
         self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
@@ -668,7 +686,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, scikit-learn compatible, on fastbp's kernels.
 
     Takes every parameter of ``sklearn.neural_network.MLPRegressor`` with the
-    same defaults; see :class:`MLPClassifier` and the module docstring.
+    same defaults, plus ``n_threads``; see :class:`MLPClassifier` and the
+    module docstring.
     """
 
     def _validate_input(self, X, y, incremental, reset):

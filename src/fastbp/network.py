@@ -128,6 +128,27 @@ _blas_threads = _BlasThreads()
 
 
 @contextlib.contextmanager
+def _training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
+    """Hold the thread settings of one training run; yields the number of
+    fastbp's own threads for ``train_rows`` (1: the BLAS gets the threads).
+
+    Minibatches big enough run on ``n_threads`` threads of fastbp's own, each
+    with a one-thread BLAS; smaller ones, and the per-sample path, leave the
+    threads to the BLAS. ``n_threads=None`` leaves the BLAS's limit alone.
+    """
+    flops_per_batch = 6 * batch_size * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    own_threads = 1
+    if (n_threads is not None and n_threads > 1 and _kernels.HAVE_THREADS
+            and not per_sample and flops_per_batch >= OWN_THREADS_MIN_FLOPS):
+        own_threads = n_threads
+    # scipy's BLAS serves the kernels' gemm calls
+    with _blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:
+        if blas_limit is not None and blas_limit > 1:
+            own_threads = 1  # a BLAS limit held elsewhere: threads on threads
+        yield own_threads
+
+
+@contextlib.contextmanager
 def _sigint_deferred():
     """Turn Ctrl-C into a flag that fit checks between kernel calls.
 
@@ -528,20 +549,10 @@ class Network:
             if self._training:
                 raise RuntimeError("fit is already running on this network in another thread")
             self._training = True
-        # Minibatches big enough run on n_threads threads of fastbp's own, each
-        # with a one-thread BLAS; smaller ones leave the threads to the BLAS.
-        flops_per_batch = 6 * batch_size * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
-        own_threads = 1
-        if (n_threads is not None and n_threads > 1 and _kernels.HAVE_THREADS
-                and not (batch_size == 1 and optimizer.momentum == 0)
-                and flops_per_batch >= OWN_THREADS_MIN_FLOPS):
-            own_threads = n_threads
+        per_sample = batch_size == 1 and optimizer.momentum == 0
         try:
-            # scipy's BLAS serves the kernels' gemm calls
-            with _blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit, \
+            with _training_threads(self.sizes, batch_size, n_threads, per_sample) as own_threads, \
                     _sigint_deferred() as interrupted:
-                if blas_limit is not None and blas_limit > 1:
-                    own_threads = 1  # a BLAS limit held elsewhere: threads on threads
                 history = self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size,
                                            shuffle, rng, verbose, interrupted, own_threads)
         finally:
