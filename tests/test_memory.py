@@ -119,6 +119,27 @@ def test_divergence_names_epoch_and_loss_and_keeps_the_last_finite_weights(dtype
     net.fit(X, Y, optimizer=fastbp.SGD(lr=1e-3), epochs=1)  # usable again
 
 
+def test_divergence_in_the_first_batch_of_an_epoch_restores_the_epoch_before():
+    # full batches: an epoch's only batch fails, so its starting weights are
+    # bad too and the start of the epoch before is restored, velocity included
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(16, 2)), rng.normal(size=(16, 1))
+    make = lambda: fastbp.Network([2, 4, 1], activation="identity",
+                                  output_activation="identity", seed=0)
+    net, opt = make(), fastbp.SGD(lr=1.0, momentum=0.5)
+    with pytest.raises(fastbp.TrainingDiverged) as info:
+        net.fit(X, Y, optimizer=opt, epochs=400, batch_size=16, shuffle=False)
+    found = re.search(r"diverged in epoch (\d+): the loss became non-finite at rows 0\.\.15 .*"
+                      r"the weights from the start of epoch (\d+) were restored", str(info.value))
+    assert found, str(info.value)
+    diverged, restored = map(int, found.groups())
+    assert restored == diverged - 1 >= 2
+    twin, twin_opt = make(), fastbp.SGD(lr=1.0, momentum=0.5)
+    twin.fit(X, Y, optimizer=twin_opt, epochs=restored - 1, batch_size=16, shuffle=False)
+    np.testing.assert_array_equal(params(net), params(twin))
+    np.testing.assert_array_equal(opt.velocity(net), twin_opt.velocity(twin))
+
+
 # ---------------------------------------------------------------------------
 # Ctrl-C: prompt, and the weights of the last completed batch
 # ---------------------------------------------------------------------------

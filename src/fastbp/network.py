@@ -576,9 +576,14 @@ class Network:
         # last published one, which always holds whole batches.
         live = aligned_empty(self._params.size, self.dtype)
         live[...] = self._params
-        # snapshots of (params, velocity) at the start of this and the last epoch
-        snapshot, older = (np.empty((2, live.size), self.dtype),
-                           np.empty((2, live.size), self.dtype))
+        # Snapshots of (params, velocity) at the start of this and the last
+        # epoch, for the rollback. The params are the published arrays, never
+        # written again, so a reference is a snapshot (big nets would pay
+        # 2-3 fresh copies of their weights per fit otherwise). The velocity
+        # changes in place, and only with momentum.
+        velocity_copies = ((np.empty_like(velocity), np.empty_like(velocity))
+                           if optimizer.momentum != 0 else None)
+        snapshot = (self._params, None)
         no_order = np.empty(0, dtype=np.intp)
         unweighted = np.empty(0, self.dtype)
         history = {"loss": [], "seconds": []}
@@ -595,9 +600,12 @@ class Network:
         try:
             for epoch in range(epochs):
                 order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else no_order
-                snapshot, older = older, snapshot
-                np.copyto(snapshot[0], live)
-                np.copyto(snapshot[1], velocity)
+                older = snapshot
+                saved_velocity = None
+                if velocity_copies is not None:
+                    saved_velocity = velocity_copies[epoch % 2]
+                    np.copyto(saved_velocity, velocity)
+                snapshot = (self._params, saved_velocity)  # self._params equals live here
                 started = time.perf_counter()
                 loss_sum, done, status = 0.0, 0, 0
                 # An epoch is split into calls of whole batches, so the batches,
@@ -614,7 +622,8 @@ class Network:
                     done += rows
                     if status != 0 or not np.isfinite(live).all():
                         break
-                    self._params = live.copy()  # publish
+                    if done < n or epoch < epochs - 1:
+                        self._params = live.copy()  # publish (the last call: live itself, below)
                 elapsed = time.perf_counter() - started
                 if status != 0 or not np.isfinite(live).all():
                     # Roll back to the newest snapshot known to give a finite loss:
@@ -622,7 +631,8 @@ class Network:
                     # previous epoch's start (whose first batch did).
                     good = snapshot if (done > 0 or status == 0 or epoch == 0) else older
                     np.copyto(live, good[0])
-                    np.copyto(velocity, good[1])
+                    if good[1] is not None:
+                        np.copyto(velocity, good[1])
                     self._params = live
                     restored = epoch + 1 if good is snapshot else epoch
                     where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"
