@@ -833,7 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-standardize", dest="standardize", action="store_false",
                        help="use the features and targets as they are")
     train.add_argument("--threads", type=_int_at_least(1), default=None,
-                       help="BLAS threads (default: the BLAS library's own setting)")
+                       help="training threads, as in Network.fit (default: the BLAS "
+                            "library's own setting)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="a progress bar on stderr (default: when stderr is a terminal)")
     train.add_argument("--save", metavar="MODEL.npz", help="save the trained model")
