@@ -586,6 +586,36 @@ cdef inline void _gather_rows(const floating* X, const floating* T,
             w_rows[r] = sw[row]
 
 
+cdef inline double _batch_rows(const floating* X, const floating* T,
+                               const floating* sw, const Py_ssize_t* order,
+                               Py_ssize_t pos, Py_ssize_t m, Py_ssize_t first,
+                               Py_ssize_t count, Py_ssize_t n_in, Py_ssize_t n_out,
+                               floating* x_rows, floating* t_rows, floating* w_rows,
+                               const floating** xb, const floating** tb,
+                               const floating** wb) noexcept nogil:
+    """Point xb, tb and wb (NULL without weights) at the m-row batch from
+    position ``pos``: at the data itself when there is no ``order``, else at
+    the buffers, into which batch rows [first, first + count) are gathered.
+    Returns the sum of the batch's sample weights (m without weights)."""
+    cdef Py_ssize_t r
+    cdef double sw_sum
+    if order != NULL:
+        _gather_rows(X, T, sw, order, pos, first, count, n_in, n_out, x_rows, t_rows, w_rows)
+        xb[0] = x_rows
+        tb[0] = t_rows
+        wb[0] = w_rows if sw != NULL else NULL
+    else:
+        xb[0] = X + pos * n_in
+        tb[0] = T + pos * n_out
+        wb[0] = sw + pos if sw != NULL else NULL
+    if sw == NULL:
+        return m
+    sw_sum = 0
+    for r in range(m):
+        sw_sum += sw[order[pos + r]] if order != NULL else sw[pos + r]
+    return sw_sum
+
+
 cdef inline double _adam_rate(double lr, double beta1, double beta2,
                               Py_ssize_t step) noexcept nogil:
     """Adam's step size with both bias corrections, at step ``step`` (from 1)."""
@@ -694,21 +724,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         a_out = work + z_total
         deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
         # each thread gathers its own rows; all sum the same weights alike
-        if order != NULL:
-            _gather_rows(X, T, sw, order, pos, r0, rows, n_in, n_out, x_rows, t_rows, w_rows)
-            xb = x_rows
-            tb = t_rows
-            wb = w_rows if sw != NULL else NULL
-        else:
-            xb = X + pos * n_in
-            tb = T + pos * n_out
-            wb = sw + pos if sw != NULL else NULL
-        if sw != NULL:
-            sw_sum = 0
-            for r in range(m):
-                sw_sum += sw[order[pos + r]] if order != NULL else sw[pos + r]
-        else:
-            sw_sum = m
+        sw_sum = _batch_rows(X, T, sw, order, pos, m, r0, rows, n_in, n_out, x_rows, t_rows,
+                             w_rows, &xb, &tb, &wb)
 
         # rows [r0, r0 + rows): forward, output delta, deltas of every layer
         forward_rows(xb + r0 * n_in, r0, rows, m, params, sizes, acts, n_layers, work)
@@ -847,7 +864,7 @@ cdef int train_rows_kernel(const floating* X, const floating* T,
     Minibatches run on ``n_threads`` threads of their own (_train_part) when
     it is above 1 and the platform can start them.
     """
-    cdef Py_ssize_t pos, m, r, n_in = sizes[0], n_out = sizes[n_layers]
+    cdef Py_ssize_t pos, m, n_in = sizes[0], n_out = sizes[n_layers]
     cdef Py_ssize_t x_off = _workspace_size(sizes, n_layers, batch_size) \
         - batch_size * (n_in + n_out + 1)
     cdef floating* x_rows = work + x_off
@@ -921,21 +938,8 @@ cdef int train_rows_kernel(const floating* X, const floating* T,
     pos = start
     while pos < stop:
         m = batch_size if pos + batch_size <= stop else stop - pos
-        if order != NULL:
-            _gather_rows(X, T, sw, order, pos, 0, m, n_in, n_out, x_rows, t_rows, w_rows)
-            xb = x_rows
-            tb = t_rows
-            wb = w_rows if sw != NULL else NULL
-        else:
-            xb = X + pos * n_in
-            tb = T + pos * n_out
-            wb = sw + pos if sw != NULL else NULL
-        if wb != NULL:
-            sw_sum = 0
-            for r in range(m):
-                sw_sum += wb[r]
-        else:
-            sw_sum = m
+        sw_sum = _batch_rows(X, T, sw, order, pos, m, 0, m, n_in, n_out, x_rows, t_rows,
+                             w_rows, &xb, &tb, &wb)
         forward_pass(xb, m, params, sizes, acts, n_layers, work)
         if optimizer == OPT_SGD and momentum == 0:
             J = backward_sgd(xb, tb, m, params, sizes, acts, n_layers, loss,
