@@ -234,10 +234,9 @@ def main(argv=None):
         for dtype, torch_target in (("float32", 1.8), ("float64", 1.25)):
             r = race(["fastbp", "torch", "numpy", "sklearn"], X, Y, sizes, 128, 0.0625, dtype,
                      repeats, 2, floor_flops=6 * n_weights)
+            to_floor = paired_ratio(r, "fastbp", "floor")
             floor = r.pop("floor")
-            r_floor = {"fastbp": r["fastbp"], "floor": floor}
             fb = r["fastbp"]["us_per_sample"]
-            to_floor = paired_ratio(r_floor, "fastbp", "floor")
             report["t3"][dtype] = {"results": r, "floor": floor, "fastbp_to_floor": to_floor}
             say(f"3. batch 128 784-256-128-10 {dtype}, 2 threads: fastbp {fb:.2f} µs, floor "
                 f"{floor['us_per_sample']:.2f} µs (GEMM "

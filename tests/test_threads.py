@@ -365,11 +365,9 @@ def test_kernel_calls_are_bounded_in_work(monkeypatch):
 # Minibatches split over fit's own threads
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeypatch, dtype):
-    if not _kernels.HAVE_THREADS:
-        pytest.skip("no threads of fastbp's own on this platform")
-    X, Y = _big(700, 20, 4, seed=3)
+def _spy_on_train_rows(monkeypatch):
+    """Record (own threads, BLAS limits) of every train_rows call, with the
+    own-thread threshold lowered so that small test nets take that path."""
     seen = []
     real = _kernels.train_rows
 
@@ -378,7 +376,16 @@ def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeyp
         return real(*args)
 
     monkeypatch.setattr(_kernels, "train_rows", spy)
-    monkeypatch.setattr(network, "OWN_THREADS_MIN_FLOPS", 0)  # small enough for a test
+    monkeypatch.setattr(network, "OWN_THREADS_MIN_FLOPS", 0)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeypatch, dtype):
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    X, Y = _big(700, 20, 4, seed=3)
+    seen = _spy_on_train_rows(monkeypatch)
     results = {}
     for n_threads in (1, 2):
         net = fastbp.Network([20, 64, 32, 4], activation="tanh", dtype=dtype, seed=4)
@@ -415,15 +422,7 @@ def test_estimator_n_threads_trains_on_own_threads_and_matches_one_thread(monkey
     X, Y = _big(400, 12, 3, seed=5)
     y = Y.argmax(axis=1)
     weights = np.random.default_rng(6).uniform(0.5, 2, 400)
-    seen = []
-    real = _kernels.train_rows
-
-    def spy(*args):
-        seen.append((args[-1], blas_threads()))
-        return real(*args)
-
-    monkeypatch.setattr(_kernels, "train_rows", spy)
-    monkeypatch.setattr(network, "OWN_THREADS_MIN_FLOPS", 0)  # small enough for a test
+    seen = _spy_on_train_rows(monkeypatch)
     before = blas_threads()
     fitted = {}
     for n_threads in (None, 2):
