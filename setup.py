@@ -20,7 +20,8 @@ extensions = [
     Extension(
         "fastbp._kernels",
         ["csrc/_kernels.pyx"],
-        depends=["csrc/fastbp_sample.h", "csrc/fastbp_math.h", "csrc/fastbp_threads.h"],
+        depends=["csrc/fastbp_sample.h", "csrc/fastbp_math.h", "csrc/fastbp_threads.h",
+                 "csrc/fastbp_gemm.h"],
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # Portable wheel flags: no -march=native, no -ffast-math.

@@ -39,6 +39,15 @@ cdef extern from "fastbp_sample.h" nogil:
                            double* loss_sum, double* penalty_sum,
                            Py_ssize_t* rows_done)
 
+cdef extern from "fastbp_gemm.h" nogil:
+    Py_ssize_t fbp_gemm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+                          const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                          const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc)
+    Py_ssize_t fbp_gemm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+                          const double* A, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                          const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc)
+    int fbp_gemm_enable(int on)
+
 cdef extern from "fastbp_threads.h" nogil:
     ctypedef struct fbp_barrier:
         pass
@@ -96,6 +105,16 @@ cdef void _blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
               &one, C, &ldc)
 
 
+cdef inline int _tiled_gemm(int m, int n, int k, floating alpha, const floating* A,
+                            Py_ssize_t a_rs, Py_ssize_t a_cs, const floating* B,
+                            Py_ssize_t ldb, floating* C, Py_ssize_t ldc) noexcept nogil:
+    # csrc/fastbp_gemm.h: the leading columns it covers, BLAS does the rest
+    if floating is float:
+        return <int>fbp_gemm_f(m, n, k, alpha, A, a_rs, a_cs, B, ldb, C, ldc)
+    else:
+        return <int>fbp_gemm_d(m, n, k, alpha, A, a_rs, a_cs, B, ldb, C, ldc)
+
+
 cdef void gemm_nn(int m, int n, int k, const floating* A, const floating* B,
                   floating* C) noexcept nogil:
     """C (m x n) += A (m x k) . B (k x n)."""
@@ -103,8 +122,11 @@ cdef void gemm_nn(int m, int n, int k, const floating* A, const floating* B,
     cdef floating s
     cdef const floating* b_row
     cdef floating* c_row
+    cdef int done
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(False, False, m, n, k, 1, A, k, B, n, C, n)
+        done = _tiled_gemm(m, n, k, 1, A, k, 1, B, n, C, n)
+        if done < n:
+            _blas_gemm(False, False, m, n - done, k, 1, A, k, B + done, n, C + done, n)
         return
     for r in range(m):
         c_row = C + r * n
@@ -158,8 +180,11 @@ cdef void gemm_tn_ld(int m, int n, int k, floating alpha, const floating* A,
     cdef floating s
     cdef const floating* b_row
     cdef floating* c_row
+    cdef int done
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(True, False, m, n, k, alpha, A, lda, B, n, C, n)
+        done = _tiled_gemm(m, n, k, alpha, A, 1, lda, B, n, C, n)
+        if done < n:
+            _blas_gemm(True, False, m, n - done, k, alpha, A, lda, B + done, n, C + done, n)
         return
     for r in range(k):
         b_row = B + r * n
@@ -983,6 +1008,15 @@ def set_blas_min_flops(Py_ssize_t flops):
     old = BLAS_MIN_FLOPS
     BLAS_MIN_FLOPS = flops
     return old
+
+
+def set_tiled_gemm(bint on):
+    """Switch the register-tiled products (csrc/fastbp_gemm.h) on or off;
+    return whether they are in use, which needs a CPU with AVX-512.
+
+    Off, BLAS computes every product. Tests use it to run both paths.
+    """
+    return bool(fbp_gemm_enable(on))
 
 
 def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1):

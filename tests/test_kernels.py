@@ -6,7 +6,9 @@ from helpers import HIDDEN, assert_close, targets
 from fastbp import ACTIVATIONS, LOSSES, _kernels, reference
 
 DTYPES = [np.float64, np.float32]
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 4, 9), (13, 33, 17), (64, 40, 70)]
+# the wider shapes cover the AVX-512 tiles (12 or 4 rows, 2 vectors wide) with
+# every leftover row count 1-3 and leftover columns for BLAS
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 4, 9), (13, 33, 17), (64, 40, 70), (19, 50, 35)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -117,6 +119,29 @@ def test_layer_gradients(gemm_path, rng, dtype, m, n_in, n_out, l2):
     dW_ref, db_ref = reference.layer_gradient(z_prev.tolist(), delta.tolist(), W.tolist(), l2, m)
     assert_close(dW, dW_ref, dtype)
     assert_close(db, db_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiled_products_write_only_inside_the_result(rng, dtype):
+    # a guard band of NaN around dW and a (as the workspace sits between other
+    # buffers in training): the tiles must leave it untouched
+    if not _kernels.set_tiled_gemm(True):
+        pytest.skip("the CPU has no AVX-512")
+    m, n_in, n_out, guard = 19, 50, 35, 64
+    z_prev = rng.normal(size=(m, n_in)).astype(dtype)
+    delta = rng.normal(size=(m, n_out)).astype(dtype)
+    W = rng.normal(size=(n_in, n_out)).astype(dtype)
+    band = np.full(2 * guard + n_in * n_out, np.nan, dtype)
+    dW = band[guard:guard + n_in * n_out].reshape(n_in, n_out)
+    db = np.empty(n_out, dtype)
+    _kernels.layer_gradients(z_prev, delta, W, 0.0, dW, db)
+    band_a = np.full(2 * guard + m * n_out, np.nan, dtype)
+    a = band_a[guard:guard + m * n_out].reshape(m, n_out)
+    _kernels.dense_forward(z_prev, W, np.zeros(n_out, dtype), a)
+    for outer in (band, band_a):
+        assert np.isnan(outer[:guard]).all() and np.isnan(outer[-guard:]).all()
+    assert_close(dW, z_prev.T.astype(np.float64) @ delta, dtype)
+    assert_close(a, z_prev.astype(np.float64) @ W, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -156,6 +156,27 @@ def test_threaded_minibatches_equal_one_thread(rng, dtype, optimizer, n_threads,
     assert_close(many_results[1:3], one_results[1:3], dtype)  # loss and L2 sums
 
 
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_wide_full_batch_step_matches_the_reference_on_every_product_path(rng, gemm_path,
+                                                                          dtype, n_threads):
+    # layers wide enough for the AVX-512 tiles; on threads, each one's weight
+    # update is a column block of z_prev (the lda path), with leftover rows
+    net = random_network(rng, [40, 48, 37, 5], "tanh", "sigmoid", dtype)
+    X = rng.normal(size=(26, 40)).astype(dtype)
+    Y = targets(rng, "bce", 26, 5, dtype)
+    params, results = run_threaded(net, X, Y, np.empty(0, dtype), np.empty(0, np.intp), 26,
+                                   n_threads, l2=0.2, loss="bce", lr=0.5)
+    assert results[0] == 0
+    weights, biases, activations = as_lists(net)
+    dW, db = reference.gradients(weights, biases, activations, X.astype(np.float64).tolist(),
+                                 Y.astype(np.float64).tolist(), "bce", 0.2)
+    expected = np.concatenate([np.concatenate([np.ravel(W) - 0.5 * np.ravel(g),
+                                               np.ravel(b) - 0.5 * np.ravel(gb)])
+                               for W, b, g, gb in zip(weights, biases, dW, db)])
+    assert_close(params, expected, dtype)
+
+
 @pytest.mark.parametrize("hidden,output,loss", [("sigmoid", "sigmoid", "mse"),
                                                 ("relu", "sigmoid", "bce"),
                                                 ("tanh", "softmax", "cross_entropy")])
