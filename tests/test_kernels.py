@@ -33,6 +33,23 @@ def test_activation_matches_reference(rng, dtype, name):
     assert_close(z, [reference.activate(name, row) for row in a.tolist()], dtype)
 
 
+def test_float32_sigmoid_is_within_3_ulp_of_the_exact_value():
+    # float32 layers take a float exp of their own (csrc/fastbp_math.h);
+    # the oracle is NumPy's float64 exp, rounded once
+    a = np.concatenate([np.linspace(-87.0, 88.0, 350001), [0.0, -0.0, 1e-8, -1e-8]])
+    a = a.astype(np.float32)
+    z = np.empty_like(a)
+    _kernels.activate(a.reshape(1, -1), z.reshape(1, -1), ACTIVATIONS["sigmoid"])
+    x = a.astype(np.float64)
+    e = np.exp(-np.abs(x))
+    exact = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    ulps = np.abs(z - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 3
+    # far below, where e^x is under float's smallest normal, it is 0
+    _kernels.activate(np.float32([[-88.0, -1e30]]), z[:2].reshape(1, -1), ACTIVATIONS["sigmoid"])
+    np.testing.assert_array_equal(z[:2], [0.0, 0.0])
+
+
 @pytest.mark.parametrize("dtype,big", [(np.float64, 1e300), (np.float32, 3e38)])
 def test_sigmoid_and_softmax_never_overflow(dtype, big):
     a = np.array([[big, -big, 0.0, 800.0, -800.0]], dtype)
