@@ -50,6 +50,11 @@ else
     site="$scratch/site"
 fi
 echo "debug build: $(ls "$site"/fastbp/_kernels*.so)"
+# the flags must have reached the build (pip's isolated one too)
+if [ ${#asan_env[@]} -gt 0 ] && ! ldd "$site"/fastbp/_kernels*.so | grep -q libasan; then
+    echo "the debug build does not link AddressSanitizer" >&2
+    exit 1
+fi
 
 cd "$scratch"  # away from any work tree, so only $site provides fastbp
 status=0
