@@ -1188,7 +1188,7 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     cdef const floating* sw = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     cdef floating* second = &state2[0] if state2.shape[0] > 0 else NULL
-    n_threads = max(1, min(n_threads, 64))
+    n_threads = max(1, min(n_threads, FBP_MAX_THREADS))
     if n_threads > 1 and work.shape[0] < workspace_size(sizes, batch_size, n_threads):
         raise ValueError(f"work has {work.shape[0]} elements; {n_threads} threads need "
                          f"workspace_size(sizes, batch_size, n_threads)")

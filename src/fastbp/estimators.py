@@ -49,7 +49,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _kernels
 from .losses import LOSSES
-from .network import Network, _training_threads
+from .network import Network, _fused_per_sample, _training_threads
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 #: scikit-learn's activation names -> fastbp's
@@ -341,8 +341,8 @@ class _BaseMLP(BaseEstimator):
         optimizer = _OPTIMIZER_CODES[self.solver]
         first_moment = self.beta_1 if self.solver == "adam" else self.momentum
         # the kernels' fused per-sample path: plain SGD, one row, no weights
-        per_sample = (batch_size == 1 and self.solver == "sgd" and self.momentum == 0
-                      and sample_weight is None)
+        per_sample = _fused_per_sample(batch_size, self.momentum, sgd=self.solver == "sgd",
+                                       weighted=sample_weight is not None)
         with _training_threads(net.sizes, batch_size, self.n_threads, per_sample) as threads:
             work = np.empty(_kernels.workspace_size(net._sizes, batch_size, threads), net.dtype)
             try:

@@ -127,6 +127,13 @@ class _BlasThreads:
 _blas_threads = _BlasThreads()
 
 
+def _fused_per_sample(batch_size: int, momentum: float, sgd: bool = True,
+                      weighted: bool = False) -> bool:
+    """Whether ``train_rows`` takes its fused per-sample path (one row, plain
+    SGD, no sample weights): train_rows_kernel's own rule, mirrored here."""
+    return batch_size == 1 and sgd and momentum == 0 and not weighted
+
+
 @contextlib.contextmanager
 def _training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
     """Hold the thread settings of one training run; yields the number of
@@ -549,12 +556,13 @@ class Network:
             if self._training:
                 raise RuntimeError("fit is already running on this network in another thread")
             self._training = True
-        per_sample = batch_size == 1 and optimizer.momentum == 0
+        per_sample = _fused_per_sample(batch_size, optimizer.momentum)
         try:
             with _training_threads(self.sizes, batch_size, n_threads, per_sample) as own_threads, \
                     _sigint_deferred() as interrupted:
                 history = self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size,
-                                           shuffle, rng, verbose, interrupted, own_threads)
+                                           shuffle, rng, verbose, interrupted, own_threads,
+                                           per_sample)
         finally:
             with self._fit_lock:
                 self._training = False
@@ -565,7 +573,7 @@ class Network:
         return history
 
     def _fit_epochs(self, X, Y, code, l2, optimizer, epochs, batch_size, shuffle, rng, verbose,
-                    interrupted, own_threads):
+                    interrupted, own_threads, per_sample):
         n = X.shape[0]
         # all workspace is allocated once per fit, never per batch
         work = aligned_empty(_kernels.workspace_size(self._sizes, batch_size, own_threads),
@@ -589,7 +597,6 @@ class Network:
         history = {"loss": [], "seconds": []}
         progress = EpochProgress(epochs) if verbose else None
         flops_per_row = 6 * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
-        per_sample = batch_size == 1 and optimizer.momentum == 0
         budget = FIT_CALL_FLOPS * (1 if per_sample else 4)
         # Between calls the weights are copied (published) and checked for
         # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
@@ -607,7 +614,7 @@ class Network:
                     np.copyto(saved_velocity, velocity)
                 snapshot = (self._params, saved_velocity)  # self._params equals live here
                 started = time.perf_counter()
-                loss_sum, done, status = 0.0, 0, 0
+                loss_sum, done, status, diverged = 0.0, 0, 0, False
                 # An epoch is split into calls of whole batches, so the batches,
                 # their order and every rounding are those of one call.
                 while done < n:
@@ -620,12 +627,13 @@ class Network:
                         optimizer.momentum, optimizer.nesterov, 0.0, 0.0, 0, work, own_threads)
                     loss_sum += data_sum + penalty_sum
                     done += rows
-                    if status != 0 or not np.isfinite(live).all():
+                    diverged = status != 0 or not np.isfinite(live).all()
+                    if diverged:
                         break
                     if done < n or epoch < epochs - 1:
                         self._params = live.copy()  # publish (the last call: live itself, below)
                 elapsed = time.perf_counter() - started
-                if status != 0 or not np.isfinite(live).all():
+                if diverged:
                     # Roll back to the newest snapshot known to give a finite loss:
                     # this epoch's start if its first batch went through, else the
                     # previous epoch's start (whose first batch did).
