@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _kernels, network
+from fastbp import _kernels, _runtime, _training, network
 
 MiB = 1 << 20
 
@@ -168,7 +168,7 @@ def replay(make, X, Y, seed, epochs_done, rows_done, fit_kwargs, optimizer):
 @pytest.mark.parametrize("at_call", [1, 3, 7])
 def test_ctrl_c_between_kernel_calls_keeps_exactly_the_finished_batches(
         monkeypatch, batch_size, momentum, at_call):
-    monkeypatch.setattr(network, "FIT_CALL_FLOPS", 2000.0)  # a few rows per call
+    monkeypatch.setattr(_training, "FIT_CALL_FLOPS", 2000.0)  # a few rows per call
     calls = []
     real = _kernels.train_rows
 

@@ -13,7 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastbp
-from fastbp import _kernels, network
+from fastbp import _kernels, _runtime, _training, network
 
 
 def blas_threads():
@@ -184,7 +184,7 @@ def test_second_fit_on_the_same_network_is_refused_and_harmless():
 
 def test_readers_during_fit_see_whole_snapshots_and_do_not_disturb_it(tmp_path, monkeypatch):
     # Publish after every few batches, so readers overlap many weight changes.
-    monkeypatch.setattr(network, "FIT_CALL_FLOPS", 1e5)
+    monkeypatch.setattr(_training, "FIT_CALL_FLOPS", 1e5)
     rng = np.random.default_rng(4)
     X, Y = rng.normal(size=(6000, 8)), rng.normal(size=(6000, 3))
     net = fastbp.Network([8, 32, 3], activation="tanh", output_activation="identity", seed=0)
@@ -224,7 +224,7 @@ def test_readers_during_fit_see_whole_snapshots_and_do_not_disturb_it(tmp_path, 
 
 def test_overlapping_blas_limits_restore_the_original():
     original = blas_threads()
-    limiter = network._BlasThreads()
+    limiter = _runtime.BlasThreads()
     first = limiter.limit(1)
     second = limiter.limit(2)
     first.__enter__()
@@ -244,7 +244,7 @@ def test_blas_limits_set_and_restored_from_different_threads_take_effect():
     original = blas_threads()
     if original == [1]:
         pytest.skip("the BLAS runs one thread already: a limit of 1 changes nothing")
-    limiter = network._BlasThreads()
+    limiter = _runtime.BlasThreads()
     with limiter.limit(1):  # the main thread sets and restores first
         assert blas_threads() == [1]
     assert blas_threads() == original
@@ -324,7 +324,7 @@ def test_fit_is_the_same_whatever_the_call_size(monkeypatch):
     X, Y = _big(1000, 12, 3, seed=9)
     results = {}
     for flops in (1e18, 1.0, 3e4):  # one call per epoch, one batch per call, a few
-        monkeypatch.setattr(network, "FIT_CALL_FLOPS", flops)
+        monkeypatch.setattr(_training, "FIT_CALL_FLOPS", flops)
         for batch, shuffle in ((1, True), (7, True), (7, False), (64, True)):
             net = fastbp.Network([12, 20, 3], seed=0)
             history = net.fit(X, Y, epochs=2, batch_size=batch, shuffle=shuffle, seed=4,
@@ -376,7 +376,7 @@ def _spy_on_train_rows(monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(_kernels, "train_rows", spy)
-    monkeypatch.setattr(network, "OWN_THREADS_MIN_FLOPS", 0)
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
     return seen
 
 
@@ -469,5 +469,8 @@ def test_estimator_rejects_a_bad_n_threads(bad):
     pytest.importorskip("sklearn")
     from fastbp import MLPRegressor
     X, Y = _big(20, 3, 1, seed=8)
-    with pytest.raises(ValueError, match="n_threads must be None or an integer >= 1"):
+    from sklearn.utils._param_validation import InvalidParameterError
+    with pytest.raises(InvalidParameterError,
+                       match=r"'n_threads' parameter of MLPRegressor must be an int in the "
+                             r"range \[1, inf\) or None"):
         MLPRegressor((4,), max_iter=2, n_threads=bad).fit(X, Y.ravel())

@@ -141,7 +141,7 @@ SHAPE_CASES = {
     "X 3-D": ((6, N_IN, 1), (6, N_OUT), r"X must be a 2-D array, got 3-D"),
     "Y 3-D": ((6, N_IN), (6, N_OUT, 1), r"Y must be a 2-D array, got 3-D"),
     "X 1-D": ((N_IN,), (1, N_OUT), r"X must be a 2-D array, got 1-D.*reshape"),
-    "Y 1-D with 2 outputs": ((6, N_IN), (6,), r"Y must be a 2-D array, got 1-D"),
+    "Y 1-D with 2 outputs": ((6, N_IN), (6,), r"Y is 1-D but the network has 2 outputs"),
     "X 0-D": ((), (1, N_OUT), r"X must be a 2-D array, got 0-D"),
     "X no rows": ((0, N_IN), (0, N_OUT), r"X is empty: shape \(0, 3\)"),
     "X no columns": ((6, 0), (6, N_OUT), r"X is empty: shape \(6, 0\)"),
@@ -328,7 +328,7 @@ def test_good_optimizer_values_are_kept():
     ({"epochs": -1}, ValueError, r"epochs must be >= 1"),
     ({"epochs": 1.5}, TypeError, r"epochs must be an integer"),
     ({"shuffle": "yes"}, TypeError, r"shuffle must be True or False"),
-    ({"optimizer": "sgd"}, TypeError, r"optimizer must be a fastbp.SGD, got str"),
+    ({"optimizer": "sgd"}, TypeError, r"optimizer must be a fastbp.SGD or fastbp.Adam, got str"),
     ({"seed": -1}, ValueError, r"seed must be >= 0"),
 ])
 def test_bad_fit_arguments_are_rejected(kwargs, exc, pattern):

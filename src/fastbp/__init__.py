@@ -1,17 +1,19 @@
 """fastbp: fast CPU backpropagation for dense feed-forward networks."""
-from . import reference
+from . import optim, reference
 from .datasets import load_digits
 from .gradcheck import GradcheckResult, gradcheck
 from .io import load
 from .losses import LOSSES
-from .network import ACTIVATIONS, Network, TrainingDiverged
-from .optim import SGD
+from ._training import EarlyStopping, TrainingDiverged
+from .network import ACTIVATIONS, Network
+from .optim import SGD, Adam
 from .plotting import plot_history
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "GradcheckResult", "Network", "SGD", "TrainingDiverged",
+    "ACTIVATIONS", "LOSSES", "Adam", "EarlyStopping", "GradcheckResult", "Network", "SGD",
+    "TrainingDiverged", "optim",
     "gradcheck", "load", "load_digits", "plot_history", "reference", "__version__",
 ]
 

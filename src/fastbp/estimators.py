@@ -30,13 +30,14 @@ Where they differ from scikit-learn:
 """
 from __future__ import annotations
 
-import numbers
 import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context,
+                          is_classifier)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -44,29 +45,56 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _kernels
+from ._runtime import training_threads
+from ._training import EarlyStopping, TrainingDiverged, TrainingLoop
 from .losses import LOSSES
-from .network import Network, _fused_per_sample, _training_threads
+from .network import Network
+from .optim import SGD, Adam, Adaptive, Constant, InvScaling
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 #: scikit-learn's activation names -> fastbp's
 _ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-_OPTIMIZER_CODES = {"sgd": 0, "adam": 1}
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 class _BaseMLP(BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`."""
+
+    # scikit-learn's rules, plus fastbp's own: activation lists and n_threads
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_ACTIVATION_NAMES)), list, tuple],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -120,39 +148,6 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"activation lists {len(names)} names for {n_hidden} hidden layers")
         return [_ACTIVATION_NAMES[name] for name in names]
 
-    def _check_params(self) -> None:
-        """Reject bad hyper-parameters with a message naming them."""
-        if self.solver not in ("lbfgs", "sgd", "adam"):
-            raise ValueError(f"solver must be 'lbfgs', 'sgd' or 'adam', got {self.solver!r}")
-        if self.learning_rate not in ("constant", "invscaling", "adaptive"):
-            raise ValueError("learning_rate must be 'constant', 'invscaling' or 'adaptive', "
-                             f"got {self.learning_rate!r}")
-        if not (self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1)):
-            raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {self.batch_size!r}")
-        checks = [
-            ("alpha", self.alpha, 0, None, False), ("learning_rate_init", self.learning_rate_init, 0, None, True),
-            ("power_t", self.power_t, 0, None, False), ("tol", self.tol, 0, None, False),
-            ("momentum", self.momentum, 0, 1, False), ("beta_1", self.beta_1, 0, 1, False),
-            ("beta_2", self.beta_2, 0, 1, False), ("epsilon", self.epsilon, 0, None, True),
-            ("validation_fraction", self.validation_fraction, 0, 1, True),
-        ]
-        for name, value, low, high, strict in checks:
-            if not _is_real(value) or not np.isfinite(value):
-                raise ValueError(f"{name} must be a finite real number, got {value!r}")
-            if value < low or (strict and value == low):
-                raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
-            if high is not None and (value > high or (value == high and name != "momentum")):
-                raise ValueError(f"{name} must be below {high}, got {value!r}")
-        for name in ("max_iter", "n_iter_no_change", "max_fun"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.n_threads is not None and not (_is_int(self.n_threads) and self.n_threads >= 1):
-            raise ValueError(f"n_threads must be None or an integer >= 1, got {self.n_threads!r}")
-        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-
     # -- fitted parameters: views into the network's flat vector ------------
 
     @property
@@ -201,10 +196,15 @@ class _BaseMLP(BaseEstimator):
             W[...] = self._random_state.uniform(-bound, bound, W.shape)
             b[...] = self._random_state.uniform(-bound, bound, b.shape)
         self._reset_optimizer()
-        self._best_params = None
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
-            self._no_improvement_count = 0
+            # scikit-learn's rule: n_iter_no_change + 1 epochs in a row not
+            # better than the best by tol stop (or lower an adaptive rate)
+            self._stopping = EarlyStopping(patience=self.n_iter_no_change + 1, min_delta=self.tol,
+                                           monitor="val_score" if self.early_stopping
+                                           else "loss_curve",
+                                           mode="max" if self.early_stopping else "min",
+                                           restore_best=self.early_stopping)
             if self.early_stopping:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
@@ -215,12 +215,29 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = None
 
     def _reset_optimizer(self) -> None:
-        params = self._net._params
-        self._state1 = np.zeros_like(params)
-        self._state2 = np.zeros_like(params) if self.solver == "adam" else np.empty(0, params.dtype)
-        self._steps = 0
-        self._current_lr = float(self.learning_rate_init)
+        """A fresh optimiser state (warm starts and partial_fit keep it)."""
+        self._optimizer_state = None
         self._optimizer_solver = self.solver
+
+    def _optimizer(self):
+        """The optimiser of this fit, from the current hyper-parameters,
+        carrying the state of the previous ones."""
+        if self.solver == "adam":
+            optimizer = Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
+                             epsilon=self.epsilon)
+        else:
+            schedule = {"constant": Constant(), "invscaling": InvScaling(self.power_t),
+                        "adaptive": Adaptive()}[self.learning_rate]
+            optimizer = SGD(lr=self.learning_rate_init, nesterov=self.nesterovs_momentum
+                            and self.momentum > 0, momentum=min(self.momentum, 0.5),
+                            schedule=schedule)
+            # scikit-learn allows momentum=1, which fastbp.SGD refuses for users
+            optimizer.momentum = float(self.momentum)
+            optimizer.buffer_names = ("velocity",) if self.momentum > 0 else ()
+        if self._optimizer_state is not None:
+            optimizer.adopt_state(self._net, self._optimizer_state)
+        self._optimizer_state = optimizer.state(self._net)
+        return optimizer
 
     def _loss_code(self) -> int:
         if self.out_activation_ == "softmax":
@@ -246,7 +263,11 @@ class _BaseMLP(BaseEstimator):
         return np.ascontiguousarray(weights, dtype=X.dtype)
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        self._check_params()
+        if isinstance(self.n_threads, (bool, np.bool_)):
+            # scikit-learn's Interval(Integral) lets bools through; a thread count is no bool
+            raise InvalidParameterError(
+                f"The 'n_threads' parameter of {type(self).__name__} must be an int in the range "
+                f"[1, inf) or None. Got {self.n_threads!r} instead.")
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
@@ -293,7 +314,7 @@ class _BaseMLP(BaseEstimator):
 
         iprint = {"iprint": 1} if self.verbose else {}
         # one batch of all rows: fastbp's own threads only split minibatches
-        with _training_threads(net.sizes, X.shape[0], self.n_threads, per_sample=True):
+        with training_threads(net.sizes, X.shape[0], self.n_threads, per_sample=True):
             result = scipy.optimize.minimize(
                 loss_and_gradient, net._params.astype(np.float64), method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
@@ -307,25 +328,11 @@ class _BaseMLP(BaseEstimator):
         net._params[...] = result.x
 
     def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental):
-        net = self._net
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
         X_val = y_val = sw_val = None
-        if early_stopping:
-            # as scikit-learn: stratify single-output classification only
-            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
-            arrays = [X, y] + ([sample_weight] if sample_weight is not None else [])
-            split = train_test_split(*arrays, random_state=self._random_state,
-                                     test_size=self.validation_fraction, stratify=stratify)
-            X, X_val, y, y_val = split[:4]
-            sample_weight, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase validation_fraction "
-                                 "or the number of samples.")
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
-            X, y = np.ascontiguousarray(X), np.ascontiguousarray(y)
+        if self.early_stopping:
+            X, y, sample_weight, X_val, y_val, sw_val = self._validation_split(X, y, sample_weight)
         n = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -334,98 +341,86 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n))
-        grad = np.empty_like(net._params)
-        sw = sample_weight if sample_weight is not None else np.empty(0, net.dtype)
+        loop = TrainingLoop(self._net, X, y, sample_weight, self._loss_code(), self.alpha,
+                            self._optimizer(), batch_size, self.n_threads,
+                            self._shuffled_orders(n) if self.shuffle else None)
+        bookkeeping = self._bookkeeping(n, X_val, y_val, sw_val)
+        try:
+            history = loop.run(1 if incremental else self.max_iter, [bookkeeping],
+                               self._stopping)
+        except TrainingDiverged as exc:
+            raise ValueError(
+                f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver produced "
+                "non-finite values. The input data may contain large values and need to be "
+                "preprocessed, or learning_rate_init is too large.") from exc
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+            return
+        if not incremental and len(history["loss"]) == self.max_iter and not loop.stopped:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          "reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning)
+        if self.verbose and loop.stopped:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            print(f"{what} did not improve more than tol={self.tol:f} for "
+                  f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+
+    def _validation_split(self, X, y, sample_weight):
+        """scikit-learn's early-stopping split: stratified for single-output
+        classification, drawn from the estimator's random state."""
+        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+        arrays = [X, y] + ([sample_weight] if sample_weight is not None else [])
+        split = train_test_split(*arrays, random_state=self._random_state,
+                                 test_size=self.validation_fraction, stratify=stratify)
+        X, X_val, y, y_val = split[:4]
+        sample_weight, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase validation_fraction "
+                             "or the number of samples.")
+        if is_classifier(self):
+            y_val = self._label_binarizer.inverse_transform(y_val)
+        return (np.ascontiguousarray(X), np.ascontiguousarray(y), sample_weight, X_val, y_val,
+                sw_val)
+
+    def _shuffled_orders(self, n):
+        """Row orders drawn as scikit-learn's utils.shuffle of the previous
+        order, draw for draw."""
         sample_idx = np.arange(n, dtype=np.intp)
-        code, scale = self._loss_code(), self._loss_scale()
-        optimizer = _OPTIMIZER_CODES[self.solver]
-        first_moment = self.beta_1 if self.solver == "adam" else self.momentum
-        # the kernels' fused per-sample path: plain SGD, one row, no weights
-        per_sample = _fused_per_sample(batch_size, self.momentum, sgd=self.solver == "sgd",
-                                       weighted=sample_weight is not None)
-        with _training_threads(net.sizes, batch_size, self.n_threads, per_sample) as threads:
-            work = np.empty(_kernels.workspace_size(net._sizes, batch_size, threads), net.dtype)
-            try:
-                for _ in range(self.max_iter):
-                    if self.shuffle:
-                        # scikit-learn's utils.shuffle of the previous order, draw for draw
-                        permutation = np.arange(n)
-                        self._random_state.shuffle(permutation)
-                        sample_idx = sample_idx[permutation]
-                    order = sample_idx if self.shuffle else sample_idx[:0]
-                    started = time.perf_counter()
-                    status, loss_sum, penalty_sum, _, self._steps = _kernels.train_rows(
-                        X, y, sw, order, 0, n, batch_size, net._params, grad, self._state1,
-                        self._state2, net._sizes, net._acts, code, self.alpha, optimizer,
-                        self._current_lr, first_moment, self.nesterovs_momentum, self.beta_2,
-                        self.epsilon, self._steps, work, threads)
-                    if status != 0:
-                        raise ValueError(
-                            f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver "
-                            "produced non-finite values. The input data may contain large values "
-                            "and need to be preprocessed, or learning_rate_init is too large.")
-                    self.n_iter_ += 1
-                    self.loss_ = (loss_sum * scale + penalty_sum) / n
-                    self.t_ += n
-                    self.loss_curve_.append(self.loss_)
-                    if self.verbose:
-                        print("Iteration %d, loss = %.8f (%.3f s)"
-                              % (self.n_iter_, self.loss_, time.perf_counter() - started))
-                    self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                    if self.solver == "sgd" and self.learning_rate == "invscaling":
-                        self._current_lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-                    if self._no_improvement_count > self.n_iter_no_change:
-                        what = "Validation score" if early_stopping else "Training loss"
-                        msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                               f"{self.n_iter_no_change} consecutive epochs.")
-                        if self._trigger_stopping(msg):
-                            break
-                        self._no_improvement_count = 0
-                    if incremental:
-                        break
-                    if self.n_iter_ == self.max_iter:
-                        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                      "reached and the optimization hasn't converged yet.",
-                                      ConvergenceWarning)
-            except KeyboardInterrupt:
-                warnings.warn("Training interrupted by user.")
-        if early_stopping and self._best_params is not None:
-            net._params[...] = self._best_params
 
-    def _trigger_stopping(self, msg: str) -> bool:
-        """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 instead of stopping."""
-        if self.solver == "sgd" and self.learning_rate == "adaptive" and self._current_lr > 1e-6:
-            self._current_lr /= 5.0
+        def next_order():
+            nonlocal sample_idx
+            permutation = np.arange(n)
+            self._random_state.shuffle(permutation)
+            sample_idx = sample_idx[permutation]
+            return sample_idx
+        return next_order
+
+    def _bookkeeping(self, n, X_val, y_val, sw_val):
+        """The epoch callback: scikit-learn's fitted attributes, the value
+        the stopping rule watches, and the verbose lines."""
+        scale = self._loss_scale()
+
+        def after_epoch(epoch, history, network):
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_ = history["data_loss"][-1] * scale + history["penalty"][-1]
+            self.loss_curve_.append(self.loss_)
+            history.setdefault("loss_curve", []).append(self.loss_)
             if self.verbose:
-                print(msg + " Setting learning rate to %f" % self._current_lr)
-            return False
-        if self.verbose:
-            print(msg + (" Learning rate too small. Stopping." if self.solver == "sgd"
-                         and self.learning_rate == "adaptive" else " Stopping."))
-        return True
-
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
-        if early_stopping:
+                print("Iteration %d, loss = %.8f (%.3f s)"
+                      % (self.n_iter_, self.loss_, history["seconds"][-1]))
+            if X_val is None:
+                self.best_loss_ = min(self.best_loss_, self.loss_)
+                return False
             score = self._score(X_val, y_val, sample_weight=sw_val)
             self.validation_scores_.append(score)
+            history.setdefault("val_score", []).append(score)
+            self.best_validation_score_ = max(self.best_validation_score_, score)
             if self.verbose:
                 print("Validation score: %f" % score)
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                self._best_params = self._net._params.copy()
-        else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            return False
+        return after_epoch
 
-    _best_params = None
 
     # -- prediction ---------------------------------------------------------
 
@@ -434,6 +429,7 @@ class _BaseMLP(BaseEstimator):
         X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
         return self._net.predict(X)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
@@ -508,7 +504,7 @@ class _BaseMLP(BaseEstimator):
         """A fastbp estimator holding a fitted scikit-learn MLP's parameters and weights."""
         params = {k: v for k, v in estimator.get_params().items()}
         ours = cls(**params)
-        ours._check_params()
+        ours._validate_params()
         ours._random_state = check_random_state(ours.random_state)
         for name in ("n_features_in_", "classes_", "_label_binarizer", "feature_names_in_"):
             if hasattr(estimator, name):
@@ -627,6 +623,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(y_pred)
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one pass over (X, y).
 
@@ -712,6 +709,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one pass over (X, y).
 

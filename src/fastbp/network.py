@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import threading
-import time
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
-from . import _kernels
+from . import _kernels, _labels
 from ._progress import EpochProgress
+from ._training import EarlyStopping, TrainingDiverged, TrainingLoop
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_seed)
 from .losses import check_loss, check_targets
-from .optim import SGD
+from .optim import Optimizer, SGD
 
 #: activation name -> kernel code (mirrors the enum in csrc/_kernels.pyx)
 ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
@@ -30,178 +28,6 @@ MAX_LAYERS = 63
 MAX_WIDTH = 2**31 - 1
 #: rows per kernel call in predict and loss, to bound the workspace
 CHUNK_ROWS = 4096
-#: fit splits an epoch into kernel calls of whole batches and about this many
-#: flops (6 per weight and row), so that Ctrl-C and readers in other threads
-#: wait at most one call: measured 0.06-0.17 s per call for per-sample SGD on
-#: the CI machine. Minibatch kernels run 2-4x more flops per second, so their
-#: calls get 4x the budget. A fixed budget, not a timed one, keeps the split,
-#: and so the summation order of the epoch losses, the same from run to run.
-FIT_CALL_FLOPS = 1e9
-#: least FLOPs of a call per parameter, so publishing the weights stays cheap
-FIT_CALL_OVERHEAD_RATIO = 15000
-#: least FLOPs of a minibatch (6 per weight and row) for fit to split it over
-#: threads of its own. Measured on 784-256-128-10 (1.8e8 FLOPs a batch at
-#: batch 128) against OpenBLAS's threading, 2 threads: equal to 8% faster;
-#: at 2e7 and below the results were mixed, so smaller batches are left to
-#: the BLAS's own threading
-OWN_THREADS_MIN_FLOPS = 1e8
-
-
-def _openblas_controller_class():
-    """threadpoolctl's OpenBLAS controller class, or None if it has none."""
-    import threadpoolctl
-    return getattr(threadpoolctl, "OpenBLASController", None)
-
-
-class _BlasThreads:
-    """The process-wide BLAS thread limit, shared by the fits that run at once.
-
-    threadpoolctl's limits are global, and each ``with threadpool_limits``
-    restores what it found on entry: two such blocks overlapping in two
-    threads can leave the wrong limit behind for good. Here the first fit that
-    asks saves the original limits, later ones can only lower the limit (never
-    raise it under a running gemm), and the last one out restores the original.
-
-    The fit that sets the limit and the one that restores it may run in
-    different threads. threadpoolctl >= 3.8 lets only one "controlling" thread
-    change OpenBLAS's limit and silently ignores the others, so each change
-    made here hands that control back unless this thread held it before.
-    Without the hand-back, a later fit in a worker thread could not lower the
-    limit, and two such fits' gemm calls would fight over the shared 2-thread
-    pool (measured 0.4x the speed of running them one after the other).
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._users = 0
-        self._limit = None
-        self._original = None
-        # one controller: building one scans the loaded libraries (about 1 ms)
-        self._controller = None
-
-    @staticmethod
-    def _as_guest(change):
-        """Run ``change`` (a limit or a restore) without keeping control."""
-        openblas = _openblas_controller_class()
-        state = getattr(openblas, "_SHARED_STATE", None)
-        if state is None or not hasattr(openblas, "clear_controlling_thread"):
-            return change()  # threadpoolctl < 3.8: any thread may set limits
-        held_before = state.controlling_thread is threading.current_thread()
-        try:
-            return change()
-        finally:
-            if not held_before:
-                openblas.clear_controlling_thread()  # only clears if this thread took it
-
-    @contextlib.contextmanager
-    def limit(self, n_threads):
-        """Hold the BLAS limit at most ``n_threads`` (None: leave it); yields
-        the limit in force, which a limit held elsewhere can keep higher."""
-        if n_threads is None:
-            yield None
-            return
-        with self._lock:
-            if self._controller is None:
-                self._controller = ThreadpoolController()
-            if self._users == 0:
-                self._original = self._as_guest(
-                    lambda: self._controller.limit(limits=n_threads, user_api="blas"))
-                self._limit = n_threads
-            elif n_threads < self._limit:
-                self._as_guest(
-                    lambda: self._controller.limit(limits=n_threads, user_api="blas"))
-                self._limit = n_threads
-            self._users += 1
-            effective = max((lib.num_threads or 1 for lib in self._controller.lib_controllers
-                             if lib.user_api == "blas"), default=n_threads)
-        try:
-            yield effective
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    self._as_guest(self._original.restore_original_limits)
-                    self._original = self._limit = None
-
-
-_blas_threads = _BlasThreads()
-
-
-def _fused_per_sample(batch_size: int, momentum: float, sgd: bool = True,
-                      weighted: bool = False) -> bool:
-    """Whether ``train_rows`` takes its fused per-sample path (one row, plain
-    SGD, no sample weights): train_rows_kernel's own rule, mirrored here."""
-    return batch_size == 1 and sgd and momentum == 0 and not weighted
-
-
-@contextlib.contextmanager
-def _training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
-    """Hold the thread settings of one training run; yields the number of
-    fastbp's own threads for ``train_rows`` (1: the BLAS gets the threads).
-
-    Minibatches big enough run on ``n_threads`` threads of fastbp's own, each
-    with a one-thread BLAS; smaller ones, and the per-sample path, leave the
-    threads to the BLAS. ``n_threads=None`` leaves the BLAS's limit alone.
-    """
-    flops_per_batch = 6 * batch_size * sum(a * b for a, b in zip(sizes, sizes[1:]))
-    own_threads = 1
-    if (n_threads is not None and n_threads > 1 and _kernels.HAVE_THREADS
-            and not per_sample and flops_per_batch >= OWN_THREADS_MIN_FLOPS):
-        own_threads = n_threads
-    # scipy's BLAS serves the kernels' gemm calls
-    with _blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:
-        if blas_limit is not None and blas_limit > 1:
-            own_threads = 1  # a BLAS limit held elsewhere: threads on threads
-        yield own_threads
-
-
-@contextlib.contextmanager
-def _sigint_deferred():
-    """Turn Ctrl-C into a flag that fit checks between kernel calls.
-
-    Yields a ``threading.Event`` set by SIGINT. Only in the main thread (the
-    one signals go to) and only over Python's default handler, so a handler
-    the program installed itself is left alone.
-    """
-    event = threading.Event()
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield event
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
-    try:
-        yield event
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _whole_batches(rows: float, batch_size: int) -> int:
-    """``rows`` rounded down to whole batches, at least one batch."""
-    return max(1, int(rows) // batch_size) * batch_size
-
-
-def aligned_empty(size: int, dtype, alignment: int = 64) -> np.ndarray:
-    """An uninitialised 1-D array whose data starts on a cache-line boundary.
-
-    NumPy only promises 16 bytes; the kernels' 64-byte SIMD loads and stores
-    run measurably slower when every one of them straddles two cache lines.
-    """
-    dtype = np.dtype(dtype)
-    raw = np.empty(size * dtype.itemsize + alignment, np.uint8)
-    offset = -raw.ctypes.data % alignment
-    return raw[offset:offset + size * dtype.itemsize].view(dtype)
-
-
-class TrainingDiverged(ValueError, FloatingPointError):
-    """The loss or the weights became NaN or infinite during :meth:`Network.fit`.
-
-    The network keeps the last finite weights. ``history`` holds the losses of
-    the epochs that completed.
-    """
-
-    def __init__(self, message: str, history: dict):
-        super().__init__(message)
-        self.history = history
 
 
 class Network:
@@ -278,6 +104,8 @@ class Network:
         # guards _training and every rebinding of _params by fit and set_weights
         self._fit_lock = threading.Lock()
         self._training = False
+        #: the labels of the output units after a fit on class labels, else None
+        self.classes_ = None
         self._init_weights(check_seed(seed))
 
     # -- parameters ---------------------------------------------------------
@@ -366,12 +194,34 @@ class Network:
     def _check_X(self, X) -> np.ndarray:
         return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0])
 
-    def _check_XY(self, X, Y, loss: str) -> tuple:
+    def _check_XY(self, X, Y, loss: str, encode_labels: bool = False) -> tuple:
         X = self._check_X(X)
-        Y = as_matrix(Y, self.dtype, "Y", n_columns=self.sizes[-1], allow_vector=True)
+        Y = self._check_Y(Y, encode_labels)
         check_rows_match(X, Y)
         check_targets(Y, loss)
         return X, Y
+
+    def _check_Y(self, Y, encode_labels: bool) -> np.ndarray:
+        """Targets as a matrix; class labels become one-hot rows (or a 0/1
+        column) for softmax/sigmoid outputs, with ``encode_labels`` fixing the
+        classes when the network has none yet."""
+        n_outputs = self.sizes[-1]
+        if not hasattr(Y, "dtype"):
+            Y = np.asarray(Y)
+        if _labels.is_label_vector(Y) and (
+                self.output_activation in _labels.CLASSIFIER_OUTPUTS or Y.dtype.kind in "USO"):
+            classes = getattr(self, "classes_", None)
+            if classes is None:
+                classes = _labels.infer_classes(Y, n_outputs, self.output_activation)
+                if encode_labels:
+                    self.classes_ = classes
+            return _labels.targets(Y, classes, n_outputs, self.dtype)
+        if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
+            raise ValueError(
+                f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
+                "(integers or strings) for a softmax or sigmoid output, or targets of shape "
+                f"(n, {n_outputs})")
+        return as_matrix(Y, self.dtype, "Y", n_columns=n_outputs, allow_vector=True)
 
     def predict(self, X) -> np.ndarray:
         """Network outputs for the rows of ``X``.
@@ -413,6 +263,10 @@ class Network:
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
         X, Y = self._check_XY(X, Y, loss)
+        return self._mean_loss(X, Y, code, l2)
+
+    def _mean_loss(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float) -> float:
+        """J on validated arrays, in chunks of ``CHUNK_ROWS`` rows."""
         m = X.shape[0]
         params = self._params  # one snapshot for every chunk, whatever other threads do
         rows = min(m, CHUNK_ROWS)
@@ -454,17 +308,25 @@ class Network:
 
     def fit(self, X, Y, loss: str = "mse", optimizer=None, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
-            n_threads: int | None = None, verbose: bool = False) -> dict:
-        """Train by minibatch SGD in compiled, GIL-free calls of about 0.1 s each.
+            n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
+            validation_data=None, validation_split: float = 0.0, early_stopping=None,
+            callbacks=()) -> dict:
+        """Train by minibatch SGD or Adam in compiled, GIL-free calls of about 0.1 s each.
 
         Parameters
         ----------
         X : array_like of shape (n, sizes[0])
-        Y : array_like of shape (n, sizes[-1])
-            Targets; a 1-D array is taken as one column when sizes[-1] == 1.
+        Y : array_like of shape (n, sizes[-1]) or (n,)
+            Targets; a 1-D array of numbers is taken as one column when
+            sizes[-1] == 1. For softmax and sigmoid outputs a 1-D array of
+            integer, string or boolean class labels is encoded (one-hot rows,
+            or one 0/1 column for two classes on one sigmoid unit); the
+            classes are kept in ``classes_`` for :meth:`predict_labels`,
+            :meth:`score` and later fits.
         loss : {"mse", "bce", "cross_entropy"}, default="mse"
-        optimizer : SGD, optional
-            Defaults to ``SGD(lr=0.1)``. Its velocity state persists across fits.
+        optimizer : SGD or Adam, optional
+            Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
+            count, the schedule's current rate) persists across fits.
         epochs : int, default=1
         batch_size : int, default=32
             Rows per update; 1 is per-sample SGD, ``n`` or more is full batch.
@@ -496,13 +358,35 @@ class Network:
         verbose : bool, default=False
             Show a tqdm progress bar over the epochs, with the loss, on
             stderr; without tqdm installed, print one line per epoch instead.
+        sample_weight : array_like of shape (n,), optional
+            Non-negative weights of the rows: each batch's loss and gradient
+            are the weighted means over its rows, and the L2 term is divided
+            by the batch's weight sum instead of its row count.
+        validation_data : (X_val, Y_val), optional
+            Rows scored after every epoch (``history["val_loss"]``: the loss
+            without the L2 term).
+        validation_split : float, default=0.0
+            Instead of ``validation_data``: hold out this fraction of the rows,
+            drawn at random with ``seed``, before training.
+        early_stopping : bool or EarlyStopping, optional
+            Stop when the validation loss (the training loss without
+            validation rows) has not improved for ``patience`` epochs, and end
+            with the best epoch's weights. True means ``EarlyStopping()``
+            (patience 10). With an :class:`~fastbp.optim.Adaptive` schedule
+            the rate is divided instead, until it reaches its floor.
+        callbacks : sequence of callable, optional
+            Each is called after every epoch as ``callback(epoch, history,
+            network)``, epoch counted from 0, with the network holding that
+            epoch's weights; a true return value stops training after it.
 
         Returns
         -------
         dict
-            ``"loss"``: per epoch, the row-weighted mean of the minibatch
+            Per epoch: ``"loss"``, the row-weighted mean of the minibatch
             objectives J (L2 included), each taken before its update;
-            ``"seconds"``: wall time per epoch.
+            ``"data_loss"`` and ``"penalty"``, its two terms; ``"lr"``, the
+            learning rate used; ``"seconds"``, wall time; and ``"val_loss"``
+            with validation rows.
 
         Raises
         ------
@@ -538,8 +422,9 @@ class Network:
         """
         code = check_loss(loss, self.output_activation)
         optimizer = SGD() if optimizer is None else optimizer
-        if not isinstance(optimizer, SGD):
-            raise TypeError(f"optimizer must be a fastbp.SGD, got {type(optimizer).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError("optimizer must be a fastbp.SGD or fastbp.Adam, "
+                            f"got {type(optimizer).__name__}")
         epochs = check_int(epochs, "epochs", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -548,127 +433,143 @@ class Network:
         l2 = check_float(l2, "l2", minimum=0.0)
         if n_threads is not None:
             n_threads = check_int(n_threads, "n_threads", 1)
-        X, Y = self._check_XY(X, Y, loss)
+        early_stopping = _check_early_stopping(early_stopping)
+        callbacks = _check_callbacks(callbacks)
+        classes_before = getattr(self, "classes_", None)
+        try:
+            X, Y = self._check_XY(X, Y, loss, encode_labels=True)
+            sample_weight = self._check_sample_weight(sample_weight, X.shape[0])
+            X, Y, sample_weight, validation = self._validation_rows(
+                X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
+        except Exception:
+            self.classes_ = classes_before  # a failed fit learns no classes
+            raise
+        if early_stopping is not None:
+            early_stopping.reset()
         n = X.shape[0]
         batch_size = min(batch_size, n)
+        next_order = (lambda: rng.permutation(n).astype(np.intp, copy=False)) if shuffle else None
+        loop = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer, batch_size,
+                            n_threads, next_order)
+        return loop.run(epochs, callbacks, early_stopping, validation,
+                        EpochProgress(epochs) if verbose else None)
 
+    def _check_sample_weight(self, sample_weight, n: int):
+        """Validated per-row weights (non-negative, not all zero), or None."""
+        if sample_weight is None:
+            return None
+        weights = as_matrix(sample_weight, self.dtype, "sample_weight", allow_vector=True)
+        if weights.shape != (n, 1):
+            raise ValueError(f"sample_weight must have one weight per row of X ({n}), "
+                             f"got shape {np.shape(sample_weight)}")
+        weights = weights.ravel()
+        if weights.min() < 0:
+            raise ValueError("sample_weight must be non-negative")
+        if not weights.any():
+            raise ValueError("sample_weight is all zeros: no row would count")
+        return weights
+
+    def _validation_rows(self, X, Y, sample_weight, validation_data, validation_split, loss,
+                         code, rng):
+        """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
+        validation_split = check_float(validation_split, "validation_split", minimum=0.0,
+                                       maximum=1.0, strict_max=True)
+        if validation_data is not None and validation_split:
+            raise ValueError("pass validation_data or validation_split, not both")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a pair (X_val, Y_val)")
+            X_val, Y_val = self._check_XY(*validation_data, loss)
+        elif validation_split:
+            n_val = int(round(validation_split * X.shape[0]))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(f"validation_split={validation_split} leaves {n_val} of "
+                                 f"{X.shape[0]} rows for validation: at least one row must "
+                                 "go to each side")
+            held_out = np.zeros(X.shape[0], bool)
+            held_out[rng.choice(X.shape[0], n_val, replace=False)] = True
+            X_val, Y_val = X[held_out], Y[held_out]
+            X, Y = X[~held_out], Y[~held_out]
+            if sample_weight is not None:
+                sample_weight = np.ascontiguousarray(sample_weight[~held_out])
+        else:
+            return X, Y, sample_weight, None
+        return X, Y, sample_weight, lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
+
+    @contextlib.contextmanager
+    def _training_guard(self):
+        """Mark the network as training; refuse a second fit meanwhile."""
         with self._fit_lock:
             if self._training:
                 raise RuntimeError("fit is already running on this network in another thread")
             self._training = True
-        per_sample = _fused_per_sample(batch_size, optimizer.momentum)
         try:
-            with _training_threads(self.sizes, batch_size, n_threads, per_sample) as own_threads, \
-                    _sigint_deferred() as interrupted:
-                history = self._fit_epochs(X, Y, code, l2, optimizer, epochs, batch_size,
-                                           shuffle, rng, verbose, interrupted, own_threads,
-                                           per_sample)
+            yield
         finally:
             with self._fit_lock:
                 self._training = False
-        if interrupted.is_set():
-            # Ctrl-C came during the last kernel call: training is complete, but
-            # the user asked to stop
-            raise _interrupt(history, "fit had already finished all its epochs")
-        return history
 
-    def _fit_epochs(self, X, Y, code, l2, optimizer, epochs, batch_size, shuffle, rng, verbose,
-                    interrupted, own_threads, per_sample):
-        n = X.shape[0]
-        # all workspace is allocated once per fit, never per batch
-        work = aligned_empty(_kernels.workspace_size(self._sizes, batch_size, own_threads),
-                             self.dtype)
-        grad = aligned_empty(self._params.size, self.dtype)
-        velocity = optimizer.velocity(self)
-        # The kernels train a private copy; readers in other threads use the
-        # last published one, which always holds whole batches.
-        live = aligned_empty(self._params.size, self.dtype)
-        live[...] = self._params
-        # Snapshots of (params, velocity) at the start of this and the last
-        # epoch, for the rollback. The params are the published arrays, never
-        # written again, so a reference is a snapshot (big nets would pay
-        # 2-3 fresh copies of their weights per fit otherwise). The velocity
-        # changes in place, and only with momentum.
-        velocity_copies = ((np.empty_like(velocity), np.empty_like(velocity))
-                           if optimizer.momentum != 0 else None)
-        snapshot = (self._params, None)
-        no_order = np.empty(0, dtype=np.intp)
-        unweighted = np.empty(0, self.dtype)
-        history = {"loss": [], "seconds": []}
-        progress = EpochProgress(epochs) if verbose else None
-        flops_per_row = 6 * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
-        budget = FIT_CALL_FLOPS * (1 if per_sample else 4)
-        # Between calls the weights are copied (published) and checked for
-        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
-        # Keep that under ~1% of a call's work, or big nets pay for it.
-        budget = max(budget, FIT_CALL_OVERHEAD_RATIO * live.size)
-        rows_per_call = _whole_batches(budget / flops_per_row, batch_size)
-        epoch = done = 0
-        try:
-            for epoch in range(epochs):
-                order = rng.permutation(n).astype(np.intp, copy=False) if shuffle else no_order
-                older = snapshot
-                saved_velocity = None
-                if velocity_copies is not None:
-                    saved_velocity = velocity_copies[epoch % 2]
-                    np.copyto(saved_velocity, velocity)
-                snapshot = (self._params, saved_velocity)  # self._params equals live here
-                started = time.perf_counter()
-                loss_sum, done, status, diverged = 0.0, 0, 0, False
-                # An epoch is split into calls of whole batches, so the batches,
-                # their order and every rounding are those of one call.
-                while done < n:
-                    if interrupted.is_set():
-                        raise KeyboardInterrupt
-                    stop = min(done + rows_per_call, n)
-                    status, data_sum, penalty_sum, rows, _ = _kernels.train_rows(
-                        X, Y, unweighted, order, done, stop, batch_size, live, grad, velocity,
-                        unweighted, self._sizes, self._acts, code, l2, 0, optimizer.lr,
-                        optimizer.momentum, optimizer.nesterov, 0.0, 0.0, 0, work, own_threads)
-                    loss_sum += data_sum + penalty_sum
-                    done += rows
-                    diverged = status != 0 or not np.isfinite(live).all()
-                    if diverged:
-                        break
-                    if done < n or epoch < epochs - 1:
-                        self._params = live.copy()  # publish (the last call: live itself, below)
-                elapsed = time.perf_counter() - started
-                if diverged:
-                    # Roll back to the newest snapshot known to give a finite loss:
-                    # this epoch's start if its first batch went through, else the
-                    # previous epoch's start (whose first batch did).
-                    good = snapshot if (done > 0 or status == 0 or epoch == 0) else older
-                    np.copyto(live, good[0])
-                    if good[1] is not None:
-                        np.copyto(velocity, good[1])
-                    self._params = live
-                    restored = epoch + 1 if good is snapshot else epoch
-                    where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"
-                             if status != 0 else "in the weights")
-                    so_far = f"{loss_sum / done:.6g} over its first {done} rows" if done else "none"
-                    last = f"{history['loss'][-1]:.6g}" if history["loss"] else "none"
-                    raise TrainingDiverged(
-                        f"training diverged in epoch {epoch + 1}: the loss became non-finite "
-                        f"{where} (mean loss of epoch {epoch + 1} before that: {so_far}; last "
-                        f"finite epoch loss: {last}); the weights from the start of epoch "
-                        f"{restored} were restored. Try a smaller learning rate or scaled inputs.",
-                        history,
-                    )
-                history["loss"].append(loss_sum / n)
-                history["seconds"].append(elapsed)
-                if progress is not None:
-                    progress.update(loss_sum / n, elapsed)
-        except KeyboardInterrupt as exc:
-            # `live` holds whole batches: the kernels finish every call they start
-            if np.isfinite(live).all():
-                self._params = live
-            raise _interrupt(history, f"fit stopped in epoch {epoch + 1} after {done} of its "
-                                      f"{n} rows", exc) from None
-        finally:
-            if progress is not None:
-                progress.close()
-        self._params = live
-        return history
+    # -- classification -----------------------------------------------------
+
+    def predict_labels(self, X) -> np.ndarray:
+        """Class labels for the rows of ``X``, for a network fitted on labels.
+
+        The label of the largest output (softmax, several sigmoid units), or
+        of the second class when a single sigmoid output exceeds 0.5.
+
+        Parameters
+        ----------
+        X : array_like of shape (m, sizes[0])
+
+        Returns
+        -------
+        ndarray of shape (m,), of the labels' type
+        """
+        classes = getattr(self, "classes_", None)
+        if classes is None:
+            raise ValueError("this network knows no class labels: fit it on a 1-D array of "
+                             "labels (softmax or sigmoid output) first")
+        return _labels.decode(self.predict(X), classes)
+
+    def score(self, X, Y, sample_weight=None) -> float:
+        """Accuracy for classification outputs, R² otherwise.
+
+        Softmax and sigmoid outputs are scored by accuracy: ``Y`` may be
+        labels (as in fit), one-hot rows (the largest output must match) or
+        0/1 columns (every unit thresholded at 0.5 must match). Other outputs
+        get the coefficient of determination R², averaged over the outputs,
+        as scikit-learn's regressors.
+
+        Parameters
+        ----------
+        X : array_like of shape (m, sizes[0])
+        Y : array_like of shape (m,) or (m, sizes[-1])
+        sample_weight : array_like of shape (m,), optional
+
+        Returns
+        -------
+        float
+        """
+        X = self._check_X(X)
+        Y = self._check_Y(Y, encode_labels=False)
+        check_rows_match(X, Y)
+        weights = self._check_sample_weight(sample_weight, X.shape[0])
+        weights = np.ones(X.shape[0]) if weights is None else weights.astype(np.float64)
+        out = self.predict(X).astype(np.float64)
+        Y = Y.astype(np.float64)
+        if self.output_activation in _labels.CLASSIFIER_OUTPUTS:
+            if Y.shape[1] > 1 and self.output_activation == "softmax":
+                hit = out.argmax(axis=1) == Y.argmax(axis=1)
+            else:
+                hit = ((out > 0.5) == (Y > 0.5)).all(axis=1)
+            return float(np.average(hit, weights=weights))
+        mean = np.average(Y, axis=0, weights=weights)
+        residual = np.average((Y - out) ** 2, axis=0, weights=weights)
+        total = np.average((Y - mean) ** 2, axis=0, weights=weights)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
+        return float(r2.mean())
+
 
     # -- persistence --------------------------------------------------------
 
@@ -713,12 +614,26 @@ class Network:
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
 
 
+def _check_early_stopping(early_stopping):
+    if early_stopping is None or early_stopping is False:
+        return None
+    if early_stopping is True:
+        return EarlyStopping()
+    if not isinstance(early_stopping, EarlyStopping):
+        raise TypeError("early_stopping must be True, False, None or a fastbp.EarlyStopping, "
+                        f"got {early_stopping!r}")
+    return early_stopping
 
-def _interrupt(history: dict, where: str, exc: BaseException | None = None) -> KeyboardInterrupt:
-    """The KeyboardInterrupt fit raises: ``history`` attached, a note on where it stopped."""
-    exc = KeyboardInterrupt() if exc is None else exc
-    exc.history = history
-    if hasattr(exc, "add_note"):  # Python 3.11+
-        exc.add_note(f"fastbp: {where}; the network holds the weights after the last "
-                     "completed batch")
-    return exc
+
+def _check_callbacks(callbacks) -> tuple:
+    if callable(callbacks):
+        callbacks = (callbacks,)
+    try:
+        callbacks = tuple(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a sequence of callables, got {callbacks!r}") from None
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(f"callbacks must be callables (epoch, history, network), "
+                            f"got {callback!r}")
+    return callbacks

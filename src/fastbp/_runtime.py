@@ -1,0 +1,152 @@
+"""Process plumbing for training: BLAS thread limits, Ctrl-C deferral and
+aligned buffers. Kept out of :mod:`fastbp.network`, which holds the model."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from . import _kernels
+
+#: least FLOPs of a minibatch (6 per weight and row) for fit to split it over
+#: threads of its own. Measured on 784-256-128-10 (1.8e8 FLOPs a batch at
+#: batch 128) against OpenBLAS's threading, 2 threads: equal to 8% faster;
+#: at 2e7 and below the results were mixed, so smaller batches are left to
+#: the BLAS's own threading
+OWN_THREADS_MIN_FLOPS = 1e8
+
+
+def _openblas_controller_class():
+    """threadpoolctl's OpenBLAS controller class, or None if it has none."""
+    import threadpoolctl
+    return getattr(threadpoolctl, "OpenBLASController", None)
+
+
+class BlasThreads:
+    """The process-wide BLAS thread limit, shared by the fits that run at once.
+
+    threadpoolctl's limits are global, and each ``with threadpool_limits``
+    restores what it found on entry: two such blocks overlapping in two
+    threads can leave the wrong limit behind for good. Here the first fit that
+    asks saves the original limits, later ones can only lower the limit (never
+    raise it under a running gemm), and the last one out restores the original.
+
+    The fit that sets the limit and the one that restores it may run in
+    different threads. threadpoolctl >= 3.8 lets only one "controlling" thread
+    change OpenBLAS's limit and silently ignores the others, so each change
+    made here hands that control back unless this thread held it before.
+    Without the hand-back, a later fit in a worker thread could not lower the
+    limit, and two such fits' gemm calls would fight over the shared 2-thread
+    pool (measured 0.4x the speed of running them one after the other).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limit = None
+        self._original = None
+        # one controller: building one scans the loaded libraries (about 1 ms)
+        self._controller = None
+
+    @staticmethod
+    def _as_guest(change):
+        """Run ``change`` (a limit or a restore) without keeping control."""
+        openblas = _openblas_controller_class()
+        state = getattr(openblas, "_SHARED_STATE", None)
+        if state is None or not hasattr(openblas, "clear_controlling_thread"):
+            return change()  # threadpoolctl < 3.8: any thread may set limits
+        held_before = state.controlling_thread is threading.current_thread()
+        try:
+            return change()
+        finally:
+            if not held_before:
+                openblas.clear_controlling_thread()  # only clears if this thread took it
+
+    @contextlib.contextmanager
+    def limit(self, n_threads):
+        """Hold the BLAS limit at most ``n_threads`` (None: leave it); yields
+        the limit in force, which a limit held elsewhere can keep higher."""
+        if n_threads is None:
+            yield None
+            return
+        with self._lock:
+            if self._controller is None:
+                self._controller = ThreadpoolController()
+            if self._users == 0:
+                self._original = self._as_guest(
+                    lambda: self._controller.limit(limits=n_threads, user_api="blas"))
+                self._limit = n_threads
+            elif n_threads < self._limit:
+                self._as_guest(
+                    lambda: self._controller.limit(limits=n_threads, user_api="blas"))
+                self._limit = n_threads
+            self._users += 1
+            effective = max((lib.num_threads or 1 for lib in self._controller.lib_controllers
+                             if lib.user_api == "blas"), default=n_threads)
+        try:
+            yield effective
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._as_guest(self._original.restore_original_limits)
+                    self._original = self._limit = None
+
+
+blas_threads = BlasThreads()
+
+
+@contextlib.contextmanager
+def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
+    """Hold the thread settings of one training run; yields the number of
+    fastbp's own threads for ``train_rows`` (1: the BLAS gets the threads).
+
+    Minibatches big enough run on ``n_threads`` threads of fastbp's own, each
+    with a one-thread BLAS; smaller ones, and the per-sample path, leave the
+    threads to the BLAS. ``n_threads=None`` leaves the BLAS's limit alone.
+    """
+    flops_per_batch = 6 * batch_size * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    own_threads = 1
+    if (n_threads is not None and n_threads > 1 and _kernels.HAVE_THREADS
+            and not per_sample and flops_per_batch >= OWN_THREADS_MIN_FLOPS):
+        own_threads = n_threads
+    # scipy's BLAS serves the kernels' gemm calls
+    with blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:
+        if blas_limit is not None and blas_limit > 1:
+            own_threads = 1  # a BLAS limit held elsewhere: threads on threads
+        yield own_threads
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Turn Ctrl-C into a flag that fit checks between kernel calls.
+
+    Yields a ``threading.Event`` set by SIGINT. Only in the main thread (the
+    one signals go to) and only over Python's default handler, so a handler
+    the program installed itself is left alone.
+    """
+    event = threading.Event()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield event
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def aligned_empty(size: int, dtype, alignment: int = 64) -> np.ndarray:
+    """An uninitialised 1-D array whose data starts on a cache-line boundary.
+
+    NumPy only promises 16 bytes; the kernels' 64-byte SIMD loads and stores
+    run measurably slower when every one of them straddles two cache lines.
+    """
+    dtype = np.dtype(dtype)
+    raw = np.empty(size * dtype.itemsize + alignment, np.uint8)
+    offset = -raw.ctypes.data % alignment
+    return raw[offset:offset + size * dtype.itemsize].view(dtype)

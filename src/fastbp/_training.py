@@ -1,0 +1,404 @@
+"""The one epoch loop behind :meth:`fastbp.Network.fit` and the estimators.
+
+Data flows one way: the caller validates, :class:`TrainingLoop` builds one
+compiled ``_kernels.Trainer`` that owns the fit's native state, and each
+epoch is a few GIL-free ``run(start, stop)`` calls. Between calls the loop
+publishes the weights for readers in other threads, checks for Ctrl-C and
+divergence; between epochs it records the history, runs the callbacks and
+the stopping rule and moves the optimiser's schedule.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _kernels
+from ._runtime import aligned_empty, sigint_deferred, training_threads
+
+#: fit splits an epoch into kernel calls of whole batches and about this many
+#: flops (6 per weight and row), so that Ctrl-C and readers in other threads
+#: wait at most one call: measured 0.06-0.17 s per call for per-sample SGD on
+#: the CI machine. Minibatch kernels run 2-4x more flops per second, so their
+#: calls get 4x the budget. A fixed budget, not a timed one, keeps the split,
+#: and so the summation order of the epoch losses, the same from run to run.
+FIT_CALL_FLOPS = 1e9
+#: least FLOPs of a call per parameter, so publishing the weights stays cheap
+FIT_CALL_OVERHEAD_RATIO = 15000
+
+
+class TrainingDiverged(ValueError, FloatingPointError):
+    """The loss or the weights became NaN or infinite during :meth:`Network.fit`.
+
+    The network keeps the last finite weights. ``history`` holds the losses of
+    the epochs that completed.
+    """
+
+    def __init__(self, message: str, history: dict):
+        super().__init__(message)
+        self.history = history
+
+
+def fused_per_sample(batch_size: int, optimizer) -> bool:
+    """Whether the kernels take their fused per-sample path (one row, plain
+    SGD): the Trainer's own rule, mirrored here for the thread decision."""
+    from .optim import SGD
+    return batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0
+
+
+def _whole_batches(rows: float, batch_size: int) -> int:
+    """``rows`` rounded down to whole batches, at least one batch."""
+    return max(1, int(rows) // batch_size) * batch_size
+
+
+def _interrupt(history: dict, where: str, exc: BaseException | None = None) -> KeyboardInterrupt:
+    """The KeyboardInterrupt fit raises: ``history`` attached, a note on where it stopped."""
+    exc = KeyboardInterrupt() if exc is None else exc
+    exc.history = history
+    if hasattr(exc, "add_note"):  # Python 3.11+
+        exc.add_note(f"fastbp: {where}; the network holds the weights after the last "
+                     "completed batch")
+    return exc
+
+
+def _trainer_class():
+    # TODO(merge): the compiled _kernels.Trainer replaces the shim
+    trainer = getattr(_kernels, "Trainer", None)
+    if trainer is None:
+        from ._trainer_shim import Trainer as trainer
+    return trainer
+
+
+class _Rollback:
+    """The newest states known to give a finite loss: the weights and the
+    optimiser state at the start of this epoch and of the one before.
+
+    The weights are the published arrays, never written again, so a
+    reference is a snapshot (big nets would pay 2-3 fresh copies of their
+    weights per fit otherwise). The optimiser's buffers change in place, so
+    they are copied, into two buffer sets allocated once.
+    """
+
+    def __init__(self, state):
+        self._state = state
+        self._saved = [{k: np.empty_like(v) for k, v in state.buffers.items()} for _ in range(2)]
+        self._this_epoch = self._epoch_before = None
+
+    def epoch_starts(self, epoch: int, params: np.ndarray) -> None:
+        self._epoch_before = self._this_epoch
+        buffers = self._saved[epoch % 2]
+        for name, value in self._state.buffers.items():
+            np.copyto(buffers[name], value)
+        state = self._state
+        self._this_epoch = (params, buffers, state.step_count, state.lr)
+
+    def restore(self, live: np.ndarray, to_epoch_before: bool) -> None:
+        """Copy a snapshot into ``live`` and the optimiser state."""
+        params, buffers, self._state.step_count, self._state.lr = (
+            self._epoch_before if to_epoch_before else self._this_epoch)
+        np.copyto(live, params)
+        for name, value in buffers.items():
+            np.copyto(self._state.buffers[name], value)
+
+
+class EarlyStopping:
+    """Stop when a monitored value stops improving; keep the best weights.
+
+    An epoch improves when its value is at most ``best − min_delta``
+    (lower is better; ``mode="max"`` flips the sign). After ``patience``
+    epochs in a row without improvement the optimiser's schedule decides:
+    lower the learning rate and go on (``Adaptive``) or stop. With
+    ``restore_best`` the network ends the fit with the weights of the epoch
+    whose value was lowest, exactly.
+
+    Parameters
+    ----------
+    patience : int or float, default=10
+        Epochs without improvement before stopping (``np.inf``: never).
+    min_delta : float, default=0.0
+        Least decrease that counts as an improvement.
+    monitor : str, default="auto"
+        A key of the history: "val_loss" when the fit has validation data,
+        else "loss".
+    restore_best : bool, default=True
+    mode : {"min", "max"}, default="min"
+
+    Notes
+    -----
+    This is scikit-learn's rule (``n_iter_no_change``, ``tol``) with
+    ``patience = n_iter_no_change + 1`` and ``min_delta = tol``. Non-finite
+    values never improve.
+    """
+
+    def __init__(self, patience=10, min_delta: float = 0.0, monitor: str = "auto",
+                 restore_best: bool = True, mode: str = "min"):
+        from ._validation import check_float
+        if patience != np.inf:
+            from ._validation import check_int
+            patience = check_int(patience, "patience", 1)
+        self.patience = patience
+        self.min_delta = check_float(min_delta, "min_delta", minimum=0.0)
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a history key such as 'val_loss', got {monitor!r}")
+        self.monitor = monitor
+        if not isinstance(restore_best, (bool, np.bool_)):
+            raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
+        self.restore_best = bool(restore_best)
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.mode = mode
+        self.reset()
+
+    def __repr__(self) -> str:
+        return (f"EarlyStopping(patience={self.patience!r}, min_delta={self.min_delta!r}, "
+                f"monitor={self.monitor!r}, restore_best={self.restore_best!r}, "
+                f"mode={self.mode!r})")
+
+    def reset(self) -> None:
+        """Forget the best value, the best weights and the count."""
+        self.best = np.inf
+        self.best_epoch = None
+        self.best_params = None
+        self.wait = 0
+
+    def key(self, history: dict) -> str:
+        """The history key watched: ``monitor``, "auto" resolved."""
+        if self.monitor != "auto":
+            return self.monitor
+        return "val_loss" if "val_loss" in history else "loss"
+
+    def update(self, epoch: int, history: dict, network) -> bool:
+        """Record this epoch's value; True when ``patience`` epochs in a row
+        have not improved."""
+        key = self.key(history)
+        if key not in history:
+            raise ValueError(f"early stopping monitors {key!r}, which the history does not "
+                             f"have (keys: {sorted(history)})")
+        value = float(history[key][-1])
+        if self.mode == "max":
+            value = -value
+        if value <= self.best - self.min_delta:
+            self.wait = 0
+        else:
+            self.wait += 1
+        if value < self.best:
+            self.best = value
+            self.best_epoch = epoch
+            if self.restore_best:
+                self.best_params = network._params  # a published array: never written again
+        return self.wait >= self.patience
+
+    def restore(self, network) -> None:
+        """Give ``network`` the best epoch's weights (with ``restore_best``)."""
+        if self.restore_best and self.best_params is not None:
+            network._params = self.best_params
+
+
+class TrainingLoop:
+    """One fit: validated data, the optimiser and the epoch loop.
+
+    Parameters
+    ----------
+    network : Network
+        Trained in place; it must not be training already.
+    X, Y : ndarray
+        Validated, C-contiguous, of the network's dtype.
+    sample_weight : ndarray or None
+    loss_code : int
+    l2 : float
+        λ of λ/(2·Σw)·Σ‖W‖².
+    optimizer : fastbp.optim.Optimizer
+    batch_size : int
+        At most the number of rows.
+    n_threads : int or None
+        As in :meth:`Network.fit`.
+    next_order : callable or None
+        Called at each epoch's start; returns the row order (``np.intp``)
+        or None for the rows in turn.
+    """
+
+    def __init__(self, network, X, Y, sample_weight, loss_code, l2, optimizer, batch_size,
+                 n_threads, next_order=None):
+        self.network = network
+        self.X, self.Y, self.sample_weight = X, Y, sample_weight
+        self.loss_code, self.l2 = loss_code, l2
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.n_threads = n_threads
+        self.next_order = next_order
+        self.per_sample = fused_per_sample(batch_size, optimizer) and sample_weight is None
+        #: whether the last run ended before its epochs, by a callback or the stopping rule
+        self.stopped = False
+
+    def _rows_per_call(self, n_params: int) -> int:
+        sizes = self.network.sizes
+        flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        budget = FIT_CALL_FLOPS * (1 if self.per_sample else 4)
+        # Between calls the weights are copied (published) and checked for
+        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
+        # Keep that under ~1% of a call's work, or big nets pay for it.
+        budget = max(budget, FIT_CALL_OVERHEAD_RATIO * n_params)
+        return _whole_batches(budget / flops_per_row, self.batch_size)
+
+    def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
+            progress=None) -> dict:
+        """Train ``epochs`` epochs; return the history.
+
+        Parameters
+        ----------
+        epochs : int
+        callbacks : sequence of callable
+            ``callback(epoch, history, network)`` after each epoch (epoch from
+            0); a true return value stops training.
+        early_stopping : EarlyStopping or None
+        validation : callable or None
+            ``validation(network) -> float``: the validation loss, recorded
+            as ``history["val_loss"]`` after each epoch.
+        progress : EpochProgress or None
+
+        Returns
+        -------
+        dict
+            "loss" (row-weighted mean of the batch objectives, each before
+            its update), "data_loss" and "penalty" (its two terms), "lr" and
+            "seconds" per epoch; "val_loss" with ``validation``.
+
+        Raises
+        ------
+        TrainingDiverged, KeyboardInterrupt
+            As documented in :meth:`Network.fit`.
+        """
+        network = self.network
+        with network._training_guard(), \
+                training_threads(network.sizes, self.batch_size, self.n_threads,
+                                 self.per_sample) as own_threads, \
+                sigint_deferred() as interrupted:
+            history = self._epochs(epochs, callbacks, early_stopping, validation, progress,
+                                   own_threads, interrupted)
+        if interrupted.is_set():
+            # Ctrl-C came during the last kernel call: training is complete, but
+            # the user asked to stop
+            raise _interrupt(history, "fit had already finished all its epochs")
+        return history
+
+    def _make_trainer(self, live, own_threads, state):
+        net = self.network
+        trainer = _trainer_class()(net._sizes, net._acts, self.loss_code, self.l2,
+                                   self.batch_size, own_threads)
+        trainer.set_params(live)
+        trainer.set_data(self.X, self.Y, self.sample_weight)
+        self.optimizer.configure(trainer, state)
+        return trainer
+
+    def _epochs(self, epochs, callbacks, early_stopping, validation, progress, own_threads,
+                interrupted):
+        network, optimizer = self.network, self.optimizer
+        n = self.X.shape[0]
+        state = optimizer.state(network)
+        # The kernels train a private copy; readers in other threads use the
+        # last published one, which always holds whole batches.
+        live = aligned_empty(network._params.size, network.dtype)
+        live[...] = network._params
+        trainer = self._make_trainer(live, own_threads, state)
+        rollback = _Rollback(state)
+        rows_per_call = self._rows_per_call(live.size)
+        history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
+        if validation is not None:
+            history["val_loss"] = []
+        epoch = done = 0
+        self.stopped = False
+        try:
+            for epoch in range(epochs):
+                order = self.next_order() if self.next_order is not None else None
+                trainer.set_order(order)
+                trainer.lr = state.lr
+                rollback.epoch_starts(epoch, network._params)  # _params equals live here
+                last_epoch = epoch == epochs - 1
+                started = time.perf_counter()
+                data_sum = penalty_sum = 0.0
+                done, status, diverged = 0, 0, False
+                # An epoch is split into calls of whole batches, so the batches,
+                # their order and every rounding are those of one call.
+                while done < n:
+                    if interrupted.is_set():
+                        raise KeyboardInterrupt
+                    status, data, penalty, rows = trainer.run(done, min(done + rows_per_call, n))
+                    state.step_count = trainer.step_count
+                    data_sum += data
+                    penalty_sum += penalty
+                    done += rows
+                    diverged = status != 0 or not np.isfinite(live).all()
+                    if diverged:
+                        break
+                    # publish; the very last call of a fit publishes live itself
+                    network._params = live if (done == n and last_epoch) else live.copy()
+                elapsed = time.perf_counter() - started
+                if diverged:
+                    self._diverged(live, rollback, history, epoch, done, status, data_sum,
+                                   penalty_sum)
+                self._record(history, data_sum, penalty_sum, state.lr, elapsed, validation)
+                if progress is not None:
+                    progress.update(history["loss"][-1], elapsed)
+                if self._end_of_epoch(epoch, history, callbacks, early_stopping, state, n):
+                    self.stopped = True
+                    break
+        except KeyboardInterrupt as exc:
+            # `live` holds whole batches: the kernels finish every call they start
+            if np.isfinite(live).all():
+                network._params = live
+            raise _interrupt(history, f"fit stopped in epoch {epoch + 1} after {done} of its "
+                                      f"{n} rows", exc) from None
+        finally:
+            if progress is not None:
+                progress.close()
+        if early_stopping is not None:
+            early_stopping.restore(network)
+        return history
+
+    def _record(self, history, data_sum, penalty_sum, lr, elapsed, validation):
+        n = self.X.shape[0]
+        history["loss"].append((data_sum + penalty_sum) / n)
+        history["data_loss"].append(data_sum / n)
+        history["penalty"].append(penalty_sum / n)
+        history["lr"].append(lr)
+        history["seconds"].append(elapsed)
+        if validation is not None:
+            history["val_loss"].append(float(validation(self.network)))
+
+    def _end_of_epoch(self, epoch, history, callbacks, early_stopping, state, n) -> bool:
+        """Callbacks, the stopping rule and the schedule; True to stop."""
+        stop = False
+        for callback in callbacks:
+            stop = bool(callback(epoch, history, self.network)) or stop
+        plateau = early_stopping is not None and early_stopping.update(epoch, history,
+                                                                      self.network)
+        self.optimizer.epoch_ends(state, n)
+        if plateau:
+            if self.optimizer.plateau(state):
+                return True
+            early_stopping.wait = 0  # the schedule lowered the rate: count afresh
+        return stop
+
+    def _diverged(self, live, rollback, history, epoch, done, status, data_sum, penalty_sum):
+        """Roll back to the newest snapshot known to give a finite loss and raise.
+
+        That is this epoch's start if its first batch went through, else the
+        previous epoch's start (whose first batch did).
+        """
+        n, batch_size = self.X.shape[0], self.batch_size
+        to_epoch_before = not (done > 0 or status == 0 or epoch == 0)
+        rollback.restore(live, to_epoch_before)
+        self.network._params = live
+        restored = epoch if to_epoch_before else epoch + 1
+        where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"
+                 if status != 0 else "in the weights")
+        so_far = (f"{(data_sum + penalty_sum) / done:.6g} over its first {done} rows"
+                  if done else "none")
+        last = f"{history['loss'][-1]:.6g}" if history["loss"] else "none"
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1}: the loss became non-finite "
+            f"{where} (mean loss of epoch {epoch + 1} before that: {so_far}; last "
+            f"finite epoch loss: {last}); the weights from the start of epoch "
+            f"{restored} were restored. Try a smaller learning rate or scaled inputs.",
+            history,
+        )
