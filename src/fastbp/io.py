@@ -22,9 +22,15 @@ def save(network, path) -> None:
     Parameters
     ----------
     network : fastbp.Network
+        Its class labels (``classes_``), if any, are saved too.
     path : str or os.PathLike
     """
     path = os.fspath(path)
+    extra = {}
+    if getattr(network, "classes_", None) is not None:
+        classes = np.asarray(network.classes_)
+        # object arrays would need pickles, which load refuses: store their text
+        extra["classes"] = classes if classes.dtype.kind in "biuUS" else classes.astype(str)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".npz.tmp", dir=folder)
     try:
@@ -37,6 +43,7 @@ def save(network, path) -> None:
                 output_activation=np.array(network.output_activation),
                 dtype=np.array(network.dtype.name),
                 params=network._params,
+                **extra,
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -97,6 +104,7 @@ def load(path):
             if missing:
                 raise ValueError(f"missing entries {sorted(missing)}")
             fields = {key: archive[key] for key in _KEYS}
+            classes = archive["classes"] if "classes" in archive.files else None
         version = int(fields["format_version"])
         if version > FORMAT_VERSION:
             raise ValueError(f"format version {version} is newer than this fastbp reads ({FORMAT_VERSION})")
@@ -113,6 +121,10 @@ def load(path):
         if not np.isfinite(params).all():
             raise ValueError("parameters contain NaN or infinite values")
         net._params[...] = params
+        if classes is not None:
+            if classes.ndim != 1 or len(classes) != max(2, sizes[-1]):
+                raise ValueError(f"{len(classes)} class labels for {sizes[-1]} outputs")
+            net.classes_ = classes
         return net
     except (ValueError, TypeError, KeyError, OverflowError, OSError, EOFError, zipfile.BadZipFile,
             zlib.error, RuntimeError) as exc:

@@ -125,8 +125,9 @@ class StepDecay(Schedule):
 
 class CosineDecay(Schedule):
     """Cosine annealing from lr0 to ``min_lr`` over ``epochs`` epochs, then
-    ``min_lr``; PyTorch's ``CosineAnnealingLR`` closed form:
-    lr = min_lr + (lr0 − min_lr)·(1 + cos(π·e/epochs))/2.
+    ``min_lr``: lr = min_lr + (lr0 − min_lr)·(1 + cos(π·e/epochs))/2, as
+    PyTorch's ``CosineAnnealingLR`` up to ``T_max`` (past it, PyTorch's rate
+    rises again along the cosine; this one stays at ``min_lr``).
 
     Parameters
     ----------
