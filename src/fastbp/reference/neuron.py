@@ -166,6 +166,7 @@ loss = objective  # the same name as fastbp.Network.loss
 
 
 def zeros_like(matrix):
+    """A matrix of zeros with the shape of ``matrix`` (a list of rows)."""
     return [[0.0] * len(row) for row in matrix]
 
 
