@@ -1,7 +1,9 @@
 """The pure-Python reference checked on its own: finite differences, stability, no numpy."""
 import ast
+import importlib
 import inspect
 import math
+import pkgutil
 import random
 
 import pytest
@@ -63,9 +65,15 @@ def test_stable_at_extremes():
 
 
 def test_reference_uses_only_the_standard_library():
-    tree = ast.parse(inspect.getsource(reference))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"math"}, imported
+    # every module of the package; its modules importing each other (level 1) is no dependency
+    modules = [reference] + [importlib.import_module(f"{reference.__name__}.{info.name}")
+                             for info in pkgutil.iter_modules(reference.__path__)]
+    assert len(modules) >= 3  # the package, neuron.py, graph.py
+    for module in modules:
+        tree = ast.parse(inspect.getsource(module))
+        imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   or isinstance(node, ast.ImportFrom) and node.level != 1]
+        imported = {alias.name.split(".")[0] for node in imports for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in imports
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert imported <= {"math"}, (module.__name__, imported)

@@ -1,0 +1,65 @@
+"""Backpropagation in plain Python (standard library only), read beside the lecture notes.
+
+Two modules derive the same gradients in the two ways of the notes, sharing
+no code, so each checks the other:
+
+- :mod:`fastbp.reference.neuron`, the per-neuron equations: forward pass,
+  losses, error terms δ, gradients and SGD. Read it first.
+- :mod:`fastbp.reference.graph`, a scalar computational graph
+  (:class:`Value`) and the network built on it: reverse mode finds the same
+  gradients without naming a δ.
+
+Both take the parameters as nested lists in the layout of
+``fastbp.Network.weights`` and ``fastbp.Network.biases``;
+:func:`gradients` and :func:`graph_gradients` return that layout too.
+:func:`fastbp.gradcheck` compares both with the compiled kernels. Every
+public name of the two modules is available from this package.
+"""
+from .graph import (
+    Value,
+    graph_activate,
+    graph_forward,
+    graph_gradients,
+    graph_log_sum_exp,
+    graph_objective,
+    graph_predict,
+    graph_sample_loss,
+    graph_sigmoid,
+    graph_softplus,
+    topological_order,
+)
+from .neuron import (
+    ACTIVATIONS,
+    DERIVATIVES,
+    activate,
+    backprop,
+    fit,
+    forward,
+    gradients,
+    l2_penalty,
+    layer_gradient,
+    log_sum_exp,
+    loss,
+    neuron_inputs,
+    objective,
+    output_delta,
+    predict,
+    sample_loss,
+    sgd_step,
+    sigmoid,
+    softmax,
+    softplus,
+    zeros_like,
+)
+
+__all__ = [
+    # neuron.py
+    "ACTIVATIONS", "DERIVATIVES", "activate", "backprop", "fit", "forward", "gradients",
+    "l2_penalty", "layer_gradient", "log_sum_exp", "loss", "neuron_inputs", "objective",
+    "output_delta", "predict", "sample_loss", "sgd_step", "sigmoid", "softmax", "softplus",
+    "zeros_like",
+    # graph.py
+    "Value", "graph_activate", "graph_forward", "graph_gradients", "graph_log_sum_exp",
+    "graph_objective", "graph_predict", "graph_sample_loss", "graph_sigmoid", "graph_softplus",
+    "topological_order",
+]

@@ -1,0 +1,268 @@
+"""Backpropagation as in the lecture notes, per neuron, in plain Python.
+
+This is the code to read first. It is slow on purpose: every sum is written
+out per neuron, so each line can be matched with an equation of the notes.
+The compiled kernels of fastbp are tested against it. It holds the forward
+pass, the losses, the error terms δ, the gradients and SGD training.
+
+Notation, for layer l (inputs are layer 0)::
+
+    a_j = Σ_i w_ij · z_i + b_j        pre-activation of neuron j
+    z_j = f(a_j)                      its output
+    δ_j = ∂J/∂a_j                     its error term
+    δ_i = f'(a_i) · Σ_j w_ij · δ_j    backpropagation to the layer below
+    ∂J/∂w_ij = z_i · δ_j,  ∂J/∂b_j = δ_j   (summed over the batch)
+
+``weights[l][i][j]`` connects neuron i of layer l to neuron j of layer l+1,
+the same layout as ``fastbp.Network.weights``. ``activations[l]`` names the
+activation of layer l+1 (the last one is the output activation).
+Matrices are lists of rows; a batch ``X`` is a list of samples.
+
+:mod:`fastbp.reference.graph` derives the same gradients a second way, by
+reverse mode on a graph of scalar operations. Neither module imports the
+other, so each checks the other.
+"""
+import math
+
+# ---------------------------------------------------------------------------
+# Activations f and their derivatives f', written through the output z = f(a)
+# ---------------------------------------------------------------------------
+
+
+def sigmoid(a):
+    """1 / (1 + e^-a), computed without overflow for any finite a."""
+    if a >= 0:
+        return 1.0 / (1.0 + math.exp(-a))
+    e = math.exp(a)
+    return e / (1.0 + e)
+
+
+ACTIVATIONS = {
+    "identity": lambda a: a,
+    "sigmoid": sigmoid,
+    "tanh": math.tanh,
+    "relu": lambda a: a if a > 0 else 0.0,
+}
+
+DERIVATIVES = {  # f'(a) expressed through z = f(a)
+    "identity": lambda z: 1.0,
+    "sigmoid": lambda z: z * (1.0 - z),
+    "tanh": lambda z: 1.0 - z * z,
+    "relu": lambda z: 1.0 if z > 0 else 0.0,
+}
+
+
+def softmax(a):
+    """p_k = e^(a_k) / Σ_j e^(a_j), shifted by max(a) so nothing overflows."""
+    top = max(a)
+    exps = [math.exp(a_k - top) for a_k in a]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def log_sum_exp(a):
+    """log Σ_j e^(a_j), stable."""
+    top = max(a)
+    return top + math.log(sum(math.exp(a_k - top) for a_k in a))
+
+
+def softplus(a):
+    """log(1 + e^a), stable."""
+    return a + math.log1p(math.exp(-a)) if a > 0 else math.log1p(math.exp(a))
+
+
+def activate(name, a):
+    """Outputs z of one layer from its pre-activations a."""
+    if name == "softmax":
+        return softmax(a)
+    f = ACTIVATIONS[name]
+    return [f(a_j) for a_j in a]
+
+
+# ---------------------------------------------------------------------------
+# Forward pass
+# ---------------------------------------------------------------------------
+
+
+def neuron_inputs(W, b, z_prev):
+    """Pre-activations of one layer: a_j = Σ_i w_ij · z_i + b_j."""
+    return [sum(W[i][j] * z_prev[i] for i in range(len(z_prev))) + b[j] for j in range(len(b))]
+
+
+def forward(weights, biases, activations, x):
+    """Forward pass of one sample.
+
+    Returns
+    -------
+    a, z : lists over layers
+        ``z[0]`` is the input x and ``a[0]`` is None; ``z[-1]`` is the output.
+    """
+    a, z = [None], [list(x)]
+    for W, b, name in zip(weights, biases, activations):
+        a_layer = neuron_inputs(W, b, z[-1])
+        a.append(a_layer)
+        z.append(activate(name, a_layer))
+    return a, z
+
+
+def predict(weights, biases, activations, X):
+    """Network outputs for every sample of X."""
+    return [forward(weights, biases, activations, x)[1][-1] for x in X]
+
+
+# ---------------------------------------------------------------------------
+# Losses: per sample, before the 1/m of the batch mean
+# ---------------------------------------------------------------------------
+
+
+def sample_loss(loss, a_out, y, t):
+    """The loss of one sample; y = f(a_out) is the output, t the target."""
+    if loss == "mse":  # ½ Σ_k (y_k − t_k)²
+        return 0.5 * sum((y_k - t_k) ** 2 for y_k, t_k in zip(y, t))
+    if loss == "bce":  # −Σ_k [t log y + (1−t) log(1−y)] = Σ_k softplus(a) − t·a
+        return sum(softplus(a_k) - t_k * a_k for a_k, t_k in zip(a_out, t))
+    if loss == "cross_entropy":  # −Σ_k t_k log softmax(a)_k
+        lse = log_sum_exp(a_out)
+        return sum(t_k * (lse - a_k) for a_k, t_k in zip(a_out, t))
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def output_delta(loss, output_activation, y, t, m):
+    """δ_out = ∂J/∂a_out for one sample of a batch of m."""
+    if loss in ("bce", "cross_entropy"):  # sigmoid + bce, softmax + ce: δ = (y − t)/m
+        return [(y_k - t_k) / m for y_k, t_k in zip(y, t)]
+    # mse: ∂J/∂y_k = (y_k − t_k)/m, then the chain rule through f
+    g = [(y_k - t_k) / m for y_k, t_k in zip(y, t)]
+    if output_activation == "softmax":
+        # ∂y_j/∂a_k = y_j (1[j = k] − y_k)
+        n = len(y)
+        return [sum(g[j] * y[j] * ((1.0 if j == k else 0.0) - y[k]) for j in range(n))
+                for k in range(n)]
+    f_prime = DERIVATIVES[output_activation]
+    return [g_k * f_prime(y_k) for g_k, y_k in zip(g, y)]
+
+
+def l2_penalty(weights, l2, m):
+    """λ/(2m) · Σ_l Σ_ij w_ij² (biases are not penalised)."""
+    return l2 / (2 * m) * sum(w * w for W in weights for row in W for w in row)
+
+
+def objective(weights, biases, activations, X, T, loss="mse", l2=0.0):
+    """The objective J over the batch (X, T): mean sample loss + L2 penalty."""
+    m = len(X)
+    total = 0.0
+    for x, t in zip(X, T):
+        a, z = forward(weights, biases, activations, x)
+        total += sample_loss(loss, a[-1], z[-1], t)
+    return total / m + l2_penalty(weights, l2, m)
+
+
+loss = objective  # the same name as fastbp.Network.loss
+
+
+# ---------------------------------------------------------------------------
+# Backpropagation
+# ---------------------------------------------------------------------------
+
+
+def zeros_like(matrix):
+    """A matrix of zeros with the shape of ``matrix`` (a list of rows)."""
+    return [[0.0] * len(row) for row in matrix]
+
+
+def backprop(W, delta, z_below, activation):
+    """δ of the layer below: δ_i = f'(a_i) · Σ_j w_ij · δ_j, f' taken from z_i."""
+    f_prime = DERIVATIVES[activation]
+    return [f_prime(z_below[i]) * sum(W[i][j] * delta[j] for j in range(len(delta)))
+            for i in range(len(z_below))]
+
+
+def layer_gradient(z_rows, delta_rows, W, l2, m):
+    """∂J/∂w_ij = Σ_samples z_i · δ_j + (λ/m) · w_ij  and  ∂J/∂b_j = Σ_samples δ_j."""
+    dW = [[l2 / m * w for w in row] for row in W]
+    db = [0.0] * len(W[0])
+    for z, delta in zip(z_rows, delta_rows):
+        for i in range(len(z)):
+            for j in range(len(delta)):
+                dW[i][j] += z[i] * delta[j]
+        for j in range(len(delta)):
+            db[j] += delta[j]
+    return dW, db
+
+
+def gradients(weights, biases, activations, X, T, loss="mse", l2=0.0):
+    """∂J/∂W and ∂J/∂b over the batch (X, T), by per-neuron backpropagation.
+
+    Returns
+    -------
+    dW, db : lists shaped like weights and biases
+    """
+    m, L = len(X), len(weights)
+    z_rows = [[] for _ in range(L)]      # z_rows[l]: the inputs of layer l, per sample
+    delta_rows = [[] for _ in range(L)]  # delta_rows[l]: δ of the outputs of layer l
+    for x, t in zip(X, T):
+        a, z = forward(weights, biases, activations, x)
+        delta = output_delta(loss, activations[-1], z[-1], t, m)
+        for l in range(L - 1, -1, -1):   # weights[l] joins z[l] to layer l+1
+            z_rows[l].append(z[l])
+            delta_rows[l].append(delta)
+            if l > 0:
+                delta = backprop(weights[l], delta, z[l], activations[l - 1])
+    layers = [layer_gradient(z_rows[l], delta_rows[l], weights[l], l2, m) for l in range(L)]
+    return [dW for dW, _ in layers], [db for _, db in layers]
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+def sgd_step(weights, biases, dW, db, lr, momentum=0.0, nesterov=False, velocity=None):
+    """One SGD step, in place. Returns the velocity to pass to the next step.
+
+    plain: w ← w − lr·g;  momentum: v ← μv − lr·g, w ← w + v;
+    Nesterov: v ← μv − lr·g, w ← w + μv − lr·g.
+    """
+    params = list(weights) + [[b] for b in biases]  # every parameter as a matrix
+    grads = list(dW) + [[g] for g in db]
+    if velocity is None:
+        velocity = [zeros_like(P) for P in params]
+    for P, G, V in zip(params, grads, velocity):
+        for i in range(len(P)):
+            for j in range(len(P[i])):
+                step = lr * G[i][j]
+                if momentum == 0:
+                    P[i][j] -= step
+                    continue
+                V[i][j] = momentum * V[i][j] - step
+                P[i][j] += (momentum * V[i][j] - step) if nesterov else V[i][j]
+    return velocity
+
+
+def fit(weights, biases, activations, X, T, loss="mse", lr=0.1, momentum=0.0,
+        nesterov=False, epochs=1, batch_size=1, l2=0.0, orders=None):
+    """Minibatch SGD over epochs, in place.
+
+    ``orders[e]`` optionally gives the order of the rows in epoch e (default:
+    in order). The last batch of an epoch may be smaller.
+
+    Returns
+    -------
+    list of float
+        Per epoch, the row-weighted mean of the batch objectives J, each taken
+        before its update (as ``fastbp.Network.fit`` reports).
+    """
+    history, velocity = [], None
+    n = len(X)
+    for epoch in range(epochs):
+        order = list(range(n)) if orders is None else list(orders[epoch])
+        total = 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            X_batch, T_batch = [X[r] for r in rows], [T[r] for r in rows]
+            total += len(rows) * objective(weights, biases, activations,
+                                           X_batch, T_batch, loss, l2)
+            dW, db = gradients(weights, biases, activations, X_batch, T_batch, loss, l2)
+            velocity = sgd_step(weights, biases, dW, db, lr, momentum, nesterov, velocity)
+        history.append(total / n)
+    return history
