@@ -1,10 +1,11 @@
 """fastbp: fast CPU backpropagation for dense feed-forward networks."""
-from . import optim, reference
+from . import callbacks, optim, reference
 from .datasets import load_digits
 from .gradcheck import GradcheckResult, gradcheck
 from .io import load
 from .losses import LOSSES
-from ._training import EarlyStopping, TrainingDiverged
+from ._training import TrainingDiverged
+from .callbacks import EarlyStopping
 from .network import ACTIVATIONS, Network
 from .optim import SGD, Adam
 from .plotting import plot_history
@@ -13,7 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Adam", "EarlyStopping", "GradcheckResult", "Network", "SGD",
-    "TrainingDiverged", "optim",
+    "TrainingDiverged", "callbacks", "optim",
     "gradcheck", "load", "load_digits", "plot_history", "reference", "__version__",
 ]
 

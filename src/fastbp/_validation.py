@@ -137,3 +137,36 @@ def check_choice(value, choices, what: str) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of {sorted(choices)}")
     return value
+
+
+def check_sample_weight(sample_weight, n: int, dtype) -> np.ndarray | None:
+    """Per-row weights as a 1-D array of ``dtype``: finite, non-negative, not
+    all zero, one per row; None stays None."""
+    if sample_weight is None:
+        return None
+    weights = as_matrix(sample_weight, dtype, "sample_weight", allow_vector=True)
+    if weights.shape != (n, 1):
+        raise ValueError(f"sample_weight must have one weight per row of X ({n}), "
+                         f"got shape {np.shape(sample_weight)}")
+    weights = weights.ravel()
+    if weights.min() < 0:
+        raise ValueError("sample_weight must be non-negative")
+    if not weights.any():
+        raise ValueError("sample_weight is all zeros: no row would count")
+    return weights
+
+
+def split_rows(arrays, fraction: float, rng, name: str) -> tuple:
+    """Hold out ``fraction`` of the rows, drawn with ``rng``: returns (kept,
+    held out), each a tuple of C-contiguous arrays matching ``arrays`` (None
+    entries stay None)."""
+    n = arrays[0].shape[0]
+    n_out = int(round(fraction * n))
+    if n_out < 1 or n_out >= n:
+        raise ValueError(f"{name}={fraction} leaves {n_out} of {n} rows for validation: "
+                         "at least one row must go to each side")
+    held_out = np.zeros(n, bool)
+    held_out[rng.choice(n, n_out, replace=False)] = True
+    pick = lambda mask: tuple(None if a is None else np.ascontiguousarray(a[mask])
+                              for a in arrays)
+    return pick(~held_out), pick(held_out)

@@ -51,7 +51,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _kernels
 from ._runtime import training_threads
-from ._training import EarlyStopping, TrainingDiverged, TrainingLoop
+from ._training import TrainingDiverged, TrainingLoop
+from .callbacks import EarlyStopping
 from .losses import LOSSES
 from .network import Network
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling

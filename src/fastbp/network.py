@@ -13,9 +13,11 @@ import numpy as np
 
 from . import _kernels, _labels
 from ._progress import EpochProgress
-from ._training import EarlyStopping, TrainingDiverged, TrainingLoop
+from ._training import TrainingDiverged, TrainingLoop
+from .callbacks import EarlyStopping
+from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
-                          check_rows_match, check_seed)
+                          check_rows_match, check_sample_weight, check_seed, split_rows)
 from .losses import check_loss, check_targets
 from .optim import Optimizer, SGD
 
@@ -438,7 +440,7 @@ class Network:
         classes_before = getattr(self, "classes_", None)
         try:
             X, Y = self._check_XY(X, Y, loss, encode_labels=True)
-            sample_weight = self._check_sample_weight(sample_weight, X.shape[0])
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
             X, Y, sample_weight, validation = self._validation_rows(
                 X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
         except Exception:
@@ -454,21 +456,6 @@ class Network:
         return loop.run(epochs, callbacks, early_stopping, validation,
                         EpochProgress(epochs) if verbose else None)
 
-    def _check_sample_weight(self, sample_weight, n: int):
-        """Validated per-row weights (non-negative, not all zero), or None."""
-        if sample_weight is None:
-            return None
-        weights = as_matrix(sample_weight, self.dtype, "sample_weight", allow_vector=True)
-        if weights.shape != (n, 1):
-            raise ValueError(f"sample_weight must have one weight per row of X ({n}), "
-                             f"got shape {np.shape(sample_weight)}")
-        weights = weights.ravel()
-        if weights.min() < 0:
-            raise ValueError("sample_weight must be non-negative")
-        if not weights.any():
-            raise ValueError("sample_weight is all zeros: no row would count")
-        return weights
-
     def _validation_rows(self, X, Y, sample_weight, validation_data, validation_split, loss,
                          code, rng):
         """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
@@ -481,17 +468,8 @@ class Network:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
             X_val, Y_val = self._check_XY(*validation_data, loss)
         elif validation_split:
-            n_val = int(round(validation_split * X.shape[0]))
-            if n_val < 1 or n_val >= X.shape[0]:
-                raise ValueError(f"validation_split={validation_split} leaves {n_val} of "
-                                 f"{X.shape[0]} rows for validation: at least one row must "
-                                 "go to each side")
-            held_out = np.zeros(X.shape[0], bool)
-            held_out[rng.choice(X.shape[0], n_val, replace=False)] = True
-            X_val, Y_val = X[held_out], Y[held_out]
-            X, Y = X[~held_out], Y[~held_out]
-            if sample_weight is not None:
-                sample_weight = np.ascontiguousarray(sample_weight[~held_out])
+            (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
+                (X, Y, sample_weight), validation_split, rng, "validation_split")
         else:
             return X, Y, sample_weight, None
         return X, Y, sample_weight, lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
@@ -553,22 +531,10 @@ class Network:
         X = self._check_X(X)
         Y = self._check_Y(Y, encode_labels=False)
         check_rows_match(X, Y)
-        weights = self._check_sample_weight(sample_weight, X.shape[0])
-        weights = np.ones(X.shape[0]) if weights is None else weights.astype(np.float64)
-        out = self.predict(X).astype(np.float64)
-        Y = Y.astype(np.float64)
+        weights = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         if self.output_activation in _labels.CLASSIFIER_OUTPUTS:
-            if Y.shape[1] > 1 and self.output_activation == "softmax":
-                hit = out.argmax(axis=1) == Y.argmax(axis=1)
-            else:
-                hit = ((out > 0.5) == (Y > 0.5)).all(axis=1)
-            return float(np.average(hit, weights=weights))
-        mean = np.average(Y, axis=0, weights=weights)
-        residual = np.average((Y - out) ** 2, axis=0, weights=weights)
-        total = np.average((Y - mean) ** 2, axis=0, weights=weights)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
-        return float(r2.mean())
+            return accuracy(self.predict(X), Y, self.output_activation == "softmax", weights)
+        return r2_score(self.predict(X), Y, weights)
 
 
     # -- persistence --------------------------------------------------------
