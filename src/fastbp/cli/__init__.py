@@ -199,7 +199,7 @@ class _Table:
 
 
 def _digits_table() -> _Table:
-    from .datasets import load_digits
+    from ..datasets import load_digits
 
     X, labels = load_digits(one_hot=False)
     columns = [_Column(f"pixel{j}", X[:, j], True) for j in range(X.shape[1])]
@@ -464,7 +464,7 @@ def _save_model(net, meta: dict, path: str) -> None:
 
 def _load_model(path: str):
     """(network, meta or None) from a model file."""
-    from .io import load
+    from ..io import load
 
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, not a model file")
@@ -537,9 +537,9 @@ def _metrics(net, X, Y, loss, task, y_scale) -> str:
 
 
 def _cmd_train(args) -> int:
-    from ._progress import EpochProgress
-    from .network import Network, TrainingDiverged
-    from .optim import SGD
+    from .._progress import EpochProgress
+    from ..network import Network, TrainingDiverged
+    from ..optim import SGD
 
     _check_writable(args.save, "--save")
     _check_writable(args.plot, "--plot")
@@ -626,7 +626,7 @@ def _cmd_train(args) -> int:
         _save_model(net, meta, args.save)
         print(f"saved the model to {args.save}")
     if args.plot is not None:
-        from .plotting import plot_history
+        from ..plotting import plot_history
 
         plot_history(history, args.plot, loss=loss,
                      validation_label="held-out test rows (after the epoch)",
@@ -692,8 +692,8 @@ def _random_targets(rng, loss: str, m: int, n: int) -> np.ndarray:
 
 
 def _cmd_gradcheck(args) -> int:
-    from .gradcheck import gradcheck
-    from .network import Network
+    from ..gradcheck import gradcheck
+    from ..network import Network
 
     rng = np.random.default_rng(args.seed)
     if args.model is None:
@@ -788,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
         With the sub-commands train, predict, gradcheck and bench; its
         errors raise :class:`UsageError` instead of exiting.
     """
-    from . import __version__
+    from .. import __version__
 
     parser = _Parser(prog="fastbp", description="Train and use dense feed-forward networks "
                      "with fastbp's compiled backpropagation.",
