@@ -6,9 +6,9 @@ so the command line accepts what the library accepts.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
+from .._validation import check_float, check_int
 from .errors import UsageError
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
@@ -24,8 +24,15 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
+def _parse(text: str, convert, what: str):
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
 def int_at_least(minimum: int, maximum: int | None = None):
-    """An argparse type: an integer in [minimum, maximum].
+    """An argparse type: an integer in [minimum, maximum], checked by ``check_int``.
 
     Parameters
     ----------
@@ -38,28 +45,26 @@ def int_at_least(minimum: int, maximum: int | None = None):
         Text -> int; raises ``argparse.ArgumentTypeError``.
     """
     def integer(text: str) -> int:
+        value = _parse(text, int, "an integer")
         try:
-            value = int(text)
+            return check_int(value, "", minimum, maximum)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
-        return value
+            # the CLI's wording ("at least"), which its tests and users match
+            bound = f"at least {minimum}" if value < minimum else f"at most {maximum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}") from None
     return integer
 
 
-def float_in(low: float, high: float | None = None, low_open: bool = False,
-             high_open: bool = False):
-    """An argparse type: a finite number between ``low`` and ``high``.
+def float_in(minimum: float, maximum: float | None = None, strict: bool = False,
+             strict_max: bool = False):
+    """An argparse type: a finite number within bounds, checked by ``check_float``.
 
     Parameters
     ----------
-    low, high : float
-        The bounds; no upper bound if ``high`` is None.
-    low_open, high_open : bool
-        Exclude the bound itself.
+    minimum, maximum : float
+        The bounds; no upper bound if ``maximum`` is None.
+    strict, strict_max : bool
+        Exclude the bound itself, as in ``check_float``.
 
     Returns
     -------
@@ -67,19 +72,12 @@ def float_in(low: float, high: float | None = None, low_open: bool = False,
         Text -> float; raises ``argparse.ArgumentTypeError``.
     """
     def number(text: str) -> float:
+        value = _parse(text, float, "a number")
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
-        if value < low or (low_open and value == low):
-            relation = ">" if low_open else ">="
-            raise argparse.ArgumentTypeError(f"must be {relation} {low:g}, got {text}")
-        if high is not None and (value > high or (high_open and value == high)):
-            relation = "<" if high_open else "<="
-            raise argparse.ArgumentTypeError(f"must be {relation} {high:g}, got {text}")
-        return value
+            return check_float(value, "", minimum, strict, maximum, strict_max)
+        except ValueError as exc:
+            # argparse names the option, so check_float gets an empty name
+            raise argparse.ArgumentTypeError(str(exc).strip()) from None
     return number
 
 
@@ -97,11 +95,12 @@ def _widths(text: str, what: str, allow_empty: bool) -> list:
             raise argparse.ArgumentTypeError(
                 f"{what} must be comma-separated positive integers like 64,32; got {text!r}"
             ) from None
-        if not 1 <= width <= MAX_WIDTH:
+        try:
+            widths.append(check_int(width, what, 1, MAX_WIDTH))
+        except ValueError:
+            one = what[:-1] if what.endswith("s") else what
             raise argparse.ArgumentTypeError(
-                f"every {what[:-1] if what.endswith('s') else what} must be between 1 and "
-                f"{MAX_WIDTH}, got {width}")
-        widths.append(width)
+                f"every {one} must be between 1 and {MAX_WIDTH}, got {width}") from None
     return widths
 
 

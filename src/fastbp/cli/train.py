@@ -42,14 +42,14 @@ def add_parser(subparsers) -> None:
                         "mse (identity output) for regression")
     p.add_argument("--epochs", type=int_at_least(1), default=20)
     p.add_argument("--batch-size", type=int_at_least(1), default=32)
-    p.add_argument("--lr", type=float_in(0, low_open=True), default=0.05, help="learning rate")
-    p.add_argument("--momentum", type=float_in(0, 1, high_open=True), default=0.9)
+    p.add_argument("--lr", type=float_in(0, strict=True), default=0.05, help="learning rate")
+    p.add_argument("--momentum", type=float_in(0, 1, strict_max=True), default=0.9)
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     p.add_argument("--l2", type=float_in(0), default=0.0, help="L2 penalty λ")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seed of the split, the initial weights and the shuffling")
-    p.add_argument("--test-fraction", type=float_in(0, 1, high_open=True), default=0.25,
+    p.add_argument("--test-fraction", type=float_in(0, 1, strict_max=True), default=0.25,
                    help="fraction of the rows held out for testing (0: none)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="use the features and targets as they are")
