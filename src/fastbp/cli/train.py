@@ -65,36 +65,26 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     """Run ``fastbp train`` on the parsed ``args``; the exit code."""
-    from ..network import Network
-    from ..optim import SGD
-
     _check_outputs(args)
     table = load_table(args.data)
     meta, X, Y = _prepare(table, args)
     train, test = _split(X.shape[0], args)
     _fit_scaling(meta, X[train], Y[train], args.standardize)
     X, Y = meta.inputs(X), meta.targets(Y)
-
-    sizes = [X.shape[1], *args.hidden, Y.shape[1]]
-    _check_memory(sizes, args.batch_size, np.dtype(args.dtype).itemsize)
-    classify = meta.task == "classification"
-    output = OUTPUT_FOR_LOSS.get(meta.loss, "sigmoid" if classify else "identity")
-    net = Network(sizes, activation=args.activation, output_activation=output,
-                  dtype=args.dtype, seed=args.seed)
-    optimizer = SGD(lr=args.lr, momentum=args.momentum, nesterov=args.nesterov)
-    what = (f"{len(meta.classes)} classes, one-hot" if classify
+    fit_rows, held_out = (X[train], Y[train]), (X[test], Y[test])
+    net, optimizer = _network(meta, X.shape[1], Y.shape[1], args)
+    what = (f"{len(meta.classes)} classes, one-hot" if meta.task == "classification"
             else f"regression{', standardized' if args.standardize else ''}")
     print(f"fastbp train: {net} on {table.source}: {len(train)} train / {len(test)} test rows, "
           f"{X.shape[1]} features, target {meta.target!r} ({what}), loss {meta.loss}", flush=True)
 
-    history, seconds = _epochs(net, optimizer, meta.loss, X[train], Y[train], X[test], Y[test],
-                               args)
-    _report(net, meta, (X[train], Y[train]), (X[test], Y[test]), seconds, args)
+    history, seconds = _epochs(net, optimizer, meta.loss, fit_rows, held_out, args)
+    _report(net, meta, fit_rows, held_out, seconds, args)
     if args.save is not None:
         save_model(net, meta, args.save)
         print(f"saved the model to {args.save}")
     if args.plot is not None:
-        _plot(history, sizes, table, len(train), len(test), meta.loss, args.plot)
+        _plot(history, net.sizes, table, len(train), len(test), meta.loss, args.plot)
     return EXIT_OK
 
 
@@ -142,6 +132,20 @@ def _fit_scaling(meta: ModelMeta, X_train, Y_train, standardize: bool) -> None:
         meta.y_mean, meta.y_scale = fit_scaler(Y_train)
 
 
+def _network(meta: ModelMeta, n_inputs: int, n_outputs: int, args) -> tuple:
+    """(network, optimizer) as the options ask, once the memory check passes."""
+    from ..network import Network
+    from ..optim import SGD
+
+    sizes = [n_inputs, *args.hidden, n_outputs]
+    _check_memory(sizes, args.batch_size, np.dtype(args.dtype).itemsize)
+    output = OUTPUT_FOR_LOSS.get(meta.loss,
+                                 "sigmoid" if meta.task == "classification" else "identity")
+    net = Network(sizes, activation=args.activation, output_activation=output,
+                  dtype=args.dtype, seed=args.seed)
+    return net, SGD(lr=args.lr, momentum=args.momentum, nesterov=args.nesterov)
+
+
 def _check_memory(sizes: list, batch_size: int, itemsize: int) -> None:
     """Refuse networks whose parameters and workspace would not fit in memory."""
     params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
@@ -157,11 +161,16 @@ def _check_memory(sizes: list, batch_size: int, itemsize: int) -> None:
                          f"{available / 2**30:.1f} GiB")
 
 
-def _epochs(net, optimizer, loss, X_train, Y_train, X_test, Y_test, args) -> tuple:
-    """Train epoch by epoch, printing a line each; (history, seconds in fit)."""
+def _epochs(net, optimizer, loss: str, fit_rows: tuple, held_out: tuple, args) -> tuple:
+    """Train epoch by epoch, printing a line each; (history, seconds in fit).
+
+    ``fit_rows`` and ``held_out`` are (X, Y) pairs; the held-out loss is
+    measured after each epoch when there are held-out rows.
+    """
     from .._progress import EpochProgress
     from ..network import TrainingDiverged
 
+    (X_train, Y_train), (X_test, Y_test) = fit_rows, held_out
     shuffle_rng = np.random.default_rng(args.seed)
     history = {"loss": [], "val_loss": [], "seconds": []}
     show_bar = sys.stderr.isatty() if args.progress is None else args.progress
@@ -207,17 +216,19 @@ def _metrics(net, X, Y, meta: ModelMeta) -> str:
     return f"loss {value:.5g}  rmse {rmse:.5g}  r2 {r2:.4f}"
 
 
-def _report(net, meta: ModelMeta, train: tuple, test: tuple, seconds: float, args) -> None:
-    n_train = len(train[0])
-    print(f"train {_metrics(net, *train, meta)}")
-    if len(test[0]):
-        print(f"test  {_metrics(net, *test, meta)}")
+def _report(net, meta: ModelMeta, fit_rows: tuple, held_out: tuple, seconds: float,
+            args) -> None:
+    """The final metrics and the training time per sample."""
+    n_train = len(fit_rows[0])
+    print(f"train {_metrics(net, *fit_rows, meta)}")
+    if len(held_out[0]):
+        print(f"test  {_metrics(net, *held_out, meta)}")
     print(f"time per training sample {seconds / (args.epochs * n_train) * 1e6:.3g} µs "
           f"({args.epochs} epochs x {n_train} rows, batch {args.batch_size}, "
           f"{seconds:.3g} s in all)")
 
 
-def _plot(history: dict, sizes: list, table, n_train: int, n_test: int, loss: str,
+def _plot(history: dict, sizes, table, n_train: int, n_test: int, loss: str,
           path: str) -> None:
     from ..plotting import plot_history
 
