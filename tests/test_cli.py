@@ -341,3 +341,97 @@ def test_divergence_is_one_line_and_exit_1(tmp_path, regression_csv):
                  cwd=tmp_path)
     assert_one_line_error(result, "training diverged", code=1)
 
+
+
+# -- the package's parts, in process ----------------------------------------------
+
+def test_read_csv_columns_blank_lines_and_gzip(tmp_path):
+    import gzip
+
+    from fastbp.cli.tables import read_csv
+
+    text = "\ufeffa, b ,label\n1,2.5,cat\n\n3,-4e2,dog\n"
+    (tmp_path / "t.csv").write_text(text, encoding="utf-8")
+    with gzip.open(tmp_path / "t.csv.gz", "wt", encoding="utf-8") as handle:
+        handle.write(text)
+    for name in ("t.csv", "t.csv.gz"):
+        table = read_csv(str(tmp_path / name))
+        assert table.names() == ["a", "b", "label"] and table.n_rows == 2
+        a, b, label = table.columns
+        assert a.numeric and b.numeric and not label.numeric
+        np.testing.assert_array_equal(b.values, [2.5, -400.0])
+        assert list(label.values) == ["cat", "dog"]
+        assert label.bad == ("line 2", "cat")  # the line in the file, blank lines counted
+
+
+def test_read_npz_widths_text_and_the_model_entry(tmp_path):
+    from fastbp.cli.model import META_KEY
+    from fastbp.cli.tables import read_npz
+
+    np.savez(tmp_path / "d.npz", X=np.arange(6).reshape(3, 2), s=np.array([b"x", b"y", b"z"]),
+             **{META_KEY: np.array("{}")})
+    table = read_npz(str(tmp_path / "d.npz"))
+    assert table.names() == ["X", "s"]
+    assert table.column("X").width == 2 and table.column("X").values.dtype == np.float64
+    assert list(table.column("s").values) == ["x", "y", "z"]
+
+
+def test_encode_target_decides_the_task_and_orders_the_classes():
+    from fastbp.cli.tables import Column, Table, encode_target, one_hot_as_trained
+
+    table = Table("t", [Column("k", np.array([3.0, 1.0, 3.0, 2.0]), True),
+                        Column("v", np.array([0.5, 1.0, 1.5, 2.0]), True),
+                        Column("s", np.array(["b", "a", "b", "a"], dtype=object), False,
+                               ("line 2", "b"))])
+    task, Y, classes = encode_target(table, "k", "auto", None)
+    assert task == "classification" and classes == [1, 2, 3]
+    np.testing.assert_array_equal(Y.argmax(1), [2, 0, 2, 1])
+    task, Y, classes = encode_target(table, "v", "auto", None)
+    assert task == "regression" and classes is None and Y.shape == (4, 1)
+    assert encode_target(table, "k", "regression", None)[0] == "regression"
+    task, Y, classes = encode_target(table, "s", "auto", None)
+    assert classes == ["a", "b"]
+    np.testing.assert_array_equal(one_hot_as_trained(table, "s", ["b", "a"]).argmax(1),
+                                  [0, 1, 0, 1])
+
+
+def test_model_metadata_round_trip(tmp_path):
+    from fastbp.cli.model import ModelMeta, load_model, save_model
+
+    net = fastbp.Network([2, 3], seed=0)
+    meta = ModelMeta(target="y", task="regression", loss="mse", features=[["a", 2]],
+                     classes=None, x_mean=[1.0, 2.0], x_scale=[2.0, 4.0], y_mean=[0.0] * 3,
+                     y_scale=[1.0] * 3)
+    save_model(net, meta, str(tmp_path / "m.npz"))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left
+    loaded, loaded_meta = load_model(str(tmp_path / "m.npz"))
+    assert loaded_meta == meta
+    np.testing.assert_array_equal(loaded.predict([[1, 2]]), net.predict([[1, 2]]))
+    np.testing.assert_array_equal(meta.inputs(np.array([[3.0, 6.0]])), [[1.0, 1.0]])
+
+
+@pytest.mark.parametrize("entry", ["[1]", '{"version": 1, "target": "y"}', "{not json"])
+def test_damaged_model_metadata_is_one_line_and_exit_2(tmp_path, entry):
+    fastbp.Network([1, 2], seed=0).save(tmp_path / "plain.npz")
+    with np.load(tmp_path / "plain.npz") as archive:
+        entries = dict(archive)
+    np.savez(tmp_path / "m.npz", fastbp_cli=np.array(entry), **entries)
+    write_csv(tmp_path / "d.csv", ["a"], [[1], [2]])
+    assert_one_line_error(run("predict", "m.npz", "d.csv", cwd=tmp_path),
+                          "m.npz: damaged fastbp_cli entry")
+
+
+def test_option_types_use_the_library_checks():
+    import argparse
+
+    from fastbp.cli.options import float_in, hidden_widths, int_at_least
+
+    assert int_at_least(1, 3)("3") == 3
+    assert float_in(0, 1, strict_max=True)("0") == 0.0
+    assert hidden_widths(" none ") == [] and hidden_widths("4, 2") == [4, 2]
+    for parse, text, phrase in [(int_at_least(1, 3), "4", "must be at most 3"),
+                                (float_in(0, strict=True), "0", "must be > 0"),
+                                (float_in(0), "nan", "must be finite"),
+                                (float_in(0), "x", "expected a number, got 'x'")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=phrase):
+            parse(text)

@@ -1,0 +1,132 @@
+"""``fastbp gradcheck``: compiled gradients against the reference and finite differences."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from .errors import EXIT_OK, RunFailed, UsageError
+from .model import OUTPUT_FOR_LOSS, load_model
+from .options import (DTYPES, HIDDEN_ACTIVATIONS, LOSS_NAMES, float_in, int_at_least,
+                      layer_sizes)
+from .tables import encode_target, feature_matrix, load_table, one_hot_as_trained
+
+#: tolerances per dtype: (vs reference and graph engine, vs finite differences)
+GRADCHECK_TOLERANCE = {"float64": (1e-10, 1e-6), "float32": (1e-4, 1e-3)}
+
+
+def add_parser(subparsers) -> None:
+    """Add the ``gradcheck`` command to ``subparsers``."""
+    p = subparsers.add_parser(
+        "gradcheck", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="check the compiled gradients against the reference and finite differences",
+        description="Compare the compiled gradients with fastbp.reference (pure Python, per "
+                    "neuron) and with central finite differences, on a small random network, "
+                    "or on a saved model with random or given data. Exits 1 on a failure.")
+    p.set_defaults(run=run)
+    p.add_argument("model", metavar="MODEL", nargs="?", help="a saved model (optional)")
+    p.add_argument("data", metavar="DATA", nargs="?",
+                   help="data for the model, with its target column (optional)")
+    p.add_argument("--sizes", type=layer_sizes, default=[4, 5, 3],
+                   help="layer widths of the random network")
+    p.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh",
+                   help="hidden activation of the random network")
+    p.add_argument("--loss", choices=LOSS_NAMES, default=None,
+                   help="default: mse, or the saved model's loss")
+    p.add_argument("--rows", type=int_at_least(1, 10_000), default=8,
+                   help="rows in the checked batch")
+    p.add_argument("--l2", type=float_in(0), default=0.0)
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="default: float64, or the saved model's dtype")
+    p.add_argument("--max-params", type=int_at_least(1), default=2000,
+                   help="parameters checked by finite differences (chosen at random)")
+    p.add_argument("--seed", type=int_at_least(0), default=0)
+
+
+def run(args) -> int:
+    """Run ``fastbp gradcheck`` on the parsed ``args``; the exit code (1 on a failed check)."""
+    from ..gradcheck import gradcheck
+
+    if args.data is not None and args.model is None:
+        raise UsageError("DATA needs a MODEL")
+    rng = np.random.default_rng(args.seed)
+    meta = None
+    if args.model is None:
+        net, loss = _random_network(args, rng)
+    else:
+        net, loss, meta = _saved_network(args)
+    if args.data is None:
+        X = rng.normal(size=(args.rows, net.sizes[0]))
+        Y = _random_targets(rng, loss, args.rows, net.sizes[-1])
+        source = f"{args.rows} random rows"
+    else:
+        X, Y, source = _rows_of(args, meta, rng)
+    result = gradcheck(net, X, Y, loss=loss, l2=args.l2, max_params=args.max_params,
+                       seed=args.seed)
+    print(f"fastbp gradcheck: {net}, loss {loss}, l2 {args.l2:g}, {source}, "
+          f"{net.n_params} parameters")
+    _report(result, *GRADCHECK_TOLERANCE[net.dtype.name])
+    return EXIT_OK
+
+
+def _random_network(args, rng) -> tuple:
+    """(network, loss): a ``--sizes`` network with non-zero biases, so their gradients count."""
+    from ..network import Network
+
+    loss = args.loss or "mse"
+    net = Network(args.sizes, activation=args.activation,
+                  output_activation=OUTPUT_FOR_LOSS.get(loss, "tanh"),
+                  dtype=args.dtype or "float64", seed=args.seed)
+    net.set_weights(net.weights, [rng.normal(scale=0.3, size=b.shape) for b in net.biases])
+    return net, loss
+
+
+def _saved_network(args) -> tuple:
+    """(network, loss, meta) of MODEL; the loss it was trained with unless --loss says."""
+    net, meta = load_model(args.model)
+    if args.dtype is not None:
+        net = net.astype(args.dtype)
+    by_output = {"softmax": "cross_entropy", "sigmoid": "bce"}
+    default_loss = (meta.loss if meta is not None else None) or by_output.get(
+        net.output_activation, "mse")
+    return net, args.loss or default_loss, meta
+
+
+def _rows_of(args, meta, rng) -> tuple:
+    """(X, Y, source): up to --rows random rows of DATA, read and scaled as in training."""
+    if meta is None:
+        raise UsageError(f"{args.model}: checking on DATA needs a model saved by "
+                         "`fastbp train --save` (it records the columns and the target)")
+    table = load_table(args.data)
+    X, _ = feature_matrix(table, spec=meta.features)
+    if meta.task == "classification":
+        Y = one_hot_as_trained(table, meta.target, meta.classes)
+    else:
+        _, Y, _ = encode_target(table, meta.target, "regression", "mse")
+        Y = meta.targets(Y)
+    X = meta.inputs(X)
+    rows = rng.permutation(X.shape[0])[:args.rows]
+    return X[rows], Y[rows], f"{len(rows)} rows of {table.source}"
+
+
+def _random_targets(rng, loss: str, m: int, n: int) -> np.ndarray:
+    if loss == "cross_entropy":
+        return np.eye(n)[rng.integers(0, n, m)]
+    if loss == "bce":
+        return rng.uniform(0, 1, (m, n))
+    return rng.normal(size=(m, n))
+
+
+def _report(result, tol_ref: float, tol_fd: float) -> None:
+    """A line per oracle; RunFailed if any is over its tolerance."""
+    checks = [("compiled vs reference (per-neuron Python)", result.reference, tol_ref),
+              ("compiled vs graph engine (reverse mode)", result.graph, tol_ref),
+              ("compiled vs central finite differences", result.finite_differences, tol_fd)]
+    failed = False
+    for name, error, tolerance in checks:
+        ok = error <= tolerance
+        failed |= not ok
+        print(f"{name:42s} max relative error {error:.3e}  "
+              f"(tolerance {tolerance:.0e})  {'ok' if ok else 'FAIL'}")
+    if failed:
+        raise RunFailed("the compiled gradients disagree with the oracles")
