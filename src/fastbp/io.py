@@ -1,6 +1,7 @@
 """Save and load networks as ``.npz``: atomic writes, no pickles, checked reads."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import zipfile
@@ -12,39 +13,68 @@ FORMAT_VERSION = 1
 _KEYS = {"format_version", "sizes", "activations", "output_activation", "dtype", "params"}
 
 
-def save(network, path) -> None:
-    """Write ``network`` to ``path`` in fastbp's ``.npz`` format.
-
-    The file is written to a temporary file in the same folder and then moved
-    over ``path`` with :func:`os.replace`, so a crash never leaves a half file.
-    The path is used exactly as given (no suffix is added).
+def save(network, path, extra: dict | None = None) -> None:
+    """Write ``network`` to ``path`` in fastbp's ``.npz`` format, atomically
+    (see :func:`atomic_write`). The path is used exactly as given (no suffix
+    is added).
 
     Parameters
     ----------
     network : fastbp.Network
         Its class labels (``classes_``), if any, are saved too.
     path : str or os.PathLike
+    extra : dict of str to array, optional
+        More entries for the archive (e.g. the command line's metadata);
+        :func:`load` ignores them.
     """
-    path = os.fspath(path)
-    extra = {}
+    entries = {}
     if getattr(network, "classes_", None) is not None:
         classes = np.asarray(network.classes_)
         # object arrays would need pickles, which load refuses: store their text
-        extra["classes"] = classes if classes.dtype.kind in "biuUS" else classes.astype(str)
+        entries["classes"] = classes if classes.dtype.kind in "biuUS" else classes.astype(str)
+    extra = dict(extra or {})
+    clash = (_KEYS | {"classes"}) & set(extra)
+    if clash:
+        raise ValueError(f"extra entries {sorted(clash)} would replace the network's")
+    with atomic_write(path, suffix=".npz.tmp") as handle:
+        np.savez(
+            handle,
+            format_version=np.array(FORMAT_VERSION),
+            sizes=np.asarray(network.sizes, dtype=np.int64),
+            activations=np.asarray(network.activations, dtype=str).reshape(-1),
+            output_activation=np.array(network.output_activation),
+            dtype=np.array(network.dtype.name),
+            params=network._params,
+            **entries,
+            **extra,
+        )
+
+
+@contextlib.contextmanager
+def atomic_write(path, suffix: str = ".tmp"):
+    """A binary handle whose content replaces ``path`` only once complete.
+
+    The data goes to a temporary file in the same folder, which is flushed to
+    disk and moved over ``path`` with :func:`os.replace` when the block ends;
+    on an error it is removed, so a crash never leaves a half file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    suffix : str
+        Of the temporary file's name.
+
+    Yields
+    ------
+    file object
+        Open for writing in binary mode.
+    """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".npz.tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                format_version=np.array(FORMAT_VERSION),
-                sizes=np.asarray(network.sizes, dtype=np.int64),
-                activations=np.asarray(network.activations, dtype=str).reshape(-1),
-                output_activation=np.array(network.output_activation),
-                dtype=np.array(network.dtype.name),
-                params=network._params,
-                **extra,
-            )
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp makes the file 0600; give it the usual permissions

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..io import save
 from .errors import UsageError
 
 META_KEY = "fastbp_cli"
@@ -86,22 +86,7 @@ def save_model(net, meta: ModelMeta, path: str) -> None:
     meta : ModelMeta
     path : str
     """
-    # fastbp.io.save writes only the network's entries, so the metadata is
-    # appended to a complete temporary file that then replaces ``path``
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-cli-", suffix=".npz", dir=folder)
-    os.close(fd)
-    try:
-        net.save(tmp)
-        with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_STORED) as archive:
-            with archive.open(META_KEY + ".npy", "w") as member:
-                text = np.array(json.dumps(asdict(meta)))
-                np.lib.format.write_array(member, text, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save(net, path, extra={META_KEY: np.array(json.dumps(asdict(meta)))})
 
 
 def load_model(path: str) -> tuple:
