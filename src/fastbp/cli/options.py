@@ -9,12 +9,15 @@ import argparse
 import os
 
 from .._validation import check_float, check_int
+from ..losses import LOSSES
+from ..network import HIDDEN_ACTIVATIONS as _HIDDEN_CODES
+from ..network import MAX_WIDTH
 from .errors import UsageError
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
-LOSS_NAMES = ("mse", "bce", "cross_entropy")
+# the choices come from the kernels' codes (csrc/fastbp_codes.h), not a copy
+HIDDEN_ACTIVATIONS = tuple(_HIDDEN_CODES)
+LOSS_NAMES = tuple(LOSSES)
 DTYPES = ("float32", "float64")
-MAX_WIDTH = 2**31 - 1
 
 
 class Parser(argparse.ArgumentParser):
