@@ -276,3 +276,23 @@ def test_shuffling_and_early_stopping_follow_sklearn_draw_for_draw(early_stoppin
     _assert_same_model(ours, theirs)
     if early_stopping:
         np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+
+
+@pytest.mark.parametrize("learning_rate", ["adaptive", "constant", "invscaling"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_plateaus_stop_or_lower_the_rate_like_sklearn(learning_rate, early_stopping):
+    # a large tol makes plateaus come early: "adaptive" divides the rate by 5
+    # until 1e-6, the others stop; the epoch loop's stopping rule must agree
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(300)
+    ours, theirs = _fit_both(MLPClassifier, SkClassifier, X, y, hidden_layer_sizes=(8,),
+                             solver="sgd", learning_rate=learning_rate, learning_rate_init=0.3,
+                             tol=0.02, n_iter_no_change=2, max_iter=80, batch_size=50,
+                             early_stopping=early_stopping, random_state=0)
+    _assert_same_model(ours, theirs)
+    assert ours.n_iter_ < 80
+    assert ours._optimizer_state.lr == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+    if early_stopping:
+        np.testing.assert_array_equal(ours.validation_scores_, theirs.validation_scores_)
+    else:
+        assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-9)
