@@ -19,16 +19,9 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "fastbp_codes.h"
 #include "fastbp_math.h"  /* FBP_CLONES, the vectorisable exp and sigmoid */
 
-#define FBP_IDENTITY 0
-#define FBP_SIGMOID 1
-#define FBP_TANH 2
-#define FBP_RELU 3
-#define FBP_SOFTMAX 4
-#define FBP_MSE 0
-#define FBP_BCE 1
-#define FBP_CROSS_ENTROPY 2
 #define FBP_LANES 8
 #define FBP_BLOCK 32
 

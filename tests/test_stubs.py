@@ -1,5 +1,6 @@
 """Type information ships with the package, and the compiled module's stub matches it."""
 import ast
+import enum
 import inspect
 import os
 import subprocess
@@ -64,6 +65,28 @@ def test_stub_parameters_match_without_mypy():
                for node in tree.body if isinstance(node, ast.FunctionDef)}
     public = {name: list(inspect.signature(obj).parameters)
               for name, obj in vars(_kernels).items()
-              if callable(obj) and not name.startswith("_")}
+              if callable(obj) and not isinstance(obj, type) and not name.startswith("_")}
     assert len(public) >= 10
     assert {name: stubbed.get(name) for name in public} == public
+
+
+def test_stub_classes_match_without_mypy():
+    """Every public class (the code enums, Trainer) is in the stub, with the
+    runtime's method parameters and enum members."""
+    tree = ast.parse((PACKAGE / "_kernels.pyi").read_text())
+    stubbed = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    classes = {name: obj for name, obj in vars(_kernels).items()
+               if isinstance(obj, type) and not name.startswith("_")}
+    assert {"Activation", "Loss", "Optimizer"} <= set(classes)
+    assert set(classes) <= set(stubbed)
+    for name, cls in classes.items():
+        body = stubbed[name].body
+        if issubclass(cls, enum.Enum):
+            members = {node.targets[0].id: node.value.value for node in body
+                       if isinstance(node, ast.Assign)}
+            assert members == {m.name: m.value for m in cls}, name
+            continue
+        for node in body:
+            if isinstance(node, ast.FunctionDef) and not node.decorator_list:
+                runtime = list(inspect.signature(getattr(cls, node.name)).parameters)
+                assert [a.arg for a in node.args.args] == runtime, f"{name}.{node.name}"

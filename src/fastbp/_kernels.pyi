@@ -6,6 +6,7 @@ float32 or float64 throughout a call (Cython's fused ``floating``), except
 The kernels trust their caller: :mod:`fastbp.network` validates first.
 ``mypy.stubtest fastbp._kernels`` checks this file against the module.
 """
+from enum import IntEnum
 from typing import TypeVar
 
 import numpy as np
@@ -19,6 +20,23 @@ _Ints = npt.NDArray[np.intc]
 __test__: dict[str, str]
 #: whether train_rows can use threads of its own on this platform
 HAVE_THREADS: bool
+
+# The codes of csrc/fastbp_codes.h (cpdef enums of csrc/fastbp/_kernels.pxd)
+class Activation(IntEnum):
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    SOFTMAX = 4
+
+class Loss(IntEnum):
+    MSE = 0
+    BCE = 1
+    CROSS_ENTROPY = 2
+
+class Optimizer(IntEnum):
+    SGD = 0
+    ADAM = 1
 
 def set_blas_min_flops(flops: int) -> int: ...
 def set_tiled_gemm(on: bool) -> bool: ...
