@@ -18,6 +18,10 @@ from cython cimport floating
 from libc.math cimport exp, log, log1p, fabs, tanh, isfinite, sqrt, pow
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
+cimport numpy as cnp
+import numpy as np
+
+cnp.import_array()
 
 # The kernels, by responsibility; one extension module, so the C compiler
 # inlines across them.

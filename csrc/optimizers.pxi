@@ -24,8 +24,8 @@ cdef void sgd_step(floating* params, const floating* grad, floating* velocity,
             params[i] += mu * v - step
 
 
-cdef void adam_step(floating* params, const floating* grad, floating* first,
-                    floating* second, Py_ssize_t size, double lr_t,
+cdef void adam_step(floating* params, const floating* grad, floating* first_moment,
+                    floating* second_moment, Py_ssize_t size, double lr_t,
                     double beta1, double beta2, double epsilon) noexcept nogil:
     """Adam (Kingma & Ba) with the bias correction folded into lr_t:
     m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps)."""
@@ -36,14 +36,42 @@ cdef void adam_step(floating* params, const floating* grad, floating* first,
     cdef floating lr_f = <floating>lr_t, eps = <floating>epsilon
     for i in range(size):
         g = grad[i]
-        mi = b1 * first[i] + c1 * g
-        vi = b2 * second[i] + c2 * g * g
-        first[i] = mi
-        second[i] = vi
+        mi = b1 * first_moment[i] + c1 * g
+        vi = b2 * second_moment[i] + c2 * g * g
+        first_moment[i] = mi
+        second_moment[i] = vi
         params[i] -= lr_f * mi / (sqrt(vi) + eps)
 
 
-cdef inline double _adam_rate(double lr, double beta1, double beta2,
-                              Py_ssize_t step) noexcept nogil:
-    """Adam's step size with both bias corrections, at step ``step`` (from 1)."""
-    return lr * sqrt(1 - pow(beta2, <double>step)) / (1 - pow(beta1, <double>step))
+cdef inline double adam_rate(const fbp_optimizer_state* opt, Py_ssize_t step) noexcept nogil:
+    """Adam's step size with both bias corrections folded in, at step ``step``
+    (from 1): lr sqrt(1 - b2^t) / (1 - b1^t)."""
+    return (opt.lr * sqrt(1 - pow(opt.beta2, <double>step))
+            / (1 - pow(opt.beta1, <double>step)))
+
+
+cdef inline double adam_epsilon(const fbp_optimizer_state* opt, Py_ssize_t step) noexcept nogil:
+    """The epsilon adam_step adds to sqrt(v) at step ``step``.
+
+    PyTorch divides by sqrt(v)/sqrt(1 - b2^t) + eps; with the correction
+    folded into adam_rate that is eps sqrt(1 - b2^t) next to sqrt(v).
+    """
+    if opt.torch_epsilon:
+        return opt.epsilon * sqrt(1 - pow(opt.beta2, <double>step))
+    return opt.epsilon
+
+
+cdef inline void optimizer_step(const fbp_optimizer_state* opt, floating* params,
+                                const floating* grad, Py_ssize_t offset, Py_ssize_t count,
+                                double lr_t, double eps_t) noexcept nogil:
+    """One step of ``opt`` on params[offset:offset + count]; Adam takes lr_t
+    and eps_t from adam_rate and adam_epsilon of the current step."""
+    cdef floating* velocity = <floating*>opt.velocity
+    if opt.kind == SGD:
+        sgd_step(params + offset, grad + offset,
+                 velocity + offset if velocity != NULL else NULL, count, opt.lr,
+                 opt.momentum, opt.nesterov)
+    else:
+        adam_step(params + offset, grad + offset, <floating*>opt.first_moment + offset,
+                  <floating*>opt.second_moment + offset, count, lr_t, opt.beta1,
+                  opt.beta2, eps_t)

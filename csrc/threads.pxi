@@ -12,30 +12,21 @@ cdef extern from "fastbp_threads.h" nogil:
 
 
 cdef struct TrainJob:
-    # the arguments of train_rows_kernel; pointers to float or double
-    const void* X
-    const void* T
-    const void* sw
-    const Py_ssize_t* order
-    Py_ssize_t start, stop, batch_size, steps_before
-    void* params
-    void* grad
-    void* state1
-    void* state2
-    void* work
-    const int* sizes
-    const int* acts
-    int n_layers, loss, optimizer, n_threads
-    double l2, lr, momentum, beta2, epsilon
-    bint nesterov
+    # one train_rows_kernel call on n_threads threads; the state is shared
+    const fbp_network* net
+    const fbp_batches* data
+    const fbp_optimizer_state* opt
+    Py_ssize_t start, stop
+    int n_threads
     fbp_barrier barrier
     # each thread's share of a batch's J and L2 sum; read after a barrier
     double J_part[64]
     double penalty_part[64]
-    # results, written by thread 0
+    # results, written by thread 0 (the threads read opt.step_count as it
+    # was, so the caller stores steps into it afterwards)
     int status
-    double loss_sum, penalty_sum
-    Py_ssize_t rows_done, steps
+    fbp_totals totals
+    Py_ssize_t steps
 
 
 cdef Py_ssize_t _threaded_workspace_size(const int* sizes, int n_layers,
@@ -62,19 +53,20 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     barrier. Every thread sees the same J after the first barrier, so all
     stop at the same batch when it is not finite.
     """
-    cdef const floating* X = <const floating*>job.X
-    cdef const floating* T = <const floating*>job.T
-    cdef const floating* sw = <const floating*>job.sw
-    cdef const Py_ssize_t* order = job.order
-    cdef floating* params = <floating*>job.params
-    cdef floating* grad = <floating*>job.grad
-    cdef floating* state1 = <floating*>job.state1
-    cdef floating* state2 = <floating*>job.state2
-    cdef floating* work = <floating*>job.work
-    cdef const int* sizes = job.sizes
-    cdef const int* acts = job.acts
-    cdef int n_layers = job.n_layers, n_threads = job.n_threads, t
-    cdef Py_ssize_t B = job.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
+    cdef const fbp_network* net = job.net
+    cdef const fbp_batches* data = job.data
+    cdef const fbp_optimizer_state* opt = job.opt
+    cdef const floating* X = <const floating*>data.X
+    cdef const floating* T = <const floating*>data.T
+    cdef const floating* sw = <const floating*>data.sample_weight
+    cdef const Py_ssize_t* order = data.order
+    cdef floating* params = <floating*>net.params
+    cdef floating* grad = <floating*>net.grad
+    cdef floating* work = <floating*>net.work
+    cdef const int* sizes = net.sizes
+    cdef const int* acts = net.acts
+    cdef int n_layers = net.n_layers, n_threads = job.n_threads, t
+    cdef Py_ssize_t B = data.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
     cdef Py_ssize_t pos = job.start, m, r, r0, rows, l, i, i0, i1, c0, c1
     cdef Py_ssize_t k_in, k_out, w_off, count, batches = 0, z_total
     cdef Py_ssize_t z_offsets[64]
@@ -94,8 +86,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef const floating* wb
     cdef const floating* z_prev
     cdef floating step, shrink, w_val
-    cdef double J, penalty, sw_sum, l2_over_m, lr_t = job.lr
-    cdef bint plain = job.optimizer == SGD and job.momentum == 0
+    cdef double J, penalty, sw_sum, l2_over_m, lr_t = opt.lr, eps_t = opt.epsilon
+    cdef bint plain = opt.kind == SGD and opt.momentum == 0
 
     w_off = 0
     for l in range(n_layers):
@@ -117,7 +109,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         job.J_part[index] = output_delta(
             a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
             tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
-            n_out, job.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
+            n_out, net.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
             sw_sum)
         for l in range(n_layers - 1, 0, -1):
             # delta_l = (delta_{l+1} . W_l^T) * f'(z_l), with the old W_l
@@ -140,14 +132,15 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
                 job.status = 1
             break
         batches += 1
-        if job.optimizer != SGD:
-            lr_t = _adam_rate(job.lr, job.momentum, job.beta2, job.steps_before + batches)
+        if opt.kind == ADAM:
+            lr_t = adam_rate(opt, opt.step_count + batches)
+            eps_t = adam_epsilon(opt, opt.step_count + batches)
         # rows [i0, i1) of every W and columns [c0, c1) of every b:
         # W -= lr (z_prev^T delta + l2/m W); contiguous blocks of W, and
         # each thread packs only its part of z_prev for the gemm
-        l2_over_m = job.l2 / sw_sum
-        step = <floating>(-job.lr)
-        shrink = <floating>(1 - job.lr * l2_over_m)
+        l2_over_m = net.l2 / sw_sum
+        step = <floating>(-opt.lr)
+        shrink = <floating>(1 - opt.lr * l2_over_m)
         penalty = 0
         for l in range(n_layers):
             k_in = sizes[l]
@@ -160,7 +153,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             z_prev = xb if l == 0 else work + z_offsets[l]
             delta = deltas + z_offsets[l + 1]
             if plain:
-                if job.l2 != 0:
+                if net.l2 != 0:
                     for i in range(i0 * k_out, i1 * k_out):
                         w_val = W[i]
                         penalty += <double>w_val * w_val
@@ -175,7 +168,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
                 continue
             # gradient of the block, then the optimiser step on it
             dW = grad + w_offsets[l]
-            if job.l2 != 0:
+            if net.l2 != 0:
                 for i in range(i0 * k_out, i1 * k_out):
                     w_val = W[i]
                     penalty += <double>w_val * w_val
@@ -194,13 +187,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             w_off = w_offsets[l] + i0 * k_out
             count = (i1 - i0) * k_out
             for t in range(2):
-                if job.optimizer == SGD:
-                    sgd_step(params + w_off, grad + w_off, state1 + w_off, count,
-                             job.lr, job.momentum, job.nesterov)
-                else:
-                    adam_step(params + w_off, grad + w_off, state1 + w_off,
-                              state2 + w_off, count, lr_t, job.momentum,
-                              job.beta2, job.epsilon)
+                optimizer_step(opt, params, grad, w_off, count, lr_t, eps_t)
                 w_off = w_offsets[l] + k_in * k_out + c0
                 count = c1 - c0
         job.penalty_part[index] = 0.5 * l2_over_m * penalty
@@ -209,12 +196,12 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             penalty = 0
             for t in range(n_threads):
                 penalty += job.penalty_part[t]
-            job.loss_sum += J * m
-            job.penalty_sum += penalty * m
-            job.rows_done += m
+            job.totals.loss_sum += J * m
+            job.totals.penalty_sum += penalty * m
+            job.totals.rows_done += m
         pos += m
     if index == 0:
-        job.steps = job.steps_before + (batches if job.optimizer != SGD else 0)
+        job.steps = opt.step_count + (batches if opt.kind == ADAM else 0)
 
 
 cdef void _train_part_d(void* job, int index) noexcept nogil:

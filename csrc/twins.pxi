@@ -178,30 +178,29 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
                int loss, double l2, int optimizer, double lr, double momentum,
                bint nesterov, double beta2, double epsilon,
                Py_ssize_t step_count, floating[::1] work, int n_threads=1):
-    """Train on positions [start, stop) of ``order`` without the GIL.
+    """Train on positions [start, stop) of ``order`` without the GIL: a
+    :class:`Trainer` built for one call, on the caller's buffers.
 
     With start=0, stop=n it trains a whole epoch in one call. Takes sample
     weights (empty: none), and SGD (optimizer 0; state1 = velocity) or Adam
     (optimizer 1; state1, state2 = moments, momentum = beta1). Minibatches
-    use ``n_threads`` threads of their own (at most 64); ``work`` then needs
-    ``workspace_size(sizes, batch_size, n_threads)`` elements.
+    use ``n_threads`` threads of their own (at most FBP_MAX_THREADS);
+    ``work`` then needs ``workspace_size(sizes, batch_size, n_threads)``
+    elements.
     Returns ``(status, loss_sum, penalty_sum, rows_done, step_count)``.
     """
-    cdef int status, n_layers = <int>sizes.shape[0] - 1
-    cdef double loss_sum = 0, penalty_sum = 0
-    cdef Py_ssize_t rows_done = 0, steps = step_count
-    cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
-    cdef const floating* sw = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
-    cdef floating* second = &state2[0] if state2.shape[0] > 0 else NULL
-    n_threads = max(1, min(n_threads, FBP_MAX_THREADS))
-    if n_threads > 1 and work.shape[0] < workspace_size(sizes, batch_size, n_threads):
-        raise ValueError(f"work has {work.shape[0]} elements; {n_threads} threads need "
-                         f"workspace_size(sizes, batch_size, n_threads)")
-    with nogil:
-        status = train_rows_kernel(
-            &X[0, 0], &T[0, 0], sw, order_ptr, start, stop, batch_size,
-            &params[0], &grad[0], &state1[0], second, params.shape[0],
-            &sizes[0], &acts[0], n_layers, loss, l2, optimizer, lr, momentum,
-            nesterov, beta2, epsilon, &steps, &work[0], &loss_sum,
-            &penalty_sum, &rows_done, n_threads)
-    return status, loss_sum, penalty_sum, rows_done, steps
+    cdef Trainer trainer = Trainer(np.asarray(sizes), np.asarray(acts), loss, l2, batch_size,
+                                   n_threads)
+    trainer._set_params(np.asarray(params), False)
+    trainer._use_buffers(np.asarray(grad), np.asarray(work))
+    trainer.set_data(np.asarray(X), np.asarray(T), np.asarray(sample_weight))
+    trainer.set_order(np.asarray(order) if order.shape[0] > 0 else None)
+    if optimizer == SGD:
+        trainer.set_sgd(lr, momentum, nesterov,
+                        np.asarray(state1) if momentum != 0 else None)
+    else:
+        trainer.set_adam(lr, momentum, beta2, epsilon, np.asarray(state1), np.asarray(state2),
+                         step_count)
+    status, loss_sum, penalty_sum, rows_done = trainer.run(start, stop)
+    return (status, loss_sum, penalty_sum, rows_done,
+            trainer.step_count if optimizer != SGD else step_count)
