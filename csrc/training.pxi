@@ -2,18 +2,10 @@
 # minibatch loop and its threaded twin.
 
 cdef extern from "fastbp_sample.h" nogil:
-    int fbp_sample_epoch_d(const double* X, const double* T, Py_ssize_t n,
-                           const Py_ssize_t* order, double* params,
-                           const int* sizes, const int* acts, int n_layers,
-                           int loss, double l2, double lr, double* work,
-                           double* loss_sum, double* penalty_sum,
-                           Py_ssize_t* rows_done)
-    int fbp_sample_epoch_f(const float* X, const float* T, Py_ssize_t n,
-                           const Py_ssize_t* order, float* params,
-                           const int* sizes, const int* acts, int n_layers,
-                           int loss, double l2, double lr, float* work,
-                           double* loss_sum, double* penalty_sum,
-                           Py_ssize_t* rows_done)
+    int fbp_sample_epoch_d(const fbp_network* net, const fbp_batches* data, double lr,
+                           Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
+    int fbp_sample_epoch_f(const fbp_network* net, const fbp_batches* data, double lr,
+                           Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
 
 
 cdef inline void _gather_rows(const floating* X, const floating* T,
@@ -107,23 +99,11 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.penalty_sum = 0
     totals.rows_done = 0
     if batch_size == 1 and plain and sw == NULL:
-        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h);
-        # without an order, positions are rows, so start there
-        if order != NULL:
-            order = order + start
-        else:
-            X = X + start * n_in
-            T = T + start * n_out
+        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h)
         if floating is double:
-            return fbp_sample_epoch_d(X, T, stop - start, order, params, sizes,
-                                      acts, n_layers, net.loss, net.l2, opt.lr, work,
-                                      &totals.loss_sum, &totals.penalty_sum,
-                                      &totals.rows_done)
+            return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
         else:
-            return fbp_sample_epoch_f(X, T, stop - start, order, params, sizes,
-                                      acts, n_layers, net.loss, net.l2, opt.lr, work,
-                                      &totals.loss_sum, &totals.penalty_sum,
-                                      &totals.rows_done)
+            return fbp_sample_epoch_f(net, data, opt.lr, start, stop, totals)
     if n_threads > 1:
         job.net = net
         job.data = data
