@@ -1,4 +1,5 @@
 """Declares the compiled kernels; all metadata lives in pyproject.toml."""
+import glob
 import os
 
 import numpy
@@ -20,8 +21,7 @@ extensions = [
     Extension(
         "fastbp._kernels",
         ["csrc/_kernels.pyx"],
-        depends=["csrc/fastbp_sample.h", "csrc/fastbp_math.h", "csrc/fastbp_threads.h",
-                 "csrc/fastbp_gemm.h"],
+        depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*.pxi") + glob.glob("csrc/fastbp/*.pxd")),
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # Portable wheel flags: no -march=native, no -ffast-math.
@@ -30,4 +30,5 @@ extensions = [
     )
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives))
+# include_path: the module's own .pxd (the cpdef enums) is csrc/fastbp/_kernels.pxd
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["csrc"]))

@@ -1,7 +1,9 @@
 """Type information ships with the package, and the compiled module's stub matches it."""
 import ast
+import enum
 import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +66,44 @@ def test_stub_parameters_match_without_mypy():
                for node in tree.body if isinstance(node, ast.FunctionDef)}
     public = {name: list(inspect.signature(obj).parameters)
               for name, obj in vars(_kernels).items()
-              if callable(obj) and not name.startswith("_")}
+              if callable(obj) and not isinstance(obj, type) and not name.startswith("_")}
     assert len(public) >= 10
     assert {name: stubbed.get(name) for name in public} == public
+
+
+def test_stub_classes_match_without_mypy():
+    """Every public class (the code enums, Trainer) is in the stub, with the
+    runtime's method parameters and enum members."""
+    tree = ast.parse((PACKAGE / "_kernels.pyi").read_text())
+    stubbed = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    classes = {name: obj for name, obj in vars(_kernels).items()
+               if isinstance(obj, type) and not name.startswith("_")}
+    assert {"Activation", "Loss", "Optimizer", "Trainer"} <= set(classes)
+    assert set(classes) <= set(stubbed)
+    for name, cls in classes.items():
+        body = stubbed[name].body
+        if issubclass(cls, enum.Enum):
+            members = {node.targets[0].id: node.value.value for node in body
+                       if isinstance(node, ast.Assign)}
+            assert members == {m.name: m.value for m in cls}, name
+            continue
+        for node in body:
+            if isinstance(node, ast.FunctionDef) and not node.decorator_list:
+                if node.name == "__init__":
+                    # a cdef class's __init__ has no runtime signature: its
+                    # docstring's Parameters section names them instead
+                    runtime = ["self"] + _documented_parameters(cls.__doc__)
+                else:
+                    runtime = list(inspect.signature(getattr(cls, node.name)).parameters)
+                assert [a.arg for a in node.args.args] == runtime, f"{name}.{node.name}"
+
+
+def _documented_parameters(doc):
+    """The parameter names of a numpydoc Parameters section, in order."""
+    section = doc.split("Parameters\n")[1].split("\n\n    ")[0]
+    names = []
+    for line in section.splitlines():
+        match = re.match(r"^    (\w+(?:, \w+)*) :", line)
+        if match:
+            names += match.group(1).split(", ")
+    return names

@@ -62,6 +62,7 @@ env "${asan_env[@]}" FASTBP_EXPECT_DEBUG_KERNELS=1 FASTBP_DEBUG_BUILD_DIR="$scra
     "$python" -m pytest -q -p no:cacheprovider -c "$scratch/repo/pyproject.toml" \
     "$scratch/repo/tests/test_kernels.py" \
     "$scratch/repo/tests/test_train_rows.py" \
+    "$scratch/repo/tests/test_trainer.py" \
     "$scratch/repo/tests/test_network.py" \
     "$scratch/repo/tests/test_memory.py::test_the_debug_build_checks_bounds" \
     "$scratch/repo/tests/test_properties.py::test_bad_input_ends_in_an_error_or_the_clean_answer" \

@@ -6,7 +6,10 @@ float32 or float64 throughout a call (Cython's fused ``floating``), except
 The kernels trust their caller: :mod:`fastbp.network` validates first.
 ``mypy.stubtest fastbp._kernels`` checks this file against the module.
 """
+from enum import IntEnum
 from typing import TypeVar
+
+from typing_extensions import disjoint_base
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +22,23 @@ _Ints = npt.NDArray[np.intc]
 __test__: dict[str, str]
 #: whether train_rows can use threads of its own on this platform
 HAVE_THREADS: bool
+
+# The codes of csrc/fastbp_codes.h (cpdef enums of csrc/fastbp/_kernels.pxd)
+class Activation(IntEnum):
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    SOFTMAX = 4
+
+class Loss(IntEnum):
+    MSE = 0
+    BCE = 1
+    CROSS_ENTROPY = 2
+
+class Optimizer(IntEnum):
+    SGD = 0
+    ADAM = 1
 
 def set_blas_min_flops(flops: int) -> int: ...
 def set_tiled_gemm(on: bool) -> bool: ...
@@ -61,3 +81,34 @@ def train_rows(
     optimizer: int, lr: float, momentum: float, nesterov: bool, beta2: float, epsilon: float,
     step_count: int, work: _Floats[_F], n_threads: int = 1,
 ) -> tuple[int, float, float, int, int]: ...
+
+@disjoint_base
+class Trainer:
+    """The native state of one fit (network, batch source, optimiser) and its
+    nogil training loop; see csrc/training.pxi."""
+    def __init__(
+        self, sizes: _Ints, acts: _Ints, loss: int, l2: float, batch_size: int,
+        n_threads: int = 1,
+    ) -> None: ...
+    @property
+    def n_threads(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @lr.setter
+    def lr(self, value: float) -> None: ...
+    @property
+    def step_count(self) -> int: ...
+    def set_params(self, params: npt.NDArray[np.float32] | npt.NDArray[np.float64]) -> None: ...
+    def set_data(
+        self, X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F] | None = None,
+    ) -> None: ...
+    def set_order(self, order: npt.NDArray[np.intp] | None) -> None: ...
+    def set_sgd(
+        self, lr: float, momentum: float = 0.0, nesterov: bool = False,
+        velocity: _Floats[_F] | None = None,
+    ) -> None: ...
+    def set_adam(
+        self, lr: float, beta1: float, beta2: float, epsilon: float, first: _Floats[_F],
+        second: _Floats[_F], step_count: int = 0, torch_epsilon: bool = False,
+    ) -> None: ...
+    def run(self, start: int, stop: int) -> tuple[int, float, float, int]: ...

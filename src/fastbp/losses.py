@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
 from ._validation import check_choice
 
-#: loss name -> kernel code (mirrors the enum in csrc/_kernels.pyx)
-LOSSES = {"mse": 0, "bce": 1, "cross_entropy": 2}
+#: loss name -> kernel code (csrc/fastbp_codes.h, through the enum)
+LOSSES = {code.name.lower(): int(code) for code in _kernels.Loss}
 
 #: the output activation each loss needs (None: any)
 REQUIRED_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}

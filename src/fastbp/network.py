@@ -21,8 +21,8 @@ from ._validation import (as_matrix, check_choice, check_dtype, check_float, che
 from .losses import check_loss, check_targets
 from .optim import Optimizer, SGD
 
-#: activation name -> kernel code (mirrors the enum in csrc/_kernels.pyx)
-ACTIVATIONS = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
+#: activation name -> kernel code (csrc/fastbp_codes.h, through the enum)
+ACTIVATIONS = {code.name.lower(): int(code) for code in _kernels.Activation}
 HIDDEN_ACTIVATIONS = {name: code for name, code in ACTIVATIONS.items() if name != "softmax"}
 
 #: the kernels keep per-layer offsets on the stack

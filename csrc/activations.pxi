@@ -1,0 +1,55 @@
+# Activations and losses: z = f(a), f'(a) through z, and the output delta
+# dJ/da_out with the data term of J. The arithmetic is C, shared with the
+# per-sample path (csrc/fastbp_activations.h); these pick float or double.
+
+cdef extern from "fastbp_activations.h" nogil:
+    void fbp_activate_rows_d(const double* a, double* z, Py_ssize_t m, Py_ssize_t n, int kind)
+    void fbp_activate_rows_f(const float* a, float* z, Py_ssize_t m, Py_ssize_t n, int kind)
+    void fbp_multiply_derivative_d(const double* z, double* delta, Py_ssize_t size, int kind)
+    void fbp_multiply_derivative_f(const float* z, float* delta, Py_ssize_t size, int kind)
+    double fbp_output_delta_row_d(const double* a, const double* z, const double* t,
+                                  double* delta, Py_ssize_t n, int loss, int kind,
+                                  double scale)
+    double fbp_output_delta_row_f(const float* a, const float* z, const float* t,
+                                  float* delta, Py_ssize_t n, int loss, int kind,
+                                  double scale)
+
+
+cdef inline void activate_rows(const floating* a, floating* z, Py_ssize_t m,
+                               Py_ssize_t n, int kind) noexcept nogil:
+    """z = f(a) for an (m x n) block; z may alias a."""
+    if floating is double:
+        fbp_activate_rows_d(a, z, m, n, kind)
+    else:
+        fbp_activate_rows_f(a, z, m, n, kind)
+
+
+cdef inline void multiply_derivative(const floating* z, floating* delta,
+                                     Py_ssize_t size, int kind) noexcept nogil:
+    """delta *= f'(a), written through the outputs z (not for softmax)."""
+    if floating is double:
+        fbp_multiply_derivative_d(z, delta, size, kind)
+    else:
+        fbp_multiply_derivative_f(z, delta, size, kind)
+
+
+cdef double output_delta(const floating* a_out, const floating* z_out,
+                         const floating* T, floating* delta, Py_ssize_t m,
+                         Py_ssize_t n, int loss, int kind, const floating* sw,
+                         double sw_sum) noexcept nogil:
+    """Write delta_out and return the data term of J, for m rows.
+
+    Row r carries the weight sw[r] / sw_sum (1/m without sample weights,
+    sw == NULL and sw_sum == m): J is the weighted mean of the row losses.
+    """
+    cdef Py_ssize_t r
+    cdef double total = 0, scale
+    for r in range(m):
+        scale = (sw[r] if sw != NULL else 1.0) / sw_sum
+        if floating is double:
+            total += scale * fbp_output_delta_row_d(a_out + r * n, z_out + r * n, T + r * n,
+                                                    delta + r * n, n, loss, kind, scale)
+        else:
+            total += scale * fbp_output_delta_row_f(a_out + r * n, z_out + r * n, T + r * n,
+                                                    delta + r * n, n, loss, kind, scale)
+    return total

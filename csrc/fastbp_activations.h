@@ -1,0 +1,38 @@
+/* Activations and the output delta, shared by the batch kernels (Cython,
+ * csrc/activations.pxi) and the per-sample path (fastbp_sample_impl.h), so
+ * both compute them with the same code.
+ *
+ * fastbp_activations_impl.h is a template: it is included once per scalar
+ * type with FBP_REAL (the type) and FBP_SUFFIX(name) (name_d or name_f).
+ * Every function is static inline: the per-sample path inlines them into
+ * each of its target clones, and the loops that must vectorise call the
+ * FBP_CLONES functions of fastbp_math.h.
+ */
+#ifndef FASTBP_ACTIVATIONS_H
+#define FASTBP_ACTIVATIONS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "fastbp_codes.h"
+#include "fastbp_math.h"
+
+/* log(1 + e^x) without overflow */
+static inline double fbp_softplus(double x) {
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+
+#define FBP_REAL double
+#define FBP_SUFFIX(name) name##_d
+#include "fastbp_activations_impl.h"
+#undef FBP_REAL
+#undef FBP_SUFFIX
+
+#define FBP_REAL float
+#define FBP_SUFFIX(name) name##_f
+#include "fastbp_activations_impl.h"
+#undef FBP_REAL
+#undef FBP_SUFFIX
+
+#endif

@@ -1,0 +1,29 @@
+/* The activation, loss and optimiser codes, declared once.
+ *
+ * The C headers use them directly; csrc/_kernels.pxd turns them into the
+ * cpdef enums fastbp._kernels.Activation, Loss and Optimizer, from which the
+ * Python layer derives its name -> code tables.
+ */
+#ifndef FASTBP_CODES_H
+#define FASTBP_CODES_H
+
+enum fbp_activation {
+    FBP_IDENTITY = 0,
+    FBP_SIGMOID = 1,
+    FBP_TANH = 2,
+    FBP_RELU = 3,
+    FBP_SOFTMAX = 4
+};
+
+enum fbp_loss {
+    FBP_MSE = 0,
+    FBP_BCE = 1,
+    FBP_CROSS_ENTROPY = 2  /* with softmax outputs */
+};
+
+enum fbp_optimizer {
+    FBP_SGD = 0,
+    FBP_ADAM = 1
+};
+
+#endif

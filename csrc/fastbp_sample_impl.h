@@ -1,0 +1,190 @@
+/* Template of fastbp_sample.h for one scalar type; no include guard:
+ * included once per FBP_REAL / FBP_SUFFIX (name_d, name_f). */
+
+/* a = b + z . W for one sample. Blocks of FBP_BLOCK outputs are summed in
+   local arrays the compiler keeps in registers (two interleaved partial sums
+   over i); summing straight into a[] would chain every i through a store.
+   The tail block sums four rows at a time for the same reason. */
+static inline void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z, const FBP_REAL *W,
+                                      ptrdiff_t n_in, ptrdiff_t n_out) {
+    ptrdiff_t i, j, j0, k;
+    for (j0 = 0; j0 + FBP_BLOCK <= n_out; j0 += FBP_BLOCK) {
+        FBP_REAL even[FBP_BLOCK], odd[FBP_BLOCK];
+        for (k = 0; k < FBP_BLOCK; k++) { even[k] = b[j0 + k]; odd[k] = 0; }
+        for (i = 0; i + 2 <= n_in; i += 2) {
+            const FBP_REAL z0 = z[i], z1 = z[i + 1];
+            const FBP_REAL *w0 = W + i * n_out + j0, *w1 = w0 + n_out;
+            for (k = 0; k < FBP_BLOCK; k++) {
+                even[k] += z0 * w0[k];
+                odd[k] += z1 * w1[k];
+            }
+        }
+        if (i < n_in)
+            for (k = 0; k < FBP_BLOCK; k++) even[k] += z[i] * W[i * n_out + j0 + k];
+        for (k = 0; k < FBP_BLOCK; k++) a[j0 + k] = even[k] + odd[k];
+    }
+    if (j0 == n_out) return;
+    for (j = j0; j < n_out; j++) a[j] = b[j];
+    for (i = 0; i + 4 <= n_in; i += 4) {
+        const FBP_REAL z0 = z[i], z1 = z[i + 1], z2 = z[i + 2], z3 = z[i + 3];
+        const FBP_REAL *w0 = W + i * n_out, *w1 = w0 + n_out, *w2 = w1 + n_out, *w3 = w2 + n_out;
+        for (j = j0; j < n_out; j++)
+            a[j] += (z0 * w0[j] + z1 * w1[j]) + (z2 * w2[j] + z3 * w3[j]);
+    }
+    for (; i < n_in; i++)
+        for (j = j0; j < n_out; j++) a[j] += z[i] * W[i * n_out + j];
+}
+
+/* One pass over a weight row: return row . delta (old weights), then
+   row -= lr * (l2 * row + z_i * delta). */
+static inline FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_REAL *delta, ptrdiff_t n,
+                                            FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
+    FBP_REAL acc[FBP_LANES] = {0};
+    FBP_REAL tail = 0;
+    ptrdiff_t j = 0, k;
+    for (; j + FBP_LANES <= n; j += FBP_LANES) {
+        for (k = 0; k < FBP_LANES; k++) {
+            FBP_REAL w = row[j + k];
+            acc[k] += w * delta[j + k];
+            row[j + k] = w - lr * (l2 * w + z_i * delta[j + k]);
+        }
+    }
+    for (; j < n; j++) {
+        FBP_REAL w = row[j];
+        tail += w * delta[j];
+        row[j] = w - lr * (l2 * w + z_i * delta[j]);
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+           ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+/* Without L2: row -= z_i * step, where step = lr * delta was taken once per
+   layer; one multiply-add per weight instead of three. */
+static inline FBP_REAL FBP_SUFFIX(fbp_row_dot_step)(FBP_REAL *row, const FBP_REAL *delta, const FBP_REAL *step,
+                                          ptrdiff_t n, FBP_REAL z_i) {
+    FBP_REAL acc[FBP_LANES] = {0};
+    FBP_REAL tail = 0;
+    ptrdiff_t j = 0, k;
+    for (; j + FBP_LANES <= n; j += FBP_LANES) {
+        for (k = 0; k < FBP_LANES; k++) {
+            FBP_REAL w = row[j + k];
+            acc[k] += w * delta[j + k];
+            row[j + k] = w - z_i * step[j + k];
+        }
+    }
+    for (; j < n; j++) {
+        FBP_REAL w = row[j];
+        tail += w * delta[j];
+        row[j] = w - z_i * step[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+           ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+/* The same update where no delta is needed below (the input layer). */
+static inline void FBP_SUFFIX(fbp_row_update)(FBP_REAL *row, const FBP_REAL *delta, ptrdiff_t n,
+                                           FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
+    for (ptrdiff_t j = 0; j < n; j++)
+        row[j] = row[j] - lr * (l2 * row[j] + z_i * delta[j]);
+}
+
+static inline double FBP_SUFFIX(fbp_row_square)(const FBP_REAL *row, ptrdiff_t n) {
+    double s = 0;
+    for (ptrdiff_t j = 0; j < n; j++) s += (double)row[j] * row[j];
+    return s;
+}
+
+/* One call: plain SGD on positions [start, stop) of the batch source, one row
+ * at a time (data->batch_size is 1, no sample weights). Returns 0, or 1 when
+ * a row's loss is not finite (its update is not applied). */
+FBP_CLONES
+static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batches *data,
+                                        double lr, ptrdiff_t start, ptrdiff_t stop,
+                                        fbp_totals *totals) {
+    const int *sizes = net->sizes, *acts = net->acts;
+    const int n_layers = net->n_layers;
+    const ptrdiff_t n_in0 = sizes[0], n_out = sizes[n_layers];
+    const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
+    FBP_REAL *params = (FBP_REAL *)net->params, *work = (FBP_REAL *)net->work;
+    const FBP_REAL lr_t = (FBP_REAL)lr, l2_t = (FBP_REAL)net->l2;
+    ptrdiff_t z_off[65], max_w = 0, total = 0, r, i, j;
+    int l;
+    for (l = 0; l <= n_layers; l++) if (sizes[l] > max_w) max_w = sizes[l];
+    for (l = 1; l <= n_layers; l++) { z_off[l] = total; total += sizes[l]; }
+    FBP_REAL *a_out = work + total;
+    FBP_REAL *delta_a = a_out + n_out;
+    FBP_REAL *delta_b = delta_a + max_w;
+    FBP_REAL *step = delta_b + max_w;  /* lr * delta of the layer being updated */
+    totals->loss_sum = 0;
+    totals->penalty_sum = 0;
+    totals->rows_done = 0;
+    for (r = start; r < stop; r++) {
+        ptrdiff_t row_index = data->order ? data->order[r] : r;
+        const FBP_REAL *x = X + row_index * n_in0;
+        const FBP_REAL *t = Tgt + row_index * n_out;
+        /* forward: a = b + sum_i z_i W[i, :], then z = f(a) */
+        const FBP_REAL *z_prev = x;
+        FBP_REAL *W = params;
+        for (l = 0; l < n_layers; l++) {
+            ptrdiff_t n_in = sizes[l], n_next = sizes[l + 1];
+            FBP_REAL *b = W + n_in * n_next;
+            FBP_REAL *z = work + z_off[l + 1];
+            FBP_REAL *a = (l == n_layers - 1) ? a_out : z;  /* the output keeps its a */
+            FBP_SUFFIX(fbp_dense)(a, b, z_prev, W, n_in, n_next);
+            FBP_SUFFIX(fbp_activate_rows)(a, z, 1, n_next, acts[l]);
+            z_prev = z;
+            W = b + n_next;
+        }
+        double J = FBP_SUFFIX(fbp_output_delta_row)(a_out, work + z_off[n_layers], t, delta_a,
+                                                    n_out, net->loss, acts[n_layers - 1], 1.0);
+        if (!isfinite(J)) return 1;
+        /* backward, updating each layer as soon as its delta is used */
+        FBP_REAL *delta = delta_a, *delta_prev = delta_b;
+        double penalty = 0;
+        for (l = n_layers - 1; l >= 0; l--) {
+            ptrdiff_t n_in = sizes[l], n_next = sizes[l + 1];
+            W -= n_in * n_next + n_next;
+            FBP_REAL *b = W + n_in * n_next;
+            const FBP_REAL *z_below = (l == 0) ? x : work + z_off[l];
+            if (net->l2 != 0)
+                for (i = 0; i < n_in; i++)
+                    penalty += FBP_SUFFIX(fbp_row_square)(W + i * n_next, n_next);
+            if (net->l2 == 0) {
+                for (j = 0; j < n_next; j++) step[j] = lr_t * delta[j];
+                if (l == 0) {
+                    for (i = 0; i < n_in; i++) {
+                        FBP_REAL *row = W + i * n_next;
+                        const FBP_REAL z_i = z_below[i];
+                        for (j = 0; j < n_next; j++) row[j] -= z_i * step[j];
+                    }
+                } else {
+                    for (i = 0; i < n_in; i++) {
+                        FBP_REAL s = FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step,
+                                                                  n_next, z_below[i]);
+                        delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, z_below[i],
+                                                                         acts[l - 1]);
+                    }
+                }
+                for (j = 0; j < n_next; j++) b[j] -= step[j];
+            } else if (l == 0) {
+                for (i = 0; i < n_in; i++)
+                    FBP_SUFFIX(fbp_row_update)(W + i * n_next, delta, n_next, lr_t,
+                                               z_below[i], l2_t);
+                for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
+            } else {
+                for (i = 0; i < n_in; i++) {
+                    FBP_REAL s = FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next,
+                                                                lr_t, z_below[i], l2_t);
+                    delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, z_below[i],
+                                                                     acts[l - 1]);
+                }
+                for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
+            }
+            FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;
+        }
+        totals->loss_sum += J;
+        totals->penalty_sum += 0.5 * net->l2 * penalty;
+        totals->rows_done += 1;
+    }
+    return 0;
+}

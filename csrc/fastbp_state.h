@@ -1,0 +1,58 @@
+/* A fit's native state in three parts, owned by fastbp._kernels.Trainer and
+ * handed by pointer to the training loop, its threads and the per-sample path.
+ *
+ * Scalars (params, grad, work, X, T, ...) are float or double, as the
+ * Trainer's dtype says; the pointers are void so one struct serves both.
+ * Codes are those of fastbp_codes.h.
+ */
+#ifndef FASTBP_STATE_H
+#define FASTBP_STATE_H
+
+#include <stddef.h>
+
+/* The network: its shape, its loss and the buffers trained in place. */
+typedef struct {
+    const int *sizes;      /* n_layers + 1 layer widths */
+    const int *acts;       /* n_layers activation codes */
+    int n_layers;
+    int loss;
+    double l2;             /* J's penalty l2/(2 sum of weights) sum ||W||^2 */
+    void *params;          /* [W_0, b_0, W_1, b_1, ...], W row-major */
+    void *grad;            /* dJ/dparams, params-shaped */
+    void *work;            /* workspace_size(sizes, batch_size, n_threads) */
+    ptrdiff_t n_params;
+} fbp_network;
+
+/* Where the batches come from. */
+typedef struct {
+    const void *X;              /* n_rows x sizes[0] */
+    const void *T;              /* n_rows x sizes[n_layers] */
+    const void *sample_weight;  /* n_rows, or NULL: every row weighs 1 */
+    const ptrdiff_t *order;     /* positions -> rows, or NULL: positions are rows */
+    ptrdiff_t n_positions;      /* length of order, or n_rows */
+    ptrdiff_t batch_size;
+} fbp_batches;
+
+/* The optimiser and its state, updated in place. */
+typedef struct {
+    int kind;                   /* FBP_SGD or FBP_ADAM */
+    double lr;
+    /* SGD */
+    double momentum;
+    int nesterov;
+    void *velocity;             /* params-shaped; NULL when momentum == 0 */
+    /* Adam */
+    double beta1, beta2, epsilon;
+    int torch_epsilon;          /* epsilon * sqrt(1 - beta2^t) at step t: PyTorch's */
+    void *first_moment;         /* params-shaped */
+    void *second_moment;        /* params-shaped */
+    ptrdiff_t step_count;
+} fbp_optimizer_state;
+
+/* What a run adds up: J's data and L2 terms times each batch's rows. */
+typedef struct {
+    double loss_sum, penalty_sum;
+    ptrdiff_t rows_done;
+} fbp_totals;
+
+#endif

@@ -1,0 +1,220 @@
+# Whole-network forward and backward passes over the flat parameter vector,
+# and the workspace layout they share.
+
+cdef inline Py_ssize_t _max_width(const int* sizes, int n_layers) noexcept nogil:
+    cdef Py_ssize_t l, w = 0
+    for l in range(n_layers + 1):
+        if sizes[l] > w:
+            w = sizes[l]
+    return w
+
+
+cdef inline Py_ssize_t _z_offsets(const int* sizes, int n_layers, Py_ssize_t m,
+                                  Py_ssize_t* z_offsets) noexcept nogil:
+    """Offsets of z_l (l = 1..L) for m rows in the workspace; returns their
+    total, where a_out starts. The Python layer caps L at 63."""
+    cdef Py_ssize_t l, total = 0
+    for l in range(1, n_layers + 1):
+        z_offsets[l] = total
+        total += m * sizes[l]
+    return total
+
+
+cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
+                                Py_ssize_t rows) noexcept nogil:
+    # z_1..z_L, a_out, two delta buffers, gathered X, T and weight rows
+    cdef Py_ssize_t l, total = 0
+    for l in range(1, n_layers + 1):
+        total += rows * sizes[l]
+    total += rows * sizes[n_layers]
+    total += 2 * rows * _max_width(sizes, n_layers)
+    total += rows * sizes[0] + rows * sizes[n_layers] + rows
+    # one scratch row after the deltas for the per-sample path (lr * delta)
+    total += _max_width(sizes, n_layers)
+    return total
+
+
+cdef void forward_pass(const floating* X, Py_ssize_t m, const floating* params,
+                       const int* sizes, const int* acts, int n_layers,
+                       floating* work) noexcept nogil:
+    """Fill z_1..z_L and a_out in the workspace for m rows of X."""
+    forward_rows(X, 0, m, m, params, sizes, acts, n_layers, work)
+
+
+cdef void forward_rows(const floating* X_rows, Py_ssize_t r0, Py_ssize_t rows,
+                       Py_ssize_t m, const floating* params, const int* sizes,
+                       const int* acts, int n_layers,
+                       floating* work) noexcept nogil:
+    """forward_pass for rows [r0, r0 + rows) of an m-row batch (X_rows holds
+    those rows); writes only their part of the workspace."""
+    cdef Py_ssize_t l, r, n_in, n_out
+    cdef const floating* z_prev = X_rows
+    cdef const floating* W = params
+    cdef const floating* b
+    cdef floating* a
+    cdef Py_ssize_t z_offsets[64]
+    cdef floating* a_out = work + _z_offsets(sizes, n_layers, m, z_offsets)
+    for l in range(n_layers):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        b = W + n_in * n_out
+        a = work + z_offsets[l + 1] + r0 * n_out
+        # a = z_prev . W + b: start from the bias, then accumulate
+        if l == n_layers - 1:
+            for r in range(rows):
+                memcpy(a_out + (r0 + r) * n_out, b, n_out * sizeof(floating))
+            gemm_nn(<int>rows, <int>n_out, <int>n_in, z_prev, W, a_out + r0 * n_out)
+            activate_rows(a_out + r0 * n_out, a, rows, n_out, acts[l])
+        else:
+            for r in range(rows):
+                memcpy(a + r * n_out, b, n_out * sizeof(floating))
+            gemm_nn(<int>rows, <int>n_out, <int>n_in, z_prev, W, a)
+            activate_rows(a, a, rows, n_out, acts[l])
+        z_prev = a
+        W = b + n_out
+
+
+cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
+                          const floating* params, floating* grad,
+                          const int* sizes, const int* acts, int n_layers,
+                          int loss, double l2, floating* work,
+                          const floating* sw, double sw_sum,
+                          double* penalty_out) noexcept nogil:
+    """After forward_pass: write dJ/dparams into grad and return the data
+    term of J; the L2 term l2/(2 sw_sum) sum ||W||^2 goes to penalty_out."""
+    cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
+    cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
+    cdef Py_ssize_t w_off, b_off
+    cdef floating* z_out
+    cdef floating* a_out
+    cdef floating* delta
+    cdef floating* delta_prev
+    cdef floating* swap
+    cdef const floating* z_prev
+    cdef const floating* W
+    cdef floating* dW
+    cdef floating* db
+    cdef double J, penalty = 0, w_val, l2_over_m = l2 / sw_sum
+    cdef Py_ssize_t z_offsets[64]
+
+    z_total = _z_offsets(sizes, n_layers, m, z_offsets)
+    a_out = work + z_total
+    delta = a_out + m * sizes[n_layers]
+    delta_prev = delta + m * max_w
+    z_out = work + z_offsets[n_layers]
+
+    J = output_delta(a_out, z_out, T, delta, m, sizes[n_layers], loss,
+                     acts[n_layers - 1], sw, sw_sum)
+
+    # walk the layers backwards; offsets of W_l and b_l in the flat vector
+    w_off = 0
+    for l in range(n_layers):
+        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    for l in range(n_layers - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        w_off -= (n_in + 1) * n_out
+        b_off = w_off + n_in * n_out
+        W = params + w_off
+        dW = grad + w_off
+        db = grad + b_off
+        z_prev = X if l == 0 else work + z_offsets[l]
+
+        # dJ/dW = z_prev^T . delta + (l2/m) W ; biases are not penalised
+        count = n_in * n_out
+        if l2 != 0:
+            for j in range(count):
+                w_val = W[j]
+                penalty += w_val * w_val
+                dW[j] = <floating>(l2_over_m * w_val)
+        else:
+            memset(dW, 0, count * sizeof(floating))
+        gemm_tn(<int>n_in, <int>n_out, <int>m, 1, z_prev, delta, dW)
+        # dJ/db = column sums of delta
+        memset(db, 0, n_out * sizeof(floating))
+        for r in range(m):
+            for j in range(n_out):
+                db[j] += delta[r * n_out + j]
+
+        if l > 0:
+            # delta_prev = (delta . W^T) * f'(a_prev)
+            memset(delta_prev, 0, m * n_in * sizeof(floating))
+            gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
+            multiply_derivative(z_prev, delta_prev, m * n_in, acts[l - 1])
+            swap = delta
+            delta = delta_prev
+            delta_prev = swap
+    penalty_out[0] = 0.5 * l2_over_m * penalty
+    return J
+
+
+cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
+                         floating* params, const int* sizes, const int* acts,
+                         int n_layers, int loss, double l2, double lr,
+                         floating* work, const floating* sw, double sw_sum,
+                         double* penalty_out) noexcept nogil:
+    """After forward_pass: apply one plain SGD step layer by layer; return the
+    data term of J and write the L2 term to penalty_out.
+
+    The update goes straight into W through gemm (alpha = -lr, beta = 1), so
+    no gradient buffer is written and read back. Each layer's delta for the
+    layer below is taken before its W changes. Returns NaN without touching
+    the weights when the data term of J is not finite.
+    """
+    cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
+    cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
+    cdef Py_ssize_t w_off
+    cdef floating* a_out
+    cdef floating* delta
+    cdef floating* delta_prev
+    cdef floating* swap
+    cdef const floating* z_prev
+    cdef floating* W
+    cdef floating* b
+    cdef floating shrink, step, w_val
+    cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
+    cdef Py_ssize_t z_offsets[64]
+
+    z_total = _z_offsets(sizes, n_layers, m, z_offsets)
+    a_out = work + z_total
+    delta = a_out + m * sizes[n_layers]
+    delta_prev = delta + m * max_w
+    J = output_delta(a_out, work + z_offsets[n_layers], T, delta, m,
+                     sizes[n_layers], loss, acts[n_layers - 1], sw, sw_sum)
+    if not isfinite(J):
+        return J
+
+    w_off = 0
+    for l in range(n_layers):
+        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    step = <floating>(-lr)
+    shrink = <floating>(1 - lr * l2_over_m)
+    for l in range(n_layers - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        w_off -= (n_in + 1) * n_out
+        W = params + w_off
+        b = W + n_in * n_out
+        z_prev = X if l == 0 else work + z_offsets[l]
+        if l > 0:
+            # delta_prev = (delta . W^T) * f'(a_prev), with the old W
+            memset(delta_prev, 0, m * n_in * sizeof(floating))
+            gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
+            multiply_derivative(z_prev, delta_prev, m * n_in, acts[l - 1])
+        # W <- W - lr (z_prev^T delta + (l2/m) W), biases not penalised
+        count = n_in * n_out
+        if l2 != 0:
+            for j in range(count):
+                w_val = W[j]
+                penalty += <double>w_val * w_val
+                W[j] = shrink * w_val
+        gemm_tn(<int>n_in, <int>n_out, <int>m, step, z_prev, delta, W)
+        for r in range(m):
+            for j in range(n_out):
+                b[j] += step * delta[r * n_out + j]
+        if l > 0:
+            swap = delta
+            delta = delta_prev
+            delta_prev = swap
+    penalty_out[0] = 0.5 * l2_over_m * penalty
+    return J

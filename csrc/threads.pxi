@@ -1,0 +1,212 @@
+# Minibatch training on threads of its own (csrc/fastbp_threads.h).
+
+cdef extern from "fastbp_threads.h" nogil:
+    ctypedef struct fbp_barrier:
+        pass
+    ctypedef void (*fbp_task)(void* job, int index) noexcept nogil
+    void fbp_barrier_init(fbp_barrier* b, int n)
+    void fbp_barrier_wait(fbp_barrier* b)
+    int fbp_run_threads(int n, fbp_task task, void* job)
+    int FBP_MAX_THREADS
+    int FBP_HAVE_THREADS
+
+
+cdef struct TrainJob:
+    # one train_rows_kernel call on n_threads threads; the state is shared
+    const fbp_network* net
+    const fbp_batches* data
+    const fbp_optimizer_state* opt
+    Py_ssize_t start, stop
+    int n_threads
+    fbp_barrier barrier
+    # each thread's share of a batch's J and L2 sum; read after a barrier
+    double J_part[64]
+    double penalty_part[64]
+    # results, written by thread 0 (the threads read opt.step_count as it
+    # was, so the caller stores steps into it afterwards)
+    int status
+    fbp_totals totals
+    Py_ssize_t steps
+
+
+cdef Py_ssize_t _threaded_workspace_size(const int* sizes, int n_layers,
+                                         Py_ssize_t rows) noexcept nogil:
+    # z_1..z_L, a_out, delta_1..delta_L (every layer's delta is kept for
+    # the update after the barrier), gathered X, T and weight rows
+    cdef Py_ssize_t l, total = 0
+    for l in range(1, n_layers + 1):
+        total += 2 * rows * sizes[l]
+    return total + rows * (sizes[n_layers] + sizes[0] + sizes[n_layers] + 1)
+
+
+cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexcept nogil:
+    """Start of thread ``index``'s contiguous share of ``count`` items."""
+    return count * index // n_threads
+
+
+cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept nogil:
+    """Thread ``index``'s part of train_rows_kernel's minibatch loop.
+
+    Per batch: forward pass, output delta and the deltas of all layers on its
+    own rows (they use the old weights and only those rows); a barrier; then
+    the update of its own columns of every W and b (a sum over all rows); a
+    barrier. Every thread sees the same J after the first barrier, so all
+    stop at the same batch when it is not finite.
+    """
+    cdef const fbp_network* net = job.net
+    cdef const fbp_batches* data = job.data
+    cdef const fbp_optimizer_state* opt = job.opt
+    cdef const floating* X = <const floating*>data.X
+    cdef const floating* T = <const floating*>data.T
+    cdef const floating* sw = <const floating*>data.sample_weight
+    cdef const Py_ssize_t* order = data.order
+    cdef floating* params = <floating*>net.params
+    cdef floating* grad = <floating*>net.grad
+    cdef floating* work = <floating*>net.work
+    cdef const int* sizes = net.sizes
+    cdef const int* acts = net.acts
+    cdef int n_layers = net.n_layers, n_threads = job.n_threads, t
+    cdef Py_ssize_t B = data.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
+    cdef Py_ssize_t pos = job.start, m, r, r0, rows, l, i, i0, i1, c0, c1
+    cdef Py_ssize_t k_in, k_out, w_off, count, batches = 0, z_total
+    cdef Py_ssize_t z_offsets[64]
+    cdef Py_ssize_t w_offsets[64]
+    cdef floating* x_rows = work + _threaded_workspace_size(sizes, n_layers, B) \
+        - B * (n_in + n_out + 1)
+    cdef floating* t_rows = x_rows + B * n_in
+    cdef floating* w_rows = t_rows + B * n_out
+    cdef floating* a_out
+    cdef floating* deltas
+    cdef floating* delta
+    cdef floating* W
+    cdef floating* dW
+    cdef floating* p
+    cdef const floating* xb
+    cdef const floating* tb
+    cdef const floating* wb
+    cdef const floating* z_prev
+    cdef floating step, shrink, w_val
+    cdef double J, penalty, sw_sum, l2_over_m, lr_t = opt.lr, eps_t = opt.epsilon
+    cdef bint plain = opt.kind == SGD and opt.momentum == 0
+
+    w_off = 0
+    for l in range(n_layers):
+        w_offsets[l] = w_off
+        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    while pos < job.stop:
+        m = B if pos + B <= job.stop else job.stop - pos
+        r0 = _share(m, index, n_threads)
+        rows = _share(m, index + 1, n_threads) - r0
+        z_total = _z_offsets(sizes, n_layers, m, z_offsets)
+        a_out = work + z_total
+        deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
+        # each thread gathers its own rows; all sum the same weights alike
+        sw_sum = _batch_rows(X, T, sw, order, pos, m, r0, rows, n_in, n_out, x_rows, t_rows,
+                             w_rows, &xb, &tb, &wb)
+
+        # rows [r0, r0 + rows): forward, output delta, deltas of every layer
+        forward_rows(xb + r0 * n_in, r0, rows, m, params, sizes, acts, n_layers, work)
+        job.J_part[index] = output_delta(
+            a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
+            tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
+            n_out, net.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
+            sw_sum)
+        for l in range(n_layers - 1, 0, -1):
+            # delta_l = (delta_{l+1} . W_l^T) * f'(z_l), with the old W_l
+            k_in = sizes[l]
+            k_out = sizes[l + 1]
+            delta = deltas + z_offsets[l] + r0 * k_in
+            memset(delta, 0, rows * k_in * sizeof(floating))
+            gemm_nt(<int>rows, <int>k_in, <int>k_out,
+                    deltas + z_offsets[l + 1] + r0 * k_out,
+                    params + w_offsets[l], delta)
+            multiply_derivative(work + z_offsets[l] + r0 * k_in, delta,
+                                rows * k_in, acts[l - 1])
+        fbp_barrier_wait(&job.barrier)
+
+        J = 0
+        for t in range(n_threads):
+            J += job.J_part[t]
+        if not isfinite(J):
+            if index == 0:
+                job.status = 1
+            break
+        batches += 1
+        if opt.kind == ADAM:
+            lr_t = adam_rate(opt, opt.step_count + batches)
+            eps_t = adam_epsilon(opt, opt.step_count + batches)
+        # rows [i0, i1) of every W and columns [c0, c1) of every b:
+        # W -= lr (z_prev^T delta + l2/m W); contiguous blocks of W, and
+        # each thread packs only its part of z_prev for the gemm
+        l2_over_m = net.l2 / sw_sum
+        step = <floating>(-opt.lr)
+        shrink = <floating>(1 - opt.lr * l2_over_m)
+        penalty = 0
+        for l in range(n_layers):
+            k_in = sizes[l]
+            k_out = sizes[l + 1]
+            i0 = _share(k_in, index, n_threads)
+            i1 = _share(k_in, index + 1, n_threads)
+            c0 = _share(k_out, index, n_threads)
+            c1 = _share(k_out, index + 1, n_threads)
+            W = params + w_offsets[l]
+            z_prev = xb if l == 0 else work + z_offsets[l]
+            delta = deltas + z_offsets[l + 1]
+            if plain:
+                if net.l2 != 0:
+                    for i in range(i0 * k_out, i1 * k_out):
+                        w_val = W[i]
+                        penalty += <double>w_val * w_val
+                        W[i] = shrink * w_val
+                if i1 > i0:
+                    gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, step, z_prev + i0,
+                               <int>k_in, delta, W + i0 * k_out)
+                p = W + k_in * k_out  # the bias
+                for r in range(m):
+                    for i in range(c0, c1):
+                        p[i] += step * delta[r * k_out + i]
+                continue
+            # gradient of the block, then the optimiser step on it
+            dW = grad + w_offsets[l]
+            if net.l2 != 0:
+                for i in range(i0 * k_out, i1 * k_out):
+                    w_val = W[i]
+                    penalty += <double>w_val * w_val
+                    dW[i] = <floating>(l2_over_m * w_val)
+            else:
+                memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
+            if i1 > i0:
+                gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
+                           delta, dW + i0 * k_out)
+            p = dW + k_in * k_out  # the bias gradient
+            memset(p + c0, 0, (c1 - c0) * sizeof(floating))
+            for r in range(m):
+                for i in range(c0, c1):
+                    p[i] += delta[r * k_out + i]
+            # the step on this thread's rows of W, then on its part of b
+            w_off = w_offsets[l] + i0 * k_out
+            count = (i1 - i0) * k_out
+            for t in range(2):
+                optimizer_step(opt, params, grad, w_off, count, lr_t, eps_t)
+                w_off = w_offsets[l] + k_in * k_out + c0
+                count = c1 - c0
+        job.penalty_part[index] = 0.5 * l2_over_m * penalty
+        fbp_barrier_wait(&job.barrier)
+        if index == 0:
+            penalty = 0
+            for t in range(n_threads):
+                penalty += job.penalty_part[t]
+            job.totals.loss_sum += J * m
+            job.totals.penalty_sum += penalty * m
+            job.totals.rows_done += m
+        pos += m
+    if index == 0:
+        job.steps = opt.step_count + (batches if opt.kind == ADAM else 0)
+
+
+cdef void _train_part_d(void* job, int index) noexcept nogil:
+    _train_part(<TrainJob*>job, index, <double*>NULL)
+
+
+cdef void _train_part_f(void* job, int index) noexcept nogil:
+    _train_part(<TrainJob*>job, index, <float*>NULL)

@@ -1,0 +1,206 @@
+# Python-callable twins. They trust the Python layer for shapes and codes.
+
+#: whether train_rows can use threads of its own on this platform
+HAVE_THREADS = bool(FBP_HAVE_THREADS)
+
+
+def set_blas_min_flops(Py_ssize_t flops):
+    """Set the multiply-add count from which gemm goes to BLAS; return the old.
+
+    Tests use it to run both the loop and the BLAS paths on small shapes.
+    """
+    global BLAS_MIN_FLOPS
+    old = BLAS_MIN_FLOPS
+    BLAS_MIN_FLOPS = flops
+    return old
+
+
+def set_tiled_gemm(bint on):
+    """Switch the register-tiled products (csrc/fastbp_gemm.h) on or off;
+    return whether they are in use, which needs a CPU with AVX-512.
+
+    Off, BLAS computes every product. Tests use it to run both paths.
+    """
+    return bool(fbp_gemm_enable(on))
+
+
+def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1):
+    """Number of scalars of workspace for ``rows`` rows of a network, trained
+    on ``n_threads`` threads."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t size = _workspace_size(&sizes[0], n_layers, rows)
+    if n_threads > 1:
+        size = max(size, _threaded_workspace_size(&sizes[0], n_layers, rows))
+    return size
+
+
+def dense_forward(const floating[:, ::1] z_prev, const floating[:, ::1] W,
+                  const floating[::1] b, floating[:, ::1] a):
+    """a = z_prev . W + b (pre-activation of one layer)."""
+    cdef Py_ssize_t r, m = z_prev.shape[0], n_out = W.shape[1]
+    with nogil:
+        for r in range(m):
+            memcpy(&a[r, 0], &b[0], n_out * sizeof(floating))
+        gemm_nn(<int>m, <int>n_out, <int>W.shape[0], &z_prev[0, 0], &W[0, 0],
+                &a[0, 0])
+
+
+def activate(const floating[:, ::1] a, floating[:, ::1] z, int kind):
+    """z = f(a) for the activation code ``kind``."""
+    with nogil:
+        activate_rows(&a[0, 0], &z[0, 0], a.shape[0], a.shape[1], kind)
+
+
+def activation_derivative(const floating[:, ::1] z, floating[:, ::1] out,
+                          int kind):
+    """out = f'(a), written through the outputs z = f(a)."""
+    cdef Py_ssize_t i, size = z.shape[0] * z.shape[1]
+    with nogil:
+        for i in range(size):
+            (&out[0, 0])[i] = 1
+        multiply_derivative(&z[0, 0], &out[0, 0], size, kind)
+
+
+def loss_output_delta(const floating[:, ::1] a_out, const floating[:, ::1] z_out,
+                      const floating[:, ::1] T, floating[:, ::1] delta,
+                      int loss, int kind):
+    """Write delta_out = dJ/da_out and return the data term of J."""
+    cdef double J
+    with nogil:
+        J = output_delta(&a_out[0, 0], &z_out[0, 0], &T[0, 0], &delta[0, 0],
+                         a_out.shape[0], a_out.shape[1], loss, kind, NULL,
+                         <double>a_out.shape[0])
+    return J
+
+
+def backprop_delta(const floating[:, ::1] delta_next,
+                   const floating[:, ::1] W_next, const floating[:, ::1] z,
+                   int kind, floating[:, ::1] delta):
+    """delta = (delta_next . W_next^T) * f'(a), f' taken from z = f(a)."""
+    cdef Py_ssize_t m = delta_next.shape[0], n = W_next.shape[0]
+    with nogil:
+        memset(&delta[0, 0], 0, m * n * sizeof(floating))
+        gemm_nt(<int>m, <int>n, <int>W_next.shape[1], &delta_next[0, 0],
+                &W_next[0, 0], &delta[0, 0])
+        multiply_derivative(&z[0, 0], &delta[0, 0], m * n, kind)
+
+
+def layer_gradients(const floating[:, ::1] z_prev, const floating[:, ::1] delta,
+                    const floating[:, ::1] W, double l2_over_m,
+                    floating[:, ::1] dW, floating[::1] db):
+    """dW = z_prev^T . delta + (l2/m) W and db = column sums of delta."""
+    cdef Py_ssize_t i, r, j, n_in = W.shape[0], n_out = W.shape[1]
+    cdef Py_ssize_t m = delta.shape[0]
+    with nogil:
+        for i in range(n_in * n_out):
+            (&dW[0, 0])[i] = <floating>(l2_over_m * (&W[0, 0])[i])
+        gemm_tn(<int>n_in, <int>n_out, <int>m, 1, &z_prev[0, 0], &delta[0, 0],
+                &dW[0, 0])
+        for j in range(n_out):
+            db[j] = 0
+        for r in range(m):
+            for j in range(n_out):
+                db[j] += delta[r, j]
+
+
+def sgd_update(floating[::1] params, const floating[::1] grad,
+               floating[::1] velocity, double lr, double momentum,
+               bint nesterov):
+    """One SGD step on a flat parameter vector (velocity updated in place)."""
+    with nogil:
+        sgd_step(&params[0], &grad[0], &velocity[0], params.shape[0], lr,
+                 momentum, nesterov)
+
+
+def network_predict(const floating[:, ::1] X, const floating[::1] params,
+                    const int[::1] sizes, const int[::1] acts,
+                    floating[::1] work, floating[:, ::1] out):
+    """out = network output for X; work holds X.shape[0] rows of workspace."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t l, m = X.shape[0], z_off = 0
+    for l in range(1, n_layers):
+        z_off += m * sizes[l]
+    with nogil:
+        forward_pass(&X[0, 0], m, &params[0], &sizes[0], &acts[0], n_layers,
+                     &work[0])
+        memcpy(&out[0, 0], &work[z_off], m * sizes[n_layers] * sizeof(floating))
+
+
+def network_loss(const floating[:, ::1] X, const floating[:, ::1] T,
+                 const floating[::1] params, const int[::1] sizes,
+                 const int[::1] acts, int loss, double l2,
+                 floating[::1] work, floating[::1] grad):
+    """Return J for (X, T) and write dJ/dparams into grad."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef double J, penalty
+    with nogil:
+        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
+                     n_layers, &work[0])
+        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
+                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
+                          &work[0], NULL, <double>X.shape[0], &penalty)
+    return J + penalty
+
+
+def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
+                           const floating[::1] sample_weight,
+                           const floating[::1] params, const int[::1] sizes,
+                           const int[::1] acts, int loss, double l2,
+                           floating[::1] work, floating[::1] grad):
+    """Return (data term, L2 term) of J with row weights; write dJ/dparams.
+
+    An empty ``sample_weight`` means all rows weigh 1.
+    """
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef double J, penalty, sw_sum = 0
+    cdef Py_ssize_t r
+    cdef const floating* sw = NULL
+    if sample_weight.shape[0] > 0:
+        sw = &sample_weight[0]
+        for r in range(sample_weight.shape[0]):
+            sw_sum += sample_weight[r]
+    else:
+        sw_sum = X.shape[0]
+    with nogil:
+        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
+                     n_layers, &work[0])
+        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
+                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
+                          &work[0], sw, sw_sum, &penalty)
+    return J, penalty
+
+
+def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
+               const floating[::1] sample_weight, const Py_ssize_t[::1] order,
+               Py_ssize_t start, Py_ssize_t stop, Py_ssize_t batch_size,
+               floating[::1] params, floating[::1] grad, floating[::1] state1,
+               floating[::1] state2, const int[::1] sizes, const int[::1] acts,
+               int loss, double l2, int optimizer, double lr, double momentum,
+               bint nesterov, double beta2, double epsilon,
+               Py_ssize_t step_count, floating[::1] work, int n_threads=1):
+    """Train on positions [start, stop) of ``order`` without the GIL: a
+    :class:`Trainer` built for one call, on the caller's buffers.
+
+    With start=0, stop=n it trains a whole epoch in one call. Takes sample
+    weights (empty: none), and SGD (optimizer 0; state1 = velocity) or Adam
+    (optimizer 1; state1, state2 = moments, momentum = beta1). Minibatches
+    use ``n_threads`` threads of their own (at most FBP_MAX_THREADS);
+    ``work`` then needs ``workspace_size(sizes, batch_size, n_threads)``
+    elements.
+    Returns ``(status, loss_sum, penalty_sum, rows_done, step_count)``.
+    """
+    cdef Trainer trainer = Trainer(np.asarray(sizes), np.asarray(acts), loss, l2, batch_size,
+                                   n_threads)
+    trainer._set_params(np.asarray(params), False)
+    trainer._use_buffers(np.asarray(grad), np.asarray(work))
+    trainer.set_data(np.asarray(X), np.asarray(T), np.asarray(sample_weight))
+    trainer.set_order(np.asarray(order) if order.shape[0] > 0 else None)
+    if optimizer == SGD:
+        trainer.set_sgd(lr, momentum, nesterov,
+                        np.asarray(state1) if momentum != 0 else None)
+    else:
+        trainer.set_adam(lr, momentum, beta2, epsilon, np.asarray(state1), np.asarray(state2),
+                         step_count)
+    status, loss_sum, penalty_sum, rows_done = trainer.run(start, stop)
+    return (status, loss_sum, penalty_sum, rows_done,
+            trainer.step_count if optimizer != SGD else step_count)

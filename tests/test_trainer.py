@@ -1,0 +1,318 @@
+"""The Trainer: one object owning a fit's native state, against train_rows,
+fastbp.reference (plus NumPy optimiser steps) and PyTorch's Adam formula."""
+import numpy as np
+import pytest
+from helpers import as_lists, assert_close, random_network, targets
+
+from fastbp import _kernels, reference
+from fastbp._kernels import Activation, Loss, Optimizer, Trainer
+
+OPTIMIZERS = {  # kind, momentum or beta1, nesterov
+    "sgd": (Optimizer.SGD, 0.0, False),
+    "momentum": (Optimizer.SGD, 0.9, False),
+    "nesterov": (Optimizer.SGD, 0.9, True),
+    "adam": (Optimizer.ADAM, 0.9, False),
+}
+BETA2, EPSILON = 0.99, 1e-3  # a large epsilon, so where it goes shows
+
+
+def problem(rng, dtype="float64", rows=11, sizes=(4, 6, 3), weighted=True, shuffled=True,
+            loss="mse", output="tanh"):
+    """A random network, data, integer sample weights and a row order."""
+    net = random_network(rng, list(sizes), "tanh", output, dtype)
+    X = rng.normal(size=(rows, sizes[0])).astype(dtype)
+    Y = targets(rng, loss, rows, sizes[-1], dtype)
+    sw = rng.integers(1, 4, size=rows).astype(dtype) if weighted else None
+    order = rng.permutation(rows).astype(np.intp) if shuffled else None
+    return net, X, Y, sw, order
+
+
+def trainer_for(net, X, Y, sw, order, batch, optimizer, lr=0.05, n_threads=1, l2=0.0,
+                loss="mse", torch_epsilon=False, params=None):
+    """A Trainer on a copy of net's parameters (or ``params``), its buffers."""
+    kind, mu, nesterov = OPTIMIZERS[optimizer]
+    params = net._params.copy() if params is None else params
+    t = Trainer(net._sizes, net._acts, Loss[loss.upper()], l2, batch, n_threads)
+    t.set_params(params)
+    t.set_data(X, Y, sw)
+    t.set_order(order)
+    state = (np.zeros_like(params), np.zeros_like(params))
+    if kind == Optimizer.SGD:
+        t.set_sgd(lr, mu, nesterov, state[0])
+    else:
+        t.set_adam(lr, mu, BETA2, EPSILON, state[0], state[1], torch_epsilon=torch_epsilon)
+    return t, params, state
+
+
+def train_rows_for(net, X, Y, sw, order, batch, optimizer, lr=0.05, n_threads=1, l2=0.0,
+                   start=0, stop=None):
+    """train_rows over [start, stop) on a copy of net's parameters."""
+    kind, mu, nesterov = OPTIMIZERS[optimizer]
+    params = net._params.copy()
+    work = np.empty(_kernels.workspace_size(net._sizes, batch, n_threads), net.dtype)
+    results = _kernels.train_rows(
+        X, Y, sw if sw is not None else np.empty(0, net.dtype),
+        order if order is not None else np.empty(0, np.intp), start,
+        X.shape[0] if stop is None else stop, batch, params, np.zeros_like(params),
+        np.zeros_like(params), np.zeros_like(params), net._sizes, net._acts, Loss.MSE, l2,
+        kind, lr, mu, nesterov, BETA2, EPSILON, 0, work, n_threads)
+    return params, results
+
+
+# ---------------------------------------------------------------------------
+# Pure-Python gradients (fastbp.reference) and NumPy optimiser steps
+# ---------------------------------------------------------------------------
+
+def unflatten(theta, sizes):
+    Ws, bs, offset = [], [], 0
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        Ws.append(theta[offset:offset + n_in * n_out].reshape(n_in, n_out).tolist())
+        offset += n_in * n_out
+        bs.append(theta[offset:offset + n_out].tolist())
+        offset += n_out
+    return Ws, bs
+
+
+def reference_gradient(theta, sizes, acts, X, Y, rows, sw, l2):
+    """dJ/dtheta over the batch ``rows``; integer weights repeat rows."""
+    if sw is not None:
+        rows = np.repeat(rows, sw[rows].astype(int))
+    Ws, bs = unflatten(theta, sizes)
+    dW, db = reference.gradients(Ws, bs, acts, X[rows].tolist(), Y[rows].tolist(), l2=l2)
+    return np.concatenate([np.concatenate([np.ravel(W), b]) for W, b in zip(dW, db)])
+
+
+def reference_training(net, X, Y, sw, order, batch, optimizer, lr=0.05, l2=0.0,
+                       torch_epsilon=False):
+    """Minibatch training with reference gradients and the textbook steps."""
+    kind, mu, nesterov = OPTIMIZERS[optimizer]
+    acts = as_lists(net)[2]
+    theta = net._params.astype(np.float64)
+    positions = order if order is not None else np.arange(X.shape[0])
+    v = np.zeros_like(theta)
+    m = np.zeros_like(theta)
+    for t, start in enumerate(range(0, len(positions), batch), start=1):
+        g = reference_gradient(theta, net.sizes, acts, X, Y, positions[start:start + batch],
+                               sw, l2)
+        if kind == Optimizer.ADAM:
+            m = mu * m + (1 - mu) * g
+            v = BETA2 * v + (1 - BETA2) * g * g
+            if torch_epsilon:
+                # torch.optim.Adam (no amsgrad, no weight decay), transcribed
+                step_size = lr / (1 - mu ** t)
+                denom = np.sqrt(v) / np.sqrt(1 - BETA2 ** t) + EPSILON
+                theta = theta - step_size * m / denom
+            else:
+                # scikit-learn's AdamOptimizer
+                lr_t = lr * np.sqrt(1 - BETA2 ** t) / (1 - mu ** t)
+                theta = theta - lr_t * m / (np.sqrt(v) + EPSILON)
+        elif mu == 0:
+            theta = theta - lr * g
+        else:
+            v = mu * v - lr * g
+            theta = theta + (mu * v - lr * g if nesterov else v)
+    return theta
+
+
+# ---------------------------------------------------------------------------
+# The same training as train_rows and the reference
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("weighted,shuffled", [(False, False), (True, False), (False, True),
+                                               (True, True)])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_trainer_equals_train_rows(rng, dtype, optimizer, weighted, shuffled, batch,
+                                   n_threads):
+    net, X, Y, sw, order = problem(rng, dtype, weighted=weighted, shuffled=shuffled)
+    t, params, _ = trainer_for(net, X, Y, sw, order, batch, optimizer, n_threads=n_threads,
+                               l2=0.1)
+    twin, (status, data_sum, penalty_sum, rows, steps) = train_rows_for(
+        net, X, Y, sw, order, batch, optimizer, n_threads=n_threads, l2=0.1)
+    assert t.run(0, X.shape[0]) == (status, data_sum, penalty_sum, rows)
+    assert status == 0 and rows == X.shape[0]
+    np.testing.assert_array_equal(params, twin)
+    assert t.step_count == steps == (-(-X.shape[0] // batch) if optimizer == "adam" else 0)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 4, 11])
+@pytest.mark.parametrize("weighted,shuffled", [(False, False), (True, True)])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_trainer_equals_the_reference(rng, gemm_path, optimizer, weighted, shuffled, batch,
+                                      n_threads):
+    net, X, Y, sw, order = problem(rng, weighted=weighted, shuffled=shuffled)
+    t, params, _ = trainer_for(net, X, Y, sw, order, batch, optimizer, n_threads=n_threads,
+                               l2=0.2)
+    status, *_ = t.run(0, X.shape[0])
+    assert status == 0
+    expected = reference_training(net, X, Y, sw, order, batch, optimizer, l2=0.2)
+    assert_close(params, expected)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_torch_epsilon_is_pytorchs_adam(rng, weighted, n_threads):
+    net, X, Y, sw, order = problem(rng, weighted=weighted, rows=12)
+    t, params, (first, second) = trainer_for(net, X, Y, sw, order, 4, "adam",
+                                             n_threads=n_threads, torch_epsilon=True)
+    assert t.run(0, 12)[0] == 0 and t.step_count == 3
+    torch_form = reference_training(net, X, Y, sw, order, 4, "adam", torch_epsilon=True)
+    assert_close(params, torch_form, rtol=1e-12)
+    # the two placements of epsilon differ by more than rounding here
+    sklearn_form = reference_training(net, X, Y, sw, order, 4, "adam")
+    assert np.max(np.abs(torch_form - sklearn_form)) > 1e-6
+    assert np.all(second >= 0) and np.any(first != 0)
+
+
+def test_runs_continue_the_epoch_and_the_adam_steps(rng):
+    # an epoch split on batch boundaries, over calls, equals one call
+    net, X, Y, sw, order = problem(rng, rows=12)
+    whole, params_whole, _ = trainer_for(net, X, Y, sw, order, 4, "adam")
+    whole.run(0, 12)
+    parts, params_parts, _ = trainer_for(net, X, Y, sw, order, 4, "adam")
+    results = [parts.run(0, 4), parts.run(4, 12)]
+    assert [r[3] for r in results] == [4, 8]
+    np.testing.assert_array_equal(params_parts, params_whole)
+    assert parts.step_count == whole.step_count == 3
+
+
+def test_lr_changes_between_runs(rng):
+    net, X, Y, _, _ = problem(rng, weighted=False, shuffled=False, rows=8)
+    t, params, _ = trainer_for(net, X, Y, None, None, 4, "momentum", lr=0.05)
+    assert t.lr == 0.05
+    t.run(0, 4)
+    t.lr = 0.01
+    t.run(4, 8)
+    # the same two steps through the reference, with the second lr
+    acts = as_lists(net)[2]
+    theta, v = net._params.copy(), np.zeros_like(net._params)
+    for lr, rows in ((0.05, np.arange(4)), (0.01, np.arange(4, 8))):
+        v = 0.9 * v - lr * reference_gradient(theta, net.sizes, acts, X, Y, rows, None, 0.0)
+        theta = theta + v
+    assert_close(params, theta)
+
+
+def test_set_params_swaps_the_vector_and_keeps_the_rest(rng):
+    net, X, Y, sw, order = problem(rng)
+    t, first_params, _ = trainer_for(net, X, Y, sw, order, 4, "sgd")
+    second_params = net._params.copy()
+    t.set_params(second_params)  # same dtype: data and optimiser stay
+    t.run(0, X.shape[0])
+    np.testing.assert_array_equal(first_params, net._params)
+    expected, _ = train_rows_for(net, X, Y, sw, order, 4, "sgd")
+    np.testing.assert_array_equal(second_params, expected)
+    # a new dtype forgets the data and the optimiser
+    t.set_params(second_params.astype(np.float32))
+    with pytest.raises(RuntimeError, match="no data yet"):
+        t.run(0, 1)
+
+
+def test_n_threads_is_clamped(rng):
+    net, *_ = problem(rng)
+    top = 64 if _kernels.HAVE_THREADS else 1
+    assert Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4, 1000).n_threads == top
+    assert Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4, 0).n_threads == 1
+    assert Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4).n_threads == 1
+
+
+def test_codes_are_the_python_tables():
+    from fastbp import ACTIVATIONS, LOSSES
+    assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
+    assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
+    assert {c.name.lower(): int(c) for c in Optimizer} == {"sgd": 0, "adam": 1}
+    assert Activation.SOFTMAX == 4 and Loss.CROSS_ENTROPY == 2
+
+
+# ---------------------------------------------------------------------------
+# Errors, all raised before the kernel runs
+# ---------------------------------------------------------------------------
+
+def sizes_acts(*sizes):
+    return np.array(sizes, np.intc), np.full(len(sizes) - 1, Activation.TANH, np.intc)
+
+
+@pytest.mark.parametrize("args,error,match", [
+    ((np.array([3, 2], np.int64), sizes_acts(3, 2)[1], 0, 0.0, 1), TypeError, "sizes must be"),
+    ((*sizes_acts(3), 0, 0.0, 1), ValueError, "2 to 64 layer widths"),
+    ((np.array([3, 0], np.intc), sizes_acts(3, 2)[1], 0, 0.0, 1), ValueError, "width must be"),
+    ((sizes_acts(3, 2)[0], np.zeros(2, np.intc), 0, 0.0, 1), ValueError, "one code per layer"),
+    ((sizes_acts(3, 2)[0], np.array([9], np.intc), 0, 0.0, 1), ValueError, "activation code"),
+    ((*sizes_acts(3, 2), 7, 0.0, 1), ValueError, "unknown loss code 7"),
+    ((*sizes_acts(3, 2), 0, -1.0, 1), ValueError, "l2 must be"),
+    ((*sizes_acts(3, 2), 0, 0.0, 0), ValueError, "batch_size must be >= 1"),
+])
+def test_constructor_errors(args, error, match):
+    with pytest.raises(error, match=match):
+        Trainer(*args)
+
+
+def test_setter_and_run_errors():
+    sizes, acts = sizes_acts(3, 2)
+    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    params = np.zeros(8)
+    X, Y = np.zeros((5, 3)), np.zeros((5, 2))
+    with pytest.raises(RuntimeError, match="call set_params before set_data"):
+        t.set_data(X, Y)
+    with pytest.raises(RuntimeError, match="no parameters yet"):
+        t.run(0, 1)
+    with pytest.raises(ValueError, match="params has 7 elements; sizes \\[3, 2\\] need 8"):
+        t.set_params(np.zeros(7))
+    with pytest.raises(TypeError, match="params must be float32 or float64, got int64"):
+        t.set_params(np.zeros(8, np.int64))
+    with pytest.raises(ValueError, match="C-contiguous, aligned and writeable"):
+        t.set_params(np.zeros(16)[::2])
+    t.set_params(params)
+    with pytest.raises(RuntimeError, match="no data yet"):
+        t.run(0, 1)
+    with pytest.raises(ValueError, match="X has 4 columns; the network takes 3 inputs"):
+        t.set_data(np.zeros((5, 4)), Y)
+    with pytest.raises(ValueError, match="T has 3 columns; the network has 2 outputs"):
+        t.set_data(X, np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="X has 5 rows but T has 4"):
+        t.set_data(X, np.zeros((4, 2)))
+    with pytest.raises(TypeError, match="X is float32 but params are float64"):
+        t.set_data(X.astype(np.float32), Y)
+    with pytest.raises(ValueError, match="X must be C-contiguous"):
+        t.set_data(np.asfortranarray(X), Y)
+    with pytest.raises(ValueError, match="sample_weight has 4 elements for 5 rows"):
+        t.set_data(X, Y, np.ones(4))
+    t.set_data(X, Y, np.empty(0))  # empty: unweighted
+    with pytest.raises(TypeError, match="order must be None or a C-contiguous 1-D np.intp"):
+        t.set_order(np.arange(5, dtype=np.int32))
+    with pytest.raises(ValueError, match="order holds row indices outside \\[0, 5\\)"):
+        t.set_order(np.array([0, 5], np.intp))
+    with pytest.raises(RuntimeError, match="no optimizer yet"):
+        t.run(0, 1)
+    with pytest.raises(RuntimeError, match="no optimizer yet"):
+        t.lr = 0.1
+    with pytest.raises(ValueError, match="momentum > 0 needs a velocity buffer"):
+        t.set_sgd(0.1, 0.9)
+    with pytest.raises(ValueError, match="velocity has 7 elements; params have 8"):
+        t.set_sgd(0.1, 0.9, velocity=np.zeros(7))
+    with pytest.raises(ValueError, match="lr must be finite and >= 0"):
+        t.set_sgd(float("nan"))
+    with pytest.raises(ValueError, match="beta2 must be in \\[0, 1\\)"):
+        t.set_adam(0.1, 0.9, 1.0, 1e-8, np.zeros(8), np.zeros(8))
+    with pytest.raises(ValueError, match="epsilon must be finite and > 0"):
+        t.set_adam(0.1, 0.9, 0.999, 0.0, np.zeros(8), np.zeros(8))
+    with pytest.raises(ValueError, match="second must be writeable"):
+        readonly = np.zeros(8)
+        readonly.flags.writeable = False
+        t.set_adam(0.1, 0.9, 0.999, 1e-8, np.zeros(8), readonly)
+    t.set_sgd(0.1)
+    with pytest.raises(ValueError, match="lr must be finite"):
+        t.lr = -1.0
+    with pytest.raises(ValueError, match="need 0 <= start <= stop <= 5 \\(the number of rows\\)"):
+        t.run(0, 6)
+    with pytest.raises(ValueError, match="start=3, stop=2"):
+        t.run(3, 2)
+    t.set_order(np.array([4, 0, 1], np.intp))
+    with pytest.raises(ValueError, match="stop <= 3 \\(the number of positions\\)"):
+        t.run(0, 4)
+    np.testing.assert_array_equal(params, 0)  # nothing was trained
+    assert t.run(0, 3)[3] == 3
+    with pytest.raises(ValueError, match="order holds row indices outside \\[0, 2\\)"):
+        t.set_data(X[:2], Y[:2])  # the order set before must fit the new data
