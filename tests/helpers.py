@@ -43,3 +43,21 @@ def random_network(rng, sizes, hidden, output, dtype="float64"):
     # non-zero biases so their gradients are exercised too
     net.set_weights(net.weights, [rng.normal(scale=0.3, size=b.shape) for b in net.biases])
     return net
+
+
+def spy_on_trainer_runs(monkeypatch, before=None, after=None):
+    """Make fit build a ``_kernels.Trainer`` whose every ``run(start, stop)``
+    calls ``before(trainer, start, stop)`` and ``after(...)`` around the real one."""
+    from fastbp import _kernels
+
+    class SpyTrainer(_kernels.Trainer):
+        def run(self, start, stop):
+            if before is not None:
+                before(self, start, stop)
+            result = super().run(start, stop)
+            if after is not None:
+                after(self, start, stop)
+            return result
+
+    monkeypatch.setattr(_kernels, "Trainer", SpyTrainer)
+    return SpyTrainer

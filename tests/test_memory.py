@@ -14,6 +14,7 @@ import pytest
 
 import fastbp
 from fastbp import _kernels, _runtime, _training, network
+from helpers import spy_on_trainer_runs
 
 MiB = 1 << 20
 
@@ -170,16 +171,13 @@ def test_ctrl_c_between_kernel_calls_keeps_exactly_the_finished_batches(
         monkeypatch, batch_size, momentum, at_call):
     monkeypatch.setattr(_training, "FIT_CALL_FLOPS", 2000.0)  # a few rows per call
     calls = []
-    real = _kernels.train_rows
 
-    def kernel_then_ctrl_c(*args):
-        result = real(*args)
-        calls.append((args[4], args[5]))
+    def kernel_then_ctrl_c(trainer, start, stop):
+        calls.append((start, stop))
         if len(calls) == at_call:
             _thread.interrupt_main()  # as if Ctrl-C came during this call
-        return result
 
-    monkeypatch.setattr(_kernels, "train_rows", kernel_then_ctrl_c)
+    spy = spy_on_trainer_runs(monkeypatch, after=kernel_then_ctrl_c)
     rng = np.random.default_rng(1)
     X, Y = rng.normal(size=(20, 5)), rng.uniform(size=(20, 2))
     make = lambda: fastbp.Network([5, 6, 2], seed=2)
@@ -193,7 +191,7 @@ def test_ctrl_c_between_kernel_calls_keeps_exactly_the_finished_batches(
                                      info.value.__notes__[-1]).groups())
     assert rows == calls[-1][1] % 20 or (rows == 0 and calls[-1][1] == 20)
     assert len(info.value.history["loss"]) == epoch - 1
-    monkeypatch.setattr(_kernels, "train_rows", real)
+    monkeypatch.setattr(_kernels, "Trainer", spy.__base__)
     twin = replay(make, X, Y, 3, epoch - 1, rows, fit_kwargs,
                   fastbp.SGD(lr=0.1, momentum=momentum))
     np.testing.assert_array_equal(params(net), params(twin))
@@ -205,21 +203,14 @@ def test_ctrl_c_between_kernel_calls_keeps_exactly_the_finished_batches(
 
 @needs_default_sigint
 def test_ctrl_c_during_the_last_call_still_stops_the_program(monkeypatch):
-    real = _kernels.train_rows
-
-    def last_call_then_ctrl_c(*args):
-        result = real(*args)
-        _thread.interrupt_main()
-        return result
-
     net = fastbp.Network([3, 4, 1], seed=0)
     X, Y = np.ones((10, 3)), np.zeros((10, 1))
-    monkeypatch.setattr(_kernels, "train_rows", last_call_then_ctrl_c)
+    spy = spy_on_trainer_runs(monkeypatch, after=lambda *_: _thread.interrupt_main())
     with pytest.raises(KeyboardInterrupt) as info:
         net.fit(X, Y, epochs=1, batch_size=10)
     assert "already finished all its epochs" in info.value.__notes__[-1]
     assert len(info.value.history["loss"]) == 1
-    monkeypatch.setattr(_kernels, "train_rows", real)
+    monkeypatch.setattr(_kernels, "Trainer", spy.__base__)
     twin = fastbp.Network([3, 4, 1], seed=0)
     twin.fit(X, Y, epochs=1, batch_size=10)
     np.testing.assert_array_equal(params(net), params(twin))
@@ -260,13 +251,7 @@ def test_a_custom_sigint_handler_is_respected(monkeypatch):
     try:
         net = fastbp.Network([2, 3, 1], seed=0)
         X, Y = np.ones((8, 2)), np.zeros((8, 1))
-        real = _kernels.train_rows
-
-        def with_ctrl_c(*args):
-            _thread.interrupt_main()
-            return real(*args)
-
-        monkeypatch.setattr(_kernels, "train_rows", with_ctrl_c)
+        spy_on_trainer_runs(monkeypatch, before=lambda *_: _thread.interrupt_main())
         net.fit(X, Y, epochs=2, batch_size=4)  # the program's handler decides: no exception
         assert handled
     finally:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _kernels, optim, reference
+from fastbp import optim, reference
 from helpers import as_lists, random_network
 
 
@@ -34,11 +34,6 @@ def _set_params(net, flat):
     net.set_weights(weights, biases)
 
 
-# TODO(merge): drop once the compiled Trainer (with torch's epsilon) lands
-needs_trainer = pytest.mark.xfail(not hasattr(_kernels, "Trainer"), strict=True,
-                                  reason="the shim over train_rows has no torch epsilon")
-
-
 def _adam_numpy(theta, grad_of, steps, lr, beta1, beta2, epsilon, torch_flavor):
     """Adam as written in Kingma & Ba (scikit-learn) or in PyTorch's docs."""
     m = np.zeros_like(theta)
@@ -57,7 +52,7 @@ def _adam_numpy(theta, grad_of, steps, lr, beta1, beta2, epsilon, torch_flavor):
     return theta
 
 
-@pytest.mark.parametrize("flavor", ["sklearn", pytest.param("torch", marks=needs_trainer)])
+@pytest.mark.parametrize("flavor", ["sklearn", "torch"])
 @pytest.mark.parametrize("loss,output", [("mse", "tanh"), ("cross_entropy", "softmax")])
 def test_adam_steps_equal_a_numpy_transcription(rng, flavor, loss, output):
     net = random_network(rng, [4, 6, 3], "tanh", output)
@@ -77,7 +72,6 @@ def test_adam_steps_equal_a_numpy_transcription(rng, flavor, loss, output):
     np.testing.assert_allclose(_params(net), expected, rtol=1e-12, atol=1e-14)
 
 
-@needs_trainer
 def test_adam_flavors_differ_where_epsilon_matters(rng):
     X, Y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
     results = []
@@ -89,7 +83,6 @@ def test_adam_flavors_differ_where_epsilon_matters(rng):
     assert np.abs(results[0] - results[1]).max() > 1e-4
 
 
-@needs_trainer
 def test_adam_matches_torch_adam(rng):
     torch = pytest.importorskip("torch")
     net = random_network(rng, [5, 7, 2], "tanh", "identity")

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastbp
 from fastbp import _kernels, _runtime, _training, network
+from helpers import spy_on_trainer_runs
 
 
 def blas_threads():
@@ -343,13 +344,8 @@ def _digest(net):
 
 def test_kernel_calls_are_bounded_in_work(monkeypatch):
     calls = []
-    real = _kernels.train_rows
-
-    def spy(*args):
-        calls.append(args[5] - args[4])  # stop - start
-        return real(*args)
-
-    monkeypatch.setattr(_kernels, "train_rows", spy)
+    spy_on_trainer_runs(monkeypatch, before=lambda trainer, start, stop: calls.append(
+        stop - start))
     X, Y = _big(20005, 50, 5, seed=10)
     net = fastbp.Network([50, 100, 5], seed=0)
     flops_per_row = 6 * (50 * 100 + 100 * 5)
@@ -369,13 +365,8 @@ def _spy_on_train_rows(monkeypatch):
     """Record (own threads, BLAS limits) of every train_rows call, with the
     own-thread threshold lowered so that small test nets take that path."""
     seen = []
-    real = _kernels.train_rows
-
-    def spy(*args):
-        seen.append((args[-1], blas_threads()))
-        return real(*args)
-
-    monkeypatch.setattr(_kernels, "train_rows", spy)
+    spy_on_trainer_runs(monkeypatch, before=lambda trainer, start, stop: seen.append(
+        (trainer.n_threads, blas_threads())))
     monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
     return seen
 
@@ -402,8 +393,8 @@ def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeyp
 def test_small_minibatches_leave_the_threads_to_the_blas(monkeypatch):
     X, Y = _big(300, 10, 3, seed=4)
     seen = []
-    real = _kernels.train_rows
-    monkeypatch.setattr(_kernels, "train_rows", lambda *args: seen.append(args[-1]) or real(*args))
+    spy_on_trainer_runs(monkeypatch, before=lambda trainer, start, stop: seen.append(
+        trainer.n_threads))
     fastbp.Network([10, 16, 3], seed=0).fit(X, Y, batch_size=32, n_threads=2)
     assert seen and set(seen) == {1}
 

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import fastbp
-from fastbp import _kernels, network
+from fastbp import _kernels, _training
 
 CONFIGS = [
     # name, sizes, rows, batch_size, epochs, momentum
@@ -32,12 +32,18 @@ CONFIGS = [
 
 def fit(sizes, X, Y, batch_size, epochs, momentum, split):
     """(seconds, params, losses, kernel calls per epoch) of one fit."""
-    saved = network.FIT_CALL_FLOPS
+    saved = _training.FIT_CALL_FLOPS
     if not split:
-        network.FIT_CALL_FLOPS = 1e30
+        _training.FIT_CALL_FLOPS = 1e30
     calls = []
-    real = _kernels.train_rows
-    _kernels.train_rows = lambda *args: calls.append(1) or real(*args)
+    real = _kernels.Trainer
+
+    class CountingTrainer(real):
+        def run(self, start, stop):
+            calls.append(1)
+            return super().run(start, stop)
+
+    _kernels.Trainer = CountingTrainer
     try:
         net = fastbp.Network(sizes, activation="tanh", seed=0)
         started = time.perf_counter()
@@ -46,8 +52,8 @@ def fit(sizes, X, Y, batch_size, epochs, momentum, split):
         seconds = time.perf_counter() - started
         return seconds, net._params.copy(), history["loss"], len(calls) / epochs
     finally:
-        network.FIT_CALL_FLOPS = saved
-        _kernels.train_rows = real
+        _training.FIT_CALL_FLOPS = saved
+        _kernels.Trainer = real
 
 
 def main():

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _kernels
 from ._runtime import aligned_empty, sigint_deferred, training_threads
+from .optim import SGD
 
 #: fit splits an epoch into kernel calls of whole batches and about this many
 #: flops (6 per weight and row), so that Ctrl-C and readers in other threads
@@ -42,7 +43,6 @@ class TrainingDiverged(ValueError, FloatingPointError):
 def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
     SGD): the Trainer's own rule, mirrored here for the thread decision."""
-    from .optim import SGD
     return batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0
 
 
@@ -59,14 +59,6 @@ def _interrupt(history: dict, where: str, exc: BaseException | None = None) -> K
         exc.add_note(f"fastbp: {where}; the network holds the weights after the last "
                      "completed batch")
     return exc
-
-
-def _trainer_class():
-    # TODO(merge): the compiled _kernels.Trainer replaces the shim
-    trainer = getattr(_kernels, "Trainer", None)
-    if trainer is None:
-        from ._trainer_shim import Trainer as trainer
-    return trainer
 
 
 class _Rollback:
@@ -190,7 +182,7 @@ class TrainingLoop:
 
     def _make_trainer(self, live, own_threads, state):
         net = self.network
-        trainer = _trainer_class()(net._sizes, net._acts, self.loss_code, self.l2,
+        trainer = _kernels.Trainer(net._sizes, net._acts, self.loss_code, self.l2,
                                    self.batch_size, own_threads)
         trainer.set_params(live)
         trainer.set_data(self.X, self.Y, self.sample_weight)
