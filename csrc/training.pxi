@@ -219,18 +219,25 @@ cdef class Trainer:
                  int n_threads=1):
         sizes = _int_codes(sizes, "sizes")
         acts = _int_codes(acts, "acts")
-        if sizes.shape[0] < 2 or sizes.shape[0] > 64:
-            raise ValueError(f"sizes needs 2 to 64 layer widths, got {sizes.shape[0]}")
-        if (sizes < 1).any():
-            raise ValueError(f"every layer width must be >= 1, got sizes={sizes.tolist()}")
-        if acts.shape[0] != sizes.shape[0] - 1:
+        # typed loops, not NumPy calls: this runs once per fit call, and tiny
+        # fits are dominated by such fixed costs
+        cdef const int[::1] width = sizes
+        cdef const int[::1] act = acts
+        cdef Py_ssize_t l, n_params = 0
+        if width.shape[0] < 2 or width.shape[0] > 64:
+            raise ValueError(f"sizes needs 2 to 64 layer widths, got {width.shape[0]}")
+        if act.shape[0] != width.shape[0] - 1:
             raise ValueError(f"acts needs one code per layer after the input "
-                             f"({sizes.shape[0] - 1}), got {acts.shape[0]}")
-        codes = {IDENTITY, SIGMOID, TANH, RELU, SOFTMAX}
-        if not set(acts.tolist()) <= codes:
-            raise ValueError(f"acts holds an unknown activation code: {acts.tolist()} "
-                             f"(known: {sorted(codes)})")
-        if loss not in {MSE, BCE, CROSS_ENTROPY}:
+                             f"({width.shape[0] - 1}), got {act.shape[0]}")
+        for l in range(width.shape[0]):
+            if width[l] < 1:
+                raise ValueError(f"every layer width must be >= 1, got sizes={sizes.tolist()}")
+        for l in range(act.shape[0]):
+            if act[l] not in (IDENTITY, SIGMOID, TANH, RELU, SOFTMAX):
+                raise ValueError(f"acts holds an unknown activation code: {acts.tolist()} "
+                                 f"(known: {sorted({IDENTITY, SIGMOID, TANH, RELU, SOFTMAX})})")
+            n_params += (<Py_ssize_t>width[l] + 1) * width[l + 1]
+        if loss not in (MSE, BCE, CROSS_ENTROPY):
             raise ValueError(f"unknown loss code {loss}")
         if not (l2 >= 0 and isfinite(l2)):
             raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")
@@ -243,7 +250,7 @@ cdef class Trainer:
         self.net.n_layers = <int>acts.shape[0]
         self.net.loss = loss
         self.net.l2 = l2
-        self.net.n_params = int(((sizes[:-1].astype(np.intp) + 1) * sizes[1:]).sum())
+        self.net.n_params = n_params
         self.data.batch_size = batch_size
         self._n_threads = max(1, min(n_threads, FBP_MAX_THREADS)) if FBP_HAVE_THREADS else 1
         self.dtype_code = _NO_DTYPE
@@ -577,8 +584,13 @@ cdef double _check_lr(double lr) except? -1:
 
 
 cdef _check_order(order, Py_ssize_t n_rows):
-    if order.shape[0] and (order.min() < 0 or order.max() >= n_rows):
-        raise ValueError(f"order holds row indices outside [0, {n_rows})")
+    # a typed loop, not order.min()/max(): set once per epoch, and NumPy's
+    # reductions cost more than the loop on small data
+    cdef const Py_ssize_t[::1] rows = order
+    cdef Py_ssize_t i
+    for i in range(rows.shape[0]):
+        if rows[i] < 0 or rows[i] >= n_rows:
+            raise ValueError(f"order holds row indices outside [0, {n_rows})")
 
 
 cdef str _describe(obj):

@@ -120,15 +120,31 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
         yield own_threads
 
 
+class _Flag:
+    """A one-way flag: a threading.Event costs a lock and a condition, and
+    only this thread's signal handler sets it."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self):
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @contextlib.contextmanager
 def sigint_deferred():
     """Turn Ctrl-C into a flag that fit checks between kernel calls.
 
-    Yields a ``threading.Event`` set by SIGINT. Only in the main thread (the
-    one signals go to) and only over Python's default handler, so a handler
-    the program installed itself is left alone.
+    Yields a flag (``is_set()``) that SIGINT sets. Only in the main thread
+    (the one signals go to) and only over Python's default handler, so a
+    handler the program installed itself is left alone.
     """
-    event = threading.Event()
+    event = _Flag()
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield event

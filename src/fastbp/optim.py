@@ -184,16 +184,12 @@ class OptimizerState:
         self.epochs = 0
         self.samples_seen = 0
 
-    def snapshot(self) -> tuple:
-        """A copy of everything, for :meth:`restore` after a diverged epoch."""
-        return ({k: v.copy() for k, v in self.buffers.items()}, self.step_count, self.lr,
-                self.epochs, self.samples_seen)
-
-    def restore(self, snapshot: tuple) -> None:
-        """Put back a :meth:`snapshot` (buffers copied into place)."""
-        buffers, self.step_count, self.lr, self.epochs, self.samples_seen = snapshot
-        for name, saved in buffers.items():
-            np.copyto(self.buffers[name], saved)
+    def fits(self, params: np.ndarray) -> bool:
+        """Whether the buffers match ``params`` in shape and dtype."""
+        for buffer in self.buffers.values():
+            if buffer.shape != params.shape or buffer.dtype != params.dtype:
+                return False
+        return True
 
 
 class Optimizer:
@@ -211,8 +207,7 @@ class Optimizer:
         """The state kept for ``network``: zero buffers and the initial rate on first use."""
         params = network._params
         state = self._states.get(network)
-        if state is None or any(b.shape != params.shape or b.dtype != params.dtype
-                                for b in state.buffers.values()):
+        if state is None or not state.fits(params):
             state = OptimizerState({}, self.lr)
             self._states[network] = state
         for name in self.buffer_names:
