@@ -296,3 +296,13 @@ def test_plateaus_stop_or_lower_the_rate_like_sklearn(learning_rate, early_stopp
         np.testing.assert_array_equal(ours.validation_scores_, theirs.validation_scores_)
     else:
         assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_on_data_of_another_dtype_keeps_the_network_dtype():
+    X, y = _digits(200)
+    weights = np.linspace(0.5, 2, 200)
+    clf = MLPClassifier((8,), max_iter=2, warm_start=True, random_state=0)
+    clf.fit(X.astype(np.float32), y, sample_weight=weights)
+    clf.fit(X, y, sample_weight=weights)  # float64 rows and weights into a float32 net
+    assert clf.coefs_[0].dtype == np.float32 and clf.n_iter_ == 4

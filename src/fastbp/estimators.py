@@ -287,6 +287,8 @@ class _BaseMLP(BaseEstimator):
         dtype = self._net.dtype
         X = np.ascontiguousarray(X, dtype=dtype)
         y = np.ascontiguousarray(y, dtype=dtype)
+        if sample_weight is not None:  # a warm start may meet data of another dtype
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, y, y_raw, sample_weight, incremental)
         else:
