@@ -126,16 +126,14 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
         m = batch_size if pos + batch_size <= stop else stop - pos
         sw_sum = _batch_rows(X, T, sw, order, pos, m, 0, m, n_in, n_out, x_rows, t_rows,
                              w_rows, &xb, &tb, &wb)
-        forward_pass(xb, m, params, sizes, acts, n_layers, work)
+        forward_pass(net, xb, m)
         if plain:
             # the update folds into the weight-gradient gemm: no grad buffer
-            J = backward_sgd(xb, tb, m, params, sizes, acts, n_layers, net.loss,
-                             net.l2, opt.lr, work, wb, sw_sum, &penalty)
+            J = backward_sgd(net, xb, tb, m, wb, sw_sum, opt.lr, &penalty)
             if not isfinite(J):
                 return 1
         else:
-            J = backward_pass(xb, tb, m, params, grad, sizes, acts, n_layers,
-                              net.loss, net.l2, work, wb, sw_sum, &penalty)
+            J = backward_pass(net, xb, tb, m, wb, sw_sum, &penalty)
             if not isfinite(J):
                 return 1
             if opt.kind == ADAM:

@@ -118,11 +118,12 @@ def network_predict(const floating[:, ::1] X, const floating[::1] params,
     """out = network output for X; work holds X.shape[0] rows of workspace."""
     cdef int n_layers = <int>sizes.shape[0] - 1
     cdef Py_ssize_t l, m = X.shape[0], z_off = 0
+    cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
+                                    &work[0])
     for l in range(1, n_layers):
         z_off += m * sizes[l]
     with nogil:
-        forward_pass(&X[0, 0], m, &params[0], &sizes[0], &acts[0], n_layers,
-                     &work[0])
+        forward_pass(&net, &X[0, 0], m)
         memcpy(&out[0, 0], &work[z_off], m * sizes[n_layers] * sizeof(floating))
 
 
@@ -131,14 +132,13 @@ def network_loss(const floating[:, ::1] X, const floating[:, ::1] T,
                  const int[::1] acts, int loss, double l2,
                  floating[::1] work, floating[::1] grad):
     """Return J for (X, T) and write dJ/dparams into grad."""
-    cdef int n_layers = <int>sizes.shape[0] - 1
     cdef double J, penalty
+    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
+                                    &params[0], &grad[0], &work[0])
     with nogil:
-        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
-                     n_layers, &work[0])
-        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
-                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
-                          &work[0], NULL, <double>X.shape[0], &penalty)
+        forward_pass(&net, &X[0, 0], X.shape[0])
+        J = backward_pass(&net, &X[0, 0], &T[0, 0], X.shape[0], <const floating*>NULL,
+                          <double>X.shape[0], &penalty)
     return J + penalty
 
 
@@ -151,10 +151,11 @@ def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
 
     An empty ``sample_weight`` means all rows weigh 1.
     """
-    cdef int n_layers = <int>sizes.shape[0] - 1
     cdef double J, penalty, sw_sum = 0
     cdef Py_ssize_t r
     cdef const floating* sw = NULL
+    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
+                                    &params[0], &grad[0], &work[0])
     if sample_weight.shape[0] > 0:
         sw = &sample_weight[0]
         for r in range(sample_weight.shape[0]):
@@ -162,11 +163,8 @@ def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
     else:
         sw_sum = X.shape[0]
     with nogil:
-        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
-                     n_layers, &work[0])
-        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
-                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
-                          &work[0], sw, sw_sum, &penalty)
+        forward_pass(&net, &X[0, 0], X.shape[0])
+        J = backward_pass(&net, &X[0, 0], &T[0, 0], X.shape[0], sw, sw_sum, &penalty)
     return J, penalty
 
 
