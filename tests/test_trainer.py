@@ -249,6 +249,15 @@ def test_constructor_errors(args, error, match):
         Trainer(*args)
 
 
+def test_initialised_once(rng):
+    sizes, acts = sizes_acts(3, 2)
+    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    with pytest.raises(RuntimeError, match="initialised once"):
+        t.__init__(*sizes_acts(5, 2), Loss.MSE, 0.0, 2)
+    with pytest.raises(RuntimeError, match="__init__ was not called"):
+        Trainer.__new__(Trainer).set_params(np.zeros(0))
+
+
 def test_setter_and_run_errors():
     sizes, acts = sizes_acts(3, 2)
     t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
