@@ -65,23 +65,36 @@ cdef class Trainer:
 
     def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
                  int n_threads=1):
+        sizes = _int_codes(sizes, "sizes")
+        acts = _int_codes(acts, "acts")
+        self._setup(sizes, acts, <const int*>_data(sizes), sizes.shape[0],
+                    <const int*>_data(acts), acts.shape[0], loss, l2, batch_size, n_threads)
+
+    cdef _setup(self, sizes, acts, const int* width, Py_ssize_t n_sizes, const int* code,
+                Py_ssize_t n_layers, int loss, double l2, Py_ssize_t batch_size,
+                int n_threads):
+        # __init__'s checks on raw ints, no NumPy calls: train_rows builds a
+        # Trainer per call, and small epochs would feel them
+        cdef Py_ssize_t l, n_params = 0
         if self.sizes_array is not None:
             # the buffers set so far were checked against the first sizes
             raise RuntimeError("a Trainer is initialised once; make a new one")
-        sizes = _int_codes(sizes, "sizes")
-        acts = _int_codes(acts, "acts")
-        if sizes.shape[0] < 2 or sizes.shape[0] > 64:
-            raise ValueError(f"sizes needs 2 to 64 layer widths, got {sizes.shape[0]}")
-        if (sizes < 1).any():
-            raise ValueError(f"every layer width must be >= 1, got sizes={sizes.tolist()}")
-        if acts.shape[0] != sizes.shape[0] - 1:
+        if n_sizes < 2 or n_sizes > 64:
+            raise ValueError(f"sizes needs 2 to 64 layer widths, got {n_sizes}")
+        if n_layers != n_sizes - 1:
             raise ValueError(f"acts needs one code per layer after the input "
-                             f"({sizes.shape[0] - 1}), got {acts.shape[0]}")
-        codes = {IDENTITY, SIGMOID, TANH, RELU, SOFTMAX}
-        if not set(acts.tolist()) <= codes:
-            raise ValueError(f"acts holds an unknown activation code: {acts.tolist()} "
-                             f"(known: {sorted(codes)})")
-        if loss not in {MSE, BCE, CROSS_ENTROPY}:
+                             f"({n_sizes - 1}), got {n_layers}")
+        for l in range(n_sizes):
+            if width[l] < 1:
+                raise ValueError(f"every layer width must be >= 1, got sizes="
+                                 f"{[width[i] for i in range(n_sizes)]}")
+        for l in range(n_layers):
+            if not IDENTITY <= code[l] <= SOFTMAX:  # contiguous: fastbp_codes.h
+                raise ValueError(f"acts holds an unknown activation code: "
+                                 f"{[code[i] for i in range(n_layers)]} "
+                                 f"(known: {list(range(IDENTITY, SOFTMAX + 1))})")
+            n_params += (<Py_ssize_t>width[l] + 1) * width[l + 1]
+        if not MSE <= loss <= CROSS_ENTROPY:
             raise ValueError(f"unknown loss code {loss}")
         if not (l2 >= 0 and isfinite(l2)):
             raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")
@@ -89,15 +102,23 @@ cdef class Trainer:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.sizes_array = sizes
         self.acts_array = acts
-        self.net.sizes = <const int*>_data(sizes)
-        self.net.acts = <const int*>_data(acts)
-        self.net.n_layers = <int>acts.shape[0]
+        self.net.sizes = width
+        self.net.acts = code
+        self.net.n_layers = <int>n_layers
         self.net.loss = loss
         self.net.l2 = l2
-        self.net.n_params = int(((sizes[:-1].astype(np.intp) + 1) * sizes[1:]).sum())
+        self.net.n_params = n_params
         self.data.batch_size = batch_size
         self._n_threads = max(1, min(n_threads, FBP_MAX_THREADS)) if FBP_HAVE_THREADS else 1
         self.dtype_code = _NO_DTYPE
+
+    cdef Py_ssize_t _workspace_needed(self) noexcept:
+        cdef Py_ssize_t size = _workspace_size(self.net.sizes, self.net.n_layers,
+                                               self.data.batch_size)
+        if self._n_threads > 1:
+            size = max(size, _threaded_workspace_size(self.net.sizes, self.net.n_layers,
+                                                      self.data.batch_size))
+        return size
 
     @property
     def n_threads(self):
@@ -133,9 +154,6 @@ cdef class Trainer:
             The flat vector [W_0, b_0, W_1, b_1, ...], C-contiguous and
             writeable. A new dtype forgets the data and the optimiser.
         """
-        self._set_params(params, True)
-
-    cdef _set_params(self, params, bint allocate):
         dtype_code = self._params_dtype(params, "params")
         if params.shape[0] != self.net.n_params:
             raise ValueError(f"params has {params.shape[0]} elements; sizes "
@@ -143,30 +161,13 @@ cdef class Trainer:
         if dtype_code != self.dtype_code:
             self._forget()
             self.dtype_code = dtype_code
-        if allocate and (self.grad_array is None or self.grad_array.dtype != params.dtype):
+        if self.grad_array is None or self.grad_array.dtype != params.dtype:
             self.grad_array = _aligned_empty(self.net.n_params, params.dtype)
-            self.work_array = _aligned_empty(
-                workspace_size(self.sizes_array, self.data.batch_size, self._n_threads),
-                params.dtype)
+            self.work_array = _aligned_empty(self._workspace_needed(), params.dtype)
             self.net.grad = _data(self.grad_array)
             self.net.work = _data(self.work_array)
         self.params_array = params
         self.net.params = _data(params)
-
-    cdef _use_buffers(self, grad, work):
-        # train_rows hands in its caller's gradient and workspace buffers
-        # (after _set_params(params, False), so nothing is allocated)
-        if grad.shape[0] != self.net.n_params or grad.dtype != self.params_array.dtype:
-            raise ValueError(f"grad must be a {self.params_array.dtype} vector of "
-                             f"{self.net.n_params} elements")
-        needed = workspace_size(self.sizes_array, self.data.batch_size, self._n_threads)
-        if work.shape[0] < needed or work.dtype != self.params_array.dtype:
-            raise ValueError(f"work has {work.shape[0]} elements; {self._n_threads} threads "
-                             f"need workspace_size(sizes, batch_size, n_threads) = {needed}")
-        self.grad_array = grad
-        self.work_array = work
-        self.net.grad = _data(grad)
-        self.net.work = _data(work)
 
     def set_data(self, X, T, sample_weight=None):
         """Train on the rows of (X, T), weighted by ``sample_weight``.
@@ -327,6 +328,9 @@ cdef class Trainer:
         rows : int
             Rows trained.
         """
+        return self._run(start, stop)
+
+    cdef tuple _run(self, Py_ssize_t start, Py_ssize_t stop):
         cdef int status, dtype_code = self.dtype_code
         cdef fbp_totals totals
         if dtype_code == _NO_DTYPE:

@@ -187,18 +187,54 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
     elements.
     Returns ``(status, loss_sum, penalty_sum, rows_done, step_count)``.
     """
-    cdef Trainer trainer = Trainer(np.asarray(sizes), np.asarray(acts), loss, l2, batch_size,
-                                   n_threads)
-    trainer._set_params(np.asarray(params), False)
-    trainer._use_buffers(np.asarray(grad), np.asarray(work))
-    trainer.set_data(np.asarray(X), np.asarray(T), np.asarray(sample_weight))
-    trainer.set_order(np.asarray(order) if order.shape[0] > 0 else None)
+    cdef Trainer trainer = Trainer.__new__(Trainer)
+    cdef Py_ssize_t n_params, needed
+    trainer._setup(sizes, acts, &sizes[0], sizes.shape[0], &acts[0], acts.shape[0], loss, l2,
+                   batch_size, n_threads)
+    n_params = trainer.net.n_params
+    needed = trainer._workspace_needed()
+    # The caller's buffers go straight into the state, without the setters:
+    # a Trainer per call must stay cheap next to a small epoch. So only the
+    # sizes are checked here (the fused type fixed the dtype), and run checks
+    # the range. This call's memoryviews keep the buffers alive: the Trainer
+    # does not outlive it.
+    if work.shape[0] < needed:
+        raise ValueError(f"work has {work.shape[0]} elements; {trainer._n_threads} threads "
+                         f"need workspace_size(sizes, batch_size, n_threads) = {needed}")
+    if params.shape[0] != n_params or grad.shape[0] != n_params:
+        raise ValueError(f"params and grad need {n_params} elements")
+    if X.shape[1] != sizes[0] or T.shape[1] != sizes[sizes.shape[0] - 1] \
+            or T.shape[0] != X.shape[0] or 0 < sample_weight.shape[0] != X.shape[0]:
+        raise ValueError("X, T or sample_weight do not fit the network and each other")
+    if optimizer != SGD and optimizer != ADAM:
+        raise ValueError(f"unknown optimizer code {optimizer}")
+    if ((optimizer == ADAM or momentum != 0) and state1.shape[0] != n_params
+            or optimizer == ADAM and state2.shape[0] != n_params):
+        raise ValueError(f"the optimizer's state needs {n_params} elements")
+    trainer.dtype_code = _FLOAT64 if floating is double else _FLOAT32
+    trainer.net.params = &params[0]
+    trainer.net.grad = &grad[0]
+    trainer.net.work = &work[0]
+    trainer.data.X = &X[0, 0]
+    trainer.data.T = &T[0, 0]
+    trainer.data.sample_weight = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    trainer.data.order = &order[0] if order.shape[0] > 0 else NULL
+    trainer.data.n_positions = order.shape[0] if order.shape[0] > 0 else X.shape[0]
+    trainer.has_data = True
+    trainer.opt.kind = optimizer
+    trainer.opt.lr = lr
     if optimizer == SGD:
-        trainer.set_sgd(lr, momentum, nesterov,
-                        np.asarray(state1) if momentum != 0 else None)
+        trainer.opt.momentum = momentum
+        trainer.opt.nesterov = nesterov
+        trainer.opt.velocity = &state1[0] if momentum != 0 else NULL
     else:
-        trainer.set_adam(lr, momentum, beta2, epsilon, np.asarray(state1), np.asarray(state2),
-                         step_count)
-    status, loss_sum, penalty_sum, rows_done = trainer.run(start, stop)
+        trainer.opt.beta1 = momentum
+        trainer.opt.beta2 = beta2
+        trainer.opt.epsilon = epsilon
+        trainer.opt.first_moment = &state1[0]
+        trainer.opt.second_moment = &state2[0]
+        trainer.opt.step_count = step_count
+    trainer.has_optimizer = True
+    status, loss_sum, penalty_sum, rows_done = trainer._run(start, stop)
     return (status, loss_sum, penalty_sum, rows_done,
             trainer.step_count if optimizer != SGD else step_count)
