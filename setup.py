@@ -21,7 +21,9 @@ extensions = [
     Extension(
         "fastbp._kernels",
         ["csrc/_kernels.pyx"],
-        depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*.pxi") + glob.glob("csrc/fastbp/*.pxd")),
+        # the included .pxi files, the C headers and the codes' .pxd
+        depends=sorted(glob.glob("csrc/*.pxi") + glob.glob("csrc/*.h")
+                       + glob.glob("csrc/fastbp/*.pxd")),
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # Portable wheel flags: no -march=native, no -ffast-math.

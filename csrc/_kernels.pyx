@@ -23,12 +23,15 @@ import numpy as np
 
 cnp.import_array()
 
-# The kernels, by responsibility; one extension module, so the C compiler
-# inlines across them.
-include "products.pxi"
-include "activations.pxi"
-include "passes.pxi"
-include "optimizers.pxi"
-include "threads.pxi"
-include "training.pxi"
-include "twins.pxi"
+# The kernels, by responsibility, in one extension module so the C compiler
+# inlines across them. C headers: fastbp_codes.h (the codes), fastbp_state.h
+# (a fit's state), fastbp_activations.h, fastbp_math.h, fastbp_gemm.h,
+# fastbp_sample.h (the per-sample path), fastbp_threads.h.
+include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
+include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
+include "passes.pxi"       # forward and backward passes, workspace layout
+include "optimizers.pxi"   # sgd_step, adam_step and Adam's per-step rate
+include "threads.pxi"      # one minibatch split over threads of its own
+include "training.pxi"     # the nogil training loop over a fit's state
+include "trainer.pxi"      # Trainer, the Python object owning that state
+include "twins.pxi"        # Python-callable twins of the kernels

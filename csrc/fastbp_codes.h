@@ -1,8 +1,9 @@
 /* The activation, loss and optimiser codes, declared once.
  *
- * The C headers use them directly; csrc/_kernels.pxd turns them into the
+ * The C headers use them directly; csrc/fastbp/_kernels.pxd turns them into the
  * cpdef enums fastbp._kernels.Activation, Loss and Optimizer, from which the
- * Python layer derives its name -> code tables.
+ * Python layer derives its name -> code tables. Each list runs from 0
+ * without gaps: the Trainer checks codes as ranges.
  */
 #ifndef FASTBP_CODES_H
 #define FASTBP_CODES_H

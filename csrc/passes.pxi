@@ -34,22 +34,40 @@ cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
     return total
 
 
-cdef void forward_pass(const floating* X, Py_ssize_t m, const floating* params,
-                       const int* sizes, const int* acts, int n_layers,
-                       floating* work) noexcept nogil:
-    """Fill z_1..z_L and a_out in the workspace for m rows of X."""
-    forward_rows(X, 0, m, m, params, sizes, acts, n_layers, work)
+cdef inline fbp_network _network(const int* sizes, const int* acts, int n_layers, int loss,
+                                 double l2, const void* params, void* grad,
+                                 void* work) noexcept nogil:
+    """A network view of separate buffers, for the twins."""
+    cdef fbp_network net
+    net.sizes = sizes
+    net.acts = acts
+    net.n_layers = n_layers
+    net.loss = loss
+    net.l2 = l2
+    net.params = <void*>params  # the passes that only read it take it const
+    net.grad = grad
+    net.work = work
+    net.n_params = 0  # only the training loop reads it
+    return net
 
 
-cdef void forward_rows(const floating* X_rows, Py_ssize_t r0, Py_ssize_t rows,
-                       Py_ssize_t m, const floating* params, const int* sizes,
-                       const int* acts, int n_layers,
-                       floating* work) noexcept nogil:
+cdef inline void forward_pass(const fbp_network* net, const floating* X,
+                              Py_ssize_t m) noexcept nogil:
+    """Fill z_1..z_L and a_out in net's workspace for m rows of X."""
+    forward_rows(net, X, 0, m, m)
+
+
+cdef void forward_rows(const fbp_network* net, const floating* X_rows, Py_ssize_t r0,
+                       Py_ssize_t rows, Py_ssize_t m) noexcept nogil:
     """forward_pass for rows [r0, r0 + rows) of an m-row batch (X_rows holds
     those rows); writes only their part of the workspace."""
+    cdef const int* sizes = net.sizes
+    cdef const int* acts = net.acts
+    cdef int n_layers = net.n_layers
+    cdef floating* work = <floating*>net.work
     cdef Py_ssize_t l, r, n_in, n_out
     cdef const floating* z_prev = X_rows
-    cdef const floating* W = params
+    cdef const floating* W = <const floating*>net.params
     cdef const floating* b
     cdef floating* a
     cdef Py_ssize_t z_offsets[64]
@@ -74,14 +92,19 @@ cdef void forward_rows(const floating* X_rows, Py_ssize_t r0, Py_ssize_t rows,
         W = b + n_out
 
 
-cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
-                          const floating* params, floating* grad,
-                          const int* sizes, const int* acts, int n_layers,
-                          int loss, double l2, floating* work,
-                          const floating* sw, double sw_sum,
+cdef double backward_pass(const fbp_network* net, const floating* X, const floating* T,
+                          Py_ssize_t m, const floating* sw, double sw_sum,
                           double* penalty_out) noexcept nogil:
     """After forward_pass: write dJ/dparams into grad and return the data
-    term of J; the L2 term l2/(2 sw_sum) sum ||W||^2 goes to penalty_out."""
+    term of J; the L2 term l2/(2 sw_sum) sum ||W||^2 goes to penalty_out.
+    Rows are weighted by sw / sw_sum (sw NULL and sw_sum m: unweighted)."""
+    cdef const int* sizes = net.sizes
+    cdef const int* acts = net.acts
+    cdef int n_layers = net.n_layers
+    cdef double l2 = net.l2
+    cdef const floating* params = <const floating*>net.params
+    cdef floating* grad = <floating*>net.grad
+    cdef floating* work = <floating*>net.work
     cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
     cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
     cdef Py_ssize_t w_off, b_off
@@ -103,7 +126,7 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
     delta_prev = delta + m * max_w
     z_out = work + z_offsets[n_layers]
 
-    J = output_delta(a_out, z_out, T, delta, m, sizes[n_layers], loss,
+    J = output_delta(a_out, z_out, T, delta, m, sizes[n_layers], net.loss,
                      acts[n_layers - 1], sw, sw_sum)
 
     # walk the layers backwards; offsets of W_l and b_l in the flat vector
@@ -148,10 +171,8 @@ cdef double backward_pass(const floating* X, const floating* T, Py_ssize_t m,
     return J
 
 
-cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
-                         floating* params, const int* sizes, const int* acts,
-                         int n_layers, int loss, double l2, double lr,
-                         floating* work, const floating* sw, double sw_sum,
+cdef double backward_sgd(const fbp_network* net, const floating* X, const floating* T,
+                         Py_ssize_t m, const floating* sw, double sw_sum, double lr,
                          double* penalty_out) noexcept nogil:
     """After forward_pass: apply one plain SGD step layer by layer; return the
     data term of J and write the L2 term to penalty_out.
@@ -161,6 +182,12 @@ cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
     layer below is taken before its W changes. Returns NaN without touching
     the weights when the data term of J is not finite.
     """
+    cdef const int* sizes = net.sizes
+    cdef const int* acts = net.acts
+    cdef int n_layers = net.n_layers
+    cdef double l2 = net.l2
+    cdef floating* params = <floating*>net.params
+    cdef floating* work = <floating*>net.work
     cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
     cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
     cdef Py_ssize_t w_off
@@ -180,7 +207,7 @@ cdef double backward_sgd(const floating* X, const floating* T, Py_ssize_t m,
     delta = a_out + m * sizes[n_layers]
     delta_prev = delta + m * max_w
     J = output_delta(a_out, work + z_offsets[n_layers], T, delta, m,
-                     sizes[n_layers], loss, acts[n_layers - 1], sw, sw_sum)
+                     sizes[n_layers], net.loss, acts[n_layers - 1], sw, sw_sum)
     if not isfinite(J):
         return J
 

@@ -44,6 +44,120 @@ cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexce
     return count * index // n_threads
 
 
+cdef double _own_rows_deltas(const fbp_network* net, const floating* xb, const floating* tb,
+                            const floating* wb, double sw_sum, Py_ssize_t m, Py_ssize_t r0,
+                            Py_ssize_t rows, const Py_ssize_t* z_offsets,
+                            const Py_ssize_t* w_offsets) noexcept nogil:
+    """Rows [r0, r0 + rows) of an m-row batch: forward pass, output delta and
+    the deltas of every layer (old weights, only these rows). Returns their
+    share of J's data term."""
+    cdef const int* sizes = net.sizes
+    cdef const int* acts = net.acts
+    cdef int l, n_layers = net.n_layers
+    cdef Py_ssize_t k_in, k_out, n_in = sizes[0], n_out = sizes[n_layers]
+    cdef const floating* params = <const floating*>net.params
+    cdef floating* work = <floating*>net.work
+    cdef floating* a_out = work + z_offsets[n_layers] + m * n_out
+    cdef floating* deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
+    cdef floating* delta
+    cdef double J
+    forward_rows(net, xb + r0 * n_in, r0, rows, m)
+    J = output_delta(a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
+                     tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
+                     n_out, net.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
+                     sw_sum)
+    for l in range(n_layers - 1, 0, -1):
+        # delta_l = (delta_{l+1} . W_l^T) * f'(z_l), with the old W_l
+        k_in = sizes[l]
+        k_out = sizes[l + 1]
+        delta = deltas + z_offsets[l] + r0 * k_in
+        memset(delta, 0, rows * k_in * sizeof(floating))
+        gemm_nt(<int>rows, <int>k_in, <int>k_out, deltas + z_offsets[l + 1] + r0 * k_out,
+                params + w_offsets[l], delta)
+        multiply_derivative(work + z_offsets[l] + r0 * k_in, delta, rows * k_in, acts[l - 1])
+    return J
+
+
+cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state* opt,
+                              const floating* xb, double sw_sum, Py_ssize_t m, int index,
+                              int n_threads, const Py_ssize_t* z_offsets,
+                              const Py_ssize_t* w_offsets, double lr_t,
+                              double eps_t) noexcept nogil:
+    """After every thread's deltas: thread ``index``'s rows [i0, i1) of every
+    W and columns [c0, c1) of every b take the optimiser step (a sum over
+    all m rows). Returns the L2 term of those rows of W.
+
+    W -= lr (z_prev^T delta + l2/m W) on contiguous blocks of W; each thread
+    packs only its part of z_prev for the gemm.
+    """
+    cdef const int* sizes = net.sizes
+    cdef int l, t, n_layers = net.n_layers
+    cdef Py_ssize_t k_in, k_out, i, i0, i1, c0, c1, r, w_off, count
+    cdef floating* params = <floating*>net.params
+    cdef floating* grad = <floating*>net.grad
+    cdef floating* work = <floating*>net.work
+    cdef floating* deltas = work + z_offsets[n_layers] + 2 * m * sizes[n_layers]
+    cdef floating* delta
+    cdef floating* W
+    cdef floating* dW
+    cdef floating* p
+    cdef const floating* z_prev
+    cdef double penalty = 0, l2_over_m = net.l2 / sw_sum
+    cdef floating step = <floating>(-opt.lr), shrink = <floating>(1 - opt.lr * l2_over_m)
+    cdef floating w_val
+    cdef bint plain = opt.kind == SGD and opt.momentum == 0
+    for l in range(n_layers):
+        k_in = sizes[l]
+        k_out = sizes[l + 1]
+        i0 = _share(k_in, index, n_threads)
+        i1 = _share(k_in, index + 1, n_threads)
+        c0 = _share(k_out, index, n_threads)
+        c1 = _share(k_out, index + 1, n_threads)
+        W = params + w_offsets[l]
+        z_prev = xb if l == 0 else work + z_offsets[l]
+        delta = deltas + z_offsets[l + 1]
+        if plain:
+            # the step folds into the gemm, as in backward_sgd
+            if net.l2 != 0:
+                for i in range(i0 * k_out, i1 * k_out):
+                    w_val = W[i]
+                    penalty += <double>w_val * w_val
+                    W[i] = shrink * w_val
+            if i1 > i0:
+                gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, step, z_prev + i0,
+                           <int>k_in, delta, W + i0 * k_out)
+            p = W + k_in * k_out  # the bias
+            for r in range(m):
+                for i in range(c0, c1):
+                    p[i] += step * delta[r * k_out + i]
+            continue
+        # gradient of the block, then the optimiser step on it
+        dW = grad + w_offsets[l]
+        if net.l2 != 0:
+            for i in range(i0 * k_out, i1 * k_out):
+                w_val = W[i]
+                penalty += <double>w_val * w_val
+                dW[i] = <floating>(l2_over_m * w_val)
+        else:
+            memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
+        if i1 > i0:
+            gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
+                       delta, dW + i0 * k_out)
+        p = dW + k_in * k_out  # the bias gradient
+        memset(p + c0, 0, (c1 - c0) * sizeof(floating))
+        for r in range(m):
+            for i in range(c0, c1):
+                p[i] += delta[r * k_out + i]
+        # the step on this thread's rows of W, then on its part of b
+        w_off = w_offsets[l] + i0 * k_out
+        count = (i1 - i0) * k_out
+        for t in range(2):
+            optimizer_step(opt, params, grad, w_off, count, lr_t, eps_t)
+            w_off = w_offsets[l] + k_in * k_out + c0
+            count = c1 - c0
+    return 0.5 * l2_over_m * penalty
+
+
 cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept nogil:
     """Thread ``index``'s part of train_rows_kernel's minibatch loop.
 
@@ -56,40 +170,21 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef const fbp_network* net = job.net
     cdef const fbp_batches* data = job.data
     cdef const fbp_optimizer_state* opt = job.opt
-    cdef const floating* X = <const floating*>data.X
-    cdef const floating* T = <const floating*>data.T
-    cdef const floating* sw = <const floating*>data.sample_weight
-    cdef const Py_ssize_t* order = data.order
-    cdef floating* params = <floating*>net.params
-    cdef floating* grad = <floating*>net.grad
-    cdef floating* work = <floating*>net.work
     cdef const int* sizes = net.sizes
-    cdef const int* acts = net.acts
-    cdef int n_layers = net.n_layers, n_threads = job.n_threads, t
+    cdef int l, t, n_layers = net.n_layers, n_threads = job.n_threads
     cdef Py_ssize_t B = data.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef Py_ssize_t pos = job.start, m, r, r0, rows, l, i, i0, i1, c0, c1
-    cdef Py_ssize_t k_in, k_out, w_off, count, batches = 0, z_total
+    cdef Py_ssize_t pos = job.start, m, r0, rows, w_off = 0, batches = 0
     cdef Py_ssize_t z_offsets[64]
     cdef Py_ssize_t w_offsets[64]
-    cdef floating* x_rows = work + _threaded_workspace_size(sizes, n_layers, B) \
-        - B * (n_in + n_out + 1)
+    cdef floating* x_rows = <floating*>net.work \
+        + _threaded_workspace_size(sizes, n_layers, B) - B * (n_in + n_out + 1)
     cdef floating* t_rows = x_rows + B * n_in
     cdef floating* w_rows = t_rows + B * n_out
-    cdef floating* a_out
-    cdef floating* deltas
-    cdef floating* delta
-    cdef floating* W
-    cdef floating* dW
-    cdef floating* p
     cdef const floating* xb
     cdef const floating* tb
     cdef const floating* wb
-    cdef const floating* z_prev
-    cdef floating step, shrink, w_val
-    cdef double J, penalty, sw_sum, l2_over_m, lr_t = opt.lr, eps_t = opt.epsilon
-    cdef bint plain = opt.kind == SGD and opt.momentum == 0
+    cdef double J, penalty, sw_sum, lr_t = opt.lr, eps_t = opt.epsilon
 
-    w_off = 0
     for l in range(n_layers):
         w_offsets[l] = w_off
         w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
@@ -97,31 +192,13 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         m = B if pos + B <= job.stop else job.stop - pos
         r0 = _share(m, index, n_threads)
         rows = _share(m, index + 1, n_threads) - r0
-        z_total = _z_offsets(sizes, n_layers, m, z_offsets)
-        a_out = work + z_total
-        deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
+        _z_offsets(sizes, n_layers, m, z_offsets)
         # each thread gathers its own rows; all sum the same weights alike
-        sw_sum = _batch_rows(X, T, sw, order, pos, m, r0, rows, n_in, n_out, x_rows, t_rows,
-                             w_rows, &xb, &tb, &wb)
-
-        # rows [r0, r0 + rows): forward, output delta, deltas of every layer
-        forward_rows(xb + r0 * n_in, r0, rows, m, params, sizes, acts, n_layers, work)
-        job.J_part[index] = output_delta(
-            a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
-            tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
-            n_out, net.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
-            sw_sum)
-        for l in range(n_layers - 1, 0, -1):
-            # delta_l = (delta_{l+1} . W_l^T) * f'(z_l), with the old W_l
-            k_in = sizes[l]
-            k_out = sizes[l + 1]
-            delta = deltas + z_offsets[l] + r0 * k_in
-            memset(delta, 0, rows * k_in * sizeof(floating))
-            gemm_nt(<int>rows, <int>k_in, <int>k_out,
-                    deltas + z_offsets[l + 1] + r0 * k_out,
-                    params + w_offsets[l], delta)
-            multiply_derivative(work + z_offsets[l] + r0 * k_in, delta,
-                                rows * k_in, acts[l - 1])
+        sw_sum = _batch_rows(<const floating*>data.X, <const floating*>data.T,
+                             <const floating*>data.sample_weight, data.order, pos, m, r0,
+                             rows, n_in, n_out, x_rows, t_rows, w_rows, &xb, &tb, &wb)
+        job.J_part[index] = _own_rows_deltas(net, xb, tb, wb, sw_sum, m, r0, rows,
+                                             z_offsets, w_offsets)
         fbp_barrier_wait(&job.barrier)
 
         J = 0
@@ -135,62 +212,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         if opt.kind == ADAM:
             lr_t = adam_rate(opt, opt.step_count + batches)
             eps_t = adam_epsilon(opt, opt.step_count + batches)
-        # rows [i0, i1) of every W and columns [c0, c1) of every b:
-        # W -= lr (z_prev^T delta + l2/m W); contiguous blocks of W, and
-        # each thread packs only its part of z_prev for the gemm
-        l2_over_m = net.l2 / sw_sum
-        step = <floating>(-opt.lr)
-        shrink = <floating>(1 - opt.lr * l2_over_m)
-        penalty = 0
-        for l in range(n_layers):
-            k_in = sizes[l]
-            k_out = sizes[l + 1]
-            i0 = _share(k_in, index, n_threads)
-            i1 = _share(k_in, index + 1, n_threads)
-            c0 = _share(k_out, index, n_threads)
-            c1 = _share(k_out, index + 1, n_threads)
-            W = params + w_offsets[l]
-            z_prev = xb if l == 0 else work + z_offsets[l]
-            delta = deltas + z_offsets[l + 1]
-            if plain:
-                if net.l2 != 0:
-                    for i in range(i0 * k_out, i1 * k_out):
-                        w_val = W[i]
-                        penalty += <double>w_val * w_val
-                        W[i] = shrink * w_val
-                if i1 > i0:
-                    gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, step, z_prev + i0,
-                               <int>k_in, delta, W + i0 * k_out)
-                p = W + k_in * k_out  # the bias
-                for r in range(m):
-                    for i in range(c0, c1):
-                        p[i] += step * delta[r * k_out + i]
-                continue
-            # gradient of the block, then the optimiser step on it
-            dW = grad + w_offsets[l]
-            if net.l2 != 0:
-                for i in range(i0 * k_out, i1 * k_out):
-                    w_val = W[i]
-                    penalty += <double>w_val * w_val
-                    dW[i] = <floating>(l2_over_m * w_val)
-            else:
-                memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
-            if i1 > i0:
-                gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
-                           delta, dW + i0 * k_out)
-            p = dW + k_in * k_out  # the bias gradient
-            memset(p + c0, 0, (c1 - c0) * sizeof(floating))
-            for r in range(m):
-                for i in range(c0, c1):
-                    p[i] += delta[r * k_out + i]
-            # the step on this thread's rows of W, then on its part of b
-            w_off = w_offsets[l] + i0 * k_out
-            count = (i1 - i0) * k_out
-            for t in range(2):
-                optimizer_step(opt, params, grad, w_off, count, lr_t, eps_t)
-                w_off = w_offsets[l] + k_in * k_out + c0
-                count = c1 - c0
-        job.penalty_part[index] = 0.5 * l2_over_m * penalty
+        job.penalty_part[index] = _update_own_block(net, opt, xb, sw_sum, m, index, n_threads,
+                                                    z_offsets, w_offsets, lr_t, eps_t)
         fbp_barrier_wait(&job.barrier)
         if index == 0:
             penalty = 0

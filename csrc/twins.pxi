@@ -118,11 +118,12 @@ def network_predict(const floating[:, ::1] X, const floating[::1] params,
     """out = network output for X; work holds X.shape[0] rows of workspace."""
     cdef int n_layers = <int>sizes.shape[0] - 1
     cdef Py_ssize_t l, m = X.shape[0], z_off = 0
+    cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
+                                    &work[0])
     for l in range(1, n_layers):
         z_off += m * sizes[l]
     with nogil:
-        forward_pass(&X[0, 0], m, &params[0], &sizes[0], &acts[0], n_layers,
-                     &work[0])
+        forward_pass(&net, &X[0, 0], m)
         memcpy(&out[0, 0], &work[z_off], m * sizes[n_layers] * sizeof(floating))
 
 
@@ -131,14 +132,13 @@ def network_loss(const floating[:, ::1] X, const floating[:, ::1] T,
                  const int[::1] acts, int loss, double l2,
                  floating[::1] work, floating[::1] grad):
     """Return J for (X, T) and write dJ/dparams into grad."""
-    cdef int n_layers = <int>sizes.shape[0] - 1
     cdef double J, penalty
+    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
+                                    &params[0], &grad[0], &work[0])
     with nogil:
-        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
-                     n_layers, &work[0])
-        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
-                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
-                          &work[0], NULL, <double>X.shape[0], &penalty)
+        forward_pass(&net, &X[0, 0], X.shape[0])
+        J = backward_pass(&net, &X[0, 0], &T[0, 0], X.shape[0], <const floating*>NULL,
+                          <double>X.shape[0], &penalty)
     return J + penalty
 
 
@@ -151,10 +151,11 @@ def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
 
     An empty ``sample_weight`` means all rows weigh 1.
     """
-    cdef int n_layers = <int>sizes.shape[0] - 1
     cdef double J, penalty, sw_sum = 0
     cdef Py_ssize_t r
     cdef const floating* sw = NULL
+    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
+                                    &params[0], &grad[0], &work[0])
     if sample_weight.shape[0] > 0:
         sw = &sample_weight[0]
         for r in range(sample_weight.shape[0]):
@@ -162,11 +163,8 @@ def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
     else:
         sw_sum = X.shape[0]
     with nogil:
-        forward_pass(&X[0, 0], X.shape[0], &params[0], &sizes[0], &acts[0],
-                     n_layers, &work[0])
-        J = backward_pass(&X[0, 0], &T[0, 0], X.shape[0], &params[0],
-                          &grad[0], &sizes[0], &acts[0], n_layers, loss, l2,
-                          &work[0], sw, sw_sum, &penalty)
+        forward_pass(&net, &X[0, 0], X.shape[0])
+        J = backward_pass(&net, &X[0, 0], &T[0, 0], X.shape[0], sw, sw_sum, &penalty)
     return J, penalty
 
 
@@ -189,18 +187,54 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
     elements.
     Returns ``(status, loss_sum, penalty_sum, rows_done, step_count)``.
     """
-    cdef Trainer trainer = Trainer(np.asarray(sizes), np.asarray(acts), loss, l2, batch_size,
-                                   n_threads)
-    trainer._set_params(np.asarray(params), False)
-    trainer._use_buffers(np.asarray(grad), np.asarray(work))
-    trainer.set_data(np.asarray(X), np.asarray(T), np.asarray(sample_weight))
-    trainer.set_order(np.asarray(order) if order.shape[0] > 0 else None)
+    cdef Trainer trainer = Trainer.__new__(Trainer)
+    cdef Py_ssize_t n_params, needed
+    trainer._setup(sizes, acts, &sizes[0], sizes.shape[0], &acts[0], acts.shape[0], loss, l2,
+                   batch_size, n_threads)
+    n_params = trainer.net.n_params
+    needed = trainer._workspace_needed()
+    # The caller's buffers go straight into the state, without the setters:
+    # a Trainer per call must stay cheap next to a small epoch. So only the
+    # sizes are checked here (the fused type fixed the dtype), and run checks
+    # the range. This call's memoryviews keep the buffers alive: the Trainer
+    # does not outlive it.
+    if work.shape[0] < needed:
+        raise ValueError(f"work has {work.shape[0]} elements; {trainer._n_threads} threads "
+                         f"need workspace_size(sizes, batch_size, n_threads) = {needed}")
+    if params.shape[0] != n_params or grad.shape[0] != n_params:
+        raise ValueError(f"params and grad need {n_params} elements")
+    if X.shape[1] != sizes[0] or T.shape[1] != sizes[sizes.shape[0] - 1] \
+            or T.shape[0] != X.shape[0] or 0 < sample_weight.shape[0] != X.shape[0]:
+        raise ValueError("X, T or sample_weight do not fit the network and each other")
+    if optimizer != SGD and optimizer != ADAM:
+        raise ValueError(f"unknown optimizer code {optimizer}")
+    if ((optimizer == ADAM or momentum != 0) and state1.shape[0] != n_params
+            or optimizer == ADAM and state2.shape[0] != n_params):
+        raise ValueError(f"the optimizer's state needs {n_params} elements")
+    trainer.dtype_code = _FLOAT64 if floating is double else _FLOAT32
+    trainer.net.params = &params[0]
+    trainer.net.grad = &grad[0]
+    trainer.net.work = &work[0]
+    trainer.data.X = &X[0, 0]
+    trainer.data.T = &T[0, 0]
+    trainer.data.sample_weight = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    trainer.data.order = &order[0] if order.shape[0] > 0 else NULL
+    trainer.data.n_positions = order.shape[0] if order.shape[0] > 0 else X.shape[0]
+    trainer.has_data = True
+    trainer.opt.kind = optimizer
+    trainer.opt.lr = lr
     if optimizer == SGD:
-        trainer.set_sgd(lr, momentum, nesterov,
-                        np.asarray(state1) if momentum != 0 else None)
+        trainer.opt.momentum = momentum
+        trainer.opt.nesterov = nesterov
+        trainer.opt.velocity = &state1[0] if momentum != 0 else NULL
     else:
-        trainer.set_adam(lr, momentum, beta2, epsilon, np.asarray(state1), np.asarray(state2),
-                         step_count)
-    status, loss_sum, penalty_sum, rows_done = trainer.run(start, stop)
+        trainer.opt.beta1 = momentum
+        trainer.opt.beta2 = beta2
+        trainer.opt.epsilon = epsilon
+        trainer.opt.first_moment = &state1[0]
+        trainer.opt.second_moment = &state2[0]
+        trainer.opt.step_count = step_count
+    trainer.has_optimizer = True
+    status, loss_sum, penalty_sum, rows_done = trainer._run(start, stop)
     return (status, loss_sum, penalty_sum, rows_done,
             trainer.step_count if optimizer != SGD else step_count)

@@ -249,6 +249,15 @@ def test_constructor_errors(args, error, match):
         Trainer(*args)
 
 
+def test_initialised_once(rng):
+    sizes, acts = sizes_acts(3, 2)
+    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    with pytest.raises(RuntimeError, match="initialised once"):
+        t.__init__(*sizes_acts(5, 2), Loss.MSE, 0.0, 2)
+    with pytest.raises(RuntimeError, match="__init__ was not called"):
+        Trainer.__new__(Trainer).set_params(np.zeros(0))
+
+
 def test_setter_and_run_errors():
     sizes, acts = sizes_acts(3, 2)
     t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
@@ -316,3 +325,31 @@ def test_setter_and_run_errors():
     assert t.run(0, 3)[3] == 3
     with pytest.raises(ValueError, match="order holds row indices outside \\[0, 2\\)"):
         t.set_data(X[:2], Y[:2])  # the order set before must fit the new data
+
+
+def test_train_rows_refuses_buffers_that_do_not_fit(rng):
+    net, X, Y, _, _ = problem(rng, weighted=False, shuffled=False)
+    p = net._params.copy()
+    e, o = np.empty(0), np.empty(0, np.intp)
+    work = np.empty(_kernels.workspace_size(net._sizes, 4))
+
+    def call(X=X, Y=Y, sw=e, params=p, state1=np.zeros_like(p), state2=e, optimizer=0,
+             momentum=0.9):
+        return _kernels.train_rows(X, Y, sw, o, 0, X.shape[0], 4, params, np.zeros_like(params),
+                                   state1, state2, net._sizes, net._acts, 0, 0.0, optimizer,
+                                   0.1, momentum, False, 0.999, 1e-8, 0, work)
+
+    with pytest.raises(ValueError, match="unknown optimizer code 2"):
+        call(optimizer=2)
+    with pytest.raises(ValueError, match="the optimizer's state needs"):
+        call(optimizer=1)  # no second moment
+    with pytest.raises(ValueError, match="the optimizer's state needs"):
+        call(state1=e)  # momentum without a velocity
+    with pytest.raises(ValueError, match="params and grad need"):
+        call(params=np.zeros(p.size + 1))
+    with pytest.raises(ValueError, match="do not fit the network"):
+        call(X=X[:, :3].copy())
+    with pytest.raises(ValueError, match="do not fit the network"):
+        call(sw=np.ones(3))
+    np.testing.assert_array_equal(p, net._params)  # nothing was trained
+    assert call(state1=e, momentum=0.0)[3] == X.shape[0]  # plain SGD needs no velocity

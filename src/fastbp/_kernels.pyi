@@ -85,7 +85,7 @@ def train_rows(
 @disjoint_base
 class Trainer:
     """The native state of one fit (network, batch source, optimiser) and its
-    nogil training loop; see csrc/training.pxi."""
+    nogil training loop; see csrc/trainer.pxi."""
     def __init__(
         self, sizes: _Ints, acts: _Ints, loss: int, l2: float, batch_size: int,
         n_threads: int = 1,

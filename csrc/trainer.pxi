@@ -1,0 +1,449 @@
+# Trainer: the Python object that owns a fit's native state (the structs of
+# csrc/fastbp_state.h and the arrays behind them), checks everything, then
+# runs train_rows_kernel without the GIL.
+
+cdef int _NO_DTYPE = 0, _FLOAT32 = 1, _FLOAT64 = 2
+
+
+cdef object _aligned_empty(Py_ssize_t size, object dtype):
+    # the kernels' 64-byte SIMD loads run measurably slower when every one
+    # straddles two cache lines; NumPy only promises 16 bytes
+    dtype = np.dtype(dtype)
+    raw = np.empty(size * dtype.itemsize + 64, np.uint8)
+    offset = -raw.ctypes.data % 64
+    return raw[offset:offset + size * dtype.itemsize].view(dtype)
+
+
+cdef inline void* _data(cnp.ndarray array) noexcept:
+    return cnp.PyArray_DATA(array)
+
+
+@cython.auto_pickle(False)  # raw pointers: a Trainer is not picklable
+cdef class Trainer:
+    """The native state of one fit, and the nogil training loop over it.
+
+    Holds the network (sizes, activations, loss, L2, the parameters trained
+    in place, their gradient and the workspace), the batch source (X, T,
+    sample weights, row order, batch size) and the optimiser (SGD with
+    momentum or Adam, with their buffers updated in place). The arrays are
+    referenced, not copied, so they must stay as they are between ``run``
+    calls; every check happens in the setters and before ``run`` releases
+    the GIL.
+
+    Parameters
+    ----------
+    sizes : ndarray of np.intc, shape (n_layers + 1,)
+        Layer widths, input first, each >= 1; C-contiguous.
+    acts : ndarray of np.intc, shape (n_layers,)
+        Activation codes (:class:`Activation`) of the layers after the input.
+    loss : int
+        Loss code (:class:`Loss`).
+    l2 : float
+        L2 penalty on the weights (not the biases), >= 0.
+    batch_size : int
+        Rows per minibatch, >= 1; the last batch of a run may be shorter.
+    n_threads : int, default=1
+        Threads of its own for minibatches, clamped to [1, 64]; 1 where the
+        platform has no threads (``HAVE_THREADS``).
+
+    Examples
+    --------
+    >>> t = Trainer(sizes, acts, Loss.MSE, 0.0, 32)    # doctest: +SKIP
+    >>> t.set_params(params); t.set_data(X, T); t.set_sgd(0.1)  # doctest: +SKIP
+    >>> status, data_sum, penalty_sum, rows = t.run(0, X.shape[0])  # doctest: +SKIP
+    """
+    cdef fbp_network net
+    cdef fbp_batches data
+    cdef fbp_optimizer_state opt
+    cdef int _n_threads, dtype_code
+    cdef bint has_data, has_optimizer, running
+    cdef Py_ssize_t n_rows
+    # references that keep the buffers behind the raw pointers alive
+    cdef object sizes_array, acts_array, params_array, grad_array, work_array
+    cdef object X_array, T_array, weight_array, order_array
+    cdef object velocity_array, first_array, second_array
+
+    def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
+                 int n_threads=1):
+        sizes = _int_codes(sizes, "sizes")
+        acts = _int_codes(acts, "acts")
+        self._setup(sizes, acts, <const int*>_data(sizes), sizes.shape[0],
+                    <const int*>_data(acts), acts.shape[0], loss, l2, batch_size, n_threads)
+
+    cdef _setup(self, sizes, acts, const int* width, Py_ssize_t n_sizes, const int* code,
+                Py_ssize_t n_layers, int loss, double l2, Py_ssize_t batch_size,
+                int n_threads):
+        # __init__'s checks on raw ints, no NumPy calls: train_rows builds a
+        # Trainer per call, and small epochs would feel them
+        cdef Py_ssize_t l, n_params = 0
+        if self.sizes_array is not None:
+            # the buffers set so far were checked against the first sizes
+            raise RuntimeError("a Trainer is initialised once; make a new one")
+        if n_sizes < 2 or n_sizes > 64:
+            raise ValueError(f"sizes needs 2 to 64 layer widths, got {n_sizes}")
+        if n_layers != n_sizes - 1:
+            raise ValueError(f"acts needs one code per layer after the input "
+                             f"({n_sizes - 1}), got {n_layers}")
+        for l in range(n_sizes):
+            if width[l] < 1:
+                raise ValueError(f"every layer width must be >= 1, got sizes="
+                                 f"{[width[i] for i in range(n_sizes)]}")
+        for l in range(n_layers):
+            if not IDENTITY <= code[l] <= SOFTMAX:  # contiguous: fastbp_codes.h
+                raise ValueError(f"acts holds an unknown activation code: "
+                                 f"{[code[i] for i in range(n_layers)]} "
+                                 f"(known: {list(range(IDENTITY, SOFTMAX + 1))})")
+            n_params += (<Py_ssize_t>width[l] + 1) * width[l + 1]
+        if not MSE <= loss <= CROSS_ENTROPY:
+            raise ValueError(f"unknown loss code {loss}")
+        if not (l2 >= 0 and isfinite(l2)):
+            raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.sizes_array = sizes
+        self.acts_array = acts
+        self.net.sizes = width
+        self.net.acts = code
+        self.net.n_layers = <int>n_layers
+        self.net.loss = loss
+        self.net.l2 = l2
+        self.net.n_params = n_params
+        self.data.batch_size = batch_size
+        self._n_threads = max(1, min(n_threads, FBP_MAX_THREADS)) if FBP_HAVE_THREADS else 1
+        self.dtype_code = _NO_DTYPE
+
+    cdef Py_ssize_t _workspace_needed(self) noexcept:
+        cdef Py_ssize_t size = _workspace_size(self.net.sizes, self.net.n_layers,
+                                               self.data.batch_size)
+        if self._n_threads > 1:
+            size = max(size, _threaded_workspace_size(self.net.sizes, self.net.n_layers,
+                                                      self.data.batch_size))
+        return size
+
+    @property
+    def n_threads(self):
+        """Threads of its own ``run`` uses for minibatches."""
+        return self._n_threads
+
+    @property
+    def lr(self):
+        """The learning rate of the next ``run``; schedules set it between runs."""
+        if not self.has_optimizer:
+            raise RuntimeError("no optimizer yet: call set_sgd or set_adam first")
+        return self.opt.lr
+
+    @lr.setter
+    def lr(self, double value):
+        if self.running:
+            raise RuntimeError("setting lr while run is running")
+        if not self.has_optimizer:
+            raise RuntimeError("no optimizer yet: call set_sgd or set_adam first")
+        self.opt.lr = _check_lr(value)
+
+    @property
+    def step_count(self):
+        """Adam's step count after the last ``run`` (0 for SGD)."""
+        return self.opt.step_count
+
+    def set_params(self, params):
+        """Train ``params`` in place; it fixes the dtype of everything else.
+
+        Parameters
+        ----------
+        params : ndarray of float32 or float64, shape (n_params,)
+            The flat vector [W_0, b_0, W_1, b_1, ...], C-contiguous and
+            writeable. A new dtype forgets the data and the optimiser.
+        """
+        dtype_code = self._params_dtype(params, "params")
+        if params.shape[0] != self.net.n_params:
+            raise ValueError(f"params has {params.shape[0]} elements; sizes "
+                             f"{self.sizes_array.tolist()} need {self.net.n_params}")
+        if dtype_code != self.dtype_code:
+            self._forget()
+            self.dtype_code = dtype_code
+        if self.grad_array is None or self.grad_array.dtype != params.dtype:
+            self.grad_array = _aligned_empty(self.net.n_params, params.dtype)
+            self.work_array = _aligned_empty(self._workspace_needed(), params.dtype)
+            self.net.grad = _data(self.grad_array)
+            self.net.work = _data(self.work_array)
+        self.params_array = params
+        self.net.params = _data(params)
+
+    def set_data(self, X, T, sample_weight=None):
+        """Train on the rows of (X, T), weighted by ``sample_weight``.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_rows, sizes[0])
+            Inputs, C-contiguous, in the params' dtype.
+        T : ndarray, shape (n_rows, sizes[-1])
+            Targets, C-contiguous, in the params' dtype.
+        sample_weight : ndarray, shape (n_rows,), optional
+            Row weights in the params' dtype; None or empty: every row weighs 1.
+        """
+        self._require_params("set_data")
+        cdef int n_layers = self.net.n_layers
+        X = self._floats(X, "X", 2)
+        T = self._floats(T, "T", 2)
+        if X.shape[1] != self.net.sizes[0]:
+            raise ValueError(f"X has {X.shape[1]} columns; the network takes "
+                             f"{self.net.sizes[0]} inputs")
+        if T.shape[1] != self.net.sizes[n_layers]:
+            raise ValueError(f"T has {T.shape[1]} columns; the network has "
+                             f"{self.net.sizes[n_layers]} outputs")
+        if T.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but T has {T.shape[0]}")
+        if sample_weight is not None and np.shape(sample_weight) == (0,):
+            sample_weight = None
+        if sample_weight is not None:
+            sample_weight = self._floats(sample_weight, "sample_weight", 1)
+            if sample_weight.shape[0] != X.shape[0]:
+                raise ValueError(f"sample_weight has {sample_weight.shape[0]} elements "
+                                 f"for {X.shape[0]} rows")
+        if self.order_array is not None:
+            _check_order(self.order_array, X.shape[0])
+        self.X_array, self.T_array, self.weight_array = X, T, sample_weight
+        self.n_rows = X.shape[0]
+        self.data.X = _data(X)
+        self.data.T = _data(T)
+        self.data.sample_weight = _data(sample_weight) if sample_weight is not None else NULL
+        self.data.n_positions = (self.order_array.shape[0] if self.order_array is not None
+                                 else self.n_rows)
+        self.has_data = True
+
+    def set_order(self, order):
+        """Visit the rows in ``order``: position i of a run is row order[i].
+
+        Parameters
+        ----------
+        order : ndarray of np.intp, shape (n_positions,), or None
+            Row indices, C-contiguous; None: positions are rows.
+        """
+        if self.running:
+            raise RuntimeError("set_order while run is running")
+        if order is not None:
+            if (not isinstance(order, np.ndarray) or order.dtype != np.intp
+                    or order.ndim != 1 or not order.flags.c_contiguous):
+                raise TypeError(f"order must be None or a C-contiguous 1-D np.intp array, "
+                                f"got {_describe(order)}")
+            if self.has_data:
+                _check_order(order, self.n_rows)
+        self.order_array = order
+        self.data.order = <const Py_ssize_t*>_data(order) if order is not None else NULL
+        self.data.n_positions = order.shape[0] if order is not None else self.n_rows
+
+    def set_sgd(self, double lr, double momentum=0.0, bint nesterov=False, velocity=None):
+        """Optimise with SGD: plain, with momentum, or Nesterov's.
+
+        Parameters
+        ----------
+        lr : float
+            Learning rate, finite and >= 0.
+        momentum : float, default=0.0
+            Momentum mu in [0, 1].
+        nesterov : bool, default=False
+            Nesterov's momentum: p += mu v - lr g after v = mu v - lr g.
+        velocity : ndarray, shape (n_params,), optional
+            The velocity v, in the params' dtype, updated in place; required
+            when momentum > 0.
+        """
+        self._require_params("set_sgd")
+        lr = _check_lr(lr)
+        if not (0 <= momentum <= 1):
+            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+        if momentum > 0 and velocity is None:
+            raise ValueError("momentum > 0 needs a velocity buffer")
+        if velocity is not None:
+            velocity = self._params_like(velocity, "velocity")
+        self._forget_optimizer()
+        self.opt.kind = SGD
+        self.opt.lr = lr
+        self.opt.momentum = momentum
+        self.opt.nesterov = nesterov
+        self.velocity_array = velocity
+        self.opt.velocity = _data(velocity) if velocity is not None else NULL
+        self.has_optimizer = True
+
+    def set_adam(self, double lr, double beta1, double beta2, double epsilon, first, second,
+                 Py_ssize_t step_count=0, bint torch_epsilon=False):
+        """Optimise with Adam (Kingma & Ba), in scikit-learn's or PyTorch's form.
+
+        Parameters
+        ----------
+        lr : float
+            Learning rate, finite and >= 0.
+        beta1, beta2 : float
+            Decay rates of the first and second moments, in [0, 1).
+        epsilon : float
+            Added to sqrt(v), > 0.
+        first, second : ndarray, shape (n_params,)
+            The first and second moments m and v, in the params' dtype,
+            updated in place.
+        step_count : int, default=0
+            Steps taken so far (the bias corrections use step_count + 1 next).
+        torch_epsilon : bool, default=False
+            False: p -= lr_t m / (sqrt(v) + eps), scikit-learn's form, with
+            lr_t = lr sqrt(1 - b2^t) / (1 - b1^t). True: PyTorch's, which
+            divides by sqrt(v)/sqrt(1 - b2^t) + eps, i.e. the same with eps
+            replaced by eps sqrt(1 - b2^t).
+        """
+        self._require_params("set_adam")
+        lr = _check_lr(lr)
+        for name, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not (0 <= beta < 1):
+                raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
+        if not (epsilon > 0 and isfinite(epsilon)):
+            raise ValueError(f"epsilon must be finite and > 0, got {epsilon!r}")
+        if step_count < 0:
+            raise ValueError(f"step_count must be >= 0, got {step_count}")
+        first = self._params_like(first, "first")
+        second = self._params_like(second, "second")
+        self._forget_optimizer()
+        self.opt.kind = ADAM
+        self.opt.lr = lr
+        self.opt.beta1 = beta1
+        self.opt.beta2 = beta2
+        self.opt.epsilon = epsilon
+        self.opt.torch_epsilon = torch_epsilon
+        self.opt.step_count = step_count
+        self.first_array, self.second_array = first, second
+        self.opt.first_moment = _data(first)
+        self.opt.second_moment = _data(second)
+        self.has_optimizer = True
+
+    def run(self, Py_ssize_t start, Py_ssize_t stop):
+        """Train on positions [start, stop) without the GIL.
+
+        Batches are consecutive runs of ``batch_size`` positions from
+        ``start``; split an epoch on batch boundaries to get the batches of
+        one call.
+
+        Returns
+        -------
+        status : int
+            0, or 1 when a batch loss was not finite (that batch's update is
+            not applied and the run stops there).
+        data_sum, penalty_sum : float
+            J's data and L2 terms, each batch's times its row count.
+        rows : int
+            Rows trained.
+        """
+        return self._run(start, stop)
+
+    cdef tuple _run(self, Py_ssize_t start, Py_ssize_t stop):
+        cdef int status, dtype_code = self.dtype_code
+        cdef fbp_totals totals
+        if dtype_code == _NO_DTYPE:
+            raise RuntimeError("no parameters yet: call set_params first")
+        if not self.has_data:
+            raise RuntimeError("no data yet: call set_data first")
+        if not self.has_optimizer:
+            raise RuntimeError("no optimizer yet: call set_sgd or set_adam first")
+        if not (0 <= start <= stop <= self.data.n_positions):
+            raise ValueError(f"need 0 <= start <= stop <= {self.data.n_positions} "
+                             f"(the number of {'positions' if self.order_array is not None else 'rows'}), "
+                             f"got start={start}, stop={stop}")
+        if self.running:
+            raise RuntimeError("run is already running on this Trainer in another thread")
+        self.running = True
+        try:
+            with nogil:
+                if dtype_code == _FLOAT64:
+                    status = train_rows_kernel(&self.net, &self.data, &self.opt, start, stop,
+                                               self._n_threads, &totals, <double*>NULL)
+                else:
+                    status = train_rows_kernel(&self.net, &self.data, &self.opt, start, stop,
+                                               self._n_threads, &totals, <float*>NULL)
+        finally:
+            self.running = False
+        return status, totals.loss_sum, totals.penalty_sum, totals.rows_done
+
+    # -- checks ------------------------------------------------------------
+
+    cdef _require_params(self, str method):
+        if self.dtype_code == _NO_DTYPE:
+            raise RuntimeError(f"call set_params before {method}")
+        if self.running:
+            raise RuntimeError(f"{method} while run is running")
+
+    cdef int _params_dtype(self, params, str name) except -1:
+        if self.sizes_array is None:
+            raise RuntimeError("Trainer.__init__ was not called")
+        if not isinstance(params, np.ndarray) or params.ndim != 1:
+            raise TypeError(f"{name} must be a 1-D NumPy array, got {_describe(params)}")
+        if params.dtype == np.float64:
+            code = _FLOAT64
+        elif params.dtype == np.float32:
+            code = _FLOAT32
+        else:
+            raise TypeError(f"{name} must be float32 or float64, got {params.dtype}")
+        if not (params.flags.c_contiguous and params.flags.aligned and params.flags.writeable):
+            raise ValueError(f"{name} must be C-contiguous, aligned and writeable")
+        if self.running:
+            raise RuntimeError("set_params while run is running")
+        return code
+
+    cdef _floats(self, array, str name, int ndim):
+        dtype = self.params_array.dtype
+        if not isinstance(array, np.ndarray) or array.ndim != ndim:
+            raise TypeError(f"{name} must be a {ndim}-D NumPy array, got {_describe(array)}")
+        if array.dtype != dtype:
+            raise TypeError(f"{name} is {array.dtype} but params are {dtype}")
+        if not (array.flags.c_contiguous and array.flags.aligned):
+            raise ValueError(f"{name} must be C-contiguous and aligned")
+        return array
+
+    cdef _params_like(self, array, str name):
+        array = self._floats(array, name, 1)
+        if array.shape[0] != self.net.n_params:
+            raise ValueError(f"{name} has {array.shape[0]} elements; params have "
+                             f"{self.net.n_params}")
+        if not array.flags.writeable:
+            raise ValueError(f"{name} must be writeable: it is updated in place")
+        return array
+
+    cdef _forget(self):
+        # a new dtype: the data and optimiser buffers no longer fit
+        self.has_data = False
+        self.X_array = self.T_array = self.weight_array = None
+        self.data.X = self.data.T = self.data.sample_weight = NULL
+        self._forget_optimizer()
+        self.has_optimizer = False
+
+    cdef _forget_optimizer(self):
+        self.velocity_array = self.first_array = self.second_array = None
+        self.opt.velocity = self.opt.first_moment = self.opt.second_moment = NULL
+        self.opt.momentum = 0
+        self.opt.nesterov = False
+        self.opt.step_count = 0
+        self.opt.torch_epsilon = False
+
+
+cdef object _int_codes(array, str name):
+    if (not isinstance(array, np.ndarray) or array.dtype != np.intc or array.ndim != 1
+            or not array.flags.c_contiguous):
+        raise TypeError(f"{name} must be a C-contiguous 1-D np.intc array, "
+                        f"got {_describe(array)}")
+    return array.copy()  # a private copy: the kernels read it without the GIL
+
+
+cdef double _check_lr(double lr) except? -1:
+    if not (lr >= 0 and isfinite(lr)):
+        raise ValueError(f"lr must be finite and >= 0, got {lr!r}")
+    return lr
+
+
+cdef _check_order(order, Py_ssize_t n_rows):
+    # a typed loop, not order.min()/max(): fit sets an order every epoch, and
+    # NumPy's reductions cost more than the loop on small data
+    cdef const Py_ssize_t[::1] rows = order
+    cdef Py_ssize_t i
+    for i in range(rows.shape[0]):
+        if rows[i] < 0 or rows[i] >= n_rows:
+            raise ValueError(f"order holds row indices outside [0, {n_rows})")
+
+
+cdef str _describe(obj):
+    if isinstance(obj, np.ndarray):
+        return f"a {obj.ndim}-D {obj.dtype} array"
+    return type(obj).__name__
