@@ -233,3 +233,46 @@ cdef void _train_part_d(void* job, int index) noexcept nogil:
 
 cdef void _train_part_f(void* job, int index) noexcept nogil:
     _train_part(<TrainJob*>job, index, <float*>NULL)
+
+
+# ---------------------------------------------------------------------------
+# Prediction split over threads of its own: rows are independent, so each
+# thread runs the forward pass on its contiguous share with its own workspace.
+
+cdef struct PredictJob:
+    const int* sizes
+    const int* acts
+    int n_layers
+    const void* params
+    const void* X
+    void* out
+    void* work            # n_threads workspaces of work_per_thread scalars
+    Py_ssize_t work_per_thread
+    Py_ssize_t m
+    int n_threads
+
+
+cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcept nogil:
+    """Thread ``index``: the network output for its share of the m rows."""
+    cdef Py_ssize_t r0 = _share(job.m, index, job.n_threads)
+    cdef Py_ssize_t rows = _share(job.m, index + 1, job.n_threads) - r0
+    cdef int n_layers = job.n_layers
+    cdef Py_ssize_t n_in = job.sizes[0], n_out = job.sizes[n_layers]
+    cdef Py_ssize_t z_offsets[64]
+    cdef floating* work = <floating*>job.work + index * job.work_per_thread
+    cdef fbp_network net
+    if rows == 0:
+        return
+    net = _network(job.sizes, job.acts, n_layers, 0, 0.0, job.params, NULL, work)
+    forward_pass(&net, <const floating*>job.X + r0 * n_in, rows)
+    _z_offsets(job.sizes, n_layers, rows, z_offsets)
+    memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
+           rows * n_out * sizeof(floating))
+
+
+cdef void _predict_part_d(void* job, int index) noexcept nogil:
+    _predict_part(<PredictJob*>job, index, <double*>NULL)
+
+
+cdef void _predict_part_f(void* job, int index) noexcept nogil:
+    _predict_part(<PredictJob*>job, index, <float*>NULL)

@@ -2,6 +2,8 @@
 
 #: whether train_rows can use threads of its own on this platform
 HAVE_THREADS = bool(FBP_HAVE_THREADS)
+#: most threads of fastbp's own in one call
+MAX_THREADS = FBP_MAX_THREADS
 
 
 def set_blas_min_flops(Py_ssize_t flops):
@@ -22,6 +24,39 @@ def set_tiled_gemm(bint on):
     Off, BLAS computes every product. Tests use it to run both paths.
     """
     return bool(fbp_gemm_enable(on))
+
+
+def first_nonfinite(const floating[::1] values):
+    """Index of the first NaN or infinity in ``values``, or -1.
+
+    Reads blocks of 1024 without allocating (an isfinite mask would be a
+    quarter of a float32 X's size): x * 0 is ±0 for a finite x and NaN
+    otherwise, so a block whose sum of x * 0 is 0 is finite, and the four
+    running sums vectorise.
+    """
+    cdef Py_ssize_t start, stop, i, found = -1, n = values.shape[0]
+    cdef floating s0, s1, s2, s3
+    with nogil:
+        for start in range(0, n, 1024):
+            stop = min(start + 1024, n)
+            s0 = s1 = s2 = s3 = 0
+            i = start
+            while i + 4 <= stop:
+                s0 += values[i] * 0
+                s1 += values[i + 1] * 0
+                s2 += values[i + 2] * 0
+                s3 += values[i + 3] * 0
+                i += 4
+            while i < stop:
+                s0 += values[i] * 0
+                i += 1
+            if s0 + s1 + s2 + s3 != 0:  # NaN compares unequal
+                for i in range(start, stop):
+                    if not isfinite(values[i]):
+                        found = i
+                        break
+                break
+    return found
 
 
 def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1):
@@ -115,7 +150,8 @@ def sgd_update(floating[::1] params, const floating[::1] grad,
 def network_predict(const floating[:, ::1] X, const floating[::1] params,
                     const int[::1] sizes, const int[::1] acts,
                     floating[::1] work, floating[:, ::1] out):
-    """out = network output for X; work holds X.shape[0] rows of workspace."""
+    """out = network output for X; work holds predict_workspace_share(sizes,
+    X.shape[0], 1) scalars or more."""
     cdef int n_layers = <int>sizes.shape[0] - 1
     cdef Py_ssize_t l, m = X.shape[0], z_off = 0
     cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
@@ -125,6 +161,58 @@ def network_predict(const floating[:, ::1] X, const floating[::1] params,
     with nogil:
         forward_pass(&net, &X[0, 0], m)
         memcpy(&out[0, 0], &work[z_off], m * sizes[n_layers] * sizeof(floating))
+
+
+def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads):
+    """Scalars of workspace per thread for network_predict_threads (or, with
+    one thread, network_predict) on ``rows`` rows: the forward pass's z_1..z_L
+    and a_out for the thread's share, rounded up to 64 bytes so that the
+    threads' workspaces share no cache line."""
+    cdef Py_ssize_t share = (rows + n_threads - 1) // n_threads
+    cdef Py_ssize_t z_offsets[64]
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t size = _z_offsets(&sizes[0], n_layers, share, z_offsets)
+    return (size + share * sizes[n_layers] + 15) // 16 * 16
+
+
+def network_predict_threads(const floating[:, ::1] X, const floating[::1] params,
+                            const int[::1] sizes, const int[::1] acts,
+                            floating[::1] work, floating[:, ::1] out, int n_threads):
+    """network_predict with the rows split over ``n_threads`` threads of its
+    own; ``work`` holds ``n_threads * predict_workspace_share(...)`` scalars.
+    Returns the threads that ran (1 when they could not be started)."""
+    cdef PredictJob job
+    cdef int i, status = 0
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    if not 1 <= n_threads <= FBP_MAX_THREADS:
+        raise ValueError(f"n_threads must be in [1, {FBP_MAX_THREADS}], got {n_threads}")
+    job.work_per_thread = predict_workspace_share(sizes, X.shape[0], n_threads)
+    if work.shape[0] < n_threads * job.work_per_thread:
+        raise ValueError("work is too small for n_threads workspaces")
+    if out.shape[0] != X.shape[0] or out.shape[1] != sizes[n_layers]:
+        raise ValueError("out must have X's rows and the network's outputs")
+    if X.shape[0] == 0:
+        return 1
+    job.sizes = &sizes[0]
+    job.acts = &acts[0]
+    job.n_layers = n_layers
+    job.params = &params[0]
+    job.X = &X[0, 0]
+    job.out = &out[0, 0]
+    job.work = &work[0]
+    job.m = X.shape[0]
+    job.n_threads = n_threads
+    with nogil:
+        if n_threads > 1:
+            status = fbp_run_threads(n_threads, _predict_part_d if floating is double
+                                     else _predict_part_f, &job)
+        if n_threads == 1 or status != 0:  # one thread runs every share in turn
+            for i in range(n_threads):
+                if floating is double:
+                    _predict_part_d(&job, i)
+                else:
+                    _predict_part_f(&job, i)
+    return n_threads if status == 0 else 1
 
 
 def network_loss(const floating[:, ::1] X, const floating[:, ::1] T,

@@ -272,3 +272,60 @@ def test_the_debug_build_checks_bounds():
         _kernels.layer_gradients(z_prev, delta, W, 0.0, dW, db)
     # and it is the scratch build under test, not an installed release one
     assert _kernels.__file__.startswith(os.environ["FASTBP_DEBUG_BUILD_DIR"])
+
+
+# ---------------------------------------------------------------------------
+# Memory O(batch + weights): no array as large as X besides the output
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_first_nonfinite_finds_the_first_bad_value_anywhere(dtype):
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=5000).astype(dtype)
+    values[::7] = 0.0
+    values[1::11] = -0.0
+    values[5] = np.finfo(dtype).max
+    values[6] = np.finfo(dtype).tiny / 4  # subnormal
+    assert _kernels.first_nonfinite(values) == -1
+    assert _kernels.first_nonfinite(values[:0]) == -1
+    for position in (0, 3, 1023, 1024, 1027, 2047, 4097, 4999):
+        for bad in (np.nan, np.inf, -np.inf):
+            spoiled = values.copy()
+            spoiled[position] = bad
+            spoiled[min(position + 500, 4999)] = np.nan  # a later one is not reported
+            assert _kernels.first_nonfinite(spoiled) == position, (position, bad)
+
+
+def _peak_traced(call):
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_memory_beyond_the_output_does_not_grow_with_the_rows(dtype):
+    cols = 100
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60_000, cols)).astype(dtype)  # 24 or 48 MB
+    Y = rng.uniform(size=(60_000, 2)).astype(dtype)
+    net = fastbp.Network([cols, 8, 2], dtype=dtype, seed=0)
+    calls = {
+        "predict": lambda rows: net.predict(X[:rows]),
+        "loss": lambda rows: net.loss(X[:rows], Y[:rows]),
+        "gradients": lambda rows: net.gradients(X[:rows], Y[:rows]),
+        "fit": lambda rows: net.fit(X[:rows], Y[:rows], batch_size=256, shuffle=False,
+                                    n_threads=1),
+    }
+    for name, call in calls.items():
+        call(100)  # first-call allocations
+        small, large = (_peak_traced(lambda: call(rows)) for rows in (20_000, 60_000))
+        # 40 000 more rows: predict's output grows by 40 000 x 2 values; an
+        # isfinite mask or a whole-X workspace would grow by megabytes
+        allowed = (40_000 * 2 * X.itemsize if name == "predict" else 0) + 256 * 1024
+        assert large - small < allowed, (name, small, large)
+    X[30_000, 7] = np.inf
+    with pytest.raises(ValueError, match=r"first at \[30000, 7\]"):
+        net.predict(X)

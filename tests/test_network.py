@@ -93,6 +93,26 @@ def test_predict_in_chunks_equals_one_call(rng, monkeypatch):
                  + 0.1 / 25 * sum(float(np.sum(W ** 2)) for W in net.weights))
 
 
+@pytest.mark.parametrize("loss,output", LOSS_OUTPUTS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gradients_in_chunks_match_the_reference(rng, monkeypatch, loss, output, dtype):
+    net = random_network(rng, [5, 7, 3], "tanh", output, dtype=dtype)
+    X = rng.normal(size=(23, 5)).astype(dtype)
+    Y = targets(rng, loss, 23, 3, np.dtype(dtype))
+    monkeypatch.setattr(fastbp.network, "CHUNK_ROWS", 4)  # 6 chunks, the last of 3 rows
+    dW, db = net.gradients(X, Y, loss=loss, l2=0.3)
+    assert all(g.dtype == np.dtype(dtype) for g in dW + db)
+    W_ref, b_ref, acts = as_lists(net)
+    dW_ref, db_ref = reference.gradients(W_ref, b_ref, acts, X.astype(np.float64).tolist(),
+                                         Y.astype(np.float64).tolist(), loss, 0.3)
+    for got, want in zip(dW + db, dW_ref + db_ref):
+        assert_close(got, want, np.dtype(dtype))
+    J_ref = reference.objective(W_ref, b_ref, acts, X.astype(np.float64).tolist(),
+                           Y.astype(np.float64).tolist(), loss, 0.3)
+    assert_close(net._flat_gradient(X, Y, fastbp.losses.check_loss(loss, output), 0.3)[0],
+                 J_ref, np.dtype(dtype))
+
+
 @pytest.mark.parametrize("batch_size,n", [(1, 12), (7, 30), (30, 30), (50, 30)])
 @pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.8, False), (0.8, True)])
 @pytest.mark.parametrize("loss,output,l2", [("mse", "sigmoid", 0.0), ("cross_entropy", "softmax", 0.05),

@@ -390,6 +390,68 @@ def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeyp
     np.testing.assert_allclose(results[2][1], results[1][1], rtol=rtol)
 
 
+def test_default_threads_counts_the_usable_cores_capped_by_the_environment(monkeypatch):
+    for name in _runtime.THREAD_LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if hasattr(_runtime.os, "sched_getaffinity"):
+        assert _runtime.default_threads() == len(_runtime.os.sched_getaffinity(0))
+        monkeypatch.setattr(_runtime.os, "sched_getaffinity", lambda pid: {0, 2, 5})
+        assert _runtime.default_threads() == 3
+    else:
+        monkeypatch.setattr(_runtime.os, "cpu_count", lambda: 3)
+        monkeypatch.setattr(_runtime.os, "process_cpu_count", lambda: 3, raising=False)
+        assert _runtime.default_threads() == 3
+    for value, expected in [("2", 2), ("8", 3), ("1,1", 1), ("", 3), ("zero", 3), ("0", 3)]:
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert _runtime.default_threads() == expected, value
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert _runtime.default_threads() == 1
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_fit_without_n_threads_trains_as_with_the_usable_core_count(monkeypatch, cores):
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    X, Y = _big(500, 20, 4, seed=8)
+    seen = _spy_on_train_rows(monkeypatch)
+    monkeypatch.setattr(_runtime, "default_threads", lambda: cores)
+    before = blas_threads()
+    weights = {}
+    for n_threads in (None, cores):
+        net = fastbp.Network([20, 48, 4], activation="tanh", seed=5)
+        net.fit(X, Y, epochs=2, batch_size=50, seed=1, n_threads=n_threads,
+                optimizer=fastbp.SGD(lr=0.05, momentum=0.9))
+        weights[n_threads] = _params(net)
+    assert {threads for threads, _ in seen} == {cores}
+    if cores > 1:
+        assert all(limit == [1] for _, limit in seen)
+    else:  # the BLAS keeps its own setting
+        assert seen[0][1] == before
+    assert blas_threads() == before
+    np.testing.assert_array_equal(weights[None], weights[cores])
+
+
+def test_estimator_without_n_threads_trains_as_with_the_usable_core_count(monkeypatch):
+    pytest.importorskip("sklearn")
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    from fastbp import MLPClassifier
+    X, Y = _big(300, 12, 3, seed=9)
+    y = Y.argmax(axis=1)
+    seen = _spy_on_train_rows(monkeypatch)
+    monkeypatch.setattr(_runtime, "default_threads", lambda: 2)
+    fitted = {}
+    for n_threads in (None, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # not converged after 3 iterations
+            fitted[n_threads] = MLPClassifier((16,), batch_size=30, max_iter=3, random_state=0,
+                                              n_threads=n_threads).fit(X, y)
+    assert {threads for threads, _ in seen} == {2}
+    for got, want in zip(fitted[None].coefs_, fitted[2].coefs_):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_small_minibatches_leave_the_threads_to_the_blas(monkeypatch):
     X, Y = _big(300, 10, 3, seed=4)
     seen = []
@@ -416,7 +478,7 @@ def test_estimator_n_threads_trains_on_own_threads_and_matches_one_thread(monkey
     seen = _spy_on_train_rows(monkeypatch)
     before = blas_threads()
     fitted = {}
-    for n_threads in (None, 2):
+    for n_threads in (1, 2):
         clf = MLPClassifier((24, 16), solver=solver, momentum=momentum, batch_size=40,
                             learning_rate_init=0.01, max_iter=4, random_state=0, tol=0,
                             n_threads=n_threads)
@@ -426,7 +488,7 @@ def test_estimator_n_threads_trains_on_own_threads_and_matches_one_thread(monkey
     assert {threads for threads, _ in seen} == {1, 2}
     assert all(limit == [1] for threads, limit in seen if threads == 2)
     assert blas_threads() == before
-    one, two = fitted[None], fitted[2]
+    one, two = fitted[1], fitted[2]
     np.testing.assert_allclose(two.loss_curve_, one.loss_curve_, rtol=1e-12)
     for got, want in zip(two.coefs_ + two.intercepts_, one.coefs_ + one.intercepts_):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
@@ -465,3 +527,72 @@ def test_estimator_rejects_a_bad_n_threads(bad):
                        match=r"'n_threads' parameter of MLPRegressor must be an int in the "
                              r"range \[1, inf\) or None"):
         MLPRegressor((4,), max_iter=2, n_threads=bad).fit(X, Y.ravel())
+
+
+# ---------------------------------------------------------------------------
+# predict split over threads of its own
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n_threads", [2, 3, 7])
+def test_predict_on_threads_matches_the_reference_and_one_thread(monkeypatch, dtype, n_threads):
+    from helpers import as_lists, assert_close, random_network
+    from fastbp import reference
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    rng = np.random.default_rng(11)
+    net = random_network(rng, [7, 40, 33, 5], ["relu", "tanh"], "softmax", dtype=dtype)
+    X = rng.normal(size=(61, 7)).astype(dtype)
+    monkeypatch.setattr(_runtime, "PREDICT_THREADS_MIN_FLOPS", 0)
+    monkeypatch.setattr(network, "CHUNK_ROWS", 5)  # several chunks, the last one short
+    calls = []
+    real = _kernels.network_predict_threads
+    monkeypatch.setattr(_kernels, "network_predict_threads",
+                        lambda *args: calls.append((args[-1], blas_threads())) or real(*args))
+    before = blas_threads()
+    split = net.predict(X, n_threads=n_threads)
+    assert calls and all(threads == n_threads and limit == [1] for threads, limit in calls)
+    assert blas_threads() == before
+    assert np.array_equal(split, net.predict(X, n_threads=n_threads))  # same threads, same bits
+    W_ref, b_ref, acts = as_lists(net)
+    assert_close(split, reference.predict(W_ref, b_ref, acts, X.astype(np.float64).tolist()),
+                 np.dtype(dtype))
+    calls.clear()
+    assert_close(split, net.predict(X, n_threads=1), np.dtype(dtype))
+    assert calls == []
+
+
+def test_predict_threads_default_to_the_usable_cores_and_only_for_big_calls(monkeypatch):
+    monkeypatch.setattr(_runtime, "default_threads", lambda: 3)
+    flops = _runtime.PREDICT_THREADS_MIN_FLOPS
+    assert _runtime.predict_threads(1000, int(flops / 2000), None) == 3
+    assert _runtime.predict_threads(1000, int(flops / 2000) - 1, None) == 1
+    assert _runtime.predict_threads(1000, int(flops / 2000), 2) == 2
+    assert _runtime.predict_threads(10**9, 2, None) == 2  # never more threads than rows
+    assert _runtime.predict_threads(10**9, 1000, 10**6) == _kernels.MAX_THREADS
+
+
+def test_predict_threads_twin_checks_its_buffers():
+    sizes = np.array([3, 4, 2], np.intc)
+    acts = np.array([0, 0], np.intc)
+    params = np.zeros(3 * 4 + 4 + 4 * 2 + 2)
+    X = np.zeros((10, 3))
+    out = np.zeros((10, 2))
+    share = _kernels.predict_workspace_share(sizes, 10, 2)
+    assert share % 16 == 0 and share >= 5 * (4 + 2 + 2)  # z_1, z_2 and a_out of 5 rows
+    with pytest.raises(ValueError, match="work is too small"):
+        _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share - 1), out, 2)
+    with pytest.raises(ValueError, match="n_threads"):
+        _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share), out, 0)
+    with pytest.raises(ValueError, match="out must"):
+        _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share),
+                                         np.zeros((9, 2)), 2)
+    assert _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share), out,
+                                            2) in (1, 2)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_predict_rejects_a_bad_n_threads(bad):
+    net = fastbp.Network([3, 2])
+    with pytest.raises((TypeError, ValueError), match="n_threads"):
+        net.predict(np.zeros((2, 3)), n_threads=bad)

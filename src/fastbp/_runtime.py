@@ -3,6 +3,7 @@ aligned buffers. Kept out of :mod:`fastbp.network`, which holds the model."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
@@ -99,20 +100,62 @@ class BlasThreads:
 blas_threads = BlasThreads()
 
 
+#: environment variables that cap the default thread count: joblib's loky
+#: workers and Dask's nannies set them to keep several processes from
+#: oversubscribing the cores, and users set them for the same reason
+THREAD_LIMIT_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def default_threads() -> int:
+    """The thread count of a call that names none.
+
+    The cores this process may run on (its CPU affinity where the OS has one,
+    else the CPU count), capped by ``OMP_NUM_THREADS`` or
+    ``OPENBLAS_NUM_THREADS`` when set to a positive integer.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API (macOS, Windows)
+        cores = getattr(os, "process_cpu_count", os.cpu_count)() or 1
+    for name in THREAD_LIMIT_VARIABLES:
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            cores = min(cores, int(value))
+    return max(cores, 1)
+
+
+#: least FLOPs of a predict call (2 per parameter and row) for it to split the
+#: rows over threads of its own; starting and joining a thread costs ~30 µs
+PREDICT_THREADS_MIN_FLOPS = 4e6
+
+
+def predict_threads(n_params: int, rows: int, n_threads) -> int:
+    """Threads of fastbp's own for a forward pass over ``rows`` rows: 1 below
+    ``PREDICT_THREADS_MIN_FLOPS``, else ``n_threads`` (None:
+    :func:`default_threads`), at most one a row."""
+    if 2.0 * n_params * rows < PREDICT_THREADS_MIN_FLOPS or not _kernels.HAVE_THREADS:
+        return 1
+    wanted = default_threads() if n_threads is None else n_threads
+    return max(1, min(wanted, rows, _kernels.MAX_THREADS))
+
+
 @contextlib.contextmanager
 def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
     """Hold the thread settings of one training run; yields the number of
-    fastbp's own threads for ``train_rows`` (1: the BLAS gets the threads).
+    fastbp's own threads for the trainer (1: the BLAS gets the threads).
 
-    Minibatches big enough run on ``n_threads`` threads of fastbp's own, each
-    with a one-thread BLAS; smaller ones, and the per-sample path, leave the
-    threads to the BLAS. ``n_threads=None`` leaves the BLAS's limit alone.
+    Minibatches big enough run on ``n_threads`` threads of fastbp's own
+    (None: :func:`default_threads`), each with a one-thread BLAS; smaller
+    ones, and the per-sample path, leave the threads to the BLAS, whose limit
+    is then set to ``n_threads`` (None: left as it is, which for OpenBLAS is
+    also every core unless the same variables cap it).
     """
     flops_per_batch = 6 * batch_size * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    wanted = default_threads() if n_threads is None else n_threads
     own_threads = 1
-    if (n_threads is not None and n_threads > 1 and _kernels.HAVE_THREADS
+    if (wanted > 1 and _kernels.HAVE_THREADS
             and not per_sample and flops_per_batch >= OWN_THREADS_MIN_FLOPS):
-        own_threads = n_threads
+        own_threads = wanted
     # scipy's BLAS serves the kernels' gemm calls
     with blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:
         if blas_limit is not None and blas_limit > 1:

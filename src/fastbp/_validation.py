@@ -10,6 +10,8 @@ import operator
 
 import numpy as np
 
+from . import _kernels
+
 FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
@@ -79,9 +81,12 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
 def _check_finite(array: np.ndarray, name: str, original: np.ndarray | None = None) -> None:
     if array.dtype.kind != "f":
         return
-    finite = np.isfinite(array)
-    if finite.all():
+    if array.dtype.type in (np.float32, np.float64) and array.flags.c_contiguous:
+        if _kernels.first_nonfinite(array.reshape(-1)) < 0:  # no mask as large as X
+            return
+    elif np.isfinite(array).all():  # long double, before it is narrowed
         return
+    finite = np.isfinite(array)
     bad = int(np.count_nonzero(~finite))
     row, col = np.argwhere(~finite)[0]
     if original is not None and original.dtype.kind in "biuf" and np.isfinite(original[row, col]):

@@ -430,7 +430,7 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "_net")
         X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        return self._net.predict(X)
+        return self._net.predict(X, n_threads=getattr(self, "n_threads", None))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -551,8 +551,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_threads : int or None, default=None
         Threads for training, as in :meth:`fastbp.Network.fit`: minibatches of
         at least ``OWN_THREADS_MIN_FLOPS`` run on fastbp's own threads, smaller
-        ones and lbfgs on that many BLAS threads. None leaves the BLAS's
-        thread pool as it is.
+        ones and lbfgs on that many BLAS threads. None uses the cores the
+        process may run on (capped by ``OMP_NUM_THREADS`` or
+        ``OPENBLAS_NUM_THREADS``), leaving the BLAS's thread pool as it is.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``.
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _kernels, _labels
 from ._progress import EpochProgress
+from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._training import TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
@@ -225,26 +226,46 @@ class Network:
                 f"(n, {n_outputs})")
         return as_matrix(Y, self.dtype, "Y", n_columns=n_outputs, allow_vector=True)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
         """Network outputs for the rows of ``X``.
 
         Parameters
         ----------
         X : array_like of shape (m, sizes[0])
+        n_threads : int or None, default=None
+            Threads for calls of at least ``PREDICT_THREADS_MIN_FLOPS``
+            (2 × parameters × m); None uses the cores this process may run on,
+            as in :meth:`fit`. The rows are split over threads of fastbp's
+            own, each with a one-thread BLAS. Outputs agree with one thread
+            to rounding (a row's products may take another kernel when the
+            rows are split) and are bit-identical for the same ``n_threads``.
 
         Returns
         -------
         ndarray of shape (m, sizes[-1]) and the network's dtype
         """
         X = self._check_X(X)
+        if n_threads is not None:
+            n_threads = check_int(n_threads, "n_threads", 1)
         params = self._params  # one snapshot for every chunk, whatever other threads do
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        rows = min(X.shape[0], CHUNK_ROWS)
-        work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
-        for start in range(0, X.shape[0], rows):
-            stop = min(start + rows, X.shape[0])
-            _kernels.network_predict(X[start:stop], params, self._sizes, self._acts,
-                                     work, out[start:stop])
+        threads = predict_threads(self._params.shape[0], X.shape[0], n_threads)
+        if threads == 1:
+            rows = min(X.shape[0], CHUNK_ROWS)
+            work = np.empty(_kernels.predict_workspace_share(self._sizes, rows, 1), self.dtype)
+            for start in range(0, X.shape[0], rows):
+                stop = min(start + rows, X.shape[0])
+                _kernels.network_predict(X[start:stop], params, self._sizes, self._acts,
+                                         work, out[start:stop])
+            return out
+        rows = min(X.shape[0], CHUNK_ROWS * threads)  # CHUNK_ROWS a thread
+        work = aligned_empty(threads * _kernels.predict_workspace_share(self._sizes, rows,
+                                                                        threads), self.dtype)
+        with blas_threads.limit(1):
+            for start in range(0, X.shape[0], rows):
+                stop = min(start + rows, X.shape[0])
+                _kernels.network_predict_threads(X[start:stop], params, self._sizes,
+                                                 self._acts, work, out[start:stop], threads)
         return out
 
     def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
@@ -299,12 +320,28 @@ class Network:
         return [W for W, _ in views], [b for _, b in views]
 
     def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
-        """(J, flat gradient) on validated arrays."""
+        """(J, flat gradient) on validated arrays; in chunks of ``CHUNK_ROWS``
+        rows, each weighing its share of the rows, beyond that many."""
         params = self._params  # one snapshot, whatever other threads do
-        work = np.empty(_kernels.workspace_size(self._sizes, X.shape[0]), self.dtype)
+        m = X.shape[0]
+        rows = min(m, CHUNK_ROWS)
+        work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
         grad = np.empty_like(params)
-        J = _kernels.network_loss(X, Y, params, self._sizes, self._acts, code, l2, work, grad)
-        return J, grad
+        if m == rows:
+            J = _kernels.network_loss(X, Y, params, self._sizes, self._acts, code, l2, work, grad)
+            return J, grad
+        total, J = np.zeros(params.shape, np.float64), 0.0
+        for start in range(0, m, rows):
+            stop = min(start + rows, m)
+            J += (stop - start) / m * _kernels.network_loss(
+                X[start:stop], Y[start:stop], params, self._sizes, self._acts, code, 0.0,
+                work, grad)
+            total += (stop - start) / m * grad
+        # the L2 term once, over all m rows (biases are not penalised)
+        for (W, _), (dW, _) in zip(self._layer_views(params), self._layer_views(total)):
+            J += 0.5 * l2 / m * float(np.dot(W.ravel(), W.ravel()))
+            dW += l2 / m * W
+        return J, total.astype(self.dtype)
 
     # -- training -----------------------------------------------------------
 
@@ -341,14 +378,17 @@ class Network:
         l2 : float, default=0.0
             λ of the penalty λ/(2m)·Σ‖W‖², m being each batch's row count.
         n_threads : int or None, default=None
-            Threads for minibatch training; None leaves the BLAS library's
-            own setting. Per-sample training is single-threaded. Batches of
+            Threads for minibatch training. None uses the cores this process
+            may run on (its CPU affinity), capped by ``OMP_NUM_THREADS`` or
+            ``OPENBLAS_NUM_THREADS`` when set. Per-sample training is
+            single-threaded. Batches of
             at least ``OWN_THREADS_MIN_FLOPS`` (6 × weights × batch_size) are
             split over ``n_threads`` threads of fastbp's own, each with a
             one-thread BLAS: each thread runs the forward pass and the deltas
             on its share of the rows and updates its share of the weights,
             so the elementwise work is split too. Smaller batches leave the
-            threads to the BLAS. Results agree with one thread to rounding,
+            threads to the BLAS (None leaves the BLAS's own thread setting
+            then). Results agree with one thread to rounding,
             and are bit-identical from run to run for the same ``n_threads``.
             The BLAS limit is process-wide: fits running at the same time in
             several threads share the smallest limit asked for, so to train
@@ -411,7 +451,10 @@ class Network:
         Notes
         -----
         With the same seed, data, starting weights and ``n_threads``, fit gives
-        bit-identical weights from run to run on one machine and build.
+        bit-identical weights from run to run on one machine and build. The
+        default ``n_threads=None`` counts as the number of usable cores, so a
+        process whose CPU affinity or ``OMP_NUM_THREADS`` differs may round
+        differently; pass ``n_threads`` to pin it.
         Per-sample training (``batch_size=1``, no momentum) and products too
         small for BLAS are also bit-identical at any ``n_threads``. Larger
         minibatch products are not: OpenBLAS's threaded gemm sums in another
