@@ -6,6 +6,7 @@ Usage (from the repository root; the extension is built in place)::
     PYTHONPATH=src python bench/compare.py --quick     # same-work checks only, well under a minute
     PYTHONPATH=src python bench/compare.py             # the full matrix, 1 thread
     PYTHONPATH=src python bench/compare.py --threads 2 --nets 784-256-128-10 --batch-sizes 128
+    PYTHONPATH=src python bench/compare.py --threads defaults  # each library as users run it
 
 Every contender runs plain SGD (no momentum, no L2) on a network with sigmoid
 hidden and output layers, rows in order, the last batch smaller; see
@@ -25,6 +26,11 @@ hidden and output layers, rows in order, the last batch smaller; see
    run follows an untimed one of the same contender, so that no other
    contender's thread pool still spins (OpenBLAS and OpenMP workers do for
    about 0.1 s after their last call).
+
+``--threads defaults`` sets no thread count anywhere (no environment
+variables, no threadpoolctl limit, no ``n_threads``, no
+``torch.set_num_threads``): each library runs as a user who never heard of
+threads runs it. The pools found are recorded in the report.
 
 The machine's GEMM rate (NumPy sgemm/dgemm on 2048×2048, median of 3) is
 measured at the start and the end of the run, and once per timing round of
@@ -56,8 +62,9 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="same-work checks only, on small cases; exit 1 if one fails")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads for every library's BLAS/OpenMP pool (default 1)")
+    parser.add_argument("--threads", type=thread_setting, default=1,
+                        help="threads for every library's BLAS/OpenMP pool (default 1), or "
+                             "'defaults': no thread setting anywhere, each library's own")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs per contender and case; the median is kept (>= 3)")
     parser.add_argument("--nets", default=None,
@@ -77,15 +84,29 @@ def parse_arguments(argv=None):
                         help="after the matrix, run bench/targets.py: the speed targets "
                              "(1 and 2 threads) measured side by side and judged")
     arguments = parser.parse_args(argv)
-    if arguments.threads < 1:
-        parser.error("--threads must be at least 1")
     if arguments.repeats < 3 and not arguments.quick:
         parser.error("--repeats must be at least 3")
     return arguments
 
 
+def thread_setting(text):
+    """``--threads``: a positive int, or "defaults" (returned as the string)."""
+    if text == "defaults":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a thread count or 'defaults': {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--threads must be at least 1")
+    return value
+
+
 def pin_threads_early(n_threads):
-    """Set the usual thread variables before NumPy, SciPy or torch load their pools."""
+    """Set the usual thread variables before NumPy, SciPy or torch load their pools
+    ("defaults": leave them as the user's environment has them)."""
+    if n_threads == "defaults":
+        return
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                      "BLIS_NUM_THREADS"):
         os.environ[variable] = str(n_threads)
@@ -279,6 +300,11 @@ def load_contenders(names):
     return available, unavailable
 
 
+def thread_label(threads):
+    """File-name part for a --threads setting: "1thread", "2thread" or "defaults"."""
+    return "defaults" if threads == "defaults" else f"{threads}thread"
+
+
 def pin_threads(n_threads, peers):
     """Limit every loaded BLAS/OpenMP pool (threadpoolctl) and torch to ``n_threads``.
 
@@ -292,10 +318,11 @@ def pin_threads(n_threads, peers):
     """
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    threadpool_limits(limits=n_threads)
-    for peer in peers:
-        if hasattr(peer, "set_threads"):
-            peer.set_threads(n_threads)
+    if n_threads != "defaults":
+        threadpool_limits(limits=n_threads)
+        for peer in peers:
+            if hasattr(peer, "set_threads"):
+                peer.set_threads(n_threads)
     return [{"api": pool.get("internal_api"), "version": pool.get("version"),
              "architecture": pool.get("architecture"), "threads": pool.get("num_threads"),
              "library": Path(pool.get("filepath", "")).name}
@@ -662,6 +689,15 @@ def skip_summary(report):
     return grouped
 
 
+def threads_sentence(threads):
+    """The report's line on threads, for a count or "defaults"."""
+    if threads == "defaults":
+        return ("- Threads: each library's defaults (no thread variable, threadpoolctl limit, "
+                "`n_threads` or `torch.set_num_threads`); the pools as found are listed below.")
+    return (f"- Threads: {threads} for every library (threadpoolctl for the BLAS/OpenMP "
+            "pools, `torch.set_num_threads`).")
+
+
 def markdown_report(report):
     """The report as Markdown: setup, timings per dtype, checks, skips."""
     names = report["contenders"]
@@ -673,8 +709,7 @@ def markdown_report(report):
         f"- Machine: {machine['cpu']}, {machine['usable_cores']} usable cores "
         f"({machine['logical_cores']} logical), {machine['memory_gib']} GiB; "
         f"{machine['platform']}, Python {machine['python']}.",
-        f"- Threads: {report['threads']} for every library (threadpoolctl for the BLAS/OpenMP "
-        "pools, `torch.set_num_threads`).",
+        threads_sentence(report["threads"]),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
         + f"; fastbp checkout {report['fastbp_revision']}.",
         "- Thread pools: " + "; ".join(
@@ -798,7 +833,9 @@ def plot_report(report, path):
         axis.set_ylabel("training time per sample (µs, log scale)")
         axis.set_xlabel("network and batch size b (one epoch, plain SGD, sigmoid layers)",
                         labelpad=24)
-        axis.set_title(f"{dtype}, {report['threads']} thread(s) — {report['machine']['cpu']}")
+        threads = ("each library's default threads" if report["threads"] == "defaults"
+                   else f"{report['threads']} thread(s)")
+        axis.set_title(f"{dtype}, {threads} — {report['machine']['cpu']}")
         axis.grid(True, which="major", axis="y", alpha=0.4)
         axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     figure.tight_layout()
@@ -878,7 +915,7 @@ def main(arguments):
 
     for case in build_cases(networks, batch_sizes, dtypes, arguments.scale):
         case_result = run_case(case, peers, arguments.repeats, check_only=arguments.quick,
-                               warm_up=arguments.threads > 1)
+                               warm_up=arguments.threads != 1)
         print_case(case_result, arguments.quick)
         report["cases"].append(case_result)
         for name, result in case_result["contenders"].items():
@@ -897,7 +934,7 @@ def main(arguments):
         print_floors(report)
 
     arguments.out.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if arguments.quick else f"compare_{arguments.threads}thread"
+    stem = "quick" if arguments.quick else f"compare_{thread_label(arguments.threads)}"
     if arguments.nets or arguments.batch_sizes or arguments.dtypes or arguments.contenders \
             or arguments.scale != 1.0:
         stem += "_partial"
