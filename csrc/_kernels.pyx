@@ -26,7 +26,7 @@ cnp.import_array()
 # The kernels, by responsibility, in one extension module so the C compiler
 # inlines across them. C headers: fastbp_codes.h (the codes), fastbp_state.h
 # (a fit's state), fastbp_activations.h, fastbp_math.h, fastbp_gemm.h,
-# fastbp_sample.h (the per-sample path), fastbp_threads.h.
+# fastbp_sample.h (the per-sample path), fastbp_threads.h, fastbp_finite.h.
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
 include "passes.pxi"       # forward and backward passes, workspace layout
