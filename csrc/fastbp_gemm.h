@@ -64,6 +64,32 @@
         }                                                                     \
     } while (0)
 
+/* One row of C, 8 vectors wide: a product of 1-3 rows (a one-row predict)
+ * is bound by reading B. Two-vector panels would walk B
+ * four times, 128 bytes of each row at a time; this reads each row of B
+ * once, whole, with 8 independent sums in flight. The sums run over p in
+ * the same order as FBP_TILE's, so the results are the same bits. */
+#define FBP_ROW_WIDE(V, LANES)                                                \
+    do {                                                                      \
+        V s[8];                                                               \
+        for (int q = 0; q < 8; q++)                                           \
+            s[q] = (V){0};                                                    \
+        for (ptrdiff_t p = 0; p < k; p++) {                                   \
+            V a = A[p * a_cs] - (V){0};                                       \
+            for (int q = 0; q < 8; q++) {                                     \
+                V b;                                                          \
+                __builtin_memcpy(&b, B + p * ldb + q * LANES, sizeof(V));     \
+                s[q] += a * b;                                                \
+            }                                                                 \
+        }                                                                     \
+        for (int q = 0; q < 8; q++) {                                         \
+            V x;                                                              \
+            __builtin_memcpy(&x, C + q * LANES, sizeof(V));                   \
+            x += alpha * s[q];                                                \
+            __builtin_memcpy(C + q * LANES, &x, sizeof(V));                   \
+        }                                                                     \
+    } while (0)
+
 /* Column panels outside, row tiles inside: a panel of B (k x 2 vectors) is
  * reused by every row tile. MR_MAIN fills the registers of the ISA. */
 #define FBP_DEFINE_GEMM(NAME, T, LANES, TARGET, MR_MAIN)                      \
@@ -73,7 +99,16 @@ NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha, const T *A0,             \
      ptrdiff_t a_rs, ptrdiff_t a_cs, const T *B0, ptrdiff_t ldb, T *C0,       \
      ptrdiff_t ldc)                                                           \
 {                                                                             \
-    for (ptrdiff_t j = 0; j + 2 * LANES <= n; j += 2 * LANES) {               \
+    ptrdiff_t j0 = 0;                                                         \
+    if (m <= 3) {  /* row by row: each row reads B once */                    \
+        for (; j0 + 8 * LANES <= n; j0 += 8 * LANES)                          \
+            for (ptrdiff_t r = 0; r < m; r++) {                               \
+                const T *B = B0 + j0, *A = A0 + r * a_rs;                     \
+                T *C = C0 + r * ldc + j0;                                     \
+                FBP_ROW_WIDE(NAME##_vec, LANES);                              \
+            }                                                                 \
+    }                                                                         \
+    for (ptrdiff_t j = j0; j + 2 * LANES <= n; j += 2 * LANES) {              \
         const T *B = B0 + j;                                                  \
         const T *A;                                                           \
         T *C;                                                                 \

@@ -7,8 +7,10 @@ from fastbp import ACTIVATIONS, LOSSES, _kernels, reference
 
 DTYPES = [np.float64, np.float32]
 # the wider shapes cover the AVX-512 tiles (12 or 4 rows, 2 vectors wide) with
-# every leftover row count 1-3 and leftover columns for BLAS
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 4, 9), (13, 33, 17), (64, 40, 70), (19, 50, 35)]
+# every leftover row count 1-3 and leftover columns for BLAS, and products of
+# 1-3 rows over 8-vector-wide blocks (150, 290 and 131 columns)
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 4, 9), (13, 33, 17), (64, 40, 70), (19, 50, 35),
+          (1, 9, 150), (2, 20, 290), (3, 6, 131)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -159,6 +161,28 @@ def test_tiled_products_write_only_inside_the_result(rng, dtype):
         assert np.isnan(outer[:guard]).all() and np.isnan(outer[-guard:]).all()
     assert_close(dW, z_prev.T.astype(np.float64) @ delta, dtype)
     assert_close(a, z_prev.astype(np.float64) @ W, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_few_row_products_give_the_bits_of_the_same_rows_in_a_larger_tile(rng, dtype, m):
+    # 1-3 rows go row by row over 8-vector blocks; each sum runs over the inner
+    # dimension in the order of the 4-row tile, so the rows come out the same.
+    # 160 columns: whole tiles in float32 and float64, nothing left to BLAS
+    if not _kernels.set_tiled_gemm(True):
+        pytest.skip("the CPU has no AVX-512")
+    n_in, n_out, guard = 37, 160, 64
+    z_prev = rng.normal(size=(4, n_in)).astype(dtype)
+    W = rng.normal(size=(n_in, n_out)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    four = np.empty((4, n_out), dtype)
+    _kernels.dense_forward(z_prev, W, b, four)
+    band = np.full(2 * guard + m * n_out, np.nan, dtype)
+    few = band[guard:guard + m * n_out].reshape(m, n_out)
+    _kernels.dense_forward(z_prev[:m].copy(), W, b, few)
+    assert np.isnan(band[:guard]).all() and np.isnan(band[-guard:]).all()
+    np.testing.assert_array_equal(few, four[:m])
+    assert_close(few, z_prev[:m].astype(np.float64) @ W + b, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

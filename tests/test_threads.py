@@ -559,14 +559,19 @@ def test_predict_on_threads_matches_the_reference_and_one_thread(monkeypatch, dt
                  np.dtype(dtype))
     calls.clear()
     assert_close(split, net.predict(X, n_threads=1), np.dtype(dtype))
-    assert calls == []
+    # one thread where asked, and the BLAS held to one as well
+    assert calls and all(threads == 1 and limit == [1] for threads, limit in calls)
+    monkeypatch.setattr(_runtime, "PREDICT_THREADS_MIN_FLOPS", float("inf"))
+    calls.clear()
+    assert_close(net.predict(X, n_threads=n_threads), split, np.dtype(dtype))
+    assert calls == []  # small calls run as they are
 
 
 def test_predict_threads_default_to_the_usable_cores_and_only_for_big_calls(monkeypatch):
     monkeypatch.setattr(_runtime, "default_threads", lambda: 3)
     flops = _runtime.PREDICT_THREADS_MIN_FLOPS
     assert _runtime.predict_threads(1000, int(flops / 2000), None) == 3
-    assert _runtime.predict_threads(1000, int(flops / 2000) - 1, None) == 1
+    assert _runtime.predict_threads(1000, int(flops / 2000) - 1, None) == 0  # small: as it is
     assert _runtime.predict_threads(1000, int(flops / 2000), 2) == 2
     assert _runtime.predict_threads(10**9, 2, None) == 2  # never more threads than rows
     assert _runtime.predict_threads(10**9, 1000, 10**6) == _kernels.MAX_THREADS

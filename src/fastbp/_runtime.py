@@ -130,10 +130,12 @@ PREDICT_THREADS_MIN_FLOPS = 4e6
 
 
 def predict_threads(n_params: int, rows: int, n_threads) -> int:
-    """Threads of fastbp's own for a forward pass over ``rows`` rows: 1 below
-    ``PREDICT_THREADS_MIN_FLOPS``, else ``n_threads`` (None:
-    :func:`default_threads`), at most one a row."""
-    if 2.0 * n_params * rows < PREDICT_THREADS_MIN_FLOPS or not _kernels.HAVE_THREADS:
+    """Threads of fastbp's own for a forward pass over ``rows`` rows: 0 below
+    ``PREDICT_THREADS_MIN_FLOPS`` (the call runs as it is, BLAS untouched),
+    else ``n_threads`` (None: :func:`default_threads`), at most one a row."""
+    if 2.0 * n_params * rows < PREDICT_THREADS_MIN_FLOPS:
+        return 0
+    if not _kernels.HAVE_THREADS:
         return 1
     wanted = default_threads() if n_threads is None else n_threads
     return max(1, min(wanted, rows, _kernels.MAX_THREADS))

