@@ -7,6 +7,7 @@ Usage (from the repository root; the extension is built in place)::
     PYTHONPATH=src python bench/compare.py             # the full matrix, 1 thread
     PYTHONPATH=src python bench/compare.py --threads 2 --nets 784-256-128-10 --batch-sizes 128
     PYTHONPATH=src python bench/compare.py --threads defaults  # each library as users run it
+    PYTHONPATH=src python bench/compare.py --threads 1,defaults  # both, one run (README)
 
 Every contender runs plain SGD (no momentum, no L2) on a network with sigmoid
 hidden and output layers, rows in order, the last batch smaller; see
@@ -30,7 +31,9 @@ hidden and output layers, rows in order, the last batch smaller; see
 ``--threads defaults`` sets no thread count anywhere (no environment
 variables, no threadpoolctl limit, no ``n_threads``, no
 ``torch.set_num_threads``): each library runs as a user who never heard of
-threads runs it. The pools found are recorded in the report.
+threads runs it. The pools found are recorded in the report. A list
+(``--threads 1,defaults``) runs each setting in a fresh interpreter, one after
+the other, since a library's thread pool is fixed when it loads.
 
 The machine's GEMM rate (NumPy sgemm/dgemm on 2048×2048, median of 3) is
 measured at the start and the end of the run, and once per timing round of
@@ -62,9 +65,10 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="same-work checks only, on small cases; exit 1 if one fails")
-    parser.add_argument("--threads", type=thread_setting, default=1,
+    parser.add_argument("--threads", type=thread_settings, default=[1],
                         help="threads for every library's BLAS/OpenMP pool (default 1), or "
-                             "'defaults': no thread setting anywhere, each library's own")
+                             "'defaults': no thread setting anywhere, each library's own; "
+                             "a comma-separated list runs each in turn")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs per contender and case; the median is kept (>= 3)")
     parser.add_argument("--nets", default=None,
@@ -102,6 +106,11 @@ def thread_setting(text):
     return value
 
 
+def thread_settings(text):
+    """``--threads``: a comma-separated list of :func:`thread_setting`."""
+    return [thread_setting(part.strip()) for part in text.split(",")]
+
+
 def pin_threads_early(n_threads):
     """Set the usual thread variables before NumPy, SciPy or torch load their pools
     ("defaults": leave them as the user's environment has them)."""
@@ -114,7 +123,9 @@ def pin_threads_early(n_threads):
 
 if __name__ == "__main__":
     ARGUMENTS = parse_arguments()
-    pin_threads_early(ARGUMENTS.threads)
+    if len(ARGUMENTS.threads) == 1:
+        ARGUMENTS.threads = ARGUMENTS.threads[0]
+        pin_threads_early(ARGUMENTS.threads)
 
 # The heavy imports come after the thread variables are set.
 import functools  # noqa: E402
@@ -872,8 +883,28 @@ def write_reports(report, json_path, plot=True):
     return written
 
 
+def run_each_setting(arguments):
+    """One child interpreter per --threads setting; the worst exit code."""
+    import subprocess
+    argv = sys.argv[1:]
+    at = argv.index("--threads") if "--threads" in argv else None
+    codes = []
+    for setting in arguments.threads:
+        child = list(argv)
+        if at is not None:
+            child[at + 1] = str(setting)
+        else:
+            child = [a for a in child if not a.startswith("--threads=")] + [
+                "--threads", str(setting)]
+        print(f"\n== --threads {setting}", flush=True)
+        codes.append(subprocess.run([sys.executable, __file__, *child]).returncode)
+    return max(codes)
+
+
 def main(arguments):
     """Run the benchmark; return the process exit code (1 when a check failed)."""
+    if isinstance(arguments.threads, list):
+        return run_each_setting(arguments)
     if arguments.render is not None:
         report = json.loads(arguments.render.read_text())
         written = write_reports(report, arguments.render, plot=not arguments.no_plot)
