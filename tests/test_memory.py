@@ -329,3 +329,48 @@ def test_memory_beyond_the_output_does_not_grow_with_the_rows(dtype):
     X[30_000, 7] = np.inf
     with pytest.raises(ValueError, match=r"first at \[30000, 7\]"):
         net.predict(X)
+
+
+def _flat(result):
+    """predict's or loss's result, or gradients' (dW, db) lists, as one 1-D array."""
+    if isinstance(result, tuple):
+        return np.concatenate([np.ravel(a) for part in result for a in part])
+    return np.ravel(result)
+
+
+@pytest.mark.parametrize("layout", ["float64", "int32", "fortran", "strided"])
+def test_input_that_needs_converting_is_converted_a_chunk_at_a_time(layout):
+    cols = 100
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(60_000, cols)) * (30 if layout == "int32" else 1)
+    X = {"float64": base, "int32": base.astype(np.int32), "fortran": np.asfortranarray(
+        base.astype(np.float32)), "strided": np.repeat(base.astype(np.float32), 2, axis=1)[:, ::2]}[
+        layout]
+    Y = rng.uniform(size=(60_000, 2)).astype(np.float32)
+    net = fastbp.Network([cols, 8, 2], dtype="float32", seed=0)
+    native = np.ascontiguousarray(X, dtype=np.float32)
+    for name, call in {"predict": lambda A, rows: net.predict(A[:rows]),
+                       "loss": lambda A, rows: net.loss(A[:rows], Y[:rows]),
+                       "gradients": lambda A, rows: net.gradients(A[:rows], Y[:rows])}.items():
+        # the same numbers as from the converted array
+        np.testing.assert_array_equal(_flat(call(X, 20_000)), _flat(call(native, 20_000)))
+        call(X, 100)
+        small, large = (_peak_traced(lambda: call(X, rows)) for rows in (20_000, 60_000))
+        # a whole converted copy would grow by 40 000 x 100 x 4 bytes = 16 MB
+        allowed = (40_000 * 2 * 4 if name == "predict" else 0) + 256 * 1024
+        assert large - small < allowed, (name, small, large)
+
+
+def test_a_bad_value_in_a_later_chunk_is_reported_for_the_whole_array(monkeypatch):
+    monkeypatch.setattr(network, "CHUNK_ROWS", 4)
+    net = fastbp.Network([3, 4, 2], dtype="float32", seed=0)
+    X = np.zeros((20, 3))  # float64: converted a chunk at a time
+    X[13, 2], X[17, 0] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"X contains 2 NaN or infinite value\(s\), first at "
+                                         r"\[13, 2\]"):
+        net.predict(X)
+    X[13, 2], X[17, 0] = 1e300, 0.0  # finite in float64, not in float32
+    for call in (lambda: net.predict(X), lambda: net.loss(X, np.zeros((20, 2))),
+                 lambda: net.gradients(X, np.zeros((20, 2)))):
+        with pytest.raises(ValueError, match=r"X\[13, 2\] = .*1e\+300.* overflows float32"):
+            call()

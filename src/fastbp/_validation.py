@@ -26,13 +26,22 @@ def check_dtype(dtype) -> np.dtype:
     return FLOAT_DTYPES[resolved.name]
 
 
+def usable_as_is(array: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether the kernels can read ``array`` where it lies."""
+    flags = array.flags
+    return array.dtype == dtype and flags.c_contiguous and flags.aligned
+
+
 def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
-              allow_vector: bool = False) -> np.ndarray:
+              allow_vector: bool = False, lazy: bool = False) -> np.ndarray:
     """Convert ``data`` to a finite, C-contiguous 2-D array of ``dtype``.
 
     Strided, Fortran-order, read-only and integer input is copied into a
     fresh array; a C-contiguous array of the right dtype is used as is.
-    ``allow_vector`` lets a 1-D array stand for a single column.
+    ``allow_vector`` lets a 1-D array stand for a single column. With
+    ``lazy``, a numeric array that would need a copy is returned after the
+    shape checks, unconverted and unchecked, for :func:`convert_rows` to
+    convert a chunk at a time (memory O(chunk) instead of a copy of X).
     """
     if isinstance(data, np.ndarray):
         array = data
@@ -69,9 +78,10 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
     if array.dtype.kind == "f" and array.dtype.itemsize > 8:
         # long double: check before narrowing so overflow is reported as such
         _check_finite(array, name)
-    flags = array.flags
-    if array.dtype == dtype and flags.c_contiguous and flags.aligned:
+    if usable_as_is(array, dtype):
         converted = array  # as is: no conversion, so no overflow to silence (saves ~1.5 µs)
+    elif lazy and array.dtype.kind in "biuf" and array.dtype.itemsize <= 8:
+        return array
     else:
         with np.errstate(over="ignore", invalid="ignore"):
             converted = np.ascontiguousarray(array, dtype=dtype)
@@ -79,6 +89,26 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
             # ascontiguousarray passes misaligned buffers through; the kernels need aligned ones
             converted = converted.copy()
     _check_finite(converted, name, original=array)
+    return converted
+
+
+def convert_rows(array: np.ndarray, start: int, stop: int, dtype: np.dtype,
+                 name: str) -> np.ndarray:
+    """Rows [start, stop) of an array that ``as_matrix(lazy=True)`` returned,
+    as ``as_matrix`` would give them. A non-finite value (or one that
+    overflows ``dtype``) raises ``as_matrix``'s error for the whole array,
+    which names the first bad row and column and counts them all."""
+    part = array[start:stop]
+    if usable_as_is(part, dtype):
+        converted = part
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = np.ascontiguousarray(part, dtype=dtype)
+        if not converted.flags.aligned:
+            converted = converted.copy()
+    if _kernels.first_nonfinite(converted.reshape(-1)) >= 0:
+        as_matrix(array, dtype, name)  # the error path may copy the whole array
+        raise ValueError(f"{name} holds values that are not finite in {dtype}")
     return converted
 
 

@@ -18,7 +18,8 @@ from ._training import TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
-                          check_rows_match, check_sample_weight, check_seed, split_rows)
+                          check_rows_match, check_sample_weight, check_seed, convert_rows,
+                          split_rows, usable_as_is)
 from .losses import check_loss, check_targets
 from .optim import Optimizer, SGD
 
@@ -194,11 +195,20 @@ class Network:
 
     # -- evaluation ---------------------------------------------------------
 
-    def _check_X(self, X) -> np.ndarray:
-        return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0])
+    def _check_X(self, X, lazy: bool = False) -> np.ndarray:
+        """X checked; with ``lazy``, left unconverted where it needs a copy,
+        for :meth:`_rows` to convert a chunk at a time."""
+        return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0], lazy=lazy)
 
-    def _check_XY(self, X, Y, loss: str, encode_labels: bool = False) -> tuple:
-        X = self._check_X(X)
+    def _rows(self, X: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of a checked X as the kernels read them."""
+        if usable_as_is(X, self.dtype):
+            return X[start:stop]
+        return convert_rows(X, start, stop, self.dtype, "X")
+
+    def _check_XY(self, X, Y, loss: str, encode_labels: bool = False,
+                  lazy: bool = False) -> tuple:
+        X = self._check_X(X, lazy)
         Y = self._check_Y(Y, encode_labels)
         check_rows_match(X, Y)
         check_targets(Y, loss)
@@ -246,7 +256,7 @@ class Network:
         -------
         ndarray of shape (m, sizes[-1]) and the network's dtype
         """
-        X = self._check_X(X)
+        X = self._check_X(X, lazy=True)
         if n_threads is not None:
             n_threads = check_int(n_threads, "n_threads", 1)
         params = self._params  # one snapshot for every chunk, whatever other threads do
@@ -260,11 +270,12 @@ class Network:
         rows = min(X.shape[0], CHUNK_ROWS)
         work = np.empty(_kernels.predict_workspace_share(self._sizes, rows, 1), self.dtype)
         if rows == X.shape[0]:  # one chunk: no slicing (a one-row call is latency)
-            _kernels.network_predict(X, params, self._sizes, self._acts, work, out)
+            _kernels.network_predict(self._rows(X, 0, rows), params, self._sizes, self._acts,
+                                     work, out)
             return out
         for start in range(0, X.shape[0], rows):
             stop = min(start + rows, X.shape[0])
-            _kernels.network_predict(X[start:stop], params, self._sizes, self._acts,
+            _kernels.network_predict(self._rows(X, start, stop), params, self._sizes, self._acts,
                                      work, out[start:stop])
         return out
 
@@ -275,8 +286,8 @@ class Network:
                                                                         threads), self.dtype)
         for start in range(0, X.shape[0], rows):
             stop = min(start + rows, X.shape[0])
-            _kernels.network_predict_threads(X[start:stop], params, self._sizes, self._acts,
-                                             work, out[start:stop], threads)
+            _kernels.network_predict_threads(self._rows(X, start, stop), params, self._sizes,
+                                             self._acts, work, out[start:stop], threads)
 
     def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
@@ -295,7 +306,7 @@ class Network:
         """
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = self._check_XY(X, Y, loss)
+        X, Y = self._check_XY(X, Y, loss, lazy=True)
         return self._mean_loss(X, Y, code, l2)
 
     def _mean_loss(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float) -> float:
@@ -309,7 +320,7 @@ class Network:
         for start in range(0, m, rows):
             stop = min(start + rows, m)
             total += (stop - start) * _kernels.network_loss(
-                X[start:stop], Y[start:stop], params, self._sizes, self._acts,
+                self._rows(X, start, stop), Y[start:stop], params, self._sizes, self._acts,
                 code, 0.0, work, grad)
         penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(params))
         return total / m + 0.5 * l2 / m * penalty
@@ -324,7 +335,7 @@ class Network:
         """
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = self._check_XY(X, Y, loss)
+        X, Y = self._check_XY(X, Y, loss, lazy=True)
         grad = self._flat_gradient(X, Y, code, l2)[1]
         views = self._layer_views(grad)
         return [W for W, _ in views], [b for _, b in views]
@@ -338,14 +349,15 @@ class Network:
         work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
         grad = np.empty_like(params)
         if m == rows:
-            J = _kernels.network_loss(X, Y, params, self._sizes, self._acts, code, l2, work, grad)
+            J = _kernels.network_loss(self._rows(X, 0, m), Y, params, self._sizes, self._acts,
+                                      code, l2, work, grad)
             return J, grad
         total, J = np.zeros(params.shape, np.float64), 0.0
         for start in range(0, m, rows):
             stop = min(start + rows, m)
             J += (stop - start) / m * _kernels.network_loss(
-                X[start:stop], Y[start:stop], params, self._sizes, self._acts, code, 0.0,
-                work, grad)
+                self._rows(X, start, stop), Y[start:stop], params, self._sizes, self._acts,
+                code, 0.0, work, grad)
             total += (stop - start) / m * grad
         # the L2 term once, over all m rows (biases are not penalised)
         for (W, _), (dW, _) in zip(self._layer_views(params), self._layer_views(total)):
