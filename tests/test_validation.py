@@ -388,6 +388,18 @@ def test_targets_outside_the_loss_range_are_rejected(method, loss, output, bad, 
     assert_params_equal(before, params_of(net))
 
 
+def test_probability_rows_are_checked_in_blocks_and_all_bad_rows_counted(monkeypatch):
+    from fastbp import losses
+    monkeypatch.setattr(losses, "TARGET_BLOCK_ROWS", 2)
+    net = make_net(output_activation="softmax")
+    X, Y = make_data(n=10)
+    Y[:, 0] = 1 - Y[:, 1]
+    assert np.isfinite(net.loss(X, Y, loss="cross_entropy"))  # every block passes
+    Y[5], Y[7] = [0.5, 0.4], [1.0, 1.0]  # in the third and fourth blocks
+    with pytest.raises(ValueError, match=r"row 5 sums to 0.9.*\(2 such rows\)"):
+        net.loss(X, Y, loss="cross_entropy")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_valid_soft_targets_are_accepted(dtype):
     X, _ = make_data()

@@ -42,6 +42,10 @@ def check_loss(loss: str, output_activation: str) -> int:
     return LOSSES[loss]
 
 
+#: rows of Y checked at a time
+TARGET_BLOCK_ROWS = 65536
+
+
 def check_targets(Y: np.ndarray, loss: str) -> None:
     """Raise ``ValueError`` if the targets do not suit the loss."""
     if loss in ("bce", "cross_entropy"):
@@ -51,8 +55,15 @@ def check_targets(Y: np.ndarray, loss: str) -> None:
                 f"{loss} targets must lie in [0, 1]; found values from {low} to {high}"
             )
     if loss == "cross_entropy":
-        sums = Y.sum(axis=1, dtype=np.float64)
         tolerance = 100 * np.finfo(Y.dtype).eps * Y.shape[1]
+        # in blocks of rows: the row sums of all of Y would be 8 bytes a row
+        for start in range(0, Y.shape[0], TARGET_BLOCK_ROWS):
+            block = Y[start:start + TARGET_BLOCK_ROWS].sum(axis=1, dtype=np.float64)
+            if (np.abs(block - 1) > tolerance).any():
+                break
+        else:
+            return
+        sums = Y.sum(axis=1, dtype=np.float64)  # the error path counts them all
         bad = np.flatnonzero(np.abs(sums - 1) > tolerance)
         if bad.size:
             raise ValueError(
