@@ -10,6 +10,7 @@ cdef extern from "fastbp_gemm.h" nogil:
                           const double* A, Py_ssize_t a_rs, Py_ssize_t a_cs,
                           const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc)
     int fbp_gemm_enable(int on)
+    int fbp_gemm_available()
 
 
 # Below this many multiply-adds a gemm call costs more than plain loops.

@@ -45,6 +45,12 @@ def first_nonfinite(const floating[::1] values):
     return found
 
 
+def tiled_gemm_in_use():
+    """Whether the register-tiled products run (a CPU with AVX-512, not
+    switched off by set_tiled_gemm or FASTBP_TILED_GEMM=0)."""
+    return bool(fbp_gemm_available())
+
+
 def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1):
     """Number of scalars of workspace for ``rows`` rows of a network, trained
     on ``n_threads`` threads."""

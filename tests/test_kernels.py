@@ -200,3 +200,18 @@ def test_sgd_update(rng, dtype, momentum, nesterov):
     assert_close(params, P[0], dtype)
     if momentum:
         assert_close(velocity, V[0], dtype)
+
+
+def test_the_environment_switches_the_tiled_products_off():
+    import os
+    import subprocess
+    import sys
+    probe = "import fastbp; from fastbp import _kernels; print(_kernels.tiled_gemm_in_use())"
+    env = {k: v for k, v in os.environ.items() if k != "FASTBP_TILED_GEMM"}
+    default = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+    off = subprocess.run([sys.executable, "-c", probe], env={**env, "FASTBP_TILED_GEMM": "0"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    available = _kernels.set_tiled_gemm(True)  # this process: on where the CPU allows
+    assert default == str(available)
+    assert off == "False"

@@ -12,6 +12,11 @@ from threadpoolctl import ThreadpoolController
 
 from . import _kernels
 
+# FASTBP_TILED_GEMM=0 leaves every product to BLAS, as on a CPU without
+# AVX-512: for measuring that case on a machine that has it
+if os.environ.get("FASTBP_TILED_GEMM", "").strip() == "0":
+    _kernels.set_tiled_gemm(False)
+
 #: least FLOPs of a minibatch (6 per weight and row) for fit to split it over
 #: threads of its own. Measured on 784-256-128-10 (1.8e8 FLOPs a batch at
 #: batch 128) against OpenBLAS's threading, 2 threads: equal to 8% faster;
