@@ -243,8 +243,9 @@ class Network:
         ----------
         X : array_like of shape (m, sizes[0])
         n_threads : int or None, default=None
-            Threads for calls of at least ``PREDICT_THREADS_MIN_FLOPS``
-            (2 × parameters × m); None uses the cores this process may run on,
+            Threads for calls of at least 4e6 FLOPs (2 × parameters × m,
+            ``fastbp._runtime.PREDICT_THREADS_MIN_FLOPS``; smaller calls run
+            as they are); None uses the cores this process may run on,
             as in :meth:`fit`. The rows are split over threads of fastbp's
             own, each with a one-thread BLAS (``n_threads=1`` holds the BLAS
             to one thread too, so that calls from several threads scale).
@@ -404,7 +405,8 @@ class Network:
             may run on (its CPU affinity), capped by ``OMP_NUM_THREADS`` or
             ``OPENBLAS_NUM_THREADS`` when set. Per-sample training is
             single-threaded. Batches of
-            at least ``OWN_THREADS_MIN_FLOPS`` (6 × weights × batch_size) are
+            at least 1e8 FLOPs (6 × weights × batch_size,
+            ``fastbp._runtime.OWN_THREADS_MIN_FLOPS``) are
             split over ``n_threads`` threads of fastbp's own, each with a
             one-thread BLAS: each thread runs the forward pass and the deltas
             on its share of the rows and updates its share of the weights,
