@@ -545,10 +545,12 @@ def test_predict_on_threads_matches_the_reference_and_one_thread(monkeypatch, dt
     X = rng.normal(size=(61, 7)).astype(dtype)
     monkeypatch.setattr(_runtime, "PREDICT_THREADS_MIN_FLOPS", 0)
     monkeypatch.setattr(network, "CHUNK_ROWS", 5)  # several chunks, the last one short
-    calls = []
-    real = _kernels.network_predict_threads
+    calls = []  # (threads, BLAS limit) of every kernel call; network_predict runs on 1
+    threaded, single = _kernels.network_predict_threads, _kernels.network_predict
     monkeypatch.setattr(_kernels, "network_predict_threads",
-                        lambda *args: calls.append((args[-1], blas_threads())) or real(*args))
+                        lambda *args: calls.append((args[-1], blas_threads())) or threaded(*args))
+    monkeypatch.setattr(_kernels, "network_predict",
+                        lambda *args: calls.append((1, blas_threads())) or single(*args))
     before = blas_threads()
     split = net.predict(X, n_threads=n_threads)
     assert calls and all(threads == n_threads and limit == [1] for threads, limit in calls)
@@ -564,7 +566,8 @@ def test_predict_on_threads_matches_the_reference_and_one_thread(monkeypatch, dt
     monkeypatch.setattr(_runtime, "PREDICT_THREADS_MIN_FLOPS", float("inf"))
     calls.clear()
     assert_close(net.predict(X, n_threads=n_threads), split, np.dtype(dtype))
-    assert calls == []  # small calls run as they are
+    # small calls run as they are: one thread, the BLAS untouched
+    assert calls and all(threads == 1 and limit == before for threads, limit in calls)
 
 
 def test_predict_threads_default_to_the_usable_cores_and_only_for_big_calls(monkeypatch):

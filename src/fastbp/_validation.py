@@ -78,17 +78,24 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
     if array.dtype.kind == "f" and array.dtype.itemsize > 8:
         # long double: check before narrowing so overflow is reported as such
         _check_finite(array, name)
-    if usable_as_is(array, dtype):
-        converted = array  # as is: no conversion, so no overflow to silence (saves ~1.5 µs)
-    elif lazy and array.dtype.kind in "biuf" and array.dtype.itemsize <= 8:
+    if lazy and not usable_as_is(array, dtype) and array.dtype.kind in "biuf" \
+            and array.dtype.itemsize <= 8:
         return array
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):
-            converted = np.ascontiguousarray(array, dtype=dtype)
-        if not converted.flags.aligned:
-            # ascontiguousarray passes misaligned buffers through; the kernels need aligned ones
-            converted = converted.copy()
+    converted = _as_kernel_array(array, dtype)
     _check_finite(converted, name, original=array)
+    return converted
+
+
+def _as_kernel_array(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` itself when the kernels can read it, else a C-contiguous,
+    aligned copy in ``dtype`` (overflow to inf is left to the finite check)."""
+    if usable_as_is(array, dtype):
+        return array  # no conversion, so no overflow to silence (saves ~1.5 µs)
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = np.ascontiguousarray(array, dtype=dtype)
+    if not converted.flags.aligned:
+        # ascontiguousarray passes misaligned buffers through; the kernels need aligned ones
+        converted = converted.copy()
     return converted
 
 
@@ -98,14 +105,7 @@ def convert_rows(array: np.ndarray, start: int, stop: int, dtype: np.dtype,
     as ``as_matrix`` would give them. A non-finite value (or one that
     overflows ``dtype``) raises ``as_matrix``'s error for the whole array,
     which names the first bad row and column and counts them all."""
-    part = array[start:stop]
-    if usable_as_is(part, dtype):
-        converted = part
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):
-            converted = np.ascontiguousarray(part, dtype=dtype)
-        if not converted.flags.aligned:
-            converted = converted.copy()
+    converted = _as_kernel_array(array[start:stop], dtype)
     if _kernels.first_nonfinite(converted.reshape(-1)) >= 0:
         as_matrix(array, dtype, name)  # the error path may copy the whole array
         raise ValueError(f"{name} holds values that are not finite in {dtype}")

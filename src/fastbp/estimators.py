@@ -430,7 +430,7 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "_net")
         X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        return self._net.predict(X, n_threads=getattr(self, "n_threads", None))
+        return self._net.predict(X, n_threads=self.n_threads)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -549,7 +549,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     beta_1, beta_2, epsilon, n_iter_no_change, max_fun
         As in scikit-learn.
     n_threads : int or None, default=None
-        Threads for training, as in :meth:`fastbp.Network.fit`: minibatches of
+        Threads for training and prediction, as in :meth:`fastbp.Network.fit`
+        and :meth:`fastbp.Network.predict`: minibatches of
         at least ``OWN_THREADS_MIN_FLOPS`` run on fastbp's own threads, smaller
         ones and lbfgs on that many BLAS threads. None uses the cores the
         process may run on (capped by ``OMP_NUM_THREADS`` or

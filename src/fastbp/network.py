@@ -263,32 +263,31 @@ class Network:
         params = self._params  # one snapshot for every chunk, whatever other threads do
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         threads = predict_threads(params.shape[0], X.shape[0], n_threads)
-        if threads:
-            # a big call: BLAS threads would only fight fastbp's (or another predict's)
-            with blas_threads.limit(1):
-                self._predict_chunks(X, params, out, threads)
+        if not threads:  # a small call, as it is (its latency is the point)
+            self._predict_chunks(X, params, out, 1)
             return out
-        rows = min(X.shape[0], CHUNK_ROWS)
-        work = np.empty(_kernels.predict_workspace_share(self._sizes, rows, 1), self.dtype)
-        if rows == X.shape[0]:  # one chunk: no slicing (a one-row call is latency)
-            _kernels.network_predict(self._rows(X, 0, rows), params, self._sizes, self._acts,
-                                     work, out)
-            return out
-        for start in range(0, X.shape[0], rows):
-            stop = min(start + rows, X.shape[0])
-            _kernels.network_predict(self._rows(X, start, stop), params, self._sizes, self._acts,
-                                     work, out[start:stop])
+        # a big call: BLAS threads would only fight fastbp's (or another predict's)
+        with blas_threads.limit(1):
+            self._predict_chunks(X, params, out, threads)
         return out
 
     def _predict_chunks(self, X, params, out, threads: int) -> None:
-        """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads`` threads."""
-        rows = min(X.shape[0], CHUNK_ROWS * threads)
-        work = aligned_empty(threads * _kernels.predict_workspace_share(self._sizes, rows,
-                                                                        threads), self.dtype)
-        for start in range(0, X.shape[0], rows):
-            stop = min(start + rows, X.shape[0])
-            _kernels.network_predict_threads(self._rows(X, start, stop), params, self._sizes,
-                                             self._acts, work, out[start:stop], threads)
+        """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
+        threads of fastbp's own (1: this one)."""
+        m = X.shape[0]
+        rows = min(m, CHUNK_ROWS * threads)
+        share = _kernels.predict_workspace_share(self._sizes, rows, threads)
+        # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
+        work = np.empty(share, self.dtype) if threads == 1 else aligned_empty(
+            threads * share, self.dtype)
+        for start in range(0, m, rows):
+            stop = min(start + rows, m)
+            X_rows, out_rows = self._rows(X, start, stop), out[start:stop]
+            if threads == 1:
+                _kernels.network_predict(X_rows, params, self._sizes, self._acts, work, out_rows)
+            else:
+                _kernels.network_predict_threads(X_rows, params, self._sizes, self._acts, work,
+                                                 out_rows, threads)
 
     def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
