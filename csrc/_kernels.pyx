@@ -28,6 +28,7 @@ cnp.import_array()
 # (a fit's state), fastbp_activations.h, fastbp_math.h, fastbp_gemm.h,
 # fastbp_sample.h (the per-sample path), fastbp_threads.h, fastbp_finite.h.
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
+include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
 include "passes.pxi"       # forward and backward passes, workspace layout
 include "optimizers.pxi"   # sgd_step, adam_step and Adam's per-step rate

@@ -9,6 +9,7 @@
 #define FASTBP_STATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The network: its shape, its loss and the buffers trained in place. */
 typedef struct {
@@ -25,13 +26,31 @@ typedef struct {
 
 /* Where the batches come from. */
 typedef struct {
-    const void *X;              /* n_rows x sizes[0] */
+    const void *X;              /* n_rows x sizes[0], or NULL: X is the CSR below */
+    /* X in scipy's CSR layout when X is NULL: row i's values are
+     * X_values[X_indptr[i]:X_indptr[i + 1]], in the columns X_indices */
+    const void *X_values;
+    const int32_t *X_indices;
+    const int64_t *X_indptr;
     const void *T;              /* n_rows x sizes[n_layers] */
     const void *sample_weight;  /* n_rows, or NULL: every row weighs 1 */
     const ptrdiff_t *order;     /* positions -> rows, or NULL: positions are rows */
     ptrdiff_t n_positions;      /* length of order, or n_rows */
     ptrdiff_t batch_size;
 } fbp_batches;
+
+/* The input rows of one batch (or a thread's part of it), as the first
+ * layer's products read them: dense rows (row r at dense + r * sizes[0]), or
+ * rows of a CSR matrix, row r being CSR row order[first + r] (order NULL:
+ * first + r). Sparse rows are never densified. */
+typedef struct {
+    const void *dense;          /* NULL: the CSR rows */
+    const void *values;
+    const int32_t *indices;
+    const int64_t *indptr;
+    const ptrdiff_t *order;
+    ptrdiff_t first;
+} fbp_input;
 
 /* The optimiser and its state, updated in place. */
 typedef struct {

@@ -51,22 +51,33 @@ cdef inline fbp_network _network(const int* sizes, const int* acts, int n_layers
     return net
 
 
-cdef inline void forward_pass(const fbp_network* net, const floating* X,
-                              Py_ssize_t m) noexcept nogil:
-    """Fill z_1..z_L and a_out in net's workspace for m rows of X."""
-    forward_rows(net, X, 0, m, m)
+cdef inline void forward_pass(const fbp_network* net, const fbp_input* x, Py_ssize_t m,
+                              floating* dtype_tag) noexcept nogil:
+    """Fill z_1..z_L and a_out in net's workspace for m rows of x."""
+    forward_rows(net, x, 0, m, m, dtype_tag)
 
 
-cdef void forward_rows(const fbp_network* net, const floating* X_rows, Py_ssize_t r0,
-                       Py_ssize_t rows, Py_ssize_t m) noexcept nogil:
-    """forward_pass for rows [r0, r0 + rows) of an m-row batch (X_rows holds
-    those rows); writes only their part of the workspace."""
+cdef inline void _layer_product(const fbp_input* x_rows, Py_ssize_t l, int rows, int n_out,
+                                int n_in, const floating* z_prev, const floating* W,
+                                floating* a) noexcept nogil:
+    # a += z_prev . W; layer 0's input may be sparse
+    if l == 0:
+        input_gemm_nn(x_rows, rows, n_out, n_in, W, a)
+    else:
+        gemm_nn(rows, n_out, n_in, z_prev, W, a)
+
+
+cdef void forward_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize_t r0,
+                       Py_ssize_t rows, Py_ssize_t m, floating* dtype_tag) noexcept nogil:
+    """forward_pass for rows [r0, r0 + rows) of an m-row batch (x_rows holds
+    those rows); writes only their part of the workspace. ``dtype_tag``
+    (NULL) only picks the scalar type."""
     cdef const int* sizes = net.sizes
     cdef const int* acts = net.acts
     cdef int n_layers = net.n_layers
     cdef floating* work = <floating*>net.work
     cdef Py_ssize_t l, r, n_in, n_out
-    cdef const floating* z_prev = X_rows
+    cdef const floating* z_prev = NULL
     cdef const floating* W = <const floating*>net.params
     cdef const floating* b
     cdef floating* a
@@ -81,18 +92,19 @@ cdef void forward_rows(const fbp_network* net, const floating* X_rows, Py_ssize_
         if l == n_layers - 1:
             for r in range(rows):
                 memcpy(a_out + (r0 + r) * n_out, b, n_out * sizeof(floating))
-            gemm_nn(<int>rows, <int>n_out, <int>n_in, z_prev, W, a_out + r0 * n_out)
+            _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W,
+                           a_out + r0 * n_out)
             activate_rows(a_out + r0 * n_out, a, rows, n_out, acts[l])
         else:
             for r in range(rows):
                 memcpy(a + r * n_out, b, n_out * sizeof(floating))
-            gemm_nn(<int>rows, <int>n_out, <int>n_in, z_prev, W, a)
+            _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W, a)
             activate_rows(a, a, rows, n_out, acts[l])
         z_prev = a
         W = b + n_out
 
 
-cdef double backward_pass(const fbp_network* net, const floating* X, const floating* T,
+cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floating* T,
                           Py_ssize_t m, const floating* sw, double sw_sum,
                           double* penalty_out) noexcept nogil:
     """After forward_pass: write dJ/dparams into grad and return the data
@@ -141,7 +153,7 @@ cdef double backward_pass(const fbp_network* net, const floating* X, const float
         W = params + w_off
         dW = grad + w_off
         db = grad + b_off
-        z_prev = X if l == 0 else work + z_offsets[l]
+        z_prev = work + z_offsets[l] if l > 0 else NULL  # layer 0's input is x
 
         # dJ/dW = z_prev^T . delta + (l2/m) W ; biases are not penalised
         count = n_in * n_out
@@ -152,7 +164,10 @@ cdef double backward_pass(const fbp_network* net, const floating* X, const float
                 dW[j] = <floating>(l2_over_m * w_val)
         else:
             memset(dW, 0, count * sizeof(floating))
-        gemm_tn(<int>n_in, <int>n_out, <int>m, 1, z_prev, delta, dW)
+        if l == 0:
+            input_gemm_tn(x, 0, n_in, <int>n_out, <int>n_in, <int>m, 1, delta, dW)
+        else:
+            gemm_tn(<int>n_in, <int>n_out, <int>m, 1, z_prev, delta, dW)
         # dJ/db = column sums of delta
         memset(db, 0, n_out * sizeof(floating))
         for r in range(m):
@@ -171,7 +186,7 @@ cdef double backward_pass(const fbp_network* net, const floating* X, const float
     return J
 
 
-cdef double backward_sgd(const fbp_network* net, const floating* X, const floating* T,
+cdef double backward_sgd(const fbp_network* net, const fbp_input* x, const floating* T,
                          Py_ssize_t m, const floating* sw, double sw_sum, double lr,
                          double* penalty_out) noexcept nogil:
     """After forward_pass: apply one plain SGD step layer by layer; return the
@@ -222,7 +237,7 @@ cdef double backward_sgd(const fbp_network* net, const floating* X, const floati
         w_off -= (n_in + 1) * n_out
         W = params + w_off
         b = W + n_in * n_out
-        z_prev = X if l == 0 else work + z_offsets[l]
+        z_prev = work + z_offsets[l] if l > 0 else NULL  # layer 0's input is x
         if l > 0:
             # delta_prev = (delta . W^T) * f'(a_prev), with the old W
             memset(delta_prev, 0, m * n_in * sizeof(floating))
@@ -235,7 +250,10 @@ cdef double backward_sgd(const fbp_network* net, const floating* X, const floati
                 w_val = W[j]
                 penalty += <double>w_val * w_val
                 W[j] = shrink * w_val
-        gemm_tn(<int>n_in, <int>n_out, <int>m, step, z_prev, delta, W)
+        if l == 0:
+            input_gemm_tn(x, 0, n_in, <int>n_out, <int>n_in, <int>m, step, delta, W)
+        else:
+            gemm_tn(<int>n_in, <int>n_out, <int>m, step, z_prev, delta, W)
         for r in range(m):
             for j in range(n_out):
                 b[j] += step * delta[r * n_out + j]

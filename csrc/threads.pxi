@@ -44,7 +44,7 @@ cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexce
     return count * index // n_threads
 
 
-cdef double _own_rows_deltas(const fbp_network* net, const floating* xb, const floating* tb,
+cdef double _own_rows_deltas(const fbp_network* net, const fbp_input* xb, const floating* tb,
                             const floating* wb, double sw_sum, Py_ssize_t m, Py_ssize_t r0,
                             Py_ssize_t rows, const Py_ssize_t* z_offsets,
                             const Py_ssize_t* w_offsets) noexcept nogil:
@@ -61,7 +61,8 @@ cdef double _own_rows_deltas(const fbp_network* net, const floating* xb, const f
     cdef floating* deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
     cdef floating* delta
     cdef double J
-    forward_rows(net, xb + r0 * n_in, r0, rows, m)
+    cdef fbp_input x_own = input_rows_from(xb, r0, n_in, <floating*>NULL)
+    forward_rows(net, &x_own, r0, rows, m, <floating*>NULL)
     J = output_delta(a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
                      tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
                      n_out, net.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
@@ -79,10 +80,10 @@ cdef double _own_rows_deltas(const fbp_network* net, const floating* xb, const f
 
 
 cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state* opt,
-                              const floating* xb, double sw_sum, Py_ssize_t m, int index,
+                              const fbp_input* xb, double sw_sum, Py_ssize_t m, int index,
                               int n_threads, const Py_ssize_t* z_offsets,
-                              const Py_ssize_t* w_offsets, double lr_t,
-                              double eps_t) noexcept nogil:
+                              const Py_ssize_t* w_offsets, double lr_t, double eps_t,
+                              floating* dtype_tag) noexcept nogil:
     """After every thread's deltas: thread ``index``'s rows [i0, i1) of every
     W and columns [c0, c1) of every b take the optimiser step (a sum over
     all m rows). Returns the L2 term of those rows of W.
@@ -114,7 +115,7 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
         c0 = _share(k_out, index, n_threads)
         c1 = _share(k_out, index + 1, n_threads)
         W = params + w_offsets[l]
-        z_prev = xb if l == 0 else work + z_offsets[l]
+        z_prev = work + z_offsets[l] if l > 0 else NULL  # layer 0's input is xb
         delta = deltas + z_offsets[l + 1]
         if plain:
             # the step folds into the gemm, as in backward_sgd
@@ -123,7 +124,9 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
                     w_val = W[i]
                     penalty += <double>w_val * w_val
                     W[i] = shrink * w_val
-            if i1 > i0:
+            if l == 0:
+                input_gemm_tn(xb, i0, i1, <int>k_out, <int>k_in, <int>m, step, delta, W)
+            elif i1 > i0:
                 gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, step, z_prev + i0,
                            <int>k_in, delta, W + i0 * k_out)
             p = W + k_in * k_out  # the bias
@@ -140,7 +143,9 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
                 dW[i] = <floating>(l2_over_m * w_val)
         else:
             memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
-        if i1 > i0:
+        if l == 0:
+            input_gemm_tn(xb, i0, i1, <int>k_out, <int>k_in, <int>m, 1, delta, dW)
+        elif i1 > i0:
             gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
                        delta, dW + i0 * k_out)
         p = dW + k_in * k_out  # the bias gradient
@@ -180,7 +185,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         + _threaded_workspace_size(sizes, n_layers, B) - B * (n_in + n_out + 1)
     cdef floating* t_rows = x_rows + B * n_in
     cdef floating* w_rows = t_rows + B * n_out
-    cdef const floating* xb
+    cdef fbp_input xb
     cdef const floating* tb
     cdef const floating* wb
     cdef double J, penalty, sw_sum, lr_t = opt.lr, eps_t = opt.epsilon
@@ -194,10 +199,9 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         rows = _share(m, index + 1, n_threads) - r0
         _z_offsets(sizes, n_layers, m, z_offsets)
         # each thread gathers its own rows; all sum the same weights alike
-        sw_sum = _batch_rows(<const floating*>data.X, <const floating*>data.T,
-                             <const floating*>data.sample_weight, data.order, pos, m, r0,
-                             rows, n_in, n_out, x_rows, t_rows, w_rows, &xb, &tb, &wb)
-        job.J_part[index] = _own_rows_deltas(net, xb, tb, wb, sw_sum, m, r0, rows,
+        sw_sum = _batch_rows(data, pos, m, r0, rows, n_in, n_out, x_rows, t_rows, w_rows,
+                             &xb, &tb, &wb)
+        job.J_part[index] = _own_rows_deltas(net, &xb, tb, wb, sw_sum, m, r0, rows,
                                              z_offsets, w_offsets)
         fbp_barrier_wait(&job.barrier)
 
@@ -212,8 +216,9 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         if opt.kind == ADAM:
             lr_t = adam_rate(opt, opt.step_count + batches)
             eps_t = adam_epsilon(opt, opt.step_count + batches)
-        job.penalty_part[index] = _update_own_block(net, opt, xb, sw_sum, m, index, n_threads,
-                                                    z_offsets, w_offsets, lr_t, eps_t)
+        job.penalty_part[index] = _update_own_block(net, opt, &xb, sw_sum, m, index, n_threads,
+                                                    z_offsets, w_offsets, lr_t, eps_t,
+                                                    dtype_tag)
         fbp_barrier_wait(&job.barrier)
         if index == 0:
             penalty = 0
@@ -244,7 +249,7 @@ cdef struct PredictJob:
     const int* acts
     int n_layers
     const void* params
-    const void* X
+    fbp_input x
     void* out
     void* work            # n_threads workspaces of work_per_thread scalars
     Py_ssize_t work_per_thread
@@ -261,10 +266,12 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
     cdef Py_ssize_t z_offsets[64]
     cdef floating* work = <floating*>job.work + index * job.work_per_thread
     cdef fbp_network net
+    cdef fbp_input x_own
     if rows == 0:
         return
     net = _network(job.sizes, job.acts, n_layers, 0, 0.0, job.params, NULL, work)
-    forward_pass(&net, <const floating*>job.X + r0 * n_in, rows)
+    x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
+    forward_pass(&net, &x_own, rows, dtype_tag)
     _z_offsets(job.sizes, n_layers, rows, z_offsets)
     memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
            rows * n_out * sizeof(floating))

@@ -174,8 +174,11 @@ cdef class Trainer:
 
         Parameters
         ----------
-        X : ndarray, shape (n_rows, sizes[0])
-            Inputs, C-contiguous, in the params' dtype.
+        X : ndarray, shape (n_rows, sizes[0]), or CSR rows
+            Inputs, C-contiguous, in the params' dtype; or the rows of a CSR
+            matrix (``values`` in the params' dtype, ``indices`` int32,
+            ``indptr`` int64, ``shape``; see ``fastbp._sparse.CsrRows``),
+            multiplied where they lie, never densified.
         T : ndarray, shape (n_rows, sizes[-1])
             Targets, C-contiguous, in the params' dtype.
         sample_weight : ndarray, shape (n_rows,), optional
@@ -183,28 +186,29 @@ cdef class Trainer:
         """
         self._require_params("set_data")
         cdef int n_layers = self.net.n_layers
-        X = self._floats(X, "X", 2)
+        cdef fbp_input x
+        cdef Py_ssize_t n_rows = input_rows(X, self.net.sizes[0], self.params_array.dtype, &x)
         T = self._floats(T, "T", 2)
-        if X.shape[1] != self.net.sizes[0]:
-            raise ValueError(f"X has {X.shape[1]} columns; the network takes "
-                             f"{self.net.sizes[0]} inputs")
         if T.shape[1] != self.net.sizes[n_layers]:
             raise ValueError(f"T has {T.shape[1]} columns; the network has "
                              f"{self.net.sizes[n_layers]} outputs")
-        if T.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but T has {T.shape[0]}")
+        if T.shape[0] != n_rows:
+            raise ValueError(f"X has {n_rows} rows but T has {T.shape[0]}")
         if sample_weight is not None and np.shape(sample_weight) == (0,):
             sample_weight = None
         if sample_weight is not None:
             sample_weight = self._floats(sample_weight, "sample_weight", 1)
-            if sample_weight.shape[0] != X.shape[0]:
+            if sample_weight.shape[0] != n_rows:
                 raise ValueError(f"sample_weight has {sample_weight.shape[0]} elements "
-                                 f"for {X.shape[0]} rows")
+                                 f"for {n_rows} rows")
         if self.order_array is not None:
-            _check_order(self.order_array, X.shape[0])
+            _check_order(self.order_array, n_rows)
         self.X_array, self.T_array, self.weight_array = X, T, sample_weight
-        self.n_rows = X.shape[0]
-        self.data.X = _data(X)
+        self.n_rows = n_rows
+        self.data.X = x.dense
+        self.data.X_values = x.values
+        self.data.X_indices = x.indices
+        self.data.X_indptr = x.indptr
         self.data.T = _data(T)
         self.data.sample_weight = _data(sample_weight) if sample_weight is not None else NULL
         self.data.n_positions = (self.order_array.shape[0] if self.order_array is not None
@@ -406,7 +410,7 @@ cdef class Trainer:
         # a new dtype: the data and optimiser buffers no longer fit
         self.has_data = False
         self.X_array = self.T_array = self.weight_array = None
-        self.data.X = self.data.T = self.data.sample_weight = NULL
+        self.data.X = self.data.T = self.data.sample_weight = self.data.X_values = NULL
         self._forget_optimizer()
         self.has_optimizer = False
 

@@ -9,44 +9,57 @@ cdef extern from "fastbp_sample.h" nogil:
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
 
 
-cdef inline void _gather_rows(const floating* X, const floating* T,
-                              const floating* sw, const Py_ssize_t* order,
-                              Py_ssize_t pos, Py_ssize_t first, Py_ssize_t count,
-                              Py_ssize_t n_in, Py_ssize_t n_out,
+cdef inline void _gather_rows(const fbp_batches* data, Py_ssize_t pos, Py_ssize_t first,
+                              Py_ssize_t count, Py_ssize_t n_in, Py_ssize_t n_out,
                               floating* x_rows, floating* t_rows,
                               floating* w_rows) noexcept nogil:
     """Copy batch rows [first, first + count) of positions from ``pos`` on,
-    in ``order``, into the batch buffers (w_rows only with weights)."""
+    in ``data.order``, into the batch buffers: X's rows only when dense (CSR
+    rows are read where they lie), weights only when there are some."""
     cdef Py_ssize_t r, row
+    cdef const floating* X = <const floating*>data.X
+    cdef const floating* T = <const floating*>data.T
+    cdef const floating* sw = <const floating*>data.sample_weight
     for r in range(first, first + count):
-        row = order[pos + r]
-        memcpy(x_rows + r * n_in, X + row * n_in, n_in * sizeof(floating))
+        row = data.order[pos + r]
+        if X != NULL:
+            memcpy(x_rows + r * n_in, X + row * n_in, n_in * sizeof(floating))
         memcpy(t_rows + r * n_out, T + row * n_out, n_out * sizeof(floating))
         if sw != NULL:
             w_rows[r] = sw[row]
 
 
-cdef inline double _batch_rows(const floating* X, const floating* T,
-                               const floating* sw, const Py_ssize_t* order,
-                               Py_ssize_t pos, Py_ssize_t m, Py_ssize_t first,
-                               Py_ssize_t count, Py_ssize_t n_in, Py_ssize_t n_out,
-                               floating* x_rows, floating* t_rows, floating* w_rows,
-                               const floating** xb, const floating** tb,
+cdef inline double _batch_rows(const fbp_batches* data, Py_ssize_t pos, Py_ssize_t m,
+                               Py_ssize_t first, Py_ssize_t count, Py_ssize_t n_in,
+                               Py_ssize_t n_out, floating* x_rows, floating* t_rows,
+                               floating* w_rows, fbp_input* xb, const floating** tb,
                                const floating** wb) noexcept nogil:
     """Point xb, tb and wb (NULL without weights) at the m-row batch from
     position ``pos``: at the data itself when there is no ``order``, else at
-    the buffers, into which batch rows [first, first + count) are gathered.
-    Returns the sum of the batch's sample weights (m without weights)."""
+    the buffers, into which batch rows [first, first + count) are gathered
+    (CSR rows go through ``order`` instead). Returns the sum of the batch's
+    sample weights (m without weights)."""
     cdef Py_ssize_t r
     cdef double sw_sum
+    cdef const floating* sw = <const floating*>data.sample_weight
+    cdef const Py_ssize_t* order = data.order
+    if data.X == NULL:
+        xb.dense = NULL
+        xb.values = data.X_values
+        xb.indices = data.X_indices
+        xb.indptr = data.X_indptr
+        xb.order = order
+        xb.first = pos
     if order != NULL:
-        _gather_rows(X, T, sw, order, pos, first, count, n_in, n_out, x_rows, t_rows, w_rows)
-        xb[0] = x_rows
+        _gather_rows(data, pos, first, count, n_in, n_out, x_rows, t_rows, w_rows)
+        if data.X != NULL:
+            xb[0] = dense_input(x_rows)
         tb[0] = t_rows
         wb[0] = w_rows if sw != NULL else NULL
     else:
-        xb[0] = X + pos * n_in
-        tb[0] = T + pos * n_out
+        if data.X != NULL:
+            xb[0] = dense_input(<const floating*>data.X + pos * n_in)
+        tb[0] = <const floating*>data.T + pos * n_out
         wb[0] = sw + pos if sw != NULL else NULL
     if sw == NULL:
         return m
@@ -69,7 +82,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     batch's row count. Returns 0, or 1 when a batch loss is not finite (that
     batch's update is not applied). Minibatches run on ``n_threads`` threads
     of their own (_train_part) when it is above 1 and the platform can start
-    them; one row of plain SGD without weights takes the fused per-sample
+    them; one dense row of plain SGD without weights takes the fused per-sample
     path of csrc/fastbp_sample.h.
     """
     cdef const int* sizes = net.sizes
@@ -77,10 +90,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef int n_layers = net.n_layers
     cdef Py_ssize_t pos, m, batch_size = data.batch_size
     cdef Py_ssize_t n_in = sizes[0], n_out = sizes[n_layers]
-    cdef const floating* X = <const floating*>data.X
-    cdef const floating* T = <const floating*>data.T
     cdef const floating* sw = <const floating*>data.sample_weight
-    cdef const Py_ssize_t* order = data.order
     cdef floating* params = <floating*>net.params
     cdef floating* grad = <floating*>net.grad
     cdef floating* work = <floating*>net.work
@@ -89,7 +99,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef floating* x_rows = work + x_off
     cdef floating* t_rows = x_rows + batch_size * n_in
     cdef floating* w_rows = t_rows + batch_size * n_out
-    cdef const floating* xb
+    cdef fbp_input xb
     cdef const floating* tb
     cdef const floating* wb
     cdef double J, penalty, sw_sum, lr_t = opt.lr, eps_t = opt.epsilon
@@ -99,7 +109,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if batch_size == 1 and plain and sw == NULL:
+    if batch_size == 1 and plain and sw == NULL and data.X != NULL:
         # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h)
         if floating is double:
             return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
@@ -125,16 +135,16 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     pos = start
     while pos < stop:
         m = batch_size if pos + batch_size <= stop else stop - pos
-        sw_sum = _batch_rows(X, T, sw, order, pos, m, 0, m, n_in, n_out, x_rows, t_rows,
-                             w_rows, &xb, &tb, &wb)
-        forward_pass(net, xb, m)
+        sw_sum = _batch_rows(data, pos, m, 0, m, n_in, n_out, x_rows, t_rows, w_rows,
+                             &xb, &tb, &wb)
+        forward_pass(net, &xb, m, dtype_tag)
         if plain:
             # the update folds into the weight-gradient gemm: no grad buffer
-            J = backward_sgd(net, xb, tb, m, wb, sw_sum, opt.lr, &penalty)
+            J = backward_sgd(net, &xb, tb, m, wb, sw_sum, opt.lr, &penalty)
             if not isfinite(J):
                 return 1
         else:
-            J = backward_pass(net, xb, tb, m, wb, sw_sum, &penalty)
+            J = backward_pass(net, &xb, tb, m, wb, sw_sum, &penalty)
             if not isfinite(J):
                 return 1
             if opt.kind == ADAM:

@@ -139,19 +139,28 @@ def sgd_update(floating[::1] params, const floating[::1] grad,
                  momentum, nesterov)
 
 
-def network_predict(const floating[:, ::1] X, const floating[::1] params,
+cdef inline object _np_dtype(const floating* tag):
+    return np.float64 if floating is double else np.float32
+
+
+def network_predict(X, const floating[::1] params,
                     const int[::1] sizes, const int[::1] acts,
                     floating[::1] work, floating[:, ::1] out):
-    """out = network output for X; work holds predict_workspace_share(sizes,
-    X.shape[0], 1) scalars or more."""
+    """out = network output for X (dense rows or CSR rows, see input_rows);
+    work holds predict_workspace_share(sizes, X.shape[0], 1) scalars or more."""
     cdef int n_layers = <int>sizes.shape[0] - 1
-    cdef Py_ssize_t l, m = X.shape[0], z_off = 0
+    cdef fbp_input x
+    cdef Py_ssize_t l, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x), z_off = 0
     cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
                                     &work[0])
+    if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
+        raise ValueError("out must have X's rows and the network's outputs")
+    if m == 0:
+        return
     for l in range(1, n_layers):
         z_off += m * sizes[l]
     with nogil:
-        forward_pass(&net, &X[0, 0], m)
+        forward_pass(&net, &x, m, &work[0])
         memcpy(&out[0, 0], &work[z_off], m * sizes[n_layers] * sizeof(floating))
 
 
@@ -167,7 +176,7 @@ def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads
     return (size + share * sizes[n_layers] + 15) // 16 * 16
 
 
-def network_predict_threads(const floating[:, ::1] X, const floating[::1] params,
+def network_predict_threads(X, const floating[::1] params,
                             const int[::1] sizes, const int[::1] acts,
                             floating[::1] work, floating[:, ::1] out, int n_threads):
     """network_predict with the rows split over ``n_threads`` threads of its
@@ -176,23 +185,23 @@ def network_predict_threads(const floating[:, ::1] X, const floating[::1] params
     cdef PredictJob job
     cdef int i, status = 0
     cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &job.x)
     if not 1 <= n_threads <= FBP_MAX_THREADS:
         raise ValueError(f"n_threads must be in [1, {FBP_MAX_THREADS}], got {n_threads}")
-    job.work_per_thread = predict_workspace_share(sizes, X.shape[0], n_threads)
+    job.work_per_thread = predict_workspace_share(sizes, m, n_threads)
     if work.shape[0] < n_threads * job.work_per_thread:
         raise ValueError("work is too small for n_threads workspaces")
-    if out.shape[0] != X.shape[0] or out.shape[1] != sizes[n_layers]:
+    if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
         raise ValueError("out must have X's rows and the network's outputs")
-    if X.shape[0] == 0:
+    if m == 0:
         return 1
     job.sizes = &sizes[0]
     job.acts = &acts[0]
     job.n_layers = n_layers
     job.params = &params[0]
-    job.X = &X[0, 0]
     job.out = &out[0, 0]
     job.work = &work[0]
-    job.m = X.shape[0]
+    job.m = m
     job.n_threads = n_threads
     with nogil:
         if n_threads > 1:
@@ -207,32 +216,38 @@ def network_predict_threads(const floating[:, ::1] X, const floating[::1] params
     return n_threads if status == 0 else 1
 
 
-def network_loss(const floating[:, ::1] X, const floating[:, ::1] T,
+def network_loss(X, const floating[:, ::1] T,
                  const floating[::1] params, const int[::1] sizes,
                  const int[::1] acts, int loss, double l2,
                  floating[::1] work, floating[::1] grad):
-    """Return J for (X, T) and write dJ/dparams into grad."""
+    """Return J for (X, T) and write dJ/dparams into grad; X is dense rows
+    or CSR rows (see input_rows)."""
     cdef double J, penalty
+    cdef fbp_input x
+    cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
                                     &params[0], &grad[0], &work[0])
+    if T.shape[0] != m:
+        raise ValueError(f"X has {m} rows but T has {T.shape[0]}")
     with nogil:
-        forward_pass(&net, &X[0, 0], X.shape[0])
-        J = backward_pass(&net, &X[0, 0], &T[0, 0], X.shape[0], <const floating*>NULL,
-                          <double>X.shape[0], &penalty)
+        forward_pass(&net, &x, m, &work[0])
+        J = backward_pass(&net, &x, &T[0, 0], m, <const floating*>NULL, <double>m, &penalty)
     return J + penalty
 
 
-def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
+def weighted_loss_gradient(X, const floating[:, ::1] T,
                            const floating[::1] sample_weight,
                            const floating[::1] params, const int[::1] sizes,
                            const int[::1] acts, int loss, double l2,
                            floating[::1] work, floating[::1] grad):
     """Return (data term, L2 term) of J with row weights; write dJ/dparams.
 
-    An empty ``sample_weight`` means all rows weigh 1.
+    X is dense rows or CSR rows (see input_rows). An empty ``sample_weight``
+    means all rows weigh 1.
     """
     cdef double J, penalty, sw_sum = 0
-    cdef Py_ssize_t r
+    cdef fbp_input x
+    cdef Py_ssize_t r, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef const floating* sw = NULL
     cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
                                     &params[0], &grad[0], &work[0])
@@ -241,10 +256,12 @@ def weighted_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
         for r in range(sample_weight.shape[0]):
             sw_sum += sample_weight[r]
     else:
-        sw_sum = X.shape[0]
+        sw_sum = m
+    if T.shape[0] != m or 0 < sample_weight.shape[0] != m:
+        raise ValueError(f"T or sample_weight do not have X's {m} rows")
     with nogil:
-        forward_pass(&net, &X[0, 0], X.shape[0])
-        J = backward_pass(&net, &X[0, 0], &T[0, 0], X.shape[0], sw, sw_sum, &penalty)
+        forward_pass(&net, &x, m, &work[0])
+        J = backward_pass(&net, &x, &T[0, 0], m, sw, sw_sum, &penalty)
     return J, penalty
 
 
@@ -296,6 +313,7 @@ def train_rows(const floating[:, ::1] X, const floating[:, ::1] T,
     trainer.net.grad = &grad[0]
     trainer.net.work = &work[0]
     trainer.data.X = &X[0, 0]
+    trainer.data.X_values = NULL
     trainer.data.T = &T[0, 0]
     trainer.data.sample_weight = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     trainer.data.order = &order[0] if order.shape[0] > 0 else NULL

@@ -22,6 +22,8 @@ cdef extern from "fastbp_codes.h":
 
 # A fit's native state (csrc/fastbp_state.h), owned by Trainer: the network,
 # the batch source and the optimiser; void* scalars are float or double.
+from libc.stdint cimport int32_t, int64_t
+
 cdef extern from "fastbp_state.h" nogil:
     ctypedef struct fbp_network:
         const int* sizes
@@ -36,11 +38,22 @@ cdef extern from "fastbp_state.h" nogil:
 
     ctypedef struct fbp_batches:
         const void* X
+        const void* X_values
+        const int32_t* X_indices
+        const int64_t* X_indptr
         const void* T
         const void* sample_weight
         const Py_ssize_t* order
         Py_ssize_t n_positions
         Py_ssize_t batch_size
+
+    ctypedef struct fbp_input:
+        const void* dense
+        const void* values
+        const int32_t* indices
+        const int64_t* indptr
+        const Py_ssize_t* order
+        Py_ssize_t first
 
     ctypedef struct fbp_optimizer_state:
         int kind
