@@ -11,6 +11,7 @@ import operator
 import numpy as np
 
 from . import _kernels
+from ._sparse import CsrRows, as_csr_rows, is_sparse
 
 FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
@@ -28,12 +29,15 @@ def check_dtype(dtype) -> np.dtype:
 
 def usable_as_is(array: np.ndarray, dtype: np.dtype) -> bool:
     """Whether the kernels can read ``array`` where it lies."""
+    if isinstance(array, CsrRows):
+        return array.dtype == dtype
     flags = array.flags
     return array.dtype == dtype and flags.c_contiguous and flags.aligned
 
 
 def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
-              allow_vector: bool = False, lazy: bool = False) -> np.ndarray:
+              allow_vector: bool = False, lazy: bool = False,
+              accept_sparse: bool = False) -> np.ndarray:
     """Convert ``data`` to a finite, C-contiguous 2-D array of ``dtype``.
 
     Strided, Fortran-order, read-only and integer input is copied into a
@@ -42,7 +46,13 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
     ``lazy``, a numeric array that would need a copy is returned after the
     shape checks, unconverted and unchecked, for :func:`convert_rows` to
     convert a chunk at a time (memory O(chunk) instead of a copy of X).
+    With ``accept_sparse``, SciPy sparse input becomes :class:`CsrRows`
+    (never dense); without it, sparse input (targets, weights) is densified.
     """
+    if is_sparse(data):
+        if accept_sparse:
+            return as_csr_rows(data, dtype, name, n_columns)
+        data = data.to_scipy().toarray() if isinstance(data, CsrRows) else data.toarray()
     if isinstance(data, np.ndarray):
         array = data
     else:
@@ -206,6 +216,6 @@ def split_rows(arrays, fraction: float, rng, name: str) -> tuple:
                          "at least one row must go to each side")
     held_out = np.zeros(n, bool)
     held_out[rng.choice(n, n_out, replace=False)] = True
-    pick = lambda mask: tuple(None if a is None else np.ascontiguousarray(a[mask])
-                              for a in arrays)
+    pick = lambda mask: tuple(None if a is None else a[mask] if isinstance(a, CsrRows)
+                              else np.ascontiguousarray(a[mask]) for a in arrays)
     return pick(~held_out), pick(held_out)

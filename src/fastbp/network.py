@@ -198,7 +198,8 @@ class Network:
     def _check_X(self, X, lazy: bool = False) -> np.ndarray:
         """X checked; with ``lazy``, left unconverted where it needs a copy,
         for :meth:`_rows` to convert a chunk at a time."""
-        return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0], lazy=lazy)
+        return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0], lazy=lazy,
+                         accept_sparse=True)
 
     def _rows(self, X: np.ndarray, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of a checked X as the kernels read them."""
@@ -241,7 +242,7 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (m, sizes[0])
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
         n_threads : int or None, default=None
             Threads for calls of at least 4e6 FLOPs (2 × parameters × m,
             ``fastbp._runtime.PREDICT_THREADS_MIN_FLOPS``; smaller calls run
@@ -294,7 +295,7 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (m, sizes[0])
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
         Y : array_like of shape (m, sizes[-1])
         loss : {"mse", "bce", "cross_entropy"}
         l2 : float, default=0.0
@@ -376,7 +377,11 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (n, sizes[0])
+        X : {array_like, sparse matrix} of shape (n, sizes[0])
+            A SciPy sparse matrix or array (any format; CSR is used where it
+            lies, others are converted once) is multiplied row by row over
+            its non-zeros, never densified; training agrees with the dense
+            X to rounding.
         Y : array_like of shape (n, sizes[-1]) or (n,)
             Targets; a 1-D array of numbers is taken as one column when
             sizes[-1] == 1. For softmax and sigmoid outputs a 1-D array of
@@ -568,7 +573,7 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (m, sizes[0])
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
 
         Returns
         -------
@@ -591,7 +596,7 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (m, sizes[0])
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
         Y : array_like of shape (m,) or (m, sizes[-1])
         sample_weight : array_like of shape (m,), optional
 
