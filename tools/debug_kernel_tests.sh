@@ -64,6 +64,7 @@ env "${asan_env[@]}" FASTBP_EXPECT_DEBUG_KERNELS=1 FASTBP_DEBUG_BUILD_DIR="$scra
     "$scratch/repo/tests/test_train_rows.py" \
     "$scratch/repo/tests/test_trainer.py" \
     "$scratch/repo/tests/test_network.py" \
+    "$scratch/repo/tests/test_sparse.py" \
     "$scratch/repo/tests/test_memory.py::test_the_debug_build_checks_bounds" \
     "$scratch/repo/tests/test_properties.py::test_bad_input_ends_in_an_error_or_the_clean_answer" \
     "$scratch/repo/tests/test_properties.py::test_every_layout_reaches_the_kernels_aligned_and_contiguous" || status=$?

@@ -129,7 +129,7 @@ def _check_finite(rows: CsrRows, original, name: str) -> None:
     row = int(np.searchsorted(rows.indptr, k, side="right")) - 1
     column = int(rows.indices[k])
     bad = int(np.count_nonzero(~np.isfinite(rows.values[first:last])))
-    given = original.data[k - first] if not isinstance(original, CsrRows) else None
+    given = original.data[k - first].item() if not isinstance(original, CsrRows) else None
     if given is not None and np.isfinite(given):
         raise ValueError(f"{name}[{row}, {column}] = {given!r} overflows {rows.dtype}; "
                          f"{bad} value(s) do not fit")

@@ -26,7 +26,9 @@ Where they differ from scikit-learn:
   ``Network.fit``), and float32 input trains in float32;
 - early stopping restores the best weights (as scikit-learn does) and so
   does nothing else: it is the same rule;
-- sparse input is not accepted.
+- sparse input (as scikit-learn: CSR and CSC; other formats are
+  converted) is multiplied in CSR form by the first layer, never densified,
+  and trains to the same weights as the dense X up to rounding.
 """
 from __future__ import annotations
 
@@ -54,12 +56,24 @@ from ._runtime import training_threads
 from ._training import TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from .losses import LOSSES
+from ._sparse import as_csr_rows
 from .network import Network
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 #: scikit-learn's activation names -> fastbp's
 _ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+
+#: as scikit-learn's MLP; validate_data converts other formats to the first
+_SPARSE_FORMATS = ("csr", "csc")
+
+
+def _kernel_input(X, dtype):
+    """X as the kernels read it: a C-contiguous array, or CSR rows."""
+    if isinstance(X, np.ndarray):
+        return np.ascontiguousarray(X, dtype=dtype)
+    return as_csr_rows(X, dtype, "X")
 
 
 def _is_int(value) -> bool:
@@ -130,6 +144,11 @@ class _BaseMLP(BaseEstimator):
         self.n_threads = n_threads
 
     # -- parameters ---------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     def _hidden_sizes(self) -> list:
         sizes = self.hidden_layer_sizes
@@ -285,7 +304,7 @@ class _BaseMLP(BaseEstimator):
         elif self._optimizer_solver != self.solver:
             self._reset_optimizer()
         dtype = self._net.dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = _kernel_input(X, dtype)
         y = np.ascontiguousarray(y, dtype=dtype)
         if sample_weight is not None:  # a warm start may meet data of another dtype
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -382,8 +401,11 @@ class _BaseMLP(BaseEstimator):
                              "or the number of samples.")
         if is_classifier(self):
             y_val = self._label_binarizer.inverse_transform(y_val)
-        return (np.ascontiguousarray(X), np.ascontiguousarray(y), sample_weight, X_val, y_val,
-                sw_val)
+        if isinstance(X, np.ndarray):
+            X = np.ascontiguousarray(X)
+        else:  # CSR rows: the validation rows go back to SciPy for predict
+            X_val = X_val.to_scipy()
+        return X, np.ascontiguousarray(y), sample_weight, X_val, y_val, sw_val
 
     def _shuffled_orders(self, n):
         """Row orders drawn as scikit-learn's utils.shuffle of the previous
@@ -429,7 +451,8 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "_net")
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=(np.float64, np.float32),
+                          reset=False)
         return self._net.predict(X, n_threads=self.n_threads)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -438,7 +461,7 @@ class _BaseMLP(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the rows in the loss (and in early stopping's score).
@@ -586,8 +609,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
-                             reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -615,7 +638,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -634,7 +657,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
         classes : array of shape (n_classes,), default=None
@@ -693,8 +716,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
