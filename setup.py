@@ -27,7 +27,7 @@ extensions = [
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # Portable wheel flags: no -march=native, no -ffast-math.
-        extra_compile_args=["-O3", "-pthread"] if os.name != "nt" else ["/O2"],
+        extra_compile_args=["-O3", "-fno-math-errno", "-pthread"] if os.name != "nt" else ["/O2"],
         extra_link_args=["-pthread"] if os.name != "nt" else [],
     )
 ]

@@ -24,23 +24,47 @@ cdef void sgd_step(floating* params, const floating* grad, floating* velocity,
             params[i] += mu * v - step
 
 
-cdef void adam_step(floating* params, const floating* grad, floating* first_moment,
-                    floating* second_moment, Py_ssize_t size, double lr_t,
-                    double beta1, double beta2, double epsilon) noexcept nogil:
+cdef extern from "fastbp_optim.h" nogil:
+    void fbp_adam_step_f(float* p, const float* g, float* m, float* v, Py_ssize_t n, float lr,
+                         float b1, float b2, float c1, float c2, float eps)
+    void fbp_adam_step_d(double* p, const double* g, double* m, double* v, Py_ssize_t n,
+                         double lr, double b1, double b2, double c1, double c2, double eps)
+    double fbp_l2_gradient_f(const float* W, float* dW, Py_ssize_t n, double l2_over_m)
+    double fbp_l2_gradient_d(const double* W, double* dW, Py_ssize_t n, double l2_over_m)
+    double fbp_l2_shrink_f(float* W, Py_ssize_t n, float shrink)
+    double fbp_l2_shrink_d(double* W, Py_ssize_t n, double shrink)
+
+
+cdef inline void adam_step(floating* params, const floating* grad, floating* first_moment,
+                           floating* second_moment, Py_ssize_t size, double lr_t,
+                           double beta1, double beta2, double epsilon) noexcept nogil:
     """Adam (Kingma & Ba) with the bias correction folded into lr_t:
-    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps)."""
-    cdef Py_ssize_t i
-    cdef floating g, mi, vi
-    cdef floating b1 = <floating>beta1, b2 = <floating>beta2
-    cdef floating c1 = <floating>(1 - beta1), c2 = <floating>(1 - beta2)
-    cdef floating lr_f = <floating>lr_t, eps = <floating>epsilon
-    for i in range(size):
-        g = grad[i]
-        mi = b1 * first_moment[i] + c1 * g
-        vi = b2 * second_moment[i] + c2 * g * g
-        first_moment[i] = mi
-        second_moment[i] = vi
-        params[i] -= lr_f * mi / (sqrt(vi) + eps)
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps)
+    (csrc/fastbp_optim.h)."""
+    if floating is double:
+        fbp_adam_step_d(params, grad, first_moment, second_moment, size, lr_t, beta1, beta2,
+                        1 - beta1, 1 - beta2, epsilon)
+    else:
+        fbp_adam_step_f(params, grad, first_moment, second_moment, size, <float>lr_t,
+                        <float>beta1, <float>beta2, <float>(1 - beta1), <float>(1 - beta2),
+                        <float>epsilon)
+
+
+cdef inline double l2_gradient(const floating* W, floating* dW, Py_ssize_t size,
+                               double l2_over_m) noexcept nogil:
+    """dW = (l2/m) W; returns sum W^2 (csrc/fastbp_optim.h)."""
+    if floating is double:
+        return fbp_l2_gradient_d(W, dW, size, l2_over_m)
+    else:
+        return fbp_l2_gradient_f(W, dW, size, l2_over_m)
+
+
+cdef inline double l2_shrink(floating* W, Py_ssize_t size, floating shrink) noexcept nogil:
+    """W *= shrink; returns sum W^2 before (csrc/fastbp_optim.h)."""
+    if floating is double:
+        return fbp_l2_shrink_d(W, size, shrink)
+    else:
+        return fbp_l2_shrink_f(W, size, shrink)
 
 
 cdef inline double adam_rate(const fbp_optimizer_state* opt, Py_ssize_t step) noexcept nogil:

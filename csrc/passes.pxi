@@ -129,7 +129,7 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
     cdef const floating* W
     cdef floating* dW
     cdef floating* db
-    cdef double J, penalty = 0, w_val, l2_over_m = l2 / sw_sum
+    cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
     cdef Py_ssize_t z_offsets[64]
 
     z_total = _z_offsets(sizes, n_layers, m, z_offsets)
@@ -158,10 +158,7 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
         # dJ/dW = z_prev^T . delta + (l2/m) W ; biases are not penalised
         count = n_in * n_out
         if l2 != 0:
-            for j in range(count):
-                w_val = W[j]
-                penalty += w_val * w_val
-                dW[j] = <floating>(l2_over_m * w_val)
+            penalty += l2_gradient(W, dW, count, l2_over_m)
         else:
             memset(dW, 0, count * sizeof(floating))
         if l == 0:
@@ -213,7 +210,7 @@ cdef double backward_sgd(const fbp_network* net, const fbp_input* x, const float
     cdef const floating* z_prev
     cdef floating* W
     cdef floating* b
-    cdef floating shrink, step, w_val
+    cdef floating shrink, step
     cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
     cdef Py_ssize_t z_offsets[64]
 
@@ -246,10 +243,7 @@ cdef double backward_sgd(const fbp_network* net, const fbp_input* x, const float
         # W <- W - lr (z_prev^T delta + (l2/m) W), biases not penalised
         count = n_in * n_out
         if l2 != 0:
-            for j in range(count):
-                w_val = W[j]
-                penalty += <double>w_val * w_val
-                W[j] = shrink * w_val
+            penalty += l2_shrink(W, count, shrink)
         if l == 0:
             input_gemm_tn(x, 0, n_in, <int>n_out, <int>n_in, <int>m, step, delta, W)
         else:

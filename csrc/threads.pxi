@@ -105,7 +105,6 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
     cdef const floating* z_prev
     cdef double penalty = 0, l2_over_m = net.l2 / sw_sum
     cdef floating step = <floating>(-opt.lr), shrink = <floating>(1 - opt.lr * l2_over_m)
-    cdef floating w_val
     cdef bint plain = opt.kind == SGD and opt.momentum == 0
     for l in range(n_layers):
         k_in = sizes[l]
@@ -120,10 +119,7 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
         if plain:
             # the step folds into the gemm, as in backward_sgd
             if net.l2 != 0:
-                for i in range(i0 * k_out, i1 * k_out):
-                    w_val = W[i]
-                    penalty += <double>w_val * w_val
-                    W[i] = shrink * w_val
+                penalty += l2_shrink(W + i0 * k_out, (i1 - i0) * k_out, shrink)
             if l == 0:
                 input_gemm_tn(xb, i0, i1, <int>k_out, <int>k_in, <int>m, step, delta, W)
             elif i1 > i0:
@@ -137,10 +133,8 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
         # gradient of the block, then the optimiser step on it
         dW = grad + w_offsets[l]
         if net.l2 != 0:
-            for i in range(i0 * k_out, i1 * k_out):
-                w_val = W[i]
-                penalty += <double>w_val * w_val
-                dW[i] = <floating>(l2_over_m * w_val)
+            penalty += l2_gradient(W + i0 * k_out, dW + i0 * k_out, (i1 - i0) * k_out,
+                                   l2_over_m)
         else:
             memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
         if l == 0:
