@@ -61,6 +61,17 @@ def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1):
     return size
 
 
+def pass_workspace_size(const int[::1] sizes, Py_ssize_t rows):
+    """Number of scalars network_loss and weighted_loss_gradient need for
+    ``rows`` rows: z_1..z_L, a_out and two deltas, without the training
+    loop's gathered batch (rows x sizes[0], which for a wide sparse X would
+    dwarf the rest)."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t z_offsets[64]
+    return (_z_offsets(&sizes[0], n_layers, rows, z_offsets) + rows * sizes[n_layers]
+            + 2 * rows * _max_width(&sizes[0], n_layers))
+
+
 def dense_forward(const floating[:, ::1] z_prev, const floating[:, ::1] W,
                   const floating[::1] b, floating[:, ::1] a):
     """a = z_prev . W + b (pre-activation of one layer)."""

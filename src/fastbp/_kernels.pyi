@@ -2,7 +2,8 @@
 
 Every array argument is a C-contiguous NumPy array of one float dtype,
 float32 or float64 throughout a call (Cython's fused ``floating``), except
-``sizes`` and ``acts`` (C int, ``np.intc``) and ``order`` (``np.intp``).
+``sizes`` and ``acts`` (C int, ``np.intc``) and ``order`` (``np.intp``);
+where X may be sparse it is dense rows or :class:`fastbp._sparse.CsrRows`.
 The kernels trust their caller: :mod:`fastbp.network` validates first.
 ``mypy.stubtest fastbp._kernels`` checks this file against the module.
 """
@@ -14,9 +15,12 @@ from typing_extensions import disjoint_base
 import numpy as np
 import numpy.typing as npt
 
+from fastbp._sparse import CsrRows
+
 _F = TypeVar("_F", np.float32, np.float64)
 _Floats = npt.NDArray[_F]
 _Ints = npt.NDArray[np.intc]
+_Rows = npt.NDArray[_F] | CsrRows  # dense rows, or CSR rows of the same dtype
 
 #: Cython's doctest table (empty)
 __test__: dict[str, str]
@@ -46,6 +50,7 @@ def set_tiled_gemm(on: bool) -> bool: ...
 def first_nonfinite(values: _Floats[_F]) -> int: ...
 def tiled_gemm_in_use() -> bool: ...
 def workspace_size(sizes: _Ints, rows: int, n_threads: int = 1) -> int: ...
+def pass_workspace_size(sizes: _Ints, rows: int) -> int: ...
 def dense_forward(z_prev: _Floats[_F], W: _Floats[_F], b: _Floats[_F], a: _Floats[_F]) -> None: ...
 def activate(a: _Floats[_F], z: _Floats[_F], kind: int) -> None: ...
 def activation_derivative(z: _Floats[_F], out: _Floats[_F], kind: int) -> None: ...
@@ -66,20 +71,20 @@ def sgd_update(
     momentum: float, nesterov: bool,
 ) -> None: ...
 def network_predict(
-    X: _Floats[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F],
+    X: _Rows[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F],
     out: _Floats[_F],
 ) -> None: ...
 def predict_workspace_share(sizes: _Ints, rows: int, n_threads: int) -> int: ...
 def network_predict_threads(
-    X: _Floats[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F],
+    X: _Rows[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F],
     out: _Floats[_F], n_threads: int,
 ) -> int: ...
 def network_loss(
-    X: _Floats[_F], T: _Floats[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints,
+    X: _Rows[_F], T: _Floats[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints,
     loss: int, l2: float, work: _Floats[_F], grad: _Floats[_F],
 ) -> float: ...
 def weighted_loss_gradient(
-    X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F], params: _Floats[_F],
+    X: _Rows[_F], T: _Floats[_F], sample_weight: _Floats[_F], params: _Floats[_F],
     sizes: _Ints, acts: _Ints, loss: int, l2: float, work: _Floats[_F], grad: _Floats[_F],
 ) -> tuple[float, float]: ...
 def train_rows(
@@ -108,7 +113,7 @@ class Trainer:
     def step_count(self) -> int: ...
     def set_params(self, params: npt.NDArray[np.float32] | npt.NDArray[np.float64]) -> None: ...
     def set_data(
-        self, X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F] | None = None,
+        self, X: _Rows[_F], T: _Floats[_F], sample_weight: _Floats[_F] | None = None,
     ) -> None: ...
     def set_order(self, order: npt.NDArray[np.intp] | None) -> None: ...
     def set_sgd(

@@ -321,7 +321,7 @@ class _BaseMLP(BaseEstimator):
         net = self._net
         K = 1.0 / self._loss_scale()
         sw = sample_weight if sample_weight is not None else np.empty(0, net.dtype)
-        work = np.empty(_kernels.workspace_size(net._sizes, X.shape[0]), net.dtype)
+        work = np.empty(_kernels.pass_workspace_size(net._sizes, X.shape[0]), net.dtype)
         grad = np.empty_like(net._params)
         code = self._loss_code()
 

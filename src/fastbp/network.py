@@ -315,7 +315,7 @@ class Network:
         m = X.shape[0]
         params = self._params  # one snapshot for every chunk, whatever other threads do
         rows = min(m, CHUNK_ROWS)
-        work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
+        work = np.empty(_kernels.pass_workspace_size(self._sizes, rows), self.dtype)
         grad = np.empty_like(params)
         total = 0.0
         for start in range(0, m, rows):
@@ -347,7 +347,7 @@ class Network:
         params = self._params  # one snapshot, whatever other threads do
         m = X.shape[0]
         rows = min(m, CHUNK_ROWS)
-        work = np.empty(_kernels.workspace_size(self._sizes, rows), self.dtype)
+        work = np.empty(_kernels.pass_workspace_size(self._sizes, rows), self.dtype)
         grad = np.empty_like(params)
         if m == rows:
             J = _kernels.network_loss(self._rows(X, 0, m), Y, params, self._sizes, self._acts,
