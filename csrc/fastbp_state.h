@@ -22,6 +22,10 @@ typedef struct {
     void *grad;            /* dJ/dparams, params-shaped */
     void *work;            /* workspace_size(sizes, batch_size, n_threads) */
     ptrdiff_t n_params;
+    /* NULL, or with a sparse X one byte per input, all 0 between batches:
+     * the rows of W_0 a batch's non-zeros reach (fastbp_optim.h's Adam on
+     * W_0 skips the gradient of the others, which is only the L2 term) */
+    unsigned char *row_marks;
 } fbp_network;
 
 /* Where the batches come from. */

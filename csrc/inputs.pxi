@@ -81,6 +81,33 @@ cdef void input_gemm_tn(const fbp_input* x, Py_ssize_t i0, Py_ssize_t i1, int n_
                 c_row[j] += v * d_row[j]
 
 
+cdef void input_gradient_marked(const fbp_input* x, Py_ssize_t i0, Py_ssize_t i1, int n_out,
+                                int m, const floating* delta, floating* dW,
+                                unsigned char* marks) noexcept nogil:
+    """dW = x^T . delta on the rows [i0, i1) of dW that sparse x's non-zeros
+    reach, each zeroed and marked in ``marks`` when first reached; the other
+    rows are left as they are (adam_first_layer reads only marked rows)."""
+    cdef Py_ssize_t r, k, j, row, column
+    cdef const floating* values = <const floating*>x.values
+    cdef const floating* d_row
+    cdef floating* c_row
+    cdef floating v
+    for r in range(m):
+        row = _csr_row(x, r)
+        d_row = delta + r * n_out
+        for k in range(x.indptr[row], x.indptr[row + 1]):
+            column = x.indices[k]
+            if column < i0 or column >= i1:
+                continue
+            c_row = dW + column * n_out
+            if not marks[column]:
+                marks[column] = 1
+                memset(c_row, 0, n_out * sizeof(floating))
+            v = values[k]
+            for j in range(n_out):
+                c_row[j] += v * d_row[j]
+
+
 cdef Py_ssize_t input_rows(object X, Py_ssize_t n_in, object dtype, fbp_input* x) except -1:
     """Point ``x`` at the rows of X and return their count, after every check
     the kernels need: X is a C-contiguous, aligned 2-D ndarray of ``dtype``,

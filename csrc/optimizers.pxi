@@ -29,6 +29,13 @@ cdef extern from "fastbp_optim.h" nogil:
                          float b1, float b2, float c1, float c2, float eps)
     void fbp_adam_step_d(double* p, const double* g, double* m, double* v, Py_ssize_t n,
                          double lr, double b1, double b2, double c1, double c2, double eps)
+    double fbp_adam_rows_f(float* W, const float* dW, float* m, float* v, unsigned char* marks,
+                           Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n_out, double l2_over_m,
+                           float lr, float b1, float b2, float c1, float c2, float eps)
+    double fbp_adam_rows_d(double* W, const double* dW, double* m, double* v,
+                           unsigned char* marks, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n_out,
+                           double l2_over_m, double lr, double b1, double b2, double c1,
+                           double c2, double eps)
     double fbp_l2_gradient_f(const float* W, float* dW, Py_ssize_t n, double l2_over_m)
     double fbp_l2_gradient_d(const double* W, double* dW, Py_ssize_t n, double l2_over_m)
     double fbp_l2_shrink_f(float* W, Py_ssize_t n, float shrink)
@@ -48,6 +55,27 @@ cdef inline void adam_step(floating* params, const floating* grad, floating* fir
         fbp_adam_step_f(params, grad, first_moment, second_moment, size, <float>lr_t,
                         <float>beta1, <float>beta2, <float>(1 - beta1), <float>(1 - beta2),
                         <float>epsilon)
+
+
+cdef inline double adam_first_layer(const fbp_optimizer_state* opt, const fbp_network* net,
+                                    Py_ssize_t i0, Py_ssize_t i1, double l2_over_m,
+                                    double lr_t, double eps_t,
+                                    floating* dtype_tag) noexcept nogil:
+    """Adam on rows [i0, i1) of W_0 after a sparse batch's backward pass
+    (backward_pass with sparse_first_layer): their gradient is the L2 term
+    plus dW on the rows net.row_marks marks. Returns sum W^2 over the rows."""
+    cdef Py_ssize_t n_out = net.sizes[1]
+    cdef floating* W = <floating*>net.params
+    cdef floating* dW = <floating*>net.grad
+    cdef floating* m = <floating*>opt.first_moment
+    cdef floating* v = <floating*>opt.second_moment
+    if floating is double:
+        return fbp_adam_rows_d(W, dW, m, v, net.row_marks, i0, i1, n_out, l2_over_m, lr_t,
+                               opt.beta1, opt.beta2, 1 - opt.beta1, 1 - opt.beta2, eps_t)
+    else:
+        return fbp_adam_rows_f(W, dW, m, v, net.row_marks, i0, i1, n_out, l2_over_m,
+                               <float>lr_t, <float>opt.beta1, <float>opt.beta2,
+                               <float>(1 - opt.beta1), <float>(1 - opt.beta2), <float>eps_t)
 
 
 cdef inline double l2_gradient(const floating* W, floating* dW, Py_ssize_t size,

@@ -48,6 +48,7 @@ cdef inline fbp_network _network(const int* sizes, const int* acts, int n_layers
     net.grad = grad
     net.work = work
     net.n_params = 0  # only the training loop reads it
+    net.row_marks = NULL
     return net
 
 
@@ -106,10 +107,14 @@ cdef void forward_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize
 
 cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floating* T,
                           Py_ssize_t m, const floating* sw, double sw_sum,
-                          double* penalty_out) noexcept nogil:
+                          double* penalty_out, bint sparse_first_layer=False) noexcept nogil:
     """After forward_pass: write dJ/dparams into grad and return the data
     term of J; the L2 term l2/(2 sw_sum) sum ||W||^2 goes to penalty_out.
-    Rows are weighted by sw / sw_sum (sw NULL and sw_sum m: unweighted)."""
+    Rows are weighted by sw / sw_sum (sw NULL and sw_sum m: unweighted).
+
+    With ``sparse_first_layer`` (a sparse x and net.row_marks), dW_0 holds
+    only x^T delta, on the rows marked in net.row_marks, and W_0's L2 term is
+    neither in dW_0 nor in penalty_out: adam_first_layer adds both."""
     cdef const int* sizes = net.sizes
     cdef const int* acts = net.acts
     cdef int n_layers = net.n_layers
@@ -157,14 +162,17 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
 
         # dJ/dW = z_prev^T . delta + (l2/m) W ; biases are not penalised
         count = n_in * n_out
-        if l2 != 0:
-            penalty += l2_gradient(W, dW, count, l2_over_m)
+        if l == 0 and sparse_first_layer:
+            input_gradient_marked(x, 0, n_in, <int>n_out, <int>m, delta, dW, net.row_marks)
         else:
-            memset(dW, 0, count * sizeof(floating))
-        if l == 0:
-            input_gemm_tn(x, 0, n_in, <int>n_out, <int>n_in, <int>m, 1, delta, dW)
-        else:
-            gemm_tn(<int>n_in, <int>n_out, <int>m, 1, z_prev, delta, dW)
+            if l2 != 0:
+                penalty += l2_gradient(W, dW, count, l2_over_m)
+            else:
+                memset(dW, 0, count * sizeof(floating))
+            if l == 0:
+                input_gemm_tn(x, 0, n_in, <int>n_out, <int>n_in, <int>m, 1, delta, dW)
+            else:
+                gemm_tn(<int>n_in, <int>n_out, <int>m, 1, z_prev, delta, dW)
         # dJ/db = column sums of delta
         memset(db, 0, n_out * sizeof(floating))
         for r in range(m):

@@ -106,6 +106,7 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
     cdef double penalty = 0, l2_over_m = net.l2 / sw_sum
     cdef floating step = <floating>(-opt.lr), shrink = <floating>(1 - opt.lr * l2_over_m)
     cdef bint plain = opt.kind == SGD and opt.momentum == 0
+    cdef bint sparse_w0 = opt.kind == ADAM and xb.dense == NULL and net.row_marks != NULL
     for l in range(n_layers):
         k_in = sizes[l]
         k_out = sizes[l + 1]
@@ -132,13 +133,18 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
             continue
         # gradient of the block, then the optimiser step on it
         dW = grad + w_offsets[l]
-        if net.l2 != 0:
+        if l == 0 and sparse_w0:
+            # as in train_rows_kernel: this block of W_0 steps in one pass with
+            # its L2 term; dW holds x^T delta on the rows marked
+            input_gradient_marked(xb, i0, i1, <int>k_out, <int>m, delta, dW, net.row_marks)
+        elif net.l2 != 0:
             penalty += l2_gradient(W + i0 * k_out, dW + i0 * k_out, (i1 - i0) * k_out,
                                    l2_over_m)
         else:
             memset(dW + i0 * k_out, 0, (i1 - i0) * k_out * sizeof(floating))
         if l == 0:
-            input_gemm_tn(xb, i0, i1, <int>k_out, <int>k_in, <int>m, 1, delta, dW)
+            if not sparse_w0:
+                input_gemm_tn(xb, i0, i1, <int>k_out, <int>k_in, <int>m, 1, delta, dW)
         elif i1 > i0:
             gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
                        delta, dW + i0 * k_out)
@@ -150,6 +156,9 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
         # the step on this thread's rows of W, then on its part of b
         w_off = w_offsets[l] + i0 * k_out
         count = (i1 - i0) * k_out
+        if l == 0 and sparse_w0:
+            penalty += adam_first_layer(opt, net, i0, i1, l2_over_m, lr_t, eps_t, W)
+            count = 0
         for t in range(2):
             optimizer_step(opt, params, grad, w_off, count, lr_t, eps_t)
             w_off = w_offsets[l] + k_in * k_out + c0

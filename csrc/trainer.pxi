@@ -60,7 +60,7 @@ cdef class Trainer:
     cdef Py_ssize_t n_rows
     # references that keep the buffers behind the raw pointers alive
     cdef object sizes_array, acts_array, params_array, grad_array, work_array
-    cdef object X_array, T_array, weight_array, order_array
+    cdef object X_array, T_array, weight_array, order_array, marks_array
     cdef object velocity_array, first_array, second_array
 
     def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
@@ -206,6 +206,10 @@ cdef class Trainer:
         self.X_array, self.T_array, self.weight_array = X, T, sample_weight
         self.n_rows = n_rows
         self.data.X = x.dense
+        # Adam's fused step on W_0 for a sparse X marks rows here (all 0 between runs)
+        self.marks_array = None if x.dense != NULL else np.zeros(self.net.sizes[0], np.uint8)
+        self.net.row_marks = (NULL if x.dense != NULL
+                              else <unsigned char*>cnp.PyArray_DATA(self.marks_array))
         self.data.X_values = x.values
         self.data.X_indices = x.indices
         self.data.X_indptr = x.indptr
@@ -409,8 +413,9 @@ cdef class Trainer:
     cdef _forget(self):
         # a new dtype: the data and optimiser buffers no longer fit
         self.has_data = False
-        self.X_array = self.T_array = self.weight_array = None
+        self.X_array = self.T_array = self.weight_array = self.marks_array = None
         self.data.X = self.data.T = self.data.sample_weight = self.data.X_values = NULL
+        self.net.row_marks = NULL
         self._forget_optimizer()
         self.has_optimizer = False
 

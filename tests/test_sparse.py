@@ -273,3 +273,30 @@ def test_estimator_on_sparse_matches_scikit_learn():
     theirs = MLPClassifier((8,), max_iter=5, random_state=1).fit(X, y)
     for W_ours, W_theirs in zip(ours.coefs_, theirs.coefs_):
         assert close(W_ours, W_theirs, np.float64)
+
+
+def test_a_diverged_sparse_adam_batch_leaves_the_trainer_as_new():
+    """Adam on a sparse X marks the rows of W_0 a batch reaches (csrc
+    fastbp_optim.h); a batch that stops on a non-finite loss must unmark
+    them, or the next run would read stale gradient rows."""
+    X = CsrRows(*_csr_arrays(random_sparse(40, 30, 0.2, seed=24)), 30)
+    T = np.random.default_rng(25).normal(size=(40, 2))
+    sizes, acts = np.array([30, 5, 2], np.intc), np.array([1, 0], np.intc)
+    start = np.random.default_rng(26).normal(size=(30 + 1) * 5 + (5 + 1) * 2)
+
+    def trainer(params):
+        t = _kernels.Trainer(sizes, acts, _kernels.Loss.MSE, 0.01, 8)
+        t.set_params(params)
+        t.set_data(X, T)
+        t.set_adam(0.01, 0.9, 0.999, 1e-8, np.zeros_like(params), np.zeros_like(params))
+        return t
+
+    used = trainer(p_used := start.copy())
+    T[0, 0] = np.inf  # the first batch's loss is not finite
+    assert used.run(0, 40)[0] == 1
+    T[0, 0] = 0.0
+    fresh = trainer(p_fresh := start.copy())
+    # same start (the failed batch changed nothing), same steps from here
+    np.testing.assert_array_equal(p_used, start)
+    assert used.run(0, 40)[0] == 0 and fresh.run(0, 40)[0] == 0
+    np.testing.assert_array_equal(p_used, p_fresh)

@@ -35,6 +35,7 @@ cdef extern from "fastbp_state.h" nogil:
         void* grad
         void* work
         Py_ssize_t n_params
+        unsigned char* row_marks
 
     ctypedef struct fbp_batches:
         const void* X
