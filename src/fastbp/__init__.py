@@ -24,4 +24,8 @@ def __getattr__(name):
     if name in ("MLPClassifier", "MLPRegressor"):
         from . import estimators
         return getattr(estimators, name)
+    # ONNX export loads (and needs onnx) only when asked for
+    if name in ("to_onnx", "register_skl2onnx"):
+        from . import onnx_export
+        return getattr(onnx_export, name)
     raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

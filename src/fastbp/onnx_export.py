@@ -1,0 +1,248 @@
+"""ONNX export: a trained network as a graph any ONNX runtime can run.
+
+``to_onnx`` writes :class:`~fastbp.Network` and the scikit-learn estimators
+with the ``onnx`` package (``pip install fastbp[onnx]``); each layer is
+MatMul, Add and its activation (Relu, Tanh, Sigmoid, Softmax, or nothing for
+identity), in the network's dtype. ``register_skl2onnx`` teaches skl2onnx the
+estimators, so scikit-learn pipelines that hold them convert with
+``skl2onnx.to_onnx``.
+
+Outputs, named as skl2onnx names them:
+
+- ``Network``: ``output``, what :meth:`Network.predict` returns;
+- ``MLPRegressor``: ``variable``, shape (n, n_outputs);
+- ``MLPClassifier``: ``label`` (what ``predict`` returns; a 0/1 matrix for
+  multilabel targets) and ``probabilities`` (``predict_proba``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: opset 17: Softmax over the last axis only, supported by onnxruntime >= 1.13
+OPSET = 17
+_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax",
+        "identity": None}
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("ONNX export needs the onnx package: pip install fastbp[onnx]") from exc
+    return onnx
+
+
+def _network_of(model):
+    """(Network, kind) for a Network or a fitted fastbp estimator."""
+    from .network import Network
+    if isinstance(model, Network):
+        return model, "network"
+    from . import estimators
+    if isinstance(model, (estimators.MLPClassifier, estimators.MLPRegressor)):
+        if not hasattr(model, "_net"):
+            raise ValueError(f"this {type(model).__name__} is not fitted yet: call fit first")
+        return model._net, ("classifier" if isinstance(model, estimators.MLPClassifier)
+                            else "regressor")
+    raise TypeError("to_onnx takes a fastbp.Network, MLPClassifier or MLPRegressor, "
+                    f"got {type(model).__name__}")
+
+
+def _layer_nodes(network, input_name: str, add_initializer, add_node, prefix: str) -> str:
+    """Add the network's layers after ``input_name``; return the output's name.
+
+    ``add_initializer(name, array)`` and ``add_node(op_type, inputs, outputs,
+    **attributes)`` write into a graph: onnx's helpers or skl2onnx's container.
+    """
+    current = input_name
+    activations = list(network.activations) + [network.output_activation]
+    for index, ((W, b), activation) in enumerate(zip(network._layer_views(network._params),
+                                                     activations)):
+        W_name, b_name = f"{prefix}W{index}", f"{prefix}b{index}"
+        add_initializer(W_name, np.array(W))
+        add_initializer(b_name, np.array(b))
+        product, a = f"{prefix}xW{index}", f"{prefix}a{index}"
+        add_node("MatMul", [current, W_name], [product])
+        add_node("Add", [product, b_name], [a])
+        op = _OPS[activation]
+        if op is None:
+            current = a
+            continue
+        z = f"{prefix}z{index}"
+        add_node(op, [a], [z], **({"axis": -1} if op == "Softmax" else {}))
+        current = z
+    return current
+
+
+def _classifier_nodes(estimator, scores: str, label: str, probabilities: str,
+                      add_initializer, add_node, prefix: str) -> None:
+    """``label`` and ``probabilities`` from the output layer's ``scores``, as
+    ``predict`` and ``predict_proba`` derive them."""
+    classes = np.asarray(estimator.classes_)
+    multilabel = estimator._label_binarizer.y_type_.startswith("multilabel")
+    dtype = estimator._net.dtype
+    half = f"{prefix}half"
+    if multilabel:  # one sigmoid a label: label i is on where p_i > 0.5
+        add_initializer(half, np.array(0.5, dtype))
+        add_node("Identity", [scores], [probabilities])
+        add_node("Greater", [scores, half], [f"{prefix}on"])
+        add_node("Cast", [f"{prefix}on"], [label], to=7)  # int64
+        return
+    if estimator.n_outputs_ == 1:  # binary: one sigmoid unit, p(class 1)
+        one = f"{prefix}one"
+        add_initializer(one, np.array(1.0, dtype))
+        add_node("Sub", [one, scores], [f"{prefix}p0"])
+        add_node("Concat", [f"{prefix}p0", scores], [probabilities], axis=1)
+    else:
+        add_node("Identity", [scores], [probabilities])
+    # the first largest probability, as LabelBinarizer.inverse_transform picks
+    add_node("ArgMax", [probabilities], [f"{prefix}index"], axis=1, keepdims=0)
+    if classes.dtype.kind in "iub":
+        add_initializer(f"{prefix}classes", classes.astype(np.int64))
+    else:
+        add_initializer(f"{prefix}classes", classes.astype(str).astype(object))
+    add_node("Gather", [f"{prefix}classes", f"{prefix}index"], [label], axis=0)
+
+
+def to_onnx(model, path=None, *, name: str = "fastbp"):
+    """Export a network or a fitted estimator as an ONNX model.
+
+    Parameters
+    ----------
+    model : Network, MLPClassifier or MLPRegressor
+        A fitted estimator, or a network (its current weights).
+    path : str or path-like, optional
+        Where to save the model; it is returned either way.
+    name : str, default="fastbp"
+        The graph's name.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Input ``X`` of shape (n, sizes[0]) in the network's dtype; outputs
+        as the module docstring lists them. Class labels that are not
+        integers come out as strings.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbp, onnxruntime
+    >>> net = fastbp.Network([4, 8, 3], activation="relu", output_activation="softmax", seed=0)
+    >>> model = fastbp.to_onnx(net)
+    >>> session = onnxruntime.InferenceSession(model.SerializeToString())
+    >>> X = np.ones((2, 4))
+    >>> bool(np.allclose(session.run(None, {"X": X})[0], net.predict(X), rtol=1e-12))
+    True
+    """
+    onnx = _onnx()
+    from onnx import helper, numpy_helper
+    network, kind = _network_of(model)
+    element = helper.np_dtype_to_tensor_dtype(network.dtype)
+    initializers, nodes = [], []
+
+    def add_initializer(tensor_name, array):
+        initializers.append(numpy_helper.from_array(array, tensor_name))
+
+    def add_node(op_type, inputs, outputs, **attributes):
+        nodes.append(helper.make_node(op_type, inputs, outputs, name=outputs[0], **attributes))
+
+    n_in, n_out = network.sizes[0], network.sizes[-1]
+    scores = _layer_nodes(network, "X", add_initializer, add_node, "")
+    if kind == "classifier":
+        n_classes = 2 if model.n_outputs_ == 1 else n_out
+        multilabel = model._label_binarizer.y_type_.startswith("multilabel")
+        _classifier_nodes(model, scores, "label", "probabilities", add_initializer, add_node,
+                          "")
+        label_type = (onnx.TensorProto.INT64 if multilabel or
+                      np.asarray(model.classes_).dtype.kind in "iub" else onnx.TensorProto.STRING)
+        outputs = [helper.make_tensor_value_info("label", label_type,
+                                                 [None, n_out] if multilabel else [None]),
+                   helper.make_tensor_value_info("probabilities", element, [None, n_classes])]
+    else:
+        output = "output" if kind == "network" else "variable"
+        add_node("Identity", [scores], [output])
+        outputs = [helper.make_tensor_value_info(output, element, [None, n_out])]
+    graph = helper.make_graph(nodes, name,
+                              [helper.make_tensor_value_info("X", element, [None, n_in])],
+                              outputs, initializers)
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                    producer_name="fastbp")
+    onnx.checker.check_model(model_proto)
+    if path is not None:
+        onnx.save(model_proto, path)
+    return model_proto
+
+
+def register_skl2onnx() -> None:
+    """Register fastbp's estimators with skl2onnx, so that
+    ``skl2onnx.to_onnx(pipeline, X)`` converts pipelines that hold them.
+
+    Classifiers take skl2onnx's ``zipmap`` option (pass
+    ``options={"zipmap": False}`` for a probability matrix).
+
+    Examples
+    --------
+    >>> import fastbp
+    >>> fastbp.register_skl2onnx()
+    """
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+    from . import estimators
+    update_registered_converter(estimators.MLPClassifier, "FastbpMLPClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_classifier,
+                                options={"zipmap": [True, False, "columns"],
+                                         "nocl": [True, False]})
+    update_registered_converter(estimators.MLPRegressor, "FastbpMLPRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_regressor)
+
+
+def _container_writers(scope, operator, container):
+    """add_initializer and add_node over skl2onnx's container, with names
+    unique in the pipeline's scope."""
+    from onnx import helper
+    network = operator.raw_operator._net
+    element = helper.np_dtype_to_tensor_dtype(network.dtype)
+    prefix = scope.get_unique_variable_name(operator.full_name) + "_"
+
+    def add_initializer(tensor_name, array):
+        kind = (helper.np_dtype_to_tensor_dtype(array.dtype) if array.dtype != object
+                else 8)  # STRING
+        container.add_initializer(tensor_name, kind, list(array.shape), array.ravel().tolist())
+
+    def add_node(op_type, inputs, outputs, **attributes):
+        container.add_node(op_type, inputs, outputs, name=scope.get_unique_operator_name(op_type),
+                           **attributes)
+    return network, element, prefix, add_initializer, add_node
+
+
+def _cast_input(operator, network, element, prefix, add_node) -> str:
+    """The pipeline's input to this estimator, in the network's dtype."""
+    name = operator.inputs[0].full_name
+    cast = f"{prefix}X"
+    add_node("Cast", [name], [cast], to=element)
+    return cast
+
+
+def _convert_classifier(scope, operator, container):
+    estimator = operator.raw_operator
+    if estimator._label_binarizer.y_type_.startswith("multilabel"):
+        raise NotImplementedError("skl2onnx's classifier outputs take one label a row; "
+                                  "export a multilabel MLPClassifier with fastbp.to_onnx")
+    network, element, prefix, add_initializer, add_node = _container_writers(
+        scope, operator, container)
+    x = _cast_input(operator, network, element, prefix, add_node)
+    scores = _layer_nodes(network, x, add_initializer, add_node, prefix)
+    probabilities = f"{prefix}probabilities"
+    _classifier_nodes(estimator, scores, operator.outputs[0].full_name, probabilities,
+                      add_initializer, add_node, prefix)
+    # skl2onnx declares the probabilities in its float type; cast where they differ
+    add_node("Cast", [probabilities], [operator.outputs[1].full_name],
+             to=operator.outputs[1].type.to_onnx_type().tensor_type.elem_type)
+
+
+def _convert_regressor(scope, operator, container):
+    network, element, prefix, add_initializer, add_node = _container_writers(
+        scope, operator, container)
+    x = _cast_input(operator, network, element, prefix, add_node)
+    scores = _layer_nodes(network, x, add_initializer, add_node, prefix)
+    add_node("Cast", [scores], [operator.outputs[0].full_name],
+             to=operator.outputs[0].type.to_onnx_type().tensor_type.elem_type)
