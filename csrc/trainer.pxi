@@ -338,21 +338,78 @@ cdef class Trainer:
         """
         return self._run(start, stop)
 
-    cdef tuple _run(self, Py_ssize_t start, Py_ssize_t stop):
-        cdef int status, dtype_code = self.dtype_code
-        cdef fbp_totals totals
-        if dtype_code == _NO_DTYPE:
+    def run_epochs(self, Py_ssize_t n_epochs, Py_ssize_t epoch_rows, double[::1] data_sums,
+                   double[::1] penalty_sums):
+        """Train ``n_epochs`` whole epochs in one call without the GIL.
+
+        For small epochs, whose Python bookkeeping would cost more than the
+        training. Epoch e is positions [e epoch_rows, (e + 1) epoch_rows) of
+        the order (set an order of n_epochs epoch_rows positions, e.g. one
+        permutation an epoch back to back), or without an order rows
+        [0, epoch_rows) each time. The learning rate stays as it is.
+
+        Parameters
+        ----------
+        n_epochs, epoch_rows : int
+        data_sums, penalty_sums : ndarray of float64, shape (n_epochs,)
+            Filled with each completed epoch's J terms, times its rows.
+
+        Returns
+        -------
+        epochs : int
+            Epochs completed with a finite loss and finite parameters.
+        status : int
+            0; 1 when epoch ``epochs`` met a non-finite batch loss (that
+            batch's update not applied); 2 when it left non-finite
+            parameters.
+        """
+        cdef int status = 0, dtype_code = self.dtype_code
+        cdef Py_ssize_t done = 0
+        self._check_runnable()
+        if n_epochs < 0 or epoch_rows < 1:
+            raise ValueError(f"need n_epochs >= 0 and epoch_rows >= 1, got {n_epochs}, "
+                             f"{epoch_rows}")
+        if data_sums.shape[0] < n_epochs or penalty_sums.shape[0] < n_epochs:
+            raise ValueError(f"data_sums and penalty_sums need {n_epochs} elements")
+        needed = n_epochs * epoch_rows if self.order_array is not None else epoch_rows
+        if needed > self.data.n_positions:
+            raise ValueError(f"{n_epochs} epochs of {epoch_rows} rows need {needed} "
+                             f"positions; there are {self.data.n_positions}")
+        if n_epochs == 0:
+            return 0, 0
+        self.running = True
+        try:
+            with nogil:
+                if dtype_code == _FLOAT64:
+                    done = train_epochs_kernel(&self.net, &self.data, &self.opt, n_epochs,
+                                               epoch_rows, self._n_threads, &data_sums[0],
+                                               &penalty_sums[0], &status, <double*>NULL)
+                else:
+                    done = train_epochs_kernel(&self.net, &self.data, &self.opt, n_epochs,
+                                               epoch_rows, self._n_threads, &data_sums[0],
+                                               &penalty_sums[0], &status, <float*>NULL)
+        finally:
+            self.running = False
+        return done, status
+
+    cdef _check_runnable(self):
+        if self.dtype_code == _NO_DTYPE:
             raise RuntimeError("no parameters yet: call set_params first")
         if not self.has_data:
             raise RuntimeError("no data yet: call set_data first")
         if not self.has_optimizer:
             raise RuntimeError("no optimizer yet: call set_sgd or set_adam first")
+        if self.running:
+            raise RuntimeError("run is already running on this Trainer in another thread")
+
+    cdef tuple _run(self, Py_ssize_t start, Py_ssize_t stop):
+        cdef int status, dtype_code = self.dtype_code
+        cdef fbp_totals totals
+        self._check_runnable()
         if not (0 <= start <= stop <= self.data.n_positions):
             raise ValueError(f"need 0 <= start <= stop <= {self.data.n_positions} "
                              f"(the number of {'positions' if self.order_array is not None else 'rows'}), "
                              f"got start={start}, stop={stop}")
-        if self.running:
-            raise RuntimeError("run is already running on this Trainer in another thread")
         self.running = True
         try:
             with nogil:

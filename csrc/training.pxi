@@ -2,6 +2,11 @@
 # gathered from the data, the per-sample C path, the minibatch loop; threads.pxi
 # runs the same loop on threads of its own.
 
+cdef extern from "fastbp_finite.h" nogil:
+    Py_ssize_t fbp_first_nonfinite_f(const float* x, Py_ssize_t n)
+    Py_ssize_t fbp_first_nonfinite_d(const double* x, Py_ssize_t n)
+
+
 cdef extern from "fastbp_sample.h" nogil:
     int fbp_sample_epoch_d(const fbp_network* net, const fbp_batches* data, double lr,
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
@@ -168,3 +173,36 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
         totals.rows_done += m
         pos += m
     return 0
+
+
+cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* data,
+                                    fbp_optimizer_state* opt, Py_ssize_t n_epochs,
+                                    Py_ssize_t epoch_rows, int n_threads, double* data_sums,
+                                    double* penalty_sums, int* status,
+                                    floating* dtype_tag) noexcept nogil:
+    """train_rows_kernel over ``n_epochs`` whole epochs of ``epoch_rows``
+    positions: epoch e is positions [e epoch_rows, (e + 1) epoch_rows) of the
+    order when there is one, else rows [0, epoch_rows) again. Writes each
+    epoch's sums of J's terms (times rows) and returns the epochs completed;
+    stops after an epoch whose loss was not finite (status 1, that epoch not
+    counted) or that left non-finite parameters (status 2, not counted)."""
+    cdef Py_ssize_t e, start
+    cdef fbp_totals totals
+    status[0] = 0
+    for e in range(n_epochs):
+        start = e * epoch_rows if data.order != NULL else 0
+        status[0] = train_rows_kernel(net, data, opt, start, start + epoch_rows, n_threads,
+                                      &totals, dtype_tag)
+        if status[0] != 0:
+            return e
+        if floating is double:
+            if fbp_first_nonfinite_d(<const double*>net.params, net.n_params) >= 0:
+                status[0] = 2
+        else:
+            if fbp_first_nonfinite_f(<const float*>net.params, net.n_params) >= 0:
+                status[0] = 2
+        if status[0] != 0:
+            return e
+        data_sums[e] = totals.loss_sum
+        penalty_sums[e] = totals.penalty_sum
+    return n_epochs

@@ -26,11 +26,6 @@ def set_tiled_gemm(bint on):
     return bool(fbp_gemm_enable(on))
 
 
-cdef extern from "fastbp_finite.h" nogil:
-    Py_ssize_t fbp_first_nonfinite_f(const float* x, Py_ssize_t n)
-    Py_ssize_t fbp_first_nonfinite_d(const double* x, Py_ssize_t n)
-
-
 def first_nonfinite(const floating[::1] values):
     """Index of the first NaN or infinity in ``values``, or -1; allocates
     nothing (an isfinite mask would be a quarter of a float32 X's size)."""

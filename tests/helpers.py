@@ -47,7 +47,9 @@ def random_network(rng, sizes, hidden, output, dtype="float64"):
 
 def spy_on_trainer_runs(monkeypatch, before=None, after=None):
     """Make fit build a ``_kernels.Trainer`` whose every ``run(start, stop)``
-    calls ``before(trainer, start, stop)`` and ``after(...)`` around the real one."""
+    calls ``before(trainer, start, stop)`` and ``after(...)`` around the real
+    one; a ``run_epochs`` call (many small epochs at once) counts as a run
+    over positions [0, n_epochs * epoch_rows)."""
     from fastbp import _kernels
 
     class SpyTrainer(_kernels.Trainer):
@@ -57,6 +59,14 @@ def spy_on_trainer_runs(monkeypatch, before=None, after=None):
             result = super().run(start, stop)
             if after is not None:
                 after(self, start, stop)
+            return result
+
+        def run_epochs(self, n_epochs, epoch_rows, data_sums, penalty_sums):
+            if before is not None:
+                before(self, 0, n_epochs * epoch_rows)
+            result = super().run_epochs(n_epochs, epoch_rows, data_sums, penalty_sums)
+            if after is not None:
+                after(self, 0, n_epochs * epoch_rows)
             return result
 
     monkeypatch.setattr(_kernels, "Trainer", SpyTrainer)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _kernels
 from ._runtime import aligned_empty, sigint_deferred, training_threads
-from .optim import SGD
+from .optim import SGD, Schedule
 
 #: fit splits an epoch into kernel calls of whole batches and about this many
 #: flops (6 per weight and row), so that Ctrl-C and readers in other threads
@@ -44,6 +44,31 @@ def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
     SGD): the Trainer's own rule, mirrored here for the thread decision."""
     return batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0
+
+
+class Permutations:
+    """The row orders of a shuffled fit: one permutation of range(n) an
+    epoch, drawn from ``rng``; ``many(k)`` draws k at once, the very orders
+    (and generator state) of k calls, for runs of many small epochs."""
+
+    def __init__(self, rng: np.random.Generator, n: int):
+        self.rng, self.n = rng, n
+
+    def __call__(self) -> np.ndarray:
+        return self.rng.permutation(self.n).astype(np.intp, copy=False)
+
+    def many(self, count: int) -> np.ndarray:
+        """``count`` orders as the rows of a C-contiguous np.intp array."""
+        return self.rng.permuted(np.tile(np.arange(self.n, dtype=np.intp), (count, 1)), axis=1)
+
+
+class _Unit:
+    """Epochs trained from one rollback snapshot: their first epoch, their
+    row orders (None: rows in turn) and the schedule's counters before them."""
+
+    def __init__(self, first: int, orders: list, state):
+        self.first, self.orders = first, orders
+        self.counters = (state.epochs, state.samples_seen)
 
 
 def _whole_batches(rows: float, batch_size: int) -> int:
@@ -129,10 +154,30 @@ class TrainingLoop:
         #: whether the last run ended before its epochs, by a callback or the stopping rule
         self.stopped = False
 
-    def _rows_per_call(self, n_params: int) -> int:
+    def _epochs_per_block(self, callbacks, early_stopping, validation, progress) -> int:
+        """Epochs one ``Trainer.run_epochs`` call trains: as many as fit a
+        call's FLOP budget, when there is nothing to run between epochs (no
+        callbacks, stopping rule, validation, progress bar or schedule that
+        moves the rate) and the orders can be drawn many at once; else 1."""
+        n = self.X.shape[0]
+        quiet = not callbacks and early_stopping is None and validation is None \
+            and progress is None
+        constant_rate = type(self.optimizer.schedule).lr_after_epoch is Schedule.lr_after_epoch
+        bulk_orders = self.next_order is None or hasattr(self.next_order, "many")
+        if not (quiet and constant_rate and bulk_orders):
+            return 1
+        return max(1, int(self._call_flops() // (self._flops_per_row() * n)))
+
+    def _flops_per_row(self) -> int:
         sizes = self.network.sizes
-        flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
-        budget = FIT_CALL_FLOPS * (1 if self.per_sample else 4)
+        return 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+    def _call_flops(self) -> float:
+        return FIT_CALL_FLOPS * (1 if self.per_sample else 4)
+
+    def _rows_per_call(self, n_params: int) -> int:
+        flops_per_row = self._flops_per_row()
+        budget = self._call_flops()
         # Between calls the weights are copied (published) and checked for
         # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
         # Keep that under ~1% of a call's work, or big nets pay for it.
@@ -206,12 +251,25 @@ class TrainingLoop:
             history["val_loss"] = []
         epoch = done = 0
         self.stopped = False
+        block = self._epochs_per_block(callbacks, early_stopping, validation, progress)
+        self._units = []      # the last two, matching the rollback's two snapshots
+        pending = []          # orders drawn already, for epochs replayed one by one
         try:
-            for epoch in range(epochs):
-                order = self.next_order() if self.next_order is not None else None
+            while epoch < epochs:
+                if block > 1 and epochs - epoch > 1 and not pending:
+                    if interrupted.is_set():
+                        raise KeyboardInterrupt
+                    epoch, pending = self._epoch_block(trainer, live, state, rollback, history,
+                                                       epoch, min(block, epochs - epoch),
+                                                       epochs)
+                    continue
+                if pending:
+                    order = pending.pop(0)
+                else:
+                    order = self.next_order() if self.next_order is not None else None
                 trainer.set_order(order)
                 trainer.lr = state.lr
-                rollback.epoch_starts(epoch, network._params)  # _params equals live here
+                self._unit_starts(_Unit(epoch, [order], state), rollback)
                 last_epoch = epoch == epochs - 1
                 started = time.perf_counter()
                 data_sum = penalty_sum = 0.0
@@ -241,6 +299,7 @@ class TrainingLoop:
                 if self._end_of_epoch(epoch, history, callbacks, early_stopping, state, n):
                     self.stopped = True
                     break
+                epoch += 1
         except KeyboardInterrupt as exc:
             # `live` holds whole batches: the kernels finish every call they start
             if np.isfinite(live).all():
@@ -253,6 +312,83 @@ class TrainingLoop:
         if early_stopping is not None:
             early_stopping.restore(network)
         return history
+
+    def _unit_starts(self, unit: _Unit, rollback: _Rollback) -> None:
+        rollback.epoch_starts(unit.first, self.network._params)  # _params equals live here
+        self._units = self._units[-1:] + [unit]
+
+    def _epoch_block(self, trainer, live, state, rollback, history, epoch, count, epochs):
+        """Train epochs [epoch, epoch + count) in one ``run_epochs`` call and
+        record them; return (the next epoch, orders to replay).
+
+        When an epoch of the block diverges, nothing of it is kept: the
+        weights go back to the newest snapshot before it, the epochs up to
+        the one before the divergence are trained again in one call, and
+        the rest are left (with their orders) to the epoch-by-epoch loop,
+        which meets the divergence with the snapshots it needs to report and
+        roll back exactly as it always does.
+        """
+        n = self.X.shape[0]
+        orders = self.next_order.many(count) if self.next_order is not None else None
+        trainer.set_order(orders.reshape(-1) if orders is not None else None)
+        trainer.lr = state.lr
+        self._unit_starts(_Unit(epoch, list(orders) if orders is not None else [None] * count,
+                                state), rollback)
+        sums = np.zeros((2, count))
+        started = time.perf_counter()
+        trained, status = trainer.run_epochs(count, n, sums[0], sums[1])
+        elapsed = time.perf_counter() - started
+        state.step_count = trainer.step_count
+        if status == 0:
+            self._record_block(history, sums, state.lr, elapsed)
+            self.optimizer.epochs_end(state, n, count)
+            self.network._params = live if epoch + count == epochs else live.copy()
+            return epoch + count, []
+        return self._replay(trainer, live, state, rollback, history, epoch + trained)
+
+    def _replay(self, trainer, live, state, rollback, history, failed: int):
+        """Back to the snapshot before epoch ``failed``'s predecessor, and
+        train again up to that predecessor; returns (its epoch, the orders
+        from there on)."""
+        unit = self._units[-1]
+        to_before = failed == unit.first and len(self._units) == 2
+        if to_before:
+            unit = self._units[0]
+            orders = unit.orders + self._units[1].orders
+        else:
+            orders = unit.orders
+        rollback.restore(live, to_before)
+        state.epochs, state.samples_seen = unit.counters
+        self.optimizer.configure(trainer, state)  # the restored step count and rate
+        for name in history:
+            del history[name][unit.first:]
+        again = max(0, failed - 1 - unit.first)
+        if again:
+            n = self.X.shape[0]
+            trainer.set_order(np.concatenate(orders[:again])
+                              if orders[0] is not None else None)
+            trainer.lr = state.lr
+            sums = np.zeros((2, again))
+            started = time.perf_counter()
+            trained, status = trainer.run_epochs(again, n, sums[0], sums[1])
+            if status != 0 or trained != again:  # the same steps cannot change their minds
+                raise RuntimeError("fastbp: replaying finite epochs did not repeat them")
+            state.step_count = trainer.step_count
+            self._record_block(history, sums, state.lr, time.perf_counter() - started)
+            self.optimizer.epochs_end(state, n, again)
+            self.network._params = live.copy()
+        self._units = []
+        return unit.first + again, orders[again:]
+
+    def _record_block(self, history, sums, lr, elapsed) -> None:
+        """``_record`` for the epochs of one run_epochs call (each given an
+        equal share of its time)."""
+        n, count = self.X.shape[0], sums.shape[1]
+        history["loss"].extend(((sums[0] + sums[1]) / n).tolist())
+        history["data_loss"].extend((sums[0] / n).tolist())
+        history["penalty"].extend((sums[1] / n).tolist())
+        history["lr"].extend([lr] * count)
+        history["seconds"].extend([elapsed / count] * count)
 
     def _record(self, history, data_sum, penalty_sum, lr, elapsed, validation):
         n = self.X.shape[0]

@@ -14,7 +14,7 @@ import numpy as np
 from . import _kernels, _labels
 from ._progress import EpochProgress
 from ._runtime import aligned_empty, blas_threads, predict_threads
-from ._training import TrainingDiverged, TrainingLoop
+from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
@@ -524,7 +524,7 @@ class Network:
             early_stopping.reset()
         n = X.shape[0]
         batch_size = min(batch_size, n)
-        next_order = (lambda: rng.permutation(n).astype(np.intp, copy=False)) if shuffle else None
+        next_order = Permutations(rng, n) if shuffle else None
         loop = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer, batch_size,
                             n_threads, next_order)
         return loop.run(epochs, callbacks, early_stopping, validation,

@@ -236,6 +236,15 @@ class Optimizer:
         state.lr = float(self.schedule.lr_after_epoch(self.lr, state.lr, state.epochs,
                                                       state.samples_seen))
 
+    def epochs_end(self, state: OptimizerState, rows: int, count: int) -> None:
+        """:meth:`epoch_ends` ``count`` times, at once for a constant rate."""
+        if type(self.schedule).lr_after_epoch is Schedule.lr_after_epoch:
+            state.epochs += count
+            state.samples_seen += rows * count
+            return
+        for _ in range(count):
+            self.epoch_ends(state, rows)
+
     def plateau(self, state: OptimizerState) -> bool:
         """A stopping rule saw no improvement: True to stop, False when the
         schedule lowered the rate instead."""
