@@ -115,6 +115,8 @@ class FannLibrary:
             "fann_get_total_connections": (uint, [ann]),
             "fann_get_connection_array": (None, [ann, ctypes.POINTER(self.Connection)]),
             "fann_train_epoch": (ctypes.c_float, [ann, ctypes.POINTER(self.TrainData)]),
+            "fann_train_on_data": (None, [ann, ctypes.POINTER(self.TrainData), uint, uint,
+                                          ctypes.c_float]),
         }
         for function, (restype, argtypes) in signatures.items():
             getattr(self.lib, function).restype = restype
@@ -254,9 +256,14 @@ class Trainer:
             self.flat_weights[b_index] = b
 
     def epoch(self, epochs=1):
-        """Train ``epochs`` passes over the rows, one update per row (the timed part)."""
-        for _ in range(epochs):
+        """Train ``epochs`` passes over the rows, one update per row (the timed
+        part); several epochs run in FANN's own loop (``fann_train_on_data``,
+        no reports, never stopping early), not one ctypes call an epoch."""
+        if epochs == 1:
             self.fann.lib.fann_train_epoch(self.ann, ctypes.byref(self.train_data))
+        elif epochs > 1:
+            self.fann.lib.fann_train_on_data(self.ann, ctypes.byref(self.train_data), epochs, 0,
+                                             -1.0)
 
     def parameters(self):
         """Copies of the current (weights, biases) in fastbp's layout."""
