@@ -10,7 +10,12 @@ from .network import ACTIVATIONS, Network
 from .optim import SGD, Adam
 from .plotting import plot_history
 
-__version__ = "0.1.0"
+# the version lives in pyproject.toml only; the installed metadata carries it
+from importlib import metadata as _metadata
+try:
+    __version__ = _metadata.version("fastbp")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Adam", "EarlyStopping", "GradcheckResult", "Network", "SGD",

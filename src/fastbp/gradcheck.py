@@ -14,7 +14,7 @@ from .losses import check_loss
 class GradcheckResult(NamedTuple):
     """Worst relative errors between the gradients of four derivations.
 
-    Each is max_k |g_k − o_k| / max_k |o_k|: the largest deviation from the
+    Each is ``max_k |g_k − o_k| / max_k |o_k|``: the largest deviation from the
     oracle o, relative to the oracle's largest entry (so tiny entries do not
     blow up the ratio).
     """

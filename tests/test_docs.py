@@ -1,0 +1,129 @@
+"""The documentation's code runs and its facts match the package.
+
+- every docstring example (``>>>``) of the installed package runs as a doctest;
+- every ``>>>`` example of the user guide (docs/**/*.rst) runs as a doctest;
+- the version lives in pyproject.toml only: ``fastbp.__version__`` and
+  CITATION.cff agree with it;
+- the README's figures exist and its plot command names a path.
+
+The Sphinx build itself (warnings as errors, the gallery's examples) is
+``tools/build_docs.sh``; CI runs it after the test suite.
+"""
+import doctest
+import importlib
+import importlib.metadata
+import importlib.util
+import pkgutil
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastbp
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+#: modules whose examples need more than fastbp's own dependencies
+OPTIONAL = {
+    "fastbp.estimators": ("sklearn",),
+    "fastbp.onnx_export": ("onnx", "onnxruntime", "skl2onnx", "sklearn"),
+    "fastbp.dask": ("dask", "distributed", "sklearn"),
+    "fastbp.plotting": ("matplotlib",),
+}
+#: guide pages whose examples need more than fastbp's own dependencies
+OPTIONAL_PAGES = {"sparse.rst": ("scipy",)}
+
+
+def _modules() -> list:
+    names = ["fastbp"]
+    for info in pkgutil.walk_packages(fastbp.__path__, "fastbp."):
+        names.append(info.name)
+    return sorted(names)
+
+
+def _run(tests: list, name: str) -> None:
+    """Run doctests with numbers printed as NumPy 2 does; fail with the report."""
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    report = []
+    for test in tests:
+        runner.run(test, out=report.append)
+    results = runner.summarize(verbose=False)
+    assert results.failed == 0, f"{name}: {results.failed} doctest(s) failed\n" + "".join(report)
+
+
+def _require(modules) -> None:
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs {module}")
+
+
+@pytest.mark.parametrize("name", _modules())
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    _require(OPTIONAL.get(name, ()))
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:  # an optional dependency the table above does not know
+        pytest.skip(f"{name} cannot be imported here: {exc}")
+    tests = [t for t in doctest.DocTestFinder().find(module, name, module=module) if t.examples]
+    _run(tests, name)
+
+
+def _pages_with_examples() -> list:
+    """The hand-written .rst pages of docs/ that hold >>> examples (not the
+    build's output nor the pages it generates)."""
+    if not DOCS.is_dir():
+        return []
+    skip = {"_build", "auto_examples", "generated"}
+    return [p.relative_to(DOCS).as_posix() for p in sorted(DOCS.glob("**/*.rst"))
+            if not skip & set(p.parts) and ">>>" in p.read_text(encoding="utf-8")]
+
+
+def test_the_guide_has_examples():
+    if not DOCS.is_dir():
+        pytest.skip("no docs/ beside tests/ (not a source checkout)")
+    assert len(_pages_with_examples()) >= 5
+
+
+@pytest.mark.parametrize("page", _pages_with_examples())
+def test_user_guide_examples_run(page, tmp_path, monkeypatch):
+    _require(OPTIONAL_PAGES.get(Path(page).name, ()))
+    monkeypatch.chdir(tmp_path)
+    text = (DOCS / page).read_text(encoding="utf-8")
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text, {"__name__": page}, page, str(DOCS / page), 0)
+    np.random.seed(0)
+    _run([test], page)
+
+
+def _pyproject_version() -> str:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    return re.search(r'^version = "([^"]+)"', text, re.M).group(1)
+
+
+@pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="not a source checkout")
+def test_the_version_has_one_source():
+    version = _pyproject_version()
+    assert fastbp.__version__ == importlib.metadata.version("fastbp") == version
+    init = (ROOT / "src" / "fastbp" / "__init__.py").read_text(encoding="utf-8")
+    assert not re.search(r'__version__ = "\d+\.\d+', init), "a second copy of the version"
+    if not (ROOT / "CITATION.cff").exists():
+        pytest.skip("no CITATION.cff (an unpacked sdist)")
+    citation = (ROOT / "CITATION.cff").read_text(encoding="utf-8")
+    assert re.search(r"^version: (\S+)$", citation, re.M).group(1) == version
+    assert re.search(r"^cff-version: 1\.2\.0$", citation, re.M)
+
+
+@pytest.mark.skipif(not DOCS.is_dir(), reason="no docs/ beside tests/ (an unpacked sdist)")
+def test_readme_figures_exist_and_plot_commands_name_a_path():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (ROOT / path).exists(), f"README shows {path}, which does not exist"
+    for command in re.findall(r"fastbp train[^`\n]*", text):
+        assert not re.search(r"--plot(\s*$|\s+--)", command), f"--plot without a path: {command}"
+    # the speed summary links the full table, which holds the run's numbers
+    assert "docs/user_guide/benchmarks.rst" in text
+    table = (DOCS / "user_guide" / "benchmarks.rst").read_text(encoding="utf-8")
+    assert '"1024-2048-2048-10", "512", "float64", "640"' in table
