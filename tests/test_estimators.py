@@ -305,4 +305,25 @@ def test_warm_start_on_data_of_another_dtype_keeps_the_network_dtype():
     clf = MLPClassifier((8,), max_iter=2, warm_start=True, random_state=0)
     clf.fit(X.astype(np.float32), y, sample_weight=weights)
     clf.fit(X, y, sample_weight=weights)  # float64 rows and weights into a float32 net
-    assert clf.coefs_[0].dtype == np.float32 and clf.n_iter_ == 4
+    assert clf.coefs_[0].dtype == np.float32 and clf.n_iter_ == 2 and clf.t_ == 4 * 200
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_n_iter_counts_the_epochs_of_the_last_call_as_in_sklearn(solver):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(200)
+    params = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=3, warm_start=True,
+                  n_iter_no_change=np.inf, random_state=0)
+    ours, theirs = MLPClassifier(**params), SkClassifier(**params)
+    for _ in range(2):  # the warm-started fit warns again and counts afresh
+        for model in (ours, theirs):
+            with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+                model.fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_ == 3
+        assert ours.t_ == theirs.t_ and len(ours.loss_curve_) == len(theirs.loss_curve_)
+    for _ in range(2):
+        for model in (ours, theirs):
+            model.partial_fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_ == 1
+        assert ours.t_ == theirs.t_ and len(ours.loss_curve_) == len(theirs.loss_curve_)

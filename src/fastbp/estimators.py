@@ -348,6 +348,9 @@ class _BaseMLP(BaseEstimator):
                             self._optimizer(), batch_size, self.n_threads,
                             self._shuffled_orders(n) if self.shuffle else None)
         bookkeeping = self._bookkeeping(n, X_val, y_val, sw_val)
+        # as scikit-learn: n_iter_ counts the epochs of this call (1 for
+        # partial_fit); t_, loss_curve_ and the optimiser state carry over
+        self.n_iter_ = 0
         try:
             history = loop.run(1 if incremental else self.max_iter, [bookkeeping],
                                self._stopping)

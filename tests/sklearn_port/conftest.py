@@ -26,11 +26,6 @@ SKIP = {
 KNOWN_FAILURES = {
     "test_fit": "coefs_ set by hand before partial_fit are ignored",
     "test_nonfinite_params": "the non-finite-weights message is not scikit-learn's",
-    "test_warm_start_full_iteration": "n_iter_ accumulates over warm-started fits",
-    "test_mlp_warm_start_no_convergence[sgd-MLPClassifier]": "n_iter_ accumulates",
-    "test_mlp_warm_start_no_convergence[sgd-MLPRegressor]": "n_iter_ accumulates",
-    "test_mlp_warm_start_no_convergence[adam-MLPClassifier]": "n_iter_ accumulates",
-    "test_mlp_warm_start_no_convergence[adam-MLPRegressor]": "n_iter_ accumulates",
     "test_early_stopping_stratified": "the split is stratified on float targets, not bools",
     "test_preserve_feature_names": "validation scoring warns about feature names",
     "test_mlp_diverging_loss": "a diverging fit with early stopping raises",
