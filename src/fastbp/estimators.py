@@ -374,7 +374,9 @@ class _BaseMLP(BaseEstimator):
     def _validation_split(self, X, y, sample_weight):
         """scikit-learn's early-stopping split: stratified for single-output
         classification, drawn from the estimator's random state."""
-        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+        # on the 0/1 indicator columns as booleans, as scikit-learn (whose
+        # "too few members" error then names the class 'True')
+        stratify = y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
         arrays = [X, y] + ([sample_weight] if sample_weight is not None else [])
         split = train_test_split(*arrays, random_state=self._random_state,
                                  test_size=self.validation_fraction, stratify=stratify)
@@ -418,7 +420,7 @@ class _BaseMLP(BaseEstimator):
             if X_val is None:
                 self.best_loss_ = min(self.best_loss_, self.loss_)
                 return False
-            score = self._score(X_val, y_val, sample_weight=sw_val)
+            score = self._validation_score(X_val, y_val, sw_val)
             self.validation_scores_.append(score)
             history.setdefault("val_score", []).append(score)
             self.best_validation_score_ = max(self.best_validation_score_, score)
@@ -430,10 +432,22 @@ class _BaseMLP(BaseEstimator):
 
     # -- prediction ---------------------------------------------------------
 
-    def _forward(self, X) -> np.ndarray:
+    def _forward(self, X, check_input: bool = True) -> np.ndarray:
+        """The output layer's values; X unchecked without ``check_input``."""
         check_is_fitted(self, "_net")
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        if check_input:
+            X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
         return self._net.predict(X, n_threads=self.n_threads)
+
+    def _validation_score(self, X, y, sample_weight) -> float:
+        """The score on early stopping's split, NaN where the outputs are not
+        finite (as scikit-learn). X is the validated split: checking it
+        again would warn about feature names once per epoch."""
+        outputs = self._forward(X, check_input=False)
+        if not np.isfinite(outputs).all():
+            return np.nan
+        return float(self._score_function(y, self._outputs_to_predictions(outputs),
+                                          sample_weight=sample_weight))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -610,8 +624,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y = self._label_binarizer.transform(y).astype(X.dtype)
         return X, Y, y
 
-    def _score(self, X, y, sample_weight=None):
-        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+    _score_function = staticmethod(accuracy_score)
+
+    def _outputs_to_predictions(self, y_pred):
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
 
     def predict(self, X):
         """Predict with the multi-layer perceptron classifier.
@@ -625,10 +643,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        y_pred = self._forward(X)
-        if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._outputs_to_predictions(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -703,8 +718,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return X, np.asarray(Y, dtype=X.dtype), y
 
-    def _score(self, X, y, sample_weight=None):
-        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+    _score_function = staticmethod(r2_score)
+
+    def _outputs_to_predictions(self, y_pred):
+        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
@@ -713,8 +730,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
-        y_pred = self._forward(X)
-        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
+        return self._outputs_to_predictions(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

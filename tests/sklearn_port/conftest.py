@@ -26,8 +26,6 @@ SKIP = {
 KNOWN_FAILURES = {
     "test_fit": "coefs_ set by hand before partial_fit are ignored",
     "test_nonfinite_params": "the non-finite-weights message is not scikit-learn's",
-    "test_early_stopping_stratified": "the split is stratified on float targets, not bools",
-    "test_preserve_feature_names": "validation scoring warns about feature names",
     "test_mlp_diverging_loss": "a diverging fit with early stopping raises",
     "test_mlp_vs_poisson_glm_equivalent": "MLPRegressor has no loss parameter",
 }
