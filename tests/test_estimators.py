@@ -327,3 +327,50 @@ def test_n_iter_counts_the_epochs_of_the_last_call_as_in_sklearn(solver):
             model.partial_fit(X, y)
         assert ours.n_iter_ == theirs.n_iter_ == 1
         assert ours.t_ == theirs.t_ and len(ours.loss_curve_) == len(theirs.loss_curve_)
+
+
+def _diverging_regression(**params):
+    """Iris with a linear net, full batches and a rate just above stability:
+    the validation score improves for two epochs, then the loss overflows
+    within ten."""
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    params = dict(hidden_layer_sizes=10, activation="identity", solver="sgd",
+                  learning_rate_init=0.017, momentum=0, max_iter=300,
+                  n_iter_no_change=300, random_state=0, **params)
+    return X, y, params
+
+
+def test_diverging_fit_with_early_stopping_records_nan_and_keeps_the_best_weights():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, params = _diverging_regression(early_stopping=True)
+    with pytest.warns(ConvergenceWarning, match="non-finite"):
+        ours = MLPRegressor(**params).fit(X, y)
+    scores = ours.validation_scores_
+    assert len(scores) == len(ours.loss_curve_) == ours.n_iter_ < 300
+    assert np.isnan(scores[-1]) and np.isnan(ours.loss_curve_[-1])
+    # scikit-learn records the same scores, then goes on with NaN weights
+    with pytest.warns(RuntimeWarning), pytest.warns(ConvergenceWarning):
+        theirs = SkRegressor(**params).fit(X, y)
+    np.testing.assert_allclose(scores, theirs.validation_scores_[:len(scores)], rtol=1e-9)
+    assert np.isnan(theirs.validation_scores_[len(scores):]).all()
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+    # the weights kept are those of the best epoch, as a fit that ends there
+    best = int(np.nanargmax(scores))
+    assert 0 < best < len(scores) - 1 and ours.best_validation_score_ == scores[best]
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        until_best = MLPRegressor(**{**params, "max_iter": best + 1}).fit(X, y)
+    for got, want in zip(ours.coefs_ + ours.intercepts_,
+                         until_best.coefs_ + until_best.intercepts_):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_diverging_fit_raises_sklearns_error_and_keeps_finite_weights():
+    from fastbp import TrainingDiverged
+    X, y, params = _diverging_regression(early_stopping=False)
+    reg = MLPRegressor(**params)
+    with pytest.raises(TrainingDiverged, match="^Solver produced non-finite parameter weights. "
+                       "The input data may contain large values and need to be preprocessed."):
+        reg.fit(X, y)
+    assert all(np.isfinite(W).all() for W in reg.coefs_ + reg.intercepts_)

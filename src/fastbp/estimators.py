@@ -58,6 +58,10 @@ from .network import Network
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+#: scikit-learn's error for a fit that ends with NaN or infinite weights,
+#: which its users match on
+_NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
+                       "contain large values and need to be preprocessed.")
 #: scikit-learn's activation names -> fastbp's
 _ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
@@ -294,8 +298,7 @@ class _BaseMLP(BaseEstimator):
         else:
             self._fit_lbfgs(X, y, sample_weight)
         if not np.isfinite(self._net._params).all():
-            raise ValueError("Solver produced non-finite parameter weights. The input data may "
-                             "contain large values and need to be preprocessed.")
+            raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
     def _fit_lbfgs(self, X, y, sample_weight):
@@ -355,10 +358,13 @@ class _BaseMLP(BaseEstimator):
             history = loop.run(1 if incremental else self.max_iter, [bookkeeping],
                                self._stopping)
         except TrainingDiverged as exc:
-            raise ValueError(
-                f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver produced "
-                "non-finite values. The input data may contain large values and need to be "
-                "preprocessed, or learning_rate_init is too large.") from exc
+            if not self.early_stopping:
+                # scikit-learn's message first; the weights are those before the
+                # epoch that diverged (scikit-learn leaves NaN weights)
+                raise TrainingDiverged(f"{_NON_FINITE_WEIGHTS} fastbp: {exc}",
+                                       exc.history) from exc
+            self._stop_diverged(n)
+            return
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
             return
@@ -370,6 +376,26 @@ class _BaseMLP(BaseEstimator):
             what = "Validation score" if self.early_stopping else "Training loss"
             print(f"{what} did not improve more than tol={self.tol:f} for "
                   f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+
+    def _stop_diverged(self, n):
+        """End a fit with early stopping whose loss became non-finite.
+
+        scikit-learn goes on training NaN weights until max_iter, recording
+        NaN losses and validation scores, and at the end restores the weights
+        of the best validation score. The epoch that diverged is recorded the
+        same way here, but training stops there: NaN weights never recover.
+        """
+        self.n_iter_ += 1
+        self.t_ += n
+        self.loss_ = np.nan
+        self.loss_curve_.append(self.loss_)
+        self.validation_scores_.append(np.nan)
+        self._stopping.restore(self._net)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = nan")
+        warnings.warn(f"The loss became non-finite in iteration {self.n_iter_}: training "
+                      "stopped with the weights of the best validation score. Scale the data "
+                      "or lower learning_rate_init.", ConvergenceWarning)
 
     def _validation_split(self, X, y, sample_weight):
         """scikit-learn's early-stopping split: stratified for single-output

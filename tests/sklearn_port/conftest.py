@@ -25,8 +25,6 @@ SKIP = {
 #: remove its entry); item names, with parameters where only some fail
 KNOWN_FAILURES = {
     "test_fit": "coefs_ set by hand before partial_fit are ignored",
-    "test_nonfinite_params": "the non-finite-weights message is not scikit-learn's",
-    "test_mlp_diverging_loss": "a diverging fit with early stopping raises",
     "test_mlp_vs_poisson_glm_equivalent": "MLPRegressor has no loss parameter",
 }
 
