@@ -374,3 +374,44 @@ def test_diverging_fit_raises_sklearns_error_and_keeps_finite_weights():
                        "The input data may contain large values and need to be preprocessed."):
         reg.fit(X, y)
     assert all(np.isfinite(W).all() for W in reg.coefs_ + reg.intercepts_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_assigned_weights_take_effect_as_in_sklearn():
+    import pickle
+
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(200)
+    # momentum=0: no optimiser state, which scikit-learn drops on warm start and fastbp keeps
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.1, shuffle=False,
+                  momentum=0, max_iter=2, warm_start=True, random_state=0)
+    ours, theirs = MLPClassifier(**params).fit(X, y), SkClassifier(**params).fit(X, y)
+    rng = np.random.default_rng(1)
+    W1, b0 = rng.normal(size=(6, 10)), rng.normal(size=6)
+    for model in (ours, theirs):
+        model.coefs_[1] = W1.copy()                    # an item assigned
+        model.intercepts_ = [b0.copy(), model.intercepts_[1]]  # a list assigned
+        model.coefs_[0][0, :] = 0.5                    # a write into an array
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+    np.testing.assert_array_equal(ours.coefs_[1], W1)
+    restored = pickle.loads(pickle.dumps(ours))
+    np.testing.assert_array_equal(restored.predict_proba(X), ours.predict_proba(X))
+    # a warm start trains on from the assigned weights
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    for got, want in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    ours.coefs_[0][...] = 0  # the fitted lists are views again
+    assert not ours._network()._params[:ours.coefs_[0].size].any()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_assigned_weights_of_the_wrong_shape_are_refused():
+    X, y = _digits(100)
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0).fit(X, y)
+    clf.coefs_[1] = np.zeros((5, 10))
+    with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(5, 10\)"):
+        clf.predict(X)
+    clf.coefs_[1] = np.full((6, 10), np.nan)
+    with pytest.raises(ValueError, match=r"weights\[1\] contains 60 NaN or infinite"):
+        clf.predict(X)

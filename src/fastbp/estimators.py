@@ -153,29 +153,101 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"activation lists {len(names)} names for {n_hidden} hidden layers")
         return [_ACTIVATION_NAMES[name] for name in names]
 
-    # -- fitted parameters: views into the network's flat vector ------------
+    # -- fitted parameters: lists of views into the network's flat vector --
 
-    @property
-    def coefs_(self) -> list:
-        """Weight matrices, ``coefs_[i].shape == (layer_units[i], layer_units[i+1])``."""
-        check_is_fitted(self, "_net")
-        return [W for W, _ in self._net._layer_views(self._net._params)]
+    def _bind_weights(self) -> None:
+        """Make ``coefs_`` and ``intercepts_`` new lists of views of the
+        network's parameters; called whenever the network's parameter array
+        is replaced (every fit, set_weights, the restore of early stopping)."""
+        views = self._net._layer_views(self._net._params)
+        self.coefs_ = [W for W, _ in views]
+        self.intercepts_ = [b for _, b in views]
+        self._bound = (self._net._params, tuple(self.coefs_), tuple(self.intercepts_))
 
-    @coefs_.setter
-    def coefs_(self, coefs):
-        check_is_fitted(self, "_net")
-        self._net.set_weights(coefs, self.intercepts_)
+    def _network(self) -> Network:
+        """The network, first made to hold what ``coefs_`` and ``intercepts_`` hold.
 
-    @property
-    def intercepts_(self) -> list:
-        """Bias vectors, ``intercepts_[i].shape == (layer_units[i+1],)``."""
-        check_is_fitted(self, "_net")
-        return [b for _, b in self._net._layer_views(self._net._params)]
+        They are plain lists, as in scikit-learn. Their arrays are views of
+        the network's parameters, so writes into them go straight through;
+        an item assigned (``est.coefs_[1] = W``) or a list assigned
+        (``est.coefs_ = [...]``) is copied into the network here, before the
+        network is next used. Lists of other shapes than the network's (or
+        set by hand before any fit) define a new network, as scikit-learn
+        takes whatever its lists hold.
 
-    @intercepts_.setter
-    def intercepts_(self, intercepts):
-        check_is_fitted(self, "_net")
-        self._net.set_weights(self.coefs_, intercepts)
+        Raises
+        ------
+        NotFittedError
+            Before a fit, unless ``coefs_`` and ``intercepts_`` were set.
+        ValueError
+            On lists that do not make a network, or non-finite values.
+        """
+        check_is_fitted(self, ["coefs_", "intercepts_"])
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        net, bound = getattr(self, "_net", None), getattr(self, "_bound", None)
+        if net is not None and bound is not None and _same_arrays(coefs, bound[1]) \
+                and _same_arrays(intercepts, bound[2]):
+            if bound[0] is not net._params:  # replaced without a rebind: follow the network
+                self._bind_weights()
+            return net
+        shapes = [np.shape(W) for W in coefs], [np.shape(b) for b in intercepts]
+        if net is None or shapes != ([W.shape for W in net.weights], [b.shape for b in net.biases]):
+            self._adopt_architecture(coefs, intercepts)
+            net = self._net
+        elif bound is not None:
+            # items still bound take the network's current values: it may have
+            # been trained or set since they were handed out
+            current = net._layer_views(net._params)
+            coefs = [W if W is not old else now
+                     for W, old, (now, _) in zip(coefs, bound[1], current)]
+            intercepts = [b if b is not old else now
+                          for b, old, (_, now) in zip(intercepts, bound[2], current)]
+        net.set_weights(coefs, intercepts)
+        self._bind_weights()
+        return net
+
+    def _adopt_architecture(self, coefs: list, intercepts: list) -> None:
+        """A new network shaped by hand-set ``coefs_`` and ``intercepts_``,
+        with the fitted attributes the lists imply and a fresh optimiser."""
+        if not coefs or len(coefs) != len(intercepts):
+            raise ValueError(f"coefs_ and intercepts_ must list one array per layer, got "
+                             f"{len(coefs)} and {len(intercepts)}")
+        for i, W in enumerate(coefs):
+            if np.ndim(W) != 2 or (i and np.shape(W)[0] != np.shape(coefs[i - 1])[1]):
+                raise ValueError(f"coefs_[{i}] has shape {np.shape(W)}, which does not "
+                                 "chain the layers (coefs_[i] is (units[i], units[i+1]))")
+        sizes = [np.shape(coefs[0])[0]] + [np.shape(W)[1] for W in coefs]
+        out_activation = getattr(self, "out_activation_", None)
+        if out_activation is None:
+            raise ValueError("set out_activation_ with coefs_ and intercepts_ before a fit")
+        dtype = np.float32 if np.asarray(coefs[0]).dtype == np.float32 else np.float64
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = sizes[-1]
+        self._net = self._build_network(sizes, dtype)
+        self._bound = None
+        self._reset_optimizer()
+        self._stopping = None  # its best weights belong to the old network
+
+    def _build_network(self, layer_units: list, dtype) -> Network:
+        hidden = self._hidden_activations(len(layer_units) - 2)
+        output = "sigmoid" if self.out_activation_ == "logistic" else self.out_activation_
+        return Network(layer_units, activation=hidden, output_activation=output,
+                       dtype=np.dtype(dtype).name)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        state.pop("_bound", None)
+        if "_net" in state:
+            # the network pickles the weights; the lists are rebuilt on load
+            self._network()
+            state.pop("coefs_", None)
+            state.pop("intercepts_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_net" in state:
+            self._bind_weights()
 
     # -- fitting ------------------------------------------------------------
 
@@ -190,26 +262,18 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = "softmax"
         else:
             self.out_activation_ = "logistic"
-        hidden = self._hidden_activations(len(layer_units) - 2)
-        output = "sigmoid" if self.out_activation_ == "logistic" else self.out_activation_
-        self._net = Network(layer_units, activation=hidden, output_activation=output,
-                            dtype=np.dtype(dtype).name)
+        self._net = self._build_network(layer_units, dtype)
         # Glorot uniform for weights and biases, as scikit-learn initialises
         factor = 2.0 if self.activation == "logistic" else 6.0
         for W, b in self._net._layer_views(self._net._params):
             bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
             W[...] = self._random_state.uniform(-bound, bound, W.shape)
             b[...] = self._random_state.uniform(-bound, bound, b.shape)
+        self._bind_weights()
         self._reset_optimizer()
+        self._stopping = None
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
-            # scikit-learn's rule: n_iter_no_change + 1 epochs in a row not
-            # better than the best by tol stop (or lower an adaptive rate)
-            self._stopping = EarlyStopping(patience=self.n_iter_no_change + 1, min_delta=self.tol,
-                                           monitor="val_score" if self.early_stopping
-                                           else "loss_curve",
-                                           mode="max" if self.early_stopping else "min",
-                                           restore_best=self.early_stopping)
             if self.early_stopping:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
@@ -218,6 +282,35 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+            self._stopping = self._stopping_rule()
+
+    def _stopping_rule(self) -> EarlyStopping:
+        # scikit-learn's rule: n_iter_no_change + 1 epochs in a row not
+        # better than the best by tol stop (or lower an adaptive rate)
+        return EarlyStopping(patience=self.n_iter_no_change + 1, min_delta=self.tol,
+                             monitor="val_score" if self.early_stopping else "loss_curve",
+                             mode="max" if self.early_stopping else "min",
+                             restore_best=self.early_stopping)
+
+    def _adopt_stochastic_state(self) -> None:
+        """The stochastic solvers' bookkeeping, where a network made from
+        hand-set weights (or fitted by lbfgs) lacks it, as _initialize sets it."""
+        if getattr(self, "_stopping", None) is not None:
+            return
+        if not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
+        if self.early_stopping:
+            for name, value in (("validation_scores_", []), ("best_validation_score_", -np.inf)):
+                if getattr(self, name, None) is None:
+                    setattr(self, name, value)
+            self.best_loss_ = None
+        elif getattr(self, "best_loss_", None) is None:
+            self.best_loss_ = np.inf
+        self._stopping = self._stopping_rule()
+        if self.early_stopping:
+            self._stopping.best = -self.best_validation_score_
+        else:
+            self._stopping.best = self.best_loss_
 
     def _reset_optimizer(self) -> None:
         """A fresh optimiser state (warm starts and partial_fit keep it)."""
@@ -274,7 +367,7 @@ class _BaseMLP(BaseEstimator):
                 f"The 'n_threads' parameter of {type(self).__name__} must be an int in the range "
                 f"[1, inf) or None. Got {self.n_threads!r} instead.")
         hidden = self._hidden_sizes()
-        first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
         # as scikit-learn: every fit call restarts the random stream, so the
         # same random_state draws the same weights, split and shuffles
@@ -283,7 +376,7 @@ class _BaseMLP(BaseEstimator):
         layer_units = [X.shape[1]] + hidden + [y.shape[1]]
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        elif list(self._net.sizes) != layer_units:
+        elif list(self._network().sizes) != layer_units:
             raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
                              f"asks for {layer_units}; use warm_start=False")
         elif self._optimizer_solver != self.solver:
@@ -293,10 +386,14 @@ class _BaseMLP(BaseEstimator):
         y = np.ascontiguousarray(y, dtype=dtype)
         if sample_weight is not None:  # a warm start may meet data of another dtype
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, y_raw, sample_weight, incremental)
-        else:
-            self._fit_lbfgs(X, y, sample_weight)
+        try:
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._adopt_stochastic_state()
+                self._fit_stochastic(X, y, y_raw, sample_weight, incremental)
+            else:
+                self._fit_lbfgs(X, y, sample_weight)
+        finally:
+            self._bind_weights()  # training replaced the parameter array
         if not np.isfinite(self._net._params).all():
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
@@ -460,10 +557,10 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X, check_input: bool = True) -> np.ndarray:
         """The output layer's values; X unchecked without ``check_input``."""
-        check_is_fitted(self, "_net")
+        net = self._network()
         if check_input:
             X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        return self._net.predict(X, n_threads=self.n_threads)
+        return net.predict(X, n_threads=self.n_threads)
 
     def _validation_score(self, X, y, sample_weight) -> float:
         """The score on early stopping's split, NaN where the outputs are not
@@ -523,7 +620,8 @@ class _BaseMLP(BaseEstimator):
                         key=lambda k: [int(p) if p.isdigit() else p for p in k.split(".")])
         weights = [np.asarray(_as_numpy(state_dict[k])).T for k in linear]
         biases = [np.asarray(_as_numpy(state_dict[k[:-len("weight")] + "bias"])) for k in linear]
-        self._net.set_weights(weights, biases)
+        self._network().set_weights(weights, biases)
+        self._bind_weights()
 
     def to_sklearn(self):
         """An equivalent fitted ``sklearn.neural_network`` estimator (weights copied)."""
@@ -559,10 +657,16 @@ class _BaseMLP(BaseEstimator):
         dtype = estimator.coefs_[0].dtype
         ours._initialize(np.empty((0, sizes[-1])), sizes, dtype)
         ours._net.set_weights(estimator.coefs_, estimator.intercepts_)
+        ours._bind_weights()
         for name in ("n_iter_", "t_", "loss_", "loss_curve_", "best_loss_"):
             if hasattr(estimator, name):
                 setattr(ours, name, getattr(estimator, name))
         return ours
+
+
+def _same_arrays(given: list, bound: tuple) -> bool:
+    """Whether a list still holds exactly the arrays handed out."""
+    return len(given) == len(bound) and all(a is b for a, b in zip(given, bound))
 
 
 def _as_numpy(value):
@@ -606,8 +710,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_, loss_, best_loss_, loss_curve_, validation_scores_,
     best_validation_score_, t_, coefs_, intercepts_, n_features_in_,
     feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
-        As in scikit-learn. ``coefs_`` and ``intercepts_`` are views of the
-        network's parameters.
+        As in scikit-learn. ``coefs_`` and ``intercepts_`` are lists of views
+        of the network's parameters: writes into the arrays go through at
+        once, an assigned item or list is copied in when the estimator is
+        next used.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",

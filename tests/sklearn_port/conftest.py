@@ -24,7 +24,6 @@ SKIP = {
 #: incompatibilities of fastbp's estimators still to fix (strict: a fix must
 #: remove its entry); item names, with parameters where only some fail
 KNOWN_FAILURES = {
-    "test_fit": "coefs_ set by hand before partial_fit are ignored",
     "test_mlp_vs_poisson_glm_equivalent": "MLPRegressor has no loss parameter",
 }
 
