@@ -415,3 +415,103 @@ def test_assigned_weights_of_the_wrong_shape_are_refused():
     clf.coefs_[1] = np.full((6, 10), np.nan)
     with pytest.raises(ValueError, match=r"weights\[1\] contains 60 NaN or infinite"):
         clf.predict(X)
+
+
+def _counts(n_outputs=1, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = rng.poisson(np.exp(0.5 * X[:, :n_outputs] + 0.3)).astype(float)
+    return X, (y.ravel() if n_outputs == 1 else y), rng.uniform(0.5, 2.0, size=n)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_poisson_loss_and_gradient_are_sklearns(n_outputs):
+    # scikit-learn's own loss and lbfgs gradient at the same weights, through
+    # its private _loss_grad_lbfgs (as its test_gradient does)
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+
+    from fastbp import _kernels
+    X, y, weights = _counts(n_outputs)
+    theirs = SkRegressor(loss="poisson", hidden_layer_sizes=(7, 5), activation="tanh",
+                         alpha=0.01, solver="lbfgs", max_iter=3, random_state=0)
+    theirs.fit(X, y, sample_weight=weights)
+    ours = MLPRegressor.from_sklearn(theirs)
+    assert ours.out_activation_ == "exp"
+    Y = y.reshape(len(y), -1)
+    units = [4, 7, 5, n_outputs]
+    activations = [X] + [np.empty((len(X), u)) for u in units[1:]]
+    deltas = [np.empty((len(X), u)) for u in units[1:]]
+    coef_grads = [np.empty((a, b)) for a, b in zip(units, units[1:])]
+    intercept_grads = [np.empty(b) for b in units[1:]]
+    packed = np.hstack([a.ravel() for a in theirs.coefs_ + theirs.intercepts_])
+    want_loss, want_grad = theirs._loss_grad_lbfgs(packed, X, Y, weights, activations, deltas,
+                                                   coef_grads, intercept_grads)
+    net = ours._network()
+    grad = np.empty_like(net._params)
+    work = np.empty(_kernels.workspace_size(net._sizes, len(X)))
+    J, penalty = _kernels.weighted_loss_gradient(X, Y, weights, net._params, net._sizes,
+                                                 net._acts, ours._loss_code(), ours.alpha,
+                                                 work, grad)
+    np.testing.assert_allclose(J + penalty, want_loss, rtol=1e-12)
+    # fastbp packs layer by layer (W0, b0, W1, ...), scikit-learn all W then all b
+    views = net._layer_views(grad)
+    got_grad = np.hstack([W.ravel() for W, _ in views] + [b for _, b in views])
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver,extra", [
+    ("sgd", dict(momentum=0.9, learning_rate_init=0.01)),
+    ("adam", dict(learning_rate_init=0.01)),
+])
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_poisson_regressor_trains_like_sklearn(solver, extra, n_outputs):
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, weights = _counts(n_outputs)
+    ours, theirs = _fit_both(MLPRegressor, SkRegressor, X, y, sample_weight=weights,
+                             loss="poisson", hidden_layer_sizes=(10,), solver=solver,
+                             shuffle=False, batch_size=16, alpha=0.01, random_state=3,
+                             max_iter=6, tol=0, **extra)
+    _assert_same_model(ours, theirs)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+
+
+def test_poisson_lbfgs_takes_sklearns_path():
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, _ = _counts(2)
+    ours, theirs = _fit_both(MLPRegressor, SkRegressor, X, y, loss="poisson",
+                             hidden_layer_sizes=(6,), solver="lbfgs", random_state=0,
+                             max_iter=40)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    assert ours.n_iter_ == theirs.n_iter_
+
+
+def test_regressor_signature_and_params_are_sklearns():
+    import inspect
+
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    ours = list(inspect.signature(MLPRegressor).parameters.values())
+    theirs = list(inspect.signature(SkRegressor).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in ours[:-1]] \
+        == [(p.name, p.kind, p.default) for p in theirs]
+    assert ours[-1].name == "n_threads"
+    assert MLPRegressor("poisson", (5,)).get_params()["loss"] == "poisson"
+    with pytest.raises(ValueError, match="y >= 0; the smallest is -1.0"):
+        MLPRegressor(loss="poisson").fit(np.ones((3, 2)), [1.0, -1.0, 2.0])
+    with pytest.raises(sklearn.utils._param_validation.InvalidParameterError, match="loss"):
+        MLPRegressor(loss="huber").fit(np.ones((3, 2)), [1.0, 0.0, 2.0])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_regressor_sklearn_round_trip_is_exact(loss):
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, _ = _counts()
+    theirs = SkRegressor(loss=loss, hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    theirs.fit(X, y)
+    ours = MLPRegressor.from_sklearn(theirs)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-12)
+    back = ours.to_sklearn()
+    assert back.get_params() == theirs.get_params()
+    np.testing.assert_array_equal(back.predict(X), theirs.predict(X))

@@ -49,7 +49,7 @@ def ported_source() -> tuple[str, str]:
         exactly once (scikit-learn changed it: update ORIGINAL_IMPORT).
     """
     import sklearn
-    source_path = pathlib.Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
+    source_path = pathlib.Path(sklearn.__file__).parent / "neural_network/tests/test_mlp.py"
     source = source_path.read_text()
     if source.count(ORIGINAL_IMPORT) != 1:
         raise RuntimeError(f"{source_path} does not import the estimators as {ORIGINAL_IMPORT!r} "

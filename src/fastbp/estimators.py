@@ -9,6 +9,9 @@ conventions (not :class:`fastbp.Network`'s):
 - regression: J = ½ · mean over outputs of the (weighted) mean over rows of
   (y − t)², plus α/(2·Σw) · Σ‖W‖²; the SGD/Adam gradient is scikit-learn's,
   i.e. that of ``Network``'s "mse" (not divided by the number of outputs);
+  with ``loss="poisson"`` the prediction is μ = exp(y) and J the half Poisson
+  deviance, Σ over outputs of the mean over rows of t·log(t/μ) − t + μ, plus
+  the same L2 term (a kernel loss of its own, ``_kernels.Loss.POISSON``);
 - classification: log-loss with softmax outputs (multiclass) or logistic
   outputs (binary, multilabel), plus the same L2 term.
 
@@ -191,7 +194,8 @@ class _BaseMLP(BaseEstimator):
                 self._bind_weights()
             return net
         shapes = [np.shape(W) for W in coefs], [np.shape(b) for b in intercepts]
-        if net is None or shapes != ([W.shape for W in net.weights], [b.shape for b in net.biases]):
+        if net is None or shapes != ([(a, b) for a, b in zip(net.sizes, net.sizes[1:])],
+                                     [(b,) for b in net.sizes[1:]]):
             self._adopt_architecture(coefs, intercepts)
             net = self._net
         elif bound is not None:
@@ -230,7 +234,9 @@ class _BaseMLP(BaseEstimator):
 
     def _build_network(self, layer_units: list, dtype) -> Network:
         hidden = self._hidden_activations(len(layer_units) - 2)
-        output = "sigmoid" if self.out_activation_ == "logistic" else self.out_activation_
+        # "exp" is applied by _forward: the network itself ends in log of the mean
+        output = {"logistic": "sigmoid", "exp": "identity"}.get(self.out_activation_,
+                                                                self.out_activation_)
         return Network(layer_units, activation=hidden, output_activation=output,
                        dtype=np.dtype(dtype).name)
 
@@ -257,7 +263,8 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         if not is_classifier(self):
-            self.out_activation_ = "identity"
+            # poisson: the log link, the network's identity output is log of the mean
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
         elif self._label_binarizer.y_type_ == "multiclass":
             self.out_activation_ = "softmax"
         else:
@@ -342,10 +349,13 @@ class _BaseMLP(BaseEstimator):
             return LOSSES["cross_entropy"]
         if self.out_activation_ == "logistic":
             return LOSSES["bce"]
+        if self.out_activation_ == "exp":
+            return int(_kernels.Loss.POISSON)
         return LOSSES["mse"]
 
     def _loss_scale(self) -> float:
-        # scikit-learn's squared error is also averaged over the outputs
+        # scikit-learn's squared error is also averaged over the outputs (its
+        # poisson deviance, like the log-losses, is summed over them)
         return 1.0 / self.n_outputs_ if self.out_activation_ == "identity" else 1.0
 
     def _sample_weight(self, X, y_raw, sample_weight):
@@ -560,7 +570,8 @@ class _BaseMLP(BaseEstimator):
         net = self._network()
         if check_input:
             X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        return net.predict(X, n_threads=self.n_threads)
+        outputs = net.predict(X, n_threads=self.n_threads)
+        return np.exp(outputs, out=outputs) if self.out_activation_ == "exp" else outputs
 
     def _validation_score(self, X, y, sample_weight) -> float:
         """The score on early stopping's split, NaN where the outputs are not
@@ -603,6 +614,8 @@ class _BaseMLP(BaseEstimator):
 
         PyTorch stores each Linear weight as (out, in): the transpose of ``coefs_``.
         NumPy arrays are returned; ``torch.from_numpy`` turns them into tensors.
+        The output activation is not part of it (``out_activation_``: "exp"
+        for the poisson regressor, applied to the last Linear's output).
         """
         state = {}
         for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
@@ -627,9 +640,13 @@ class _BaseMLP(BaseEstimator):
         """An equivalent fitted ``sklearn.neural_network`` estimator (weights copied)."""
         from sklearn import neural_network
         cls = getattr(neural_network, type(self).__name__)
+        self._network()  # assigned weights checked and in place
         params = self.get_params()
         params.pop("class_weight", None)
         params.pop("n_threads", None)  # fastbp's own
+        if "loss" in params and "loss" not in cls().get_params():  # scikit-learn < 1.7
+            if params.pop("loss") != "squared_error":
+                raise ValueError(f"loss={self.loss!r} needs scikit-learn >= 1.7")
         if not isinstance(params["activation"], str):
             raise ValueError("scikit-learn takes one activation for all hidden layers")
         other = cls(**params)
@@ -838,13 +855,47 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, scikit-learn compatible, on fastbp's kernels.
 
     Takes every parameter of ``sklearn.neural_network.MLPRegressor`` with the
-    same defaults, plus ``n_threads``; see :class:`MLPClassifier` and the
-    module docstring.
+    same defaults and positions, plus ``n_threads``; see
+    :class:`MLPClassifier` and the module docstring.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        As in scikit-learn (>= 1.7): half the squared error, or half the
+        Poisson deviance of an exponential output (the log link), which
+        needs ``y >= 0``.
+    hidden_layer_sizes, activation, solver, ..., max_fun, n_threads
+        As in :class:`MLPClassifier`.
     """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, n_threads=n_threads)
+        self.loss = loss
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32), reset=reset)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(f"loss='poisson' needs targets y >= 0; the smallest is {y.min()}")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y

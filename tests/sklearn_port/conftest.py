@@ -21,12 +21,6 @@ SKIP = {
     "test_n_iter_no_change_inf": "reads the private _no_improvement_count",
 }
 
-#: incompatibilities of fastbp's estimators still to fix (strict: a fix must
-#: remove its entry); item names, with parameters where only some fail
-KNOWN_FAILURES = {
-    "test_mlp_vs_poisson_glm_equivalent": "MLPRegressor has no loss parameter",
-}
-
 #: tests that fail only because fastbp refuses sparse input (being added)
 SPARSE_XFAIL = {
     "test_sparse_matrices",
@@ -60,8 +54,7 @@ def pytest_collection_modifyitems(config, items):
     if not port_items:
         return
     module = port_items[0].module
-    names = {*SKIP, *SPARSE_XFAIL, *(key.partition("[")[0] for key in KNOWN_FAILURES)}
-    stale = sorted(name for name in names if not hasattr(module, name))
+    stale = sorted(name for name in {*SKIP, *SPARSE_XFAIL} if not hasattr(module, name))
     if stale:
         raise pytest.UsageError(f"tests/sklearn_port/conftest.py lists tests that {PORT.name} "
                                 f"does not define: {stale}")
@@ -71,6 +64,3 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=SKIP[name]))
         elif name in SPARSE_XFAIL:
             item.add_marker(pytest.mark.xfail(reason="sparse input: being added", strict=False))
-        elif item.name in KNOWN_FAILURES or name in KNOWN_FAILURES:
-            reason = KNOWN_FAILURES.get(item.name) or KNOWN_FAILURES[name]
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
