@@ -515,3 +515,16 @@ def test_regressor_sklearn_round_trip_is_exact(loss):
     back = ours.to_sklearn()
     assert back.get_params() == theirs.get_params()
     np.testing.assert_array_equal(back.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(activation=["relu", "softmax"]), "'activation' parameter of MLPClassifier must be a str"),
+    (dict(activation=["relu", 3]), "'activation' parameter of MLPClassifier must be a str"),
+    (dict(activation=["relu"]), "'activation' parameter of MLPClassifier lists 1 names for 2"),
+    (dict(class_weight="even"), "'class_weight' parameter of MLPClassifier must be"),
+])
+def test_fastbps_own_parameters_raise_sklearns_invalid_parameter_error(params, match):
+    from sklearn.utils._param_validation import InvalidParameterError
+    X, y = _digits(50)
+    with pytest.raises(InvalidParameterError, match=match):
+        MLPClassifier(hidden_layer_sizes=(4, 3), max_iter=1, **params).fit(X, y)

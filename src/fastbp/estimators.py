@@ -149,11 +149,15 @@ class _BaseMLP(BaseEstimator):
     def _hidden_activations(self, n_hidden: int) -> list:
         names = [self.activation] * n_hidden if isinstance(self.activation, str) \
             else list(self.activation)
-        for name in names:
-            if name not in _ACTIVATION_NAMES:
-                raise ValueError(f"activation {name!r} is not one of {sorted(_ACTIVATION_NAMES)}")
+        # the list form is fastbp's own, so checked here, with scikit-learn's error
+        if not all(isinstance(name, str) and name in _ACTIVATION_NAMES for name in names):
+            raise InvalidParameterError(
+                f"The 'activation' parameter of {type(self).__name__} must be a str among "
+                f"{sorted(_ACTIVATION_NAMES)} or a list of them. Got {self.activation!r} instead.")
         if len(names) != n_hidden:
-            raise ValueError(f"activation lists {len(names)} names for {n_hidden} hidden layers")
+            raise InvalidParameterError(
+                f"The 'activation' parameter of {type(self).__name__} lists {len(names)} names "
+                f"for {n_hidden} hidden layers.")
         return [_ACTIVATION_NAMES[name] for name in names]
 
     # -- fitted parameters: lists of views into the network's flat vector --
@@ -732,6 +736,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         once, an assigned item or list is copied in when the estimator is
         next used.
     """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
