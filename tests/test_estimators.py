@@ -528,3 +528,23 @@ def test_fastbps_own_parameters_raise_sklearns_invalid_parameter_error(params, m
     X, y = _digits(50)
     with pytest.raises(InvalidParameterError, match=match):
         MLPClassifier(hidden_layer_sizes=(4, 3), max_iter=1, **params).fit(X, y)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_warm_start_takes_the_new_tol_and_n_iter_no_change_as_sklearn(early_stopping):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(300)
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.05, tol=0,
+                  n_iter_no_change=50, max_iter=5, warm_start=True, random_state=0,
+                  early_stopping=early_stopping)
+    ours, theirs = MLPClassifier(**params), SkClassifier(**params)
+    for model in (ours, theirs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        # no epoch improves by 10: the second fit stops after 1 + 1 epochs
+        model.set_params(tol=10.0, n_iter_no_change=1, max_iter=50).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 2

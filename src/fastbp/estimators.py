@@ -304,9 +304,15 @@ class _BaseMLP(BaseEstimator):
                              restore_best=self.early_stopping)
 
     def _adopt_stochastic_state(self) -> None:
-        """The stochastic solvers' bookkeeping, where a network made from
-        hand-set weights (or fitted by lbfgs) lacks it, as _initialize sets it."""
-        if getattr(self, "_stopping", None) is not None:
+        """The stopping rule of this fit. A warm start keeps the rule's count
+        and best value but takes tol and n_iter_no_change afresh, as
+        scikit-learn reads them in every fit. Where the estimator has no rule
+        for this early_stopping setting (weights set by hand, a fit by lbfgs,
+        early_stopping switched) the bookkeeping is set up as _initialize does."""
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None and stopping.restore_best == self.early_stopping:
+            stopping.patience = self.n_iter_no_change + 1
+            stopping.min_delta = self.tol
             return
         if not hasattr(self, "loss_curve_"):
             self.loss_curve_ = []
