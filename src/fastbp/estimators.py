@@ -22,13 +22,26 @@ Where they differ from scikit-learn:
   the data term);
 - probabilities are not clipped to [eps, 1 − eps] in the loss: the log-loss
   is computed from the pre-activations (log-sum-exp, softplus) instead;
-- ``warm_start`` and ``partial_fit`` keep the optimiser state (velocities,
-  Adam moments and step count); scikit-learn restarts Adam on warm start;
+- a warm-started ``fit`` keeps the optimiser state (SGD velocities, Adam's
+  moments and step count), as ``partial_fit`` does in both; scikit-learn
+  starts a new optimiser in every warm-started fit;
 - ``class_weight`` ({dict, "balanced"}), ``activation`` as a list (one per
-  hidden layer), ``n_threads`` (threads for training, as in
-  ``Network.fit``), and float32 input trains in float32;
-- early stopping restores the best weights (as scikit-learn does) and so
-  does nothing else: it is the same rule;
+  hidden layer) and ``n_threads`` (threads for training and prediction, as
+  in ``Network.fit``), checked like scikit-learn's parameters
+  (``InvalidParameterError``); a warm start keeps the network's dtype
+  (float32 or float64) whatever the dtype of the new data;
+- a fit whose loss becomes non-finite: with ``early_stopping`` it stops at
+  that epoch, recorded as scikit-learn records it (NaN loss and validation
+  score), and keeps the weights of the best validation score, where
+  scikit-learn trains the NaN weights on to ``max_iter`` first; without,
+  it raises scikit-learn's "Solver produced non-finite parameter weights"
+  error at once (a :class:`fastbp.TrainingDiverged`) and keeps the finite
+  weights from before that epoch, where scikit-learn leaves NaN weights;
+- negative ``sample_weight``, and negative targets with ``loss="poisson"``,
+  raise ``ValueError`` (scikit-learn trains on them);
+- scikit-learn's private attributes (``_optimizer``,
+  ``_no_improvement_count``, ``_loss_grad_lbfgs``, ...) do not exist, so
+  the port of its tests (tests/sklearn_port) skips the five that read them;
 - sparse input is not accepted.
 """
 from __future__ import annotations
