@@ -462,17 +462,20 @@ def test_poisson_loss_and_gradient_are_sklearns(n_outputs):
 
 
 @pytest.mark.parametrize("solver,extra", [
-    ("sgd", dict(momentum=0.9, learning_rate_init=0.01)),
-    ("adam", dict(learning_rate_init=0.01)),
+    ("sgd", dict(momentum=0.9, learning_rate_init=0.01, batch_size=16)),
+    ("sgd", dict(momentum=0, learning_rate_init=0.01, batch_size=1)),  # the per-sample kernels
+    ("adam", dict(learning_rate_init=0.01, batch_size=16)),
 ])
 @pytest.mark.parametrize("n_outputs", [1, 2])
 def test_poisson_regressor_trains_like_sklearn(solver, extra, n_outputs):
     from sklearn.neural_network import MLPRegressor as SkRegressor
     X, y, weights = _counts(n_outputs)
+    if extra["batch_size"] == 1:
+        weights = None  # the fused per-sample path takes unweighted rows only
     ours, theirs = _fit_both(MLPRegressor, SkRegressor, X, y, sample_weight=weights,
                              loss="poisson", hidden_layer_sizes=(10,), solver=solver,
-                             shuffle=False, batch_size=16, alpha=0.01, random_state=3,
-                             max_iter=6, tol=0, **extra)
+                             shuffle=False, alpha=0.01, random_state=3, max_iter=6, tol=0,
+                             **extra)
     _assert_same_model(ours, theirs)
     np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
 
