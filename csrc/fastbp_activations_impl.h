@@ -87,6 +87,17 @@ static inline double FBP_SUFFIX(fbp_output_delta_row)(const FBP_REAL *a, const F
         }
         return total;
     }
+    if (loss == FBP_POISSON) {
+        /* half Poisson deviance of the mean exp(a), a the identity output:
+         * t log(t / exp(a)) - t + exp(a), with 0 log 0 = 0 (scikit-learn's
+         * poisson_loss); dJ/da = exp(a) - t */
+        for (k = 0; k < n; k++) {
+            double mean = exp((double)a[k]), target = (double)t[k];
+            total += (target > 0 ? target * (log(target) - (double)a[k]) : 0) - target + mean;
+            delta[k] = (FBP_REAL)((mean - target) * scale);
+        }
+        return total;
+    }
     {
         /* FBP_CROSS_ENTROPY with softmax outputs: -sum t log softmax(a),
          * through log-sum-exp */

@@ -19,7 +19,8 @@ enum fbp_activation {
 enum fbp_loss {
     FBP_MSE = 0,
     FBP_BCE = 1,
-    FBP_CROSS_ENTROPY = 2  /* with softmax outputs */
+    FBP_CROSS_ENTROPY = 2, /* with softmax outputs */
+    FBP_POISSON = 3        /* with identity outputs, the log of the mean */
 };
 
 enum fbp_optimizer {

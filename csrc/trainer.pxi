@@ -94,7 +94,7 @@ cdef class Trainer:
                                  f"{[code[i] for i in range(n_layers)]} "
                                  f"(known: {list(range(IDENTITY, SOFTMAX + 1))})")
             n_params += (<Py_ssize_t>width[l] + 1) * width[l + 1]
-        if not MSE <= loss <= CROSS_ENTROPY:
+        if not MSE <= loss <= POISSON:
             raise ValueError(f"unknown loss code {loss}")
         if not (l2 >= 0 and isfinite(l2)):
             raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")

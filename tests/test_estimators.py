@@ -305,4 +305,249 @@ def test_warm_start_on_data_of_another_dtype_keeps_the_network_dtype():
     clf = MLPClassifier((8,), max_iter=2, warm_start=True, random_state=0)
     clf.fit(X.astype(np.float32), y, sample_weight=weights)
     clf.fit(X, y, sample_weight=weights)  # float64 rows and weights into a float32 net
-    assert clf.coefs_[0].dtype == np.float32 and clf.n_iter_ == 4
+    assert clf.coefs_[0].dtype == np.float32 and clf.n_iter_ == 2 and clf.t_ == 4 * 200
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_n_iter_counts_the_epochs_of_the_last_call_as_in_sklearn(solver):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(200)
+    params = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=3, warm_start=True,
+                  n_iter_no_change=np.inf, random_state=0)
+    ours, theirs = MLPClassifier(**params), SkClassifier(**params)
+    for _ in range(2):  # the warm-started fit warns again and counts afresh
+        for model in (ours, theirs):
+            with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+                model.fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_ == 3
+        assert ours.t_ == theirs.t_ and len(ours.loss_curve_) == len(theirs.loss_curve_)
+    for _ in range(2):
+        for model in (ours, theirs):
+            model.partial_fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_ == 1
+        assert ours.t_ == theirs.t_ and len(ours.loss_curve_) == len(theirs.loss_curve_)
+
+
+def _diverging_regression(**params):
+    """Iris with a linear net, full batches and a rate just above stability:
+    the validation score improves for two epochs, then the loss overflows
+    within ten."""
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    params = dict(hidden_layer_sizes=10, activation="identity", solver="sgd",
+                  learning_rate_init=0.017, momentum=0, max_iter=300,
+                  n_iter_no_change=300, random_state=0, **params)
+    return X, y, params
+
+
+def test_diverging_fit_with_early_stopping_records_nan_and_keeps_the_best_weights():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, params = _diverging_regression(early_stopping=True)
+    with pytest.warns(ConvergenceWarning, match="non-finite"):
+        ours = MLPRegressor(**params).fit(X, y)
+    scores = ours.validation_scores_
+    assert len(scores) == len(ours.loss_curve_) == ours.n_iter_ < 300
+    assert np.isnan(scores[-1]) and np.isnan(ours.loss_curve_[-1])
+    # scikit-learn records the same scores, then goes on with NaN weights
+    with pytest.warns(RuntimeWarning), pytest.warns(ConvergenceWarning):
+        theirs = SkRegressor(**params).fit(X, y)
+    np.testing.assert_allclose(scores, theirs.validation_scores_[:len(scores)], rtol=1e-9)
+    assert np.isnan(theirs.validation_scores_[len(scores):]).all()
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+    # the weights kept are those of the best epoch, as a fit that ends there
+    best = int(np.nanargmax(scores))
+    assert 0 < best < len(scores) - 1 and ours.best_validation_score_ == scores[best]
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        until_best = MLPRegressor(**{**params, "max_iter": best + 1}).fit(X, y)
+    for got, want in zip(ours.coefs_ + ours.intercepts_,
+                         until_best.coefs_ + until_best.intercepts_):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_diverging_fit_raises_sklearns_error_and_keeps_finite_weights():
+    from fastbp import TrainingDiverged
+    X, y, params = _diverging_regression(early_stopping=False)
+    reg = MLPRegressor(**params)
+    with pytest.raises(TrainingDiverged, match="^Solver produced non-finite parameter weights. "
+                       "The input data may contain large values and need to be preprocessed."):
+        reg.fit(X, y)
+    assert all(np.isfinite(W).all() for W in reg.coefs_ + reg.intercepts_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_assigned_weights_take_effect_as_in_sklearn():
+    import pickle
+
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(200)
+    # momentum=0: no optimiser state, which scikit-learn drops on warm start and fastbp keeps
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.1, shuffle=False,
+                  momentum=0, max_iter=2, warm_start=True, random_state=0)
+    ours, theirs = MLPClassifier(**params).fit(X, y), SkClassifier(**params).fit(X, y)
+    rng = np.random.default_rng(1)
+    W1, b0 = rng.normal(size=(6, 10)), rng.normal(size=6)
+    for model in (ours, theirs):
+        model.coefs_[1] = W1.copy()                    # an item assigned
+        model.intercepts_ = [b0.copy(), model.intercepts_[1]]  # a list assigned
+        model.coefs_[0][0, :] = 0.5                    # a write into an array
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+    np.testing.assert_array_equal(ours.coefs_[1], W1)
+    restored = pickle.loads(pickle.dumps(ours))
+    np.testing.assert_array_equal(restored.predict_proba(X), ours.predict_proba(X))
+    # a warm start trains on from the assigned weights
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    for got, want in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    ours.coefs_[0][...] = 0  # the fitted lists are views again
+    assert not ours._network()._params[:ours.coefs_[0].size].any()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_assigned_weights_of_the_wrong_shape_are_refused():
+    X, y = _digits(100)
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0).fit(X, y)
+    clf.coefs_[1] = np.zeros((5, 10))
+    with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(5, 10\)"):
+        clf.predict(X)
+    clf.coefs_[1] = np.full((6, 10), np.nan)
+    with pytest.raises(ValueError, match=r"weights\[1\] contains 60 NaN or infinite"):
+        clf.predict(X)
+
+
+def _counts(n_outputs=1, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = rng.poisson(np.exp(0.5 * X[:, :n_outputs] + 0.3)).astype(float)
+    return X, (y.ravel() if n_outputs == 1 else y), rng.uniform(0.5, 2.0, size=n)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_poisson_loss_and_gradient_are_sklearns(n_outputs):
+    # scikit-learn's own loss and lbfgs gradient at the same weights, through
+    # its private _loss_grad_lbfgs (as its test_gradient does)
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+
+    from fastbp import _kernels
+    X, y, weights = _counts(n_outputs)
+    theirs = SkRegressor(loss="poisson", hidden_layer_sizes=(7, 5), activation="tanh",
+                         alpha=0.01, solver="lbfgs", max_iter=3, random_state=0)
+    theirs.fit(X, y, sample_weight=weights)
+    ours = MLPRegressor.from_sklearn(theirs)
+    assert ours.out_activation_ == "exp"
+    Y = y.reshape(len(y), -1)
+    units = [4, 7, 5, n_outputs]
+    activations = [X] + [np.empty((len(X), u)) for u in units[1:]]
+    deltas = [np.empty((len(X), u)) for u in units[1:]]
+    coef_grads = [np.empty((a, b)) for a, b in zip(units, units[1:])]
+    intercept_grads = [np.empty(b) for b in units[1:]]
+    packed = np.hstack([a.ravel() for a in theirs.coefs_ + theirs.intercepts_])
+    want_loss, want_grad = theirs._loss_grad_lbfgs(packed, X, Y, weights, activations, deltas,
+                                                   coef_grads, intercept_grads)
+    net = ours._network()
+    grad = np.empty_like(net._params)
+    work = np.empty(_kernels.workspace_size(net._sizes, len(X)))
+    J, penalty = _kernels.weighted_loss_gradient(X, Y, weights, net._params, net._sizes,
+                                                 net._acts, ours._loss_code(), ours.alpha,
+                                                 work, grad)
+    np.testing.assert_allclose(J + penalty, want_loss, rtol=1e-12)
+    # fastbp packs layer by layer (W0, b0, W1, ...), scikit-learn all W then all b
+    views = net._layer_views(grad)
+    got_grad = np.hstack([W.ravel() for W, _ in views] + [b for _, b in views])
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver,extra", [
+    ("sgd", dict(momentum=0.9, learning_rate_init=0.01, batch_size=16)),
+    ("sgd", dict(momentum=0, learning_rate_init=0.01, batch_size=1)),  # the per-sample kernels
+    ("adam", dict(learning_rate_init=0.01, batch_size=16)),
+])
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_poisson_regressor_trains_like_sklearn(solver, extra, n_outputs):
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, weights = _counts(n_outputs)
+    if extra["batch_size"] == 1:
+        weights = None  # the fused per-sample path takes unweighted rows only
+    ours, theirs = _fit_both(MLPRegressor, SkRegressor, X, y, sample_weight=weights,
+                             loss="poisson", hidden_layer_sizes=(10,), solver=solver,
+                             shuffle=False, alpha=0.01, random_state=3, max_iter=6, tol=0,
+                             **extra)
+    _assert_same_model(ours, theirs)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+
+
+def test_poisson_lbfgs_takes_sklearns_path():
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, _ = _counts(2)
+    ours, theirs = _fit_both(MLPRegressor, SkRegressor, X, y, loss="poisson",
+                             hidden_layer_sizes=(6,), solver="lbfgs", random_state=0,
+                             max_iter=40)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    assert ours.n_iter_ == theirs.n_iter_
+
+
+def test_regressor_signature_and_params_are_sklearns():
+    import inspect
+
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    ours = list(inspect.signature(MLPRegressor).parameters.values())
+    theirs = list(inspect.signature(SkRegressor).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in ours[:-1]] \
+        == [(p.name, p.kind, p.default) for p in theirs]
+    assert ours[-1].name == "n_threads"
+    assert MLPRegressor("poisson", (5,)).get_params()["loss"] == "poisson"
+    with pytest.raises(ValueError, match="y >= 0; the smallest is -1.0"):
+        MLPRegressor(loss="poisson").fit(np.ones((3, 2)), [1.0, -1.0, 2.0])
+    with pytest.raises(sklearn.utils._param_validation.InvalidParameterError, match="loss"):
+        MLPRegressor(loss="huber").fit(np.ones((3, 2)), [1.0, 0.0, 2.0])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_regressor_sklearn_round_trip_is_exact(loss):
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+    X, y, _ = _counts()
+    theirs = SkRegressor(loss=loss, hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    theirs.fit(X, y)
+    ours = MLPRegressor.from_sklearn(theirs)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-12)
+    back = ours.to_sklearn()
+    assert back.get_params() == theirs.get_params()
+    np.testing.assert_array_equal(back.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(activation=["relu", "softmax"]), "'activation' parameter of MLPClassifier must be a str"),
+    (dict(activation=["relu", 3]), "'activation' parameter of MLPClassifier must be a str"),
+    (dict(activation=["relu"]), "'activation' parameter of MLPClassifier lists 1 names for 2"),
+    (dict(class_weight="even"), "'class_weight' parameter of MLPClassifier must be"),
+])
+def test_fastbps_own_parameters_raise_sklearns_invalid_parameter_error(params, match):
+    from sklearn.utils._param_validation import InvalidParameterError
+    X, y = _digits(50)
+    with pytest.raises(InvalidParameterError, match=match):
+        MLPClassifier(hidden_layer_sizes=(4, 3), max_iter=1, **params).fit(X, y)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_warm_start_takes_the_new_tol_and_n_iter_no_change_as_sklearn(early_stopping):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+    X, y = _digits(300)
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.05, tol=0,
+                  n_iter_no_change=50, max_iter=5, warm_start=True, random_state=0,
+                  early_stopping=early_stopping)
+    ours, theirs = MLPClassifier(**params), SkClassifier(**params)
+    for model in (ours, theirs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        # no epoch improves by 10: the second fit stops after 1 + 1 epochs
+        model.set_params(tol=10.0, n_iter_no_change=1, max_iter=50).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 2

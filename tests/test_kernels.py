@@ -96,6 +96,24 @@ def test_loss_and_output_delta(rng, dtype, loss, output):
     assert_close(delta, delta_ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_poisson_loss_and_output_delta(rng, dtype):
+    # scikit-learn's half Poisson deviance of the mean exp(a), summed over
+    # the outputs and averaged over the rows; zero targets included
+    m, n = 9, 3
+    a = rng.normal(size=(m, n)).astype(dtype)
+    T = rng.poisson(2.0, size=(m, n)).astype(dtype)
+    T[0] = 0
+    delta = np.empty_like(a)
+    J = _kernels.loss_output_delta(a, a, T, delta, int(_kernels.Loss.POISSON),
+                                   ACTIVATIONS["identity"])
+    mean, t = np.exp(a.astype(np.float64)), T.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        deviance = np.where(t > 0, t * np.log(t / mean), 0.0) - t + mean
+    assert_close(J, deviance.sum(axis=1).mean(), dtype)
+    assert_close(delta, (mean - t) / m, dtype)
+
+
 @pytest.mark.parametrize("loss,output", [("bce", "sigmoid"), ("cross_entropy", "softmax")])
 def test_log_losses_are_finite_at_huge_preactivations(loss, output):
     a = np.array([[1e300, -1e300, 0.0], [-1e300, 1e300, 5.0]])

@@ -67,12 +67,14 @@ def test_classifier_graph_gives_labels_and_probabilities(dtype, labels):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_outputs", [1, 3])
-def test_regressor_graph_predicts_as_predict(dtype, n_outputs):
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_regressor_graph_predicts_as_predict(dtype, n_outputs, loss):
     rng = np.random.default_rng(4)
     X = rng.normal(size=(50, 4)).astype(dtype)
-    y = rng.normal(size=(50, n_outputs)).astype(dtype)
-    reg = fastbp.MLPRegressor((8, 5), activation=["logistic", "relu"], max_iter=20,
-                              random_state=0).fit(X, y.ravel() if n_outputs == 1 else y)
+    y = rng.poisson(2.0, size=(50, n_outputs)).astype(dtype)
+    reg = fastbp.MLPRegressor(loss, hidden_layer_sizes=(8, 5), activation=["logistic", "relu"],
+                              max_iter=20, random_state=0).fit(
+                                  X, y.ravel() if n_outputs == 1 else y)
     (out,) = run(fastbp.to_onnx(reg), X)
     assert_close(out.reshape(reg.predict(X).shape), reg.predict(X), dtype)
 
@@ -87,7 +89,7 @@ def test_pipelines_holding_fastbp_estimators_convert_with_skl2onnx():
     y = rng.integers(0, 3, 60)
     for estimator, options in ((fastbp.MLPClassifier((6,), max_iter=40, random_state=0),
                                 {"zipmap": False}),
-                               (fastbp.MLPRegressor((6,), max_iter=40, random_state=0), None)):
+                               (fastbp.MLPRegressor(hidden_layer_sizes=(6,), max_iter=40, random_state=0), None)):
         target = y if options else X[:, 0] * 0.1
         pipeline = make_pipeline(StandardScaler(), estimator).fit(X, target)
         with warnings.catch_warnings():

@@ -243,7 +243,7 @@ def test_estimators_fit_sparse_to_the_dense_weights(solver, early_stopping, fmt)
     y = np.random.default_rng(19).integers(0, 3, 120)
     target = np.asarray(X.sum(axis=1)).ravel()
     for estimator, labels in ((fastbp.MLPClassifier, y), (fastbp.MLPRegressor, target)):
-        fits = [estimator((6,), solver=solver, early_stopping=early_stopping, max_iter=8,
+        fits = [estimator(hidden_layer_sizes=(6,), solver=solver, early_stopping=early_stopping, max_iter=8,
                           random_state=0).fit(data, labels)
                 for data in (as_format(X, fmt), X.toarray())]
         for W_s, W_d in zip(fits[0].coefs_ + fits[0].intercepts_,

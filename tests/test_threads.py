@@ -505,11 +505,12 @@ def test_estimator_lbfgs_with_n_threads_sets_the_blas_limit_and_restores_it(monk
     before = blas_threads()
     with threadpool_limits(limits=2, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # not converged after 30 iterations
-        one = MLPRegressor((16,), solver="lbfgs", max_iter=30, random_state=0).fit(X, Y)
+        one = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=30,
+                           random_state=0).fit(X, Y)
         during_default = list(seen)
         seen.clear()
-        limited = MLPRegressor((16,), solver="lbfgs", max_iter=30, random_state=0,
-                               n_threads=1).fit(X, Y)
+        limited = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=30,
+                               random_state=0, n_threads=1).fit(X, Y)
         assert blas_threads() == [2]
     assert during_default and all(limit == [2] for limit in during_default)
     assert seen and all(limit == [1] for limit in seen)
@@ -526,7 +527,7 @@ def test_estimator_rejects_a_bad_n_threads(bad):
     with pytest.raises(InvalidParameterError,
                        match=r"'n_threads' parameter of MLPRegressor must be an int in the "
                              r"range \[1, inf\) or None"):
-        MLPRegressor((4,), max_iter=2, n_threads=bad).fit(X, Y.ravel())
+        MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, n_threads=bad).fit(X, Y.ravel())
 
 
 # ---------------------------------------------------------------------------

@@ -223,7 +223,7 @@ def test_codes_are_the_python_tables():
     assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
     assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
     assert {c.name.lower(): int(c) for c in Optimizer} == {"sgd": 0, "adam": 1}
-    assert Activation.SOFTMAX == 4 and Loss.CROSS_ENTROPY == 2
+    assert Activation.SOFTMAX == 4 and Loss.CROSS_ENTROPY == 2 and Loss.POISSON == 3
 
 
 # ---------------------------------------------------------------------------
@@ -241,6 +241,7 @@ def sizes_acts(*sizes):
     ((sizes_acts(3, 2)[0], np.zeros(2, np.intc), 0, 0.0, 1), ValueError, "one code per layer"),
     ((sizes_acts(3, 2)[0], np.array([9], np.intc), 0, 0.0, 1), ValueError, "activation code"),
     ((*sizes_acts(3, 2), 7, 0.0, 1), ValueError, "unknown loss code 7"),
+    ((*sizes_acts(3, 2), 4, 0.0, 1), ValueError, "unknown loss code 4"),  # one past POISSON
     ((*sizes_acts(3, 2), 0, -1.0, 1), ValueError, "l2 must be"),
     ((*sizes_acts(3, 2), 0, 0.0, 0), ValueError, "batch_size must be >= 1"),
 ])

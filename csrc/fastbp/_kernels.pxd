@@ -14,6 +14,7 @@ cdef extern from "fastbp_codes.h":
         MSE "FBP_MSE"
         BCE "FBP_BCE"
         CROSS_ENTROPY "FBP_CROSS_ENTROPY"
+        POISSON "FBP_POISSON"
 
     cpdef enum Optimizer "fbp_optimizer":
         SGD "FBP_SGD"

@@ -40,6 +40,7 @@ class Loss(IntEnum):
     MSE = 0
     BCE = 1
     CROSS_ENTROPY = 2
+    POISSON = 3
 
 class Optimizer(IntEnum):
     SGD = 0

@@ -9,6 +9,9 @@ conventions (not :class:`fastbp.Network`'s):
 - regression: J = ½ · mean over outputs of the (weighted) mean over rows of
   (y − t)², plus α/(2·Σw) · Σ‖W‖²; the SGD/Adam gradient is scikit-learn's,
   i.e. that of ``Network``'s "mse" (not divided by the number of outputs);
+  with ``loss="poisson"`` the prediction is μ = exp(y) and J the half Poisson
+  deviance, Σ over outputs of the mean over rows of t·log(t/μ) − t + μ, plus
+  the same L2 term (a kernel loss of its own, ``_kernels.Loss.POISSON``);
 - classification: log-loss with softmax outputs (multiclass) or logistic
   outputs (binary, multilabel), plus the same L2 term.
 
@@ -19,13 +22,26 @@ Where they differ from scikit-learn:
   the data term);
 - probabilities are not clipped to [eps, 1 − eps] in the loss: the log-loss
   is computed from the pre-activations (log-sum-exp, softplus) instead;
-- ``warm_start`` and ``partial_fit`` keep the optimiser state (velocities,
-  Adam moments and step count); scikit-learn restarts Adam on warm start;
+- a warm-started ``fit`` keeps the optimiser state (SGD velocities, Adam's
+  moments and step count), as ``partial_fit`` does in both; scikit-learn
+  starts a new optimiser in every warm-started fit;
 - ``class_weight`` ({dict, "balanced"}), ``activation`` as a list (one per
-  hidden layer), ``n_threads`` (threads for training, as in
-  ``Network.fit``), and float32 input trains in float32;
-- early stopping restores the best weights (as scikit-learn does) and so
-  does nothing else: it is the same rule;
+  hidden layer) and ``n_threads`` (threads for training and prediction, as
+  in ``Network.fit``), checked like scikit-learn's parameters
+  (``InvalidParameterError``); a warm start keeps the network's dtype
+  (float32 or float64) whatever the dtype of the new data;
+- a fit whose loss becomes non-finite: with ``early_stopping`` it stops at
+  that epoch, recorded as scikit-learn records it (NaN loss and validation
+  score), and keeps the weights of the best validation score, where
+  scikit-learn trains the NaN weights on to ``max_iter`` first; without,
+  it raises scikit-learn's "Solver produced non-finite parameter weights"
+  error at once (a :class:`fastbp.TrainingDiverged`) and keeps the finite
+  weights from before that epoch, where scikit-learn leaves NaN weights;
+- negative ``sample_weight``, and negative targets with ``loss="poisson"``,
+  raise ``ValueError`` (scikit-learn trains on them);
+- scikit-learn's private attributes (``_optimizer``,
+  ``_no_improvement_count``, ``_loss_grad_lbfgs``, ...) do not exist, so
+  the port of its tests (tests/sklearn_port) skips the five that read them;
 - sparse input (as scikit-learn: CSR and CSC; other formats are
   converted) is multiplied in CSR form by the first layer, never densified,
   and trains to the same weights as the dense X up to rounding.
@@ -61,6 +77,10 @@ from .network import Network
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+#: scikit-learn's error for a fit that ends with NaN or infinite weights,
+#: which its users match on
+_NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
+                       "contain large values and need to be preprocessed.")
 #: scikit-learn's activation names -> fastbp's
 _ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
@@ -161,36 +181,115 @@ class _BaseMLP(BaseEstimator):
     def _hidden_activations(self, n_hidden: int) -> list:
         names = [self.activation] * n_hidden if isinstance(self.activation, str) \
             else list(self.activation)
-        for name in names:
-            if name not in _ACTIVATION_NAMES:
-                raise ValueError(f"activation {name!r} is not one of {sorted(_ACTIVATION_NAMES)}")
+        # the list form is fastbp's own, so checked here, with scikit-learn's error
+        if not all(isinstance(name, str) and name in _ACTIVATION_NAMES for name in names):
+            raise InvalidParameterError(
+                f"The 'activation' parameter of {type(self).__name__} must be a str among "
+                f"{sorted(_ACTIVATION_NAMES)} or a list of them. Got {self.activation!r} instead.")
         if len(names) != n_hidden:
-            raise ValueError(f"activation lists {len(names)} names for {n_hidden} hidden layers")
+            raise InvalidParameterError(
+                f"The 'activation' parameter of {type(self).__name__} lists {len(names)} names "
+                f"for {n_hidden} hidden layers.")
         return [_ACTIVATION_NAMES[name] for name in names]
 
-    # -- fitted parameters: views into the network's flat vector ------------
+    # -- fitted parameters: lists of views into the network's flat vector --
 
-    @property
-    def coefs_(self) -> list:
-        """Weight matrices, ``coefs_[i].shape == (layer_units[i], layer_units[i+1])``."""
-        check_is_fitted(self, "_net")
-        return [W for W, _ in self._net._layer_views(self._net._params)]
+    def _bind_weights(self) -> None:
+        """Make ``coefs_`` and ``intercepts_`` new lists of views of the
+        network's parameters; called whenever the network's parameter array
+        is replaced (every fit, set_weights, the restore of early stopping)."""
+        views = self._net._layer_views(self._net._params)
+        self.coefs_ = [W for W, _ in views]
+        self.intercepts_ = [b for _, b in views]
+        self._bound = (self._net._params, tuple(self.coefs_), tuple(self.intercepts_))
 
-    @coefs_.setter
-    def coefs_(self, coefs):
-        check_is_fitted(self, "_net")
-        self._net.set_weights(coefs, self.intercepts_)
+    def _network(self) -> Network:
+        """The network, first made to hold what ``coefs_`` and ``intercepts_`` hold.
 
-    @property
-    def intercepts_(self) -> list:
-        """Bias vectors, ``intercepts_[i].shape == (layer_units[i+1],)``."""
-        check_is_fitted(self, "_net")
-        return [b for _, b in self._net._layer_views(self._net._params)]
+        They are plain lists, as in scikit-learn. Their arrays are views of
+        the network's parameters, so writes into them go straight through;
+        an item assigned (``est.coefs_[1] = W``) or a list assigned
+        (``est.coefs_ = [...]``) is copied into the network here, before the
+        network is next used. Lists of other shapes than the network's (or
+        set by hand before any fit) define a new network, as scikit-learn
+        takes whatever its lists hold.
 
-    @intercepts_.setter
-    def intercepts_(self, intercepts):
-        check_is_fitted(self, "_net")
-        self._net.set_weights(self.coefs_, intercepts)
+        Raises
+        ------
+        NotFittedError
+            Before a fit, unless ``coefs_`` and ``intercepts_`` were set.
+        ValueError
+            On lists that do not make a network, or non-finite values.
+        """
+        check_is_fitted(self, ["coefs_", "intercepts_"])
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        net, bound = getattr(self, "_net", None), getattr(self, "_bound", None)
+        if net is not None and bound is not None and _same_arrays(coefs, bound[1]) \
+                and _same_arrays(intercepts, bound[2]):
+            if bound[0] is not net._params:  # replaced without a rebind: follow the network
+                self._bind_weights()
+            return net
+        shapes = [np.shape(W) for W in coefs], [np.shape(b) for b in intercepts]
+        if net is None or shapes != ([(a, b) for a, b in zip(net.sizes, net.sizes[1:])],
+                                     [(b,) for b in net.sizes[1:]]):
+            self._adopt_architecture(coefs, intercepts)
+            net = self._net
+        elif bound is not None:
+            # items still bound take the network's current values: it may have
+            # been trained or set since they were handed out
+            current = net._layer_views(net._params)
+            coefs = [W if W is not old else now
+                     for W, old, (now, _) in zip(coefs, bound[1], current)]
+            intercepts = [b if b is not old else now
+                          for b, old, (_, now) in zip(intercepts, bound[2], current)]
+        net.set_weights(coefs, intercepts)
+        self._bind_weights()
+        return net
+
+    def _adopt_architecture(self, coefs: list, intercepts: list) -> None:
+        """A new network shaped by hand-set ``coefs_`` and ``intercepts_``,
+        with the fitted attributes the lists imply and a fresh optimiser."""
+        if not coefs or len(coefs) != len(intercepts):
+            raise ValueError(f"coefs_ and intercepts_ must list one array per layer, got "
+                             f"{len(coefs)} and {len(intercepts)}")
+        for i, W in enumerate(coefs):
+            if np.ndim(W) != 2 or (i and np.shape(W)[0] != np.shape(coefs[i - 1])[1]):
+                raise ValueError(f"coefs_[{i}] has shape {np.shape(W)}, which does not "
+                                 "chain the layers (coefs_[i] is (units[i], units[i+1]))")
+        sizes = [np.shape(coefs[0])[0]] + [np.shape(W)[1] for W in coefs]
+        out_activation = getattr(self, "out_activation_", None)
+        if out_activation is None:
+            raise ValueError("set out_activation_ with coefs_ and intercepts_ before a fit")
+        dtype = np.float32 if np.asarray(coefs[0]).dtype == np.float32 else np.float64
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = sizes[-1]
+        self._net = self._build_network(sizes, dtype)
+        self._bound = None
+        self._reset_optimizer()
+        self._stopping = None  # its best weights belong to the old network
+
+    def _build_network(self, layer_units: list, dtype) -> Network:
+        hidden = self._hidden_activations(len(layer_units) - 2)
+        # "exp" is applied by _forward: the network itself ends in log of the mean
+        output = {"logistic": "sigmoid", "exp": "identity"}.get(self.out_activation_,
+                                                                self.out_activation_)
+        return Network(layer_units, activation=hidden, output_activation=output,
+                       dtype=np.dtype(dtype).name)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        state.pop("_bound", None)
+        if "_net" in state:
+            # the network pickles the weights; the lists are rebuilt on load
+            self._network()
+            state.pop("coefs_", None)
+            state.pop("intercepts_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_net" in state:
+            self._bind_weights()
 
     # -- fitting ------------------------------------------------------------
 
@@ -200,31 +299,24 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         if not is_classifier(self):
-            self.out_activation_ = "identity"
+            # poisson: the log link, the network's identity output is log of the mean
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
         elif self._label_binarizer.y_type_ == "multiclass":
             self.out_activation_ = "softmax"
         else:
             self.out_activation_ = "logistic"
-        hidden = self._hidden_activations(len(layer_units) - 2)
-        output = "sigmoid" if self.out_activation_ == "logistic" else self.out_activation_
-        self._net = Network(layer_units, activation=hidden, output_activation=output,
-                            dtype=np.dtype(dtype).name)
+        self._net = self._build_network(layer_units, dtype)
         # Glorot uniform for weights and biases, as scikit-learn initialises
         factor = 2.0 if self.activation == "logistic" else 6.0
         for W, b in self._net._layer_views(self._net._params):
             bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
             W[...] = self._random_state.uniform(-bound, bound, W.shape)
             b[...] = self._random_state.uniform(-bound, bound, b.shape)
+        self._bind_weights()
         self._reset_optimizer()
+        self._stopping = None
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
-            # scikit-learn's rule: n_iter_no_change + 1 epochs in a row not
-            # better than the best by tol stop (or lower an adaptive rate)
-            self._stopping = EarlyStopping(patience=self.n_iter_no_change + 1, min_delta=self.tol,
-                                           monitor="val_score" if self.early_stopping
-                                           else "loss_curve",
-                                           mode="max" if self.early_stopping else "min",
-                                           restore_best=self.early_stopping)
             if self.early_stopping:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
@@ -233,6 +325,41 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+            self._stopping = self._stopping_rule()
+
+    def _stopping_rule(self) -> EarlyStopping:
+        # scikit-learn's rule: n_iter_no_change + 1 epochs in a row not
+        # better than the best by tol stop (or lower an adaptive rate)
+        return EarlyStopping(patience=self.n_iter_no_change + 1, min_delta=self.tol,
+                             monitor="val_score" if self.early_stopping else "loss_curve",
+                             mode="max" if self.early_stopping else "min",
+                             restore_best=self.early_stopping)
+
+    def _adopt_stochastic_state(self) -> None:
+        """The stopping rule of this fit. A warm start keeps the rule's count
+        and best value but takes tol and n_iter_no_change afresh, as
+        scikit-learn reads them in every fit. Where the estimator has no rule
+        for this early_stopping setting (weights set by hand, a fit by lbfgs,
+        early_stopping switched) the bookkeeping is set up as _initialize does."""
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None and stopping.restore_best == self.early_stopping:
+            stopping.patience = self.n_iter_no_change + 1
+            stopping.min_delta = self.tol
+            return
+        if not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
+        if self.early_stopping:
+            for name, value in (("validation_scores_", []), ("best_validation_score_", -np.inf)):
+                if getattr(self, name, None) is None:
+                    setattr(self, name, value)
+            self.best_loss_ = None
+        elif getattr(self, "best_loss_", None) is None:
+            self.best_loss_ = np.inf
+        self._stopping = self._stopping_rule()
+        if self.early_stopping:
+            self._stopping.best = -self.best_validation_score_
+        else:
+            self._stopping.best = self.best_loss_
 
     def _reset_optimizer(self) -> None:
         """A fresh optimiser state (warm starts and partial_fit keep it)."""
@@ -264,10 +391,13 @@ class _BaseMLP(BaseEstimator):
             return LOSSES["cross_entropy"]
         if self.out_activation_ == "logistic":
             return LOSSES["bce"]
+        if self.out_activation_ == "exp":
+            return int(_kernels.Loss.POISSON)
         return LOSSES["mse"]
 
     def _loss_scale(self) -> float:
-        # scikit-learn's squared error is also averaged over the outputs
+        # scikit-learn's squared error is also averaged over the outputs (its
+        # poisson deviance, like the log-losses, is summed over them)
         return 1.0 / self.n_outputs_ if self.out_activation_ == "identity" else 1.0
 
     def _sample_weight(self, X, y_raw, sample_weight):
@@ -289,7 +419,7 @@ class _BaseMLP(BaseEstimator):
                 f"The 'n_threads' parameter of {type(self).__name__} must be an int in the range "
                 f"[1, inf) or None. Got {self.n_threads!r} instead.")
         hidden = self._hidden_sizes()
-        first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
         # as scikit-learn: every fit call restarts the random stream, so the
         # same random_state draws the same weights, split and shuffles
@@ -298,7 +428,7 @@ class _BaseMLP(BaseEstimator):
         layer_units = [X.shape[1]] + hidden + [y.shape[1]]
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        elif list(self._net.sizes) != layer_units:
+        elif list(self._network().sizes) != layer_units:
             raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
                              f"asks for {layer_units}; use warm_start=False")
         elif self._optimizer_solver != self.solver:
@@ -308,13 +438,16 @@ class _BaseMLP(BaseEstimator):
         y = np.ascontiguousarray(y, dtype=dtype)
         if sample_weight is not None:  # a warm start may meet data of another dtype
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, y_raw, sample_weight, incremental)
-        else:
-            self._fit_lbfgs(X, y, sample_weight)
+        try:
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._adopt_stochastic_state()
+                self._fit_stochastic(X, y, y_raw, sample_weight, incremental)
+            else:
+                self._fit_lbfgs(X, y, sample_weight)
+        finally:
+            self._bind_weights()  # training replaced the parameter array
         if not np.isfinite(self._net._params).all():
-            raise ValueError("Solver produced non-finite parameter weights. The input data may "
-                             "contain large values and need to be preprocessed.")
+            raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
     def _fit_lbfgs(self, X, y, sample_weight):
@@ -367,14 +500,20 @@ class _BaseMLP(BaseEstimator):
                             self._optimizer(), batch_size, self.n_threads,
                             self._shuffled_orders(n) if self.shuffle else None)
         bookkeeping = self._bookkeeping(n, X_val, y_val, sw_val)
+        # as scikit-learn: n_iter_ counts the epochs of this call (1 for
+        # partial_fit); t_, loss_curve_ and the optimiser state carry over
+        self.n_iter_ = 0
         try:
             history = loop.run(1 if incremental else self.max_iter, [bookkeeping],
                                self._stopping)
         except TrainingDiverged as exc:
-            raise ValueError(
-                f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver produced "
-                "non-finite values. The input data may contain large values and need to be "
-                "preprocessed, or learning_rate_init is too large.") from exc
+            if not self.early_stopping:
+                # scikit-learn's message first; the weights are those before the
+                # epoch that diverged (scikit-learn leaves NaN weights)
+                raise TrainingDiverged(f"{_NON_FINITE_WEIGHTS} fastbp: {exc}",
+                                       exc.history) from exc
+            self._stop_diverged(n)
+            return
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
             return
@@ -387,10 +526,32 @@ class _BaseMLP(BaseEstimator):
             print(f"{what} did not improve more than tol={self.tol:f} for "
                   f"{self.n_iter_no_change} consecutive epochs. Stopping.")
 
+    def _stop_diverged(self, n):
+        """End a fit with early stopping whose loss became non-finite.
+
+        scikit-learn goes on training NaN weights until max_iter, recording
+        NaN losses and validation scores, and at the end restores the weights
+        of the best validation score. The epoch that diverged is recorded the
+        same way here, but training stops there: NaN weights never recover.
+        """
+        self.n_iter_ += 1
+        self.t_ += n
+        self.loss_ = np.nan
+        self.loss_curve_.append(self.loss_)
+        self.validation_scores_.append(np.nan)
+        self._stopping.restore(self._net)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = nan")
+        warnings.warn(f"The loss became non-finite in iteration {self.n_iter_}: training "
+                      "stopped with the weights of the best validation score. Scale the data "
+                      "or lower learning_rate_init.", ConvergenceWarning)
+
     def _validation_split(self, X, y, sample_weight):
         """scikit-learn's early-stopping split: stratified for single-output
         classification, drawn from the estimator's random state."""
-        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+        # on the 0/1 indicator columns as booleans, as scikit-learn (whose
+        # "too few members" error then names the class 'True')
+        stratify = y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
         arrays = [X, y] + ([sample_weight] if sample_weight is not None else [])
         split = train_test_split(*arrays, random_state=self._random_state,
                                  test_size=self.validation_fraction, stratify=stratify)
@@ -401,10 +562,8 @@ class _BaseMLP(BaseEstimator):
                              "or the number of samples.")
         if is_classifier(self):
             y_val = self._label_binarizer.inverse_transform(y_val)
-        if isinstance(X, np.ndarray):
+        if isinstance(X, np.ndarray):  # CSR rows come out of the split compact already
             X = np.ascontiguousarray(X)
-        else:  # CSR rows: the validation rows go back to SciPy for predict
-            X_val = X_val.to_scipy()
         return X, np.ascontiguousarray(y), sample_weight, X_val, y_val, sw_val
 
     def _shuffled_orders(self, n):
@@ -437,7 +596,7 @@ class _BaseMLP(BaseEstimator):
             if X_val is None:
                 self.best_loss_ = min(self.best_loss_, self.loss_)
                 return False
-            score = self._score(X_val, y_val, sample_weight=sw_val)
+            score = self._validation_score(X_val, y_val, sw_val)
             self.validation_scores_.append(score)
             history.setdefault("val_score", []).append(score)
             self.best_validation_score_ = max(self.best_validation_score_, score)
@@ -449,11 +608,24 @@ class _BaseMLP(BaseEstimator):
 
     # -- prediction ---------------------------------------------------------
 
-    def _forward(self, X) -> np.ndarray:
-        check_is_fitted(self, "_net")
-        X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=(np.float64, np.float32),
-                          reset=False)
-        return self._net.predict(X, n_threads=self.n_threads)
+    def _forward(self, X, check_input: bool = True) -> np.ndarray:
+        """The output layer's values; X unchecked without ``check_input``."""
+        net = self._network()
+        if check_input:
+            X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS,
+                              dtype=(np.float64, np.float32), reset=False)
+        outputs = net.predict(X, n_threads=self.n_threads)
+        return np.exp(outputs, out=outputs) if self.out_activation_ == "exp" else outputs
+
+    def _validation_score(self, X, y, sample_weight) -> float:
+        """The score on early stopping's split, NaN where the outputs are not
+        finite (as scikit-learn). X is the validated split: checking it
+        again would warn about feature names once per epoch."""
+        outputs = self._forward(X, check_input=False)
+        if not np.isfinite(outputs).all():
+            return np.nan
+        return float(self._score_function(y, self._outputs_to_predictions(outputs),
+                                          sample_weight=sample_weight))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -486,6 +658,8 @@ class _BaseMLP(BaseEstimator):
 
         PyTorch stores each Linear weight as (out, in): the transpose of ``coefs_``.
         NumPy arrays are returned; ``torch.from_numpy`` turns them into tensors.
+        The output activation is not part of it (``out_activation_``: "exp"
+        for the poisson regressor, applied to the last Linear's output).
         """
         state = {}
         for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
@@ -503,15 +677,20 @@ class _BaseMLP(BaseEstimator):
                         key=lambda k: [int(p) if p.isdigit() else p for p in k.split(".")])
         weights = [np.asarray(_as_numpy(state_dict[k])).T for k in linear]
         biases = [np.asarray(_as_numpy(state_dict[k[:-len("weight")] + "bias"])) for k in linear]
-        self._net.set_weights(weights, biases)
+        self._network().set_weights(weights, biases)
+        self._bind_weights()
 
     def to_sklearn(self):
         """An equivalent fitted ``sklearn.neural_network`` estimator (weights copied)."""
         from sklearn import neural_network
         cls = getattr(neural_network, type(self).__name__)
+        self._network()  # assigned weights checked and in place
         params = self.get_params()
         params.pop("class_weight", None)
         params.pop("n_threads", None)  # fastbp's own
+        if "loss" in params and "loss" not in cls().get_params():  # scikit-learn < 1.7
+            if params.pop("loss") != "squared_error":
+                raise ValueError(f"loss={self.loss!r} needs scikit-learn >= 1.7")
         if not isinstance(params["activation"], str):
             raise ValueError("scikit-learn takes one activation for all hidden layers")
         other = cls(**params)
@@ -539,10 +718,16 @@ class _BaseMLP(BaseEstimator):
         dtype = estimator.coefs_[0].dtype
         ours._initialize(np.empty((0, sizes[-1])), sizes, dtype)
         ours._net.set_weights(estimator.coefs_, estimator.intercepts_)
+        ours._bind_weights()
         for name in ("n_iter_", "t_", "loss_", "loss_curve_", "best_loss_"):
             if hasattr(estimator, name):
                 setattr(ours, name, getattr(estimator, name))
         return ours
+
+
+def _same_arrays(given: list, bound: tuple) -> bool:
+    """Whether a list still holds exactly the arrays handed out."""
+    return len(given) == len(bound) and all(a is b for a, b in zip(given, bound))
 
 
 def _as_numpy(value):
@@ -586,9 +771,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_, loss_, best_loss_, loss_curve_, validation_scores_,
     best_validation_score_, t_, coefs_, intercepts_, n_features_in_,
     feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
-        As in scikit-learn. ``coefs_`` and ``intercepts_`` are views of the
-        network's parameters.
+        As in scikit-learn. ``coefs_`` and ``intercepts_`` are lists of views
+        of the network's parameters: writes into the arrays go through at
+        once, an assigned item or list is copied in when the estimator is
+        next used.
     """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -630,8 +822,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y = self._label_binarizer.transform(y).astype(X.dtype)
         return X, Y, y
 
-    def _score(self, X, y, sample_weight=None):
-        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+    _score_function = staticmethod(accuracy_score)
+
+    def _outputs_to_predictions(self, y_pred):
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
 
     def predict(self, X):
         """Predict with the multi-layer perceptron classifier.
@@ -645,10 +841,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        y_pred = self._forward(X)
-        if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._outputs_to_predictions(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -711,20 +904,56 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, scikit-learn compatible, on fastbp's kernels.
 
     Takes every parameter of ``sklearn.neural_network.MLPRegressor`` with the
-    same defaults, plus ``n_threads``; see :class:`MLPClassifier` and the
-    module docstring.
+    same defaults and positions, plus ``n_threads``; see
+    :class:`MLPClassifier` and the module docstring.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        As in scikit-learn (>= 1.7): half the squared error, or half the
+        Poisson deviance of an exponential output (the log link), which
+        needs ``y >= 0``.
+    hidden_layer_sizes, activation, solver, ..., max_fun, n_threads
+        As in :class:`MLPClassifier`.
     """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, n_threads=n_threads)
+        self.loss = loss
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(f"loss='poisson' needs targets y >= 0; the smallest is {y.min()}")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return X, np.asarray(Y, dtype=X.dtype), y
 
-    def _score(self, X, y, sample_weight=None):
-        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+    _score_function = staticmethod(r2_score)
+
+    def _outputs_to_predictions(self, y_pred):
+        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
@@ -733,8 +962,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
-        y_pred = self._forward(X)
-        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
+        return self._outputs_to_predictions(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

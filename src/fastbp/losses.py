@@ -15,6 +15,12 @@ m is the number of rows in a batch, y = f(x) the network output, t the target.
     δ_out = (p − t)/m. Computed with log-sum-exp.
 
 An ``l2=λ`` penalty adds λ/(2m) · Σ_l ‖W^(l)‖²_F; biases are not penalised.
+
+The kernels know one more loss, ``_kernels.Loss.POISSON``: the half Poisson
+deviance J = 1/m · Σ_i Σ_k [t log(t/μ) − t + μ] of the mean μ = exp(y) of an
+identity output y, δ_out = (μ − t)/m. It serves
+``MLPRegressor(loss="poisson")``, which applies the exp when it predicts;
+:meth:`Network.fit` does not offer it, since its network would predict log μ.
 """
 from __future__ import annotations
 
@@ -23,8 +29,9 @@ import numpy as np
 from . import _kernels
 from ._validation import check_choice
 
-#: loss name -> kernel code (csrc/fastbp_codes.h, through the enum)
-LOSSES = {code.name.lower(): int(code) for code in _kernels.Loss}
+#: loss name -> kernel code (csrc/fastbp_codes.h, through the enum), for Network.fit
+LOSSES = {code.name.lower(): int(code) for code in _kernels.Loss
+          if code != _kernels.Loss.POISSON}
 
 #: the output activation each loss needs (None: any)
 REQUIRED_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}

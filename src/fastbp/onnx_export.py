@@ -10,7 +10,8 @@ estimators, so scikit-learn pipelines that hold them convert with
 Outputs, named as skl2onnx names them:
 
 - ``Network``: ``output``, what :meth:`Network.predict` returns;
-- ``MLPRegressor``: ``variable``, shape (n, n_outputs);
+- ``MLPRegressor``: ``variable``, shape (n, n_outputs) (with ``loss="poisson"``
+  the exp of the network's output, as ``predict``);
 - ``MLPClassifier``: ``label`` (what ``predict`` returns; a 0/1 matrix for
   multilabel targets) and ``probabilities`` (``predict_proba``).
 """
@@ -103,6 +104,14 @@ def _classifier_nodes(estimator, scores: str, label: str, probabilities: str,
     add_node("Gather", [f"{prefix}classes", f"{prefix}index"], [label], axis=0)
 
 
+def _log_link(model, kind: str, scores: str, add_node, prefix: str) -> str:
+    """A Poisson regressor's network ends in the log of the mean: add its exp."""
+    if kind != "regressor" or getattr(model, "out_activation_", None) != "exp":
+        return scores
+    add_node("Exp", [scores], [f"{prefix}mean"])
+    return f"{prefix}mean"
+
+
 def to_onnx(model, path=None, *, name: str = "fastbp"):
     """Export a network or a fitted estimator as an ONNX model.
 
@@ -158,6 +167,7 @@ def to_onnx(model, path=None, *, name: str = "fastbp"):
                    helper.make_tensor_value_info("probabilities", element, [None, n_classes])]
     else:
         output = "output" if kind == "network" else "variable"
+        scores = _log_link(model, kind, scores, add_node, "")
         add_node("Identity", [scores], [output])
         outputs = [helper.make_tensor_value_info(output, element, [None, n_out])]
     graph = helper.make_graph(nodes, name,
@@ -244,5 +254,6 @@ def _convert_regressor(scope, operator, container):
         scope, operator, container)
     x = _cast_input(operator, network, element, prefix, add_node)
     scores = _layer_nodes(network, x, add_initializer, add_node, prefix)
+    scores = _log_link(operator.raw_operator, "regressor", scores, add_node, prefix)
     add_node("Cast", [scores], [operator.outputs[0].full_name],
              to=operator.outputs[0].type.to_onnx_type().tensor_type.elem_type)
