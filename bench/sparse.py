@@ -40,7 +40,6 @@ import json
 import platform
 import statistics
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -52,6 +51,9 @@ from sklearn.neural_network import MLPClassifier as SklearnMLP
 from threadpoolctl import threadpool_limits
 
 import fastbp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import peak_growth  # noqa: E402  (RssAnon sampled every millisecond)
 
 MiB = 1 << 20
 
@@ -78,35 +80,11 @@ def tfidf_like(n_rows: int, n_columns: int, nnz: int, n_classes: int, seed: int,
     return counts, labels
 
 
-def rss_anon() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no RssAnon in /proc/self/status (Linux only)")
-
-
 def timed_fit(model, X, y) -> tuple:
     """(seconds, peak RssAnon growth in bytes) of model.fit(X, y)."""
-    start_rss = rss_anon()
-    peak = [start_rss]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_anon())
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     started = time.perf_counter()
-    try:
-        model.fit(X, y)
-    finally:
-        seconds = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    return seconds, peak[0] - start_rss
+    growth, _ = peak_growth(lambda: model.fit(X, y))
+    return time.perf_counter() - started, growth
 
 
 def model(library: str, setting: str, max_iter: int):
