@@ -63,17 +63,20 @@ learning-rate schedule to the averaged epoch loss. ``n_iter_`` counts rounds
 (= epochs over all the data).
 
 Why not synchronous data-parallel steps (averaged gradients each minibatch)?
-Measured on this repository's 2-core CI machine (LocalCluster, 2 worker
-processes x 1 thread; ``bench/dask_minibatch.py``): one synchronous step (scatter
-the weights, two gradient tasks, a reduction, gather) costs about 8 ms of
-Dask round trip, against 0.3 ms of compute for a 200-row batch of a
-64-100-10 net, so an epoch of 40 000 rows took 2.3 s synchronously and 0.08 s
-with local epochs; held-out accuracy after 10 epochs was the same to 0.005.
-A round trip per minibatch cannot be amortised by a larger cluster either
-(it is latency, not bandwidth), while a round per epoch moves 3 weight
-vectors per worker (weights and two Adam moments) once per pass over the
-data. With rows spread evenly, the averaged model reaches the
-single-machine accuracy within 0.01 (tested).
+Measured with ``bench/dask_minibatch.py`` (results in
+``bench/results/dask_minibatch.txt``) on the 2-core development machine,
+LocalCluster of 2 worker processes x 1 thread, 40 000 x 64 rows, 64-100-3,
+Adam at batch 200: one synchronous step (scatter the weights, the two
+workers' gradient tasks, their sum, the client's Adam step) took 44.7 ms of
+Dask round trips against well under 1 ms of compute, so an epoch took
+8.95 s; with local epochs an epoch took 0.36 s (data conversion included;
+a single machine on one thread: 0.032 s), and held-out accuracy after 10
+epochs was 0.9709 against the single machine's 0.9696. A round trip per
+minibatch is latency, which more workers cannot amortise, while a round
+per epoch moves the weights and the optimiser's buffers once per pass over
+the data. With the rows spread evenly the averaged model reaches the
+single-machine held-out accuracy within 0.01 (tested); each epoch makes
+fewer, averaged steps, so on some problems it needs more epochs.
 
 Threads and failures
 --------------------
@@ -107,9 +110,14 @@ blocks of a dask array through ``partial_fit``.
 ``dask_ml.model_selection.HyperbandSearchCV`` (dask-ml 2025.1.0, the newest)
 fails with ``dask >= 2025.3.0`` ("Attempting to use an asynchronous Client
 in a synchronous context of `dask.compute`", dask/dask-ml#1016: dask-ml
-calls ``dask.persist`` inside its asynchronous loop); it works, mixed-depth
-``hidden_layer_sizes`` grids included, with ``dask == distributed ==
-2025.2.0`` and ``dask-ml == 2025.1.0``. See :func:`hyperband_compatible`.
+calls ``dask.persist`` inside its asynchronous loop); it works with
+``dask == distributed == 2025.2.0`` and ``dask-ml == 2025.1.0`` (tested),
+once fastbp copies misaligned blocks (as it now does). A grid mixing
+``hidden_layer_sizes`` of different depths still fails there, in any dask
+version: dask-ml builds ``cv_results_`` with ``np.array`` over each
+parameter's values, and NumPy >= 1.24 refuses tuples of different lengths
+("inhomogeneous shape"); search each depth separately until dask-ml fixes
+it. See :func:`hyperband_compatible`.
 """
 from __future__ import annotations
 
