@@ -311,7 +311,8 @@ def _block_loss_gradient(block: _Block, params, sizes, acts, loss_code, n_thread
     grad = np.empty_like(params)
     work = block.workspace(sizes, params.dtype)
     sw = block.sample_weight if block.sample_weight is not None else np.empty(0, params.dtype)
-    with training_threads(list(sizes), block.rows, _worker_threads(n_threads), per_sample=True):
+    layer_sizes = [int(size) for size in sizes]  # int32 products would overflow
+    with training_threads(layer_sizes, block.rows, _worker_threads(n_threads), per_sample=True):
         data_term, _ = _kernels.weighted_loss_gradient(block.X, block.Y, sw, params, sizes, acts,
                                                        loss_code, 0.0, work, grad)
     weight = block.weight_sum
