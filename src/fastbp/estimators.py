@@ -92,7 +92,8 @@ _SPARSE_FORMATS = ("csr", "csc")
 def _kernel_input(X, dtype):
     """X as the kernels read it: a C-contiguous array, or CSR rows."""
     if isinstance(X, np.ndarray):
-        return np.ascontiguousarray(X, dtype=dtype)
+        # "A": ascontiguousarray passes misaligned buffers (e.g. unpickled by Dask) through
+        return np.require(X, dtype=dtype, requirements="CA")
     return as_csr_rows(X, dtype, "X")
 
 
@@ -435,9 +436,9 @@ class _BaseMLP(BaseEstimator):
             self._reset_optimizer()
         dtype = self._net.dtype
         X = _kernel_input(X, dtype)
-        y = np.ascontiguousarray(y, dtype=dtype)
+        y = np.require(y, dtype=dtype, requirements="CA")
         if sample_weight is not None:  # a warm start may meet data of another dtype
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+            sample_weight = np.require(sample_weight, dtype=dtype, requirements="CA")
         try:
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._adopt_stochastic_state()

@@ -1,0 +1,1019 @@
+"""Training fastbp's estimators on a Dask cluster.
+
+:class:`DaskMLPClassifier` and :class:`DaskMLPRegressor` follow the
+convention of ``xgboost.dask.DaskXGBClassifier`` and LightGBM's
+``DaskLGBMClassifier``: the scikit-learn parameters of
+:class:`fastbp.MLPClassifier` / :class:`fastbp.MLPRegressor`, plus
+``client`` (default: ``distributed.default_client()``) and ``timeout``;
+``fit(X, y)`` takes dask arrays or dask dataframes whose partitions stay on
+the workers; ``predict`` and ``predict_proba`` return dask arrays (the local
+model mapped over the blocks); ``to_local()`` gives the fitted plain
+estimator with the same weights.
+
+Example::
+
+    from distributed import Client, LocalCluster
+    import dask.array as da
+    from fastbp.dask import DaskMLPClassifier
+
+    client = Client(LocalCluster(n_workers=2, threads_per_worker=1))
+    X = da.random.random((100_000, 784), chunks=(25_000, 784)).astype("float32")
+    y = (X[:, 0] > 0.5).astype(int)
+    model = DaskMLPClassifier(hidden_layer_sizes=(256,), solver="lbfgs", max_iter=20)
+    model.fit(X, y)
+    labels = model.predict(X)          # a dask array
+    local = model.to_local()           # a fitted fastbp.MLPClassifier
+
+How the data is held
+--------------------
+``fit`` computes the partitions on the workers once, converted to what the
+kernels read (C-contiguous rows of the model's dtype, the binarised targets
+and the row weights), and joins the partitions each worker holds into one
+block per worker (moving a partition only where one worker would otherwise
+hold much more than its share). The blocks stay on the workers for the
+whole fit; only weight vectors travel.
+
+``solver="lbfgs"``: full-batch, exact
+------------------------------------
+Each iteration sends the weight vector to the workers (inside each
+worker's task: ``client.scatter`` ignored its timeout when a worker died
+under it); each worker
+computes the data term of the loss and its gradient over its block with the
+compiled kernels (``fastbp._kernels.weighted_loss_gradient``, on the
+worker's own thread count), as row-weight sums in float64; the partial sums
+are added in a tree of ``client.submit`` calls; SciPy's L-BFGS-B runs on the
+client, which adds the L2 term. The loss and gradient are those of a
+single-machine fit up to rounding (the rows are summed in another order),
+so the same data gives the same iterations: the weights agree with
+``fastbp.MLPClassifier(solver="lbfgs")`` to 1.5e-13 relative in float64
+after 30 iterations of a 20-16-8-3 net (``tests/test_dask.py`` asserts
+1e-10). As for any change of summation order, the difference grows with
+the iterations where the problem is ill-conditioned: measured 2e-11 after
+40, 3e-9 after 60 and a different local path after 100 iterations of that
+net (20-16-3: 4e-12 after 60, 1e-8 after 100).
+
+``solver="adam"`` and ``"sgd"``: local epochs with model averaging
+-----------------------------------------------------------------
+Each round, every worker trains one epoch over its own block (shuffled,
+minibatches of ``batch_size``, exactly fastbp's single-machine loop) from
+the same starting weights and optimiser state; the client then averages the
+weights and the optimiser's buffers (velocity, Adam's moments), weighted by
+the rows of each block, and applies scikit-learn's stopping rule and the
+learning-rate schedule to the averaged epoch loss. ``n_iter_`` counts rounds
+(= epochs over all the data).
+
+Why not synchronous data-parallel steps (averaged gradients each minibatch)?
+Measured with ``bench/dask_minibatch.py`` (results in
+``bench/results/dask_minibatch.txt``) on the 2-core development machine,
+LocalCluster of 2 worker processes x 1 thread, 40 000 x 64 rows, 64-100-3,
+Adam at batch 200: one synchronous step (scatter the weights, the two
+workers' gradient tasks, their sum, the client's Adam step) took 44.7 ms of
+Dask round trips against well under 1 ms of compute, so an epoch took
+8.95 s; with local epochs an epoch took 0.36 s (data conversion included;
+a single machine on one thread: 0.032 s), and held-out accuracy after 10
+epochs was 0.9709 against the single machine's 0.9696. A round trip per
+minibatch is latency, which more workers cannot amortise, while a round
+per epoch moves the weights and the optimiser's buffers once per pass over
+the data. With the rows spread evenly the averaged model reaches the
+single-machine held-out accuracy within 0.01 (tested); each epoch makes
+fewer, averaged steps, so on some problems it needs more epochs.
+
+Threads and failures
+--------------------
+The kernels use ``n_threads`` threads on each worker, or, with
+``n_threads=None``, the worker's own ``nthreads``, so a worker never runs
+more threads than it was given. Every wait has a ``timeout`` (seconds).
+If a worker dies mid-fit, Dask recomputes its block from the collection's
+graph on a surviving or restarted worker and the iteration's tasks run
+again; if that fails too (or a wait times out), ``fit`` raises
+:class:`DaskFitError` and the estimator keeps the last weights with a finite
+loss (``to_local()`` returns them).
+
+Search on a cluster
+-------------------
+The plain estimators work with scikit-learn's searches under joblib's Dask
+backend (each candidate fit is a task on a worker; with Dask's nannies
+setting ``OMP_NUM_THREADS`` to the worker's threads, ``n_threads=None``
+uses that many)::
+
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+    from fastbp import MLPClassifier
+
+    search = GridSearchCV(MLPClassifier(max_iter=50),
+                          {"hidden_layer_sizes": [(32,), (32, 16)], "alpha": [1e-4, 1e-2]})
+    with joblib.parallel_backend("dask"):
+        search.fit(X_numpy, y_numpy)
+
+``dask_ml.wrappers.Incremental(fastbp.MLPClassifier(...))`` streams the
+blocks of a dask array through ``partial_fit``.
+``dask_ml.model_selection.HyperbandSearchCV`` (dask-ml 2025.1.0, the newest)
+fails with ``dask >= 2025.3.0`` ("Attempting to use an asynchronous Client
+in a synchronous context of `dask.compute`", dask/dask-ml#1016: dask-ml
+calls ``dask.persist`` inside its asynchronous loop); it works with
+``dask == distributed == 2025.2.0`` and ``dask-ml == 2025.1.0`` (tested),
+once fastbp copies misaligned blocks (as it now does). A grid mixing
+``hidden_layer_sizes`` of different depths still fails there, in any dask
+version: dask-ml builds ``cv_results_`` with ``np.array`` over each
+parameter's values, and NumPy >= 1.24 refuses tuples of different lengths
+("inhomogeneous shape"); search each depth separately until dask-ml fixes
+it. See :func:`hyperband_compatible`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import _kernels
+from ._runtime import training_threads
+from ._training import TrainingDiverged, TrainingLoop
+from .estimators import MLPClassifier, MLPRegressor
+
+__all__ = ["DaskFitError", "DaskMLPClassifier", "DaskMLPRegressor", "hyperband_compatible"]
+
+#: the fitted attributes copied from the local estimator after fit
+_FITTED_ATTRIBUTES = ("classes_", "n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
+                      "n_iter_", "t_", "loss_", "loss_curve_", "best_loss_")
+
+#: a worker may move a partition to another only if it would otherwise hold
+#: more than this multiple of its even share of the rows
+_IMBALANCE_TOLERANCE = 1.25
+
+
+class DaskFitError(RuntimeError):
+    """A distributed fit could not finish: a worker was lost and its work
+    could not be redone, or a wait timed out.
+
+    The estimator keeps the last weights whose loss was finite, and the
+    iterations done so far (``n_iter_``); ``to_local()`` returns them.
+    """
+
+
+# -- input checks ----------------------------------------------------------------
+
+def _type_name(value) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _is_dask_dataframe(value) -> bool:
+    try:
+        import dask.dataframe as dd
+    except ImportError:  # dask without its dataframe extra
+        return False
+    return isinstance(value, (dd.DataFrame, dd.Series))
+
+
+def _as_dask_array(value, name: str, ndims: tuple):
+    """A dask array of known chunk sizes from a dask array or dataframe."""
+    import dask.array as da
+    if _is_dask_dataframe(value):
+        value = value.to_dask_array(lengths=True)
+    elif not isinstance(value, da.Array):
+        raise TypeError(f"{name} must be a dask array or a dask dataframe, got {_type_name(value)}"
+                        f"; fit in-memory data with fastbp's MLPClassifier/MLPRegressor")
+    if value.ndim not in ndims:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions, "
+                         f"got shape {value.shape}")
+    if any(math.isnan(c) for c in value.chunks[0]):
+        value = value.compute_chunk_sizes()
+    return value
+
+
+def _compute(client, collections, timeout):
+    """The values of dask collections, computed on the cluster within ``timeout`` s."""
+    futures = client.compute(list(collections))
+    try:
+        return [future.result(timeout=timeout) for future in futures]
+    except TimeoutError as exc:
+        raise DaskFitError(f"the cluster took more than timeout={timeout} s") from exc
+
+
+def _model_dtype(dtype) -> np.dtype:
+    """float32 stays float32, all else trains in float64 (as the estimators)."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float32 else np.dtype(np.float64)
+
+
+def _current_client(client):
+    if client is not None:
+        return client
+    try:
+        from distributed import default_client
+    except ImportError as exc:
+        raise ImportError("fastbp.dask needs distributed: pip install 'fastbp[dask]'") from exc
+    try:
+        return default_client()
+    except ValueError as exc:
+        raise ValueError("no Dask client: start one (distributed.Client(...)) or pass "
+                         "client=") from exc
+
+
+# -- work done on the workers ------------------------------------------------------
+
+class _Block:
+    """Rows as the kernels read them, held by one worker for a whole fit."""
+
+    def __init__(self, X, Y, sample_weight):
+        self.X = X
+        self.Y = Y
+        self.sample_weight = sample_weight
+        self.weight_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+        self._workspace = None
+
+    @property
+    def rows(self) -> int:
+        return self.X.shape[0]
+
+    def aligned(self) -> "_Block":
+        """This block, its arrays made aligned where a transfer between
+        workers left them misaligned (the kernels need aligned rows)."""
+        for name in ("X", "Y", "sample_weight"):
+            array = getattr(self, name)
+            if array is not None and not array.flags.aligned:
+                setattr(self, name, np.require(array, requirements="CA"))
+        return self
+
+    def workspace(self, sizes, dtype) -> np.ndarray:
+        """The passes' workspace, allocated on first use and kept with the block."""
+        size = _kernels.pass_workspace_size(sizes, self.rows)
+        if self._workspace is None or self._workspace.size != size \
+                or self._workspace.dtype != dtype:
+            self._workspace = np.empty(size, dtype)
+        return self._workspace
+
+
+def _prepare_block(X, y, sample_weight, target, dtype, class_weights) -> _Block:
+    """One partition converted for the kernels: X, binarised Y, row weights."""
+    # deserialised chunks can be misaligned; the kernels need aligned rows
+    X = np.require(X, dtype=dtype, requirements="CA")
+    if not np.isfinite(X).all():
+        raise ValueError("Input X contains NaN or infinity.")
+    if isinstance(target, LabelBinarizer):
+        Y = target.transform(np.asarray(y)).astype(dtype)
+    else:
+        y = np.asarray(y, dtype=dtype)
+        if not np.isfinite(y).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=dtype)
+    if class_weights is not None:
+        per_row = class_weights[np.searchsorted(target.classes_, np.asarray(y))]
+        weights = per_row.astype(dtype) if weights is None \
+            else weights * per_row.astype(dtype)
+    if weights is not None:
+        if weights.ndim != 1 or weights.shape[0] != X.shape[0]:
+            raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {weights.shape}")
+        if np.any(weights < 0):
+            raise ValueError("sample weights must be non-negative")
+        weights = np.require(weights, requirements="CA")
+    return _Block(X, np.require(Y, requirements="CA"), weights)
+
+
+def _join_blocks(*blocks) -> _Block:
+    """The blocks of one worker as one (no copy for a single block)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    weights = None
+    if blocks[0].sample_weight is not None:
+        weights = np.concatenate([b.sample_weight for b in blocks])
+    return _Block(np.concatenate([b.X for b in blocks]), np.concatenate([b.Y for b in blocks]),
+                  weights)
+
+
+def _worker_threads(n_threads):
+    """``n_threads``, or this worker's own thread count."""
+    if n_threads is not None:
+        return int(n_threads)
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+        state = getattr(worker, "state", None)
+        return int(getattr(state, "nthreads", None) or getattr(worker, "nthreads", 1) or 1)
+    except (ImportError, ValueError):
+        return 1
+
+
+def _block_loss_gradient(block: _Block, params, sizes, acts, loss_code, n_threads):
+    """(Σw·data term, Σw·gradient of the data term in float64, Σw) of one block."""
+    block = block.aligned()
+    params = np.require(params, requirements="CA")
+    grad = np.empty_like(params)
+    work = block.workspace(sizes, params.dtype)
+    sw = block.sample_weight if block.sample_weight is not None else np.empty(0, params.dtype)
+    layer_sizes = [int(size) for size in sizes]  # int32 products would overflow
+    with training_threads(layer_sizes, block.rows, _worker_threads(n_threads), per_sample=True):
+        data_term, _ = _kernels.weighted_loss_gradient(block.X, block.Y, sw, params, sizes, acts,
+                                                       loss_code, 0.0, work, grad)
+    weight = block.weight_sum
+    return data_term * weight, grad.astype(np.float64) * weight, weight
+
+
+def _add_partials(first, second):
+    return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+
+
+def _local_epoch(shared_model, block: _Block, seed: int, batch_size: int, n_threads):
+    """One epoch of the estimator's own minibatch loop over this worker's block.
+
+    Returns the new weights and optimiser buffers, its step count and the
+    epoch's row-averaged data and penalty terms, or the message of a
+    diverged loss under "diverged".
+    """
+    block = block.aligned()
+    model = copy.deepcopy(shared_model)  # never change an argument a retried task may reuse
+    model._random_state = np.random.RandomState(seed)
+    optimizer = model._optimizer()
+    state = model._optimizer_state
+    batch = min(batch_size, block.rows)
+    order = model._shuffled_orders(block.rows) if model.shuffle else None
+    loop = TrainingLoop(model._net, block.X, block.Y, block.sample_weight, model._loss_code(),
+                        model.alpha, optimizer, batch, _worker_threads(n_threads), order)
+    started = time.perf_counter()
+    try:
+        history = loop.run(1)
+    except TrainingDiverged as exc:  # its history argument does not survive pickling
+        return {"diverged": str(exc)}
+    return {"params": model._net._params, "buffers": dict(state.buffers),
+            "step_count": int(state.step_count), "data_loss": history["data_loss"][-1],
+            "penalty": history["penalty"][-1], "rows": block.rows,
+            "weight_sum": block.weight_sum, "seconds": time.perf_counter() - started}
+
+
+def _predict_block(block, model, method):
+    return getattr(model, method)(block)
+
+
+# -- the estimators ----------------------------------------------------------------
+
+def _retryable_errors() -> tuple:
+    """Errors of a lost worker or a wait that timed out."""
+    from concurrent.futures import CancelledError
+    import distributed
+    errors = [TimeoutError, CancelledError, OSError, distributed.KilledWorker]
+    try:
+        from distributed.comm.core import CommClosedError
+        errors.append(CommClosedError)
+    except ImportError:
+        pass
+    try:
+        from distributed.client import FutureCancelledError
+        errors.append(FutureCancelledError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+class _DaskMLP(BaseEstimator):
+    """Shared machinery of :class:`DaskMLPClassifier` and :class:`DaskMLPRegressor`."""
+
+    _local_class: type = MLPClassifier
+    #: retries of an iteration after a lost worker or a timeout
+    _max_retries = 2
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None, client=None, timeout=300.0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.n_threads = n_threads
+        self.client = client
+        self.timeout = timeout
+
+    def __getstate__(self):
+        # a client does not travel with the model (as LightGBM's Dask estimators)
+        state = dict(super().__getstate__())
+        state["client"] = None
+        return state
+
+    def __sklearn_clone__(self):
+        # scikit-learn's clone deep-copies parameters: the clone shares the client
+        from sklearn.base import clone
+        params = {name: clone(value, safe=False)
+                  for name, value in self.get_params(deep=False).items() if name != "client"}
+        return type(self)(client=self.client, **params)
+
+    # -- the local estimator ------------------------------------------------
+
+    def _local_params(self) -> dict:
+        params = self.get_params(deep=False)
+        params.pop("client")
+        params.pop("timeout")
+        return params
+
+    def to_local(self):
+        """The fitted model as a plain fastbp estimator (a copy, same weights).
+
+        Returns
+        -------
+        fastbp.MLPClassifier or fastbp.MLPRegressor
+        """
+        check_is_fitted(self, "_local")
+        local = copy.deepcopy(self._local)
+        for name in ("_random_state", "_stopping"):
+            local.__dict__.pop(name, None)
+        return local
+
+    @property
+    def coefs_(self) -> list:
+        """Weight matrices of the fitted model (as :attr:`fastbp.MLPClassifier.coefs_`)."""
+        check_is_fitted(self, "_local")
+        return self._local.coefs_
+
+    @property
+    def intercepts_(self) -> list:
+        """Bias vectors of the fitted model (as :attr:`fastbp.MLPClassifier.intercepts_`)."""
+        check_is_fitted(self, "_local")
+        return self._local.intercepts_
+
+    # -- fit ----------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to the dask collections X and y on the client's workers.
+
+        Parameters
+        ----------
+        X : dask array or dask DataFrame of shape (n_samples, n_features)
+        y : dask array, Series or DataFrame of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : dask array or Series of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            If X, y or sample_weight is not a dask collection.
+        DaskFitError
+            If a lost worker's work could not be redone or a wait timed out.
+        """
+        client = _current_client(self.client)
+        warm = self.warm_start and hasattr(self, "_local")
+        if warm:
+            local = copy.deepcopy(self._local)
+            local.set_params(**self._local_params())
+        else:
+            local = self._local_class(**self._local_params())
+        local._validate_params()
+        if isinstance(self.n_threads, (bool, np.bool_)):
+            raise ValueError(f"n_threads must be an int >= 1 or None, got {self.n_threads!r}")
+        if self.timeout is None or not self.timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if self.early_stopping and self.solver != "lbfgs":
+            raise ValueError("early_stopping=True is not supported by the Dask estimators: "
+                             "hold out a validation set and score it yourself")
+        hidden = local._hidden_sizes()
+        X = _as_dask_array(X, "X", (2,))
+        y = _as_dask_array(y, "y", (1, 2))
+        if sample_weight is not None:
+            sample_weight = _as_dask_array(sample_weight, "sample_weight", (1,))
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
+        if sample_weight is not None and sample_weight.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but sample_weight has "
+                             f"{sample_weight.shape[0]}")
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
+        dtype = _model_dtype(X.dtype)
+        target, class_weights, n_outputs = self._targets(client, y, local)
+
+        layer_units = [X.shape[1]] + hidden + [n_outputs]
+        local._random_state = check_random_state(self.random_state)
+        if warm:
+            if list(local._net.sizes) != layer_units:
+                raise ValueError(f"the network has layers {list(local._net.sizes)}, but this "
+                                 f"fit asks for {layer_units}; use warm_start=False")
+            if local._optimizer_solver != self.solver:
+                local._reset_optimizer()
+        else:
+            local.n_features_in_ = X.shape[1]
+            if isinstance(target, LabelBinarizer):
+                local._label_binarizer = target
+                local.classes_ = target.classes_
+            local._initialize(np.empty((0, n_outputs)), layer_units, dtype)
+        self._local = local
+
+        blocks = self._persist_blocks(client, X, y, sample_weight, target, local._net.dtype,
+                                      class_weights)
+        try:
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(client, blocks)
+            else:
+                self._fit_local_epochs(client, blocks, X.shape[0])
+        finally:
+            self._copy_fitted_attributes()
+            del blocks
+        if not np.isfinite(local._net._params).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed.")
+        return self
+
+    def _copy_fitted_attributes(self):
+        for name in _FITTED_ATTRIBUTES:
+            if hasattr(self._local, name):
+                setattr(self, name, getattr(self._local, name))
+
+    def _wait(self, futures):
+        from distributed import wait
+        try:
+            wait(futures, timeout=self.timeout)
+        except TimeoutError as exc:
+            raise DaskFitError(f"the workers took more than timeout={self.timeout} s") from exc
+
+    def _persist_blocks(self, client, X, y, sample_weight, target, dtype, class_weights):
+        """Convert the partitions on the workers and join them into one block
+        per worker; returns [(worker address, block future)]."""
+        import dask
+        X = X.rechunk({1: -1})
+        y = y.rechunk({0: X.chunks[0]} if y.ndim == 1 else (X.chunks[0], -1))
+        rows = X.chunks[0]
+        X_parts = X.to_delayed().ravel()
+        y_parts = y.to_delayed().ravel()
+        if sample_weight is not None:
+            sw_parts = sample_weight.rechunk({0: rows}).to_delayed().ravel()
+        else:
+            sw_parts = [None] * len(X_parts)
+        prepare = dask.delayed(_prepare_block, pure=True)
+        prepared = [prepare(Xp, yp, swp, target, dtype, class_weights)
+                    for Xp, yp, swp in zip(X_parts, y_parts, sw_parts)]
+        parts = client.compute(prepared)
+        self._wait(parts)
+        for part in parts:
+            if part.status == "error":
+                part.result()  # raises the worker's error (e.g. NaN in X)
+        workers = sorted(client.scheduler_info()["workers"])
+        holders = client.who_has(parts)
+        assignment = _balanced_assignment([(part, rows[i], holders.get(part.key, ()))
+                                           for i, part in enumerate(parts)], workers)
+        blocks = []
+        for worker, assigned in assignment.items():
+            if assigned:
+                future = client.submit(_join_blocks, *assigned, workers=[worker],
+                                       allow_other_workers=True, pure=False)
+                blocks.append((worker, future))
+        self._wait([future for _, future in blocks])
+        return blocks
+
+    # -- lbfgs --------------------------------------------------------------
+
+    def _fit_lbfgs(self, client, blocks):
+        import scipy.optimize
+        local = self._local
+        net = local._net
+        K = 1.0 / local._loss_scale()
+        l2 = self.alpha * K
+        is_weight = np.zeros(net._params.size, bool)
+        for W, _ in net._layer_views(is_weight):
+            W[...] = True
+        sizes, acts, code = net._sizes, net._acts, local._loss_code()
+        best = {"loss": np.inf, "params": net._params.copy()}
+
+        def reduce_once(params):
+            # the weights travel inside each task: client.scatter's timeout is
+            # not honoured when a worker dies under it (distributed 2026.8: it hung)
+            partials = [client.submit(_block_loss_gradient, block, params, sizes, acts, code,
+                                      self.n_threads, workers=[worker], allow_other_workers=True,
+                                      pure=False)
+                        for worker, block in blocks]
+            return _tree_sum(client, partials).result(timeout=self.timeout)
+
+        def loss_and_gradient(theta):
+            params = theta.astype(net.dtype)
+            data_sum, grad_sum, weight = self._with_retries(reduce_once, params)
+            # the L2 term as the kernels add it: l2/(2·Σw)·Σ‖W‖², biases not penalised
+            squares = float(np.dot(params[is_weight], params[is_weight]))
+            J = data_sum / weight + 0.5 * (l2 / weight) * squares
+            grad = grad_sum / weight
+            grad[is_weight] += (l2 / weight) * params[is_weight].astype(np.float64)
+            loss = J / K
+            if np.isfinite(loss) and np.isfinite(grad).all():
+                best["loss"], best["params"] = loss, params
+            return loss, grad / K
+
+        def count_iteration(intermediate_result):
+            local.n_iter_ += 1
+
+        iprint = {"iprint": 1} if self.verbose else {}
+        local.n_iter_ = 0
+        try:
+            result = scipy.optimize.minimize(
+                loss_and_gradient, net._params.astype(np.float64), method="L-BFGS-B", jac=True,
+                callback=count_iteration,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **iprint})
+        except DaskFitError:
+            net._params[...] = best["params"]
+            local.loss_ = float(best["loss"])
+            raise
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iterations: "
+                          f"{result.message}. Increase max_iter or scale the data.",
+                          ConvergenceWarning)
+        local.n_iter_ = int(result.nit)
+        local.loss_ = float(result.fun)
+        net._params[...] = result.x
+
+    def _with_retries(self, work, *args):
+        """``work(*args)``, again after a lost worker or a timeout; DaskFitError at last."""
+        errors = _retryable_errors()
+        for attempt in range(self._max_retries + 1):
+            try:
+                return work(*args)
+            except errors as exc:
+                last = exc
+                if self.verbose:
+                    print(f"fastbp.dask: attempt {attempt + 1} failed ({type(exc).__name__}: "
+                          f"{exc}); retrying")
+        raise DaskFitError(
+            f"the distributed fit failed in iteration {getattr(self._local, 'n_iter_', 0) + 1} "
+            f"after {self._max_retries + 1} attempts (timeout {self.timeout} s): "
+            f"{type(last).__name__}: {str(last).rstrip('.')}. The estimator keeps the last weights with a finite "
+            f"loss.") from last
+
+    # -- adam and sgd: local epochs, averaged -----------------------------------
+
+    def _fit_local_epochs(self, client, blocks, n_rows):
+        local = self._local
+        if self.batch_size == "auto":
+            batch_size = min(200, n_rows)
+        else:
+            if self.batch_size > n_rows:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_rows))
+        after_epoch = local._bookkeeping(n_rows, None, None, None)
+        history = {"data_loss": [], "penalty": [], "seconds": []}
+        stopped = False
+        seeds = local._random_state
+
+        def one_round(seed_base):
+            futures = [client.submit(_local_epoch, local, block, seed_base + i, batch_size,
+                                     self.n_threads, workers=[worker], allow_other_workers=True,
+                                     pure=False)
+                       for i, (worker, block) in enumerate(blocks)]
+            self._wait(futures)
+            return [future.result(timeout=self.timeout) for future in futures]
+
+        for epoch in range(self.max_iter):
+            started = time.perf_counter()
+            results = self._with_retries(one_round, int(seeds.randint(0, 2**31 - len(blocks))))
+            diverged = [r["diverged"] for r in results if "diverged" in r]
+            if diverged:
+                raise ValueError(
+                    f"the loss became non-finite in iteration {local.n_iter_ + 1}: solver "
+                    f"produced non-finite values ({diverged[0]}). The estimator keeps the "
+                    "weights of the previous iteration.")
+            optimizer = local._optimizer()
+            state = local._optimizer_state
+            _average_into(local._net._params, [r["params"] for r in results], results)
+            for name, buffer in state.buffers.items():
+                _average_into(buffer, [r["buffers"][name] for r in results], results)
+            state.step_count = max(r["step_count"] for r in results)
+            total = sum(r["weight_sum"] for r in results)
+            history["data_loss"].append(sum(r["data_loss"] * r["weight_sum"] for r in results)
+                                        / total)
+            history["penalty"].append(sum(r["penalty"] * r["weight_sum"] for r in results)
+                                      / total)
+            history["seconds"].append(time.perf_counter() - started)
+            after_epoch(epoch, history, local._net)
+            plateau = local._stopping.update(epoch, history, local._net)
+            optimizer.epoch_ends(state, n_rows)
+            if plateau:
+                if optimizer.plateau(state):
+                    stopped = True
+                    break
+                local._stopping.wait = 0
+        if len(history["data_loss"]) == self.max_iter and not stopped:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          "reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning)
+
+    # -- prediction -----------------------------------------------------------
+
+    def _map_rows(self, X, method: str, output_columns):
+        """``method`` of the local model mapped over the row blocks of X."""
+        check_is_fitted(self, "_local")
+        import dask.array as da
+        if _is_dask_dataframe(X):
+            X = X.to_dask_array()
+        elif not isinstance(X, da.Array):
+            raise TypeError(f"X must be a dask array or a dask dataframe, got {_type_name(X)}; "
+                            f"use to_local() for in-memory data")
+        if X.ndim != 2:
+            raise ValueError(f"X must have 2 dimensions, got shape {X.shape}")
+        if not math.isnan(X.shape[1]) and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
+        X = X.rechunk({1: -1})
+        model = self.to_local()
+        sample = getattr(model, method)(np.zeros((1, self.n_features_in_), X.dtype))
+        if output_columns is None:
+            return X.map_blocks(_predict_block, model, method, dtype=sample.dtype, drop_axis=1,
+                                meta=np.empty((0,), sample.dtype))
+        return X.map_blocks(_predict_block, model, method, dtype=sample.dtype,
+                            chunks=(X.chunks[0], (output_columns,)),
+                            meta=np.empty((0, 0), sample.dtype))
+
+
+def _tree_sum(client, futures):
+    """The sum of the partial results, added pairwise in a tree of tasks."""
+    while len(futures) > 1:
+        paired = [client.submit(_add_partials, futures[i], futures[i + 1], pure=False)
+                  for i in range(0, len(futures) - 1, 2)]
+        if len(futures) % 2:
+            paired.append(futures[-1])
+        futures = paired
+    return futures[0]
+
+
+def _average_into(out: np.ndarray, arrays: list, results: list) -> None:
+    """Write the row-weight weighted mean of ``arrays`` into ``out``."""
+    total = sum(r["weight_sum"] for r in results)
+    mean = np.zeros(out.shape, np.float64)
+    for array, result in zip(arrays, results):
+        mean += array * (result["weight_sum"] / total)
+    out[...] = mean
+
+
+def _balanced_assignment(parts, workers) -> dict:
+    """Partitions to workers: each stays where it is unless its holder would
+    get more than ``_IMBALANCE_TOLERANCE`` times an even share of the rows,
+    then it goes to the worker with the fewest rows."""
+    share = _IMBALANCE_TOLERANCE * sum(rows for _, rows, _ in parts) / max(len(workers), 1)
+    load = {worker: 0 for worker in workers}
+    assignment = {worker: [] for worker in workers}
+    for part, rows, holders in sorted(parts, key=lambda p: -p[1]):
+        holder = next((h for h in holders if h in load), None)
+        least = min(load, key=load.get)
+        if holder is None or (load[holder] + rows > share and load[least] < load[holder]):
+            holder = least
+        load[holder] += rows
+        assignment[holder].append(part)
+    return assignment
+
+
+class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
+    """Multi-layer perceptron classifier trained on a Dask cluster.
+
+    The parameters of :class:`fastbp.MLPClassifier` (same meanings and
+    defaults; ``early_stopping=True`` is not supported with ``"sgd"`` and
+    ``"adam"``), plus ``client`` and ``timeout``. See the module docstring
+    for how each solver is distributed.
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+    warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+    beta_1, beta_2, epsilon, n_iter_no_change, max_fun, class_weight
+        As in :class:`fastbp.MLPClassifier`. With ``"sgd"`` and ``"adam"``
+        ``max_iter`` counts rounds of one local epoch per worker, and
+        ``batch_size="auto"`` is min(200, n_samples).
+    n_threads : int or None, default=None
+        Threads of the kernels on each worker; None: the worker's ``nthreads``.
+    client : distributed.Client or None, default=None
+        The client whose workers train; None: ``distributed.default_client()``
+        at fit time. It is not pickled with the model.
+    timeout : float, default=300
+        Seconds any single wait for the workers may take (an lbfgs
+        iteration, a round of local epochs, the conversion of the data).
+
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, n_features_in_, n_iter_, loss_, loss_curve_,
+    best_loss_, t_, n_layers_, n_outputs_, out_activation_
+        As in :class:`fastbp.MLPClassifier`.
+    """
+
+    _local_class = MLPClassifier
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None, class_weight=None, client=None, timeout=300.0):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, n_threads=n_threads, client=client, timeout=timeout)
+        self.class_weight = class_weight
+
+    def _targets(self, client, y, local):
+        """The label binarizer of all of y's classes, per-class weights, outputs."""
+        import dask.array as da
+        if y.ndim != 1:
+            raise ValueError(f"{type(self).__name__} takes a 1-D y; got shape {y.shape} "
+                             "(multilabel targets are not supported)")
+        classes, counts = _compute(client, da.unique(y, return_counts=True), self.timeout)
+        if self.warm_start and hasattr(self, "_local") and \
+                set(classes) != set(self._local.classes_):
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as in the previous "
+                f"call to fit. Previously got {self._local.classes_}, `y` has {classes}")
+        binarizer = LabelBinarizer().fit(classes)
+        class_weights = None
+        if self.class_weight is not None:
+            class_weights = _class_weights(self.class_weight, binarizer.classes_, classes, counts)
+        n_outputs = binarizer.transform(classes[:1]).shape[1]
+        return binarizer, class_weights, n_outputs
+
+    def predict(self, X):
+        """Predicted classes, computed on the workers.
+
+        Parameters
+        ----------
+        X : dask array or dask DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        dask array of shape (n_samples,)
+        """
+        return self._map_rows(X, "predict", None)
+
+    def predict_proba(self, X):
+        """Class probabilities, computed on the workers.
+
+        Parameters
+        ----------
+        X : dask array or dask DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        dask array of shape (n_samples, n_classes)
+        """
+        return self._map_rows(X, "predict_proba", len(self.classes_))
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on the dask collections X and y, computed on the workers.
+
+        Parameters
+        ----------
+        X : dask array or dask DataFrame of shape (n_samples, n_features)
+        y : dask array or Series of shape (n_samples,)
+        sample_weight : dask array or Series of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        X, y, weights = _scoring_inputs(X, y, sample_weight, (1,))
+        correct = (self.predict(X) == y).astype(np.float64)
+        if weights is None:
+            value = correct.mean()
+        else:
+            value = (correct * weights).sum() / weights.sum()
+        return float(_compute(_current_client(self.client), [value], self.timeout)[0])
+
+
+def _scoring_inputs(X, y, sample_weight, y_ndims):
+    """X, y and the weights as dask arrays of the same row chunks."""
+    X = _as_dask_array(X, "X", (2,))
+    y = _as_dask_array(y, "y", y_ndims)
+    y = y.rechunk({0: X.chunks[0]})
+    if sample_weight is not None:
+        sample_weight = _as_dask_array(sample_weight, "sample_weight", (1,))
+        sample_weight = sample_weight.rechunk({0: X.chunks[0]}).astype(np.float64)
+    return X, y, sample_weight
+
+
+def _class_weights(class_weight, binarizer_classes, classes, counts) -> np.ndarray:
+    """Per-class weights in ``binarizer_classes``' order, as
+    ``sklearn.utils.class_weight.compute_sample_weight`` computes them."""
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be a dict, 'balanced' or None, got "
+                             f"{class_weight!r}")
+        by_class = dict(zip(classes, counts.sum() / (len(classes) * counts.astype(np.float64))))
+    else:
+        by_class = {c: float(class_weight.get(c, 1.0)) for c in classes}
+    return np.array([by_class[c] for c in binarizer_classes], np.float64)
+
+
+class DaskMLPRegressor(RegressorMixin, _DaskMLP):
+    """Multi-layer perceptron regressor trained on a Dask cluster.
+
+    The parameters of :class:`fastbp.MLPRegressor` (same meanings and
+    defaults; ``early_stopping=True`` is not supported with ``"sgd"`` and
+    ``"adam"``), plus ``client`` and ``timeout``; see
+    :class:`DaskMLPClassifier` and the module docstring.
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+    warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+    beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+        As in :class:`fastbp.MLPRegressor`.
+    n_threads : int or None, default=None
+        Threads of the kernels on each worker; None: the worker's ``nthreads``.
+    client : distributed.Client or None, default=None
+    timeout : float, default=300
+    """
+
+    _local_class = MLPRegressor
+
+    def _targets(self, client, y, local):
+        return None, None, 1 if y.ndim == 1 else y.shape[1]
+
+    def predict(self, X):
+        """Predictions, computed on the workers.
+
+        Parameters
+        ----------
+        X : dask array or dask DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        dask array of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        return self._map_rows(X, "predict", None if self.n_outputs_ == 1 else self.n_outputs_)
+
+    def score(self, X, y, sample_weight=None):
+        """R² on the dask collections X and y (averaged over the outputs, as
+        scikit-learn's default), computed on the workers.
+
+        Parameters
+        ----------
+        X : dask array or dask DataFrame of shape (n_samples, n_features)
+        y : dask array, Series or DataFrame of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : dask array or Series of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        X, y, weights = _scoring_inputs(X, y, sample_weight, (1, 2))
+        y = y.astype(np.float64)
+        predicted = self.predict(X).astype(np.float64)
+        if weights is None:
+            weights = (y * 0 + 1)
+        elif y.ndim == 2:
+            weights = weights[:, None]
+        weight_sum = (weights * (y * 0 + 1)).sum(axis=0)
+        mean = (y * weights).sum(axis=0) / weight_sum
+        residual = (((y - predicted) ** 2) * weights).sum(axis=0)
+        total = (((y - mean) ** 2) * weights).sum(axis=0)
+        r2 = (1 - residual / total).mean()
+        return float(_compute(_current_client(self.client), [r2], self.timeout)[0])
+
+
+def hyperband_compatible() -> bool:
+    """Whether the installed dask and dask-ml can run ``HyperbandSearchCV``.
+
+    dask-ml 2025.1.0 calls ``dask.persist`` inside its asynchronous loop,
+    which ``dask >= 2025.3.0`` refuses (dask/dask-ml#1016). Tested to work:
+    ``dask == distributed == 2025.2.0`` with ``dask-ml == 2025.1.0``.
+
+    Returns
+    -------
+    bool
+    """
+    import importlib.util
+    import dask
+    if importlib.util.find_spec("dask_ml") is None:
+        return False
+    version = tuple(int(p) for p in dask.__version__.split(".")[:2] if p.isdigit())
+    return version < (2025, 3)
