@@ -860,3 +860,102 @@ def test_a_closed_pipe_ends_quietly(tmp_path, command):
     assert err == ""
     if command[0] == "train":
         assert fastbp.load(tmp_path / "m.npz").sizes == (64, 32, 10)  # the work was finished
+
+
+# -- untrusted files (issue #16, part 4) ----------------------------------------------
+
+def test_crafted_data_files_are_one_line_errors_without_big_allocations(capsys, tmp_path):
+    import gzip
+    import tracemalloc
+    import zipfile
+
+    with gzip.open(tmp_path / "bomb.csv.gz", "wb") as handle:
+        handle.write(b"a,y\n" + b"0" * (60 << 20))  # 60 MB of one cell in ~60 kB
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(2))
+    header["shape"] = (10 ** 9,)
+    import io as _io
+
+    npy = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, header)
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("X.npy", npy.getvalue() + bytes(16))
+        archive.writestr("y.npy", _io.BytesIO().getvalue())
+    np.savez(tmp_path / "objects.npz", X=np.array([{}, []], dtype=object), y=np.zeros(2))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "objects.npz").read_bytes()[:100])
+    cases = {"bomb.csv.gz": "unpacks to more than 32 times its size",
+             "huge.npz": "declares shape (1000000000,)",
+             "objects.npz": "holds Python objects",
+             "cut.npz": "not an .npz file"}
+    for name, phrase in cases.items():
+        tracemalloc.start()
+        try:
+            outcome = cli(capsys, "train", tmp_path / name, "--target", "y")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert_cli_error(outcome, phrase)
+        assert peak < 8 * (tmp_path / name).stat().st_size + (40 << 20), (name, peak)
+
+
+def test_crafted_model_metadata_is_one_line_error(capsys, tmp_path):
+    fastbp.Network([1, 2], seed=0).save(tmp_path / "plain.npz")
+    with np.load(tmp_path / "plain.npz") as archive:
+        entries = dict(archive)
+    write_csv(tmp_path / "d.csv", ["a", "y"], [[1, 0], [2, 1]])
+    bad = {"deep": "[" * 100000, "widths": json.dumps({
+        "version": 2, "targets": ["y"], "task": "regression", "loss": "mse",
+        "features": [{"name": "a", "kind": "number", "width": 10 ** 12, "fill": None}],
+        "classes": None, "x_mean": [0], "x_scale": [1], "y_mean": [0, 0], "y_scale": [1, 1]}),
+        "not text": None}
+    for name, text in bad.items():
+        entry = np.array(text) if text is not None else np.zeros(3)
+        np.savez(tmp_path / f"{name}.npz", fastbp_cli=entry, **entries)
+        assert_cli_error(cli(capsys, "predict", tmp_path / f"{name}.npz", tmp_path / "d.csv"),
+                         f"{name}.npz: damaged fastbp_cli entry")
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CELLS = st.one_of(st.sampled_from(["", "NA", "?", "nan", "inf", "-1e308", "1e308", "0", "1",
+                                   "2.5", "1,5", "x", "é", '"', "a b", "3"]),
+                  st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                  st.text(max_size=6))
+PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
+                             suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                    HealthCheck.too_slow])
+
+
+def _assert_clean_exit(outcome):
+    code, out, err = outcome
+    assert code in (0, 1, 2), (code, err)
+    assert "Traceback" not in err
+    if code:
+        assert len(err.strip().splitlines()) >= 1
+        assert re.search(r"^fastbp( \w+)?: error: ", err, re.M), err
+
+
+@PROPERTY_SETTINGS
+@given(data=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".npz", ".csv.gz"]))
+def test_random_bytes_as_data_or_model_exit_cleanly(capsys, tmp_path, data, suffix):
+    path = tmp_path / f"random{suffix}"
+    path.write_bytes(data)
+    _assert_clean_exit(cli(capsys, "train", path, "--target", "y", "--epochs", 1, "--hidden", 2))
+    _assert_clean_exit(cli(capsys, "predict", path, path))
+    with pytest.raises(ValueError):
+        fastbp.load(path)
+
+
+@PROPERTY_SETTINGS
+@given(header=st.lists(st.sampled_from(["a", "b", "y", "c", "a ", ""]), min_size=1, max_size=4),
+       rows=st.lists(st.lists(CELLS, min_size=0, max_size=5), max_size=8),
+       sep=st.sampled_from([",", ";", "\t"]),
+       extra=st.sampled_from([[], ["--impute", "mean"], ["--impute", "drop"],
+                              ["--task", "regression"], ["--task", "classification"],
+                              ["--target", "a,b"], ["--drop", "a"]]))
+def test_random_csv_text_exits_cleanly(capsys, tmp_path, header, rows, sep, extra):
+    text = "\n".join(sep.join(row) for row in [header] + rows)
+    (tmp_path / "r.csv").write_text(text, encoding="utf-8")
+    _assert_clean_exit(cli(capsys, "train", tmp_path / "r.csv", "--target", "y", "--epochs", 2,
+                           "--hidden", 2, "--test-fraction", 0.3, *extra))

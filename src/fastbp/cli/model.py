@@ -187,7 +187,9 @@ def _check_meta(meta: ModelMeta, net) -> None:
         else:
             raise ValueError(f"feature {spec['name']!r}: unknown kind {spec.get('kind')!r}")
     n_in, n_out = net.sizes[0], net.sizes[-1]
-    for name, values, n in (("features", [None] * width, n_in), ("x_mean", meta.x_mean, n_in),
+    if width != n_in:
+        raise ValueError(f"the features encode {width} inputs for a network of {n_in}")
+    for name, values, n in (("x_mean", meta.x_mean, n_in),
                             ("x_scale", meta.x_scale, n_in), ("y_mean", meta.y_mean, n_out),
                             ("y_scale", meta.y_scale, n_out)):
         if not isinstance(values, list) or len(values) != n:
