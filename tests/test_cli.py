@@ -74,14 +74,18 @@ def test_train_digits_reports_losses_metrics_and_time(tmp_path):
                  cwd=tmp_path)
     assert_ok(result)
     out = result.stdout
-    epochs = re.findall(r"^epoch +(\d+)/3  train loss ([0-9.]+)  test loss ([0-9.]+)$", out, re.M)
+    epochs = re.findall(r"^epoch +(\d+)/3  train loss ([0-9.]+)  val loss ([0-9.]+)  "
+                        r"test loss ([0-9.]+)(  \*)?$", out, re.M)
     assert [int(e[0]) for e in epochs] == [1, 2, 3]
     assert float(epochs[-1][1]) < float(epochs[0][1])
-    accuracy = float(re.search(r"^test  loss [0-9.e-]+  accuracy ([0-9.]+)$", out, re.M).group(1))
+    accuracy = float(re.search(r"^test  cross_entropy loss [0-9.e-]+ \(nats a row\)  "
+                               r"accuracy ([0-9.]+) \(\d+/449 rows right\)$", out, re.M).group(1))
     assert accuracy > 0.9
-    assert re.search(r"^train loss [0-9.e-]+  accuracy [0-9.]+$", out, re.M)
+    assert re.search(r"^train cross_entropy loss [0-9.e-]+ \(nats a row\)  accuracy [0-9.]+ ", out,
+                     re.M)
     assert re.search(r"^time per training sample [0-9.e+-]+ µs", out, re.M)
-    assert "1348 train / 449 test rows" in out
+    assert "1213 train / 135 validation / 449 test rows" in out
+    assert "target 'digit': classification (integer codes 0..9)" in out
     net = fastbp.load(tmp_path / "model.npz")  # the library reads what the CLI saved
     assert net.sizes == (64, 32, 10) and net.output_activation == "softmax"
 
@@ -92,7 +96,8 @@ def test_train_and_predict_text_labels(tmp_path, labelled_csv):
                  "--momentum", 0.5, "--l2", 0.01, "--seed", 3, "--test-fraction", 0.2,
                  "--dtype", "float32", "--save", "m.npz", cwd=tmp_path)
     assert_ok(result)
-    assert "3 classes, one-hot" in result.stdout and "192 train / 48 test rows" in result.stdout
+    assert "3 classes, one-hot" in result.stdout
+    assert "173 train / 19 validation / 48 test rows" in result.stdout
     assert "Network([3, 16, 8, 3], activation='relu'" in result.stdout
 
     predicted = run("predict", "m.npz", labelled_csv, cwd=tmp_path)
@@ -124,7 +129,9 @@ def test_predict_equals_the_library_on_the_saved_preprocessing(tmp_path, regress
     table = np.loadtxt(regression_csv, delimiter=",", skiprows=1)
     with np.load(tmp_path / "r.npz") as archive:
         meta = json.loads(str(archive["fastbp_cli"]))
-    assert meta["task"] == "regression" and meta["features"] == [["size", 1], ["age", 1]]
+    assert meta["task"] == "regression" and meta["targets"] == ["price"]
+    assert [(f["name"], f["kind"], f["width"]) for f in meta["features"]] == [
+        ("size", "number", 1), ("age", "number", 1)]
     net = fastbp.load(tmp_path / "r.npz")
     X = (table[:, :2] - meta["x_mean"]) / meta["x_scale"]
     expected = net.predict(X)[:, 0] * meta["y_scale"][0] + meta["y_mean"][0]
@@ -137,7 +144,8 @@ def test_train_reports_regression_metrics(tmp_path, regression_csv):
     result = run("train", regression_csv, "--target", "price", "--epochs", 40, cwd=tmp_path)
     assert_ok(result)
     assert "(regression, standardized), loss mse" in result.stdout
-    r2 = float(re.search(r"^test  loss \S+  rmse \S+  r2 ([0-9.-]+)$", result.stdout, re.M).group(1))
+    r2 = float(re.search(r"^test  mse loss \S+ \(½ squared error a row, standardised targets\)  "
+                         r"rmse \S+ \(target units\)  r2 ([0-9.-]+)$", result.stdout, re.M).group(1))
     assert r2 > 0.9
 
 
@@ -148,9 +156,10 @@ def test_train_npz_without_test_rows(tmp_path):
     result = run("train", "data.npz", "--target", "label", "--loss", "bce", "--epochs", 5,
                  "--test-fraction", 0, "--hidden", "none", cwd=tmp_path)
     assert_ok(result)
-    assert "100 train / 0 test rows, 4 features" in result.stdout
+    assert "90 train / 10 validation / 0 test rows, 4 inputs from 1 columns" in result.stdout
     assert "Network([4, 2]" in result.stdout and "output_activation='sigmoid'" in result.stdout
-    assert len(re.findall(r"^epoch +\d+/5  train loss [0-9.]+$", result.stdout, re.M)) == 5
+    assert len(re.findall(r"^epoch +\d+/5  train loss [0-9.]+  val loss [0-9.]+(  \*)?$",
+                          result.stdout, re.M)) == 5
     assert "test  loss" not in result.stdout
 
 
@@ -249,6 +258,7 @@ def bad_files(tmp_path):
     for name, text in BAD_FILES.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81 not text")
+    (tmp_path / "nul.csv").write_bytes(b"a,y\n\x00\x01,2\n")
     np.savez(tmp_path / "ragged.npz", X=np.ones((5, 2)), y=np.ones(4))
     np.savez(tmp_path / "cube.npz", X=np.ones((5, 2, 2)), y=np.ones(5))
     return tmp_path
@@ -268,9 +278,17 @@ def bad_files(tmp_path):
     (["train", "noname.csv", "--target", "y"], ["column 2 of the header", "no name"]),
     (["train", "twice.csv", "--target", "y"], ["names column 'a' twice"]),
     (["train", "one_class.csv", "--target", "y"], ["single class"]),
-    (["train", "no_label.csv", "--target", "y"], ["data row 2 has no valid target 'y': ''"]),
-    (["train", "nan_label.csv", "--target", "y"], ["data row 2 has no valid target 'y': 'NaN'"]),
-    (["train", "binary.csv", "--target", "y"], ["not UTF-8 text"]),
+    (["train", "no_label.csv", "--target", "y"], ["line 3 has no valid target 'y': ''"]),
+    (["train", "nan_label.csv", "--target", "y"], ["line 3 has no valid target 'y': 'NaN'"]),
+    (["train", "binary.csv", "--target", "y"], ["starts like utf-16 text but is not"]),
+    (["train", "nul.csv", "--target", "y"], ["line 2 holds a NUL byte: a binary file"]),
+    (["train", "ok.csv", "--target", "y", "--encoding", "klingon"], ["no such text encoding"]),
+    (["train", "ok.csv", "--target", "y", "--sep", "ab"], ["--sep", "one character"]),
+    (["train", "ok.csv", "--target", "y", "--drop", "zz"], ["unknown column 'zz' (--drop)"]),
+    (["train", "ok.csv", "--target", "y", "--features", "a,y"], ["both a target and a feature"]),
+    (["train", "ok.csv", "--target", "y", "--test", "ok.csv", "--test-fraction", "0.1"],
+     ["--test and --test-fraction"]),
+    (["evaluate", "missing.npz", "ok.csv"], ["missing.npz: no such model file"]),
     (["train", "notzip.npz", "--target", "y"], ["not an .npz file"]),
     (["train", "ragged.npz", "--target", "y"], ["array 'y' has 4 rows"]),
     (["train", "cube.npz", "--target", "y"], ["array 'X' is 3-D"]),
@@ -360,8 +378,8 @@ def test_read_csv_columns_blank_lines_and_gzip(tmp_path):
         a, b, label = table.columns
         assert a.numeric and b.numeric and not label.numeric
         np.testing.assert_array_equal(b.values, [2.5, -400.0])
-        assert list(label.values) == ["cat", "dog"]
-        assert label.bad == ("line 2", "cat")  # the line in the file, blank lines counted
+        assert list(label.values) == ["cat", "dog"] and label.missing is None
+        assert list(table.lines) == [2, 4]  # the lines in the file, blank lines counted
 
 
 def test_read_npz_widths_text_and_the_model_entry(tmp_path):
@@ -376,30 +394,37 @@ def test_read_npz_widths_text_and_the_model_entry(tmp_path):
     assert list(table.column("s").values) == ["x", "y", "z"]
 
 
-def test_encode_target_decides_the_task_and_orders_the_classes():
-    from fastbp.cli.tables import Column, Table, encode_target, one_hot_as_trained
+def test_encode_targets_decides_the_task_and_orders_the_classes():
+    from fastbp.cli.features import encode_targets, targets_as_trained
+    from fastbp.cli.model import ModelMeta
+    from fastbp.cli.tables import Column, Table
 
     table = Table("t", [Column("k", np.array([3.0, 1.0, 3.0, 2.0]), True),
                         Column("v", np.array([0.5, 1.0, 1.5, 2.0]), True),
-                        Column("s", np.array(["b", "a", "b", "a"], dtype=object), False,
-                               ("line 2", "b"))])
-    task, Y, classes = encode_target(table, "k", "auto", None)
+                        Column("gaps", np.array([10.0, 20.0, 10.0, 30.0]), True),
+                        Column("s", np.array(["b", "a", "b", "a"], dtype=object), False)])
+    task, Y, classes, notes = encode_targets(table, ["k"], "auto", None)
     assert task == "classification" and classes == [1, 2, 3]
+    assert notes[0] == "target 'k': classification (integer codes 1..3)"
     np.testing.assert_array_equal(Y.argmax(1), [2, 0, 2, 1])
-    task, Y, classes = encode_target(table, "v", "auto", None)
+    task, Y, classes, _ = encode_targets(table, ["v"], "auto", None)
     assert task == "regression" and classes is None and Y.shape == (4, 1)
-    assert encode_target(table, "k", "regression", None)[0] == "regression"
-    task, Y, classes = encode_target(table, "s", "auto", None)
+    # integers that are not consecutive codes are a quantity
+    assert encode_targets(table, ["gaps"], "auto", None)[0] == "regression"
+    assert encode_targets(table, ["k"], "regression", None)[0] == "regression"
+    task, Y, classes, _ = encode_targets(table, ["s"], "auto", None)
     assert classes == ["a", "b"]
-    np.testing.assert_array_equal(one_hot_as_trained(table, "s", ["b", "a"]).argmax(1),
-                                  [0, 1, 0, 1])
+    meta = ModelMeta(targets=["s"], task="classification", loss="cross_entropy", features=[],
+                     classes=["b", "a"], x_mean=[], x_scale=[], y_mean=[0, 0], y_scale=[1, 1])
+    np.testing.assert_array_equal(targets_as_trained(table, meta).argmax(1), [0, 1, 0, 1])
 
 
 def test_model_metadata_round_trip(tmp_path):
     from fastbp.cli.model import ModelMeta, load_model, save_model
 
     net = fastbp.Network([2, 3], seed=0)
-    meta = ModelMeta(target="y", task="regression", loss="mse", features=[["a", 2]],
+    meta = ModelMeta(targets=["y"], task="regression", loss="mse",
+                     features=[{"name": "a", "kind": "number", "width": 2, "fill": None}],
                      classes=None, x_mean=[1.0, 2.0], x_scale=[2.0, 4.0], y_mean=[0.0] * 3,
                      y_scale=[1.0] * 3)
     save_model(net, meta, str(tmp_path / "m.npz"))
@@ -435,3 +460,502 @@ def test_option_types_use_the_library_checks():
                                 (float_in(0), "x", "expected a number, got 'x'")]:
         with pytest.raises(argparse.ArgumentTypeError, match=phrase):
             parse(text)
+
+
+# -- real tables (issue #16, part 3) ----------------------------------------------
+# In process through main(argv) where the behaviour is not about the process itself.
+
+def cli(capsys, *args):
+    """``fastbp ARGS`` in this process; (exit code, stdout, stderr)."""
+    from fastbp.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_cli_error(outcome, *phrases, code=2):
+    status, out, err = outcome
+    lines = err.splitlines()
+    assert status == code, (status, out, err)
+    assert len(lines) == 1 and re.match(r"fastbp( \w+)?: error: ", lines[0]), err
+    for phrase in phrases:
+        assert phrase in lines[0], (phrase, lines[0])
+
+
+LINNERUD = """Chins,Situps,Jumps,Weight,Waist,Pulse
+5,162,60,191,36,50
+2,110,60,189,37,52
+12,101,101,193,38,58
+12,105,37,162,35,62
+13,155,58,189,35,46
+4,101,42,182,36,56
+8,101,38,211,38,56
+6,125,40,167,34,60
+15,200,40,176,31,74
+17,251,250,154,33,56
+17,120,38,169,34,50
+13,210,115,166,33,52
+14,215,105,154,34,64
+1,50,50,247,46,50
+6,70,31,193,36,46
+12,210,120,202,37,62
+4,60,25,176,37,54
+11,230,80,157,32,52
+15,225,73,156,33,54
+2,110,43,138,33,68
+"""
+
+
+@pytest.fixture
+def linnerud(tmp_path):
+    """scikit-learn's linnerud as CSV: integer-valued targets Weight, Waist, Pulse."""
+    path = tmp_path / "linnerud.csv"
+    path.write_text(LINNERUD)
+    return path
+
+
+def test_integer_quantity_target_is_regression_by_default(capsys, linnerud):
+    code, out, err = cli(capsys, "train", linnerud, "--target", "Pulse", "--epochs", 3)
+    assert code == 0, err
+    assert ("target 'Pulse': regression (integers 46..74, 11 distinct values: not consecutive "
+            "class codes") in out
+    assert "(regression, standardized)" in out and "accuracy" not in out
+
+
+def test_integer_target_taken_as_many_classes_warns(capsys, linnerud):
+    code, out, err = cli(capsys, "train", linnerud, "--target", "Pulse", "--task",
+                         "classification", "--epochs", 2)
+    assert code == 0
+    assert err.strip() == ("fastbp: warning: target 'Pulse' is taken as 11 classes of its "
+                           "integer values, 1.82 rows a class; if it is a quantity, use "
+                           "--task regression")
+    assert "(11 classes, one-hot)" in out
+
+
+@pytest.mark.parametrize("targets", [["Weight,Waist,Pulse"], ["Weight", "Waist", "Pulse"]])
+def test_several_regression_targets(capsys, tmp_path, linnerud, targets):
+    options = [item for t in targets for item in ("--target", t)]
+    code, out, err = cli(capsys, "train", linnerud, *options, "--epochs", 5, "--save",
+                         tmp_path / "m.npz")
+    assert code == 0, err
+    assert "Network([3, 32, 3]" in out and "target 'Weight', 'Waist', 'Pulse'" in out
+    for name in ("Weight", "Waist", "Pulse"):
+        assert re.search(rf"^test    {name}: rmse \S+ \(its units\)  r2 \S+$", out, re.M)
+    code, out, _ = cli(capsys, "predict", tmp_path / "m.npz", linnerud)
+    header, rows = read_output_csv(out)
+    assert header == ["Weight", "Waist", "Pulse"] and len(rows) == 20
+
+
+def test_several_two_class_targets_are_multilabel(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    write_csv(tmp_path / "m.csv", ["a", "b", "left", "up"],
+              [[*np.round(x, 3), "yes" if x[0] > 0 else "no", int(x[1] > 0)] for x in X])
+    code, out, err = cli(capsys, "train", tmp_path / "m.csv", "--target", "left,up",
+                         "--epochs", 30, "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    assert "(multilabel, a sigmoid output each), loss bce" in out
+    accuracy = re.search(r"^test  bce loss .*accuracy per target \(fraction right\): left (\S+)  "
+                         r"up (\S+)", out, re.M)
+    assert float(accuracy.group(1)) > 0.85 and float(accuracy.group(2)) > 0.85
+    code, out, _ = cli(capsys, "predict", tmp_path / "m.npz", tmp_path / "m.csv")
+    header, rows = read_output_csv(out)
+    assert header == ["left", "left=yes", "up", "up=1"]
+    assert {row[0] for row in rows} == {"yes", "no"} and {row[2] for row in rows} == {"0", "1"}
+
+
+def test_several_targets_with_more_than_two_classes_are_refused(capsys, tmp_path):
+    write_csv(tmp_path / "t.csv", ["a", "k", "s"], [[i, i % 3, "xy"[i % 2]] for i in range(30)])
+    assert_cli_error(cli(capsys, "train", tmp_path / "t.csv", "--target", "k,s"),
+                     "two classes each", "'k' has 3")
+
+
+def test_features_and_drop_choose_the_columns(capsys, tmp_path, labelled_csv):
+    rows = list(csv.reader(open(labelled_csv)))
+    write_csv(tmp_path / "ids.csv", ["id"] + rows[0], [[k] + r for k, r in enumerate(rows[1:])])
+    code, out, _ = cli(capsys, "train", tmp_path / "ids.csv", "--target", "answer", "--drop",
+                       "id", "--epochs", 1, "--save", tmp_path / "m.npz")
+    assert code == 0 and "3 inputs from 3 columns" in out
+    code, out, _ = cli(capsys, "train", tmp_path / "ids.csv", "--target", "answer",
+                       "--features", "a,b", "--epochs", 1)
+    assert code == 0 and "2 inputs from 2 columns" in out
+    # predict reads the model's columns by name and ignores the id
+    code, out, _ = cli(capsys, "predict", tmp_path / "m.npz", labelled_csv)
+    assert code == 0 and len(read_output_csv(out)[1]) == 240
+
+
+def test_text_features_are_one_hot_and_predict_applies_the_encoder(capsys, tmp_path):
+    rng = np.random.default_rng(1)
+    cities = rng.choice(["Lyon", "Oslo", "Porto"], size=300)
+    x = rng.normal(size=300)
+    price = np.round(100 + 50 * (cities == "Oslo") + 10 * x, 3)
+    write_csv(tmp_path / "flats.csv", ["city", "x", "price"], zip(cities, np.round(x, 3), price))
+    code, out, err = cli(capsys, "train", tmp_path / "flats.csv", "--target", "price",
+                         "--epochs", 60, "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    assert "4 inputs from 2 columns (1 text, one-hot)" in out
+    r2 = float(re.search(r"^test .* r2 (\S+)$", out, re.M).group(1))
+    assert r2 > 0.9
+    with np.load(tmp_path / "m.npz") as archive:
+        meta = json.loads(str(archive["fastbp_cli"]))
+    assert meta["features"][0] == {"name": "city", "kind": "category",
+                                   "categories": ["Lyon", "Oslo", "Porto"], "fill": None}
+    write_csv(tmp_path / "new.csv", ["x", "city"], [[0, "Oslo"], [0, "Lyon"], [0, "Rome"]])
+    code, out, err = cli(capsys, "predict", tmp_path / "m.npz", tmp_path / "new.csv")
+    assert code == 0
+    predicted = [float(row[0]) for row in read_output_csv(out)[1]]
+    assert abs(predicted[0] - predicted[1] - 50) < 10  # Oslo's premium, learnt
+    assert ("column 'city' holds 1 values not seen in training (first 'Rome', line 4); they "
+            "are encoded as all zeros") in err
+
+
+def test_a_text_column_with_too_many_values_is_refused(capsys, tmp_path):
+    write_csv(tmp_path / "t.csv", ["name", "y"], [[f"person {i}", i % 2] for i in range(300)])
+    assert_cli_error(cli(capsys, "train", tmp_path / "t.csv", "--target", "y"),
+                     "text column 'name' has", "an id or free text", "--drop name")
+
+
+@pytest.fixture
+def gappy_csv(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = []
+    for k in range(200):
+        a, b = rng.normal(size=2)
+        rows.append([round(a, 3), round(b, 3), "xyz"[k % 3], round(3 * a - b, 3)])
+    rows[3][0] = ""
+    rows[5][1] = "NA"
+    rows[7][2] = "?"
+    rows[9][3] = ""
+    return write_csv(tmp_path / "gappy.csv", ["a", "b", "c", "y"], rows)
+
+
+def test_missing_cells_are_an_error_without_impute(capsys, gappy_csv):
+    assert_cli_error(cli(capsys, "train", gappy_csv, "--target", "y"),
+                     "line 11 has no valid target 'y': ''", "--impute")
+    assert_cli_error(cli(capsys, "train", gappy_csv, "--target", "y", "--drop", "a",
+                         "--features", "b"), "line 11 has no valid target")
+
+
+@pytest.mark.parametrize("impute,rows", [("mean", 199), ("median", 199), ("drop", 196)])
+def test_impute_fills_or_drops_and_predict_fills_the_same(capsys, tmp_path, gappy_csv, impute,
+                                                          rows):
+    code, out, err = cli(capsys, "train", gappy_csv, "--target", "y", "--impute", impute,
+                         "--epochs", 20, "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    assert "fastbp: note: dropped 1 rows without a target 'y'" in err
+    n = [int(v) for v in re.search(r"(\d+) train / (\d+) validation / (\d+) test rows",
+                                   out).groups()]
+    assert sum(n) == rows
+    with np.load(tmp_path / "m.npz") as archive:
+        meta = json.loads(str(archive["fastbp_cli"]))
+    assert meta["impute"] == impute
+    write_csv(tmp_path / "new.csv", ["a", "b", "c"], [["", "1", "x"], ["0.5", "1", ""]])
+    outcome = cli(capsys, "predict", tmp_path / "m.npz", tmp_path / "new.csv")
+    if impute == "drop":
+        assert_cli_error(outcome, "line 2, column 'a' is empty", "without --impute mean or median")
+        return
+    assert outcome[0] == 0
+    fill = meta["features"][0]["fill"][0]
+    assert meta["features"][2]["fill"] in ("x", "y", "z")
+    code, out, _ = cli(capsys, "predict", tmp_path / "m.npz", write_csv(
+        tmp_path / "filled.csv", ["a", "b", "c"], [[fill, "1", "x"]]))
+    assert read_output_csv(out)[1][0] == read_output_csv(outcome[1])[1][0]
+
+
+IRIS_ROWS = [["0", "5.1", "3.5", "1.4", "0.2", "setosa"], ["1", "7", "3.2", "4.7", "1.4", "versicolor"],
+             ["2", "6.3", "3.3", "6", "2.5", "virginica"], ["3", "4.9", "3", "1.4", "0.2", "setosa"]]
+IRIS_HEADER = ["id", "sepal length", "sepal width", "petal length", "petal width", "species"]
+
+
+def _iris_text(sep, decimal=".", label_suffix=""):
+    lines = [sep.join(IRIS_HEADER)]
+    for row in IRIS_ROWS:
+        cells = [c.replace(".", decimal) for c in row[:-1]] + [row[-1] + label_suffix]
+        lines.append(sep.join(cells))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name,data,dialect", [
+    ("comma", _iris_text(",").encode(), "separator ','"),
+    ("semicolon decimal comma", _iris_text(";", ",").encode(), "separator ';', decimal comma"),
+    ("tab", _iris_text("\t").encode(), "separator tab"),
+    ("pipe", _iris_text("|").encode(), "separator '|'"),
+    ("latin-1", _iris_text(";", ",", "é").encode("latin-1"),
+     "separator ';', decimal comma, cp1252"),
+    ("utf-16 tab (Excel's Unicode text)", _iris_text("\t").encode("utf-16"),
+     "separator tab, utf-16"),
+])
+def test_separator_decimal_and_encoding_are_detected(tmp_path, name, data, dialect):
+    from fastbp.cli.tables import read_csv
+
+    (tmp_path / "t.csv").write_bytes(data)
+    table = read_csv(str(tmp_path / "t.csv"))
+    assert table.names() == IRIS_HEADER and table.dialect == dialect
+    np.testing.assert_array_equal(table.column("sepal length").values, [5.1, 7, 6.3, 4.9])
+    assert table.column("species").values[0].startswith("setosa")
+    assert [c.numeric for c in table.columns] == [True] * 5 + [False]
+    assert bool(table.notes) == (name == "latin-1")
+
+
+def test_sep_encoding_and_decimal_options_override_the_guess(tmp_path):
+    from fastbp.cli.tables import ReadOptions, read_csv
+
+    (tmp_path / "t.csv").write_bytes("a;b\n1,5;x\n2,5;é\n".encode("latin-1"))
+    table = read_csv(str(tmp_path / "t.csv"), ReadOptions(sep=";", encoding="latin-1",
+                                                          decimal="."))
+    assert table.column("a").values[0] == "1,5" and table.column("b").values[1] == "é"
+    table = read_csv(str(tmp_path / "t.csv"), ReadOptions(encoding="latin-1"))
+    np.testing.assert_array_equal(table.column("a").values, [1.5, 2.5])
+
+
+def test_semicolon_file_trains_end_to_end(capsys, tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 2))
+    lines = ["x1;x2;label"] + [f"{a:.3f};{b:.3f};{'ja' if a > 0 else 'nein'}".replace(".", ",")
+                               for a, b in X]
+    (tmp_path / "de.csv").write_text("\n".join(lines) + "\n", encoding="cp1252")
+    code, out, err = cli(capsys, "train", tmp_path / "de.csv", "--target", "label", "--epochs", 20)
+    assert code == 0, err
+    assert "(separator ';', decimal comma)" in out and "2 inputs from 2 columns" in out
+
+
+@pytest.mark.parametrize("where,expected", [
+    ("feature", "column 'Chins' holds 1e+308 (line 2): too large to standardise"),
+    ("target", "target 'Pulse' holds 1e+308 (line 2): too large to standardise"),
+])
+def test_values_whose_scaling_overflows_name_the_column(capsys, tmp_path, where, expected):
+    lines = LINNERUD.splitlines()
+    first = lines[1].split(",")
+    first[0 if where == "feature" else -1] = "1e308"
+    lines[1] = ",".join(first)
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
+    assert_cli_error(cli(capsys, "train", tmp_path / "big.csv", "--target", "Pulse"), expected)
+    if where == "feature":
+        assert_cli_error(cli(capsys, "train", tmp_path / "big.csv", "--target", "Pulse",
+                             "--no-standardize", "--dtype", "float32"),
+                         "column 'Chins': the value 1e+308 (line 2) does not fit float32")
+
+
+def test_early_stopping_keeps_the_best_epoch(capsys, regression_csv):
+    code, out, err = cli(capsys, "train", regression_csv, "--target", "price", "--epochs", 60,
+                         "--patience", 3, "--lr", 0.3, "--seed", 1)
+    assert code == 0, err
+    val = [float(v) for v in re.findall(r"^epoch .*  val loss ([0-9.]+)", out, re.M)]
+    kept = re.search(r"kept the weights of epoch (\d+), the lowest val loss \(([0-9.]+)\)", out)
+    best = int(kept.group(1))
+    assert val[best - 1] == min(val) == float(kept.group(2))
+    final = float(re.search(r"^val   mse loss (\S+)", out, re.M).group(1))
+    assert final == pytest.approx(min(val), rel=1e-4)  # the best epoch's weights, not the last
+    off = cli(capsys, "train", regression_csv, "--target", "price", "--epochs", 4,
+              "--no-early-stopping")[1]
+    assert "0 validation" in off and "kept the weights" not in off
+
+
+def test_printed_figures_name_their_units(capsys, regression_csv, labelled_csv):
+    out = cli(capsys, "train", regression_csv, "--target", "price", "--epochs", 2)[1]
+    assert "loss per epoch in ½ squared error a row, standardised targets" in out
+    assert "rmse" in out and "(target units)" in out and "µs" in out
+    out = cli(capsys, "train", regression_csv, "--target", "price", "--epochs", 2,
+              "--no-standardize", "--lr", 1e-6)[1]
+    assert "½ squared error a row, targets as given" in out
+    out = cli(capsys, "train", labelled_csv, "--target", "answer", "--epochs", 2)[1]
+    assert "loss per epoch in nats a row" in out and "rows right)" in out
+
+
+def test_evaluate_and_a_test_file(capsys, tmp_path, labelled_csv):
+    rows = list(csv.reader(open(labelled_csv)))
+    write_csv(tmp_path / "fit.csv", rows[0], rows[1:181])
+    write_csv(tmp_path / "held.csv", rows[0], rows[181:])
+    code, out, err = cli(capsys, "train", tmp_path / "fit.csv", "--target", "answer", "--test",
+                         tmp_path / "held.csv", "--epochs", 20, "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    assert "162 train / 18 validation / 60 test rows (from" in out
+    test_line = re.search(r"^test  (.*)$", out, re.M).group(1)
+    code, out, err = cli(capsys, "evaluate", tmp_path / "m.npz", tmp_path / "held.csv")
+    assert code == 0, err
+    assert "60 rows, target 'answer' (classification)" in out
+    assert re.search(r"^data  ?(.*)$", out, re.M).group(1).strip() == test_line.strip()
+    write_csv(tmp_path / "no_target.csv", ["a", "b", "c"], [[1, 2, 3]])
+    assert_cli_error(cli(capsys, "evaluate", tmp_path / "m.npz", tmp_path / "no_target.csv"),
+                     "unknown column 'answer' (a target of the model)")
+
+
+def test_help_shows_every_default():
+    import argparse
+
+    from fastbp.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        if name == "bench":  # passes its options on to bench/compare.py
+            continue
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            shown = formatter._get_help_string(action)
+            assert "default" in shown, (name, action.option_strings, shown)
+            assert "(default: True)" not in shown and "(default: False)" not in shown
+
+
+def test_help_prints_the_defaults(tmp_path):
+    result = run("train", "--help", cwd=tmp_path)
+    assert_ok(result)
+    text = " ".join(result.stdout.split())
+    for phrase in ("--epochs EPOCHS most epochs (early stopping usually ends sooner) (default: 200)",
+                   "rows per update (default: 32)", "SGD momentum (default: 0.9)",
+                   "(default: float64)", "--standardize, --no-standardize",
+                   "uses them as they are (default: on)", "Nesterov momentum (default: off)"):
+        assert phrase in text, phrase
+
+
+# -- the process: exit codes, signals, pipes ------------------------------------
+
+def test_ctrl_c_reports_saves_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastbp", "train", "digits", "--epochs", "100000", "--hidden",
+         "64", "--batch-size", "1", "--momentum", "0", "--no-early-stopping", "--save",
+         "m.npz"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("epoch   1/"):
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            lines.append(line)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert re.search(r"fastbp: warning: interrupted after \d+ complete epochs: kept the weights "
+                     r"after the last completed batch; saving them", err)
+    assert re.search(r"^test  cross_entropy loss \S+ \(nats a row\)  accuracy", out, re.M)
+    assert "saved the model to m.npz" in out
+    assert fastbp.load(tmp_path / "m.npz").sizes == (64, 64, 10)
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "digits", "--epochs", "6", "--save", "m.npz"],
+    ["predict", "m.npz", "rows.csv"],
+])
+def test_a_closed_pipe_ends_quietly(tmp_path, command):
+    if command[0] == "predict":
+        fastbp.Network([3, 2], seed=0).save(tmp_path / "m.npz")
+        # far more output than a pipe's buffer holds
+        write_csv(tmp_path / "rows.csv", ["a", "b", "c"], np.ones((50000, 3)))
+    process = subprocess.Popen([sys.executable, "-m", "fastbp", *command], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()  # as `| head -1` does
+    err = process.stderr.read().decode()
+    process.wait(timeout=120)
+    assert first and process.returncode == 0, err
+    assert err == ""
+    if command[0] == "train":
+        assert fastbp.load(tmp_path / "m.npz").sizes == (64, 32, 10)  # the work was finished
+
+
+# -- untrusted files (issue #16, part 4) ----------------------------------------------
+
+def test_crafted_data_files_are_one_line_errors_without_big_allocations(capsys, tmp_path):
+    import gzip
+    import tracemalloc
+    import zipfile
+
+    with gzip.open(tmp_path / "bomb.csv.gz", "wb") as handle:
+        handle.write(b"a,y\n" + b"0" * (60 << 20))  # 60 MB of one cell in ~60 kB
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(2))
+    header["shape"] = (10 ** 9,)
+    import io as _io
+
+    npy = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, header)
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("X.npy", npy.getvalue() + bytes(16))
+        archive.writestr("y.npy", _io.BytesIO().getvalue())
+    np.savez(tmp_path / "objects.npz", X=np.array([{}, []], dtype=object), y=np.zeros(2))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "objects.npz").read_bytes()[:100])
+    cases = {"bomb.csv.gz": "unpacks to more than 32 times its size",
+             "huge.npz": "declares shape (1000000000,)",
+             "objects.npz": "holds Python objects",
+             "cut.npz": "not an .npz file"}
+    for name, phrase in cases.items():
+        tracemalloc.start()
+        try:
+            outcome = cli(capsys, "train", tmp_path / name, "--target", "y")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert_cli_error(outcome, phrase)
+        assert peak < 8 * (tmp_path / name).stat().st_size + (40 << 20), (name, peak)
+
+
+def test_crafted_model_metadata_is_one_line_error(capsys, tmp_path):
+    fastbp.Network([1, 2], seed=0).save(tmp_path / "plain.npz")
+    with np.load(tmp_path / "plain.npz") as archive:
+        entries = dict(archive)
+    write_csv(tmp_path / "d.csv", ["a", "y"], [[1, 0], [2, 1]])
+    bad = {"deep": "[" * 100000, "widths": json.dumps({
+        "version": 2, "targets": ["y"], "task": "regression", "loss": "mse",
+        "features": [{"name": "a", "kind": "number", "width": 10 ** 12, "fill": None}],
+        "classes": None, "x_mean": [0], "x_scale": [1], "y_mean": [0, 0], "y_scale": [1, 1]}),
+        "not text": None}
+    for name, text in bad.items():
+        entry = np.array(text) if text is not None else np.zeros(3)
+        np.savez(tmp_path / f"{name}.npz", fastbp_cli=entry, **entries)
+        assert_cli_error(cli(capsys, "predict", tmp_path / f"{name}.npz", tmp_path / "d.csv"),
+                         f"{name}.npz: damaged fastbp_cli entry")
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CELLS = st.one_of(st.sampled_from(["", "NA", "?", "nan", "inf", "-1e308", "1e308", "0", "1",
+                                   "2.5", "1,5", "x", "é", '"', "a b", "3"]),
+                  st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                  st.text(max_size=6))
+PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
+                             suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                    HealthCheck.too_slow])
+
+
+def _assert_clean_exit(outcome):
+    code, out, err = outcome
+    assert code in (0, 1, 2), (code, err)
+    assert "Traceback" not in err
+    if code:
+        assert len(err.strip().splitlines()) >= 1
+        assert re.search(r"^fastbp( \w+)?: error: ", err, re.M), err
+
+
+@PROPERTY_SETTINGS
+@given(data=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".npz", ".csv.gz"]))
+def test_random_bytes_as_data_or_model_exit_cleanly(capsys, tmp_path, data, suffix):
+    path = tmp_path / f"random{suffix}"
+    path.write_bytes(data)
+    _assert_clean_exit(cli(capsys, "train", path, "--target", "y", "--epochs", 1, "--hidden", 2))
+    _assert_clean_exit(cli(capsys, "predict", path, path))
+    with pytest.raises(ValueError):
+        fastbp.load(path)
+
+
+@PROPERTY_SETTINGS
+@given(header=st.lists(st.sampled_from(["a", "b", "y", "c", "a ", ""]), min_size=1, max_size=4),
+       rows=st.lists(st.lists(CELLS, min_size=0, max_size=5), max_size=8),
+       sep=st.sampled_from([",", ";", "\t"]),
+       extra=st.sampled_from([[], ["--impute", "mean"], ["--impute", "drop"],
+                              ["--task", "regression"], ["--task", "classification"],
+                              ["--target", "a,b"], ["--drop", "a"]]))
+def test_random_csv_text_exits_cleanly(capsys, tmp_path, header, rows, sep, extra):
+    text = "\n".join(sep.join(row) for row in [header] + rows)
+    (tmp_path / "r.csv").write_text(text, encoding="utf-8")
+    _assert_clean_exit(cli(capsys, "train", tmp_path / "r.csv", "--target", "y", "--epochs", 2,
+                           "--hidden", 2, "--test-fraction", 0.3, *extra))

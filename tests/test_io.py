@@ -310,3 +310,117 @@ def test_save_syncs_the_file_and_then_the_folder_holding_the_rename(tmp_path, mo
     net.save(tmp_path / "model.npz")
     assert synced == [False, True]  # the data first, then the folder entry
     assert fastbp.load(tmp_path / "model.npz").n_params == net.n_params
+
+
+# ---------------------------------------------------------------------------
+# Crafted files: one clear error, and no allocation beyond the file's size
+# ---------------------------------------------------------------------------
+
+def _npy_bytes(array, shape=None, descr=None):
+    """``array`` as .npy bytes, optionally with a lying header."""
+    import io as _io
+
+    header = np.lib.format.header_data_from_array_1_0(array)
+    if shape is not None:
+        header["shape"] = shape
+    if descr is not None:
+        header["descr"] = descr
+    buffer = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    buffer.write(array.tobytes())
+    return buffer.getvalue()
+
+
+def _model_entries():
+    net = fastbp.Network([3, 4, 2], seed=0)
+    return {"format_version": np.array(1), "sizes": np.array([3, 4, 2]),
+            "activations": np.array(["sigmoid"]), "output_activation": np.array("sigmoid"),
+            "dtype": np.array("float64"), "params": net._params.copy()}
+
+
+def _craft(path, replace, compression=zipfile.ZIP_STORED):
+    """A model archive whose entries ``replace`` maps to raw .npy bytes."""
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for key, value in _model_entries().items():
+            archive.writestr(f"{key}.npy", replace.get(key, _npy_bytes(value)))
+
+
+def _zeros_deflated(n_bytes):
+    """A .npy of n_bytes zero bytes, as a deflated member would hold it."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+    header["shape"] = (n_bytes // 8,)
+    import io as _io
+
+    buffer = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue() + bytes(n_bytes)
+
+
+CRAFTED = {
+    # name: (replacement entries, zip compression, phrase of the error)
+    "huge declared shape": ({"params": _npy_bytes(np.zeros(3), shape=(10 ** 12,))},
+                            zipfile.ZIP_STORED, "declares shape (1000000000000,)"),
+    "shape bigger than the data": ({"params": _npy_bytes(np.zeros(26), shape=(10 ** 7,))},
+                                   zipfile.ZIP_STORED, "declares shape (10000000,)"),
+    "shape product overflowing int64": (
+        {"params": _npy_bytes(np.zeros(26), shape=(2 ** 40, 2 ** 40))},
+        zipfile.ZIP_STORED, "declares shape"),
+    "sizes of a huge network": ({"sizes": _npy_bytes(np.array([3, 100000, 100000, 2]))},
+                                zipfile.ZIP_STORED, "sizes [3, 100000, 100000, 2] need"),
+    "object array": ({"params": _npy_bytes(np.zeros(26), descr="|O")},
+                     zipfile.ZIP_STORED, "Python objects"),
+    "structured dtype": ({"params": _npy_bytes(np.zeros(13, dtype=[("a", "<f8"), ("b", "<f8")]))},
+                         zipfile.ZIP_STORED, "not plain numbers or text"),
+    "complex params": ({"params": _npy_bytes(np.zeros(26, dtype=np.complex128))},
+                       zipfile.ZIP_STORED, "not plain numbers or text"),
+    "text params": ({"params": _npy_bytes(np.array(["x" * 8] * 26))}, zipfile.ZIP_STORED,
+                    "dtype"),
+    "zip bomb": ({"params": _zeros_deflated(40 << 20)}, zipfile.ZIP_DEFLATED, "unpacks to"),
+    "bad magic": ({"params": b"\x93NUMPX" + bytes(200)}, zipfile.ZIP_STORED, "magic"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_crafted_file_is_one_clear_error_without_a_big_allocation(tmp_path, name):
+    import tracemalloc
+
+    replace, compression, phrase = CRAFTED[name]
+    path = tmp_path / "crafted.npz"
+    _craft(path, replace, compression)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=re.escape(phrase)) as caught:
+            fastbp.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    # NumPy reports its buffers to tracemalloc; a read chunk is 1 MiB
+    assert peak < 4 * path.stat().st_size + (3 << 20), peak
+
+
+def test_truncated_member_is_one_clear_error(tmp_path):
+    path = tmp_path / "m.npz"
+    _craft(path, {})
+    data = bytearray(path.read_bytes())
+    info = zipfile.ZipFile(path).getinfo("params.npy")
+    # cut the member's data short but keep the central directory: a bad CRC or short read
+    start = info.header_offset + 30 + len(info.filename) + 128
+    data[start:start + 16] = bytes(16)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a readable fastbp model file"):
+        fastbp.load(path)
+
+
+def test_checked_reader_returns_what_np_load_does(tmp_path):
+    from fastbp.io import read_npz_checked
+
+    arrays = {"f": np.asfortranarray(np.arange(12.0).reshape(3, 4)), "i": np.arange(5, dtype=">i4"),
+              "s": np.array(["ab", "c"]), "b": np.array([b"x", b"yz"]), "z": np.zeros((0, 3))}
+    np.savez_compressed(tmp_path / "a.npz", **arrays)
+    got = read_npz_checked(tmp_path / "a.npz", max_inflation=1000)
+    assert list(got) == list(arrays)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(got[key], value)
+        assert got[key].dtype == value.dtype and got[key].shape == value.shape
+    assert list(read_npz_checked(tmp_path / "a.npz", names=["s", "missing"])) == ["s"]

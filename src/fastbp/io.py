@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 import zipfile
@@ -11,6 +12,16 @@ import numpy as np
 
 FORMAT_VERSION = 1
 _KEYS = {"format_version", "sizes", "activations", "output_activation", "dtype", "params"}
+
+#: a model's entries may unpack to at most this multiple of the file's size
+#: (save stores them uncompressed: the ratio is about 1), and any file to
+#: READ_FLOOR bytes, so a crafted header cannot make a reader allocate more
+MODEL_INFLATION = 4
+READ_FLOOR = 1 << 20
+#: the dtype kinds read_npz_checked accepts: booleans, integers, floats, text
+PLAIN_KINDS = "biufUS"
+#: bytes read from an archive member at a time
+_CHUNK = 1 << 20
 
 
 def save(network, path, extra: dict | None = None) -> None:
@@ -103,6 +114,89 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+def read_npz_checked(path, names=None, max_inflation: float = MODEL_INFLATION) -> dict:
+    """The arrays of an ``.npz`` file, each header checked before anything is allocated.
+
+    ``np.load`` allocates what a member's header declares before reading its
+    data, so a 1 kB file declaring a shape of 10**12 asks for terabytes. Here
+    every declared size must equal the bytes the member holds, and all the
+    members read must fit in ``max_inflation`` times the file's size (at
+    least ``READ_FLOOR`` bytes), which also stops compressed "zip bombs".
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    names : iterable of str, optional
+        The entries to read (those missing from the archive are left out);
+        default all.
+    max_inflation : float, default=MODEL_INFLATION
+        How many times its size the file may unpack to.
+
+    Returns
+    -------
+    dict of str to ndarray
+        In the archive's order. Only plain dtypes (``PLAIN_KINDS``), never
+        objects or records.
+
+    Raises
+    ------
+    ValueError
+        Naming the entry and what is wrong with it (zipfile, zlib and EOF
+        errors of a damaged archive are passed on as they are).
+    """
+    budget = max(max_inflation * os.path.getsize(path), READ_FLOOR)
+    wanted = None if names is None else set(names)
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if wanted is not None and key not in wanted:
+                continue
+            if info.file_size > budget:
+                raise ValueError(
+                    f"entry {key!r} unpacks to {info.file_size:,} bytes, more than "
+                    f"{max_inflation:g} times the file's size: refused as damaged or crafted")
+            budget -= info.file_size
+            with archive.open(info) as member:
+                arrays[key] = _read_npy(member, info.file_size, key)
+    return arrays
+
+
+def _read_npy(member, stored: int, key: str) -> np.ndarray:
+    """One ``.npy`` member of ``stored`` bytes, its header checked against them."""
+    fmt = np.lib.format
+    version = fmt.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(member)
+    else:
+        raise ValueError(f"entry {key!r} is in .npy format {version}, which is not read")
+    if dtype.hasobject:
+        raise ValueError(f"entry {key!r} holds Python objects (dtype {dtype}); "
+                         "they would need unpickling, which is never done")
+    if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in PLAIN_KINDS \
+            or dtype.itemsize == 0:
+        raise ValueError(f"entry {key!r} holds {dtype} values, not plain numbers or text")
+    # Python integers: a crafted shape must not wrap around
+    count = math.prod(shape)
+    declared = count * dtype.itemsize
+    held = stored - member.tell()
+    if declared != held:
+        raise ValueError(f"entry {key!r} declares shape {shape} of {dtype} ({declared:,} bytes) "
+                         f"but holds {max(held, 0):,} bytes")
+    array = np.empty(count, dtype)
+    raw = array.view(np.uint8)
+    filled = 0
+    while filled < declared:
+        chunk = member.read(min(_CHUNK, declared - filled))
+        if not chunk:
+            raise ValueError(f"entry {key!r} is cut short after {filled:,} of {declared:,} bytes")
+        raw[filled:filled + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        filled += len(chunk)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
 def load(path):
     """Read a network written by :meth:`fastbp.Network.save`.
 
@@ -129,22 +223,24 @@ def load(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = _KEYS - set(archive.files)
-            if missing:
-                raise ValueError(f"missing entries {sorted(missing)}")
-            fields = {key: archive[key] for key in _KEYS}
-            classes = archive["classes"] if "classes" in archive.files else None
+        if os.path.isdir(path):
+            raise ValueError("is a directory")
+        fields = read_npz_checked(path, _KEYS | {"classes"})
+        missing = _KEYS - set(fields)
+        if missing:
+            raise ValueError(f"missing entries {sorted(missing)}")
+        classes = fields.pop("classes", None)
         version = int(fields["format_version"])
         if version > FORMAT_VERSION:
             raise ValueError(f"format version {version} is newer than this fastbp reads ({FORMAT_VERSION})")
         if version < 1:
             raise ValueError(f"format version {version} is not a valid version (they start at 1)")
         sizes = fields["sizes"].tolist()  # floats are refused by Network, not truncated
+        params = fields["params"]
+        _check_params_size(sizes, params)
         activations = [str(a) for a in fields["activations"]]
         net = Network(sizes, activation=activations, output_activation=str(fields["output_activation"]),
                       dtype=str(fields["dtype"]))
-        params = fields["params"]
         if params.shape != net._params.shape or params.dtype != net.dtype:
             raise ValueError(f"parameters have shape {params.shape} and dtype {params.dtype}, "
                              f"expected {net._params.shape} and {net.dtype}")
@@ -161,3 +257,15 @@ def load(path):
         # RuntimeError: zipfile's answer to damaged flag, version or method
         # bytes ("encrypted", NotImplementedError "compression type 99")
         raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from exc
+
+
+def _check_params_size(sizes, params: np.ndarray) -> None:
+    """Refuse sizes whose parameter count differs from the stored ``params``
+    before the network is built: a crafted file must not make it allocate
+    billions of weights it does not hold."""
+    if not (isinstance(sizes, list) and all(type(s) is int and s > 0 for s in sizes)):
+        return  # not integer widths: Network names the problem, allocating nothing
+    expected = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    if params.ndim != 1 or params.size != expected:
+        raise ValueError(f"parameters have shape {params.shape}, but sizes {sizes} need "
+                         f"({expected},)")

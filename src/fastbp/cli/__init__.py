@@ -4,6 +4,7 @@ Commands::
 
     fastbp train DATA [--target COL] [--hidden 64,32] [--loss ...] [--save M.npz] [--plot C.png]
     fastbp predict MODEL DATA [--out predictions.csv]
+    fastbp evaluate MODEL DATA
     fastbp gradcheck [MODEL [DATA]]
     fastbp bench [--quick] [compare.py options]
 
@@ -14,31 +15,35 @@ per column or group of columns), or the name of an embedded dataset
 
 Exit codes: 0 success; 1 the run failed (training diverged, a gradient check
 over its tolerance, a failing benchmark); 2 bad input or usage, reported as
-one line on stderr.
+one line on stderr; 130 interrupted by Ctrl-C (train reports and saves what
+it has first). A closed standard output (``| head``) is not an error.
 
-A module per command (``train``, ``predict``, ``gradcheck``, ``bench``) adds
-its parser with ``add_parser(subparsers)`` and runs it with ``run(args)``;
-``tables`` reads the data, ``model`` what is saved beside the network.
+A module per command (``train``, ``predict``, ``evaluate``, ``gradcheck``,
+``bench``) adds its parser with ``add_parser(subparsers)`` and runs it with
+``run(args)``; ``tables`` reads the data, ``features`` encodes features and
+targets, ``model`` is what is saved beside the network, ``report`` the
+metrics, ``output`` the guard of standard output.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from . import bench, gradcheck, predict, train
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunFailed, UsageError
+from . import bench, evaluate, gradcheck, predict, train
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunFailed, UsageError
 from .gradcheck import GRADCHECK_TOLERANCE
 from .model import META_KEY, META_VERSION, OUTPUT_FOR_LOSS
 from .options import HIDDEN_ACTIVATIONS, LOSS_NAMES, MAX_WIDTH, Parser
-from .tables import DATASETS, MAX_AUTO_CLASSES
+from .features import MAX_AUTO_CLASSES
+from .output import guarded_stdout
+from .tables import DATASETS
 
 __all__ = ["main", "build_parser", "UsageError", "RunFailed", "EXIT_OK", "EXIT_FAILED",
-           "EXIT_USAGE", "META_KEY", "META_VERSION", "OUTPUT_FOR_LOSS", "GRADCHECK_TOLERANCE",
+           "EXIT_USAGE", "EXIT_INTERRUPTED", "META_KEY", "META_VERSION", "OUTPUT_FOR_LOSS", "GRADCHECK_TOLERANCE",
            "HIDDEN_ACTIVATIONS", "LOSS_NAMES", "MAX_WIDTH", "DATASETS", "MAX_AUTO_CLASSES"]
 
 #: the commands, in the order --help lists them
-COMMANDS = (train, predict, gradcheck, bench)
+COMMANDS = (train, predict, evaluate, gradcheck, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        With the sub-commands train, predict, gradcheck and bench; its
+        With the sub-commands train, predict, evaluate, gradcheck and bench; its
         errors raise :class:`UsageError` instead of exiting.
     """
     from .. import __version__
@@ -74,9 +79,15 @@ def main(argv=None) -> int:
     Returns
     -------
     int
-        The exit code: 0 ok, 1 the run failed, 2 bad input (one line on stderr).
+        The exit code: 0 ok, 1 the run failed, 2 bad input (one line on
+        stderr), 130 interrupted.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    with guarded_stdout():
+        return _run(argv)
+
+
+def _run(argv: list) -> int:
     prog = "fastbp"
     try:
         args, unknown = build_parser().parse_known_args(argv)
@@ -89,17 +100,13 @@ def main(argv=None) -> int:
         return _fail(exc.prog or prog, str(exc), EXIT_USAGE)
     except RunFailed as exc:
         return _fail(prog, str(exc), EXIT_FAILED)
-    except BrokenPipeError:
-        # the reader went away (e.g. `fastbp predict ... | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
     except MemoryError:
         return _fail(prog, "out of memory (try smaller --hidden or --batch-size)", EXIT_USAGE)
     except (ValueError, TypeError, OSError) as exc:
         # the library's own validation errors name the problem
         return _fail(prog, str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        return _fail(prog, "interrupted", 130)
+        return _fail(prog, "interrupted", EXIT_INTERRUPTED)
 
 
 def _fail(prog: str, message: str, code: int) -> int:

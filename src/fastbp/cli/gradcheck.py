@@ -1,15 +1,14 @@
 """``fastbp gradcheck``: compiled gradients against the reference and finite differences."""
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from .errors import EXIT_OK, RunFailed, UsageError
 from .model import OUTPUT_FOR_LOSS, load_model
-from .options import (DTYPES, HIDDEN_ACTIVATIONS, LOSS_NAMES, float_in, int_at_least,
-                      layer_sizes)
-from .tables import encode_target, feature_matrix, load_table, one_hot_as_trained
+from .options import (DTYPES, HIDDEN_ACTIVATIONS, LOSS_NAMES, HelpFormatter, add_table_options,
+                      float_in, int_at_least, layer_sizes, table_options)
+from .features import apply_features, targets_as_trained
+from .tables import load_table
 
 #: tolerances per dtype: (vs reference and graph engine, vs finite differences)
 GRADCHECK_TOLERANCE = {"float64": (1e-10, 1e-6), "float32": (1e-4, 1e-3)}
@@ -18,15 +17,16 @@ GRADCHECK_TOLERANCE = {"float64": (1e-10, 1e-6), "float32": (1e-4, 1e-3)}
 def add_parser(subparsers) -> None:
     """Add the ``gradcheck`` command to ``subparsers``."""
     p = subparsers.add_parser(
-        "gradcheck", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "gradcheck", formatter_class=HelpFormatter,
         help="check the compiled gradients against the reference and finite differences",
         description="Compare the compiled gradients with fastbp.reference (pure Python, per "
                     "neuron) and with central finite differences, on a small random network, "
                     "or on a saved model with random or given data. Exits 1 on a failure.")
     p.set_defaults(run=run)
-    p.add_argument("model", metavar="MODEL", nargs="?", help="a saved model (optional)")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="a saved model (default: a random --sizes network)")
     p.add_argument("data", metavar="DATA", nargs="?",
-                   help="data for the model, with its target column (optional)")
+                   help="data for the model, with its target columns (default: random rows)")
     p.add_argument("--sizes", type=layer_sizes, default=[4, 5, 3],
                    help="layer widths of the random network")
     p.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="tanh",
@@ -35,12 +35,14 @@ def add_parser(subparsers) -> None:
                    help="default: mse, or the saved model's loss")
     p.add_argument("--rows", type=int_at_least(1, 10_000), default=8,
                    help="rows in the checked batch")
-    p.add_argument("--l2", type=float_in(0), default=0.0)
+    p.add_argument("--l2", type=float_in(0), default=0.0, help="L2 penalty λ")
     p.add_argument("--dtype", choices=DTYPES, default=None,
                    help="default: float64, or the saved model's dtype")
     p.add_argument("--max-params", type=int_at_least(1), default=2000,
                    help="parameters checked by finite differences (chosen at random)")
-    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument("--seed", type=int_at_least(0), default=0,
+                   help="seed of the random network, rows and checked parameters")
+    add_table_options(p)
 
 
 def run(args) -> int:
@@ -96,14 +98,10 @@ def _rows_of(args, meta, rng) -> tuple:
     """(X, Y, source): up to --rows random rows of DATA, read and scaled as in training."""
     if meta is None:
         raise UsageError(f"{args.model}: checking on DATA needs a model saved by "
-                         "`fastbp train --save` (it records the columns and the target)")
-    table = load_table(args.data)
-    X, _ = feature_matrix(table, spec=meta.features)
-    if meta.task == "classification":
-        Y = one_hot_as_trained(table, meta.target, meta.classes)
-    else:
-        _, Y, _ = encode_target(table, meta.target, "regression", "mse")
-        Y = meta.targets(Y)
+                         "`fastbp train --save` (it records the columns and the targets)")
+    table = load_table(args.data, table_options(args))
+    X, _ = apply_features(table, meta.features)
+    Y = meta.targets_scaled(targets_as_trained(table, meta))
     X = meta.inputs(X)
     rows = rng.permutation(X.shape[0])[:args.rows]
     return X[rows], Y[rows], f"{len(rows)} rows of {table.source}"

@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..io import save
+from ..io import read_npz_checked, save
 from .errors import UsageError
 
 META_KEY = "fastbp_cli"
-META_VERSION = 1
+#: 2: several targets, feature encoders (one-hot, fill values); 1 is still read
+META_VERSION = 2
 #: the output activation each loss is trained with (mse: by task)
 OUTPUT_FOR_LOSS = {"bce": "sigmoid", "cross_entropy": "softmax"}
+TASKS = ("classification", "multilabel", "regression")
 
 
 @dataclass(kw_only=True)
@@ -28,31 +30,41 @@ class ModelMeta:
     """What ``fastbp train --save`` stores beside the network (field names are the JSON keys)."""
 
     version: int = META_VERSION
-    #: the target column, and "classification" or "regression"
-    target: str
+    #: the target columns; "classification" (one target, one-hot), "multilabel"
+    #: (two-class targets, one sigmoid output each) or "regression"
+    targets: list
     task: str
     loss: str
-    #: [name, width] of each feature column, in the order of the network's inputs
+    #: the feature encoders in the order of the network's inputs (see
+    #: ``fastbp.cli.features``): {"name", "kind": "number", "width", "fill"}
+    #: or {"name", "kind": "category", "categories", "fill"}
     features: list
-    #: class labels in the order of the outputs; None for regression
+    #: classification: the labels in the order of the outputs; multilabel: the
+    #: two labels of each target; regression: None
     classes: list | None
     #: inputs are (X - x_mean) / x_scale; outputs y * y_scale + y_mean
     x_mean: list
     x_scale: list
     y_mean: list
     y_scale: list
+    #: --impute: "mean", "median", "drop" or None
+    impute: str | None = None
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
         """Features scaled as in training."""
         return standardize(X, self.x_mean, self.x_scale)
 
-    def targets(self, Y: np.ndarray) -> np.ndarray:
+    def targets_scaled(self, Y: np.ndarray) -> np.ndarray:
         """Targets scaled as in training (classes are unchanged: mean 0, scale 1)."""
         return standardize(Y, self.y_mean, self.y_scale)
 
     def outputs(self, out: np.ndarray) -> np.ndarray:
         """Network outputs in the target's own units."""
         return out * np.asarray(self.y_scale) + np.asarray(self.y_mean)
+
+    def describe_targets(self) -> str:
+        """The targets for messages: 'y' or 'a', 'b'."""
+        return ", ".join(repr(t) for t in self.targets)
 
 
 def standardize(X: np.ndarray, mean, scale) -> np.ndarray:
@@ -106,7 +118,9 @@ def load_model(path: str) -> tuple:
     ------
     UsageError
         If the file is missing, not an ``.npz`` archive, or its metadata is
-        damaged or newer than this version reads.
+        damaged, newer than this version reads or does not fit the network.
+    ValueError
+        From ``fastbp.load``, if the network itself is damaged.
     """
     from ..io import load
 
@@ -117,23 +131,73 @@ def load_model(path: str) -> tuple:
     if not zipfile.is_zipfile(path):
         raise UsageError(f"{path}: not a fastbp model (not an .npz archive)")
     net = load(path)
-    with np.load(path, allow_pickle=False) as archive:
-        if META_KEY not in archive.files:
-            return net, None
-        text = str(archive[META_KEY])
-    return net, _parse_meta(text, path)
+    entry = read_npz_checked(path, [META_KEY]).get(META_KEY)
+    if entry is None:
+        return net, None
+    if entry.dtype.kind != "U" or entry.ndim != 0:
+        raise UsageError(f"{path}: damaged {META_KEY} entry: {entry.dtype} of shape {entry.shape}")
+    return net, _parse_meta(str(entry), path, net)
 
 
-def _parse_meta(text: str, path: str) -> ModelMeta:
+def _parse_meta(text: str, path: str, net) -> ModelMeta:
     try:
         fields = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{path}: damaged {META_KEY} entry: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{path}: damaged {META_KEY} entry: {str(exc)[:200]}") from None
     if not isinstance(fields, dict):
         raise UsageError(f"{path}: damaged {META_KEY} entry: not a JSON object")
-    if fields.get("version", 0) > META_VERSION:
-        raise UsageError(f"{path}: written by a newer fastbp (CLI format {fields['version']})")
+    version = fields.get("version", 0)
+    if not isinstance(version, int):
+        raise UsageError(f"{path}: damaged {META_KEY} entry: version {version!r}")
+    if version > META_VERSION:
+        raise UsageError(f"{path}: written by a newer fastbp (CLI format {version})")
+    if version == 1 and isinstance(fields.get("features"), list) and "target" in fields:
+        fields = _from_version_1(fields)
     try:
-        return ModelMeta(**fields)
-    except TypeError as exc:
-        raise UsageError(f"{path}: damaged {META_KEY} entry: {exc}") from None
+        meta = ModelMeta(**fields)
+        _check_meta(meta, net)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise UsageError(f"{path}: damaged {META_KEY} entry: {str(exc)[:200]}") from None
+    return meta
+
+
+def _from_version_1(fields: dict) -> dict:
+    """A version-1 entry (one target, numeric features only) as version 2."""
+    fields = dict(fields, version=META_VERSION, targets=[fields.pop("target")])
+    fields["features"] = [{"name": name, "kind": "number", "width": width, "fill": None}
+                          for name, width in fields["features"]]
+    return fields
+
+
+def _check_meta(meta: ModelMeta, net) -> None:
+    """Raise ValueError unless the entry fits the network it was saved with."""
+    if meta.task not in TASKS:
+        raise ValueError(f"unknown task {meta.task!r}")
+    if not (isinstance(meta.targets, list) and meta.targets
+            and all(isinstance(t, str) for t in meta.targets)):
+        raise ValueError("targets must be a list of column names")
+    width = 0
+    for spec in meta.features:
+        if not isinstance(spec.get("name"), str):
+            raise ValueError(f"a feature without a name: {spec!r}")
+        if spec.get("kind") == "number":
+            width += int(spec["width"])
+        elif spec.get("kind") == "category" and isinstance(spec.get("categories"), list):
+            width += len(spec["categories"])
+        else:
+            raise ValueError(f"feature {spec['name']!r}: unknown kind {spec.get('kind')!r}")
+    n_in, n_out = net.sizes[0], net.sizes[-1]
+    if width != n_in:
+        raise ValueError(f"the features encode {width} inputs for a network of {n_in}")
+    for name, values, n in (("x_mean", meta.x_mean, n_in),
+                            ("x_scale", meta.x_scale, n_in), ("y_mean", meta.y_mean, n_out),
+                            ("y_scale", meta.y_scale, n_out)):
+        if not isinstance(values, list) or len(values) != n:
+            raise ValueError(f"{name} has {len(values) if isinstance(values, list) else 0} "
+                             f"values for a network of {n}")
+    if meta.task == "classification" and (not isinstance(meta.classes, list)
+                                          or len(meta.classes) != max(n_out, 2)):
+        raise ValueError(f"classes do not match the {n_out} outputs")
+    if meta.task == "multilabel" and (not isinstance(meta.classes, list)
+                                      or len(meta.classes) != n_out or len(meta.targets) != n_out):
+        raise ValueError(f"multilabel classes do not match the {n_out} outputs")

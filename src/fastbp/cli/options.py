@@ -138,3 +138,80 @@ def check_output_path(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"{option} {path}: is a directory")
+
+
+class OnOff(argparse.Action):
+    """A ``--flag`` / ``--no-flag`` pair, as ``argparse.BooleanOptionalAction``
+    but without the "(default: True)" that Python < 3.13 appends to its help."""
+
+    def __init__(self, option_strings, dest, default=None, help=None):
+        strings = []
+        for option in option_strings:
+            strings.append(option)
+            if option.startswith("--"):
+                strings.append("--no-" + option[2:])
+        super().__init__(strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not option_string.startswith("--no-"))
+
+    def format_usage(self):
+        return " | ".join(self.option_strings)
+
+
+def _shown(default) -> str:
+    if isinstance(default, (list, tuple)):
+        return ",".join(map(str, default)) if default else "none"
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return str(default)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default: "(default: 20)", "(default: off)".
+
+    An option whose default is None says in its own help what happens
+    without it; its text must contain "default".
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            default = not action.const
+        else:
+            default = action.default
+        if default is None:
+            return text
+        # argparse %-formats help: a literal % in a default must be doubled
+        return f"{text} (default: {_shown(default).replace('%', '%%')})".strip()
+
+
+def add_table_options(parser) -> None:
+    """``--sep``, ``--encoding`` and ``--decimal``, for the commands that read a CSV."""
+    group = parser.add_argument_group("reading a CSV")
+    group.add_argument("--sep", type=_separator, metavar="CHAR",
+                       help="the field separator, e.g. ';' or tab (default: detected from the "
+                            "first lines among , ; tab |)")
+    group.add_argument("--encoding", metavar="NAME",
+                       help="the text encoding, e.g. utf-8, latin-1, cp1252, utf-16 (default: "
+                            "from a byte-order mark, else UTF-8, else cp1252/Latin-1 with a note)")
+    group.add_argument("--decimal", choices=(".", ","),
+                       help="the decimal mark (default: ',' when the separator is ';', else '.')")
+
+
+def _separator(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "space": " ", "comma": ",", "semicolon": ";",
+             "pipe": "|"}
+    sep = named.get(text.lower(), text)
+    if len(sep) != 1 or sep in "\"\r\n":
+        raise argparse.ArgumentTypeError(f"expected one character (or tab, space), got {text!r}")
+    return sep
+
+
+def table_options(args):
+    """The ``ReadOptions`` that ``add_table_options`` parsed."""
+    from .tables import ReadOptions
+
+    return ReadOptions(sep=args.sep, encoding=args.encoding, decimal=args.decimal)

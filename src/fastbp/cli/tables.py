@@ -1,21 +1,43 @@
-"""Tables: CSV and ``.npz`` files, embedded datasets, their features and target."""
+"""Tables: CSV and ``.npz`` files and embedded datasets, read into named columns.
+
+A CSV's separator, text encoding and decimal mark are detected unless given;
+cells such as ``""``, ``NA`` or ``?`` are missing values. Nothing here decides
+what a column is for: ``features`` picks the features and targets.
+
+Untrusted files: memory stays within a small multiple of the file's size. A
+``.csv.gz`` may unpack to ``INFLATION`` times its size and an ``.npz`` too
+(checked from the headers before anything is allocated, see
+``fastbp.io.read_npz_checked``), each at least ``fastbp.io.READ_FLOOR`` bytes.
+"""
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
+import io
 import math
 import os
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io import READ_FLOOR, read_npz_checked
 from .errors import UsageError
-from .model import META_KEY, OUTPUT_FOR_LOSS
+from .model import META_KEY
 
-#: a numeric target with integral values and at most this many distinct ones
-#: is taken as class labels (unless --task says otherwise)
-MAX_AUTO_CLASSES = 20
+#: separators tried, in order of preference when several fit
+SEPARATORS = (",", ";", "\t", "|")
+#: cells read as missing values (compared in lower case, stripped)
+MISSING = frozenset({"", "na", "n/a", "nan", "-nan", "null", "none", "#n/a", "?"})
+#: a compressed input (.csv.gz, .npz) may unpack to at most this multiple of its size
+INFLATION = 32
+#: lines of a CSV that the separator is detected from
+SNIFF_LINES = 50
+#: "1.234.567,89" with dots grouping thousands, in files with a decimal comma
+_GROUPED_DECIMAL_COMMA = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?")
 
 
 @dataclass
@@ -23,21 +45,45 @@ class Column:
     """One named column (1-D) or group of columns (2-D) of a table."""
 
     name: str
+    #: float64 numbers (NaN where missing), or an object array of str (text)
     values: np.ndarray
-    #: float64 values; else text (an object array of str)
     numeric: bool
-    #: where the first non-numeric entry is, e.g. "line 4" or "row 3", and that entry
-    bad: tuple | None = None
+    #: True where a cell is missing; None when none is
+    missing: np.ndarray | None = None
+    #: the row of the first cell that is neither missing nor a finite number
+    #: (numeric columns only: a stray word among numbers, or "inf")
+    problem: int | None = None
+    #: the cells as read (CSV), for messages and for numbers taken as categories
+    cells: np.ndarray | None = None
 
     @property
     def width(self) -> int:
         return 1 if self.values.ndim == 1 else self.values.shape[1]
 
-    def not_numeric(self, source: str) -> str:
-        """The message that names the first non-numeric entry."""
-        where, value = self.bad
-        what = "is empty" if value == "" else f"holds {value!r}, not a finite number"
-        return f"{source}: {where}, column {self.name!r} {what}"
+    def cell(self, row: int) -> str:
+        """The cell of ``row`` as text."""
+        if self.cells is not None:
+            return str(self.cells[row])
+        value = self.values[row]
+        return str(value.tolist() if isinstance(value, np.ndarray) else value)
+
+    def take(self, rows: np.ndarray) -> "Column":
+        """The column restricted to ``rows`` (indices or a mask)."""
+        missing = None if self.missing is None else self.missing[rows]
+        if missing is not None and not missing.any():
+            missing = None
+        values = self.values[rows]
+        problem = _first_problem(values, missing) if self.numeric else None
+        return Column(self.name, values, self.numeric, missing, problem,
+                      None if self.cells is None else self.cells[rows])
+
+
+def _first_problem(values: np.ndarray, missing) -> int | None:
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if missing is not None:
+        bad &= ~missing
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if len(rows) else None
 
 
 @dataclass
@@ -46,8 +92,14 @@ class Table:
 
     source: str
     columns: list = field(default_factory=list)
-    #: the target of an embedded dataset
-    default_target: str | None = None
+    #: the targets of an embedded dataset
+    default_targets: list | None = None
+    #: the file line of each row (CSV); rows are counted from 1 otherwise
+    lines: np.ndarray | None = None
+    #: how the file was read, when it was guessed (e.g. "separator ';', decimal comma")
+    dialect: str = ""
+    #: things the user should know, printed as notes on stderr
+    notes: list = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -55,6 +107,10 @@ class Table:
 
     def names(self) -> list:
         return [c.name for c in self.columns]
+
+    def where(self, row: int) -> str:
+        """Where ``row`` is in the file: "line 7" for a CSV, else "data row 3"."""
+        return f"line {self.lines[row]}" if self.lines is not None else f"data row {row + 1}"
 
     def column(self, name: str, option: str = "--target") -> Column:
         """The column called ``name``; a UsageError naming ``option`` if there is none."""
@@ -66,6 +122,16 @@ class Table:
         raise UsageError(f"{self.source}: unknown column {name!r} ({option}); "
                          f"the columns are {shown}{more}")
 
+    def take(self, rows: np.ndarray) -> "Table":
+        """The table restricted to ``rows`` (indices or a boolean mask)."""
+        return Table(self.source, [c.take(rows) for c in self.columns], self.default_targets,
+                     None if self.lines is None else self.lines[rows], self.dialect, self.notes)
+
+    def not_a_number(self, column: Column, row: int) -> str:
+        """The message naming a cell that should hold a finite number."""
+        return (f"{self.source}: {self.where(row)}, column {column.name!r} holds "
+                f"{column.cell(row)!r}, not a finite number")
+
 
 def _digits_table() -> Table:
     from ..datasets import load_digits
@@ -73,14 +139,24 @@ def _digits_table() -> Table:
     X, labels = load_digits(one_hot=False)
     columns = [Column(f"pixel{j}", X[:, j], True) for j in range(X.shape[1])]
     columns.append(Column("digit", labels.astype(np.float64), True))
-    return Table("digits", columns, default_target="digit")
+    return Table("digits", columns, default_targets=["digit"])
 
 
 #: embedded datasets: name -> loader of a Table
 DATASETS = {"digits": _digits_table}
 
 
-def load_table(data: str) -> Table:
+@dataclass
+class ReadOptions:
+    """How to read a CSV; None fields are detected."""
+
+    sep: str | None = None
+    encoding: str | None = None
+    #: "." or ","; None: "," when the separator is ";", else "."
+    decimal: str | None = None
+
+
+def load_table(data: str, options: ReadOptions | None = None) -> Table:
     """Read a CSV file, an ``.npz`` file or an embedded dataset.
 
     Parameters
@@ -88,6 +164,8 @@ def load_table(data: str) -> Table:
     data : str
         A path (``.npz`` by its suffix, else CSV, optionally gzipped), or
         the name of an embedded dataset when no such file exists.
+    options : ReadOptions, optional
+        The CSV's separator, encoding and decimal mark; detected by default.
 
     Returns
     -------
@@ -98,6 +176,7 @@ def load_table(data: str) -> Table:
     UsageError
         If the data cannot be read; the message names the file and the place.
     """
+    options = options or ReadOptions()
     if os.path.isdir(data):
         raise UsageError(f"{data}: is a directory, not a data file")
     if not os.path.exists(data):
@@ -108,27 +187,34 @@ def load_table(data: str) -> Table:
     try:
         if os.path.getsize(data) == 0:
             raise UsageError(f"{data}: the file is empty")
-        return read_npz(data) if data.lower().endswith(".npz") else read_csv(data)
+        return read_npz(data) if data.lower().endswith(".npz") else read_csv(data, options)
     except PermissionError:
         raise UsageError(f"{data}: permission denied") from None
 
 
 # -- CSV -----------------------------------------------------------------------
 
-def read_csv(path: str) -> Table:
+def read_csv(path: str, options: ReadOptions | None = None) -> Table:
     """Read a CSV file with a header row (gzipped if ``path`` ends in ``.gz``).
 
     Parameters
     ----------
     path : str
+    options : ReadOptions, optional
+        Separator, encoding and decimal mark; each detected when None.
 
     Returns
     -------
     Table
-        A column is numeric (float64) where every cell is a finite number,
-        else text; blank lines are skipped.
+        A column is numeric (float64, NaN where missing) when at least half
+        of its non-missing cells are numbers, else text; blank lines are
+        skipped.
     """
-    rows, lines = _csv_rows(path)
+    options = options or ReadOptions()
+    text, encoding = _decode(path, _read_bytes(path), options.encoding)
+    sep = options.sep if options.sep is not None else _detect_separator(text)
+    decimal = options.decimal or ("," if sep == ";" else ".")
+    rows, lines = _csv_rows(path, text, sep)
     if not rows:
         raise UsageError(f"{path}: the file is empty (expected a header row and data rows)")
     header = _csv_header(path, rows[0], lines[0])
@@ -137,30 +223,108 @@ def read_csv(path: str) -> Table:
         raise UsageError(f"{path}: the file has a header but no data rows")
     for row, line in zip(body, body_lines):
         if len(row) != len(header):
+            hint = "" if options.sep is not None else " (the separator was guessed: give --sep)"
             raise UsageError(f"{path}: line {line} has {len(row)} fields, "
-                             f"the header has {len(header)}")
-    cells = list(zip(*body))
-    return Table(path, [_csv_column(name, list(col), body_lines)
-                        for name, col in zip(header, cells)])
+                             f"the header has {len(header)}{hint}")
+    del rows
+    columns = [_csv_column(name, list(cells), decimal) for name, cells in zip(header, zip(*body))]
+    dialect = f"separator {_show(sep)}" + (", decimal comma" if decimal == "," else "")
+    notes = []
+    if encoding in ("cp1252", "latin-1") and options.encoding is None:
+        notes.append(f"{path} is not UTF-8; read it as {encoding} (--encoding to choose)")
+    if encoding != "utf-8":
+        dialect += f", {encoding}"
+    return Table(path, columns, lines=np.array(body_lines), dialect=dialect, notes=notes)
 
 
-def _csv_rows(path: str) -> tuple:
+def _show(sep: str) -> str:
+    return {"\t": "tab", " ": "space"}.get(sep, repr(sep))
+
+
+def _read_bytes(path: str) -> bytes:
+    """The file's bytes, unzipped for ``.gz`` up to INFLATION times the file's size."""
+    if not path.endswith(".gz"):
+        with open(path, "rb") as handle:
+            return handle.read()
+    limit = max(INFLATION * os.path.getsize(path), READ_FLOOR)
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
+        raise UsageError(f"{path}: not a readable gzip file: {exc}") from None
+    if len(data) > limit:
+        raise UsageError(f"{path}: unpacks to more than {INFLATION} times its size; "
+                         "refused as damaged or crafted (unzip it first if it is real)")
+    return data
+
+
+def _decode(path: str, raw: bytes, encoding: str | None) -> tuple:
+    """(text, encoding used): the given one, a BOM's, UTF-8, else cp1252 or Latin-1."""
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UsageError(f"--encoding {encoding}: no such text encoding "
+                             "(e.g. utf-8, latin-1, cp1252, utf-16)") from None
+        try:
+            return raw.decode(encoding), encoding
+        except UnicodeDecodeError as exc:
+            line = raw[:exc.start].count(b"\n") + 1
+            raise UsageError(f"{path}: line {line} is not {encoding} text "
+                             f"(byte {raw[exc.start]:#04x})") from None
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                      (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(name), name
+            except UnicodeDecodeError:
+                raise UsageError(f"{path}: starts like {name} text but is not; is it a "
+                                 "CSV file? (--encoding to choose)") from None
+    if b"\0" in raw:
+        line = raw[:raw.index(b"\0")].count(b"\n") + 1
+        raise UsageError(f"{path}: line {line} holds a NUL byte: a binary file, not CSV text")
+    # cp1252 is what "Latin-1" files from Windows mostly are; Latin-1 reads any byte
+    for name in ("utf-8", "cp1252", "latin-1"):
+        try:
+            return raw.decode(name), name
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes any byte")
+
+
+def _detect_separator(text: str) -> str:
+    """The separator that splits the first lines into equally many fields, most of
+    them; else the one giving the header most fields (the row check names the line)."""
+    lines = [line for line in text[:1 << 20].splitlines()[:SNIFF_LINES * 2] if line.strip()]
+    lines = lines[:SNIFF_LINES]
+    if not lines:
+        return ","
+    best, best_header = None, (1, ",")
+    for rank, sep in enumerate(SEPARATORS):
+        try:
+            widths = [len(row) for row in csv.reader(lines, delimiter=sep)]
+        except csv.Error:
+            continue
+        if widths[0] > 1 and len(set(widths)) == 1 and (best is None or widths[0] > best[0]):
+            best = (widths[0], sep)
+        if widths[0] > best_header[0]:
+            best_header = (widths[0], sep)
+    return (best or best_header)[1]
+
+
+def _csv_rows(path: str, text: str, sep: str) -> tuple:
     """The non-blank rows and their line numbers."""
-    opener = gzip.open if path.endswith(".gz") else open
     rows, lines = [], []
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    rows.append(row)
-                    lines.append(reader.line_num)
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text; is it a CSV file?") from None
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append(row)
+                lines.append(reader.line_num)
     except csv.Error as exc:
         raise UsageError(f"{path}: not a readable CSV file: {exc}") from None
-    except (gzip.BadGzipFile, EOFError) as exc:
-        raise UsageError(f"{path}: not a readable gzip file: {exc}") from None
+    except TypeError as exc:  # a --sep of the wrong length
+        raise UsageError(f"--sep {sep!r}: {exc}") from None
     return rows, lines
 
 
@@ -174,25 +338,46 @@ def _csv_header(path: str, row: list, line: int) -> list:
     return header
 
 
-def _csv_column(name: str, cells: list, lines: list) -> Column:
+def _as_number_text(cell: str, decimal: str) -> str:
+    """A cell's text as Python's float() reads it: the decimal comma made a point."""
+    if decimal == "," and "," in cell:
+        if _GROUPED_DECIMAL_COMMA.fullmatch(cell):
+            cell = cell.replace(".", "")
+        if "." not in cell and cell.count(",") == 1:
+            return cell.replace(",", ".")
+    return cell
+
+
+def _csv_column(name: str, cells: list, decimal: str) -> Column:
+    cells = np.array([c.strip() for c in cells], dtype=object)
+    numbers = [_as_number_text(c, decimal) for c in cells] if decimal == "," else list(cells)
     try:
-        values = np.array(cells, dtype=np.float64)
+        values = np.array(numbers, dtype=np.float64)
     except ValueError:
         values = None
     if values is not None and np.isfinite(values).all():
-        return Column(name, values, True)
-    # find the first bad cell; Python's float() also takes what NumPy may not
-    parsed = []
-    for line, cell in zip(lines, cells):
+        return Column(name, values, True, cells=cells)
+    missing = np.array([c.lower() in MISSING for c in cells])
+    values = np.full(len(cells), math.nan)
+    first_bad, n_numbers, n_words = None, 0, 0
+    for row, text in enumerate(numbers):
+        if missing[row]:
+            continue
         try:
-            value = float(cell)
+            value = float(text)
         except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            return Column(name, np.array([c.strip() for c in cells], dtype=object), False,
-                          (f"line {line}", cell.strip()))
-        parsed.append(value)
-    return Column(name, np.array(parsed), True)
+            n_words += 1
+            first_bad = row if first_bad is None else first_bad
+            continue
+        n_numbers += 1
+        values[row] = value
+        if not math.isfinite(value) and first_bad is None:
+            first_bad = row
+    has_missing = missing if missing.any() else None
+    if n_numbers >= n_words:
+        # mostly numbers (or all missing): the words are mistakes, reported when used
+        return Column(name, values, True, has_missing, first_bad, cells)
+    return Column(name, cells, False, has_missing, None, cells)
 
 
 # -- .npz ----------------------------------------------------------------------
@@ -207,8 +392,8 @@ def read_npz(path: str) -> Table:
     Returns
     -------
     Table
-        Numbers become float64 columns, 1-D string arrays text columns; a
-        model's metadata entry is skipped.
+        Numbers become float64 columns (NaN is a missing value), 1-D string
+        arrays text columns; a model's metadata entry is skipped.
     """
     arrays = _npz_arrays(path)
     table, n_rows = Table(path), None
@@ -231,9 +416,9 @@ def _npz_arrays(path: str) -> dict:
     if not zipfile.is_zipfile(path):
         raise UsageError(f"{path}: not an .npz file (not a zip archive of .npy arrays)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        arrays = read_npz_checked(path, max_inflation=INFLATION)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
+            NotImplementedError) as exc:
         reason = " ".join(str(exc).split())
         raise UsageError(f"{path}: not a readable .npz file: {reason}") from None
     arrays.pop(META_KEY, None)
@@ -245,188 +430,12 @@ def _npz_arrays(path: str) -> dict:
 def _npz_column(path: str, name: str, array: np.ndarray) -> Column:
     if array.dtype.kind in "biuf":
         values = array.astype(np.float64)
-        finite = np.isfinite(values)
-        if finite.all():
-            return Column(name, values, True)
-        row = int(np.argwhere(~finite)[0][0])
-        return Column(name, values, False, (f"row {row}", str(array[row])))
+        nan = np.isnan(values).reshape(len(values), -1).any(axis=1)
+        missing = nan if nan.any() else None
+        return Column(name, values, True, missing, _first_problem(values, missing))
     if array.dtype.kind in "US" and array.ndim == 1:
-        values = np.array([str(v.decode() if isinstance(v, bytes) else v).strip()
+        values = np.array([str(v.decode("utf-8", "replace") if isinstance(v, bytes) else v).strip()
                            for v in array], dtype=object)
-        return Column(name, values, False, ("row 0", values[0]))
+        missing = np.array([v.lower() in MISSING for v in values])
+        return Column(name, values, False, missing if missing.any() else None)
     raise UsageError(f"{path}: array {name!r} holds {array.dtype} data, not numbers or labels")
-
-
-# -- features and target -----------------------------------------------------------
-
-def feature_matrix(table: Table, spec: list | None = None, exclude: str | None = None):
-    """The features as one float64 matrix.
-
-    Parameters
-    ----------
-    table : Table
-    spec : list of [name, width], optional
-        A saved model's features: these columns in this order, others
-        ignored. Default: every column but ``exclude``.
-    exclude : str, optional
-        The target column.
-
-    Returns
-    -------
-    X : ndarray of shape (n_rows, n_features)
-    spec : list of [name, width]
-        The columns taken, in the order of X's columns.
-    """
-    chosen = _feature_columns(table, spec, exclude)
-    for column in chosen:
-        if not column.numeric:
-            raise UsageError(column.not_numeric(table.source) +
-                             " (only the target column may hold text labels)")
-    X = np.hstack([c.values.reshape(table.n_rows, -1) for c in chosen])
-    return X, [[c.name, c.width] for c in chosen]
-
-
-def _feature_columns(table: Table, spec: list | None, exclude: str | None) -> list:
-    if spec is None:
-        chosen = [c for c in table.columns if c.name != exclude]
-        if not chosen:
-            raise UsageError(f"{table.source}: no feature columns besides the target {exclude!r}")
-        return chosen
-    chosen = []
-    for name, width in spec:
-        column = table.column(name, "a feature of the model")
-        if column.width != width:
-            raise UsageError(f"{table.source}: column {name!r} has width {column.width}, "
-                             f"the model was trained with {width}")
-        chosen.append(column)
-    return chosen
-
-
-def label(value):
-    """A class label as JSON-friendly and readable: 3.0 -> 3, strings unchanged."""
-    if isinstance(value, str):
-        return value
-    value = float(value)
-    return int(value) if value.is_integer() else value
-
-
-def _is_missing(value) -> bool:
-    """An empty label, or one that reads as NaN or infinity."""
-    if isinstance(value, str) and not value.strip():
-        return True
-    try:
-        return not math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _is_one_hot(Y: np.ndarray) -> bool:
-    return bool(np.isin(Y, (0.0, 1.0)).all() and (Y.sum(axis=1) == 1).all())
-
-
-def _auto_task(column: Column, loss: str | None) -> str:
-    """Classification for text labels, one-hot 2-D targets, bce/cross_entropy, and
-    integral values with at most MAX_AUTO_CLASSES distinct ones; else regression."""
-    if not column.numeric or loss in OUTPUT_FOR_LOSS:
-        return "classification"
-    if column.values.ndim == 2:
-        return "classification" if _is_one_hot(column.values) else "regression"
-    distinct = np.unique(column.values)
-    integral = bool(np.all(distinct == np.round(distinct)))
-    return "classification" if integral and len(distinct) <= MAX_AUTO_CLASSES else "regression"
-
-
-def encode_target(table: Table, name: str, task: str, loss: str | None):
-    """The target column as a matrix to train on.
-
-    Parameters
-    ----------
-    table : Table
-    name : str
-        The target column.
-    task : {"auto", "classification", "regression"}
-        "auto" decides by the values and the loss (see ``_auto_task``).
-    loss : str or None
-        The loss asked for; bce and cross_entropy need class labels.
-
-    Returns
-    -------
-    task : str
-        "classification" or "regression".
-    Y : ndarray of shape (n_rows, n_outputs)
-        One-hot rows for classification, the values for regression.
-    classes : list or None
-        The class labels in the order of Y's columns.
-    """
-    column = table.column(name)
-    if task == "auto":
-        task = _auto_task(column, loss)
-    if task == "classification":
-        Y, classes = _one_hot(table, column)
-        return task, Y, classes
-    if loss in OUTPUT_FOR_LOSS:
-        raise UsageError(f"--loss {loss} needs class labels, but --task is regression")
-    if not column.numeric:
-        raise UsageError(column.not_numeric(table.source)
-                         + " (a regression target must be numeric)")
-    return task, column.values.reshape(table.n_rows, -1), None
-
-
-def _one_hot(table: Table, column: Column) -> tuple:
-    """(one-hot Y, sorted class labels) of a label column or a one-hot group."""
-    values = column.values
-    if values.ndim == 2:
-        if not _is_one_hot(values):
-            raise UsageError(f"{table.source}: the 2-D target {column.name!r} is not one-hot, "
-                             "so it cannot be taken as class labels")
-        return values, list(range(values.shape[1]))
-    if column.numeric:
-        classes = np.unique(values)
-        index = np.searchsorted(classes, values)
-    else:
-        for row, value in enumerate(values):
-            if _is_missing(value):
-                raise UsageError(f"{table.source}: data row {row + 1} has no valid target "
-                                 f"{column.name!r}: {str(value)!r}")
-        classes, index = np.unique(values.astype(str), return_inverse=True)
-    if len(classes) < 2:
-        raise UsageError(f"{table.source}: the target {column.name!r} has a single class "
-                         f"({label(classes[0])!r}); classification needs at least two")
-    return np.eye(len(classes))[index], [label(c) for c in classes]
-
-
-def one_hot_as_trained(table: Table, name: str, classes: list) -> np.ndarray:
-    """One-hot rows of a target column over a saved model's classes.
-
-    Parameters
-    ----------
-    table : Table
-    name : str
-        The target column.
-    classes : list
-        The model's class labels; Y's columns follow their order.
-
-    Returns
-    -------
-    Y : ndarray of shape (n_rows, len(classes))
-
-    Raises
-    ------
-    UsageError
-        If a row holds a label the model was not trained on.
-    """
-    values = table.column(name).values
-    if values.ndim == 2:
-        if values.shape[1] != len(classes) or not _is_one_hot(values):
-            raise UsageError(f"{table.source}: the target {name!r} is not one-hot over the "
-                             f"model's {len(classes)} classes")
-        return values
-    index = {str(c): k for k, c in enumerate(classes)}
-    Y = np.zeros((len(values), len(classes)))
-    for row, value in enumerate(values):
-        key = str(value if isinstance(value, str) else label(value))
-        if key not in index:
-            raise UsageError(f"{table.source}: data row {row + 1} has the label {key!r}, "
-                             f"which the model was not trained on")
-        Y[row, index[key]] = 1
-    return Y
