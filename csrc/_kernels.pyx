@@ -27,7 +27,8 @@ cnp.import_array()
 # inlines across them. C headers: fastbp_codes.h (the codes), fastbp_state.h
 # (a fit's state), fastbp_activations.h, fastbp_math.h, fastbp_gemm.h,
 # fastbp_sample.h (the per-sample path), fastbp_threads.h, fastbp_finite.h,
-# fastbp_optim.h (Adam and the L2 term over whole weight matrices).
+# fastbp_optim.h (Adam and the L2 term over whole weight matrices),
+# fastbp_denormals.h (denormals flushed to zero inside kernel calls).
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term

@@ -365,6 +365,7 @@ cdef class Trainer:
         """
         cdef int status = 0, dtype_code = self.dtype_code
         cdef Py_ssize_t done = 0
+        cdef unsigned int saved_csr
         self._check_runnable()
         if n_epochs < 0 or epoch_rows < 1:
             raise ValueError(f"need n_epochs >= 0 and epoch_rows >= 1, got {n_epochs}, "
@@ -380,6 +381,7 @@ cdef class Trainer:
         self.running = True
         try:
             with nogil:
+                saved_csr = fbp_denormals_off()
                 if dtype_code == _FLOAT64:
                     done = train_epochs_kernel(&self.net, &self.data, &self.opt, n_epochs,
                                                epoch_rows, self._n_threads, &data_sums[0],
@@ -388,6 +390,7 @@ cdef class Trainer:
                     done = train_epochs_kernel(&self.net, &self.data, &self.opt, n_epochs,
                                                epoch_rows, self._n_threads, &data_sums[0],
                                                &penalty_sums[0], &status, <float*>NULL)
+                fbp_denormals_restore(saved_csr)
         finally:
             self.running = False
         return done, status
@@ -405,6 +408,7 @@ cdef class Trainer:
     cdef tuple _run(self, Py_ssize_t start, Py_ssize_t stop):
         cdef int status, dtype_code = self.dtype_code
         cdef fbp_totals totals
+        cdef unsigned int saved_csr
         self._check_runnable()
         if not (0 <= start <= stop <= self.data.n_positions):
             raise ValueError(f"need 0 <= start <= stop <= {self.data.n_positions} "
@@ -413,12 +417,14 @@ cdef class Trainer:
         self.running = True
         try:
             with nogil:
+                saved_csr = fbp_denormals_off()
                 if dtype_code == _FLOAT64:
                     status = train_rows_kernel(&self.net, &self.data, &self.opt, start, stop,
                                                self._n_threads, &totals, <double*>NULL)
                 else:
                     status = train_rows_kernel(&self.net, &self.data, &self.opt, start, stop,
                                                self._n_threads, &totals, <float*>NULL)
+                fbp_denormals_restore(saved_csr)
         finally:
             self.running = False
         return status, totals.loss_sum, totals.penalty_sum, totals.rows_done

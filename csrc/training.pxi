@@ -2,6 +2,11 @@
 # gathered from the data, the per-sample C path, the minibatch loop; threads.pxi
 # runs the same loop on threads of its own.
 
+cdef extern from "fastbp_denormals.h" nogil:
+    unsigned int fbp_denormals_off()
+    void fbp_denormals_restore(unsigned int saved)
+
+
 cdef extern from "fastbp_finite.h" nogil:
     Py_ssize_t fbp_first_nonfinite_f(const float* x, Py_ssize_t n)
     Py_ssize_t fbp_first_nonfinite_d(const double* x, Py_ssize_t n)

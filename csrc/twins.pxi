@@ -157,6 +157,7 @@ def network_predict(X, const floating[::1] params,
     cdef int n_layers = <int>sizes.shape[0] - 1
     cdef fbp_input x
     cdef Py_ssize_t l, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x), z_off = 0
+    cdef unsigned int saved_csr
     cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
                                     &work[0])
     if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
@@ -166,8 +167,10 @@ def network_predict(X, const floating[::1] params,
     for l in range(1, n_layers):
         z_off += m * sizes[l]
     with nogil:
+        saved_csr = fbp_denormals_off()
         forward_pass(&net, &x, m, &work[0])
         memcpy(&out[0, 0], &work[z_off], m * sizes[n_layers] * sizeof(floating))
+        fbp_denormals_restore(saved_csr)
 
 
 def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads):
@@ -190,6 +193,7 @@ def network_predict_threads(X, const floating[::1] params,
     Returns the threads that ran (1 when they could not be started)."""
     cdef PredictJob job
     cdef int i, status = 0
+    cdef unsigned int saved_csr
     cdef int n_layers = <int>sizes.shape[0] - 1
     cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &job.x)
     if not 1 <= n_threads <= FBP_MAX_THREADS:
@@ -210,6 +214,7 @@ def network_predict_threads(X, const floating[::1] params,
     job.m = m
     job.n_threads = n_threads
     with nogil:
+        saved_csr = fbp_denormals_off()  # the threads inherit the mode
         if n_threads > 1:
             status = fbp_run_threads(n_threads, _predict_part_d if floating is double
                                      else _predict_part_f, &job)
@@ -219,6 +224,7 @@ def network_predict_threads(X, const floating[::1] params,
                     _predict_part_d(&job, i)
                 else:
                     _predict_part_f(&job, i)
+        fbp_denormals_restore(saved_csr)
     return n_threads if status == 0 else 1
 
 
@@ -229,6 +235,7 @@ def network_loss(X, const floating[:, ::1] T,
     """Return J for (X, T) and write dJ/dparams into grad; X is dense rows
     or CSR rows (see input_rows)."""
     cdef double J, penalty
+    cdef unsigned int saved_csr
     cdef fbp_input x
     cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
@@ -236,8 +243,10 @@ def network_loss(X, const floating[:, ::1] T,
     if T.shape[0] != m:
         raise ValueError(f"X has {m} rows but T has {T.shape[0]}")
     with nogil:
+        saved_csr = fbp_denormals_off()
         forward_pass(&net, &x, m, &work[0])
         J = backward_pass(&net, &x, &T[0, 0], m, <const floating*>NULL, <double>m, &penalty)
+        fbp_denormals_restore(saved_csr)
     return J + penalty
 
 
@@ -253,6 +262,7 @@ def weighted_loss_gradient(X, const floating[:, ::1] T,
     """
     cdef double J, penalty, sw_sum = 0
     cdef fbp_input x
+    cdef unsigned int saved_csr
     cdef Py_ssize_t r, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef const floating* sw = NULL
     cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
@@ -266,8 +276,10 @@ def weighted_loss_gradient(X, const floating[:, ::1] T,
     if T.shape[0] != m or 0 < sample_weight.shape[0] != m:
         raise ValueError(f"T or sample_weight do not have X's {m} rows")
     with nogil:
+        saved_csr = fbp_denormals_off()
         forward_pass(&net, &x, m, &work[0])
         J = backward_pass(&net, &x, &T[0, 0], m, sw, sw_sum, &penalty)
+        fbp_denormals_restore(saved_csr)
     return J, penalty
 
 
