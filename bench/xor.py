@@ -105,8 +105,8 @@ def main() -> None:
         lines.append(f"{dtype}: " + ", ".join(
             f"{name} {us:.3f} (final mse {r[-1][1]:.4f})"
             for (name, us), r in zip(per_sample.items(), runs.values())))
-        if "FANN" in per_sample and "fastbp" in per_sample:
-            ratios = [fann[0] / ours[0] for ours, fann in zip(runs["fastbp"], runs["FANN"])]
+        if "fann" in per_sample and "fastbp" in per_sample:
+            ratios = [fann[0] / ours[0] for ours, fann in zip(runs["fastbp"], runs["fann"])]
             lines.append(f"{dtype}: FANN time / fastbp time, median of paired runs: "
                          f"{statistics.median(ratios):.2f}x")
         report["results"][dtype] = {"same_work": checks, "us_per_sample": per_sample,
