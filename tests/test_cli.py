@@ -959,3 +959,66 @@ def test_random_csv_text_exits_cleanly(capsys, tmp_path, header, rows, sep, extr
     (tmp_path / "r.csv").write_text(text, encoding="utf-8")
     _assert_clean_exit(cli(capsys, "train", tmp_path / "r.csv", "--target", "y", "--epochs", 2,
                            "--hidden", 2, "--test-fraction", 0.3, *extra))
+
+
+# ---------------------------------------------------------------------------
+# Each case of the real-table work once more as a user meets it: `python -m
+# fastbp` in a subprocess, its exit code and what it prints (the tests above
+# check the details in-process, where they are fast)
+# ---------------------------------------------------------------------------
+
+def _real_table_files(tmp_path):
+    (tmp_path / "linnerud.csv").write_text(LINNERUD)
+    lines = LINNERUD.splitlines()
+    first = lines[1].split(",")
+    first[0] = "1e308"
+    (tmp_path / "big.csv").write_text("\n".join([lines[0], ",".join(first)] + lines[2:]) + "\n")
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(120, 2))
+    (tmp_path / "de.csv").write_text("\n".join(
+        ["id;x1;x2;city;label"] + [f"{k};{a:.3f};{b:.3f};{'ab'[k % 2]};{'ja' if a > 0 else 'nein'}"
+                                   .replace(".", ",") for k, (a, b) in enumerate(X)]) + "\n",
+        encoding="cp1252")
+    gappy = [["a", "b", "y"]] + [[round(a, 3), round(b, 3), round(3 * a - b, 3)]
+                                 for a, b in rng.normal(size=(60, 2))]
+    gappy[4][0] = "NA"
+    write_csv(tmp_path / "gappy.csv", gappy[0], gappy[1:])
+
+
+@pytest.mark.parametrize("args,code,stream,phrase", [
+    (["train", "linnerud.csv", "--target", "Pulse", "--epochs", "2"], 0, "stdout",
+     "target 'Pulse': regression (integers 46..74"),
+    (["train", "linnerud.csv", "--target", "Pulse", "--task", "classification", "--epochs", "2"],
+     0, "stderr", "is taken as 11 classes of its integer values"),
+    (["train", "linnerud.csv", "--target", "Weight,Waist", "--target", "Pulse", "--epochs", "2"],
+     0, "stdout", "target 'Weight', 'Waist', 'Pulse'"),
+    (["train", "de.csv", "--target", "label", "--drop", "id", "--epochs", "2"], 0, "stdout",
+     "(separator ';', decimal comma)"),
+    (["train", "de.csv", "--target", "label", "--features", "x1,city", "--epochs", "2"], 0,
+     "stdout", "(1 text, one-hot)"),
+    (["train", "gappy.csv", "--target", "y"], 2, "stderr", "--impute"),
+    (["train", "gappy.csv", "--target", "y", "--impute", "median", "--epochs", "2"], 0, "stdout",
+     "r2"),
+    (["train", "big.csv", "--target", "Pulse"], 2, "stderr",
+     "column 'Chins' holds 1e+308 (line 2): too large to standardise"),
+    (["train", "linnerud.csv", "--target", "Pulse", "--epochs", "3", "--patience", "1"], 0,
+     "stdout", "loss per epoch in ½ squared error a row, standardised targets"),
+    (["train", "--help"], 0, "stdout", "(default: 200)"),
+])
+def test_real_table_cases_in_a_subprocess(tmp_path, args, code, stream, phrase):
+    _real_table_files(tmp_path)
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert phrase in getattr(result, stream), getattr(result, stream)
+
+
+def test_evaluate_and_test_file_in_a_subprocess(tmp_path, labelled_csv):
+    rows = list(csv.reader(open(labelled_csv)))
+    write_csv(tmp_path / "fit.csv", rows[0], rows[1:181])
+    write_csv(tmp_path / "held.csv", rows[0], rows[181:])
+    assert_ok(run("train", "fit.csv", "--target", "answer", "--test", "held.csv", "--epochs", 5,
+                  "--save", "m.npz", cwd=tmp_path))
+    result = run("evaluate", "m.npz", "held.csv", cwd=tmp_path)
+    assert_ok(result)
+    assert "60 rows, target 'answer' (classification)" in result.stdout
