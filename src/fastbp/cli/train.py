@@ -86,8 +86,8 @@ def add_parser(subparsers) -> None:
                      help="standardise the features and regression targets on the training "
                           "rows; --no-standardize uses them as they are")
     net.add_argument("--threads", type=int_at_least(1), default=None,
-                     help="training threads, as in Network.fit (default: the BLAS "
-                          "library's own setting)")
+                     help="training threads, as in Network.fit (default: the cores "
+                          "this process may run on, capped by OMP_NUM_THREADS)")
     rows = p.add_argument_group("rows and early stopping")
     rows.add_argument("--test", metavar="FILE",
                       help="test rows from this file, read as DATA (default: held out from DATA "
