@@ -4,10 +4,13 @@ as one call an epoch: same weights, history, divergence report and rollback.
 The epoch-by-epoch loop is forced with a callback that never stops training
 (the block path runs only when nothing has to happen between epochs).
 """
+import _thread
 import re
+import signal
 
 import numpy as np
 import pytest
+from helpers import spy_on_trainer_runs
 
 import fastbp
 from fastbp import _kernels, _training
@@ -122,3 +125,30 @@ def test_a_schedule_or_a_callback_keeps_epoch_by_epoch(count_block_calls):
     assert count_block_calls == []
     net.fit(X, Y, epochs=20)
     assert count_block_calls == [20]
+
+
+@pytest.mark.skipif(signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
+                    reason="the runner replaced Python's SIGINT handler")
+def test_ctrl_c_during_a_block_keeps_its_epochs(monkeypatch):
+    # blocks of 5 epochs; Ctrl-C arrives during the second block's call
+    X = np.random.default_rng(2).normal(size=(8, 3))
+    Y = np.random.default_rng(3).uniform(size=(8, 2))
+    monkeypatch.setattr(_training, "FIT_CALL_FLOPS", 6 * (3 * 4 + 4 * 2) * 8 * 5)
+    calls = []
+
+    def ctrl_c_in_the_second_call(trainer, start, stop):
+        calls.append(stop)
+        if len(calls) == 2:
+            _thread.interrupt_main()
+
+    spy = spy_on_trainer_runs(monkeypatch, after=ctrl_c_in_the_second_call)
+    make = lambda: fastbp.Network([3, 4, 2], seed=0)
+    net = make()
+    with pytest.raises(KeyboardInterrupt) as info:
+        net.fit(X, Y, epochs=40, batch_size=1, seed=1)
+    assert calls == [40, 40]  # two blocks of 5 epochs of 8 rows, then no call
+    assert len(info.value.history["loss"]) == 10
+    monkeypatch.setattr(_kernels, "Trainer", spy.__base__)
+    twin = make()
+    twin.fit(X, Y, epochs=10, batch_size=1, seed=1)
+    np.testing.assert_array_equal(net._params, twin._params)
