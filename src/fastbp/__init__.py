@@ -4,6 +4,7 @@ from .datasets import load_digits
 from .gradcheck import GradcheckResult, gradcheck
 from .io import load
 from .losses import LOSSES
+from ._streaming import array_chunks
 from ._training import TrainingDiverged
 from .callbacks import EarlyStopping
 from .network import ACTIVATIONS, Network
@@ -19,7 +20,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Adam", "EarlyStopping", "GradcheckResult", "Network", "SGD",
-    "TrainingDiverged", "callbacks", "optim",
+    "TrainingDiverged", "array_chunks", "callbacks", "optim",
     "gradcheck", "load", "load_digits", "plot_history", "reference", "__version__",
 ]
 

@@ -139,10 +139,13 @@ class TrainingLoop:
     next_order : callable or None
         Called at each epoch's start; returns the row order (``np.intp``)
         or None for the rows in turn.
+    advance_schedule : bool, default=True
+        Count each epoch in the optimiser's schedule; False when these rows
+        are only part of an epoch (a chunked fit counts the epoch itself).
     """
 
     def __init__(self, network, X, Y, sample_weight, loss_code, l2, optimizer, batch_size,
-                 n_threads, next_order=None):
+                 n_threads, next_order=None, advance_schedule=True):
         self.network = network
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.loss_code, self.l2 = loss_code, l2
@@ -150,6 +153,8 @@ class TrainingLoop:
         self.batch_size = batch_size
         self.n_threads = n_threads
         self.next_order = next_order
+        #: False: a pass over part of an epoch (a chunk), whose caller moves the schedule
+        self.advance_schedule = advance_schedule
         self.per_sample = fused_per_sample(batch_size, optimizer) and sample_weight is None
         #: whether the last run ended before its epochs, by a callback or the stopping rule
         self.stopped = False
@@ -341,7 +346,8 @@ class TrainingLoop:
         state.step_count = trainer.step_count
         if status == 0:
             self._record_block(history, sums, state.lr, elapsed)
-            self.optimizer.epochs_end(state, n, count)
+            if self.advance_schedule:
+                self.optimizer.epochs_end(state, n, count)
             self.network._params = live if epoch + count == epochs else live.copy()
             return epoch + count, []
         return self._replay(trainer, live, state, rollback, history, epoch + trained)
@@ -375,7 +381,8 @@ class TrainingLoop:
                 raise RuntimeError("fastbp: replaying finite epochs did not repeat them")
             state.step_count = trainer.step_count
             self._record_block(history, sums, state.lr, time.perf_counter() - started)
-            self.optimizer.epochs_end(state, n, again)
+            if self.advance_schedule:
+                self.optimizer.epochs_end(state, n, again)
             self.network._params = live.copy()
         self._units = []
         return unit.first + again, orders[again:]
@@ -407,7 +414,8 @@ class TrainingLoop:
             stop = bool(callback(epoch, history, self.network)) or stop
         plateau = early_stopping is not None and early_stopping.update(epoch, history,
                                                                       self.network)
-        self.optimizer.epoch_ends(state, n)
+        if self.advance_schedule:
+            self.optimizer.epoch_ends(state, n)
         if plateau:
             if self.optimizer.plateau(state):
                 return True

@@ -14,6 +14,7 @@ import numpy as np
 from . import _kernels, _labels
 from ._progress import EpochProgress
 from ._runtime import aligned_empty, blas_threads, predict_threads
+from ._streaming import ChunkedTraining, chunk_source
 from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
@@ -372,7 +373,7 @@ class Network:
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
             n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
             validation_data=None, validation_split: float = 0.0, early_stopping=None,
-            callbacks=()) -> dict:
+            callbacks=(), shuffle_buffer: int | None = None) -> dict:
         """Train by minibatch SGD or Adam in compiled, GIL-free calls of about 0.1 s each.
 
         Parameters
@@ -382,7 +383,17 @@ class Network:
             lies, others are converted once) is multiplied row by row over
             its non-zeros, never densified; training agrees with the dense
             X to rounding.
-        Y : array_like of shape (n, sizes[-1]) or (n,)
+
+            Or, with ``Y=None``, data larger than memory as chunks: an
+            iterable of ``(X, Y)`` or ``(X, Y, sample_weight)`` tuples that
+            can be read once per epoch (a list, :func:`fastbp.array_chunks`
+            over memmaps, zarr or dask arrays, or a function returning a new
+            generator each epoch). Each chunk is read and checked in a
+            background thread while the one before trains; a malformed chunk
+            (shape, dtype, non-finite values) raises an error naming it.
+            Class labels take their classes from the first chunk unless the
+            network has ``classes_`` already.
+        Y : array_like of shape (n, sizes[-1]) or (n,), or None
             Targets; a 1-D array of numbers is taken as one column when
             sizes[-1] == 1. For softmax and sigmoid outputs a 1-D array of
             integer, string or boolean class labels is encoded (one-hot rows,
@@ -448,6 +459,10 @@ class Network:
             Each is called after every epoch as ``callback(epoch, history,
             network)``, epoch counted from 0, with the network holding that
             epoch's weights; a true return value stops training after it.
+        shuffle_buffer : int or None, default=None
+            Chunks only: train on buffers of at least this many rows, joined
+            from consecutive chunks and shuffled together (memory grows with
+            the buffer); None trains each chunk on its own.
 
         Returns
         -------
@@ -511,6 +526,13 @@ class Network:
             n_threads = check_int(n_threads, "n_threads", 1)
         early_stopping = _check_early_stopping(early_stopping)
         callbacks = _check_callbacks(callbacks)
+        if Y is None:
+            return self._fit_chunks(X, loss, code, optimizer, epochs, batch_size,
+                                    np.random.default_rng(seed) if shuffle else None, l2,
+                                    n_threads, verbose, sample_weight, validation_data,
+                                    validation_split, early_stopping, callbacks, shuffle_buffer)
+        if shuffle_buffer is not None:
+            raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
         classes_before = getattr(self, "classes_", None)
         try:
             X, Y = self._check_XY(X, Y, loss, encode_labels=True)
@@ -529,6 +551,49 @@ class Network:
                             n_threads, next_order)
         return loop.run(epochs, callbacks, early_stopping, validation,
                         EpochProgress(epochs) if verbose else None)
+
+    def _fit_chunks(self, chunks, loss, code, optimizer, epochs, batch_size, rng, l2,
+                    n_threads, verbose, sample_weight, validation_data, validation_split,
+                    early_stopping, callbacks, shuffle_buffer) -> dict:
+        """fit over chunks (``Y=None``): one pass over them an epoch."""
+        if sample_weight is not None:
+            raise ValueError("with chunks, give the weights in each chunk: (X, Y, sample_weight)")
+        if validation_split:
+            raise ValueError("with chunks, pass validation_data instead of validation_split")
+        shuffle_buffer = 0 if shuffle_buffer is None else check_int(
+            shuffle_buffer, "shuffle_buffer", 1)
+        validation = None
+        if validation_data is not None:  # the same checks and scorer as for arrays
+            validation = self._validation_rows(None, None, None, validation_data, 0.0, loss,
+                                               code, None)[3]
+        training = ChunkedTraining(self, chunk_source(chunks, epochs), loss, code, l2, optimizer,
+                                   batch_size, n_threads, rng, shuffle_buffer)
+        history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
+        if validation is not None:
+            history["val_loss"] = []
+        if early_stopping is not None:
+            early_stopping.reset()
+        progress = EpochProgress(epochs) if verbose else None
+        try:
+            for epoch in range(epochs):
+                entry = training.epoch(epoch)
+                for key in ("loss", "data_loss", "penalty", "lr", "seconds"):
+                    history[key].append(entry[key])
+                if validation is not None:
+                    history["val_loss"].append(float(validation(self)))
+                if progress is not None:
+                    progress.update(entry["loss"], entry["seconds"])
+                stop = any([bool(callback(epoch, history, self)) for callback in callbacks])
+                if early_stopping is not None and early_stopping.update(epoch, history, self):
+                    stop = True
+                if stop:
+                    break
+        finally:
+            if progress is not None:
+                progress.close()
+        if early_stopping is not None:
+            early_stopping.restore(self)
+        return history
 
     def _validation_rows(self, X, Y, sample_weight, validation_data, validation_split, loss,
                          code, rng):

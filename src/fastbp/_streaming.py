@@ -1,0 +1,177 @@
+"""Training on data larger than memory: ``Network.fit(chunks)``.
+
+Each epoch reads the chunks again (from a callable or a re-iterable); a
+background thread reads and validates the next chunk while the kernels train
+the current one without the GIL. Chunks are gathered into a shuffle buffer of
+at least ``shuffle_buffer`` rows, whose rows are trained in one random order,
+so rows of neighbouring chunks mix. Memory is O(buffer + one chunk).
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse
+
+from ._sparse import CsrRows, as_csr_rows
+from ._training import Permutations, TrainingLoop
+from ._validation import check_sample_weight
+
+
+def chunk_source(chunks, epochs: int):
+    """A function returning a fresh iterator of chunks for each epoch.
+
+    ``chunks`` is a callable returning an iterable, or a re-iterable (a
+    list, or any object whose ``__iter__`` does not return itself). A
+    one-shot iterator (a generator) serves one epoch only.
+    """
+    if callable(chunks) and not hasattr(chunks, "__iter__"):
+        return lambda: iter(chunks())
+    if not hasattr(chunks, "__iter__"):
+        raise TypeError("with Y=None, X must be the chunks: an iterable of (X, Y) or "
+                        f"(X, Y, sample_weight) tuples, or a callable returning one; got "
+                        f"{type(chunks).__name__}")
+    if iter(chunks) is chunks and epochs > 1:
+        raise ValueError(f"a generator of chunks can be read once, but epochs={epochs}: pass "
+                         "a function that returns a new generator each epoch, or a list")
+    return lambda: iter(chunks)
+
+
+def array_chunks(X, Y, chunk_rows: int = 65536):
+    """A re-iterable of (X, Y) row blocks of arrays too large for memory.
+
+    Works with anything that slices by rows: NumPy memmaps, h5py and zarr
+    arrays, dask arrays (each block is computed when it is read).
+
+    Parameters
+    ----------
+    X, Y : array-like, same number of rows
+    chunk_rows : int, default=65536
+
+    Returns
+    -------
+    iterable of (ndarray, ndarray)
+
+    Examples
+    --------
+    >>> import numpy as np, fastbp
+    >>> X, Y = np.random.default_rng(0).normal(size=(100, 3)), np.zeros((100, 1))
+    >>> [x.shape for x, _ in fastbp.array_chunks(X, Y, chunk_rows=40)]
+    [(40, 3), (40, 3), (20, 3)]
+    """
+    if len(X) != len(Y):
+        raise ValueError(f"X has {len(X)} rows but Y has {len(Y)}")
+    if not (isinstance(chunk_rows, int) and chunk_rows >= 1):
+        raise ValueError(f"chunk_rows must be an integer >= 1, got {chunk_rows!r}")
+
+    class _Blocks:
+        def __iter__(self):
+            for start in range(0, len(X), chunk_rows):
+                yield _read(X[start:start + chunk_rows]), _read(Y[start:start + chunk_rows])
+
+    return _Blocks()
+
+
+def _read(block):
+    return np.asarray(block.compute() if hasattr(block, "compute") else block)
+
+
+class ChunkedTraining:
+    """The epochs of a chunked fit; see :meth:`fastbp.Network.fit`."""
+
+    def __init__(self, network, source, loss: str, code: int, l2: float, optimizer,
+                 batch_size: int, n_threads, rng, shuffle_buffer: int):
+        self.network, self.source = network, source
+        self.loss, self.code, self.l2 = loss, code, l2
+        self.optimizer, self.batch_size, self.n_threads = optimizer, batch_size, n_threads
+        self.rng, self.shuffle_buffer = rng, shuffle_buffer
+
+    def _checked(self, chunk, index: int, epoch: int):
+        """(X, Y, weights) of chunk ``index``, or a ValueError/TypeError naming it."""
+        where = f"chunk {index} of epoch {epoch + 1}"
+        if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
+            raise TypeError(f"{where}: a chunk must be an (X, Y) or (X, Y, sample_weight) "
+                            f"tuple, got {type(chunk).__name__}")
+        try:
+            X, Y = self.network._check_XY(chunk[0], chunk[1], self.loss, encode_labels=True)
+            weights = check_sample_weight(chunk[2] if len(chunk) == 3 else None, X.shape[0],
+                                          self.network.dtype)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        return X, Y, weights
+
+    def _chunks(self, epoch: int):
+        """The epoch's validated chunks, each read and checked in a background
+        thread while the one before trains."""
+        iterator = self.source()
+        index = 0
+
+        def read_next():
+            nonlocal index
+            chunk = next(iterator, None)
+            if chunk is None:
+                return None
+            index += 1
+            return self._checked(chunk, index, epoch)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastbp-chunks") as reader:
+            pending = reader.submit(read_next)
+            while True:
+                checked = pending.result()
+                if checked is None:
+                    return
+                pending = reader.submit(read_next)
+                yield checked
+
+    def _buffers(self, epoch: int):
+        """Chunks joined until the buffer holds ``shuffle_buffer`` rows."""
+        parts, rows = [], 0
+        for part in self._chunks(epoch):
+            parts.append(part)
+            rows += part[0].shape[0]
+            if rows >= self.shuffle_buffer:
+                yield _join(parts)
+                parts, rows = [], 0
+        if parts:
+            yield _join(parts)
+
+    def epoch(self, epoch: int) -> dict:
+        """Train one pass over the chunks; its history entry."""
+        started = time.perf_counter()
+        state = self.optimizer.state(self.network)
+        lr = state.lr
+        totals, rows = np.zeros(3), 0
+        for X, Y, weights in self._buffers(epoch):
+            n = X.shape[0]
+            order = Permutations(self.rng, n) if self.rng is not None else None
+            loop = TrainingLoop(self.network, X, Y, weights, self.code, self.l2, self.optimizer,
+                                min(self.batch_size, n), self.n_threads, order,
+                                advance_schedule=False)
+            history = loop.run(1)
+            totals += n * np.array([history["loss"][0], history["data_loss"][0],
+                                    history["penalty"][0]])
+            rows += n
+        if rows == 0:
+            raise ValueError(f"epoch {epoch + 1} read no chunks")
+        self.optimizer.epoch_ends(state, rows)
+        loss, data_loss, penalty = (float(v) for v in totals / rows)
+        return {"loss": loss, "data_loss": data_loss, "penalty": penalty, "lr": lr,
+                "seconds": time.perf_counter() - started, "rows": rows}
+
+
+def _join(parts):
+    """One (X, Y, weights) of several checked chunks."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0][0], CsrRows):
+        stacked = scipy.sparse.vstack([p[0].to_scipy() for p in parts], format="csr")
+        X = as_csr_rows(stacked, parts[0][0].dtype, "X")
+    else:
+        X = np.concatenate([np.asarray(p[0]) for p in parts])
+    Y = np.concatenate([p[1] for p in parts])
+    if all(p[2] is None for p in parts):
+        return X, Y, None
+    weights = np.concatenate([p[2] if p[2] is not None else np.ones(p[0].shape[0], X.dtype)
+                              for p in parts])
+    return X, Y, weights
