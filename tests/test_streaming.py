@@ -97,6 +97,8 @@ def test_malformed_chunks_are_named(data):
             net().fit(chunks, None)
     with pytest.raises(TypeError, match="with Y=None, X must be the chunks"):
         net().fit(42, None)
+    with pytest.raises(TypeError, match=r"Y is None but X is an array of shape \(600, 5\)"):
+        net().fit(X, None)
     with pytest.raises(ValueError, match="give the weights in each chunk"):
         net().fit(good, None, sample_weight=np.ones(600))
     with pytest.raises(ValueError, match="shuffle_buffer applies to chunks"):

@@ -26,6 +26,9 @@ def chunk_source(chunks, epochs: int):
     list, or any object whose ``__iter__`` does not return itself). A
     one-shot iterator (a generator) serves one epoch only.
     """
+    if hasattr(chunks, "shape"):  # an array (dense, sparse, DataFrame): Y was forgotten
+        raise TypeError(f"Y is None but X is an array of shape {chunks.shape}: pass the "
+                        "targets as Y, or X as chunks of (X, Y) for data larger than memory")
     if callable(chunks) and not hasattr(chunks, "__iter__"):
         return lambda: iter(chunks())
     if not hasattr(chunks, "__iter__"):
