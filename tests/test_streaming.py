@@ -169,3 +169,17 @@ def test_class_labels_in_chunks(data):
                 loss="cross_entropy", epochs=5)
     assert list(network.classes_) == ["down", "up"]
     assert network.score(X, labels) > 0.8
+
+
+def test_a_plateau_lowers_an_adaptive_rate_as_for_arrays(data):
+    # the epoch's end is the arrays' one (fastbp._training.end_of_epoch)
+    X, Y = data
+    histories = []
+    for source, targets in ((chunks_of(X, Y, 150), None), (X, Y)):
+        histories.append(net().fit(
+            source, targets, optimizer=fastbp.SGD(lr=2.0, schedule="adaptive"), epochs=25,
+            batch_size=50, shuffle=False,
+            early_stopping=fastbp.EarlyStopping(patience=1, min_delta=0.5)))
+    assert histories[0]["lr"] == histories[1]["lr"]
+    assert min(histories[0]["lr"]) < 2.0  # the plateau lowered it at least once
+    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-13)

@@ -140,7 +140,8 @@ class ChunkedTraining:
             yield _join(parts)
 
     def epoch(self, epoch: int) -> dict:
-        """Train one pass over the chunks; its history entry."""
+        """Train one pass over the chunks; its history entry ("rows": for
+        the schedule, which the caller moves at the epoch's end)."""
         started = time.perf_counter()
         state = self.optimizer.state(self.network)
         lr = state.lr
@@ -157,7 +158,6 @@ class ChunkedTraining:
             rows += n
         if rows == 0:
             raise ValueError(f"epoch {epoch + 1} read no chunks")
-        self.optimizer.epoch_ends(state, rows)
         loss, data_loss, penalty = (float(v) for v in totals / rows)
         return {"loss": loss, "data_loss": data_loss, "penalty": penalty, "lr": lr,
                 "seconds": time.perf_counter() - started, "rows": rows}

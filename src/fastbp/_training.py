@@ -71,6 +71,25 @@ class _Unit:
         self.counters = (state.epochs, state.samples_seen)
 
 
+def end_of_epoch(network, optimizer, state, epoch: int, history: dict, callbacks,
+                 early_stopping, rows) -> bool:
+    """After an epoch of any fit: the callbacks, the stopping rule and the
+    schedule (which a plateau may lower instead of stopping). ``rows``: the
+    epoch's rows for the schedule, or None when the caller counts the epoch
+    itself. Returns True to stop."""
+    stop = False
+    for callback in callbacks:
+        stop = bool(callback(epoch, history, network)) or stop
+    plateau = early_stopping is not None and early_stopping.update(epoch, history, network)
+    if rows is not None:
+        optimizer.epoch_ends(state, rows)
+    if plateau:
+        if optimizer.plateau(state):
+            return True
+        early_stopping.wait = 0  # the schedule lowered the rate: count afresh
+    return stop
+
+
 def _whole_batches(rows: float, batch_size: int) -> int:
     """``rows`` rounded down to whole batches, at least one batch."""
     return max(1, int(rows) // batch_size) * batch_size
@@ -409,18 +428,8 @@ class TrainingLoop:
 
     def _end_of_epoch(self, epoch, history, callbacks, early_stopping, state, n) -> bool:
         """Callbacks, the stopping rule and the schedule; True to stop."""
-        stop = False
-        for callback in callbacks:
-            stop = bool(callback(epoch, history, self.network)) or stop
-        plateau = early_stopping is not None and early_stopping.update(epoch, history,
-                                                                      self.network)
-        if self.advance_schedule:
-            self.optimizer.epoch_ends(state, n)
-        if plateau:
-            if self.optimizer.plateau(state):
-                return True
-            early_stopping.wait = 0  # the schedule lowered the rate: count afresh
-        return stop
+        return end_of_epoch(self.network, self.optimizer, state, epoch, history, callbacks,
+                            early_stopping, n if self.advance_schedule else None)
 
     def _diverged(self, live, rollback, history, epoch, done, status, data_sum, penalty_sum):
         """Roll back to the newest snapshot known to give a finite loss and raise.

@@ -123,6 +123,9 @@ def convert_rows(array: np.ndarray, start: int, stop: int, dtype: np.dtype,
 
 
 def _check_finite(array: np.ndarray, name: str, original: np.ndarray | None = None) -> None:
+    """Raise a ValueError naming the first NaN or infinity (row, column) of a
+    2-D float array; float32/float64 C-contiguous arrays are scanned without a
+    mask. ``original``: the array before a conversion that may have overflowed."""
     if array.dtype.kind != "f":
         return
     if array.dtype.type in (np.float32, np.float64) and array.flags.c_contiguous:

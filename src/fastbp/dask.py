@@ -136,6 +136,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _kernels
 from ._runtime import training_threads
 from ._training import TrainingDiverged, TrainingLoop
+from ._validation import _as_kernel_array, _check_finite
 from .estimators import MLPClassifier, MLPRegressor
 
 __all__ = ["DaskFitError", "DaskMLPClassifier", "DaskMLPRegressor", "hyperband_compatible"]
@@ -253,17 +254,16 @@ class _Block:
 
 def _prepare_block(X, y, sample_weight, target, dtype, class_weights) -> _Block:
     """One partition converted for the kernels: X, binarised Y, row weights."""
-    # deserialised chunks can be misaligned; the kernels need aligned rows
-    X = np.require(X, dtype=dtype, requirements="CA")
-    if not np.isfinite(X).all():
-        raise ValueError("Input X contains NaN or infinity.")
+    # C-contiguous and aligned (deserialised chunks may not be), and finite,
+    # checked without a mask as large as X; a partition may be empty
+    X = _as_kernel_array(np.asarray(X), dtype)
+    _check_finite(X, "X")
     if isinstance(target, LabelBinarizer):
         Y = target.transform(np.asarray(y)).astype(dtype)
     else:
-        y = np.asarray(y, dtype=dtype)
-        if not np.isfinite(y).all():
-            raise ValueError("Input y contains NaN or infinity.")
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        Y = _as_kernel_array(np.asarray(y), dtype)
+        Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+        _check_finite(Y, "y")
     weights = None
     if sample_weight is not None:
         weights = np.asarray(sample_weight, dtype=dtype)

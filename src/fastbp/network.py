@@ -15,7 +15,7 @@ from . import _kernels, _labels
 from ._progress import EpochProgress
 from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._streaming import ChunkedTraining, chunk_source
-from ._training import Permutations, TrainingDiverged, TrainingLoop
+from ._training import Permutations, TrainingDiverged, TrainingLoop, end_of_epoch
 from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
@@ -562,10 +562,8 @@ class Network:
             raise ValueError("with chunks, pass validation_data instead of validation_split")
         shuffle_buffer = 0 if shuffle_buffer is None else check_int(
             shuffle_buffer, "shuffle_buffer", 1)
-        validation = None
-        if validation_data is not None:  # the same checks and scorer as for arrays
-            validation = self._validation_rows(None, None, None, validation_data, 0.0, loss,
-                                               code, None)[3]
+        validation = None if validation_data is None else self._validation_scorer(
+            validation_data, loss, code)
         training = ChunkedTraining(self, chunk_source(chunks, epochs), loss, code, l2, optimizer,
                                    batch_size, n_threads, rng, shuffle_buffer)
         history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
@@ -583,10 +581,8 @@ class Network:
                     history["val_loss"].append(float(validation(self)))
                 if progress is not None:
                     progress.update(entry["loss"], entry["seconds"])
-                stop = any([bool(callback(epoch, history, self)) for callback in callbacks])
-                if early_stopping is not None and early_stopping.update(epoch, history, self):
-                    stop = True
-                if stop:
+                if end_of_epoch(self, optimizer, optimizer.state(self), epoch, history,
+                                callbacks, early_stopping, entry["rows"]):
                     break
         finally:
             if progress is not None:
@@ -605,15 +601,19 @@ class Network:
         if validation_data is not None and validation_split:
             raise ValueError("pass validation_data or validation_split, not both")
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a pair (X_val, Y_val)")
-            X_val, Y_val = self._check_XY(*validation_data, loss)
-        elif validation_split:
-            (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
-                (X, Y, sample_weight), validation_split, rng, "validation_split")
-        else:
+            return X, Y, sample_weight, self._validation_scorer(validation_data, loss, code)
+        if not validation_split:
             return X, Y, sample_weight, None
+        (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
+            (X, Y, sample_weight), validation_split, rng, "validation_split")
         return X, Y, sample_weight, lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
+
+    def _validation_scorer(self, validation_data, loss: str, code: int):
+        """The validation-loss function of ``validation_data``, checked."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a pair (X_val, Y_val)")
+        X_val, Y_val = self._check_XY(*validation_data, loss)
+        return lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
 
     @contextlib.contextmanager
     def _training_guard(self):
