@@ -15,8 +15,7 @@ import numpy as np
 import scipy.sparse
 
 from ._sparse import CsrRows, as_csr_rows
-from ._training import Permutations, TrainingLoop
-from ._validation import check_sample_weight
+from ._training import Permutations, TrainingLoop, end_of_epoch
 
 
 def chunk_source(chunks, epochs: int):
@@ -81,14 +80,22 @@ def _read(block):
 
 
 class ChunkedTraining:
-    """The epochs of a chunked fit; see :meth:`fastbp.Network.fit`."""
+    """The epochs of a chunked fit; see :meth:`fastbp.Network.fit`.
 
-    def __init__(self, network, source, loss: str, code: int, l2: float, optimizer,
+    ``check(X, Y, sample_weight)`` turns one chunk's arrays into the
+    kernels' (X, Y, weights) or raises ValueError/TypeError; it runs in the
+    reader thread. ``rows_seen``: the rows of the last epoch; ``stopped``:
+    whether the last :meth:`run` ended before its epochs.
+    """
+
+    def __init__(self, network, source, check, code: int, l2: float, optimizer,
                  batch_size: int, n_threads, rng, shuffle_buffer: int):
-        self.network, self.source = network, source
-        self.loss, self.code, self.l2 = loss, code, l2
+        self.network, self.source, self.check = network, source, check
+        self.code, self.l2 = code, l2
         self.optimizer, self.batch_size, self.n_threads = optimizer, batch_size, n_threads
         self.rng, self.shuffle_buffer = rng, shuffle_buffer
+        self.rows_seen = 0
+        self.stopped = False  # by the callbacks or the stopping rule
 
     def _checked(self, chunk, index: int, epoch: int):
         """(X, Y, weights) of chunk ``index``, or a ValueError/TypeError naming it."""
@@ -97,12 +104,9 @@ class ChunkedTraining:
             raise TypeError(f"{where}: a chunk must be an (X, Y) or (X, Y, sample_weight) "
                             f"tuple, got {type(chunk).__name__}")
         try:
-            X, Y = self.network._check_XY(chunk[0], chunk[1], self.loss, encode_labels=True)
-            weights = check_sample_weight(chunk[2] if len(chunk) == 3 else None, X.shape[0],
-                                          self.network.dtype)
+            return self.check(chunk[0], chunk[1], chunk[2] if len(chunk) == 3 else None)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{where}: {exc}") from None
-        return X, Y, weights
 
     def _chunks(self, epoch: int):
         """The epoch's validated chunks, each read and checked in a background
@@ -140,11 +144,10 @@ class ChunkedTraining:
             yield _join(parts)
 
     def epoch(self, epoch: int) -> dict:
-        """Train one pass over the chunks; its history entry ("rows": for
-        the schedule, which the caller moves at the epoch's end)."""
+        """Train one pass over the chunks; its history entry. The schedule
+        is left for the caller to move at the epoch's end."""
         started = time.perf_counter()
-        state = self.optimizer.state(self.network)
-        lr = state.lr
+        lr = self.optimizer.state(self.network).lr
         totals, rows = np.zeros(3), 0
         for X, Y, weights in self._buffers(epoch):
             n = X.shape[0]
@@ -158,9 +161,35 @@ class ChunkedTraining:
             rows += n
         if rows == 0:
             raise ValueError(f"epoch {epoch + 1} read no chunks")
+        self.rows_seen = rows
         loss, data_loss, penalty = (float(v) for v in totals / rows)
         return {"loss": loss, "data_loss": data_loss, "penalty": penalty, "lr": lr,
-                "seconds": time.perf_counter() - started, "rows": rows}
+                "seconds": time.perf_counter() - started}
+
+    def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
+            progress=None) -> dict:
+        """Up to ``epochs`` passes, each followed by :func:`end_of_epoch`;
+        the history as :meth:`fastbp.Network.fit` returns it."""
+        history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
+        if validation is not None:
+            history["val_loss"] = []
+        state = self.optimizer.state(self.network)
+        try:
+            for epoch in range(epochs):
+                for key, value in self.epoch(epoch).items():
+                    history[key].append(value)
+                if validation is not None:
+                    history["val_loss"].append(float(validation(self.network)))
+                if progress is not None:
+                    progress.update(history["loss"][-1], history["seconds"][-1])
+                if end_of_epoch(self.network, self.optimizer, state, epoch, history, callbacks,
+                                early_stopping, self.rows_seen):
+                    self.stopped = True
+                    break
+        finally:
+            if progress is not None:
+                progress.close()
+        return history
 
 
 def _join(parts):

@@ -677,7 +677,7 @@ class _DaskMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_rows))
-        after_epoch = local._bookkeeping(n_rows, None, None, None)
+        after_epoch = local._bookkeeping(lambda: n_rows, None, None, None)
         history = {"data_loss": [], "penalty": [], "seconds": []}
         stopped = False
         seeds = local._random_state

@@ -44,10 +44,13 @@ Where they differ from scikit-learn:
   the port of its tests (tests/sklearn_port) skips the five that read them;
 - sparse input (as scikit-learn: CSR and CSC; other formats are
   converted) is multiplied in CSR form by the first layer, never densified,
-  and trains to the same weights as the dense X up to rounding.
+  and trains to the same weights as the dense X up to rounding;
+- ``fit(chunks)`` with ``y=None`` trains on data larger than memory, read
+  chunk by chunk (``MLPClassifier.fit`` takes ``classes`` for it).
 """
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from numbers import Integral, Real
@@ -69,6 +72,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _kernels
 from ._runtime import training_threads
+from ._streaming import ChunkedTraining, chunk_source
 from ._training import TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from .losses import LOSSES
@@ -95,6 +99,17 @@ def _kernel_input(X, dtype):
         # "A": ascontiguousarray passes misaligned buffers (e.g. unpickled by Dask) through
         return np.require(X, dtype=dtype, requirements="CA")
     return as_csr_rows(X, dtype, "X")
+
+
+def _are_chunks(X) -> bool:
+    """Whether fit's X (with y=None) is chunks of (X, y) rather than an array."""
+    if hasattr(X, "shape") or hasattr(X, "__array__") or isinstance(X, (str, bytes)):
+        return False
+    if isinstance(X, (list, tuple)):  # rows of numbers, or (X, y) tuples of arrays
+        first = X[0] if len(X) else None
+        return (isinstance(first, (tuple, list)) and len(first) in (2, 3)
+                and len(getattr(first[0], "shape", ())) == 2)
+    return callable(X) or hasattr(X, "__iter__")
 
 
 def _is_int(value) -> bool:
@@ -413,12 +428,15 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("sample weights must be non-negative")
         return np.ascontiguousarray(weights, dtype=X.dtype)
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _check_n_threads(self) -> None:
         if isinstance(self.n_threads, (bool, np.bool_)):
             # scikit-learn's Interval(Integral) lets bools through; a thread count is no bool
             raise InvalidParameterError(
                 f"The 'n_threads' parameter of {type(self).__name__} must be an int in the range "
                 f"[1, inf) or None. Got {self.n_threads!r} instead.")
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._check_n_threads()
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
@@ -450,6 +468,79 @@ class _BaseMLP(BaseEstimator):
         if not np.isfinite(self._net._params).all():
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
+
+    def _fit_chunks(self, chunks, sample_weight, classes=None):
+        """fit over chunks of (X, y[, sample_weight]): one pass an epoch, each
+        chunk checked in a background thread while the one before trains."""
+        self._check_n_threads()
+        if sample_weight is not None:
+            raise ValueError("with chunks, give the weights in each chunk: (X, y, sample_weight)")
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(f"solver={self.solver!r} steps on all rows at once; chunks train "
+                             "with solver='adam' or 'sgd'")
+        if self.early_stopping:
+            raise ValueError("early_stopping holds out validation_fraction of the rows, which "
+                             "chunks read once per epoch do not allow: with early_stopping=False, "
+                             "tol and n_iter_no_change watch the training loss, or "
+                             "fastbp.Network.fit(chunks, None) takes validation_data")
+        if getattr(self, "class_weight", None) == "balanced":
+            raise ValueError("class_weight='balanced' needs the class counts of all rows, which "
+                             "chunks do not give: pass class_weight as a dict")
+        source = chunk_source(chunks, self.max_iter)
+        first_pass = not hasattr(self, "coefs_") or not self.warm_start
+        if first_pass:
+            self._learn_classes(source, classes)
+        elif classes is not None:
+            raise ValueError("classes applies to the first fit only; warm_start keeps classes_ "
+                             f"{self.classes_}")
+        # the first chunk sets n_features_in_ and the network; the epochs then read it again
+        iterator = source()
+        first = next(iterator, None)
+        if first is None:
+            raise ValueError("the chunks hold no rows")
+        if not isinstance(first, (tuple, list)) or len(first) not in (2, 3):
+            raise TypeError("chunk 1 of epoch 1: a chunk must be an (X, y) or (X, y, "
+                            f"sample_weight) tuple, got {type(first).__name__}")
+        try:
+            X, Y, _ = self._validate_input(first[0], first[1], True, reset=first_pass, chunk=True)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"chunk 1 of epoch 1: {exc}") from None
+        self._random_state = check_random_state(self.random_state)
+        layer_units = [X.shape[1]] + self._hidden_sizes() + [Y.shape[1]]
+        if first_pass:
+            self._initialize(Y, layer_units, X.dtype)
+        elif list(self._network().sizes) != layer_units:
+            raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
+                             f"asks for {layer_units}; use warm_start=False")
+        elif self._optimizer_solver != self.solver:
+            self._reset_optimizer()
+        self._adopt_stochastic_state()
+        replay = [itertools.chain([first], iterator)]
+        dtype = self._net.dtype
+
+        def check(X, y, weights):
+            X, Y, y_raw = self._validate_input(X, y, True, reset=False, chunk=True)
+            weights = self._sample_weight(X, y_raw, weights)
+            if weights is not None:
+                weights = np.require(weights, dtype=dtype, requirements="CA")
+            return _kernel_input(X, dtype), np.require(Y, dtype=dtype, requirements="CA"), weights
+
+        batch_size = 200 if self.batch_size == "auto" else int(max(self.batch_size, 1))
+        training = ChunkedTraining(self._net, lambda: replay.pop() if replay else source(), check, self._loss_code(), self.alpha,
+                                   self._optimizer(), batch_size, self.n_threads,
+                                   self._random_state if self.shuffle else None, 0)
+        bookkeeping = self._bookkeeping(lambda: training.rows_seen, None, None, None)
+        try:
+            self._train_epochs(lambda: training.run(self.max_iter, [bookkeeping], self._stopping),
+                               lambda: training.stopped, False, lambda: training.rows_seen)
+        finally:
+            self._bind_weights()
+        if not np.isfinite(self._net._params).all():
+            raise ValueError(_NON_FINITE_WEIGHTS)
+        return self
+
+    def _learn_classes(self, source, classes) -> None:
+        """Regressors learn nothing here; see MLPClassifier."""
 
     def _fit_lbfgs(self, X, y, sample_weight):
         net = self._net
@@ -500,29 +591,37 @@ class _BaseMLP(BaseEstimator):
         loop = TrainingLoop(self._net, X, y, sample_weight, self._loss_code(), self.alpha,
                             self._optimizer(), batch_size, self.n_threads,
                             self._shuffled_orders(n) if self.shuffle else None)
-        bookkeeping = self._bookkeeping(n, X_val, y_val, sw_val)
+        bookkeeping = self._bookkeeping(lambda: n, X_val, y_val, sw_val)
+        epochs = 1 if incremental else self.max_iter
+        self._train_epochs(lambda: loop.run(epochs, [bookkeeping], self._stopping),
+                           lambda: loop.stopped, incremental, lambda: n)
+
+    def _train_epochs(self, run, stopped, incremental: bool, rows) -> None:
+        """Call ``run()`` (the epochs of a stochastic fit, which return their
+        history) with scikit-learn's handling of divergence, interrupts and
+        non-convergence. ``stopped()``: whether the stopping rule ended it;
+        ``rows()``: the rows of an epoch."""
         # as scikit-learn: n_iter_ counts the epochs of this call (1 for
         # partial_fit); t_, loss_curve_ and the optimiser state carry over
         self.n_iter_ = 0
         try:
-            history = loop.run(1 if incremental else self.max_iter, [bookkeeping],
-                               self._stopping)
+            history = run()
         except TrainingDiverged as exc:
             if not self.early_stopping:
                 # scikit-learn's message first; the weights are those before the
                 # epoch that diverged (scikit-learn leaves NaN weights)
                 raise TrainingDiverged(f"{_NON_FINITE_WEIGHTS} fastbp: {exc}",
                                        exc.history) from exc
-            self._stop_diverged(n)
+            self._stop_diverged(rows())
             return
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
             return
-        if not incremental and len(history["loss"]) == self.max_iter and not loop.stopped:
+        if not incremental and len(history["loss"]) == self.max_iter and not stopped():
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                           "reached and the optimization hasn't converged yet.",
                           ConvergenceWarning)
-        if self.verbose and loop.stopped:
+        if self.verbose and stopped():
             what = "Validation score" if self.early_stopping else "Training loss"
             print(f"{what} did not improve more than tol={self.tol:f} for "
                   f"{self.n_iter_no_change} consecutive epochs. Stopping.")
@@ -580,14 +679,15 @@ class _BaseMLP(BaseEstimator):
             return sample_idx
         return next_order
 
-    def _bookkeeping(self, n, X_val, y_val, sw_val):
+    def _bookkeeping(self, rows, X_val, y_val, sw_val):
         """The epoch callback: scikit-learn's fitted attributes, the value
-        the stopping rule watches, and the verbose lines."""
+        the stopping rule watches, and the verbose lines. ``rows()``: the
+        rows of the epoch."""
         scale = self._loss_scale()
 
         def after_epoch(epoch, history, network):
             self.n_iter_ += 1
-            self.t_ += n
+            self.t_ += rows()
             self.loss_ = history["data_loss"][-1] * scale + history["penalty"][-1]
             self.loss_curve_.append(self.loss_)
             history.setdefault("loss_curve", []).append(self.loss_)
@@ -629,13 +729,23 @@ class _BaseMLP(BaseEstimator):
                                           sample_weight=sample_weight))
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or chunks
+            Or, with ``y=None``, data larger than memory as chunks: an
+            iterable of ``(X, y)`` or ``(X, y, sample_weight)`` tuples that
+            can be read once per epoch (a list, :func:`fastbp.array_chunks`
+            over memmaps, zarr or dask arrays, or a function returning a new
+            generator each epoch; a generator serves ``max_iter=1``). An
+            epoch is one pass over the chunks, each shuffled on its own; the
+            next chunk is read and checked in a background thread while one
+            trains, and a malformed chunk raises an error naming it. Chunks
+            train with "adam" or "sgd", without early stopping (``tol`` and
+            ``n_iter_no_change`` watch the training loss).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the rows in the loss (and in early stopping's score).
 
@@ -643,6 +753,8 @@ class _BaseMLP(BaseEstimator):
         -------
         self
         """
+        if y is None and _are_chunks(X):
+            return self._fit_chunks(X, sample_weight)
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
@@ -801,7 +913,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             max_fun=max_fun, n_threads=n_threads)
         self.class_weight = class_weight
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, chunk=False):
         X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -812,7 +924,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
-            if self.warm_start:
+            if self.warm_start and not chunk:  # a chunk may hold some of the classes
                 if set(classes) != set(self.classes_):
                     raise ValueError(
                         "warm_start can only be used where `y` has the same classes as in the "
@@ -822,6 +934,55 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  f"{self.classes_}. 'y' has {classes}.")
         Y = self._label_binarizer.transform(y).astype(X.dtype)
         return X, Y, y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None, classes=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or chunks
+            Or, with ``y=None``, chunks of ``(X, y[, sample_weight])``: see
+            :meth:`MLPRegressor.fit`.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the loss (and in early stopping's score).
+        classes : array-like of shape (n_classes,), default=None
+            Chunks only: all classes. Without it, a first pass over the
+            chunks reads their labels.
+
+        Returns
+        -------
+        self
+        """
+        if y is None and _are_chunks(X):
+            return self._fit_chunks(X, sample_weight, classes)
+        if classes is not None:
+            raise ValueError("classes applies to chunks (y=None); with arrays the classes are "
+                             "those of y")
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _learn_classes(self, source, classes) -> None:
+        """classes_ of a chunked fit: ``classes``, or a pass over the labels."""
+        binarizer = LabelBinarizer()
+        if classes is not None:
+            binarizer.fit(np.asarray(classes))
+        else:
+            labels = []
+            for index, chunk in enumerate(source(), 1):
+                if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
+                    raise TypeError(f"chunk {index}: a chunk must be an (X, y) or (X, y, "
+                                    f"sample_weight) tuple, got {type(chunk).__name__}")
+                y = np.asarray(chunk[1])
+                if type_of_target(y).startswith("multilabel"):
+                    labels = [y]  # the indicator's columns are the classes
+                    break
+                labels.append(np.unique(y))
+            if not labels:
+                raise ValueError("the chunks hold no rows")
+            binarizer.fit(labels[0] if labels[0].ndim == 2 else np.concatenate(labels))
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
 
     _score_function = staticmethod(accuracy_score)
 
@@ -941,7 +1102,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             max_fun=max_fun, n_threads=n_threads)
         self.loss = loss
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, chunk=False):
         X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if self.loss == "poisson" and np.any(y < 0):

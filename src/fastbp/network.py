@@ -15,7 +15,7 @@ from . import _kernels, _labels
 from ._progress import EpochProgress
 from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._streaming import ChunkedTraining, chunk_source
-from ._training import Permutations, TrainingDiverged, TrainingLoop, end_of_epoch
+from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
@@ -564,29 +564,17 @@ class Network:
             shuffle_buffer, "shuffle_buffer", 1)
         validation = None if validation_data is None else self._validation_scorer(
             validation_data, loss, code)
-        training = ChunkedTraining(self, chunk_source(chunks, epochs), loss, code, l2, optimizer,
+
+        def check(X, Y, weights):
+            X, Y = self._check_XY(X, Y, loss, encode_labels=True)
+            return X, Y, check_sample_weight(weights, X.shape[0], self.dtype)
+
+        training = ChunkedTraining(self, chunk_source(chunks, epochs), check, code, l2, optimizer,
                                    batch_size, n_threads, rng, shuffle_buffer)
-        history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
-        if validation is not None:
-            history["val_loss"] = []
         if early_stopping is not None:
             early_stopping.reset()
-        progress = EpochProgress(epochs) if verbose else None
-        try:
-            for epoch in range(epochs):
-                entry = training.epoch(epoch)
-                for key in ("loss", "data_loss", "penalty", "lr", "seconds"):
-                    history[key].append(entry[key])
-                if validation is not None:
-                    history["val_loss"].append(float(validation(self)))
-                if progress is not None:
-                    progress.update(entry["loss"], entry["seconds"])
-                if end_of_epoch(self, optimizer, optimizer.state(self), epoch, history,
-                                callbacks, early_stopping, entry["rows"]):
-                    break
-        finally:
-            if progress is not None:
-                progress.close()
+        history = training.run(epochs, callbacks, early_stopping, validation,
+                               EpochProgress(epochs) if verbose else None)
         if early_stopping is not None:
             early_stopping.restore(self)
         return history
