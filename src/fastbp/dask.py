@@ -134,6 +134,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _kernels
+from ._objective import OBJECTIVE_CHUNK_ROWS, mean_objective, weight_mask, weighted_sums
 from ._runtime import training_threads
 from ._training import TrainingDiverged, TrainingLoop
 from ._validation import _as_kernel_array, _check_finite
@@ -244,8 +245,9 @@ class _Block:
         return self
 
     def workspace(self, sizes, dtype) -> np.ndarray:
-        """The passes' workspace, allocated on first use and kept with the block."""
-        size = _kernels.pass_workspace_size(sizes, self.rows)
+        """The passes' workspace for chunks of the block, allocated on first
+        use and kept with the block."""
+        size = _kernels.pass_workspace_size(sizes, max(1, min(self.rows, OBJECTIVE_CHUNK_ROWS)))
         if self._workspace is None or self._workspace.size != size \
                 or self._workspace.dtype != dtype:
             self._workspace = np.empty(size, dtype)
@@ -308,15 +310,11 @@ def _block_loss_gradient(block: _Block, params, sizes, acts, loss_code, n_thread
     """(Σw·data term, Σw·gradient of the data term in float64, Σw) of one block."""
     block = block.aligned()
     params = np.require(params, requirements="CA")
-    grad = np.empty_like(params)
-    work = block.workspace(sizes, params.dtype)
-    sw = block.sample_weight if block.sample_weight is not None else np.empty(0, params.dtype)
     layer_sizes = [int(size) for size in sizes]  # int32 products would overflow
-    with training_threads(layer_sizes, block.rows, _worker_threads(n_threads), per_sample=True):
-        data_term, _ = _kernels.weighted_loss_gradient(block.X, block.Y, sw, params, sizes, acts,
-                                                       loss_code, 0.0, work, grad)
-    weight = block.weight_sum
-    return data_term * weight, grad.astype(np.float64) * weight, weight
+    with training_threads(layer_sizes, min(block.rows, OBJECTIVE_CHUNK_ROWS),
+                          _worker_threads(n_threads), per_sample=True):
+        return weighted_sums(block.X, block.Y, block.sample_weight, params, sizes, acts,
+                             loss_code, block.workspace(sizes, params.dtype))
 
 
 def _add_partials(first, second):
@@ -598,9 +596,7 @@ class _DaskMLP(BaseEstimator):
         net = local._net
         K = 1.0 / local._loss_scale()
         l2 = self.alpha * K
-        is_weight = np.zeros(net._params.size, bool)
-        for W, _ in net._layer_views(is_weight):
-            W[...] = True
+        is_weight = weight_mask(net)
         sizes, acts, code = net._sizes, net._acts, local._loss_code()
         best = {"loss": np.inf, "params": net._params.copy()}
 
@@ -615,12 +611,8 @@ class _DaskMLP(BaseEstimator):
 
         def loss_and_gradient(theta):
             params = theta.astype(net.dtype)
-            data_sum, grad_sum, weight = self._with_retries(reduce_once, params)
-            # the L2 term as the kernels add it: l2/(2·Σw)·Σ‖W‖², biases not penalised
-            squares = float(np.dot(params[is_weight], params[is_weight]))
-            J = data_sum / weight + 0.5 * (l2 / weight) * squares
-            grad = grad_sum / weight
-            grad[is_weight] += (l2 / weight) * params[is_weight].astype(np.float64)
+            J, grad = mean_objective(self._with_retries(reduce_once, params), params,
+                                     is_weight, l2)
             loss = J / K
             if np.isfinite(loss) and np.isfinite(grad).all():
                 best["loss"], best["params"] = loss, params

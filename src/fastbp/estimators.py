@@ -71,6 +71,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _kernels
+from ._objective import mean_objective, weight_mask, weighted_sums, workspace_for
 from ._runtime import training_threads
 from ._streaming import ChunkedTraining, chunk_source
 from ._training import TrainingDiverged, TrainingLoop
@@ -545,19 +546,18 @@ class _BaseMLP(BaseEstimator):
     def _fit_lbfgs(self, X, y, sample_weight):
         net = self._net
         K = 1.0 / self._loss_scale()
-        sw = sample_weight if sample_weight is not None else np.empty(0, net.dtype)
-        work = np.empty(_kernels.pass_workspace_size(net._sizes, X.shape[0]), net.dtype)
-        grad = np.empty_like(net._params)
+        work = workspace_for(net._sizes, X.shape[0], net.dtype)
+        is_weight = weight_mask(net)
         code = self._loss_code()
 
         def loss_and_gradient(theta):
             net._params[...] = theta
+            sums = weighted_sums(X, y, sample_weight, net._params, net._sizes, net._acts, code,
+                                 work)
             # l2 = alpha*K then /K: the data term is averaged over outputs, the
             # penalty is not, and the gradient is that of this very loss
-            J, penalty = _kernels.weighted_loss_gradient(X, y, sw, net._params, net._sizes,
-                                                         net._acts, code, self.alpha * K,
-                                                         work, grad)
-            return (J + penalty) / K, grad.astype(np.float64) / K
+            J, grad = mean_objective(sums, net._params, is_weight, self.alpha * K)
+            return J / K, grad / K
 
         iprint = {"iprint": 1} if self.verbose else {}
         # one batch of all rows: fastbp's own threads only split minibatches
