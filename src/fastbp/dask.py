@@ -244,10 +244,10 @@ class _Block:
                 setattr(self, name, np.require(array, requirements="CA"))
         return self
 
-    def workspace(self, sizes, dtype) -> np.ndarray:
-        """The passes' workspace for chunks of the block, allocated on first
-        use and kept with the block."""
-        size = _kernels.pass_workspace_size(sizes, max(1, min(self.rows, OBJECTIVE_CHUNK_ROWS)))
+    def workspace(self, sizes, dtype, rows: int) -> np.ndarray:
+        """The passes' workspace for chunks of up to ``rows`` rows, allocated
+        on first use and kept with the block."""
+        size = _kernels.pass_workspace_size(sizes, max(1, min(rows, OBJECTIVE_CHUNK_ROWS)))
         if self._workspace is None or self._workspace.size != size \
                 or self._workspace.dtype != dtype:
             self._workspace = np.empty(size, dtype)
@@ -306,15 +306,21 @@ def _worker_threads(n_threads):
         return 1
 
 
-def _block_loss_gradient(block: _Block, params, sizes, acts, loss_code, n_threads):
-    """(Σw·data term, Σw·gradient of the data term in float64, Σw) of one block."""
-    block = block.aligned()
+def _blocks_loss_gradient(params, sizes, acts, loss_code, n_threads, *blocks: _Block):
+    """(Σw·data term, Σw·gradient of the data term in float64, Σw) of one
+    worker's blocks, summed in order."""
     params = np.require(params, requirements="CA")
     layer_sizes = [int(size) for size in sizes]  # int32 products would overflow
-    with training_threads(layer_sizes, min(block.rows, OBJECTIVE_CHUNK_ROWS),
+    rows = max(block.rows for block in blocks)
+    work = blocks[0].workspace(sizes, params.dtype, rows)  # kept for the next call
+    total = (0.0, np.zeros(params.shape, np.float64), 0.0)
+    with training_threads(layer_sizes, min(rows, OBJECTIVE_CHUNK_ROWS),
                           _worker_threads(n_threads), per_sample=True):
-        return weighted_sums(block.X, block.Y, block.sample_weight, params, sizes, acts,
-                             loss_code, block.workspace(sizes, params.dtype))
+        for block in blocks:
+            block = block.aligned()
+            total = _add_partials(total, weighted_sums(block.X, block.Y, block.sample_weight,
+                                                       params, sizes, acts, loss_code, work))
+    return total
 
 
 def _add_partials(first, second):
@@ -528,7 +534,7 @@ class _DaskMLP(BaseEstimator):
         self._local = local
 
         blocks = self._persist_blocks(client, X, y, sample_weight, target, local._net.dtype,
-                                      class_weights)
+                                      class_weights, join=self.solver != "lbfgs")
         try:
             if self.solver == "lbfgs":
                 self._fit_lbfgs(client, blocks)
@@ -554,9 +560,13 @@ class _DaskMLP(BaseEstimator):
         except TimeoutError as exc:
             raise DaskFitError(f"the workers took more than timeout={self.timeout} s") from exc
 
-    def _persist_blocks(self, client, X, y, sample_weight, target, dtype, class_weights):
-        """Convert the partitions on the workers and join them into one block
-        per worker; returns [(worker address, block future)]."""
+    def _persist_blocks(self, client, X, y, sample_weight, target, dtype, class_weights,
+                        join: bool):
+        """Convert the partitions on the workers; returns [(worker address,
+        [futures of its blocks])]. With ``join`` (minibatch epochs shuffle
+        all of a worker's rows), the rows are balanced over the workers and
+        joined into one block each; else (lbfgs) the partitions stay where
+        they were made, never copied."""
         import dask
         X = X.rechunk({1: -1})
         y = y.rechunk({0: X.chunks[0]} if y.ndim == 1 else (X.chunks[0], -1))
@@ -577,6 +587,12 @@ class _DaskMLP(BaseEstimator):
                 part.result()  # raises the worker's error (e.g. NaN in X)
         workers = sorted(client.scheduler_info()["workers"])
         holders = client.who_has(parts)
+        if not join:
+            by_worker = {}
+            for part in parts:
+                holder = (holders.get(part.key) or workers)[0]
+                by_worker.setdefault(holder, []).append(part)
+            return sorted(by_worker.items(), key=lambda item: item[0])
         assignment = _balanced_assignment([(part, rows[i], holders.get(part.key, ()))
                                            for i, part in enumerate(parts)], workers)
         blocks = []
@@ -584,8 +600,8 @@ class _DaskMLP(BaseEstimator):
             if assigned:
                 future = client.submit(_join_blocks, *assigned, workers=[worker],
                                        allow_other_workers=True, pure=False)
-                blocks.append((worker, future))
-        self._wait([future for _, future in blocks])
+                blocks.append((worker, [future]))
+        self._wait([future for _, (future,) in blocks])
         return blocks
 
     # -- lbfgs --------------------------------------------------------------
@@ -603,10 +619,10 @@ class _DaskMLP(BaseEstimator):
         def reduce_once(params):
             # the weights travel inside each task: client.scatter's timeout is
             # not honoured when a worker dies under it (distributed 2026.8: it hung)
-            partials = [client.submit(_block_loss_gradient, block, params, sizes, acts, code,
-                                      self.n_threads, workers=[worker], allow_other_workers=True,
-                                      pure=False)
-                        for worker, block in blocks]
+            partials = [client.submit(_blocks_loss_gradient, params, sizes, acts, code,
+                                      self.n_threads, *parts, workers=[worker],
+                                      allow_other_workers=True, pure=False)
+                        for worker, parts in blocks]
             return _tree_sum(client, partials).result(timeout=self.timeout)
 
         def loss_and_gradient(theta):
@@ -678,7 +694,7 @@ class _DaskMLP(BaseEstimator):
             futures = [client.submit(_local_epoch, local, block, seed_base + i, batch_size,
                                      self.n_threads, workers=[worker], allow_other_workers=True,
                                      pure=False)
-                       for i, (worker, block) in enumerate(blocks)]
+                       for i, (worker, (block,)) in enumerate(blocks)]
             self._wait(futures)
             return [future.result(timeout=self.timeout) for future in futures]
 
