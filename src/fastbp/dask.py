@@ -28,18 +28,23 @@ How the data is held
 --------------------
 ``fit`` computes the partitions on the workers once, converted to what the
 kernels read (C-contiguous rows of the model's dtype, the binarised targets
-and the row weights), and joins the partitions each worker holds into one
-block per worker (moving a partition only where one worker would otherwise
-hold much more than its share). The blocks stay on the workers for the
-whole fit; only weight vectors travel.
+and the row weights; rows already C-contiguous in that dtype are not
+copied). lbfgs leaves each partition where it was made: one task a worker
+sums the gradient over its partitions, 4096 rows at a time, so a fit adds
+O(weights + 4096 rows × width) to each worker's memory, not O(rows). The
+minibatch solvers shuffle all of a worker's rows each epoch, so they join
+the partitions each worker holds into one block per worker (moving a
+partition only where one worker would otherwise hold much more than its
+share), a copy of the worker's rows. The partitions stay on the workers for
+the whole fit; only weight vectors travel.
 
 ``solver="lbfgs"``: full-batch, exact
 ------------------------------------
 Each iteration sends the weight vector to the workers (inside each
 worker's task: ``client.scatter`` ignored its timeout when a worker died
 under it); each worker
-computes the data term of the loss and its gradient over its block with the
-compiled kernels (``fastbp._kernels.weighted_loss_gradient``, on the
+computes the data term of the loss and its gradient over its partitions with
+the compiled kernels (``fastbp._kernels.weighted_loss_gradient``, on the
 worker's own thread count), as row-weight sums in float64; the partial sums
 are added in a tree of ``client.submit`` calls; SciPy's L-BFGS-B runs on the
 client, which adds the L2 term. The loss and gradient are those of a
