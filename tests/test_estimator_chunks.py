@@ -48,6 +48,26 @@ def test_chunks_of_whole_batches_in_order_train_as_the_array(data, solver):
     assert_same_fit(chunked, whole)
 
 
+def test_a_shuffle_buffer_joins_chunks_that_split_batches(data):
+    X, labels, target = data
+    kwargs = dict(hidden_layer_sizes=(6,), batch_size=50, shuffle=False, random_state=0,
+                  max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # chunks of 130 rows cut batches of 50; a buffer of all rows trains as the array
+        joined = fastbp.MLPRegressor(**kwargs).fit(chunks_of(X, target, rows=130),
+                                                   shuffle_buffer=len(X))
+        whole = fastbp.MLPRegressor(**kwargs).fit(X, target)
+        apart = fastbp.MLPRegressor(**kwargs).fit(chunks_of(X, target, rows=130))
+    assert_same_fit(joined, whole)
+    assert not np.array_equal(apart.coefs_[0], whole.coefs_[0])
+    for bad in (0, 2.5, "all"):
+        with pytest.raises(ValueError, match="shuffle_buffer must be an integer >= 1"):
+            fastbp.MLPClassifier(**kwargs).fit(chunks_of(X, labels, rows=130), shuffle_buffer=bad)
+    with pytest.raises(ValueError, match="shuffle_buffer applies to chunks"):
+        fastbp.MLPRegressor(**kwargs).fit(X, target, shuffle_buffer=100)
+
+
 def test_weights_in_the_chunks_act_as_sample_weight(data):
     X, labels, _ = data
     weights = np.random.default_rng(2).uniform(0.5, 2, size=len(X))
@@ -78,7 +98,7 @@ def test_classes_come_from_a_pass_over_the_labels_or_from_classes(data):
     assert given.n_iter_ == 1 and given.t_ == len(X)
     with pytest.raises(ValueError, match=r"chunk 1 of epoch 1: `y` has classes not in"):
         fastbp.MLPClassifier(**kwargs).fit(chunks, classes=["dog", "eel"])
-    with pytest.raises(ValueError, match="classes applies to chunks"):
+    with pytest.raises(ValueError, match="classes and shuffle_buffer apply to chunks"):
         fastbp.MLPClassifier(**kwargs).fit(X, labels, classes=CLASSES)
 
 

@@ -470,7 +470,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
-    def _fit_chunks(self, chunks, sample_weight, classes=None):
+    def _fit_chunks(self, chunks, sample_weight, classes=None, shuffle_buffer=None):
         """fit over chunks of (X, y[, sample_weight]): one pass an epoch, each
         chunk checked in a background thread while the one before trains."""
         self._check_n_threads()
@@ -487,6 +487,9 @@ class _BaseMLP(BaseEstimator):
         if getattr(self, "class_weight", None) == "balanced":
             raise ValueError("class_weight='balanced' needs the class counts of all rows, which "
                              "chunks do not give: pass class_weight as a dict")
+        if shuffle_buffer is not None and not (_is_int(shuffle_buffer) and shuffle_buffer >= 1):
+            raise ValueError(f"shuffle_buffer must be an integer >= 1 or None, got "
+                             f"{shuffle_buffer!r}")
         source = chunk_source(chunks, self.max_iter)
         first_pass = not hasattr(self, "coefs_") or not self.warm_start
         if first_pass:
@@ -529,7 +532,8 @@ class _BaseMLP(BaseEstimator):
         batch_size = 200 if self.batch_size == "auto" else int(max(self.batch_size, 1))
         training = ChunkedTraining(self._net, lambda: replay.pop() if replay else source(), check, self._loss_code(), self.alpha,
                                    self._optimizer(), batch_size, self.n_threads,
-                                   self._random_state if self.shuffle else None, 0)
+                                   self._random_state if self.shuffle else None,
+                                   shuffle_buffer or 0)
         bookkeeping = self._bookkeeping(lambda: training.rows_seen, None, None, None)
         try:
             self._train_epochs(lambda: training.run(self.max_iter, [bookkeeping], self._stopping),
@@ -729,7 +733,7 @@ class _BaseMLP(BaseEstimator):
                                           sample_weight=sample_weight))
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, shuffle_buffer=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -740,21 +744,28 @@ class _BaseMLP(BaseEstimator):
             can be read once per epoch (a list, :func:`fastbp.array_chunks`
             over memmaps, zarr or dask arrays, or a function returning a new
             generator each epoch; a generator serves ``max_iter=1``). An
-            epoch is one pass over the chunks, each shuffled on its own; the
-            next chunk is read and checked in a background thread while one
-            trains, and a malformed chunk raises an error naming it. Chunks
-            train with "adam" or "sgd", without early stopping (``tol`` and
-            ``n_iter_no_change`` watch the training loss).
+            epoch is one pass over the chunks, each shuffled on its own (or
+            see ``shuffle_buffer``); the next chunk is read and checked in a
+            background thread while one trains, and a malformed chunk raises
+            an error naming it. Chunks train with "adam" or "sgd", without
+            early stopping (``tol`` and ``n_iter_no_change`` watch the
+            training loss).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the rows in the loss (and in early stopping's score).
+        shuffle_buffer : int or None, default=None
+            Chunks only: train on buffers of at least this many rows, joined
+            from consecutive chunks and shuffled together (memory grows with
+            the buffer); None trains each chunk on its own.
 
         Returns
         -------
         self
         """
         if y is None and _are_chunks(X):
-            return self._fit_chunks(X, sample_weight)
+            return self._fit_chunks(X, sample_weight, shuffle_buffer=shuffle_buffer)
+        if shuffle_buffer is not None:
+            raise ValueError("shuffle_buffer applies to chunks (y=None) only")
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
@@ -936,7 +947,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return X, Y, y
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None, classes=None):
+    def fit(self, X, y=None, sample_weight=None, classes=None, shuffle_buffer=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -950,16 +961,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         classes : array-like of shape (n_classes,), default=None
             Chunks only: all classes. Without it, a first pass over the
             chunks reads their labels.
+        shuffle_buffer : int or None, default=None
+            Chunks only: see :meth:`MLPRegressor.fit`.
 
         Returns
         -------
         self
         """
         if y is None and _are_chunks(X):
-            return self._fit_chunks(X, sample_weight, classes)
-        if classes is not None:
-            raise ValueError("classes applies to chunks (y=None); with arrays the classes are "
-                             "those of y")
+            return self._fit_chunks(X, sample_weight, classes, shuffle_buffer)
+        if classes is not None or shuffle_buffer is not None:
+            raise ValueError("classes and shuffle_buffer apply to chunks (y=None) only; with "
+                             "arrays the classes are those of y")
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _learn_classes(self, source, classes) -> None:
