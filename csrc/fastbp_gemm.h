@@ -32,11 +32,20 @@
 /* The inner dimension runs in blocks of KC: a tile then reads 12 x KC of A
  * and KC x 2 vectors of B (16 KiB), which stay in L1 while C's tile is
  * added to once a block. Unblocked, a 784-long float64 product streamed
- * both from L2: on an Intel Xeon (48 KiB L1d) float64 fits were 1.22-1.45x
- * slower than with KC = 128, and 1.14-1.40x slower than OpenBLAS; float32
- * was unchanged (tools/tiles_vs_blas.py). */
+ * both from L2: on an Intel Xeon (48 KiB L1d, 2 MiB L2) float64 fits were
+ * 1.22-1.45x slower than with KC = 128, and 1.14-1.40x slower than
+ * OpenBLAS; float32 was unchanged (tools/tiles_vs_blas.py). With KC and MC
+ * the tiles run 0.90-1.01x OpenBLAS's time in float64, 0.72-0.98x in
+ * float32 (not counting 2-thread batches of 32, where BLAS's two threads
+ * meet one tile thread). */
 #ifndef FBP_GEMM_KC
 #define FBP_GEMM_KC 128
+#endif
+/* Rows run in blocks of MC (16 tiles) too: a block's MC x KC of A (192 KiB
+ * in float64) stays in L2 while every column panel passes over it. A
+ * predict of 4096 rows otherwise streamed all of A from L3 once per panel. */
+#ifndef FBP_GEMM_MC
+#define FBP_GEMM_MC 192
 #endif
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FASTBP_NO_OWN_GEMM)
@@ -100,18 +109,24 @@
         }                                                                     \
     } while (0)
 
-/* Column panels outside, row tiles inside: a panel of B (k x 2 vectors) is
- * reused by every row tile. MR_MAIN fills the registers of the ISA. */
+/* Blocks of KC x MC; in each, column panels outside, row tiles inside: a
+ * panel of B (KC x 2 vectors) is reused by every row tile of the block.
+ * Every C entry still sums its KC blocks in order, whatever MC, so the
+ * one-row path and the tiles give the same bits. MR_MAIN fills the
+ * registers of the ISA. */
 #define FBP_DEFINE_GEMM(NAME, T, LANES, TARGET, MR_MAIN)                      \
 typedef T NAME##_vec __attribute__((vector_size(LANES * sizeof(T))));         \
 __attribute__((target(TARGET), noinline)) static void                        \
-NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,      \
-     ptrdiff_t a_rs, ptrdiff_t a_cs, const T *B_all, ptrdiff_t ldb, T *C0,    \
+NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
+     ptrdiff_t a_rs, ptrdiff_t a_cs, const T *B_all, ptrdiff_t ldb, T *C_all, \
      ptrdiff_t ldc)                                                           \
 {                                                                             \
-  for (ptrdiff_t p0 = 0; p0 < k_all; p0 += FBP_GEMM_KC) {                     \
+  for (ptrdiff_t p0 = 0; p0 < k_all; p0 += FBP_GEMM_KC)                       \
+  for (ptrdiff_t i0 = 0; i0 < m_all; i0 += FBP_GEMM_MC) {                     \
     ptrdiff_t k = k_all - p0 < FBP_GEMM_KC ? k_all - p0 : FBP_GEMM_KC;        \
-    const T *A0 = A_all + p0 * a_cs, *B0 = B_all + p0 * ldb;                  \
+    ptrdiff_t m = m_all - i0 < FBP_GEMM_MC ? m_all - i0 : FBP_GEMM_MC;        \
+    const T *A0 = A_all + i0 * a_rs + p0 * a_cs, *B0 = B_all + p0 * ldb;      \
+    T *C0 = C_all + i0 * ldc;                                                 \
     ptrdiff_t j0 = 0;                                                         \
     if (m <= 3) {  /* row by row: each row reads B once */                    \
         for (; j0 + 8 * LANES <= n; j0 += 8 * LANES)                          \
