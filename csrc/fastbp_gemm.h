@@ -27,7 +27,9 @@
 /* The most bytes of B a column panel may span: the tiles still beat
  * OpenBLAS with 784 x 256 float64 weights (1.6 MB, over this machine's
  * 1 MiB L2); far beyond, B's panel keeps coming back from L3. */
+#ifndef FBP_GEMM_MAX_B_BYTES
 #define FBP_GEMM_MAX_B_BYTES (2 * 1024 * 1024)
+#endif
 
 /* The inner dimension runs in blocks of KC: a tile then reads 12 x KC of A
  * and KC x 2 vectors of B (16 KiB), which stay in L1 while C's tile is
