@@ -238,6 +238,29 @@ def test_overlapping_blas_limits_restore_the_original():
     assert blas_threads() == original
 
 
+def test_a_limit_the_blas_already_keeps_changes_nothing(monkeypatch):
+    original = blas_threads()
+    limiter = _runtime.BlasThreads()
+    with limiter.limit(max(original)) as effective:  # builds the controller
+        assert effective == max(original)
+    calls = []
+    real_limit = limiter._controller.limit
+    monkeypatch.setattr(limiter._controller, "limit",
+                        lambda **kw: calls.append(kw) or real_limit(**kw))
+    with limiter.limit(max(original) + 1) as effective:
+        assert effective == max(original)
+        with limiter.limit(max(original)):  # nested, at the limit in force: no change
+            pass
+    assert calls == [] and blas_threads() == original
+    # below the limit in force it still lowers it, and the last one out restores
+    if max(original) > 1:
+        with limiter.limit(max(original)):
+            with limiter.limit(1) as effective:
+                assert effective == 1 and blas_threads() == [1]
+            assert blas_threads() == [1]  # the outer fit is still running
+        assert len(calls) == 1 and blas_threads() == original
+
+
 def test_blas_limits_set_and_restored_from_different_threads_take_effect():
     # threadpoolctl >= 3.8 obeys only one "controlling" thread per process;
     # fits in worker threads must still lower the limit after a fit in the

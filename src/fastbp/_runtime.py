@@ -81,24 +81,29 @@ class BlasThreads:
         with self._lock:
             if self._controller is None:
                 self._controller = ThreadpoolController()
+            libraries = [lib for lib in self._controller.lib_controllers
+                         if lib.user_api == "blas"]
             if self._users == 0:
-                self._original = self._as_guest(
-                    lambda: self._controller.limit(limits=n_threads, user_api="blas"))
                 self._limit = n_threads
-            elif n_threads < self._limit:
-                self._as_guest(
+            # a limit the BLAS already keeps costs nothing to hold (a change
+            # and its restore cost ~60 µs, much of a small fit)
+            if any((lib.num_threads or 1) > n_threads for lib in libraries) \
+                    and (self._users == 0 or n_threads <= self._limit):
+                limiter = self._as_guest(
                     lambda: self._controller.limit(limits=n_threads, user_api="blas"))
+                if self._original is None:  # the limits as the first change found them
+                    self._original = limiter
                 self._limit = n_threads
             self._users += 1
-            effective = max((lib.num_threads or 1 for lib in self._controller.lib_controllers
-                             if lib.user_api == "blas"), default=n_threads)
+            effective = max((lib.num_threads or 1 for lib in libraries), default=n_threads)
         try:
             yield effective
         finally:
             with self._lock:
                 self._users -= 1
                 if self._users == 0:
-                    self._as_guest(self._original.restore_original_limits)
+                    if self._original is not None:
+                        self._as_guest(self._original.restore_original_limits)
                     self._original = self._limit = None
 
 
