@@ -413,6 +413,20 @@ def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeyp
     np.testing.assert_allclose(results[2][1], results[1][1], rtol=rtol)
 
 
+def test_networks_of_many_weights_leave_the_threads_to_the_blas(monkeypatch):
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    small, large = [20, 64, 4], [1024, 1025, 4]  # 1.5e3 and 1.05e6 > 2**20 weights
+    with _runtime.training_threads(small, 50, 2, per_sample=False) as own:
+        assert own == (2 if _kernels.HAVE_THREADS else 1)
+    with _runtime.training_threads(large, 50, 2, per_sample=False) as own:
+        assert own == 1
+        if max(blas_threads()) >= 2:  # the BLAS gets the 2 threads instead
+            assert blas_threads() == [2]
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MAX_WEIGHTS", 2 ** 21)
+    with _runtime.training_threads(large, 50, 2, per_sample=False) as own:
+        assert own == (2 if _kernels.HAVE_THREADS else 1)
+
+
 def test_default_threads_counts_the_usable_cores_capped_by_the_environment(monkeypatch):
     for name in _runtime.THREAD_LIMIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)

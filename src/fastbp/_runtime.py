@@ -23,6 +23,12 @@ if os.environ.get("FASTBP_TILED_GEMM", "").strip() == "0":
 #: at 2e7 and below the results were mixed, so smaller batches are left to
 #: the BLAS's own threading
 OWN_THREADS_MIN_FLOPS = 1e8
+#: most weights for fit's own threads: each of them multiplies its rows by
+#: all of W, which must then come from cache; the BLAS's threads split W's
+#: columns instead. 1024-2048-2048-10 (6.3e6 weights), 2 threads: the BLAS's
+#: threads were 1.05-1.5x faster than fastbp's at batch 32-512, float32 and
+#: float64; 784-256-128-10 (2.4e5) is the other way round
+OWN_THREADS_MAX_WEIGHTS = 2 ** 20
 
 
 def _openblas_controller_class():
@@ -158,15 +164,17 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
 
     Minibatches big enough run on ``n_threads`` threads of fastbp's own
     (None: :func:`default_threads`), each with a one-thread BLAS; smaller
-    ones, and the per-sample path, leave the threads to the BLAS, whose limit
+    ones, networks of more than ``OWN_THREADS_MAX_WEIGHTS`` weights, and the
+    per-sample path leave the threads to the BLAS, whose limit
     is then set to ``n_threads`` (None: left as it is, which for OpenBLAS is
     also every core unless the same variables cap it).
     """
-    flops_per_batch = 6 * batch_size * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     wanted = default_threads() if n_threads is None else n_threads
     own_threads = 1
-    if (wanted > 1 and _kernels.HAVE_THREADS
-            and not per_sample and flops_per_batch >= OWN_THREADS_MIN_FLOPS):
+    if (wanted > 1 and _kernels.HAVE_THREADS and not per_sample
+            and 6 * batch_size * n_weights >= OWN_THREADS_MIN_FLOPS
+            and n_weights <= OWN_THREADS_MAX_WEIGHTS):
         own_threads = wanted
     # scipy's BLAS serves the kernels' gemm calls
     with blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:

@@ -421,12 +421,13 @@ class Network:
             ``OPENBLAS_NUM_THREADS`` when set. Per-sample training is
             single-threaded. Batches of
             at least 1e8 FLOPs (6 × weights × batch_size,
-            ``fastbp._runtime.OWN_THREADS_MIN_FLOPS``) are
+            ``fastbp._runtime.OWN_THREADS_MIN_FLOPS``) of networks with at
+            most 2**20 weights (``OWN_THREADS_MAX_WEIGHTS``) are
             split over ``n_threads`` threads of fastbp's own, each with a
             one-thread BLAS: each thread runs the forward pass and the deltas
             on its share of the rows and updates its share of the weights,
-            so the elementwise work is split too. Smaller batches leave the
-            threads to the BLAS (None leaves the BLAS's own thread setting
+            so the elementwise work is split too. Smaller batches and larger
+            networks leave the threads to the BLAS (None leaves the BLAS's own thread setting
             then). Results agree with one thread to rounding,
             and are bit-identical from run to run for the same ``n_threads``.
             The BLAS limit is process-wide: fits running at the same time in
