@@ -13,8 +13,10 @@ import doctest
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import pkgutil
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,4 +128,18 @@ def test_readme_figures_exist_and_plot_commands_name_a_path():
     # the speed summary links the full table, which holds the run's numbers
     assert "docs/user_guide/benchmarks.rst" in text
     table = (DOCS / "user_guide" / "benchmarks.rst").read_text(encoding="utf-8")
-    assert '"1024-2048-2048-10", "512", "float64", "640"' in table
+    # every row of it is the one tools/readme_speed_table.py makes of the saved reports
+    results = ROOT / "bench" / "results"
+    reports = [json.loads((results / f"compare_{mode}.json").read_text(encoding="utf-8"))
+               for mode in ("1thread", "defaults")]
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from readme_speed_table import cells
+    finally:
+        sys.path.pop(0)
+    defaults = {(c["net"], c["batch_size"], c["dtype"]): c for c in reports[1]["cases"]}
+    for case in reports[0]["cases"]:
+        key = (case["net"], case["batch_size"], case["dtype"])
+        row = [case["net"], str(case["batch_size"]), case["dtype"]] + cells(case) + \
+            cells(defaults[key])
+        assert "   " + ", ".join(f'"{cell}"' for cell in row) + "\n" in table, row

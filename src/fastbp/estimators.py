@@ -445,14 +445,7 @@ class _BaseMLP(BaseEstimator):
         # same random_state draws the same weights, split and shuffles
         self._random_state = check_random_state(self.random_state)
         sample_weight = self._sample_weight(X, y_raw, sample_weight)
-        layer_units = [X.shape[1]] + hidden + [y.shape[1]]
-        if first_pass:
-            self._initialize(y, layer_units, X.dtype)
-        elif list(self._network().sizes) != layer_units:
-            raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
-                             f"asks for {layer_units}; use warm_start=False")
-        elif self._optimizer_solver != self.solver:
-            self._reset_optimizer()
+        self._prepare_network([X.shape[1]] + hidden + [y.shape[1]], y, X.dtype, first_pass)
         dtype = self._net.dtype
         X = _kernel_input(X, dtype)
         y = np.require(y, dtype=dtype, requirements="CA")
@@ -469,6 +462,17 @@ class _BaseMLP(BaseEstimator):
         if not np.isfinite(self._net._params).all():
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
+
+    def _prepare_network(self, layer_units: list, Y, dtype, first_pass: bool) -> None:
+        """A new network for a first fit; else check that the warm one fits
+        ``layer_units``, and restart the optimiser if the solver changed."""
+        if first_pass:
+            self._initialize(Y, layer_units, dtype)
+        elif list(self._network().sizes) != layer_units:
+            raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
+                             f"asks for {layer_units}; use warm_start=False")
+        elif self._optimizer_solver != self.solver:
+            self._reset_optimizer()
 
     def _fit_chunks(self, chunks, sample_weight, classes=None, shuffle_buffer=None):
         """fit over chunks of (X, y[, sample_weight]): one pass an epoch, each
@@ -510,14 +514,8 @@ class _BaseMLP(BaseEstimator):
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"chunk 1 of epoch 1: {exc}") from None
         self._random_state = check_random_state(self.random_state)
-        layer_units = [X.shape[1]] + self._hidden_sizes() + [Y.shape[1]]
-        if first_pass:
-            self._initialize(Y, layer_units, X.dtype)
-        elif list(self._network().sizes) != layer_units:
-            raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
-                             f"asks for {layer_units}; use warm_start=False")
-        elif self._optimizer_solver != self.solver:
-            self._reset_optimizer()
+        self._prepare_network([X.shape[1]] + self._hidden_sizes() + [Y.shape[1]], Y, X.dtype,
+                              first_pass)
         self._adopt_stochastic_state()
         replay = [itertools.chain([first], iterator)]
         dtype = self._net.dtype
