@@ -199,6 +199,13 @@ class _Flag:
         return self._set
 
 
+try:  # signal's C module: the same calls without enum conversions (~15 µs a fit)
+    import _signal as _raw_signal
+except ImportError:  # pragma: no cover - not CPython
+    _raw_signal = signal
+_SIGINT = int(signal.SIGINT)
+
+
 @contextlib.contextmanager
 def sigint_deferred():
     """Turn Ctrl-C into a flag that fit checks between kernel calls.
@@ -209,14 +216,14 @@ def sigint_deferred():
     """
     event = _Flag()
     if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            or _raw_signal.getsignal(_SIGINT) is not signal.default_int_handler):
         yield event
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: event.set())
+    previous = _raw_signal.signal(_SIGINT, lambda signum, frame: event.set())
     try:
         yield event
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _raw_signal.signal(_SIGINT, previous)
 
 
 def aligned_empty(size: int, dtype, alignment: int = 64) -> np.ndarray:
