@@ -11,10 +11,14 @@ from . import _kernels
 OBJECTIVE_CHUNK_ROWS = 4096
 
 
+def workspace_size(sizes, rows: int) -> int:
+    """Items of the passes' workspace for chunks of up to ``rows`` rows."""
+    return _kernels.pass_workspace_size(sizes, max(1, min(rows, OBJECTIVE_CHUNK_ROWS)))
+
+
 def workspace_for(sizes, rows: int, dtype) -> np.ndarray:
     """The passes' workspace for chunks of up to ``rows`` rows."""
-    chunk = max(1, min(rows, OBJECTIVE_CHUNK_ROWS))
-    return np.empty(_kernels.pass_workspace_size(sizes, chunk), dtype)
+    return np.empty(workspace_size(sizes, rows), dtype)
 
 
 def weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work=None):

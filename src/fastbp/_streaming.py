@@ -79,6 +79,25 @@ def _read(block):
     return np.asarray(block.compute() if hasattr(block, "compute") else block)
 
 
+def chunk_parts(chunk, where: str) -> tuple:
+    """(X, Y, sample_weight or None) of one chunk; a TypeError naming it
+    (``where``) when it is no such tuple."""
+    if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
+        raise TypeError(f"{where}: a chunk must be an (X, Y) or (X, Y, sample_weight) "
+                        f"tuple, got {type(chunk).__name__}")
+    return chunk[0], chunk[1], chunk[2] if len(chunk) == 3 else None
+
+
+def checked_chunk(chunk, where: str, check):
+    """``check(X, Y, sample_weight)`` of one chunk, its ValueError or
+    TypeError prefixed with ``where``."""
+    parts = chunk_parts(chunk, where)
+    try:
+        return check(*parts)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+
+
 class ChunkedTraining:
     """The epochs of a chunked fit; see :meth:`fastbp.Network.fit`.
 
@@ -99,14 +118,7 @@ class ChunkedTraining:
 
     def _checked(self, chunk, index: int, epoch: int):
         """(X, Y, weights) of chunk ``index``, or a ValueError/TypeError naming it."""
-        where = f"chunk {index} of epoch {epoch + 1}"
-        if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
-            raise TypeError(f"{where}: a chunk must be an (X, Y) or (X, Y, sample_weight) "
-                            f"tuple, got {type(chunk).__name__}")
-        try:
-            return self.check(chunk[0], chunk[1], chunk[2] if len(chunk) == 3 else None)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"{where}: {exc}") from None
+        return checked_chunk(chunk, f"chunk {index} of epoch {epoch + 1}", self.check)
 
     def _chunks(self, epoch: int):
         """The epoch's validated chunks, each read and checked in a background

@@ -138,8 +138,8 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _kernels
-from ._objective import OBJECTIVE_CHUNK_ROWS, mean_objective, weight_mask, weighted_sums
+from ._objective import (OBJECTIVE_CHUNK_ROWS, mean_objective, weight_mask, weighted_sums,
+                         workspace_size)
 from ._runtime import training_threads
 from ._training import TrainingDiverged, TrainingLoop
 from ._validation import _as_kernel_array, _check_finite
@@ -252,7 +252,7 @@ class _Block:
     def workspace(self, sizes, dtype, rows: int) -> np.ndarray:
         """The passes' workspace for chunks of up to ``rows`` rows, allocated
         on first use and kept with the block."""
-        size = _kernels.pass_workspace_size(sizes, max(1, min(rows, OBJECTIVE_CHUNK_ROWS)))
+        size = workspace_size(sizes, rows)
         if self._workspace is None or self._workspace.size != size \
                 or self._workspace.dtype != dtype:
             self._workspace = np.empty(size, dtype)
@@ -676,8 +676,8 @@ class _DaskMLP(BaseEstimator):
         raise DaskFitError(
             f"the distributed fit failed in iteration {getattr(self._local, 'n_iter_', 0) + 1} "
             f"after {self._max_retries + 1} attempts (timeout {self.timeout} s): "
-            f"{type(last).__name__}: {str(last).rstrip('.')}. The estimator keeps the last weights with a finite "
-            f"loss.") from last
+            f"{type(last).__name__}: {str(last).rstrip('.')}. The estimator keeps the last "
+            f"weights with a finite loss.") from last
 
     # -- adam and sgd: local epochs, averaged -----------------------------------
 

@@ -73,7 +73,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import _kernels
 from ._objective import mean_objective, weight_mask, weighted_sums, workspace_for
 from ._runtime import training_threads
-from ._streaming import ChunkedTraining, chunk_source
+from ._streaming import ChunkedTraining, checked_chunk, chunk_parts, chunk_source
 from ._training import TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from .losses import LOSSES
@@ -506,13 +506,8 @@ class _BaseMLP(BaseEstimator):
         first = next(iterator, None)
         if first is None:
             raise ValueError("the chunks hold no rows")
-        if not isinstance(first, (tuple, list)) or len(first) not in (2, 3):
-            raise TypeError("chunk 1 of epoch 1: a chunk must be an (X, y) or (X, y, "
-                            f"sample_weight) tuple, got {type(first).__name__}")
-        try:
-            X, Y, _ = self._validate_input(first[0], first[1], True, reset=first_pass, chunk=True)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"chunk 1 of epoch 1: {exc}") from None
+        X, Y, _ = checked_chunk(first, "chunk 1 of epoch 1", lambda X, y, weights:
+                                self._validate_input(X, y, True, reset=first_pass, chunk=True))
         self._random_state = check_random_state(self.random_state)
         self._prepare_network([X.shape[1]] + self._hidden_sizes() + [Y.shape[1]], Y, X.dtype,
                               first_pass)
@@ -528,7 +523,11 @@ class _BaseMLP(BaseEstimator):
             return _kernel_input(X, dtype), np.require(Y, dtype=dtype, requirements="CA"), weights
 
         batch_size = 200 if self.batch_size == "auto" else int(max(self.batch_size, 1))
-        training = ChunkedTraining(self._net, lambda: replay.pop() if replay else source(), check, self._loss_code(), self.alpha,
+
+        def epoch_chunks():  # the first epoch finishes the iterator begun above
+            return replay.pop() if replay else source()
+
+        training = ChunkedTraining(self._net, epoch_chunks, check, self._loss_code(), self.alpha,
                                    self._optimizer(), batch_size, self.n_threads,
                                    self._random_state if self.shuffle else None,
                                    shuffle_buffer or 0)
@@ -981,10 +980,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         else:
             labels = []
             for index, chunk in enumerate(source(), 1):
-                if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
-                    raise TypeError(f"chunk {index}: a chunk must be an (X, y) or (X, y, "
-                                    f"sample_weight) tuple, got {type(chunk).__name__}")
-                y = np.asarray(chunk[1])
+                y = np.asarray(chunk_parts(chunk, f"chunk {index} (reading the labels)")[1])
                 if type_of_target(y).startswith("multilabel"):
                     labels = [y]  # the indicator's columns are the classes
                     break
