@@ -98,6 +98,9 @@ def test_classes_come_from_a_pass_over_the_labels_or_from_classes(data):
     assert given.n_iter_ == 1 and given.t_ == len(X)
     with pytest.raises(ValueError, match=r"chunk 1 of epoch 1: `y` has classes not in"):
         fastbp.MLPClassifier(**kwargs).fit(chunks, classes=["dog", "eel"])
+    for bad in ("cat", [], [["cat", "dog"]]):
+        with pytest.raises(ValueError, match="classes must be a 1-D array of at least one"):
+            fastbp.MLPClassifier(**kwargs).fit(chunks, classes=bad)
     with pytest.raises(ValueError, match="classes and shuffle_buffer apply to chunks"):
         fastbp.MLPClassifier(**kwargs).fit(X, labels, classes=CLASSES)
 

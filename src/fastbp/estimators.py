@@ -976,7 +976,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """classes_ of a chunked fit: ``classes``, or a pass over the labels."""
         binarizer = LabelBinarizer()
         if classes is not None:
-            binarizer.fit(np.asarray(classes))
+            classes = np.asarray(classes)
+            if classes.ndim != 1 or classes.size == 0:
+                raise ValueError("classes must be a 1-D array of at least one class label, got "
+                                 f"shape {classes.shape}")
+            binarizer.fit(classes)
         else:
             labels = []
             for index, chunk in enumerate(source(), 1):
