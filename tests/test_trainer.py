@@ -137,6 +137,22 @@ def test_trainer_equals_train_rows(rng, dtype, optimizer, weighted, shuffled, ba
     assert t.step_count == steps == (-(-X.shape[0] // batch) if optimizer == "adam" else 0)
 
 
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_run_reports_weights_it_left_non_finite(rng, dtype, batch):
+    # every batch loss finite, but a rate this large overflows the weights:
+    # run checks them itself (status 2), so fit needs no isfinite pass of its own
+    net, X, Y, _, _ = problem(rng, dtype, weighted=False, shuffled=False)
+    Y *= 1e3  # far targets: gradients of order 1e3, which overflow at this rate
+    lr = float(np.finfo(dtype).max)
+    t, params, _ = trainer_for(net, X, Y, None, None, batch, "sgd", lr=lr)
+    status, _, _, rows = t.run(0, batch)
+    assert status == 2 and rows == batch
+    assert not np.isfinite(params).all()
+    calm, params, _ = trainer_for(net, X, Y, None, None, batch, "sgd")
+    assert calm.run(0, batch)[0] == 0 and np.isfinite(params).all()
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("batch", [1, 4, 11])
 @pytest.mark.parametrize("weighted,shuffled", [(False, False), (True, True)])

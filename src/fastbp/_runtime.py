@@ -158,21 +158,27 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
 
 
 @contextlib.contextmanager
-def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
+def training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
+                     calls_blas: bool = True):
     """Hold the thread settings of one training run; yields the number of
     fastbp's own threads for the trainer (1: the BLAS gets the threads).
 
     Minibatches big enough run on ``n_threads`` threads of fastbp's own
     (None: :func:`default_threads`), each with a one-thread BLAS; smaller
-    ones, networks of more than ``OWN_THREADS_MAX_WEIGHTS`` weights, and the
-    per-sample path leave the threads to the BLAS, whose limit
-    is then set to ``n_threads`` (None: left as it is, which for OpenBLAS is
-    also every core unless the same variables cap it).
+    ones and networks of more than ``OWN_THREADS_MAX_WEIGHTS`` weights leave
+    the threads to the BLAS, whose limit is then set to ``n_threads`` (None:
+    left as it is, which for OpenBLAS is also every core unless the same
+    variables cap it). ``per_sample``: one thread of fastbp's own whatever
+    the batch. ``calls_blas=False`` (the fused per-sample kernel): nothing to
+    limit, so nothing is set (a limit and its restore cost ~60 µs).
     """
+    if not calls_blas:
+        yield 1
+        return
     n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     wanted = default_threads() if n_threads is None else n_threads
     own_threads = 1
-    if (wanted > 1 and _kernels.HAVE_THREADS and not per_sample
+    if (wanted > 1 and _kernels.HAVE_THREADS
             and 6 * batch_size * n_weights >= OWN_THREADS_MIN_FLOPS
             and n_weights <= OWN_THREADS_MAX_WEIGHTS):
         own_threads = wanted
@@ -226,13 +232,7 @@ def sigint_deferred():
         _raw_signal.signal(_SIGINT, previous)
 
 
-def aligned_empty(size: int, dtype, alignment: int = 64) -> np.ndarray:
-    """An uninitialised 1-D array whose data starts on a cache-line boundary.
-
-    NumPy only promises 16 bytes; the kernels' 64-byte SIMD loads and stores
-    run measurably slower when every one of them straddles two cache lines.
-    """
-    dtype = np.dtype(dtype)
-    raw = np.empty(size * dtype.itemsize + alignment, np.uint8)
-    offset = -raw.ctypes.data % alignment
-    return raw[offset:offset + size * dtype.itemsize].view(dtype)
+def aligned_empty(size: int, dtype) -> np.ndarray:
+    """An uninitialised 1-D array whose data starts on a cache-line boundary
+    (64 bytes): :func:`fastbp._kernels.aligned_empty`."""
+    return _kernels.aligned_empty(size, dtype)

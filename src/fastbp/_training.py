@@ -117,7 +117,8 @@ class _Rollback:
 
     def __init__(self, state):
         self._state = state
-        self._saved = [{k: np.empty_like(v) for k, v in state.buffers.items()} for _ in range(2)]
+        self._saved = ([{k: np.empty_like(v) for k, v in state.buffers.items()} for _ in range(2)]
+                       if state.buffers else [{}, {}])
         self._this_epoch = self._epoch_before = None
 
     def epoch_starts(self, epoch: int, params: np.ndarray) -> None:
@@ -174,7 +175,11 @@ class TrainingLoop:
         self.next_order = next_order
         #: False: a pass over part of an epoch (a chunk), whose caller moves the schedule
         self.advance_schedule = advance_schedule
-        self.per_sample = fused_per_sample(batch_size, optimizer) and sample_weight is None
+        # the kernels' fused per-sample path: dense rows, no weights (csrc/training.pxi)
+        self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
+                           and isinstance(X, np.ndarray))
+        sizes = network.sizes
+        self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
         #: whether the last run ended before its epochs, by a callback or the stopping rule
         self.stopped = False
 
@@ -190,17 +195,13 @@ class TrainingLoop:
         bulk_orders = self.next_order is None or hasattr(self.next_order, "many")
         if not (quiet and constant_rate and bulk_orders):
             return 1
-        return max(1, int(self._call_flops() // (self._flops_per_row() * n)))
-
-    def _flops_per_row(self) -> int:
-        sizes = self.network.sizes
-        return 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        return max(1, int(self._call_flops() // (self._flops_per_row * n)))
 
     def _call_flops(self) -> float:
         return FIT_CALL_FLOPS * (1 if self.per_sample else 4)
 
     def _rows_per_call(self, n_params: int) -> int:
-        flops_per_row = self._flops_per_row()
+        flops_per_row = self._flops_per_row
         budget = self._call_flops()
         # Between calls the weights are copied (published) and checked for
         # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
@@ -239,7 +240,8 @@ class TrainingLoop:
         network = self.network
         with network._training_guard(), \
                 training_threads(network.sizes, self.batch_size, self.n_threads,
-                                 self.per_sample) as own_threads, \
+                                 self.per_sample, calls_blas=not self.per_sample) \
+                as own_threads, \
                 sigint_deferred() as interrupted:
             history = self._epochs(epochs, callbacks, early_stopping, validation, progress,
                                    own_threads, interrupted)
@@ -308,7 +310,7 @@ class TrainingLoop:
                     data_sum += data
                     penalty_sum += penalty
                     done += rows
-                    diverged = status != 0 or not np.isfinite(live).all()
+                    diverged = status != 0  # 2: the call left non-finite weights
                     if diverged:
                         break
                     # publish; the very last call of a fit publishes live itself
@@ -438,12 +440,12 @@ class TrainingLoop:
         previous epoch's start (whose first batch did).
         """
         n, batch_size = self.X.shape[0], self.batch_size
-        to_epoch_before = not (done > 0 or status == 0 or epoch == 0)
+        to_epoch_before = not (done > 0 or status != 1 or epoch == 0)
         rollback.restore(live, to_epoch_before)
         self.network._params = live
         restored = epoch if to_epoch_before else epoch + 1
         where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"
-                 if status != 0 else "in the weights")
+                 if status == 1 else "in the weights")
         so_far = (f"{(data_sum + penalty_sum) / done:.6g} over its first {done} rows"
                   if done else "none")
         last = f"{history['loss'][-1]:.6g}" if history["loss"] else "none"
