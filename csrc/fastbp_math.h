@@ -3,7 +3,7 @@
  * libm's exp is a function call per element, so loops over it never
  * vectorise. This one is straight-line code that gcc turns into SIMD:
  *   x = n ln2 + r, |r| <= ln2/2   (n by the 1.5*2^52 rounding trick)
- *   e^r by its Taylor series to degree 13 (truncation < 5e-18)
+ *   e^r by its Taylor series to degree 13 (truncation < 5e-18), Estrin's scheme
  *   2^n by writing n into the exponent bits.
  * Accurate to a few ulp for x in [-708.39, 0]; below that it returns 0.
  * Only x <= 0 is needed: the sigmoid uses e^-|x| and softmax e^(x - max).
@@ -24,6 +24,24 @@
 
 #define FBP_EXP_MIN (-708.39)
 
+/* e^r's Taylor series to degree 13 as 1 + (r + r^2 P(r)), P by Estrin's
+ * scheme: six dependent multiply-adds deep instead of Horner's thirteen. A
+ * sigmoid of one unit is latency-bound (per-sample training of a small net
+ * waits on each one), so depth is what costs. Adding 1 last keeps Horner's
+ * accuracy (measured: at most 2.3 ulp in the sigmoid, as before). */
+static inline double fbp_exp_series13(double r) {
+    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double q1 = 1.0 / 2 + r * (1.0 / 6);
+    double q2 = 1.0 / 24 + r * (1.0 / 120);
+    double q3 = 1.0 / 720 + r * (1.0 / 5040);
+    double q4 = 1.0 / 40320 + r * (1.0 / 362880);
+    double q5 = 1.0 / 3628800 + r * (1.0 / 39916800);
+    double q6 = 1.0 / 479001600 + r * (1.0 / 6227020800.0);
+    double P = ((q1 + q2 * r2) + (q3 + q4 * r2) * r4) + (q5 + q6 * r2) * r8;
+    return 1.0 + (r + r2 * P);
+}
+
+
 static inline double fbp_exp_nonpositive(double x) {
     const double log2e = 1.4426950408889634, shift = 6755399441055744.0; /* 1.5 * 2^52 */
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
@@ -34,20 +52,7 @@ static inline double fbp_exp_nonpositive(double x) {
     memcpy(&ki, &kd, sizeof ki);
     n = kd - shift;
     r = (t - n * ln2_hi) - n * ln2_lo;
-    p = 1.0 / 6227020800.0;                       /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    p = fbp_exp_series13(r);
     scale_bits = (ki << 52) + 0x3ff0000000000000ULL; /* 2^n */
     memcpy(&scale, &scale_bits, sizeof scale);
     return x < FBP_EXP_MIN ? 0.0 : p * scale;
@@ -63,6 +68,16 @@ static inline double fbp_sigmoid(double x) {
 FBP_CLONES
 static void fbp_sigmoid_rows_d(const double *a, double *z, ptrdiff_t size) {
     for (ptrdiff_t i = 0; i < size; i++) z[i] = fbp_sigmoid(a[i]);
+}
+
+/* The float series to degree 7 the same way: five deep instead of seven. */
+static inline float fbp_expf_series7(float r) {
+    float r2 = r * r, r4 = r2 * r2;
+    float q1 = 0.5f + r * (1.0f / 6.0f);
+    float q2 = 1.0f / 24.0f + r * (1.0f / 120.0f);
+    float q3 = 1.0f / 720.0f + r * (1.0f / 5040.0f);
+    float P = (q1 + q2 * r2) + q3 * r4;
+    return 1.0f + (r + r2 * P);
 }
 
 /* The same in float, for float32 layers: twice the lanes of double and a
@@ -81,14 +96,7 @@ static inline float fbp_expf_nonpositive(float x) {
     memcpy(&ki, &kd, sizeof ki);
     n = kd - shift;
     r = (t - n * ln2_hi) - n * ln2_lo;
-    p = 1.0f / 5040.0f;                           /* 1/7! */
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    p = fbp_expf_series7(r);
     scale_bits = (ki << 23) + 0x3f800000u;        /* 2^n */
     memcpy(&scale, &scale_bits, sizeof scale);
     return x < FBP_EXPF_MIN ? 0.0f : p * scale;

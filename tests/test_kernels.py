@@ -36,6 +36,21 @@ def test_activation_matches_reference(rng, dtype, name):
     assert_close(z, [reference.activate(name, row) for row in a.tolist()], dtype)
 
 
+def test_float64_sigmoid_is_within_2_5_ulp_of_the_exact_value():
+    # the float64 exp's series is evaluated by Estrin's scheme (csrc/fastbp_math.h),
+    # which must not lose accuracy: the oracle is x87 long double, rounded once
+    if np.finfo(np.longdouble).nmant < 63:
+        pytest.skip("long double is no wider than double here")
+    a = np.concatenate([np.linspace(-708.0, 40.0, 700001), [0.0, -0.0, 1e-8, -1e-8]])
+    z = np.empty_like(a)
+    _kernels.activate(a.reshape(1, -1), z.reshape(1, -1), ACTIVATIONS["sigmoid"])
+    x = a.astype(np.longdouble)
+    e = np.exp(-np.abs(x))
+    exact = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    ulps = np.abs(z - exact) / np.spacing(exact.astype(np.float64))
+    assert ulps.max() <= 2.5
+
+
 def test_float32_sigmoid_is_within_3_ulp_of_the_exact_value():
     # float32 layers take a float exp of their own (csrc/fastbp_math.h);
     # the oracle is NumPy's float64 exp, rounded once
