@@ -102,6 +102,23 @@ def _kernel_input(X, dtype):
     return as_csr_rows(X, dtype, "X")
 
 
+def _is_ready(estimator, X) -> bool:
+    """Whether ``validate_data(estimator, X, reset=False)`` would return X
+    itself and do nothing else: a C-contiguous, finite float32/float64 NumPy
+    matrix of the fitted width, for an estimator fitted without feature
+    names. Such calls (predict, partial_fit in a loop) skip scikit-learn's
+    generic checks, ~100 µs a call; anything else takes the full path, with
+    its messages and warnings."""
+    return (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
+            and X.flags.c_contiguous and X.shape[0] > 0
+            and X.shape[1] == getattr(estimator, "n_features_in_", None)
+            and not hasattr(estimator, "feature_names_in_")
+            and _kernels.first_nonfinite(X.reshape(-1)) < 0)
+
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _are_chunks(X) -> bool:
     """Whether fit's X (with y=None) is chunks of (X, y) rather than an array."""
     if hasattr(X, "shape") or hasattr(X, "__array__") or isinstance(X, (str, bytes)):
@@ -713,7 +730,7 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X, check_input: bool = True) -> np.ndarray:
         """The output layer's values; X unchecked without ``check_input``."""
         net = self._network()
-        if check_input:
+        if check_input and not _is_ready(self, X):
             X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS,
                               dtype=(np.float64, np.float32), reset=False)
         outputs = net.predict(X, n_threads=self.n_threads)
@@ -922,6 +939,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
+        encoded = None if reset else self._encoded_labels(X, y, incremental, chunk)
+        if encoded is not None:
+            return X, encoded, y
         X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -942,6 +962,31 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  f"{self.classes_}. 'y' has {classes}.")
         Y = self._label_binarizer.transform(y).astype(X.dtype)
         return X, Y, y
+
+    def _encoded_labels(self, X, y, incremental, chunk):
+        """_validate_input's one-hot targets without scikit-learn's generic
+        checks, for the common call of a fitted classifier (partial_fit in a
+        loop, ~1 ms a call through LabelBinarizer): X ready (see
+        :func:`_is_ready`) and y a 1-D array of integer or boolean labels,
+        all of them in ``classes_``. None when any of that fails: the full
+        path then runs, with scikit-learn's messages."""
+        binarizer = getattr(self, "_label_binarizer", None)
+        if (binarizer is None or not incremental or (self.warm_start and not chunk)
+                or binarizer.y_type_ not in ("binary", "multiclass")
+                or type(y) is not np.ndarray or y.ndim != 1 or y.dtype.kind not in "iub"
+                or y.shape[0] != X.shape[0] or not _is_ready(self, X)):
+            return None
+        classes = self.classes_
+        if classes.dtype.kind not in "iub" or classes.shape[0] < 2:
+            return None
+        index = np.searchsorted(classes, y)
+        if index.max() >= classes.shape[0] or not np.array_equal(classes[index], y):
+            return None  # an unknown label: the full path names it
+        if binarizer.y_type_ == "binary":  # one 0/1 column, for classes_[1]
+            return (index == 1).astype(X.dtype).reshape(-1, 1)
+        Y = np.zeros((y.shape[0], classes.shape[0]), X.dtype)
+        Y[np.arange(y.shape[0]), index] = 1
+        return Y
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None, classes=None, shuffle_buffer=None):
@@ -1000,6 +1045,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _outputs_to_predictions(self, y_pred):
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
+        kind = self._label_binarizer.y_type_
+        # LabelBinarizer.inverse_transform's rules for dense outputs, without
+        # its checks (~40 µs a call): the argmax, or the output above 0.5
+        if kind == "multiclass" and y_pred.ndim == 2:
+            return self.classes_.take(y_pred.argmax(axis=1), mode="clip")
+        if kind == "binary" and y_pred.ndim == 1 and self.classes_.shape[0] == 2:
+            return self.classes_[(y_pred > 0.5).astype(np.intp)]
         return self._label_binarizer.inverse_transform(y_pred)
 
     def predict(self, X):
@@ -1114,8 +1166,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
-        X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if not reset and _is_ready(self, X) and type(y) is np.ndarray and y.ndim in (1, 2) \
+                and y.dtype == X.dtype and y.shape[0] == X.shape[0] and y.size \
+                and _kernels.first_nonfinite(np.ravel(y)) < 0:
+            pass  # ready already: validate_data would return X and y as they are
+        else:
+            X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
+                                 y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError(f"loss='poisson' needs targets y >= 0; the smallest is {y.min()}")
         if y.ndim == 2 and y.shape[1] == 1:
