@@ -4,7 +4,10 @@ Digits scaled to [0, 1], 75/25 split, hidden_layer_sizes=(64,), logistic,
 random_state=0, 60 epochs (tol=0, n_iter_no_change large). Two settings:
 sgd (batch 32, lr 0.1, momentum 0.9) and adam (batch 200, lr 1e-3).
 Reports the median fit time of interleaved runs, the speed-up, the test
-accuracies and n_iter_.
+accuracies and n_iter_. Then the cost of one call where the per-call
+checks dominate: partial_fit on a batch of 32 rows (sgd), predict on 32
+rows and predict_proba on one row, after both models took the same
+partial_fit batches (their weights are compared: the same work).
 
     python bench/estimators.py [--repeats 5] [--threads 1]
 """
@@ -43,6 +46,46 @@ def timed_fit(cls, params, X, y):
     return time.perf_counter() - started, model
 
 
+def seconds_per_call(call, n_calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n_calls):
+        call()
+    return (time.perf_counter() - started) / n_calls
+
+
+def call_costs(X, y, repeats: int) -> dict:
+    """Median µs of partial_fit (32 rows), predict (32 rows) and predict_proba
+    (1 row), interleaved, and the largest relative difference of the two
+    models' weights after the same partial_fit calls."""
+    params = {**COMMON, **SETTINGS["sgd"]}
+    batches = [(X[i:i + 32], y[i:i + 32]) for i in range(0, 32 * 40, 32)]
+    models = {"fastbp": MLPClassifier(**params), "sklearn": SkMLPClassifier(**params)}
+    for model in models.values():
+        model.partial_fit(*batches[0], classes=np.unique(y))
+    calls = {
+        "partial_fit": lambda m: [m.partial_fit(*batch) for batch in batches],
+        "predict_32": lambda m: m.predict(X[:32]),
+        "predict_proba_1": lambda m: m.predict_proba(X[:1]),
+    }
+    per_call = {"partial_fit": len(batches), "predict_32": 1, "predict_proba_1": 1}
+    times = {label: {name: [] for name in calls} for label in models}
+    for _ in range(repeats):
+        for label, model in models.items():
+            for name, call in calls.items():
+                n = 5 if name == "partial_fit" else 500
+                seconds = seconds_per_call(lambda: call(model), n)
+                times[label][name].append(seconds / per_call[name] * 1e6)
+    ours, theirs = models["fastbp"], models["sklearn"]
+    weights_diff = max(float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+                       for a, b in zip(ours.coefs_ + ours.intercepts_,
+                                       theirs.coefs_ + theirs.intercepts_))
+    rows = {name: {label: float(np.median(times[label][name])) for label in models}
+            for name in calls}
+    for row in rows.values():
+        row["speedup"] = row["sklearn"] / row["fastbp"]
+    return {"us_per_call": rows, "max_weight_rel_diff": weights_diff}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -73,6 +116,8 @@ def main(argv=None) -> dict:
             }
             row["speedup"] = row["sklearn_s"] / row["fastbp_s"]
             results[name] = row
+    with threadpool_limits(args.threads):
+        calls = call_costs(X_train, y_train, args.repeats)
     lines = ["| solver | fastbp fit (s) | sklearn fit (s) | speed-up | accuracy fastbp | "
              "accuracy sklearn | n_iter_ | loss curves max rel. diff |",
              "|---|---|---|---|---|---|---|---|"]
@@ -81,6 +126,12 @@ def main(argv=None) -> dict:
                      f"{row['speedup']:.1f}x | {row['fastbp_accuracy']:.4f} | "
                      f"{row['sklearn_accuracy']:.4f} | {row['fastbp_n_iter']}/{row['sklearn_n_iter']} "
                      f"| {row['max_loss_curve_rel_diff']:.1e} |")
+    lines += ["", "| call | fastbp (µs) | sklearn (µs) | speed-up |", "|---|---|---|---|"]
+    for name, row in calls["us_per_call"].items():
+        lines.append(f"| {name} | {row['fastbp']:.1f} | {row['sklearn']:.1f} | "
+                     f"{row['speedup']:.1f}x |")
+    lines.append(f"\nWeights after the same partial_fit calls: max relative difference "
+                 f"{calls['max_weight_rel_diff']:.1e}.")
     machine = f"{platform.processor() or platform.machine()}, {args.threads} BLAS thread(s)"
     table = "\n".join(lines)
     print(f"MLPClassifier on digits (1347 train / 450 test), 60 epochs, median of "
@@ -88,7 +139,8 @@ def main(argv=None) -> dict:
     out = pathlib.Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "estimators.json").write_text(json.dumps(
-        {"machine": machine, "repeats": args.repeats, "results": results}, indent=2))
+        {"machine": machine, "repeats": args.repeats, "results": results, "calls": calls},
+        indent=2))
     (out / "estimators.md").write_text(table + "\n")
     return results
 
