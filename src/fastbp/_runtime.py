@@ -158,8 +158,7 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
 
 
 @contextlib.contextmanager
-def training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
-                     calls_blas: bool = True):
+def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
     """Hold the thread settings of one training run; yields the number of
     fastbp's own threads for the trainer (1: the BLAS gets the threads).
 
@@ -169,12 +168,9 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
     the threads to the BLAS, whose limit is then set to ``n_threads`` (None:
     left as it is, which for OpenBLAS is also every core unless the same
     variables cap it). ``per_sample``: one thread of fastbp's own whatever
-    the batch. ``calls_blas=False`` (the fused per-sample kernel): nothing to
-    limit, so nothing is set (a limit and its restore cost ~60 µs).
+    the batch. The fused per-sample kernel calls no BLAS and needs none of
+    this (fit skips it: a limit and its restore cost ~60 µs).
     """
-    if not calls_blas:
-        yield 1
-        return
     n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     wanted = default_threads() if n_threads is None else n_threads
     own_threads = 1
@@ -212,24 +208,32 @@ except ImportError:  # pragma: no cover - not CPython
 _SIGINT = int(signal.SIGINT)
 
 
-@contextlib.contextmanager
-def sigint_deferred():
+class sigint_deferred:
     """Turn Ctrl-C into a flag that fit checks between kernel calls.
 
-    Yields a flag (``is_set()``) that SIGINT sets. Only in the main thread
-    (the one signals go to) and only over Python's default handler, so a
-    handler the program installed itself is left alone.
+    ``with sigint_deferred() as flag``: the flag (``is_set()``) is set by
+    SIGINT. Only in the main thread (the one signals go to) and only over
+    Python's default handler, so a handler the program installed itself is
+    left alone. A class rather than a generator: a small fit enters it once,
+    and every microsecond of its fixed cost shows.
     """
-    event = _Flag()
-    if (threading.current_thread() is not threading.main_thread()
-            or _raw_signal.getsignal(_SIGINT) is not signal.default_int_handler):
-        yield event
-        return
-    previous = _raw_signal.signal(_SIGINT, lambda signum, frame: event.set())
-    try:
-        yield event
-    finally:
-        _raw_signal.signal(_SIGINT, previous)
+
+    __slots__ = ("flag", "_previous")
+
+    def __init__(self):
+        self.flag = _Flag()
+        self._previous = None
+
+    def __enter__(self) -> _Flag:
+        if (threading.current_thread() is threading.main_thread()
+                and _raw_signal.getsignal(_SIGINT) is signal.default_int_handler):
+            flag = self.flag
+            self._previous = _raw_signal.signal(_SIGINT, lambda signum, frame: flag.set())
+        return self.flag
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            _raw_signal.signal(_SIGINT, self._previous)
 
 
 def aligned_empty(size: int, dtype) -> np.ndarray:

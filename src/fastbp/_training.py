@@ -9,6 +9,8 @@ the stopping rule and moves the optimiser's schedule.
 """
 from __future__ import annotations
 
+import contextlib
+
 import time
 
 import numpy as np
@@ -238,10 +240,10 @@ class TrainingLoop:
             As documented in :meth:`Network.fit`.
         """
         network = self.network
-        with network._training_guard(), \
-                training_threads(network.sizes, self.batch_size, self.n_threads,
-                                 self.per_sample, calls_blas=not self.per_sample) \
-                as own_threads, \
+        # the fused per-sample kernel calls no BLAS: no thread settings to hold
+        threads = contextlib.nullcontext(1) if self.per_sample else training_threads(
+            network.sizes, self.batch_size, self.n_threads, self.per_sample)
+        with network._training_guard(), threads as own_threads, \
                 sigint_deferred() as interrupted:
             history = self._epochs(epochs, callbacks, early_stopping, validation, progress,
                                    own_threads, interrupted)

@@ -5,7 +5,6 @@ compiled kernels in :mod:`fastbp._kernels`.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 
@@ -604,18 +603,9 @@ class Network:
         X_val, Y_val = self._check_XY(*validation_data, loss)
         return lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
 
-    @contextlib.contextmanager
-    def _training_guard(self):
+    def _training_guard(self) -> "_TrainingGuard":
         """Mark the network as training; refuse a second fit meanwhile."""
-        with self._fit_lock:
-            if self._training:
-                raise RuntimeError("fit is already running on this network in another thread")
-            self._training = True
-        try:
-            yield
-        finally:
-            with self._fit_lock:
-                self._training = False
+        return _TrainingGuard(self)
 
     # -- classification -----------------------------------------------------
 
@@ -733,3 +723,26 @@ def _check_callbacks(callbacks) -> tuple:
             raise TypeError(f"callbacks must be callables (epoch, history, network), "
                             f"got {callback!r}")
     return callbacks
+
+
+class _TrainingGuard:
+    """``with network._training_guard()``: the network is marked as training
+    inside, and a second fit in another thread raises RuntimeError. A class
+    rather than a generator, for a small fit's fixed cost."""
+
+    __slots__ = ("_network",)
+
+    def __init__(self, network: Network):
+        self._network = network
+
+    def __enter__(self) -> None:
+        network = self._network
+        with network._fit_lock:
+            if network._training:
+                raise RuntimeError("fit is already running on this network in another thread")
+            network._training = True
+
+    def __exit__(self, *exc_info) -> None:
+        network = self._network
+        with network._fit_lock:
+            network._training = False
