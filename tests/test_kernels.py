@@ -1,7 +1,7 @@
 """Each compiled kernel's Python twin against fastbp.reference on random shapes."""
 import numpy as np
 import pytest
-from helpers import HIDDEN, assert_close, targets
+from helpers import HIDDEN, as_lists, assert_close, targets
 
 import fastbp
 from fastbp import ACTIVATIONS, LOSSES, _kernels, reference
@@ -266,3 +266,22 @@ def test_kernels_flush_denormals_and_leave_the_process_mode_alone():
     assert np.float64(tiny) / 8 != 0.0                 # NumPy still makes denormals
     with np.errstate(under="ignore"):
         assert (np.array([tiny]) * np.array([0.125]))[0] != 0.0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rows", [1, 3, 50])
+def test_network_predict_sizes_its_own_workspace_when_given_none(rng, dtype, rows):
+    net = fastbp.Network([6, 9, 4, 3], activation="tanh", output_activation="softmax",
+                         dtype=dtype, seed=2)
+    X = rng.normal(size=(rows, 6)).astype(dtype)
+    share = _kernels.predict_workspace_share(net._sizes, rows, 1)
+    given, own = np.empty((rows, 3), dtype), np.empty((rows, 3), dtype)
+    _kernels.network_predict(X, net._params, net._sizes, net._acts, np.empty(share, dtype), given)
+    _kernels.network_predict(X, net._params, net._sizes, net._acts, None, own)
+    np.testing.assert_array_equal(own, given)
+    W_ref, b_ref, acts = as_lists(net)
+    assert_close(own, reference.predict(W_ref, b_ref, acts, X.astype(np.float64).tolist()),
+                 np.dtype(dtype))
+    with pytest.raises(ValueError, match="work is smaller"):
+        _kernels.network_predict(X, net._params, net._sizes, net._acts,
+                                 np.empty(share - 1, dtype), own)

@@ -296,6 +296,24 @@ def test_first_nonfinite_finds_the_first_bad_value_anywhere(dtype):
             assert _kernels.first_nonfinite(spoiled) == position, (position, bad)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_first_nonfinite_scans_large_arrays_without_the_gil_alike(dtype):
+    # from 65536 elements the scan releases the GIL; the answer is the same
+    values = np.ones(200_003, dtype)
+    assert _kernels.first_nonfinite(values) == -1
+    for position in (0, 65535, 65536, 131071, 200_002):
+        spoiled = values.copy()
+        spoiled[position] = np.inf
+        assert _kernels.first_nonfinite(spoiled) == position
+
+
+@pytest.mark.parametrize("bad", [np.ones((2, 3)), np.ones(6)[::2], np.arange(6),
+                                 np.ones(6, ">f8"), np.ones(6, np.float16)])
+def test_first_nonfinite_refuses_what_it_cannot_scan(bad):
+    with pytest.raises(TypeError, match="1-D C-contiguous float32 or float64"):
+        _kernels.first_nonfinite(bad)
+
+
 def _peak_traced(call):
     tracemalloc.start()
     try:

@@ -265,7 +265,11 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         threads = predict_threads(params.shape[0], X.shape[0], n_threads)
         if not threads:  # a small call, as it is (its latency is the point)
-            self._predict_chunks(X, params, out, 1)
+            if X.shape[0] <= CHUNK_ROWS and usable_as_is(X, self.dtype):
+                # one kernel call, which sizes its own workspace
+                _kernels.network_predict(X, params, self._sizes, self._acts, None, out)
+            else:
+                self._predict_chunks(X, params, out, 1)
             return out
         # a big call: BLAS threads would only fight fastbp's (or another predict's)
         with blas_threads.limit(1):
