@@ -126,3 +126,48 @@ def test_regressor_partial_fit_equals_the_full_checks(monkeypatch):
     for ours, theirs in zip(fast.coefs_, full.coefs_):
         np.testing.assert_array_equal(ours, theirs)
     np.testing.assert_array_equal(fast.predict(X), full.predict(X))
+
+
+def test_an_int_seed_restarts_the_stream_on_every_call_as_a_fresh_generator_would():
+    # the rewound generator (estimators._restarted_random_state) against a
+    # RandomState built anew for every call, which is what scikit-learn does
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(40, 4))
+    y = np.arange(40) % 3
+
+    def run(model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(3):
+                model.partial_fit(X, y, classes=[0, 1, 2])
+            model.set_params(random_state=5)
+            model.partial_fit(X, y)
+            model.set_params(random_state=3)
+            model.fit(X, y)
+        return model.coefs_ + model.intercepts_
+
+    rewound = run(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=3))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(estimators, "_restarted_random_state",
+                      lambda model: np.random.RandomState(model.random_state))
+        fresh = run(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=3))
+    for ours, theirs in zip(rewound, fresh):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_generator_the_user_passed_is_never_rewound():
+    X = np.random.default_rng(7).normal(size=(30, 3))
+    y = np.arange(30) % 2
+    generator = np.random.RandomState(11)
+    model = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)  # an int seed first: the estimator builds a generator of its own
+        model.set_params(random_state=generator)
+        model.fit(X, y)
+        drawn = generator.get_state()[2]
+        model.set_params(random_state=5)
+        model.fit(X, y)  # rewinds its own generator, not the user's
+    assert model._random_state is not generator
+    assert generator.get_state()[2] == drawn
+    assert drawn != np.random.RandomState(11).get_state()[2]  # fit did draw from it
