@@ -44,10 +44,6 @@ def first_nonfinite(cnp.ndarray values not None):
     n = cnp.PyArray_DIM(values, 0)
     if n == 0:
         return -1
-    if n < 65536:  # small: releasing the GIL would cost more than the scan
-        if kind == cnp.NPY_DOUBLE:
-            return fbp_first_nonfinite_d(<const double*>data, n)
-        return fbp_first_nonfinite_f(<const float*>data, n)
     with nogil:
         if kind == cnp.NPY_DOUBLE:
             found = fbp_first_nonfinite_d(<const double*>data, n)
@@ -176,11 +172,12 @@ def network_predict(X, const floating[::1] params,
     cdef fbp_input x
     cdef Py_ssize_t l, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x), z_off = 0
     cdef unsigned int saved_csr
+    cdef Py_ssize_t needed = _predict_share(&sizes[0], n_layers, m, 1)
     cdef floating[::1] work_view
     if work is None:
-        work = np.empty(max(1, _predict_share(&sizes[0], n_layers, m, 1)), _np_dtype(&params[0]))
+        work = np.empty(max(1, needed), _np_dtype(&params[0]))
     work_view = work
-    if work_view.shape[0] < _predict_share(&sizes[0], n_layers, m, 1):
+    if work_view.shape[0] < needed:
         raise ValueError("work is smaller than predict_workspace_share(sizes, rows, 1)")
     cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
                                     &work_view[0])

@@ -297,8 +297,8 @@ def test_first_nonfinite_finds_the_first_bad_value_anywhere(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_first_nonfinite_scans_large_arrays_without_the_gil_alike(dtype):
-    # from 65536 elements the scan releases the GIL; the answer is the same
+def test_first_nonfinite_finds_the_first_bad_value_of_a_large_array(dtype):
+    # many scan blocks of 1024: the first bad one is searched, the rest skipped
     values = np.ones(200_003, dtype)
     assert _kernels.first_nonfinite(values) == -1
     for position in (0, 65535, 65536, 131071, 200_002):

@@ -427,6 +427,16 @@ def test_networks_of_many_weights_leave_the_threads_to_the_blas(monkeypatch):
         assert own == (2 if _kernels.HAVE_THREADS else 1)
 
 
+def test_per_sample_callers_get_no_threads_of_fastbps_own(monkeypatch):
+    # lbfgs and the Dask objective pass per_sample=True: one batch of every
+    # row, which fastbp's own threads do not split, so the BLAS keeps them
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    with _runtime.training_threads([20, 64, 4], 50, 2, per_sample=True) as own:
+        assert own == 1
+        if max(blas_threads()) >= 2:
+            assert blas_threads() == [2]
+
+
 def test_default_threads_counts_the_usable_cores_capped_by_the_environment(monkeypatch):
     for name in _runtime.THREAD_LIMIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -174,7 +174,7 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
     n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     wanted = default_threads() if n_threads is None else n_threads
     own_threads = 1
-    if (wanted > 1 and _kernels.HAVE_THREADS
+    if (wanted > 1 and _kernels.HAVE_THREADS and not per_sample
             and 6 * batch_size * n_weights >= OWN_THREADS_MIN_FLOPS
             and n_weights <= OWN_THREADS_MAX_WEIGHTS):
         own_threads = wanted

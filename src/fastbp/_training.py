@@ -10,7 +10,6 @@ the stopping rule and moves the optimiser's schedule.
 from __future__ import annotations
 
 import contextlib
-
 import time
 
 import numpy as np
@@ -119,8 +118,7 @@ class _Rollback:
 
     def __init__(self, state):
         self._state = state
-        self._saved = ([{k: np.empty_like(v) for k, v in state.buffers.items()} for _ in range(2)]
-                       if state.buffers else [{}, {}])
+        self._saved = [{k: np.empty_like(v) for k, v in state.buffers.items()} for _ in range(2)]
         self._this_epoch = self._epoch_before = None
 
     def epoch_starts(self, epoch: int, params: np.ndarray) -> None:
@@ -242,7 +240,7 @@ class TrainingLoop:
         network = self.network
         # the fused per-sample kernel calls no BLAS: no thread settings to hold
         threads = contextlib.nullcontext(1) if self.per_sample else training_threads(
-            network.sizes, self.batch_size, self.n_threads, self.per_sample)
+            network.sizes, self.batch_size, self.n_threads, per_sample=False)
         with network._training_guard(), threads as own_threads, \
                 sigint_deferred() as interrupted:
             history = self._epochs(epochs, callbacks, early_stopping, validation, progress,

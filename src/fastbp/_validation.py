@@ -28,6 +28,17 @@ def check_dtype(dtype) -> np.dtype:
     return FLOAT_DTYPES[resolved.name]
 
 
+def is_ready_matrix(data, n_columns: int | None, dtypes) -> bool:
+    """Whether ``data`` is ready for the kernels as it is: a non-empty,
+    finite, C-contiguous, aligned 2-D NumPy array of one of ``dtypes`` with
+    ``n_columns`` columns (None: any). Lets small calls skip the general
+    checks and conversions, which would all pass."""
+    return (type(data) is np.ndarray and data.ndim == 2 and data.size > 0
+            and (n_columns is None or data.shape[1] == n_columns)
+            and data.dtype in dtypes and data.flags.c_contiguous and data.flags.aligned
+            and _kernels.first_nonfinite(data.reshape(-1)) < 0)
+
+
 def usable_as_is(array: np.ndarray, dtype: np.dtype) -> bool:
     """Whether the kernels can read ``array`` where it lies."""
     if isinstance(array, CsrRows):
@@ -50,11 +61,8 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
     With ``accept_sparse``, SciPy sparse input becomes :class:`CsrRows`
     (never dense); without it, sparse input (targets, weights) is densified.
     """
-    if (type(data) is np.ndarray and data.ndim == 2 and data.size
-            and (n_columns is None or data.shape[1] == n_columns)
-            and usable_as_is(data, dtype)
-            and _kernels.first_nonfinite(data.reshape(-1)) < 0):
-        return data  # ready for the kernels: the checks below would all pass (~1 µs)
+    if is_ready_matrix(data, n_columns, (dtype,)):
+        return data  # the checks below would all pass (~1 µs)
     if not isinstance(data, np.ndarray) and is_sparse(data):  # ndarray first: ~1 µs a call
         if accept_sparse:
             return as_csr_rows(data, dtype, name, n_columns)

@@ -76,6 +76,7 @@ from ._objective import mean_objective, weight_mask, weighted_sums, workspace_fo
 from ._runtime import training_threads
 from ._streaming import ChunkedTraining, checked_chunk, chunk_parts, chunk_source
 from ._training import TrainingDiverged, TrainingLoop
+from ._validation import is_ready_matrix
 from .callbacks import EarlyStopping
 from .losses import LOSSES
 from ._sparse import as_csr_rows
@@ -105,16 +106,14 @@ def _kernel_input(X, dtype):
 
 def _is_ready(estimator, X) -> bool:
     """Whether ``validate_data(estimator, X, reset=False)`` would return X
-    itself and do nothing else: a C-contiguous, finite float32/float64 NumPy
-    matrix of the fitted width, for an estimator fitted without feature
-    names. Such calls (predict, partial_fit in a loop) skip scikit-learn's
-    generic checks, ~100 µs a call; anything else takes the full path, with
-    its messages and warnings."""
-    return (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
-            and X.flags.c_contiguous and X.shape[0] > 0
-            and X.shape[1] == getattr(estimator, "n_features_in_", None)
-            and not hasattr(estimator, "feature_names_in_")
-            and _kernels.first_nonfinite(X.reshape(-1)) < 0)
+    itself and do nothing else: a ready float32/float64 matrix of the fitted
+    width (:func:`fastbp._validation.is_ready_matrix`), for an estimator
+    fitted without feature names. Such calls (predict, partial_fit in a
+    loop) skip scikit-learn's generic checks, ~100 µs a call; anything else
+    takes the full path, with its messages and warnings."""
+    n_features = getattr(estimator, "n_features_in_", None)
+    return (n_features is not None and not hasattr(estimator, "feature_names_in_")
+            and is_ready_matrix(X, n_features, _FLOAT_DTYPES))
 
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
