@@ -284,6 +284,37 @@ def test_blas_limits_set_and_restored_from_different_threads_take_effect():
         assert blas_threads() == [1]
 
 
+def test_a_worker_lowers_the_limit_while_the_main_thread_keeps_threadpoolctls_control():
+    # a program that calls threadpool_limits(n) once, without "with", keeps
+    # control in its main thread for good; threadpoolctl then ignores limits
+    # set in other threads, and predict(n_threads=1) calls in a thread pool
+    # shared one BLAS pool (0.97x the speed of running them in turn)
+    from threadpoolctl import OpenBLASController
+    original = blas_threads()
+    if original == [1]:
+        pytest.skip("the BLAS runs one thread already: a limit of 1 changes nothing")
+    if not hasattr(OpenBLASController, "_SHARED_STATE"):
+        pytest.skip("threadpoolctl < 3.8 lets any thread set the limit")
+    state = OpenBLASController._SHARED_STATE
+    threadpool_limits(limits=max(original), user_api="blas")  # and never restored
+    try:
+        assert state.controlling_thread is threading.current_thread()
+        limiter = _runtime.BlasThreads()
+        worker_limit = limiter.limit(1)
+        finish(*run_in_thread(worker_limit.__enter__))
+        assert blas_threads() == [1]
+        finish(*run_in_thread(lambda: worker_limit.__exit__(None, None, None)))
+        assert blas_threads() == original
+        # control went back to the main thread, whose limits still take effect
+        assert state.controlling_thread is threading.current_thread()
+        threadpool_limits(limits=1, user_api="blas")
+        assert blas_threads() == [1]
+    finally:
+        threadpool_limits(limits=max(original), user_api="blas")
+        OpenBLASController.clear_controlling_thread(force=True)
+    assert blas_threads() == original
+
+
 def test_concurrent_fits_with_n_threads_leave_the_blas_limit_as_found():
     original = blas_threads()
     X, Y = _big(4000, 20, 3, seed=6)
