@@ -6,8 +6,9 @@
  *
  * Why not only BLAS: for the batch shapes of training (a few hundred rows or
  * fewer), a BLAS call repacks the whole weight matrix every time, and each
- * training thread packs it again. Here a tile of MR rows x 2 vectors of C
- * lives in registers while p runs over the whole inner dimension, and B's
+ * training thread packs it again. Here a tile of C (6 rows x 4 vectors, or
+ * 12 x 2 at the right edge) lives in registers while p runs over the inner
+ * dimension, and B's
  * rows (the weights in the forward pass, delta in the update) are read where
  * they are, from the L2 cache.
  *
@@ -31,8 +32,8 @@
 #define FBP_GEMM_MAX_B_BYTES (2 * 1024 * 1024)
 #endif
 
-/* The inner dimension runs in blocks of KC: a tile then reads 12 x KC of A
- * and KC x 2 vectors of B (16 KiB), which stay in L1 while C's tile is
+/* The inner dimension runs in blocks of KC: a tile then reads 6 x KC of A
+ * and KC x 4 vectors of B (32 KiB), which stay in L1 while C's tile is
  * added to once a block. Unblocked, a 784-long float64 product streamed
  * both from L2: on an Intel Xeon (48 KiB L1d, 2 MiB L2) float64 fits were
  * 1.22-1.45x slower than with KC = 128, and 1.14-1.40x slower than
@@ -53,35 +54,60 @@
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FASTBP_NO_OWN_GEMM)
 #define FBP_HAVE_GEMM 1
 
-/* One MR x (2 * LANES) tile of C; MR is a constant, so the accumulators
- * stay in registers. */
-#define FBP_TILE(V, LANES, MR)                                                \
+/* One MR x (NV * LANES) tile of C; MR and NV are constants, so the
+ * accumulators stay in registers. */
+#define FBP_TILE(V, LANES, MR, NV)                                            \
     do {                                                                      \
-        V c0[MR], c1[MR];                                                     \
-        for (int i = 0; i < MR; i++) {                                        \
-            c0[i] = (V){0};                                                   \
-            c1[i] = (V){0};                                                   \
-        }                                                                     \
+        V c[MR][NV];                                                          \
+        for (int i = 0; i < MR; i++)                                          \
+            for (int v = 0; v < NV; v++)                                      \
+                c[i][v] = (V){0};                                             \
         for (ptrdiff_t p = 0; p < k; p++) {                                   \
-            V b0, b1;                                                         \
-            __builtin_memcpy(&b0, B + p * ldb, sizeof(V));                    \
-            __builtin_memcpy(&b1, B + p * ldb + LANES, sizeof(V));            \
+            V b[NV];                                                          \
+            for (int v = 0; v < NV; v++)                                      \
+                __builtin_memcpy(&b[v], B + p * ldb + v * LANES, sizeof(V));  \
             for (int i = 0; i < MR; i++) {                                    \
                 /* x - (+0) is x for every x, so this folds to a broadcast \
                  * (x + 0 would not: -0 + 0 is +0) */                       \
                 V a = A[i * a_rs + p * a_cs] - (V){0};                        \
-                c0[i] += a * b0;                                              \
-                c1[i] += a * b1;                                              \
+                for (int v = 0; v < NV; v++)                                  \
+                    c[i][v] += a * b[v];                                      \
             }                                                                 \
         }                                                                     \
-        for (int i = 0; i < MR; i++) {                                        \
-            V x0, x1;                                                         \
-            __builtin_memcpy(&x0, C + i * ldc, sizeof(V));                    \
-            __builtin_memcpy(&x1, C + i * ldc + LANES, sizeof(V));            \
-            x0 += alpha * c0[i];                                              \
-            x1 += alpha * c1[i];                                              \
-            __builtin_memcpy(C + i * ldc, &x0, sizeof(V));                    \
-            __builtin_memcpy(C + i * ldc + LANES, &x1, sizeof(V));            \
+        for (int i = 0; i < MR; i++)                                          \
+            for (int v = 0; v < NV; v++) {                                    \
+                V x;                                                          \
+                __builtin_memcpy(&x, C + i * ldc + v * LANES, sizeof(V));     \
+                x += alpha * c[i][v];                                         \
+                __builtin_memcpy(C + i * ldc + v * LANES, &x, sizeof(V));     \
+            }                                                                 \
+    } while (0)
+
+/* The rows of one column panel of NV vectors: tiles of MR_MAIN rows, then
+ * of 4, then the last 1-3 rows. */
+#define FBP_PANEL(T, V, LANES, MR_MAIN, NV)                                   \
+    do {                                                                      \
+        const T *B = B0 + j;                                                  \
+        const T *A;                                                           \
+        T *C;                                                                 \
+        ptrdiff_t r = 0;                                                      \
+        for (; r + MR_MAIN <= m; r += MR_MAIN) {                              \
+            A = A0 + r * a_rs;                                                \
+            C = C0 + r * ldc + j;                                             \
+            FBP_TILE(V, LANES, MR_MAIN, NV);                                  \
+        }                                                                     \
+        for (; r + 4 <= m; r += 4) {                                          \
+            A = A0 + r * a_rs;                                                \
+            C = C0 + r * ldc + j;                                             \
+            FBP_TILE(V, LANES, 4, NV);                                        \
+        }                                                                     \
+        A = A0 + r * a_rs;                                                    \
+        C = C0 + r * ldc + j;                                                 \
+        switch (m - r) {                                                      \
+        case 3: FBP_TILE(V, LANES, 3, NV); break;                             \
+        case 2: FBP_TILE(V, LANES, 2, NV); break;                             \
+        case 1: FBP_TILE(V, LANES, 1, NV); break;                             \
+        default: break;                                                       \
         }                                                                     \
     } while (0)
 
@@ -112,11 +138,17 @@
     } while (0)
 
 /* Blocks of KC x MC; in each, column panels outside, row tiles inside: a
- * panel of B (KC x 2 vectors) is reused by every row tile of the block.
- * Every C entry still sums its KC blocks in order, whatever MC, so the
- * one-row path and the tiles give the same bits. MR_MAIN fills the
- * registers of the ISA. */
-#define FBP_DEFINE_GEMM(NAME, T, LANES, TARGET, MR_MAIN)                      \
+ * panel of B (KC x 4 or 2 vectors) is reused by every row tile of the
+ * block. Every C entry still sums its KC blocks in order, whatever the tile
+ * shape and MC, so the one-row path and all the tiles give the same bits.
+ * Panels are 4 vectors wide (6 x 4 tiles) while 4 are left, then 2
+ * (12 x 2): a 6 x 4 tile loads 4 rows of B and broadcasts 6 of A for 24
+ * multiply-adds, against 2 and 12 for 12 x 2. On the shapes of a
+ * 784-256-128-10 batch on an Intel Xeon it ran 0-26% faster (float64
+ * weight gradient 784 x 256: 51.9 against 41.2 GFLOP/s), one shape 8%
+ * slower (float64 forward 64 x 128 x 256); see docs/user_guide/benchmarks.rst
+ * and tools/tile_rate.py. */
+#define FBP_DEFINE_GEMM(NAME, T, LANES, TARGET)                               \
 typedef T NAME##_vec __attribute__((vector_size(LANES * sizeof(T))));         \
 __attribute__((target(TARGET), noinline)) static void                        \
 NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
@@ -129,46 +161,26 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
     ptrdiff_t m = m_all - i0 < FBP_GEMM_MC ? m_all - i0 : FBP_GEMM_MC;        \
     const T *A0 = A_all + i0 * a_rs + p0 * a_cs, *B0 = B_all + p0 * ldb;      \
     T *C0 = C_all + i0 * ldc;                                                 \
-    ptrdiff_t j0 = 0;                                                         \
+    ptrdiff_t j = 0;                                                          \
     if (m <= 3) {  /* row by row: each row reads B once */                    \
-        for (; j0 + 8 * LANES <= n; j0 += 8 * LANES)                          \
+        for (; j + 8 * LANES <= n; j += 8 * LANES)                            \
             for (ptrdiff_t r = 0; r < m; r++) {                               \
-                const T *B = B0 + j0, *A = A0 + r * a_rs;                     \
-                T *C = C0 + r * ldc + j0;                                     \
+                const T *B = B0 + j, *A = A0 + r * a_rs;                      \
+                T *C = C0 + r * ldc + j;                                      \
                 FBP_ROW_WIDE(NAME##_vec, LANES);                              \
             }                                                                 \
     }                                                                         \
-    for (ptrdiff_t j = j0; j + 2 * LANES <= n; j += 2 * LANES) {              \
-        const T *B = B0 + j;                                                  \
-        const T *A;                                                           \
-        T *C;                                                                 \
-        ptrdiff_t r = 0;                                                      \
-        for (; r + MR_MAIN <= m; r += MR_MAIN) {                              \
-            A = A0 + r * a_rs;                                                \
-            C = C0 + r * ldc + j;                                             \
-            FBP_TILE(NAME##_vec, LANES, MR_MAIN);                             \
-        }                                                                     \
-        for (; r + 4 <= m; r += 4) {                                          \
-            A = A0 + r * a_rs;                                                \
-            C = C0 + r * ldc + j;                                             \
-            FBP_TILE(NAME##_vec, LANES, 4);                                   \
-        }                                                                     \
-        A = A0 + r * a_rs;                                                    \
-        C = C0 + r * ldc + j;                                                 \
-        switch (m - r) {                                                      \
-        case 3: FBP_TILE(NAME##_vec, LANES, 3); break;                        \
-        case 2: FBP_TILE(NAME##_vec, LANES, 2); break;                        \
-        case 1: FBP_TILE(NAME##_vec, LANES, 1); break;                        \
-        default: break;                                                       \
-        }                                                                     \
-    }                                                                         \
+    for (; j + 4 * LANES <= n; j += 4 * LANES)                                \
+        FBP_PANEL(T, NAME##_vec, LANES, 6, 4);                                \
+    for (; j + 2 * LANES <= n; j += 2 * LANES)                                \
+        FBP_PANEL(T, NAME##_vec, LANES, 12, 2);                                \
   }                                                                           \
 }
 
-/* AVX-512 has 32 vector registers: 12 x 2 accumulators, 2 rows of B and
+/* AVX-512 has 32 vector registers: 24 accumulators, the rows of B and
  * the broadcast. */
-FBP_DEFINE_GEMM(fbp_gemm_f_avx512, float, 16, "avx512f", 12)
-FBP_DEFINE_GEMM(fbp_gemm_d_avx512, double, 8, "avx512f", 12)
+FBP_DEFINE_GEMM(fbp_gemm_f_avx512, float, 16, "avx512f")
+FBP_DEFINE_GEMM(fbp_gemm_d_avx512, double, 8, "avx512f")
 
 /* 1 when the CPU (and the operating system) can run AVX-512 code, as
  * libgcc's check says; 0 when it cannot, or the kernel is switched off. */

@@ -220,6 +220,38 @@ def test_few_row_products_give_the_bits_of_the_same_rows_in_a_larger_tile(rng, d
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_out", [32, 64, 96, 100, 160])
+def test_every_tile_shape_gives_a_row_the_same_bits(rng, dtype, n_out):
+    # panels of 4 vectors (6 x 4 tiles, then 4 x 4 and 1-3 rows) and of 2
+    # (12 x 2, ...), and the one-row path: each sums over the inner dimension
+    # in the same order, so a row's outputs do not depend on which tile took
+    # it. 1..25 rows meet every remainder; a NaN band checks the edges.
+    if not _kernels.set_tiled_gemm(True):
+        pytest.skip("the CPU has no AVX-512")
+    n_in, guard, most = 150, 64, 25
+    z_prev = rng.normal(size=(most, n_in)).astype(dtype)
+    W = rng.normal(size=(n_in, n_out)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    every_row = np.empty((most, n_out), dtype)
+    _kernels.dense_forward(z_prev, W, b, every_row)
+    assert_close(every_row, z_prev.astype(np.float64) @ W + b, dtype)
+    for m in range(1, most):
+        band = np.full(2 * guard + m * n_out, np.nan, dtype)
+        few = band[guard:guard + m * n_out].reshape(m, n_out)
+        _kernels.dense_forward(z_prev[:m].copy(), W, b, few)
+        assert np.isnan(band[:guard]).all() and np.isnan(band[-guard:]).all()
+        np.testing.assert_array_equal(few, every_row[:m])
+    # the weight gradient: rows of dW are tile rows, columns panels
+    delta = rng.normal(size=(most, n_out)).astype(dtype)
+    band = np.full(2 * guard + n_in * n_out, np.nan, dtype)
+    dW = band[guard:guard + n_in * n_out].reshape(n_in, n_out)
+    db = np.empty(n_out, dtype)
+    _kernels.layer_gradients(z_prev, delta, W, 0.0, dW, db)
+    assert np.isnan(band[:guard]).all() and np.isnan(band[-guard:]).all()
+    assert_close(dW, z_prev.T.astype(np.float64) @ delta, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
 def test_sgd_update(rng, dtype, momentum, nesterov):
     params = rng.normal(size=23).astype(dtype)
