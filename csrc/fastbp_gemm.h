@@ -84,10 +84,11 @@
     } while (0)
 
 /* The rows of one column panel of NV vectors: tiles of MR_MAIN rows, then
- * of 4, then the last 1-3 rows. */
-#define FBP_PANEL(T, V, LANES, MR_MAIN, NV)                                   \
+ * of 4, then the last 1-3 rows. B is read at B_PANEL, LDB_PANEL apart. */
+#define FBP_PANEL(T, V, LANES, MR_MAIN, NV, B_PANEL, LDB_PANEL)               \
     do {                                                                      \
-        const T *B = B0 + j;                                                  \
+        const T *B = (B_PANEL);                                               \
+        const ptrdiff_t ldb = (LDB_PANEL);                                    \
         const T *A;                                                           \
         T *C;                                                                 \
         ptrdiff_t r = 0;                                                      \
@@ -143,11 +144,11 @@
  * shape and MC, so the one-row path and all the tiles give the same bits.
  * Panels are 4 vectors wide (6 x 4 tiles) while 4 are left, then 2
  * (12 x 2): a 6 x 4 tile loads 4 rows of B and broadcasts 6 of A for 24
- * multiply-adds, against 2 and 12 for 12 x 2. On the shapes of a
- * 784-256-128-10 batch on an Intel Xeon it ran 0-26% faster (float64
- * weight gradient 784 x 256: 51.9 against 41.2 GFLOP/s), one shape 8%
- * slower (float64 forward 64 x 128 x 256); see docs/user_guide/benchmarks.rst
- * and tools/tile_rate.py. */
+ * multiply-adds, against 2 and 12 for 12 x 2, so it reads more of B: a
+ * 4-vector panel is copied to a contiguous buffer when two tiles or more
+ * read it (in place, without the copy, one shape lost up to 27%). On every
+ * product of a 784-256-128-10 batch on an Intel Xeon this ran 4-18% faster
+ * than 12 x 2 (tools/gemm_harness.c; docs/user_guide/benchmarks.rst). */
 #define FBP_DEFINE_GEMM(NAME, T, LANES, TARGET)                               \
 typedef T NAME##_vec __attribute__((vector_size(LANES * sizeof(T))));         \
 __attribute__((target(TARGET), noinline)) static void                        \
@@ -155,6 +156,10 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
      ptrdiff_t a_rs, ptrdiff_t a_cs, const T *B_all, ptrdiff_t ldb, T *C_all, \
      ptrdiff_t ldc)                                                           \
 {                                                                             \
+  /* a 4-vector panel of B, contiguous: B's rows are often a multiple of   \
+   * 1 KiB apart, and a panel read in place then maps to a few L1 sets */   \
+  T packed[FBP_GEMM_KC * 4 * LANES] __attribute__((aligned(64)));            \
+  const ptrdiff_t ldb_all = ldb;                                              \
   for (ptrdiff_t p0 = 0; p0 < k_all; p0 += FBP_GEMM_KC)                       \
   for (ptrdiff_t i0 = 0; i0 < m_all; i0 += FBP_GEMM_MC) {                     \
     ptrdiff_t k = k_all - p0 < FBP_GEMM_KC ? k_all - p0 : FBP_GEMM_KC;        \
@@ -170,10 +175,18 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
                 FBP_ROW_WIDE(NAME##_vec, LANES);                              \
             }                                                                 \
     }                                                                         \
-    for (; j + 4 * LANES <= n; j += 4 * LANES)                                \
-        FBP_PANEL(T, NAME##_vec, LANES, 6, 4);                                \
+    for (; j + 4 * LANES <= n; j += 4 * LANES) {                              \
+        if (m >= 12) {  /* two tiles or more: copy the panel of B first */    \
+            for (ptrdiff_t p = 0; p < k; p++)                                 \
+                __builtin_memcpy(packed + p * 4 * LANES, B0 + p * ldb + j,    \
+                                 4 * LANES * sizeof(T));                      \
+            FBP_PANEL(T, NAME##_vec, LANES, 6, 4, packed, 4 * LANES);         \
+        } else {                                                              \
+            FBP_PANEL(T, NAME##_vec, LANES, 6, 4, B0 + j, ldb_all);           \
+        }                                                                     \
+    }                                                                         \
     for (; j + 2 * LANES <= n; j += 2 * LANES)                                \
-        FBP_PANEL(T, NAME##_vec, LANES, 12, 2);                                \
+        FBP_PANEL(T, NAME##_vec, LANES, 12, 2, B0 + j, ldb_all);              \
   }                                                                           \
 }
 
