@@ -228,18 +228,28 @@ static inline int fbp_gemm_enable(int on) { (void)on; return 0; }
 /* How many leading columns of C (m x n) = op(A) (m x k) . B the tiled
  * kernel covers: whole tiles of 2 vectors (128 bytes), or 0 when BLAS
  * should take the whole product. Measured against OpenBLAS, 1 thread: the
- * tiles lose where a row stride is a multiple of 4 KiB (every row of a
- * panel lands in the same few cache sets: 128 x 1024 x 2048 float32 ran at
- * 71 GFLOP/s, OpenBLAS 81) and where B's panel falls out of L2. */
-static inline ptrdiff_t fbp_gemm_columns(ptrdiff_t n, ptrdiff_t k, ptrdiff_t a_rs,
-                                         ptrdiff_t a_cs, ptrdiff_t ldb, size_t item)
+ * tiles that read B in place lose where a row stride is a multiple of 4 KiB
+ * (every row of a panel lands in the same few cache sets: 128 x 1024 x 2048
+ * float32 ran at 71 GFLOP/s, OpenBLAS 81) and where B's panel falls out of
+ * L2. In float32 the 4-vector panels of two row tiles or more read a copy
+ * of B and beat OpenBLAS there too (forward 128 x 2048 x 2048: 178 against
+ * 138 GFLOP/s, tools/gemm_harness.c; 1024-2048-2048-10 fits on 1 thread
+ * 6-25% faster), so such float32 products go to the tiles when those panels
+ * cover all of C. Not in float64: 85 against 79 GFLOP/s alone, but fits at
+ * batch 512 ran 7% slower. A column stride of A a multiple of 4 KiB (the
+ * weight update of a 1024- or 2048-wide layer) stays with BLAS: the tiles
+ * there ran 0.94-1.02x its rate. */
+static inline ptrdiff_t fbp_gemm_columns(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                         ptrdiff_t a_rs, ptrdiff_t a_cs, ptrdiff_t ldb,
+                                         size_t item)
 {
     ptrdiff_t width = (ptrdiff_t)(128 / item);
     size_t b_row = (size_t)ldb * item;
-    if (!fbp_gemm_available() || n < width || (size_t)k * b_row > FBP_GEMM_MAX_B_BYTES
-            || b_row % 4096 == 0 || ((size_t)a_rs * item) % 4096 == 0
-            || ((size_t)a_cs * item) % 4096 == 0)
+    if (!fbp_gemm_available() || n < width || ((size_t)a_cs * item) % 4096 == 0)
         return 0;
+    if ((size_t)k * b_row > FBP_GEMM_MAX_B_BYTES || b_row % 4096 == 0
+            || ((size_t)a_rs * item) % 4096 == 0)
+        return item == 4 && m >= 12 && n % (2 * width) == 0 ? n : 0;
     return n - n % width;
 }
 
@@ -248,7 +258,7 @@ static inline ptrdiff_t NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, T alpha,  \
                              const T *A, ptrdiff_t a_rs, ptrdiff_t a_cs,      \
                              const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc)  \
 {                                                                             \
-    ptrdiff_t cols = fbp_gemm_columns(n, k, a_rs, a_cs, ldb, sizeof(T));                    \
+    ptrdiff_t cols = fbp_gemm_columns(m, n, k, a_rs, a_cs, ldb, sizeof(T));  \
     if (cols > 0)                                                             \
         KERNEL(m, cols, k, alpha, A, a_rs, a_cs, B, ldb, C, ldc);             \
     return cols;                                                              \

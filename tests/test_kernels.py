@@ -252,6 +252,33 @@ def test_every_tile_shape_gives_a_row_the_same_bits(rng, dtype, n_out):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_products_of_rows_4_kib_apart_match_numpy(rng, dtype):
+    # rows of W 1024 float32 (4 KiB) apart: in float32 the copied 4-vector
+    # panels take the product when they cover every column and two row tiles
+    # or more read them, BLAS otherwise (and in float64); every path must
+    # give the product, and the tiles write nothing outside it
+    if not _kernels.set_tiled_gemm(True):
+        pytest.skip("the CPU has no AVX-512")
+    n_in, n_out, guard = 40, 1024, 64
+    W = rng.normal(size=(n_in, n_out)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    for m in (5, 12, 13, 30):
+        z_prev = rng.normal(size=(m, n_in)).astype(dtype)
+        band = np.full(2 * guard + m * n_out, np.nan, dtype)
+        a = band[guard:guard + m * n_out].reshape(m, n_out)
+        _kernels.dense_forward(z_prev, W, b, a)
+        assert np.isnan(band[:guard]).all() and np.isnan(band[-guard:]).all()
+        assert_close(a, z_prev.astype(np.float64) @ W + b, dtype)
+    # rows of A 4 KiB apart (1024 inputs) and 1000 columns, not a multiple of
+    # the 4-vector panel: BLAS takes all of them
+    z_wide = rng.normal(size=(30, 1024)).astype(dtype)
+    W_edge = rng.normal(size=(1024, 1000)).astype(dtype)
+    a_edge = np.empty((30, 1000), dtype)
+    _kernels.dense_forward(z_wide, W_edge, b[:1000].copy(), a_edge)
+    assert_close(a_edge, z_wide.astype(np.float64) @ W_edge + b[:1000], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
 def test_sgd_update(rng, dtype, momentum, nesterov):
     params = rng.normal(size=23).astype(dtype)

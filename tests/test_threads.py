@@ -458,6 +458,21 @@ def test_networks_of_many_weights_leave_the_threads_to_the_blas(monkeypatch):
         assert own == (2 if _kernels.HAVE_THREADS else 1)
 
 
+def test_float32_networks_keep_their_own_threads_up_to_a_larger_size(monkeypatch):
+    # in float32 the tiles take the products of large layers too, and
+    # fastbp's threads beat the BLAS's on 1024-2048-2048-10; not in float64
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    large, larger = [1024, 1025, 4], [1024, 2048, 2048, 10]  # 1.05e6 and 6.3e6 weights
+    for sizes in (large, larger):
+        with _runtime.training_threads(sizes, 50, 2, per_sample=False, itemsize=4) as own:
+            assert own == (2 if _kernels.HAVE_THREADS else 1)
+        with _runtime.training_threads(sizes, 50, 2, per_sample=False, itemsize=8) as own:
+            assert own == 1
+    huge = [4096, 4096, 10]  # 1.7e7 weights > 2**23
+    with _runtime.training_threads(huge, 50, 2, per_sample=False, itemsize=4) as own:
+        assert own == 1
+
+
 def test_per_sample_callers_get_no_threads_of_fastbps_own(monkeypatch):
     # lbfgs and the Dask objective pass per_sample=True: one batch of every
     # row, which fastbp's own threads do not split, so the BLAS keeps them

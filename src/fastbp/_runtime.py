@@ -23,12 +23,16 @@ if os.environ.get("FASTBP_TILED_GEMM", "").strip() == "0":
 #: at 2e7 and below the results were mixed, so smaller batches are left to
 #: the BLAS's own threading
 OWN_THREADS_MIN_FLOPS = 1e8
-#: most weights for fit's own threads: each of them multiplies its rows by
-#: all of W, which must then come from cache; the BLAS's threads split W's
-#: columns instead. 1024-2048-2048-10 (6.3e6 weights), 2 threads: the BLAS's
-#: threads were 1.05-1.5x faster than fastbp's at batch 32-512, float32 and
-#: float64; 784-256-128-10 (2.4e5) is the other way round
+#: most weights for fit's own threads in float64: each of them multiplies
+#: its rows by all of W, which must then come from cache; the BLAS's threads
+#: split W's columns instead. 1024-2048-2048-10 (6.3e6 weights), 2 threads:
+#: the BLAS's threads were 1.05-1.5x faster than fastbp's at batch 32-512;
+#: 784-256-128-10 (2.4e5) is the other way round
 OWN_THREADS_MAX_WEIGHTS = 2 ** 20
+#: the same in float32, where the tiles take the products of large layers
+#: too (csrc/fastbp_gemm.h): 1024-2048-2048-10 at batch 32-512, 2 threads,
+#: fastbp's own ran 0-25% faster than the BLAS's (float64 did not gain)
+OWN_THREADS_MAX_WEIGHTS_FLOAT32 = 2 ** 23
 
 
 def _openblas_controller_class():
@@ -177,14 +181,15 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
 
 
 @contextlib.contextmanager
-def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
+def training_threads(sizes, batch_size: int, n_threads, per_sample: bool, itemsize: int = 8):
     """Hold the thread settings of one training run; yields the number of
     fastbp's own threads for the trainer (1: the BLAS gets the threads).
 
     Minibatches big enough run on ``n_threads`` threads of fastbp's own
     (None: :func:`default_threads`), each with a one-thread BLAS; smaller
-    ones and networks of more than ``OWN_THREADS_MAX_WEIGHTS`` weights leave
-    the threads to the BLAS, whose limit is then set to ``n_threads`` (None:
+    ones and networks of more than ``OWN_THREADS_MAX_WEIGHTS`` weights
+    (``OWN_THREADS_MAX_WEIGHTS_FLOAT32`` for ``itemsize`` 4) leave the
+    threads to the BLAS, whose limit is then set to ``n_threads`` (None:
     left as it is, which for OpenBLAS is also every core unless the same
     variables cap it). ``per_sample``: one thread of fastbp's own whatever
     the batch. The fused per-sample kernel calls no BLAS and needs none of
@@ -195,7 +200,8 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool):
     own_threads = 1
     if (wanted > 1 and _kernels.HAVE_THREADS and not per_sample
             and 6 * batch_size * n_weights >= OWN_THREADS_MIN_FLOPS
-            and n_weights <= OWN_THREADS_MAX_WEIGHTS):
+            and n_weights <= (OWN_THREADS_MAX_WEIGHTS_FLOAT32 if itemsize == 4
+                              else OWN_THREADS_MAX_WEIGHTS)):
         own_threads = wanted
     # scipy's BLAS serves the kernels' gemm calls
     with blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:

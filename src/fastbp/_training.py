@@ -240,7 +240,8 @@ class TrainingLoop:
         network = self.network
         # the fused per-sample kernel calls no BLAS: no thread settings to hold
         threads = contextlib.nullcontext(1) if self.per_sample else training_threads(
-            network.sizes, self.batch_size, self.n_threads, per_sample=False)
+            network.sizes, self.batch_size, self.n_threads, per_sample=False,
+            itemsize=network.dtype.itemsize)
         with network._training_guard(), threads as own_threads, \
                 sigint_deferred() as interrupted:
             history = self._epochs(epochs, callbacks, early_stopping, validation, progress,

@@ -425,7 +425,8 @@ class Network:
             single-threaded. Batches of
             at least 1e8 FLOPs (6 × weights × batch_size,
             ``fastbp._runtime.OWN_THREADS_MIN_FLOPS``) of networks with at
-            most 2**20 weights (``OWN_THREADS_MAX_WEIGHTS``) are
+            most 2**20 weights in float64, 2**23 in float32
+            (``OWN_THREADS_MAX_WEIGHTS``, ``OWN_THREADS_MAX_WEIGHTS_FLOAT32``) are
             split over ``n_threads`` threads of fastbp's own, each with a
             one-thread BLAS: each thread runs the forward pass and the deltas
             on its share of the rows and updates its share of the weights,
