@@ -24,6 +24,8 @@
 #define FASTBP_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 /* The most bytes of B a column panel may span: the tiles still beat
  * OpenBLAS with 784 x 256 float64 weights (1.6 MB, over this machine's
@@ -157,8 +159,12 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
      ptrdiff_t ldc)                                                           \
 {                                                                             \
   /* a 4-vector panel of B, contiguous: B's rows are often a multiple of   \
-   * 1 KiB apart, and a panel read in place then maps to a few L1 sets */   \
-  T packed[FBP_GEMM_KC * 4 * LANES] __attribute__((aligned(64)));            \
+   * 1 KiB apart, and a panel read in place then maps to a few L1 sets. On \
+   * the heap (32 KiB): the caller may be a thread with a small stack. */   \
+  void *raw = m_all >= 12 && n >= 4 * LANES                                  \
+      ? malloc(FBP_GEMM_KC * 4 * LANES * sizeof(T) + 64) : NULL;             \
+  T *packed = raw == NULL ? NULL                                              \
+      : (T *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);                        \
   const ptrdiff_t ldb_all = ldb;                                              \
   for (ptrdiff_t p0 = 0; p0 < k_all; p0 += FBP_GEMM_KC)                       \
   for (ptrdiff_t i0 = 0; i0 < m_all; i0 += FBP_GEMM_MC) {                     \
@@ -176,7 +182,7 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
             }                                                                 \
     }                                                                         \
     for (; j + 4 * LANES <= n; j += 4 * LANES) {                              \
-        if (m >= 12) {  /* two tiles or more: copy the panel of B first */    \
+        if (m >= 12 && packed != NULL) {  /* two tiles or more share it */    \
             for (ptrdiff_t p = 0; p < k; p++)                                 \
                 __builtin_memcpy(packed + p * 4 * LANES, B0 + p * ldb + j,    \
                                  4 * LANES * sizeof(T));                      \
@@ -188,6 +194,7 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
     for (; j + 2 * LANES <= n; j += 2 * LANES)                                \
         FBP_PANEL(T, NAME##_vec, LANES, 12, 2, B0 + j, ldb_all);              \
   }                                                                           \
+  free(raw);                                                                  \
 }
 
 /* AVX-512 has 32 vector registers: 24 accumulators, the rows of B and

@@ -315,6 +315,30 @@ def test_a_worker_lowers_the_limit_while_the_main_thread_keeps_threadpoolctls_co
     assert blas_threads() == original
 
 
+SMALL_STACK_SCRIPT = textwrap.dedent("""
+    import threading
+    import numpy as np, fastbp
+    net = fastbp.Network([784, 256, 10], dtype="float32", seed=0)
+    X = np.random.default_rng(0).normal(size=(64, 784)).astype("float32")
+    expected = net.predict(X, n_threads=1)
+    threading.stack_size(32 * 1024)  # the least Python allows
+    box = {}
+    worker = threading.Thread(target=lambda: box.setdefault("out", net.predict(X, n_threads=1)))
+    worker.start()
+    worker.join()
+    print(np.array_equal(box["out"], expected))
+""")
+
+
+def test_products_run_in_a_thread_of_the_smallest_stack():
+    # the tiles copy panels of B into a 32 KiB buffer: on the stack it
+    # overflowed a 32 KiB thread stack (a segfault), so it lives on the heap
+    run = subprocess.run([sys.executable, "-c", SMALL_STACK_SCRIPT], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "True"
+
+
 def test_concurrent_fits_with_n_threads_leave_the_blas_limit_as_found():
     original = blas_threads()
     X, Y = _big(4000, 20, 3, seed=6)
