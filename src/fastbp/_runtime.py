@@ -86,18 +86,16 @@ class BlasThreads:
         this_thread = threading.current_thread()
         with state.lock:
             holder = state.controlling_thread
-            if holder is this_thread or holder is None or not holder.is_alive():
-                holder = None  # nobody to hand control back to
-            else:
-                state.controlling_thread = None  # lent to the change below
-        held_before = holder is None and state.controlling_thread is this_thread
+            lent = holder is not None and holder is not this_thread and holder.is_alive()
+            if lent:
+                state.controlling_thread = None  # free for the change below
         try:
             return change()
         finally:
-            if holder is not None:
+            if lent:
                 with state.lock:
                     state.controlling_thread = holder
-            elif not held_before:
+            elif holder is not this_thread:
                 openblas.clear_controlling_thread()  # only clears if this thread took it
 
     @contextlib.contextmanager

@@ -104,6 +104,9 @@ def _kernel_input(X, dtype):
     return as_csr_rows(X, dtype, "X")
 
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _is_ready(estimator, X) -> bool:
     """Whether ``validate_data(estimator, X, reset=False)`` would return X
     itself and do nothing else: a ready float32/float64 matrix of the fitted
@@ -114,9 +117,6 @@ def _is_ready(estimator, X) -> bool:
     n_features = getattr(estimator, "n_features_in_", None)
     return (n_features is not None and not hasattr(estimator, "feature_names_in_")
             and is_ready_matrix(X, n_features, _FLOAT_DTYPES))
-
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 #: the initial state of RandomState(seed), for the seeds fits used lately
@@ -1193,11 +1193,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
-        if not reset and _is_ready(self, X) and type(y) is np.ndarray and y.ndim in (1, 2) \
-                and y.dtype == X.dtype and y.shape[0] == X.shape[0] and y.size \
-                and _kernels.first_nonfinite(np.ravel(y)) < 0:
-            pass  # ready already: validate_data would return X and y as they are
-        else:
+        ready = (not reset and _is_ready(self, X) and type(y) is np.ndarray
+                 and y.ndim in (1, 2) and y.dtype == X.dtype and y.shape[0] == X.shape[0]
+                 and y.size and _kernels.first_nonfinite(np.ravel(y)) < 0)
+        if not ready:  # else validate_data would return X and y as they are
             X, y = validate_data(self, X, y, accept_sparse=_SPARSE_FORMATS, multi_output=True,
                                  y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if self.loss == "poisson" and np.any(y < 0):
