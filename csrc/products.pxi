@@ -50,21 +50,27 @@ cdef inline int _tiled_gemm(int m, int n, int k, floating alpha, const floating*
 cdef void gemm_nn(int m, int n, int k, const floating* A, const floating* B,
                   floating* C) noexcept nogil:
     """C (m x n) += A (m x k) . B (k x n)."""
+    gemm_nn_ld(m, n, k, A, k, B, n, C, n)
+
+
+cdef void gemm_nn_ld(int m, int n, int k, const floating* A, int lda, const floating* B,
+                     int ldb, floating* C, int ldc) noexcept nogil:
+    """gemm_nn on blocks: A's, B's and C's rows are lda, ldb and ldc apart."""
     cdef Py_ssize_t r, i, j
     cdef floating s
     cdef const floating* b_row
     cdef floating* c_row
     cdef int done
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        done = _tiled_gemm(m, n, k, 1, A, k, 1, B, n, C, n)
+        done = _tiled_gemm(m, n, k, 1, A, lda, 1, B, ldb, C, ldc)
         if done < n:
-            _blas_gemm(False, False, m, n - done, k, 1, A, k, B + done, n, C + done, n)
+            _blas_gemm(False, False, m, n - done, k, 1, A, lda, B + done, ldb, C + done, ldc)
         return
     for r in range(m):
-        c_row = C + r * n
+        c_row = C + r * ldc
         for i in range(k):
-            s = A[r * k + i]
-            b_row = B + i * n
+            s = A[r * lda + i]
+            b_row = B + i * ldb
             # axpy over a contiguous row: vectorises without reassociation
             for j in range(n):
                 c_row[j] += s * b_row[j]
@@ -73,12 +79,18 @@ cdef void gemm_nn(int m, int n, int k, const floating* A, const floating* B,
 cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,
                   floating* C) noexcept nogil:
     """C (m x n) += A (m x k) . B^T, with B stored (n x k)."""
+    gemm_nt_ld(m, n, k, A, B, C, n)
+
+
+cdef void gemm_nt_ld(int m, int n, int k, const floating* A, const floating* B,
+                     floating* C, int ldc) noexcept nogil:
+    """gemm_nt into a block of C whose rows are ldc apart."""
     cdef Py_ssize_t r, i, j
     cdef floating s0, s1, s2, s3
     cdef const floating* a_row
     cdef const floating* b_row
     if <Py_ssize_t>m * n * k >= BLAS_MIN_FLOPS:
-        _blas_gemm(False, True, m, n, k, 1, A, k, B, k, C, n)
+        _blas_gemm(False, True, m, n, k, 1, A, k, B, k, C, ldc)
         return
     for r in range(m):
         a_row = A + r * k
@@ -96,7 +108,7 @@ cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,
             while j < k:
                 s0 += a_row[j] * b_row[j]
                 j += 1
-            C[r * n + i] += (s0 + s1) + (s2 + s3)
+            C[r * ldc + i] += (s0 + s1) + (s2 + s3)
 
 
 cdef void gemm_tn(int m, int n, int k, floating alpha, const floating* A,

@@ -17,6 +17,22 @@ def set_blas_min_flops(Py_ssize_t flops):
     return old
 
 
+def set_column_split(Py_ssize_t min_bytes, Py_ssize_t block):
+    """Set when fastbp's training threads split a layer's columns instead of
+    its rows: W over ``min_bytes`` bytes, shares of ``block`` columns.
+    Returns the old pair.
+
+    Tests use it to run the column split on small networks.
+    """
+    global COLUMN_SPLIT_MIN_BYTES, COLUMN_BLOCK
+    if block < 1:
+        raise ValueError(f"block must be at least 1, got {block}")
+    old = (COLUMN_SPLIT_MIN_BYTES, COLUMN_BLOCK)
+    COLUMN_SPLIT_MIN_BYTES = min_bytes
+    COLUMN_BLOCK = block
+    return old
+
+
 def set_tiled_gemm(bint on):
     """Switch the register-tiled products (csrc/fastbp_gemm.h) on or off;
     return whether they are in use, which needs a CPU with AVX-512.
