@@ -144,6 +144,7 @@ if importlib.util.find_spec("fastbp") is None:  # not installed: this checkout's
     sys.path.insert(0, str(REPO_DIR / "src"))
 
 sys.path.insert(0, str(BENCH_DIR))
+from idle import wait_until_idle  # noqa: E402
 from peers import PEER_MODULES, load_peer  # noqa: E402
 from peers.numpy_peer import VARIANTS, mse_objective  # noqa: E402
 from peers.numpy_peer import Trainer as NumpyTrainer  # noqa: E402
@@ -553,6 +554,7 @@ def run_case(case, peers, repeats, check_only, warm_up=False):
                     trainer.epoch(1)
                 trainer.load(case.weights, case.biases)
                 gc.collect()
+                wait_until_idle()  # no pool of the last contender or GEMM still spinning
                 started = time.perf_counter()
                 trainer.epoch(1)
                 seconds[name].append(time.perf_counter() - started)
@@ -649,6 +651,9 @@ NOTES = (
     "the layer below, weight gradient. Training needs no δ for the input layer, so the least work is 2·n_in·n_hidden "
     "FLOPs per sample smaller; with 784 inputs a time down to about 0.67× the floor is "
     "possible, and fastbp / floor slightly below 1 is no error.",
+    "Every timed run starts once no thread of the process is busy (bench/idle.py): "
+    "OpenBLAS's threads spin for about 0.1 s after a call, and a contender timed in that "
+    "window shared its cores with the spinner of the one before or of the GEMM probe.",
     "The learning rates are powers of two (FANN takes a C float) and small enough that an "
     "epoch is not chaotic; at 0.25 with 784 standard-normal inputs, runs that differ in the "
     "last bit of one sigmoid end up O(1) apart, and no check could pass.",

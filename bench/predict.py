@@ -42,6 +42,8 @@ import threading
 import time
 from pathlib import Path
 
+from idle import wait_until_idle
+
 BENCH_DIR = Path(__file__).resolve().parent
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -235,8 +237,10 @@ def run_mode(arguments, mode):
         time_call(predict, one_row, 200)
     for _ in range(arguments.repeats):
         for name, predict in predictors.items():
-            time_call(predict, X, 1)  # untimed: the previous contender's pool stops spinning
+            time_call(predict, X, 1)  # untimed: caches and pools as this contender left them
+            wait_until_idle()  # and no pool of the previous contender still spinning
             throughput[name].append(time_call(predict, X, 3) / len(X))
+            wait_until_idle()
             latency[name].append(time_call(predict, one_row, 2000))
     for name in predictors:
         report["contenders"][name].update(
@@ -246,8 +250,10 @@ def run_mode(arguments, mode):
         import fastbp
         net = fastbp.Network(sizes, activation="relu", output_activation="softmax", dtype=dtype)
         net.set_weights(weights, biases)
-        runs = [concurrency(lambda rows: net.predict(rows, n_threads=1), X)
-                for _ in range(arguments.repeats)]
+        runs = []
+        for _ in range(arguments.repeats):
+            wait_until_idle()
+            runs.append(concurrency(lambda rows: net.predict(rows, n_threads=1), X))
         report["concurrency_speedup"] = statistics.median(a / b for a, b in runs)
     return report
 
