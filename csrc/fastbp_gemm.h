@@ -140,9 +140,12 @@
         }                                                                     \
     } while (0)
 
-/* Blocks of KC x MC; in each, column panels outside, row tiles inside: a
- * panel of B (KC x 4 or 2 vectors) is reused by every row tile of the
- * block. Every C entry still sums its KC blocks in order, whatever the tile
+/* Blocks of MC rows, and in each, blocks of KC along p: the block's MC rows
+ * of C stay in cache while every KC block adds to them (KC blocks outside
+ * swept all of C once per block: a 5000-row predict, 5000 x 128 x 784, ran
+ * 10% slower in float32). In a block, column panels outside, row tiles
+ * inside: a panel of B (KC x 4 or 2 vectors) is reused by every row tile of
+ * the block. Every C entry still sums its KC blocks in order, whatever the tile
  * shape and MC, so the one-row path and all the tiles give the same bits.
  * Panels are 4 vectors wide (6 x 4 tiles) while 4 are left, then 2
  * (12 x 2): a 6 x 4 tile loads 4 rows of B and broadcasts 6 of A for 24
@@ -166,8 +169,8 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
   T *packed = raw == NULL ? NULL                                              \
       : (T *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);                        \
   const ptrdiff_t ldb_all = ldb;                                              \
-  for (ptrdiff_t p0 = 0; p0 < k_all; p0 += FBP_GEMM_KC)                       \
-  for (ptrdiff_t i0 = 0; i0 < m_all; i0 += FBP_GEMM_MC) {                     \
+  for (ptrdiff_t i0 = 0; i0 < m_all; i0 += FBP_GEMM_MC)                       \
+  for (ptrdiff_t p0 = 0; p0 < k_all; p0 += FBP_GEMM_KC) {                     \
     ptrdiff_t k = k_all - p0 < FBP_GEMM_KC ? k_all - p0 : FBP_GEMM_KC;        \
     ptrdiff_t m = m_all - i0 < FBP_GEMM_MC ? m_all - i0 : FBP_GEMM_MC;        \
     const T *A0 = A_all + i0 * a_rs + p0 * a_cs, *B0 = B_all + p0 * ldb;      \
