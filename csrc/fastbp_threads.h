@@ -13,6 +13,8 @@
 #ifndef FASTBP_THREADS_H
 #define FASTBP_THREADS_H
 
+#include <stddef.h>
+
 #define FBP_MAX_THREADS 64
 
 #if (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
@@ -56,6 +58,12 @@ static inline void fbp_wait_while_equal(const int *word, int value)
     (void)word;
     (void)value;
 #endif
+}
+
+/* The value of *counter before adding step: a share of work to claim. */
+static inline ptrdiff_t fbp_claim(ptrdiff_t *counter, ptrdiff_t step)
+{
+    return __atomic_fetch_add(counter, step, __ATOMIC_RELAXED);
 }
 
 static inline void fbp_barrier_init(fbp_barrier *b, int n)

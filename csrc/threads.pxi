@@ -6,6 +6,7 @@ cdef extern from "fastbp_threads.h" nogil:
     ctypedef void (*fbp_task)(void* job, int index) noexcept nogil
     void fbp_barrier_init(fbp_barrier* b, int n)
     void fbp_barrier_wait(fbp_barrier* b)
+    Py_ssize_t fbp_claim(Py_ssize_t* counter, Py_ssize_t step)
     int fbp_run_threads(int n, fbp_task task, void* job)
     int FBP_MAX_THREADS
     int FBP_HAVE_THREADS
@@ -404,9 +405,13 @@ cdef void _train_part_f(void* job, int index) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
-# Prediction split over threads of its own: rows are independent, so each
-# thread runs the forward pass on its contiguous share with its own workspace.
-
+# Prediction split over threads of its own: rows are independent, so the
+# threads take blocks of rows from a shared counter, each running the forward
+# pass on its block in its own workspace. Claimed, not dealt out in equal
+# shares: the cores of a shared machine often run at unequal speeds (on this
+# project's 2-core VM, one core's GEMM rate was 100 against the other's 140
+# GFLOP/s), and an equal share waits for the slowest thread. A row's block,
+# and so its bits, depend only on m and block_rows, not on which thread ran it.
 cdef struct PredictJob:
     const int* sizes
     const int* acts
@@ -417,27 +422,30 @@ cdef struct PredictJob:
     void* work            # n_threads workspaces of work_per_thread scalars
     Py_ssize_t work_per_thread
     Py_ssize_t m
+    Py_ssize_t block_rows  # at most a thread's even share: its workspace's rows
+    Py_ssize_t next_row    # the first row no thread has claimed
     int n_threads
 
 
 cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcept nogil:
-    """Thread ``index``: the network output for its share of the m rows."""
-    cdef Py_ssize_t r0 = _share(job.m, index, job.n_threads)
-    cdef Py_ssize_t rows = _share(job.m, index + 1, job.n_threads) - r0
+    """Thread ``index``: the network output for the blocks of rows it claims."""
     cdef int n_layers = job.n_layers
-    cdef Py_ssize_t n_in = job.sizes[0], n_out = job.sizes[n_layers]
+    cdef Py_ssize_t n_in = job.sizes[0], n_out = job.sizes[n_layers], r0, rows
     cdef Py_ssize_t z_offsets[64]
     cdef floating* work = <floating*>job.work + index * job.work_per_thread
-    cdef fbp_network net
+    cdef fbp_network net = _network(job.sizes, job.acts, n_layers, 0, 0.0, job.params, NULL,
+                                    work)
     cdef fbp_input x_own
-    if rows == 0:
-        return
-    net = _network(job.sizes, job.acts, n_layers, 0, 0.0, job.params, NULL, work)
-    x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
-    forward_pass(&net, &x_own, rows, dtype_tag)
-    _z_offsets(job.sizes, n_layers, rows, z_offsets)
-    memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
-           rows * n_out * sizeof(floating))
+    while True:
+        r0 = fbp_claim(&job.next_row, job.block_rows)
+        if r0 >= job.m:
+            return
+        rows = job.m - r0 if job.m - r0 < job.block_rows else job.block_rows
+        x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
+        forward_pass(&net, &x_own, rows, dtype_tag)
+        _z_offsets(job.sizes, n_layers, rows, z_offsets)
+        memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
+               rows * n_out * sizeof(floating))
 
 
 cdef void _predict_part_d(void* job, int index) noexcept nogil:

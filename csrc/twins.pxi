@@ -226,6 +226,15 @@ def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads
     return _predict_share(&sizes[0], <int>sizes.shape[0] - 1, rows, n_threads)
 
 
+# The rows of a block that predict's threads claim: at least PREDICT_BLOCK_ROWS
+# (the tiles copy each panel of W once per block of up to 192 rows; 64-row
+# blocks would spend a fifth of the time copying) and at least
+# PREDICT_BLOCK_FLOPS of work, so that a claim and the block's BLAS calls
+# stay small on small networks.
+cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
+cdef double PREDICT_BLOCK_FLOPS = 4e6
+
+
 def network_predict_threads(X, const floating[::1] params,
                             const int[::1] sizes, const int[::1] acts,
                             floating[::1] work, floating[:, ::1] out, int n_threads):
@@ -254,6 +263,12 @@ def network_predict_threads(X, const floating[::1] params,
     job.work = &work[0]
     job.m = m
     job.n_threads = n_threads
+    job.next_row = 0
+    # blocks of 256 rows (more on small networks, for PREDICT_BLOCK_FLOPS),
+    # at most the even share that sized the workspaces
+    job.block_rows = max(PREDICT_BLOCK_ROWS,
+                         <Py_ssize_t>(PREDICT_BLOCK_FLOPS / (2.0 * params.shape[0])) + 1)
+    job.block_rows = min(job.block_rows, (m + n_threads - 1) // n_threads)
     with nogil:
         saved_csr = fbp_denormals_off()  # the threads inherit the mode
         if n_threads > 1:
