@@ -1,5 +1,10 @@
 # Minibatch training on threads of its own (csrc/fastbp_threads.h).
 
+cdef extern from "fastbp_finite.h" nogil:
+    Py_ssize_t fbp_first_nonfinite_f(const float* x, Py_ssize_t n)
+    Py_ssize_t fbp_first_nonfinite_d(const double* x, Py_ssize_t n)
+
+
 cdef extern from "fastbp_threads.h" nogil:
     ctypedef struct fbp_barrier:
         pass
@@ -425,6 +430,8 @@ cdef struct PredictJob:
     Py_ssize_t block_rows  # at most a thread's even share: its workspace's rows
     Py_ssize_t next_row    # the first row no thread has claimed
     int n_threads
+    bint check_finite      # scan each dense block of X before its forward pass
+    int nonfinite          # set when a scan found a NaN or infinity
 
 
 cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcept nogil:
@@ -442,10 +449,21 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
             return
         rows = job.m - r0 if job.m - r0 < job.block_rows else job.block_rows
         x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
+        if job.check_finite and x_own.dense != NULL and _first_nonfinite(
+                <const floating*>x_own.dense, rows * n_in) >= 0:
+            job.nonfinite = 1  # any thread may set it; read after the join
+            continue
         forward_pass(&net, &x_own, rows, dtype_tag)
         _z_offsets(job.sizes, n_layers, rows, z_offsets)
         memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
                rows * n_out * sizeof(floating))
+
+
+cdef inline Py_ssize_t _first_nonfinite(const floating* x, Py_ssize_t n) noexcept nogil:
+    if floating is double:
+        return fbp_first_nonfinite_d(x, n)
+    else:
+        return fbp_first_nonfinite_f(x, n)
 
 
 cdef void _predict_part_d(void* job, int index) noexcept nogil:

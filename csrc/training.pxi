@@ -7,11 +7,6 @@ cdef extern from "fastbp_denormals.h" nogil:
     void fbp_denormals_restore(unsigned int saved)
 
 
-cdef extern from "fastbp_finite.h" nogil:
-    Py_ssize_t fbp_first_nonfinite_f(const float* x, Py_ssize_t n)
-    Py_ssize_t fbp_first_nonfinite_d(const double* x, Py_ssize_t n)
-
-
 cdef extern from "fastbp_sample.h" nogil:
     int fbp_sample_epoch_d(const fbp_network* net, const fbp_batches* data, double lr,
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)

@@ -237,10 +237,14 @@ cdef double PREDICT_BLOCK_FLOPS = 4e6
 
 def network_predict_threads(X, const floating[::1] params,
                             const int[::1] sizes, const int[::1] acts,
-                            floating[::1] work, floating[:, ::1] out, int n_threads):
+                            floating[::1] work, floating[:, ::1] out, int n_threads,
+                            bint check_finite=False):
     """network_predict with the rows split over ``n_threads`` threads of its
     own; ``work`` holds ``n_threads * predict_workspace_share(...)`` scalars.
-    Returns the threads that ran (1 when they could not be started)."""
+    Returns the threads that ran (1 when they could not be started). With
+    ``check_finite``, each thread scans its blocks of a dense X before their
+    forward pass (while they come into its cache, not in a pass of their
+    own); then -1 means X holds a NaN or infinity and ``out`` is incomplete."""
     cdef PredictJob job
     cdef int i, status = 0
     cdef unsigned int saved_csr
@@ -264,11 +268,15 @@ def network_predict_threads(X, const floating[::1] params,
     job.m = m
     job.n_threads = n_threads
     job.next_row = 0
+    job.check_finite = check_finite
+    job.nonfinite = 0
     # blocks of 256 rows (more on small networks, for PREDICT_BLOCK_FLOPS),
     # at most the even share that sized the workspaces
     job.block_rows = max(PREDICT_BLOCK_ROWS,
                          <Py_ssize_t>(PREDICT_BLOCK_FLOPS / (2.0 * params.shape[0])) + 1)
     job.block_rows = min(job.block_rows, (m + n_threads - 1) // n_threads)
+    if n_threads == 1:
+        job.block_rows = m  # nothing to balance: network_predict's one pass, and its bits
     with nogil:
         saved_csr = fbp_denormals_off()  # the threads inherit the mode
         if n_threads > 1:
@@ -281,6 +289,8 @@ def network_predict_threads(X, const floating[::1] params,
                 else:
                     _predict_part_f(&job, i)
         fbp_denormals_restore(saved_csr)
+    if job.nonfinite:
+        return -1
     return n_threads if status == 0 else 1
 
 

@@ -666,7 +666,7 @@ def test_predict_on_threads_matches_the_reference_and_one_thread(monkeypatch, dt
     calls = []  # (threads, BLAS limit) of every kernel call; network_predict runs on 1
     threaded, single = _kernels.network_predict_threads, _kernels.network_predict
     monkeypatch.setattr(_kernels, "network_predict_threads",
-                        lambda *args: calls.append((args[-1], blas_threads())) or threaded(*args))
+                        lambda *args: calls.append((args[6], blas_threads())) or threaded(*args))
     monkeypatch.setattr(_kernels, "network_predict",
                         lambda *args: calls.append((1, blas_threads())) or single(*args))
     before = blas_threads()
@@ -717,6 +717,60 @@ def test_predict_threads_claim_blocks_of_rows_and_give_the_same_bits(dtype, n_th
     block = np.empty((256, 10), dtype)
     _kernels.network_predict(X[512:768], net._params, net._sizes, net._acts, None, block)
     assert np.array_equal(runs[0][512:768], block)
+    # one thread: one block, network_predict's bits (a converted X takes that path)
+    single = np.full((3000, 10), np.nan, dtype)
+    work = np.empty(_kernels.predict_workspace_share(net._sizes, 3000, 1), dtype)
+    assert _kernels.network_predict_threads(X, net._params, net._sizes, net._acts, work, single,
+                                            1, True) == 1
+    assert np.array_equal(single, one)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("bad_rows", [[0], [2999], [1300, 40], [511, 512]])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_threaded_predict_scans_its_blocks_and_names_the_first_bad_value(monkeypatch, dtype,
+                                                                          bad_rows, n_threads):
+    # a ready X goes to the threads unscanned; they scan each block before its
+    # forward pass, and predict then names the first bad value of all of X
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    rng = np.random.default_rng(6)
+    net = fastbp.Network([64, 128, 10], activation="relu", output_activation="softmax",
+                         dtype=dtype, seed=0)
+    X = rng.normal(size=(3000, 64)).astype(dtype)
+    clean = net.predict(X, n_threads=n_threads)
+    scans = []
+    threaded = _kernels.network_predict_threads
+    monkeypatch.setattr(_kernels, "network_predict_threads",
+                        lambda *args: scans.append(args[-1]) or threaded(*args))
+    monkeypatch.setattr(_kernels, "first_nonfinite", lambda values: pytest.fail(
+        "X was scanned in a pass of its own") if values.size >= X.size else -1)
+    assert np.array_equal(net.predict(X, n_threads=n_threads), clean)  # same bits
+    assert scans == [True]
+    monkeypatch.undo()
+    for value, row in zip((np.nan, np.inf), bad_rows):
+        X[row, 5] = value
+    first = min(bad_rows)
+    with pytest.raises(ValueError, match=rf"X contains {len(bad_rows)} NaN or infinite "
+                                         rf"value\(s\), first at \[{first}, 5\]"):
+        net.predict(X, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_predict_threads_twin_reports_a_nonfinite_x_only_when_asked(dtype):
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    rng = np.random.default_rng(7)
+    net = fastbp.Network([16, 32, 3], dtype=dtype, seed=0)
+    X = rng.normal(size=(600, 16)).astype(dtype)
+    X[599, 15] = -np.inf
+    share = _kernels.predict_workspace_share(net._sizes, 600, 2)
+    work, out = np.empty(2 * share, dtype), np.empty((600, 3), dtype)
+    args = (X, net._params, net._sizes, net._acts, work, out, 2)
+    assert _kernels.network_predict_threads(*args, True) == -1
+    assert _kernels.network_predict_threads(*args) == 2  # unscanned: the caller checked X
+    X[599, 15] = 0.0
+    assert _kernels.network_predict_threads(*args, True) == 2
 
 
 def test_predict_threads_default_to_the_usable_cores_and_only_for_big_calls(monkeypatch):

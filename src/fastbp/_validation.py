@@ -33,10 +33,16 @@ def is_ready_matrix(data, n_columns: int | None, dtypes) -> bool:
     finite, C-contiguous, aligned 2-D NumPy array of one of ``dtypes`` with
     ``n_columns`` columns (None: any). Lets small calls skip the general
     checks and conversions, which would all pass."""
+    return (is_ready_layout(data, n_columns, dtypes)
+            and _kernels.first_nonfinite(data.reshape(-1)) < 0)
+
+
+def is_ready_layout(data, n_columns: int | None, dtypes) -> bool:
+    """:func:`is_ready_matrix` but for the values: for kernels that scan
+    them for NaN and infinity themselves."""
     return (type(data) is np.ndarray and data.ndim == 2 and data.size > 0
             and (n_columns is None or data.shape[1] == n_columns)
-            and data.dtype in dtypes and data.flags.c_contiguous and data.flags.aligned
-            and _kernels.first_nonfinite(data.reshape(-1)) < 0)
+            and data.dtype in dtypes and data.flags.c_contiguous and data.flags.aligned)
 
 
 def usable_as_is(array: np.ndarray, dtype: np.dtype) -> bool:

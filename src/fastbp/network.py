@@ -19,7 +19,7 @@ from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_sample_weight, check_seed, convert_rows,
-                          split_rows, usable_as_is)
+                          is_ready_layout, split_rows, usable_as_is)
 from .losses import check_loss, check_targets
 from .optim import Optimizer, SGD
 
@@ -258,10 +258,15 @@ class Network:
         -------
         ndarray of shape (m, sizes[-1]) and the network's dtype
         """
-        X = self._check_X(X, lazy=True)
         if n_threads is not None:
             n_threads = check_int(n_threads, "n_threads", 1)
         params = self._params  # one snapshot for every chunk, whatever other threads do
+        if is_ready_layout(X, self.sizes[0], (self.dtype,)):
+            threads = predict_threads(params.shape[0], X.shape[0], n_threads)
+            if threads:
+                # the threads scan X's rows as they read them: no pass of its own
+                return self._predict_threads_checking(X, params, threads)
+        X = self._check_X(X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         threads = predict_threads(params.shape[0], X.shape[0], n_threads)
         if not threads:  # a small call, as it is (its latency is the point)
@@ -276,9 +281,21 @@ class Network:
             self._predict_chunks(X, params, out, threads)
         return out
 
-    def _predict_chunks(self, X, params, out, threads: int) -> None:
+    def _predict_threads_checking(self, X, params, threads: int) -> np.ndarray:
+        """predict of a dense X of the network's dtype and layout on
+        ``threads`` threads, whose kernel rejects NaN and infinity in X."""
+        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        with blas_threads.limit(1):
+            if self._predict_chunks(X, params, out, threads, check_finite=True):
+                return out
+        as_matrix(X, self.dtype, "X", n_columns=self.sizes[0])  # raises, naming the value
+        raise ValueError("X holds values that are not finite")  # not reached
+
+    def _predict_chunks(self, X, params, out, threads: int, check_finite: bool = False) -> bool:
         """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
-        threads of fastbp's own (1: this one)."""
+        threads of fastbp's own (1: this one). With ``check_finite``, X's
+        blocks are scanned as the kernel reads them, and the result is False
+        when one held a NaN or infinity."""
         m = X.shape[0]
         rows = min(m, CHUNK_ROWS * threads)
         share = _kernels.predict_workspace_share(self._sizes, rows, threads)
@@ -288,11 +305,12 @@ class Network:
         for start in range(0, m, rows):
             stop = min(start + rows, m)
             X_rows, out_rows = self._rows(X, start, stop), out[start:stop]
-            if threads == 1:
+            if threads == 1 and not check_finite:
                 _kernels.network_predict(X_rows, params, self._sizes, self._acts, work, out_rows)
-            else:
-                _kernels.network_predict_threads(X_rows, params, self._sizes, self._acts, work,
-                                                 out_rows, threads)
+            elif _kernels.network_predict_threads(X_rows, params, self._sizes, self._acts, work,
+                                                  out_rows, threads, check_finite) < 0:
+                return False
+        return True
 
     def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
