@@ -1,4 +1,5 @@
 """bench/idle.py: timed runs start once no thread of the process is busy."""
+import contextlib
 import importlib.util
 import threading
 import time
@@ -14,9 +15,10 @@ def load_idle():
     return module
 
 
-def test_waits_while_another_thread_spins_and_not_after():
-    idle = load_idle()
-    stop_at = time.perf_counter() + 0.3
+@contextlib.contextmanager
+def spinning(seconds):
+    """Another thread keeps a core busy for ``seconds`` from now."""
+    stop_at = time.perf_counter() + seconds
 
     def spin():
         while time.perf_counter() < stop_at:
@@ -25,25 +27,21 @@ def test_waits_while_another_thread_spins_and_not_after():
     spinner = threading.Thread(target=spin)
     spinner.start()
     try:
-        waited = idle.wait_until_idle(max_seconds=5.0)
+        yield
     finally:
         spinner.join()
+
+
+def test_waits_while_another_thread_spins_and_not_after():
+    idle = load_idle()
+    with spinning(0.3):
+        waited = idle.wait_until_idle(max_seconds=5.0)
     assert 0.2 <= waited < 5.0
     assert idle.wait_until_idle(max_seconds=5.0) < 1.0  # nothing spins now
 
 
 def test_gives_up_after_max_seconds():
     idle = load_idle()
-    stop_at = time.perf_counter() + 1.0
-
-    def spin():
-        while time.perf_counter() < stop_at:
-            pass
-
-    spinner = threading.Thread(target=spin)
-    spinner.start()
-    try:
+    with spinning(1.0):
         waited = idle.wait_until_idle(max_seconds=0.2)
-    finally:
-        spinner.join()
     assert 0.2 <= waited < 0.6

@@ -129,13 +129,21 @@ OPTIMIZERS = {"sgd": (0, 0.0, False), "momentum": (0, 0.9, False),
               "nesterov": (0, 0.9, True), "adam": (1, 0.9, False)}
 
 
+@pytest.mark.parametrize("split", ["rows", "columns"])
 @pytest.mark.parametrize("blas", ["loops", "blas"])
 @pytest.mark.parametrize("n_threads", [2, 3])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_threaded_minibatches_equal_one_thread(rng, dtype, optimizer, n_threads, blas):
+def test_threaded_minibatches_equal_one_thread(request, rng, dtype, optimizer, n_threads, blas,
+                                               split):
     # every feature of the loop at once: sample weights, a shuffled order, L2,
-    # a short last batch and a start inside the data
+    # a short last batch and a start inside the data. Split by columns (the
+    # column_split fixture), 3 threads split the 17- and 11-unit layers'
+    # columns in shares of 4 and leave the 4 outputs to rows; with 2, the 11
+    # units split as well. The workspace starts as NaN: a column no thread
+    # computed would show.
+    if split == "columns":
+        request.getfixturevalue("column_split")
     net = random_network(rng, [13, 17, 11, 4], "tanh", "softmax", dtype)
     X = rng.normal(size=(101, 13)).astype(dtype)
     Y = targets(rng, "cross_entropy", 101, 4, dtype)
@@ -156,12 +164,17 @@ def test_threaded_minibatches_equal_one_thread(rng, dtype, optimizer, n_threads,
     assert_close(many_results[1:3], one_results[1:3], dtype)  # loss and L2 sums
 
 
+@pytest.mark.parametrize("split", ["rows", "columns"])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_wide_full_batch_step_matches_the_reference_on_every_product_path(rng, gemm_path,
-                                                                          dtype, n_threads):
+def test_wide_full_batch_step_matches_the_reference_on_every_product_path(request, rng, gemm_path,
+                                                                          dtype, n_threads, split):
     # layers wide enough for the AVX-512 tiles; on threads, each one's weight
-    # update is a column block of z_prev (the lda path), with leftover rows
+    # update is a column block of z_prev (the lda path), with leftover rows;
+    # split by columns, each thread's share of a layer's columns goes through
+    # the tiles (or BLAS, or loops) with the rows of W and z far apart
+    if split == "columns":
+        request.getfixturevalue("column_split")
     net = random_network(rng, [40, 48, 37, 5], "tanh", "sigmoid", dtype)
     X = rng.normal(size=(26, 40)).astype(dtype)
     Y = targets(rng, "bce", 26, 5, dtype)
@@ -231,73 +244,6 @@ def column_split():
     _kernels.set_column_split(*old)
 
 
-@pytest.mark.parametrize("blas", ["loops", "blas"])
-@pytest.mark.parametrize("n_threads", [2, 3])
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_threaded_column_split_equals_one_thread(rng, column_split, dtype, optimizer,
-                                                 n_threads, blas):
-    # 3 threads split the 17- and 11-unit layers' columns in shares of 4 and
-    # leave the 4 outputs to rows; with 2, the 11 units split as well. The
-    # workspace starts as NaN: a column no thread computed would show.
-    net = random_network(rng, [13, 17, 11, 4], "tanh", "softmax", dtype)
-    X = rng.normal(size=(101, 13)).astype(dtype)
-    Y = targets(rng, "cross_entropy", 101, 4, dtype)
-    sw = rng.uniform(0.5, 2, 101).astype(dtype)
-    order = rng.permutation(101).astype(np.intp)
-    code, momentum, nesterov = OPTIMIZERS[optimizer]
-    old = _kernels.set_blas_min_flops(0 if blas == "blas" else 2**62)
-    try:
-        runs = [run_threaded(net, X, Y, sw, order, 16, threads, code, momentum, nesterov,
-                             l2=0.3, loss="cross_entropy", start=3)
-                for threads in (1, n_threads)]
-    finally:
-        _kernels.set_blas_min_flops(old)
-    (one, one_results), (many, many_results) = runs
-    assert many_results[0] == one_results[0] == 0
-    assert many_results[3:] == one_results[3:]
-    assert_close(many, one, dtype)
-    assert_close(many_results[1:3], one_results[1:3], dtype)
-
-
-@pytest.mark.parametrize("n_threads", [2, 3])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_column_split_full_batch_step_matches_the_reference(rng, gemm_path, column_split,
-                                                            dtype, n_threads):
-    # wide enough for the register tiles on each thread's columns, rows in order
-    net = random_network(rng, [40, 72, 37, 5], "sigmoid", "sigmoid", dtype)
-    X = rng.normal(size=(26, 40)).astype(dtype)
-    Y = targets(rng, "bce", 26, 5, dtype)
-    params, results = run_threaded(net, X, Y, np.empty(0, dtype), np.empty(0, np.intp), 26,
-                                   n_threads, l2=0.2, loss="bce", lr=0.5)
-    assert results[0] == 0
-    weights, biases, activations = as_lists(net)
-    dW, db = reference.gradients(weights, biases, activations, X.astype(np.float64).tolist(),
-                                 Y.astype(np.float64).tolist(), "bce", 0.2)
-    expected = np.concatenate([np.concatenate([np.ravel(W) - 0.5 * np.ravel(g),
-                                               np.ravel(b) - 0.5 * np.ravel(gb)])
-                               for W, b, g, gb in zip(weights, biases, dW, db)])
-    assert_close(params, expected, dtype)
-
-
-def test_column_split_is_bit_identical_from_run_to_run_and_stops_with_one_thread(
-        rng, column_split):
-    net = random_network(rng, [30, 40, 20, 5], "relu", "identity")
-    X, Y = rng.normal(size=(500, 30)), rng.normal(size=(500, 5))
-    order = rng.permutation(500).astype(np.intp)
-    first = run_threaded(net, X, Y, np.empty(0), order, 32, 2, 0, 0.9)
-    for _ in range(3):
-        again = run_threaded(net, X, Y, np.empty(0), order, 32, 2, 0, 0.9)
-        np.testing.assert_array_equal(again[0], first[0])
-        assert again[1] == first[1]
-    Y[37, 1] = np.inf  # in the second batch of 32: every thread stops there
-    one = run_threaded(net, X, Y, np.empty(0), np.empty(0, np.intp), 32, 1)
-    many = run_threaded(net, X, Y, np.empty(0), np.empty(0, np.intp), 32, 2)
-    assert one[1][0] == many[1][0] == 1
-    assert one[1][3] == many[1][3] == 32
-    assert_close(many[0], one[0])
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_fit_of_layers_over_2_mib_on_two_threads_matches_one(rng, dtype):
     # the default split: W_1 (1024 x 600) spans over 2 MiB in both dtypes, so two
@@ -320,7 +266,10 @@ def test_fit_of_layers_over_2_mib_on_two_threads_matches_one(rng, dtype):
     assert not np.allclose(one.weights[1], net.weights[1])
 
 
-def test_threaded_training_is_bit_identical_from_run_to_run(rng):
+@pytest.mark.parametrize("split", ["rows", "columns"])
+def test_threaded_training_is_bit_identical_from_run_to_run(request, rng, split):
+    if split == "columns":
+        request.getfixturevalue("column_split")
     net = random_network(rng, [30, 40, 20, 5], "relu", "identity")
     X, Y = rng.normal(size=(500, 30)), rng.normal(size=(500, 5))
     order = rng.permutation(500).astype(np.intp)
@@ -331,7 +280,11 @@ def test_threaded_training_is_bit_identical_from_run_to_run(rng):
         assert again[1] == first[1]
 
 
-def test_threaded_training_stops_at_the_same_batch_as_one_thread(rng):
+@pytest.mark.parametrize("split", ["rows", "columns"])
+def test_threaded_training_stops_at_the_same_batch_as_one_thread(request, rng, split):
+    # every thread meets the barriers between layers, then stops at that batch
+    if split == "columns":
+        request.getfixturevalue("column_split")
     net = random_network(rng, [5, 8, 2], "tanh", "identity")
     X, Y = rng.normal(size=(64, 5)), rng.normal(size=(64, 2))
     Y[37, 1] = np.inf  # in the third batch of 16

@@ -249,7 +249,10 @@ class Network:
             as they are); None uses the cores this process may run on,
             as in :meth:`fit`. The rows are split over threads of fastbp's
             own, each with a one-thread BLAS (``n_threads=1`` holds the BLAS
-            to one thread too, so that calls from several threads scale).
+            to one thread too, so that calls from several threads scale), in
+            blocks of 256 rows or more that whichever thread is free takes;
+            the threads scan their blocks of X for NaN and infinity as they
+            read them.
             Outputs agree with one thread to rounding (a row's products may
             take another kernel when the rows are split) and are
             bit-identical for the same ``n_threads``.
