@@ -66,6 +66,12 @@ static inline ptrdiff_t fbp_claim(ptrdiff_t *counter, ptrdiff_t step)
     return __atomic_fetch_add(counter, step, __ATOMIC_RELAXED);
 }
 
+/* Set *flag to 1; several threads may do so at once. */
+static inline void fbp_raise_flag(int *flag)
+{
+    __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+}
+
 static inline void fbp_barrier_init(fbp_barrier *b, int n)
 {
     b->count = 0;

@@ -12,6 +12,7 @@ cdef extern from "fastbp_threads.h" nogil:
     void fbp_barrier_init(fbp_barrier* b, int n)
     void fbp_barrier_wait(fbp_barrier* b)
     Py_ssize_t fbp_claim(Py_ssize_t* counter, Py_ssize_t step)
+    void fbp_raise_flag(int* flag)
     int fbp_run_threads(int n, fbp_task task, void* job)
     int FBP_MAX_THREADS
     int FBP_HAVE_THREADS
@@ -451,7 +452,7 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
         x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
         if job.check_finite and x_own.dense != NULL and _first_nonfinite(
                 <const floating*>x_own.dense, rows * n_in) >= 0:
-            job.nonfinite = 1  # any thread may set it; read after the join
+            fbp_raise_flag(&job.nonfinite)  # read after the join
             continue
         forward_pass(&net, &x_own, rows, dtype_tag)
         _z_offsets(job.sizes, n_layers, rows, z_offsets)
