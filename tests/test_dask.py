@@ -30,6 +30,11 @@ WAIT = 60
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed's nanny writes OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_) into
+    # this process's environment for its workers; left there, every later
+    # test saw one usable core (fastbp._runtime.default_threads) and never ran
+    # the default multi-threaded paths
+    environ = dict(os.environ)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. the port of a previous cluster still in use
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -42,6 +47,8 @@ def client():
     finally:
         client.close(timeout=WAIT)
         cluster.close(timeout=WAIT)
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(autouse=True)
