@@ -73,36 +73,35 @@ cdef void forward_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize
     """forward_pass for rows [r0, r0 + rows) of an m-row batch (x_rows holds
     those rows); writes only their part of the workspace. ``dtype_tag``
     (NULL) only picks the scalar type."""
-    cdef const int* sizes = net.sizes
-    cdef const int* acts = net.acts
-    cdef int n_layers = net.n_layers
-    cdef floating* work = <floating*>net.work
-    cdef Py_ssize_t l, r, n_in, n_out
-    cdef const floating* z_prev = NULL
-    cdef const floating* W = <const floating*>net.params
-    cdef const floating* b
-    cdef floating* a
+    cdef Py_ssize_t l, w_offset = 0
     cdef Py_ssize_t z_offsets[64]
-    cdef floating* a_out = work + _z_offsets(sizes, n_layers, m, z_offsets)
-    for l in range(n_layers):
-        n_in = sizes[l]
-        n_out = sizes[l + 1]
-        b = W + n_in * n_out
-        a = work + z_offsets[l + 1] + r0 * n_out
-        # a = z_prev . W + b: start from the bias, then accumulate
-        if l == n_layers - 1:
-            for r in range(rows):
-                memcpy(a_out + (r0 + r) * n_out, b, n_out * sizeof(floating))
-            _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W,
-                           a_out + r0 * n_out)
-            activate_rows(a_out + r0 * n_out, a, rows, n_out, acts[l])
-        else:
-            for r in range(rows):
-                memcpy(a + r * n_out, b, n_out * sizeof(floating))
-            _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W, a)
-            activate_rows(a, a, rows, n_out, acts[l])
-        z_prev = a
-        W = b + n_out
+    _z_offsets(net.sizes, net.n_layers, m, z_offsets)
+    for l in range(net.n_layers):
+        forward_layer_rows(net, x_rows, l, r0, rows, m, z_offsets, w_offset, dtype_tag)
+        w_offset += (<Py_ssize_t>net.sizes[l] + 1) * net.sizes[l + 1]
+
+
+cdef void forward_layer_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize_t l,
+                             Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
+                             const Py_ssize_t* z_offsets, Py_ssize_t w_offset,
+                             floating* dtype_tag) noexcept nogil:
+    """Layer l of forward_rows: z_{l+1} = f(z_l . W_l + b_l) for those rows,
+    with W_l at ``w_offset`` in the parameters; the output layer keeps its
+    pre-activation in a_out."""
+    cdef Py_ssize_t r, n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef floating* work = <floating*>net.work
+    cdef const floating* W = <const floating*>net.params + w_offset
+    cdef const floating* b = W + n_in * n_out
+    cdef const floating* z_prev = work + z_offsets[l] + r0 * n_in if l > 0 else NULL
+    cdef floating* z = work + z_offsets[l + 1] + r0 * n_out
+    # a = z_prev . W + b: start from the bias, then accumulate
+    cdef floating* a = z
+    if l == net.n_layers - 1:
+        a = work + z_offsets[l + 1] + m * n_out + r0 * n_out  # a_out
+    for r in range(rows):
+        memcpy(a + r * n_out, b, n_out * sizeof(floating))
+    _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W, a)
+    activate_rows(a, z, rows, n_out, net.acts[l])
 
 
 cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floating* T,

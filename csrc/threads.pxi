@@ -51,41 +51,6 @@ cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexce
     return count * index // n_threads
 
 
-cdef double _own_rows_deltas(const fbp_network* net, const fbp_input* xb, const floating* tb,
-                            const floating* wb, double sw_sum, Py_ssize_t m, Py_ssize_t r0,
-                            Py_ssize_t rows, const Py_ssize_t* z_offsets,
-                            const Py_ssize_t* w_offsets) noexcept nogil:
-    """Rows [r0, r0 + rows) of an m-row batch: forward pass, output delta and
-    the deltas of every layer (old weights, only these rows). Returns their
-    share of J's data term."""
-    cdef const int* sizes = net.sizes
-    cdef const int* acts = net.acts
-    cdef int l, n_layers = net.n_layers
-    cdef Py_ssize_t k_in, k_out, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef const floating* params = <const floating*>net.params
-    cdef floating* work = <floating*>net.work
-    cdef floating* a_out = work + z_offsets[n_layers] + m * n_out
-    cdef floating* deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
-    cdef floating* delta
-    cdef double J
-    cdef fbp_input x_own = input_rows_from(xb, r0, n_in, <floating*>NULL)
-    forward_rows(net, &x_own, r0, rows, m, <floating*>NULL)
-    J = output_delta(a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
-                     tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
-                     n_out, net.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
-                     sw_sum)
-    for l in range(n_layers - 1, 0, -1):
-        # delta_l = (delta_{l+1} . W_l^T) * f'(z_l), with the old W_l
-        k_in = sizes[l]
-        k_out = sizes[l + 1]
-        delta = deltas + z_offsets[l] + r0 * k_in
-        memset(delta, 0, rows * k_in * sizeof(floating))
-        gemm_nt(<int>rows, <int>k_in, <int>k_out, deltas + z_offsets[l + 1] + r0 * k_out,
-                params + w_offsets[l], delta)
-        multiply_derivative(work + z_offsets[l] + r0 * k_in, delta, rows * k_in, acts[l - 1])
-    return J
-
-
 # A layer whose W spans more than this many bytes is split by columns over
 # the threads, not by rows: split by rows, every thread multiplies by all of
 # W, which then streams from L3 once per thread. Two threads on a 2048 x
@@ -95,7 +60,8 @@ cdef double _own_rows_deltas(const fbp_network* net, const fbp_input* xb, const 
 # 0.83x, 0.98x). 1024-2048-2048-10 fits on 2 threads ran 1.29x, 1.07x and
 # 1.01x faster at batch 32, 128 and 512 in float32 (1.23x, 1.06x, 0.98x).
 cdef Py_ssize_t COLUMN_SPLIT_MIN_BYTES = 2 * 1024 * 1024
-# threads take whole blocks of columns: 4-vector panels of the tiles
+# threads take whole blocks of 64 columns: whole 4-vector panels of the
+# float32 tiles (two of float64)
 cdef Py_ssize_t COLUMN_BLOCK = 64
 
 
@@ -141,88 +107,76 @@ cdef void _forward_layer_columns(const fbp_network* net, const fbp_input* xb, in
         activate_rows(z + r * n_out, z + r * n_out, 1, count, net.acts[l])
 
 
-cdef void _backward_layer_columns(const fbp_network* net, int l, Py_ssize_t m,
-                                  Py_ssize_t c0, Py_ssize_t c1, floating* deltas,
-                                  const Py_ssize_t* z_offsets,
-                                  const Py_ssize_t* w_offsets) noexcept nogil:
-    """Columns [c0, c1) of delta_l = (delta_{l+1} . W_l^T) * f'(z_l), all m rows:
-    they need only rows [c0, c1) of W_l."""
+cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t r0, Py_ssize_t rows,
+                          Py_ssize_t c0, Py_ssize_t c1, floating* deltas,
+                          const Py_ssize_t* z_offsets,
+                          const Py_ssize_t* w_offsets) noexcept nogil:
+    """Rows [r0, r0 + rows) and columns [c0, c1) of delta_l = (delta_{l+1} .
+    W_l^T) * f'(z_l), with the old W_l: they need only rows [c0, c1) of W_l."""
     cdef Py_ssize_t r, k_in = net.sizes[l], k_out = net.sizes[l + 1], count = c1 - c0
-    cdef const floating* W = <const floating*>net.params + w_offsets[l]
-    cdef const floating* z = <const floating*>net.work + z_offsets[l] + c0
-    cdef floating* delta = deltas + z_offsets[l] + c0
-    if count <= 0:
+    cdef const floating* W = <const floating*>net.params + w_offsets[l] + c0 * k_out
+    cdef const floating* z = <const floating*>net.work + z_offsets[l] + r0 * k_in + c0
+    cdef floating* delta = deltas + z_offsets[l] + r0 * k_in + c0
+    if count <= 0 or rows <= 0:
         return
-    for r in range(m):
-        memset(delta + r * k_in, 0, count * sizeof(floating))
-    gemm_nt_ld(<int>m, <int>count, <int>k_out, deltas + z_offsets[l + 1], W + c0 * k_out,
+    if count == k_in:  # whole rows: one contiguous block
+        memset(delta, 0, rows * k_in * sizeof(floating))
+    else:
+        for r in range(rows):
+            memset(delta + r * k_in, 0, count * sizeof(floating))
+    gemm_nt_ld(<int>rows, <int>count, <int>k_out, deltas + z_offsets[l + 1] + r0 * k_out, W,
                delta, <int>k_in)
-    for r in range(m):
-        multiply_derivative(z + r * k_in, delta + r * k_in, count, net.acts[l - 1])
+    if count == k_in:
+        multiply_derivative(z, delta, rows * k_in, net.acts[l - 1])
+    else:
+        for r in range(rows):
+            multiply_derivative(z + r * k_in, delta + r * k_in, count, net.acts[l - 1])
 
 
-cdef double _layer_split_deltas(TrainJob* job, int index, const fbp_input* xb,
-                                const floating* tb, const floating* wb, double sw_sum,
-                                Py_ssize_t m, Py_ssize_t r0, Py_ssize_t rows,
-                                const Py_ssize_t* z_offsets, const Py_ssize_t* w_offsets,
-                                const bint* forward_columns,
-                                const bint* backward_columns) noexcept nogil:
-    """_own_rows_deltas layer by layer, with a barrier between layers: a
-    layer marked in ``forward_columns`` (``backward_columns``) computes this
-    thread's columns of z_{l+1} (of delta_l) for all m rows, the others this
-    thread's rows. Returns the rows' share of J's data term."""
+cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const floating* tb,
+                        const floating* wb, double sw_sum, Py_ssize_t m, Py_ssize_t r0,
+                        Py_ssize_t rows, const Py_ssize_t* z_offsets,
+                        const Py_ssize_t* w_offsets, const bint* forward_columns,
+                        const bint* backward_columns) noexcept nogil:
+    """Thread ``index``'s part of an m-row batch's forward pass, output delta
+    and deltas of every layer (old weights), layer by layer: a layer marked
+    in ``forward_columns`` (``backward_columns``) computes this thread's
+    columns of z_{l+1} (of delta_l) for all m rows, the others rows [r0, r0 +
+    rows). A barrier comes before a layer that reads what other threads
+    wrote; with no layer marked there is none. Returns the share of J's data
+    term of the thread's rows."""
     cdef const fbp_network* net = job.net
     cdef const int* sizes = net.sizes
-    cdef const int* acts = net.acts
     cdef int l, n_layers = net.n_layers, n_threads = job.n_threads
-    cdef Py_ssize_t r, k_in, k_out, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef const floating* params = <const floating*>net.params
+    cdef Py_ssize_t n_in = sizes[0], n_out = sizes[n_layers]
     cdef floating* work = <floating*>net.work
     cdef floating* a_out = work + z_offsets[n_layers] + m * n_out
     cdef floating* deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
-    cdef floating* a
-    cdef floating* delta
     cdef double J
     cdef fbp_input x_own = input_rows_from(xb, r0, n_in, <floating*>NULL)
     for l in range(n_layers):
-        k_in = sizes[l]
-        k_out = sizes[l + 1]
+        if l > 0 and (forward_columns[l] or forward_columns[l - 1]):
+            fbp_barrier_wait(&job.barrier)  # z_l holds other threads' parts
         if forward_columns[l]:
-            _forward_layer_columns(net, xb, l, m, _column_share(k_out, index, n_threads),
-                                   _column_share(k_out, index + 1, n_threads), z_offsets,
+            _forward_layer_columns(net, xb, l, m, _column_share(sizes[l + 1], index, n_threads),
+                                   _column_share(sizes[l + 1], index + 1, n_threads), z_offsets,
                                    w_offsets, <floating*>NULL)
         else:
-            # as forward_rows, one layer: the output layer keeps a in a_out
-            a = (a_out if l == n_layers - 1 else work + z_offsets[l + 1]) + r0 * k_out
-            for r in range(rows):
-                memcpy(a + r * k_out, params + w_offsets[l] + k_in * k_out,
-                       k_out * sizeof(floating))
-            _layer_product(&x_own, l, <int>rows, <int>k_out, <int>k_in,
-                           work + z_offsets[l] + r0 * k_in if l > 0 else <floating*>NULL,
-                           params + w_offsets[l], a)
-            activate_rows(a, work + z_offsets[l + 1] + r0 * k_out, rows, k_out, acts[l])
-        if l < n_layers - 1:
-            fbp_barrier_wait(&job.barrier)  # the next layer reads all of z_{l+1}
+            forward_layer_rows(net, &x_own, l, r0, rows, m, z_offsets, w_offsets[l],
+                               <floating*>NULL)
     J = output_delta(a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
                      tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
-                     n_out, net.loss, acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
+                     n_out, net.loss, net.acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
                      sw_sum)
     for l in range(n_layers - 1, 0, -1):
-        k_in = sizes[l]
-        k_out = sizes[l + 1]
+        if backward_columns[l] or (l < n_layers - 1 and backward_columns[l + 1]):
+            fbp_barrier_wait(&job.barrier)  # delta_{l+1} holds other threads' parts
         if backward_columns[l]:
-            fbp_barrier_wait(&job.barrier)  # every row of delta_{l+1}
-            _backward_layer_columns(net, l, m, _column_share(k_in, index, n_threads),
-                                    _column_share(k_in, index + 1, n_threads), deltas,
-                                    z_offsets, w_offsets)
-            continue
-        if l < n_layers - 1 and backward_columns[l + 1]:
-            fbp_barrier_wait(&job.barrier)  # delta_{l+1} came in columns
-        delta = deltas + z_offsets[l] + r0 * k_in
-        memset(delta, 0, rows * k_in * sizeof(floating))
-        gemm_nt(<int>rows, <int>k_in, <int>k_out, deltas + z_offsets[l + 1] + r0 * k_out,
-                params + w_offsets[l], delta)
-        multiply_derivative(work + z_offsets[l] + r0 * k_in, delta, rows * k_in, acts[l - 1])
+            _backward_block(net, l, 0, m, _column_share(sizes[l], index, n_threads),
+                            _column_share(sizes[l], index + 1, n_threads), deltas, z_offsets,
+                            w_offsets)
+        else:
+            _backward_block(net, l, r0, rows, 0, sizes[l], deltas, z_offsets, w_offsets)
     return J
 
 
@@ -317,9 +271,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     """Thread ``index``'s part of train_rows_kernel's minibatch loop.
 
     Per batch: forward pass, output delta and the deltas of all layers on its
-    own rows (they use the old weights and only those rows), or, in networks
-    with a large W, layer by layer with that W's columns split
-    (_layer_split_deltas); a barrier; then
+    own rows (they use the old weights and only those rows), except that a
+    large W's products split their columns (_own_deltas); a barrier; then
     the update of its own columns of every W and b (a sum over all rows); a
     barrier. Every thread sees the same J after the first barrier, so all
     stop at the same batch when it is not finite.
@@ -345,7 +298,6 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     # only hidden layers, and the first only on dense input
     cdef bint forward_columns[64]
     cdef bint backward_columns[64]
-    cdef bint layer_split = False
 
     for l in range(n_layers):
         forward_columns[l] = (l < n_layers - 1 and (l > 0 or data.X != NULL)
@@ -353,7 +305,6 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
                                                   n_threads, sizeof(floating)))
         backward_columns[l] = l > 0 and _splits_columns(sizes[l], sizes[l + 1], sizes[l],
                                                         n_threads, sizeof(floating))
-        layer_split = layer_split or forward_columns[l] or backward_columns[l]
         w_offsets[l] = w_off
         w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
     while pos < job.stop:
@@ -364,15 +315,11 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         # each thread gathers its own rows; all sum the same weights alike
         sw_sum = _batch_rows(data, pos, m, r0, rows, n_in, n_out, x_rows, t_rows, w_rows,
                              &xb, &tb, &wb)
-        if layer_split:
-            if data.order != NULL and forward_columns[0]:
-                fbp_barrier_wait(&job.barrier)  # every thread's rows are gathered
-            job.J_part[index] = _layer_split_deltas(job, index, &xb, tb, wb, sw_sum, m, r0,
-                                                    rows, z_offsets, w_offsets,
-                                                    forward_columns, backward_columns)
-        else:
-            job.J_part[index] = _own_rows_deltas(net, &xb, tb, wb, sw_sum, m, r0, rows,
-                                                 z_offsets, w_offsets)
+        if data.order != NULL and forward_columns[0]:
+            fbp_barrier_wait(&job.barrier)  # every thread's rows are gathered
+        job.J_part[index] = _own_deltas(job, index, &xb, tb, wb, sw_sum, m, r0, rows,
+                                        z_offsets, w_offsets, forward_columns,
+                                        backward_columns)
         fbp_barrier_wait(&job.barrier)
 
         J = 0

@@ -264,14 +264,16 @@ class Network:
         if n_threads is not None:
             n_threads = check_int(n_threads, "n_threads", 1)
         params = self._params  # one snapshot for every chunk, whatever other threads do
-        if is_ready_layout(X, self.sizes[0], (self.dtype,)):
+        ready = is_ready_layout(X, self.sizes[0], (self.dtype,))
+        if ready:
             threads = predict_threads(params.shape[0], X.shape[0], n_threads)
             if threads:
                 # the threads scan X's rows as they read them: no pass of its own
                 return self._predict_threads_checking(X, params, threads)
         X = self._check_X(X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        threads = predict_threads(params.shape[0], X.shape[0], n_threads)
+        if not ready:
+            threads = predict_threads(params.shape[0], X.shape[0], n_threads)
         if not threads:  # a small call, as it is (its latency is the point)
             if X.shape[0] <= CHUNK_ROWS and usable_as_is(X, self.dtype):
                 # one kernel call, which sizes its own workspace
