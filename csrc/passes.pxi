@@ -88,6 +88,19 @@ cdef void forward_layer_rows(const fbp_network* net, const fbp_input* x_rows, Py
     """Layer l of forward_rows: z_{l+1} = f(z_l . W_l + b_l) for those rows,
     with W_l at ``w_offset`` in the parameters; the output layer keeps its
     pre-activation in a_out."""
+    cdef floating* a = layer_preactivation(net, x_rows, l, r0, rows, m, z_offsets, w_offset,
+                                           dtype_tag)
+    activate_rows(a, <floating*>net.work + z_offsets[l + 1] + r0 * net.sizes[l + 1], rows,
+                  net.sizes[l + 1], net.acts[l])
+
+
+cdef floating* layer_preactivation(const fbp_network* net, const fbp_input* x_rows,
+                                   Py_ssize_t l, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
+                                   const Py_ssize_t* z_offsets, Py_ssize_t w_offset,
+                                   floating* dtype_tag) noexcept nogil:
+    """The first half of forward_layer_rows: a = z_l . W_l + b_l for those
+    rows, written where that layer keeps it (z_{l+1}'s place, or a_out for
+    the output layer). Returns a's first row."""
     cdef Py_ssize_t r, n_in = net.sizes[l], n_out = net.sizes[l + 1]
     cdef floating* work = <floating*>net.work
     cdef const floating* W = <const floating*>net.params + w_offset
@@ -101,7 +114,7 @@ cdef void forward_layer_rows(const fbp_network* net, const fbp_input* x_rows, Py
     for r in range(rows):
         memcpy(a + r * n_out, b, n_out * sizeof(floating))
     _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W, a)
-    activate_rows(a, z, rows, n_out, net.acts[l])
+    return a
 
 
 cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floating* T,

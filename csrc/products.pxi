@@ -11,6 +11,8 @@ cdef extern from "fastbp_gemm.h" nogil:
                           const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc)
     int fbp_gemm_enable(int on)
     int fbp_gemm_available()
+    Py_ssize_t fbp_gemm_columns(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t a_rs,
+                                Py_ssize_t a_cs, Py_ssize_t ldb, size_t item)
 
 
 # Below this many multiply-adds a gemm call costs more than plain loops.
@@ -74,6 +76,16 @@ cdef void gemm_nn_ld(int m, int n, int k, const floating* A, int lda, const floa
             # axpy over a contiguous row: vectorises without reassociation
             for j in range(n):
                 c_row[j] += s * b_row[j]
+
+
+cdef bint gemm_nn_computes_a_column(int m, int n, int k, floating* dtype_tag) noexcept nogil:
+    """Whether gemm_nn(m, n, k) computes at least one column of C in fastbp's
+    own code (the loops or the tiles), which multiply every entry of A by
+    B's entries: a NaN or infinity in a row of A then makes that row of the
+    column non-finite, whatever BLAS leaves out."""
+    if <Py_ssize_t>m * n * k < BLAS_MIN_FLOPS:
+        return True
+    return fbp_gemm_columns(m, n, k, k, 1, n, sizeof(floating)) > 0
 
 
 cdef void gemm_nt(int m, int n, int k, const floating* A, const floating* B,

@@ -242,9 +242,10 @@ def network_predict_threads(X, const floating[::1] params,
     """network_predict with the rows split over ``n_threads`` threads of its
     own; ``work`` holds ``n_threads * predict_workspace_share(...)`` scalars.
     Returns the threads that ran (1 when they could not be started). With
-    ``check_finite``, each thread scans its blocks of a dense X before their
-    forward pass (while they come into its cache, not in a pass of their
-    own); then -1 means X holds a NaN or infinity and ``out`` is incomplete."""
+    ``check_finite``, each thread checks its blocks of a dense X through
+    their first layer's pre-activation (_forward_pass_finite_x), not in a
+    pass of its own; then -1 means X holds a NaN or infinity and ``out`` is
+    incomplete."""
     cdef PredictJob job
     cdef int i, status = 0
     cdef unsigned int saved_csr

@@ -756,6 +756,53 @@ def test_threaded_predict_scans_its_blocks_and_names_the_first_bad_value(monkeyp
         net.predict(X, n_threads=n_threads)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("sizes", [[64, 128, 10], [64, 48]])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_predict_threads_check_x_through_the_first_layer(gemm_path, dtype, sizes, n_threads):
+    # the threads see a NaN or infinity of X in z_1's pre-activation; these are
+    # the values that could hide there: one whose row of W_0 is all 0 (inf * 0
+    # is NaN) under relu (which maps NaN to 0). Finite rows whose products
+    # overflow, or a NaN bias, make a non-finite too, and are no error
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    rng = np.random.default_rng(8)
+    net = fastbp.Network(sizes, activation="relu", output_activation="relu", dtype=dtype, seed=0)
+    weights, biases = net.weights, net.biases
+    weights[0][:, 0] = 1  # a unit that sums its inputs: overflows on huge rows
+    weights[0][7, :] = 0
+    net.set_weights(weights, biases)
+    X = rng.normal(size=(1500, 64)).astype(dtype)
+    share = _kernels.predict_workspace_share(net._sizes, 1500, n_threads)
+    work, out = np.empty(n_threads * share, dtype), np.empty((1500, sizes[-1]), dtype)
+
+    params = net._params.copy()
+
+    def checked(X):
+        return _kernels.network_predict_threads(X, params, net._sizes, net._acts, work, out,
+                                                n_threads, True)
+
+    def unchecked(X):  # the same blocks, so the same bits
+        expected = np.empty_like(out)
+        _kernels.network_predict_threads(X, params, net._sizes, net._acts,
+                                         np.empty_like(work), expected, n_threads, False)
+        return expected
+
+    for value in (np.nan, np.inf, -np.inf):
+        for row in (0, 700, 1499):
+            bad = X.copy()
+            bad[row, 7] = value
+            assert checked(bad) == -1, (value, row)
+    huge = X.copy()
+    huge[[3, 900]] = np.finfo(dtype).max / 2  # finite, but z_1's sum overflows
+    assert not np.isfinite(unchecked(huge)[[3, 900]]).all()
+    assert checked(huge) == n_threads
+    np.testing.assert_array_equal(out, unchecked(huge))
+    params[64 * sizes[1]] = np.nan  # b_0's first entry (set_weights would refuse it)
+    assert checked(X) == n_threads
+    np.testing.assert_array_equal(out, unchecked(X))
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_predict_threads_twin_reports_a_nonfinite_x_only_when_asked(dtype):
     if not _kernels.HAVE_THREADS:

@@ -251,8 +251,9 @@ class Network:
             own, each with a one-thread BLAS (``n_threads=1`` holds the BLAS
             to one thread too, so that calls from several threads scale), in
             blocks of 256 rows or more that whichever thread is free takes;
-            the threads scan their blocks of X for NaN and infinity as they
-            read them.
+            a NaN or infinity in X is caught in the first layer's products
+            (IEEE arithmetic carries it into every output of that row),
+            without a pass over X of its own.
             Outputs agree with one thread to rounding (a row's products may
             take another kernel when the rows are split) and are
             bit-identical for the same ``n_threads``.
@@ -268,7 +269,7 @@ class Network:
         if ready:
             threads = predict_threads(params.shape[0], X.shape[0], n_threads)
             if threads:
-                # the threads scan X's rows as they read them: no pass of its own
+                # the threads check X through z_1 (rows x sizes[1]): no pass over X
                 return self._predict_threads_checking(X, params, threads)
         X = self._check_X(X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
@@ -298,9 +299,10 @@ class Network:
 
     def _predict_chunks(self, X, params, out, threads: int, check_finite: bool = False) -> bool:
         """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
-        threads of fastbp's own (1: this one). With ``check_finite``, X's
-        blocks are scanned as the kernel reads them, and the result is False
-        when one held a NaN or infinity."""
+        threads of fastbp's own (1: this one). With ``check_finite``, the kernel
+        checks X's blocks as it reads them (through the first layer's
+        pre-activation), and the result is False when one held a NaN or
+        infinity."""
         m = X.shape[0]
         rows = min(m, CHUNK_ROWS * threads)
         share = _kernels.predict_workspace_share(self._sizes, rows, threads)
