@@ -380,6 +380,13 @@ cdef struct PredictJob:
     int n_threads
     bint check_finite      # reject NaN and infinity in each dense block of X
     int nonfinite          # set when a block held one
+    # X's first element when the threads convert its rows (another float
+    # dtype or layout) into their workspaces, else NULL; strides in bytes
+    const char* source
+    bint source_double
+    Py_ssize_t source_row_stride
+    Py_ssize_t source_col_stride
+    Py_ssize_t rows_offset  # where a workspace keeps its block of converted rows
 
 
 cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcept nogil:
@@ -396,7 +403,11 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
         if r0 >= job.m:
             return
         rows = job.m - r0 if job.m - r0 < job.block_rows else job.block_rows
-        x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
+        if job.source != NULL:
+            _convert_rows(job, r0, rows, work + job.rows_offset)
+            x_own = dense_input(work + job.rows_offset)
+        else:
+            x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
         if job.check_finite and x_own.dense != NULL:
             if not _forward_pass_finite_x(&net, &x_own, rows, dtype_tag):
                 fbp_raise_flag(&job.nonfinite)  # read after the join
@@ -406,6 +417,57 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
         _z_offsets(job.sizes, n_layers, rows, z_offsets)
         memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
                rows * n_out * sizeof(floating))
+
+
+cdef void _convert_rows(const PredictJob* job, Py_ssize_t r0, Py_ssize_t rows,
+                        floating* x_rows) noexcept nogil:
+    """Rows [r0, r0 + rows) of a float32 or float64 X of any layout, as
+    C-contiguous rows of the network's dtype in x_rows. Each thread converts
+    the block it is about to use, in its own cache: converting all of X first
+    was one more pass over it, on one thread (half of a 2-thread predict of a
+    Fortran-order X)."""
+    cdef Py_ssize_t r, c, c0, c1, n_in = job.sizes[0]
+    cdef Py_ssize_t rs = job.source_row_stride, cs = job.source_col_stride
+    cdef const char* first = job.source + r0 * rs
+    cdef const double* d
+    cdef const float* f
+    cdef floating* row
+    cdef bint by_rows = (cs if cs >= 0 else -cs) <= (rs if rs >= 0 else -rs)
+    if job.source_double and by_rows and cs == sizeof(double):  # C order
+        for r in range(rows):
+            d = <const double*>(first + r * rs)
+            row = x_rows + r * n_in
+            for c in range(n_in):
+                row[c] = <floating>d[c]
+    elif not job.source_double and by_rows and cs == sizeof(float):
+        for r in range(rows):
+            f = <const float*>(first + r * rs)
+            row = x_rows + r * n_in
+            for c in range(n_in):
+                row[c] = <floating>f[c]
+    elif job.source_double and rs == sizeof(double):  # Fortran order
+        # 16 columns at a time: 16 runs of rows read side by side, and each
+        # row of the block written 64 bytes at a time, not 4
+        for c0 in range(0, n_in, 16):
+            c1 = c0 + 16 if c0 + 16 < n_in else n_in
+            for r in range(rows):
+                row = x_rows + r * n_in
+                for c in range(c0, c1):
+                    row[c] = <floating>(<const double*>(first + c * cs))[r]
+    elif not job.source_double and rs == sizeof(float):
+        for c0 in range(0, n_in, 16):
+            c1 = c0 + 16 if c0 + 16 < n_in else n_in
+            for r in range(rows):
+                row = x_rows + r * n_in
+                for c in range(c0, c1):
+                    row[c] = <floating>(<const float*>(first + c * cs))[r]
+    else:  # any other strides, element by element
+        for r in range(rows):
+            for c in range(n_in):
+                if job.source_double:
+                    x_rows[r * n_in + c] = <floating>(<const double*>(first + r * rs + c * cs))[0]
+                else:
+                    x_rows[r * n_in + c] = <floating>(<const float*>(first + r * rs + c * cs))[0]
 
 
 cdef bint _forward_pass_finite_x(const fbp_network* net, const fbp_input* x, Py_ssize_t m,

@@ -188,7 +188,7 @@ def network_predict(X, const floating[::1] params,
     cdef fbp_input x
     cdef Py_ssize_t l, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x), z_off = 0
     cdef unsigned int saved_csr
-    cdef Py_ssize_t needed = _predict_share(&sizes[0], n_layers, m, 1)
+    cdef Py_ssize_t needed = _predict_forward_share(&sizes[0], n_layers, m, 1)
     cdef floating[::1] work_view
     if work is None:
         work = np.empty(max(1, needed), _np_dtype(&params[0]))
@@ -210,20 +210,34 @@ def network_predict(X, const floating[::1] params,
         fbp_denormals_restore(saved_csr)
 
 
-cdef Py_ssize_t _predict_share(const int* sizes, int n_layers, Py_ssize_t rows,
-                               int n_threads) noexcept:
+cdef Py_ssize_t _predict_forward_share(const int* sizes, int n_layers, Py_ssize_t rows,
+                                       int n_threads) noexcept:
+    # z_1..z_L and a_out for a thread's even share, in whole 64-byte lines
     cdef Py_ssize_t share = (rows + n_threads - 1) // n_threads
     cdef Py_ssize_t z_offsets[64]
     cdef Py_ssize_t size = _z_offsets(sizes, n_layers, share, z_offsets)
     return (size + share * sizes[n_layers] + 15) // 16 * 16
 
 
-def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads):
+cdef Py_ssize_t _predict_share(const int* sizes, int n_layers, Py_ssize_t rows,
+                               int n_threads, bint convert) noexcept:
+    cdef Py_ssize_t l, n_params = 0
+    cdef Py_ssize_t share = _predict_forward_share(sizes, n_layers, rows, n_threads)
+    if convert:  # and a block of converted rows of X
+        for l in range(n_layers):
+            n_params += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+        share += (_predict_block_rows(n_params, rows, n_threads) * sizes[0] + 15) // 16 * 16
+    return share
+
+
+def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads,
+                            bint convert=False):
     """Scalars of workspace per thread for network_predict_threads (or, with
     one thread, network_predict) on ``rows`` rows: the forward pass's z_1..z_L
-    and a_out for the thread's share, rounded up to 64 bytes so that the
+    and a_out for the thread's share, and with ``convert`` a block of X's rows
+    converted to the network's dtype, rounded up to 64 bytes so that the
     threads' workspaces share no cache line."""
-    return _predict_share(&sizes[0], <int>sizes.shape[0] - 1, rows, n_threads)
+    return _predict_share(&sizes[0], <int>sizes.shape[0] - 1, rows, n_threads, convert)
 
 
 # The rows of a block that predict's threads claim: at least PREDICT_BLOCK_ROWS
@@ -233,6 +247,32 @@ def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads
 # stay small on small networks.
 cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
 cdef double PREDICT_BLOCK_FLOPS = 4e6
+
+
+cdef Py_ssize_t _predict_block_rows(Py_ssize_t n_params, Py_ssize_t m,
+                                    int n_threads) noexcept:
+    # at most the even share that sized the workspaces; one thread takes all
+    # m rows at once: network_predict's one pass, and its bits
+    cdef Py_ssize_t rows = max(PREDICT_BLOCK_ROWS,
+                               <Py_ssize_t>(PREDICT_BLOCK_FLOPS / (2.0 * n_params)) + 1)
+    if n_threads == 1:
+        return m
+    return min(rows, (m + n_threads - 1) // n_threads)
+
+
+cdef bint _set_converted_source(PredictJob* job, object X, Py_ssize_t n_in) except -1:
+    """Point job.source at X when the threads can convert its rows: a 2-D,
+    aligned, native-order float32 or float64 array of n_in columns, in
+    another dtype or layout than the network's. False for anything else."""
+    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == n_in
+            and X.dtype in (np.float64, np.float32) and X.dtype.isnative
+            and X.flags.aligned):
+        return False
+    job.source = <const char*>cnp.PyArray_DATA(X)
+    job.source_double = X.dtype == np.float64
+    job.source_row_stride = X.strides[0]
+    job.source_col_stride = X.strides[1]
+    return True
 
 
 def network_predict_threads(X, const floating[::1] params,
@@ -245,15 +285,31 @@ def network_predict_threads(X, const floating[::1] params,
     ``check_finite``, each thread checks its blocks of a dense X through
     their first layer's pre-activation (_forward_pass_finite_x), not in a
     pass of its own; then -1 means X holds a NaN or infinity and ``out`` is
-    incomplete."""
+    incomplete.
+
+    X may also be a float32 or float64 array of another dtype or layout than
+    the network's (Fortran order, a strided view; aligned, native byte
+    order): each thread then converts its blocks as it claims them, and
+    ``work`` holds ``n_threads * predict_workspace_share(..., convert=True)``
+    scalars. The outputs are the bits of the converted X's."""
     cdef PredictJob job
     cdef int i, status = 0
     cdef unsigned int saved_csr
     cdef int n_layers = <int>sizes.shape[0] - 1
-    cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &job.x)
+    cdef Py_ssize_t m
+    cdef bint convert = False
+    job.source = NULL
+    if isinstance(X, np.ndarray) and not (X.dtype == _np_dtype(&params[0])
+                                          and X.flags.c_contiguous and X.flags.aligned):
+        convert = _set_converted_source(&job, X, sizes[0])
+    if convert:
+        m = X.shape[0]
+    else:
+        m = input_rows(X, sizes[0], _np_dtype(&params[0]), &job.x)
     if not 1 <= n_threads <= FBP_MAX_THREADS:
         raise ValueError(f"n_threads must be in [1, {FBP_MAX_THREADS}], got {n_threads}")
-    job.work_per_thread = predict_workspace_share(sizes, m, n_threads)
+    job.work_per_thread = _predict_share(&sizes[0], n_layers, m, n_threads, convert)
+    job.rows_offset = _predict_forward_share(&sizes[0], n_layers, m, n_threads)
     if work.shape[0] < n_threads * job.work_per_thread:
         raise ValueError("work is too small for n_threads workspaces")
     if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
@@ -271,13 +327,8 @@ def network_predict_threads(X, const floating[::1] params,
     job.next_row = 0
     job.check_finite = check_finite
     job.nonfinite = 0
-    # blocks of 256 rows (more on small networks, for PREDICT_BLOCK_FLOPS),
-    # at most the even share that sized the workspaces
-    job.block_rows = max(PREDICT_BLOCK_ROWS,
-                         <Py_ssize_t>(PREDICT_BLOCK_FLOPS / (2.0 * params.shape[0])) + 1)
-    job.block_rows = min(job.block_rows, (m + n_threads - 1) // n_threads)
-    if n_threads == 1:
-        job.block_rows = m  # nothing to balance: network_predict's one pass, and its bits
+    # blocks of 256 rows (more on small networks, for PREDICT_BLOCK_FLOPS)
+    job.block_rows = _predict_block_rows(params.shape[0], m, n_threads)
     with nogil:
         saved_csr = fbp_denormals_off()  # the threads inherit the mode
         if n_threads > 1:

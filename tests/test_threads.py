@@ -756,6 +756,86 @@ def test_threaded_predict_scans_its_blocks_and_names_the_first_bad_value(monkeyp
         net.predict(X, n_threads=n_threads)
 
 
+def _layouts(X):
+    """X in the float layouts predict's threads convert themselves."""
+    other = np.float32 if X.dtype == np.float64 else np.float64
+    wide = np.zeros((2 * X.shape[0], 2 * X.shape[1]), X.dtype)
+    wide[::2, ::2] = X
+    return {"fortran": np.asfortranarray(X), "other dtype": X.astype(other),
+            "fortran, other dtype": np.asfortranarray(X, dtype=other),
+            "strided view": wide[::2, ::2], "reversed rows": X[::-1][::-1].copy()[::-1],
+            "reversed columns": np.ascontiguousarray(X[:, ::-1])[:, ::-1]}
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_predict_threads_convert_other_layouts_to_the_bits_of_a_converted_x(dtype, n_threads):
+    # the threads convert the rows of each block they claim; the outputs are
+    # those of the same kernel on X converted beforehand, bit for bit
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    rng = np.random.default_rng(9)
+    net = fastbp.Network([64, 128, 10], activation="relu", output_activation="softmax",
+                         dtype=dtype, seed=0)
+    X = rng.normal(size=(3000, 64)).astype(dtype)
+    share = _kernels.predict_workspace_share(net._sizes, 3000, n_threads, True)
+    assert share > _kernels.predict_workspace_share(net._sizes, 3000, n_threads)
+
+    def run(X, convert, check_finite):
+        work = np.full(n_threads * _kernels.predict_workspace_share(net._sizes, 3000, n_threads,
+                                                                    convert), np.nan, dtype)
+        out = np.full((3000, 10), np.nan, dtype)
+        assert _kernels.network_predict_threads(X, net._params, net._sizes, net._acts, work, out,
+                                                n_threads, check_finite) == n_threads
+        return out
+
+    for name, source in _layouts(X).items():
+        assert not (source.dtype == dtype and source.flags.c_contiguous), name
+        expected = run(np.ascontiguousarray(source, dtype), False, False)
+        for check_finite in (False, True):
+            np.testing.assert_array_equal(run(source, True, check_finite), expected, err_msg=name)
+    small = np.zeros(n_threads * _kernels.predict_workspace_share(net._sizes, 3000, n_threads),
+                     dtype)
+    with pytest.raises(ValueError, match="work is too small"):
+        _kernels.network_predict_threads(np.asfortranarray(X), net._params, net._sizes,
+                                         net._acts, small, np.empty((3000, 10), dtype), n_threads)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_predict_hands_other_float_layouts_to_the_threads_unconverted(monkeypatch, dtype,
+                                                                     n_threads):
+    # predict gives the kernel X's own rows, not converted chunks, and gets
+    # the bits of a converted X; NaN, infinity and float32 overflow still
+    # raise as_matrix's errors, naming the first bad value
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    rng = np.random.default_rng(10)
+    net = fastbp.Network([64, 128, 10], activation="relu", output_activation="softmax",
+                         dtype=dtype, seed=0)
+    X = rng.normal(size=(3000, 64)).astype(dtype)
+    threaded = _kernels.network_predict_threads
+    for name, source in _layouts(X).items():
+        expected = net.predict(np.ascontiguousarray(source, dtype), n_threads=n_threads)
+        given = []
+        monkeypatch.setattr(_kernels, "network_predict_threads",
+                            lambda X_rows, *args: given.append(X_rows) or threaded(X_rows, *args))
+        np.testing.assert_array_equal(net.predict(source, n_threads=n_threads), expected,
+                                      err_msg=name)
+        monkeypatch.undo()
+        assert given and all(np.shares_memory(part, source) for part in given), name
+        for row, value in ((0, np.nan), (2999, -np.inf), (1700, np.nan)):
+            bad = source.copy(order="K")
+            bad[row, 9] = value
+            with pytest.raises(ValueError, match=rf"first at \[{row}, 9\]"):
+                net.predict(bad, n_threads=n_threads)
+    if dtype == "float32":
+        huge = np.asfortranarray(X, dtype=np.float64)
+        huge[1234, 5] = 1e39
+        with pytest.raises(ValueError, match=r"X\[1234, 5\] = 1e\+39 overflows float32"):
+            net.predict(huge, n_threads=n_threads)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("sizes", [[64, 128, 10], [64, 48]])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -77,10 +77,11 @@ def network_predict(
     X: _Rows[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F] | None,
     out: _Floats[_F],
 ) -> None: ...
-def predict_workspace_share(sizes: _Ints, rows: int, n_threads: int) -> int: ...
+def predict_workspace_share(sizes: _Ints, rows: int, n_threads: int,
+                            convert: bool = False) -> int: ...
 def network_predict_threads(
-    X: _Rows[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F],
-    out: _Floats[_F], n_threads: int, check_finite: bool = False,
+    X: _Rows[_F] | npt.NDArray[np.floating], params: _Floats[_F], sizes: _Ints, acts: _Ints,
+    work: _Floats[_F], out: _Floats[_F], n_threads: int, check_finite: bool = False,
 ) -> int: ...
 def network_loss(
     X: _Rows[_F], T: _Floats[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints,

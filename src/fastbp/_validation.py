@@ -45,6 +45,19 @@ def is_ready_layout(data, n_columns: int | None, dtypes) -> bool:
             and data.dtype in dtypes and data.flags.c_contiguous and data.flags.aligned)
 
 
+def is_convertible_layout(data, n_columns: int) -> bool:
+    """Whether predict's threads can convert ``data``'s rows themselves: a
+    non-empty 2-D NumPy float32 or float64 array of ``n_columns`` columns,
+    aligned and in native byte order, of any strides (its values are checked
+    as they are converted)."""
+    return (type(data) is np.ndarray and data.ndim == 2 and data.size > 0
+            and data.shape[1] == n_columns and data.dtype in _NATIVE_FLOATS
+            and data.flags.aligned)
+
+
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def usable_as_is(array: np.ndarray, dtype: np.dtype) -> bool:
     """Whether the kernels can read ``array`` where it lies."""
     if isinstance(array, CsrRows):
@@ -158,7 +171,7 @@ def _check_finite(array: np.ndarray, name: str, original: np.ndarray | None = No
     row, col = np.argwhere(~finite)[0]
     if original is not None and original.dtype.kind in "biuf" and np.isfinite(original[row, col]):
         raise ValueError(
-            f"{name}[{row}, {col}] = {original[row, col]!r} overflows {array.dtype}; "
+            f"{name}[{row}, {col}] = {original[row, col].item()!r} overflows {array.dtype}; "
             f"{bad} value(s) do not fit"
         )
     raise ValueError(f"{name} contains {bad} NaN or infinite value(s), first at [{row}, {col}]")

@@ -19,7 +19,7 @@ from .callbacks import EarlyStopping
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_sample_weight, check_seed, convert_rows,
-                          is_ready_layout, split_rows, usable_as_is)
+                          is_convertible_layout, is_ready_layout, split_rows, usable_as_is)
 from .losses import check_loss, check_targets
 from .optim import Optimizer, SGD
 
@@ -253,7 +253,10 @@ class Network:
             blocks of 256 rows or more that whichever thread is free takes;
             a NaN or infinity in X is caught in the first layer's products
             (IEEE arithmetic carries it into every output of that row),
-            without a pass over X of its own.
+            without a pass over X of its own. A float32 or float64 X of
+            another dtype or layout (Fortran order, as pandas often gives,
+            or a strided view) is converted by those threads a block at a
+            time, not copied first.
             Outputs agree with one thread to rounding (a row's products may
             take another kernel when the rows are split) and are
             bit-identical for the same ``n_threads``.
@@ -266,11 +269,12 @@ class Network:
             n_threads = check_int(n_threads, "n_threads", 1)
         params = self._params  # one snapshot for every chunk, whatever other threads do
         ready = is_ready_layout(X, self.sizes[0], (self.dtype,))
-        if ready:
+        if ready or is_convertible_layout(X, self.sizes[0]):
             threads = predict_threads(params.shape[0], X.shape[0], n_threads)
             if threads:
-                # the threads check X through z_1 (rows x sizes[1]): no pass over X
-                return self._predict_threads_checking(X, params, threads)
+                # the threads check X through z_1 (rows x sizes[1]), no pass over
+                # X, and convert another float dtype or layout block by block
+                return self._predict_threads_checking(X, params, threads, convert=not ready)
         X = self._check_X(X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         if not ready:
@@ -287,31 +291,37 @@ class Network:
             self._predict_chunks(X, params, out, threads)
         return out
 
-    def _predict_threads_checking(self, X, params, threads: int) -> np.ndarray:
-        """predict of a dense X of the network's dtype and layout on
-        ``threads`` threads, whose kernel rejects NaN and infinity in X."""
+    def _predict_threads_checking(self, X, params, threads: int,
+                                  convert: bool = False) -> np.ndarray:
+        """predict of a dense X of the network's dtype and layout (with
+        ``convert``: float32 or float64 of any layout) on ``threads`` threads,
+        whose kernel rejects NaN and infinity in X."""
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         with blas_threads.limit(1):
-            if self._predict_chunks(X, params, out, threads, check_finite=True):
+            if self._predict_chunks(X, params, out, threads, check_finite=True,
+                                    convert=convert):
                 return out
         as_matrix(X, self.dtype, "X", n_columns=self.sizes[0])  # raises, naming the value
         raise ValueError("X holds values that are not finite")  # not reached
 
-    def _predict_chunks(self, X, params, out, threads: int, check_finite: bool = False) -> bool:
+    def _predict_chunks(self, X, params, out, threads: int, check_finite: bool = False,
+                        convert: bool = False) -> bool:
         """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
         threads of fastbp's own (1: this one). With ``check_finite``, the kernel
         checks X's blocks as it reads them (through the first layer's
         pre-activation), and the result is False when one held a NaN or
-        infinity."""
+        infinity. With ``convert``, the kernel converts X's rows (float32 or
+        float64, any layout) block by block."""
         m = X.shape[0]
         rows = min(m, CHUNK_ROWS * threads)
-        share = _kernels.predict_workspace_share(self._sizes, rows, threads)
+        share = _kernels.predict_workspace_share(self._sizes, rows, threads, convert)
         # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
         work = np.empty(share, self.dtype) if threads == 1 else aligned_empty(
             threads * share, self.dtype)
         for start in range(0, m, rows):
             stop = min(start + rows, m)
-            X_rows, out_rows = self._rows(X, start, stop), out[start:stop]
+            X_rows = X[start:stop] if convert else self._rows(X, start, stop)
+            out_rows = out[start:stop]
             if threads == 1 and not check_finite:
                 _kernels.network_predict(X_rows, params, self._sizes, self._acts, work, out_rows)
             elif _kernels.network_predict_threads(X_rows, params, self._sizes, self._acts, work,
