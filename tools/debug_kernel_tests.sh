@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory safety, part 1: build fastbp with Cython's bounds and initialisation
 # checks on (FASTBP_DEBUG_KERNELS=1, read by setup.py) in a scratch copy of the
-# repository, and run the kernel tests and the fit tests against that build.
+# repository, and run the kernel tests, the fit tests and the threaded predict
+# tests against that build.
 # With gcc's AddressSanitizer at hand the build is instrumented too: it sees
 # reads and writes past a buffer in the C headers (the AVX-512 tiles among
 # them), which valgrind cannot run and the bounds checks do not reach.
@@ -65,6 +66,13 @@ env "${asan_env[@]}" FASTBP_EXPECT_DEBUG_KERNELS=1 FASTBP_DEBUG_BUILD_DIR="$scra
     "$scratch/repo/tests/test_trainer.py" \
     "$scratch/repo/tests/test_network.py" \
     "$scratch/repo/tests/test_sparse.py" \
+    "$scratch/repo/tests/test_threads.py::test_predict_on_threads_matches_the_reference_and_one_thread" \
+    "$scratch/repo/tests/test_threads.py::test_predict_threads_claim_blocks_of_rows_and_give_the_same_bits" \
+    "$scratch/repo/tests/test_threads.py::test_threaded_predict_scans_its_blocks_and_names_the_first_bad_value" \
+    "$scratch/repo/tests/test_threads.py::test_predict_threads_convert_other_layouts_to_the_bits_of_a_converted_x" \
+    "$scratch/repo/tests/test_threads.py::test_predict_hands_other_float_layouts_to_the_threads_unconverted" \
+    "$scratch/repo/tests/test_threads.py::test_predict_threads_check_x_through_the_first_layer" \
+    "$scratch/repo/tests/test_threads.py::test_predict_threads_twin_checks_its_buffers" \
     "$scratch/repo/tests/test_memory.py::test_the_debug_build_checks_bounds" \
     "$scratch/repo/tests/test_properties.py::test_bad_input_ends_in_an_error_or_the_clean_answer" \
     "$scratch/repo/tests/test_properties.py::test_every_layout_reaches_the_kernels_aligned_and_contiguous" || status=$?
