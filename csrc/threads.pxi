@@ -59,6 +59,14 @@ cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexce
 # (0.72x, 0.81x, 0.93x in float64); delta . W^T 0.57x, 0.88x, 0.90x (0.58x,
 # 0.83x, 0.98x). 1024-2048-2048-10 fits on 2 threads ran 1.29x, 1.07x and
 # 1.01x faster at batch 32, 128 and 512 in float32 (1.23x, 1.06x, 0.98x).
+cdef Py_ssize_t COLUMN_SPLIT_MAX_ROWS = 16
+# Small batches split columns too, whatever W's size: a thread with 16 rows
+# or fewer spends as long copying W's panels for the tiles as multiplying by
+# them. 2 threads, batch 32, row split -> column split, us a sample
+# (fastbp's own threads, from an idle process, median of 5): 784-256-128-10
+# float32 7.66 -> 7.03, float64 13.84 -> 12.49; 100-400-400-10 11.29 ->
+# 9.47 and 18.78 -> 15.43; 256-256-256-10 5.33 -> 5.04 and 9.57 -> 9.29;
+# at batch 64 the two were level (0.95-1.08x), at 128 the rows 4-11% faster.
 cdef Py_ssize_t COLUMN_SPLIT_MIN_BYTES = 2 * 1024 * 1024
 # threads take whole blocks of 64 columns: whole 4-vector panels of the
 # float32 tiles (two of float64)
@@ -66,11 +74,30 @@ cdef Py_ssize_t COLUMN_BLOCK = 64
 
 
 cdef inline bint _splits_columns(Py_ssize_t k_in, Py_ssize_t k_out, Py_ssize_t columns,
-                                 int n_threads, size_t item) noexcept nogil:
+                                 int n_threads, size_t item,
+                                 Py_ssize_t thread_rows) noexcept nogil:
     """Whether a product with W (k_in x k_out) splits its ``columns`` output
-    columns over the threads."""
-    return (k_in * k_out * <Py_ssize_t>item > COLUMN_SPLIT_MIN_BYTES
+    columns over the threads, whose shares of a batch are ``thread_rows``
+    rows (or fewer)."""
+    return ((k_in * k_out * <Py_ssize_t>item > COLUMN_SPLIT_MIN_BYTES
+             or thread_rows <= COLUMN_SPLIT_MAX_ROWS)
             and columns >= COLUMN_BLOCK * n_threads)
+
+
+cdef void _column_split_plan(const int* sizes, int n_layers, Py_ssize_t batch_size,
+                            int n_threads, size_t item, bint dense,
+                            bint* forward_columns, bint* backward_columns) noexcept nogil:
+    """Which layers' products the training threads split by columns: the
+    forward product of layer l (hidden layers only, the first only on dense
+    input) and the product sending delta back through W_l (l > 0)."""
+    cdef int l
+    cdef Py_ssize_t thread_rows = (batch_size + n_threads - 1) // n_threads
+    for l in range(n_layers):
+        forward_columns[l] = (l < n_layers - 1 and (l > 0 or dense)
+                              and _splits_columns(sizes[l], sizes[l + 1], sizes[l + 1],
+                                                  n_threads, item, thread_rows))
+        backward_columns[l] = l > 0 and _splits_columns(sizes[l], sizes[l + 1], sizes[l],
+                                                        n_threads, item, thread_rows)
 
 
 cdef inline Py_ssize_t _column_share(Py_ssize_t count, int index, int n_threads) noexcept nogil:
@@ -294,17 +321,12 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef const floating* tb
     cdef const floating* wb
     cdef double J, penalty, sw_sum, lr_t = opt.lr, eps_t = opt.epsilon
-    # layers whose W is large split columns, not rows (COLUMN_SPLIT_MIN_BYTES);
-    # only hidden layers, and the first only on dense input
     cdef bint forward_columns[64]
     cdef bint backward_columns[64]
 
+    _column_split_plan(sizes, n_layers, B, n_threads, sizeof(floating), data.X != NULL,
+                       forward_columns, backward_columns)
     for l in range(n_layers):
-        forward_columns[l] = (l < n_layers - 1 and (l > 0 or data.X != NULL)
-                              and _splits_columns(sizes[l], sizes[l + 1], sizes[l + 1],
-                                                  n_threads, sizeof(floating)))
-        backward_columns[l] = l > 0 and _splits_columns(sizes[l], sizes[l + 1], sizes[l],
-                                                        n_threads, sizeof(floating))
         w_offsets[l] = w_off
         w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
     while pos < job.stop:

@@ -17,20 +17,40 @@ def set_blas_min_flops(Py_ssize_t flops):
     return old
 
 
-def set_column_split(Py_ssize_t min_bytes, Py_ssize_t block):
+def set_column_split(Py_ssize_t min_bytes, Py_ssize_t block, Py_ssize_t max_rows=-1):
     """Set when fastbp's training threads split a layer's columns instead of
-    its rows: W over ``min_bytes`` bytes, shares of ``block`` columns.
-    Returns the old pair.
+    its rows: W over ``min_bytes`` bytes, or shares of ``max_rows`` rows of a
+    batch or fewer (-1: unchanged), in shares of ``block`` columns. Returns
+    the old triple.
 
-    Tests use it to run the column split on small networks.
+    Tests use it to run the column split on small networks, or the row split
+    on small batches.
     """
-    global COLUMN_SPLIT_MIN_BYTES, COLUMN_BLOCK
+    global COLUMN_SPLIT_MIN_BYTES, COLUMN_BLOCK, COLUMN_SPLIT_MAX_ROWS
     if block < 1:
         raise ValueError(f"block must be at least 1, got {block}")
-    old = (COLUMN_SPLIT_MIN_BYTES, COLUMN_BLOCK)
+    old = (COLUMN_SPLIT_MIN_BYTES, COLUMN_BLOCK, COLUMN_SPLIT_MAX_ROWS)
     COLUMN_SPLIT_MIN_BYTES = min_bytes
     COLUMN_BLOCK = block
+    if max_rows >= 0:
+        COLUMN_SPLIT_MAX_ROWS = max_rows
     return old
+
+
+def column_split_plan(const int[::1] sizes, Py_ssize_t batch_size, int n_threads,
+                      int itemsize, bint dense=True):
+    """(forward, backward): for each layer, whether fastbp's training threads
+    split its forward product, and the product sending delta back through
+    its W, by columns (else by rows) at ``batch_size`` on ``n_threads``."""
+    cdef int l, n_layers = <int>sizes.shape[0] - 1
+    cdef bint forward[64]
+    cdef bint backward[64]
+    if not 1 <= n_layers <= 63 or n_threads < 1 or batch_size < 1:
+        raise ValueError("sizes must have 2 to 64 entries, n_threads and batch_size be >= 1")
+    _column_split_plan(&sizes[0], n_layers, batch_size, n_threads, itemsize, dense, forward,
+                       backward)
+    return ([bool(forward[l]) for l in range(n_layers)],
+            [bool(backward[l]) for l in range(n_layers)])
 
 
 def set_tiled_gemm(bint on):

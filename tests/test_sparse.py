@@ -49,6 +49,7 @@ def close(a, b, dtype):
 def threads_everywhere(monkeypatch):
     """fastbp's own threads even for these small calls."""
     monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS_FLOAT32", 0)
     monkeypatch.setattr(_runtime, "PREDICT_THREADS_MIN_FLOPS", 0)
 
 

@@ -446,6 +446,7 @@ def _spy_on_train_rows(monkeypatch):
     spy_on_trainer_runs(monkeypatch, before=lambda trainer, start, stop: seen.append(
         (trainer.n_threads, blas_threads())))
     monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS_FLOAT32", 0)
     return seen
 
 
@@ -470,6 +471,7 @@ def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeyp
 
 def test_networks_of_many_weights_leave_the_threads_to_the_blas(monkeypatch):
     monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS_FLOAT32", 0)
     small, large = [20, 64, 4], [1024, 1025, 4]  # 1.5e3 and 1.05e6 > 2**20 weights
     with _runtime.training_threads(small, 50, 2, per_sample=False) as own:
         assert own == (2 if _kernels.HAVE_THREADS else 1)
@@ -486,6 +488,7 @@ def test_float32_networks_keep_their_own_threads_up_to_a_larger_size(monkeypatch
     # in float32 the tiles take the products of large layers too, and
     # fastbp's threads beat the BLAS's on 1024-2048-2048-10; not in float64
     monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS_FLOAT32", 0)
     large, larger = [1024, 1025, 4], [1024, 2048, 2048, 10]  # 1.05e6 and 6.3e6 weights
     for sizes in (large, larger):
         with _runtime.training_threads(sizes, 50, 2, per_sample=False, itemsize=4) as own:
@@ -497,10 +500,77 @@ def test_float32_networks_keep_their_own_threads_up_to_a_larger_size(monkeypatch
         assert own == 1
 
 
+def test_own_threads_start_at_a_float64_batch_of_8e6_flops_and_a_float32_one_of_2e7():
+    # 6 x weights x batch: 64-100-10 (7400 weights) at 200 rows is 8.9e6 FLOPs,
+    # at 128 rows 5.7e6; 256-256-256-10 (133 632) at 32 rows 2.6e7
+    own = 2 if _kernels.HAVE_THREADS else 1
+    for sizes, batch, itemsize, expected in (([64, 100, 10], 200, 8, own),
+                                             ([64, 100, 10], 128, 8, 1),
+                                             ([64, 100, 10], 200, 4, 1),
+                                             ([64, 100, 10], 512, 4, own),
+                                             ([256, 256, 256, 10], 32, 4, own),
+                                             ([784, 128, 10], 32, 4, 1)):
+        with _runtime.training_threads(sizes, batch, 2, per_sample=False,
+                                       itemsize=itemsize) as threads:
+            assert threads == expected, (sizes, batch, itemsize)
+
+
+def test_small_batches_split_the_columns_of_every_hidden_layer():
+    # 16 rows a thread or fewer: columns (blocks of 64, so 128 or more of them);
+    # more rows: only layers whose W spans over 2 MiB
+    sizes = np.array([784, 256, 128, 10], np.int32)
+    assert _kernels.column_split_plan(sizes, 32, 2, 4) == ([True, True, False],
+                                                           [False, True, True])
+    assert _kernels.column_split_plan(sizes, 32, 2, 8, dense=False) == ([False, True, False],
+                                                                        [False, True, True])
+    for batch in (33, 64, 128):
+        assert _kernels.column_split_plan(sizes, batch, 2, 8) == ([False] * 3, [False] * 3)
+    # three threads need 192 columns: only the 256-wide layer has them
+    assert _kernels.column_split_plan(sizes, 48, 3, 8) == ([True, False, False],
+                                                           [False, True, False])
+    large = np.array([1024, 2048, 2048, 10], np.int32)  # W_1 is 16 MiB
+    assert _kernels.column_split_plan(large, 512, 2, 4) == ([True, True, False],
+                                                            [False, True, False])
+    old = _kernels.set_column_split(2 * 1024 * 1024, 64, 0)
+    try:
+        assert _kernels.column_split_plan(sizes, 32, 2, 4) == ([False] * 3, [False] * 3)
+    finally:
+        _kernels.set_column_split(*old)
+    assert _kernels.set_column_split(*old) == old
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_default_fit_at_batch_32_splits_columns_on_two_threads_and_matches_one(monkeypatch,
+                                                                                dtype):
+    # 300-256-256-5 at batch 32: 2.8e7 FLOPs a batch, so fastbp's own threads,
+    # 16 rows each, split the hidden layers' columns
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    sizes = [300, 256, 256, 5]
+    forward, backward = _kernels.column_split_plan(np.array(sizes, np.int32), 32, 2,
+                                                   np.dtype(dtype).itemsize)
+    assert forward == [True, True, False] and backward == [False, True, True]
+    X, Y = _big(320, 300, 5, seed=11)
+    seen = []
+    spy_on_trainer_runs(monkeypatch, before=lambda trainer, start, stop: seen.append(
+        trainer.n_threads))
+    results = {}
+    for n_threads in (1, 2):
+        net = fastbp.Network(sizes, activation="tanh", dtype=dtype, seed=4)
+        history = net.fit(X.astype(dtype), Y.astype(dtype), epochs=2, batch_size=32, seed=2,
+                          n_threads=n_threads, optimizer=fastbp.SGD(lr=0.02, momentum=0.9))
+        results[n_threads] = (_params(net), history["loss"])
+    assert set(seen) == {1, 2}
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(results[2][0], results[1][0], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(results[2][1], results[1][1], rtol=rtol)
+
+
 def test_per_sample_callers_get_no_threads_of_fastbps_own(monkeypatch):
     # lbfgs and the Dask objective pass per_sample=True: one batch of every
     # row, which fastbp's own threads do not split, so the BLAS keeps them
     monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS", 0)
+    monkeypatch.setattr(_runtime, "OWN_THREADS_MIN_FLOPS_FLOAT32", 0)
     with _runtime.training_threads([20, 64, 4], 50, 2, per_sample=True) as own:
         assert own == 1
         if max(blas_threads()) >= 2:

@@ -17,12 +17,19 @@ from . import _kernels
 if os.environ.get("FASTBP_TILED_GEMM", "").strip() == "0":
     _kernels.set_tiled_gemm(False)
 
-#: least FLOPs of a minibatch (6 per weight and row) for fit to split it over
-#: threads of its own. Measured on 784-256-128-10 (1.8e8 FLOPs a batch at
-#: batch 128) against OpenBLAS's threading, 2 threads: equal to 8% faster;
-#: at 2e7 and below the results were mixed, so smaller batches are left to
-#: the BLAS's own threading
-OWN_THREADS_MIN_FLOPS = 1e8
+#: least FLOPs of a float64 minibatch (6 per weight and row) for fit to
+#: split it over threads of its own; smaller batches are left to the BLAS's
+#: threads, which the register tiles (one thread) take most products from.
+#: 2 threads, own threads against that, us a sample, from an idle process:
+#: 64-100-10 at batch 200 (8.9e6 FLOPs) 0.68 -> 0.59, 30-60-60-3 at 256
+#: (8.6e6) 0.80 -> 0.70, 784-128-10 at 128 (7.8e7) 5.71 -> 3.70,
+#: 784-256-128-10 at 32 (4.5e7) 17.2 -> 12.5 (columns split, see
+#: csrc/threads.pxi); 64-100-10 at 128 (5.7e6) 0.69 -> 0.74
+OWN_THREADS_MIN_FLOPS = 8e6
+#: the same in float32, whose products take half the time: 784-128-10 at
+#: batch 32 (2.0e7) 3.01 -> 3.15-3.28 with own threads, 256-256-256-10 at 32
+#: (2.6e7) 6.16 -> 5.04, 784-128-10 at 128 (7.8e7) 2.77 -> 1.89
+OWN_THREADS_MIN_FLOPS_FLOAT32 = 2e7
 #: most weights for fit's own threads in float64: each of them multiplies
 #: its rows by all of W, which must then come from cache; the BLAS's threads
 #: split W's columns instead. 1024-2048-2048-10 (6.3e6 weights), 2 threads:
@@ -197,7 +204,8 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool, itemsi
     wanted = default_threads() if n_threads is None else n_threads
     own_threads = 1
     if (wanted > 1 and _kernels.HAVE_THREADS and not per_sample
-            and 6 * batch_size * n_weights >= OWN_THREADS_MIN_FLOPS
+            and 6 * batch_size * n_weights >= (OWN_THREADS_MIN_FLOPS_FLOAT32 if itemsize == 4
+                                               else OWN_THREADS_MIN_FLOPS)
             and n_weights <= (OWN_THREADS_MAX_WEIGHTS_FLOAT32 if itemsize == 4
                               else OWN_THREADS_MAX_WEIGHTS)):
         own_threads = wanted

@@ -458,13 +458,16 @@ class Network:
             may run on (its CPU affinity), capped by ``OMP_NUM_THREADS`` or
             ``OPENBLAS_NUM_THREADS`` when set. Per-sample training is
             single-threaded. Batches of
-            at least 1e8 FLOPs (6 × weights × batch_size,
-            ``fastbp._runtime.OWN_THREADS_MIN_FLOPS``) of networks with at
+            at least 8e6 FLOPs in float64, 2e7 in float32 (6 × weights ×
+            batch_size, ``fastbp._runtime.OWN_THREADS_MIN_FLOPS`` and
+            ``OWN_THREADS_MIN_FLOPS_FLOAT32``) of networks with at
             most 2**20 weights in float64, 2**23 in float32
             (``OWN_THREADS_MAX_WEIGHTS``, ``OWN_THREADS_MAX_WEIGHTS_FLOAT32``) are
             split over ``n_threads`` threads of fastbp's own, each with a
             one-thread BLAS: each thread runs the forward pass and the deltas
-            on its share of the rows and updates its share of the weights,
+            on its share of the rows (of a hidden layer's columns where its W
+            spans over 2 MiB or a thread's share is 16 rows or fewer) and
+            updates its share of the weights,
             so the elementwise work is split too. Smaller batches and larger
             networks leave the threads to the BLAS (None leaves the BLAS's own thread setting
             then). Results agree with one thread to rounding,
