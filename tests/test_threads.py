@@ -800,14 +800,9 @@ def test_predict_threads_claim_blocks_of_rows_and_give_the_same_bits(dtype, n_th
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_threaded_predict_scans_its_blocks_and_names_the_first_bad_value(monkeypatch, dtype,
                                                                           bad_rows, n_threads):
-    # a ready X goes to the threads unscanned; they scan each block before its
+    # a ready X goes to the threads unscanned; they check each block in its
     # forward pass, and predict then names the first bad value of all of X
-    if not _kernels.HAVE_THREADS:
-        pytest.skip("no threads of fastbp's own on this platform")
-    rng = np.random.default_rng(6)
-    net = fastbp.Network([64, 128, 10], activation="relu", output_activation="softmax",
-                         dtype=dtype, seed=0)
-    X = rng.normal(size=(3000, 64)).astype(dtype)
+    net, X = _predict_case(dtype, 6)
     clean = net.predict(X, n_threads=n_threads)
     scans = []
     threaded = _kernels.network_predict_threads
@@ -826,6 +821,15 @@ def test_threaded_predict_scans_its_blocks_and_names_the_first_bad_value(monkeyp
         net.predict(X, n_threads=n_threads)
 
 
+def _predict_case(dtype, seed):
+    """The predict-thread tests' 64-128-10 relu/softmax network and 3000 rows."""
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    net = fastbp.Network([64, 128, 10], activation="relu", output_activation="softmax",
+                         dtype=dtype, seed=0)
+    return net, np.random.default_rng(seed).normal(size=(3000, 64)).astype(dtype)
+
+
 def _layouts(X):
     """X in the float layouts predict's threads convert themselves."""
     other = np.float32 if X.dtype == np.float64 else np.float64
@@ -842,12 +846,7 @@ def _layouts(X):
 def test_predict_threads_convert_other_layouts_to_the_bits_of_a_converted_x(dtype, n_threads):
     # the threads convert the rows of each block they claim; the outputs are
     # those of the same kernel on X converted beforehand, bit for bit
-    if not _kernels.HAVE_THREADS:
-        pytest.skip("no threads of fastbp's own on this platform")
-    rng = np.random.default_rng(9)
-    net = fastbp.Network([64, 128, 10], activation="relu", output_activation="softmax",
-                         dtype=dtype, seed=0)
-    X = rng.normal(size=(3000, 64)).astype(dtype)
+    net, X = _predict_case(dtype, 9)
     share = _kernels.predict_workspace_share(net._sizes, 3000, n_threads, True)
     assert share > _kernels.predict_workspace_share(net._sizes, 3000, n_threads)
 
@@ -878,12 +877,7 @@ def test_predict_hands_other_float_layouts_to_the_threads_unconverted(monkeypatc
     # predict gives the kernel X's own rows, not converted chunks, and gets
     # the bits of a converted X; NaN, infinity and float32 overflow still
     # raise as_matrix's errors, naming the first bad value
-    if not _kernels.HAVE_THREADS:
-        pytest.skip("no threads of fastbp's own on this platform")
-    rng = np.random.default_rng(10)
-    net = fastbp.Network([64, 128, 10], activation="relu", output_activation="softmax",
-                         dtype=dtype, seed=0)
-    X = rng.normal(size=(3000, 64)).astype(dtype)
+    net, X = _predict_case(dtype, 10)
     threaded = _kernels.network_predict_threads
     for name, source in _layouts(X).items():
         expected = net.predict(np.ascontiguousarray(source, dtype), n_threads=n_threads)
