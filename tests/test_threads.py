@@ -515,6 +515,16 @@ def test_own_threads_start_at_a_float64_batch_of_8e6_flops_and_a_float32_one_of_
             assert threads == expected, (sizes, batch, itemsize)
 
 
+def test_own_threads_each_keep_half_the_threshold_of_work():
+    # 64-100-10 in float64: 8.9e6 FLOPs at batch 200 keep 2 of 8 threads,
+    # 4.4e7 at batch 1000 all 8 (11 halves of 8e6)
+    if not _kernels.HAVE_THREADS:
+        pytest.skip("no threads of fastbp's own on this platform")
+    for batch, expected in ((200, 2), (400, 4), (1000, 8)):
+        with _runtime.training_threads([64, 100, 10], batch, 8, per_sample=False) as threads:
+            assert threads == expected, batch
+
+
 def test_small_batches_split_the_columns_of_every_hidden_layer():
     # 16 rows a thread or fewer: columns (blocks of 64, so 128 or more of them);
     # more rows: only layers whose W spans over 2 MiB

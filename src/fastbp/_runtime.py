@@ -191,7 +191,8 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool, itemsi
     fastbp's own threads for the trainer (1: the BLAS gets the threads).
 
     Minibatches big enough run on ``n_threads`` threads of fastbp's own
-    (None: :func:`default_threads`), each with a one-thread BLAS; smaller
+    (None: :func:`default_threads`; fewer when a thread would get less than
+    half of ``OWN_THREADS_MIN_FLOPS``), each with a one-thread BLAS; smaller
     ones and networks of more than ``OWN_THREADS_MAX_WEIGHTS`` weights
     (``OWN_THREADS_MAX_WEIGHTS_FLOAT32`` for ``itemsize`` 4) leave the
     threads to the BLAS, whose limit is then set to ``n_threads`` (None:
@@ -202,13 +203,16 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool, itemsi
     """
     n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     wanted = default_threads() if n_threads is None else n_threads
+    flops = 6 * batch_size * n_weights
+    min_flops = OWN_THREADS_MIN_FLOPS_FLOAT32 if itemsize == 4 else OWN_THREADS_MIN_FLOPS
     own_threads = 1
-    if (wanted > 1 and _kernels.HAVE_THREADS and not per_sample
-            and 6 * batch_size * n_weights >= (OWN_THREADS_MIN_FLOPS_FLOAT32 if itemsize == 4
-                                               else OWN_THREADS_MIN_FLOPS)
+    if (wanted > 1 and _kernels.HAVE_THREADS and not per_sample and flops >= min_flops
             and n_weights <= (OWN_THREADS_MAX_WEIGHTS_FLOAT32 if itemsize == 4
                               else OWN_THREADS_MAX_WEIGHTS)):
-        own_threads = wanted
+        # each thread keeps at least half the threshold's work, as two did
+        # where it was measured: a batch's barriers and copies grow with the
+        # threads (an extrapolation; this project's machines have 2 cores)
+        own_threads = wanted if min_flops <= 0 else min(wanted, max(2, int(2 * flops // min_flops)))
     # scipy's BLAS serves the kernels' gemm calls
     with blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:
         if blas_limit is not None and blas_limit > 1:
