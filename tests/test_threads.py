@@ -840,6 +840,27 @@ def _predict_case(dtype, seed):
     return net, np.random.default_rng(seed).normal(size=(3000, 64)).astype(dtype)
 
 
+def test_predict_reads_a_memmap_once(monkeypatch, tmp_path):
+    # a memmap is as ready as an ndarray: no scan of the file before the
+    # threads read it (which was a second pass over it), and a bad value
+    # in it is still named
+    net, X = _predict_case("float32", 12)
+    stored = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32,
+                                       shape=X.shape)
+    stored[...] = X
+    stored.flush()
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    expected = net.predict(X, n_threads=2)
+    monkeypatch.setattr(_kernels, "first_nonfinite", lambda values: pytest.fail(
+        "the memmap was scanned in a pass of its own") if values.size >= X.size else -1)
+    np.testing.assert_array_equal(net.predict(mapped, n_threads=2), expected)
+    monkeypatch.undo()
+    stored[2000, 3] = np.nan
+    stored.flush()
+    with pytest.raises(ValueError, match=r"first at \[2000, 3\]"):
+        net.predict(np.load(tmp_path / "X.npy", mmap_mode="r"), n_threads=2)
+
+
 def _layouts(X):
     """X in the float layouts predict's threads convert themselves."""
     other = np.float32 if X.dtype == np.float64 else np.float64

@@ -37,10 +37,15 @@ def is_ready_matrix(data, n_columns: int | None, dtypes) -> bool:
             and _kernels.first_nonfinite(data.reshape(-1)) < 0)
 
 
+#: arrays taken as they are; other subclasses (masked arrays, np.matrix)
+#: go through np.asarray's conversion
+_PLAIN_ARRAYS = (np.ndarray, np.memmap)
+
+
 def is_ready_layout(data, n_columns: int | None, dtypes) -> bool:
     """:func:`is_ready_matrix` but for the values: for kernels that scan
     them for NaN and infinity themselves."""
-    return (type(data) is np.ndarray and data.ndim == 2 and data.size > 0
+    return (type(data) in _PLAIN_ARRAYS and data.ndim == 2 and data.size > 0
             and (n_columns is None or data.shape[1] == n_columns)
             and data.dtype in dtypes and data.flags.c_contiguous and data.flags.aligned)
 
@@ -50,7 +55,7 @@ def is_convertible_layout(data, n_columns: int) -> bool:
     non-empty 2-D NumPy float32 or float64 array of ``n_columns`` columns,
     aligned and in native byte order, of any strides (its values are checked
     as they are converted)."""
-    return (type(data) is np.ndarray and data.ndim == 2 and data.size > 0
+    return (type(data) in _PLAIN_ARRAYS and data.ndim == 2 and data.size > 0
             and data.shape[1] == n_columns and data.dtype in _NATIVE_FLOATS
             and data.flags.aligned)
 
