@@ -73,10 +73,21 @@ cdef void forward_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize
     """forward_pass for rows [r0, r0 + rows) of an m-row batch (x_rows holds
     those rows); writes only their part of the workspace. ``dtype_tag``
     (NULL) only picks the scalar type."""
-    cdef Py_ssize_t l, w_offset = 0
     cdef Py_ssize_t z_offsets[64]
     _z_offsets(net.sizes, net.n_layers, m, z_offsets)
-    for l in range(net.n_layers):
+    forward_layers_from(net, x_rows, 0, r0, rows, m, z_offsets, dtype_tag)
+
+
+cdef void forward_layers_from(const fbp_network* net, const fbp_input* x_rows, int first,
+                              Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
+                              const Py_ssize_t* z_offsets, floating* dtype_tag) noexcept nogil:
+    """forward_layer_rows for layers first, first + 1, ..., L - 1 (the layers
+    before ``first`` already done)."""
+    cdef int l
+    cdef Py_ssize_t w_offset = 0
+    for l in range(first):
+        w_offset += (<Py_ssize_t>net.sizes[l] + 1) * net.sizes[l + 1]
+    for l in range(first, net.n_layers):
         forward_layer_rows(net, x_rows, l, r0, rows, m, z_offsets, w_offset, dtype_tag)
         w_offset += (<Py_ssize_t>net.sizes[l] + 1) * net.sizes[l + 1]
 

@@ -506,7 +506,6 @@ cdef bint _forward_pass_finite_x(const fbp_network* net, const fbp_input* x, Py_
     or a non-finite weight) costs the scan of X that decides.
     """
     cdef const int* sizes = net.sizes
-    cdef Py_ssize_t l, w_offset
     cdef Py_ssize_t z_offsets[64]
     cdef floating* a
     if not gemm_nn_computes_a_column(<int>m, sizes[1], sizes[0], dtype_tag):
@@ -520,10 +519,7 @@ cdef bint _forward_pass_finite_x(const fbp_network* net, const fbp_input* x, Py_
             and _first_nonfinite(<const floating*>x.dense, m * sizes[0]) >= 0):
         return False
     activate_rows(a, <floating*>net.work + z_offsets[1], m, sizes[1], net.acts[0])
-    w_offset = (<Py_ssize_t>sizes[0] + 1) * sizes[1]
-    for l in range(1, net.n_layers):
-        forward_layer_rows(net, x, l, 0, m, m, z_offsets, w_offset, dtype_tag)
-        w_offset += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    forward_layers_from(net, x, 1, 0, m, m, z_offsets, dtype_tag)
     return True
 
 

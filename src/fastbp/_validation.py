@@ -40,6 +40,7 @@ def is_ready_matrix(data, n_columns: int | None, dtypes) -> bool:
 #: arrays taken as they are; other subclasses (masked arrays, np.matrix)
 #: go through np.asarray's conversion
 _PLAIN_ARRAYS = (np.ndarray, np.memmap)
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def is_ready_layout(data, n_columns: int | None, dtypes) -> bool:
@@ -58,9 +59,6 @@ def is_convertible_layout(data, n_columns: int) -> bool:
     return (type(data) in _PLAIN_ARRAYS and data.ndim == 2 and data.size > 0
             and data.shape[1] == n_columns and data.dtype in _NATIVE_FLOATS
             and data.flags.aligned)
-
-
-_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def usable_as_is(array: np.ndarray, dtype: np.dtype) -> bool:

@@ -269,15 +269,16 @@ class Network:
             n_threads = check_int(n_threads, "n_threads", 1)
         params = self._params  # one snapshot for every chunk, whatever other threads do
         ready = is_ready_layout(X, self.sizes[0], (self.dtype,))
-        if ready or is_convertible_layout(X, self.sizes[0]):
+        convertible = not ready and is_convertible_layout(X, self.sizes[0])
+        if ready or convertible:
             threads = predict_threads(params.shape[0], X.shape[0], n_threads)
             if threads:
                 # the threads check X through z_1 (rows x sizes[1]), no pass over
                 # X, and convert another float dtype or layout block by block
-                return self._predict_threads_checking(X, params, threads, convert=not ready)
+                return self._predict_threads_checking(X, params, threads, convert=convertible)
         X = self._check_X(X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        if not ready:
+        if not (ready or convertible):  # X had no shape to count rows by until now
             threads = predict_threads(params.shape[0], X.shape[0], n_threads)
         if not threads:  # a small call, as it is (its latency is the point)
             if X.shape[0] <= CHUNK_ROWS and usable_as_is(X, self.dtype):
