@@ -109,14 +109,16 @@ def test_the_quick_start_commands_are_verbatim():
 def test_the_install_section_names_every_install_path():
     text = _text()
     install = text[text.index("## Install"):text.index("## Quick start")]
+    items = [" ".join(item.split()) for item in re.findall(r"^- (.*?)(?=^- |^$)", install,
+                                                           re.S | re.M)]
     for path, enables in [(".", "fastbp train digits"), (".[test]", "python -m pytest"),
                           (".[docs]", "tools/build_docs.sh"), (".[dask]", "import fastbp.dask"),
                           (".[onnx]", "fastbp.to_onnx"),
                           (".[sklearn,plot]", "fastbp.MLPClassifier")]:
         quoted = f"`pip install {path}`" if path == "." else f'`pip install "{path}"`'
-        line = next((line for line in install.splitlines() if quoted in line), None)
-        assert line is not None, f"the README's install list lacks {quoted}"
-        assert enables in line, f"{quoted}'s line does not name {enables}"
+        item = next((item for item in items if item.startswith(quoted)), None)
+        assert item is not None, f"the README's install list lacks {quoted}"
+        assert enables in item, f"{quoted}'s item does not name {enables}"
 
 
 @needs_checkout
