@@ -180,3 +180,20 @@ def _dask_api() -> str:
 
 _write_if_changed(HERE / "cli_help.inc.rst", _cli_help())
 _write_if_changed(HERE / "api" / "dask_api.inc.rst", _dask_api())
+
+
+def _write_speed_figures() -> None:
+    """The speed figures the pages quote (``figures.inc.rst`` and the tables), rendered from
+    ``bench/results/`` by ``tools/figures.py``: the one source of every figure."""
+    import sys
+
+    sys.path.insert(0, str(HERE.parent / "tools"))
+    try:
+        import figures
+    finally:
+        sys.path.pop(0)
+    for name, text in figures.docs_snippets().items():
+        _write_if_changed(HERE / name, text)
+
+
+_write_speed_figures()

@@ -4,7 +4,8 @@
 - every ``>>>`` example of the user guide (docs/**/*.rst) runs as a doctest;
 - the version lives in pyproject.toml only: ``fastbp.__version__`` and
   CITATION.cff agree with it;
-- the README's figures exist and its plot command names a path.
+- the README's figures exist and its plot command names a path;
+- the speed figures the pages quote come from tools/figures.py (bench/results/).
 
 The Sphinx build itself (warnings as errors, the gallery's examples) is
 ``tools/build_docs.sh``; CI runs it after the test suite.
@@ -127,19 +128,64 @@ def test_readme_figures_exist_and_plot_commands_name_a_path():
         assert not re.search(r"--plot(\s*$|\s+--)", command), f"--plot without a path: {command}"
     # the speed summary links the full table, which holds the run's numbers
     assert "docs/user_guide/benchmarks.rst" in text
-    table = (DOCS / "user_guide" / "benchmarks.rst").read_text(encoding="utf-8")
-    # every row of it is the one tools/readme_speed_table.py makes of the saved reports
+
+
+def _figures_module():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import figures
+    finally:
+        sys.path.pop(0)
+    return figures
+
+
+#: pages that quote the last runs' speed figures: through tools/figures.py only
+FIGURE_PAGES = ("index.rst", "user_guide/performance.rst", "user_guide/when_not.rst",
+                "user_guide/estimators.rst", "user_guide/distributed.rst")
+
+
+@pytest.mark.skipif(not (ROOT / "tools" / "figures.py").exists() or not DOCS.is_dir(),
+                    reason="not a source checkout")
+def test_the_speed_table_is_generated_from_the_saved_reports():
+    page = (DOCS / "user_guide" / "benchmarks.rst").read_text(encoding="utf-8")
+    # the page includes the table the build writes, and holds no hand-typed copy of it
+    assert ".. include:: /speed_table.inc.rst" in page
+    assert '"2-2-1", "1", "float32"' not in page
+    figures = _figures_module()
+    table = figures.docs_snippets(figures.load(ROOT / "bench" / "results"))["speed_table.inc.rst"]
+    # every row: fastbp's µs and each peer's time over fastbp's, recomputed here from the JSON
     results = ROOT / "bench" / "results"
     reports = [json.loads((results / f"compare_{mode}.json").read_text(encoding="utf-8"))
                for mode in ("1thread", "defaults")]
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        from readme_speed_table import cells
-    finally:
-        sys.path.pop(0)
+
+    def cells(case):
+        times = {name: r.get("us_per_sample") for name, r in case["contenders"].items()
+                 if r.get("status") == "ok"}
+        row = [f"{times['fastbp']:.3g}"]
+        for peer in ("numpy", "torch", "sklearn", "fann"):
+            row.append(f"{times[peer] / times['fastbp']:.2f}" if times.get(peer) else "–")
+        return row
+
     defaults = {(c["net"], c["batch_size"], c["dtype"]): c for c in reports[1]["cases"]}
+    assert len(reports[0]["cases"]) == 40
     for case in reports[0]["cases"]:
         key = (case["net"], case["batch_size"], case["dtype"])
         row = [case["net"], str(case["batch_size"]), case["dtype"]] + cells(case) + \
             cells(defaults[key])
         assert "   " + ", ".join(f'"{cell}"' for cell in row) + "\n" in table, row
+
+
+@pytest.mark.skipif(not (ROOT / "tools" / "figures.py").exists() or not DOCS.is_dir(),
+                    reason="not a source checkout")
+@pytest.mark.parametrize("page", FIGURE_PAGES)
+def test_pages_quote_speed_figures_only_through_the_generator(page):
+    text = (DOCS / page).read_text(encoding="utf-8")
+    prose = re.sub(r"\.\. code-block::.*?(?=\n\S)", "", text, flags=re.S)
+    typed = re.findall(r"\b\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?(?:x|×)(?=[\s,;.)])", prose)
+    assert not typed, f"{page} types speed ratios by hand: {typed}"
+    used = set(re.findall(r"\|([\w.-]+)\|", prose))
+    if used:
+        assert ".. include:: /figures.inc.rst" in text
+        figures = _figures_module()
+        defined = set(figures.figures(figures.load(ROOT / "bench" / "results")))
+        assert used <= defined, f"{page} uses figures the generator lacks: {used - defined}"
