@@ -1,8 +1,8 @@
-"""Network.fit: one epoch of per-sample SGD and of minibatch SGD.
+"""Network.fit: per-sample SGD (ten epochs) and minibatch SGD (one epoch).
 
 Each timed call trains a fresh network (asv re-runs ``setup`` before every
 call), so every call does the same work from the same weights. The
-``track_loss`` benchmarks record the epoch's mean loss: a commit that skips
+``track_loss`` benchmarks record the last epoch's mean loss: a commit that skips
 updates, or rows, changes it even when it looks faster.
 """
 import fastbp
@@ -11,7 +11,11 @@ from .common import DTYPES, THREADS, digits, teacher_rows
 
 
 class PerSampleSGD:
-    """batch_size=1 on the digits, 64-32-10 (sigmoid, softmax), plain SGD(lr=0.1)."""
+    """batch_size=1 on the digits, 64-32-10 (sigmoid, softmax), plain SGD(lr=0.1).
+
+    Ten epochs (17 970 updates, ~16 ms here): one epoch takes under 2 ms,
+    where the fixed cost of a fit call and the machine's noise weigh too much.
+    """
 
     params = (DTYPES, THREADS)
     param_names = ["dtype", "n_threads"]
@@ -21,15 +25,15 @@ class PerSampleSGD:
         self.net = fastbp.Network([64, 32, 10], activation="sigmoid",
                                   output_activation="softmax", dtype=dtype, seed=0)
 
-    def _epoch(self, n_threads) -> dict:
+    def _fit(self, n_threads) -> dict:
         return self.net.fit(self.X, self.y, loss="cross_entropy", optimizer=fastbp.SGD(lr=0.1),
-                            epochs=1, batch_size=1, seed=0, n_threads=n_threads)
+                            epochs=10, batch_size=1, seed=0, n_threads=n_threads)
 
-    def time_epoch(self, dtype, n_threads):
-        self._epoch(n_threads)
+    def time_ten_epochs(self, dtype, n_threads):
+        self._fit(n_threads)
 
     def track_loss(self, dtype, n_threads):
-        return self._epoch(n_threads)["loss"][0]
+        return self._fit(n_threads)["loss"][-1]
 
     track_loss.unit = "cross-entropy"
 
