@@ -1,0 +1,1 @@
+"""fastbp's asv suite: timings kept per commit (see docs/user_guide/benchmark_history.rst)."""
