@@ -6,7 +6,7 @@
 #
 #   tools/ci_install_paths.sh WHEEL WORKDIR [PATH ...]
 #
-# PATH is one of: plain sklearn,plot dask onnx docs (default: all). The test
+# PATH is one of: plain sklearn,plot dask onnx bench docs (default: all). The test
 # path (".[test]", the README's second Quick start command) is .ci/run's own
 # venv and runs last there, so that its result ends the log.
 set -euo pipefail
@@ -15,7 +15,7 @@ wheel=$(realpath "$1")
 work=$(realpath "$2")
 shift 2
 paths=("$@")
-[ ${#paths[@]} -gt 0 ] || paths=(plain sklearn,plot dask onnx docs)
+[ ${#paths[@]} -gt 0 ] || paths=(plain sklearn,plot dask onnx bench docs)
 
 # a fresh venv named after the path, with pip up to date; prints its python
 fresh_venv() {
@@ -102,6 +102,11 @@ onnx.checker.check_model(onnx.load("net.onnx"))
 print(f"onnx: to_onnx wrote a valid model of {len(onnx.load('net.onnx').graph.node)} nodes")
 PY
         )
+        ;;
+    bench)
+        # the benchmarks' extra runs the asv suite once (benchmarks/, no build)
+        "$python" -m pip install -q "$wheel[bench]"
+        PYTHON="$python" tools/asv_quick.sh
         ;;
     docs)
         # README: pip install ".[docs]" && tools/build_docs.sh
