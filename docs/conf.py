@@ -7,15 +7,22 @@ docstrings (autodoc, autosummary, numpydoc); the gallery's examples in
 """
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import io
 import os
+import re
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import fastbp
 
 HERE = Path(__file__).resolve().parent
+#: what the build writes from the code (git-ignored): CLI help and runs, their figures
+GENERATED = HERE / "_generated"
 
 # -- project -------------------------------------------------------------------
 
@@ -33,6 +40,8 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax 3 copied into _static/mathjax from the package: formulas render offline
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -41,7 +50,7 @@ extensions = [
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.md5", "*.inc.rst",
-                    "**/*.inc.rst", "examples/*"]
+                    "**/*.inc.rst", "examples/*", "_generated/*"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
@@ -67,6 +76,9 @@ intersphinx_mapping = {
 if os.environ.get("FASTBP_DOCS_INTERSPHINX") != "1":
     intersphinx_mapping = {}
 
+# the site loads nothing from another host (tools/check_docs_offline.py checks
+# it): MathJax from _static, where sphinx-mathjax-offline puts it
+mathjax_path = "mathjax/tex-chtml.js"
 
 
 def _skip_member(app, what, name, obj, skip, options):
@@ -80,19 +92,73 @@ def _skip_member(app, what, name, obj, skip, options):
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("source-read", _note_examples_not_run)
 
 
 # -- gallery -------------------------------------------------------------------
 
+
+def _imports(path: Path) -> list:
+    """(module, names) of every absolute import in the Python file ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module, tuple(alias.name for alias in node.names)))
+    return found
+
+
+def _unimportable(path: Path) -> list:
+    """The imports of the example ``path`` that fail in this environment, as
+    ``"module (ErrorType: message)"``; empty when it can run."""
+    failed = []
+    for module_name, names in _imports(path):
+        try:
+            module = importlib.import_module(module_name)
+            for name in names:  # e.g. fastbp.MLPClassifier, which needs scikit-learn
+                if not hasattr(module, name):
+                    importlib.import_module(f"{module_name}.{name}")
+        except Exception as exc:  # noqa: BLE001 - any failure: the example cannot run here
+            failed.append(f"{module_name} ({type(exc).__name__}: {exc})")
+    return failed
+
+
+#: examples whose imports fail here (a dependency missing): shown, not run,
+#: with a note; the ``docs`` extra installs what every example needs
+EXAMPLES_NOT_RUN = {path.stem: failures for path in sorted((HERE / "examples").glob("plot_*.py"))
+                    if (failures := _unimportable(path))}
+for _stem, _failures in EXAMPLES_NOT_RUN.items():
+    print(f"conf.py: not running the example {_stem}.py: {'; '.join(_failures)}",
+          file=sys.stderr)
+
+
+def _note_examples_not_run(app, docname, source):
+    """Put a note on the gallery page of an example this build could not run."""
+    stem = docname.rpartition("/")[2]
+    if docname.startswith("auto_examples/") and stem in EXAMPLES_NOT_RUN:
+        modules = ", ".join(f"``{f.split(' ', 1)[0]}``" for f in EXAMPLES_NOT_RUN[stem])
+        source[0] = (".. note::\n\n   This build did not run this example, so it shows no output: "
+                     f"importing {modules} failed where it was built. "
+                     '``pip install ".[docs]"`` installs what every example needs.\n\n'
+                     + source[0])
+
+
 sphinx_gallery_conf = {
     "examples_dirs": ["examples"],
     "gallery_dirs": ["auto_examples"],
-    # files named plot_*.py run during the build; the others are shown only
-    "filename_pattern": r"/plot_",
+    # files named plot_*.py run during the build, but for those whose imports
+    # fail here; the others are shown only
+    "filename_pattern": r"/plot_" + (
+        "(?!(?:" + "|".join(re.escape(stem[len("plot_"):]) for stem in EXAMPLES_NOT_RUN)
+        + r")\.py$)" if EXAMPLES_NOT_RUN else ""),
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
     "show_memory": False,
+    # the timing tables (sg_execution_times) load jQuery and DataTables from
+    # CDNs: the site must read offline, and the timings are in the build log
+    "write_computation_times": False,
     "min_reported_time": 1,
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
@@ -178,5 +244,77 @@ def _dask_api() -> str:
     return "\n".join(lines)
 
 
-_write_if_changed(HERE / "cli_help.inc.rst", _cli_help())
-_write_if_changed(HERE / "api" / "dask_api.inc.rst", _dask_api())
+def _train_parser():
+    """The argparse parser of ``fastbp train``."""
+    import argparse
+
+    from fastbp.cli import build_parser
+
+    commands = next(action for action in build_parser()._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    return commands.choices["train"]
+
+
+#: the run the command-line pages show, as typed (its plot is written beside the transcript)
+TRAIN_DIGITS = ["fastbp", "train", "digits", "--plot", "train_digits.png"]
+
+
+def _run_train_digits() -> str:
+    """Run ``fastbp train digits`` (the defaults, plus --plot) in GENERATED and
+    return what it printed; its plot lands in GENERATED/train_digits.png."""
+    argv = [sys.executable, "-m", "fastbp"] + TRAIN_DIGITS[1:]
+    done = subprocess.run(argv, cwd=GENERATED, capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "Agg", "COLUMNS": "88"})
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(TRAIN_DIGITS)} exited {done.returncode}:\n"
+                           f"{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:g} %"
+
+
+def _train_digits_summary(transcript: str) -> str:
+    """A paragraph saying what ``fastbp train digits`` does: the settings from
+    ``fastbp train``'s defaults, the outcome from this build's run of it."""
+    from fastbp.cli.train import DEFAULT_TEST_FRACTION
+
+    train = _train_parser()
+    default = train.get_default
+    hidden = "-".join(str(width) for width in default("hidden"))
+    text = (
+        f"``fastbp train digits`` trains a 64-{hidden}-10 network (a **{default('activation')}** "
+        "hidden layer, softmax output, cross-entropy) on the handwritten digits bundled "
+        f"with the package, by SGD with learning rate {default('lr'):g}, momentum "
+        f"{default('momentum'):g} and batches of {default('batch_size')}, on standardized "
+        f"features. It holds out {_percent(DEFAULT_TEST_FRACTION)} of the rows as test rows "
+        f"(reported only), and {_percent(default('validation_fraction'))} of the rest as "
+        "validation rows for early stopping, which is on by default: training stops when the "
+        f"validation loss has not improved for {default('patience')} epochs (at most "
+        f"{default('epochs')}) and keeps the weights of the best epoch. It prints the loss per "
+        "epoch, the final loss and accuracy of each set and the time per training sample.")
+    stopped = re.search(r"stopped after epoch (\d+).*?kept the weights of epoch (\d+)",
+                        transcript)
+    test = re.search(r"^test .*accuracy ([0-9.]+)", transcript, re.M)
+    if stopped and test:
+        text += (f" In the run this page was built with, it stopped after epoch "
+                 f"{stopped.group(1)}, kept epoch {stopped.group(2)}, and reached a test "
+                 f"accuracy of {test.group(1)}.")
+    return text + "\n"
+
+
+def _literal(command: list, output: str) -> str:
+    """A console block: the command, then what it printed."""
+    return (".. code-block:: console\n\n   $ " + " ".join(command) + "\n"
+            + "".join(f"   {line}\n" if line.strip() else "\n" for line in output.splitlines())
+            + "\n")
+
+
+GENERATED.mkdir(exist_ok=True)
+_write_if_changed(GENERATED / "cli_help.inc.rst", _cli_help())
+_write_if_changed(GENERATED / "dask_api.inc.rst", _dask_api())
+_train_digits_run = _run_train_digits()
+_write_if_changed(GENERATED / "train_digits_run.inc.rst", _literal(TRAIN_DIGITS, _train_digits_run))
+_write_if_changed(GENERATED / "train_digits_summary.inc.rst",
+                  _train_digits_summary(_train_digits_run))
