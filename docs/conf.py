@@ -3,7 +3,10 @@
 Built by ``tools/build_docs.sh`` (warnings are errors) against the installed
 package: ``pip install ".[docs]"`` first. The API reference is read from the
 docstrings (autodoc, autosummary, numpydoc); the gallery's examples in
-``docs/examples/`` run during the build (sphinx-gallery).
+``docs/examples/`` run during the build (sphinx-gallery); when the build
+starts, ``write_generated_pages`` writes what the command-line pages show
+(help texts, a ``fastbp train digits`` run and its plot) into
+``docs/_generated/``. Importing this file runs nothing.
 """
 from __future__ import annotations
 
@@ -92,13 +95,15 @@ def _skip_member(app, what, name, obj, skip, options):
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
-    app.connect("source-read", _note_examples_not_run)
+    app.connect("config-inited", _skip_examples_that_cannot_run)
+    app.connect("source-read", note_examples_not_run)
+    app.connect("builder-inited", write_generated_pages)
 
 
 # -- gallery -------------------------------------------------------------------
 
 
-def _imports(path: Path) -> list:
+def imports(path: Path) -> list:
     """(module, names) of every absolute import in the Python file ``path``."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -109,11 +114,11 @@ def _imports(path: Path) -> list:
     return found
 
 
-def _unimportable(path: Path) -> list:
+def unimportable(path: Path) -> list:
     """The imports of the example ``path`` that fail in this environment, as
     ``"module (ErrorType: message)"``; empty when it can run."""
     failed = []
-    for module_name, names in _imports(path):
+    for module_name, names in imports(path):
         try:
             module = importlib.import_module(module_name)
             for name in names:  # e.g. fastbp.MLPClassifier, which needs scikit-learn
@@ -124,16 +129,32 @@ def _unimportable(path: Path) -> list:
     return failed
 
 
-#: examples whose imports fail here (a dependency missing): shown, not run,
-#: with a note; the ``docs`` extra installs what every example needs
-EXAMPLES_NOT_RUN = {path.stem: failures for path in sorted((HERE / "examples").glob("plot_*.py"))
-                    if (failures := _unimportable(path))}
-for _stem, _failures in EXAMPLES_NOT_RUN.items():
-    print(f"conf.py: not running the example {_stem}.py: {'; '.join(_failures)}",
-          file=sys.stderr)
+def run_pattern(not_run) -> str:
+    """sphinx-gallery's ``filename_pattern``: every ``plot_*.py`` but the
+    examples (file stems) in ``not_run``."""
+    if not not_run:
+        return r"/plot_"
+    names = "|".join(re.escape(stem[len("plot_"):]) for stem in sorted(not_run))
+    return r"/plot_(?!(?:" + names + r")\.py$)"
 
 
-def _note_examples_not_run(app, docname, source):
+#: example stem -> why its imports fail here, filled when the build starts
+EXAMPLES_NOT_RUN: dict = {}
+
+
+def _skip_examples_that_cannot_run(app, config):
+    """Run only the examples whose imports work here; the ``docs`` extra
+    installs what every example needs, so this matters only without it."""
+    EXAMPLES_NOT_RUN.clear()
+    for path in sorted((HERE / "examples").glob("plot_*.py")):
+        if failures := unimportable(path):
+            EXAMPLES_NOT_RUN[path.stem] = failures
+            print(f"conf.py: not running the example {path.name}: {'; '.join(failures)}",
+                  file=sys.stderr)
+    config.sphinx_gallery_conf["filename_pattern"] = run_pattern(EXAMPLES_NOT_RUN)
+
+
+def note_examples_not_run(app, docname, source):
     """Put a note on the gallery page of an example this build could not run."""
     stem = docname.rpartition("/")[2]
     if docname.startswith("auto_examples/") and stem in EXAMPLES_NOT_RUN:
@@ -147,11 +168,9 @@ def _note_examples_not_run(app, docname, source):
 sphinx_gallery_conf = {
     "examples_dirs": ["examples"],
     "gallery_dirs": ["auto_examples"],
-    # files named plot_*.py run during the build, but for those whose imports
-    # fail here; the others are shown only
-    "filename_pattern": r"/plot_" + (
-        "(?!(?:" + "|".join(re.escape(stem[len("plot_"):]) for stem in EXAMPLES_NOT_RUN)
-        + r")\.py$)" if EXAMPLES_NOT_RUN else ""),
+    # files named plot_*.py run during the build (but those whose imports fail
+    # here: _skip_examples_that_cannot_run); the others are shown only
+    "filename_pattern": run_pattern(()),
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
@@ -311,10 +330,13 @@ def _literal(command: list, output: str) -> str:
             + "\n")
 
 
-GENERATED.mkdir(exist_ok=True)
-_write_if_changed(GENERATED / "cli_help.inc.rst", _cli_help())
-_write_if_changed(GENERATED / "dask_api.inc.rst", _dask_api())
-_train_digits_run = _run_train_digits()
-_write_if_changed(GENERATED / "train_digits_run.inc.rst", _literal(TRAIN_DIGITS, _train_digits_run))
-_write_if_changed(GENERATED / "train_digits_summary.inc.rst",
-                  _train_digits_summary(_train_digits_run))
+def write_generated_pages(app=None) -> None:
+    """Write what the pages include from the code into GENERATED: every
+    command's ``--help``, the :mod:`fastbp.dask` API, and a run of
+    ``fastbp train digits`` (transcript, plot, summary)."""
+    GENERATED.mkdir(exist_ok=True)
+    _write_if_changed(GENERATED / "cli_help.inc.rst", _cli_help())
+    _write_if_changed(GENERATED / "dask_api.inc.rst", _dask_api())
+    run = _run_train_digits()
+    _write_if_changed(GENERATED / "train_digits_run.inc.rst", _literal(TRAIN_DIGITS, run))
+    _write_if_changed(GENERATED / "train_digits_summary.inc.rst", _train_digits_summary(run))
