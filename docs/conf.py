@@ -302,17 +302,22 @@ def _train_digits_summary(transcript: str) -> str:
     train = _train_parser()
     default = train.get_default
     hidden = "-".join(str(width) for width in default("hidden"))
+    scaling = "standardized" if default("standardize") else "unscaled"
+    if default("early_stopping"):
+        stopping = (f"and {_percent(default('validation_fraction'))} of the rest as validation "
+                    "rows for early stopping, which is on by default: training stops when the "
+                    f"validation loss has not improved for {default('patience')} epochs (at "
+                    f"most {default('epochs')}) and keeps the weights of the best epoch")
+    else:
+        stopping = f"and trains for {default('epochs')} epochs"
     text = (
         f"``fastbp train digits`` trains a 64-{hidden}-10 network (a **{default('activation')}** "
         "hidden layer, softmax output, cross-entropy) on the handwritten digits bundled "
         f"with the package, by SGD with learning rate {default('lr'):g}, momentum "
-        f"{default('momentum'):g} and batches of {default('batch_size')}, on standardized "
+        f"{default('momentum'):g} and batches of {default('batch_size')}, on {scaling} "
         f"features. It holds out {_percent(DEFAULT_TEST_FRACTION)} of the rows as test rows "
-        f"(reported only), and {_percent(default('validation_fraction'))} of the rest as "
-        "validation rows for early stopping, which is on by default: training stops when the "
-        f"validation loss has not improved for {default('patience')} epochs (at most "
-        f"{default('epochs')}) and keeps the weights of the best epoch. It prints the loss per "
-        "epoch, the final loss and accuracy of each set and the time per training sample.")
+        f"(reported only), {stopping}. It prints the loss per epoch, the final loss and "
+        "accuracy of each set and the time per training sample.")
     stopped = re.search(r"stopped after epoch (\d+).*?kept the weights of epoch (\d+)",
                         transcript)
     test = re.search(r"^test .*accuracy ([0-9.]+)", transcript, re.M)

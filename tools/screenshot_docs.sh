@@ -48,14 +48,16 @@ if [ "${#pages[@]}" -eq 0 ]; then
     echo "screenshot_docs.sh: no page of $site has a formula" >&2
     exit 1
 fi
-doms=()
+doms=()  # each page's DOM after its scripts ran, under the page's own path
 for page in "${pages[@]}"; do
-    dom="$work/$(echo "${page#"$site"/}" | tr / _).dom.html"
-    browse --dump-dom "file://$(realpath "$page")" > "$dom"
+    dom=${page#"$site"/}
+    mkdir -p "$work/dom/$(dirname "$dom")"
+    browse --dump-dom "file://$(realpath "$page")" > "$work/dom/$dom"
     doms+=("$dom")
 done
 status=0
-"$python" tools/check_docs_math.py "${doms[@]}" || status=$?
+checker=$(realpath tools/check_docs_math.py)
+(cd "$work/dom" && "$python" "$checker" "${doms[@]}") || status=$?
 
 mkdir -p "$shots"
 browse --screenshot="$shots/backprop.png" "file://$(realpath "$site/user_guide/backprop.html")" \
