@@ -3,19 +3,30 @@
 Built by ``tools/build_docs.sh`` (warnings are errors) against the installed
 package: ``pip install ".[docs]"`` first. The API reference is read from the
 docstrings (autodoc, autosummary, numpydoc); the gallery's examples in
-``docs/examples/`` run during the build (sphinx-gallery).
+``docs/examples/`` run during the build (sphinx-gallery); when the build
+starts, ``write_generated_pages`` writes what the command-line pages show
+(help texts, a ``fastbp train digits`` run and its plot) and the speed figures
+(``tools/figures.py``) into
+``docs/_generated/``. Importing this file runs nothing.
 """
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import io
 import os
+import re
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import fastbp
 
 HERE = Path(__file__).resolve().parent
+#: what the build writes from the code (git-ignored): CLI help and runs, their figures
+GENERATED = HERE / "_generated"
 
 # -- project -------------------------------------------------------------------
 
@@ -33,6 +44,8 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax 3 copied into _static/mathjax from the package: formulas render offline
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -41,7 +54,7 @@ extensions = [
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.md5", "*.inc.rst",
-                    "**/*.inc.rst", "examples/*"]
+                    "**/*.inc.rst", "examples/*", "_generated/*"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
@@ -67,6 +80,9 @@ intersphinx_mapping = {
 if os.environ.get("FASTBP_DOCS_INTERSPHINX") != "1":
     intersphinx_mapping = {}
 
+# the site loads nothing from another host (tools/check_docs_offline.py checks
+# it): MathJax from _static, where sphinx-mathjax-offline puts it
+mathjax_path = "mathjax/tex-chtml.js"
 
 
 def _skip_member(app, what, name, obj, skip, options):
@@ -80,19 +96,89 @@ def _skip_member(app, what, name, obj, skip, options):
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("config-inited", _skip_examples_that_cannot_run)
+    app.connect("source-read", note_examples_not_run)
+    app.connect("builder-inited", write_generated_pages)
 
 
 # -- gallery -------------------------------------------------------------------
 
+
+def imports(path: Path) -> list:
+    """(module, names) of every absolute import in the Python file ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module, tuple(alias.name for alias in node.names)))
+    return found
+
+
+def unimportable(path: Path) -> list:
+    """The imports of the example ``path`` that fail in this environment, as
+    ``"module (ErrorType: message)"``; empty when it can run."""
+    failed = []
+    for module_name, names in imports(path):
+        try:
+            module = importlib.import_module(module_name)
+            for name in names:  # e.g. fastbp.MLPClassifier, which needs scikit-learn
+                if not hasattr(module, name):
+                    importlib.import_module(f"{module_name}.{name}")
+        except Exception as exc:  # noqa: BLE001 - any failure: the example cannot run here
+            failed.append(f"{module_name} ({type(exc).__name__}: {exc})")
+    return failed
+
+
+def run_pattern(not_run) -> str:
+    """sphinx-gallery's ``filename_pattern``: every ``plot_*.py`` but the
+    examples (file stems) in ``not_run``."""
+    if not not_run:
+        return r"/plot_"
+    names = "|".join(re.escape(stem[len("plot_"):]) for stem in sorted(not_run))
+    return r"/plot_(?!(?:" + names + r")\.py$)"
+
+
+#: example stem -> why its imports fail here, filled when the build starts
+EXAMPLES_NOT_RUN: dict = {}
+
+
+def _skip_examples_that_cannot_run(app, config):
+    """Run only the examples whose imports work here; the ``docs`` extra
+    installs what every example needs, so this matters only without it."""
+    EXAMPLES_NOT_RUN.clear()
+    for path in sorted((HERE / "examples").glob("plot_*.py")):
+        if failures := unimportable(path):
+            EXAMPLES_NOT_RUN[path.stem] = failures
+            print(f"conf.py: not running the example {path.name}: {'; '.join(failures)}",
+                  file=sys.stderr)
+    config.sphinx_gallery_conf["filename_pattern"] = run_pattern(EXAMPLES_NOT_RUN)
+
+
+def note_examples_not_run(app, docname, source):
+    """Put a note on the gallery page of an example this build could not run."""
+    stem = docname.rpartition("/")[2]
+    if docname.startswith("auto_examples/") and stem in EXAMPLES_NOT_RUN:
+        modules = ", ".join(f"``{f.split(' ', 1)[0]}``" for f in EXAMPLES_NOT_RUN[stem])
+        source[0] = (".. note::\n\n   This build did not run this example, so it shows no output: "
+                     f"importing {modules} failed where it was built. "
+                     '``pip install ".[docs]"`` installs what every example needs.\n\n'
+                     + source[0])
+
+
 sphinx_gallery_conf = {
     "examples_dirs": ["examples"],
     "gallery_dirs": ["auto_examples"],
-    # files named plot_*.py run during the build; the others are shown only
-    "filename_pattern": r"/plot_",
+    # files named plot_*.py run during the build (but those whose imports fail
+    # here: _skip_examples_that_cannot_run); the others are shown only
+    "filename_pattern": run_pattern(()),
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
     "show_memory": False,
+    # the timing tables (sg_execution_times) load jQuery and DataTables from
+    # CDNs: the site must read offline, and the timings are in the build log
+    "write_computation_times": False,
     "min_reported_time": 1,
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
@@ -178,22 +264,102 @@ def _dask_api() -> str:
     return "\n".join(lines)
 
 
-_write_if_changed(HERE / "cli_help.inc.rst", _cli_help())
-_write_if_changed(HERE / "api" / "dask_api.inc.rst", _dask_api())
+def _train_parser():
+    """The argparse parser of ``fastbp train``."""
+    import argparse
+
+    from fastbp.cli import build_parser
+
+    commands = next(action for action in build_parser()._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    return commands.choices["train"]
+
+
+#: the run the command-line pages show, as typed (its plot is written beside the transcript)
+TRAIN_DIGITS = ["fastbp", "train", "digits", "--plot", "train_digits.png"]
+
+
+def _run_train_digits() -> str:
+    """Run ``fastbp train digits`` (the defaults, plus --plot) in GENERATED and
+    return what it printed; its plot lands in GENERATED/train_digits.png."""
+    argv = [sys.executable, "-m", "fastbp"] + TRAIN_DIGITS[1:]
+    done = subprocess.run(argv, cwd=GENERATED, capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "Agg", "COLUMNS": "88"})
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(TRAIN_DIGITS)} exited {done.returncode}:\n"
+                           f"{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:g} %"
+
+
+def _train_digits_summary(transcript: str) -> str:
+    """A paragraph saying what ``fastbp train digits`` does: the settings from
+    ``fastbp train``'s defaults, the outcome from this build's run of it."""
+    from fastbp.cli.train import DEFAULT_TEST_FRACTION
+
+    train = _train_parser()
+    default = train.get_default
+    hidden = "-".join(str(width) for width in default("hidden"))
+    scaling = "standardized" if default("standardize") else "unscaled"
+    if default("early_stopping"):
+        stopping = (f"and {_percent(default('validation_fraction'))} of the rest as validation "
+                    "rows for early stopping, which is on by default: training stops when the "
+                    f"validation loss has not improved for {default('patience')} epochs (at "
+                    f"most {default('epochs')}) and keeps the weights of the best epoch")
+    else:
+        stopping = f"and trains for {default('epochs')} epochs"
+    text = (
+        f"``fastbp train digits`` trains a 64-{hidden}-10 network (a **{default('activation')}** "
+        "hidden layer, softmax output, cross-entropy) on the handwritten digits bundled "
+        f"with the package, by SGD with learning rate {default('lr'):g}, momentum "
+        f"{default('momentum'):g} and batches of {default('batch_size')}, on {scaling} "
+        f"features. It holds out {_percent(DEFAULT_TEST_FRACTION)} of the rows as test rows "
+        f"(reported only), {stopping}. It prints the loss per epoch, the final loss and "
+        "accuracy of each set and the time per training sample.")
+    stopped = re.search(r"stopped after epoch (\d+).*?kept the weights of epoch (\d+)",
+                        transcript)
+    test = re.search(r"^test .*accuracy ([0-9.]+)", transcript, re.M)
+    if stopped and test:
+        text += (f" In the run this page was built with, it stopped after epoch "
+                 f"{stopped.group(1)}, kept epoch {stopped.group(2)}, and reached a test "
+                 f"accuracy of {test.group(1)}.")
+    else:  # the transcript on the page still shows the run
+        print("conf.py: the summary of fastbp train digits leaves out the run's outcome: "
+              "its early-stopping or test line has a new wording", file=sys.stderr)
+    return text + "\n"
+
+
+def _literal(command: list, output: str) -> str:
+    """A console block: the command, then what it printed."""
+    return (".. code-block:: console\n\n   $ " + " ".join(command) + "\n"
+            + "".join(f"   {line}\n" if line.strip() else "\n" for line in output.splitlines())
+            + "\n")
+
+
+def write_generated_pages(app=None) -> None:
+    """Write what the pages include from the code into GENERATED: every
+    command's ``--help``, the :mod:`fastbp.dask` API, and a run of
+    ``fastbp train digits`` (transcript, plot, summary)."""
+    GENERATED.mkdir(exist_ok=True)
+    _write_if_changed(GENERATED / "cli_help.inc.rst", _cli_help())
+    _write_if_changed(GENERATED / "dask_api.inc.rst", _dask_api())
+    run = _run_train_digits()
+    _write_if_changed(GENERATED / "train_digits_run.inc.rst", _literal(TRAIN_DIGITS, run))
+    _write_if_changed(GENERATED / "train_digits_summary.inc.rst", _train_digits_summary(run))
+    _write_speed_figures()
 
 
 def _write_speed_figures() -> None:
-    """The speed figures the pages quote (``figures.inc.rst`` and the tables), rendered from
-    ``bench/results/`` by ``tools/figures.py``: the one source of every figure."""
-    import sys
-
+    """The speed figures the pages quote (``figures.inc.rst`` and the tables),
+    rendered from ``bench/results/`` by ``tools/figures.py``: the one source of
+    every figure."""
     sys.path.insert(0, str(HERE.parent / "tools"))
     try:
         import figures
     finally:
         sys.path.pop(0)
     for name, text in figures.docs_snippets().items():
-        _write_if_changed(HERE / name, text)
-
-
-_write_speed_figures()
+        _write_if_changed(GENERATED / name, text)

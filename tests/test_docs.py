@@ -149,7 +149,7 @@ FIGURE_PAGES = ("index.rst", "user_guide/performance.rst", "user_guide/when_not.
 def test_the_speed_table_is_generated_from_the_saved_reports():
     page = (DOCS / "user_guide" / "benchmarks.rst").read_text(encoding="utf-8")
     # the page includes the table the build writes, and holds no hand-typed copy of it
-    assert ".. include:: /speed_table.inc.rst" in page
+    assert ".. include:: /_generated/speed_table.inc.rst" in page
     assert '"2-2-1", "1", "float32"' not in page
     figures = _figures_module()
     table = figures.docs_snippets(figures.load(ROOT / "bench" / "results"))["speed_table.inc.rst"]
@@ -185,7 +185,7 @@ def test_pages_quote_speed_figures_only_through_the_generator(page):
     assert not typed, f"{page} types speed ratios by hand: {typed}"
     used = set(re.findall(r"\|([\w.-]+)\|", prose))
     if used:
-        assert ".. include:: /figures.inc.rst" in text
+        assert ".. include:: /_generated/figures.inc.rst" in text
         figures = _figures_module()
         defined = set(figures.figures(figures.load(ROOT / "bench" / "results")))
         assert used <= defined, f"{page} uses figures the generator lacks: {used - defined}"

@@ -12,7 +12,7 @@ the figures people read, so no figure is typed twice:
   ``<!-- /figures:NAME -->`` (the one-line claims and the short speed table)
   are rewritten in place, and ``tests/test_readme.py`` checks they match;
 - the documentation includes snippets that ``docs/conf.py`` writes at build
-  time: ``figures.inc.rst`` (an rst substitution ``|name|`` for every figure
+  time into ``docs/_generated/``: ``figures.inc.rst`` (an rst substitution ``|name|`` for every figure
   of :func:`figures`), ``speed_table.inc.rst`` (every case of
   ``bench/compare.py``'s two reports), ``speed_losses.inc.rst`` (the cells
   where a peer is faster) and ``estimators_table.inc.rst``.
