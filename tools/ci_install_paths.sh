@@ -112,6 +112,13 @@ PY
         # README: pip install ".[docs]" && tools/build_docs.sh
         "$python" -m pip install -q "$wheel[docs]"
         PYTHON="$python" PATH="$bin:$PATH" tools/build_docs.sh
+        # the math renders with the network off, in headless Chromium (Debian's,
+        # installed here as libfann is in .ci/run; skipped with a note without it)
+        if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+                || echo "chromium not installed: the offline math check is skipped"
+        fi
+        PYTHON="$python" tools/screenshot_docs.sh
         ;;
     *)
         echo "ci_install_paths.sh: unknown install path $path" >&2
