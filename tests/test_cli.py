@@ -1153,3 +1153,108 @@ def test_gradcheck_fails_a_wrong_gradient_with_exit_1(capsys, monkeypatch, tmp_p
         assert out.count("  FAIL\n") >= 2
         assert err.startswith("fastbp gradcheck: error: the compiled gradients disagree with "
                               "the oracles: the per-neuron reference, the graph engine")
+
+
+# -- targets, identifiers, too few rows and plain values in messages ----------------
+
+@pytest.mark.parametrize("values,extra,shown", [
+    (["5"] * 30, [], "'y' is 5 on every one of the 30 rows"),
+    (["2.5"] * 30, ["--task", "regression"], "'y' is 2.5 on every one of the 30 rows"),
+])
+def test_a_constant_target_is_refused(capsys, tmp_path, values, extra, shown):
+    write_csv(tmp_path / "c.csv", ["a", "y"], [[k * 0.5, v] for k, v in enumerate(values)])
+    outcome = cli(capsys, "train", tmp_path / "c.csv", "--target", "y", *extra)
+    assert_cli_error(outcome, f"c.csv: the target {shown}", "nothing to learn")
+    assert "r2" not in outcome[1]
+
+
+def test_a_constant_column_of_several_targets_is_named(capsys, tmp_path, linnerud):
+    lines = LINNERUD.splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    write_csv(tmp_path / "l.csv", lines[0].split(","), [r[:4] + [r[4], "60"] for r in rows])
+    assert_cli_error(cli(capsys, "train", tmp_path / "l.csv", "--target", "Waist,Pulse"),
+                     "the target 'Pulse' is 60 on every one of the 20 rows")
+    np.savez(tmp_path / "y2.npz", X=np.arange(30.0), Y=np.c_[np.arange(30.0), np.ones(30)])
+    assert_cli_error(cli(capsys, "train", tmp_path / "y2.npz", "--target", "Y"),
+                     "the target 'Y[1]' is 1 on every one of the 30 rows")
+
+
+def _passengers(path, n):
+    rng = np.random.default_rng(5)
+    fare = np.round(rng.uniform(5, 80, n), 2)
+    return write_csv(path, ["PassengerId", "Fare", "Ticket", "Survived"],
+                     [[1 + k, f, 1000 + 7 * k + 0.5, int(f > 30)] for k, f in enumerate(fare)])
+
+
+def test_an_integer_id_column_gets_a_warning_naming_drop(capsys, tmp_path):
+    data = _passengers(tmp_path / "titanic.csv", 40)
+    code, out, err = cli(capsys, "train", data, "--target", "Survived", "--epochs", 2)
+    assert code == 0
+    assert err.strip() == (f"fastbp: warning: {data}: column 'PassengerId' holds a different "
+                           "integer on every one of the 40 rows, like a row identifier; it is "
+                           "trained on as a number (--drop PassengerId if it is an identifier)")
+    # distinct floats (Fare, Ticket) are quantities: no warning for them
+    code, out, err = cli(capsys, "train", data, "--target", "Survived", "--epochs", 2,
+                         "--drop", "PassengerId")
+    assert code == 0 and err == ""
+    # in a short table distinct integers are common: no warning
+    short = _passengers(tmp_path / "short.csv", 19)
+    code, out, err = cli(capsys, "train", short, "--target", "Survived", "--epochs", 2)
+    assert code == 0 and "PassengerId" not in err
+
+
+def test_an_id_column_warning_in_a_subprocess(tmp_path):
+    _passengers(tmp_path / "titanic.csv", 30)
+    result = run("train", "titanic.csv", "--target", "Survived", "--epochs", 2, cwd=tmp_path)
+    assert_ok(result)
+    assert "fastbp: warning: titanic.csv: column 'PassengerId'" in result.stderr
+    assert "--drop PassengerId" in result.stderr
+
+
+@pytest.mark.parametrize("n,extra,phrases", [
+    (1, [], ["one row only"]),
+    (2, [], ["2 rows are too few to split into training / validation / test rows with at "
+             "least one each (--test-fraction 0.25 takes 1 for testing)",
+             "--no-early-stopping, or --test-fraction 0"]),
+    (2, ["--test-fraction", "0.9"], ["(--test-fraction 0.9 takes 2 for testing); give more "
+                                     "rows, or --test-fraction 0"]),
+    (1, ["--test-fraction", "0", "--no-early-stopping"], ["one row only"]),
+])
+def test_too_few_rows_to_split_are_refused(capsys, tmp_path, n, extra, phrases):
+    write_csv(tmp_path / "few.csv", ["a", "y"], [[k, 2.5 * k * k] for k in range(n)])
+    assert_cli_error(cli(capsys, "train", tmp_path / "few.csv", "--target", "y", *extra),
+                     *phrases)
+
+
+@pytest.mark.parametrize("n,extra,split", [
+    (2, ["--test-fraction", "0"], "1 of 2 rows (1 validation, 0 test)"),
+    (2, ["--test-fraction", "0", "--no-early-stopping"], "2 of 2 rows (0 validation, 0 test)"),
+    (3, [], "1 of 3 rows (1 validation, 1 test)"),
+    (12, [], "8 of 12 rows (1 validation, 3 test)"),
+])
+def test_training_on_few_rows_warns(capsys, tmp_path, n, extra, split):
+    write_csv(tmp_path / "few.csv", ["a", "y"], [[k + 0.5, 2.5 * k * k] for k in range(n)])
+    code, out, err = cli(capsys, "train", tmp_path / "few.csv", "--target", "y", "--epochs", 2,
+                         *extra)
+    assert code == 0
+    assert err.strip() == (f"fastbp: warning: training on {split}: too few for the fit or its "
+                           "metrics to mean much")
+
+
+def test_a_split_error_in_a_subprocess(tmp_path):
+    write_csv(tmp_path / "two.csv", ["a", "y"], [[0, 1.5], [1, 2.5]])
+    assert_one_line_error(run("train", "two.csv", "--target", "y", cwd=tmp_path),
+                          "2 rows are too few to split")
+
+
+def test_messages_print_plain_values_not_numpy_reprs(capsys, tmp_path):
+    write_csv(tmp_path / "one.csv", ["a", "y"], [[1, "cat"], [2, "cat"]])
+    outcome = cli(capsys, "train", tmp_path / "one.csv", "--target", "y")
+    assert_cli_error(outcome, "the target 'y' has a single class ('cat')")
+    assert "np." not in outcome[2]
+
+
+def test_plain_values_in_a_subprocess(tmp_path):
+    write_csv(tmp_path / "one.csv", ["a", "y"], [[1, "cat"], [2, "cat"]])
+    assert_one_line_error(run("train", "one.csv", "--target", "y", cwd=tmp_path),
+                          "single class ('cat')")
