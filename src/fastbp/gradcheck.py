@@ -306,15 +306,17 @@ def gradcheck(net, X, Y, loss: str = "mse", l2: float = 0.0, eps: float = 1e-6,
                   "finite_differences": (rounding + step_error) / scale,
                   "reference_vs_graph": _relative(RELATIVE_TOLERANCE["float64"] * magnitude,
                                                   ref)}
-    precision = (f"{net.dtype.name} rounding, {rtol:g} x the gradient terms' magnitude "
-                 f"{magnitude:.1e}")
+    precision = (f"{net.dtype.name} rounding {rounding:.1e} ({rtol:g} x the gradient terms' "
+                 f"magnitude {magnitude:.1e})")
+    step = (f"the step's error {step_error:.1e} (the loss's rounding over ε = {eps:g}: "
+            f"{step_rounding:.1e}, truncation {truncation:.1e})")
+    # the larger part first: it is why finite differences are the loosest
+    parts = (step, precision) if step_error >= rounding else (precision, step)
     reasons = {"reference": precision, "graph": precision,
-               "finite_differences": (
-                   f"the step's error {step_error:.1e} (the loss's rounding over ε = {eps:g}: "
-                   f"{step_rounding:.1e}, truncation {truncation:.1e}) besides {precision}, "
-                   f"against gradients up to {scale:.1e}"),
-               "reference_vs_graph": ("float64 rounding, 1e-10 x the gradient terms' "
-                                      f"magnitude {magnitude:.1e}")}
+               "finite_differences": (f"{parts[0]}, above {parts[1]}; the largest gradient is "
+                                      f"{scale:.1e}"),
+               "reference_vs_graph": (f"float64 rounding ({RELATIVE_TOLERANCE['float64']:g} x "
+                                      f"the gradient terms' magnitude {magnitude:.1e})")}
     return GradcheckResult(_relative_error(compiled, ref), fd_error,
                            _relative_error(compiled, graph), _relative_error(graph, ref),
                            tolerances, reasons)
