@@ -10,6 +10,7 @@ therefore passes where a fixed relative tolerance would fail it.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -61,6 +62,10 @@ class GradcheckResult(_Errors):
     scalar computational graph, pure Python)"""
     reference_vs_graph: float
     """the two pure-Python oracles against each other, both in float64"""
+
+    # what a result rebuilt by _make or _replace (which skip __new__) reads: nothing judged
+    tolerances = MappingProxyType({})
+    reasons = MappingProxyType({})
 
     def __new__(cls, reference, finite_differences, graph, reference_vs_graph,
                 tolerances=None, reasons=None):
