@@ -13,11 +13,15 @@ are classes when they are integer codes (k <= MAX_AUTO_CLASSES distinct
 values, consecutive, such as 0..9 or 1..3); any other numbers are a
 regression target. Integer classes that may be a quantity (more than
 two of them, and more than WARN_CLASSES or fewer than WARN_ROWS_PER_CLASS
-rows a class) get a warning.
+rows a class) get a warning. A regression target with the same value on
+every row is refused. An integer feature with a different value on every
+row (at least MIN_ROWS_FOR_IDENTIFIER rows) gets a warning: it looks like
+a row identifier.
 """
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -33,6 +37,10 @@ WARN_CLASSES = 10
 WARN_ROWS_PER_CLASS = 5
 #: a text feature with more categories than this is refused (likely an id or free text)
 MAX_CATEGORIES = 100
+#: an integer feature with a different value on every row, in at least this many rows,
+#: gets a warning (a row identifier such as PassengerId); in fewer, distinct is common
+MIN_ROWS_FOR_IDENTIFIER = 20
+_INTEGER_CELL = re.compile(r"[+-]?\d+")
 IMPUTE_CHOICES = ("mean", "median", "drop")
 
 
@@ -131,9 +139,10 @@ def _is_one_hot(Y: np.ndarray) -> bool:
 
 
 def label(value):
-    """A class label as JSON-friendly and readable: 3.0 -> 3, strings unchanged."""
+    """A class label as JSON-friendly and readable: 3.0 -> 3, text as a plain str
+    (NumPy's own str and float types print as ``np.str_('a')`` in messages)."""
     if isinstance(value, str):
-        return value
+        return str(value)
     value = float(value)
     return int(value) if value.is_integer() else value
 
@@ -209,6 +218,7 @@ def encode_targets(table: Table, targets: list, task: str, loss: str | None) -> 
                                  "numeric")
             if column.problem is not None:
                 raise UsageError(table.not_a_number(column, column.problem))
+            _refuse_constant(table, column)
         Y = np.hstack([c.values.reshape(table.n_rows, -1) for c in columns])
         return "regression", Y, None, notes
     encoded = [_one_hot(table, column) for column in columns]
@@ -225,6 +235,58 @@ def encode_targets(table: Table, targets: list, task: str, loss: str | None) -> 
                              "a model per target")
     Y = np.hstack([Y[:, 1:] for Y, _ in encoded])
     return "multilabel", Y, [classes for _, classes in encoded], notes
+
+
+def _refuse_constant(table: Table, column: Column) -> None:
+    """A regression target with one value on every row leaves nothing to learn (and an r2 of
+    0/0): a UsageError naming it (for a 2-D target, its first constant column). A single
+    row is refused as such, not as a constant."""
+    if table.n_rows == 1:
+        raise UsageError(f"{table.source}: one row only: nothing to learn from; give more rows")
+    values = column.values.reshape(table.n_rows, -1)
+    constant = np.flatnonzero((values == values[:1]).all(axis=0))
+    if len(constant):
+        j = int(constant[0])
+        name = column.name if values.shape[1] == 1 else f"{column.name}[{j}]"
+        raise UsageError(f"{table.source}: the target {name!r} is {label(values[0, j])} on every "
+                         f"one of the {table.n_rows} rows: there is nothing to learn; choose "
+                         "another --target")
+
+
+def identifier_warnings(table: Table, features: list) -> list:
+    """Warnings for the feature columns that look like row identifiers.
+
+    A column is taken for one when it is numeric, written as integers (no
+    decimal point or exponent in a CSV cell), holds a different value on
+    every row, and the table has at least ``MIN_ROWS_FOR_IDENTIFIER`` rows
+    (in fewer, distinct integers are common, e.g. a year per row).
+
+    Parameters
+    ----------
+    table : Table
+    features : list of str
+
+    Returns
+    -------
+    list of str
+        One "warning: ..." per such column, naming the ``--drop`` fix.
+    """
+    if table.n_rows < MIN_ROWS_FOR_IDENTIFIER:
+        return []
+    warnings = []
+    for name in features:
+        column = table.column(name, "--features")
+        values = column.values
+        if (not column.numeric or values.ndim != 1 or column.missing is not None
+                or not np.isfinite(values).all() or not np.all(values == np.round(values))
+                or len(np.unique(values)) != len(values)):
+            continue
+        if column.cells is not None and not all(_INTEGER_CELL.fullmatch(c) for c in column.cells):
+            continue
+        warnings.append(f"warning: {table.source}: column {name!r} holds a different integer "
+                        f"on every one of the {table.n_rows} rows, like a row identifier; it "
+                        f"is trained on as a number (--drop {name} if it is an identifier)")
+    return warnings
 
 
 def _classes_warning(table: Table, column: Column, classes: list) -> str | None:

@@ -16,8 +16,8 @@ import numpy as np
 
 from .errors import EXIT_INTERRUPTED, EXIT_OK, RunFailed, UsageError, note
 from .features import (IMPUTE_CHOICES, MAX_AUTO_CLASSES, apply_features, choose_features,
-                       drop_incomplete_rows, encode_targets, fit_features, input_names,
-                       split_names, targets_as_trained)
+                       drop_incomplete_rows, encode_targets, fit_features, identifier_warnings,
+                       input_names, split_names, targets_as_trained)
 from .model import OUTPUT_FOR_LOSS, ModelMeta, fit_scaler, save_model
 from .options import (DTYPES, HIDDEN_ACTIVATIONS, LOSS_NAMES, HelpFormatter, OnOff,
                       add_table_options, check_output_path, float_in, hidden_widths,
@@ -26,6 +26,8 @@ from .report import loss_unit, metrics_lines
 from .tables import DATASETS, load_table
 
 DEFAULT_TEST_FRACTION = 0.25
+#: training on fewer rows than this gets a warning
+FEW_TRAINING_ROWS = 10
 
 
 def add_parser(subparsers) -> None:
@@ -143,6 +145,7 @@ def run(args) -> int:
     rows = _split(table.n_rows, args)
     specs = fit_features(table, features, rows.fit, args.impute)
     X, unseen = apply_features(table, specs)
+    _check_split(rows, args)
     note(*unseen)
     loss = args.loss or {"classification": "cross_entropy", "multilabel": "bce"}.get(task, "mse")
     meta = ModelMeta(targets=targets, task=task, loss=loss, features=specs, classes=classes,
@@ -152,6 +155,7 @@ def run(args) -> int:
     if args.test is not None:
         sets["test"] = _test_file(meta, args, options)
     net, optimizer = _network(meta, X.shape[1], Y.shape[1], args)
+    note(*identifier_warnings(table, features), *_few_rows_warning(rows, table.n_rows))
     _print_start(net, meta, table, sets, specs, args)
     history, seconds, interrupted = _fit(net, optimizer, meta, sets, args)
     _report(net, meta, sets, history, seconds, args)
@@ -174,19 +178,61 @@ def _check_outputs(args) -> None:
 
 
 def _split(n: int, args) -> _Rows:
-    """Shuffled row indices: test rows (unless --test), then validation rows."""
+    """Shuffled row indices: test rows (unless --test), then validation rows.
+
+    No training row at all is a UsageError here; no validation row while
+    early stopping wants one is found by ``_check_split`` once the cells are
+    checked (their errors say more).
+    """
     order = np.random.default_rng(args.seed).permutation(n)
-    fraction = 0.0 if args.test is not None else (
-        DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction)
+    fraction = _test_fraction(args)
     n_test = max(int(round(fraction * n)), 1) if fraction > 0 else 0
     n_train = n - n_test
     if n_train < 1:
-        raise UsageError(f"{args.data}: {n} rows leave no training rows with "
-                         f"--test-fraction {fraction:g}")
+        raise _too_few_rows(n, n_test, args)
     n_val = 0
-    if args.early_stopping and args.validation_fraction > 0 and n_train >= 2:
+    if _validating(args) and n_train >= 2:
         n_val = min(max(int(round(args.validation_fraction * n_train)), 1), n_train - 1)
     return _Rows(order[:n_train - n_val], order[n_train - n_val:n_train], order[n_train:])
+
+
+def _test_fraction(args) -> float:
+    return 0.0 if args.test is not None else (
+        DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction)
+
+
+def _validating(args) -> bool:
+    """Whether early stopping sets validation rows aside."""
+    return bool(args.early_stopping and args.validation_fraction > 0)
+
+
+def _check_split(rows: _Rows, args) -> None:
+    """Every part the options ask for has a row: else a UsageError (see ``_too_few_rows``)."""
+    if _validating(args) and len(rows.val) == 0:
+        raise _too_few_rows(len(rows.fit) + len(rows.val) + len(rows.test), len(rows.test), args)
+
+
+def _too_few_rows(n: int, n_test: int, args) -> UsageError:
+    """The error for ``n`` rows that cannot give each part the options ask for a row."""
+    validating = _validating(args)
+    parts = ["training"] + ["validation"] * validating + ["test"] * (n_test > 0)
+    taken = (f" (--test-fraction {_test_fraction(args):g} takes {n_test} for testing)"
+             if n_test else "")
+    # the options that would each leave a row in every part
+    fixes = [option for option, enough in (("--no-early-stopping", validating and n > n_test),
+                                           ("--test-fraction 0", n_test and n > validating))
+             if enough]
+    return UsageError(f"{args.data}: {n} rows are too few to split into {' / '.join(parts)} "
+                      f"rows with at least one each{taken}; give more rows"
+                      + "".join(f", or {option}" for option in fixes))
+
+
+def _few_rows_warning(rows: _Rows, n: int) -> list:
+    """A warning when fewer than FEW_TRAINING_ROWS rows are trained on (training goes on)."""
+    if len(rows.fit) >= FEW_TRAINING_ROWS:
+        return []
+    return [f"warning: training on {len(rows.fit)} of {n} rows ({len(rows.val)} validation, "
+            f"{len(rows.test)} test): too few for the fit or its metrics to mean much"]
 
 
 def _scaled_sets(meta: ModelMeta, table, X, Y, rows: _Rows, args) -> dict:
