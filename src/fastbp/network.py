@@ -20,7 +20,7 @@ from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_sample_weight, check_seed, convert_rows,
                           is_convertible_layout, is_ready_layout, split_rows, usable_as_is)
-from .losses import check_loss, check_targets
+from .losses import check_loss, check_targets, resolve_loss
 from .optim import Optimizer, SGD
 
 #: activation name -> kernel code (csrc/fastbp_codes.h, through the enum)
@@ -330,14 +330,17 @@ class Network:
                 return False
         return True
 
-    def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
+    def loss(self, X, Y, loss: str | None = None, l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
 
         Parameters
         ----------
         X : {array_like, sparse matrix} of shape (m, sizes[0])
-        Y : array_like of shape (m, sizes[-1])
-        loss : {"mse", "bce", "cross_entropy"}
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`:
+            ``"cross_entropy"`` for a softmax output, ``"mse"`` for any other.
         l2 : float, default=0.0
             λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
 
@@ -345,6 +348,7 @@ class Network:
         -------
         float
         """
+        loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
         X, Y = self._check_XY(X, Y, loss, lazy=True)
@@ -366,14 +370,26 @@ class Network:
         penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(params))
         return total / m + 0.5 * l2 / m * penalty
 
-    def gradients(self, X, Y, loss: str = "mse", l2: float = 0.0) -> tuple:
+    def gradients(self, X, Y, loss: str | None = None, l2: float = 0.0) -> tuple:
         """Gradients of :meth:`loss` with respect to the weights and biases.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`:
+            ``"cross_entropy"`` for a softmax output, ``"mse"`` for any other.
+        l2 : float, default=0.0
+            λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
 
         Returns
         -------
         dW : list of ndarray, shaped like :attr:`weights`
         db : list of ndarray, shaped like :attr:`biases`
         """
+        loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
         X, Y = self._check_XY(X, Y, loss, lazy=True)
@@ -408,7 +424,7 @@ class Network:
 
     # -- training -----------------------------------------------------------
 
-    def fit(self, X, Y, loss: str = "mse", optimizer=None, epochs: int = 1,
+    def fit(self, X, Y, loss: str | None = None, optimizer=None, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
             n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
             validation_data=None, validation_split: float = 0.0, early_stopping=None,
@@ -439,7 +455,11 @@ class Network:
             or one 0/1 column for two classes on one sigmoid unit); the
             classes are kept in ``classes_`` for :meth:`predict_labels`,
             :meth:`score` and later fits.
-        loss : {"mse", "bce", "cross_entropy"}, default="mse"
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's natural loss: ``"cross_entropy"`` for a
+            softmax output, ``"mse"`` for any other (a sigmoid output too:
+            pass ``loss="bce"`` to classify with it). See
+            :ref:`outputs_losses`.
         optimizer : SGD or Adam, optional
             Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
             count, the schedule's current rate) persists across fits.
@@ -552,6 +572,7 @@ class Network:
         (picked when the module loads; fused multiply-adds where the CPU has
         them), and OpenBLAS picks its gemm kernels by CPU.
         """
+        loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, Optimizer):
