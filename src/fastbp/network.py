@@ -222,8 +222,11 @@ class Network:
         n_outputs = self.sizes[-1]
         if not hasattr(Y, "dtype"):
             Y = np.asarray(Y)
-        if _labels.is_label_vector(Y) and (
-                self.output_activation in _labels.CLASSIFIER_OUTPUTS or Y.dtype.kind in "USO"):
+        classifier = self.output_activation in _labels.CLASSIFIER_OUTPUTS
+        # whole-number floats are labels for a classifier output only: for
+        # the others (identity, tanh, relu) a 1-D float array is a target
+        if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
+                classifier and _labels.is_whole_float_vector(Y)):
             classes = getattr(self, "classes_", None)
             if classes is None:
                 classes = _labels.infer_classes(Y, n_outputs, self.output_activation)
@@ -231,10 +234,13 @@ class Network:
                     self.classes_ = classes
             return _labels.targets(Y, classes, n_outputs, self.dtype)
         if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
+            fraction = (_labels.first_fraction(Y)
+                        if classifier and Y.dtype.kind == "f" else "")
             raise ValueError(
                 f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
-                "(integers or strings) for a softmax or sigmoid output, or targets of shape "
-                f"(n, {n_outputs})")
+                "(integers, strings, or floats that are all whole numbers) for a softmax or "
+                f"sigmoid output, or targets of shape (n, {n_outputs})"
+                + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
         return as_matrix(Y, self.dtype, "Y", n_columns=n_outputs, allow_vector=True)
 
     def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
@@ -451,8 +457,10 @@ class Network:
         Y : array_like of shape (n, sizes[-1]) or (n,), or None
             Targets; a 1-D array of numbers is taken as one column when
             sizes[-1] == 1. For softmax and sigmoid outputs a 1-D array of
-            integer, string or boolean class labels is encoded (one-hot rows,
-            or one 0/1 column for two classes on one sigmoid unit); the
+            integer, string or boolean class labels, or of floats that are
+            all whole numbers (as scikit-learn takes them; ``classes_`` then
+            holds floats), is encoded (one-hot rows, or one 0/1 column for
+            two classes on one sigmoid unit); the
             classes are kept in ``classes_`` for :meth:`predict_labels`,
             :meth:`score` and later fits.
         loss : {"mse", "bce", "cross_entropy"} or None, default=None
