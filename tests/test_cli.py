@@ -572,7 +572,8 @@ def test_several_targets_with_more_than_two_classes_are_refused(capsys, tmp_path
 
 
 def test_features_and_drop_choose_the_columns(capsys, tmp_path, labelled_csv):
-    rows = list(csv.reader(open(labelled_csv)))
+    with open(labelled_csv) as handle:
+        rows = list(csv.reader(handle))
     write_csv(tmp_path / "ids.csv", ["id"] + rows[0], [[k] + r for k, r in enumerate(rows[1:])])
     code, out, _ = cli(capsys, "train", tmp_path / "ids.csv", "--target", "answer", "--drop",
                        "id", "--epochs", 1, "--save", tmp_path / "m.npz")
@@ -764,7 +765,8 @@ def test_printed_figures_name_their_units(capsys, regression_csv, labelled_csv):
 
 
 def test_evaluate_and_a_test_file(capsys, tmp_path, labelled_csv):
-    rows = list(csv.reader(open(labelled_csv)))
+    with open(labelled_csv) as handle:
+        rows = list(csv.reader(handle))
     write_csv(tmp_path / "fit.csv", rows[0], rows[1:181])
     write_csv(tmp_path / "held.csv", rows[0], rows[181:])
     code, out, err = cli(capsys, "train", tmp_path / "fit.csv", "--target", "answer", "--test",
@@ -855,6 +857,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path, command):
     first = process.stdout.readline()
     process.stdout.close()  # as `| head -1` does
     err = process.stderr.read().decode()
+    process.stderr.close()
     process.wait(timeout=120)
     assert first and process.returncode == 0, err
     assert err == ""
@@ -1014,7 +1017,8 @@ def test_real_table_cases_in_a_subprocess(tmp_path, args, code, stream, phrase):
 
 
 def test_evaluate_and_test_file_in_a_subprocess(tmp_path, labelled_csv):
-    rows = list(csv.reader(open(labelled_csv)))
+    with open(labelled_csv) as handle:
+        rows = list(csv.reader(handle))
     write_csv(tmp_path / "fit.csv", rows[0], rows[1:181])
     write_csv(tmp_path / "held.csv", rows[0], rows[181:])
     assert_ok(run("train", "fit.csv", "--target", "answer", "--test", "held.csv", "--epochs", 5,

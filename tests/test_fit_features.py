@@ -215,6 +215,76 @@ def test_integer_labels_keep_units_for_classes_missing_from_the_data(rng):
     np.testing.assert_array_equal(net.classes_, np.arange(5))
 
 
+def _fit_on(labels, X, output="softmax", units=None, **fit):
+    net = fastbp.Network([X.shape[1], 6, units or 10], activation="tanh",
+                         output_activation=output, seed=2)
+    net.fit(X, labels, optimizer=fastbp.SGD(lr=0.2), epochs=3, batch_size=16, seed=3, **fit)
+    return net
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_whole_number_float_labels_are_classes_as_in_scikit_learn(rng, tmp_path, dtype):
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    X = rng.normal(size=(120, 5))
+    whole = rng.integers(0, 10, 120)
+    labels = whole.astype(dtype)  # 0.0 .. 9.0, as scikit-learn's classifiers take them
+    net = _fit_on(labels, X)
+    expected = preprocessing.LabelEncoder().fit(labels).classes_
+    np.testing.assert_array_equal(net.classes_, expected)
+    assert net.classes_.dtype == expected.dtype == np.dtype(dtype)
+    # the same training as on the integers: the floats are only their names
+    assert np.array_equal(_params(net), _params(_fit_on(whole, X)))
+    predicted = net.predict_labels(X)
+    assert predicted.dtype == np.dtype(dtype)
+    assert net.score(X, labels) == np.mean(predicted == labels)
+    net.save(tmp_path / "m.npz")
+    loaded = fastbp.load(tmp_path / "m.npz")
+    assert loaded.classes_.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(loaded.predict_labels(X), predicted)
+
+
+def test_whole_number_floats_label_one_sigmoid_unit_and_chunks(rng):
+    X = rng.normal(size=(60, 3))
+    labels = (X[:, 0] > 0).astype(float)
+    net = _fit_on(labels, X, output="sigmoid", units=1, loss="bce")
+    np.testing.assert_array_equal(net.classes_, [0.0, 1.0])
+    assert np.array_equal(_params(net), _params(_fit_on(labels[:, None], X, "sigmoid", 1,
+                                                        loss="bce")))
+    chunked = fastbp.Network([3, 6, 2], output_activation="softmax", seed=0)
+    chunked.fit([(X[:30], labels[:30] + 3), (X[30:], labels[30:] + 3)], None, epochs=2)
+    np.testing.assert_array_equal(chunked.classes_, [3.0, 4.0])
+
+
+@pytest.mark.parametrize("output", ["identity", "tanh", "relu"])
+def test_whole_number_floats_stay_targets_for_other_outputs(rng, output):
+    X = rng.normal(size=(40, 3))
+    y = rng.integers(0, 5, 40).astype(float)
+    net = _fit_on(y, X, output=output, units=1)
+    assert net.classes_ is None
+    assert np.array_equal(_params(net), _params(_fit_on(y[:, None], X, output, 1)))
+
+
+def test_fractional_floats_stay_targets_on_one_sigmoid_unit(rng):
+    X = rng.normal(size=(40, 3))
+    y = rng.uniform(0, 1, 40)  # soft targets, not classes
+    net = _fit_on(y, X, output="sigmoid", units=1, loss="bce")
+    assert net.classes_ is None
+    assert np.array_equal(_params(net), _params(_fit_on(y[:, None], X, "sigmoid", 1,
+                                                        loss="bce")))
+
+
+@pytest.mark.parametrize("bad,shown", [(0.5, "0.5 at row 3"), (np.nan, "nan at row 3"),
+                                       (np.inf, "inf at row 3"), (-2.25, "-2.25 at row 3")])
+def test_float_labels_that_are_no_whole_numbers_are_refused(rng, bad, shown):
+    X = rng.normal(size=(6, 2))
+    labels = np.array([0.0, 1.0, 2.0, bad, 0.0, 1.0])
+    net = fastbp.Network([2, 3], output_activation="softmax", seed=0)
+    with pytest.raises(ValueError, match=r"floats that are all whole numbers.*"
+                                         rf"Y holds {shown}, which is no class label"):
+        net.fit(X, labels)
+    assert net.classes_ is None
+
+
 def test_score_is_r2_for_regression_outputs(rng):
     X = rng.normal(size=(50, 3))
     Y = X @ rng.normal(size=(3, 2))

@@ -32,7 +32,10 @@ def trained(spec, seed=0):
         Y = np.eye(n_out)[rng.integers(0, n_out, size=20)]
     else:
         Y = rng.uniform(0, 1, size=(20, n_out))
-    net.fit(X, Y, optimizer=fastbp.SGD(lr=0.3, momentum=0.5), epochs=3, batch_size=5, seed=seed)
+    # mse for every output, as these files were first written (softmax now defaults to
+    # cross_entropy)
+    net.fit(X, Y, loss="mse", optimizer=fastbp.SGD(lr=0.3, momentum=0.5), epochs=3,
+            batch_size=5, seed=seed)
     assert all(np.any(b != 0) for b in net.biases)
     return net, X
 

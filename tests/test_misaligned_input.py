@@ -16,6 +16,8 @@ def misaligned(array: np.ndarray) -> np.ndarray:
     return copy
 
 
+# max_iter=5 keeps the fits short: the test compares their bits, not convergence
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_classifier_fits_misaligned_rows_as_aligned_ones(solver):
     rng = np.random.default_rng(0)

@@ -242,3 +242,67 @@ def test_n_threads_gives_the_same_training(rng, n_threads):
         assert_close(got, want)
     with pytest.raises(ValueError, match="n_threads"):
         nets[0].fit(X, Y, n_threads=0)
+
+
+# -- the default loss: the output's natural one ----------------------------
+
+def _fit_twice(sizes, output, Y, losses, rng):
+    """Weights, history and loss/gradients of one network fitted with each of
+    ``losses`` (None: the default) from the same start on the same rows."""
+    X = rng.normal(size=(Y.shape[0], sizes[0]))
+    runs = []
+    for loss in losses:
+        net = fastbp.Network(sizes, activation="tanh", output_activation=output, seed=3)
+        kwargs = {} if loss is None else {"loss": loss}
+        history = net.fit(X, Y, optimizer=fastbp.SGD(lr=0.3, momentum=0.5), epochs=3,
+                          batch_size=8, seed=4, **kwargs)
+        runs.append((np.concatenate([w.ravel() for w in net.weights + net.biases]),
+                     history["loss"], net.loss(X, Y, **kwargs),
+                     np.concatenate([g.ravel() for g in sum(net.gradients(X, Y, **kwargs),
+                                                              [])])))
+    return runs
+
+
+def _same_bits(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_softmax_output_defaults_to_cross_entropy(rng):
+    Y = np.eye(3)[rng.integers(0, 3, 40)]
+    default, cross_entropy, mse = _fit_twice([4, 6, 3], "softmax", Y,
+                                             [None, "cross_entropy", "mse"], rng)
+    assert _same_bits(default, cross_entropy)
+    assert not np.array_equal(default[0], mse[0])  # the comparison can tell the losses apart
+
+
+def test_the_default_cross_entropy_is_the_formula(rng):
+    net = random_network(rng, [4, 5, 3], "tanh", "softmax")
+    X, Y = rng.normal(size=(7, 4)), np.eye(3)[rng.integers(0, 3, 7)]
+    W_ref, b_ref, acts = as_lists(net)
+    P = np.array(reference.predict(W_ref, b_ref, acts, X.tolist()))
+    assert_close(net.loss(X, Y), -np.mean(np.sum(Y * np.log(P), axis=1)))
+    assert_close(net.loss(X, Y, l2=0.2),
+                 reference.loss(W_ref, b_ref, acts, X.tolist(), Y.tolist(), "cross_entropy", 0.2))
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "identity", "tanh", "relu"])
+def test_other_outputs_keep_mse_as_their_default(rng, output):
+    Y = rng.uniform(0.1, 0.9, size=(40, 2))  # also valid bce targets: the loss must tell
+    others = ["bce"] if output == "sigmoid" else []
+    runs = _fit_twice([4, 6, 2], output, Y, [None, "mse"] + others, rng)
+    assert _same_bits(runs[0], runs[1])
+    for other in runs[2:]:
+        assert not np.array_equal(runs[0][0], other[0])
+
+
+def test_targets_the_default_loss_refuses_say_how_to_choose_another(rng):
+    net = fastbp.Network([2, 3], output_activation="softmax", seed=0)
+    X, Y = rng.normal(size=(5, 2)), rng.normal(size=(5, 3))
+    for call in (net.fit, net.loss, net.gradients):
+        with pytest.raises(ValueError, match=r"cross_entropy targets must lie in \[0, 1\].*"
+                                             r"default loss of a softmax output; pass loss='mse'"):
+            call(X, Y)
+    Y = np.full((5, 3), 0.5)
+    with pytest.raises(ValueError, match=r"summing to 1.*pass loss='mse'"):
+        net.fit(X, Y)
+    assert np.isfinite(net.fit(X, Y, loss="mse")["loss"]).all()  # mse takes them, when named

@@ -12,26 +12,54 @@ from .optim import SGD, Adam
 from .plotting import plot_history
 
 # the version lives in pyproject.toml only; the installed metadata carries it
-from importlib import metadata as _metadata
+from importlib import import_module as _import_module, metadata as _metadata, util as _util
 try:
     __version__ = _metadata.version("fastbp")
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
+#: names loaded when first asked for (PEP 562), so that ``import fastbp``
+#: imports neither scikit-learn nor onnx: name -> (module, the top-level
+#: package it needs at import, the extra that installs it)
+_LAZY = {
+    "MLPClassifier": ("estimators", "sklearn", "sklearn"),
+    "MLPRegressor": ("estimators", "sklearn", "sklearn"),
+    # onnx_export imports onnx inside its functions only
+    "to_onnx": ("onnx_export", None, None),
+    "register_skl2onnx": ("onnx_export", None, None),
+}
+
+# the lazy names whose package is installed (found, not imported): without
+# scikit-learn, ``from fastbp import *`` and ``inspect.getmembers(fastbp)``
+# would fail on the estimators
+_INSTALLED = {package: _util.find_spec(package) is not None
+              for _, package, _ in _LAZY.values() if package is not None}
+_AVAILABLE = [name for name, (_, package, _) in _LAZY.items()
+              if package is None or _INSTALLED[package]]
+
+# submodules imported on their own (fastbp.dask, fastbp.cli) are not listed
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Adam", "EarlyStopping", "GradcheckResult", "Network", "SGD",
-    "TrainingDiverged", "array_chunks", "callbacks", "optim",
-    "gradcheck", "load", "load_digits", "plot_history", "reference", "__version__",
-]
+    "TrainingDiverged", "array_chunks", "gradcheck", "load", "load_digits", "plot_history",
+    "__version__", "callbacks", "optim", "reference",
+] + _AVAILABLE
 
 
 def __getattr__(name):
-    # the scikit-learn estimators load (and need scikit-learn) only when asked for
-    if name in ("MLPClassifier", "MLPRegressor"):
-        from . import estimators
-        return getattr(estimators, name)
-    # ONNX export loads (and needs onnx) only when asked for
-    if name in ("to_onnx", "register_skl2onnx"):
-        from . import onnx_export
-        return getattr(onnx_export, name)
-    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+    module_name, needs, extra = _LAZY[name]
+    try:
+        module = _import_module(f".{module_name}", __name__)
+    except ModuleNotFoundError as exc:
+        if needs is None or (exc.name or "").partition(".")[0] != needs:
+            raise
+        raise ModuleNotFoundError(
+            f"fastbp.{name} needs the {needs} package: pip install \"fastbp[{extra}]\"",
+            name=exc.name) from exc
+    value = globals()[name] = getattr(module, name)  # the next lookup skips this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_AVAILABLE))

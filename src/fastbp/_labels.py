@@ -1,8 +1,9 @@
 """Class labels for classification outputs: encoding targets and decoding outputs.
 
 A network with softmax or sigmoid outputs may be fitted on a 1-D array of
-labels (integers, strings, booleans) instead of one-hot rows. Its classes
-are remembered, so outputs decode back to labels.
+labels (integers, strings, booleans, or floats that are all whole numbers,
+as scikit-learn takes them) instead of one-hot rows. Its classes are
+remembered, so outputs decode back to labels.
 """
 from __future__ import annotations
 
@@ -17,6 +18,24 @@ def is_label_vector(Y) -> bool:
     a 1-D array of integers, booleans, strings or objects."""
     Y = np.asarray(Y) if not hasattr(Y, "dtype") else Y
     return getattr(Y, "ndim", 0) == 1 and Y.dtype.kind in "biuUSO"
+
+
+def is_whole_float_vector(Y) -> bool:
+    """Whether ``Y`` is a 1-D float array of finite whole numbers (0.0, 1.0,
+    ...): class labels for a softmax or sigmoid output, as scikit-learn's
+    classifiers take them, rather than targets."""
+    if getattr(Y, "ndim", 0) != 1 or Y.dtype.kind != "f" or Y.shape[0] == 0:
+        return False
+    y = np.asarray(Y)
+    return bool(np.isfinite(y).all() and (y == np.floor(y)).all())
+
+
+def first_fraction(y: np.ndarray) -> str:
+    """Where a 1-D float array first holds a value that is no whole number
+    (or not finite), for an error message; "" when it holds none."""
+    y = np.asarray(y)
+    bad = np.flatnonzero(~np.isfinite(y) | (y != np.floor(y)))
+    return f"{y[bad[0]].item()!r} at row {bad[0]}" if bad.size else ""
 
 
 def infer_classes(y: np.ndarray, n_outputs: int, output_activation: str) -> np.ndarray:
@@ -43,9 +62,12 @@ def infer_classes(y: np.ndarray, n_outputs: int, output_activation: str) -> np.n
     wanted = 2 if n_outputs == 1 else n_outputs
     if len(classes) == wanted:
         return classes
-    if classes.dtype.kind in "biu" and classes.min() >= 0 and classes.max() < wanted:
+    # whole numbers (float labels are, see is_whole_float_vector) may stand
+    # for unit indices
+    numbered = classes.dtype.kind in "biuf"
+    if numbered and classes.min() >= 0 and classes.max() < wanted:
         return np.arange(wanted, dtype=classes.dtype)
-    if len(classes) == 1 and n_outputs == 1 and classes.dtype.kind in "biu":
+    if len(classes) == 1 and n_outputs == 1 and numbered:
         return np.array([0, 1], dtype=classes.dtype)
     raise ValueError(
         f"Y has {len(classes)} distinct labels but the output layer has {n_outputs} "

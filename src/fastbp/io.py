@@ -42,7 +42,7 @@ def save(network, path, extra: dict | None = None) -> None:
     if getattr(network, "classes_", None) is not None:
         classes = np.asarray(network.classes_)
         # object arrays would need pickles, which load refuses: store their text
-        entries["classes"] = classes if classes.dtype.kind in "biuUS" else classes.astype(str)
+        entries["classes"] = classes if classes.dtype.kind in "biufUS" else classes.astype(str)
     extra = dict(extra or {})
     clash = (_KEYS | {"classes"}) & set(extra)
     if clash:

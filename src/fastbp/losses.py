@@ -14,6 +14,11 @@ m is the number of rows in a batch, y = f(x) the network output, t the target.
     targets are probability rows (non-negative, summing to 1).
     δ_out = (p − t)/m. Computed with log-sum-exp.
 
+When no loss is named (``loss=None``, the default of :meth:`Network.fit`,
+:meth:`Network.loss` and :meth:`Network.gradients`), a softmax output gets
+``"cross_entropy"`` and every other output ``"mse"``; see
+:func:`resolve_loss`.
+
 An ``l2=λ`` penalty adds λ/(2m) · Σ_l ‖W^(l)‖²_F; biases are not penalised.
 
 The kernels know one more loss, ``_kernels.Loss.POISSON``: the half Poisson
@@ -37,8 +42,52 @@ LOSSES = {code.name.lower(): int(code) for code in _kernels.Loss
 REQUIRED_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}
 
 
+#: the loss an output gets when none is named: softmax outputs are
+#: probabilities, made for cross-entropy; the rest keep "mse", which takes any
+#: target (a sigmoid output may regress on values in (0, 1), which "bce"
+#: would read as probabilities of classes)
+DEFAULT_LOSS = {"softmax": "cross_entropy"}
+
+
+def resolve_loss(loss: str | None, output_activation: str) -> str:
+    """The loss name to use: ``loss``, or the output's default when it is None.
+
+    Parameters
+    ----------
+    loss : {"mse", "bce", "cross_entropy"} or None
+    output_activation : str
+        The network's output activation.
+
+    Returns
+    -------
+    str
+        ``loss`` itself when given; otherwise ``"cross_entropy"`` for a
+        softmax output and ``"mse"`` for any other.
+    """
+    if loss is None:
+        return DEFAULT_LOSS.get(output_activation, "mse")
+    return loss
+
+
 def check_loss(loss: str, output_activation: str) -> int:
-    """Validate a loss name against the network's output; return its code."""
+    """Validate a loss name against the network's output; return its code.
+
+    Parameters
+    ----------
+    loss : {"mse", "bce", "cross_entropy"}
+    output_activation : str
+        The network's output activation.
+
+    Returns
+    -------
+    int
+        The loss's kernel code, ``LOSSES[loss]``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown loss, or one that needs another output activation.
+    """
     check_choice(loss, LOSSES, "loss")
     required = REQUIRED_OUTPUT[loss]
     if required is not None and output_activation != required:
@@ -48,6 +97,12 @@ def check_loss(loss: str, output_activation: str) -> int:
         )
     return LOSSES[loss]
 
+
+#: the end of a target error of a default loss: a user who named no loss
+#: learns which loss refused the targets and how to choose another
+_DEFAULT_HINT = {loss: f" ({loss} is the default loss of a {output} output; pass loss='mse' "
+                 "to fit other targets)"
+                 for output, loss in DEFAULT_LOSS.items()}
 
 #: rows of Y checked at a time
 TARGET_BLOCK_ROWS = 65536
@@ -60,6 +115,7 @@ def check_targets(Y: np.ndarray, loss: str) -> None:
         if low < 0 or high > 1:
             raise ValueError(
                 f"{loss} targets must lie in [0, 1]; found values from {low} to {high}"
+                + _DEFAULT_HINT.get(loss, "")
             )
     if loss == "cross_entropy":
         tolerance = 100 * np.finfo(Y.dtype).eps * Y.shape[1]
@@ -76,5 +132,5 @@ def check_targets(Y: np.ndarray, loss: str) -> None:
             raise ValueError(
                 "cross_entropy targets must be probability rows summing to 1 "
                 f"(e.g. one-hot); row {bad[0]} sums to {sums[bad[0]]} "
-                f"({bad.size} such rows)"
+                f"({bad.size} such rows)" + _DEFAULT_HINT[loss]
             )

@@ -20,7 +20,7 @@ from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_sample_weight, check_seed, convert_rows,
                           is_convertible_layout, is_ready_layout, split_rows, usable_as_is)
-from .losses import check_loss, check_targets
+from .losses import check_loss, check_targets, resolve_loss
 from .optim import Optimizer, SGD
 
 #: activation name -> kernel code (csrc/fastbp_codes.h, through the enum)
@@ -222,8 +222,11 @@ class Network:
         n_outputs = self.sizes[-1]
         if not hasattr(Y, "dtype"):
             Y = np.asarray(Y)
-        if _labels.is_label_vector(Y) and (
-                self.output_activation in _labels.CLASSIFIER_OUTPUTS or Y.dtype.kind in "USO"):
+        classifier = self.output_activation in _labels.CLASSIFIER_OUTPUTS
+        # whole-number floats are labels for a classifier output only: for
+        # the others (identity, tanh, relu) a 1-D float array is a target
+        if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
+                classifier and _labels.is_whole_float_vector(Y)):
             classes = getattr(self, "classes_", None)
             if classes is None:
                 classes = _labels.infer_classes(Y, n_outputs, self.output_activation)
@@ -231,10 +234,13 @@ class Network:
                     self.classes_ = classes
             return _labels.targets(Y, classes, n_outputs, self.dtype)
         if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
+            fraction = (_labels.first_fraction(Y)
+                        if classifier and Y.dtype.kind == "f" else "")
             raise ValueError(
                 f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
-                "(integers or strings) for a softmax or sigmoid output, or targets of shape "
-                f"(n, {n_outputs})")
+                "(integers, strings, or floats that are all whole numbers) for a softmax or "
+                f"sigmoid output, or targets of shape (n, {n_outputs})"
+                + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
         return as_matrix(Y, self.dtype, "Y", n_columns=n_outputs, allow_vector=True)
 
     def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
@@ -330,14 +336,17 @@ class Network:
                 return False
         return True
 
-    def loss(self, X, Y, loss: str = "mse", l2: float = 0.0) -> float:
+    def loss(self, X, Y, loss: str | None = None, l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
 
         Parameters
         ----------
         X : {array_like, sparse matrix} of shape (m, sizes[0])
-        Y : array_like of shape (m, sizes[-1])
-        loss : {"mse", "bce", "cross_entropy"}
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`:
+            ``"cross_entropy"`` for a softmax output, ``"mse"`` for any other.
         l2 : float, default=0.0
             λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
 
@@ -345,6 +354,7 @@ class Network:
         -------
         float
         """
+        loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
         X, Y = self._check_XY(X, Y, loss, lazy=True)
@@ -366,14 +376,26 @@ class Network:
         penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(params))
         return total / m + 0.5 * l2 / m * penalty
 
-    def gradients(self, X, Y, loss: str = "mse", l2: float = 0.0) -> tuple:
+    def gradients(self, X, Y, loss: str | None = None, l2: float = 0.0) -> tuple:
         """Gradients of :meth:`loss` with respect to the weights and biases.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`:
+            ``"cross_entropy"`` for a softmax output, ``"mse"`` for any other.
+        l2 : float, default=0.0
+            λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
 
         Returns
         -------
         dW : list of ndarray, shaped like :attr:`weights`
         db : list of ndarray, shaped like :attr:`biases`
         """
+        loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
         X, Y = self._check_XY(X, Y, loss, lazy=True)
@@ -408,7 +430,7 @@ class Network:
 
     # -- training -----------------------------------------------------------
 
-    def fit(self, X, Y, loss: str = "mse", optimizer=None, epochs: int = 1,
+    def fit(self, X, Y, loss: str | None = None, optimizer=None, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
             n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
             validation_data=None, validation_split: float = 0.0, early_stopping=None,
@@ -435,11 +457,17 @@ class Network:
         Y : array_like of shape (n, sizes[-1]) or (n,), or None
             Targets; a 1-D array of numbers is taken as one column when
             sizes[-1] == 1. For softmax and sigmoid outputs a 1-D array of
-            integer, string or boolean class labels is encoded (one-hot rows,
-            or one 0/1 column for two classes on one sigmoid unit); the
+            integer, string or boolean class labels, or of floats that are
+            all whole numbers (as scikit-learn takes them; ``classes_`` then
+            holds floats), is encoded (one-hot rows, or one 0/1 column for
+            two classes on one sigmoid unit); the
             classes are kept in ``classes_`` for :meth:`predict_labels`,
             :meth:`score` and later fits.
-        loss : {"mse", "bce", "cross_entropy"}, default="mse"
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's natural loss: ``"cross_entropy"`` for a
+            softmax output, ``"mse"`` for any other (a sigmoid output too:
+            pass ``loss="bce"`` to classify with it). See
+            :ref:`outputs_losses`.
         optimizer : SGD or Adam, optional
             Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
             count, the schedule's current rate) persists across fits.
@@ -552,6 +580,7 @@ class Network:
         (picked when the module loads; fused multiply-adds where the CPU has
         them), and OpenBLAS picks its gemm kernels by CPU.
         """
+        loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, Optimizer):
