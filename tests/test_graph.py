@@ -151,6 +151,24 @@ def test_gradcheck_compares_four_ways(rng, dtype, loss, output):
         assert result.finite_differences < 1e-3
 
 
+@pytest.mark.parametrize("output,expected", [("softmax", "cross_entropy"), ("tanh", "mse"),
+                                             ("sigmoid", "mse")])
+def test_gradcheck_checks_the_loss_fit_would_train_on_by_default(rng, monkeypatch, output,
+                                                                 expected):
+    net = random_network(rng, [3, 4, 3], "tanh", output)
+    X, Y = rng.normal(size=(4, 3)), np.eye(3)[[0, 2, 1, 0]]
+    seen = []
+    real = fastbp.Network.gradients
+
+    def recording(self, X, Y, loss=None, **kwargs):
+        seen.append(loss)
+        return real(self, X, Y, loss=loss, **kwargs)
+
+    monkeypatch.setattr(fastbp.Network, "gradients", recording)
+    assert fastbp.gradcheck(net, X, Y).failed == []
+    assert seen == [expected]
+
+
 def test_gradcheck_graph_oracle_catches_a_wrong_gradient(rng, monkeypatch):
     net = random_network(rng, [3, 4, 2], "tanh", "sigmoid")
     X, Y = rng.normal(size=(4, 3)), rng.uniform(size=(4, 2))

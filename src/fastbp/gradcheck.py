@@ -17,7 +17,7 @@ import numpy as np
 
 from . import reference
 from ._validation import check_float, check_int
-from .losses import check_loss
+from .losses import check_loss, resolve_loss
 
 #: the compiled gradient may differ from an exact one by this fraction of the
 #: magnitude of the terms it sums (about 1e6 float64 and 1.7e3 float32 units of
@@ -208,7 +208,7 @@ def _magnitudes(weights, biases, activations, X, Y, loss: str, l2: float) -> tup
     return _flatten(dW, db), _U64 * (units + loss_sums + (n_weights + 2) * penalty)
 
 
-def gradcheck(net, X, Y, loss: str = "mse", l2: float = 0.0, eps: float = 1e-6,
+def gradcheck(net, X, Y, loss: str | None = None, l2: float = 0.0, eps: float = 1e-6,
               max_params: int | None = 2000, seed: int = 0) -> GradcheckResult:
     """Compare a network's compiled gradients with three independent oracles.
 
@@ -224,7 +224,9 @@ def gradcheck(net, X, Y, loss: str = "mse", l2: float = 0.0, eps: float = 1e-6,
     X, Y : array_like
         A (small) batch; the pure-Python oracles cost O(rows × weights)
         Python operations, the graph engine about ten times more.
-    loss : {"mse", "bce", "cross_entropy"}
+    loss : {"mse", "bce", "cross_entropy"} or None, default=None
+        None: the output's default loss, as in :meth:`Network.fit`
+        (``"cross_entropy"`` for a softmax output, ``"mse"`` for any other).
     l2 : float
     eps : float, default=1e-6
         Step of the central differences (J(θ+ε) − J(θ−ε)) / 2ε.
@@ -257,6 +259,7 @@ def gradcheck(net, X, Y, loss: str = "mse", l2: float = 0.0, eps: float = 1e-6,
     >>> result.failed
     []
     """
+    loss = resolve_loss(loss, net.output_activation)
     check_loss(loss, net.output_activation)
     l2 = check_float(l2, "l2", minimum=0.0)
     eps = check_float(eps, "eps", minimum=0.0, strict=True)
