@@ -248,13 +248,13 @@ def public_submodules() -> set:
 
 
 def lazy_names() -> set:
-    """The names ``fastbp.__getattr__`` imports on demand (``if name in (...)``)."""
+    """The names ``fastbp.__getattr__`` imports on demand: the keys of the
+    ``_LAZY = {...}`` table in ``fastbp/__init__.py``, read from the source
+    (they are public whether or not their extra is installed here)."""
     tree = ast.parse((SRC / "__init__.py").read_text(encoding="utf-8"))
-    function = next(node for node in tree.body
-                    if isinstance(node, ast.FunctionDef) and node.name == "__getattr__")
-    return {element.value for node in ast.walk(function) if isinstance(node, ast.Compare)
-            and isinstance(node.ops[0], ast.In) and isinstance(node.comparators[0], ast.Tuple)
-            for element in node.comparators[0].elts if isinstance(element, ast.Constant)}
+    table = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                 and any(getattr(target, "id", None) == "_LAZY" for target in node.targets))
+    return {key.value for key in table.keys if isinstance(key, ast.Constant)}
 
 
 def _is_public(full_name: str) -> bool:
