@@ -1,4 +1,7 @@
 """Shared test helpers: random networks and dtype-aware comparisons."""
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -71,3 +74,13 @@ def spy_on_trainer_runs(monkeypatch, before=None, after=None):
 
     monkeypatch.setattr(_kernels, "Trainer", SpyTrainer)
     return SpyTrainer
+
+
+def figures_module():
+    """``tools/figures.py``, the one generator of the speed figures, loaded
+    from the checkout (it is a script, not part of the package)."""
+    path = Path(__file__).resolve().parents[1] / "tools" / "figures.py"
+    spec = importlib.util.spec_from_file_location("figures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

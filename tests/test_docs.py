@@ -17,13 +17,13 @@ import importlib.util
 import json
 import pkgutil
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastbp
+from helpers import figures_module
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -130,15 +130,6 @@ def test_readme_figures_exist_and_plot_commands_name_a_path():
     assert "docs/user_guide/benchmarks.rst" in text
 
 
-def _figures_module():
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import figures
-    finally:
-        sys.path.pop(0)
-    return figures
-
-
 #: pages that quote the last runs' speed figures: through tools/figures.py only
 FIGURE_PAGES = ("index.rst", "user_guide/performance.rst", "user_guide/when_not.rst",
                 "user_guide/estimators.rst", "user_guide/distributed.rst")
@@ -151,7 +142,7 @@ def test_the_speed_table_is_generated_from_the_saved_reports():
     # the page includes the table the build writes, and holds no hand-typed copy of it
     assert ".. include:: /_generated/speed_table.inc.rst" in page
     assert '"2-2-1", "1", "float32"' not in page
-    figures = _figures_module()
+    figures = figures_module()
     table = figures.docs_snippets(figures.load(ROOT / "bench" / "results"))["speed_table.inc.rst"]
     # every row: fastbp's µs and each peer's time over fastbp's, recomputed here from the JSON
     results = ROOT / "bench" / "results"
@@ -186,6 +177,6 @@ def test_pages_quote_speed_figures_only_through_the_generator(page):
     used = set(re.findall(r"\|([\w.-]+)\|", prose))
     if used:
         assert ".. include:: /_generated/figures.inc.rst" in text
-        figures = _figures_module()
+        figures = figures_module()
         defined = set(figures.figures(figures.load(ROOT / "bench" / "results")))
         assert used <= defined, f"{page} uses figures the generator lacks: {used - defined}"

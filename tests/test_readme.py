@@ -11,13 +11,13 @@
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastbp
+from helpers import figures_module
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -34,15 +34,6 @@ def _text() -> str:
 
 def _python_blocks() -> list:
     return re.findall(r"^```python\n(.*?)^```", _text(), re.S | re.M)
-
-
-def _figures():
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import figures
-    finally:
-        sys.path.pop(0)
-    return figures
 
 
 def _api_example() -> str:
@@ -123,7 +114,7 @@ def test_the_install_section_names_every_install_path():
 
 @needs_checkout
 def test_the_generated_regions_are_what_the_generator_renders():
-    figures = _figures()
+    figures = figures_module()
     text = _text()
     regions = figures.readme_text_regions(text)
     expected = figures.readme_regions(figures.load(RESULTS))
@@ -136,7 +127,7 @@ def test_the_generated_regions_are_what_the_generator_renders():
 
 @needs_checkout
 def test_a_hand_edited_figure_fails_the_check(tmp_path, capsys):
-    figures = _figures()
+    figures = figures_module()
     text = _text()
     row = next(line for line in text.splitlines() if line.startswith("| 64-32-10 | 1 |"))
     edited = tmp_path / "README.md"
@@ -151,7 +142,7 @@ def test_a_hand_edited_figure_fails_the_check(tmp_path, capsys):
 @needs_checkout
 def test_the_figures_are_ratios_of_the_raw_timings():
     """One ratio of each kind, recomputed here from the JSON, as the README and docs print it."""
-    figures = _figures()
+    figures = figures_module()
     text = _text()
     rendered = figures.figures(figures.load(RESULTS))
     # bench/compare.py at defaults: 784-256-128-10, batch 128, float32, PyTorch over fastbp
