@@ -1,10 +1,13 @@
 # Compiled backpropagation kernels for fastbp.
 #
-# Conventions (see shared GUIDE):
+# Conventions:
 # - float32/float64 through the fused type ``floating``;
 # - every cdef kernel is ``noexcept nogil`` and works on raw, already
-#   validated, C-contiguous buffers; the Python layer checks shapes first;
-# - each kernel has a ``def`` twin taking typed memoryviews, for the tests.
+#   validated, C-contiguous buffers; the ``def`` entry points (Trainer,
+#   predict, objective) check shapes first, and the tests reach the inner
+#   kernels through the def twins of twins.pxi;
+# - a file uses only what the C headers and the files included before it
+#   declare (no include circles).
 #
 # Parameters of a network live in one flat vector, layer after layer:
 #   [W_0 (n_0 x n_1, row-major), b_0 (n_1), W_1 (n_1 x n_2), b_1, ...]
@@ -23,18 +26,49 @@ import numpy as np
 
 cnp.import_array()
 
-# The kernels, by responsibility, in one extension module so the C compiler
-# inlines across them. C headers: fastbp_codes.h (the codes), fastbp_state.h
-# (a fit's state), fastbp_activations.h, fastbp_math.h, fastbp_gemm.h,
-# fastbp_sample.h (the per-sample path), fastbp_threads.h, fastbp_finite.h,
-# fastbp_optim.h (Adam and the L2 term over whole weight matrices),
-# fastbp_denormals.h (denormals flushed to zero inside kernel calls).
+# Contents, in include order; each part uses only the ones above it.
+#
+# C headers (plain C, compiled per instruction set where it pays):
+#   fastbp_codes.h          activation, loss and optimiser codes, declared once
+#                           (csrc/fastbp/_kernels.pxd makes them cpdef enums)
+#   fastbp_state.h          a fit's state: fbp_network, fbp_batches, fbp_input,
+#                           fbp_optimizer_state, fbp_totals
+#   fastbp_gemm.h           AVX-512 register tiles for the products
+#   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
+#   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
+#                           term (template: fastbp_activations_impl.h)
+#   fastbp_optim.h          the optimisers' element loops: Adam, the L2 term
+#   fastbp_sample.h         the fused per-sample SGD path (fastbp_sample_impl.h)
+#   fastbp_threads.h, fastbp_finite.h, fastbp_denormals.h   threads and
+#                           barriers, NaN scans, denormals flushed to zero
+include "runtime.pxi"      # what every part takes from the runtime headers
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
+include "optimizers.pxi"   # the optimiser steps, the L2 term, Adam's rates
 include "passes.pxi"       # forward and backward passes, workspace layout
-include "optimizers.pxi"   # sgd_step, adam_step and Adam's per-step rate
+include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own
 include "training.pxi"     # the nogil training loop over a fit's state
 include "trainer.pxi"      # Trainer, the Python object owning that state
-include "twins.pxi"        # Python-callable twins of the kernels
+include "predict.pxi"      # predict, on one thread or threads of its own
+include "objective.pxi"    # J and dJ/dparams in one pass (loss, lbfgs)
+include "twins.pxi"        # test twins of the kernels and tuning knobs
+#
+# Where to add
+# - an optimiser: its element loop in fastbp_optim.h (contraction off, as
+#   Adam's); its code in fastbp_codes.h and _kernels.pxd; its state in
+#   fbp_optimizer_state (fastbp_state.h and _kernels.pxd); its branch in
+#   optimizers.pxi's dispatch functions; a set_<name> setter on Trainer
+#   (trainer.pxi). The training loops do not name optimisers.
+# - an activation: its code (fastbp_codes.h, _kernels.pxd); f and f' through
+#   z in fastbp_activations_impl.h; the Trainer checks codes as a range, so
+#   keep the list contiguous.
+# - a loss: its code (fastbp_codes.h, _kernels.pxd); its output delta and
+#   data term in fbp_output_delta_row (fastbp_activations_impl.h); the range
+#   check in Trainer._setup.
+# - a layer op: the walk over the layers is written out per path today:
+#   forward_layer_rows, backward_pass and backward_sgd (passes.pxi), the
+#   threaded _own_deltas, _backward_block and _update_own_block (threads.pxi)
+#   and the per-sample epoch (fastbp_sample_impl.h); predict and the
+#   objective go through passes.pxi's forward and backward passes.

@@ -178,3 +178,13 @@ cdef int _check_csr(const fbp_input* x, Py_ssize_t n_rows, Py_ssize_t n_values,
     if bad >= 0:
         raise ValueError(f"X's indices hold column {x.indices[bad]} outside [0, {n_in})")
     return 0
+
+
+cdef inline object _np_dtype(const floating* tag):
+    return np.float64 if floating is double else np.float32
+
+
+cdef str _describe(obj):
+    if isinstance(obj, np.ndarray):
+        return f"a {obj.ndim}-D {obj.dtype} array"
+    return type(obj).__name__

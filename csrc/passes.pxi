@@ -37,7 +37,8 @@ cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
 cdef inline fbp_network _network(const int* sizes, const int* acts, int n_layers, int loss,
                                  double l2, const void* params, void* grad,
                                  void* work) noexcept nogil:
-    """A network view of separate buffers, for the twins."""
+    """A network view of separate buffers, for the entry points and twins
+    that take them one by one (predict, objective, twins)."""
     cdef fbp_network net
     net.sizes = sizes
     net.acts = acts

@@ -16,7 +16,8 @@ cdef extern from "fastbp_gemm.h" nogil:
 
 
 # Below this many multiply-adds a gemm call costs more than plain loops.
-# Measured (bench/crossover.py, 1 thread): loops win only for products of
+# Measured on 1 thread when it was set (59bd0c9; the timing script was not
+# kept, set_blas_min_flops moves it): loops win only for products of
 # about 100 multiply-adds or fewer (a 2-2-1 net); from a 4-8-3 net at
 # batch 4 on, OpenBLAS is faster, and 3-4x faster at 64-32-10.
 cdef Py_ssize_t BLAS_MIN_FLOPS = 128

@@ -526,9 +526,3 @@ cdef _check_order(order, Py_ssize_t n_rows):
     for i in range(rows.shape[0]):
         if rows[i] < 0 or rows[i] >= n_rows:
             raise ValueError(f"order holds row indices outside [0, {n_rows})")
-
-
-cdef str _describe(obj):
-    if isinstance(obj, np.ndarray):
-        return f"a {obj.ndim}-D {obj.dtype} array"
-    return type(obj).__name__

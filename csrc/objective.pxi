@@ -1,0 +1,67 @@
+# J and dJ/dparams over a set of rows in one pass, for the Python layer's
+# loss, gradients and lbfgs (fastbp._objective): entry points, not twins.
+
+def pass_workspace_size(const int[::1] sizes, Py_ssize_t rows):
+    """Number of scalars network_loss and weighted_loss_gradient need for
+    ``rows`` rows: z_1..z_L, a_out and two deltas, without the training
+    loop's gathered batch (rows x sizes[0], which for a wide sparse X would
+    dwarf the rest)."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t z_offsets[64]
+    return (_z_offsets(&sizes[0], n_layers, rows, z_offsets) + rows * sizes[n_layers]
+            + 2 * rows * _max_width(&sizes[0], n_layers))
+
+
+def network_loss(X, const floating[:, ::1] T,
+                 const floating[::1] params, const int[::1] sizes,
+                 const int[::1] acts, int loss, double l2,
+                 floating[::1] work, floating[::1] grad):
+    """Return J for (X, T) and write dJ/dparams into grad; X is dense rows
+    or CSR rows (see input_rows)."""
+    cdef double J, penalty
+    cdef unsigned int saved_csr
+    cdef fbp_input x
+    cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
+    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
+                                    &params[0], &grad[0], &work[0])
+    if T.shape[0] != m:
+        raise ValueError(f"X has {m} rows but T has {T.shape[0]}")
+    with nogil:
+        saved_csr = fbp_denormals_off()
+        forward_pass(&net, &x, m, &work[0])
+        J = backward_pass(&net, &x, &T[0, 0], m, <const floating*>NULL, <double>m, &penalty)
+        fbp_denormals_restore(saved_csr)
+    return J + penalty
+
+
+def weighted_loss_gradient(X, const floating[:, ::1] T,
+                           const floating[::1] sample_weight,
+                           const floating[::1] params, const int[::1] sizes,
+                           const int[::1] acts, int loss, double l2,
+                           floating[::1] work, floating[::1] grad):
+    """Return (data term, L2 term) of J with row weights; write dJ/dparams.
+
+    X is dense rows or CSR rows (see input_rows). An empty ``sample_weight``
+    means all rows weigh 1.
+    """
+    cdef double J, penalty, sw_sum = 0
+    cdef fbp_input x
+    cdef unsigned int saved_csr
+    cdef Py_ssize_t r, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
+    cdef const floating* sw = NULL
+    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
+                                    &params[0], &grad[0], &work[0])
+    if sample_weight.shape[0] > 0:
+        sw = &sample_weight[0]
+        for r in range(sample_weight.shape[0]):
+            sw_sum += sample_weight[r]
+    else:
+        sw_sum = m
+    if T.shape[0] != m or 0 < sample_weight.shape[0] != m:
+        raise ValueError(f"T or sample_weight do not have X's {m} rows")
+    with nogil:
+        saved_csr = fbp_denormals_off()
+        forward_pass(&net, &x, m, &work[0])
+        J = backward_pass(&net, &x, &T[0, 0], m, sw, sw_sum, &penalty)
+        fbp_denormals_restore(saved_csr)
+    return J, penalty

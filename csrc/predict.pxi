@@ -1,0 +1,322 @@
+# Prediction: the forward pass over X's rows, on one thread or on threads of
+# its own that claim blocks of rows (and convert other float layouts).
+
+def network_predict(X, const floating[::1] params,
+                    const int[::1] sizes, const int[::1] acts,
+                    work, floating[:, ::1] out):
+    """out = network output for X (dense rows or CSR rows, see input_rows);
+    work holds predict_workspace_share(sizes, X.shape[0], 1) scalars or more,
+    or is None to have one allocated here (a one-row call saves ~1 µs of
+    Python)."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef fbp_input x
+    cdef Py_ssize_t l, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x), z_off = 0
+    cdef unsigned int saved_csr
+    cdef Py_ssize_t needed = _predict_forward_share(&sizes[0], n_layers, m, 1)
+    cdef floating[::1] work_view
+    if work is None:
+        work = np.empty(max(1, needed), _np_dtype(&params[0]))
+    work_view = work
+    if work_view.shape[0] < needed:
+        raise ValueError("work is smaller than predict_workspace_share(sizes, rows, 1)")
+    cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
+                                    &work_view[0])
+    if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
+        raise ValueError("out must have X's rows and the network's outputs")
+    if m == 0:
+        return
+    for l in range(1, n_layers):
+        z_off += m * sizes[l]
+    with nogil:
+        saved_csr = fbp_denormals_off()
+        forward_pass(&net, &x, m, &work_view[0])
+        memcpy(&out[0, 0], &work_view[z_off], m * sizes[n_layers] * sizeof(floating))
+        fbp_denormals_restore(saved_csr)
+
+
+cdef Py_ssize_t _predict_forward_share(const int* sizes, int n_layers, Py_ssize_t rows,
+                                       int n_threads) noexcept:
+    # z_1..z_L and a_out for a thread's even share, in whole 64-byte lines
+    cdef Py_ssize_t share = (rows + n_threads - 1) // n_threads
+    cdef Py_ssize_t z_offsets[64]
+    cdef Py_ssize_t size = _z_offsets(sizes, n_layers, share, z_offsets)
+    return (size + share * sizes[n_layers] + 15) // 16 * 16
+
+
+cdef Py_ssize_t _predict_share(const int* sizes, int n_layers, Py_ssize_t rows,
+                               int n_threads, bint convert) noexcept:
+    cdef Py_ssize_t l, n_params = 0
+    cdef Py_ssize_t share = _predict_forward_share(sizes, n_layers, rows, n_threads)
+    if convert:  # and a block of converted rows of X
+        for l in range(n_layers):
+            n_params += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+        share += (_predict_block_rows(n_params, rows, n_threads) * sizes[0] + 15) // 16 * 16
+    return share
+
+
+def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads,
+                            bint convert=False):
+    """Scalars of workspace per thread for network_predict_threads (or, with
+    one thread, network_predict) on ``rows`` rows: the forward pass's z_1..z_L
+    and a_out for the thread's share, and with ``convert`` a block of X's rows
+    converted to the network's dtype, rounded up to 64 bytes so that the
+    threads' workspaces share no cache line."""
+    return _predict_share(&sizes[0], <int>sizes.shape[0] - 1, rows, n_threads, convert)
+
+
+# The rows of a block that predict's threads claim: at least PREDICT_BLOCK_ROWS
+# (the tiles copy each panel of W once per block of up to 192 rows; 64-row
+# blocks would spend a fifth of the time copying) and at least
+# PREDICT_BLOCK_FLOPS of work, so that a claim and the block's BLAS calls
+# stay small on small networks.
+cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
+cdef double PREDICT_BLOCK_FLOPS = 4e6
+
+
+cdef Py_ssize_t _predict_block_rows(Py_ssize_t n_params, Py_ssize_t m,
+                                    int n_threads) noexcept:
+    # at most the even share that sized the workspaces; one thread takes all
+    # m rows at once: network_predict's one pass, and its bits
+    cdef Py_ssize_t rows = max(PREDICT_BLOCK_ROWS,
+                               <Py_ssize_t>(PREDICT_BLOCK_FLOPS / (2.0 * n_params)) + 1)
+    if n_threads == 1:
+        return m
+    return min(rows, (m + n_threads - 1) // n_threads)
+
+
+cdef bint _set_converted_source(PredictJob* job, object X, Py_ssize_t n_in) except -1:
+    """Point job.source at X when the threads can convert its rows: a 2-D,
+    aligned, native-order float32 or float64 array of n_in columns, in
+    another dtype or layout than the network's. False for anything else."""
+    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == n_in
+            and X.dtype in (np.float64, np.float32) and X.dtype.isnative
+            and X.flags.aligned):
+        return False
+    job.source = <const char*>cnp.PyArray_DATA(X)
+    job.source_double = X.dtype == np.float64
+    job.source_row_stride = X.strides[0]
+    job.source_col_stride = X.strides[1]
+    return True
+
+
+def network_predict_threads(X, const floating[::1] params,
+                            const int[::1] sizes, const int[::1] acts,
+                            floating[::1] work, floating[:, ::1] out, int n_threads,
+                            bint check_finite=False):
+    """network_predict with the rows split over ``n_threads`` threads of its
+    own; ``work`` holds ``n_threads * predict_workspace_share(...)`` scalars.
+    Returns the threads that ran (1 when they could not be started). With
+    ``check_finite``, each thread checks its blocks of a dense X through
+    their first layer's pre-activation (_forward_pass_finite_x), not in a
+    pass of its own; then -1 means X holds a NaN or infinity and ``out`` is
+    incomplete.
+
+    X may also be a float32 or float64 array of another dtype or layout than
+    the network's (Fortran order, a strided view; aligned, native byte
+    order): each thread then converts its blocks as it claims them, and
+    ``work`` holds ``n_threads * predict_workspace_share(..., convert=True)``
+    scalars. The outputs are the bits of the converted X's."""
+    cdef PredictJob job
+    cdef int i, status = 0
+    cdef unsigned int saved_csr
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t m
+    cdef bint convert = False
+    job.source = NULL
+    if isinstance(X, np.ndarray) and not (X.dtype == _np_dtype(&params[0])
+                                          and X.flags.c_contiguous and X.flags.aligned):
+        convert = _set_converted_source(&job, X, sizes[0])
+    if convert:
+        m = X.shape[0]
+    else:
+        m = input_rows(X, sizes[0], _np_dtype(&params[0]), &job.x)
+    if not 1 <= n_threads <= FBP_MAX_THREADS:
+        raise ValueError(f"n_threads must be in [1, {FBP_MAX_THREADS}], got {n_threads}")
+    job.work_per_thread = _predict_share(&sizes[0], n_layers, m, n_threads, convert)
+    job.rows_offset = _predict_forward_share(&sizes[0], n_layers, m, n_threads)
+    if work.shape[0] < n_threads * job.work_per_thread:
+        raise ValueError("work is too small for n_threads workspaces")
+    if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
+        raise ValueError("out must have X's rows and the network's outputs")
+    if m == 0:
+        return 1
+    job.sizes = &sizes[0]
+    job.acts = &acts[0]
+    job.n_layers = n_layers
+    job.params = &params[0]
+    job.out = &out[0, 0]
+    job.work = &work[0]
+    job.m = m
+    job.n_threads = n_threads
+    job.next_row = 0
+    job.check_finite = check_finite
+    job.nonfinite = 0
+    # blocks of 256 rows (more on small networks, for PREDICT_BLOCK_FLOPS)
+    job.block_rows = _predict_block_rows(params.shape[0], m, n_threads)
+    with nogil:
+        saved_csr = fbp_denormals_off()  # the threads inherit the mode
+        if n_threads > 1:
+            status = fbp_run_threads(n_threads, _predict_part_d if floating is double
+                                     else _predict_part_f, &job)
+        if n_threads == 1 or status != 0:  # one thread runs every share in turn
+            for i in range(n_threads):
+                if floating is double:
+                    _predict_part_d(&job, i)
+                else:
+                    _predict_part_f(&job, i)
+        fbp_denormals_restore(saved_csr)
+    if job.nonfinite:
+        return -1
+    return n_threads if status == 0 else 1
+
+
+# ---------------------------------------------------------------------------
+# Prediction split over threads of its own: rows are independent, so the
+# threads take blocks of rows from a shared counter, each running the forward
+# pass on its block in its own workspace. Claimed, not dealt out in equal
+# shares: the cores of a shared machine often run at unequal speeds (on this
+# project's 2-core VM, one core's GEMM rate was 100 against the other's 140
+# GFLOP/s), and an equal share waits for the slowest thread. A row's block,
+# and so its bits, depend only on m and block_rows, not on which thread ran it.
+cdef struct PredictJob:
+    const int* sizes
+    const int* acts
+    int n_layers
+    const void* params
+    fbp_input x
+    void* out
+    void* work            # n_threads workspaces of work_per_thread scalars
+    Py_ssize_t work_per_thread
+    Py_ssize_t m
+    Py_ssize_t block_rows  # at most a thread's even share: its workspace's rows
+    Py_ssize_t next_row    # the first row no thread has claimed
+    int n_threads
+    bint check_finite      # reject NaN and infinity in each dense block of X
+    int nonfinite          # set when a block held one
+    # X's first element when the threads convert its rows (another float
+    # dtype or layout) into their workspaces, else NULL; strides in bytes
+    const char* source
+    bint source_double
+    Py_ssize_t source_row_stride
+    Py_ssize_t source_col_stride
+    Py_ssize_t rows_offset  # where a workspace keeps its block of converted rows
+
+
+cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcept nogil:
+    """Thread ``index``: the network output for the blocks of rows it claims."""
+    cdef int n_layers = job.n_layers
+    cdef Py_ssize_t n_in = job.sizes[0], n_out = job.sizes[n_layers], r0, rows
+    cdef Py_ssize_t z_offsets[64]
+    cdef floating* work = <floating*>job.work + index * job.work_per_thread
+    cdef fbp_network net = _network(job.sizes, job.acts, n_layers, 0, 0.0, job.params, NULL,
+                                    work)
+    cdef fbp_input x_own
+    while True:
+        r0 = fbp_claim(&job.next_row, job.block_rows)
+        if r0 >= job.m:
+            return
+        rows = job.m - r0 if job.m - r0 < job.block_rows else job.block_rows
+        if job.source != NULL:
+            _convert_rows(job, r0, rows, work + job.rows_offset)
+            x_own = dense_input(work + job.rows_offset)
+        else:
+            x_own = input_rows_from(&job.x, r0, n_in, dtype_tag)
+        if job.check_finite and x_own.dense != NULL:
+            if not _forward_pass_finite_x(&net, &x_own, rows, dtype_tag):
+                fbp_raise_flag(&job.nonfinite)  # read after the join
+                continue
+        else:
+            forward_pass(&net, &x_own, rows, dtype_tag)
+        _z_offsets(job.sizes, n_layers, rows, z_offsets)
+        memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
+               rows * n_out * sizeof(floating))
+
+
+cdef void _convert_rows(const PredictJob* job, Py_ssize_t r0, Py_ssize_t rows,
+                        floating* x_rows) noexcept nogil:
+    """Rows [r0, r0 + rows) of a float32 or float64 X of any layout, as
+    C-contiguous rows of the network's dtype in x_rows. Each thread converts
+    the block it is about to use, in its own cache: converting all of X first
+    was one more pass over it, on one thread (half of a 2-thread predict of a
+    Fortran-order X)."""
+    cdef Py_ssize_t r, c, c0, c1, n_in = job.sizes[0]
+    cdef Py_ssize_t rs = job.source_row_stride, cs = job.source_col_stride
+    cdef const char* first = job.source + r0 * rs
+    cdef const double* d
+    cdef const float* f
+    cdef floating* row
+    cdef bint by_rows = (cs if cs >= 0 else -cs) <= (rs if rs >= 0 else -rs)
+    if job.source_double and by_rows and cs == sizeof(double):  # C order
+        for r in range(rows):
+            d = <const double*>(first + r * rs)
+            row = x_rows + r * n_in
+            for c in range(n_in):
+                row[c] = <floating>d[c]
+    elif not job.source_double and by_rows and cs == sizeof(float):
+        for r in range(rows):
+            f = <const float*>(first + r * rs)
+            row = x_rows + r * n_in
+            for c in range(n_in):
+                row[c] = <floating>f[c]
+    elif job.source_double and rs == sizeof(double):  # Fortran order
+        # 16 columns at a time: 16 runs of rows read side by side, and each
+        # row of the block written 64 bytes at a time, not 4
+        for c0 in range(0, n_in, 16):
+            c1 = c0 + 16 if c0 + 16 < n_in else n_in
+            for r in range(rows):
+                row = x_rows + r * n_in
+                for c in range(c0, c1):
+                    row[c] = <floating>(<const double*>(first + c * cs))[r]
+    elif not job.source_double and rs == sizeof(float):
+        for c0 in range(0, n_in, 16):
+            c1 = c0 + 16 if c0 + 16 < n_in else n_in
+            for r in range(rows):
+                row = x_rows + r * n_in
+                for c in range(c0, c1):
+                    row[c] = <floating>(<const float*>(first + c * cs))[r]
+    else:  # any other strides, element by element
+        for r in range(rows):
+            for c in range(n_in):
+                if job.source_double:
+                    x_rows[r * n_in + c] = <floating>(<const double*>(first + r * rs + c * cs))[0]
+                else:
+                    x_rows[r * n_in + c] = <floating>(<const float*>(first + r * rs + c * cs))[0]
+
+
+cdef bint _forward_pass_finite_x(const fbp_network* net, const fbp_input* x, Py_ssize_t m,
+                                 floating* dtype_tag) noexcept nogil:
+    """forward_pass of m dense rows of X that holds no NaN or infinity;
+    False, with the pass left unfinished, when X does.
+
+    X is not scanned in a pass of its own (9% of a one-thread predict of
+    784-128-10), but through z_1's pre-activation a, sizes[1] numbers a row,
+    still in cache: IEEE arithmetic carries a NaN or infinity of X's row
+    into that row of every column that fastbp's own code computes (NaN * w
+    is NaN, inf * w is +-inf, or NaN when w is 0, and sums keep them), so a
+    finite a means a finite X. A non-finite a (from X, or from an overflow
+    or a non-finite weight) costs the scan of X that decides.
+    """
+    cdef const int* sizes = net.sizes
+    cdef Py_ssize_t z_offsets[64]
+    cdef floating* a
+    if not gemm_nn_computes_a_column(<int>m, sizes[1], sizes[0], dtype_tag):
+        if _first_nonfinite(<const floating*>x.dense, m * sizes[0]) >= 0:
+            return False
+        forward_pass(net, x, m, dtype_tag)
+        return True
+    _z_offsets(sizes, net.n_layers, m, z_offsets)
+    a = layer_preactivation(net, x, 0, 0, m, m, z_offsets, 0, dtype_tag)
+    if (_first_nonfinite(a, m * sizes[1]) >= 0
+            and _first_nonfinite(<const floating*>x.dense, m * sizes[0]) >= 0):
+        return False
+    activate_rows(a, <floating*>net.work + z_offsets[1], m, sizes[1], net.acts[0])
+    forward_layers_from(net, x, 1, 0, m, m, z_offsets, dtype_tag)
+    return True
+
+
+cdef void _predict_part_d(void* job, int index) noexcept nogil:
+    _predict_part(<PredictJob*>job, index, <double*>NULL)
+
+
+cdef void _predict_part_f(void* job, int index) noexcept nogil:
+    _predict_part(<PredictJob*>job, index, <float*>NULL)
