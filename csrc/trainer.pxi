@@ -79,8 +79,8 @@ cdef class Trainer:
     cdef _setup(self, sizes, acts, const int* width, Py_ssize_t n_sizes, const int* code,
                 Py_ssize_t n_layers, int loss, double l2, Py_ssize_t batch_size,
                 int n_threads):
-        # __init__'s checks on raw ints, no NumPy calls: train_rows builds a
-        # Trainer per call, and small epochs would feel them
+        # __init__'s checks on raw ints, no NumPy calls: every fit builds a
+        # Trainer, and small fits would feel them
         cdef Py_ssize_t l, n_params = 0
         if self.sizes_array is not None:
             # the buffers set so far were checked against the first sizes

@@ -281,7 +281,7 @@ def kernels_checked():
             return kernel(*args)
         return call
 
-    for name in ("network_predict", "network_loss", "train_rows"):
+    for name in ("network_predict", "network_loss"):
         if hasattr(_kernels, name):
             saved[name] = getattr(_kernels, name)
             setattr(_kernels, name, checked(name, saved[name]))

@@ -439,8 +439,8 @@ def test_kernel_calls_are_bounded_in_work(monkeypatch):
 # Minibatches split over fit's own threads
 # ---------------------------------------------------------------------------
 
-def _spy_on_train_rows(monkeypatch):
-    """Record (own threads, BLAS limits) of every train_rows call, with the
+def _spy_on_threaded_runs(monkeypatch):
+    """Record (own threads, BLAS limits) of every Trainer run, with the
     own-thread threshold lowered so that small test nets take that path."""
     seen = []
     spy_on_trainer_runs(monkeypatch, before=lambda trainer, start, stop: seen.append(
@@ -455,7 +455,7 @@ def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeyp
     if not _kernels.HAVE_THREADS:
         pytest.skip("no threads of fastbp's own on this platform")
     X, Y = _big(700, 20, 4, seed=3)
-    seen = _spy_on_train_rows(monkeypatch)
+    seen = _spy_on_threaded_runs(monkeypatch)
     results = {}
     for n_threads in (1, 2):
         net = fastbp.Network([20, 64, 32, 4], activation="tanh", dtype=dtype, seed=4)
@@ -611,7 +611,7 @@ def test_fit_without_n_threads_trains_as_with_the_usable_core_count(monkeypatch,
     if not _kernels.HAVE_THREADS:
         pytest.skip("no threads of fastbp's own on this platform")
     X, Y = _big(500, 20, 4, seed=8)
-    seen = _spy_on_train_rows(monkeypatch)
+    seen = _spy_on_threaded_runs(monkeypatch)
     monkeypatch.setattr(_runtime, "default_threads", lambda: cores)
     before = blas_threads()
     weights = {}
@@ -636,7 +636,7 @@ def test_estimator_without_n_threads_trains_as_with_the_usable_core_count(monkey
     from fastbp import MLPClassifier
     X, Y = _big(300, 12, 3, seed=9)
     y = Y.argmax(axis=1)
-    seen = _spy_on_train_rows(monkeypatch)
+    seen = _spy_on_threaded_runs(monkeypatch)
     monkeypatch.setattr(_runtime, "default_threads", lambda: 2)
     fitted = {}
     for n_threads in (None, 2):
@@ -672,7 +672,7 @@ def test_estimator_n_threads_trains_on_own_threads_and_matches_one_thread(monkey
     X, Y = _big(400, 12, 3, seed=5)
     y = Y.argmax(axis=1)
     weights = np.random.default_rng(6).uniform(0.5, 2, 400)
-    seen = _spy_on_train_rows(monkeypatch)
+    seen = _spy_on_threaded_runs(monkeypatch)
     before = blas_threads()
     fitted = {}
     for n_threads in (1, 2):

@@ -1,4 +1,4 @@
-"""The Trainer: one object owning a fit's native state, against train_rows,
+"""The Trainer: one object owning a fit's native state, against
 fastbp.reference (plus NumPy optimiser steps) and PyTorch's Adam formula."""
 import numpy as np
 import pytest
@@ -44,21 +44,6 @@ def trainer_for(net, X, Y, sw, order, batch, optimizer, lr=0.05, n_threads=1, l2
     return t, params, state
 
 
-def train_rows_for(net, X, Y, sw, order, batch, optimizer, lr=0.05, n_threads=1, l2=0.0,
-                   start=0, stop=None):
-    """train_rows over [start, stop) on a copy of net's parameters."""
-    kind, mu, nesterov = OPTIMIZERS[optimizer]
-    params = net._params.copy()
-    work = np.empty(_kernels.workspace_size(net._sizes, batch, n_threads), net.dtype)
-    results = _kernels.train_rows(
-        X, Y, sw if sw is not None else np.empty(0, net.dtype),
-        order if order is not None else np.empty(0, np.intp), start,
-        X.shape[0] if stop is None else stop, batch, params, np.zeros_like(params),
-        np.zeros_like(params), np.zeros_like(params), net._sizes, net._acts, Loss.MSE, l2,
-        kind, lr, mu, nesterov, BETA2, EPSILON, 0, work, n_threads)
-    return params, results
-
-
 # ---------------------------------------------------------------------------
 # Pure-Python gradients (fastbp.reference) and NumPy optimiser steps
 # ---------------------------------------------------------------------------
@@ -82,9 +67,22 @@ def reference_gradient(theta, sizes, acts, X, Y, rows, sw, l2):
     return np.concatenate([np.concatenate([np.ravel(W), b]) for W, b in zip(dW, db)])
 
 
+def reference_terms(theta, sizes, acts, X, Y, rows, sw, l2):
+    """J's (data term, L2 term) over the batch ``rows``; integer weights repeat rows."""
+    if sw is not None:
+        rows = np.repeat(rows, sw[rows].astype(int))
+    Ws, bs = unflatten(theta, sizes)
+    data = reference.objective(Ws, bs, acts, X[rows].tolist(), Y[rows].tolist())
+    return data, reference.objective(Ws, bs, acts, X[rows].tolist(), Y[rows].tolist(),
+                                     l2=l2) - data
+
+
 def reference_training(net, X, Y, sw, order, batch, optimizer, lr=0.05, l2=0.0,
-                       torch_epsilon=False):
-    """Minibatch training with reference gradients and the textbook steps."""
+                       torch_epsilon=False, totals=None):
+    """Minibatch training with reference gradients and the textbook steps.
+
+    With a list ``totals``, adds each batch's (data term, L2 term) of J
+    before its step, times its rows, as [data_sum, penalty_sum]."""
     kind, mu, nesterov = OPTIMIZERS[optimizer]
     acts = as_lists(net)[2]
     theta = net._params.astype(np.float64)
@@ -94,6 +92,11 @@ def reference_training(net, X, Y, sw, order, batch, optimizer, lr=0.05, l2=0.0,
     for t, start in enumerate(range(0, len(positions), batch), start=1):
         g = reference_gradient(theta, net.sizes, acts, X, Y, positions[start:start + batch],
                                sw, l2)
+        if totals is not None:
+            rows = positions[start:start + batch]
+            data, penalty = reference_terms(theta, net.sizes, acts, X, Y, rows, sw, l2)
+            totals[0] += data * len(rows)
+            totals[1] += penalty * len(rows)
         if kind == Optimizer.ADAM:
             m = mu * m + (1 - mu) * g
             v = BETA2 * v + (1 - BETA2) * g * g
@@ -115,7 +118,7 @@ def reference_training(net, X, Y, sw, order, batch, optimizer, lr=0.05, l2=0.0,
 
 
 # ---------------------------------------------------------------------------
-# The same training as train_rows and the reference
+# The same training as the reference
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -124,17 +127,20 @@ def reference_training(net, X, Y, sw, order, batch, optimizer, lr=0.05, l2=0.0,
                                                (True, True)])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_trainer_equals_train_rows(rng, dtype, optimizer, weighted, shuffled, batch,
-                                   n_threads):
+def test_trainer_runs_an_epoch_as_the_reference(rng, dtype, optimizer, weighted, shuffled, batch,
+                                                n_threads):
+    # in both dtypes: parameters, J's sums, rows and Adam's step count
     net, X, Y, sw, order = problem(rng, dtype, weighted=weighted, shuffled=shuffled)
     t, params, _ = trainer_for(net, X, Y, sw, order, batch, optimizer, n_threads=n_threads,
                                l2=0.1)
-    twin, (status, data_sum, penalty_sum, rows, steps) = train_rows_for(
-        net, X, Y, sw, order, batch, optimizer, n_threads=n_threads, l2=0.1)
-    assert t.run(0, X.shape[0]) == (status, data_sum, penalty_sum, rows)
+    status, data_sum, penalty_sum, rows = t.run(0, X.shape[0])
     assert status == 0 and rows == X.shape[0]
-    np.testing.assert_array_equal(params, twin)
-    assert t.step_count == steps == (-(-X.shape[0] // batch) if optimizer == "adam" else 0)
+    totals = [0.0, 0.0]
+    expected = reference_training(net, X.astype(np.float64), Y.astype(np.float64),
+                                  sw, order, batch, optimizer, l2=0.1, totals=totals)
+    assert_close(params, expected, dtype)
+    assert_close([data_sum, penalty_sum], totals, dtype)
+    assert t.step_count == (-(-X.shape[0] // batch) if optimizer == "adam" else 0)
 
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -218,7 +224,8 @@ def test_set_params_swaps_the_vector_and_keeps_the_rest(rng):
     t.set_params(second_params)  # same dtype: data and optimiser stay
     t.run(0, X.shape[0])
     np.testing.assert_array_equal(first_params, net._params)
-    expected, _ = train_rows_for(net, X, Y, sw, order, 4, "sgd")
+    fresh, expected, _ = trainer_for(net, X, Y, sw, order, 4, "sgd")
+    fresh.run(0, X.shape[0])
     np.testing.assert_array_equal(second_params, expected)
     # a new dtype forgets the data and the optimiser
     t.set_params(second_params.astype(np.float32))
@@ -344,29 +351,22 @@ def test_setter_and_run_errors():
         t.set_data(X[:2], Y[:2])  # the order set before must fit the new data
 
 
-def test_train_rows_refuses_buffers_that_do_not_fit(rng):
+def test_trainer_refuses_buffers_that_do_not_fit(rng):
     net, X, Y, _, _ = problem(rng, weighted=False, shuffled=False)
     p = net._params.copy()
-    e, o = np.empty(0), np.empty(0, np.intp)
-    work = np.empty(_kernels.workspace_size(net._sizes, 4))
-
-    def call(X=X, Y=Y, sw=e, params=p, state1=np.zeros_like(p), state2=e, optimizer=0,
-             momentum=0.9):
-        return _kernels.train_rows(X, Y, sw, o, 0, X.shape[0], 4, params, np.zeros_like(params),
-                                   state1, state2, net._sizes, net._acts, 0, 0.0, optimizer,
-                                   0.1, momentum, False, 0.999, 1e-8, 0, work)
-
-    with pytest.raises(ValueError, match="unknown optimizer code 2"):
-        call(optimizer=2)
-    with pytest.raises(ValueError, match="the optimizer's state needs"):
-        call(optimizer=1)  # no second moment
-    with pytest.raises(ValueError, match="the optimizer's state needs"):
-        call(state1=e)  # momentum without a velocity
-    with pytest.raises(ValueError, match="params and grad need"):
-        call(params=np.zeros(p.size + 1))
-    with pytest.raises(ValueError, match="do not fit the network"):
-        call(X=X[:, :3].copy())
-    with pytest.raises(ValueError, match="do not fit the network"):
-        call(sw=np.ones(3))
+    t = Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4)
+    with pytest.raises(ValueError, match=f"params has {p.size + 1} elements"):
+        t.set_params(np.zeros(p.size + 1))
+    t.set_params(p)
+    with pytest.raises(TypeError, match="second must be a 1-D NumPy array"):
+        t.set_adam(0.1, 0.9, 0.999, 1e-8, np.zeros_like(p), None)  # no second moment
+    with pytest.raises(ValueError, match="momentum > 0 needs a velocity buffer"):
+        t.set_sgd(0.1, 0.9)
+    with pytest.raises(ValueError, match="X has 3 columns; the network takes 4 inputs"):
+        t.set_data(X[:, :3].copy(), Y)
+    with pytest.raises(ValueError, match="sample_weight has 3 elements for 11 rows"):
+        t.set_data(X, Y, np.ones(3))
+    t.set_data(X, Y)
+    t.set_sgd(0.1)  # plain SGD needs no velocity
     np.testing.assert_array_equal(p, net._params)  # nothing was trained
-    assert call(state1=e, momentum=0.0)[3] == X.shape[0]  # plain SGD needs no velocity
+    assert t.run(0, X.shape[0])[3] == X.shape[0]

@@ -62,7 +62,7 @@ status=0
 env "${asan_env[@]}" FASTBP_EXPECT_DEBUG_KERNELS=1 FASTBP_DEBUG_BUILD_DIR="$scratch" PYTHONPATH="$site" \
     "$python" -m pytest -q -p no:cacheprovider -c "$scratch/repo/pyproject.toml" \
     "$scratch/repo/tests/test_kernels.py" \
-    "$scratch/repo/tests/test_train_rows.py" \
+    "$scratch/repo/tests/test_training_loop.py" \
     "$scratch/repo/tests/test_trainer.py" \
     "$scratch/repo/tests/test_network.py" \
     "$scratch/repo/tests/test_sparse.py" \

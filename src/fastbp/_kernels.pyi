@@ -24,7 +24,7 @@ _Rows = npt.NDArray[_F] | CsrRows  # dense rows, or CSR rows of the same dtype
 
 #: Cython's doctest table (empty)
 __test__: dict[str, str]
-#: whether train_rows can use threads of its own on this platform
+#: whether fastbp can start threads of its own on this platform
 HAVE_THREADS: bool
 MAX_THREADS: int
 
@@ -94,13 +94,6 @@ def weighted_loss_gradient(
     X: _Rows[_F], T: _Floats[_F], sample_weight: _Floats[_F], params: _Floats[_F],
     sizes: _Ints, acts: _Ints, loss: int, l2: float, work: _Floats[_F], grad: _Floats[_F],
 ) -> tuple[float, float]: ...
-def train_rows(
-    X: _Floats[_F], T: _Floats[_F], sample_weight: _Floats[_F], order: npt.NDArray[np.intp],
-    start: int, stop: int, batch_size: int, params: _Floats[_F], grad: _Floats[_F],
-    state1: _Floats[_F], state2: _Floats[_F], sizes: _Ints, acts: _Ints, loss: int, l2: float,
-    optimizer: int, lr: float, momentum: float, nesterov: bool, beta2: float, epsilon: float,
-    step_count: int, work: _Floats[_F], n_threads: int = 1,
-) -> tuple[int, float, float, int, int]: ...
 
 @disjoint_base
 class Trainer:

@@ -1,10 +1,14 @@
-"""The general training kernel: sample weights, Adam, and epochs split into ranges."""
+"""The nogil training loop, driven through the Trainer as Network.fit drives it:
+sample weights, Adam, epochs split into ranges, minibatches on threads."""
+import contextlib
+
 import numpy as np
 import pytest
 from helpers import as_lists, assert_close, random_network, targets
 
 import fastbp
 from fastbp import _kernels, reference
+from fastbp._kernels import Trainer
 from fastbp.losses import LOSSES
 
 
@@ -12,16 +16,33 @@ def flat(net):
     return net._params.copy()
 
 
-def run_rows(net, X, Y, sw, order, start, stop, batch, optimizer=0, lr=0.1, momentum=0.0,
-             nesterov=False, beta2=0.999, epsilon=1e-8, steps=0, l2=0.0, loss="mse",
-             state1=None, state2=None):
-    work = np.empty(_kernels.workspace_size(net._sizes, batch), net.dtype)
-    grad = np.empty_like(net._params)
-    state1 = np.zeros_like(net._params) if state1 is None else state1
-    state2 = np.zeros_like(net._params) if state2 is None else state2
-    return _kernels.train_rows(X, Y, sw, order, start, stop, batch, net._params, grad, state1,
-                               state2, net._sizes, net._acts, LOSSES[loss], l2, optimizer, lr,
-                               momentum, nesterov, beta2, epsilon, steps, work)
+def trainer(net, X, Y, sw, order, batch, optimizer=0, lr=0.1, momentum=0.0, nesterov=False,
+            beta2=0.999, epsilon=1e-8, steps=0, l2=0.0, loss="mse", state1=None, state2=None,
+            n_threads=1, params=None):
+    """A Trainer on ``params`` (default: net's own, trained in place), as fit
+    sets one up. ``optimizer`` 0 is SGD (state1: the velocity, used with
+    momentum), 1 Adam (state1, state2: the moments; momentum: beta1, steps:
+    the steps taken before). An empty ``sw`` or ``order`` means none."""
+    params = net._params if params is None else params
+    t = Trainer(net._sizes, net._acts, LOSSES[loss], l2, batch, n_threads)
+    t.set_params(params)
+    t.set_data(X, Y, sw if len(sw) else None)
+    t.set_order(order if len(order) else None)
+    state1 = np.zeros_like(params) if state1 is None else state1
+    if optimizer == 0:
+        t.set_sgd(lr, momentum, nesterov, state1 if momentum != 0 else None)
+    else:
+        t.set_adam(lr, momentum, beta2, epsilon, state1,
+                   np.zeros_like(params) if state2 is None else state2, step_count=steps)
+    return t
+
+
+def run_rows(net, X, Y, sw, order, start, stop, batch, optimizer=0, steps=0, **kw):
+    """Train net's parameters on positions [start, stop); returns (status,
+    loss_sum, penalty_sum, rows_done, step_count), the step count being
+    Adam's after the run, or ``steps`` for SGD."""
+    t = trainer(net, X, Y, sw, order, batch, optimizer, steps=steps, **kw)
+    return (*t.run(start, stop), t.step_count if optimizer == 1 else steps)
 
 
 @pytest.mark.parametrize("loss,output", [("mse", "tanh"), ("bce", "sigmoid"),
@@ -32,7 +53,7 @@ def test_integer_sample_weights_equal_repeated_rows(rng, loss, output):
     X = rng.normal(size=(7, 4))
     Y = targets(rng, loss, 7, 3)
     weights = rng.integers(1, 4, size=7).astype(np.float64)
-    work = np.empty(_kernels.workspace_size(net._sizes, 7), np.float64)
+    work = np.empty(_kernels.pass_workspace_size(net._sizes, 7), np.float64)
     grad = np.empty_like(net._params)
     J, penalty = _kernels.weighted_loss_gradient(X, Y, weights, net._params, net._sizes,
                                                  net._acts, LOSSES[loss], 0.3, work, grad)
@@ -112,16 +133,36 @@ def test_adam_matches_the_paper_formulas(rng):
 # Minibatches on threads of the kernel's own
 # ---------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def poisoned_buffers():
+    """Trainers made inside get their gradient and workspace filled with NaN
+    (a scalar no thread computed would show); yields the sizes allocated."""
+    real, sizes = _kernels.aligned_empty, []
+
+    def poisoned(size, dtype):
+        buffer = real(size, dtype)
+        buffer.fill(np.nan)
+        sizes.append(size)
+        return buffer
+
+    _kernels.aligned_empty = poisoned
+    try:
+        yield sizes
+    finally:
+        _kernels.aligned_empty = real
+
+
 def run_threaded(net, X, Y, sw, order, batch, n_threads, optimizer=0, momentum=0.0,
                  nesterov=False, l2=0.0, loss="mse", start=0, lr=0.05):
-    """train_rows on a copy of net's parameters; returns (params, results)."""
+    """A run from ``start`` to the end on a copy of net's parameters, with a
+    workspace of NaN and Adam 4 steps in; returns (params, results)."""
     params = net._params.copy()
-    work = np.full(_kernels.workspace_size(net._sizes, batch, n_threads), np.nan, net.dtype)
-    state2 = np.zeros_like(params) if optimizer == 1 else np.empty(0, net.dtype)
-    results = _kernels.train_rows(X, Y, sw, order, start, X.shape[0], batch, params,
-                                  np.zeros_like(params), np.zeros_like(params), state2,
-                                  net._sizes, net._acts, LOSSES[loss], l2, optimizer, lr,
-                                  momentum, nesterov, 0.999, 1e-8, 4, work, n_threads)
+    with poisoned_buffers() as sizes:
+        t = trainer(net, X, Y, sw, order, batch, optimizer, lr, momentum, nesterov,
+                    epsilon=1e-8, steps=4, l2=l2, loss=loss, n_threads=n_threads,
+                    params=params)
+    assert sizes[-1] == _kernels.workspace_size(net._sizes, batch, t.n_threads)
+    results = (*t.run(start, X.shape[0]), t.step_count if optimizer == 1 else 4)
     return params, results
 
 
@@ -295,16 +336,19 @@ def test_threaded_training_stops_at_the_same_batch_as_one_thread(request, rng, s
     assert_close(many[0], one[0])
 
 
-def test_threaded_training_refuses_a_workspace_sized_for_one_thread(rng):
-    # threads keep every layer's delta: more workspace on deeper nets
+def test_threaded_training_takes_a_workspace_sized_for_threads(rng):
+    # threads keep every layer's delta: more workspace on deeper nets. The
+    # Trainer allocates it for its threads, so no caller can hand it one
+    # sized for one thread
     net = random_network(rng, [5, 8, 8, 8, 2], "tanh", "identity")
     X, Y = rng.normal(size=(10, 5)), rng.normal(size=(10, 2))
-    work = np.empty(_kernels.workspace_size(net._sizes, 4), np.float64)
-    assert _kernels.workspace_size(net._sizes, 4, 2) > work.size
+    assert _kernels.workspace_size(net._sizes, 4, 2) > _kernels.workspace_size(net._sizes, 4)
     params = net._params.copy()
-    with pytest.raises(ValueError, match="workspace_size"):
-        _kernels.train_rows(X, Y, np.empty(0), np.empty(0, np.intp), 0, 10, 4, params,
-                            np.zeros_like(params), np.zeros_like(params), np.empty(0),
-                            net._sizes, net._acts, 0, 0.0, 0, 0.1, 0.0, False, 0.9, 1e-8, 0,
-                            work, 2)
-    np.testing.assert_array_equal(params, net._params)  # nothing was trained
+    with poisoned_buffers() as sizes:
+        t = trainer(net, X, Y, np.empty(0), np.empty(0, np.intp), 4, n_threads=2,
+                    params=params)
+    assert t.n_threads == (2 if _kernels.HAVE_THREADS else 1)
+    assert sizes == [params.size, _kernels.workspace_size(net._sizes, 4, t.n_threads)]
+    assert t.run(0, 10)[0] == 0
+    one, _ = run_threaded(net, X, Y, np.empty(0), np.empty(0, np.intp), 4, 1, lr=0.1)
+    assert_close(params, one)
