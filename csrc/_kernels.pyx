@@ -59,8 +59,11 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 # - an optimiser: its element loop in fastbp_optim.h (contraction off, as
 #   Adam's); its code in fastbp_codes.h and _kernels.pxd; its state in
 #   fbp_optimizer_state (fastbp_state.h and _kernels.pxd); its branch in
-#   optimizers.pxi's dispatch functions; a set_<name> setter on Trainer
-#   (trainer.pxi). The training loops do not name optimisers.
+#   each of optimizers.pxi's dispatch functions (optimizer_step,
+#   optimizer_rates, optimizer_step_count, optimizer_is_plain,
+#   optimizer_steps_marked_rows); a set_<name> setter on Trainer
+#   (trainer.pxi). The training loops (training.pxi, threads.pxi) call only
+#   those functions and never branch on the kind.
 # - an activation: its code (fastbp_codes.h, _kernels.pxd); f and f' through
 #   z in fastbp_activations_impl.h; the Trainer checks codes as a range, so
 #   keep the list contiguous.

@@ -86,7 +86,7 @@ cdef void input_gradient_marked(const fbp_input* x, Py_ssize_t i0, Py_ssize_t i1
                                 unsigned char* marks) noexcept nogil:
     """dW = x^T . delta on the rows [i0, i1) of dW that sparse x's non-zeros
     reach, each zeroed and marked in ``marks`` when first reached; the other
-    rows are left as they are (adam_first_layer reads only marked rows)."""
+    rows are left as they are (optimizer_marked_rows_step reads only marked rows)."""
     cdef Py_ssize_t r, k, j, row, column
     cdef const floating* values = <const floating*>x.values
     cdef const floating* d_row

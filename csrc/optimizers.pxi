@@ -1,4 +1,7 @@
-# Optimiser steps on a flat parameter vector (or a block of it).
+# Optimiser steps on a flat parameter vector (or a block of it), and the
+# functions through which the training loops (training.pxi, threads.pxi)
+# reach the optimiser: once per batch, or per block of parameters, never per
+# element. Only this file branches on the optimiser's kind.
 
 cdef void sgd_step(floating* params, const floating* grad, floating* velocity,
                    Py_ssize_t size, double lr, double momentum,
@@ -113,11 +116,59 @@ cdef inline double adam_epsilon(const fbp_optimizer_state* opt, Py_ssize_t step)
     return opt.epsilon
 
 
+# ---------------------------------------------------------------------------
+# The loops' interface to the optimiser. A new optimiser adds its branch to
+# each function below (and its step above or in fastbp_optim.h).
+
+cdef struct StepRates:
+    # the scalars of one step that the element loops take: Adam's lr_t and
+    # eps_t (adam_rate, adam_epsilon); SGD's lr
+    double lr
+    double epsilon
+
+
+cdef inline bint optimizer_is_plain(const fbp_optimizer_state* opt) noexcept nogil:
+    """Whether a step is p -= opt.lr g with no state (SGD without momentum):
+    the loops then fold it into the weight-gradient products (backward_sgd,
+    the threads' update, the per-sample path) and write no gradient."""
+    return opt.kind == SGD and opt.momentum == 0
+
+
+cdef inline bint optimizer_steps_marked_rows(const fbp_optimizer_state* opt) noexcept nogil:
+    """Whether the optimiser steps W_0 of a sparse batch in one pass with its
+    L2 term (optimizer_marked_rows_step): then the backward pass leaves dW_0
+    to the rows the batch marks (backward_pass with sparse_first_layer)."""
+    return opt.kind == ADAM
+
+
+cdef inline Py_ssize_t optimizer_step_count(const fbp_optimizer_state* opt,
+                                            Py_ssize_t batches) noexcept nogil:
+    """The step count after ``batches`` more steps; only an optimiser whose
+    step depends on it counts (Adam; SGD stays at 0)."""
+    if opt.kind == ADAM:
+        return opt.step_count + batches
+    return opt.step_count
+
+
+cdef inline StepRates optimizer_rates(const fbp_optimizer_state* opt,
+                                      Py_ssize_t step) noexcept nogil:
+    """The scalars of step number ``step`` (from 1, as optimizer_step_count
+    counts), for optimizer_step and optimizer_marked_rows_step."""
+    cdef StepRates rates
+    if opt.kind == ADAM:
+        rates.lr = adam_rate(opt, step)
+        rates.epsilon = adam_epsilon(opt, step)
+    else:
+        rates.lr = opt.lr
+        rates.epsilon = 0
+    return rates
+
+
 cdef inline void optimizer_step(const fbp_optimizer_state* opt, floating* params,
                                 const floating* grad, Py_ssize_t offset, Py_ssize_t count,
-                                double lr_t, double eps_t) noexcept nogil:
-    """One step of ``opt`` on params[offset:offset + count]; Adam takes lr_t
-    and eps_t from adam_rate and adam_epsilon of the current step."""
+                                StepRates rates) noexcept nogil:
+    """One step of ``opt`` on params[offset:offset + count], with the rates
+    of the current step (optimizer_rates)."""
     cdef floating* velocity = <floating*>opt.velocity
     if opt.kind == SGD:
         sgd_step(params + offset, grad + offset,
@@ -125,5 +176,18 @@ cdef inline void optimizer_step(const fbp_optimizer_state* opt, floating* params
                  opt.momentum, opt.nesterov)
     else:
         adam_step(params + offset, grad + offset, <floating*>opt.first_moment + offset,
-                  <floating*>opt.second_moment + offset, count, lr_t, opt.beta1,
-                  opt.beta2, eps_t)
+                  <floating*>opt.second_moment + offset, count, rates.lr, opt.beta1,
+                  opt.beta2, rates.epsilon)
+
+
+cdef inline double optimizer_marked_rows_step(const fbp_optimizer_state* opt,
+                                              const fbp_network* net, Py_ssize_t i0,
+                                              Py_ssize_t i1, double l2_over_m, StepRates rates,
+                                              floating* dtype_tag) noexcept nogil:
+    """The step on rows [i0, i1) of W_0 after a sparse batch's backward pass,
+    for an optimiser that optimizer_steps_marked_rows: the gradient is the
+    L2 term plus dW on the marked rows. Returns sum W^2 over the rows."""
+    if opt.kind == ADAM:
+        return adam_first_layer(opt, net, i0, i1, l2_over_m, rates.lr, rates.epsilon,
+                                dtype_tag)
+    return 0  # no other optimiser steps marked rows

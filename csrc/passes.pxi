@@ -138,7 +138,7 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
 
     With ``sparse_first_layer`` (a sparse x and net.row_marks), dW_0 holds
     only x^T delta, on the rows marked in net.row_marks, and W_0's L2 term is
-    neither in dW_0 nor in penalty_out: adam_first_layer adds both."""
+    neither in dW_0 nor in penalty_out: optimizer_marked_rows_step adds both."""
     cdef const int* sizes = net.sizes
     cdef const int* acts = net.acts
     cdef int n_layers = net.n_layers

@@ -194,7 +194,7 @@ cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const flo
 cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state* opt,
                               const fbp_input* xb, double sw_sum, Py_ssize_t m, int index,
                               int n_threads, const Py_ssize_t* z_offsets,
-                              const Py_ssize_t* w_offsets, double lr_t, double eps_t,
+                              const Py_ssize_t* w_offsets, StepRates rates,
                               floating* dtype_tag) noexcept nogil:
     """After every thread's deltas: thread ``index``'s rows [i0, i1) of every
     W and columns [c0, c1) of every b take the optimiser step (a sum over
@@ -217,8 +217,9 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
     cdef const floating* z_prev
     cdef double penalty = 0, l2_over_m = net.l2 / sw_sum
     cdef floating step = <floating>(-opt.lr), shrink = <floating>(1 - opt.lr * l2_over_m)
-    cdef bint plain = opt.kind == SGD and opt.momentum == 0
-    cdef bint sparse_w0 = opt.kind == ADAM and xb.dense == NULL and net.row_marks != NULL
+    cdef bint plain = optimizer_is_plain(opt)
+    cdef bint sparse_w0 = (optimizer_steps_marked_rows(opt) and xb.dense == NULL
+                           and net.row_marks != NULL)
     for l in range(n_layers):
         k_in = sizes[l]
         k_out = sizes[l + 1]
@@ -269,10 +270,10 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
         w_off = w_offsets[l] + i0 * k_out
         count = (i1 - i0) * k_out
         if l == 0 and sparse_w0:
-            penalty += adam_first_layer(opt, net, i0, i1, l2_over_m, lr_t, eps_t, W)
+            penalty += optimizer_marked_rows_step(opt, net, i0, i1, l2_over_m, rates, W)
             count = 0
         for t in range(2):
-            optimizer_step(opt, params, grad, w_off, count, lr_t, eps_t)
+            optimizer_step(opt, params, grad, w_off, count, rates)
             w_off = w_offsets[l] + k_in * k_out + c0
             count = c1 - c0
     return 0.5 * l2_over_m * penalty
@@ -304,7 +305,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef fbp_input xb
     cdef const floating* tb
     cdef const floating* wb
-    cdef double J, penalty, sw_sum, lr_t = opt.lr, eps_t = opt.epsilon
+    cdef double J, penalty, sw_sum
+    cdef StepRates rates
     cdef bint forward_columns[64]
     cdef bint backward_columns[64]
 
@@ -336,11 +338,9 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
                 job.status = 1
             break
         batches += 1
-        if opt.kind == ADAM:
-            lr_t = adam_rate(opt, opt.step_count + batches)
-            eps_t = adam_epsilon(opt, opt.step_count + batches)
+        rates = optimizer_rates(opt, optimizer_step_count(opt, batches))
         job.penalty_part[index] = _update_own_block(net, opt, &xb, sw_sum, m, index, n_threads,
-                                                    z_offsets, w_offsets, lr_t, eps_t,
+                                                    z_offsets, w_offsets, rates,
                                                     dtype_tag)
         fbp_barrier_wait(&job.barrier)
         if index == 0:
@@ -352,7 +352,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             job.totals.rows_done += m
         pos += m
     if index == 0:
-        job.steps = opt.step_count + (batches if opt.kind == ADAM else 0)
+        job.steps = optimizer_step_count(opt, batches)
 
 
 cdef void _train_part_d(void* job, int index) noexcept nogil:

@@ -42,10 +42,12 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef fbp_input xb
     cdef const floating* tb
     cdef const floating* wb
-    cdef double J, penalty, sw_sum, lr_t = opt.lr, eps_t = opt.epsilon
-    cdef bint plain = opt.kind == SGD and opt.momentum == 0
-    # Adam on a sparse X: W_0's step fused with its L2 term (adam_first_layer)
-    cdef bint sparse_w0 = opt.kind == ADAM and data.X == NULL and net.row_marks != NULL
+    cdef double J, penalty, sw_sum
+    cdef StepRates rates
+    cdef bint plain = optimizer_is_plain(opt)
+    # a sparse X: W_0's step fused with its L2 term, if the optimiser has one
+    cdef bint sparse_w0 = (optimizer_steps_marked_rows(opt) and data.X == NULL
+                           and net.row_marks != NULL)
     cdef Py_ssize_t w0_size = n_in * sizes[1]
     cdef TrainJob job
     cdef fbp_task task
@@ -92,17 +94,15 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                 if sparse_w0:  # no step follows to unmark the rows
                     memset(net.row_marks, 0, n_in)
                 return 1
-            if opt.kind == ADAM:
-                opt.step_count += 1
-                lr_t = adam_rate(opt, opt.step_count)
-                eps_t = adam_epsilon(opt, opt.step_count)
+            opt.step_count = optimizer_step_count(opt, 1)
+            rates = optimizer_rates(opt, opt.step_count)
             if sparse_w0:
                 # W_0 in one pass with its L2 term (most of its rows have no other)
-                penalty += 0.5 * net.l2 / sw_sum * adam_first_layer(
-                    opt, net, 0, n_in, net.l2 / sw_sum, lr_t, eps_t, dtype_tag)
-                optimizer_step(opt, params, grad, w0_size, net.n_params - w0_size, lr_t, eps_t)
+                penalty += 0.5 * net.l2 / sw_sum * optimizer_marked_rows_step(
+                    opt, net, 0, n_in, net.l2 / sw_sum, rates, dtype_tag)
+                optimizer_step(opt, params, grad, w0_size, net.n_params - w0_size, rates)
             else:
-                optimizer_step(opt, params, grad, 0, net.n_params, lr_t, eps_t)
+                optimizer_step(opt, params, grad, 0, net.n_params, rates)
         totals.loss_sum += J * m
         totals.penalty_sum += penalty * m
         totals.rows_done += m
