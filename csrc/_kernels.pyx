@@ -26,7 +26,8 @@ import numpy as np
 
 cnp.import_array()
 
-# Contents, in include order; each part uses only the ones above it.
+# Contents, in include order; each part uses only the ones above it
+# (tools/csrc_includes.py prints who uses what; tests/test_csrc_layout.py).
 #
 # C headers (plain C, compiled per instruction set where it pays):
 #   fastbp_codes.h          activation, loss and optimiser codes, declared once
