@@ -368,11 +368,9 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = "logistic"
         self._net = self._build_network(layer_units, dtype)
         # Glorot uniform for weights and biases, as scikit-learn initialises
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        for W, b in self._net._layer_views(self._net._params):
-            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
-            W[...] = self._random_state.uniform(-bound, bound, W.shape)
-            b[...] = self._random_state.uniform(-bound, bound, b.shape)
+        self._net.init_weights(self._random_state,
+                               factor=2.0 if self.activation == "logistic" else 6.0,
+                               biases="uniform")
         self._bind_weights()
         self._reset_optimizer()
         self._stopping = None

@@ -6,6 +6,7 @@ compiled kernels in :mod:`fastbp._kernels`.
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 
 import numpy as np
@@ -16,6 +17,8 @@ from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._streaming import ChunkedTraining, chunk_source
 from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
+from ._objective import (flat_gradient, kernel_rows, layer_views, mean_loss, mean_objective,
+                         weight_mask, weighted_sums)
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_sample_weight, check_seed, convert_rows,
@@ -110,30 +113,101 @@ class Network:
         self._training = False
         #: the labels of the output units after a fit on class labels, else None
         self.classes_ = None
-        self._init_weights(check_seed(seed))
+        self.init_weights(np.random.default_rng(check_seed(seed)))
 
     # -- parameters ---------------------------------------------------------
 
     def _layer_views(self, flat: np.ndarray):
         """(W, b) views of each layer inside a flat parameter-shaped vector."""
-        views, offset = [], 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            W = flat[offset:offset + n_in * n_out].reshape(n_in, n_out)
-            offset += n_in * n_out
-            b = flat[offset:offset + n_out]
-            offset += n_out
-            views.append((W, b))
-        return views
+        return layer_views(self.sizes, flat)
 
-    def _init_weights(self, seed) -> None:
-        rng = np.random.default_rng(seed)
-        for (W, b), act in zip(self._layer_views(self._params), self._acts):
-            n_in, n_out = W.shape
-            # Glorot uniform; sigmoid's gentler slope takes a smaller range
-            factor = 2.0 if act == ACTIVATIONS["sigmoid"] else 6.0
-            bound = math.sqrt(factor / (n_in + n_out))
+    def init_weights(self, rng=None, *, factor=None, biases: str = "zeros") -> None:
+        """Draw new weights: Glorot uniform, fastbp's one initialisation.
+
+        Layer by layer, input first, ``W`` of shape (n_in, n_out) is drawn
+        row by row, uniformly from [-r, r], r = sqrt(factor / (n_in + n_out)).
+        The constructor calls ``init_weights(numpy.random.default_rng(seed))``;
+        the estimators (as scikit-learn) ``init_weights(random_state,
+        factor=2 if activation == "logistic" else 6, biases="uniform")``.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator, numpy.random.RandomState, int or None
+            The source of the draws; an int or None seeds
+            ``numpy.random.default_rng``.
+        factor : float or None, default=None
+            None: 2 for a sigmoid layer (its gentler slope takes a smaller
+            range), 6 for any other. A positive number: that for every layer.
+        biases : {"zeros", "uniform"}, default="zeros"
+            "uniform" draws each layer's biases from its weights' range, right
+            after its weights.
+
+        Raises
+        ------
+        TypeError
+            If ``rng`` is not a generator, an int or None.
+        ValueError
+            On a factor that is not positive and finite, or other ``biases``.
+        RuntimeError
+            While :meth:`fit` runs on this network in another thread.
+        """
+        rng = _check_rng(rng)
+        if factor is not None:
+            factor = check_float(factor, "factor", minimum=0.0, strict=True)
+        check_choice(biases, ("zeros", "uniform"), "biases")
+        new = np.zeros_like(self._params)
+        for (W, b), act in zip(self._layer_views(new), self._acts):
+            layer_factor = factor if factor is not None else (
+                2.0 if act == ACTIVATIONS["sigmoid"] else 6.0)
+            bound = math.sqrt(layer_factor / (W.shape[0] + W.shape[1]))
             W[...] = rng.uniform(-bound, bound, size=W.shape)
-            b[...] = 0
+            if biases == "uniform":
+                b[...] = rng.uniform(-bound, bound, size=b.shape)
+        self._publish(new, "set the weights")
+
+    def replace_params(self, flat, *, check_finite: bool = True) -> None:
+        """Replace all weights and biases with one flat vector, as an optimiser sees them.
+
+        The layout is that of :meth:`objective`'s gradient: for each layer,
+        input first, its weights row by row, then its biases.
+
+        Parameters
+        ----------
+        flat : array_like of shape (n_params,)
+            Real numbers, copied in the network's dtype.
+        check_finite : bool, default=True
+            Refuse NaN and infinite values (also float64 values beyond a
+            float32 network's range). False takes them as they are.
+
+        Raises
+        ------
+        TypeError
+            If ``flat`` does not hold real numbers.
+        ValueError
+            On another shape, or non-finite values. Nothing is changed then.
+        RuntimeError
+            While :meth:`fit` runs on this network in another thread.
+        """
+        values = np.asarray(flat)
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"flat must hold real numbers, got dtype {values.dtype}")
+        if values.shape != self._params.shape:
+            raise ValueError(f"flat has shape {values.shape}, expected {self._params.shape}")
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: caught below
+            new = values.astype(self.dtype)
+        if check_finite and not np.isfinite(new).all():
+            if not np.isfinite(values).all():
+                raise ValueError("flat holds NaN or infinite values")
+            raise ValueError(f"flat holds values beyond the range of {self.dtype}")
+        self._publish(new, "replace the parameters")
+
+    def _publish(self, new: np.ndarray, action: str) -> None:
+        """Make ``new`` the parameter array, unless a fit runs."""
+        with self._fit_lock:
+            if self._training:
+                raise RuntimeError(f"cannot {action} while fit runs on this network "
+                                   "in another thread")
+            self._params = new  # a new array: other threads keep the snapshot they hold
 
     @property
     def n_layers(self) -> int:
@@ -185,13 +259,7 @@ class Network:
                     raise ValueError(f"{name} has shape {np.shape(given)}, expected {target.shape}")
                 target[...] = as_matrix(np.reshape(given, (-1, target.shape[-1])), self.dtype,
                                         name).reshape(target.shape)
-        with self._fit_lock:
-            if self._training:
-                raise RuntimeError("cannot set the weights while fit runs on this network "
-                                   "in another thread")
-            # a new array, not a copy into the old one: readers in other
-            # threads keep the snapshot they hold
-            self._params = new
+        self._publish(new, "set the weights")
 
     # -- evaluation ---------------------------------------------------------
 
@@ -201,47 +269,13 @@ class Network:
         return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0], lazy=lazy,
                          accept_sparse=True)
 
-    def _rows(self, X: np.ndarray, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) of a checked X as the kernels read them."""
-        if usable_as_is(X, self.dtype):
-            return X[start:stop]
-        return convert_rows(X, start, stop, self.dtype, "X")
-
     def _check_XY(self, X, Y, loss: str, encode_labels: bool = False,
                   lazy: bool = False) -> tuple:
         X = self._check_X(X, lazy)
-        Y = self._check_Y(Y, encode_labels)
+        Y = _check_targets(self, Y, encode_labels)
         check_rows_match(X, Y)
         check_targets(Y, loss)
         return X, Y
-
-    def _check_Y(self, Y, encode_labels: bool) -> np.ndarray:
-        """Targets as a matrix; class labels become one-hot rows (or a 0/1
-        column) for softmax/sigmoid outputs, with ``encode_labels`` fixing the
-        classes when the network has none yet."""
-        n_outputs = self.sizes[-1]
-        if not hasattr(Y, "dtype"):
-            Y = np.asarray(Y)
-        classifier = self.output_activation in _labels.CLASSIFIER_OUTPUTS
-        # whole-number floats are labels for a classifier output only: for
-        # the others (identity, tanh, relu) a 1-D float array is a target
-        if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
-                classifier and _labels.is_whole_float_vector(Y)):
-            classes = getattr(self, "classes_", None)
-            if classes is None:
-                classes = _labels.infer_classes(Y, n_outputs, self.output_activation)
-                if encode_labels:
-                    self.classes_ = classes
-            return _labels.targets(Y, classes, n_outputs, self.dtype)
-        if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
-            fraction = (_labels.first_fraction(Y)
-                        if classifier and Y.dtype.kind == "f" else "")
-            raise ValueError(
-                f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
-                "(integers, strings, or floats that are all whole numbers) for a softmax or "
-                f"sigmoid output, or targets of shape (n, {n_outputs})"
-                + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
-        return as_matrix(Y, self.dtype, "Y", n_columns=n_outputs, allow_vector=True)
 
     def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
         """Network outputs for the rows of ``X``.
@@ -281,7 +315,8 @@ class Network:
             if threads:
                 # the threads check X through z_1 (rows x sizes[1]), no pass over
                 # X, and convert another float dtype or layout block by block
-                return self._predict_threads_checking(X, params, threads, convert=convertible)
+                return _predict_threads_checking(X, params, self._sizes, self._acts, threads,
+                                                 convert=convertible)
         X = self._check_X(X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         if not (ready or convertible):  # X had no shape to count rows by until now
@@ -291,50 +326,12 @@ class Network:
                 # one kernel call, which sizes its own workspace
                 _kernels.network_predict(X, params, self._sizes, self._acts, None, out)
             else:
-                self._predict_chunks(X, params, out, 1)
+                _predict_chunks(X, params, self._sizes, self._acts, out, 1)
             return out
         # a big call: BLAS threads would only fight fastbp's (or another predict's)
         with blas_threads.limit(1):
-            self._predict_chunks(X, params, out, threads)
+            _predict_chunks(X, params, self._sizes, self._acts, out, threads)
         return out
-
-    def _predict_threads_checking(self, X, params, threads: int,
-                                  convert: bool = False) -> np.ndarray:
-        """predict of a dense X of the network's dtype and layout (with
-        ``convert``: float32 or float64 of any layout) on ``threads`` threads,
-        whose kernel rejects NaN and infinity in X."""
-        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        with blas_threads.limit(1):
-            if self._predict_chunks(X, params, out, threads, check_finite=True,
-                                    convert=convert):
-                return out
-        as_matrix(X, self.dtype, "X", n_columns=self.sizes[0])  # raises, naming the value
-        raise ValueError("X holds values that are not finite")  # not reached
-
-    def _predict_chunks(self, X, params, out, threads: int, check_finite: bool = False,
-                        convert: bool = False) -> bool:
-        """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
-        threads of fastbp's own (1: this one). With ``check_finite``, the kernel
-        checks X's blocks as it reads them (through the first layer's
-        pre-activation), and the result is False when one held a NaN or
-        infinity. With ``convert``, the kernel converts X's rows (float32 or
-        float64, any layout) block by block."""
-        m = X.shape[0]
-        rows = min(m, CHUNK_ROWS * threads)
-        share = _kernels.predict_workspace_share(self._sizes, rows, threads, convert)
-        # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
-        work = np.empty(share, self.dtype) if threads == 1 else aligned_empty(
-            threads * share, self.dtype)
-        for start in range(0, m, rows):
-            stop = min(start + rows, m)
-            X_rows = X[start:stop] if convert else self._rows(X, start, stop)
-            out_rows = out[start:stop]
-            if threads == 1 and not check_finite:
-                _kernels.network_predict(X_rows, params, self._sizes, self._acts, work, out_rows)
-            elif _kernels.network_predict_threads(X_rows, params, self._sizes, self._acts, work,
-                                                  out_rows, threads, check_finite) < 0:
-                return False
-        return True
 
     def loss(self, X, Y, loss: str | None = None, l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
@@ -362,19 +359,7 @@ class Network:
 
     def _mean_loss(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float) -> float:
         """J on validated arrays, in chunks of ``CHUNK_ROWS`` rows."""
-        m = X.shape[0]
-        params = self._params  # one snapshot for every chunk, whatever other threads do
-        rows = min(m, CHUNK_ROWS)
-        work = np.empty(_kernels.pass_workspace_size(self._sizes, rows), self.dtype)
-        grad = np.empty_like(params)
-        total = 0.0
-        for start in range(0, m, rows):
-            stop = min(start + rows, m)
-            total += (stop - start) * _kernels.network_loss(
-                self._rows(X, start, stop), Y[start:stop], params, self._sizes, self._acts,
-                code, 0.0, work, grad)
-        penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(params))
-        return total / m + 0.5 * l2 / m * penalty
+        return mean_loss(X, Y, self._params, self._sizes, self._acts, code, l2, CHUNK_ROWS)
 
     def gradients(self, X, Y, loss: str | None = None, l2: float = 0.0) -> tuple:
         """Gradients of :meth:`loss` with respect to the weights and biases.
@@ -403,30 +388,47 @@ class Network:
         views = self._layer_views(grad)
         return [W for W, _ in views], [b for _, b in views]
 
-    def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
-        """(J, flat gradient) on validated arrays; in chunks of ``CHUNK_ROWS``
-        rows, each weighing its share of the rows, beyond that many."""
+    def objective(self, X, Y, sample_weight=None, l2: float = 0.0, *,
+                  loss: str | None = None) -> tuple:
+        """The weighted loss and its gradient as one flat vector, for optimisers.
+
+        J = Σ w·J_row / Σ w + l2/(2·Σ w)·Σ‖W‖² (biases are not penalised),
+        summed 4096 rows at a time (memory O(4096 × width + weights)) as the
+        estimators' ``solver="lbfgs"`` sums it. For
+        :func:`scipy.optimize.minimize` with ``jac=True``; set its result
+        with :meth:`replace_params`.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        sample_weight : array_like of shape (m,), optional
+            Non-negative weights of the rows; None weighs each row 1.
+        l2 : float, default=0.0
+            λ of the penalty.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`.
+
+        Returns
+        -------
+        loss : float
+            J at the current parameters.
+        gradient : ndarray of shape (n_params,), float64
+            dJ/dθ in the layout of :meth:`replace_params`.
+        """
+        loss = resolve_loss(loss, self.output_activation)
+        code = check_loss(loss, self.output_activation)
+        l2 = check_float(l2, "l2", minimum=0.0)
+        X, Y = self._check_XY(X, Y, loss)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         params = self._params  # one snapshot, whatever other threads do
-        m = X.shape[0]
-        rows = min(m, CHUNK_ROWS)
-        work = np.empty(_kernels.pass_workspace_size(self._sizes, rows), self.dtype)
-        grad = np.empty_like(params)
-        if m == rows:
-            J = _kernels.network_loss(self._rows(X, 0, m), Y, params, self._sizes, self._acts,
-                                      code, l2, work, grad)
-            return J, grad
-        total, J = np.zeros(params.shape, np.float64), 0.0
-        for start in range(0, m, rows):
-            stop = min(start + rows, m)
-            J += (stop - start) / m * _kernels.network_loss(
-                self._rows(X, start, stop), Y[start:stop], params, self._sizes, self._acts,
-                code, 0.0, work, grad)
-            total += (stop - start) / m * grad
-        # the L2 term once, over all m rows (biases are not penalised)
-        for (W, _), (dW, _) in zip(self._layer_views(params), self._layer_views(total)):
-            J += 0.5 * l2 / m * float(np.dot(W.ravel(), W.ravel()))
-            dW += l2 / m * W
-        return J, total.astype(self.dtype)
+        sums = weighted_sums(X, Y, sample_weight, params, self._sizes, self._acts, code)
+        return mean_objective(sums, params, weight_mask(self), l2)
+
+    def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
+        """(J, flat gradient) on validated arrays; see :func:`_objective.flat_gradient`."""
+        return flat_gradient(X, Y, self._params, self._sizes, self._acts, code, l2, CHUNK_ROWS)
 
     # -- training -----------------------------------------------------------
 
@@ -722,7 +724,7 @@ class Network:
         float
         """
         X = self._check_X(X)
-        Y = self._check_Y(Y, encode_labels=False)
+        Y = _check_targets(self, Y, encode_labels=False)
         check_rows_match(X, Y)
         weights = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         if self.output_activation in _labels.CLASSIFIER_OUTPUTS:
@@ -771,6 +773,85 @@ class Network:
         hidden = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         return (f"Network({list(self.sizes)}, activation={hidden!r}, "
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
+
+
+def _predict_threads_checking(X, params, sizes, acts, threads: int,
+                              convert: bool = False) -> np.ndarray:
+    """predict of a dense X of the parameters' dtype and layout (with
+    ``convert``: float32 or float64 of any layout) on ``threads`` threads,
+    whose kernel rejects NaN and infinity in X."""
+    out = np.empty((X.shape[0], int(sizes[-1])), params.dtype)
+    with blas_threads.limit(1):
+        if _predict_chunks(X, params, sizes, acts, out, threads, check_finite=True,
+                           convert=convert):
+            return out
+    as_matrix(X, params.dtype, "X", n_columns=int(sizes[0]))  # raises, naming the value
+    raise ValueError("X holds values that are not finite")  # not reached
+
+
+def _predict_chunks(X, params, sizes, acts, out, threads: int, check_finite: bool = False,
+                    convert: bool = False) -> bool:
+    """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
+    threads of fastbp's own (1: this one). With ``check_finite``, the kernel
+    checks X's blocks as it reads them (through the first layer's
+    pre-activation), and the result is False when one held a NaN or
+    infinity. With ``convert``, the kernel converts X's rows (float32 or
+    float64, any layout) block by block."""
+    m, dtype = X.shape[0], params.dtype
+    rows = min(m, CHUNK_ROWS * threads)
+    share = _kernels.predict_workspace_share(sizes, rows, threads, convert)
+    # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
+    work = np.empty(share, dtype) if threads == 1 else aligned_empty(threads * share, dtype)
+    for start in range(0, m, rows):
+        stop = min(start + rows, m)
+        X_rows = X[start:stop] if convert else kernel_rows(X, start, stop, dtype)
+        out_rows = out[start:stop]
+        if threads == 1 and not check_finite:
+            _kernels.network_predict(X_rows, params, sizes, acts, work, out_rows)
+        elif _kernels.network_predict_threads(X_rows, params, sizes, acts, work, out_rows,
+                                              threads, check_finite) < 0:
+            return False
+    return True
+
+
+def _check_targets(network, Y, encode_labels: bool) -> np.ndarray:
+    """``network``'s targets as a matrix; class labels become one-hot rows (or a 0/1
+    column) for softmax/sigmoid outputs, with ``encode_labels`` fixing the
+    classes when the network has none yet."""
+    n_outputs = network.sizes[-1]
+    if not hasattr(Y, "dtype"):
+        Y = np.asarray(Y)
+    classifier = network.output_activation in _labels.CLASSIFIER_OUTPUTS
+    # whole-number floats are labels for a classifier output only: for
+    # the others (identity, tanh, relu) a 1-D float array is a target
+    if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
+            classifier and _labels.is_whole_float_vector(Y)):
+        classes = getattr(network, "classes_", None)
+        if classes is None:
+            classes = _labels.infer_classes(Y, n_outputs, network.output_activation)
+            if encode_labels:
+                network.classes_ = classes
+        return _labels.targets(Y, classes, n_outputs, network.dtype)
+    if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
+        fraction = (_labels.first_fraction(Y)
+                    if classifier and Y.dtype.kind == "f" else "")
+        raise ValueError(
+            f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
+            "(integers, strings, or floats that are all whole numbers) for a softmax or "
+            f"sigmoid output, or targets of shape (n, {n_outputs})"
+            + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
+    return as_matrix(Y, network.dtype, "Y", n_columns=n_outputs, allow_vector=True)
+
+
+
+def _check_rng(rng):
+    """A NumPy generator (Generator or RandomState) as it is; a seed gives a new Generator."""
+    if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return rng
+    if isinstance(rng, (bool, np.bool_)) or not (rng is None or isinstance(rng, numbers.Integral)):
+        raise TypeError("rng must be a numpy.random.Generator, a numpy.random.RandomState, "
+                        f"an int seed or None, got {type(rng).__name__}")
+    return np.random.default_rng(check_seed(rng, "rng"))
 
 
 def _check_early_stopping(early_stopping):
