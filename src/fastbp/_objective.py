@@ -52,6 +52,14 @@ def weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work=None
     return data_sum, grad_sum, weight_sum
 
 
+def objective(X, Y, sample_weight, params, sizes, acts, loss_code, l2: float, is_weight,
+              work=None) -> tuple:
+    """(J, float64 gradient) of all the rows: :func:`weighted_sums` then
+    :func:`mean_objective`; ``is_weight`` from :func:`weight_mask`."""
+    sums = weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work)
+    return mean_objective(sums, params, is_weight, l2)
+
+
 def weight_mask(network) -> np.ndarray:
     """True at the parameters that are weights (biases are not penalised)."""
     is_weight = np.zeros(network.n_params, bool)

@@ -55,7 +55,7 @@ def save(network, path, extra: dict | None = None) -> None:
             activations=np.asarray(network.activations, dtype=str).reshape(-1),
             output_activation=np.array(network.output_activation),
             dtype=np.array(network.dtype.name),
-            params=network._params,
+            params=network.params,
             **entries,
             **extra,
         )
@@ -241,12 +241,12 @@ def load(path):
         activations = [str(a) for a in fields["activations"]]
         net = Network(sizes, activation=activations, output_activation=str(fields["output_activation"]),
                       dtype=str(fields["dtype"]))
-        if params.shape != net._params.shape or params.dtype != net.dtype:
+        if params.shape != (net.n_params,) or params.dtype != net.dtype:
             raise ValueError(f"parameters have shape {params.shape} and dtype {params.dtype}, "
-                             f"expected {net._params.shape} and {net.dtype}")
+                             f"expected {(net.n_params,)} and {net.dtype}")
         if not np.isfinite(params).all():
             raise ValueError("parameters contain NaN or infinite values")
-        net._params[...] = params
+        net.replace_params(params)
         if classes is not None:
             if classes.ndim != 1 or len(classes) != max(2, sizes[-1]):
                 raise ValueError(f"{len(classes)} class labels for {sizes[-1]} outputs")

@@ -17,8 +17,8 @@ from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._streaming import ChunkedTraining, chunk_source
 from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
-from ._objective import (flat_gradient, kernel_rows, layer_views, mean_loss, mean_objective,
-                         weight_mask, weighted_sums)
+from ._objective import (flat_gradient, kernel_rows, layer_views, mean_loss, objective,
+                         weight_mask)
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
                           check_rows_match, check_sample_weight, check_seed, convert_rows,
@@ -220,6 +220,25 @@ class Network:
         return self._params.size
 
     @property
+    def params(self) -> np.ndarray:
+        """A read-only view of the flat parameters, in :meth:`replace_params`' layout.
+
+        fit, :meth:`set_weights` and :meth:`replace_params` put a new array
+        in place rather than write into the old one: a view keeps the values
+        of when it was taken.
+        """
+        view = self._params.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def kernel_layout(self) -> tuple:
+        """(sizes, activation codes) as the compiled kernels take them: read-only C ints."""
+        sizes, acts = self._sizes.view(), self._acts.view()
+        sizes.flags.writeable = acts.flags.writeable = False
+        return sizes, acts
+
+    @property
     def weights(self) -> list:
         """Copies of the weight matrices; ``weights[l].shape == (sizes[l], sizes[l+1])``."""
         return [W.copy() for W, _ in self._layer_views(self._params)]
@@ -263,20 +282,6 @@ class Network:
 
     # -- evaluation ---------------------------------------------------------
 
-    def _check_X(self, X, lazy: bool = False) -> np.ndarray:
-        """X checked; with ``lazy``, left unconverted where it needs a copy,
-        for :meth:`_rows` to convert a chunk at a time."""
-        return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0], lazy=lazy,
-                         accept_sparse=True)
-
-    def _check_XY(self, X, Y, loss: str, encode_labels: bool = False,
-                  lazy: bool = False) -> tuple:
-        X = self._check_X(X, lazy)
-        Y = _check_targets(self, Y, encode_labels)
-        check_rows_match(X, Y)
-        check_targets(Y, loss)
-        return X, Y
-
     def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
         """Network outputs for the rows of ``X``.
 
@@ -317,7 +322,7 @@ class Network:
                 # X, and convert another float dtype or layout block by block
                 return _predict_threads_checking(X, params, self._sizes, self._acts, threads,
                                                  convert=convertible)
-        X = self._check_X(X, lazy=True)
+        X = check_X(self, X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         if not (ready or convertible):  # X had no shape to count rows by until now
             threads = predict_threads(params.shape[0], X.shape[0], n_threads)
@@ -354,11 +359,7 @@ class Network:
         loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = self._check_XY(X, Y, loss, lazy=True)
-        return self._mean_loss(X, Y, code, l2)
-
-    def _mean_loss(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float) -> float:
-        """J on validated arrays, in chunks of ``CHUNK_ROWS`` rows."""
+        X, Y = check_XY(self, X, Y, loss, lazy=True)
         return mean_loss(X, Y, self._params, self._sizes, self._acts, code, l2, CHUNK_ROWS)
 
     def gradients(self, X, Y, loss: str | None = None, l2: float = 0.0) -> tuple:
@@ -383,7 +384,7 @@ class Network:
         loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = self._check_XY(X, Y, loss, lazy=True)
+        X, Y = check_XY(self, X, Y, loss, lazy=True)
         grad = self._flat_gradient(X, Y, code, l2)[1]
         views = self._layer_views(grad)
         return [W for W, _ in views], [b for _, b in views]
@@ -420,11 +421,11 @@ class Network:
         loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = self._check_XY(X, Y, loss)
+        X, Y = check_XY(self, X, Y, loss)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         params = self._params  # one snapshot, whatever other threads do
-        sums = weighted_sums(X, Y, sample_weight, params, self._sizes, self._acts, code)
-        return mean_objective(sums, params, weight_mask(self), l2)
+        return objective(X, Y, sample_weight, params, self._sizes, self._acts, code, l2,
+                         weight_mask(self))
 
     def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
         """(J, flat gradient) on validated arrays; see :func:`_objective.flat_gradient`."""
@@ -610,10 +611,10 @@ class Network:
             raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
         classes_before = getattr(self, "classes_", None)
         try:
-            X, Y = self._check_XY(X, Y, loss, encode_labels=True)
+            X, Y = check_XY(self, X, Y, loss, encode_labels=True)
             sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
-            X, Y, sample_weight, validation = self._validation_rows(
-                X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
+            X, Y, sample_weight, validation = _validation_rows(
+                self, X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
         except Exception:
             self.classes_ = classes_before  # a failed fit learns no classes
             raise
@@ -637,11 +638,11 @@ class Network:
             raise ValueError("with chunks, pass validation_data instead of validation_split")
         shuffle_buffer = 0 if shuffle_buffer is None else check_int(
             shuffle_buffer, "shuffle_buffer", 1)
-        validation = None if validation_data is None else self._validation_scorer(
-            validation_data, loss, code)
+        validation = None if validation_data is None else _validation_scorer(
+            self, validation_data, loss, code)
 
         def check(X, Y, weights):
-            X, Y = self._check_XY(X, Y, loss, encode_labels=True)
+            X, Y = check_XY(self, X, Y, loss, encode_labels=True)
             return X, Y, check_sample_weight(weights, X.shape[0], self.dtype)
 
         training = ChunkedTraining(self, chunk_source(chunks, epochs), check, code, l2, optimizer,
@@ -654,33 +655,19 @@ class Network:
             early_stopping.restore(self)
         return history
 
-    def _validation_rows(self, X, Y, sample_weight, validation_data, validation_split, loss,
-                         code, rng):
-        """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
-        if validation_data is None and type(validation_split) is float and validation_split == 0:
-            return X, Y, sample_weight, None  # the default, without the checks' cost
-        validation_split = check_float(validation_split, "validation_split", minimum=0.0,
-                                       maximum=1.0, strict_max=True)
-        if validation_data is not None and validation_split:
-            raise ValueError("pass validation_data or validation_split, not both")
-        if validation_data is not None:
-            return X, Y, sample_weight, self._validation_scorer(validation_data, loss, code)
-        if not validation_split:
-            return X, Y, sample_weight, None
-        (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
-            (X, Y, sample_weight), validation_split, rng, "validation_split")
-        return X, Y, sample_weight, lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
-
-    def _validation_scorer(self, validation_data, loss: str, code: int):
-        """The validation-loss function of ``validation_data``, checked."""
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a pair (X_val, Y_val)")
-        X_val, Y_val = self._check_XY(*validation_data, loss)
-        return lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
-
     def _training_guard(self) -> "_TrainingGuard":
         """Mark the network as training; refuse a second fit meanwhile."""
-        return _TrainingGuard(self)
+        return _TrainingGuard(self._start_training, self._end_training)
+
+    def _start_training(self) -> None:
+        with self._fit_lock:
+            if self._training:
+                raise RuntimeError("fit is already running on this network in another thread")
+            self._training = True
+
+    def _end_training(self) -> None:
+        with self._fit_lock:
+            self._training = False
 
     # -- classification -----------------------------------------------------
 
@@ -723,7 +710,7 @@ class Network:
         -------
         float
         """
-        X = self._check_X(X)
+        X = check_X(self, X)
         Y = _check_targets(self, Y, encode_labels=False)
         check_rows_match(X, Y)
         weights = check_sample_weight(sample_weight, X.shape[0], self.dtype)
@@ -752,20 +739,22 @@ class Network:
 
     def copy(self) -> "Network":
         """An independent copy with the same architecture and parameters."""
+        return self._clone(self._params.copy())
+
+    def _clone(self, params: np.ndarray) -> "Network":
+        """A network of this one's state (unpickled as it would be) with ``params``."""
+        state = self.__getstate__()
+        state["_params"] = params
         clone = Network.__new__(Network)
-        clone.__dict__.update(self.__dict__)
-        clone._params = self._params.copy()
-        clone._fit_lock = threading.Lock()
-        clone._training = False
+        clone.__setstate__(state)
         return clone
 
     def astype(self, dtype) -> "Network":
         """A copy of this network in another dtype ("float32" or "float64")."""
         dtype = check_dtype(dtype)
-        clone = self.copy()
+        clone = self._clone(self._params.astype(dtype))
         clone.dtype = dtype
-        clone._params = clone._params.astype(dtype)
-        if not np.isfinite(clone._params).all():
+        if not np.isfinite(clone.params).all():
             raise ValueError(f"the parameters overflow {dtype}")
         return clone
 
@@ -773,6 +762,54 @@ class Network:
         hidden = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         return (f"Network({list(self.sizes)}, activation={hidden!r}, "
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
+
+
+def check_X(network, X, lazy: bool = False) -> np.ndarray:
+    """``network``'s X checked; with ``lazy``, left unconverted where it needs
+    a copy, for :func:`fastbp._objective.kernel_rows` to convert a chunk at a time."""
+    return as_matrix(X, network.dtype, "X", n_columns=network.sizes[0], lazy=lazy,
+                     accept_sparse=True)
+
+
+def check_XY(network, X, Y, loss: str, encode_labels: bool = False, lazy: bool = False) -> tuple:
+    """``network``'s X and targets checked for ``loss`` (see :func:`check_X`)."""
+    X = check_X(network, X, lazy)
+    Y = _check_targets(network, Y, encode_labels)
+    check_rows_match(X, Y)
+    check_targets(Y, loss)
+    return X, Y
+
+
+def _validation_loss(X_val, Y_val, code: int):
+    """The validation-loss function fit calls with the network after each epoch."""
+    return lambda net: mean_loss(X_val, Y_val, net.params, *net.kernel_layout, code, 0.0,
+                                 CHUNK_ROWS)
+
+
+def _validation_rows(network, X, Y, sample_weight, validation_data, validation_split, loss,
+                     code, rng):
+    """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
+    if validation_data is None and type(validation_split) is float and validation_split == 0:
+        return X, Y, sample_weight, None  # the default, without the checks' cost
+    validation_split = check_float(validation_split, "validation_split", minimum=0.0,
+                                   maximum=1.0, strict_max=True)
+    if validation_data is not None and validation_split:
+        raise ValueError("pass validation_data or validation_split, not both")
+    if validation_data is not None:
+        return X, Y, sample_weight, _validation_scorer(network, validation_data, loss, code)
+    if not validation_split:
+        return X, Y, sample_weight, None
+    (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
+        (X, Y, sample_weight), validation_split, rng, "validation_split")
+    return X, Y, sample_weight, _validation_loss(X_val, Y_val, code)
+
+
+def _validation_scorer(network, validation_data, loss: str, code: int):
+    """The validation-loss function of ``validation_data``, checked."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("validation_data must be a pair (X_val, Y_val)")
+    X_val, Y_val = check_XY(network, *validation_data, loss)
+    return _validation_loss(X_val, Y_val, code)
 
 
 def _predict_threads_checking(X, params, sizes, acts, threads: int,
@@ -884,19 +921,13 @@ class _TrainingGuard:
     inside, and a second fit in another thread raises RuntimeError. A class
     rather than a generator, for a small fit's fixed cost."""
 
-    __slots__ = ("_network",)
+    __slots__ = ("_start", "_end")
 
-    def __init__(self, network: Network):
-        self._network = network
+    def __init__(self, start, end):
+        self._start, self._end = start, end  # the network's own, which hold its lock
 
     def __enter__(self) -> None:
-        network = self._network
-        with network._fit_lock:
-            if network._training:
-                raise RuntimeError("fit is already running on this network in another thread")
-            network._training = True
+        self._start()
 
     def __exit__(self, *exc_info) -> None:
-        network = self._network
-        with network._fit_lock:
-            network._training = False
+        self._end()
