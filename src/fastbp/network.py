@@ -17,6 +17,7 @@ from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._streaming import ChunkedTraining, chunk_source
 from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
+from ._npz import save as save_npz
 from ._objective import (flat_gradient, kernel_rows, layer_views, mean_loss, objective,
                          weight_mask)
 from ._scores import accuracy, r2_score
@@ -723,8 +724,7 @@ class Network:
 
     def save(self, path) -> None:
         """Write the network to ``path`` as ``.npz`` (atomically); see :func:`fastbp.load`."""
-        from .io import save
-        save(self, path)
+        save_npz(self, path)
 
     def __getstate__(self):
         # locks do not pickle; a restored network gets a fresh one
