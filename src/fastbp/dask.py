@@ -135,7 +135,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._objective import OBJECTIVE_CHUNK_ROWS, weighted_sums, workspace_size
@@ -506,23 +505,12 @@ class _DaskMLP(BaseEstimator):
         dtype = _model_dtype(X.dtype)
         target, class_weights, n_outputs = self._targets(client, y, local)
 
-        layer_units = [X.shape[1]] + hidden + [n_outputs]
-        local._random_state = check_random_state(self.random_state)
-        if warm:
-            if list(local._net.sizes) != layer_units:
-                raise ValueError(f"the network has layers {list(local._net.sizes)}, but this "
-                                 f"fit asks for {layer_units}; use warm_start=False")
-            if local._optimizer_solver != self.solver:
-                local._reset_optimizer()
-        else:
-            local.n_features_in_ = X.shape[1]
-            if isinstance(target, LabelBinarizer):
-                local._label_binarizer = target
-                local.classes_ = target.classes_
-            local._initialize(np.empty((0, n_outputs)), layer_units, dtype)
+        dtype = local._start_distributed_fit([X.shape[1]] + hidden + [n_outputs],
+                                             target if isinstance(target, LabelBinarizer)
+                                             else None, dtype, warm)
         self._local = local
 
-        blocks = self._persist_blocks(client, X, y, sample_weight, target, local._net.dtype,
+        blocks = self._persist_blocks(client, X, y, sample_weight, target, dtype,
                                       class_weights, join=self.solver != "lbfgs")
         try:
             if self.solver == "lbfgs":
@@ -532,7 +520,7 @@ class _DaskMLP(BaseEstimator):
         finally:
             self._copy_fitted_attributes()
             del blocks
-        if not np.isfinite(local._net.params).all():
+        if not all(np.isfinite(array).all() for array in local.coefs_ + local.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
         return self
@@ -596,11 +584,7 @@ class _DaskMLP(BaseEstimator):
     # -- lbfgs --------------------------------------------------------------
 
     def _fit_lbfgs(self, client, blocks):
-        local = self._local
-        sizes, acts = local._net.kernel_layout
-        code = local._loss_code()
-
-        def reduce_once(params):
+        def reduce_once(params, sizes, acts, code):
             # the weights travel inside each task: client.scatter's timeout is
             # not honoured when a worker dies under it (distributed 2026.8: it hung)
             partials = [client.submit(_blocks_loss_gradient, params, sizes, acts, code,
@@ -610,8 +594,8 @@ class _DaskMLP(BaseEstimator):
             return _tree_sum(client, partials).result(timeout=self.timeout)
 
         # the client runs the estimators' own driver on the workers' summed gradients
-        local._run_lbfgs(lambda params: self._with_retries(reduce_once, params),
-                         keep_best_on=DaskFitError)
+        self._local._run_lbfgs(lambda *args: self._with_retries(reduce_once, *args),
+                               keep_best_on=DaskFitError)
 
     def _with_retries(self, work, *args):
         """``work(*args)``, again after a lost worker or a timeout; DaskFitError at last."""
@@ -634,13 +618,7 @@ class _DaskMLP(BaseEstimator):
 
     def _fit_local_epochs(self, client, blocks, n_rows):
         local = self._local
-        if self.batch_size == "auto":
-            batch_size = min(200, n_rows)
-        else:
-            if self.batch_size > n_rows:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
-                              "It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n_rows))
+        batch_size = local._resolved_batch_size(n_rows)
         after_epoch = local._bookkeeping(lambda: n_rows, None, None, None)
         history = {"data_loss": [], "penalty": [], "seconds": []}
         stopped = False

@@ -176,21 +176,24 @@ class _SolverDrivers:
 
     def _run_lbfgs(self, weighted_sums_at, keep_best_on=()) -> None:
         """scikit-learn's lbfgs: SciPy's L-BFGS-B over the network's flat
-        parameters. ``weighted_sums_at(params)`` gives the data term's sums
-        over all rows (:func:`fastbp._objective.weighted_sums`: one machine's
-        rows, or tree-reduced over Dask workers). On an error of
-        ``keep_best_on`` the network keeps the last parameters whose loss and
-        gradient were finite, and ``loss_`` their loss."""
+        parameters. ``weighted_sums_at(params, sizes, acts, loss_code)`` gives
+        the data term's sums over all rows
+        (:func:`fastbp._objective.weighted_sums`: one machine's rows, or
+        tree-reduced over Dask workers). On an error of ``keep_best_on`` the
+        network keeps the last parameters whose loss and gradient were
+        finite, and ``loss_`` their loss."""
         net = self._net
         K = 1.0 / self._loss_scale()
         is_weight = weight_mask(net)
         best = {"loss": np.inf, "params": net.params}
+        model = (*net.kernel_layout, self._loss_code())
 
         def loss_and_gradient(theta):
             params = theta.astype(net.dtype)
             # l2 = alpha*K then /K: the data term is averaged over outputs, the
             # penalty is not, and the gradient is that of this very loss
-            J, grad = mean_objective(weighted_sums_at(params), params, is_weight, self.alpha * K)
+            J, grad = mean_objective(weighted_sums_at(params, *model), params, is_weight,
+                                     self.alpha * K)
             loss = J / K
             if np.isfinite(loss) and np.isfinite(grad).all():
                 best["loss"], best["params"] = loss, params
@@ -220,6 +223,40 @@ class _SolverDrivers:
         self.loss_ = float(result.fun)
         net.replace_params(result.x, check_finite=False)  # fit refuses non-finite weights
         self._bind_weights()
+
+    def _resolved_batch_size(self, n_rows) -> int:
+        """``batch_size`` with "auto" resolved as scikit-learn: min(200, n_rows);
+        a larger int is clipped to n_rows, with scikit-learn's warning. With
+        ``n_rows=None`` (chunks, whose rows are not known): 200, or the int."""
+        if self.batch_size == "auto":
+            return 200 if n_rows is None else min(200, n_rows)
+        if n_rows is None:
+            return int(max(self.batch_size, 1))
+        if self.batch_size > n_rows:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                          "It is going to be clipped")
+        return int(np.clip(self.batch_size, 1, n_rows))
+
+    def _start_distributed_fit(self, layer_units: list, binarizer, dtype, warm: bool):
+        """fastbp.dask's set-up of this (local) estimator, on the client: the
+        random stream restarted; with ``warm`` the network must have
+        ``layer_units`` (the optimiser restarts if the solver changed), else a
+        new one, with the classes of ``binarizer`` (a fitted LabelBinarizer,
+        or None for a regressor). Returns the network's dtype."""
+        self._random_state = check_random_state(self.random_state)
+        if warm:
+            if list(self._net.sizes) != layer_units:
+                raise ValueError(f"the network has layers {list(self._net.sizes)}, but this "
+                                 f"fit asks for {layer_units}; use warm_start=False")
+            if self._optimizer_solver != self.solver:
+                self._reset_optimizer()
+        else:
+            self.n_features_in_ = layer_units[0]
+            if binarizer is not None:
+                self._label_binarizer = binarizer
+                self.classes_ = binarizer.classes_
+            self._initialize(np.empty((0, layer_units[-1])), layer_units, dtype)
+        return self._net.dtype
 
     def _local_epoch(self, X, Y, sample_weight, seed: int, batch_size: int, n_threads) -> dict:
         """One epoch of the minibatch loop from this estimator's state, shuffled
@@ -674,7 +711,7 @@ class _BaseMLP(_SolverDrivers, BaseEstimator):
                 weights = np.require(weights, dtype=dtype, requirements="CA")
             return _kernel_input(X, dtype), np.require(Y, dtype=dtype, requirements="CA"), weights
 
-        batch_size = 200 if self.batch_size == "auto" else int(max(self.batch_size, 1))
+        batch_size = self._resolved_batch_size(None)
 
         def epoch_chunks():  # the first epoch finishes the iterator begun above
             return replay.pop() if replay else source()
@@ -697,13 +734,11 @@ class _BaseMLP(_SolverDrivers, BaseEstimator):
         """Regressors learn nothing here; see MLPClassifier."""
 
     def _fit_lbfgs(self, X, y, sample_weight):
-        sizes, acts = self._net.kernel_layout
-        work = workspace_for(sizes, X.shape[0], self._net.dtype)
-        code = self._loss_code()
+        work = workspace_for(self._net.kernel_layout[0], X.shape[0], self._net.dtype)
         # one batch of all rows: fastbp's own threads only split minibatches
         with training_threads(self._net.sizes, X.shape[0], self.n_threads, per_sample=True):
-            self._run_lbfgs(lambda params: weighted_sums(X, y, sample_weight, params, sizes, acts,
-                                                         code, work))
+            self._run_lbfgs(lambda params, sizes, acts, code: weighted_sums(
+                X, y, sample_weight, params, sizes, acts, code, work))
 
     def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental):
         if self.early_stopping and incremental:
@@ -712,13 +747,7 @@ class _BaseMLP(_SolverDrivers, BaseEstimator):
         if self.early_stopping:
             X, y, sample_weight, X_val, y_val, sw_val = self._validation_split(X, y, sample_weight)
         n = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
-                              "It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n))
+        batch_size = self._resolved_batch_size(n)
         loop = TrainingLoop(self._net, X, y, sample_weight, self._loss_code(), self.alpha,
                             self._optimizer(), batch_size, self.n_threads,
                             self._shuffled_orders(n) if self.shuffle else None)

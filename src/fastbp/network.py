@@ -22,7 +22,7 @@ from ._objective import (flat_gradient, kernel_rows, layer_views, mean_loss, obj
                          weight_mask)
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
-                          check_rows_match, check_sample_weight, check_seed, convert_rows,
+                          check_rows_match, check_sample_weight, check_seed,
                           is_convertible_layout, is_ready_layout, split_rows, usable_as_is)
 from .losses import check_loss, check_targets, resolve_loss
 from .optim import Optimizer, SGD
