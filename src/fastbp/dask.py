@@ -129,11 +129,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
@@ -617,38 +615,17 @@ class _DaskMLP(BaseEstimator):
     # -- adam and sgd: local epochs, averaged -----------------------------------
 
     def _fit_local_epochs(self, client, blocks, n_rows):
-        local = self._local
-        batch_size = local._resolved_batch_size(n_rows)
-        after_epoch = local._bookkeeping(lambda: n_rows, None, None, None)
-        history = {"data_loss": [], "penalty": [], "seconds": []}
-        stopped = False
-        seeds = local._random_state
-
-        def one_round(seed_base):
-            futures = [client.submit(_local_epoch, local, block, seed_base + i, batch_size,
+        def one_round(model, seed_base, batch_size):
+            futures = [client.submit(_local_epoch, model, block, seed_base + i, batch_size,
                                      self.n_threads, workers=[worker], allow_other_workers=True,
                                      pure=False)
                        for i, (worker, (block,)) in enumerate(blocks)]
             self._wait(futures)
             return [future.result(timeout=self.timeout) for future in futures]
 
-        for epoch in range(self.max_iter):
-            started = time.perf_counter()
-            results = self._with_retries(one_round, int(seeds.randint(0, 2**31 - len(blocks))))
-            diverged = [r["diverged"] for r in results if "diverged" in r]
-            if diverged:
-                raise ValueError(
-                    f"the loss became non-finite in iteration {local.n_iter_ + 1}: solver "
-                    f"produced non-finite values ({diverged[0]}). The estimator keeps the "
-                    "weights of the previous iteration.")
-            if local._end_averaged_epoch(results, epoch, history, after_epoch, n_rows,
-                                         time.perf_counter() - started):
-                stopped = True
-                break
-        if len(history["data_loss"]) == self.max_iter and not stopped:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                          "reached and the optimization hasn't converged yet.",
-                          ConvergenceWarning)
+        # the client runs the estimators' own driver on the workers' epochs
+        self._local._run_averaged_epochs(lambda *args: self._with_retries(one_round, *args),
+                                         n_rows, len(blocks))
 
     # -- prediction -----------------------------------------------------------
 

@@ -280,6 +280,31 @@ class _SolverDrivers:
                 "step_count": int(state.step_count), "data_loss": history["data_loss"][-1],
                 "penalty": history["penalty"][-1]}
 
+    def _run_averaged_epochs(self, run_round, n_rows: int, n_parts: int) -> None:
+        """Minibatch epochs averaged over parts of the rows (fastbp.dask's
+        workers). Each round, ``run_round(model, seed_base, batch_size)`` gives
+        the :meth:`_local_epoch` results of every part, trained from ``model``
+        with the seeds ``seed_base + i``; :meth:`_end_averaged_epoch` averages
+        them into this estimator and runs the stopping rule and schedule."""
+        batch_size = self._resolved_batch_size(n_rows)
+        after_epoch = self._bookkeeping(lambda: n_rows, None, None, None)
+        history = {"data_loss": [], "penalty": [], "seconds": []}
+        seeds = self._random_state
+        for epoch in range(self.max_iter):
+            started = time.perf_counter()
+            results = run_round(self, int(seeds.randint(0, 2**31 - n_parts)), batch_size)
+            diverged = [r["diverged"] for r in results if "diverged" in r]
+            if diverged:
+                raise ValueError(
+                    f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver "
+                    f"produced non-finite values ({diverged[0]}). The estimator keeps the "
+                    "weights of the previous iteration.")
+            if self._end_averaged_epoch(results, epoch, history, after_epoch, n_rows,
+                                        time.perf_counter() - started):
+                return
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                      "reached and the optimization hasn't converged yet.", ConvergenceWarning)
+
     def _end_averaged_epoch(self, results: list, epoch: int, history: dict, after_epoch,
                             n_rows: int, seconds: float) -> bool:
         """fastbp.dask's end of a round of :meth:`_local_epoch` results: their
