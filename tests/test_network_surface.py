@@ -231,3 +231,16 @@ def test_parameter_changes_are_refused_while_fit_runs():
 
     net.fit(X, Y, epochs=2, callbacks=[try_changes], seed=0)
     assert refused == [0, 0, 1, 1]
+
+
+def test_kernel_layout_and_params_are_read_only_and_stay_so_after_pickling():
+    import pickle
+    net = fastbp.Network([3, 4, 2], activation="relu", output_activation="softmax", seed=0)
+    for network in (net, pickle.loads(pickle.dumps(net)), net.copy(), net.astype("float32")):
+        sizes, acts = network.kernel_layout
+        np.testing.assert_array_equal(sizes, [3, 4, 2])
+        np.testing.assert_array_equal(acts, [fastbp.ACTIVATIONS["relu"],
+                                             fastbp.ACTIVATIONS["softmax"]])
+        for array in (sizes, acts, network.params):
+            with pytest.raises(ValueError, match="read-only"):
+                array[0] = 1

@@ -108,6 +108,7 @@ class Network:
         self._sizes = np.asarray(sizes, dtype=np.intc)
         self._acts = np.asarray([ACTIVATIONS[a] for a in hidden + (output_activation,)],
                                 dtype=np.intc)
+        self._sizes.flags.writeable = self._acts.flags.writeable = False  # see kernel_layout
         self._params = np.zeros(sum((a + 1) * b for a, b in zip(sizes, sizes[1:])), self.dtype)
         # guards _training and every rebinding of _params by fit and set_weights
         self._fit_lock = threading.Lock()
@@ -231,9 +232,7 @@ class Network:
     @property
     def kernel_layout(self) -> tuple:
         """(sizes, activation codes) as the compiled kernels take them: read-only C ints."""
-        sizes, acts = self._sizes.view(), self._acts.view()
-        sizes.flags.writeable = acts.flags.writeable = False
-        return sizes, acts
+        return self._sizes, self._acts
 
     @property
     def weights(self) -> list:
@@ -745,6 +744,7 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
         self._fit_lock = threading.Lock()
         self._training = False
 
