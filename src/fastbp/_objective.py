@@ -1,11 +1,14 @@
-"""lbfgs's objective: the weighted loss and gradient over all rows, summed
-chunk by chunk so memory stays O(chunk × width + weights), whatever the
-rows (one machine's X, or one Dask worker's partitions)."""
+"""The loss and gradient over all rows, summed chunk by chunk so memory
+stays O(chunk × width + weights), whatever the rows: lbfgs's weighted
+objective (:meth:`fastbp.Network.objective`, one machine's X or one Dask
+worker's partitions), and the sums behind ``Network.loss`` and
+``Network.gradients``."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import _kernels
+from ._validation import convert_rows, usable_as_is
 
 #: rows a pass holds at once: large enough for full-speed products
 OBJECTIVE_CHUNK_ROWS = 4096
@@ -49,11 +52,21 @@ def weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work=None
     return data_sum, grad_sum, weight_sum
 
 
+def objective(X, Y, sample_weight, params, sizes, acts, loss_code, l2: float, is_weight,
+              work=None) -> tuple:
+    """(J, float64 gradient) of all the rows: :func:`weighted_sums` then
+    :func:`mean_objective`; ``is_weight`` from :func:`weight_mask`."""
+    sums = weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work)
+    return mean_objective(sums, params, is_weight, l2)
+
+
 def weight_mask(network) -> np.ndarray:
     """True at the parameters that are weights (biases are not penalised)."""
-    is_weight = np.zeros(network._params.size, bool)
-    for W, _ in network._layer_views(is_weight):
-        W[...] = True
+    is_weight = np.zeros(network.n_params, bool)
+    offset = 0
+    for n_in, n_out in zip(network.sizes, network.sizes[1:]):
+        is_weight[offset:offset + n_in * n_out] = True
+        offset += (n_in + 1) * n_out
     return is_weight
 
 
@@ -66,3 +79,65 @@ def mean_objective(sums, params, is_weight, l2: float) -> tuple:
     grad = grad_sum / weight
     grad[is_weight] += (l2 / weight) * weights
     return J, grad
+
+
+def layer_views(sizes, flat: np.ndarray) -> list:
+    """(W, b) views of each layer inside a flat parameter-shaped vector."""
+    views, offset = [], 0
+    sizes = [int(size) for size in sizes]  # C ints would overflow in the products
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        W = flat[offset:offset + n_in * n_out].reshape(n_in, n_out)
+        offset += n_in * n_out
+        b = flat[offset:offset + n_out]
+        offset += n_out
+        views.append((W, b))
+    return views
+
+
+def kernel_rows(X, start: int, stop: int, dtype) -> np.ndarray:
+    """Rows [start, stop) of a checked X as the kernels read them."""
+    if usable_as_is(X, dtype):
+        return X[start:stop]
+    return convert_rows(X, start, stop, dtype, "X")
+
+
+def mean_loss(X, Y, params, sizes, acts, code: int, l2: float, chunk_rows: int) -> float:
+    """Network's J on validated arrays (X possibly unconverted, see
+    :func:`kernel_rows`), in chunks of ``chunk_rows`` rows."""
+    m = X.shape[0]
+    rows = min(m, chunk_rows)
+    work = np.empty(_kernels.pass_workspace_size(sizes, rows), params.dtype)
+    grad = np.empty_like(params)
+    total = 0.0
+    for start in range(0, m, rows):
+        stop = min(start + rows, m)
+        total += (stop - start) * _kernels.network_loss(
+            kernel_rows(X, start, stop, params.dtype), Y[start:stop], params, sizes, acts,
+            code, 0.0, work, grad)
+    penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in layer_views(sizes, params))
+    return total / m + 0.5 * l2 / m * penalty
+
+
+def flat_gradient(X, Y, params, sizes, acts, code: int, l2: float, chunk_rows: int):
+    """Network's (J, flat gradient) on validated arrays; in chunks of
+    ``chunk_rows`` rows, each weighing its share of the rows, beyond that many."""
+    m = X.shape[0]
+    rows = min(m, chunk_rows)
+    work = np.empty(_kernels.pass_workspace_size(sizes, rows), params.dtype)
+    grad = np.empty_like(params)
+    if m == rows:
+        J = _kernels.network_loss(kernel_rows(X, 0, m, params.dtype), Y, params, sizes, acts,
+                                  code, l2, work, grad)
+        return J, grad
+    total, J = np.zeros(params.shape, np.float64), 0.0
+    for start in range(0, m, rows):
+        stop = min(start + rows, m)
+        J += (stop - start) / m * _kernels.network_loss(
+            kernel_rows(X, start, stop, params.dtype), Y[start:stop], params, sizes, acts,
+            code, 0.0, work, grad)
+        total += (stop - start) / m * grad
+    # the L2 term once, over all m rows (biases are not penalised)
+    for (W, _), (dW, _) in zip(layer_views(sizes, params), layer_views(sizes, total)):
+        J += 0.5 * l2 / m * float(np.dot(W.ravel(), W.ravel()))
+        dW += l2 / m * W
+    return J, total.astype(params.dtype)

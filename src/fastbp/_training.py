@@ -254,7 +254,7 @@ class TrainingLoop:
 
     def _make_trainer(self, live, own_threads, state):
         net = self.network
-        trainer = _kernels.Trainer(net._sizes, net._acts, self.loss_code, self.l2,
+        trainer = _kernels.Trainer(*net.kernel_layout, self.loss_code, self.l2,
                                    self.batch_size, own_threads)
         trainer.set_params(live)
         trainer.set_data(self.X, self.Y, self.sample_weight)
@@ -268,8 +268,8 @@ class TrainingLoop:
         state = optimizer.state(network)
         # The kernels train a private copy; readers in other threads use the
         # last published one, which always holds whole batches.
-        live = aligned_empty(network._params.size, network.dtype)
-        live[...] = network._params
+        live = aligned_empty(network.n_params, network.dtype)
+        live[...] = network.params
         trainer = self._make_trainer(live, own_threads, state)
         rollback = _Rollback(state)
         rows_per_call = self._rows_per_call(live.size)
@@ -341,7 +341,7 @@ class TrainingLoop:
         return history
 
     def _unit_starts(self, unit: _Unit, rollback: _Rollback) -> None:
-        rollback.epoch_starts(unit.first, self.network._params)  # _params equals live here
+        rollback.epoch_starts(unit.first, self.network.params)  # equals live here
         self._units = self._units[-1:] + [unit]
 
     def _epoch_block(self, trainer, live, state, rollback, history, epoch, count, epochs):

@@ -129,19 +129,14 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._objective import (OBJECTIVE_CHUNK_ROWS, mean_objective, weight_mask, weighted_sums,
-                         workspace_size)
+from ._objective import OBJECTIVE_CHUNK_ROWS, weighted_sums, workspace_size
 from ._runtime import training_threads
-from ._training import TrainingDiverged, TrainingLoop
 from ._validation import _as_kernel_array, _check_finite
 from .estimators import MLPClassifier, MLPRegressor
 
@@ -333,30 +328,16 @@ def _add_partials(first, second):
 
 
 def _local_epoch(shared_model, block: _Block, seed: int, batch_size: int, n_threads):
-    """One epoch of the estimator's own minibatch loop over this worker's block.
-
-    Returns the new weights and optimiser buffers, its step count and the
-    epoch's row-averaged data and penalty terms, or the message of a
-    diverged loss under "diverged".
-    """
+    """One epoch of the estimator's own minibatch loop over this worker's block
+    (see ``_BaseMLP._local_epoch``), with the block's rows and weight sum."""
     block = block.aligned()
     model = copy.deepcopy(shared_model)  # never change an argument a retried task may reuse
-    model._random_state = np.random.RandomState(seed)
-    optimizer = model._optimizer()
-    state = model._optimizer_state
-    batch = min(batch_size, block.rows)
-    order = model._shuffled_orders(block.rows) if model.shuffle else None
-    loop = TrainingLoop(model._net, block.X, block.Y, block.sample_weight, model._loss_code(),
-                        model.alpha, optimizer, batch, _worker_threads(n_threads), order)
     started = time.perf_counter()
-    try:
-        history = loop.run(1)
-    except TrainingDiverged as exc:  # its history argument does not survive pickling
-        return {"diverged": str(exc)}
-    return {"params": model._net._params, "buffers": dict(state.buffers),
-            "step_count": int(state.step_count), "data_loss": history["data_loss"][-1],
-            "penalty": history["penalty"][-1], "rows": block.rows,
-            "weight_sum": block.weight_sum, "seconds": time.perf_counter() - started}
+    result = model._local_epoch(block.X, block.Y, block.sample_weight, seed,
+                                min(batch_size, block.rows), _worker_threads(n_threads))
+    result.update(rows=block.rows, weight_sum=block.weight_sum,
+                  seconds=time.perf_counter() - started)
+    return result
 
 
 def _predict_block(block, model, method):
@@ -522,23 +503,12 @@ class _DaskMLP(BaseEstimator):
         dtype = _model_dtype(X.dtype)
         target, class_weights, n_outputs = self._targets(client, y, local)
 
-        layer_units = [X.shape[1]] + hidden + [n_outputs]
-        local._random_state = check_random_state(self.random_state)
-        if warm:
-            if list(local._net.sizes) != layer_units:
-                raise ValueError(f"the network has layers {list(local._net.sizes)}, but this "
-                                 f"fit asks for {layer_units}; use warm_start=False")
-            if local._optimizer_solver != self.solver:
-                local._reset_optimizer()
-        else:
-            local.n_features_in_ = X.shape[1]
-            if isinstance(target, LabelBinarizer):
-                local._label_binarizer = target
-                local.classes_ = target.classes_
-            local._initialize(np.empty((0, n_outputs)), layer_units, dtype)
+        dtype = local._start_distributed_fit([X.shape[1]] + hidden + [n_outputs],
+                                             target if isinstance(target, LabelBinarizer)
+                                             else None, dtype, warm)
         self._local = local
 
-        blocks = self._persist_blocks(client, X, y, sample_weight, target, local._net.dtype,
+        blocks = self._persist_blocks(client, X, y, sample_weight, target, dtype,
                                       class_weights, join=self.solver != "lbfgs")
         try:
             if self.solver == "lbfgs":
@@ -548,7 +518,7 @@ class _DaskMLP(BaseEstimator):
         finally:
             self._copy_fitted_attributes()
             del blocks
-        if not np.isfinite(local._net._params).all():
+        if not all(np.isfinite(array).all() for array in local.coefs_ + local.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
         return self
@@ -612,16 +582,7 @@ class _DaskMLP(BaseEstimator):
     # -- lbfgs --------------------------------------------------------------
 
     def _fit_lbfgs(self, client, blocks):
-        import scipy.optimize
-        local = self._local
-        net = local._net
-        K = 1.0 / local._loss_scale()
-        l2 = self.alpha * K
-        is_weight = weight_mask(net)
-        sizes, acts, code = net._sizes, net._acts, local._loss_code()
-        best = {"loss": np.inf, "params": net._params.copy()}
-
-        def reduce_once(params):
+        def reduce_once(params, sizes, acts, code):
             # the weights travel inside each task: client.scatter's timeout is
             # not honoured when a worker dies under it (distributed 2026.8: it hung)
             partials = [client.submit(_blocks_loss_gradient, params, sizes, acts, code,
@@ -630,37 +591,9 @@ class _DaskMLP(BaseEstimator):
                         for worker, parts in blocks]
             return _tree_sum(client, partials).result(timeout=self.timeout)
 
-        def loss_and_gradient(theta):
-            params = theta.astype(net.dtype)
-            J, grad = mean_objective(self._with_retries(reduce_once, params), params,
-                                     is_weight, l2)
-            loss = J / K
-            if np.isfinite(loss) and np.isfinite(grad).all():
-                best["loss"], best["params"] = loss, params
-            return loss, grad / K
-
-        def count_iteration(intermediate_result):
-            local.n_iter_ += 1
-
-        iprint = {"iprint": 1} if self.verbose else {}
-        local.n_iter_ = 0
-        try:
-            result = scipy.optimize.minimize(
-                loss_and_gradient, net._params.astype(np.float64), method="L-BFGS-B", jac=True,
-                callback=count_iteration,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                         **iprint})
-        except DaskFitError:
-            net._params[...] = best["params"]
-            local.loss_ = float(best["loss"])
-            raise
-        if result.status != 0:
-            warnings.warn(f"lbfgs failed to converge after {result.nit} iterations: "
-                          f"{result.message}. Increase max_iter or scale the data.",
-                          ConvergenceWarning)
-        local.n_iter_ = int(result.nit)
-        local.loss_ = float(result.fun)
-        net._params[...] = result.x
+        # the client runs the estimators' own driver on the workers' summed gradients
+        self._local._run_lbfgs(lambda *args: self._with_retries(reduce_once, *args),
+                               keep_best_on=DaskFitError)
 
     def _with_retries(self, work, *args):
         """``work(*args)``, again after a lost worker or a timeout; DaskFitError at last."""
@@ -682,60 +615,17 @@ class _DaskMLP(BaseEstimator):
     # -- adam and sgd: local epochs, averaged -----------------------------------
 
     def _fit_local_epochs(self, client, blocks, n_rows):
-        local = self._local
-        if self.batch_size == "auto":
-            batch_size = min(200, n_rows)
-        else:
-            if self.batch_size > n_rows:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
-                              "It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n_rows))
-        after_epoch = local._bookkeeping(lambda: n_rows, None, None, None)
-        history = {"data_loss": [], "penalty": [], "seconds": []}
-        stopped = False
-        seeds = local._random_state
-
-        def one_round(seed_base):
-            futures = [client.submit(_local_epoch, local, block, seed_base + i, batch_size,
+        def one_round(model, seed_base, batch_size):
+            futures = [client.submit(_local_epoch, model, block, seed_base + i, batch_size,
                                      self.n_threads, workers=[worker], allow_other_workers=True,
                                      pure=False)
                        for i, (worker, (block,)) in enumerate(blocks)]
             self._wait(futures)
             return [future.result(timeout=self.timeout) for future in futures]
 
-        for epoch in range(self.max_iter):
-            started = time.perf_counter()
-            results = self._with_retries(one_round, int(seeds.randint(0, 2**31 - len(blocks))))
-            diverged = [r["diverged"] for r in results if "diverged" in r]
-            if diverged:
-                raise ValueError(
-                    f"the loss became non-finite in iteration {local.n_iter_ + 1}: solver "
-                    f"produced non-finite values ({diverged[0]}). The estimator keeps the "
-                    "weights of the previous iteration.")
-            optimizer = local._optimizer()
-            state = local._optimizer_state
-            _average_into(local._net._params, [r["params"] for r in results], results)
-            for name, buffer in state.buffers.items():
-                _average_into(buffer, [r["buffers"][name] for r in results], results)
-            state.step_count = max(r["step_count"] for r in results)
-            total = sum(r["weight_sum"] for r in results)
-            history["data_loss"].append(sum(r["data_loss"] * r["weight_sum"] for r in results)
-                                        / total)
-            history["penalty"].append(sum(r["penalty"] * r["weight_sum"] for r in results)
-                                      / total)
-            history["seconds"].append(time.perf_counter() - started)
-            after_epoch(epoch, history, local._net)
-            plateau = local._stopping.update(epoch, history, local._net)
-            optimizer.epoch_ends(state, n_rows)
-            if plateau:
-                if optimizer.plateau(state):
-                    stopped = True
-                    break
-                local._stopping.wait = 0
-        if len(history["data_loss"]) == self.max_iter and not stopped:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                          "reached and the optimization hasn't converged yet.",
-                          ConvergenceWarning)
+        # the client runs the estimators' own driver on the workers' epochs
+        self._local._run_averaged_epochs(lambda *args: self._with_retries(one_round, *args),
+                                         n_rows, len(blocks))
 
     # -- prediction -----------------------------------------------------------
 
@@ -773,15 +663,6 @@ def _tree_sum(client, futures):
             paired.append(futures[-1])
         futures = paired
     return futures[0]
-
-
-def _average_into(out: np.ndarray, arrays: list, results: list) -> None:
-    """Write the row-weight weighted mean of ``arrays`` into ``out``."""
-    total = sum(r["weight_sum"] for r in results)
-    mean = np.zeros(out.shape, np.float64)
-    for array, result in zip(arrays, results):
-        mean += array * (result["weight_sum"] / total)
-    out[...] = mean
 
 
 def _balanced_assignment(parts, workers) -> dict:

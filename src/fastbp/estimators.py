@@ -157,11 +157,183 @@ def _are_chunks(X) -> bool:
     return callable(X) or hasattr(X, "__iter__")
 
 
+def _has_stochastic_solver(estimator) -> bool:
+    """partial_fit's availability: True, or AttributeError naming the solver."""
+    if estimator.solver not in _STOCHASTIC_SOLVERS:
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{estimator.solver} is not stochastic.")
+    return True
+
+
 def _is_int(value) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-class _BaseMLP(BaseEstimator):
+class _SolverDrivers:
+    """The solvers' steps that the local estimators and fastbp.dask share: the
+    lbfgs driver, taking the gradient sums of the rows wherever they lie, and
+    a minibatch epoch from the estimator's state with its averaging."""
+
+    def _run_lbfgs(self, weighted_sums_at, keep_best_on=()) -> None:
+        """scikit-learn's lbfgs: SciPy's L-BFGS-B over the network's flat
+        parameters. ``weighted_sums_at(params, sizes, acts, loss_code)`` gives
+        the data term's sums over all rows
+        (:func:`fastbp._objective.weighted_sums`: one machine's rows, or
+        tree-reduced over Dask workers). On an error of ``keep_best_on`` the
+        network keeps the last parameters whose loss and gradient were
+        finite, and ``loss_`` their loss."""
+        net = self._net
+        K = 1.0 / self._loss_scale()
+        is_weight = weight_mask(net)
+        best = {"loss": np.inf, "params": net.params}
+        model = (*net.kernel_layout, self._loss_code())
+
+        def loss_and_gradient(theta):
+            params = theta.astype(net.dtype)
+            # l2 = alpha*K then /K: the data term is averaged over outputs, the
+            # penalty is not, and the gradient is that of this very loss
+            J, grad = mean_objective(weighted_sums_at(params, *model), params, is_weight,
+                                     self.alpha * K)
+            loss = J / K
+            if np.isfinite(loss) and np.isfinite(grad).all():
+                best["loss"], best["params"] = loss, params
+            return loss, grad / K
+
+        def count_iteration(intermediate_result):
+            self.n_iter_ += 1
+
+        iprint = {"iprint": 1} if self.verbose else {}
+        self.n_iter_ = 0
+        try:
+            result = scipy.optimize.minimize(
+                loss_and_gradient, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
+                callback=count_iteration,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **iprint})
+        except keep_best_on:
+            net.replace_params(best["params"], check_finite=False)
+            self.loss_ = float(best["loss"])
+            self._bind_weights()
+            raise
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iterations: "
+                          f"{result.message}. Increase max_iter or scale the data.",
+                          ConvergenceWarning)
+        self.n_iter_ = int(result.nit)
+        self.loss_ = float(result.fun)
+        net.replace_params(result.x, check_finite=False)  # fit refuses non-finite weights
+        self._bind_weights()
+
+    def _resolved_batch_size(self, n_rows) -> int:
+        """``batch_size`` with "auto" resolved as scikit-learn: min(200, n_rows);
+        a larger int is clipped to n_rows, with scikit-learn's warning. With
+        ``n_rows=None`` (chunks, whose rows are not known): 200, or the int."""
+        if self.batch_size == "auto":
+            return 200 if n_rows is None else min(200, n_rows)
+        if n_rows is None:
+            return int(max(self.batch_size, 1))
+        if self.batch_size > n_rows:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                          "It is going to be clipped")
+        return int(np.clip(self.batch_size, 1, n_rows))
+
+    def _start_distributed_fit(self, layer_units: list, binarizer, dtype, warm: bool):
+        """fastbp.dask's set-up of this (local) estimator, on the client: the
+        random stream restarted; with ``warm`` the network must have
+        ``layer_units`` (the optimiser restarts if the solver changed), else a
+        new one, with the classes of ``binarizer`` (a fitted LabelBinarizer,
+        or None for a regressor). Returns the network's dtype."""
+        self._random_state = check_random_state(self.random_state)
+        if warm:
+            if list(self._net.sizes) != layer_units:
+                raise ValueError(f"the network has layers {list(self._net.sizes)}, but this "
+                                 f"fit asks for {layer_units}; use warm_start=False")
+            if self._optimizer_solver != self.solver:
+                self._reset_optimizer()
+        else:
+            self.n_features_in_ = layer_units[0]
+            if binarizer is not None:
+                self._label_binarizer = binarizer
+                self.classes_ = binarizer.classes_
+            self._initialize(np.empty((0, layer_units[-1])), layer_units, dtype)
+        return self._net.dtype
+
+    def _local_epoch(self, X, Y, sample_weight, seed: int, batch_size: int, n_threads) -> dict:
+        """One epoch of the minibatch loop from this estimator's state, shuffled
+        with ``RandomState(seed)``: fastbp.dask's task on a worker's rows.
+
+        Returns the new weights and optimiser buffers, the step count and the
+        epoch's row-averaged data and penalty terms, or the message of a
+        diverged loss under "diverged".
+        """
+        self._random_state = np.random.RandomState(seed)
+        optimizer = self._optimizer()
+        state = self._optimizer_state
+        order = self._shuffled_orders(X.shape[0]) if self.shuffle else None
+        loop = TrainingLoop(self._net, X, Y, sample_weight, self._loss_code(), self.alpha,
+                            optimizer, batch_size, n_threads, order)
+        try:
+            history = loop.run(1)
+        except TrainingDiverged as exc:  # its history argument does not survive pickling
+            return {"diverged": str(exc)}
+        return {"params": self._net.params, "buffers": dict(state.buffers),
+                "step_count": int(state.step_count), "data_loss": history["data_loss"][-1],
+                "penalty": history["penalty"][-1]}
+
+    def _run_averaged_epochs(self, run_round, n_rows: int, n_parts: int) -> None:
+        """Minibatch epochs averaged over parts of the rows (fastbp.dask's
+        workers). Each round, ``run_round(model, seed_base, batch_size)`` gives
+        the :meth:`_local_epoch` results of every part, trained from ``model``
+        with the seeds ``seed_base + i``; :meth:`_end_averaged_epoch` averages
+        them into this estimator and runs the stopping rule and schedule."""
+        batch_size = self._resolved_batch_size(n_rows)
+        after_epoch = self._bookkeeping(lambda: n_rows, None, None, None)
+        history = {"data_loss": [], "penalty": [], "seconds": []}
+        seeds = self._random_state
+        for epoch in range(self.max_iter):
+            started = time.perf_counter()
+            results = run_round(self, int(seeds.randint(0, 2**31 - n_parts)), batch_size)
+            diverged = [r["diverged"] for r in results if "diverged" in r]
+            if diverged:
+                raise ValueError(
+                    f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver "
+                    f"produced non-finite values ({diverged[0]}). The estimator keeps the "
+                    "weights of the previous iteration.")
+            if self._end_averaged_epoch(results, epoch, history, after_epoch, n_rows,
+                                        time.perf_counter() - started):
+                return
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                      "reached and the optimization hasn't converged yet.", ConvergenceWarning)
+
+    def _end_averaged_epoch(self, results: list, epoch: int, history: dict, after_epoch,
+                            n_rows: int, seconds: float) -> bool:
+        """fastbp.dask's end of a round of :meth:`_local_epoch` results: their
+        weights and optimiser buffers averaged by the workers' row weights,
+        the epoch recorded, the stopping rule and the schedule run. True: stop."""
+        optimizer = self._optimizer()
+        state = self._optimizer_state
+        self._net.replace_params(_weighted_mean([r["params"] for r in results], results),
+                                 check_finite=False)
+        self._bind_weights()
+        for name, buffer in state.buffers.items():
+            buffer[...] = _weighted_mean([r["buffers"][name] for r in results], results)
+        state.step_count = max(r["step_count"] for r in results)
+        total = sum(r["weight_sum"] for r in results)
+        history["data_loss"].append(sum(r["data_loss"] * r["weight_sum"] for r in results)
+                                    / total)
+        history["penalty"].append(sum(r["penalty"] * r["weight_sum"] for r in results) / total)
+        history["seconds"].append(seconds)
+        after_epoch(epoch, history, self._net)
+        plateau = self._stopping.update(epoch, history, self._net)
+        optimizer.epoch_ends(state, n_rows)
+        if plateau:
+            if optimizer.plateau(state):
+                return True
+            self._stopping.wait = 0
+        return False
+
+
+class _BaseMLP(_SolverDrivers, BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor`."""
 
     # scikit-learn's rules, plus fastbp's own: activation lists and n_threads
@@ -368,11 +540,9 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = "logistic"
         self._net = self._build_network(layer_units, dtype)
         # Glorot uniform for weights and biases, as scikit-learn initialises
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        for W, b in self._net._layer_views(self._net._params):
-            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
-            W[...] = self._random_state.uniform(-bound, bound, W.shape)
-            b[...] = self._random_state.uniform(-bound, bound, b.shape)
+        self._net.init_weights(self._random_state,
+                               factor=2.0 if self.activation == "logistic" else 6.0,
+                               biases="uniform")
         self._bind_weights()
         self._reset_optimizer()
         self._stopping = None
@@ -503,7 +673,7 @@ class _BaseMLP(BaseEstimator):
                 self._fit_lbfgs(X, y, sample_weight)
         finally:
             self._bind_weights()  # training replaced the parameter array
-        if not np.isfinite(self._net._params).all():
+        if not np.isfinite(self._net.params).all():
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
@@ -566,7 +736,7 @@ class _BaseMLP(BaseEstimator):
                 weights = np.require(weights, dtype=dtype, requirements="CA")
             return _kernel_input(X, dtype), np.require(Y, dtype=dtype, requirements="CA"), weights
 
-        batch_size = 200 if self.batch_size == "auto" else int(max(self.batch_size, 1))
+        batch_size = self._resolved_batch_size(None)
 
         def epoch_chunks():  # the first epoch finishes the iterator begun above
             return replay.pop() if replay else source()
@@ -581,7 +751,7 @@ class _BaseMLP(BaseEstimator):
                                lambda: training.stopped, False, lambda: training.rows_seen)
         finally:
             self._bind_weights()
-        if not np.isfinite(self._net._params).all():
+        if not np.isfinite(self._net.params).all():
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
@@ -589,35 +759,11 @@ class _BaseMLP(BaseEstimator):
         """Regressors learn nothing here; see MLPClassifier."""
 
     def _fit_lbfgs(self, X, y, sample_weight):
-        net = self._net
-        K = 1.0 / self._loss_scale()
-        work = workspace_for(net._sizes, X.shape[0], net.dtype)
-        is_weight = weight_mask(net)
-        code = self._loss_code()
-
-        def loss_and_gradient(theta):
-            net._params[...] = theta
-            sums = weighted_sums(X, y, sample_weight, net._params, net._sizes, net._acts, code,
-                                 work)
-            # l2 = alpha*K then /K: the data term is averaged over outputs, the
-            # penalty is not, and the gradient is that of this very loss
-            J, grad = mean_objective(sums, net._params, is_weight, self.alpha * K)
-            return J / K, grad / K
-
-        iprint = {"iprint": 1} if self.verbose else {}
+        work = workspace_for(self._net.kernel_layout[0], X.shape[0], self._net.dtype)
         # one batch of all rows: fastbp's own threads only split minibatches
-        with training_threads(net.sizes, X.shape[0], self.n_threads, per_sample=True):
-            result = scipy.optimize.minimize(
-                loss_and_gradient, net._params.astype(np.float64), method="L-BFGS-B", jac=True,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                         **iprint})
-        if result.status != 0:
-            warnings.warn(f"lbfgs failed to converge after {result.nit} iterations: "
-                          f"{result.message}. Increase max_iter or scale the data.",
-                          ConvergenceWarning)
-        self.n_iter_ = int(result.nit)
-        self.loss_ = float(result.fun)
-        net._params[...] = result.x
+        with training_threads(self._net.sizes, X.shape[0], self.n_threads, per_sample=True):
+            self._run_lbfgs(lambda params, sizes, acts, code: weighted_sums(
+                X, y, sample_weight, params, sizes, acts, code, work))
 
     def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental):
         if self.early_stopping and incremental:
@@ -626,13 +772,7 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             X, y, sample_weight, X_val, y_val, sw_val = self._validation_split(X, y, sample_weight)
         n = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
-                              "It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n))
+        batch_size = self._resolved_batch_size(n)
         loop = TrainingLoop(self._net, X, y, sample_weight, self._loss_code(), self.alpha,
                             self._optimizer(), batch_size, self.n_threads,
                             self._shuffled_orders(n) if self.shuffle else None)
@@ -810,10 +950,7 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
-        return True
+        return _has_stochastic_solver(self)
 
     # -- weight interop -----------------------------------------------------
 
@@ -872,22 +1009,33 @@ class _BaseMLP(BaseEstimator):
     @classmethod
     def from_sklearn(cls, estimator):
         """A fastbp estimator holding a fitted scikit-learn MLP's parameters and weights."""
-        params = {k: v for k, v in estimator.get_params().items()}
-        ours = cls(**params)
-        ours._validate_params()
-        ours._random_state = check_random_state(ours.random_state)
+        ours = cls(**estimator.get_params())
+        ours._adopt_fitted(estimator)
+        return ours
+
+    def _adopt_fitted(self, estimator) -> None:
+        """:meth:`from_sklearn`'s work: the fitted attributes and weights of ``estimator``."""
+        self._validate_params()
+        self._random_state = check_random_state(self.random_state)
         for name in ("n_features_in_", "classes_", "_label_binarizer", "feature_names_in_"):
             if hasattr(estimator, name):
-                setattr(ours, name, getattr(estimator, name))
+                setattr(self, name, getattr(estimator, name))
         sizes = [estimator.coefs_[0].shape[0]] + [W.shape[1] for W in estimator.coefs_]
-        dtype = estimator.coefs_[0].dtype
-        ours._initialize(np.empty((0, sizes[-1])), sizes, dtype)
-        ours._net.set_weights(estimator.coefs_, estimator.intercepts_)
-        ours._bind_weights()
+        self._initialize(np.empty((0, sizes[-1])), sizes, estimator.coefs_[0].dtype)
+        self._net.set_weights(estimator.coefs_, estimator.intercepts_)
+        self._bind_weights()
         for name in ("n_iter_", "t_", "loss_", "loss_curve_", "best_loss_"):
             if hasattr(estimator, name):
-                setattr(ours, name, getattr(estimator, name))
-        return ours
+                setattr(self, name, getattr(estimator, name))
+
+
+def _weighted_mean(arrays: list, results: list) -> np.ndarray:
+    """The mean of ``arrays`` weighted by each result's "weight_sum", in float64."""
+    total = sum(r["weight_sum"] for r in results)
+    mean = np.zeros(arrays[0].shape, np.float64)
+    for array, result in zip(arrays, results):
+        mean += array * (result["weight_sum"] / total)
+    return mean
 
 
 def _same_arrays(given: list, bound: tuple) -> bool:
@@ -1095,7 +1243,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._outputs_to_predictions(self._forward(X))
 
-    @available_if(lambda est: est._check_solver())
+    @available_if(_has_stochastic_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one pass over (X, y).
@@ -1220,7 +1368,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._outputs_to_predictions(self._forward(X))
 
-    @available_if(lambda est: est._check_solver())
+    @available_if(_has_stochastic_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one pass over (X, y).

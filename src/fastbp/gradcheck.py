@@ -16,8 +16,10 @@ from typing import NamedTuple
 import numpy as np
 
 from . import reference
+from ._objective import flat_gradient
 from ._validation import check_float, check_int
 from .losses import check_loss, resolve_loss
+from .network import CHUNK_ROWS, check_X, check_XY
 
 #: the compiled gradient may differ from an exact one by this fraction of the
 #: magnitude of the terms it sums (about 1e6 float64 and 1.7e3 float32 units of
@@ -270,8 +272,8 @@ def gradcheck(net, X, Y, loss: str | None = None, l2: float = 0.0, eps: float = 
     compiled = _flatten(dW, db)
 
     # the oracles see exactly the numbers the kernels saw, widened to float64
-    X64 = net._check_X(X).astype(np.float64)
-    Y64 = np.asarray(net._check_XY(X, Y, loss)[1], dtype=np.float64)
+    X64 = check_X(net, X).astype(np.float64)
+    Y64 = np.asarray(check_XY(net, X, Y, loss)[1], dtype=np.float64)
     activations = list(net.activations) + [net.output_activation]
     weights = [W.astype(np.float64) for W in net.weights]
     biases = [b.astype(np.float64) for b in net.biases]
@@ -282,7 +284,8 @@ def gradcheck(net, X, Y, loss: str | None = None, l2: float = 0.0, eps: float = 
 
     net64 = net.astype("float64")
     code = check_loss(loss, net.output_activation)
-    theta = net64._params
+    theta = net64.params.copy()  # perturbed in place below
+    layout = net64.kernel_layout
     indices = np.arange(theta.size)
     if max_params is not None and theta.size > max_params:
         indices = np.sort(np.random.default_rng(seed).choice(theta.size, max_params, replace=False))
@@ -290,9 +293,9 @@ def gradcheck(net, X, Y, loss: str | None = None, l2: float = 0.0, eps: float = 
     def central_difference(k: int, step: float) -> float:
         saved = theta[k]
         theta[k] = saved + step
-        plus = net64._flat_gradient(X64, Y64, code, l2)[0]
+        plus = flat_gradient(X64, Y64, theta, *layout, code, l2, CHUNK_ROWS)[0]
         theta[k] = saved - step
-        minus = net64._flat_gradient(X64, Y64, code, l2)[0]
+        minus = flat_gradient(X64, Y64, theta, *layout, code, l2, CHUNK_ROWS)[0]
         theta[k] = saved
         return (plus - minus) / (2 * step)
 

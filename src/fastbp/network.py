@@ -6,6 +6,7 @@ compiled kernels in :mod:`fastbp._kernels`.
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 
 import numpy as np
@@ -16,9 +17,12 @@ from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._streaming import ChunkedTraining, chunk_source
 from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
+from ._npz import save as save_npz
+from ._objective import (flat_gradient, kernel_rows, layer_views, mean_loss, objective,
+                         weight_mask)
 from ._scores import accuracy, r2_score
 from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
-                          check_rows_match, check_sample_weight, check_seed, convert_rows,
+                          check_rows_match, check_sample_weight, check_seed,
                           is_convertible_layout, is_ready_layout, split_rows, usable_as_is)
 from .losses import check_loss, check_targets, resolve_loss
 from .optim import Optimizer, SGD
@@ -104,36 +108,106 @@ class Network:
         self._sizes = np.asarray(sizes, dtype=np.intc)
         self._acts = np.asarray([ACTIVATIONS[a] for a in hidden + (output_activation,)],
                                 dtype=np.intc)
+        self._sizes.flags.writeable = self._acts.flags.writeable = False  # see kernel_layout
         self._params = np.zeros(sum((a + 1) * b for a, b in zip(sizes, sizes[1:])), self.dtype)
         # guards _training and every rebinding of _params by fit and set_weights
         self._fit_lock = threading.Lock()
         self._training = False
         #: the labels of the output units after a fit on class labels, else None
         self.classes_ = None
-        self._init_weights(check_seed(seed))
+        self.init_weights(np.random.default_rng(check_seed(seed)))
 
     # -- parameters ---------------------------------------------------------
 
     def _layer_views(self, flat: np.ndarray):
         """(W, b) views of each layer inside a flat parameter-shaped vector."""
-        views, offset = [], 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            W = flat[offset:offset + n_in * n_out].reshape(n_in, n_out)
-            offset += n_in * n_out
-            b = flat[offset:offset + n_out]
-            offset += n_out
-            views.append((W, b))
-        return views
+        return layer_views(self.sizes, flat)
 
-    def _init_weights(self, seed) -> None:
-        rng = np.random.default_rng(seed)
-        for (W, b), act in zip(self._layer_views(self._params), self._acts):
-            n_in, n_out = W.shape
-            # Glorot uniform; sigmoid's gentler slope takes a smaller range
-            factor = 2.0 if act == ACTIVATIONS["sigmoid"] else 6.0
-            bound = math.sqrt(factor / (n_in + n_out))
+    def init_weights(self, rng=None, *, factor=None, biases: str = "zeros") -> None:
+        """Draw new weights: Glorot uniform, fastbp's one initialisation.
+
+        Layer by layer, ``W`` (n_in, n_out) is drawn row by row, uniformly from
+        [-r, r], r = sqrt(factor / (n_in + n_out)). The constructor calls
+        ``init_weights(default_rng(seed))``, the estimators (as scikit-learn)
+        ``init_weights(random_state, factor=2 or 6, biases="uniform")``.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator, numpy.random.RandomState, int or None
+            The source of the draws; an int or None seeds ``default_rng``.
+        factor : float or None, default=None
+            None: 2 for a sigmoid layer (its gentler slope takes a smaller
+            range), 6 for any other. A positive number: that for every layer.
+        biases : {"zeros", "uniform"}, default="zeros"
+            "uniform" draws each layer's biases from its weights' range, right
+            after its weights.
+
+        Raises
+        ------
+        TypeError
+            If ``rng`` is not a generator, an int or None.
+        ValueError
+            On a factor that is not positive and finite, or other ``biases``.
+        RuntimeError
+            While :meth:`fit` runs on this network in another thread.
+        """
+        rng = _check_rng(rng)
+        if factor is not None:
+            factor = check_float(factor, "factor", minimum=0.0, strict=True)
+        check_choice(biases, ("zeros", "uniform"), "biases")
+        new = np.zeros_like(self._params)
+        for (W, b), act in zip(self._layer_views(new), self._acts):
+            layer_factor = factor if factor is not None else (
+                2.0 if act == ACTIVATIONS["sigmoid"] else 6.0)
+            bound = math.sqrt(layer_factor / (W.shape[0] + W.shape[1]))
             W[...] = rng.uniform(-bound, bound, size=W.shape)
-            b[...] = 0
+            if biases == "uniform":
+                b[...] = rng.uniform(-bound, bound, size=b.shape)
+        self._publish(new, "set the weights")
+
+    def replace_params(self, flat, *, check_finite: bool = True) -> None:
+        """Replace all weights and biases with one flat vector, as an optimiser sees them.
+
+        The layout is that of :meth:`objective`'s gradient: for each layer,
+        input first, its weights row by row, then its biases.
+
+        Parameters
+        ----------
+        flat : array_like of shape (n_params,)
+            Real numbers, copied in the network's dtype.
+        check_finite : bool, default=True
+            Refuse NaN and infinite values (also float64 values beyond a
+            float32 network's range). False takes them as they are.
+
+        Raises
+        ------
+        TypeError
+            If ``flat`` does not hold real numbers.
+        ValueError
+            On another shape, or non-finite values. Nothing is changed then.
+        RuntimeError
+            While :meth:`fit` runs on this network in another thread.
+        """
+        values = np.asarray(flat)
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"flat must hold real numbers, got dtype {values.dtype}")
+        if values.shape != self._params.shape:
+            raise ValueError(f"flat has shape {values.shape}, expected {self._params.shape}")
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: caught below
+            new = values.astype(self.dtype)
+        if check_finite and not np.isfinite(new).all():
+            if not np.isfinite(values).all():
+                raise ValueError("flat holds NaN or infinite values")
+            raise ValueError(f"flat holds values beyond the range of {self.dtype}")
+        self._publish(new, "replace the parameters")
+
+    def _publish(self, new: np.ndarray, action: str) -> None:
+        """Make ``new`` the parameter array, unless a fit runs."""
+        with self._fit_lock:
+            if self._training:
+                raise RuntimeError(f"cannot {action} while fit runs on this network "
+                                   "in another thread")
+            self._params = new  # a new array: other threads keep the snapshot they hold
 
     @property
     def n_layers(self) -> int:
@@ -144,6 +218,21 @@ class Network:
     def n_params(self) -> int:
         """Total number of weights and biases."""
         return self._params.size
+
+    @property
+    def params(self) -> np.ndarray:
+        """A read-only view of the flat parameters, in :meth:`replace_params`' layout.
+
+        fit, :meth:`set_weights` and :meth:`replace_params` bind a new array
+        rather than write into this one: a view keeps the values of its time."""
+        view = self._params.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def kernel_layout(self) -> tuple:
+        """(sizes, activation codes) as the compiled kernels take them: read-only C ints."""
+        return self._sizes, self._acts
 
     @property
     def weights(self) -> list:
@@ -185,63 +274,9 @@ class Network:
                     raise ValueError(f"{name} has shape {np.shape(given)}, expected {target.shape}")
                 target[...] = as_matrix(np.reshape(given, (-1, target.shape[-1])), self.dtype,
                                         name).reshape(target.shape)
-        with self._fit_lock:
-            if self._training:
-                raise RuntimeError("cannot set the weights while fit runs on this network "
-                                   "in another thread")
-            # a new array, not a copy into the old one: readers in other
-            # threads keep the snapshot they hold
-            self._params = new
+        self._publish(new, "set the weights")
 
     # -- evaluation ---------------------------------------------------------
-
-    def _check_X(self, X, lazy: bool = False) -> np.ndarray:
-        """X checked; with ``lazy``, left unconverted where it needs a copy,
-        for :meth:`_rows` to convert a chunk at a time."""
-        return as_matrix(X, self.dtype, "X", n_columns=self.sizes[0], lazy=lazy,
-                         accept_sparse=True)
-
-    def _rows(self, X: np.ndarray, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) of a checked X as the kernels read them."""
-        if usable_as_is(X, self.dtype):
-            return X[start:stop]
-        return convert_rows(X, start, stop, self.dtype, "X")
-
-    def _check_XY(self, X, Y, loss: str, encode_labels: bool = False,
-                  lazy: bool = False) -> tuple:
-        X = self._check_X(X, lazy)
-        Y = self._check_Y(Y, encode_labels)
-        check_rows_match(X, Y)
-        check_targets(Y, loss)
-        return X, Y
-
-    def _check_Y(self, Y, encode_labels: bool) -> np.ndarray:
-        """Targets as a matrix; class labels become one-hot rows (or a 0/1
-        column) for softmax/sigmoid outputs, with ``encode_labels`` fixing the
-        classes when the network has none yet."""
-        n_outputs = self.sizes[-1]
-        if not hasattr(Y, "dtype"):
-            Y = np.asarray(Y)
-        classifier = self.output_activation in _labels.CLASSIFIER_OUTPUTS
-        # whole-number floats are labels for a classifier output only: for
-        # the others (identity, tanh, relu) a 1-D float array is a target
-        if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
-                classifier and _labels.is_whole_float_vector(Y)):
-            classes = getattr(self, "classes_", None)
-            if classes is None:
-                classes = _labels.infer_classes(Y, n_outputs, self.output_activation)
-                if encode_labels:
-                    self.classes_ = classes
-            return _labels.targets(Y, classes, n_outputs, self.dtype)
-        if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
-            fraction = (_labels.first_fraction(Y)
-                        if classifier and Y.dtype.kind == "f" else "")
-            raise ValueError(
-                f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
-                "(integers, strings, or floats that are all whole numbers) for a softmax or "
-                f"sigmoid output, or targets of shape (n, {n_outputs})"
-                + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
-        return as_matrix(Y, self.dtype, "Y", n_columns=n_outputs, allow_vector=True)
 
     def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
         """Network outputs for the rows of ``X``.
@@ -281,8 +316,9 @@ class Network:
             if threads:
                 # the threads check X through z_1 (rows x sizes[1]), no pass over
                 # X, and convert another float dtype or layout block by block
-                return self._predict_threads_checking(X, params, threads, convert=convertible)
-        X = self._check_X(X, lazy=True)
+                return _predict_threads_checking(X, params, self._sizes, self._acts, threads,
+                                                 convert=convertible)
+        X = check_X(self, X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         if not (ready or convertible):  # X had no shape to count rows by until now
             threads = predict_threads(params.shape[0], X.shape[0], n_threads)
@@ -291,50 +327,12 @@ class Network:
                 # one kernel call, which sizes its own workspace
                 _kernels.network_predict(X, params, self._sizes, self._acts, None, out)
             else:
-                self._predict_chunks(X, params, out, 1)
+                _predict_chunks(X, params, self._sizes, self._acts, out, 1)
             return out
         # a big call: BLAS threads would only fight fastbp's (or another predict's)
         with blas_threads.limit(1):
-            self._predict_chunks(X, params, out, threads)
+            _predict_chunks(X, params, self._sizes, self._acts, out, threads)
         return out
-
-    def _predict_threads_checking(self, X, params, threads: int,
-                                  convert: bool = False) -> np.ndarray:
-        """predict of a dense X of the network's dtype and layout (with
-        ``convert``: float32 or float64 of any layout) on ``threads`` threads,
-        whose kernel rejects NaN and infinity in X."""
-        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        with blas_threads.limit(1):
-            if self._predict_chunks(X, params, out, threads, check_finite=True,
-                                    convert=convert):
-                return out
-        as_matrix(X, self.dtype, "X", n_columns=self.sizes[0])  # raises, naming the value
-        raise ValueError("X holds values that are not finite")  # not reached
-
-    def _predict_chunks(self, X, params, out, threads: int, check_finite: bool = False,
-                        convert: bool = False) -> bool:
-        """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
-        threads of fastbp's own (1: this one). With ``check_finite``, the kernel
-        checks X's blocks as it reads them (through the first layer's
-        pre-activation), and the result is False when one held a NaN or
-        infinity. With ``convert``, the kernel converts X's rows (float32 or
-        float64, any layout) block by block."""
-        m = X.shape[0]
-        rows = min(m, CHUNK_ROWS * threads)
-        share = _kernels.predict_workspace_share(self._sizes, rows, threads, convert)
-        # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
-        work = np.empty(share, self.dtype) if threads == 1 else aligned_empty(
-            threads * share, self.dtype)
-        for start in range(0, m, rows):
-            stop = min(start + rows, m)
-            X_rows = X[start:stop] if convert else self._rows(X, start, stop)
-            out_rows = out[start:stop]
-            if threads == 1 and not check_finite:
-                _kernels.network_predict(X_rows, params, self._sizes, self._acts, work, out_rows)
-            elif _kernels.network_predict_threads(X_rows, params, self._sizes, self._acts, work,
-                                                  out_rows, threads, check_finite) < 0:
-                return False
-        return True
 
     def loss(self, X, Y, loss: str | None = None, l2: float = 0.0) -> float:
         """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
@@ -357,24 +355,8 @@ class Network:
         loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = self._check_XY(X, Y, loss, lazy=True)
-        return self._mean_loss(X, Y, code, l2)
-
-    def _mean_loss(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float) -> float:
-        """J on validated arrays, in chunks of ``CHUNK_ROWS`` rows."""
-        m = X.shape[0]
-        params = self._params  # one snapshot for every chunk, whatever other threads do
-        rows = min(m, CHUNK_ROWS)
-        work = np.empty(_kernels.pass_workspace_size(self._sizes, rows), self.dtype)
-        grad = np.empty_like(params)
-        total = 0.0
-        for start in range(0, m, rows):
-            stop = min(start + rows, m)
-            total += (stop - start) * _kernels.network_loss(
-                self._rows(X, start, stop), Y[start:stop], params, self._sizes, self._acts,
-                code, 0.0, work, grad)
-        penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in self._layer_views(params))
-        return total / m + 0.5 * l2 / m * penalty
+        X, Y = check_XY(self, X, Y, loss, lazy=True)
+        return mean_loss(X, Y, self._params, self._sizes, self._acts, code, l2, CHUNK_ROWS)
 
     def gradients(self, X, Y, loss: str | None = None, l2: float = 0.0) -> tuple:
         """Gradients of :meth:`loss` with respect to the weights and biases.
@@ -398,35 +380,67 @@ class Network:
         loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = self._check_XY(X, Y, loss, lazy=True)
+        X, Y = check_XY(self, X, Y, loss, lazy=True)
         grad = self._flat_gradient(X, Y, code, l2)[1]
         views = self._layer_views(grad)
         return [W for W, _ in views], [b for _, b in views]
 
-    def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
-        """(J, flat gradient) on validated arrays; in chunks of ``CHUNK_ROWS``
-        rows, each weighing its share of the rows, beyond that many."""
+    def objective(self, X, Y, sample_weight=None, l2: float = 0.0, *,
+                  loss: str | None = None) -> tuple:
+        """The weighted loss and its gradient as one flat vector, for optimisers.
+
+        J = Σ w·J_row / Σ w + l2/(2·Σ w)·Σ‖W‖² (biases are not penalised),
+        summed 4096 rows at a time (memory O(4096 × width + weights)) as the
+        estimators' ``solver="lbfgs"`` sums it. For
+        :func:`scipy.optimize.minimize` with ``jac=True``; set its result
+        with :meth:`replace_params`.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        sample_weight : array_like of shape (m,), optional
+            Non-negative weights of the rows; None weighs each row 1.
+        l2 : float, default=0.0
+            λ of the penalty.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`.
+
+        Returns
+        -------
+        loss : float
+            J at the current parameters.
+        gradient : ndarray of shape (n_params,), float64
+            dJ/dθ in the layout of :meth:`replace_params`.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.optimize, fastbp
+        >>> net = fastbp.Network([2, 8, 1], "tanh", "identity", seed=0)
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> Y = X[:, :1] * X[:, 1:]
+        >>> def loss_and_gradient(theta):
+        ...     net.replace_params(theta)
+        ...     return net.objective(X, Y)
+        >>> result = scipy.optimize.minimize(loss_and_gradient, net.params, jac=True,
+        ...                                  method="L-BFGS-B", options={"maxiter": 50})
+        >>> net.replace_params(result.x)
+        >>> round(net.loss(X, Y), 2)  # from 0.47
+        0.0
+        """
+        loss = resolve_loss(loss, self.output_activation)
+        code = check_loss(loss, self.output_activation)
+        l2 = check_float(l2, "l2", minimum=0.0)
+        X, Y = check_XY(self, X, Y, loss)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         params = self._params  # one snapshot, whatever other threads do
-        m = X.shape[0]
-        rows = min(m, CHUNK_ROWS)
-        work = np.empty(_kernels.pass_workspace_size(self._sizes, rows), self.dtype)
-        grad = np.empty_like(params)
-        if m == rows:
-            J = _kernels.network_loss(self._rows(X, 0, m), Y, params, self._sizes, self._acts,
-                                      code, l2, work, grad)
-            return J, grad
-        total, J = np.zeros(params.shape, np.float64), 0.0
-        for start in range(0, m, rows):
-            stop = min(start + rows, m)
-            J += (stop - start) / m * _kernels.network_loss(
-                self._rows(X, start, stop), Y[start:stop], params, self._sizes, self._acts,
-                code, 0.0, work, grad)
-            total += (stop - start) / m * grad
-        # the L2 term once, over all m rows (biases are not penalised)
-        for (W, _), (dW, _) in zip(self._layer_views(params), self._layer_views(total)):
-            J += 0.5 * l2 / m * float(np.dot(W.ravel(), W.ravel()))
-            dW += l2 / m * W
-        return J, total.astype(self.dtype)
+        return objective(X, Y, sample_weight, params, self._sizes, self._acts, code, l2,
+                         weight_mask(self))
+
+    def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
+        """(J, flat gradient) on validated arrays; see :func:`_objective.flat_gradient`."""
+        return flat_gradient(X, Y, self._params, self._sizes, self._acts, code, l2, CHUNK_ROWS)
 
     # -- training -----------------------------------------------------------
 
@@ -608,10 +622,10 @@ class Network:
             raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
         classes_before = getattr(self, "classes_", None)
         try:
-            X, Y = self._check_XY(X, Y, loss, encode_labels=True)
+            X, Y = check_XY(self, X, Y, loss, encode_labels=True)
             sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
-            X, Y, sample_weight, validation = self._validation_rows(
-                X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
+            X, Y, sample_weight, validation = _validation_rows(
+                self, X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
         except Exception:
             self.classes_ = classes_before  # a failed fit learns no classes
             raise
@@ -635,11 +649,11 @@ class Network:
             raise ValueError("with chunks, pass validation_data instead of validation_split")
         shuffle_buffer = 0 if shuffle_buffer is None else check_int(
             shuffle_buffer, "shuffle_buffer", 1)
-        validation = None if validation_data is None else self._validation_scorer(
-            validation_data, loss, code)
+        validation = None if validation_data is None else _validation_scorer(
+            self, validation_data, loss, code)
 
         def check(X, Y, weights):
-            X, Y = self._check_XY(X, Y, loss, encode_labels=True)
+            X, Y = check_XY(self, X, Y, loss, encode_labels=True)
             return X, Y, check_sample_weight(weights, X.shape[0], self.dtype)
 
         training = ChunkedTraining(self, chunk_source(chunks, epochs), check, code, l2, optimizer,
@@ -652,33 +666,19 @@ class Network:
             early_stopping.restore(self)
         return history
 
-    def _validation_rows(self, X, Y, sample_weight, validation_data, validation_split, loss,
-                         code, rng):
-        """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
-        if validation_data is None and type(validation_split) is float and validation_split == 0:
-            return X, Y, sample_weight, None  # the default, without the checks' cost
-        validation_split = check_float(validation_split, "validation_split", minimum=0.0,
-                                       maximum=1.0, strict_max=True)
-        if validation_data is not None and validation_split:
-            raise ValueError("pass validation_data or validation_split, not both")
-        if validation_data is not None:
-            return X, Y, sample_weight, self._validation_scorer(validation_data, loss, code)
-        if not validation_split:
-            return X, Y, sample_weight, None
-        (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
-            (X, Y, sample_weight), validation_split, rng, "validation_split")
-        return X, Y, sample_weight, lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
-
-    def _validation_scorer(self, validation_data, loss: str, code: int):
-        """The validation-loss function of ``validation_data``, checked."""
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a pair (X_val, Y_val)")
-        X_val, Y_val = self._check_XY(*validation_data, loss)
-        return lambda net: net._mean_loss(X_val, Y_val, code, 0.0)
-
     def _training_guard(self) -> "_TrainingGuard":
         """Mark the network as training; refuse a second fit meanwhile."""
-        return _TrainingGuard(self)
+        return _TrainingGuard(self._start_training, self._end_training)
+
+    def _start_training(self) -> None:
+        with self._fit_lock:
+            if self._training:
+                raise RuntimeError("fit is already running on this network in another thread")
+            self._training = True
+
+    def _end_training(self) -> None:
+        with self._fit_lock:
+            self._training = False
 
     # -- classification -----------------------------------------------------
 
@@ -721,8 +721,8 @@ class Network:
         -------
         float
         """
-        X = self._check_X(X)
-        Y = self._check_Y(Y, encode_labels=False)
+        X = check_X(self, X)
+        Y = _check_targets(self, Y, encode_labels=False)
         check_rows_match(X, Y)
         weights = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         if self.output_activation in _labels.CLASSIFIER_OUTPUTS:
@@ -734,8 +734,7 @@ class Network:
 
     def save(self, path) -> None:
         """Write the network to ``path`` as ``.npz`` (atomically); see :func:`fastbp.load`."""
-        from .io import save
-        save(self, path)
+        save_npz(self, path)
 
     def __getstate__(self):
         # locks do not pickle; a restored network gets a fresh one
@@ -745,25 +744,28 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
         self._fit_lock = threading.Lock()
         self._training = False
 
     def copy(self) -> "Network":
         """An independent copy with the same architecture and parameters."""
+        return self._clone(self._params.copy())
+
+    def _clone(self, params: np.ndarray) -> "Network":
+        """A network of this one's state (unpickled as it would be) with ``params``."""
+        state = self.__getstate__()
+        state["_params"] = params
         clone = Network.__new__(Network)
-        clone.__dict__.update(self.__dict__)
-        clone._params = self._params.copy()
-        clone._fit_lock = threading.Lock()
-        clone._training = False
+        clone.__setstate__(state)
         return clone
 
     def astype(self, dtype) -> "Network":
         """A copy of this network in another dtype ("float32" or "float64")."""
         dtype = check_dtype(dtype)
-        clone = self.copy()
+        clone = self._clone(self._params.astype(dtype))
         clone.dtype = dtype
-        clone._params = clone._params.astype(dtype)
-        if not np.isfinite(clone._params).all():
+        if not np.isfinite(clone.params).all():
             raise ValueError(f"the parameters overflow {dtype}")
         return clone
 
@@ -771,6 +773,133 @@ class Network:
         hidden = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         return (f"Network({list(self.sizes)}, activation={hidden!r}, "
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
+
+
+def check_X(network, X, lazy: bool = False) -> np.ndarray:
+    """``network``'s X checked; with ``lazy``, left unconverted where it needs
+    a copy, for :func:`fastbp._objective.kernel_rows` to convert a chunk at a time."""
+    return as_matrix(X, network.dtype, "X", n_columns=network.sizes[0], lazy=lazy,
+                     accept_sparse=True)
+
+
+def check_XY(network, X, Y, loss: str, encode_labels: bool = False, lazy: bool = False) -> tuple:
+    """``network``'s X and targets checked for ``loss`` (see :func:`check_X`)."""
+    X = check_X(network, X, lazy)
+    Y = _check_targets(network, Y, encode_labels)
+    check_rows_match(X, Y)
+    check_targets(Y, loss)
+    return X, Y
+
+
+def _validation_loss(X_val, Y_val, code: int):
+    """The validation-loss function fit calls with the network after each epoch."""
+    return lambda net: mean_loss(X_val, Y_val, net.params, *net.kernel_layout, code, 0.0,
+                                 CHUNK_ROWS)
+
+
+def _validation_rows(network, X, Y, sample_weight, validation_data, validation_split, loss,
+                     code, rng):
+    """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
+    if validation_data is None and type(validation_split) is float and validation_split == 0:
+        return X, Y, sample_weight, None  # the default, without the checks' cost
+    validation_split = check_float(validation_split, "validation_split", minimum=0.0,
+                                   maximum=1.0, strict_max=True)
+    if validation_data is not None and validation_split:
+        raise ValueError("pass validation_data or validation_split, not both")
+    if validation_data is not None:
+        return X, Y, sample_weight, _validation_scorer(network, validation_data, loss, code)
+    if not validation_split:
+        return X, Y, sample_weight, None
+    (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
+        (X, Y, sample_weight), validation_split, rng, "validation_split")
+    return X, Y, sample_weight, _validation_loss(X_val, Y_val, code)
+
+
+def _validation_scorer(network, validation_data, loss: str, code: int):
+    """The validation-loss function of ``validation_data``, checked."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("validation_data must be a pair (X_val, Y_val)")
+    X_val, Y_val = check_XY(network, *validation_data, loss)
+    return _validation_loss(X_val, Y_val, code)
+
+
+def _predict_threads_checking(X, params, sizes, acts, threads: int,
+                              convert: bool = False) -> np.ndarray:
+    """predict of a dense X of the parameters' dtype and layout (with
+    ``convert``: float32 or float64 of any layout) on ``threads`` threads,
+    whose kernel rejects NaN and infinity in X."""
+    out = np.empty((X.shape[0], int(sizes[-1])), params.dtype)
+    with blas_threads.limit(1):
+        if _predict_chunks(X, params, sizes, acts, out, threads, check_finite=True,
+                           convert=convert):
+            return out
+    as_matrix(X, params.dtype, "X", n_columns=int(sizes[0]))  # raises, naming the value
+    raise ValueError("X holds values that are not finite")  # not reached
+
+
+def _predict_chunks(X, params, sizes, acts, out, threads: int, check_finite: bool = False,
+                    convert: bool = False) -> bool:
+    """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
+    threads of fastbp's own (1: this one). With ``check_finite``, the kernel
+    checks X's blocks as it reads them (through the first layer's
+    pre-activation), and the result is False when one held a NaN or
+    infinity. With ``convert``, the kernel converts X's rows (float32 or
+    float64, any layout) block by block."""
+    m, dtype = X.shape[0], params.dtype
+    rows = min(m, CHUNK_ROWS * threads)
+    share = _kernels.predict_workspace_share(sizes, rows, threads, convert)
+    # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
+    work = np.empty(share, dtype) if threads == 1 else aligned_empty(threads * share, dtype)
+    for start in range(0, m, rows):
+        stop = min(start + rows, m)
+        X_rows = X[start:stop] if convert else kernel_rows(X, start, stop, dtype)
+        out_rows = out[start:stop]
+        if threads == 1 and not check_finite:
+            _kernels.network_predict(X_rows, params, sizes, acts, work, out_rows)
+        elif _kernels.network_predict_threads(X_rows, params, sizes, acts, work, out_rows,
+                                              threads, check_finite) < 0:
+            return False
+    return True
+
+
+def _check_targets(network, Y, encode_labels: bool) -> np.ndarray:
+    """``network``'s targets as a matrix; class labels become one-hot rows (or a 0/1
+    column) for softmax/sigmoid outputs, with ``encode_labels`` fixing the
+    classes when the network has none yet."""
+    n_outputs = network.sizes[-1]
+    if not hasattr(Y, "dtype"):
+        Y = np.asarray(Y)
+    classifier = network.output_activation in _labels.CLASSIFIER_OUTPUTS
+    # whole-number floats are labels for a classifier output only: for
+    # the others (identity, tanh, relu) a 1-D float array is a target
+    if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
+            classifier and _labels.is_whole_float_vector(Y)):
+        classes = getattr(network, "classes_", None)
+        if classes is None:
+            classes = _labels.infer_classes(Y, n_outputs, network.output_activation)
+            if encode_labels:
+                network.classes_ = classes
+        return _labels.targets(Y, classes, n_outputs, network.dtype)
+    if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
+        fraction = (_labels.first_fraction(Y)
+                    if classifier and Y.dtype.kind == "f" else "")
+        raise ValueError(
+            f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
+            "(integers, strings, or floats that are all whole numbers) for a softmax or "
+            f"sigmoid output, or targets of shape (n, {n_outputs})"
+            + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
+    return as_matrix(Y, network.dtype, "Y", n_columns=n_outputs, allow_vector=True)
+
+
+
+def _check_rng(rng):
+    """A NumPy generator (Generator or RandomState) as it is; a seed gives a new Generator."""
+    if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return rng
+    if isinstance(rng, (bool, np.bool_)) or not (rng is None or isinstance(rng, numbers.Integral)):
+        raise TypeError("rng must be a numpy.random.Generator, a numpy.random.RandomState, "
+                        f"an int seed or None, got {type(rng).__name__}")
+    return np.random.default_rng(check_seed(rng, "rng"))
 
 
 def _check_early_stopping(early_stopping):
@@ -803,19 +932,13 @@ class _TrainingGuard:
     inside, and a second fit in another thread raises RuntimeError. A class
     rather than a generator, for a small fit's fixed cost."""
 
-    __slots__ = ("_network",)
+    __slots__ = ("_start", "_end")
 
-    def __init__(self, network: Network):
-        self._network = network
+    def __init__(self, start, end):
+        self._start, self._end = start, end  # the network's own, which hold its lock
 
     def __enter__(self) -> None:
-        network = self._network
-        with network._fit_lock:
-            if network._training:
-                raise RuntimeError("fit is already running on this network in another thread")
-            network._training = True
+        self._start()
 
     def __exit__(self, *exc_info) -> None:
-        network = self._network
-        with network._fit_lock:
-            network._training = False
+        self._end()

@@ -56,8 +56,8 @@ def _layer_nodes(network, input_name: str, add_initializer, add_node, prefix: st
     """
     current = input_name
     activations = list(network.activations) + [network.output_activation]
-    for index, ((W, b), activation) in enumerate(zip(network._layer_views(network._params),
-                                                     activations)):
+    layers = zip(network.weights, network.biases)
+    for index, ((W, b), activation) in enumerate(zip(layers, activations)):
         W_name, b_name = f"{prefix}W{index}", f"{prefix}b{index}"
         add_initializer(W_name, np.array(W))
         add_initializer(b_name, np.array(b))

@@ -205,7 +205,7 @@ class Optimizer:
 
     def state(self, network) -> OptimizerState:
         """The state kept for ``network``: zero buffers and the initial rate on first use."""
-        params = network._params
+        params = network.params
         state = self._states.get(network)
         if state is None or not state.fits(params):
             state = OptimizerState({}, self.lr)
@@ -318,7 +318,7 @@ class SGD(Optimizer):
         unused zero vector for plain SGD)."""
         state = self.state(network)
         if "velocity" not in state.buffers:
-            return np.zeros_like(network._params)
+            return np.zeros_like(network.params)
         return state.buffers["velocity"]
 
     def configure(self, trainer, state):
