@@ -5,6 +5,7 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+import fastbp  # noqa: E402
 from fastbp import MLPClassifier, MLPRegressor  # noqa: E402
 
 
@@ -554,3 +555,30 @@ def test_warm_start_takes_the_new_tol_and_n_iter_no_change_as_sklearn(early_stop
         # no epoch improves by 10: the second fit stops after 1 + 1 epochs
         model.set_params(tol=10.0, n_iter_no_change=1, max_iter=50).fit(X, y)
     assert ours.n_iter_ == theirs.n_iter_ == 2
+
+
+def test_an_interrupted_lbfgs_fit_keeps_the_last_point_tried(monkeypatch):
+    # Ctrl-C during lbfgs keeps the progress made: the weights of the last
+    # evaluation, as before lbfgs had one driver for one machine and Dask
+    import fastbp.estimators as estimators
+
+    X, y = _digits()
+    real, tried = estimators.weighted_sums, []
+
+    def interrupt_on_the_sixth_evaluation(X, y, sample_weight, params, *rest):
+        if len(tried) == 5:
+            raise KeyboardInterrupt
+        tried.append(np.array(params, copy=True))
+        return real(X, y, sample_weight, params, *rest)
+
+    monkeypatch.setattr(estimators, "weighted_sums", interrupt_on_the_sixth_evaluation)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=50, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    assert not np.array_equal(tried[0], tried[-1])
+    # the last point tried, laid out as weights and biases by a network of the same sizes
+    last = fastbp.Network([64, 8, 10], activation="relu", output_activation="softmax",
+                          dtype="float64")
+    last.replace_params(tried[-1])
+    for fitted, expected in zip(clf.coefs_ + clf.intercepts_, last.weights + last.biases):
+        np.testing.assert_array_equal(fitted, expected)

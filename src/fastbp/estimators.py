@@ -762,8 +762,10 @@ class _BaseMLP(_SolverDrivers, BaseEstimator):
         work = workspace_for(self._net.kernel_layout[0], X.shape[0], self._net.dtype)
         # one batch of all rows: fastbp's own threads only split minibatches
         with training_threads(self._net.sizes, X.shape[0], self.n_threads, per_sample=True):
+            # Ctrl-C keeps the last finite point tried, not the starting weights
             self._run_lbfgs(lambda params, sizes, acts, code: weighted_sums(
-                X, y, sample_weight, params, sizes, acts, code, work))
+                X, y, sample_weight, params, sizes, acts, code, work),
+                keep_best_on=(KeyboardInterrupt,))
 
     def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental):
         if self.early_stopping and incremental:
