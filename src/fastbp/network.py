@@ -352,10 +352,7 @@ class Network:
         -------
         float
         """
-        loss = resolve_loss(loss, self.output_activation)
-        code = check_loss(loss, self.output_activation)
-        l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = check_XY(self, X, Y, loss, lazy=True)
+        X, Y, code, l2 = check_objective_args(self, X, Y, loss, l2, lazy=True)
         return mean_loss(X, Y, self._params, self._sizes, self._acts, code, l2, CHUNK_ROWS)
 
     def gradients(self, X, Y, loss: str | None = None, l2: float = 0.0) -> tuple:
@@ -363,24 +360,15 @@ class Network:
 
         Parameters
         ----------
-        X : {array_like, sparse matrix} of shape (m, sizes[0])
-        Y : array_like of shape (m, sizes[-1]) or (m,)
-            Targets, or class labels as in :meth:`fit`.
-        loss : {"mse", "bce", "cross_entropy"} or None, default=None
-            None is the output's default, as in :meth:`fit`:
-            ``"cross_entropy"`` for a softmax output, ``"mse"`` for any other.
-        l2 : float, default=0.0
-            λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
+        X, Y, loss, l2
+            As in :meth:`loss` (``loss=None``: the output's default).
 
         Returns
         -------
         dW : list of ndarray, shaped like :attr:`weights`
         db : list of ndarray, shaped like :attr:`biases`
         """
-        loss = resolve_loss(loss, self.output_activation)
-        code = check_loss(loss, self.output_activation)
-        l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = check_XY(self, X, Y, loss, lazy=True)
+        X, Y, code, l2 = check_objective_args(self, X, Y, loss, l2, lazy=True)
         grad = self._flat_gradient(X, Y, code, l2)[1]
         views = self._layer_views(grad)
         return [W for W, _ in views], [b for _, b in views]
@@ -429,10 +417,7 @@ class Network:
         >>> round(net.loss(X, Y), 2)  # from 0.47
         0.0
         """
-        loss = resolve_loss(loss, self.output_activation)
-        code = check_loss(loss, self.output_activation)
-        l2 = check_float(l2, "l2", minimum=0.0)
-        X, Y = check_XY(self, X, Y, loss)
+        X, Y, code, l2 = check_objective_args(self, X, Y, loss, l2)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         params = self._params  # one snapshot, whatever other threads do
         return objective(X, Y, sample_weight, params, self._sizes, self._acts, code, l2,
@@ -780,6 +765,16 @@ def check_X(network, X, lazy: bool = False) -> np.ndarray:
     a copy, for :func:`fastbp._objective.kernel_rows` to convert a chunk at a time."""
     return as_matrix(X, network.dtype, "X", n_columns=network.sizes[0], lazy=lazy,
                      accept_sparse=True)
+
+
+def check_objective_args(network, X, Y, loss, l2, lazy: bool = False) -> tuple:
+    """``(X, Y, loss code, l2)`` of a loss or gradient call on ``network``,
+    checked; ``loss=None`` is the output's default loss."""
+    loss = resolve_loss(loss, network.output_activation)
+    code = check_loss(loss, network.output_activation)
+    l2 = check_float(l2, "l2", minimum=0.0)
+    X, Y = check_XY(network, X, Y, loss, lazy=lazy)
+    return X, Y, code, l2
 
 
 def check_XY(network, X, Y, loss: str, encode_labels: bool = False, lazy: bool = False) -> tuple:
