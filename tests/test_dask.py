@@ -171,6 +171,28 @@ def test_clone_shares_the_client_and_pickling_drops_it(client):
     assert pickle.loads(pickle.dumps(model)).client is None
 
 
+def test_parameters_are_the_local_estimators_plus_client_and_timeout():
+    import inspect
+
+    def described(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    extras = [("client", inspect.Parameter.KEYWORD_ONLY, None),
+              ("timeout", inspect.Parameter.KEYWORD_ONLY, 300.0)]
+    assert described(DaskMLPClassifier) == described(MLPClassifier) + extras
+    # the Dask regressor has no loss: it fits the squared error
+    assert described(DaskMLPRegressor) == described(MLPRegressor)[1:] + extras
+    model = DaskMLPRegressor((3,), "tanh", alpha=0.5, timeout=7.0)
+    assert (model.hidden_layer_sizes, model.activation, model.alpha, model.timeout,
+            model.client, model.solver) == ((3,), "tanh", 0.5, 7.0, None, "adam")
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(TypeError, match="DaskMLPRegressor: got an unexpected keyword argument "
+                                        "'loss'"):
+        DaskMLPRegressor(loss="poisson")
+    with pytest.raises(TypeError, match="DaskMLPClassifier: too many positional arguments"):
+        DaskMLPClassifier((3,), "tanh", "adam")
+
+
 def test_in_memory_input_is_refused_with_its_type(client):
     model = DaskMLPClassifier((4,), client=client)
     with pytest.raises(TypeError, match="numpy.ndarray"):

@@ -127,6 +127,7 @@ it. See :func:`hyperband_compatible`.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 
@@ -364,46 +365,43 @@ def _retryable_errors() -> tuple:
     return tuple(errors)
 
 
+def _constructor_of(local_class, without=()):
+    """An ``__init__`` taking ``local_class``'s parameters (less ``without``),
+    then ``client`` and ``timeout``, so the parameters and their defaults are
+    declared once, by the local estimator.
+
+    scikit-learn reads an estimator's parameters from its ``__init__``'s
+    signature (``get_params``, ``clone``) and wants each stored unchanged under
+    its name: the function carries that signature and stores what it binds.
+    """
+    local = inspect.signature(local_class.__init__)
+    if not set(without) <= set(local.parameters):
+        raise ValueError(f"{local_class.__name__} has no parameter among {without}")
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    signature = local.replace(parameters=[
+        *(p for name, p in local.parameters.items() if name not in without),
+        inspect.Parameter("client", keyword, default=None),
+        inspect.Parameter("timeout", keyword, default=300.0)])
+
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{type(self).__name__}: {exc}") from None
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature
+    return __init__
+
+
 class _DaskMLP(BaseEstimator):
     """Shared machinery of :class:`DaskMLPClassifier` and :class:`DaskMLPRegressor`."""
 
     _local_class: type = MLPClassifier
     #: retries of an iteration after a lost worker or a timeout
     _max_retries = 2
-
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, client=None, timeout=300.0):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.n_threads = n_threads
-        self.client = client
-        self.timeout = timeout
 
     def __getstate__(self):
         # a client does not travel with the model (as LightGBM's Dask estimators)
@@ -717,23 +715,7 @@ class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
 
     _local_class = MLPClassifier
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, class_weight=None, client=None, timeout=300.0):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, n_threads=n_threads, client=client, timeout=timeout)
-        self.class_weight = class_weight
+    __init__ = _constructor_of(MLPClassifier)
 
     def _targets(self, client, y, local):
         """The label binarizer of all of y's classes, per-class weights, outputs."""
@@ -829,8 +811,9 @@ def _class_weights(class_weight, binarizer_classes, classes, counts) -> np.ndarr
 class DaskMLPRegressor(RegressorMixin, _DaskMLP):
     """Multi-layer perceptron regressor trained on a Dask cluster.
 
-    The parameters of :class:`fastbp.MLPRegressor` (same meanings and
-    defaults; ``early_stopping=True`` is not supported with ``"sgd"`` and
+    The parameters of :class:`fastbp.MLPRegressor` but ``loss`` (it fits the
+    squared error), with the same meanings and defaults
+    (``early_stopping=True`` is not supported with ``"sgd"`` and
     ``"adam"``), plus ``client`` and ``timeout``; see
     :class:`DaskMLPClassifier` and the module docstring.
 
@@ -848,6 +831,8 @@ class DaskMLPRegressor(RegressorMixin, _DaskMLP):
     """
 
     _local_class = MLPRegressor
+    # no loss parameter: the Dask regressor fits the squared error
+    __init__ = _constructor_of(MLPRegressor, without=("loss",))
 
     def _targets(self, client, y, local):
         return None, None, 1 if y.ndim == 1 else y.shape[1]
