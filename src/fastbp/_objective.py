@@ -63,10 +63,8 @@ def objective(X, Y, sample_weight, params, sizes, acts, loss_code, l2: float, is
 def weight_mask(network) -> np.ndarray:
     """True at the parameters that are weights (biases are not penalised)."""
     is_weight = np.zeros(network.n_params, bool)
-    offset = 0
-    for n_in, n_out in zip(network.sizes, network.sizes[1:]):
-        is_weight[offset:offset + n_in * n_out] = True
-        offset += (n_in + 1) * n_out
+    for W, _ in layer_views(network.sizes, is_weight):
+        W[...] = True
     return is_weight
 
 

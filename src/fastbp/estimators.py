@@ -951,9 +951,6 @@ class _BaseMLP(_SolverDrivers, BaseEstimator):
             raise ValueError("shuffle_buffer applies to chunks (y=None) only")
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def _check_solver(self):
-        return _has_stochastic_solver(self)
-
     # -- weight interop -----------------------------------------------------
 
     def to_torch_state_dict(self) -> dict:

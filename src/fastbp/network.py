@@ -886,7 +886,6 @@ def _check_targets(network, Y, encode_labels: bool) -> np.ndarray:
     return as_matrix(Y, network.dtype, "Y", n_columns=n_outputs, allow_vector=True)
 
 
-
 def _check_rng(rng):
     """A NumPy generator (Generator or RandomState) as it is; a seed gives a new Generator."""
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):
