@@ -46,15 +46,22 @@ if "$python" -c "import Cython, setuptools, numpy, scipy" 2>/dev/null; then
 else
     # CI's venv has the runtime packages only: let pip build in isolation
     # (the variable reaches the isolated build through the environment)
-    FASTBP_DEBUG_KERNELS=1 "$python" -m pip install -q --no-deps --no-cache-dir \
+    FASTBP_DEBUG_KERNELS=1 "$python" -m pip install -v --no-deps --no-cache-dir \
         --target "$scratch/site" . >"$scratch/build.log" 2>&1 || { cat "$scratch/build.log"; exit 1; }
     site="$scratch/site"
 fi
 echo "debug build: $(ls "$site"/fastbp/_kernels*.so)"
-# the flags must have reached the build (pip's isolated one too)
-if [ ${#asan_env[@]} -gt 0 ] && ! ldd "$site"/fastbp/_kernels*.so | grep -q libasan; then
-    echo "the debug build does not link AddressSanitizer" >&2
-    exit 1
+# the flags must have reached the build (pip's isolated one too). The
+# dynamic section is read into a variable first: `ldd | grep -q` under
+# pipefail fails whenever grep stops reading before ldd has written all.
+if [ ${#asan_env[@]} -gt 0 ]; then
+    needed=$(readelf -d "$site"/fastbp/_kernels*.so)
+    if ! grep -q 'NEEDED.*libasan' <<<"$needed"; then
+        echo "the debug build does not link AddressSanitizer; its libraries:" >&2
+        grep NEEDED <<<"$needed" >&2 || true
+        grep -E '^ *(gcc|cc|x86_64-linux-gnu-gcc) ' "$scratch/build.log" >&2 || true
+        exit 1
+    fi
 fi
 
 cd "$scratch"  # away from any work tree, so only $site provides fastbp
