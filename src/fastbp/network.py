@@ -229,6 +229,15 @@ class Network:
         view.flags.writeable = False
         return view
 
+    def layer_params(self) -> list:
+        """(W, b) of each layer: writable views of the current parameters.
+
+        Writes go into the network at once (the estimators' ``coefs_`` and
+        ``intercepts_`` are such views). fit, :meth:`set_weights` and
+        :meth:`replace_params` bind a new array: views taken before keep
+        the values of their time, as :attr:`params` does."""
+        return self._layer_views(self._params)
+
     @property
     def kernel_layout(self) -> tuple:
         """(sizes, activation codes) as the compiled kernels take them: read-only C ints."""

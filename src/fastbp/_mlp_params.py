@@ -1,0 +1,152 @@
+"""The scikit-learn wing's parameters: the 24 of ``sklearn.neural_network``'s
+MLPs (plus fastbp's ``n_threads``) and their rules, declared once here.
+
+:class:`MLPParameters` is the base of :class:`fastbp.MLPClassifier` and
+:class:`fastbp.MLPRegressor`; the Dask estimators take its rules
+(``CLASSIFIER_CONSTRAINTS``, ``REGRESSOR_CONSTRAINTS``) and
+:func:`hidden_layer_units` as they are.
+"""
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
+
+#: scikit-learn's activation names -> fastbp's
+ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+#: the solvers that step on minibatches (partial_fit, chunks, averaged epochs)
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+#: scikit-learn's rules, plus fastbp's own: activation lists and n_threads
+PARAMETER_CONSTRAINTS: dict = {
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "activation": [StrOptions(set(ACTIVATION_NAMES)), list, tuple],
+    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "power_t": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "shuffle": ["boolean"],
+    "random_state": ["random_state"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+    "max_fun": [Interval(Integral, 1, None, closed="left")],
+    "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+}
+#: MLPClassifier's: the shared rules and class_weight
+CLASSIFIER_CONSTRAINTS: dict = {**PARAMETER_CONSTRAINTS,
+                                "class_weight": [dict, StrOptions({"balanced"}), None]}
+#: MLPRegressor's: the shared rules and loss
+REGRESSOR_CONSTRAINTS: dict = {**PARAMETER_CONSTRAINTS,
+                               "loss": [StrOptions({"squared_error", "poisson"})]}
+
+
+def is_int(value) -> bool:
+    """An integral number that is not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def hidden_layer_units(hidden_layer_sizes) -> list:
+    """The hidden layers' sizes as a list of ints, from the parameter's int
+    or sequence; ValueError if they are not positive integers."""
+    sizes = hidden_layer_sizes
+    sizes = [sizes] if is_int(sizes) else list(sizes) if hasattr(sizes, "__iter__") else None
+    if sizes is None or not all(is_int(s) and s > 0 for s in sizes):
+        raise ValueError(
+            f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}")
+    return [int(s) for s in sizes]
+
+
+class MLPParameters(BaseEstimator):
+    """The parameters of the estimators and the checks scikit-learn's
+    declared rules cannot express."""
+
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.n_threads = n_threads
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _hidden_sizes(self) -> list:
+        return hidden_layer_units(self.hidden_layer_sizes)
+
+    def _hidden_activations(self, n_hidden: int) -> list:
+        names = [self.activation] * n_hidden if isinstance(self.activation, str) \
+            else list(self.activation)
+        # the list form is fastbp's own, so checked here, with scikit-learn's error
+        if not all(isinstance(name, str) and name in ACTIVATION_NAMES for name in names):
+            raise InvalidParameterError(
+                f"The 'activation' parameter of {type(self).__name__} must be a str among "
+                f"{sorted(ACTIVATION_NAMES)} or a list of them. Got {self.activation!r} instead.")
+        if len(names) != n_hidden:
+            raise InvalidParameterError(
+                f"The 'activation' parameter of {type(self).__name__} lists {len(names)} names "
+                f"for {n_hidden} hidden layers.")
+        return [ACTIVATION_NAMES[name] for name in names]
+
+    def _check_n_threads(self) -> None:
+        if isinstance(self.n_threads, (bool, np.bool_)):
+            # scikit-learn's Interval(Integral) lets bools through; a thread count is no bool
+            raise InvalidParameterError(
+                f"The 'n_threads' parameter of {type(self).__name__} must be an int in the range "
+                f"[1, inf) or None. Got {self.n_threads!r} instead.")
+
+    def _resolved_batch_size(self, n_rows) -> int:
+        """``batch_size`` with "auto" resolved as scikit-learn: min(200, n_rows);
+        a larger int is clipped to n_rows, with scikit-learn's warning. With
+        ``n_rows=None`` (chunks, whose rows are not known): 200, or the int."""
+        if self.batch_size == "auto":
+            return 200 if n_rows is None else min(200, n_rows)
+        if n_rows is None:
+            return int(max(self.batch_size, 1))
+        if self.batch_size > n_rows:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                          "It is going to be clipped")
+        return int(np.clip(self.batch_size, 1, n_rows))
