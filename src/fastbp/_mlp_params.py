@@ -1,10 +1,12 @@
-"""The scikit-learn wing's parameters: the 24 of ``sklearn.neural_network``'s
-MLPs (plus fastbp's ``n_threads``) and their rules, declared once here.
+"""The scikit-learn wing's parameters: the rules of the 24 of
+``sklearn.neural_network``'s MLPs (plus fastbp's ``n_threads``,
+``class_weight`` and ``loss``), declared once here.
 
 :class:`MLPParameters` is the base of :class:`fastbp.MLPClassifier` and
-:class:`fastbp.MLPRegressor`; the Dask estimators take its rules
-(``CLASSIFIER_CONSTRAINTS``, ``REGRESSOR_CONSTRAINTS``) and
-:func:`hidden_layer_units` as they are.
+:class:`fastbp.MLPRegressor`, whose signatures are the one place the
+defaults are written (scikit-learn reads the parameters from them); the Dask
+estimators take those signatures and these rules (``CLASSIFIER_CONSTRAINTS``,
+``PARAMETER_CONSTRAINTS``) and :func:`hidden_layer_units` as they are.
 """
 from __future__ import annotations
 
@@ -72,42 +74,18 @@ def hidden_layer_units(hidden_layer_sizes) -> list:
 
 
 class MLPParameters(BaseEstimator):
-    """The parameters of the estimators and the checks scikit-learn's
-    declared rules cannot express."""
+    """The parameters of the estimators: their rules, their storing, and the
+    checks scikit-learn's declared rules cannot express."""
 
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.n_threads = n_threads
+    def _store_parameters(self, arguments: dict) -> None:
+        """Store each parameter of the constructor's signature unchanged under
+        its name, as scikit-learn wants (get_params and clone read them
+        back); ``arguments``: the constructor's ``locals()``. The public
+        estimators' signatures are the one place their defaults are written."""
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
