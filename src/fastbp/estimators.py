@@ -286,12 +286,19 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         -------
         self
         """
+        return self._fit_any(X, y, sample_weight, shuffle_buffer)
+
+    #: fit's error for arguments of chunks given with arrays
+    _chunk_arguments_error = "shuffle_buffer applies to chunks (y=None) only"
+
+    def _fit_any(self, X, y, sample_weight, shuffle_buffer, classes=None):
+        """fit's way to the fit of its X: rows that workers hold, chunks, or arrays."""
         if y is None and isinstance(X, DistributedRows):
             return self._fit_distributed(X)
         if y is None and are_chunks(X):
-            return self._fit_chunks(X, sample_weight, shuffle_buffer=shuffle_buffer)
-        if shuffle_buffer is not None:
-            raise ValueError("shuffle_buffer applies to chunks (y=None) only")
+            return self._fit_chunks(X, sample_weight, classes, shuffle_buffer)
+        if classes is not None or shuffle_buffer is not None:
+            raise ValueError(self._chunk_arguments_error)
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
 
@@ -421,14 +428,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
-        if y is None and isinstance(X, DistributedRows):
-            return self._fit_distributed(X)
-        if y is None and are_chunks(X):
-            return self._fit_chunks(X, sample_weight, classes, shuffle_buffer)
-        if classes is not None or shuffle_buffer is not None:
-            raise ValueError("classes and shuffle_buffer apply to chunks (y=None) only; with "
-                             "arrays the classes are those of y")
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit_any(X, y, sample_weight, shuffle_buffer, classes)
+
+    _chunk_arguments_error = ("classes and shuffle_buffer apply to chunks (y=None) only; with "
+                              "arrays the classes are those of y")
 
     def _learn_classes(self, source, classes) -> None:
         """classes_ of a chunked fit: ``classes``, or a pass over the labels."""
