@@ -2,6 +2,7 @@
 once, the one path for X, the public names the wing reads (Network's
 layer_params, the estimators' network_), and fit on rows that workers hold
 (fastbp.dask's way in), here with the rows in this process."""
+import copy
 import warnings
 
 import numpy as np
@@ -92,7 +93,8 @@ def in_process_rows(parts, target_of, n_outputs, binarizer=None):
     def run_round(epoch, seed_base, batch_size):
         results = []
         for i, (X, Y) in enumerate(placed):
-            result = epoch(X, Y, None, seed_base + i, batch_size, 1)
+            # a copy of the bound method, as a worker's (pickled) copy of the estimator
+            result = copy.deepcopy(epoch)(X, Y, None, seed_base + i, batch_size, 1)
             result.update(rows=X.shape[0], weight_sum=float(X.shape[0]))
             results.append(result)
         return results
@@ -142,3 +144,19 @@ def test_averaged_epochs_of_one_part_are_the_epochs_of_its_rows():
     for ours, theirs in zip(averaged.coefs_ + averaged.intercepts_,
                             local.coefs_ + local.intercepts_):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_averaged_epochs_stop_by_scikit_learns_rule_as_the_local_fit():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120, 4))
+    y = X[:, 0] - X[:, 1]
+    params = dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate="adaptive", max_iter=60,
+                  random_state=2, shuffle=False, batch_size=40, tol=10.0, n_iter_no_change=2)
+    rows = in_process_rows([(X, y)], lambda t: t.reshape(-1, 1), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # stopped, so neither warns
+        averaged = MLPRegressor(**params).fit(rows)
+        local = MLPRegressor(**params).fit(X, y)
+    # the adaptive rate divides by 5 on each plateau until it falls below 1e-6
+    assert averaged.n_iter_ == local.n_iter_ < 60
+    np.testing.assert_allclose(averaged.loss_curve_, local.loss_curve_, rtol=1e-12)

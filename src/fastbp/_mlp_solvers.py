@@ -6,6 +6,7 @@ and the averaged epochs of Dask workers. The optimiser and its state live
 here too: a warm start and partial_fit keep them."""
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._objective import mean_objective, weight_mask, weighted_sums, workspace_for
 from ._runtime import training_threads
+from ._session import EpochReport, Session
 from ._training import TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling
@@ -302,16 +304,16 @@ class SolverDrivers:
 
     def _run_averaged_epochs(self, run_round, n_rows: int, n_parts: int) -> None:
         """Minibatch epochs averaged over parts of the rows (fastbp.dask's
-        workers). Each round, ``run_round(epoch, seed_base, batch_size)``
-        gives the results of ``epoch`` (this estimator's :meth:`_local_epoch`,
-        bound to it as it stands: a copy trains on each part) on every part,
-        with the seeds ``seed_base + i``; :meth:`_end_averaged_epoch` averages
-        them into this estimator and runs the stopping rule and schedule."""
+        workers), run by a :class:`fastbp._session.Session` with scikit-learn's
+        bookkeeping and stopping rule. Each round, ``run_round(epoch,
+        seed_base, batch_size)`` gives the results of ``epoch`` (this
+        estimator's :meth:`_local_epoch`, bound to it as it stands: a copy
+        trains on each part) on every part, with the seeds ``seed_base + i``;
+        :meth:`_averaged_epoch` averages them into this estimator."""
         batch_size = self._resolved_batch_size(n_rows)
-        after_epoch = self._bookkeeping(lambda: n_rows, None, None, None)
-        history = {"data_loss": [], "penalty": [], "seconds": []}
         seeds = self._random_state
-        for epoch in range(self.max_iter):
+
+        def one_round(session, epoch: int) -> EpochReport:
             started = time.perf_counter()
             results = run_round(self._local_epoch, int(seeds.randint(0, 2**31 - n_parts)),
                                 batch_size)
@@ -321,38 +323,52 @@ class SolverDrivers:
                     f"the loss became non-finite in iteration {self.n_iter_ + 1}: solver "
                     f"produced non-finite values ({diverged[0]}). The estimator keeps the "
                     "weights of the previous iteration.")
-            if self._end_averaged_epoch(results, epoch, history, after_epoch, n_rows,
-                                        time.perf_counter() - started):
-                return
-        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                      "reached and the optimization hasn't converged yet.", ConvergenceWarning)
+            return self._averaged_epoch(session, epoch, results, n_rows,
+                                        time.perf_counter() - started)
 
-    def _end_averaged_epoch(self, results: list, epoch: int, history: dict, after_epoch,
-                            n_rows: int, seconds: float) -> bool:
-        """fastbp.dask's end of a round of :meth:`_local_epoch` results: their
-        weights and optimiser buffers averaged by the workers' row weights,
-        the epoch recorded, the stopping rule and the schedule run. True: stop."""
-        optimizer = self._optimizer()
-        state = self._optimizer_state
-        self._net.replace_params(_weighted_mean([r["params"] for r in results], results),
-                                 check_finite=False)
-        self._bind_weights()
+        session = Session(self._net, self._optimizer(),
+                          [self._bookkeeping(lambda: n_rows, None, None, None)], self._stopping)
+        try:
+            history = session.run(_Rounds(one_round), self.max_iter)
+        finally:
+            self._bind_weights()  # the session published new parameter arrays
+        if len(history["loss"]) == self.max_iter and not session.stopped:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          "reached and the optimization hasn't converged yet.", ConvergenceWarning)
+
+    def _averaged_epoch(self, session, epoch: int, results: list, n_rows: int,
+                        seconds: float) -> EpochReport:
+        """A round of :meth:`_local_epoch` results as one epoch of the session:
+        their weights and optimiser buffers averaged by the parts' row
+        weights, their data and penalty terms summed for the history."""
+        state = session.state
+        with np.errstate(over="ignore"):  # beyond float32: the fit's non-finite check says so
+            params = _weighted_mean([r["params"] for r in results], results).astype(self._net.dtype)
+        session.publish(params)
         for name, buffer in state.buffers.items():
             buffer[...] = _weighted_mean([r["buffers"][name] for r in results], results)
         state.step_count = max(r["step_count"] for r in results)
-        total = sum(r["weight_sum"] for r in results)
-        history["data_loss"].append(sum(r["data_loss"] * r["weight_sum"] for r in results)
-                                    / total)
-        history["penalty"].append(sum(r["penalty"] * r["weight_sum"] for r in results) / total)
-        history["seconds"].append(seconds)
-        after_epoch(epoch, history, self._net)
-        plateau = self._stopping.update(epoch, history, self._net)
-        optimizer.epoch_ends(state, n_rows)
-        if plateau:
-            if optimizer.plateau(state):
-                return True
-            self._stopping.wait = 0
-        return False
+        return EpochReport(epoch, (sum(r["data_loss"] * r["weight_sum"] for r in results),),
+                           (sum(r["penalty"] * r["weight_sum"] for r in results),), rows=n_rows,
+                           lr=state.lr, seconds=seconds,
+                           weight=sum(r["weight_sum"] for r in results))
+
+
+class _Rounds:
+    """A :class:`fastbp._session.Session`'s source whose every epoch is one
+    call of ``one_round(session, epoch) -> EpochReport``."""
+
+    def __init__(self, one_round):
+        self.one_round = one_round
+
+    def running(self, session, epochs: int):
+        return contextlib.nullcontext()
+
+    def train(self, session, epoch: int, count: int) -> EpochReport:
+        return self.one_round(session, epoch)
+
+    def interrupted(self, session, epoch: int) -> str:
+        return f"fit stopped in iteration {epoch + 1}, after the round of the workers' epochs"
 
 
 def _weighted_mean(arrays: list, results: list) -> np.ndarray:
