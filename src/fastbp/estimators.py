@@ -343,6 +343,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         of the network's parameters: writes into the arrays go through at
         once, an assigned item or list is copied in when the estimator is
         next used.
+    network_ : fastbp.Network
+        fastbp's own: the fitted network, holding what ``coefs_`` and
+        ``intercepts_`` hold (:func:`fastbp.to_onnx` exports it).
     """
 
     _parameter_constraints: dict = CLASSIFIER_CONSTRAINTS
