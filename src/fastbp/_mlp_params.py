@@ -17,16 +17,41 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
 
+from .optim import SGD, Adam, Adaptive, Constant, InvScaling
+
 #: scikit-learn's activation names -> fastbp's
 ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-#: the solvers that step on minibatches (partial_fit, chunks, averaged epochs)
-STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+def _sgd(estimator) -> SGD:
+    """solver="sgd": scikit-learn's SGD with its rate schedules and momentum."""
+    schedule = {"constant": Constant(), "invscaling": InvScaling(estimator.power_t),
+                "adaptive": Adaptive()}[estimator.learning_rate]
+    optimizer = SGD(lr=estimator.learning_rate_init, nesterov=estimator.nesterovs_momentum
+                    and estimator.momentum > 0, momentum=min(estimator.momentum, 0.5),
+                    schedule=schedule)
+    # scikit-learn allows momentum=1, which fastbp.SGD refuses for users
+    optimizer.momentum = float(estimator.momentum)
+    optimizer.buffer_names = ("velocity",) if estimator.momentum > 0 else ()
+    return optimizer
+
+
+def _adam(estimator) -> Adam:
+    """solver="adam": Adam in scikit-learn's formulation (fastbp.Adam's default)."""
+    return Adam(lr=estimator.learning_rate_init, beta1=estimator.beta_1, beta2=estimator.beta_2,
+                epsilon=estimator.epsilon)
+
+
+#: the solvers that step on minibatches (partial_fit, chunks, averaged
+#: epochs): each one's fastbp optimiser, built from the estimator's
+#: parameters. A new solver is a row here (and its parameters above).
+STOCHASTIC_SOLVERS = {"sgd": _sgd, "adam": _adam}
 
 #: scikit-learn's rules, plus fastbp's own: activation lists and n_threads
 PARAMETER_CONSTRAINTS: dict = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions(set(ACTIVATION_NAMES)), list, tuple],
-    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+    "solver": [StrOptions({"lbfgs", *STOCHASTIC_SOLVERS})],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],

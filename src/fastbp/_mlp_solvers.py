@@ -16,12 +16,12 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 
+from ._mlp_params import STOCHASTIC_SOLVERS
 from ._objective import mean_objective, weight_mask, weighted_sums, workspace_for
 from ._runtime import training_threads
 from ._session import EpochReport, Session
 from ._training import TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
-from .optim import SGD, Adam, Adaptive, Constant, InvScaling
 
 #: scikit-learn's error for a fit that ends with NaN or infinite weights,
 #: which its users match on
@@ -85,18 +85,7 @@ class SolverDrivers:
     def _optimizer(self):
         """The optimiser of this fit, from the current hyper-parameters,
         carrying the state of the previous ones."""
-        if self.solver == "adam":
-            optimizer = Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
-                             epsilon=self.epsilon)
-        else:
-            schedule = {"constant": Constant(), "invscaling": InvScaling(self.power_t),
-                        "adaptive": Adaptive()}[self.learning_rate]
-            optimizer = SGD(lr=self.learning_rate_init, nesterov=self.nesterovs_momentum
-                            and self.momentum > 0, momentum=min(self.momentum, 0.5),
-                            schedule=schedule)
-            # scikit-learn allows momentum=1, which fastbp.SGD refuses for users
-            optimizer.momentum = float(self.momentum)
-            optimizer.buffer_names = ("velocity",) if self.momentum > 0 else ()
+        optimizer = STOCHASTIC_SOLVERS[self.solver](self)
         if self._optimizer_state is not None:
             optimizer.adopt_state(self._net, self._optimizer_state)
         self._optimizer_state = optimizer.state(self._net)
