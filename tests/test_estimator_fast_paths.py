@@ -1,5 +1,5 @@
 """The estimators' shortcuts past scikit-learn's generic input checks
-(estimators._is_ready, MLPClassifier._encoded_labels and the direct
+(MLPInputs._is_ready, MLPClassifier._encoded_labels and the direct
 inverse of the label binarizer) change the time of a call, never its
 result: each is compared here with the full path it skips."""
 import warnings
@@ -11,11 +11,11 @@ pytest.importorskip("sklearn")
 from sklearn.preprocessing import LabelBinarizer  # noqa: E402
 
 from fastbp import MLPClassifier, MLPRegressor  # noqa: E402
-from fastbp import estimators  # noqa: E402
+from fastbp._mlp_inputs import MLPInputs  # noqa: E402
 
 
 def _never_ready(monkeypatch):
-    monkeypatch.setattr(estimators, "_is_ready", lambda estimator, X: False)
+    monkeypatch.setattr(MLPInputs, "_is_ready", lambda estimator, X: False)
 
 
 def _partial_fits(make, X, y, batches, classes=None):
@@ -46,7 +46,7 @@ def test_partial_fit_and_predict_equal_the_full_checks(monkeypatch, labels, dtyp
     fast = _partial_fits(make, X, y, 4, classes)
     fast_outputs = (fast.predict(X), fast.predict_proba(X))
     # the shortcut was taken, not silently declined
-    assert estimators._is_ready(fast, X)
+    assert fast._is_ready(X)
     assert fast._encoded_labels(X[:24], y[:24], True, False) is not None
     _never_ready(monkeypatch)
     full = _partial_fits(make, X, y, 4, classes)
@@ -96,8 +96,8 @@ def test_input_the_shortcut_does_not_take_is_still_checked():
         model.predict(bad)
     with pytest.raises(ValueError, match="features"):
         model.predict(X[:, :3])
-    assert not estimators._is_ready(model, np.asfortranarray(X))
-    assert not estimators._is_ready(model, X.astype(int))
+    assert not model._is_ready(np.asfortranarray(X))
+    assert not model._is_ready(X.astype(int))
     np.testing.assert_array_equal(model.predict(np.asfortranarray(X)), model.predict(X))
 
 
@@ -131,7 +131,7 @@ def test_regressor_partial_fit_equals_the_full_checks(monkeypatch):
 
 
 def test_an_int_seed_restarts_the_stream_on_every_call_as_a_fresh_generator_would():
-    # the rewound generator (estimators._restarted_random_state) against a
+    # the rewound generator (MLPInputs._restarted_random_state) against a
     # RandomState built anew for every call, which is what scikit-learn does
     rng = np.random.default_rng(6)
     X = rng.normal(size=(40, 4))
@@ -150,7 +150,7 @@ def test_an_int_seed_restarts_the_stream_on_every_call_as_a_fresh_generator_woul
 
     rewound = run(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=3))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(estimators, "_restarted_random_state",
+        patch.setattr(MLPInputs, "_restarted_random_state",
                       lambda model: np.random.RandomState(model.random_state))
         fresh = run(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=3))
     for ours, theirs in zip(rewound, fresh):

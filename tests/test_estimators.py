@@ -560,10 +560,10 @@ def test_warm_start_takes_the_new_tol_and_n_iter_no_change_as_sklearn(early_stop
 def test_an_interrupted_lbfgs_fit_keeps_the_last_point_tried(monkeypatch):
     # Ctrl-C during lbfgs keeps the progress made: the weights of the last
     # evaluation, as before lbfgs had one driver for one machine and Dask
-    import fastbp.estimators as estimators
+    import fastbp._mlp_solvers as solvers  # the lbfgs driver's module
 
     X, y = _digits()
-    real, tried = estimators.weighted_sums, []
+    real, tried = solvers.weighted_sums, []
 
     def interrupt_on_the_sixth_evaluation(X, y, sample_weight, params, *rest):
         if len(tried) == 5:
@@ -571,7 +571,7 @@ def test_an_interrupted_lbfgs_fit_keeps_the_last_point_tried(monkeypatch):
         tried.append(np.array(params, copy=True))
         return real(X, y, sample_weight, params, *rest)
 
-    monkeypatch.setattr(estimators, "weighted_sums", interrupt_on_the_sixth_evaluation)
+    monkeypatch.setattr(solvers, "weighted_sums", interrupt_on_the_sixth_evaluation)
     clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=50, random_state=0)
     with pytest.raises(KeyboardInterrupt):
         clf.fit(X, y)

@@ -8,6 +8,7 @@ so rows of neighbouring chunks mix. Memory is O(buffer + one chunk).
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +16,8 @@ import numpy as np
 import scipy.sparse
 
 from ._sparse import CsrRows, as_csr_rows
-from ._training import Permutations, TrainingLoop, end_of_epoch
+from ._session import EpochReport, Session
+from ._training import Permutations, TrainingLoop
 
 
 def chunk_source(chunks, epochs: int):
@@ -99,7 +101,8 @@ def checked_chunk(chunk, where: str, check):
 
 
 class ChunkedTraining:
-    """The epochs of a chunked fit; see :meth:`fastbp.Network.fit`.
+    """The epochs of a chunked fit (see :meth:`fastbp.Network.fit`): a
+    source of a :class:`~fastbp._session.Session`.
 
     ``check(X, Y, sample_weight)`` turns one chunk's arrays into the
     kernels' (X, Y, weights) or raises ValueError/TypeError; it runs in the
@@ -115,6 +118,7 @@ class ChunkedTraining:
         self.rng, self.shuffle_buffer = rng, shuffle_buffer
         self.rows_seen = 0
         self.stopped = False  # by the callbacks or the stopping rule
+        self._pass = None  # the buffer being trained
 
     def _checked(self, chunk, index: int, epoch: int):
         """(X, Y, weights) of chunk ``index``, or a ValueError/TypeError naming it."""
@@ -155,53 +159,53 @@ class ChunkedTraining:
         if parts:
             yield _join(parts)
 
-    def epoch(self, epoch: int) -> dict:
-        """Train one pass over the chunks; its history entry. The schedule
-        is left for the caller to move at the epoch's end."""
+    def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
+            progress=None) -> dict:
+        """Up to ``epochs`` passes in a :class:`~fastbp._session.Session`;
+        the history as :meth:`fastbp.Network.fit` returns it."""
+        session = Session(self.network, self.optimizer, callbacks, early_stopping, validation,
+                          progress)
+        try:
+            return session.run(self, epochs)
+        finally:
+            self.stopped = session.stopped
+
+    # -- the source protocol (fastbp._session) -------------------------------
+
+    def running(self, session, epochs: int):
+        """Nothing to hold for the fit: each buffer's pass holds its own threads."""
+        return contextlib.nullcontext()
+
+    def train(self, session, epoch: int, count: int) -> EpochReport:
+        """Train one pass over the chunks, a buffer at a time (each an
+        epoch of a :class:`~fastbp._training.TrainingLoop`)."""
         started = time.perf_counter()
-        lr = self.optimizer.state(self.network).lr
-        totals, rows = np.zeros(3), 0
+        lr = session.state.lr
+        data_sum = penalty_sum = 0.0
+        rows = 0
         for X, Y, weights in self._buffers(epoch):
             n = X.shape[0]
             order = Permutations(self.rng, n) if self.rng is not None else None
-            loop = TrainingLoop(self.network, X, Y, weights, self.code, self.l2, self.optimizer,
-                                min(self.batch_size, n), self.n_threads, order,
-                                advance_schedule=False)
-            history = loop.run(1)
-            totals += n * np.array([history["loss"][0], history["data_loss"][0],
-                                    history["penalty"][0]])
+            self._pass = TrainingLoop(self.network, X, Y, weights, self.code, self.l2,
+                                      self.optimizer, min(self.batch_size, n), self.n_threads,
+                                      order)
+            with self._pass.running(session, 1):
+                report = self._pass.train(session, 0, 1)
+            data_sum += report.data_sums[0]
+            penalty_sum += report.penalty_sums[0]
             rows += n
+        self._pass = None
         if rows == 0:
             raise ValueError(f"epoch {epoch + 1} read no chunks")
         self.rows_seen = rows
-        loss, data_loss, penalty = (float(v) for v in totals / rows)
-        return {"loss": loss, "data_loss": data_loss, "penalty": penalty, "lr": lr,
-                "seconds": time.perf_counter() - started}
+        return EpochReport(epoch, (data_sum,), (penalty_sum,), rows, lr,
+                           time.perf_counter() - started)
 
-    def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
-            progress=None) -> dict:
-        """Up to ``epochs`` passes, each followed by :func:`end_of_epoch`;
-        the history as :meth:`fastbp.Network.fit` returns it."""
-        history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
-        if validation is not None:
-            history["val_loss"] = []
-        state = self.optimizer.state(self.network)
-        try:
-            for epoch in range(epochs):
-                for key, value in self.epoch(epoch).items():
-                    history[key].append(value)
-                if validation is not None:
-                    history["val_loss"].append(float(validation(self.network)))
-                if progress is not None:
-                    progress.update(history["loss"][-1], history["seconds"][-1])
-                if end_of_epoch(self.network, self.optimizer, state, epoch, history, callbacks,
-                                early_stopping, self.rows_seen):
-                    self.stopped = True
-                    break
-        finally:
-            if progress is not None:
-                progress.close()
-        return history
+    def interrupted(self, session, epoch: int) -> str:
+        """Keep the weights of the buffer being trained; where the fit stopped."""
+        if self._pass is None:
+            return f"fit stopped in epoch {epoch + 1} between two buffers of chunks"
+        return self._pass.interrupted(session, epoch)
 
 
 def _join(parts):

@@ -1,10 +1,12 @@
-"""The one epoch loop behind :meth:`fastbp.Network.fit` and the estimators.
+"""Epochs over arrays in memory: the source behind :meth:`fastbp.Network.fit`
+and the estimators' stochastic solvers.
 
 Data flows one way: the caller validates, :class:`TrainingLoop` builds one
 compiled ``_kernels.Trainer`` that owns the fit's native state, and each
 epoch is a few GIL-free ``run(start, stop)`` calls. Between calls the loop
 publishes the weights for readers in other threads, checks for Ctrl-C and
-divergence; between epochs it records the history, runs the callbacks and
+divergence (rolling back to finite weights). Between epochs the
+:class:`~fastbp._session.Session` records the history, runs the callbacks and
 the stopping rule and moves the optimiser's schedule.
 """
 from __future__ import annotations
@@ -15,8 +17,9 @@ import time
 import numpy as np
 
 from . import _kernels
-from ._runtime import aligned_empty, sigint_deferred, training_threads
-from .optim import SGD, Schedule
+from ._runtime import aligned_empty, training_threads
+from ._session import EpochReport, Session
+from .optim import SGD
 
 #: fit splits an epoch into kernel calls of whole batches and about this many
 #: flops (6 per weight and row), so that Ctrl-C and readers in other threads
@@ -72,38 +75,9 @@ class _Unit:
         self.counters = (state.epochs, state.samples_seen)
 
 
-def end_of_epoch(network, optimizer, state, epoch: int, history: dict, callbacks,
-                 early_stopping, rows) -> bool:
-    """After an epoch of any fit: the callbacks, the stopping rule and the
-    schedule (which a plateau may lower instead of stopping). ``rows``: the
-    epoch's rows for the schedule, or None when the caller counts the epoch
-    itself. Returns True to stop."""
-    stop = False
-    for callback in callbacks:
-        stop = bool(callback(epoch, history, network)) or stop
-    plateau = early_stopping is not None and early_stopping.update(epoch, history, network)
-    if rows is not None:
-        optimizer.epoch_ends(state, rows)
-    if plateau:
-        if optimizer.plateau(state):
-            return True
-        early_stopping.wait = 0  # the schedule lowered the rate: count afresh
-    return stop
-
-
 def _whole_batches(rows: float, batch_size: int) -> int:
     """``rows`` rounded down to whole batches, at least one batch."""
     return max(1, int(rows) // batch_size) * batch_size
-
-
-def _interrupt(history: dict, where: str, exc: BaseException | None = None) -> KeyboardInterrupt:
-    """The KeyboardInterrupt fit raises: ``history`` attached, a note on where it stopped."""
-    exc = KeyboardInterrupt() if exc is None else exc
-    exc.history = history
-    if hasattr(exc, "add_note"):  # Python 3.11+
-        exc.add_note(f"fastbp: {where}; the network holds the weights after the last "
-                     "completed batch")
-    return exc
 
 
 class _Rollback:
@@ -139,7 +113,8 @@ class _Rollback:
 
 
 class TrainingLoop:
-    """One fit: validated data, the optimiser and the epoch loop.
+    """Epochs over validated arrays in memory: a source of a
+    :class:`~fastbp._session.Session` (see that module for the protocol).
 
     Parameters
     ----------
@@ -159,13 +134,10 @@ class TrainingLoop:
     next_order : callable or None
         Called at each epoch's start; returns the row order (``np.intp``)
         or None for the rows in turn.
-    advance_schedule : bool, default=True
-        Count each epoch in the optimiser's schedule; False when these rows
-        are only part of an epoch (a chunked fit counts the epoch itself).
     """
 
     def __init__(self, network, X, Y, sample_weight, loss_code, l2, optimizer, batch_size,
-                 n_threads, next_order=None, advance_schedule=True):
+                 n_threads, next_order=None):
         self.network = network
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.loss_code, self.l2 = loss_code, l2
@@ -173,8 +145,6 @@ class TrainingLoop:
         self.batch_size = batch_size
         self.n_threads = n_threads
         self.next_order = next_order
-        #: False: a pass over part of an epoch (a chunk), whose caller moves the schedule
-        self.advance_schedule = advance_schedule
         # the kernels' fused per-sample path: dense rows, no weights (csrc/training.pxi)
         self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
                            and isinstance(X, np.ndarray))
@@ -182,48 +152,20 @@ class TrainingLoop:
         self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
         #: whether the last run ended before its epochs, by a callback or the stopping rule
         self.stopped = False
-
-    def _epochs_per_block(self, callbacks, early_stopping, validation, progress) -> int:
-        """Epochs one ``Trainer.run_epochs`` call trains: as many as fit a
-        call's FLOP budget, when there is nothing to run between epochs (no
-        callbacks, stopping rule, validation, progress bar or schedule that
-        moves the rate) and the orders can be drawn many at once; else 1."""
-        n = self.X.shape[0]
-        quiet = not callbacks and early_stopping is None and validation is None \
-            and progress is None
-        constant_rate = type(self.optimizer.schedule).lr_after_epoch is Schedule.lr_after_epoch
-        bulk_orders = self.next_order is None or hasattr(self.next_order, "many")
-        if not (quiet and constant_rate and bulk_orders):
-            return 1
-        return max(1, int(self._call_flops() // (self._flops_per_row * n)))
-
-    def _call_flops(self) -> float:
-        return FIT_CALL_FLOPS * (1 if self.per_sample else 4)
-
-    def _rows_per_call(self, n_params: int) -> int:
-        flops_per_row = self._flops_per_row
-        budget = self._call_flops()
-        # Between calls the weights are copied (published) and checked for
-        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
-        # Keep that under ~1% of a call's work, or big nets pay for it.
-        budget = max(budget, FIT_CALL_OVERHEAD_RATIO * n_params)
-        return _whole_batches(budget / flops_per_row, self.batch_size)
+        #: the weights the kernels train, once running
+        self.live = None
+        #: rows of the current epoch trained so far
+        self.done = 0
 
     def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
             progress=None) -> dict:
-        """Train ``epochs`` epochs; return the history.
+        """Train ``epochs`` epochs in a :class:`~fastbp._session.Session`; return the history.
 
         Parameters
         ----------
         epochs : int
-        callbacks : sequence of callable
-            ``callback(epoch, history, network)`` after each epoch (epoch from
-            0); a true return value stops training.
-        early_stopping : fastbp.EarlyStopping or None
-        validation : callable or None
-            ``validation(network) -> float``: the validation loss, recorded
-            as ``history["val_loss"]`` after each epoch.
-        progress : EpochProgress or None
+        callbacks, early_stopping, validation, progress
+            As the session takes them.
 
         Returns
         -------
@@ -237,20 +179,114 @@ class TrainingLoop:
         TrainingDiverged, KeyboardInterrupt
             As documented in :meth:`Network.fit`.
         """
+        session = Session(self.network, self.optimizer, callbacks, early_stopping, validation,
+                          progress)
+        try:
+            return session.run(self, epochs)
+        finally:
+            self.stopped = session.stopped
+
+    # -- the source protocol (fastbp._session) -------------------------------
+
+    def running(self, session, epochs: int) -> "TrainingLoop":
+        """Set up for ``epochs`` epochs of ``session``; entered, it holds the
+        thread settings and the kernels' state."""
+        self._session, self._epochs = session, epochs
         network = self.network
         # the fused per-sample kernel calls no BLAS: no thread settings to hold
-        threads = contextlib.nullcontext(1) if self.per_sample else training_threads(
+        self._threads = contextlib.nullcontext(1) if self.per_sample else training_threads(
             network.sizes, self.batch_size, self.n_threads, per_sample=False,
             itemsize=network.dtype.itemsize)
-        with network._training_guard(), threads as own_threads, \
-                sigint_deferred() as interrupted:
-            history = self._epochs(epochs, callbacks, early_stopping, validation, progress,
-                                   own_threads, interrupted)
-        if interrupted.is_set():
-            # Ctrl-C came during the last kernel call: training is complete, but
-            # the user asked to stop
-            raise _interrupt(history, "fit had already finished all its epochs")
-        return history
+        return self
+
+    def __enter__(self) -> None:
+        own_threads = self._threads.__enter__()
+        network, state = self.network, self._session.state
+        # The kernels train a private copy; readers in other threads use the
+        # last published one, which always holds whole batches.
+        live = self.live = aligned_empty(network.n_params, network.dtype)
+        live[...] = network.params
+        self.trainer = self._make_trainer(live, own_threads, state)
+        self.rollback = _Rollback(state)
+        self.rows_per_call = self._rows_per_call(live.size)
+        self.block = self._epochs_per_block(self._session)
+        self.done = 0
+        self._units = []      # the last two, matching the rollback's two snapshots
+        self._pending = []    # orders drawn already, for epochs replayed one by one
+
+    def __exit__(self, *exc_info) -> None:
+        self._threads.__exit__(*exc_info)
+
+    def train(self, session, epoch: int, count: int) -> EpochReport:
+        """Train epoch ``epoch`` (or, with ``count > 1``, up to ``count``
+        epochs in one kernel call); see :mod:`fastbp._session`."""
+        if self.block > 1 and count > 1 and not self._pending:
+            return self._epoch_block(session, epoch, min(self.block, count))
+        trainer, state, live, publish = self.trainer, session.state, self.live, session.publish
+        interrupted = session.interrupted
+        n = self.X.shape[0]
+        if self._pending:
+            order = self._pending.pop(0)
+        else:
+            order = self.next_order() if self.next_order is not None else None
+        trainer.set_order(order)
+        trainer.lr = state.lr
+        self._unit_starts(_Unit(epoch, [order], state))
+        last_epoch = epoch == self._epochs - 1
+        started = time.perf_counter()
+        data_sum = penalty_sum = 0.0
+        status, diverged = 0, False
+        self.done = done = 0
+        # An epoch is split into calls of whole batches, so the batches,
+        # their order and every rounding are those of one call.
+        while done < n:
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            status, data, penalty, rows = trainer.run(done, min(done + self.rows_per_call, n))
+            state.step_count = trainer.step_count
+            data_sum += data
+            penalty_sum += penalty
+            self.done = done = done + rows
+            diverged = status != 0  # 2: the call left non-finite weights
+            if diverged:
+                break
+            # publish; the very last call of a fit publishes live itself
+            publish(live if (done == n and last_epoch) else live.copy())
+        elapsed = time.perf_counter() - started
+        if diverged:
+            self._diverged(session, epoch, status, data_sum, penalty_sum)
+        self.done = 0  # the next epoch's, should Ctrl-C come before it starts
+        return EpochReport(epoch, (data_sum,), (penalty_sum,), n, state.lr, elapsed)
+
+    def interrupted(self, session, epoch: int) -> str:
+        """Publish the weights trained so far (whole batches: the kernels
+        finish every call they start) if finite; where the fit stopped."""
+        if self.live is not None and np.isfinite(self.live).all():
+            session.publish(self.live)
+        return f"fit stopped in epoch {epoch + 1} after {self.done} of its {self.X.shape[0]} rows"
+
+    # -- inside ---------------------------------------------------------------
+
+    def _epochs_per_block(self, session) -> int:
+        """Epochs one ``Trainer.run_epochs`` call trains: as many as fit a
+        call's FLOP budget, when nothing runs between epochs (the session is
+        quiet) and the orders can be drawn many at once; else 1."""
+        bulk_orders = self.next_order is None or hasattr(self.next_order, "many")
+        if not (session.quiet and bulk_orders):
+            return 1
+        return max(1, int(self._call_flops() // (self._flops_per_row * self.X.shape[0])))
+
+    def _call_flops(self) -> float:
+        return FIT_CALL_FLOPS * (1 if self.per_sample else 4)
+
+    def _rows_per_call(self, n_params: int) -> int:
+        flops_per_row = self._flops_per_row
+        budget = self._call_flops()
+        # Between calls the weights are copied (published) and checked for
+        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
+        # Keep that under ~1% of a call's work, or big nets pay for it.
+        budget = max(budget, FIT_CALL_OVERHEAD_RATIO * n_params)
+        return _whole_batches(budget / flops_per_row, self.batch_size)
 
     def _make_trainer(self, live, own_threads, state):
         net = self.network
@@ -261,123 +297,42 @@ class TrainingLoop:
         self.optimizer.configure(trainer, state)
         return trainer
 
-    def _epochs(self, epochs, callbacks, early_stopping, validation, progress, own_threads,
-                interrupted):
-        network, optimizer = self.network, self.optimizer
-        n = self.X.shape[0]
-        state = optimizer.state(network)
-        # The kernels train a private copy; readers in other threads use the
-        # last published one, which always holds whole batches.
-        live = aligned_empty(network.n_params, network.dtype)
-        live[...] = network.params
-        trainer = self._make_trainer(live, own_threads, state)
-        rollback = _Rollback(state)
-        rows_per_call = self._rows_per_call(live.size)
-        history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
-        if validation is not None:
-            history["val_loss"] = []
-        epoch = done = 0
-        self.stopped = False
-        block = self._epochs_per_block(callbacks, early_stopping, validation, progress)
-        self._units = []      # the last two, matching the rollback's two snapshots
-        pending = []          # orders drawn already, for epochs replayed one by one
-        try:
-            while epoch < epochs:
-                if block > 1 and epochs - epoch > 1 and not pending:
-                    if interrupted.is_set():
-                        raise KeyboardInterrupt
-                    epoch, pending = self._epoch_block(trainer, live, state, rollback, history,
-                                                       epoch, min(block, epochs - epoch),
-                                                       epochs)
-                    continue
-                if pending:
-                    order = pending.pop(0)
-                else:
-                    order = self.next_order() if self.next_order is not None else None
-                trainer.set_order(order)
-                trainer.lr = state.lr
-                self._unit_starts(_Unit(epoch, [order], state), rollback)
-                last_epoch = epoch == epochs - 1
-                started = time.perf_counter()
-                data_sum = penalty_sum = 0.0
-                done, status, diverged = 0, 0, False
-                # An epoch is split into calls of whole batches, so the batches,
-                # their order and every rounding are those of one call.
-                while done < n:
-                    if interrupted.is_set():
-                        raise KeyboardInterrupt
-                    status, data, penalty, rows = trainer.run(done, min(done + rows_per_call, n))
-                    state.step_count = trainer.step_count
-                    data_sum += data
-                    penalty_sum += penalty
-                    done += rows
-                    diverged = status != 0  # 2: the call left non-finite weights
-                    if diverged:
-                        break
-                    # publish; the very last call of a fit publishes live itself
-                    network._params = live if (done == n and last_epoch) else live.copy()
-                elapsed = time.perf_counter() - started
-                if diverged:
-                    self._diverged(live, rollback, history, epoch, done, status, data_sum,
-                                   penalty_sum)
-                self._record(history, data_sum, penalty_sum, state.lr, elapsed, validation)
-                if progress is not None:
-                    progress.update(history["loss"][-1], elapsed)
-                if self._end_of_epoch(epoch, history, callbacks, early_stopping, state, n):
-                    self.stopped = True
-                    break
-                epoch += 1
-        except KeyboardInterrupt as exc:
-            # `live` holds whole batches: the kernels finish every call they start
-            if np.isfinite(live).all():
-                network._params = live
-            raise _interrupt(history, f"fit stopped in epoch {epoch + 1} after {done} of its "
-                                      f"{n} rows", exc) from None
-        finally:
-            if progress is not None:
-                progress.close()
-        if early_stopping is not None:
-            early_stopping.restore(network)
-        return history
-
-    def _unit_starts(self, unit: _Unit, rollback: _Rollback) -> None:
-        rollback.epoch_starts(unit.first, self.network.params)  # equals live here
+    def _unit_starts(self, unit: _Unit) -> None:
+        self.rollback.epoch_starts(unit.first, self.network.params)  # equals live here
         self._units = self._units[-1:] + [unit]
 
-    def _epoch_block(self, trainer, live, state, rollback, history, epoch, count, epochs):
-        """Train epochs [epoch, epoch + count) in one ``run_epochs`` call and
-        record them; return (the next epoch, orders to replay).
+    def _epoch_block(self, session, epoch: int, count: int) -> EpochReport:
+        """Train epochs [epoch, epoch + count) in one ``run_epochs`` call.
 
         When an epoch of the block diverges, nothing of it is kept: the
         weights go back to the newest snapshot before it, the epochs up to
         the one before the divergence are trained again in one call, and
-        the rest are left (with their orders) to the epoch-by-epoch loop,
+        the rest are left (with their orders) to be trained one by one,
         which meets the divergence with the snapshots it needs to report and
         roll back exactly as it always does.
         """
+        trainer, state, live = self.trainer, session.state, self.live
         n = self.X.shape[0]
         orders = self.next_order.many(count) if self.next_order is not None else None
         trainer.set_order(orders.reshape(-1) if orders is not None else None)
         trainer.lr = state.lr
         self._unit_starts(_Unit(epoch, list(orders) if orders is not None else [None] * count,
-                                state), rollback)
+                                state))
         sums = np.zeros((2, count))
         started = time.perf_counter()
         trained, status = trainer.run_epochs(count, n, sums[0], sums[1])
         elapsed = time.perf_counter() - started
         state.step_count = trainer.step_count
         if status == 0:
-            self._record_block(history, sums, state.lr, elapsed)
-            if self.advance_schedule:
-                self.optimizer.epochs_end(state, n, count)
-            self.network._params = live if epoch + count == epochs else live.copy()
-            return epoch + count, []
-        return self._replay(trainer, live, state, rollback, history, epoch + trained)
+            session.publish(live if epoch + count == self._epochs else live.copy())
+            return EpochReport(epoch, sums[0], sums[1], n, state.lr, elapsed)
+        return self._replay(session, epoch + trained)
 
-    def _replay(self, trainer, live, state, rollback, history, failed: int):
+    def _replay(self, session, failed: int) -> EpochReport:
         """Back to the snapshot before epoch ``failed``'s predecessor, and
-        train again up to that predecessor; returns (its epoch, the orders
-        from there on)."""
+        train again up to that predecessor; reports the epochs from that
+        snapshot on, and keeps the orders from there on for later calls."""
+        trainer, state, live = self.trainer, session.state, self.live
         unit = self._units[-1]
         to_before = failed == unit.first and len(self._units) == 2
         if to_before:
@@ -385,65 +340,38 @@ class TrainingLoop:
             orders = unit.orders + self._units[1].orders
         else:
             orders = unit.orders
-        rollback.restore(live, to_before)
+        self.rollback.restore(live, to_before)
         state.epochs, state.samples_seen = unit.counters
         self.optimizer.configure(trainer, state)  # the restored step count and rate
-        for name in history:
-            del history[name][unit.first:]
         again = max(0, failed - 1 - unit.first)
+        n = self.X.shape[0]
+        sums = np.zeros((2, again))
+        started = time.perf_counter()
         if again:
-            n = self.X.shape[0]
             trainer.set_order(np.concatenate(orders[:again])
                               if orders[0] is not None else None)
             trainer.lr = state.lr
-            sums = np.zeros((2, again))
-            started = time.perf_counter()
             trained, status = trainer.run_epochs(again, n, sums[0], sums[1])
             if status != 0 or trained != again:  # the same steps cannot change their minds
                 raise RuntimeError("fastbp: replaying finite epochs did not repeat them")
             state.step_count = trainer.step_count
-            self._record_block(history, sums, state.lr, time.perf_counter() - started)
-            if self.advance_schedule:
-                self.optimizer.epochs_end(state, n, again)
-            self.network._params = live.copy()
+            session.publish(live.copy())
         self._units = []
-        return unit.first + again, orders[again:]
+        self._pending = orders[again:]
+        return EpochReport(unit.first, sums[0], sums[1], n, state.lr,
+                           time.perf_counter() - started)
 
-    def _record_block(self, history, sums, lr, elapsed) -> None:
-        """``_record`` for the epochs of one run_epochs call (each given an
-        equal share of its time)."""
-        n, count = self.X.shape[0], sums.shape[1]
-        history["loss"].extend(((sums[0] + sums[1]) / n).tolist())
-        history["data_loss"].extend((sums[0] / n).tolist())
-        history["penalty"].extend((sums[1] / n).tolist())
-        history["lr"].extend([lr] * count)
-        history["seconds"].extend([elapsed / count] * count)
-
-    def _record(self, history, data_sum, penalty_sum, lr, elapsed, validation):
-        n = self.X.shape[0]
-        history["loss"].append((data_sum + penalty_sum) / n)
-        history["data_loss"].append(data_sum / n)
-        history["penalty"].append(penalty_sum / n)
-        history["lr"].append(lr)
-        history["seconds"].append(elapsed)
-        if validation is not None:
-            history["val_loss"].append(float(validation(self.network)))
-
-    def _end_of_epoch(self, epoch, history, callbacks, early_stopping, state, n) -> bool:
-        """Callbacks, the stopping rule and the schedule; True to stop."""
-        return end_of_epoch(self.network, self.optimizer, state, epoch, history, callbacks,
-                            early_stopping, n if self.advance_schedule else None)
-
-    def _diverged(self, live, rollback, history, epoch, done, status, data_sum, penalty_sum):
+    def _diverged(self, session, epoch, status, data_sum, penalty_sum):
         """Roll back to the newest snapshot known to give a finite loss and raise.
 
         That is this epoch's start if its first batch went through, else the
         previous epoch's start (whose first batch did).
         """
-        n, batch_size = self.X.shape[0], self.batch_size
+        n, batch_size, done, live = self.X.shape[0], self.batch_size, self.done, self.live
+        history = session.history
         to_epoch_before = not (done > 0 or status != 1 or epoch == 0)
-        rollback.restore(live, to_epoch_before)
-        self.network._params = live
+        self.rollback.restore(live, to_epoch_before)
+        session.publish(live)
         restored = epoch if to_epoch_before else epoch + 1
         where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"
                  if status == 1 else "in the weights")

@@ -71,7 +71,7 @@ def usable_as_is(array: np.ndarray, dtype: np.dtype) -> bool:
 
 def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
               allow_vector: bool = False, lazy: bool = False,
-              accept_sparse: bool = False) -> np.ndarray:
+              accept_sparse: bool = False, allow_empty: bool = False) -> np.ndarray:
     """Convert ``data`` to a finite, C-contiguous 2-D array of ``dtype``.
 
     Strided, Fortran-order, read-only and integer input is copied into a
@@ -82,6 +82,9 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
     convert a chunk at a time (memory O(chunk) instead of a copy of X).
     With ``accept_sparse``, SciPy sparse input becomes :class:`CsrRows`
     (never dense); without it, sparse input (targets, weights) is densified.
+    ``allow_empty`` takes an array of no rows (a Dask partition may be one).
+    This is the one way X reaches the kernels: Network, the estimators (after
+    scikit-learn's own checks) and fastbp.dask's partitions.
     """
     if is_ready_matrix(data, n_columns, (dtype,)):
         return data  # the checks below would all pass (~1 µs)
@@ -117,7 +120,7 @@ def as_matrix(data, dtype: np.dtype, name: str, n_columns: int | None = None,
     if array.ndim != 2:
         hint = " (reshape a single sample with X.reshape(1, -1))" if array.ndim == 1 else ""
         raise ValueError(f"{name} must be a 2-D array, got {array.ndim}-D with shape {array.shape}{hint}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
+    if (array.shape[0] == 0 and not allow_empty) or array.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {array.shape}")
     if n_columns is not None and array.shape[1] != n_columns:
         raise ValueError(f"{name} has {array.shape[1]} columns, the network expects {n_columns}")

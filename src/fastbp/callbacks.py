@@ -95,10 +95,10 @@ class EarlyStopping:
             self.best = value
             self.best_epoch = epoch
             if self.restore_best:
-                self.best_params = network._params  # a published array: never written again
+                self.best_params = network.params  # a view of a published array, never written again
         return self.wait >= self.patience
 
     def restore(self, network) -> None:
         """Give ``network`` the best epoch's weights (with ``restore_best``)."""
         if self.restore_best and self.best_params is not None:
-            network._params = self.best_params
+            network.replace_params(self.best_params, check_finite=False)

@@ -136,9 +136,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
+from ._mlp_params import CLASSIFIER_CONSTRAINTS, PARAMETER_CONSTRAINTS, hidden_layer_units
+from ._mlp_solvers import DistributedRows
 from ._objective import OBJECTIVE_CHUNK_ROWS, weighted_sums, workspace_size
 from ._runtime import training_threads
-from ._validation import _as_kernel_array, _check_finite
+from ._validation import as_matrix
 from .estimators import MLPClassifier, MLPRegressor
 
 __all__ = ["DaskFitError", "DaskMLPClassifier", "DaskMLPRegressor", "hyperband_compatible"]
@@ -146,6 +148,9 @@ __all__ = ["DaskFitError", "DaskMLPClassifier", "DaskMLPRegressor", "hyperband_c
 #: the fitted attributes copied from the local estimator after fit
 _FITTED_ATTRIBUTES = ("classes_", "n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
                       "n_iter_", "t_", "loss_", "loss_curve_", "best_loss_")
+
+#: client and timeout are checked by fit, with messages of their own
+_DASK_CONSTRAINTS = {"client": "no_validation", "timeout": "no_validation"}
 
 #: a worker may move a partition to another only if it would otherwise hold
 #: more than this multiple of its even share of the rows
@@ -258,15 +263,12 @@ class _Block:
 def _prepare_block(X, y, sample_weight, target, dtype, class_weights) -> _Block:
     """One partition converted for the kernels: X, binarised Y, row weights."""
     # C-contiguous and aligned (deserialised chunks may not be), and finite,
-    # checked without a mask as large as X; a partition may be empty
-    X = _as_kernel_array(np.asarray(X), dtype)
-    _check_finite(X, "X")
+    # as every X the kernels read; a partition may be empty
+    X = as_matrix(X, dtype, "X", allow_empty=True)
     if isinstance(target, LabelBinarizer):
         Y = target.transform(np.asarray(y)).astype(dtype)
     else:
-        Y = _as_kernel_array(np.asarray(y), dtype)
-        Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
-        _check_finite(Y, "y")
+        Y = as_matrix(y, dtype, "y", allow_vector=True, allow_empty=True)
     weights = None
     if sample_weight is not None:
         weights = np.asarray(sample_weight, dtype=dtype)
@@ -328,14 +330,18 @@ def _add_partials(first, second):
     return first[0] + second[0], first[1] + second[1], first[2] + second[2]
 
 
-def _local_epoch(shared_model, block: _Block, seed: int, batch_size: int, n_threads):
+def _local_epoch(shared_epoch, block: _Block, seed: int, batch_size: int, n_threads):
     """One epoch of the estimator's own minibatch loop over this worker's block
-    (see ``_BaseMLP._local_epoch``), with the block's rows and weight sum."""
+    (``shared_epoch``, bound to the estimator: see
+    :class:`fastbp._mlp_solvers.DistributedRows`), with the block's rows and
+    weight sum."""
     block = block.aligned()
-    model = copy.deepcopy(shared_model)  # never change an argument a retried task may reuse
+    # a copy of the method is one of its estimator: never change an argument
+    # a retried task may reuse
+    epoch = copy.deepcopy(shared_epoch)
     started = time.perf_counter()
-    result = model._local_epoch(block.X, block.Y, block.sample_weight, seed,
-                                min(batch_size, block.rows), _worker_threads(n_threads))
+    result = epoch(block.X, block.Y, block.sample_weight, seed, min(batch_size, block.rows),
+                   _worker_threads(n_threads))
     result.update(rows=block.rows, weight_sum=block.weight_sum,
                   seconds=time.perf_counter() - started)
     return result
@@ -472,13 +478,7 @@ class _DaskMLP(BaseEstimator):
             If a lost worker's work could not be redone or a wait timed out.
         """
         client = _current_client(self.client)
-        warm = self.warm_start and hasattr(self, "_local")
-        if warm:
-            local = copy.deepcopy(self._local)
-            local.set_params(**self._local_params())
-        else:
-            local = self._local_class(**self._local_params())
-        local._validate_params()
+        self._validate_params()
         if isinstance(self.n_threads, (bool, np.bool_)):
             raise ValueError(f"n_threads must be an int >= 1 or None, got {self.n_threads!r}")
         if self.timeout is None or not self.timeout > 0:
@@ -486,7 +486,7 @@ class _DaskMLP(BaseEstimator):
         if self.early_stopping and self.solver != "lbfgs":
             raise ValueError("early_stopping=True is not supported by the Dask estimators: "
                              "hold out a validation set and score it yourself")
-        hidden = local._hidden_sizes()
+        hidden_layer_units(self.hidden_layer_sizes)  # its error before any work on the cluster
         X = _as_dask_array(X, "X", (2,))
         y = _as_dask_array(y, "y", (1, 2))
         if sample_weight is not None:
@@ -498,27 +498,35 @@ class _DaskMLP(BaseEstimator):
                              f"{sample_weight.shape[0]}")
         if X.shape[0] < 1 or X.shape[1] < 1:
             raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
-        dtype = _model_dtype(X.dtype)
-        target, class_weights, n_outputs = self._targets(client, y, local)
+        target, class_weights, n_outputs = self._targets(client, y)
+        if self.warm_start and hasattr(self, "_local"):
+            local = copy.deepcopy(self._local)
+            local.set_params(**self._local_params())
+        else:
+            local = self._local_class(**self._local_params())
+        blocks = []
 
-        dtype = local._start_distributed_fit([X.shape[1]] + hidden + [n_outputs],
-                                             target if isinstance(target, LabelBinarizer)
-                                             else None, dtype, warm)
-        self._local = local
+        def place(dtype, join):
+            blocks[:] = self._persist_blocks(client, X, y, sample_weight, target, dtype,
+                                             class_weights, join)
+            return len(blocks)
 
-        blocks = self._persist_blocks(client, X, y, sample_weight, target, dtype,
-                                      class_weights, join=self.solver != "lbfgs")
+        # the client runs the local estimator's own fit, its solvers on the workers' rows
+        rows = DistributedRows(
+            n_features=X.shape[1], n_outputs=n_outputs, n_rows=X.shape[0],
+            dtype=_model_dtype(X.dtype),
+            binarizer=target if isinstance(target, LabelBinarizer) else None, place=place,
+            weighted_sums=lambda *args: self._with_retries(self._summed_gradients, client,
+                                                           blocks, *args),
+            run_round=lambda *args: self._with_retries(self._local_epochs, client, blocks,
+                                                       *args),
+            lost=(DaskFitError,))
+        self._local = local  # kept whatever happens: its last finite weights
         try:
-            if self.solver == "lbfgs":
-                self._fit_lbfgs(client, blocks)
-            else:
-                self._fit_local_epochs(client, blocks, X.shape[0])
+            local.fit(rows)
         finally:
             self._copy_fitted_attributes()
-            del blocks
-        if not all(np.isfinite(array).all() for array in local.coefs_ + local.intercepts_):
-            raise ValueError("Solver produced non-finite parameter weights. The input data may "
-                             "contain large values and need to be preprocessed.")
+            del blocks[:]
         return self
 
     def _copy_fitted_attributes(self):
@@ -579,19 +587,15 @@ class _DaskMLP(BaseEstimator):
 
     # -- lbfgs --------------------------------------------------------------
 
-    def _fit_lbfgs(self, client, blocks):
-        def reduce_once(params, sizes, acts, code):
-            # the weights travel inside each task: client.scatter's timeout is
-            # not honoured when a worker dies under it (distributed 2026.8: it hung)
-            partials = [client.submit(_blocks_loss_gradient, params, sizes, acts, code,
-                                      self.n_threads, *parts, workers=[worker],
-                                      allow_other_workers=True, pure=False)
-                        for worker, parts in blocks]
-            return _tree_sum(client, partials).result(timeout=self.timeout)
-
-        # the client runs the estimators' own driver on the workers' summed gradients
-        self._local._run_lbfgs(lambda *args: self._with_retries(reduce_once, *args),
-                               keep_best_on=DaskFitError)
+    def _summed_gradients(self, client, blocks, params, sizes, acts, code):
+        """lbfgs's sums over all rows: each worker's, added in a tree of tasks."""
+        # the weights travel inside each task: client.scatter's timeout is
+        # not honoured when a worker dies under it (distributed 2026.8: it hung)
+        partials = [client.submit(_blocks_loss_gradient, params, sizes, acts, code,
+                                  self.n_threads, *parts, workers=[worker],
+                                  allow_other_workers=True, pure=False)
+                    for worker, parts in blocks]
+        return _tree_sum(client, partials).result(timeout=self.timeout)
 
     def _with_retries(self, work, *args):
         """``work(*args)``, again after a lost worker or a timeout; DaskFitError at last."""
@@ -612,18 +616,14 @@ class _DaskMLP(BaseEstimator):
 
     # -- adam and sgd: local epochs, averaged -----------------------------------
 
-    def _fit_local_epochs(self, client, blocks, n_rows):
-        def one_round(model, seed_base, batch_size):
-            futures = [client.submit(_local_epoch, model, block, seed_base + i, batch_size,
-                                     self.n_threads, workers=[worker], allow_other_workers=True,
-                                     pure=False)
-                       for i, (worker, (block,)) in enumerate(blocks)]
-            self._wait(futures)
-            return [future.result(timeout=self.timeout) for future in futures]
-
-        # the client runs the estimators' own driver on the workers' epochs
-        self._local._run_averaged_epochs(lambda *args: self._with_retries(one_round, *args),
-                                         n_rows, len(blocks))
+    def _local_epochs(self, client, blocks, epoch, seed_base, batch_size):
+        """A round of averaged epochs: ``epoch`` on each worker's block."""
+        futures = [client.submit(_local_epoch, epoch, block, seed_base + i, batch_size,
+                                 self.n_threads, workers=[worker], allow_other_workers=True,
+                                 pure=False)
+                   for i, (worker, (block,)) in enumerate(blocks)]
+        self._wait(futures)
+        return [future.result(timeout=self.timeout) for future in futures]
 
     # -- prediction -----------------------------------------------------------
 
@@ -714,10 +714,11 @@ class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
     """
 
     _local_class = MLPClassifier
+    _parameter_constraints: dict = {**CLASSIFIER_CONSTRAINTS, **_DASK_CONSTRAINTS}
 
     __init__ = _constructor_of(MLPClassifier)
 
-    def _targets(self, client, y, local):
+    def _targets(self, client, y):
         """The label binarizer of all of y's classes, per-class weights, outputs."""
         import dask.array as da
         if y.ndim != 1:
@@ -832,9 +833,10 @@ class DaskMLPRegressor(RegressorMixin, _DaskMLP):
 
     _local_class = MLPRegressor
     # no loss parameter: the Dask regressor fits the squared error
+    _parameter_constraints: dict = {**PARAMETER_CONSTRAINTS, **_DASK_CONSTRAINTS}
     __init__ = _constructor_of(MLPRegressor, without=("loss",))
 
-    def _targets(self, client, y, local):
+    def _targets(self, client, y):
         return None, None, 1 if y.ndim == 1 else y.shape[1]
 
     def predict(self, X):

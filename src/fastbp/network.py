@@ -14,6 +14,7 @@ import numpy as np
 from . import _kernels, _labels
 from ._progress import EpochProgress
 from ._runtime import aligned_empty, blas_threads, predict_threads
+from ._session import TrainingLease
 from ._streaming import ChunkedTraining, chunk_source
 from ._training import Permutations, TrainingDiverged, TrainingLoop
 from .callbacks import EarlyStopping
@@ -228,6 +229,15 @@ class Network:
         view = self._params.view()
         view.flags.writeable = False
         return view
+
+    def layer_params(self) -> list:
+        """(W, b) of each layer: writable views of the current parameters.
+
+        Writes go into the network at once (the estimators' ``coefs_`` and
+        ``intercepts_`` are such views). fit, :meth:`set_weights` and
+        :meth:`replace_params` bind a new array: views taken before keep
+        the values of their time, as :attr:`params` does."""
+        return self._layer_views(self._params)
 
     @property
     def kernel_layout(self) -> tuple:
@@ -645,15 +655,27 @@ class Network:
                                    batch_size, n_threads, rng, shuffle_buffer)
         if early_stopping is not None:
             early_stopping.reset()
-        history = training.run(epochs, callbacks, early_stopping, validation,
-                               EpochProgress(epochs) if verbose else None)
-        if early_stopping is not None:
-            early_stopping.restore(self)
-        return history
+        return training.run(epochs, callbacks, early_stopping, validation,
+                            EpochProgress(epochs) if verbose else None)
 
-    def _training_guard(self) -> "_TrainingGuard":
-        """Mark the network as training; refuse a second fit meanwhile."""
-        return _TrainingGuard(self._start_training, self._end_training)
+    def training_lease(self) -> TrainingLease:
+        """Hold the network for one training run, as :meth:`fit` does.
+
+        ``with net.training_lease() as lease:`` marks the network as
+        training: meanwhile a second lease (or :meth:`fit`),
+        :meth:`set_weights`, :meth:`replace_params` and :meth:`init_weights`
+        raise ``RuntimeError``, and ``lease.publish(params)`` makes a flat
+        parameter vector (the network's dtype and shape, never written again)
+        the network's parameters without a copy. For training loops of one's
+        own that publish as they go, as fastbp's Dask estimators do.
+
+        Returns
+        -------
+        TrainingLease
+            A context manager; entering it raises ``RuntimeError`` if the
+            network is training already.
+        """
+        return TrainingLease(self._start_training, self._end_training, self._bind_params)
 
     def _start_training(self) -> None:
         with self._fit_lock:
@@ -664,6 +686,9 @@ class Network:
     def _end_training(self) -> None:
         with self._fit_lock:
             self._training = False
+
+    def _bind_params(self, params: np.ndarray) -> None:
+        self._params = params  # readers in other threads keep the array they hold
 
     # -- classification -----------------------------------------------------
 
@@ -919,20 +944,3 @@ def _check_callbacks(callbacks) -> tuple:
             raise TypeError(f"callbacks must be callables (epoch, history, network), "
                             f"got {callback!r}")
     return callbacks
-
-
-class _TrainingGuard:
-    """``with network._training_guard()``: the network is marked as training
-    inside, and a second fit in another thread raises RuntimeError. A class
-    rather than a generator, for a small fit's fixed cost."""
-
-    __slots__ = ("_start", "_end")
-
-    def __init__(self, start, end):
-        self._start, self._end = start, end  # the network's own, which hold its lock
-
-    def __enter__(self) -> None:
-        self._start()
-
-    def __exit__(self, *exc_info) -> None:
-        self._end()

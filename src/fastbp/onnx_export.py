@@ -40,10 +40,10 @@ def _network_of(model):
         return model, "network"
     from . import estimators
     if isinstance(model, (estimators.MLPClassifier, estimators.MLPRegressor)):
-        if not hasattr(model, "_net"):
+        if not hasattr(model, "network_"):  # NotFittedError is an AttributeError
             raise ValueError(f"this {type(model).__name__} is not fitted yet: call fit first")
-        return model._net, ("classifier" if isinstance(model, estimators.MLPClassifier)
-                            else "regressor")
+        return model.network_, ("classifier" if isinstance(model, estimators.MLPClassifier)
+                                else "regressor")
     raise TypeError("to_onnx takes a fastbp.Network, MLPClassifier or MLPRegressor, "
                     f"got {type(model).__name__}")
 
@@ -74,13 +74,19 @@ def _layer_nodes(network, input_name: str, add_initializer, add_node, prefix: st
     return current
 
 
+def _is_multilabel(estimator) -> bool:
+    """Whether a fitted MLPClassifier predicts several labels a row: one
+    logistic output per label (a binary one has a single output)."""
+    return estimator.out_activation_ == "logistic" and estimator.n_outputs_ > 1
+
+
 def _classifier_nodes(estimator, scores: str, label: str, probabilities: str,
                       add_initializer, add_node, prefix: str) -> None:
     """``label`` and ``probabilities`` from the output layer's ``scores``, as
     ``predict`` and ``predict_proba`` derive them."""
     classes = np.asarray(estimator.classes_)
-    multilabel = estimator._label_binarizer.y_type_.startswith("multilabel")
-    dtype = estimator._net.dtype
+    multilabel = _is_multilabel(estimator)
+    dtype = estimator.network_.dtype
     half = f"{prefix}half"
     if multilabel:  # one sigmoid a label: label i is on where p_i > 0.5
         add_initializer(half, np.array(0.5, dtype))
@@ -157,7 +163,7 @@ def to_onnx(model, path=None, *, name: str = "fastbp"):
     scores = _layer_nodes(network, "X", add_initializer, add_node, "")
     if kind == "classifier":
         n_classes = 2 if model.n_outputs_ == 1 else n_out
-        multilabel = model._label_binarizer.y_type_.startswith("multilabel")
+        multilabel = _is_multilabel(model)
         _classifier_nodes(model, scores, "label", "probabilities", add_initializer, add_node,
                           "")
         label_type = (onnx.TensorProto.INT64 if multilabel or
@@ -209,7 +215,7 @@ def _container_writers(scope, operator, container):
     """add_initializer and add_node over skl2onnx's container, with names
     unique in the pipeline's scope."""
     from onnx import helper
-    network = operator.raw_operator._net
+    network = operator.raw_operator.network_
     element = helper.np_dtype_to_tensor_dtype(network.dtype)
     prefix = scope.get_unique_variable_name(operator.full_name) + "_"
 
@@ -234,7 +240,7 @@ def _cast_input(operator, network, element, prefix, add_node) -> str:
 
 def _convert_classifier(scope, operator, container):
     estimator = operator.raw_operator
-    if estimator._label_binarizer.y_type_.startswith("multilabel"):
+    if _is_multilabel(estimator):
         raise NotImplementedError("skl2onnx's classifier outputs take one label a row; "
                                   "export a multilabel MLPClassifier with fastbp.to_onnx")
     network, element, prefix, add_initializer, add_node = _container_writers(

@@ -1,0 +1,272 @@
+"""One fit's epochs: a :class:`Session` runs them over a source of epochs.
+
+A *source* trains epochs: over arrays in memory (``_training.TrainingLoop``),
+over chunks read from disk (``_streaming.ChunkedTraining``), or over Dask
+workers. The session holds the network for the fit (a second fit or a
+``set_weights`` in another thread is refused meanwhile), defers Ctrl-C to the
+source's next safe point, builds the history, and runs the end-of-epoch rules
+once for every source: validation, the progress bar, the callbacks, the
+stopping rule and the optimiser's schedule; at the end, the stopping rule's
+best weights come back.
+
+A source has three methods:
+
+``running(session, epochs)``
+    A context manager entered once for the fit, inside the session's hold
+    on the network (the source's threads, its copy of the weights).
+``train(session, epoch, count) -> EpochReport``
+    Train epochs from ``epoch`` on: one, or up to ``count`` when
+    ``count > 1`` (only then: the session has nothing to run between
+    epochs, see :attr:`Session.quiet`). Publish the weights through
+    :meth:`Session.publish`; read the interrupt flag
+    (:attr:`Session.interrupted`) at safe points and raise
+    ``KeyboardInterrupt`` when it is set. On a non-finite loss, restore
+    finite weights and raise ``TrainingDiverged(message, session.history)``.
+``interrupted(session, epoch) -> str``
+    After a ``KeyboardInterrupt`` in epoch ``epoch``: publish the newest
+    weights that hold whole batches, and say where the fit stopped (for the
+    exception's note).
+"""
+from __future__ import annotations
+
+from ._runtime import sigint_deferred
+from .optim import Schedule
+
+#: the keys every fit's history has, in order; "val_loss" comes with validation
+HISTORY_KEYS = ("loss", "data_loss", "penalty", "lr", "seconds")
+
+
+class EpochReport:
+    """What a source's ``train`` call did: epochs ``first`` to
+    ``first + len(data_sums) - 1``.
+
+    Parameters
+    ----------
+    first : int
+        The first epoch reported, counted from 0. At most the epoch the
+        session asked for: a source that went back (to replay epochs after
+        a divergence) reports from there, and the session forgets the
+        history from ``first`` on before recording.
+    data_sums, penalty_sums : sequence of float
+        Per epoch, the sums of the data term and of the L2 term over the
+        epoch's rows (each batch's mean times its rows).
+    rows : int
+        Rows of one epoch: what the optimiser's schedule counts.
+    lr : float
+        The learning rate the epochs used.
+    seconds : float
+        Wall time of all the epochs reported, shared equally.
+    weight : float or None, default=None
+        The divisor of the sums in the history's means; None is ``rows``.
+    """
+
+    __slots__ = ("first", "data_sums", "penalty_sums", "rows", "lr", "seconds", "weight")
+
+    def __init__(self, first: int, data_sums, penalty_sums, rows: int, lr: float,
+                 seconds: float, weight: float | None = None):
+        self.first, self.data_sums, self.penalty_sums = first, data_sums, penalty_sums
+        self.rows, self.lr, self.seconds = rows, lr, seconds
+        self.weight = rows if weight is None else weight
+
+
+def new_history(validation: bool) -> dict:
+    """An empty history: a list for each of :data:`HISTORY_KEYS` (and "val_loss")."""
+    history = {key: [] for key in HISTORY_KEYS}
+    if validation:
+        history["val_loss"] = []
+    return history
+
+
+def interrupt(history: dict, where: str, exc: BaseException | None = None) -> KeyboardInterrupt:
+    """The KeyboardInterrupt fit raises: ``history`` attached, a note on where it stopped."""
+    exc = KeyboardInterrupt() if exc is None else exc
+    exc.history = history
+    if hasattr(exc, "add_note"):  # Python 3.11+
+        exc.add_note(f"fastbp: {where}; the network holds the weights after the last "
+                     "completed batch")
+    return exc
+
+
+class Session:
+    """The epochs of one fit over a source, and everything between them.
+
+    Parameters
+    ----------
+    network : Network
+        Trained in place; it must not be training already.
+    optimizer : fastbp.optim.Optimizer
+        Its state for ``network`` is :attr:`state`; the session moves its
+        schedule after every epoch.
+    callbacks : sequence of callable, default=()
+        ``callback(epoch, history, network)`` after each epoch (epoch from
+        0); a true return value stops training.
+    early_stopping : fastbp.EarlyStopping or None
+        Reset by the caller; its best weights come back when the epochs end
+        (not after an error).
+    validation : callable or None
+        ``validation(network) -> float``: the validation loss, recorded as
+        ``history["val_loss"]`` after each epoch.
+    progress : EpochProgress or None
+
+    Attributes
+    ----------
+    history : dict
+        Built while :meth:`run` runs; see :meth:`fastbp.Network.fit`.
+    stopped : bool
+        Whether the last run ended before its epochs, by a callback or the
+        stopping rule.
+    state : fastbp.optim.OptimizerState
+        The optimiser's state for the network, during :meth:`run`.
+    quiet : bool
+        Nothing runs between epochs (no callbacks, stopping rule,
+        validation or progress bar, and a constant rate): a source may
+        train many epochs in one call.
+    interrupted : threading.Event
+        Set when Ctrl-C came during :meth:`run`; sources check it between
+        their kernel calls.
+    """
+
+    def __init__(self, network, optimizer, callbacks=(), early_stopping=None, validation=None,
+                 progress=None):
+        self.network, self.optimizer = network, optimizer
+        self.callbacks, self.early_stopping = callbacks, early_stopping
+        self.validation, self.progress = validation, progress
+        self.history = new_history(validation is not None)
+        self.stopped = False
+        self.state = self.interrupted = None
+        self._lease = None
+        #: nothing runs between epochs (no callbacks, stopping rule, validation
+        #: or progress bar, and a constant rate): a source may train many at once
+        self.quiet = (not callbacks and early_stopping is None and validation is None
+                      and progress is None
+                      and type(optimizer.schedule).lr_after_epoch is Schedule.lr_after_epoch)
+
+    def publish(self, params) -> None:
+        """Make ``params`` the network's parameters, for readers in other
+        threads, without a copy: an array of the network's dtype and shape
+        that nobody writes again. Only while :meth:`run` runs."""
+        self._lease.publish(params)
+
+    def run(self, source, epochs: int) -> dict:
+        """Train ``epochs`` epochs over ``source``; return the history.
+
+        Raises
+        ------
+        TrainingDiverged
+            From the source, with the history of the epochs that completed.
+        KeyboardInterrupt
+            On Ctrl-C, once the source reached a safe point: ``history``
+            attached and a note on where the fit stopped.
+        RuntimeError
+            If the network is training already.
+        """
+        network, history = self.network, self.history
+        self.stopped = False
+        epoch = 0
+        with network.training_lease() as self._lease, sigint_deferred() as self.interrupted:
+            self.state = self.optimizer.state(network)
+            try:
+                with source.running(self, epochs):
+                    while epoch < epochs:
+                        if self.interrupted.is_set():
+                            raise KeyboardInterrupt
+                        report = source.train(self, epoch, epochs - epoch if self.quiet else 1)
+                        epoch = self._record(report)
+                        if not self.quiet and self._end_of_epoch(epoch - 1, report.rows):
+                            self.stopped = True
+                            break
+            except KeyboardInterrupt as exc:
+                raise interrupt(history, source.interrupted(self, epoch), exc) from None
+            finally:
+                self._lease = None
+                if self.progress is not None:
+                    self.progress.close()
+        if self.early_stopping is not None:
+            self.early_stopping.restore(network)
+        if self.interrupted.is_set():
+            # Ctrl-C came during the last kernel call: training is complete, but
+            # the user asked to stop
+            raise interrupt(history, "fit had already finished all its epochs")
+        return history
+
+    def _record(self, report: EpochReport) -> int:
+        """Add the report's epochs to the history (validation and progress
+        after a single epoch, the schedule after many); the next epoch."""
+        history = self.history
+        count = len(report.data_sums)
+        if report.first < len(history["loss"]):  # the source went back
+            for values in history.values():
+                del values[report.first:]
+        weight = report.weight
+        if count == 1:
+            data, penalty = report.data_sums[0], report.penalty_sums[0]
+            history["loss"].append((data + penalty) / weight)
+            history["data_loss"].append(data / weight)
+            history["penalty"].append(penalty / weight)
+            history["lr"].append(report.lr)
+            history["seconds"].append(report.seconds)
+            if self.validation is not None:
+                history["val_loss"].append(float(self.validation(self.network)))
+            if self.progress is not None:
+                self.progress.update(history["loss"][-1], report.seconds)
+        elif count:
+            data, penalty = report.data_sums, report.penalty_sums  # float64 arrays
+            history["loss"].extend(((data + penalty) / weight).tolist())
+            history["data_loss"].extend((data / weight).tolist())
+            history["penalty"].extend((penalty / weight).tolist())
+            history["lr"].extend([report.lr] * count)
+            history["seconds"].extend([report.seconds / count] * count)
+        if self.quiet and count:
+            self.optimizer.epochs_end(self.state, report.rows, count)
+        return report.first + count
+
+    def _end_of_epoch(self, epoch: int, rows: int) -> bool:
+        """The callbacks, the stopping rule and the schedule (which a plateau
+        may lower instead of stopping); True to stop."""
+        network, optimizer, early_stopping = self.network, self.optimizer, self.early_stopping
+        stop = False
+        for callback in self.callbacks:
+            stop = bool(callback(epoch, self.history, network)) or stop
+        plateau = early_stopping is not None and early_stopping.update(epoch, self.history,
+                                                                       network)
+        optimizer.epoch_ends(self.state, rows)
+        if plateau:
+            if optimizer.plateau(self.state):
+                return True
+            early_stopping.wait = 0  # the schedule lowered the rate: count afresh
+        return stop
+
+
+class TrainingLease:
+    """A network held for one training run: :meth:`fastbp.Network.training_lease`.
+
+    Entered, the network counts as training: a second lease (a second
+    :meth:`~fastbp.Network.fit`), :meth:`~fastbp.Network.set_weights`,
+    :meth:`~fastbp.Network.replace_params` and
+    :meth:`~fastbp.Network.init_weights` raise ``RuntimeError`` until it is
+    left. A class rather than a generator, for a small fit's fixed cost.
+    """
+
+    __slots__ = ("_start", "_end", "_bind")
+
+    def __init__(self, start, end, bind):
+        # the network's own methods, which hold its lock
+        self._start, self._end, self._bind = start, end, bind
+
+    def __enter__(self) -> "TrainingLease":
+        self._start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._end()
+
+    def publish(self, params) -> None:
+        """Make ``params`` the network's parameters, without a copy.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+            Of the network's dtype, C-contiguous, and never written again:
+            readers in other threads hold it as their snapshot.
+        """
+        self._bind(params)
