@@ -8,7 +8,7 @@ from ._streaming import array_chunks
 from ._training import TrainingDiverged
 from .callbacks import EarlyStopping
 from .network import ACTIVATIONS, Network
-from .optim import SGD, Adam
+from .optim import *  # noqa: F403 -- the optimisers (fastbp.optim.__all__)
 from .plotting import plot_history
 
 # the version lives in pyproject.toml only; the installed metadata carries it
@@ -39,10 +39,10 @@ _AVAILABLE = [name for name, (_, package, _) in _LAZY.items()
 
 # submodules imported on their own (fastbp.dask, fastbp.cli) are not listed
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "Adam", "EarlyStopping", "GradcheckResult", "Network", "SGD",
+    "ACTIVATIONS", "LOSSES", "EarlyStopping", "GradcheckResult", "Network",
     "TrainingDiverged", "array_chunks", "gradcheck", "load", "load_digits", "plot_history",
     "__version__", "callbacks", "optim", "reference",
-] + _AVAILABLE
+] + optim.__all__ + _AVAILABLE
 
 
 def __getattr__(name):

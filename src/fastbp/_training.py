@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _kernels
 from ._runtime import aligned_empty, sigint_deferred, training_threads
-from .optim import SGD, Schedule
+from .optim import Schedule
 
 #: fit splits an epoch into kernel calls of whole batches and about this many
 #: flops (6 per weight and row), so that Ctrl-C and readers in other threads
@@ -44,7 +44,7 @@ class TrainingDiverged(ValueError, FloatingPointError):
 def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
     SGD): the Trainer's own rule, mirrored here for the thread decision."""
-    return batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0
+    return batch_size == 1 and optimizer.plain
 
 
 class Permutations:
