@@ -115,6 +115,7 @@ cdef class OptimizerKind:
     cdef readonly tuple hyper_names
     cdef readonly tuple hyper_defaults
     cdef readonly tuple buffer_names
+    cdef dict defaults  # hyper_names -> hyper_defaults, copied by settings
     cdef object check
 
     def __repr__(self):
@@ -125,15 +126,15 @@ cdef class OptimizerKind:
         """The hyper-parameters by name (``hyper``, the defaults for those it
         leaves out), after the optimiser's own check of them with ``buffers``
         (a dict of buffer names, whatever their values)."""
-        cdef dict values = dict(zip(self.hyper_names, self.hyper_defaults))
-        if hyper is not None:
+        cdef dict values = self.defaults.copy()
+        if hyper:
             for key, value in hyper.items():
                 if key not in values:
                     raise ValueError(f"{self.name} has no hyper-parameter {key!r} "
                                      f"(its hyper-parameters: {', '.join(self.hyper_names)})")
                 try:
-                    values[key] = float(value)
-                except (TypeError, ValueError):
+                    values[key] = <double>value
+                except TypeError:
                     raise TypeError(f"{key} must be a number, got {value!r}") from None
         for key in buffers:
             if key not in self.buffer_names:
@@ -146,14 +147,18 @@ cdef class OptimizerKind:
                     Py_ssize_t step_count):
         """Write this optimiser into ``opt``: ``values`` from settings,
         ``arrays`` one checked buffer (or None) per buffer name."""
-        cdef int i
+        cdef int i = 0
         memset(opt, 0, sizeof(fbp_optimizer_state))
         opt.functions = self.functions
         opt.lr = lr
-        for i, value in enumerate(values.values()):
+        for value in values.values():
             opt.hyper[i] = value
-        for i, array in enumerate(arrays):
-            opt.buffers[i] = cnp.PyArray_DATA(array) if array is not None else NULL
+            i += 1
+        i = 0
+        for array in arrays:
+            if array is not None:
+                opt.buffers[i] = cnp.PyArray_DATA(array)
+            i += 1
         opt.step_count = step_count
 
 
@@ -177,6 +182,7 @@ cdef register_optimizer(str name, const OptimizerFunctions* functions, dict hype
     kind.name = name
     kind.hyper_names = tuple(hyper)
     kind.hyper_defaults = tuple(float(value) for value in hyper.values())
+    kind.defaults = dict(zip(kind.hyper_names, kind.hyper_defaults))
     kind.buffer_names = buffer_names
     kind.check = check
     _OPTIMIZER_KINDS[name] = kind

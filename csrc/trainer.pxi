@@ -278,7 +278,7 @@ cdef class Trainer:
         if step_count < 0:
             raise ValueError(f"step_count must be >= 0, got {step_count}")
         arrays = [self._params_like(buffers[key], key) if key in buffers else None
-                  for key in kind.buffer_names]
+                  for key in kind.buffer_names] if buffers else []
         self._forget_optimizer()
         kind.place(&self.opt, lr, values, arrays, step_count)
         self.buffer_arrays = arrays

@@ -357,6 +357,49 @@ def test_setter_and_run_errors():
         t.set_data(X[:2], Y[:2])  # the order set before must fit the new data
 
 
+@pytest.mark.parametrize("args,error,match", [
+    (("rmsprop_unknown", 0.1), ValueError, "unknown optimizer 'rmsprop_unknown' \\(known: .*adam.*sgd"),
+    (("sgd", 0.1, {"beta1": 0.9}), ValueError,
+     "sgd has no hyper-parameter 'beta1' \\(its hyper-parameters: momentum, nesterov\\)"),
+    (("sgd", 0.1, {"momentum": "fast"}), TypeError, "momentum must be a number, got 'fast'"),
+    (("sgd", 0.1, {"momentum": 1.5}), ValueError, "momentum must be in \\[0, 1\\], got 1.5"),
+    (("adam", 0.1, {}, {"velocity": np.zeros(8)}), ValueError,
+     "adam has no buffer 'velocity' \\(its buffers: first_moment, second_moment\\)"),
+    (("adam", 0.1, {}, {"first_moment": np.zeros(8)}), ValueError,
+     "adam needs a second_moment buffer"),
+    (("adam", 0.1, {}, {"first_moment": np.zeros(8), "second_moment": np.zeros(8)}, -1),
+     ValueError, "step_count must be >= 0, got -1"),
+])
+def test_set_optimizer_names_what_is_wrong(args, error, match):
+    sizes, acts = sizes_acts(3, 2)
+    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    t.set_params(np.zeros(8))
+    with pytest.raises(error, match=match):
+        t.set_optimizer(*args)
+    with pytest.raises(RuntimeError, match="no optimizer yet"):
+        t.lr  # nothing was set
+
+
+def test_hyper_parameters_left_out_take_the_kernels_defaults(rng):
+    # Adam with its registered defaults equals Adam with them spelled out
+    kind = optimizer_kinds()["adam"]
+    assert dict(zip(kind.hyper_names, kind.hyper_defaults)) == {
+        "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "torch_epsilon": 0.0}
+    net, X, Y, sw, order = problem(rng)
+    results = []
+    for hyper in ({}, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "torch_epsilon": False}):
+        params = net._params.copy()
+        t = Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4)
+        t.set_params(params)
+        t.set_data(X, Y, sw)
+        t.set_optimizer("adam", 0.05, hyper, {"first_moment": np.zeros_like(params),
+                                              "second_moment": np.zeros_like(params)})
+        assert t.run(0, X.shape[0])[0] == 0
+        results.append(params)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], net._params)
+
+
 def test_trainer_refuses_buffers_that_do_not_fit(rng):
     net, X, Y, _, _ = problem(rng, weighted=False, shuffled=False)
     p = net._params.copy()

@@ -13,7 +13,7 @@ same name in the kernels (``csrc/optim_<name>.pxi``, which registers it):
 the class names it in ``kernel_name`` and declares its hyper-parameters
 (:meth:`Optimizer.hyper`), its buffers (``buffer_names``), their checks and
 its docstring; the base class keeps the state and configures the trainer.
-Every class listed in ``__all__`` is also importable from fastbp itself.
+Every optimiser listed in ``__all__`` is also importable from fastbp itself.
 
 Schedules give the learning rate after each epoch from the initial rate
 ``lr0``; :meth:`Schedule.on_plateau` says what to do when a stopping rule
@@ -28,8 +28,13 @@ import numpy as np
 
 from ._validation import check_float, check_int
 
-#: the optimisers: ``from fastbp.optim import *`` and fastbp itself export them
-__all__ = ["SGD", "Adam"]
+__all__ = [
+    # the optimisers (fastbp itself exports every one listed here)
+    "SGD", "Adam",
+    # their base and state, and the schedules
+    "Optimizer", "OptimizerState", "Schedule", "Constant", "InvScaling", "Adaptive",
+    "StepDecay", "CosineDecay",
+]
 
 
 # -- learning-rate schedules --------------------------------------------------
