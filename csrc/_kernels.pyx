@@ -30,15 +30,16 @@ cnp.import_array()
 # (tools/csrc_includes.py prints who uses what; tests/test_csrc_layout.py).
 #
 # C headers (plain C, compiled per instruction set where it pays):
-#   fastbp_codes.h          activation, loss and optimiser codes, declared once
+#   fastbp_codes.h          activation and loss codes, declared once
 #                           (csrc/fastbp/_kernels.pxd makes them cpdef enums)
 #   fastbp_state.h          a fit's state: fbp_network, fbp_batches, fbp_input,
-#                           fbp_optimizer_state, fbp_totals
+#                           fbp_totals (the optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
 #                           term (template: fastbp_activations_impl.h)
-#   fastbp_optim.h          the optimisers' element loops: Adam, the L2 term
+#   fastbp_optim.h          the L2 term's loops, shared by every optimiser
+#   fastbp_adam.h           Adam's element loops (optim_adam.pxi)
 #   fastbp_sample.h         the fused per-sample SGD path (fastbp_sample_impl.h)
 #   fastbp_threads.h, fastbp_finite.h, fastbp_denormals.h   threads and
 #                           barriers, NaN scans, denormals flushed to zero
@@ -46,7 +47,9 @@ include "runtime.pxi"      # what every part takes from the runtime headers
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
-include "optimizers.pxi"   # the optimiser steps, the L2 term, Adam's rates
+include "optimizers.pxi"   # an optimiser's table and state, its registry, the L2 term
+include "optim_sgd.pxi"    # SGD: plain, momentum, Nesterov
+include "optim_adam.pxi"   # Adam, scikit-learn's and PyTorch's
 include "passes.pxi"       # forward and backward passes, workspace layout
 include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own
@@ -57,14 +60,17 @@ include "objective.pxi"    # J and dJ/dparams in one pass (loss, lbfgs)
 include "twins.pxi"        # test twins of the kernels and tuning knobs
 #
 # Where to add
-# - an optimiser: its element loop in fastbp_optim.h (contraction off, as
-#   Adam's); its code in fastbp_codes.h and _kernels.pxd; its state in
-#   fbp_optimizer_state (fastbp_state.h and _kernels.pxd); its branch in
-#   each of optimizers.pxi's dispatch functions (optimizer_step,
-#   optimizer_rates, optimizer_step_count, optimizer_is_plain,
-#   optimizer_steps_marked_rows); a set_<name> setter on Trainer
-#   (trainer.pxi). The training loops (training.pxi, threads.pxi) call only
-#   those functions and never branch on the kind.
+# - an optimiser: a file of its own, optim_<name>.pxi, included above after
+#   optim_adam.pxi. It fills an OptimizerFunctions table (optimizers.pxi:
+#   advance, the step per dtype, and optionally is_plain and the sparse
+#   first layer's marked-rows step), keeps its hyper-parameters, buffers and
+#   step count in fbp_optimizer_state's generic slots, and registers itself
+#   with register_optimizer(name, table, hyper defaults, buffer names,
+#   check). Element loops that pay for per-ISA clones go in a header of its
+#   own (as fastbp_adam.h, contraction off). Trainer.set_optimizer and the
+#   tests' optimizer_update then take it by name; the training loops call
+#   only the table and never ask which optimiser it is. Its Python class
+#   (src/fastbp/optim.py) names it in kernel_name.
 # - an activation: its code (fastbp_codes.h, _kernels.pxd); f and f' through
 #   z in fastbp_activations_impl.h; the Trainer checks codes as a range, so
 #   keep the list contiguous.

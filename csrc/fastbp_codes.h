@@ -1,9 +1,10 @@
-/* The activation, loss and optimiser codes, declared once.
+/* The activation and loss codes, declared once (optimisers have no code:
+ * each registers itself by name, csrc/optimizers.pxi).
  *
  * The C headers use them directly; csrc/fastbp/_kernels.pxd turns them into the
- * cpdef enums fastbp._kernels.Activation, Loss and Optimizer, from which the
- * Python layer derives its name -> code tables. Each list runs from 0
- * without gaps: the Trainer checks codes as ranges.
+ * cpdef enums fastbp._kernels.Activation and Loss, from which the Python
+ * layer derives its name -> code tables. Each list runs from 0 without gaps:
+ * the Trainer checks codes as ranges.
  */
 #ifndef FASTBP_CODES_H
 #define FASTBP_CODES_H
@@ -21,11 +22,6 @@ enum fbp_loss {
     FBP_BCE = 1,
     FBP_CROSS_ENTROPY = 2, /* with softmax outputs */
     FBP_POISSON = 3        /* with identity outputs, the log of the mean */
-};
-
-enum fbp_optimizer {
-    FBP_SGD = 0,
-    FBP_ADAM = 1
 };
 
 #endif

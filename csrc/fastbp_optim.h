@@ -1,6 +1,7 @@
-/* The optimiser's element-wise loops over whole weight matrices: Adam's
- * step, and the L2 term (into the gradient, or as SGD's shrink) with the
- * penalty sum ||W||^2.
+/* Element-wise loops over whole weight matrices that every optimiser's
+ * fit shares: the L2 term (into the gradient, or as plain SGD's shrink) with
+ * the penalty sum ||W||^2; and what an optimiser's own C loops (e.g.
+ * fastbp_adam.h) build on: FBP_NO_CONTRACT and the penalty's lanes.
  *
  * At batch 200 on a 20000-input sparse layer these passes over W, not the
  * products, are the work. Written in C to be compiled per instruction set
@@ -24,26 +25,6 @@
 #endif
 
 #define FBP_LANES_L2 8
-
-/* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps),
- * in FLOAT throughout (as PyTorch's float32 Adam): a float32 sqrt and
- * division are 2-4x as fast as double ones, and they bound this loop. */
-#define FBP_DEFINE_ADAM_STEP(NAME, FLOAT, SQRT)                                    \
-    FBP_CLONES FBP_NO_CONTRACT static void NAME(                                   \
-        FLOAT *restrict p, const FLOAT *restrict g, FLOAT *restrict m,             \
-        FLOAT *restrict v, ptrdiff_t n, FLOAT lr, FLOAT b1, FLOAT b2, FLOAT c1,    \
-        FLOAT c2, FLOAT eps)                                                       \
-    {                                                                              \
-        ptrdiff_t i;                                                               \
-        for (i = 0; i < n; i++) {                                                  \
-            FLOAT gi = g[i];                                                       \
-            FLOAT mi = b1 * m[i] + c1 * gi;                                        \
-            FLOAT vi = b2 * v[i] + c2 * gi * gi;                                   \
-            m[i] = mi;                                                             \
-            v[i] = vi;                                                             \
-            p[i] -= lr * mi / (SQRT(vi) + eps);                                    \
-        }                                                                          \
-    }
 
 /* dW = (l2/m) W; returns sum W^2. */
 #define FBP_DEFINE_L2_GRADIENT(NAME, FLOAT)                                        \
@@ -91,50 +72,6 @@
         return total;                                                              \
     }
 
-/* Adam on rows [i0, i1) of W (n_out wide) whose gradient is (l2/m) W plus,
- * on the rows marked in marks, dW: one pass instead of writing the L2 term
- * into every row of dW and reading it back. Unmarks the rows; returns
- * sum W^2 over them, before the step. */
-#define FBP_DEFINE_ADAM_ROWS(NAME, FLOAT, SQRT)                                    \
-    FBP_CLONES FBP_NO_CONTRACT static double NAME(                                 \
-        FLOAT *restrict W, const FLOAT *restrict dW, FLOAT *restrict m,            \
-        FLOAT *restrict v, unsigned char *restrict marks, ptrdiff_t i0,            \
-        ptrdiff_t i1, ptrdiff_t n_out, double l2_over_m, FLOAT lr, FLOAT b1,       \
-        FLOAT b2, FLOAT c1, FLOAT c2, FLOAT eps)                                   \
-    {                                                                              \
-        double lanes[FBP_LANES_L2] = {0}, total = 0;                               \
-        ptrdiff_t i, j, k;                                                         \
-        for (i = i0; i < i1; i++) {                                                \
-            FLOAT *w = W + i * n_out, *mi = m + i * n_out, *vi = v + i * n_out;    \
-            const FLOAT *d = dW + i * n_out;                                       \
-            int marked = marks[i];                                                 \
-            for (j = 0; j + FBP_LANES_L2 <= n_out; j += FBP_LANES_L2)              \
-                for (k = 0; k < FBP_LANES_L2; k++)                                 \
-                    lanes[k] += (double)w[j + k] * w[j + k];                       \
-            for (; j < n_out; j++)                                                 \
-                total += (double)w[j] * w[j];                                      \
-            for (j = 0; j < n_out; j++) {                                          \
-                FLOAT g = (FLOAT)(l2_over_m * w[j]);                               \
-                FLOAT mj, vj;                                                      \
-                if (marked)                                                        \
-                    g += d[j];                                                     \
-                mj = b1 * mi[j] + c1 * g;                                          \
-                vj = b2 * vi[j] + c2 * g * g;                                      \
-                mi[j] = mj;                                                        \
-                vi[j] = vj;                                                        \
-                w[j] -= lr * mj / (SQRT(vj) + eps);                                \
-            }                                                                      \
-            marks[i] = 0;                                                          \
-        }                                                                          \
-        for (k = 0; k < FBP_LANES_L2; k++)                                         \
-            total += lanes[k];                                                     \
-        return total;                                                              \
-    }
-
-FBP_DEFINE_ADAM_STEP(fbp_adam_step_f, float, sqrtf)
-FBP_DEFINE_ADAM_STEP(fbp_adam_step_d, double, sqrt)
-FBP_DEFINE_ADAM_ROWS(fbp_adam_rows_f, float, sqrtf)
-FBP_DEFINE_ADAM_ROWS(fbp_adam_rows_d, double, sqrt)
 FBP_DEFINE_L2_GRADIENT(fbp_l2_gradient_f, float)
 FBP_DEFINE_L2_GRADIENT(fbp_l2_gradient_d, double)
 FBP_DEFINE_L2_SHRINK(fbp_l2_shrink_f, float)

@@ -1,5 +1,6 @@
-/* A fit's native state in three parts, owned by fastbp._kernels.Trainer and
- * handed by pointer to the training loop, its threads and the per-sample path.
+/* A fit's native state, owned by fastbp._kernels.Trainer and handed by
+ * pointer to the training loop, its threads and the per-sample path; the
+ * optimiser's part is csrc/optimizers.pxi's fbp_optimizer_state.
  *
  * Scalars (params, grad, work, X, T, ...) are float or double, as the
  * Trainer's dtype says; the pointers are void so one struct serves both.
@@ -23,8 +24,8 @@ typedef struct {
     void *work;            /* workspace_size(sizes, batch_size, n_threads) */
     ptrdiff_t n_params;
     /* NULL, or with a sparse X one byte per input, all 0 between batches:
-     * the rows of W_0 a batch's non-zeros reach (fastbp_optim.h's Adam on
-     * W_0 skips the gradient of the others, which is only the L2 term) */
+     * the rows of W_0 a batch's non-zeros reach (an optimiser's marked-rows
+     * step skips the gradient of the others, which is only the L2 term) */
     unsigned char *row_marks;
 } fbp_network;
 
@@ -55,22 +56,6 @@ typedef struct {
     const ptrdiff_t *order;
     ptrdiff_t first;
 } fbp_input;
-
-/* The optimiser and its state, updated in place. */
-typedef struct {
-    int kind;                   /* FBP_SGD or FBP_ADAM */
-    double lr;
-    /* SGD */
-    double momentum;
-    int nesterov;
-    void *velocity;             /* params-shaped; NULL when momentum == 0 */
-    /* Adam */
-    double beta1, beta2, epsilon;
-    int torch_epsilon;          /* epsilon * sqrt(1 - beta2^t) at step t: PyTorch's */
-    void *first_moment;         /* params-shaped */
-    void *second_moment;        /* params-shaped */
-    ptrdiff_t step_count;
-} fbp_optimizer_state;
 
 /* What a run adds up: J's data and L2 terms times each batch's rows. */
 typedef struct {

@@ -1,84 +1,18 @@
-# Optimiser steps on a flat parameter vector (or a block of it), and the
-# functions through which the training loops (training.pxi, threads.pxi)
-# reach the optimiser: once per batch, or per block of parameters, never per
-# element. Only this file branches on the optimiser's kind.
-
-cdef void sgd_step(floating* params, const floating* grad, floating* velocity,
-                   Py_ssize_t size, double lr, double momentum,
-                   bint nesterov) noexcept nogil:
-    """Plain: p -= lr g. Momentum: v = mu v - lr g; p += v.
-    Nesterov: v = mu v - lr g; p += mu v - lr g."""
-    cdef Py_ssize_t i
-    cdef floating step, v
-    cdef floating lr_f = <floating>lr, mu = <floating>momentum
-    if momentum == 0:
-        for i in range(size):
-            params[i] -= lr_f * grad[i]
-    elif not nesterov:
-        for i in range(size):
-            v = mu * velocity[i] - lr_f * grad[i]
-            velocity[i] = v
-            params[i] += v
-    else:
-        for i in range(size):
-            step = lr_f * grad[i]
-            v = mu * velocity[i] - step
-            velocity[i] = v
-            params[i] += mu * v - step
-
+# The optimisers as the training loops (training.pxi, threads.pxi) and the
+# Trainer see them: a table of functions (OptimizerFunctions) with a state
+# of its own (fbp_optimizer_state). Each optimiser lives in a file of its own
+# (optim_sgd.pxi, optim_adam.pxi, ...) that fills its table and registers it
+# by name (register_optimizer); Trainer.set_optimizer looks it up. The loops
+# call the table through the inline functions at the end of this file, once
+# per batch or per block of parameters, never per element, and never ask
+# which optimiser it is. Also here: the L2 term's loops, which the passes
+# share (fastbp_optim.h).
 
 cdef extern from "fastbp_optim.h" nogil:
-    void fbp_adam_step_f(float* p, const float* g, float* m, float* v, Py_ssize_t n, float lr,
-                         float b1, float b2, float c1, float c2, float eps)
-    void fbp_adam_step_d(double* p, const double* g, double* m, double* v, Py_ssize_t n,
-                         double lr, double b1, double b2, double c1, double c2, double eps)
-    double fbp_adam_rows_f(float* W, const float* dW, float* m, float* v, unsigned char* marks,
-                           Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n_out, double l2_over_m,
-                           float lr, float b1, float b2, float c1, float c2, float eps)
-    double fbp_adam_rows_d(double* W, const double* dW, double* m, double* v,
-                           unsigned char* marks, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n_out,
-                           double l2_over_m, double lr, double b1, double b2, double c1,
-                           double c2, double eps)
     double fbp_l2_gradient_f(const float* W, float* dW, Py_ssize_t n, double l2_over_m)
     double fbp_l2_gradient_d(const double* W, double* dW, Py_ssize_t n, double l2_over_m)
     double fbp_l2_shrink_f(float* W, Py_ssize_t n, float shrink)
     double fbp_l2_shrink_d(double* W, Py_ssize_t n, double shrink)
-
-
-cdef inline void adam_step(floating* params, const floating* grad, floating* first_moment,
-                           floating* second_moment, Py_ssize_t size, double lr_t,
-                           double beta1, double beta2, double epsilon) noexcept nogil:
-    """Adam (Kingma & Ba) with the bias correction folded into lr_t:
-    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps)
-    (csrc/fastbp_optim.h)."""
-    if floating is double:
-        fbp_adam_step_d(params, grad, first_moment, second_moment, size, lr_t, beta1, beta2,
-                        1 - beta1, 1 - beta2, epsilon)
-    else:
-        fbp_adam_step_f(params, grad, first_moment, second_moment, size, <float>lr_t,
-                        <float>beta1, <float>beta2, <float>(1 - beta1), <float>(1 - beta2),
-                        <float>epsilon)
-
-
-cdef inline double adam_first_layer(const fbp_optimizer_state* opt, const fbp_network* net,
-                                    Py_ssize_t i0, Py_ssize_t i1, double l2_over_m,
-                                    double lr_t, double eps_t,
-                                    floating* dtype_tag) noexcept nogil:
-    """Adam on rows [i0, i1) of W_0 after a sparse batch's backward pass
-    (backward_pass with sparse_first_layer): their gradient is the L2 term
-    plus dW on the rows net.row_marks marks. Returns sum W^2 over the rows."""
-    cdef Py_ssize_t n_out = net.sizes[1]
-    cdef floating* W = <floating*>net.params
-    cdef floating* dW = <floating*>net.grad
-    cdef floating* m = <floating*>opt.first_moment
-    cdef floating* v = <floating*>opt.second_moment
-    if floating is double:
-        return fbp_adam_rows_d(W, dW, m, v, net.row_marks, i0, i1, n_out, l2_over_m, lr_t,
-                               opt.beta1, opt.beta2, 1 - opt.beta1, 1 - opt.beta2, eps_t)
-    else:
-        return fbp_adam_rows_f(W, dW, m, v, net.row_marks, i0, i1, n_out, l2_over_m,
-                               <float>lr_t, <float>opt.beta1, <float>opt.beta2,
-                               <float>(1 - opt.beta1), <float>(1 - opt.beta2), <float>eps_t)
 
 
 cdef inline double l2_gradient(const floating* W, floating* dW, Py_ssize_t size,
@@ -98,86 +32,232 @@ cdef inline double l2_shrink(floating* W, Py_ssize_t size, floating shrink) noex
         return fbp_l2_shrink_f(W, size, shrink)
 
 
-cdef inline double adam_rate(const fbp_optimizer_state* opt, Py_ssize_t step) noexcept nogil:
-    """Adam's step size with both bias corrections folded in, at step ``step``
-    (from 1): lr sqrt(1 - b2^t) / (1 - b1^t)."""
-    return (opt.lr * sqrt(1 - pow(opt.beta2, <double>step))
-            / (1 - pow(opt.beta1, <double>step)))
+# ---------------------------------------------------------------------------
+# An optimiser's table and state
+
+cdef enum:
+    # slots of fbp_optimizer_state and StepRates; an optimiser needing more
+    # raises them here (register_optimizer refuses one that does not fit)
+    OPTIMIZER_HYPER = 8
+    OPTIMIZER_BUFFERS = 4
+    STEP_RATES = 4
 
 
-cdef inline double adam_epsilon(const fbp_optimizer_state* opt, Py_ssize_t step) noexcept nogil:
-    """The epsilon adam_step adds to sqrt(v) at step ``step``.
+cdef struct StepRates:
+    # the scalars of one step that its element loops take, worked out once
+    # per batch by the optimiser's advance (SGD: lr; Adam: lr_t and eps_t)
+    double value[STEP_RATES]
 
-    PyTorch divides by sqrt(v)/sqrt(1 - b2^t) + eps; with the correction
-    folded into adam_rate that is eps sqrt(1 - b2^t) next to sqrt(v).
-    """
-    if opt.torch_epsilon:
-        return opt.epsilon * sqrt(1 - pow(opt.beta2, <double>step))
-    return opt.epsilon
+
+cdef struct fbp_optimizer_state
+
+
+cdef struct OptimizerFunctions:
+    # One optimiser's functions. The loops call them once per batch or per
+    # block of parameters; the step functions come per dtype.
+    #
+    # Whether a step is p -= opt.lr g with no state (NULL: never). The loops
+    # then fold it into the weight-gradient products (backward_sgd, the
+    # threads' update, the per-sample path) and call neither advance nor step.
+    bint (*is_plain)(const fbp_optimizer_state* opt) noexcept nogil
+    # One step further: counts it (opt.step_count, if the step depends on the
+    # count) with any scalar carried from step to step, and writes the rates
+    # of that step. Called after the batch's loss proved finite.
+    void (*advance)(fbp_optimizer_state* opt, StepRates* rates) noexcept nogil
+    # The step on params[offset:offset + count] with the gradient of the
+    # same elements (and the same part of its buffers).
+    void (*step_d)(const fbp_optimizer_state* opt, double* params, const double* grad,
+                   Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil
+    void (*step_f)(const fbp_optimizer_state* opt, float* params, const float* grad,
+                   Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil
+    # NULL, or the step on rows [i0, i1) of W_0 after a sparse batch's
+    # backward pass (backward_pass with sparse_first_layer), fused with the
+    # L2 term: the gradient is (l2/m) W_0 plus dW_0 on the rows net.row_marks
+    # marks, which it unmarks. Returns sum W^2 over the rows, before the step.
+    double (*marked_rows_d)(const fbp_optimizer_state* opt, const fbp_network* net,
+                            Py_ssize_t i0, Py_ssize_t i1, double l2_over_m,
+                            const StepRates* rates) noexcept nogil
+    double (*marked_rows_f)(const fbp_optimizer_state* opt, const fbp_network* net,
+                            Py_ssize_t i0, Py_ssize_t i1, double l2_over_m,
+                            const StepRates* rates) noexcept nogil
+
+
+cdef struct fbp_optimizer_state:
+    # An optimiser and its state, updated in place by a run. Scalars behind
+    # the buffers' void pointers are the params' float or double.
+    const OptimizerFunctions* functions
+    double lr
+    # its hyper-parameters in the order it registered them; the slots after
+    # them are its own, 0 at set time, for scalars it carries between steps
+    double hyper[OPTIMIZER_HYPER]
+    # params-shaped, in the order it registered them; NULL when not given
+    void* buffers[OPTIMIZER_BUFFERS]
+    Py_ssize_t step_count
 
 
 # ---------------------------------------------------------------------------
-# The loops' interface to the optimiser. A new optimiser adds its branch to
-# each function below (and its step above or in fastbp_optim.h).
+# The registry: each optimiser's file registers itself when the module loads
 
-cdef struct StepRates:
-    # the scalars of one step that the element loops take: Adam's lr_t and
-    # eps_t (adam_rate, adam_epsilon); SGD's lr
-    double lr
-    double epsilon
+cdef dict _OPTIMIZER_KINDS = {}
 
+
+@cython.auto_pickle(False)  # a raw pointer to its table
+cdef class OptimizerKind:
+    """An optimiser the kernels know, as its file (csrc/optim_*.pxi)
+    registered it: its name, its hyper-parameters with their defaults, the
+    names of its parameter-shaped buffers and its functions.
+
+    ``Trainer.set_optimizer`` takes one by name; :func:`optimizer_kinds`
+    lists them. Made by the module when it loads, not by hand.
+    """
+    cdef const OptimizerFunctions* functions
+    cdef readonly str name
+    cdef readonly tuple hyper_names
+    cdef readonly tuple hyper_defaults
+    cdef readonly tuple buffer_names
+    cdef dict defaults  # hyper_names -> hyper_defaults, copied by settings
+    cdef object check
+
+    def __repr__(self):
+        return (f"OptimizerKind({self.name!r}, hyper={dict(zip(self.hyper_names, self.hyper_defaults))}, "
+                f"buffers={self.buffer_names})")
+
+    cdef dict settings(self, hyper, buffers):
+        """The hyper-parameters by name (``hyper``, the defaults for those it
+        leaves out), after the optimiser's own check of them with ``buffers``
+        (a dict of buffer names, whatever their values)."""
+        cdef dict values = self.defaults.copy()
+        if hyper:
+            for key, value in hyper.items():
+                if key not in values:
+                    raise ValueError(f"{self.name} has no hyper-parameter {key!r} "
+                                     f"(its hyper-parameters: {', '.join(self.hyper_names)})")
+                try:
+                    values[key] = <double>value
+                except TypeError:
+                    raise TypeError(f"{key} must be a number, got {value!r}") from None
+        for key in buffers:
+            if key not in self.buffer_names:
+                raise ValueError(f"{self.name} has no buffer {key!r} "
+                                 f"(its buffers: {', '.join(self.buffer_names) or 'none'})")
+        self.check(values, buffers)
+        return values
+
+    cdef void place(self, fbp_optimizer_state* opt, double lr, dict values, list arrays,
+                    Py_ssize_t step_count):
+        """Write this optimiser into ``opt``: ``values`` from settings,
+        ``arrays`` one checked buffer (or None) per buffer name."""
+        cdef int i = 0
+        memset(opt, 0, sizeof(fbp_optimizer_state))
+        opt.functions = self.functions
+        opt.lr = lr
+        for value in values.values():
+            opt.hyper[i] = value
+            i += 1
+        i = 0
+        for array in arrays:
+            if array is not None:
+                opt.buffers[i] = cnp.PyArray_DATA(array)
+            i += 1
+        opt.step_count = step_count
+
+
+cdef register_optimizer(str name, const OptimizerFunctions* functions, dict hyper,
+                        tuple buffer_names, check):
+    """Make the optimiser ``name`` known: its functions, its hyper-parameters
+    (name -> default, in the order of its hyper slots), its buffers' names
+    (in the order of its buffer slots) and ``check(values, buffers)``, which
+    raises a ValueError on hyper-parameters out of range or a buffer missing
+    (``buffers``: the buffers given, by name)."""
+    if name in _OPTIMIZER_KINDS:
+        raise RuntimeError(f"two optimisers registered as {name!r}")
+    if len(hyper) > OPTIMIZER_HYPER or len(buffer_names) > OPTIMIZER_BUFFERS:
+        raise RuntimeError(f"{name} needs more slots than fbp_optimizer_state has: raise "
+                           f"OPTIMIZER_HYPER or OPTIMIZER_BUFFERS (csrc/optimizers.pxi)")
+    if (functions.advance == NULL or functions.step_d == NULL or functions.step_f == NULL
+            or (functions.marked_rows_d == NULL) != (functions.marked_rows_f == NULL)):
+        raise RuntimeError(f"{name}'s table lacks a function (see OptimizerFunctions)")
+    cdef OptimizerKind kind = OptimizerKind.__new__(OptimizerKind)
+    kind.functions = functions
+    kind.name = name
+    kind.hyper_names = tuple(hyper)
+    kind.hyper_defaults = tuple(float(value) for value in hyper.values())
+    kind.defaults = dict(zip(kind.hyper_names, kind.hyper_defaults))
+    kind.buffer_names = buffer_names
+    kind.check = check
+    _OPTIMIZER_KINDS[name] = kind
+
+
+cdef OptimizerKind optimizer_kind(str name):
+    kind = _OPTIMIZER_KINDS.get(name)
+    if kind is None:
+        raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(sorted(_OPTIMIZER_KINDS))})")
+    return kind
+
+
+def optimizer_kinds():
+    """The optimisers the kernels know, by name: name -> :class:`OptimizerKind`."""
+    return dict(_OPTIMIZER_KINDS)
+
+
+cdef double check_hyper_range(str name, double value, double low, double high,
+                              bint high_open=False) except? -1:
+    """``value``, or a ValueError: it must be in [low, high] ([low, high) if
+    ``high_open``). For optimisers' checks."""
+    if not (low <= value and (value < high if high_open else value <= high)):
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}{')' if high_open else ']'}, "
+                         f"got {value!r}")
+    return value
+
+
+cdef double check_hyper_above(str name, double value, double low) except? -1:
+    """``value``, or a ValueError: it must be finite and > low."""
+    if not (value > low and isfinite(value)):
+        raise ValueError(f"{name} must be finite and > {low:g}, got {value!r}")
+    return value
+
+
+cdef check_buffers_given(str name, buffers, tuple needed):
+    """A ValueError unless every buffer ``needed`` by the optimiser ``name``
+    is among ``buffers``."""
+    for key in needed:
+        if key not in buffers:
+            raise ValueError(f"{name} needs a {key} buffer")
+
+
+# ---------------------------------------------------------------------------
+# The loops' interface to the optimiser: its table, once per batch or per
+# block of parameters
 
 cdef inline bint optimizer_is_plain(const fbp_optimizer_state* opt) noexcept nogil:
     """Whether a step is p -= opt.lr g with no state (SGD without momentum):
     the loops then fold it into the weight-gradient products (backward_sgd,
     the threads' update, the per-sample path) and write no gradient."""
-    return opt.kind == SGD and opt.momentum == 0
+    return opt.functions.is_plain != NULL and opt.functions.is_plain(opt)
 
 
 cdef inline bint optimizer_steps_marked_rows(const fbp_optimizer_state* opt) noexcept nogil:
     """Whether the optimiser steps W_0 of a sparse batch in one pass with its
     L2 term (optimizer_marked_rows_step): then the backward pass leaves dW_0
     to the rows the batch marks (backward_pass with sparse_first_layer)."""
-    return opt.kind == ADAM
+    return opt.functions.marked_rows_d != NULL
 
 
-cdef inline Py_ssize_t optimizer_step_count(const fbp_optimizer_state* opt,
-                                            Py_ssize_t batches) noexcept nogil:
-    """The step count after ``batches`` more steps; only an optimiser whose
-    step depends on it counts (Adam; SGD stays at 0)."""
-    if opt.kind == ADAM:
-        return opt.step_count + batches
-    return opt.step_count
-
-
-cdef inline StepRates optimizer_rates(const fbp_optimizer_state* opt,
-                                      Py_ssize_t step) noexcept nogil:
-    """The scalars of step number ``step`` (from 1, as optimizer_step_count
-    counts), for optimizer_step and optimizer_marked_rows_step."""
-    cdef StepRates rates
-    if opt.kind == ADAM:
-        rates.lr = adam_rate(opt, step)
-        rates.epsilon = adam_epsilon(opt, step)
-    else:
-        rates.lr = opt.lr
-        rates.epsilon = 0
-    return rates
+cdef inline void optimizer_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept nogil:
+    """One step further (the step count, if the optimiser keeps one), and
+    the rates of that step for optimizer_step and optimizer_marked_rows_step."""
+    opt.functions.advance(opt, rates)
 
 
 cdef inline void optimizer_step(const fbp_optimizer_state* opt, floating* params,
                                 const floating* grad, Py_ssize_t offset, Py_ssize_t count,
                                 StepRates rates) noexcept nogil:
     """One step of ``opt`` on params[offset:offset + count], with the rates
-    of the current step (optimizer_rates)."""
-    cdef floating* velocity = <floating*>opt.velocity
-    if opt.kind == SGD:
-        sgd_step(params + offset, grad + offset,
-                 velocity + offset if velocity != NULL else NULL, count, opt.lr,
-                 opt.momentum, opt.nesterov)
+    of the current step (optimizer_advance)."""
+    if floating is double:
+        opt.functions.step_d(opt, params, grad, offset, count, &rates)
     else:
-        adam_step(params + offset, grad + offset, <floating*>opt.first_moment + offset,
-                  <floating*>opt.second_moment + offset, count, rates.lr, opt.beta1,
-                  opt.beta2, rates.epsilon)
+        opt.functions.step_f(opt, params, grad, offset, count, &rates)
 
 
 cdef inline double optimizer_marked_rows_step(const fbp_optimizer_state* opt,
@@ -187,7 +267,7 @@ cdef inline double optimizer_marked_rows_step(const fbp_optimizer_state* opt,
     """The step on rows [i0, i1) of W_0 after a sparse batch's backward pass,
     for an optimiser that optimizer_steps_marked_rows: the gradient is the
     L2 term plus dW on the marked rows. Returns sum W^2 over the rows."""
-    if opt.kind == ADAM:
-        return adam_first_layer(opt, net, i0, i1, l2_over_m, rates.lr, rates.epsilon,
-                                dtype_tag)
-    return 0  # no other optimiser steps marked rows
+    if floating is double:
+        return opt.functions.marked_rows_d(opt, net, i0, i1, l2_over_m, &rates)
+    else:
+        return opt.functions.marked_rows_f(opt, net, i0, i1, l2_over_m, &rates)

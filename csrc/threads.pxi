@@ -13,11 +13,11 @@ cdef struct TrainJob:
     # each thread's share of a batch's J and L2 sum; read after a barrier
     double J_part[64]
     double penalty_part[64]
-    # results, written by thread 0 (the threads read opt.step_count as it
-    # was, so the caller stores steps into it afterwards)
+    # results, written by thread 0 (each thread advances a copy of opt, so
+    # the caller stores thread 0's into it afterwards)
     int status
     fbp_totals totals
-    Py_ssize_t steps
+    fbp_optimizer_state opt_after
 
 
 cdef Py_ssize_t _threaded_workspace_size(const int* sizes, int n_layers,
@@ -291,11 +291,11 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     """
     cdef const fbp_network* net = job.net
     cdef const fbp_batches* data = job.data
-    cdef const fbp_optimizer_state* opt = job.opt
+    cdef fbp_optimizer_state opt = job.opt[0]  # this thread's copy, advanced per batch
     cdef const int* sizes = net.sizes
     cdef int l, t, n_layers = net.n_layers, n_threads = job.n_threads
     cdef Py_ssize_t B = data.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef Py_ssize_t pos = job.start, m, r0, rows, w_off = 0, batches = 0
+    cdef Py_ssize_t pos = job.start, m, r0, rows, w_off = 0
     cdef Py_ssize_t z_offsets[64]
     cdef Py_ssize_t w_offsets[64]
     cdef floating* x_rows = <floating*>net.work \
@@ -337,9 +337,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             if index == 0:
                 job.status = 1
             break
-        batches += 1
-        rates = optimizer_rates(opt, optimizer_step_count(opt, batches))
-        job.penalty_part[index] = _update_own_block(net, opt, &xb, sw_sum, m, index, n_threads,
+        optimizer_advance(&opt, &rates)
+        job.penalty_part[index] = _update_own_block(net, &opt, &xb, sw_sum, m, index, n_threads,
                                                     z_offsets, w_offsets, rates,
                                                     dtype_tag)
         fbp_barrier_wait(&job.barrier)
@@ -352,7 +351,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             job.totals.rows_done += m
         pos += m
     if index == 0:
-        job.steps = optimizer_step_count(opt, batches)
+        job.opt_after = opt
 
 
 cdef void _train_part_d(void* job, int index) noexcept nogil:

@@ -30,8 +30,8 @@ cdef class Trainer:
 
     Holds the network (sizes, activations, loss, L2, the parameters trained
     in place, their gradient and the workspace), the batch source (X, T,
-    sample weights, row order, batch size) and the optimiser (SGD with
-    momentum or Adam, with their buffers updated in place). The arrays are
+    sample weights, row order, batch size) and the optimiser (any of
+    :func:`optimizer_kinds`, its buffers updated in place). The arrays are
     referenced, not copied, so they must stay as they are between ``run``
     calls; every check happens in the setters and before ``run`` releases
     the GIL.
@@ -55,7 +55,7 @@ cdef class Trainer:
     Examples
     --------
     >>> t = Trainer(sizes, acts, Loss.MSE, 0.0, 32)    # doctest: +SKIP
-    >>> t.set_params(params); t.set_data(X, T); t.set_sgd(0.1)  # doctest: +SKIP
+    >>> t.set_params(params); t.set_data(X, T); t.set_optimizer("sgd", 0.1)  # doctest: +SKIP
     >>> status, data_sum, penalty_sum, rows = t.run(0, X.shape[0])  # doctest: +SKIP
     """
     cdef fbp_network net
@@ -67,7 +67,7 @@ cdef class Trainer:
     # references that keep the buffers behind the raw pointers alive
     cdef object sizes_array, acts_array, params_array, grad_array, work_array
     cdef object X_array, T_array, weight_array, order_array, marks_array
-    cdef object velocity_array, first_array, second_array
+    cdef list buffer_arrays
 
     def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
                  int n_threads=1):
@@ -135,7 +135,7 @@ cdef class Trainer:
     def lr(self):
         """The learning rate of the next ``run``; schedules set it between runs."""
         if not self.has_optimizer:
-            raise RuntimeError("no optimizer yet: call set_sgd or set_adam first")
+            raise RuntimeError("no optimizer yet: call set_optimizer first")
         return self.opt.lr
 
     @lr.setter
@@ -143,12 +143,13 @@ cdef class Trainer:
         if self.running:
             raise RuntimeError("setting lr while run is running")
         if not self.has_optimizer:
-            raise RuntimeError("no optimizer yet: call set_sgd or set_adam first")
+            raise RuntimeError("no optimizer yet: call set_optimizer first")
         self.opt.lr = _check_lr(value)
 
     @property
     def step_count(self):
-        """Adam's step count after the last ``run`` (0 for SGD)."""
+        """The optimiser's step count after the last ``run`` (0 for one
+        whose step does not depend on it, as plain SGD)."""
         return self.opt.step_count
 
     def set_params(self, params):
@@ -212,7 +213,8 @@ cdef class Trainer:
         self.X_array, self.T_array, self.weight_array = X, T, sample_weight
         self.n_rows = n_rows
         self.data.X = x.dense
-        # Adam's fused step on W_0 for a sparse X marks rows here (all 0 between runs)
+        # an optimiser's marked-rows step on W_0 (sparse X) reads these marks (all 0
+        # between runs)
         self.marks_array = None if x.dense != NULL else np.zeros(self.net.sizes[0], np.uint8)
         self.net.row_marks = (NULL if x.dense != NULL
                               else <unsigned char*>cnp.PyArray_DATA(self.marks_array))
@@ -246,83 +248,40 @@ cdef class Trainer:
         self.data.order = <const Py_ssize_t*>_data(order) if order is not None else NULL
         self.data.n_positions = order.shape[0] if order is not None else self.n_rows
 
-    def set_sgd(self, double lr, double momentum=0.0, bint nesterov=False, velocity=None):
-        """Optimise with SGD: plain, with momentum, or Nesterov's.
+    def set_optimizer(self, str name, double lr, dict hyper=None, dict buffers=None,
+                      Py_ssize_t step_count=0):
+        """Optimise with the optimiser its file registered as ``name``.
 
         Parameters
         ----------
+        name : str
+            A key of :func:`optimizer_kinds` ("sgd", "adam", ...).
         lr : float
             Learning rate, finite and >= 0.
-        momentum : float, default=0.0
-            Momentum mu in [0, 1].
-        nesterov : bool, default=False
-            Nesterov's momentum: p += mu v - lr g after v = mu v - lr g.
-        velocity : ndarray, shape (n_params,), optional
-            The velocity v, in the params' dtype, updated in place; required
-            when momentum > 0.
-        """
-        self._require_params("set_sgd")
-        lr = _check_lr(lr)
-        if not (0 <= momentum <= 1):
-            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
-        if momentum > 0 and velocity is None:
-            raise ValueError("momentum > 0 needs a velocity buffer")
-        if velocity is not None:
-            velocity = self._params_like(velocity, "velocity")
-        self._forget_optimizer()
-        self.opt.kind = SGD
-        self.opt.lr = lr
-        self.opt.momentum = momentum
-        self.opt.nesterov = nesterov
-        self.velocity_array = velocity
-        self.opt.velocity = _data(velocity) if velocity is not None else NULL
-        self.has_optimizer = True
-
-    def set_adam(self, double lr, double beta1, double beta2, double epsilon, first, second,
-                 Py_ssize_t step_count=0, bint torch_epsilon=False):
-        """Optimise with Adam (Kingma & Ba), in scikit-learn's or PyTorch's form.
-
-        Parameters
-        ----------
-        lr : float
-            Learning rate, finite and >= 0.
-        beta1, beta2 : float
-            Decay rates of the first and second moments, in [0, 1).
-        epsilon : float
-            Added to sqrt(v), > 0.
-        first, second : ndarray, shape (n_params,)
-            The first and second moments m and v, in the params' dtype,
-            updated in place.
+        hyper : dict of str to float, optional
+            Its hyper-parameters by name (``OptimizerKind.hyper_names``);
+            those left out take its defaults. Flags are 0 or 1.
+        buffers : dict of str to ndarray, optional
+            Its parameter-shaped buffers by name (``OptimizerKind.buffer_names``),
+            in the params' dtype, updated in place; which it needs may
+            depend on ``hyper`` (SGD: a velocity with momentum > 0).
         step_count : int, default=0
-            Steps taken so far (the bias corrections use step_count + 1 next).
-        torch_epsilon : bool, default=False
-            False: p -= lr_t m / (sqrt(v) + eps), scikit-learn's form, with
-            lr_t = lr sqrt(1 - b2^t) / (1 - b1^t). True: PyTorch's, which
-            divides by sqrt(v)/sqrt(1 - b2^t) + eps, i.e. the same with eps
-            replaced by eps sqrt(1 - b2^t).
+            Steps taken so far, for an optimiser whose step depends on the
+            count (Adam's bias corrections use step_count + 1 next).
         """
-        self._require_params("set_adam")
+        self._require_params("set_optimizer")
+        cdef OptimizerKind kind = optimizer_kind(name)
         lr = _check_lr(lr)
-        for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not (0 <= beta < 1):
-                raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
-        if not (epsilon > 0 and isfinite(epsilon)):
-            raise ValueError(f"epsilon must be finite and > 0, got {epsilon!r}")
+        if buffers is None:
+            buffers = {}
+        values = kind.settings(hyper, buffers)
         if step_count < 0:
             raise ValueError(f"step_count must be >= 0, got {step_count}")
-        first = self._params_like(first, "first")
-        second = self._params_like(second, "second")
+        arrays = [self._params_like(buffers[key], key) if key in buffers else None
+                  for key in kind.buffer_names] if buffers else []
         self._forget_optimizer()
-        self.opt.kind = ADAM
-        self.opt.lr = lr
-        self.opt.beta1 = beta1
-        self.opt.beta2 = beta2
-        self.opt.epsilon = epsilon
-        self.opt.torch_epsilon = torch_epsilon
-        self.opt.step_count = step_count
-        self.first_array, self.second_array = first, second
-        self.opt.first_moment = _data(first)
-        self.opt.second_moment = _data(second)
+        kind.place(&self.opt, lr, values, arrays, step_count)
+        self.buffer_arrays = arrays
         self.has_optimizer = True
 
     def run(self, Py_ssize_t start, Py_ssize_t stop):
@@ -408,7 +367,7 @@ cdef class Trainer:
         if not self.has_data:
             raise RuntimeError("no data yet: call set_data first")
         if not self.has_optimizer:
-            raise RuntimeError("no optimizer yet: call set_sgd or set_adam first")
+            raise RuntimeError("no optimizer yet: call set_optimizer first")
         if self.running:
             raise RuntimeError("run is already running on this Trainer in another thread")
 
@@ -496,12 +455,8 @@ cdef class Trainer:
         self.has_optimizer = False
 
     cdef _forget_optimizer(self):
-        self.velocity_array = self.first_array = self.second_array = None
-        self.opt.velocity = self.opt.first_moment = self.opt.second_moment = NULL
-        self.opt.momentum = 0
-        self.opt.nesterov = False
-        self.opt.step_count = 0
-        self.opt.torch_epsilon = False
+        self.buffer_arrays = None
+        memset(&self.opt, 0, sizeof(fbp_optimizer_state))
 
 
 cdef object _int_codes(array, str name):

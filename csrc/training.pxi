@@ -69,13 +69,12 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
         job.n_threads = n_threads
         job.status = 0
         job.totals = totals[0]
-        job.steps = opt.step_count
         fbp_barrier_init(&job.barrier, n_threads)
         task = _train_part_d if floating is double else _train_part_f
         # -1: the threads could not be started; train on this one instead
         if fbp_run_threads(n_threads, task, &job) == 0:
             totals[0] = job.totals
-            opt.step_count = job.steps
+            opt[0] = job.opt_after  # the threads advanced copies of opt
             return job.status
     pos = start
     while pos < stop:
@@ -94,8 +93,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                 if sparse_w0:  # no step follows to unmark the rows
                     memset(net.row_marks, 0, n_in)
                 return 1
-            opt.step_count = optimizer_step_count(opt, 1)
-            rates = optimizer_rates(opt, opt.step_count)
+            optimizer_advance(opt, &rates)
             if sparse_w0:
                 # W_0 in one pass with its L2 term (most of its rows have no other)
                 penalty += 0.5 * net.l2 / sw_sum * optimizer_marked_rows_step(

@@ -145,10 +145,20 @@ def layer_gradients(const floating[:, ::1] z_prev, const floating[:, ::1] delta,
                 db[j] += delta[r, j]
 
 
-def sgd_update(floating[::1] params, const floating[::1] grad,
-               floating[::1] velocity, double lr, double momentum,
-               bint nesterov):
-    """One SGD step on a flat parameter vector (velocity updated in place)."""
+def optimizer_update(str name, floating[::1] params, const floating[::1] grad, double lr,
+                     dict hyper=None, dict buffers=None, Py_ssize_t step_count=0):
+    """One step of the optimiser registered as ``name`` (optimizer_kinds) on
+    a flat parameter vector, its hyper-parameters and buffers (params-shaped,
+    in the params' dtype, updated in place) by name as Trainer.set_optimizer
+    takes them. Returns its step count after the step."""
+    cdef OptimizerKind kind = optimizer_kind(name)
+    cdef fbp_optimizer_state opt
+    cdef StepRates rates
+    if buffers is None:
+        buffers = {}
+    values = kind.settings(hyper, buffers)
+    kind.place(&opt, lr, values, [buffers.get(key) for key in kind.buffer_names], step_count)
     with nogil:
-        sgd_step(&params[0], &grad[0], &velocity[0], params.shape[0], lr,
-                 momentum, nesterov)
+        optimizer_advance(&opt, &rates)
+        optimizer_step(&opt, &params[0], &grad[0], 0, params.shape[0], rates)
+    return opt.step_count

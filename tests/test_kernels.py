@@ -286,7 +286,9 @@ def test_sgd_update(rng, dtype, momentum, nesterov):
     velocity = rng.normal(size=23).astype(dtype)
     P, G, V = [params.tolist()], [grad.tolist()], [velocity.tolist()]
     for _ in range(3):  # several steps, so the velocity carries over
-        _kernels.sgd_update(params, grad, velocity, 0.05, momentum, nesterov)
+        _kernels.optimizer_update("sgd", params, grad, 0.05,
+                                  {"momentum": momentum, "nesterov": nesterov},
+                                  {"velocity": velocity})
         # the reference steps one "layer" whose matrix is P (no biases)
         V = reference.sgd_step([P], [], [G], [], 0.05, momentum, nesterov, [V])
         V = V[0]

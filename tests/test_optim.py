@@ -209,3 +209,38 @@ def test_fit_records_the_scheduled_rates(rng):
 def test_bad_optimizer_settings_are_named(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+# ---------------------------------------------------------------------------
+# Each optimiser is one class here and one step in the kernels
+
+def _optimizer_classes():
+    """The optimisers fastbp.optim exports: its Optimizer subclasses with a kernel step."""
+    classes = [getattr(optim, name) for name in optim.__all__]
+    return [cls for cls in classes
+            if isinstance(cls, type) and issubclass(cls, optim.Optimizer) and cls.kernel_name]
+
+
+def test_every_optimizer_class_has_its_kernel_step_and_back():
+    from fastbp import _kernels
+    kinds = _kernels.optimizer_kinds()
+    assert {"sgd", "adam"} <= set(kinds)
+    assert sorted(cls.kernel_name for cls in _optimizer_classes()) == sorted(kinds)
+    for cls in _optimizer_classes():
+        assert getattr(fastbp, cls.__name__) is cls  # exported by fastbp itself
+
+
+@pytest.mark.parametrize("optimizer", [fastbp.SGD(), fastbp.SGD(momentum=0.9, nesterov=True),
+                                       fastbp.Adam(), fastbp.Adam(flavor="torch")],
+                         ids=repr)
+def test_an_optimizers_hyper_parameters_and_buffers_are_its_kernels(optimizer):
+    from fastbp import _kernels
+    kind = _kernels.optimizer_kinds()[optimizer.kernel_name]
+    assert set(optimizer.hyper()) <= set(kind.hyper_names)
+    assert set(optimizer.buffer_names) <= set(kind.buffer_names)
+    assert len(kind.hyper_defaults) == len(kind.hyper_names)
+
+
+def test_plain_is_sgd_without_momentum():
+    assert fastbp.SGD().plain and fastbp.SGD(lr=0.5).plain
+    assert not fastbp.SGD(momentum=0.5).plain and not fastbp.Adam().plain

@@ -109,7 +109,8 @@ def test_fit_on_threads_of_its_own_matches_one_thread():
         trainer = _kernels.Trainer(sizes, acts, _kernels.Loss.MSE, 0.05, 16, n_threads=threads)
         trainer.set_params(p)
         trainer.set_data(X, T)
-        trainer.set_adam(0.01, 0.9, 0.999, 1e-8, np.zeros_like(p), np.zeros_like(p))
+        trainer.set_optimizer("adam", 0.01, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+                              {"first_moment": np.zeros_like(p), "second_moment": np.zeros_like(p)})
         status, *_ = trainer.run(0, 64)
         assert status == 0
         params[threads] = p
@@ -289,7 +290,9 @@ def test_a_diverged_sparse_adam_batch_leaves_the_trainer_as_new():
         t = _kernels.Trainer(sizes, acts, _kernels.Loss.MSE, 0.01, 8)
         t.set_params(params)
         t.set_data(X, T)
-        t.set_adam(0.01, 0.9, 0.999, 1e-8, np.zeros_like(params), np.zeros_like(params))
+        t.set_optimizer("adam", 0.01, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+                        {"first_moment": np.zeros_like(params),
+                         "second_moment": np.zeros_like(params)})
         return t
 
     used = trainer(p_used := start.copy())

@@ -5,13 +5,13 @@ import pytest
 from helpers import as_lists, assert_close, random_network, targets
 
 from fastbp import _kernels, reference
-from fastbp._kernels import Activation, Loss, Optimizer, Trainer
+from fastbp._kernels import Activation, Loss, Trainer, optimizer_kinds
 
 OPTIMIZERS = {  # kind, momentum or beta1, nesterov
-    "sgd": (Optimizer.SGD, 0.0, False),
-    "momentum": (Optimizer.SGD, 0.9, False),
-    "nesterov": (Optimizer.SGD, 0.9, True),
-    "adam": (Optimizer.ADAM, 0.9, False),
+    "sgd": ("sgd", 0.0, False),
+    "momentum": ("sgd", 0.9, False),
+    "nesterov": ("sgd", 0.9, True),
+    "adam": ("adam", 0.9, False),
 }
 BETA2, EPSILON = 0.99, 1e-3  # a large epsilon, so where it goes shows
 
@@ -37,10 +37,12 @@ def trainer_for(net, X, Y, sw, order, batch, optimizer, lr=0.05, n_threads=1, l2
     t.set_data(X, Y, sw)
     t.set_order(order)
     state = (np.zeros_like(params), np.zeros_like(params))
-    if kind == Optimizer.SGD:
-        t.set_sgd(lr, mu, nesterov, state[0])
+    if kind == "sgd":
+        t.set_optimizer("sgd", lr, {"momentum": mu, "nesterov": nesterov}, {"velocity": state[0]})
     else:
-        t.set_adam(lr, mu, BETA2, EPSILON, state[0], state[1], torch_epsilon=torch_epsilon)
+        t.set_optimizer("adam", lr, {"beta1": mu, "beta2": BETA2, "epsilon": EPSILON,
+                                     "torch_epsilon": torch_epsilon},
+                        {"first_moment": state[0], "second_moment": state[1]})
     return t, params, state
 
 
@@ -97,7 +99,7 @@ def reference_training(net, X, Y, sw, order, batch, optimizer, lr=0.05, l2=0.0,
             data, penalty = reference_terms(theta, net.sizes, acts, X, Y, rows, sw, l2)
             totals[0] += data * len(rows)
             totals[1] += penalty * len(rows)
-        if kind == Optimizer.ADAM:
+        if kind == "adam":
             m = mu * m + (1 - mu) * g
             v = BETA2 * v + (1 - BETA2) * g * g
             if torch_epsilon:
@@ -245,7 +247,8 @@ def test_codes_are_the_python_tables():
     from fastbp import ACTIVATIONS, LOSSES
     assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
     assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
-    assert {c.name.lower(): int(c) for c in Optimizer} == {"sgd": 0, "adam": 1}
+    assert {name: kind.name for name, kind in optimizer_kinds().items()} == {"sgd": "sgd",
+                                                                              "adam": "adam"}
     assert Activation.SOFTMAX == 4 and Loss.CROSS_ENTROPY == 2 and Loss.POISSON == 3
 
 
@@ -322,20 +325,23 @@ def test_setter_and_run_errors():
     with pytest.raises(RuntimeError, match="no optimizer yet"):
         t.lr = 0.1
     with pytest.raises(ValueError, match="momentum > 0 needs a velocity buffer"):
-        t.set_sgd(0.1, 0.9)
+        t.set_optimizer("sgd", 0.1, {"momentum": 0.9})
     with pytest.raises(ValueError, match="velocity has 7 elements; params have 8"):
-        t.set_sgd(0.1, 0.9, velocity=np.zeros(7))
+        t.set_optimizer("sgd", 0.1, {"momentum": 0.9}, {"velocity": np.zeros(7)})
     with pytest.raises(ValueError, match="lr must be finite and >= 0"):
-        t.set_sgd(float("nan"))
+        t.set_optimizer("sgd", float("nan"))
     with pytest.raises(ValueError, match="beta2 must be in \\[0, 1\\)"):
-        t.set_adam(0.1, 0.9, 1.0, 1e-8, np.zeros(8), np.zeros(8))
+        t.set_optimizer("adam", 0.1, {"beta1": 0.9, "beta2": 1.0, "epsilon": 1e-8},
+                        {"first_moment": np.zeros(8), "second_moment": np.zeros(8)})
     with pytest.raises(ValueError, match="epsilon must be finite and > 0"):
-        t.set_adam(0.1, 0.9, 0.999, 0.0, np.zeros(8), np.zeros(8))
-    with pytest.raises(ValueError, match="second must be writeable"):
+        t.set_optimizer("adam", 0.1, {"beta1": 0.9, "beta2": 0.999, "epsilon": 0.0},
+                        {"first_moment": np.zeros(8), "second_moment": np.zeros(8)})
+    with pytest.raises(ValueError, match="second_moment must be writeable"):
         readonly = np.zeros(8)
         readonly.flags.writeable = False
-        t.set_adam(0.1, 0.9, 0.999, 1e-8, np.zeros(8), readonly)
-    t.set_sgd(0.1)
+        t.set_optimizer("adam", 0.1, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+                        {"first_moment": np.zeros(8), "second_moment": readonly})
+    t.set_optimizer("sgd", 0.1)
     with pytest.raises(ValueError, match="lr must be finite"):
         t.lr = -1.0
     with pytest.raises(ValueError, match="need 0 <= start <= stop <= 5 \\(the number of rows\\)"):
@@ -351,6 +357,49 @@ def test_setter_and_run_errors():
         t.set_data(X[:2], Y[:2])  # the order set before must fit the new data
 
 
+@pytest.mark.parametrize("args,error,match", [
+    (("rmsprop_unknown", 0.1), ValueError, "unknown optimizer 'rmsprop_unknown' \\(known: .*adam.*sgd"),
+    (("sgd", 0.1, {"beta1": 0.9}), ValueError,
+     "sgd has no hyper-parameter 'beta1' \\(its hyper-parameters: momentum, nesterov\\)"),
+    (("sgd", 0.1, {"momentum": "fast"}), TypeError, "momentum must be a number, got 'fast'"),
+    (("sgd", 0.1, {"momentum": 1.5}), ValueError, "momentum must be in \\[0, 1\\], got 1.5"),
+    (("adam", 0.1, {}, {"velocity": np.zeros(8)}), ValueError,
+     "adam has no buffer 'velocity' \\(its buffers: first_moment, second_moment\\)"),
+    (("adam", 0.1, {}, {"first_moment": np.zeros(8)}), ValueError,
+     "adam needs a second_moment buffer"),
+    (("adam", 0.1, {}, {"first_moment": np.zeros(8), "second_moment": np.zeros(8)}, -1),
+     ValueError, "step_count must be >= 0, got -1"),
+])
+def test_set_optimizer_names_what_is_wrong(args, error, match):
+    sizes, acts = sizes_acts(3, 2)
+    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    t.set_params(np.zeros(8))
+    with pytest.raises(error, match=match):
+        t.set_optimizer(*args)
+    with pytest.raises(RuntimeError, match="no optimizer yet"):
+        t.lr  # nothing was set
+
+
+def test_hyper_parameters_left_out_take_the_kernels_defaults(rng):
+    # Adam with its registered defaults equals Adam with them spelled out
+    kind = optimizer_kinds()["adam"]
+    assert dict(zip(kind.hyper_names, kind.hyper_defaults)) == {
+        "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "torch_epsilon": 0.0}
+    net, X, Y, sw, order = problem(rng)
+    results = []
+    for hyper in ({}, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "torch_epsilon": False}):
+        params = net._params.copy()
+        t = Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4)
+        t.set_params(params)
+        t.set_data(X, Y, sw)
+        t.set_optimizer("adam", 0.05, hyper, {"first_moment": np.zeros_like(params),
+                                              "second_moment": np.zeros_like(params)})
+        assert t.run(0, X.shape[0])[0] == 0
+        results.append(params)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], net._params)
+
+
 def test_trainer_refuses_buffers_that_do_not_fit(rng):
     net, X, Y, _, _ = problem(rng, weighted=False, shuffled=False)
     p = net._params.copy()
@@ -358,15 +407,16 @@ def test_trainer_refuses_buffers_that_do_not_fit(rng):
     with pytest.raises(ValueError, match=f"params has {p.size + 1} elements"):
         t.set_params(np.zeros(p.size + 1))
     t.set_params(p)
-    with pytest.raises(TypeError, match="second must be a 1-D NumPy array"):
-        t.set_adam(0.1, 0.9, 0.999, 1e-8, np.zeros_like(p), None)  # no second moment
+    with pytest.raises(TypeError, match="second_moment must be a 1-D NumPy array"):
+        t.set_optimizer("adam", 0.1, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+                        {"first_moment": np.zeros_like(p), "second_moment": None})
     with pytest.raises(ValueError, match="momentum > 0 needs a velocity buffer"):
-        t.set_sgd(0.1, 0.9)
+        t.set_optimizer("sgd", 0.1, {"momentum": 0.9})
     with pytest.raises(ValueError, match="X has 3 columns; the network takes 4 inputs"):
         t.set_data(X[:, :3].copy(), Y)
     with pytest.raises(ValueError, match="sample_weight has 3 elements for 11 rows"):
         t.set_data(X, Y, np.ones(3))
     t.set_data(X, Y)
-    t.set_sgd(0.1)  # plain SGD needs no velocity
+    t.set_optimizer("sgd", 0.1)  # plain SGD needs no velocity
     np.testing.assert_array_equal(p, net._params)  # nothing was trained
     assert t.run(0, X.shape[0])[3] == X.shape[0]

@@ -30,10 +30,13 @@ def trainer(net, X, Y, sw, order, batch, optimizer=0, lr=0.1, momentum=0.0, nest
     t.set_order(order if len(order) else None)
     state1 = np.zeros_like(params) if state1 is None else state1
     if optimizer == 0:
-        t.set_sgd(lr, momentum, nesterov, state1 if momentum != 0 else None)
+        t.set_optimizer("sgd", lr, {"momentum": momentum, "nesterov": nesterov},
+                        {"velocity": state1} if momentum != 0 else None)
     else:
-        t.set_adam(lr, momentum, beta2, epsilon, state1,
-                   np.zeros_like(params) if state2 is None else state2, step_count=steps)
+        t.set_optimizer("adam", lr, {"beta1": momentum, "beta2": beta2, "epsilon": epsilon},
+                        {"first_moment": state1,
+                         "second_moment": np.zeros_like(params) if state2 is None else state2},
+                        step_count=steps)
     return t
 
 

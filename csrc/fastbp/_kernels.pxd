@@ -16,13 +16,10 @@ cdef extern from "fastbp_codes.h":
         CROSS_ENTROPY "FBP_CROSS_ENTROPY"
         POISSON "FBP_POISSON"
 
-    cpdef enum Optimizer "fbp_optimizer":
-        SGD "FBP_SGD"
-        ADAM "FBP_ADAM"
 
-
-# A fit's native state (csrc/fastbp_state.h), owned by Trainer: the network,
-# the batch source and the optimiser; void* scalars are float or double.
+# A fit's native state (csrc/fastbp_state.h), owned by Trainer: the network
+# and the batch source (the optimiser's is csrc/optimizers.pxi's); void*
+# scalars are float or double.
 from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "fastbp_state.h" nogil:
@@ -56,18 +53,6 @@ cdef extern from "fastbp_state.h" nogil:
         const int64_t* indptr
         const Py_ssize_t* order
         Py_ssize_t first
-
-    ctypedef struct fbp_optimizer_state:
-        int kind
-        double lr
-        double momentum
-        bint nesterov
-        void* velocity
-        double beta1, beta2, epsilon
-        bint torch_epsilon
-        void* first_moment
-        void* second_moment
-        Py_ssize_t step_count
 
     ctypedef struct fbp_totals:
         double loss_sum, penalty_sum

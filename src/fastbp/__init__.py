@@ -8,7 +8,6 @@ from ._streaming import array_chunks
 from ._training import TrainingDiverged
 from .callbacks import EarlyStopping
 from .network import ACTIVATIONS, Network
-from .optim import SGD, Adam
 from .plotting import plot_history
 
 # the version lives in pyproject.toml only; the installed metadata carries it
@@ -37,12 +36,18 @@ _INSTALLED = {package: _util.find_spec(package) is not None
 _AVAILABLE = [name for name, (_, package, _) in _LAZY.items()
               if package is None or _INSTALLED[package]]
 
+#: the optimisers (fastbp.SGD, fastbp.Adam, ...): each class fastbp.optim exports
+#: that names a step of the kernels, so a new one needs no line here
+_OPTIMIZERS = {name: getattr(optim, name) for name in optim.__all__
+               if getattr(getattr(optim, name), "kernel_name", "")}
+globals().update(_OPTIMIZERS)
+
 # submodules imported on their own (fastbp.dask, fastbp.cli) are not listed
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "Adam", "EarlyStopping", "GradcheckResult", "Network", "SGD",
+    "ACTIVATIONS", "LOSSES", "EarlyStopping", "GradcheckResult", "Network",
     "TrainingDiverged", "array_chunks", "gradcheck", "load", "load_digits", "plot_history",
     "__version__", "callbacks", "optim", "reference",
-] + _AVAILABLE
+] + list(_OPTIMIZERS) + _AVAILABLE
 
 
 def __getattr__(name):

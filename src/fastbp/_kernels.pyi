@@ -42,10 +42,19 @@ class Loss(IntEnum):
     CROSS_ENTROPY = 2
     POISSON = 3
 
-class Optimizer(IntEnum):
-    SGD = 0
-    ADAM = 1
+@disjoint_base
+class OptimizerKind:
+    """An optimiser the kernels know, as its csrc/optim_*.pxi registered it."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def hyper_names(self) -> tuple[str, ...]: ...
+    @property
+    def hyper_defaults(self) -> tuple[float, ...]: ...
+    @property
+    def buffer_names(self) -> tuple[str, ...]: ...
 
+def optimizer_kinds() -> dict[str, OptimizerKind]: ...
 def aligned_empty(size: int, dtype: npt.DTypeLike) -> npt.NDArray[np.generic]: ...
 def set_blas_min_flops(flops: int) -> int: ...
 def set_column_split(min_bytes: int, block: int, max_rows: int = -1) -> tuple[int, int, int]: ...
@@ -72,10 +81,11 @@ def layer_gradients(
     z_prev: _Floats[_F], delta: _Floats[_F], W: _Floats[_F], l2_over_m: float,
     dW: _Floats[_F], db: _Floats[_F],
 ) -> None: ...
-def sgd_update(
-    params: _Floats[_F], grad: _Floats[_F], velocity: _Floats[_F], lr: float,
-    momentum: float, nesterov: bool,
-) -> None: ...
+def optimizer_update(
+    name: str, params: _Floats[_F], grad: _Floats[_F], lr: float,
+    hyper: dict[str, float] | None = None, buffers: dict[str, _Floats[_F]] | None = None,
+    step_count: int = 0,
+) -> int: ...
 def network_predict(
     X: _Rows[_F], params: _Floats[_F], sizes: _Ints, acts: _Ints, work: _Floats[_F] | None,
     out: _Floats[_F],
@@ -116,13 +126,9 @@ class Trainer:
         self, X: _Rows[_F], T: _Floats[_F], sample_weight: _Floats[_F] | None = None,
     ) -> None: ...
     def set_order(self, order: npt.NDArray[np.intp] | None) -> None: ...
-    def set_sgd(
-        self, lr: float, momentum: float = 0.0, nesterov: bool = False,
-        velocity: _Floats[_F] | None = None,
-    ) -> None: ...
-    def set_adam(
-        self, lr: float, beta1: float, beta2: float, epsilon: float, first: _Floats[_F],
-        second: _Floats[_F], step_count: int = 0, torch_epsilon: bool = False,
+    def set_optimizer(
+        self, name: str, lr: float, hyper: dict[str, float] | None = None,
+        buffers: dict[str, _Floats[_F]] | None = None, step_count: int = 0,
     ) -> None: ...
     def run(self, start: int, stop: int) -> tuple[int, float, float, int]: ...
     def run_epochs(

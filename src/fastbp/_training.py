@@ -19,7 +19,6 @@ import numpy as np
 from . import _kernels
 from ._runtime import aligned_empty, training_threads
 from ._session import EpochReport, Session
-from .optim import SGD
 
 #: fit splits an epoch into kernel calls of whole batches and about this many
 #: flops (6 per weight and row), so that Ctrl-C and readers in other threads
@@ -47,7 +46,7 @@ class TrainingDiverged(ValueError, FloatingPointError):
 def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
     SGD): the Trainer's own rule, mirrored here for the thread decision."""
-    return batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0
+    return batch_size == 1 and optimizer.plain
 
 
 class Permutations:

@@ -8,6 +8,13 @@ it. The training loop asks the optimiser to configure the compiled trainer
 (:meth:`configure`) and, after each epoch, for the next learning rate
 (:meth:`epoch_ends`), as scikit-learn's ``_stochastic_optimizers`` do.
 
+An optimiser is a subclass of :class:`Optimizer` here and a step of the
+same name in the kernels (``csrc/optim_<name>.pxi``, which registers it):
+the class names it in ``kernel_name`` and declares its hyper-parameters
+(:meth:`Optimizer.hyper`), its buffers (``buffer_names``), their checks and
+its docstring; the base class keeps the state and configures the trainer.
+Every optimiser listed in ``__all__`` is also importable from fastbp itself.
+
 Schedules give the learning rate after each epoch from the initial rate
 ``lr0``; :meth:`Schedule.on_plateau` says what to do when a stopping rule
 sees no improvement (reduce the rate and go on, or stop).
@@ -20,6 +27,14 @@ import weakref
 import numpy as np
 
 from ._validation import check_float, check_int
+
+__all__ = [
+    # the optimisers (fastbp itself exports every one listed here)
+    "SGD", "Adam",
+    # their base and state, and the schedules
+    "Optimizer", "OptimizerState", "Schedule", "Constant", "InvScaling", "Adaptive",
+    "StepDecay", "CosineDecay",
+]
 
 
 # -- learning-rate schedules --------------------------------------------------
@@ -193,8 +208,15 @@ class OptimizerState:
 
 
 class Optimizer:
-    """Base of the optimisers: per-network state and the schedule."""
+    """Base of the optimisers: per-network state and the schedule.
 
+    A subclass sets ``kernel_name`` (the name its step registered in the
+    kernels, ``fastbp._kernels.optimizer_kinds()``) and ``buffer_names``,
+    and returns its hyper-parameters from :meth:`hyper`.
+    """
+
+    #: the name of its step in the kernels (csrc/optim_<name>.pxi)
+    kernel_name: str = ""
     #: names of the parameter-shaped buffers the optimiser keeps
     buffer_names: tuple = ()
 
@@ -224,10 +246,25 @@ class Optimizer:
         """Forget the state of every network."""
         self._states.clear()
 
+    def hyper(self) -> dict:
+        """The hyper-parameters its kernel step reads, by the names it
+        registered there (``fastbp._kernels.optimizer_kinds()``); flags as
+        bools. Those left out take the kernel's defaults."""
+        return {}
+
+    @property
+    def plain(self) -> bool:
+        """Whether each step is W ← W − lr·g with no state (plain SGD): the
+        kernels fold such a step into the products, and take their fused
+        path for ``batch_size=1``."""
+        return False
+
     def configure(self, trainer, state: OptimizerState) -> None:
-        """Hand this optimiser's kind, hyper-parameters and buffers to a
-        compiled trainer (``fastbp._kernels.Trainer``)."""
-        raise NotImplementedError
+        """Hand this optimiser's step, hyper-parameters, buffers and step
+        count to a compiled trainer (``fastbp._kernels.Trainer``)."""
+        buffers = {name: state.buffers[name] for name in self.buffer_names}
+        trainer.set_optimizer(self.kernel_name, state.lr, self.hyper(), buffers,
+                              state.step_count)
 
     def epoch_ends(self, state: OptimizerState, rows: int) -> None:
         """Count an epoch of ``rows`` rows and move the rate along the schedule."""
@@ -292,6 +329,7 @@ class SGD(Optimizer):
     Call :meth:`reset` to forget it.
     """
 
+    kernel_name = "sgd"
     _repr_fields = ("lr", "momentum", "nesterov")
 
     def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
@@ -321,8 +359,12 @@ class SGD(Optimizer):
             return np.zeros_like(network.params)
         return state.buffers["velocity"]
 
-    def configure(self, trainer, state):
-        trainer.set_sgd(state.lr, self.momentum, self.nesterov, state.buffers.get("velocity"))
+    def hyper(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
+
+    @property
+    def plain(self):
+        return self.momentum == 0
 
 
 class Adam(Optimizer):
@@ -356,6 +398,7 @@ class Adam(Optimizer):
     keeps it).
     """
 
+    kernel_name = "adam"
     buffer_names = ("first_moment", "second_moment")
     _repr_fields = ("lr", "beta1", "beta2", "epsilon", "flavor")
 
@@ -369,7 +412,6 @@ class Adam(Optimizer):
             raise ValueError(f"flavor must be 'sklearn' or 'torch', got {flavor!r}")
         self.flavor = flavor
 
-    def configure(self, trainer, state):
-        trainer.set_adam(state.lr, self.beta1, self.beta2, self.epsilon,
-                         state.buffers["first_moment"], state.buffers["second_moment"],
-                         state.step_count, self.flavor == "torch")
+    def hyper(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon,
+                "torch_epsilon": self.flavor == "torch"}

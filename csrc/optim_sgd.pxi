@@ -1,0 +1,63 @@
+# SGD, registered as "sgd" (fastbp.optim.SGD): plain, with momentum, or
+# Nesterov's. Plain SGD keeps no state, so the loops fold its step into the
+# products (is_plain) and its step function below runs with momentum only,
+# or from the tests' optimizer_update.
+
+cdef enum:
+    # its hyper-parameter and buffer slots, in the order registered below
+    SGD_MOMENTUM = 0
+    SGD_NESTEROV = 1
+    SGD_VELOCITY = 0
+
+
+cdef bint _sgd_is_plain(const fbp_optimizer_state* opt) noexcept nogil:
+    return opt.hyper[SGD_MOMENTUM] == 0
+
+
+cdef void _sgd_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept nogil:
+    rates.value[0] = opt.lr  # no step count: its steps do not depend on it
+
+
+cdef void _sgd_step(const fbp_optimizer_state* opt, floating* params, const floating* grad,
+                    Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil:
+    """Plain: p -= lr g. Momentum: v = mu v - lr g; p += v.
+    Nesterov: v = mu v - lr g; p += mu v - lr g."""
+    cdef Py_ssize_t i
+    cdef floating step, v
+    cdef floating lr_f = <floating>rates.value[0], mu = <floating>opt.hyper[SGD_MOMENTUM]
+    cdef floating* velocity = <floating*>opt.buffers[SGD_VELOCITY]  # NULL if plain
+    params += offset
+    grad += offset
+    if velocity != NULL:
+        velocity += offset
+    if opt.hyper[SGD_MOMENTUM] == 0:
+        for i in range(count):
+            params[i] -= lr_f * grad[i]
+    elif opt.hyper[SGD_NESTEROV] == 0:
+        for i in range(count):
+            v = mu * velocity[i] - lr_f * grad[i]
+            velocity[i] = v
+            params[i] += v
+    else:
+        for i in range(count):
+            step = lr_f * grad[i]
+            v = mu * velocity[i] - step
+            velocity[i] = v
+            params[i] += mu * v - step
+
+
+def _check_sgd(dict values, buffers):
+    check_hyper_range("momentum", values["momentum"], 0, 1)
+    if values["momentum"] > 0 and "velocity" not in buffers:
+        raise ValueError("momentum > 0 needs a velocity buffer")
+
+
+cdef OptimizerFunctions SGD_FUNCTIONS
+SGD_FUNCTIONS.is_plain = _sgd_is_plain
+SGD_FUNCTIONS.advance = _sgd_advance
+SGD_FUNCTIONS.step_d = _sgd_step[double]
+SGD_FUNCTIONS.step_f = _sgd_step[float]
+SGD_FUNCTIONS.marked_rows_d = NULL
+SGD_FUNCTIONS.marked_rows_f = NULL
+register_optimizer("sgd", &SGD_FUNCTIONS, {"momentum": 0.0, "nesterov": 0.0}, ("velocity",),
+                   _check_sgd)
