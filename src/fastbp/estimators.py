@@ -11,7 +11,7 @@ conventions (not :class:`fastbp.Network`'s):
   i.e. that of ``Network``'s "mse" (not divided by the number of outputs);
   with ``loss="poisson"`` the prediction is μ = exp(y) and J the half Poisson
   deviance, Σ over outputs of the mean over rows of t·log(t/μ) − t + μ, plus
-  the same L2 term (a kernel loss of its own, ``_kernels.Loss.POISSON``);
+  the same L2 term (a kernel loss of its own, ``KERNEL_LOSSES["poisson"]``);
 - classification: log-loss with softmax outputs (multiclass) or logistic
   outputs (binary, multilabel), plus the same L2 term.
 
@@ -78,7 +78,7 @@ from ._streaming import ChunkedTraining, checked_chunk, chunk_parts, chunk_sourc
 from ._training import TrainingDiverged, TrainingLoop
 from ._validation import is_ready_matrix
 from .callbacks import EarlyStopping
-from .losses import LOSSES
+from .losses import KERNEL_LOSSES, LOSS_FOR_OUTPUT, LOSSES
 from ._sparse import as_csr_rows
 from .network import Network
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling
@@ -618,13 +618,10 @@ class _BaseMLP(_SolverDrivers, BaseEstimator):
         return optimizer
 
     def _loss_code(self) -> int:
-        if self.out_activation_ == "softmax":
-            return LOSSES["cross_entropy"]
-        if self.out_activation_ == "logistic":
-            return LOSSES["bce"]
-        if self.out_activation_ == "exp":
-            return int(_kernels.Loss.POISSON)
-        return LOSSES["mse"]
+        if self.out_activation_ == "exp":  # the log link: poisson on the identity output
+            return KERNEL_LOSSES["poisson"]
+        output = _ACTIVATION_NAMES.get(self.out_activation_, self.out_activation_)
+        return LOSSES[LOSS_FOR_OUTPUT.get(output, "mse")]
 
     def _loss_scale(self) -> float:
         # scikit-learn's squared error is also averaged over the outputs (its
