@@ -30,14 +30,16 @@ cnp.import_array()
 # (tools/csrc_includes.py prints who uses what; tests/test_csrc_layout.py).
 #
 # C headers (plain C, compiled per instruction set where it pays):
-#   fastbp_codes.h          activation, loss and optimiser codes, declared once
-#                           (csrc/fastbp/_kernels.pxd makes them cpdef enums)
+#   fastbp_codes.h          activation, loss and optimiser codes, declared once;
+#                           the first two generated from their tables:
+#   fastbp_activation_table.h, fastbp_loss_table.h   an activation or a loss is
+#                           one row (X-macro list + the row's functions)
 #   fastbp_state.h          a fit's state: fbp_network, fbp_batches, fbp_input,
 #                           fbp_optimizer_state, fbp_totals
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
-#                           term (template: fastbp_activations_impl.h)
+#                           term: the tables' switches (fastbp_activations_impl.h)
 #   fastbp_optim.h          the optimisers' element loops: Adam, the L2 term
 #   fastbp_sample.h         the fused per-sample SGD path (fastbp_sample_impl.h)
 #   fastbp_threads.h, fastbp_finite.h, fastbp_denormals.h   threads and
@@ -65,12 +67,20 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 #   optimizer_steps_marked_rows); a set_<name> setter on Trainer
 #   (trainer.pxi). The training loops (training.pxi, threads.pxi) call only
 #   those functions and never branch on the kind.
-# - an activation: its code (fastbp_codes.h, _kernels.pxd); f and f' through
-#   z in fastbp_activations_impl.h; the Trainer checks codes as a range, so
-#   keep the list contiguous.
-# - a loss: its code (fastbp_codes.h, _kernels.pxd); its output delta and
-#   data term in fbp_output_delta_row (fastbp_activations_impl.h); the range
-#   check in Trainer._setup.
+# - an activation: one row in fastbp_activation_table.h (its line in the
+#   list, and below it fbp_activate_<name> and fbp_times_derivative_<name>);
+#   the enum, every kernel's switch, the Trainer's check and Python's
+#   fastbp.ACTIVATIONS follow from the list. Beside it, written apart so they
+#   stay independent oracles: its formula and f' in fastbp/reference/neuron.py
+#   (ACTIVATIONS, DERIVATIVES), its op in fastbp/reference/graph.py
+#   (GRAPH_ACTIVATIONS) and its ONNX nodes in fastbp/onnx_export.py
+#   (ACTIVATION_NODES); tests/test_tables.py fails until all four name it.
+# - a loss: one row in fastbp_loss_table.h (its line with the output it
+#   needs, and fbp_loss_<name>: output delta and data term); the pairing
+#   Python reads (fastbp.losses) follows from it. Beside it: its rows in
+#   fastbp/reference/neuron.py (SAMPLE_LOSSES, LOSS_GRADIENTS, LOSS_OUTPUTS)
+#   and fastbp/reference/graph.py (GRAPH_LOSSES); target checks, if any, in
+#   fastbp/losses.py.
 # - a layer op: the walk over the layers is written out per path today:
 #   forward_layer_rows, backward_pass and backward_sgd (passes.pxi), the
 #   threaded _own_deltas, _backward_block and _update_own_block (threads.pxi)

@@ -12,11 +12,12 @@
  *
  * A row's functions follow, per scalar type (FBP_REAL, FBP_SUFFIX): this part is
  * compiled when fastbp_activations_impl.h includes the file with FBP_TABLE_ROWS set.
- *   fbp_activate_<name>(a, z, m, n)      z = f(a) for m rows of n; z may alias a
- *   ELEMENTWISE: fbp_times_derivative_<name>(delta, z)
- *                                        delta * f'(a), with f' written through z = f(a)
- *   ROWWISE: fbp_times_jacobian_<name>(z, delta, n)
- *                                        delta = J_f^T delta over one row of n
+ *   FBP_ACTIVATE_ROW(name): fbp_activate_<name>(a, z, m, n)
+ *       z = f(a) for m rows of n; z may alias a
+ *   ELEMENTWISE, FBP_DERIVATIVE_ROW(name): fbp_times_derivative_<name>(delta, z)
+ *       delta * f'(a), with f' written through z = f(a)
+ *   ROWWISE, FBP_JACOBIAN_ROW(name): fbp_times_jacobian_<name>(z, delta, n)
+ *       delta = J_f^T delta over one row of n
  */
 #ifndef FASTBP_ACTIVATION_TABLE_H
 #define FASTBP_ACTIVATION_TABLE_H
@@ -32,43 +33,46 @@
 
 #ifdef FBP_TABLE_ROWS
 
-static inline void FBP_SUFFIX(fbp_activate_identity)(const FBP_REAL *a, FBP_REAL *z,
-                                                     ptrdiff_t m, ptrdiff_t n) {
+#define FBP_ACTIVATE_ROW(name)                                                        \
+    static inline void FBP_SUFFIX(fbp_activate_##name)(const FBP_REAL *a, FBP_REAL *z, \
+                                                       ptrdiff_t m, ptrdiff_t n)
+#define FBP_DERIVATIVE_ROW(name) \
+    static inline FBP_REAL FBP_SUFFIX(fbp_times_derivative_##name)(FBP_REAL delta, FBP_REAL z)
+#define FBP_JACOBIAN_ROW(name)                                                           \
+    static inline void FBP_SUFFIX(fbp_times_jacobian_##name)(const FBP_REAL *z, FBP_REAL *delta, \
+                                                             ptrdiff_t n)
+
+FBP_ACTIVATE_ROW(identity) {
     if (z != a) memcpy(z, a, (size_t)(m * n) * sizeof(FBP_REAL));
 }
-static inline FBP_REAL FBP_SUFFIX(fbp_times_derivative_identity)(FBP_REAL delta, FBP_REAL z) {
-    (void)z;
+FBP_DERIVATIVE_ROW(identity) {
     return delta;
 }
 
-static inline void FBP_SUFFIX(fbp_activate_sigmoid)(const FBP_REAL *a, FBP_REAL *z,
-                                                    ptrdiff_t m, ptrdiff_t n) {
+FBP_ACTIVATE_ROW(sigmoid) {
     FBP_SUFFIX(fbp_sigmoid_rows)(a, z, m * n);  /* vectorised, fastbp_math.h */
 }
-static inline FBP_REAL FBP_SUFFIX(fbp_times_derivative_sigmoid)(FBP_REAL delta, FBP_REAL z) {
+FBP_DERIVATIVE_ROW(sigmoid) {
     return delta * (z * (1 - z));
 }
 
-static inline void FBP_SUFFIX(fbp_activate_tanh)(const FBP_REAL *a, FBP_REAL *z,
-                                                 ptrdiff_t m, ptrdiff_t n) {
+FBP_ACTIVATE_ROW(tanh) {
     ptrdiff_t i, size = m * n;
     for (i = 0; i < size; i++) z[i] = (FBP_REAL)tanh((double)a[i]);
 }
-static inline FBP_REAL FBP_SUFFIX(fbp_times_derivative_tanh)(FBP_REAL delta, FBP_REAL z) {
+FBP_DERIVATIVE_ROW(tanh) {
     return delta * (1 - z * z);
 }
 
-static inline void FBP_SUFFIX(fbp_activate_relu)(const FBP_REAL *a, FBP_REAL *z,
-                                                 ptrdiff_t m, ptrdiff_t n) {
+FBP_ACTIVATE_ROW(relu) {
     ptrdiff_t i, size = m * n;
     for (i = 0; i < size; i++) z[i] = a[i] > 0 ? a[i] : 0;
 }
-static inline FBP_REAL FBP_SUFFIX(fbp_times_derivative_relu)(FBP_REAL delta, FBP_REAL z) {
+FBP_DERIVATIVE_ROW(relu) {
     return z > 0 ? delta : 0;
 }
 
-static inline void FBP_SUFFIX(fbp_activate_softmax)(const FBP_REAL *a, FBP_REAL *z,
-                                                    ptrdiff_t m, ptrdiff_t n) {
+FBP_ACTIVATE_ROW(softmax) {
     ptrdiff_t i, r;
     for (r = 0; r < m; r++) {
         /* subtract the row max so exp never overflows */
@@ -82,12 +86,14 @@ static inline void FBP_SUFFIX(fbp_activate_softmax)(const FBP_REAL *a, FBP_REAL 
     }
 }
 /* softmax's Jacobian dz_j/da_k = z_j (1[j = k] - z_k): delta_k = z_k (g_k - sum_j z_j g_j) */
-static inline void FBP_SUFFIX(fbp_times_jacobian_softmax)(const FBP_REAL *z, FBP_REAL *delta,
-                                                          ptrdiff_t n) {
+FBP_JACOBIAN_ROW(softmax) {
     ptrdiff_t k;
     double weighted = 0;
     for (k = 0; k < n; k++) weighted += (double)z[k] * delta[k];
     for (k = 0; k < n; k++) delta[k] = (FBP_REAL)(z[k] * (delta[k] - weighted));
 }
 
+#undef FBP_ACTIVATE_ROW
+#undef FBP_DERIVATIVE_ROW
+#undef FBP_JACOBIAN_ROW
 #endif

@@ -13,10 +13,10 @@
  *
  * A row's function follows, per scalar type (FBP_REAL, FBP_SUFFIX): this part is
  * compiled when fastbp_activations_impl.h includes the file with FBP_TABLE_ROWS set.
- *   double fbp_loss_<name>(a, z, t, delta, n, kind, scale)
- *     one row: a the output layer's pre-activation, z = f(a) its output (f's code
- *     is kind), t the target; writes delta = dJ/da times scale and returns the
- *     row's loss, unscaled.
+ *   FBP_LOSS_ROW(name): double fbp_loss_<name>(a, z, t, delta, n, kind, scale)
+ *     one row of n: a the output layer's pre-activation, z = f(a) its output (f's
+ *     code is kind), t the target; writes delta = dJ/da times scale and returns
+ *     the row's loss, unscaled.
  */
 #ifndef FASTBP_LOSS_TABLE_H
 #define FASTBP_LOSS_TABLE_H
@@ -33,13 +33,15 @@
 
 #ifdef FBP_TABLE_ROWS
 
+#define FBP_LOSS_ROW(name)                                                               \
+    static inline double FBP_SUFFIX(fbp_loss_##name)(const FBP_REAL *a, const FBP_REAL *z, \
+                                                     const FBP_REAL *t, FBP_REAL *delta,    \
+                                                     ptrdiff_t n, int kind, double scale)
+
 /* 1/2 ||z - t||^2; dJ/dz = (z - t), then through f */
-static inline double FBP_SUFFIX(fbp_loss_mse)(const FBP_REAL *a, const FBP_REAL *z,
-                                              const FBP_REAL *t, FBP_REAL *delta, ptrdiff_t n,
-                                              int kind, double scale) {
+FBP_LOSS_ROW(mse) {
     ptrdiff_t k;
     double total = 0;
-    (void)a;
     for (k = 0; k < n; k++) {
         double diff = (double)z[k] - (double)t[k];
         total += diff * diff;
@@ -51,12 +53,9 @@ static inline double FBP_SUFFIX(fbp_loss_mse)(const FBP_REAL *a, const FBP_REAL 
 
 /* -[t log s(a) + (1-t) log(1-s(a))] = softplus(a) - t a, stable in a; with sigmoid
  * outputs dJ/da = z - t */
-static inline double FBP_SUFFIX(fbp_loss_bce)(const FBP_REAL *a, const FBP_REAL *z,
-                                              const FBP_REAL *t, FBP_REAL *delta, ptrdiff_t n,
-                                              int kind, double scale) {
+FBP_LOSS_ROW(bce) {
     ptrdiff_t k;
     double total = 0;
-    (void)kind;
     for (k = 0; k < n; k++) {
         total += fbp_softplus((double)a[k]) - (double)t[k] * a[k];
         delta[k] = (FBP_REAL)(((double)z[k] - (double)t[k]) * scale);
@@ -65,12 +64,9 @@ static inline double FBP_SUFFIX(fbp_loss_bce)(const FBP_REAL *a, const FBP_REAL 
 }
 
 /* -sum t log softmax(a), through log-sum-exp; with softmax outputs dJ/da = z - t */
-static inline double FBP_SUFFIX(fbp_loss_cross_entropy)(const FBP_REAL *a, const FBP_REAL *z,
-                                                        const FBP_REAL *t, FBP_REAL *delta,
-                                                        ptrdiff_t n, int kind, double scale) {
+FBP_LOSS_ROW(cross_entropy) {
     ptrdiff_t k;
     double total = 0, top = a[0], lse = 0;
-    (void)kind;
     for (k = 1; k < n; k++) if (a[k] > top) top = a[k];
     for (k = 0; k < n; k++) lse += exp((double)a[k] - top);
     lse = top + log(lse);
@@ -84,13 +80,9 @@ static inline double FBP_SUFFIX(fbp_loss_cross_entropy)(const FBP_REAL *a, const
 /* half Poisson deviance of the mean exp(a), a the identity output:
  * t log(t / exp(a)) - t + exp(a), with 0 log 0 = 0 (scikit-learn's poisson_loss);
  * dJ/da = exp(a) - t */
-static inline double FBP_SUFFIX(fbp_loss_poisson)(const FBP_REAL *a, const FBP_REAL *z,
-                                                  const FBP_REAL *t, FBP_REAL *delta,
-                                                  ptrdiff_t n, int kind, double scale) {
+FBP_LOSS_ROW(poisson) {
     ptrdiff_t k;
     double total = 0;
-    (void)z;
-    (void)kind;
     for (k = 0; k < n; k++) {
         double mean = exp((double)a[k]), target = (double)t[k];
         total += (target > 0 ? target * (log(target) - (double)a[k]) : 0) - target + mean;
@@ -99,4 +91,5 @@ static inline double FBP_SUFFIX(fbp_loss_poisson)(const FBP_REAL *a, const FBP_R
     return total;
 }
 
+#undef FBP_LOSS_ROW
 #endif

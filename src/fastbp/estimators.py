@@ -80,7 +80,7 @@ from ._validation import is_ready_matrix
 from .callbacks import EarlyStopping
 from .losses import KERNEL_LOSSES, LOSS_FOR_OUTPUT, LOSSES
 from ._sparse import as_csr_rows
-from .network import Network
+from .network import HIDDEN_ACTIVATIONS, Network
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -88,8 +88,10 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 #: which its users match on
 _NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
                        "contain large values and need to be preprocessed.")
-#: scikit-learn's activation names -> fastbp's
-_ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+#: scikit-learn's activation names -> fastbp's: every hidden activation of the
+#: kernels' table, the sigmoid under scikit-learn's name "logistic"
+_ACTIVATION_NAMES = {("logistic" if name == "sigmoid" else name): name
+                     for name in HIDDEN_ACTIVATIONS}
 
 
 #: as scikit-learn's MLP; validate_data converts other formats to the first
