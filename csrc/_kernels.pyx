@@ -30,14 +30,16 @@ cnp.import_array()
 # (tools/csrc_includes.py prints who uses what; tests/test_csrc_layout.py).
 #
 # C headers (plain C, compiled per instruction set where it pays):
-#   fastbp_codes.h          activation and loss codes, declared once
-#                           (csrc/fastbp/_kernels.pxd makes them cpdef enums)
+#   fastbp_codes.h          activation and loss codes, declared once,
+#                           generated from their tables:
+#   fastbp_activation_table.h, fastbp_loss_table.h   an activation or a loss is
+#                           one row (X-macro list + the row's functions)
 #   fastbp_state.h          a fit's state: fbp_network, fbp_batches, fbp_input,
 #                           fbp_totals (the optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
-#                           term (template: fastbp_activations_impl.h)
+#                           term: the tables' switches (fastbp_activations_impl.h)
 #   fastbp_optim.h          the L2 term's loops, shared by every optimiser
 #   fastbp_adam.h           Adam's element loops (optim_adam.pxi)
 #   fastbp_sample.h         the fused per-sample SGD path (fastbp_sample_impl.h)
@@ -60,23 +62,10 @@ include "objective.pxi"    # J and dJ/dparams in one pass (loss, lbfgs)
 include "twins.pxi"        # test twins of the kernels and tuning knobs
 #
 # Where to add
-# - an optimiser: a file of its own, optim_<name>.pxi, included above after
-#   optim_adam.pxi. It fills an OptimizerFunctions table (optimizers.pxi:
-#   advance, the step per dtype, and optionally is_plain and the sparse
-#   first layer's marked-rows step), keeps its hyper-parameters, buffers and
-#   step count in fbp_optimizer_state's generic slots, and registers itself
-#   with register_optimizer(name, table, hyper defaults, buffer names,
-#   check). Element loops that pay for per-ISA clones go in a header of its
-#   own (as fastbp_adam.h, contraction off). Trainer.set_optimizer and the
-#   tests' optimizer_update then take it by name; the training loops call
-#   only the table and never ask which optimiser it is. Its Python class
-#   (src/fastbp/optim.py) names it in kernel_name.
-# - an activation: its code (fastbp_codes.h, _kernels.pxd); f and f' through
-#   z in fastbp_activations_impl.h; the Trainer checks codes as a range, so
-#   keep the list contiguous.
-# - a loss: its code (fastbp_codes.h, _kernels.pxd); its output delta and
-#   data term in fbp_output_delta_row (fastbp_activations_impl.h); the range
-#   check in Trainer._setup.
+#   fastbp_codes.h          activation and loss codes, declared once,
+#                           generated from their tables:
+#   fastbp_activation_table.h, fastbp_loss_table.h   an activation or a loss is
+#                           one row (X-macro list + the row's functions)
 # - a layer op: the walk over the layers is written out per path today:
 #   forward_layer_rows, backward_pass and backward_sgd (passes.pxi), the
 #   threaded _own_deltas, _backward_block and _update_own_block (threads.pxi)

@@ -1,6 +1,18 @@
 # Activations and losses: z = f(a), f'(a) through z, and the output delta
 # dJ/da_out with the data term of J. The arithmetic is C, shared with the
 # per-sample path (csrc/fastbp_activations.h); these pick float or double.
+# Each activation and loss is one row of its table (fastbp_activation_table.h,
+# fastbp_loss_table.h); Python learns them from activation_table() and
+# loss_table() below.
+
+cdef extern from "fastbp_codes.h" nogil:
+    const int FBP_N_ACTIVATIONS
+    const int FBP_N_LOSSES
+    const int FBP_ANY_OUTPUT
+    const char* const fbp_activation_names[]
+    const int fbp_activation_elementwise[]
+    const char* const fbp_loss_names[]
+    const int fbp_loss_outputs[]
 
 cdef extern from "fastbp_activations.h" nogil:
     void fbp_activate_rows_d(const double* a, double* z, Py_ssize_t m, Py_ssize_t n, int kind)
@@ -53,3 +65,31 @@ cdef double output_delta(const floating* a_out, const floating* z_out,
             total += scale * fbp_output_delta_row_f(a_out + r * n, z_out + r * n, T + r * n,
                                                     delta + r * n, n, loss, kind, scale)
     return total
+
+
+def activation_table():
+    """The compiled activations, in code order (a name's index is its code).
+
+    Returns
+    -------
+    list of (str, bool)
+        Each activation's name and whether it acts on each unit alone
+        (z_k = f(a_k), so a hidden layer may use it; softmax does not).
+    """
+    return [(fbp_activation_names[code].decode(), bool(fbp_activation_elementwise[code]))
+            for code in range(FBP_N_ACTIVATIONS)]
+
+
+def loss_table():
+    """The compiled losses, in code order (a name's index is its code).
+
+    Returns
+    -------
+    list of (str, str or None)
+        Each loss's name and the output activation its output delta is
+        written for (None: any output, the delta goes through its f').
+    """
+    return [(fbp_loss_names[code].decode(),
+             None if fbp_loss_outputs[code] == FBP_ANY_OUTPUT
+             else fbp_activation_names[fbp_loss_outputs[code]].decode())
+            for code in range(FBP_N_LOSSES)]

@@ -1,6 +1,7 @@
 /* Activations and the output delta, shared by the batch kernels (Cython,
  * csrc/activations.pxi) and the per-sample path (fastbp_sample_impl.h), so
- * both compute them with the same code.
+ * both compute them with the same code. Each activation and each loss is a
+ * row of its table (fastbp_activation_table.h, fastbp_loss_table.h).
  *
  * fastbp_activations_impl.h is a template: it is included once per scalar
  * type with FBP_REAL (the type) and FBP_SUFFIX(name) (name_d or name_f).

@@ -1,27 +1,44 @@
 /* The activation and loss codes, declared once (optimisers have no code:
  * each registers itself by name, csrc/optimizers.pxi).
  *
- * The C headers use them directly; csrc/fastbp/_kernels.pxd turns them into the
- * cpdef enums fastbp._kernels.Activation and Loss, from which the Python
- * layer derives its name -> code tables. Each list runs from 0 without gaps:
- * the Trainer checks codes as ranges.
+ * The activations and the losses are generated from their tables
+ * (fastbp_activation_table.h, fastbp_loss_table.h): a row's place is its
+ * code, from 0 without gaps, and FBP_N_ACTIVATIONS / FBP_N_LOSSES count
+ * them (the Trainer checks codes against the counts). Python reads the
+ * names in code order through _kernels.activation_table() and loss_table().
  */
 #ifndef FASTBP_CODES_H
 #define FASTBP_CODES_H
 
-enum fbp_activation {
-    FBP_IDENTITY = 0,
-    FBP_SIGMOID = 1,
-    FBP_TANH = 2,
-    FBP_RELU = 3,
-    FBP_SOFTMAX = 4
-};
+#include "fastbp_activation_table.h"
+#include "fastbp_loss_table.h"
 
-enum fbp_loss {
-    FBP_MSE = 0,
-    FBP_BCE = 1,
-    FBP_CROSS_ENTROPY = 2, /* with softmax outputs */
-    FBP_POISSON = 3        /* with identity outputs, the log of the mean */
-};
+#define FBP_ACTIVATION_CODE(CODE, name, shape) FBP_##CODE,
+enum fbp_activation { FBP_ACTIVATION_TABLE(FBP_ACTIVATION_CODE) FBP_N_ACTIVATIONS };
+#undef FBP_ACTIVATION_CODE
+
+#define FBP_LOSS_CODE(CODE, name, output) FBP_##CODE,
+enum fbp_loss { FBP_LOSS_TABLE(FBP_LOSS_CODE) FBP_N_LOSSES };
+#undef FBP_LOSS_CODE
+
+/* each activation's name, and whether it acts on each unit alone (it may be hidden) */
+#define FBP_ELEMENTWISE 1
+#define FBP_ROWWISE 0
+#define FBP_ACTIVATION_NAME(CODE, name, shape) #name,
+#define FBP_ACTIVATION_SHAPE(CODE, name, shape) FBP_##shape,
+static const char *const fbp_activation_names[] = {
+    FBP_ACTIVATION_TABLE(FBP_ACTIVATION_NAME)};
+static const int fbp_activation_elementwise[] = {
+    FBP_ACTIVATION_TABLE(FBP_ACTIVATION_SHAPE)};
+#undef FBP_ACTIVATION_NAME
+#undef FBP_ACTIVATION_SHAPE
+
+/* each loss's name, and the output activation its delta is written for */
+#define FBP_LOSS_NAME(CODE, name, output) #name,
+#define FBP_LOSS_OUTPUT(CODE, name, output) output,
+static const char *const fbp_loss_names[] = {FBP_LOSS_TABLE(FBP_LOSS_NAME)};
+static const int fbp_loss_outputs[] = {FBP_LOSS_TABLE(FBP_LOSS_OUTPUT)};
+#undef FBP_LOSS_NAME
+#undef FBP_LOSS_OUTPUT
 
 #endif

@@ -41,9 +41,10 @@ cdef class Trainer:
     sizes : ndarray of np.intc, shape (n_layers + 1,)
         Layer widths, input first, each >= 1; C-contiguous.
     acts : ndarray of np.intc, shape (n_layers,)
-        Activation codes (:class:`Activation`) of the layers after the input.
+        Activation codes of the layers after the input: indices into
+        :func:`activation_table` (``fastbp.ACTIVATIONS``).
     loss : int
-        Loss code (:class:`Loss`).
+        Loss code: an index into :func:`loss_table`.
     l2 : float
         L2 penalty on the weights (not the biases), >= 0.
     batch_size : int
@@ -54,7 +55,7 @@ cdef class Trainer:
 
     Examples
     --------
-    >>> t = Trainer(sizes, acts, Loss.MSE, 0.0, 32)    # doctest: +SKIP
+    >>> t = Trainer(sizes, acts, LOSSES["mse"], 0.0, 32)  # doctest: +SKIP
     >>> t.set_params(params); t.set_data(X, T); t.set_optimizer("sgd", 0.1)  # doctest: +SKIP
     >>> status, data_sum, penalty_sum, rows = t.run(0, X.shape[0])  # doctest: +SKIP
     """
@@ -95,12 +96,12 @@ cdef class Trainer:
                 raise ValueError(f"every layer width must be >= 1, got sizes="
                                  f"{[width[i] for i in range(n_sizes)]}")
         for l in range(n_layers):
-            if not IDENTITY <= code[l] <= SOFTMAX:  # contiguous: fastbp_codes.h
+            if not 0 <= code[l] < FBP_N_ACTIVATIONS:  # a table's rows: fastbp_codes.h
                 raise ValueError(f"acts holds an unknown activation code: "
                                  f"{[code[i] for i in range(n_layers)]} "
-                                 f"(known: {list(range(IDENTITY, SOFTMAX + 1))})")
+                                 f"(known: {list(range(FBP_N_ACTIVATIONS))})")
             n_params += (<Py_ssize_t>width[l] + 1) * width[l + 1]
-        if not MSE <= loss <= POISSON:
+        if not 0 <= loss < FBP_N_LOSSES:
             raise ValueError(f"unknown loss code {loss}")
         if not (l2 >= 0 and isfinite(l2)):
             raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")

@@ -5,6 +5,7 @@ from helpers import HIDDEN, as_lists, assert_close, targets
 
 import fastbp
 from fastbp import ACTIVATIONS, LOSSES, _kernels, reference
+from fastbp.losses import KERNEL_LOSSES
 
 DTYPES = [np.float64, np.float32]
 # the wider shapes cover the AVX-512 tiles (12 or 4 rows, 2 vectors wide) with
@@ -121,7 +122,7 @@ def test_poisson_loss_and_output_delta(rng, dtype):
     T = rng.poisson(2.0, size=(m, n)).astype(dtype)
     T[0] = 0
     delta = np.empty_like(a)
-    J = _kernels.loss_output_delta(a, a, T, delta, int(_kernels.Loss.POISSON),
+    J = _kernels.loss_output_delta(a, a, T, delta, KERNEL_LOSSES["poisson"],
                                    ACTIVATIONS["identity"])
     mean, t = np.exp(a.astype(np.float64)), T.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

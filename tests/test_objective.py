@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 import fastbp
-from fastbp import _kernels
+from fastbp import LOSSES, _kernels
 from fastbp._objective import (OBJECTIVE_CHUNK_ROWS, mean_objective, weight_mask,
                                weighted_sums)
 from fastbp._sparse import as_csr_rows
@@ -30,7 +30,7 @@ def problem(dtype, sparse=False):
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_chunked_sums_equal_one_pass_over_all_rows(dtype, rtol, sparse):
     net, X, Y, weights = problem(dtype, sparse)
-    code = int(_kernels.Loss.CROSS_ENTROPY)
+    code = LOSSES["cross_entropy"]
     l2 = 0.3
     for sw in (None, weights):
         sums = weighted_sums(X, Y, sw, net._params, net._sizes, net._acts, code)
@@ -48,7 +48,7 @@ def test_chunked_sums_equal_one_pass_over_all_rows(dtype, rtol, sparse):
 
 def test_memory_is_one_chunk_not_all_rows():
     net, X, Y, _ = problem("float64")
-    code = int(_kernels.Loss.CROSS_ENTROPY)
+    code = LOSSES["cross_entropy"]
     tracemalloc.start()
     weighted_sums(X, Y, None, net._params, net._sizes, net._acts, code)
     peak = tracemalloc.get_traced_memory()[1]

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
 import fastbp
-from fastbp import _kernels, _runtime
+from fastbp import LOSSES, _kernels, _runtime
 from fastbp._sparse import CsrRows, as_csr_rows
 
 # short fits on purpose: the estimators' ConvergenceWarning is expected
@@ -106,7 +106,7 @@ def test_fit_on_threads_of_its_own_matches_one_thread():
     params = {}
     for threads in (1, 2, 3):
         p = np.random.default_rng(11).normal(size=(50 + 1) * 9 + (9 + 1) * 2)
-        trainer = _kernels.Trainer(sizes, acts, _kernels.Loss.MSE, 0.05, 16, n_threads=threads)
+        trainer = _kernels.Trainer(sizes, acts, LOSSES["mse"], 0.05, 16, n_threads=threads)
         trainer.set_params(p)
         trainer.set_data(X, T)
         trainer.set_optimizer("adam", 0.01, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
@@ -287,7 +287,7 @@ def test_a_diverged_sparse_adam_batch_leaves_the_trainer_as_new():
     start = np.random.default_rng(26).normal(size=(30 + 1) * 5 + (5 + 1) * 2)
 
     def trainer(params):
-        t = _kernels.Trainer(sizes, acts, _kernels.Loss.MSE, 0.01, 8)
+        t = _kernels.Trainer(sizes, acts, LOSSES["mse"], 0.01, 8)
         t.set_params(params)
         t.set_data(X, T)
         t.set_optimizer("adam", 0.01, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},

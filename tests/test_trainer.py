@@ -5,7 +5,9 @@ import pytest
 from helpers import as_lists, assert_close, random_network, targets
 
 from fastbp import _kernels, reference
-from fastbp._kernels import Activation, Loss, Trainer, optimizer_kinds
+from fastbp._kernels import Trainer, optimizer_kinds
+from fastbp.losses import KERNEL_LOSSES
+from fastbp.network import ACTIVATIONS
 
 OPTIMIZERS = {  # kind, momentum or beta1, nesterov
     "sgd": ("sgd", 0.0, False),
@@ -32,7 +34,7 @@ def trainer_for(net, X, Y, sw, order, batch, optimizer, lr=0.05, n_threads=1, l2
     """A Trainer on a copy of net's parameters (or ``params``), its buffers."""
     kind, mu, nesterov = OPTIMIZERS[optimizer]
     params = net._params.copy() if params is None else params
-    t = Trainer(net._sizes, net._acts, Loss[loss.upper()], l2, batch, n_threads)
+    t = Trainer(net._sizes, net._acts, KERNEL_LOSSES[loss], l2, batch, n_threads)
     t.set_params(params)
     t.set_data(X, Y, sw)
     t.set_order(order)
@@ -238,9 +240,9 @@ def test_set_params_swaps_the_vector_and_keeps_the_rest(rng):
 def test_n_threads_is_clamped(rng):
     net, *_ = problem(rng)
     top = 64 if _kernels.HAVE_THREADS else 1
-    assert Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4, 1000).n_threads == top
-    assert Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4, 0).n_threads == 1
-    assert Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4).n_threads == 1
+    assert Trainer(net._sizes, net._acts, KERNEL_LOSSES["mse"], 0.0, 4, 1000).n_threads == top
+    assert Trainer(net._sizes, net._acts, KERNEL_LOSSES["mse"], 0.0, 4, 0).n_threads == 1
+    assert Trainer(net._sizes, net._acts, KERNEL_LOSSES["mse"], 0.0, 4).n_threads == 1
 
 
 def test_codes_are_the_python_tables():
@@ -249,7 +251,8 @@ def test_codes_are_the_python_tables():
     assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
     assert {name: kind.name for name, kind in optimizer_kinds().items()} == {"sgd": "sgd",
                                                                               "adam": "adam"}
-    assert Activation.SOFTMAX == 4 and Loss.CROSS_ENTROPY == 2 and Loss.POISSON == 3
+    assert (ACTIVATIONS["softmax"] == 4 and KERNEL_LOSSES["cross_entropy"] == 2
+            and KERNEL_LOSSES["poisson"] == 3)
 
 
 # ---------------------------------------------------------------------------
@@ -257,7 +260,7 @@ def test_codes_are_the_python_tables():
 # ---------------------------------------------------------------------------
 
 def sizes_acts(*sizes):
-    return np.array(sizes, np.intc), np.full(len(sizes) - 1, Activation.TANH, np.intc)
+    return np.array(sizes, np.intc), np.full(len(sizes) - 1, ACTIVATIONS["tanh"], np.intc)
 
 
 @pytest.mark.parametrize("args,error,match", [
@@ -278,16 +281,16 @@ def test_constructor_errors(args, error, match):
 
 def test_initialised_once(rng):
     sizes, acts = sizes_acts(3, 2)
-    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    t = Trainer(sizes, acts, KERNEL_LOSSES["mse"], 0.0, 2)
     with pytest.raises(RuntimeError, match="initialised once"):
-        t.__init__(*sizes_acts(5, 2), Loss.MSE, 0.0, 2)
+        t.__init__(*sizes_acts(5, 2), KERNEL_LOSSES["mse"], 0.0, 2)
     with pytest.raises(RuntimeError, match="__init__ was not called"):
         Trainer.__new__(Trainer).set_params(np.zeros(0))
 
 
 def test_setter_and_run_errors():
     sizes, acts = sizes_acts(3, 2)
-    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    t = Trainer(sizes, acts, KERNEL_LOSSES["mse"], 0.0, 2)
     params = np.zeros(8)
     X, Y = np.zeros((5, 3)), np.zeros((5, 2))
     with pytest.raises(RuntimeError, match="call set_params before set_data"):
@@ -372,7 +375,7 @@ def test_setter_and_run_errors():
 ])
 def test_set_optimizer_names_what_is_wrong(args, error, match):
     sizes, acts = sizes_acts(3, 2)
-    t = Trainer(sizes, acts, Loss.MSE, 0.0, 2)
+    t = Trainer(sizes, acts, KERNEL_LOSSES["mse"], 0.0, 2)
     t.set_params(np.zeros(8))
     with pytest.raises(error, match=match):
         t.set_optimizer(*args)
@@ -389,7 +392,7 @@ def test_hyper_parameters_left_out_take_the_kernels_defaults(rng):
     results = []
     for hyper in ({}, {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "torch_epsilon": False}):
         params = net._params.copy()
-        t = Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4)
+        t = Trainer(net._sizes, net._acts, KERNEL_LOSSES["mse"], 0.0, 4)
         t.set_params(params)
         t.set_data(X, Y, sw)
         t.set_optimizer("adam", 0.05, hyper, {"first_moment": np.zeros_like(params),
@@ -403,7 +406,7 @@ def test_hyper_parameters_left_out_take_the_kernels_defaults(rng):
 def test_trainer_refuses_buffers_that_do_not_fit(rng):
     net, X, Y, _, _ = problem(rng, weighted=False, shuffled=False)
     p = net._params.copy()
-    t = Trainer(net._sizes, net._acts, Loss.MSE, 0.0, 4)
+    t = Trainer(net._sizes, net._acts, KERNEL_LOSSES["mse"], 0.0, 4)
     with pytest.raises(ValueError, match=f"params has {p.size + 1} elements"):
         t.set_params(np.zeros(p.size + 1))
     t.set_params(p)

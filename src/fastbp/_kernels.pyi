@@ -28,20 +28,6 @@ __test__: dict[str, str]
 HAVE_THREADS: bool
 MAX_THREADS: int
 
-# The codes of csrc/fastbp_codes.h (cpdef enums of csrc/fastbp/_kernels.pxd)
-class Activation(IntEnum):
-    IDENTITY = 0
-    SIGMOID = 1
-    TANH = 2
-    RELU = 3
-    SOFTMAX = 4
-
-class Loss(IntEnum):
-    MSE = 0
-    BCE = 1
-    CROSS_ENTROPY = 2
-    POISSON = 3
-
 @disjoint_base
 class OptimizerKind:
     """An optimiser the kernels know, as its csrc/optim_*.pxi registered it."""
@@ -55,6 +41,11 @@ class OptimizerKind:
     def buffer_names(self) -> tuple[str, ...]: ...
 
 def optimizer_kinds() -> dict[str, OptimizerKind]: ...
+
+# The activation and loss tables (csrc/fastbp_activation_table.h, fastbp_loss_table.h)
+# in code order: (name, element-wise) and (name, the output activation it needs or None)
+def activation_table() -> list[tuple[str, bool]]: ...
+def loss_table() -> list[tuple[str, str | None]]: ...
 def aligned_empty(size: int, dtype: npt.DTypeLike) -> npt.NDArray[np.generic]: ...
 def set_blas_min_flops(flops: int) -> int: ...
 def set_column_split(min_bytes: int, block: int, max_rows: int = -1) -> tuple[int, int, int]: ...

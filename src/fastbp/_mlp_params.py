@@ -17,10 +17,13 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
 
+from .network import HIDDEN_ACTIVATIONS
 from .optim import SGD, Adam, Adaptive, Constant, InvScaling
 
-#: scikit-learn's activation names -> fastbp's
-ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+#: scikit-learn's activation names -> fastbp's: every hidden activation of the
+#: kernels' table, the sigmoid under scikit-learn's name "logistic"
+ACTIVATION_NAMES = {("logistic" if name == "sigmoid" else name): name
+                    for name in HIDDEN_ACTIVATIONS}
 
 
 def _sgd(estimator) -> SGD:

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
-from .losses import LOSSES
+from ._mlp_params import ACTIVATION_NAMES
+from .losses import KERNEL_LOSSES, LOSS_FOR_OUTPUT, LOSSES
 
 
 class MLPScoring:
     """Losses, outputs and scores of a fitted estimator."""
 
     def _loss_code(self) -> int:
-        if self.out_activation_ == "softmax":
-            return LOSSES["cross_entropy"]
-        if self.out_activation_ == "logistic":
-            return LOSSES["bce"]
-        if self.out_activation_ == "exp":
-            return int(_kernels.Loss.POISSON)
-        return LOSSES["mse"]
+        if self.out_activation_ == "exp":  # the log link: poisson on the identity output
+            return KERNEL_LOSSES["poisson"]
+        output = ACTIVATION_NAMES.get(self.out_activation_, self.out_activation_)
+        return LOSSES[LOSS_FOR_OUTPUT.get(output, "mse")]
 
     def _loss_scale(self) -> float:
         # scikit-learn's squared error is also averaged over the outputs (its

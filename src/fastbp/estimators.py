@@ -11,7 +11,7 @@ conventions (not :class:`fastbp.Network`'s):
   i.e. that of ``Network``'s "mse" (not divided by the number of outputs);
   with ``loss="poisson"`` the prediction is μ = exp(y) and J the half Poisson
   deviance, Σ over outputs of the mean over rows of t·log(t/μ) − t + μ, plus
-  the same L2 term (a kernel loss of its own, ``_kernels.Loss.POISSON``);
+  the same L2 term (a kernel loss of its own, ``KERNEL_LOSSES["poisson"]``);
 - classification: log-loss with softmax outputs (multiclass) or logistic
   outputs (binary, multilabel), plus the same L2 term.
 

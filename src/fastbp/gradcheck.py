@@ -18,7 +18,7 @@ import numpy as np
 from . import reference
 from ._objective import flat_gradient
 from ._validation import check_float, check_int
-from .losses import check_loss, resolve_loss
+from .losses import REQUIRED_OUTPUT, check_loss, resolve_loss
 from .network import CHUNK_ROWS, check_X, check_XY
 
 #: the compiled gradient may differ from an exact one by this fraction of the
@@ -110,14 +110,12 @@ def _flatten(dW, db) -> np.ndarray:
 
 
 def _derivative(name: str, z: np.ndarray) -> np.ndarray:
-    """|f'(a)| of an activation, through its output z (softmax: its diagonal, z (1 − z))."""
-    if name in ("sigmoid", "softmax"):
+    """|f'(a)| of an activation, through its output z: the reference's f' (a
+    layer-wise f, softmax: its Jacobian's diagonal, z (1 − z))."""
+    if name in reference.LAYER_ACTIVATIONS:
         return z * (1 - z)
-    if name == "tanh":
-        return 1 - z * z
-    if name == "relu":
-        return (z > 0).astype(np.float64)
-    return np.ones_like(z)
+    f_prime = np.vectorize(reference.DERIVATIVES[name], otypes=[np.float64])
+    return np.abs(f_prime(z)) if z.size else np.zeros_like(z)
 
 
 def _forward(weights, biases, activations, X) -> tuple:
@@ -171,8 +169,9 @@ def _magnitudes(weights, biases, activations, X, Y, loss: str, l2: float) -> tup
         carrier = both + y * (A_out + (y * A_out).sum(axis=1, keepdims=True))
     else:
         carrier = both + f_prime * A_out
-    # δ_out = ∂J/∂a_out: (y − t)/m for bce and cross-entropy, else through f'
-    if loss in ("bce", "cross_entropy"):
+    # δ_out = ∂J/∂a_out: (y − t)/m for a loss written for its output (bce with
+    # sigmoid, cross-entropy with softmax), else through f'
+    if REQUIRED_OUTPUT[loss] is not None:
         sensitivity, magnitude = np.abs(y - t) / m, carrier / m
     elif name == "softmax":  # mse through the softmax's Jacobian y_j (1[j=k] − y_k)
         def through(g):
@@ -193,14 +192,8 @@ def _magnitudes(weights, biases, activations, X, Y, loss: str, l2: float) -> tup
     sensitivities = _backward(sensitivity, weights, activations, values, scales, carry=False)
     units = sum((W.shape[0] + 2) * float(np.sum(s * A))
                 for W, s, A in zip(weights, sensitivities, scales))
-    if loss == "mse":
-        per_row = 0.5 * ((y - t) ** 2).sum(axis=1)
-    elif loss == "bce":
-        per_row = (np.logaddexp(0, a_out) - t * a_out).sum(axis=1)
-    else:
-        top = a_out.max(axis=1, keepdims=True)
-        lse = top + np.log(np.exp(a_out - top).sum(axis=1, keepdims=True))
-        per_row = (t * (lse - a_out)).sum(axis=1)
+    per_row = np.array([reference.sample_loss(loss, a_row, y_row, t_row) for a_row, y_row, t_row
+                        in zip(a_out.tolist(), y.tolist(), np.asarray(t).tolist())])
     n_out = Y.shape[1]
     # log-sum-exp and softplus round in proportion to |a|, the mean over rows to m J
     loss_sums = ((n_out + 3) * float(np.mean(((A_out + 1) * (1 + np.abs(t))).sum(axis=1)))

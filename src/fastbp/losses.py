@@ -21,7 +21,7 @@ When no loss is named (``loss=None``, the default of :meth:`Network.fit`,
 
 An ``l2=λ`` penalty adds λ/(2m) · Σ_l ‖W^(l)‖²_F; biases are not penalised.
 
-The kernels know one more loss, ``_kernels.Loss.POISSON``: the half Poisson
+The kernels know one more loss, ``KERNEL_LOSSES["poisson"]``: the half Poisson
 deviance J = 1/m · Σ_i Σ_k [t log(t/μ) − t + μ] of the mean μ = exp(y) of an
 identity output y, δ_out = (μ − t)/m. It serves
 ``MLPRegressor(loss="poisson")``, which applies the exp when it predicts;
@@ -34,12 +34,21 @@ import numpy as np
 from . import _kernels
 from ._validation import check_choice
 
-#: loss name -> kernel code (csrc/fastbp_codes.h, through the enum), for Network.fit
-LOSSES = {code.name.lower(): int(code) for code in _kernels.Loss
-          if code != _kernels.Loss.POISSON}
+#: every loss the kernels know -> its code: the rows of csrc/fastbp_loss_table.h,
+#: in code order
+KERNEL_LOSSES = {name: code for code, (name, _) in enumerate(_kernels.loss_table())}
 
-#: the output activation each loss needs (None: any)
-REQUIRED_OUTPUT = {"mse": None, "bce": "sigmoid", "cross_entropy": "softmax"}
+#: the losses Network.fit offers -> kernel code (poisson serves MLPRegressor only)
+LOSSES = {name: code for name, code in KERNEL_LOSSES.items() if name != "poisson"}
+
+#: the output activation each loss needs (None: any), from the loss table: the
+#: only statement of the pairing, which Network, the estimators and the CLI read
+REQUIRED_OUTPUT = {name: output for name, output in _kernels.loss_table() if name in LOSSES}
+
+#: the loss made for an output activation: the one whose delta is written for it
+#: (softmax: cross_entropy, sigmoid: bce)
+LOSS_FOR_OUTPUT = {output: name for name, output in REQUIRED_OUTPUT.items()
+                   if output is not None}
 
 
 #: the loss an output gets when none is named: softmax outputs are

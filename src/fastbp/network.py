@@ -28,9 +28,11 @@ from ._validation import (as_matrix, check_choice, check_dtype, check_float, che
 from .losses import check_loss, check_targets, resolve_loss
 from .optim import Optimizer, SGD
 
-#: activation name -> kernel code (csrc/fastbp_codes.h, through the enum)
-ACTIVATIONS = {code.name.lower(): int(code) for code in _kernels.Activation}
-HIDDEN_ACTIVATIONS = {name: code for name, code in ACTIVATIONS.items() if name != "softmax"}
+#: activation name -> kernel code: the rows of csrc/fastbp_activation_table.h, in code order
+ACTIVATIONS = {name: code for code, (name, _) in enumerate(_kernels.activation_table())}
+#: those a hidden layer may use: the element-wise ones (not softmax)
+HIDDEN_ACTIVATIONS = {name: ACTIVATIONS[name]
+                      for name, elementwise in _kernels.activation_table() if elementwise}
 
 #: the kernels keep per-layer offsets on the stack
 MAX_LAYERS = 63

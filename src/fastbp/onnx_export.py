@@ -21,8 +21,25 @@ import numpy as np
 
 #: opset 17: Softmax over the last axis only, supported by onnxruntime >= 1.13
 OPSET = 17
-_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax",
-        "identity": None}
+
+
+def _node(op_type: str, **attributes):
+    """The row of an activation that is one ONNX operator: z = op_type(a)."""
+    def add(add_node, a: str, z: str) -> None:
+        add_node(op_type, [a], [z], **attributes)
+    return add
+
+
+#: activation name -> how its layer's z is made from a: ``add(add_node, a, z)``
+#: writes the nodes (one operator, or several for an activation ONNX lacks);
+#: None passes a on (identity). A row per name of ``fastbp.ACTIVATIONS``.
+ACTIVATION_NODES = {
+    "identity": None,
+    "sigmoid": _node("Sigmoid"),
+    "tanh": _node("Tanh"),
+    "relu": _node("Relu"),
+    "softmax": _node("Softmax", axis=-1),
+}
 
 
 def _onnx():
@@ -64,12 +81,12 @@ def _layer_nodes(network, input_name: str, add_initializer, add_node, prefix: st
         product, a = f"{prefix}xW{index}", f"{prefix}a{index}"
         add_node("MatMul", [current, W_name], [product])
         add_node("Add", [product, b_name], [a])
-        op = _OPS[activation]
-        if op is None:
+        add = ACTIVATION_NODES[activation]
+        if add is None:
             current = a
             continue
         z = f"{prefix}z{index}"
-        add_node(op, [a], [z], **({"axis": -1} if op == "Softmax" else {}))
+        add(add_node, a, z)
         current = z
     return current
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..gradcheck import RELATIVE_TOLERANCE
+from ..losses import LOSS_FOR_OUTPUT
 from .errors import EXIT_OK, RunFailed, UsageError
 from .model import OUTPUT_FOR_LOSS, load_model
 from .options import (DTYPES, HIDDEN_ACTIVATIONS, LOSS_NAMES, HelpFormatter, add_table_options,
@@ -93,8 +94,7 @@ def _saved_network(args) -> tuple:
     net, meta = load_model(args.model)
     if args.dtype is not None:
         net = net.astype(args.dtype)
-    by_output = {"softmax": "cross_entropy", "sigmoid": "bce"}
-    default_loss = (meta.loss if meta is not None else None) or by_output.get(
+    default_loss = (meta.loss if meta is not None else None) or LOSS_FOR_OUTPUT.get(
         net.output_activation, "mse")
     return net, args.loss or default_loss, meta
 

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..io import read_npz_checked, save
+from ..losses import REQUIRED_OUTPUT
 from .errors import UsageError
 
 META_KEY = "fastbp_cli"
 #: 2: several targets, feature encoders (one-hot, fill values); 1 is still read
 META_VERSION = 2
 #: the output activation each loss is trained with (mse: by task)
-OUTPUT_FOR_LOSS = {"bce": "sigmoid", "cross_entropy": "softmax"}
+OUTPUT_FOR_LOSS = {loss: output for loss, output in REQUIRED_OUTPUT.items() if output}
 TASKS = ("classification", "multilabel", "regression")
 
 

@@ -14,7 +14,7 @@ from ..network import HIDDEN_ACTIVATIONS as _HIDDEN_CODES
 from ..network import MAX_WIDTH
 from .errors import UsageError
 
-# the choices come from the kernels' codes (csrc/fastbp_codes.h), not a copy
+# the choices come from the kernels' tables (csrc/fastbp_*_table.h), not a copy
 HIDDEN_ACTIVATIONS = tuple(_HIDDEN_CODES)
 LOSS_NAMES = tuple(LOSSES)
 DTYPES = ("float32", "float64")

@@ -16,8 +16,12 @@ Both take the parameters as nested lists in the layout of
 public name of the two modules is available from this package.
 """
 from .graph import (
+    GRAPH_ACTIVATIONS,
+    GRAPH_LAYER_ACTIVATIONS,
+    GRAPH_LOSSES,
     Value,
     graph_activate,
+    graph_cross_entropy,
     graph_forward,
     graph_gradients,
     graph_log_sum_exp,
@@ -25,14 +29,20 @@ from .graph import (
     graph_predict,
     graph_sample_loss,
     graph_sigmoid,
+    graph_softmax,
     graph_softplus,
     topological_order,
 )
 from .neuron import (
     ACTIVATIONS,
     DERIVATIVES,
+    LAYER_ACTIVATIONS,
+    LOSS_GRADIENTS,
+    LOSS_OUTPUTS,
+    SAMPLE_LOSSES,
     activate,
     backprop,
+    cross_entropy,
     fit,
     forward,
     gradients,
@@ -54,12 +64,14 @@ from .neuron import (
 
 __all__ = [
     # neuron.py
-    "ACTIVATIONS", "DERIVATIVES", "activate", "backprop", "fit", "forward", "gradients",
+    "ACTIVATIONS", "DERIVATIVES", "LAYER_ACTIVATIONS", "LOSS_GRADIENTS", "LOSS_OUTPUTS",
+    "SAMPLE_LOSSES", "activate", "backprop", "cross_entropy", "fit", "forward", "gradients",
     "l2_penalty", "layer_gradient", "log_sum_exp", "loss", "neuron_inputs", "objective",
     "output_delta", "predict", "sample_loss", "sgd_step", "sigmoid", "softmax", "softplus",
     "zeros_like",
     # graph.py
-    "Value", "graph_activate", "graph_forward", "graph_gradients", "graph_log_sum_exp",
-    "graph_objective", "graph_predict", "graph_sample_loss", "graph_sigmoid", "graph_softplus",
-    "topological_order",
+    "GRAPH_ACTIVATIONS", "GRAPH_LAYER_ACTIVATIONS", "GRAPH_LOSSES", "Value", "graph_activate",
+    "graph_cross_entropy", "graph_forward", "graph_gradients", "graph_log_sum_exp",
+    "graph_objective", "graph_predict", "graph_sample_loss", "graph_sigmoid", "graph_softmax",
+    "graph_softplus", "topological_order",
 ]

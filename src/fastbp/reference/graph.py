@@ -199,32 +199,62 @@ def graph_log_sum_exp(a):
     return top + sum((a_k - top).exp() for a_k in a).log()
 
 
+def graph_softmax(a):
+    """p_k = exp(a_k − log Σ_j e^(a_j)) for a whole layer."""
+    lse = graph_log_sum_exp(a)
+    return [(a_k - lse).exp() for a_k in a]
+
+
+def graph_cross_entropy(a, t):
+    """Σ_k t_k·(log Σ_j e^(a_j) − a_k)."""
+    lse = graph_log_sum_exp(a)
+    return sum(t_k * (lse - a_k) for a_k, t_k in zip(a, t))
+
+
+# A row per name in each table (the compiled kernels have their own rows,
+# csrc/fastbp_activation_table.h and fastbp_loss_table.h; the tests check that
+# both list the same names).
+
+GRAPH_ACTIVATIONS = {  # z_j = f(a_j) as a node, neuron by neuron
+    "identity": lambda a: a,
+    "sigmoid": graph_sigmoid,
+    "tanh": lambda a: a.tanh(),
+    "relu": lambda a: a.relu(),
+}
+
+GRAPH_LAYER_ACTIVATIONS = {  # z = f(a) of a whole layer, as nodes
+    "softmax": graph_softmax,
+}
+
+GRAPH_LOSSES = {  # the loss of one sample as a node; y = f(a_out), t the target
+    # ½ Σ_k (y_k − t_k)²
+    "mse": lambda a_out, y, t: 0.5 * sum((y_k - t_k) * (y_k - t_k) for y_k, t_k in zip(y, t)),
+    # Σ_k softplus(a_k) − t_k·a_k
+    "bce": lambda a_out, y, t: sum(graph_softplus(a_k) - t_k * a_k
+                                   for a_k, t_k in zip(a_out, t)),
+    "cross_entropy": lambda a_out, y, t: graph_cross_entropy(a_out, t),
+    # Σ_k e^(a_k) − t_k·a_k + t_k log t_k − t_k (the last two are constants; 0 log 0 = 0)
+    "poisson": lambda a_out, y, t: sum(a_k.exp() - t_k * a_k
+                                       + ((t_k * math.log(t_k)) if t_k > 0 else 0.0) - t_k
+                                       for a_k, t_k in zip(a_out, t)),
+}
+
+
 def graph_activate(name, a):
     """Outputs z of one layer, as nodes, from its pre-activation nodes a."""
-    if name == "identity":
-        return list(a)
-    if name == "sigmoid":
-        return [graph_sigmoid(a_j) for a_j in a]
-    if name == "tanh":
-        return [a_j.tanh() for a_j in a]
-    if name == "relu":
-        return [a_j.relu() for a_j in a]
-    if name == "softmax":  # p_k = exp(a_k − log Σ_j e^(a_j))
-        lse = graph_log_sum_exp(a)
-        return [(a_k - lse).exp() for a_k in a]
-    raise ValueError(f"unknown activation {name!r}")
+    if name in GRAPH_LAYER_ACTIVATIONS:
+        return GRAPH_LAYER_ACTIVATIONS[name](a)
+    if name not in GRAPH_ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}")
+    f = GRAPH_ACTIVATIONS[name]
+    return [f(a_j) for a_j in a]
 
 
 def graph_sample_loss(loss, a_out, y, t):
     """The loss of one sample as a node; y = f(a_out) is the output, t the target."""
-    if loss == "mse":  # ½ Σ_k (y_k − t_k)²
-        return 0.5 * sum((y_k - t_k) * (y_k - t_k) for y_k, t_k in zip(y, t))
-    if loss == "bce":  # Σ_k softplus(a_k) − t_k·a_k
-        return sum(graph_softplus(a_k) - t_k * a_k for a_k, t_k in zip(a_out, t))
-    if loss == "cross_entropy":  # Σ_k t_k·(log Σ_j e^(a_j) − a_k)
-        lse = graph_log_sum_exp(a_out)
-        return sum(t_k * (lse - a_k) for a_k, t_k in zip(a_out, t))
-    raise ValueError(f"unknown loss {loss!r}")
+    if loss not in GRAPH_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}")
+    return GRAPH_LOSSES[loss](a_out, y, t)
 
 
 # -- the network as one graph -------------------------------------------------

@@ -25,7 +25,9 @@ other, so each checks the other.
 import math
 
 # ---------------------------------------------------------------------------
-# Activations f and their derivatives f', written through the output z = f(a)
+# Activations f and their derivatives f', written through the output z = f(a):
+# a row per name in each table (the compiled kernels have a row of their own per
+# name, csrc/fastbp_activation_table.h; the tests check both list the same names)
 # ---------------------------------------------------------------------------
 
 
@@ -37,7 +39,7 @@ def sigmoid(a):
     return e / (1.0 + e)
 
 
-ACTIVATIONS = {
+ACTIVATIONS = {  # z_j = f(a_j), neuron by neuron
     "identity": lambda a: a,
     "sigmoid": sigmoid,
     "tanh": math.tanh,
@@ -60,6 +62,11 @@ def softmax(a):
     return [e / total for e in exps]
 
 
+LAYER_ACTIVATIONS = {  # z = f(a) of a whole layer: an output only (no f' per neuron)
+    "softmax": softmax,
+}
+
+
 def log_sum_exp(a):
     """log Σ_j e^(a_j), stable."""
     top = max(a)
@@ -73,8 +80,8 @@ def softplus(a):
 
 def activate(name, a):
     """Outputs z of one layer from its pre-activations a."""
-    if name == "softmax":
-        return softmax(a)
+    if name in LAYER_ACTIVATIONS:
+        return LAYER_ACTIVATIONS[name](a)
     f = ACTIVATIONS[name]
     return [f(a_j) for a_j in a]
 
@@ -111,28 +118,56 @@ def predict(weights, biases, activations, X):
 
 
 # ---------------------------------------------------------------------------
-# Losses: per sample, before the 1/m of the batch mean
+# Losses: per sample, before the 1/m of the batch mean; a row per name in each
+# table (the compiled kernels: csrc/fastbp_loss_table.h)
 # ---------------------------------------------------------------------------
+
+
+def cross_entropy(a, t):
+    """−Σ_k t_k log softmax(a)_k = Σ_k t_k (log Σ_j e^(a_j) − a_k), stable."""
+    lse = log_sum_exp(a)
+    return sum(t_k * (lse - a_k) for a_k, t_k in zip(a, t))
+
+
+SAMPLE_LOSSES = {  # the loss of one sample; y = f(a_out) is the output, t the target
+    # ½ Σ_k (y_k − t_k)²
+    "mse": lambda a_out, y, t: 0.5 * sum((y_k - t_k) ** 2 for y_k, t_k in zip(y, t)),
+    # −Σ_k [t log y + (1−t) log(1−y)] = Σ_k softplus(a) − t·a
+    "bce": lambda a_out, y, t: sum(softplus(a_k) - t_k * a_k for a_k, t_k in zip(a_out, t)),
+    "cross_entropy": lambda a_out, y, t: cross_entropy(a_out, t),
+    # Σ_k t log(t/μ) − t + μ, the half Poisson deviance of the mean μ = e^a (0 log 0 = 0)
+    "poisson": lambda a_out, y, t: sum((t_k * (math.log(t_k) - a_k) if t_k > 0 else 0.0)
+                                       - t_k + math.exp(a_k) for a_k, t_k in zip(a_out, t)),
+}
+
+LOSS_OUTPUTS = {  # the output activation a loss's gradient below is written for (None: any)
+    "mse": None,
+    "bce": "sigmoid",
+    "cross_entropy": "softmax",
+    "poisson": "identity",  # the output y is the log of the mean μ
+}
+
+LOSS_GRADIENTS = {  # ∂loss/∂a_out for an output of LOSS_OUTPUTS, else ∂loss/∂y
+    "mse": lambda y, t: [y_k - t_k for y_k, t_k in zip(y, t)],
+    "bce": lambda y, t: [y_k - t_k for y_k, t_k in zip(y, t)],  # σ's f' cancels
+    "cross_entropy": lambda y, t: [y_k - t_k for y_k, t_k in zip(y, t)],  # with Σ t = 1
+    "poisson": lambda y, t: [math.exp(y_k) - t_k for y_k, t_k in zip(y, t)],
+}
 
 
 def sample_loss(loss, a_out, y, t):
     """The loss of one sample; y = f(a_out) is the output, t the target."""
-    if loss == "mse":  # ½ Σ_k (y_k − t_k)²
-        return 0.5 * sum((y_k - t_k) ** 2 for y_k, t_k in zip(y, t))
-    if loss == "bce":  # −Σ_k [t log y + (1−t) log(1−y)] = Σ_k softplus(a) − t·a
-        return sum(softplus(a_k) - t_k * a_k for a_k, t_k in zip(a_out, t))
-    if loss == "cross_entropy":  # −Σ_k t_k log softmax(a)_k
-        lse = log_sum_exp(a_out)
-        return sum(t_k * (lse - a_k) for a_k, t_k in zip(a_out, t))
-    raise ValueError(f"unknown loss {loss!r}")
+    if loss not in SAMPLE_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}")
+    return SAMPLE_LOSSES[loss](a_out, y, t)
 
 
 def output_delta(loss, output_activation, y, t, m):
     """δ_out = ∂J/∂a_out for one sample of a batch of m."""
-    if loss in ("bce", "cross_entropy"):  # sigmoid + bce, softmax + ce: δ = (y − t)/m
-        return [(y_k - t_k) / m for y_k, t_k in zip(y, t)]
-    # mse: ∂J/∂y_k = (y_k − t_k)/m, then the chain rule through f
-    g = [(y_k - t_k) / m for y_k, t_k in zip(y, t)]
+    g = [g_k / m for g_k in LOSS_GRADIENTS[loss](y, t)]
+    if LOSS_OUTPUTS[loss] is not None:  # written for its output: already ∂J/∂a_out
+        return g
+    # ∂J/∂y_k, then the chain rule through f
     if output_activation == "softmax":
         # ∂y_j/∂a_k = y_j (1[j = k] − y_k)
         n = len(y)
