@@ -58,7 +58,9 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
-autosummary_generate = True
+# api/index.rst's tables, and the optimisers' one that the build writes from
+# fastbp.optim (its toctree path resolves to api/generated/ from either file)
+autosummary_generate = ["api/index.rst", "_generated/optimizers.inc.rst"]
 autodoc_default_options = {"members": True, "inherited-members": False}
 autodoc_typehints = "none"  # numpydoc's Parameters sections say it, once
 # numpydoc writes the class member tables itself with autosummary: the class
@@ -98,7 +100,9 @@ def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("config-inited", _skip_examples_that_cannot_run)
     app.connect("source-read", note_examples_not_run)
-    app.connect("builder-inited", write_generated_pages)
+    # before autosummary's own builder-inited handler (priority 500), which
+    # reads the optimiser list written here
+    app.connect("builder-inited", write_generated_pages, priority=400)
 
 
 # -- gallery -------------------------------------------------------------------
@@ -339,6 +343,43 @@ def _literal(command: list, output: str) -> str:
             + "\n")
 
 
+def _optimizer_api() -> str:
+    """The autosummary of the optimisers: every class of ``fastbp.optim.__all__``
+    that names a compiled optimiser (``kernel_name``), so that adding one
+    needs no line here."""
+    import fastbp.optim
+
+    names = [name for name in fastbp.optim.__all__
+             if getattr(getattr(fastbp.optim, name), "kernel_name", None)]
+    return ".. currentmodule:: fastbp.optim\n\n.. autosummary::\n   :toctree: ../api/generated/\n   :nosignatures:\n\n" + "".join(
+        f"   {name}\n" for name in names)
+
+
+def _activation_and_loss_names() -> str:
+    """The activation and loss names, in the kernels' table order."""
+    import fastbp
+    from fastbp.losses import LOSS_FOR_OUTPUT
+
+    hidden = fastbp.network.HIDDEN_ACTIVATIONS
+
+    def listed(names):
+        return ", ".join(f"``{name!r}``".replace("'", '"') for name in names)
+
+    outputs_only = [name for name in fastbp.ACTIVATIONS if name not in hidden]
+    pairs = ", ".join(f"``{loss}`` with ``{output}``"
+                      for output, loss in LOSS_FOR_OUTPUT.items())
+    return (f"``fastbp.ACTIVATIONS`` maps the activation names to the kernels' codes "
+            f"({listed(fastbp.ACTIVATIONS)}; {listed(outputs_only)} for the output only) "
+            f"and ``fastbp.LOSSES`` the loss names ({listed(fastbp.LOSSES)}); by default "
+            f"each output activation trains with the loss it pairs with ({pairs}, "
+            f"mean squared error otherwise).\n")
+
+
+#: what docs/api/index.rst includes from _generated/, and what writes it
+API_INCLUDES = {"optimizers.inc.rst": _optimizer_api,
+                "activations.inc.rst": _activation_and_loss_names}
+
+
 def write_generated_pages(app=None) -> None:
     """Write what the pages include from the code into GENERATED: every
     command's ``--help``, the :mod:`fastbp.dask` API, and a run of
@@ -346,6 +387,8 @@ def write_generated_pages(app=None) -> None:
     GENERATED.mkdir(exist_ok=True)
     _write_if_changed(GENERATED / "cli_help.inc.rst", _cli_help())
     _write_if_changed(GENERATED / "dask_api.inc.rst", _dask_api())
+    for name, write in API_INCLUDES.items():
+        _write_if_changed(GENERATED / name, write())
     run = _run_train_digits()
     _write_if_changed(GENERATED / "train_digits_run.inc.rst", _literal(TRAIN_DIGITS, run))
     _write_if_changed(GENERATED / "train_digits_summary.inc.rst", _train_digits_summary(run))

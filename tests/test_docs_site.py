@@ -235,7 +235,18 @@ def documented_names(text: str) -> list:
 
 
 def _api_pages() -> str:
-    return "\n".join(path.read_text(encoding="utf-8")
+    """The API pages' text, with what they include from ``_generated/``
+    written in place by docs/conf.py's writers (as the build does)."""
+    spec = importlib.util.spec_from_file_location("fastbp_docs_conf_api", DOCS / "conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+
+    def expand(match):
+        write = conf.API_INCLUDES.get(match.group(1))
+        return write() if write else match.group(0)
+
+    return "\n".join(re.sub(r"^\.\. include:: \.\./_generated/(\S+)$", expand,
+                            path.read_text(encoding="utf-8"), flags=re.M)
                      for path in sorted((DOCS / "api").glob("*.rst")))
 
 
