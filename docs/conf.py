@@ -59,7 +59,10 @@ source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# inherited members only where a template asks (Network's mixins, see
+# _templates/autosummary/class_with_mixins.rst): a default of False here would
+# override the template's flag
+autodoc_default_options = {"members": True}
 autodoc_typehints = "none"  # numpydoc's Parameters sections say it, once
 # numpydoc writes the class member tables itself with autosummary: the class
 # template lists the members instead, as scikit-learn's does

@@ -131,7 +131,7 @@ class Session:
         self.network, self.optimizer = network, optimizer
         self.callbacks, self.early_stopping = callbacks, early_stopping
         self.validation, self.progress = validation, progress
-        self.history = new_history(validation is not None)
+        self.history = None
         self.stopped = False
         self.state = self.interrupted = None
         self._lease = None
@@ -160,7 +160,8 @@ class Session:
         RuntimeError
             If the network is training already.
         """
-        network, history = self.network, self.history
+        network = self.network
+        history = self.history = new_history(self.validation is not None)
         self.stopped = False
         epoch = 0
         with network.training_lease() as self._lease, sigint_deferred() as self.interrupted:
