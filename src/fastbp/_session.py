@@ -201,7 +201,8 @@ class Session:
                 del values[report.first:]
         weight = report.weight
         if count == 1:
-            data, penalty = report.data_sums[0], report.penalty_sums[0]
+            # float: a block's replay may report one epoch as float64 arrays
+            data, penalty = float(report.data_sums[0]), float(report.penalty_sums[0])
             history["loss"].append((data + penalty) / weight)
             history["data_loss"].append(data / weight)
             history["penalty"].append(penalty / weight)

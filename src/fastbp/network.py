@@ -1,7 +1,11 @@
-"""The :class:`Network`: parameters, predict, loss, gradients and fit.
+"""The :class:`Network`: its architecture, parameters, predict and persistence.
 
-Every method validates its input here, then hands C-contiguous arrays to the
-compiled kernels in :mod:`fastbp._kernels`.
+Its other jobs live in modules of their own, as mixins that use only its
+public surface: loss, gradients and objective (:mod:`fastbp._objective`), fit
+(:mod:`fastbp._fitting`, which runs a :class:`fastbp._session.Session`), and
+predict_labels and score (:mod:`fastbp._scores`). Every method validates its
+input, then hands C-contiguous arrays to the compiled kernels in
+:mod:`fastbp._kernels`.
 """
 from __future__ import annotations
 
@@ -327,7 +331,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         raise ``RuntimeError``, and ``lease.publish(params)`` makes a flat
         parameter vector (the network's dtype and shape, never written again)
         the network's parameters without a copy. For training loops of one's
-        own that publish as they go, as fastbp's Dask estimators do.
+        own that publish as they go; fit's session holds one.
 
         Returns
         -------
