@@ -136,3 +136,22 @@ def test_training_lease_refuses_other_writers_and_publishes_without_a_copy():
         np.testing.assert_array_equal(net.predict(X[:1]), net.copy().predict(X[:1]))
     net.replace_params(np.zeros(net.n_params))  # free again
     assert not net.params.any()
+
+
+def test_ctrl_c_between_chunks_keeps_the_history_and_frees_the_network():
+    X, Y = regression(m=60)
+    net = fastbp.Network([3, 4, 2], "tanh", "identity", seed=1)
+
+    def ctrl_c_after_the_second_epoch(epoch, history, network):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    chunks = [(X[:30], Y[:30]), (X[30:], Y[30:])]
+    with pytest.raises(KeyboardInterrupt) as info:
+        net.fit(chunks, None, epochs=5, callbacks=[ctrl_c_after_the_second_epoch])
+    assert len(info.value.history["loss"]) == 2
+    assert re.match("fastbp: fit stopped in epoch 3 between two buffers of chunks;",
+                    info.value.__notes__[-1])
+    after = net.params.copy()
+    net.fit(chunks, None, epochs=1)  # the lease was given back
+    assert not np.array_equal(after, net.params)

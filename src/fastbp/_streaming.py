@@ -162,6 +162,7 @@ class ChunkedTraining(EpochSource):
         """Train one pass over the chunks, a buffer at a time (each an
         epoch of a :class:`~fastbp._training.TrainingLoop`)."""
         started = time.perf_counter()
+        self._pass = None
         lr = session.state.lr
         data_sum = penalty_sum = 0.0
         rows = 0
@@ -173,10 +174,10 @@ class ChunkedTraining(EpochSource):
                                       order)
             with self._pass.running(session, 1):
                 report = self._pass.train(session, 0, 1)
+            self._pass = None  # published: nothing of it to keep on Ctrl-C
             data_sum += report.data_sums[0]
             penalty_sum += report.penalty_sums[0]
             rows += n
-        self._pass = None
         if rows == 0:
             raise ValueError(f"epoch {epoch + 1} read no chunks")
         self.rows_seen = rows
