@@ -61,7 +61,10 @@ root_doc = "index"
 # api/index.rst's tables, and the optimisers' one that the build writes from
 # fastbp.optim (its toctree path resolves to api/generated/ from either file)
 autosummary_generate = ["api/index.rst", "_generated/optimizers.inc.rst"]
-autodoc_default_options = {"members": True, "inherited-members": False}
+# inherited members only where a template asks (Network's mixins, see
+# _templates/autosummary/class_with_mixins.rst): a default of False here would
+# override the template's flag
+autodoc_default_options = {"members": True}
 autodoc_typehints = "none"  # numpydoc's Parameters sections say it, once
 # numpydoc writes the class member tables itself with autosummary: the class
 # template lists the members instead, as scikit-learn's does

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _kernels, _runtime, _training, network
+from fastbp import _kernels, _objective, _runtime, _training, network
 from helpers import spy_on_trainer_runs
 
 MiB = 1 << 20
@@ -380,7 +380,8 @@ def test_input_that_needs_converting_is_converted_a_chunk_at_a_time(layout):
 
 
 def test_a_bad_value_in_a_later_chunk_is_reported_for_the_whole_array(monkeypatch):
-    monkeypatch.setattr(network, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(network, "CHUNK_ROWS", 4)  # predict's
+    monkeypatch.setattr(_objective, "OBJECTIVE_CHUNK_ROWS", 4)  # loss's and gradients'
     net = fastbp.Network([3, 4, 2], dtype="float32", seed=0)
     X = np.zeros((20, 3))  # float64: converted a chunk at a time
     X[13, 2], X[17, 0] = np.nan, np.inf

@@ -137,8 +137,9 @@ def test_any_sparsity_pattern_predicts_and_differentiates_as_dense(n, d, density
 
 
 def test_predict_in_chunks_and_threads_matches_dense(monkeypatch, threads_everywhere):
-    from fastbp import network
+    from fastbp import _objective, network
     monkeypatch.setattr(network, "CHUNK_ROWS", 7)  # several chunks: indptr views
+    monkeypatch.setattr(_objective, "OBJECTIVE_CHUNK_ROWS", 7)  # the loss's too
     X = random_sparse(50, 20, 0.3, seed=12)
     net = fastbp.Network([20, 5, 3], activation="relu", output_activation="softmax", seed=1)
     expected = net.predict(X.toarray(), n_threads=1)

@@ -172,7 +172,7 @@ def test_class_labels_in_chunks(data):
 
 
 def test_a_plateau_lowers_an_adaptive_rate_as_for_arrays(data):
-    # the epoch's end is the arrays' one (fastbp._training.end_of_epoch)
+    # the epoch's end is the arrays' one (fastbp._session.Session)
     X, Y = data
     histories = []
     for source, targets in ((chunks_of(X, Y, 150), None), (X, Y)):

@@ -2,13 +2,15 @@
 stays O(chunk × width + weights), whatever the rows: lbfgs's weighted
 objective (:meth:`fastbp.Network.objective`, one machine's X or one Dask
 worker's partitions), and the sums behind ``Network.loss`` and
-``Network.gradients``."""
+``Network.gradients``; and :class:`ObjectiveMixin`, which gives
+:class:`fastbp.Network` those three methods through its public surface."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import _kernels
-from ._validation import convert_rows, usable_as_is
+from ._inputs import check_objective_args
+from ._validation import check_sample_weight, convert_rows, usable_as_is
 
 #: rows a pass holds at once: large enough for full-speed products
 OBJECTIVE_CHUNK_ROWS = 4096
@@ -139,3 +141,101 @@ def flat_gradient(X, Y, params, sizes, acts, code: int, l2: float, chunk_rows: i
         J += 0.5 * l2 / m * float(np.dot(W.ravel(), W.ravel()))
         dW += l2 / m * W
     return J, total.astype(params.dtype)
+
+
+class ObjectiveMixin:
+    """:meth:`loss`, :meth:`gradients` and :meth:`objective` of :class:`fastbp.Network`."""
+
+    def loss(self, X, Y, loss: str | None = None, l2: float = 0.0) -> float:
+        """The objective J on (X, Y); see :mod:`fastbp.losses` for the formulas.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`:
+            ``"cross_entropy"`` for a softmax output, ``"mse"`` for any other.
+        l2 : float, default=0.0
+            λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
+
+        Returns
+        -------
+        float
+        """
+        X, Y, code, l2 = check_objective_args(self, X, Y, loss, l2, lazy=True)
+        return mean_loss(X, Y, self.params, *self.kernel_layout, code, l2, OBJECTIVE_CHUNK_ROWS)
+
+    def gradients(self, X, Y, loss: str | None = None, l2: float = 0.0) -> tuple:
+        """Gradients of :meth:`loss` with respect to the weights and biases.
+
+        Parameters
+        ----------
+        X, Y, loss, l2
+            As in :meth:`loss` (``loss=None``: the output's default).
+
+        Returns
+        -------
+        dW : list of ndarray, shaped like :attr:`weights`
+        db : list of ndarray, shaped like :attr:`biases`
+        """
+        X, Y, code, l2 = check_objective_args(self, X, Y, loss, l2, lazy=True)
+        grad = self._flat_gradient(X, Y, code, l2)[1]
+        views = layer_views(self.sizes, grad)
+        return [W for W, _ in views], [b for _, b in views]
+
+    def objective(self, X, Y, sample_weight=None, l2: float = 0.0, *,
+                  loss: str | None = None) -> tuple:
+        """The weighted loss and its gradient as one flat vector, for optimisers.
+
+        J = Σ w·J_row / Σ w + l2/(2·Σ w)·Σ‖W‖² (biases are not penalised),
+        summed 4096 rows at a time (memory O(4096 × width + weights)) as the
+        estimators' ``solver="lbfgs"`` sums it. For
+        :func:`scipy.optimize.minimize` with ``jac=True``; set its result
+        with :meth:`replace_params`.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+        Y : array_like of shape (m, sizes[-1]) or (m,)
+            Targets, or class labels as in :meth:`fit`.
+        sample_weight : array_like of shape (m,), optional
+            Non-negative weights of the rows; None weighs each row 1.
+        l2 : float, default=0.0
+            λ of the penalty.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's default, as in :meth:`fit`.
+
+        Returns
+        -------
+        loss : float
+            J at the current parameters.
+        gradient : ndarray of shape (n_params,), float64
+            dJ/dθ in the layout of :meth:`replace_params`.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.optimize, fastbp
+        >>> net = fastbp.Network([2, 8, 1], "tanh", "identity", seed=0)
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> Y = X[:, :1] * X[:, 1:]
+        >>> def loss_and_gradient(theta):
+        ...     net.replace_params(theta)
+        ...     return net.objective(X, Y)
+        >>> result = scipy.optimize.minimize(loss_and_gradient, net.params, jac=True,
+        ...                                  method="L-BFGS-B", options={"maxiter": 50})
+        >>> net.replace_params(result.x)
+        >>> round(net.loss(X, Y), 2)  # from 0.47
+        0.0
+        """
+        X, Y, code, l2 = check_objective_args(self, X, Y, loss, l2)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        params = self.params  # one snapshot, whatever other threads do
+        return objective(X, Y, sample_weight, params, *self.kernel_layout, code, l2,
+                         weight_mask(self))
+
+    def _flat_gradient(self, X: np.ndarray, Y: np.ndarray, code: int, l2: float):
+        """(J, flat gradient) on validated arrays; see :func:`_objective.flat_gradient`."""
+        return flat_gradient(X, Y, self.params, *self.kernel_layout, code, l2,
+                             OBJECTIVE_CHUNK_ROWS)

@@ -1,7 +1,12 @@
-"""Scores of predictions against targets: accuracy and R²."""
+"""Scores of predictions against targets: accuracy and R², and
+:class:`fastbp.Network`'s class labels and score (:class:`ScoreMixin`)."""
 from __future__ import annotations
 
 import numpy as np
+
+from . import _labels
+from ._inputs import check_X, network_targets
+from ._validation import check_rows_match, check_sample_weight
 
 
 def accuracy(outputs: np.ndarray, Y: np.ndarray, one_of_many: bool, weights=None) -> float:
@@ -29,3 +34,55 @@ def r2_score(outputs: np.ndarray, Y: np.ndarray, weights=None) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
     return float(r2.mean())
+
+
+class ScoreMixin:
+    """:meth:`predict_labels` and :meth:`score` of :class:`fastbp.Network`,
+    through its public surface."""
+
+    def predict_labels(self, X) -> np.ndarray:
+        """Class labels for the rows of ``X``, for a network fitted on labels.
+
+        The label of the largest output (softmax, several sigmoid units), or
+        of the second class when a single sigmoid output exceeds 0.5.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+
+        Returns
+        -------
+        ndarray of shape (m,), of the labels' type
+        """
+        classes = getattr(self, "classes_", None)
+        if classes is None:
+            raise ValueError("this network knows no class labels: fit it on a 1-D array of "
+                             "labels (softmax or sigmoid output) first")
+        return _labels.decode(self.predict(X), classes)
+
+    def score(self, X, Y, sample_weight=None) -> float:
+        """Accuracy for classification outputs, R² otherwise.
+
+        Softmax and sigmoid outputs are scored by accuracy: ``Y`` may be
+        labels (as in fit), one-hot rows (the largest output must match) or
+        0/1 columns (every unit thresholded at 0.5 must match). Other outputs
+        get the coefficient of determination R², averaged over the outputs,
+        as scikit-learn's regressors.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (m, sizes[0])
+        Y : array_like of shape (m,) or (m, sizes[-1])
+        sample_weight : array_like of shape (m,), optional
+
+        Returns
+        -------
+        float
+        """
+        X = check_X(self, X)
+        Y = network_targets(self, Y, encode_labels=False)
+        check_rows_match(X, Y)
+        weights = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        if self.output_activation in _labels.CLASSIFIER_OUTPUTS:
+            return accuracy(self.predict(X), Y, self.output_activation == "softmax", weights)
+        return r2_score(self.predict(X), Y, weights)

@@ -18,7 +18,7 @@ A source has three methods:
     Train epochs from ``epoch`` on: one, or up to ``count`` when
     ``count > 1`` (only then: the session has nothing to run between
     epochs, see :attr:`Session.quiet`). Publish the weights through
-    :meth:`Session.publish`; read the interrupt flag
+    ``session.publish``; read the interrupt flag
     (:attr:`Session.interrupted`) at safe points and raise
     ``KeyboardInterrupt`` when it is set. On a non-finite loss, restore
     finite weights and raise ``TrainingDiverged(message, session.history)``.
@@ -29,10 +29,13 @@ A source has three methods:
 """
 from __future__ import annotations
 
+import contextlib
+
 from ._runtime import sigint_deferred
 from .optim import Schedule
 
-#: the keys every fit's history has, in order; "val_loss" comes with validation
+#: the keys every fit's history has, in order (:func:`new_history`); "val_loss"
+#: comes with validation
 HISTORY_KEYS = ("loss", "data_loss", "penalty", "lr", "seconds")
 
 
@@ -71,7 +74,7 @@ class EpochReport:
 
 def new_history(validation: bool) -> dict:
     """An empty history: a list for each of :data:`HISTORY_KEYS` (and "val_loss")."""
-    history = {key: [] for key in HISTORY_KEYS}
+    history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
     if validation:
         history["val_loss"] = []
     return history
@@ -124,6 +127,10 @@ class Session:
     interrupted : threading.Event
         Set when Ctrl-C came during :meth:`run`; sources check it between
         their kernel calls.
+    publish : callable
+        During :meth:`run`, the lease's ``publish(params)``: make ``params``
+        the network's parameters, without a copy (see
+        :class:`TrainingLease`); sources publish their weights through it.
     """
 
     def __init__(self, network, optimizer, callbacks=(), early_stopping=None, validation=None,
@@ -131,21 +138,14 @@ class Session:
         self.network, self.optimizer = network, optimizer
         self.callbacks, self.early_stopping = callbacks, early_stopping
         self.validation, self.progress = validation, progress
-        self.history = new_history(validation is not None)
+        self.history = None
         self.stopped = False
-        self.state = self.interrupted = None
-        self._lease = None
+        self.state = self.interrupted = self.publish = None
         #: nothing runs between epochs (no callbacks, stopping rule, validation
         #: or progress bar, and a constant rate): a source may train many at once
         self.quiet = (not callbacks and early_stopping is None and validation is None
                       and progress is None
                       and type(optimizer.schedule).lr_after_epoch is Schedule.lr_after_epoch)
-
-    def publish(self, params) -> None:
-        """Make ``params`` the network's parameters, for readers in other
-        threads, without a copy: an array of the network's dtype and shape
-        that nobody writes again. Only while :meth:`run` runs."""
-        self._lease.publish(params)
 
     def run(self, source, epochs: int) -> dict:
         """Train ``epochs`` epochs over ``source``; return the history.
@@ -160,10 +160,12 @@ class Session:
         RuntimeError
             If the network is training already.
         """
-        network, history = self.network, self.history
+        network = self.network
+        history = self.history = new_history(self.validation is not None)
         self.stopped = False
         epoch = 0
-        with network.training_lease() as self._lease, sigint_deferred() as self.interrupted:
+        with network.training_lease() as lease, sigint_deferred() as self.interrupted:
+            self.publish = lease.publish
             self.state = self.optimizer.state(network)
             try:
                 with source.running(self, epochs):
@@ -178,7 +180,7 @@ class Session:
             except KeyboardInterrupt as exc:
                 raise interrupt(history, source.interrupted(self, epoch), exc) from None
             finally:
-                self._lease = None
+                self.publish = None
                 if self.progress is not None:
                     self.progress.close()
         if self.early_stopping is not None:
@@ -199,7 +201,8 @@ class Session:
                 del values[report.first:]
         weight = report.weight
         if count == 1:
-            data, penalty = report.data_sums[0], report.penalty_sums[0]
+            # float: a block's replay may report one epoch as float64 arrays
+            data, penalty = float(report.data_sums[0]), float(report.penalty_sums[0])
             history["loss"].append((data + penalty) / weight)
             history["data_loss"].append(data / weight)
             history["penalty"].append(penalty / weight)
@@ -237,6 +240,58 @@ class Session:
         return stop
 
 
+class EpochSource:
+    """A source of epochs for a :class:`Session` (see this module's notes).
+
+    Subclasses set ``network`` and ``optimizer`` and implement :meth:`train`;
+    :meth:`run` is a session of their own.
+    """
+
+    #: whether the last :meth:`run` ended before its epochs (a callback or the stopping rule)
+    stopped = False
+
+    def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
+            progress=None) -> dict:
+        """Train ``epochs`` epochs in a :class:`Session` of their own; return the history.
+
+        Parameters
+        ----------
+        epochs : int
+        callbacks, early_stopping, validation, progress
+            As :class:`Session` takes them.
+
+        Returns
+        -------
+        dict
+            "loss" (row-weighted mean of the batch objectives, each before
+            its update), "data_loss" and "penalty" (its two terms), "lr" and
+            "seconds" per epoch; "val_loss" with ``validation``.
+
+        Raises
+        ------
+        TrainingDiverged, KeyboardInterrupt
+            As documented in :meth:`fastbp.Network.fit`.
+        """
+        session = Session(self.network, self.optimizer, callbacks, early_stopping, validation,
+                          progress)
+        try:
+            return session.run(self, epochs)
+        finally:
+            self.stopped = session.stopped
+
+    def running(self, session, epochs: int):
+        """What the source holds for a session's ``epochs`` (here: nothing)."""
+        return contextlib.nullcontext()
+
+    def train(self, session, epoch: int, count: int) -> EpochReport:
+        """Train epoch ``epoch`` (with ``count > 1``, up to ``count`` epochs)."""
+        raise NotImplementedError
+
+    def interrupted(self, session, epoch: int) -> str:
+        """After Ctrl-C: publish what is safe to keep; where the fit stopped."""
+        return f"fit stopped in epoch {epoch + 1}"
+
+
 class TrainingLease:
     """A network held for one training run: :meth:`fastbp.Network.training_lease`.
 
@@ -245,13 +300,21 @@ class TrainingLease:
     :meth:`~fastbp.Network.replace_params` and
     :meth:`~fastbp.Network.init_weights` raise ``RuntimeError`` until it is
     left. A class rather than a generator, for a small fit's fixed cost.
+
+    Attributes
+    ----------
+    publish : callable
+        ``publish(params)`` makes ``params`` the network's parameters,
+        without a copy: a flat array of the network's dtype and shape,
+        C-contiguous, that nobody writes again (readers in other threads hold
+        it as their snapshot).
     """
 
-    __slots__ = ("_start", "_end", "_bind")
+    __slots__ = ("_start", "_end", "publish")
 
-    def __init__(self, start, end, bind):
+    def __init__(self, start, end, publish):
         # the network's own methods, which hold its lock
-        self._start, self._end, self._bind = start, end, bind
+        self._start, self._end, self.publish = start, end, publish
 
     def __enter__(self) -> "TrainingLease":
         self._start()
@@ -259,14 +322,3 @@ class TrainingLease:
 
     def __exit__(self, *exc_info) -> None:
         self._end()
-
-    def publish(self, params) -> None:
-        """Make ``params`` the network's parameters, without a copy.
-
-        Parameters
-        ----------
-        params : ndarray of shape (n_params,)
-            Of the network's dtype, C-contiguous, and never written again:
-            readers in other threads hold it as their snapshot.
-        """
-        self._bind(params)

@@ -8,7 +8,6 @@ so rows of neighbouring chunks mix. Memory is O(buffer + one chunk).
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +15,7 @@ import numpy as np
 import scipy.sparse
 
 from ._sparse import CsrRows, as_csr_rows
-from ._session import EpochReport, Session
+from ._session import EpochReport, EpochSource
 from ._training import Permutations, TrainingLoop
 
 
@@ -100,14 +99,13 @@ def checked_chunk(chunk, where: str, check):
         raise type(exc)(f"{where}: {exc}") from None
 
 
-class ChunkedTraining:
+class ChunkedTraining(EpochSource):
     """The epochs of a chunked fit (see :meth:`fastbp.Network.fit`): a
     source of a :class:`~fastbp._session.Session`.
 
     ``check(X, Y, sample_weight)`` turns one chunk's arrays into the
     kernels' (X, Y, weights) or raises ValueError/TypeError; it runs in the
-    reader thread. ``rows_seen``: the rows of the last epoch; ``stopped``:
-    whether the last :meth:`run` ended before its epochs.
+    reader thread. ``rows_seen``: the rows of the last epoch.
     """
 
     def __init__(self, network, source, check, code: int, l2: float, optimizer,
@@ -117,7 +115,6 @@ class ChunkedTraining:
         self.optimizer, self.batch_size, self.n_threads = optimizer, batch_size, n_threads
         self.rng, self.shuffle_buffer = rng, shuffle_buffer
         self.rows_seen = 0
-        self.stopped = False  # by the callbacks or the stopping rule
         self._pass = None  # the buffer being trained
 
     def _checked(self, chunk, index: int, epoch: int):
@@ -159,27 +156,13 @@ class ChunkedTraining:
         if parts:
             yield _join(parts)
 
-    def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
-            progress=None) -> dict:
-        """Up to ``epochs`` passes in a :class:`~fastbp._session.Session`;
-        the history as :meth:`fastbp.Network.fit` returns it."""
-        session = Session(self.network, self.optimizer, callbacks, early_stopping, validation,
-                          progress)
-        try:
-            return session.run(self, epochs)
-        finally:
-            self.stopped = session.stopped
-
     # -- the source protocol (fastbp._session) -------------------------------
-
-    def running(self, session, epochs: int):
-        """Nothing to hold for the fit: each buffer's pass holds its own threads."""
-        return contextlib.nullcontext()
 
     def train(self, session, epoch: int, count: int) -> EpochReport:
         """Train one pass over the chunks, a buffer at a time (each an
         epoch of a :class:`~fastbp._training.TrainingLoop`)."""
         started = time.perf_counter()
+        self._pass = None
         lr = session.state.lr
         data_sum = penalty_sum = 0.0
         rows = 0
@@ -191,10 +174,10 @@ class ChunkedTraining:
                                       order)
             with self._pass.running(session, 1):
                 report = self._pass.train(session, 0, 1)
+            self._pass = None  # published: nothing of it to keep on Ctrl-C
             data_sum += report.data_sums[0]
             penalty_sum += report.penalty_sums[0]
             rows += n
-        self._pass = None
         if rows == 0:
             raise ValueError(f"epoch {epoch + 1} read no chunks")
         self.rows_seen = rows

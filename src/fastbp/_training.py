@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _kernels
 from ._runtime import aligned_empty, training_threads
-from ._session import EpochReport, Session
+from ._session import EpochReport, EpochSource
 
 #: fit splits an epoch into kernel calls of whole batches and about this many
 #: flops (6 per weight and row), so that Ctrl-C and readers in other threads
@@ -111,7 +111,7 @@ class _Rollback:
             np.copyto(self._state.buffers[name], value)
 
 
-class TrainingLoop:
+class TrainingLoop(EpochSource):
     """Epochs over validated arrays in memory: a source of a
     :class:`~fastbp._session.Session` (see that module for the protocol).
 
@@ -149,41 +149,10 @@ class TrainingLoop:
                            and isinstance(X, np.ndarray))
         sizes = network.sizes
         self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
-        #: whether the last run ended before its epochs, by a callback or the stopping rule
-        self.stopped = False
         #: the weights the kernels train, once running
         self.live = None
         #: rows of the current epoch trained so far
         self.done = 0
-
-    def run(self, epochs: int, callbacks=(), early_stopping=None, validation=None,
-            progress=None) -> dict:
-        """Train ``epochs`` epochs in a :class:`~fastbp._session.Session`; return the history.
-
-        Parameters
-        ----------
-        epochs : int
-        callbacks, early_stopping, validation, progress
-            As the session takes them.
-
-        Returns
-        -------
-        dict
-            "loss" (row-weighted mean of the batch objectives, each before
-            its update), "data_loss" and "penalty" (its two terms), "lr" and
-            "seconds" per epoch; "val_loss" with ``validation``.
-
-        Raises
-        ------
-        TrainingDiverged, KeyboardInterrupt
-            As documented in :meth:`Network.fit`.
-        """
-        session = Session(self.network, self.optimizer, callbacks, early_stopping, validation,
-                          progress)
-        try:
-            return session.run(self, epochs)
-        finally:
-            self.stopped = session.stopped
 
     # -- the source protocol (fastbp._session) -------------------------------
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._npz import (FORMAT_VERSION, MODEL_INFLATION, MODEL_KEYS, PLAIN_KINDS, READ_FLOOR,
                    atomic_write, read_npz_checked, save)
+from ._architecture import n_params_of
 from .network import Network
 
 __all__ = ["FORMAT_VERSION", "MODEL_INFLATION", "PLAIN_KINDS", "READ_FLOOR", "atomic_write",
@@ -85,7 +86,7 @@ def _check_params_size(sizes, params: np.ndarray) -> None:
     billions of weights it does not hold."""
     if not (isinstance(sizes, list) and all(type(s) is int and s > 0 for s in sizes)):
         return  # not integer widths: Network names the problem, allocating nothing
-    expected = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    expected = n_params_of(sizes)
     if params.ndim != 1 or params.size != expected:
         raise ValueError(f"parameters have shape {params.shape}, but sizes {sizes} need "
                          f"({expected},)")

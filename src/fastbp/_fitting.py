@@ -1,0 +1,309 @@
+"""Training a :class:`fastbp.Network`: :meth:`~fastbp.Network.fit` and its arguments.
+
+:class:`FitMixin` gives Network its ``fit``: the arguments checked, the rows
+(or chunks) and the validation rows prepared, then one
+:class:`~fastbp._session.Session` over a source of epochs
+(:class:`~fastbp._training.TrainingLoop` for arrays,
+:class:`~fastbp._streaming.ChunkedTraining` for chunks). It uses the
+network's public surface only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._inputs import check_XY
+from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
+from ._progress import EpochProgress
+from ._session import Session
+from ._streaming import ChunkedTraining, chunk_source
+from ._training import Permutations, TrainingLoop
+from ._validation import check_float, check_int, check_sample_weight, check_seed, split_rows
+from .callbacks import EarlyStopping
+from .losses import check_loss, resolve_loss
+from .optim import SGD, Optimizer
+
+
+class FitMixin:
+    """:meth:`fit` of :class:`fastbp.Network`."""
+
+    def fit(self, X, Y, loss: str | None = None, optimizer=None, epochs: int = 1,
+            batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
+            n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
+            validation_data=None, validation_split: float = 0.0, early_stopping=None,
+            callbacks=(), shuffle_buffer: int | None = None) -> dict:
+        """Train by minibatch SGD or Adam in compiled, GIL-free calls of about 0.1 s each.
+
+        Parameters
+        ----------
+        X : {array_like, sparse matrix} of shape (n, sizes[0])
+            A SciPy sparse matrix or array (any format; CSR is used where it
+            lies, others are converted once) is multiplied row by row over
+            its non-zeros, never densified; training agrees with the dense
+            X to rounding.
+
+            Or, with ``Y=None``, data larger than memory as chunks: an
+            iterable of ``(X, Y)`` or ``(X, Y, sample_weight)`` tuples that
+            can be read once per epoch (a list, :func:`fastbp.array_chunks`
+            over memmaps, zarr or dask arrays, or a function returning a new
+            generator each epoch). Each chunk is read and checked in a
+            background thread while the one before trains; a malformed chunk
+            (shape, dtype, non-finite values) raises an error naming it.
+            Class labels take their classes from the first chunk unless the
+            network has ``classes_`` already.
+        Y : array_like of shape (n, sizes[-1]) or (n,), or None
+            Targets; a 1-D array of numbers is taken as one column when
+            sizes[-1] == 1. For softmax and sigmoid outputs a 1-D array of
+            integer, string or boolean class labels, or of floats that are
+            all whole numbers (as scikit-learn takes them; ``classes_`` then
+            holds floats), is encoded (one-hot rows, or one 0/1 column for
+            two classes on one sigmoid unit); the
+            classes are kept in ``classes_`` for :meth:`predict_labels`,
+            :meth:`score` and later fits.
+        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+            None is the output's natural loss: ``"cross_entropy"`` for a
+            softmax output, ``"mse"`` for any other (a sigmoid output too:
+            pass ``loss="bce"`` to classify with it). See
+            :ref:`outputs_losses`.
+        optimizer : SGD or Adam, optional
+            Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
+            count, the schedule's current rate) persists across fits.
+        epochs : int, default=1
+        batch_size : int, default=32
+            Rows per update; 1 is per-sample SGD, ``n`` or more is full batch.
+            When it does not divide n, the last batch is smaller and its
+            gradient is the mean over its own rows.
+        shuffle : bool, default=True
+            Visit the rows in a fresh random order each epoch; else in order.
+        seed : int or None
+            Seed of the shuffling.
+        l2 : float, default=0.0
+            λ of the penalty λ/(2m)·Σ‖W‖², m being each batch's row count.
+        n_threads : int or None, default=None
+            Threads for minibatch training. None uses the cores this process
+            may run on (its CPU affinity), capped by ``OMP_NUM_THREADS`` or
+            ``OPENBLAS_NUM_THREADS`` when set. Per-sample training is
+            single-threaded. Batches of
+            at least 8e6 FLOPs in float64, 2e7 in float32 (6 × weights ×
+            batch_size, ``fastbp._runtime.OWN_THREADS_MIN_FLOPS`` and
+            ``OWN_THREADS_MIN_FLOPS_FLOAT32``) of networks with at
+            most 2**20 weights in float64, 2**23 in float32
+            (``OWN_THREADS_MAX_WEIGHTS``, ``OWN_THREADS_MAX_WEIGHTS_FLOAT32``) are
+            split over ``n_threads`` threads of fastbp's own, each with a
+            one-thread BLAS: each thread runs the forward pass and the deltas
+            on its share of the rows (of a hidden layer's columns where its W
+            spans over 2 MiB or a thread's share is 16 rows or fewer) and
+            updates its share of the weights,
+            so the elementwise work is split too. Smaller batches and larger
+            networks leave the threads to the BLAS (None leaves the BLAS's own thread setting
+            then). Results agree with one thread to rounding,
+            and are bit-identical from run to run for the same ``n_threads``.
+            The BLAS limit is process-wide: fits running at the same time in
+            several threads share the smallest limit asked for, so to train
+            several networks at once pass ``n_threads=1`` to each
+            (tools/thread_speedup.py measures the speed-up). A threadpoolctl
+            limit that the program holds in another thread takes precedence,
+            as threadpoolctl lets one thread at a time change OpenBLAS's
+            limit; fit then leaves the threads to the BLAS.
+        verbose : bool, default=False
+            Show a tqdm progress bar over the epochs, with the loss, on
+            stderr; without tqdm installed, print one line per epoch instead.
+        sample_weight : array_like of shape (n,), optional
+            Non-negative weights of the rows: each batch's loss and gradient
+            are the weighted means over its rows, and the L2 term is divided
+            by the batch's weight sum instead of its row count.
+        validation_data : (X_val, Y_val), optional
+            Rows scored after every epoch (``history["val_loss"]``: the loss
+            without the L2 term).
+        validation_split : float, default=0.0
+            Instead of ``validation_data``: hold out this fraction of the rows,
+            drawn at random with ``seed``, before training.
+        early_stopping : bool or EarlyStopping, optional
+            Stop when the validation loss (the training loss without
+            validation rows) has not improved for ``patience`` epochs, and end
+            with the best epoch's weights. True means ``EarlyStopping()``
+            (patience 10). With an :class:`~fastbp.optim.Adaptive` schedule
+            the rate is divided instead, until it reaches its floor.
+        callbacks : sequence of callable, optional
+            Each is called after every epoch as ``callback(epoch, history,
+            network)``, epoch counted from 0, with the network holding that
+            epoch's weights; a true return value stops training after it.
+        shuffle_buffer : int or None, default=None
+            Chunks only: train on buffers of at least this many rows, joined
+            from consecutive chunks and shuffled together (memory grows with
+            the buffer); None trains each chunk on its own.
+
+        Returns
+        -------
+        dict
+            Per epoch: ``"loss"``, the row-weighted mean of the minibatch
+            objectives J (L2 included), each taken before its update;
+            ``"data_loss"`` and ``"penalty"``, its two terms; ``"lr"``, the
+            learning rate used; ``"seconds"``, wall time; and ``"val_loss"``
+            with validation rows.
+
+        Raises
+        ------
+        TrainingDiverged
+            When the loss or the weights stop being finite; the message gives
+            the epoch, the rows and the last finite losses. The network then
+            holds the weights it had at the start of the failing epoch, or of
+            the epoch before when the very first batch failed: the newest
+            weights known to give a finite loss. The optimiser's velocity is
+            rolled back with them.
+        RuntimeError
+            If fit already runs on this network in another thread.
+        KeyboardInterrupt
+            Ctrl-C stops training at the end of the running kernel call
+            (within about 0.1 s; a single batch is never split). The network
+            and the optimiser then hold the state after the last completed
+            batch and are ready for use; the exception's ``history`` holds the
+            completed epochs, and a note says where training stopped.
+
+        Notes
+        -----
+        With the same seed, data, starting weights and ``n_threads``, fit gives
+        bit-identical weights from run to run on one machine and build. The
+        default ``n_threads=None`` counts as the number of usable cores, so a
+        process whose CPU affinity or ``OMP_NUM_THREADS`` differs may round
+        differently; pass ``n_threads`` to pin it.
+        Per-sample training (``batch_size=1``, no momentum) and products too
+        small for BLAS are also bit-identical at any ``n_threads``. Larger
+        minibatch products are not: OpenBLAS's threaded gemm sums in another
+        order than its single-threaded one (measured: dgemm 300×200×256 differs
+        by ~5e-14 between 1 and 2 threads), so such fits agree to rounding
+        only. Across machines the kernels may round differently too: the
+        per-sample kernel is compiled for AVX-512, AVX2+FMA and baseline x86-64
+        (picked when the module loads; fused multiply-adds where the CPU has
+        them), and OpenBLAS picks its gemm kernels by CPU.
+        """
+        loss = resolve_loss(loss, self.output_activation)
+        code = check_loss(loss, self.output_activation)
+        optimizer = SGD() if optimizer is None else optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError("optimizer must be a fastbp.SGD or fastbp.Adam, "
+                            f"got {type(optimizer).__name__}")
+        epochs = check_int(epochs, "epochs", 1)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        seed = check_seed(seed)
+        # only shuffles and splits draw; default_rng(None) costs ~12 µs of OS entropy
+        drawn = shuffle or (validation_data is None and validation_split != 0)
+        rng = np.random.default_rng(seed) if drawn else None
+        l2 = check_float(l2, "l2", minimum=0.0)
+        if n_threads is not None:
+            n_threads = check_int(n_threads, "n_threads", 1)
+        early_stopping = check_early_stopping(early_stopping)
+        callbacks = check_callbacks(callbacks)
+        run = (optimizer, epochs, callbacks, early_stopping, verbose)  # for run_session
+        if Y is None:
+            return fit_chunks(self, run, X, loss, code, batch_size,
+                              np.random.default_rng(seed) if shuffle else None, l2, n_threads,
+                              sample_weight, validation_data, validation_split, shuffle_buffer)
+        if shuffle_buffer is not None:
+            raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
+        classes_before = getattr(self, "classes_", None)
+        try:
+            X, Y = check_XY(self, X, Y, loss, encode_labels=True)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+            X, Y, sample_weight, validation = validation_rows(
+                self, X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
+        except Exception:
+            self.classes_ = classes_before  # a failed fit learns no classes
+            raise
+        n = X.shape[0]
+        source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer, min(batch_size, n),
+                              n_threads, Permutations(rng, n) if shuffle else None)
+        return run_session(self, source, validation, *run)
+
+
+def run_session(network, source, validation, optimizer, epochs: int, callbacks, early_stopping,
+                verbose: bool) -> dict:
+    """fit's :class:`~fastbp._session.Session`: ``epochs`` over ``source``, the
+    stopping rule reset first."""
+    if early_stopping is not None:
+        early_stopping.reset()
+    return Session(network, optimizer, callbacks, early_stopping, validation,
+                   EpochProgress(epochs) if verbose else None).run(source, epochs)
+
+
+def fit_chunks(network, run: tuple, chunks, loss, code, batch_size, rng, l2, n_threads,
+               sample_weight, validation_data, validation_split, shuffle_buffer) -> dict:
+    """fit over chunks (``Y=None``): one pass over them an epoch; ``run``:
+    :func:`run_session`'s last arguments."""
+    if sample_weight is not None:
+        raise ValueError("with chunks, give the weights in each chunk: (X, Y, sample_weight)")
+    if validation_split:
+        raise ValueError("with chunks, pass validation_data instead of validation_split")
+    shuffle_buffer = 0 if shuffle_buffer is None else check_int(
+        shuffle_buffer, "shuffle_buffer", 1)
+    validation = None if validation_data is None else validation_scorer(
+        network, validation_data, loss, code)
+
+    def check(X, Y, weights):
+        X, Y = check_XY(network, X, Y, loss, encode_labels=True)
+        return X, Y, check_sample_weight(weights, X.shape[0], network.dtype)
+
+    optimizer, epochs = run[:2]
+    source = ChunkedTraining(network, chunk_source(chunks, epochs), check, code, l2, optimizer,
+                             batch_size, n_threads, rng, shuffle_buffer)
+    return run_session(network, source, validation, *run)
+
+
+def validation_loss(X_val, Y_val, code: int):
+    """The validation-loss function fit calls with the network after each epoch."""
+    return lambda net: mean_loss(X_val, Y_val, net.params, *net.kernel_layout, code, 0.0,
+                                 OBJECTIVE_CHUNK_ROWS)
+
+
+def validation_rows(network, X, Y, sample_weight, validation_data, validation_split, loss,
+                     code, rng):
+    """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
+    if validation_data is None and type(validation_split) is float and validation_split == 0:
+        return X, Y, sample_weight, None  # the default, without the checks' cost
+    validation_split = check_float(validation_split, "validation_split", minimum=0.0,
+                                   maximum=1.0, strict_max=True)
+    if validation_data is not None and validation_split:
+        raise ValueError("pass validation_data or validation_split, not both")
+    if validation_data is not None:
+        return X, Y, sample_weight, validation_scorer(network, validation_data, loss, code)
+    if not validation_split:
+        return X, Y, sample_weight, None
+    (X, Y, sample_weight), (X_val, Y_val, _) = split_rows(
+        (X, Y, sample_weight), validation_split, rng, "validation_split")
+    return X, Y, sample_weight, validation_loss(X_val, Y_val, code)
+
+
+def validation_scorer(network, validation_data, loss: str, code: int):
+    """The validation-loss function of ``validation_data``, checked."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("validation_data must be a pair (X_val, Y_val)")
+    X_val, Y_val = check_XY(network, *validation_data, loss)
+    return validation_loss(X_val, Y_val, code)
+
+
+def check_early_stopping(early_stopping):
+    """``fit``'s early_stopping as an EarlyStopping or None."""
+    if early_stopping is None or early_stopping is False:
+        return None
+    if early_stopping is True:
+        return EarlyStopping()
+    if not isinstance(early_stopping, EarlyStopping):
+        raise TypeError("early_stopping must be True, False, None or a fastbp.EarlyStopping, "
+                        f"got {early_stopping!r}")
+    return early_stopping
+
+
+def check_callbacks(callbacks) -> tuple:
+    """``fit``'s callbacks as a tuple of callables."""
+    if callable(callbacks):
+        callbacks = (callbacks,)
+    try:
+        callbacks = tuple(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a sequence of callables, got {callbacks!r}") from None
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(f"callbacks must be callables (epoch, history, network), "
+                            f"got {callback!r}")
+    return callbacks
