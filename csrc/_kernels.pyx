@@ -4,14 +4,15 @@
 # - float32/float64 through the fused type ``floating``;
 # - every cdef kernel is ``noexcept nogil`` and works on raw, already
 #   validated, C-contiguous buffers; the ``def`` entry points (Trainer,
-#   predict, objective) check shapes first, and the tests reach the inner
+#   Predictor, objective) check shapes first, and the tests reach the inner
 #   kernels through the def twins of twins.pxi;
 # - a file uses only what the C headers and the files included before it
 #   declare (no include circles).
 #
 # Parameters of a network live in one flat vector, layer after layer:
 #   [W_0 (n_0 x n_1, row-major), b_0 (n_1), W_1 (n_1 x n_2), b_1, ...]
-# so that one update loop serves every optimiser step.
+# so that one update loop serves every optimiser step; the layer specs
+# (fbp_layer, fastbp_state.h) hold each layer's offsets, computed once.
 #
 # Notation follows the notes: a = z_prev . W + b (pre-activation),
 # z = f(a) (output), delta = dJ/da.
@@ -32,8 +33,9 @@ cnp.import_array()
 # C headers (plain C, compiled per instruction set where it pays):
 #   fastbp_codes.h          activation, loss and optimiser codes, declared once
 #                           (csrc/fastbp/_kernels.pxd makes them cpdef enums)
-#   fastbp_state.h          a fit's state: fbp_network, fbp_batches, fbp_input,
-#                           fbp_optimizer_state, fbp_totals
+#   fastbp_state.h          a fit's state: fbp_network and its fbp_layer specs,
+#                           fbp_batches, fbp_input, fbp_optimizer_state,
+#                           fbp_totals
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
@@ -52,7 +54,7 @@ include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own
 include "training.pxi"     # the nogil training loop over a fit's state
 include "trainer.pxi"      # Trainer, the Python object owning that state
-include "predict.pxi"      # predict, on one thread or threads of its own
+include "predict.pxi"      # Predictor: predict, on one thread or threads of its own
 include "objective.pxi"    # J and dJ/dparams in one pass (loss, lbfgs)
 include "twins.pxi"        # test twins of the kernels and tuning knobs
 #
@@ -71,8 +73,15 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 # - a loss: its code (fastbp_codes.h, _kernels.pxd); its output delta and
 #   data term in fbp_output_delta_row (fastbp_activations_impl.h); the range
 #   check in Trainer._setup.
-# - a layer op: the walk over the layers is written out per path today:
-#   forward_layer_rows, backward_pass and backward_sgd (passes.pxi), the
-#   threaded _own_deltas, _backward_block and _update_own_block (threads.pxi)
-#   and the per-sample epoch (fastbp_sample_impl.h); predict and the
-#   objective go through passes.pxi's forward and backward passes.
+# - a layer op acting during training only (dropout): the network is a list
+#   of layer specs (fbp_layer, fastbp_state.h), laid out once by
+#   fbp_layers_init and walked as net.layers[l] by every path. The op gets
+#   its code in enum fbp_train_op and its parameters (a rate, a mask buffer)
+#   in fbp_layer (fastbp_state.h, _kernels.pxd); a Trainer setter puts it on
+#   a layer's spec (trainer.pxi; Predictor's and the objective's specs keep
+#   FBP_OP_NONE, so predict and J never see it); its forward after the
+#   layer's activation in forward_layer_rows and _forward_layer_columns, its
+#   backward after multiply_derivative in backward_pass, backward_sgd and
+#   _backward_block (passes.pxi, threads.pxi); train_rows_kernel
+#   (training.pxi) keeps a network with an op off the per-sample path
+#   (fastbp_sample_impl.h), which then needs no change.
