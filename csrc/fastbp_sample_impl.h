@@ -5,8 +5,8 @@
    local arrays the compiler keeps in registers (two interleaved partial sums
    over i); summing straight into a[] would chain every i through a store.
    The tail block sums four rows at a time for the same reason. */
-FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z, const FBP_REAL *W,
-                                      ptrdiff_t n_in, ptrdiff_t n_out) {
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z,
+                                             const FBP_REAL *W, ptrdiff_t n_in, ptrdiff_t n_out) {
     ptrdiff_t i, j, j0, k;
     for (j0 = 0; j0 + FBP_BLOCK <= n_out; j0 += FBP_BLOCK) {
         FBP_REAL even[FBP_BLOCK], odd[FBP_BLOCK];
@@ -37,8 +37,9 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, con
 
 /* One pass over a weight row: return row . delta (old weights), then
    row -= lr * (l2 * row + z_i * delta). */
-FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_REAL *delta, ptrdiff_t n,
-                                            FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_REAL *delta,
+                                                          ptrdiff_t n, FBP_REAL lr, FBP_REAL z_i,
+                                                          FBP_REAL l2) {
     FBP_REAL acc[FBP_LANES] = {0};
     FBP_REAL tail = 0;
     ptrdiff_t j = 0, k;
@@ -60,8 +61,9 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const F
 
 /* Without L2: row -= z_i * step, where step = lr * delta was taken once per
    layer; one multiply-add per weight instead of three. */
-FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_step)(FBP_REAL *row, const FBP_REAL *delta, const FBP_REAL *step,
-                                          ptrdiff_t n, FBP_REAL z_i) {
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_step)(FBP_REAL *row, const FBP_REAL *delta,
+                                                        const FBP_REAL *step, ptrdiff_t n,
+                                                        FBP_REAL z_i) {
     FBP_REAL acc[FBP_LANES] = {0};
     FBP_REAL tail = 0;
     ptrdiff_t j = 0, k;
@@ -83,7 +85,7 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_step)(FBP_REAL *row, const FBP
 
 /* The same update where no delta is needed below (the input layer). */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_update)(FBP_REAL *row, const FBP_REAL *delta, ptrdiff_t n,
-                                           FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
+                                                  FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
     for (ptrdiff_t j = 0; j < n; j++)
         row[j] = row[j] - lr * (l2 * row[j] + z_i * delta[j]);
 }

@@ -88,6 +88,8 @@ cdef class Predictor:
 
 cdef int _predict(Predictor model, X, const floating[::1] params, work, floating[:, ::1] out,
                   int n_threads, bint check_finite) except -2:
+    # Predictor.predict for one dtype: the one pass, or the threads (which
+    # alone convert another float layout and check X)
     cdef PredictJob job
     job.source = NULL
     cdef bint convert = False
