@@ -344,6 +344,10 @@ def test_predictor_sizes_its_own_workspace_when_given_none(rng, dtype, rows):
                  np.dtype(dtype))
     with pytest.raises(ValueError, match="work is smaller"):
         model.predict(X, own, np.empty(share - 1, dtype))
+    # the threads (here checking X) size theirs too
+    threaded = np.full((rows, 3), np.nan, dtype)
+    assert model.predict(X, threaded, None, 2, True) in (1, 2)
+    assert_close(threaded, own, np.dtype(dtype))
 
 
 def test_layer_specs_point_at_each_layers_weights_biases_and_outputs():
