@@ -4,14 +4,15 @@
 # - float32/float64 through the fused type ``floating``;
 # - every cdef kernel is ``noexcept nogil`` and works on raw, already
 #   validated, C-contiguous buffers; the ``def`` entry points (Trainer,
-#   predict, objective) check shapes first, and the tests reach the inner
+#   Predictor, objective) check shapes first, and the tests reach the inner
 #   kernels through the def twins of twins.pxi;
 # - a file uses only what the C headers and the files included before it
 #   declare (no include circles).
 #
 # Parameters of a network live in one flat vector, layer after layer:
 #   [W_0 (n_0 x n_1, row-major), b_0 (n_1), W_1 (n_1 x n_2), b_1, ...]
-# so that one update loop serves every optimiser step.
+# so that one update loop serves every optimiser step; the layer specs
+# (fbp_layer, fastbp_state.h) hold each layer's offsets, computed once.
 #
 # Notation follows the notes: a = z_prev . W + b (pre-activation),
 # z = f(a) (output), delta = dJ/da.
@@ -34,8 +35,9 @@ cnp.import_array()
 #                           generated from their tables:
 #   fastbp_activation_table.h, fastbp_loss_table.h   an activation or a loss is
 #                           one row (X-macro list + the row's functions)
-#   fastbp_state.h          a fit's state: fbp_network, fbp_batches, fbp_input,
-#                           fbp_totals (the optimiser's: optimizers.pxi)
+#   fastbp_state.h          a fit's state: fbp_network and its fbp_layer specs,
+#                           fbp_batches, fbp_input, fbp_totals (the
+#                           optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
@@ -57,17 +59,45 @@ include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own
 include "training.pxi"     # the nogil training loop over a fit's state
 include "trainer.pxi"      # Trainer, the Python object owning that state
-include "predict.pxi"      # predict, on one thread or threads of its own
+include "predict.pxi"      # Predictor: predict, on one thread or threads of its own
 include "objective.pxi"    # J and dJ/dparams in one pass (loss, lbfgs)
 include "twins.pxi"        # test twins of the kernels and tuning knobs
 #
 # Where to add
-#   fastbp_codes.h          activation and loss codes, declared once,
-#                           generated from their tables:
-#   fastbp_activation_table.h, fastbp_loss_table.h   an activation or a loss is
-#                           one row (X-macro list + the row's functions)
-# - a layer op: the walk over the layers is written out per path today:
-#   forward_layer_rows, backward_pass and backward_sgd (passes.pxi), the
-#   threaded _own_deltas, _backward_block and _update_own_block (threads.pxi)
-#   and the per-sample epoch (fastbp_sample_impl.h); predict and the
-#   objective go through passes.pxi's forward and backward passes.
+# - an optimiser: a file of its own, optim_<name>.pxi, included above after
+#   optim_adam.pxi. It fills an OptimizerFunctions table (optimizers.pxi:
+#   advance, the step per dtype, and optionally is_plain and the sparse
+#   first layer's marked-rows step), keeps its hyper-parameters, buffers and
+#   step count in fbp_optimizer_state's generic slots, and registers itself
+#   with register_optimizer(name, table, hyper defaults, buffer names,
+#   check). Element loops that pay for per-ISA clones go in a header of its
+#   own (as fastbp_adam.h, contraction off). Trainer.set_optimizer and the
+#   tests' optimizer_update then take it by name; the training loops call
+#   only the table and never ask which optimiser it is. Its Python class
+#   (src/fastbp/optim.py) names it in kernel_name.
+# - an activation: one row in fastbp_activation_table.h (its line in the
+#   list, and below it fbp_activate_<name> and fbp_times_derivative_<name>);
+#   the enum, every kernel's switch, the Trainer's check and Python's
+#   fastbp.ACTIVATIONS follow from the list. Beside it, written apart so they
+#   stay independent oracles: its formula and f' in fastbp/reference/neuron.py
+#   (ACTIVATIONS, DERIVATIVES), its op in fastbp/reference/graph.py
+#   (GRAPH_ACTIVATIONS) and its ONNX nodes in fastbp/onnx_export.py
+#   (ACTIVATION_NODES); tests/test_tables.py fails until all four name it.
+# - a loss: one row in fastbp_loss_table.h (its line with the output it
+#   needs, and fbp_loss_<name>: output delta and data term); the pairing
+#   Python reads (fastbp.losses) follows from it. Beside it: its rows in
+#   fastbp/reference/neuron.py (SAMPLE_LOSSES, LOSS_GRADIENTS, LOSS_OUTPUTS)
+#   and fastbp/reference/graph.py (GRAPH_LOSSES); target checks, if any, in
+#   fastbp/losses.py.
+# - a layer op acting during training only (dropout): the network is a list
+#   of layer specs (fbp_layer, fastbp_state.h), laid out once by
+#   fbp_layers_init and walked as net.layers[l] by every path. The op gets
+#   its code in enum fbp_train_op and its parameters (a rate, a mask buffer)
+#   in fbp_layer (fastbp_state.h, _kernels.pxd); a Trainer setter puts it on
+#   a layer's spec (trainer.pxi; Predictor's and the objective's specs keep
+#   FBP_OP_NONE, so predict and J never see it); its forward after the
+#   layer's activation in forward_layer_rows and _forward_layer_columns, its
+#   backward after multiply_derivative in backward_pass, backward_sgd and
+#   _backward_block (passes.pxi, threads.pxi); train_rows_kernel
+#   (training.pxi) keeps a network with an op off the per-sample path
+#   (fastbp_sample_impl.h), which then needs no change.

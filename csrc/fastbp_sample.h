@@ -11,7 +11,7 @@
  *
  * fastbp_sample_impl.h holds the code, included once per scalar type; the
  * activations and the output delta are the batch kernels' (fastbp_activations.h).
- * Layout matches csrc/passes.pxi: params = [W_0, b_0, W_1, b_1, ...],
+ * Layout: the layer specs of fastbp_state.h (params = [W_0, b_0, W_1, b_1, ...]),
  * workspace = [z_1 .. z_L | a_out | delta | delta_prev | step | ...].
  */
 #ifndef FASTBP_SAMPLE_H
@@ -28,6 +28,16 @@
 #define FBP_LANES 8
 #define FBP_BLOCK 32
 
+/* The helpers must inline into each clone of the epoch function: one left
+ * out of line is compiled for the baseline only (no FMA, no AVX-512), which
+ * changes both its speed and its bits. The inliner's own call flipped with
+ * the epoch function's size, so it is not left to it. */
+#if defined(__GNUC__)
+#define FBP_SAMPLE_INLINE static inline __attribute__((always_inline))
+#else
+#define FBP_SAMPLE_INLINE static inline
+#endif
+
 #define FBP_REAL double
 #define FBP_SUFFIX(name) name##_d
 #include "fastbp_sample_impl.h"
@@ -39,5 +49,7 @@
 #include "fastbp_sample_impl.h"
 #undef FBP_REAL
 #undef FBP_SUFFIX
+
+#undef FBP_SAMPLE_INLINE
 
 #endif

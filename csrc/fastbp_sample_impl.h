@@ -5,8 +5,8 @@
    local arrays the compiler keeps in registers (two interleaved partial sums
    over i); summing straight into a[] would chain every i through a store.
    The tail block sums four rows at a time for the same reason. */
-static inline void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z, const FBP_REAL *W,
-                                      ptrdiff_t n_in, ptrdiff_t n_out) {
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z,
+                                             const FBP_REAL *W, ptrdiff_t n_in, ptrdiff_t n_out) {
     ptrdiff_t i, j, j0, k;
     for (j0 = 0; j0 + FBP_BLOCK <= n_out; j0 += FBP_BLOCK) {
         FBP_REAL even[FBP_BLOCK], odd[FBP_BLOCK];
@@ -37,8 +37,9 @@ static inline void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, const F
 
 /* One pass over a weight row: return row . delta (old weights), then
    row -= lr * (l2 * row + z_i * delta). */
-static inline FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_REAL *delta, ptrdiff_t n,
-                                            FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_REAL *delta,
+                                                          ptrdiff_t n, FBP_REAL lr, FBP_REAL z_i,
+                                                          FBP_REAL l2) {
     FBP_REAL acc[FBP_LANES] = {0};
     FBP_REAL tail = 0;
     ptrdiff_t j = 0, k;
@@ -60,8 +61,9 @@ static inline FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_R
 
 /* Without L2: row -= z_i * step, where step = lr * delta was taken once per
    layer; one multiply-add per weight instead of three. */
-static inline FBP_REAL FBP_SUFFIX(fbp_row_dot_step)(FBP_REAL *row, const FBP_REAL *delta, const FBP_REAL *step,
-                                          ptrdiff_t n, FBP_REAL z_i) {
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_step)(FBP_REAL *row, const FBP_REAL *delta,
+                                                        const FBP_REAL *step, ptrdiff_t n,
+                                                        FBP_REAL z_i) {
     FBP_REAL acc[FBP_LANES] = {0};
     FBP_REAL tail = 0;
     ptrdiff_t j = 0, k;
@@ -82,13 +84,13 @@ static inline FBP_REAL FBP_SUFFIX(fbp_row_dot_step)(FBP_REAL *row, const FBP_REA
 }
 
 /* The same update where no delta is needed below (the input layer). */
-static inline void FBP_SUFFIX(fbp_row_update)(FBP_REAL *row, const FBP_REAL *delta, ptrdiff_t n,
-                                           FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_update)(FBP_REAL *row, const FBP_REAL *delta, ptrdiff_t n,
+                                                  FBP_REAL lr, FBP_REAL z_i, FBP_REAL l2) {
     for (ptrdiff_t j = 0; j < n; j++)
         row[j] = row[j] - lr * (l2 * row[j] + z_i * delta[j]);
 }
 
-static inline double FBP_SUFFIX(fbp_row_square)(const FBP_REAL *row, ptrdiff_t n) {
+FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_row_square)(const FBP_REAL *row, ptrdiff_t n) {
     double s = 0;
     for (ptrdiff_t j = 0; j < n; j++) s += (double)row[j] * row[j];
     return s;
@@ -101,17 +103,17 @@ FBP_CLONES
 static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batches *data,
                                         double lr, ptrdiff_t start, ptrdiff_t stop,
                                         fbp_totals *totals) {
-    const int *sizes = net->sizes, *acts = net->acts;
+    const fbp_layer *layers = net->layers;
     const int n_layers = net->n_layers;
-    const ptrdiff_t n_in0 = sizes[0], n_out = sizes[n_layers];
+    const ptrdiff_t n_in0 = net->sizes[0], n_out = net->sizes[n_layers];
     const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
     FBP_REAL *params = (FBP_REAL *)net->params, *work = (FBP_REAL *)net->work;
     const FBP_REAL lr_t = (FBP_REAL)lr, l2_t = (FBP_REAL)net->l2;
-    ptrdiff_t z_off[65], max_w = 0, total = 0, r, i, j;
+    ptrdiff_t max_w = 0, r, i, j;
     int l;
-    for (l = 0; l <= n_layers; l++) if (sizes[l] > max_w) max_w = sizes[l];
-    for (l = 1; l <= n_layers; l++) { z_off[l] = total; total += sizes[l]; }
-    FBP_REAL *a_out = work + total;
+    for (l = 0; l <= n_layers; l++) if (net->sizes[l] > max_w) max_w = net->sizes[l];
+    /* one row: layer l's z at work + layers[l].z, a_out after the last z */
+    FBP_REAL *a_out = work + layers[n_layers - 1].z + n_out;
     FBP_REAL *delta_a = a_out + n_out;
     FBP_REAL *delta_b = delta_a + max_w;
     FBP_REAL *step = delta_b + max_w;  /* lr * delta of the layer being updated */
@@ -124,28 +126,27 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
         const FBP_REAL *t = Tgt + row_index * n_out;
         /* forward: a = b + sum_i z_i W[i, :], then z = f(a) */
         const FBP_REAL *z_prev = x;
-        FBP_REAL *W = params;
         for (l = 0; l < n_layers; l++) {
-            ptrdiff_t n_in = sizes[l], n_next = sizes[l + 1];
-            FBP_REAL *b = W + n_in * n_next;
-            FBP_REAL *z = work + z_off[l + 1];
+            const fbp_layer *layer = &layers[l];
+            FBP_REAL *z = work + layer->z;
             FBP_REAL *a = (l == n_layers - 1) ? a_out : z;  /* the output keeps its a */
-            FBP_SUFFIX(fbp_dense)(a, b, z_prev, W, n_in, n_next);
-            FBP_SUFFIX(fbp_activate_rows)(a, z, 1, n_next, acts[l]);
+            FBP_SUFFIX(fbp_dense)(a, params + layer->b, z_prev, params + layer->W, layer->n_in,
+                                  layer->n_out);
+            FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
             z_prev = z;
-            W = b + n_next;
         }
-        double J = FBP_SUFFIX(fbp_output_delta_row)(a_out, work + z_off[n_layers], t, delta_a,
-                                                    n_out, net->loss, acts[n_layers - 1], 1.0);
+        double J = FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t,
+                                                    delta_a, n_out, net->loss,
+                                                    layers[n_layers - 1].activation, 1.0);
         if (!isfinite(J)) return 1;
         /* backward, updating each layer as soon as its delta is used */
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
         double penalty = 0;
         for (l = n_layers - 1; l >= 0; l--) {
-            ptrdiff_t n_in = sizes[l], n_next = sizes[l + 1];
-            W -= n_in * n_next + n_next;
-            FBP_REAL *b = W + n_in * n_next;
-            const FBP_REAL *z_below = (l == 0) ? x : work + z_off[l];
+            const fbp_layer *layer = &layers[l];
+            const ptrdiff_t n_in = layer->n_in, n_next = layer->n_out;
+            FBP_REAL *W = params + layer->W, *b = params + layer->b;
+            const FBP_REAL *z_below = (l == 0) ? x : work + layers[l - 1].z;
             if (net->l2 != 0)
                 for (i = 0; i < n_in; i++)
                     penalty += FBP_SUFFIX(fbp_row_square)(W + i * n_next, n_next);
@@ -162,7 +163,7 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                         FBP_REAL s = FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step,
                                                                   n_next, z_below[i]);
                         delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, z_below[i],
-                                                                         acts[l - 1]);
+                                                                     layers[l - 1].activation);
                     }
                 }
                 for (j = 0; j < n_next; j++) b[j] -= step[j];
@@ -176,7 +177,7 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                     FBP_REAL s = FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next,
                                                                 lr_t, z_below[i], l2_t);
                     delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, z_below[i],
-                                                                     acts[l - 1]);
+                                                                     layers[l - 1].activation);
                 }
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             }

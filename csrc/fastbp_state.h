@@ -12,10 +12,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The network: its shape, its loss and the buffers trained in place. */
+/* At most this many layers (the Python layer's cap): the kernels keep
+ * per-layer arrays of this size on the stack. */
+#define FBP_MAX_LAYERS 63
+
+/* A layer's op that acts during training only, after its activation (none
+ * yet; dropout is the first planned). Predict and the objective build their
+ * specs with FBP_OP_NONE, so an op never reaches them. */
+enum fbp_train_op {
+    FBP_OP_NONE = 0
+};
+
+/* One layer: z = f(z_in . W + b), z_in being the input rows (layer 0) or
+ * the layer below's z. Offsets count scalars; fbp_layers_init computes
+ * them once and every path reads them from here. */
 typedef struct {
-    const int *sizes;      /* n_layers + 1 layer widths */
-    const int *acts;       /* n_layers activation codes */
+    int n_in, n_out;
+    ptrdiff_t W;           /* W (n_in x n_out, row-major) at params + W */
+    ptrdiff_t b;           /* b (n_out) at params + b, right after W */
+    ptrdiff_t z;           /* z of m rows at work + m * z (z_1..z_L back to back) */
+    int activation;        /* f's code */
+    int train_op;          /* FBP_OP_NONE */
+} fbp_layer;
+
+/* The layers of widths sizes[0..n_layers] and activations acts, laid out
+ * layer after layer in the parameters ([W_0, b_0, W_1, b_1, ...]) and in
+ * the workspace; returns the number of parameters. */
+static inline ptrdiff_t fbp_layers_init(fbp_layer *layers, const int *sizes, const int *acts,
+                                        int n_layers) {
+    ptrdiff_t params = 0, z = 0;
+    for (int l = 0; l < n_layers; l++) {
+        fbp_layer *layer = &layers[l];
+        layer->n_in = sizes[l];
+        layer->n_out = sizes[l + 1];
+        layer->W = params;
+        layer->b = params + (ptrdiff_t)layer->n_in * layer->n_out;
+        layer->z = z;
+        layer->activation = acts[l];
+        layer->train_op = FBP_OP_NONE;
+        params = layer->b + layer->n_out;
+        z += layer->n_out;
+    }
+    return params;
+}
+
+/* The network: its layers, its loss and the buffers trained in place. */
+typedef struct {
+    const int *sizes;      /* n_layers + 1 widths: the input's, then each layer's */
+    const fbp_layer *layers;  /* n_layers specs (fbp_layers_init) */
     int n_layers;
     int loss;
     double l2;             /* J's penalty l2/(2 sum of weights) sum ||W||^2 */

@@ -7,9 +7,21 @@ def pass_workspace_size(const int[::1] sizes, Py_ssize_t rows):
     loop's gathered batch (rows x sizes[0], which for a wide sparse X would
     dwarf the rest)."""
     cdef int n_layers = <int>sizes.shape[0] - 1
-    cdef Py_ssize_t z_offsets[64]
-    return (_z_offsets(&sizes[0], n_layers, rows, z_offsets) + rows * sizes[n_layers]
+    return (rows * _z_width(&sizes[0], n_layers) + rows * sizes[n_layers]
             + 2 * rows * _max_width(&sizes[0], n_layers))
+
+
+cdef fbp_network _objective_network(const int[::1] sizes, const int[::1] acts, int loss,
+                                    double l2, const void* params, void* grad, void* work,
+                                    fbp_layer* layers) except *:
+    """The network of the objective's entry points, its specs laid out in
+    ``layers`` (FBP_MAX_LAYERS of them)."""
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    if not 1 <= n_layers <= FBP_MAX_LAYERS or acts.shape[0] != n_layers:
+        raise ValueError(f"sizes needs 2 to {FBP_MAX_LAYERS + 1} widths and acts one code "
+                         f"per layer, got {sizes.shape[0]} and {acts.shape[0]}")
+    fbp_layers_init(layers, &sizes[0], &acts[0], n_layers)
+    return _network(&sizes[0], layers, n_layers, loss, l2, params, grad, work)
 
 
 def network_loss(X, const floating[:, ::1] T,
@@ -22,8 +34,9 @@ def network_loss(X, const floating[:, ::1] T,
     cdef unsigned int saved_csr
     cdef fbp_input x
     cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
-    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
-                                    &params[0], &grad[0], &work[0])
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef fbp_network net = _objective_network(sizes, acts, loss, l2, &params[0], &grad[0],
+                                              &work[0], layers)
     if T.shape[0] != m:
         raise ValueError(f"X has {m} rows but T has {T.shape[0]}")
     with nogil:
@@ -49,8 +62,9 @@ def weighted_loss_gradient(X, const floating[:, ::1] T,
     cdef unsigned int saved_csr
     cdef Py_ssize_t r, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef const floating* sw = NULL
-    cdef fbp_network net = _network(&sizes[0], &acts[0], <int>sizes.shape[0] - 1, loss, l2,
-                                    &params[0], &grad[0], &work[0])
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef fbp_network net = _objective_network(sizes, acts, loss, l2, &params[0], &grad[0],
+                                              &work[0], layers)
     if sample_weight.shape[0] > 0:
         sw = &sample_weight[0]
         for r in range(sample_weight.shape[0]):

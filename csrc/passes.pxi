@@ -9,23 +9,32 @@ cdef inline Py_ssize_t _max_width(const int* sizes, int n_layers) noexcept nogil
     return w
 
 
-cdef inline Py_ssize_t _z_offsets(const int* sizes, int n_layers, Py_ssize_t m,
-                                  Py_ssize_t* z_offsets) noexcept nogil:
-    """Offsets of z_l (l = 1..L) for m rows in the workspace; returns their
-    total, where a_out starts. The Python layer caps L at 63."""
+cdef inline Py_ssize_t _z_width(const int* sizes, int n_layers) noexcept nogil:
+    """Scalars of z_1..z_L a row: an m-row workspace holds them in its first
+    m times as many, then a_out."""
     cdef Py_ssize_t l, total = 0
     for l in range(1, n_layers + 1):
-        z_offsets[l] = total
-        total += m * sizes[l]
+        total += sizes[l]
     return total
+
+
+cdef inline floating* _layer_z(const fbp_network* net, floating* rows, Py_ssize_t l,
+                               Py_ssize_t m) noexcept nogil:
+    """Layer l's z (z_{l+1}) in ``rows``, an m-row workspace (or a buffer
+    of its layout, such as the threads' deltas)."""
+    return rows + m * net.layers[l].z
+
+
+cdef inline floating* _a_out(const fbp_network* net, floating* work, Py_ssize_t m) noexcept nogil:
+    """a_out, the output layer's pre-activation, after z_1..z_L of m rows."""
+    cdef const fbp_layer* last = &net.layers[net.n_layers - 1]
+    return work + m * (last.z + last.n_out)
 
 
 cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
                                 Py_ssize_t rows) noexcept nogil:
     # z_1..z_L, a_out, two delta buffers, gathered X, T and weight rows
-    cdef Py_ssize_t l, total = 0
-    for l in range(1, n_layers + 1):
-        total += rows * sizes[l]
+    cdef Py_ssize_t total = rows * _z_width(sizes, n_layers)
     total += rows * sizes[n_layers]
     total += 2 * rows * _max_width(sizes, n_layers)
     total += rows * sizes[0] + rows * sizes[n_layers] + rows
@@ -34,14 +43,15 @@ cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
     return total
 
 
-cdef inline fbp_network _network(const int* sizes, const int* acts, int n_layers, int loss,
-                                 double l2, const void* params, void* grad,
+cdef inline fbp_network _network(const int* sizes, const fbp_layer* layers, int n_layers,
+                                 int loss, double l2, const void* params, void* grad,
                                  void* work) noexcept nogil:
     """A network view of separate buffers, for the entry points and twins
-    that take them one by one (predict, objective, twins)."""
+    that take them one by one (predict, objective, twins); ``layers`` from
+    fbp_layers_init."""
     cdef fbp_network net
     net.sizes = sizes
-    net.acts = acts
+    net.layers = layers
     net.n_layers = n_layers
     net.loss = loss
     net.l2 = l2
@@ -74,55 +84,46 @@ cdef void forward_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize
     """forward_pass for rows [r0, r0 + rows) of an m-row batch (x_rows holds
     those rows); writes only their part of the workspace. ``dtype_tag``
     (NULL) only picks the scalar type."""
-    cdef Py_ssize_t z_offsets[64]
-    _z_offsets(net.sizes, net.n_layers, m, z_offsets)
-    forward_layers_from(net, x_rows, 0, r0, rows, m, z_offsets, dtype_tag)
+    forward_layers_from(net, x_rows, 0, r0, rows, m, dtype_tag)
 
 
 cdef void forward_layers_from(const fbp_network* net, const fbp_input* x_rows, int first,
                               Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
-                              const Py_ssize_t* z_offsets, floating* dtype_tag) noexcept nogil:
+                              floating* dtype_tag) noexcept nogil:
     """forward_layer_rows for layers first, first + 1, ..., L - 1 (the layers
     before ``first`` already done)."""
     cdef int l
-    cdef Py_ssize_t w_offset = 0
-    for l in range(first):
-        w_offset += (<Py_ssize_t>net.sizes[l] + 1) * net.sizes[l + 1]
     for l in range(first, net.n_layers):
-        forward_layer_rows(net, x_rows, l, r0, rows, m, z_offsets, w_offset, dtype_tag)
-        w_offset += (<Py_ssize_t>net.sizes[l] + 1) * net.sizes[l + 1]
+        forward_layer_rows(net, x_rows, l, r0, rows, m, dtype_tag)
 
 
 cdef void forward_layer_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize_t l,
                              Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
-                             const Py_ssize_t* z_offsets, Py_ssize_t w_offset,
                              floating* dtype_tag) noexcept nogil:
-    """Layer l of forward_rows: z_{l+1} = f(z_l . W_l + b_l) for those rows,
-    with W_l at ``w_offset`` in the parameters; the output layer keeps its
-    pre-activation in a_out."""
-    cdef floating* a = layer_preactivation(net, x_rows, l, r0, rows, m, z_offsets, w_offset,
-                                           dtype_tag)
-    activate_rows(a, <floating*>net.work + z_offsets[l + 1] + r0 * net.sizes[l + 1], rows,
-                  net.sizes[l + 1], net.acts[l])
+    """Layer l of forward_rows: z = f(z_in . W + b) for those rows; the
+    output layer keeps its pre-activation in a_out."""
+    cdef const fbp_layer* layer = &net.layers[l]
+    cdef floating* a = layer_preactivation(net, x_rows, l, r0, rows, m, dtype_tag)
+    activate_rows(a, _layer_z(net, <floating*>net.work, l, m) + r0 * layer.n_out, rows,
+                  layer.n_out, layer.activation)
 
 
 cdef floating* layer_preactivation(const fbp_network* net, const fbp_input* x_rows,
                                    Py_ssize_t l, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
-                                   const Py_ssize_t* z_offsets, Py_ssize_t w_offset,
                                    floating* dtype_tag) noexcept nogil:
-    """The first half of forward_layer_rows: a = z_l . W_l + b_l for those
-    rows, written where that layer keeps it (z_{l+1}'s place, or a_out for
+    """The first half of forward_layer_rows: a = z_in . W + b for those
+    rows, written where that layer keeps it (its z's place, or a_out for
     the output layer). Returns a's first row."""
-    cdef Py_ssize_t r, n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef const fbp_layer* layer = &net.layers[l]
+    cdef Py_ssize_t r, n_in = layer.n_in, n_out = layer.n_out
     cdef floating* work = <floating*>net.work
-    cdef const floating* W = <const floating*>net.params + w_offset
-    cdef const floating* b = W + n_in * n_out
-    cdef const floating* z_prev = work + z_offsets[l] + r0 * n_in if l > 0 else NULL
-    cdef floating* z = work + z_offsets[l + 1] + r0 * n_out
+    cdef const floating* W = <const floating*>net.params + layer.W
+    cdef const floating* b = <const floating*>net.params + layer.b
+    cdef const floating* z_prev = _layer_z(net, work, l - 1, m) + r0 * n_in if l > 0 else NULL
     # a = z_prev . W + b: start from the bias, then accumulate
-    cdef floating* a = z
+    cdef floating* a = _layer_z(net, work, l, m) + r0 * n_out
     if l == net.n_layers - 1:
-        a = work + z_offsets[l + 1] + m * n_out + r0 * n_out  # a_out
+        a = _a_out(net, work, m) + r0 * n_out
     for r in range(rows):
         memcpy(a + r * n_out, b, n_out * sizeof(floating))
     _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W, a)
@@ -139,50 +140,36 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
     With ``sparse_first_layer`` (a sparse x and net.row_marks), dW_0 holds
     only x^T delta, on the rows marked in net.row_marks, and W_0's L2 term is
     neither in dW_0 nor in penalty_out: optimizer_marked_rows_step adds both."""
-    cdef const int* sizes = net.sizes
-    cdef const int* acts = net.acts
     cdef int n_layers = net.n_layers
     cdef double l2 = net.l2
     cdef const floating* params = <const floating*>net.params
     cdef floating* grad = <floating*>net.grad
     cdef floating* work = <floating*>net.work
-    cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
-    cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
-    cdef Py_ssize_t w_off, b_off
-    cdef floating* z_out
-    cdef floating* a_out
-    cdef floating* delta
-    cdef floating* delta_prev
+    cdef const fbp_layer* layer
+    cdef Py_ssize_t l, r, j, n_in, n_out, count
+    cdef floating* a_out = _a_out(net, work, m)
+    cdef floating* delta = a_out + m * net.sizes[n_layers]
+    cdef floating* delta_prev = delta + m * _max_width(net.sizes, n_layers)
     cdef floating* swap
     cdef const floating* z_prev
     cdef const floating* W
     cdef floating* dW
     cdef floating* db
     cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
-    cdef Py_ssize_t z_offsets[64]
 
-    z_total = _z_offsets(sizes, n_layers, m, z_offsets)
-    a_out = work + z_total
-    delta = a_out + m * sizes[n_layers]
-    delta_prev = delta + m * max_w
-    z_out = work + z_offsets[n_layers]
+    J = output_delta(a_out, _layer_z(net, work, n_layers - 1, m), T, delta, m,
+                     net.sizes[n_layers], net.loss, net.layers[n_layers - 1].activation, sw,
+                     sw_sum)
 
-    J = output_delta(a_out, z_out, T, delta, m, sizes[n_layers], net.loss,
-                     acts[n_layers - 1], sw, sw_sum)
-
-    # walk the layers backwards; offsets of W_l and b_l in the flat vector
-    w_off = 0
-    for l in range(n_layers):
-        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    # walk the layers backwards
     for l in range(n_layers - 1, -1, -1):
-        n_in = sizes[l]
-        n_out = sizes[l + 1]
-        w_off -= (n_in + 1) * n_out
-        b_off = w_off + n_in * n_out
-        W = params + w_off
-        dW = grad + w_off
-        db = grad + b_off
-        z_prev = work + z_offsets[l] if l > 0 else NULL  # layer 0's input is x
+        layer = &net.layers[l]
+        n_in = layer.n_in
+        n_out = layer.n_out
+        W = params + layer.W
+        dW = grad + layer.W
+        db = grad + layer.b
+        z_prev = _layer_z(net, work, l - 1, m) if l > 0 else NULL  # layer 0's input is x
 
         # dJ/dW = z_prev^T . delta + (l2/m) W ; biases are not penalised
         count = n_in * n_out
@@ -207,7 +194,7 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
             # delta_prev = (delta . W^T) * f'(a_prev)
             memset(delta_prev, 0, m * n_in * sizeof(floating))
             gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
-            multiply_derivative(z_prev, delta_prev, m * n_in, acts[l - 1])
+            multiply_derivative(z_prev, delta_prev, m * n_in, net.layers[l - 1].activation)
             swap = delta
             delta = delta_prev
             delta_prev = swap
@@ -226,52 +213,42 @@ cdef double backward_sgd(const fbp_network* net, const fbp_input* x, const float
     layer below is taken before its W changes. Returns NaN without touching
     the weights when the data term of J is not finite.
     """
-    cdef const int* sizes = net.sizes
-    cdef const int* acts = net.acts
     cdef int n_layers = net.n_layers
     cdef double l2 = net.l2
     cdef floating* params = <floating*>net.params
     cdef floating* work = <floating*>net.work
-    cdef Py_ssize_t l, r, j, n_in, n_out, z_total = 0, count
-    cdef Py_ssize_t max_w = _max_width(sizes, n_layers)
-    cdef Py_ssize_t w_off
-    cdef floating* a_out
-    cdef floating* delta
-    cdef floating* delta_prev
+    cdef const fbp_layer* layer
+    cdef Py_ssize_t l, r, j, n_in, n_out, count
+    cdef floating* a_out = _a_out(net, work, m)
+    cdef floating* delta = a_out + m * net.sizes[n_layers]
+    cdef floating* delta_prev = delta + m * _max_width(net.sizes, n_layers)
     cdef floating* swap
     cdef const floating* z_prev
     cdef floating* W
     cdef floating* b
     cdef floating shrink, step
     cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
-    cdef Py_ssize_t z_offsets[64]
 
-    z_total = _z_offsets(sizes, n_layers, m, z_offsets)
-    a_out = work + z_total
-    delta = a_out + m * sizes[n_layers]
-    delta_prev = delta + m * max_w
-    J = output_delta(a_out, work + z_offsets[n_layers], T, delta, m,
-                     sizes[n_layers], net.loss, acts[n_layers - 1], sw, sw_sum)
+    J = output_delta(a_out, _layer_z(net, work, n_layers - 1, m), T, delta, m,
+                     net.sizes[n_layers], net.loss, net.layers[n_layers - 1].activation, sw,
+                     sw_sum)
     if not isfinite(J):
         return J
 
-    w_off = 0
-    for l in range(n_layers):
-        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
     step = <floating>(-lr)
     shrink = <floating>(1 - lr * l2_over_m)
     for l in range(n_layers - 1, -1, -1):
-        n_in = sizes[l]
-        n_out = sizes[l + 1]
-        w_off -= (n_in + 1) * n_out
-        W = params + w_off
-        b = W + n_in * n_out
-        z_prev = work + z_offsets[l] if l > 0 else NULL  # layer 0's input is x
+        layer = &net.layers[l]
+        n_in = layer.n_in
+        n_out = layer.n_out
+        W = params + layer.W
+        b = params + layer.b
+        z_prev = _layer_z(net, work, l - 1, m) if l > 0 else NULL  # layer 0's input is x
         if l > 0:
             # delta_prev = (delta . W^T) * f'(a_prev), with the old W
             memset(delta_prev, 0, m * n_in * sizeof(floating))
             gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
-            multiply_derivative(z_prev, delta_prev, m * n_in, acts[l - 1])
+            multiply_derivative(z_prev, delta_prev, m * n_in, net.layers[l - 1].activation)
         # W <- W - lr (z_prev^T delta + (l2/m) W), biases not penalised
         count = n_in * n_out
         if l2 != 0:

@@ -1,36 +1,136 @@
 # Prediction: the forward pass over X's rows, on one thread or on threads of
-# its own that claim blocks of rows (and convert other float layouts).
+# its own that claim blocks of rows (and convert other float layouts), run by
+# Predictor, which owns a network's description.
 
-def network_predict(X, const floating[::1] params,
-                    const int[::1] sizes, const int[::1] acts,
-                    work, floating[:, ::1] out):
-    """out = network output for X (dense rows or CSR rows, see input_rows);
-    work holds predict_workspace_share(sizes, X.shape[0], 1) scalars or more,
-    or is None to have one allocated here (a one-row call saves ~1 µs of
+@cython.auto_pickle(False)  # raw pointers: a Predictor is not picklable
+cdef class Predictor:
+    """A network's compiled description for prediction: its layer specs
+    (widths, activation codes, offsets into the parameters) and its
+    parameters, referenced, not copied.
+
+    Built once per architecture and parameter array (fastbp.Network keeps
+    one), then ``predict`` runs without re-reading the description.
+
+    Parameters
+    ----------
+    sizes : ndarray of np.intc, shape (n_layers + 1,)
+        Layer widths, input first, each >= 1; C-contiguous.
+    acts : ndarray of np.intc, shape (n_layers,)
+        Activation codes (:class:`Activation`) of the layers after the input.
+    params : ndarray of float32 or float64, shape (n_params,)
+        The flat vector [W_0, b_0, W_1, b_1, ...], C-contiguous and aligned;
+        its values are read at each ``predict``.
+
+    Examples
+    --------
+    >>> model = Predictor(sizes, acts, params)          # doctest: +SKIP
+    >>> threads = model.predict(X, out, n_threads=2)    # doctest: +SKIP
+    """
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef int n_layers
+    cdef readonly object sizes, acts, params
+
+    def __init__(self, sizes, acts, params):
+        sizes = _int_codes(sizes, "sizes")
+        acts = _int_codes(acts, "acts")
+        _check_layers(<const int*>_data(sizes), sizes.shape[0], <const int*>_data(acts),
+                      acts.shape[0])
+        if not isinstance(params, np.ndarray) or params.ndim != 1:
+            raise TypeError(f"params must be a 1-D NumPy array, got {_describe(params)}")
+        if params.dtype != np.float64 and params.dtype != np.float32:
+            raise TypeError(f"params must be float32 or float64, got {params.dtype}")
+        if not (params.flags.c_contiguous and params.flags.aligned):
+            raise ValueError("params must be C-contiguous and aligned")
+        sizes.flags.writeable = acts.flags.writeable = False
+        self.n_layers = <int>acts.shape[0]
+        n_params = fbp_layers_init(self.layers, <const int*>_data(sizes),
+                                   <const int*>_data(acts), self.n_layers)
+        if params.shape[0] != n_params:
+            raise ValueError(f"params has {params.shape[0]} elements; sizes "
+                             f"{sizes.tolist()} need {n_params}")
+        self.sizes, self.acts, self.params = sizes, acts, params
+
+    def predict(self, X, out, work=None, int n_threads=1, bint check_finite=False):
+        """out = the network's outputs for the rows of X.
+
+        Parameters
+        ----------
+        X : ndarray of shape (m, sizes[0]), or CSR rows
+            Dense rows in the params' dtype, C-contiguous (see input_rows),
+            or CSR rows; or a float32 or float64 array of another dtype or
+            layout (Fortran order, a strided view; aligned, native byte
+            order), which the threads convert a block at a time: the outputs
+            are then the bits of the converted X's.
+        out : ndarray of shape (m, sizes[-1]), the params' dtype
+            C-contiguous; written.
+        work : ndarray of the params' dtype, or None
+            ``n_threads * predict_workspace_share(sizes, m, n_threads,
+            convert)`` scalars or more; None: allocated here.
+        n_threads : int, default=1
+            Threads of its own, which claim blocks of rows (1 on a ready X
+            without ``check_finite``: one pass over all rows on this thread).
+        check_finite : bool, default=False
+            Each thread checks its blocks of a dense X through their first
+            layer's pre-activation (_forward_pass_finite_x), not in a pass
+            of its own.
+
+        Returns
+        -------
+        int
+            The threads that ran (1 when they could not be started), or -1
+            when ``check_finite`` found a NaN or infinity in X (``out`` is
+            then incomplete).
+        """
+        if self.params.dtype == np.float64:
+            return _predict[double](self, X, self.params, work, out, n_threads, check_finite)
+        return _predict[float](self, X, self.params, work, out, n_threads, check_finite)
+
+
+cdef int _predict(Predictor model, X, const floating[::1] params, work, floating[:, ::1] out,
+                  int n_threads, bint check_finite) except -2:
+    # Predictor.predict for one dtype: the one pass, or the threads (which
+    # alone convert another float layout and check X)
+    cdef PredictJob job
+    job.source = NULL
+    cdef bint convert = False
+    if isinstance(X, np.ndarray) and not (X.dtype == _np_dtype(&params[0])
+                                          and X.flags.c_contiguous and X.flags.aligned):
+        convert = _set_converted_source(&job, X, model.layers[0].n_in)
+    if n_threads == 1 and not check_finite and not convert:
+        _predict_one_pass(model, X, params, work, out)
+        return 1
+    return _predict_threads(model, &job, convert, X, params, work, out, n_threads,
+                            check_finite)
+
+
+cdef _predict_one_pass(Predictor model, X, const floating[::1] params, work,
+                       floating[:, ::1] out):
+    """All of X's rows in one forward pass on this thread; with ``work``
+    None, a workspace is allocated here (a one-row call saves ~1 µs of
     Python)."""
-    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef const int* sizes = <const int*>_data(model.sizes)
+    cdef int n_layers = model.n_layers
     cdef fbp_input x
-    cdef Py_ssize_t l, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x), z_off = 0
+    cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef unsigned int saved_csr
-    cdef Py_ssize_t needed = _predict_forward_share(&sizes[0], n_layers, m, 1)
+    cdef Py_ssize_t needed = _predict_forward_share(sizes, n_layers, m, 1)
     cdef floating[::1] work_view
     if work is None:
         work = np.empty(max(1, needed), _np_dtype(&params[0]))
     work_view = work
     if work_view.shape[0] < needed:
         raise ValueError("work is smaller than predict_workspace_share(sizes, rows, 1)")
-    cdef fbp_network net = _network(&sizes[0], &acts[0], n_layers, 0, 0.0, &params[0], NULL,
+    cdef fbp_network net = _network(sizes, model.layers, n_layers, 0, 0.0, &params[0], NULL,
                                     &work_view[0])
     if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
         raise ValueError("out must have X's rows and the network's outputs")
     if m == 0:
         return
-    for l in range(1, n_layers):
-        z_off += m * sizes[l]
     with nogil:
         saved_csr = fbp_denormals_off()
         forward_pass(&net, &x, m, &work_view[0])
-        memcpy(&out[0, 0], &work_view[z_off], m * sizes[n_layers] * sizeof(floating))
+        memcpy(&out[0, 0], _layer_z(&net, &work_view[0], n_layers - 1, m),
+               m * sizes[n_layers] * sizeof(floating))
         fbp_denormals_restore(saved_csr)
 
 
@@ -38,9 +138,7 @@ cdef Py_ssize_t _predict_forward_share(const int* sizes, int n_layers, Py_ssize_
                                        int n_threads) noexcept:
     # z_1..z_L and a_out for a thread's even share, in whole 64-byte lines
     cdef Py_ssize_t share = (rows + n_threads - 1) // n_threads
-    cdef Py_ssize_t z_offsets[64]
-    cdef Py_ssize_t size = _z_offsets(sizes, n_layers, share, z_offsets)
-    return (size + share * sizes[n_layers] + 15) // 16 * 16
+    return (share * _z_width(sizes, n_layers) + share * sizes[n_layers] + 15) // 16 * 16
 
 
 cdef Py_ssize_t _predict_share(const int* sizes, int n_layers, Py_ssize_t rows,
@@ -56,8 +154,8 @@ cdef Py_ssize_t _predict_share(const int* sizes, int n_layers, Py_ssize_t rows,
 
 def predict_workspace_share(const int[::1] sizes, Py_ssize_t rows, int n_threads,
                             bint convert=False):
-    """Scalars of workspace per thread for network_predict_threads (or, with
-    one thread, network_predict) on ``rows`` rows: the forward pass's z_1..z_L
+    """Scalars of workspace per thread for Predictor.predict on ``rows``
+    rows: the forward pass's z_1..z_L
     and a_out for the thread's share, and with ``convert`` a block of X's rows
     converted to the network's dtype, rounded up to 64 bytes so that the
     threads' workspaces share no cache line."""
@@ -76,7 +174,7 @@ cdef double PREDICT_BLOCK_FLOPS = 4e6
 cdef Py_ssize_t _predict_block_rows(Py_ssize_t n_params, Py_ssize_t m,
                                     int n_threads) noexcept:
     # at most the even share that sized the workspaces; one thread takes all
-    # m rows at once: network_predict's one pass, and its bits
+    # m rows at once: the one pass's bits
     cdef Py_ssize_t rows = max(PREDICT_BLOCK_ROWS,
                                <Py_ssize_t>(PREDICT_BLOCK_FLOPS / (2.0 * n_params)) + 1)
     if n_threads == 1:
@@ -99,53 +197,42 @@ cdef bint _set_converted_source(PredictJob* job, object X, Py_ssize_t n_in) exce
     return True
 
 
-def network_predict_threads(X, const floating[::1] params,
-                            const int[::1] sizes, const int[::1] acts,
-                            floating[::1] work, floating[:, ::1] out, int n_threads,
-                            bint check_finite=False):
-    """network_predict with the rows split over ``n_threads`` threads of its
-    own; ``work`` holds ``n_threads * predict_workspace_share(...)`` scalars.
-    Returns the threads that ran (1 when they could not be started). With
-    ``check_finite``, each thread checks its blocks of a dense X through
-    their first layer's pre-activation (_forward_pass_finite_x), not in a
-    pass of its own; then -1 means X holds a NaN or infinity and ``out`` is
-    incomplete.
-
-    X may also be a float32 or float64 array of another dtype or layout than
-    the network's (Fortran order, a strided view; aligned, native byte
-    order): each thread then converts its blocks as it claims them, and
-    ``work`` holds ``n_threads * predict_workspace_share(..., convert=True)``
-    scalars. The outputs are the bits of the converted X's."""
-    cdef PredictJob job
+cdef int _predict_threads(Predictor model, PredictJob* job, bint convert, X,
+                          const floating[::1] params, work, floating[:, ::1] out,
+                          int n_threads, bint check_finite) except -2:
+    """The rows split over ``n_threads`` threads of its own that claim
+    blocks of them (see PredictJob), a converted X (``convert``, source set
+    in job) included. Returns the threads that ran (1 when they could not
+    be started), or -1 when ``check_finite`` found X not finite."""
     cdef int i, status = 0
     cdef unsigned int saved_csr
-    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef const int* sizes = <const int*>_data(model.sizes)
+    cdef int n_layers = model.n_layers
     cdef Py_ssize_t m
-    cdef bint convert = False
-    job.source = NULL
-    if isinstance(X, np.ndarray) and not (X.dtype == _np_dtype(&params[0])
-                                          and X.flags.c_contiguous and X.flags.aligned):
-        convert = _set_converted_source(&job, X, sizes[0])
+    cdef floating[::1] work_view
     if convert:
         m = X.shape[0]
     else:
         m = input_rows(X, sizes[0], _np_dtype(&params[0]), &job.x)
     if not 1 <= n_threads <= FBP_MAX_THREADS:
         raise ValueError(f"n_threads must be in [1, {FBP_MAX_THREADS}], got {n_threads}")
-    job.work_per_thread = _predict_share(&sizes[0], n_layers, m, n_threads, convert)
-    job.rows_offset = _predict_forward_share(&sizes[0], n_layers, m, n_threads)
-    if work.shape[0] < n_threads * job.work_per_thread:
+    job.work_per_thread = _predict_share(sizes, n_layers, m, n_threads, convert)
+    job.rows_offset = _predict_forward_share(sizes, n_layers, m, n_threads)
+    if work is None:
+        work = aligned_empty(max(1, n_threads * job.work_per_thread), _np_dtype(&params[0]))
+    work_view = work
+    if work_view.shape[0] < n_threads * job.work_per_thread:
         raise ValueError("work is too small for n_threads workspaces")
     if out.shape[0] != m or out.shape[1] != sizes[n_layers]:
         raise ValueError("out must have X's rows and the network's outputs")
     if m == 0:
         return 1
-    job.sizes = &sizes[0]
-    job.acts = &acts[0]
+    job.sizes = sizes
+    job.layers = model.layers
     job.n_layers = n_layers
     job.params = &params[0]
     job.out = &out[0, 0]
-    job.work = &work[0]
+    job.work = &work_view[0]
     job.m = m
     job.n_threads = n_threads
     job.next_row = 0
@@ -157,13 +244,13 @@ def network_predict_threads(X, const floating[::1] params,
         saved_csr = fbp_denormals_off()  # the threads inherit the mode
         if n_threads > 1:
             status = fbp_run_threads(n_threads, _predict_part_d if floating is double
-                                     else _predict_part_f, &job)
+                                     else _predict_part_f, job)
         if n_threads == 1 or status != 0:  # one thread runs every share in turn
             for i in range(n_threads):
                 if floating is double:
-                    _predict_part_d(&job, i)
+                    _predict_part_d(job, i)
                 else:
-                    _predict_part_f(&job, i)
+                    _predict_part_f(job, i)
         fbp_denormals_restore(saved_csr)
     if job.nonfinite:
         return -1
@@ -180,7 +267,7 @@ def network_predict_threads(X, const floating[::1] params,
 # and so its bits, depend only on m and block_rows, not on which thread ran it.
 cdef struct PredictJob:
     const int* sizes
-    const int* acts
+    const fbp_layer* layers
     int n_layers
     const void* params
     fbp_input x
@@ -206,9 +293,8 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
     """Thread ``index``: the network output for the blocks of rows it claims."""
     cdef int n_layers = job.n_layers
     cdef Py_ssize_t n_in = job.sizes[0], n_out = job.sizes[n_layers], r0, rows
-    cdef Py_ssize_t z_offsets[64]
     cdef floating* work = <floating*>job.work + index * job.work_per_thread
-    cdef fbp_network net = _network(job.sizes, job.acts, n_layers, 0, 0.0, job.params, NULL,
+    cdef fbp_network net = _network(job.sizes, job.layers, n_layers, 0, 0.0, job.params, NULL,
                                     work)
     cdef fbp_input x_own
     while True:
@@ -227,8 +313,7 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
                 continue
         else:
             forward_pass(&net, &x_own, rows, dtype_tag)
-        _z_offsets(job.sizes, n_layers, rows, z_offsets)
-        memcpy(<floating*>job.out + r0 * n_out, work + z_offsets[n_layers],
+        memcpy(<floating*>job.out + r0 * n_out, _layer_z(&net, work, n_layers - 1, rows),
                rows * n_out * sizeof(floating))
 
 
@@ -296,21 +381,19 @@ cdef bint _forward_pass_finite_x(const fbp_network* net, const fbp_input* x, Py_
     finite a means a finite X. A non-finite a (from X, or from an overflow
     or a non-finite weight) costs the scan of X that decides.
     """
-    cdef const int* sizes = net.sizes
-    cdef Py_ssize_t z_offsets[64]
+    cdef const fbp_layer* first = &net.layers[0]
     cdef floating* a
-    if not gemm_nn_computes_a_column(<int>m, sizes[1], sizes[0], dtype_tag):
-        if _first_nonfinite(<const floating*>x.dense, m * sizes[0]) >= 0:
+    if not gemm_nn_computes_a_column(<int>m, first.n_out, first.n_in, dtype_tag):
+        if _first_nonfinite(<const floating*>x.dense, m * first.n_in) >= 0:
             return False
         forward_pass(net, x, m, dtype_tag)
         return True
-    _z_offsets(sizes, net.n_layers, m, z_offsets)
-    a = layer_preactivation(net, x, 0, 0, m, m, z_offsets, 0, dtype_tag)
-    if (_first_nonfinite(a, m * sizes[1]) >= 0
-            and _first_nonfinite(<const floating*>x.dense, m * sizes[0]) >= 0):
+    a = layer_preactivation(net, x, 0, 0, m, m, dtype_tag)
+    if (_first_nonfinite(a, m * first.n_out) >= 0
+            and _first_nonfinite(<const floating*>x.dense, m * first.n_in) >= 0):
         return False
-    activate_rows(a, <floating*>net.work + z_offsets[1], m, sizes[1], net.acts[0])
-    forward_layers_from(net, x, 1, 0, m, m, z_offsets, dtype_tag)
+    activate_rows(a, _layer_z(net, <floating*>net.work, 0, m), m, first.n_out, first.activation)
+    forward_layers_from(net, x, 1, 0, m, m, dtype_tag)
     return True
 
 

@@ -24,10 +24,8 @@ cdef Py_ssize_t _threaded_workspace_size(const int* sizes, int n_layers,
                                          Py_ssize_t rows) noexcept nogil:
     # z_1..z_L, a_out, delta_1..delta_L (every layer's delta is kept for
     # the update after the barrier), gathered X, T and weight rows
-    cdef Py_ssize_t l, total = 0
-    for l in range(1, n_layers + 1):
-        total += 2 * rows * sizes[l]
-    return total + rows * (sizes[n_layers] + sizes[0] + sizes[n_layers] + 1)
+    return rows * (2 * _z_width(sizes, n_layers) + sizes[n_layers] + sizes[0]
+                   + sizes[n_layers] + 1)
 
 
 cdef inline Py_ssize_t _share(Py_ssize_t count, int index, int n_threads) noexcept nogil:
@@ -96,38 +94,39 @@ cdef inline Py_ssize_t _column_share(Py_ssize_t count, int index, int n_threads)
 
 cdef void _forward_layer_columns(const fbp_network* net, const fbp_input* xb, int l,
                                  Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
-                                 const Py_ssize_t* z_offsets,
-                                 const Py_ssize_t* w_offsets,
                                  floating* dtype_tag) noexcept nogil:
-    """Columns [c0, c1) of hidden layer l + 1 for all m rows: z = f(z_prev . W + b);
+    """Columns [c0, c1) of hidden layer l's z for all m rows: z = f(z_prev . W + b);
     layer 0's input must be dense. ``dtype_tag`` (NULL) picks the scalar type."""
-    cdef Py_ssize_t r, n_in = net.sizes[l], n_out = net.sizes[l + 1], count = c1 - c0
+    cdef const fbp_layer* layer = &net.layers[l]
+    cdef Py_ssize_t r, n_in = layer.n_in, n_out = layer.n_out, count = c1 - c0
     cdef floating* work = <floating*>net.work
-    cdef const floating* W = <const floating*>net.params + w_offsets[l]
-    cdef const floating* b = W + n_in * n_out
+    cdef const floating* W = <const floating*>net.params + layer.W
+    cdef const floating* b = <const floating*>net.params + layer.b
     cdef const floating* z_prev
-    cdef floating* z = work + z_offsets[l + 1] + c0
+    cdef floating* z = _layer_z(net, work, l, m) + c0
     if count <= 0:
         return
-    z_prev = <const floating*>xb.dense if l == 0 else work + z_offsets[l]
+    z_prev = <const floating*>xb.dense if l == 0 else _layer_z(net, work, l - 1, m)
     for r in range(m):
         memcpy(z + r * n_out, b + c0, count * sizeof(floating))
     gemm_nn_ld(<int>m, <int>count, <int>n_in, z_prev, <int>n_in, W + c0, <int>n_out, z,
                <int>n_out)
     for r in range(m):
-        activate_rows(z + r * n_out, z + r * n_out, 1, count, net.acts[l])
+        activate_rows(z + r * n_out, z + r * n_out, 1, count, layer.activation)
 
 
-cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t r0, Py_ssize_t rows,
-                          Py_ssize_t c0, Py_ssize_t c1, floating* deltas,
-                          const Py_ssize_t* z_offsets,
-                          const Py_ssize_t* w_offsets) noexcept nogil:
+cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t m, Py_ssize_t r0,
+                          Py_ssize_t rows, Py_ssize_t c0, Py_ssize_t c1,
+                          floating* deltas) noexcept nogil:
     """Rows [r0, r0 + rows) and columns [c0, c1) of delta_l = (delta_{l+1} .
-    W_l^T) * f'(z_l), with the old W_l: they need only rows [c0, c1) of W_l."""
-    cdef Py_ssize_t r, k_in = net.sizes[l], k_out = net.sizes[l + 1], count = c1 - c0
-    cdef const floating* W = <const floating*>net.params + w_offsets[l] + c0 * k_out
-    cdef const floating* z = <const floating*>net.work + z_offsets[l] + r0 * k_in + c0
-    cdef floating* delta = deltas + z_offsets[l] + r0 * k_in + c0
+    W_l^T) * f'(z_l), with the old W_l: they need only rows [c0, c1) of W_l.
+    delta_l (the one for layer l - 1's z) is at z_l's place in ``deltas``."""
+    cdef const fbp_layer* layer = &net.layers[l]
+    cdef const fbp_layer* below = &net.layers[l - 1]
+    cdef Py_ssize_t r, k_in = layer.n_in, k_out = layer.n_out, count = c1 - c0
+    cdef const floating* W = <const floating*>net.params + layer.W + c0 * k_out
+    cdef const floating* z = _layer_z(net, <floating*>net.work, l - 1, m) + r0 * k_in + c0
+    cdef floating* delta = _layer_z(net, deltas, l - 1, m) + r0 * k_in + c0
     if count <= 0 or rows <= 0:
         return
     if count == k_in:  # whole rows: one contiguous block
@@ -135,19 +134,18 @@ cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t r0, Py_ssize
     else:
         for r in range(rows):
             memset(delta + r * k_in, 0, count * sizeof(floating))
-    gemm_nt_ld(<int>rows, <int>count, <int>k_out, deltas + z_offsets[l + 1] + r0 * k_out, W,
+    gemm_nt_ld(<int>rows, <int>count, <int>k_out, _layer_z(net, deltas, l, m) + r0 * k_out, W,
                delta, <int>k_in)
     if count == k_in:
-        multiply_derivative(z, delta, rows * k_in, net.acts[l - 1])
+        multiply_derivative(z, delta, rows * k_in, below.activation)
     else:
         for r in range(rows):
-            multiply_derivative(z + r * k_in, delta + r * k_in, count, net.acts[l - 1])
+            multiply_derivative(z + r * k_in, delta + r * k_in, count, below.activation)
 
 
 cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const floating* tb,
                         const floating* wb, double sw_sum, Py_ssize_t m, Py_ssize_t r0,
-                        Py_ssize_t rows, const Py_ssize_t* z_offsets,
-                        const Py_ssize_t* w_offsets, const bint* forward_columns,
+                        Py_ssize_t rows, const bint* forward_columns,
                         const bint* backward_columns) noexcept nogil:
     """Thread ``index``'s part of an m-row batch's forward pass, output delta
     and deltas of every layer (old weights), layer by layer: a layer marked
@@ -157,44 +155,41 @@ cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const flo
     wrote; with no layer marked there is none. Returns the share of J's data
     term of the thread's rows."""
     cdef const fbp_network* net = job.net
-    cdef const int* sizes = net.sizes
     cdef int l, n_layers = net.n_layers, n_threads = job.n_threads
-    cdef Py_ssize_t n_in = sizes[0], n_out = sizes[n_layers]
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[n_layers]
     cdef floating* work = <floating*>net.work
-    cdef floating* a_out = work + z_offsets[n_layers] + m * n_out
-    cdef floating* deltas = a_out + m * n_out  # delta_l at deltas + z_offsets[l]
+    cdef floating* a_out = _a_out(net, work, m)
+    cdef floating* deltas = a_out + m * n_out  # laid out as z_1..z_L (_layer_z)
     cdef double J
     cdef fbp_input x_own = input_rows_from(xb, r0, n_in, <floating*>NULL)
     for l in range(n_layers):
         if l > 0 and (forward_columns[l] or forward_columns[l - 1]):
             fbp_barrier_wait(&job.barrier)  # z_l holds other threads' parts
         if forward_columns[l]:
-            _forward_layer_columns(net, xb, l, m, _column_share(sizes[l + 1], index, n_threads),
-                                   _column_share(sizes[l + 1], index + 1, n_threads), z_offsets,
-                                   w_offsets, <floating*>NULL)
+            _forward_layer_columns(net, xb, l, m,
+                                   _column_share(net.layers[l].n_out, index, n_threads),
+                                   _column_share(net.layers[l].n_out, index + 1, n_threads),
+                                   <floating*>NULL)
         else:
-            forward_layer_rows(net, &x_own, l, r0, rows, m, z_offsets, w_offsets[l],
-                               <floating*>NULL)
-    J = output_delta(a_out + r0 * n_out, work + z_offsets[n_layers] + r0 * n_out,
-                     tb + r0 * n_out, deltas + z_offsets[n_layers] + r0 * n_out, rows,
-                     n_out, net.loss, net.acts[n_layers - 1], wb + r0 if wb != NULL else NULL,
-                     sw_sum)
+            forward_layer_rows(net, &x_own, l, r0, rows, m, <floating*>NULL)
+    J = output_delta(a_out + r0 * n_out, _layer_z(net, work, n_layers - 1, m) + r0 * n_out,
+                     tb + r0 * n_out, _layer_z(net, deltas, n_layers - 1, m) + r0 * n_out, rows,
+                     n_out, net.loss, net.layers[n_layers - 1].activation,
+                     wb + r0 if wb != NULL else NULL, sw_sum)
     for l in range(n_layers - 1, 0, -1):
         if backward_columns[l] or (l < n_layers - 1 and backward_columns[l + 1]):
             fbp_barrier_wait(&job.barrier)  # delta_{l+1} holds other threads' parts
         if backward_columns[l]:
-            _backward_block(net, l, 0, m, _column_share(sizes[l], index, n_threads),
-                            _column_share(sizes[l], index + 1, n_threads), deltas, z_offsets,
-                            w_offsets)
+            _backward_block(net, l, m, 0, m, _column_share(net.layers[l].n_in, index, n_threads),
+                            _column_share(net.layers[l].n_in, index + 1, n_threads), deltas)
         else:
-            _backward_block(net, l, r0, rows, 0, sizes[l], deltas, z_offsets, w_offsets)
+            _backward_block(net, l, m, r0, rows, 0, net.layers[l].n_in, deltas)
     return J
 
 
 cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state* opt,
                               const fbp_input* xb, double sw_sum, Py_ssize_t m, int index,
-                              int n_threads, const Py_ssize_t* z_offsets,
-                              const Py_ssize_t* w_offsets, StepRates rates,
+                              int n_threads, StepRates rates,
                               floating* dtype_tag) noexcept nogil:
     """After every thread's deltas: thread ``index``'s rows [i0, i1) of every
     W and columns [c0, c1) of every b take the optimiser step (a sum over
@@ -203,13 +198,13 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
     W -= lr (z_prev^T delta + l2/m W) on contiguous blocks of W; each thread
     packs only its part of z_prev for the gemm.
     """
-    cdef const int* sizes = net.sizes
+    cdef const fbp_layer* layer
     cdef int l, t, n_layers = net.n_layers
     cdef Py_ssize_t k_in, k_out, i, i0, i1, c0, c1, r, w_off, count
     cdef floating* params = <floating*>net.params
     cdef floating* grad = <floating*>net.grad
     cdef floating* work = <floating*>net.work
-    cdef floating* deltas = work + z_offsets[n_layers] + 2 * m * sizes[n_layers]
+    cdef floating* deltas = _a_out(net, work, m) + m * net.sizes[n_layers]
     cdef floating* delta
     cdef floating* W
     cdef floating* dW
@@ -221,15 +216,16 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
     cdef bint sparse_w0 = (optimizer_steps_marked_rows(opt) and xb.dense == NULL
                            and net.row_marks != NULL)
     for l in range(n_layers):
-        k_in = sizes[l]
-        k_out = sizes[l + 1]
+        layer = &net.layers[l]
+        k_in = layer.n_in
+        k_out = layer.n_out
         i0 = _share(k_in, index, n_threads)
         i1 = _share(k_in, index + 1, n_threads)
         c0 = _share(k_out, index, n_threads)
         c1 = _share(k_out, index + 1, n_threads)
-        W = params + w_offsets[l]
-        z_prev = work + z_offsets[l] if l > 0 else NULL  # layer 0's input is xb
-        delta = deltas + z_offsets[l + 1]
+        W = params + layer.W
+        z_prev = _layer_z(net, work, l - 1, m) if l > 0 else NULL  # layer 0's input is xb
+        delta = _layer_z(net, deltas, l, m)
         if plain:
             # the step folds into the gemm, as in backward_sgd
             if net.l2 != 0:
@@ -239,13 +235,13 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
             elif i1 > i0:
                 gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, step, z_prev + i0,
                            <int>k_in, delta, W + i0 * k_out)
-            p = W + k_in * k_out  # the bias
+            p = params + layer.b
             for r in range(m):
                 for i in range(c0, c1):
                     p[i] += step * delta[r * k_out + i]
             continue
         # gradient of the block, then the optimiser step on it
-        dW = grad + w_offsets[l]
+        dW = grad + layer.W
         if l == 0 and sparse_w0:
             # as in train_rows_kernel: this block of W_0 steps in one pass with
             # its L2 term; dW holds x^T delta on the rows marked
@@ -261,20 +257,20 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
         elif i1 > i0:
             gemm_tn_ld(<int>(i1 - i0), <int>k_out, <int>m, 1, z_prev + i0, <int>k_in,
                        delta, dW + i0 * k_out)
-        p = dW + k_in * k_out  # the bias gradient
+        p = grad + layer.b  # the bias gradient
         memset(p + c0, 0, (c1 - c0) * sizeof(floating))
         for r in range(m):
             for i in range(c0, c1):
                 p[i] += delta[r * k_out + i]
         # the step on this thread's rows of W, then on its part of b
-        w_off = w_offsets[l] + i0 * k_out
+        w_off = layer.W + i0 * k_out
         count = (i1 - i0) * k_out
         if l == 0 and sparse_w0:
             penalty += optimizer_marked_rows_step(opt, net, i0, i1, l2_over_m, rates, W)
             count = 0
         for t in range(2):
             optimizer_step(opt, params, grad, w_off, count, rates)
-            w_off = w_offsets[l] + k_in * k_out + c0
+            w_off = layer.b + c0
             count = c1 - c0
     return 0.5 * l2_over_m * penalty
 
@@ -295,9 +291,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef const int* sizes = net.sizes
     cdef int l, t, n_layers = net.n_layers, n_threads = job.n_threads
     cdef Py_ssize_t B = data.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
-    cdef Py_ssize_t pos = job.start, m, r0, rows, w_off = 0
-    cdef Py_ssize_t z_offsets[64]
-    cdef Py_ssize_t w_offsets[64]
+    cdef Py_ssize_t pos = job.start, m, r0, rows
     cdef floating* x_rows = <floating*>net.work \
         + _threaded_workspace_size(sizes, n_layers, B) - B * (n_in + n_out + 1)
     cdef floating* t_rows = x_rows + B * n_in
@@ -312,22 +306,17 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
 
     _column_split_plan(sizes, n_layers, B, n_threads, sizeof(floating), data.X != NULL,
                        forward_columns, backward_columns)
-    for l in range(n_layers):
-        w_offsets[l] = w_off
-        w_off += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
     while pos < job.stop:
         m = B if pos + B <= job.stop else job.stop - pos
         r0 = _share(m, index, n_threads)
         rows = _share(m, index + 1, n_threads) - r0
-        _z_offsets(sizes, n_layers, m, z_offsets)
         # each thread gathers its own rows; all sum the same weights alike
         sw_sum = _batch_rows(data, pos, m, r0, rows, n_in, n_out, x_rows, t_rows, w_rows,
                              &xb, &tb, &wb)
         if data.order != NULL and forward_columns[0]:
             fbp_barrier_wait(&job.barrier)  # every thread's rows are gathered
         job.J_part[index] = _own_deltas(job, index, &xb, tb, wb, sw_sum, m, r0, rows,
-                                        z_offsets, w_offsets, forward_columns,
-                                        backward_columns)
+                                        forward_columns, backward_columns)
         fbp_barrier_wait(&job.barrier)
 
         J = 0
@@ -339,8 +328,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             break
         optimizer_advance(&opt, &rates)
         job.penalty_part[index] = _update_own_block(net, &opt, &xb, sw_sum, m, index, n_threads,
-                                                    z_offsets, w_offsets, rates,
-                                                    dtype_tag)
+                                                    rates, dtype_tag)
         fbp_barrier_wait(&job.barrier)
         if index == 0:
             penalty = 0

@@ -60,6 +60,7 @@ cdef class Trainer:
     >>> status, data_sum, penalty_sum, rows = t.run(0, X.shape[0])  # doctest: +SKIP
     """
     cdef fbp_network net
+    cdef fbp_layer layers[FBP_MAX_LAYERS]  # net.layers
     cdef fbp_batches data
     cdef fbp_optimizer_state opt
     cdef int _n_threads, dtype_code
@@ -82,25 +83,10 @@ cdef class Trainer:
                 int n_threads):
         # __init__'s checks on raw ints, no NumPy calls: every fit builds a
         # Trainer, and small fits would feel them
-        cdef Py_ssize_t l, n_params = 0
         if self.sizes_array is not None:
             # the buffers set so far were checked against the first sizes
             raise RuntimeError("a Trainer is initialised once; make a new one")
-        if n_sizes < 2 or n_sizes > 64:
-            raise ValueError(f"sizes needs 2 to 64 layer widths, got {n_sizes}")
-        if n_layers != n_sizes - 1:
-            raise ValueError(f"acts needs one code per layer after the input "
-                             f"({n_sizes - 1}), got {n_layers}")
-        for l in range(n_sizes):
-            if width[l] < 1:
-                raise ValueError(f"every layer width must be >= 1, got sizes="
-                                 f"{[width[i] for i in range(n_sizes)]}")
-        for l in range(n_layers):
-            if not 0 <= code[l] < FBP_N_ACTIVATIONS:  # a table's rows: fastbp_codes.h
-                raise ValueError(f"acts holds an unknown activation code: "
-                                 f"{[code[i] for i in range(n_layers)]} "
-                                 f"(known: {list(range(FBP_N_ACTIVATIONS))})")
-            n_params += (<Py_ssize_t>width[l] + 1) * width[l + 1]
+        _check_layers(width, n_sizes, code, n_layers)
         if not 0 <= loss < FBP_N_LOSSES:
             raise ValueError(f"unknown loss code {loss}")
         if not (l2 >= 0 and isfinite(l2)):
@@ -110,11 +96,11 @@ cdef class Trainer:
         self.sizes_array = sizes
         self.acts_array = acts
         self.net.sizes = width
-        self.net.acts = code
+        self.net.n_params = fbp_layers_init(self.layers, width, code, <int>n_layers)
+        self.net.layers = self.layers
         self.net.n_layers = <int>n_layers
         self.net.loss = loss
         self.net.l2 = l2
-        self.net.n_params = n_params
         self.data.batch_size = batch_size
         self._n_threads = max(1, min(n_threads, FBP_MAX_THREADS)) if FBP_HAVE_THREADS else 1
         self.dtype_code = _NO_DTYPE
@@ -458,6 +444,27 @@ cdef class Trainer:
     cdef _forget_optimizer(self):
         self.buffer_arrays = None
         memset(&self.opt, 0, sizeof(fbp_optimizer_state))
+
+
+cdef int _check_layers(const int* width, Py_ssize_t n_sizes, const int* code,
+                       Py_ssize_t n_layers) except -1:
+    """Widths and activation codes that fbp_layers_init can lay out."""
+    cdef Py_ssize_t l
+    if n_sizes < 2 or n_sizes > FBP_MAX_LAYERS + 1:
+        raise ValueError(f"sizes needs 2 to 64 layer widths, got {n_sizes}")
+    if n_layers != n_sizes - 1:
+        raise ValueError(f"acts needs one code per layer after the input "
+                         f"({n_sizes - 1}), got {n_layers}")
+    for l in range(n_sizes):
+        if width[l] < 1:
+            raise ValueError(f"every layer width must be >= 1, got sizes="
+                             f"{[width[i] for i in range(n_sizes)]}")
+    for l in range(n_layers):
+        if not 0 <= code[l] < FBP_N_ACTIVATIONS:  # a table's rows: fastbp_codes.h
+            raise ValueError(f"acts holds an unknown activation code: "
+                             f"{[code[i] for i in range(n_layers)]} "
+                             f"(known: {list(range(FBP_N_ACTIVATIONS))})")
+    return 0
 
 
 cdef object _int_codes(array, str name):

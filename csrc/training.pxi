@@ -26,7 +26,6 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     path of csrc/fastbp_sample.h.
     """
     cdef const int* sizes = net.sizes
-    cdef const int* acts = net.acts
     cdef int n_layers = net.n_layers
     cdef Py_ssize_t pos, m, batch_size = data.batch_size
     cdef Py_ssize_t n_in = sizes[0], n_out = sizes[n_layers]

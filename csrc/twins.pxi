@@ -162,3 +162,14 @@ def optimizer_update(str name, floating[::1] params, const floating[::1] grad, d
         optimizer_advance(&opt, &rates)
         optimizer_step(&opt, &params[0], &grad[0], 0, params.shape[0], rates)
     return opt.step_count
+
+
+def layer_specs(const int[::1] sizes, const int[::1] acts):
+    """fbp_layers_init's specs, one dict a layer, and the parameter count."""
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef int l
+    cdef fbp_network net = _objective_network(sizes, acts, 0, 0.0, NULL, NULL, NULL, layers)
+    return ([{"n_in": layers[l].n_in, "n_out": layers[l].n_out, "W": layers[l].W,
+              "b": layers[l].b, "z": layers[l].z, "activation": layers[l].activation,
+              "train_op": layers[l].train_op} for l in range(net.n_layers)],
+            layers[net.n_layers - 1].b + layers[net.n_layers - 1].n_out)

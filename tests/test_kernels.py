@@ -332,18 +332,89 @@ def test_kernels_flush_denormals_and_leave_the_process_mode_alone():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("rows", [1, 3, 50])
-def test_network_predict_sizes_its_own_workspace_when_given_none(rng, dtype, rows):
+def test_predictor_sizes_its_own_workspace_when_given_none(rng, dtype, rows):
     net = fastbp.Network([6, 9, 4, 3], activation="tanh", output_activation="softmax",
                          dtype=dtype, seed=2)
     X = rng.normal(size=(rows, 6)).astype(dtype)
     share = _kernels.predict_workspace_share(net._sizes, rows, 1)
     given, own = np.empty((rows, 3), dtype), np.empty((rows, 3), dtype)
-    _kernels.network_predict(X, net._params, net._sizes, net._acts, np.empty(share, dtype), given)
-    _kernels.network_predict(X, net._params, net._sizes, net._acts, None, own)
+    model = _kernels.Predictor(net._sizes, net._acts, net._params)
+    assert model.predict(X, given, np.empty(share, dtype)) == 1
+    assert model.predict(X, own) == 1
     np.testing.assert_array_equal(own, given)
     W_ref, b_ref, acts = as_lists(net)
     assert_close(own, reference.predict(W_ref, b_ref, acts, X.astype(np.float64).tolist()),
                  np.dtype(dtype))
     with pytest.raises(ValueError, match="work is smaller"):
-        _kernels.network_predict(X, net._params, net._sizes, net._acts,
-                                 np.empty(share - 1, dtype), own)
+        model.predict(X, own, np.empty(share - 1, dtype))
+    # the threads (here checking X) size theirs too
+    threaded = np.full((rows, 3), np.nan, dtype)
+    assert model.predict(X, threaded, None, 2, True) in (1, 2)
+    assert_close(threaded, own, np.dtype(dtype))
+
+
+def test_layer_specs_point_at_each_layers_weights_biases_and_outputs():
+    # the offsets the kernels walk (fbp_layers_init) against Network's own
+    # views of the flat parameters, and z_1..z_L back to back in a row
+    net = fastbp.Network([5, 7, 3, 2], activation=["tanh", "relu"], output_activation="softmax",
+                         seed=3)
+    specs, n_params = _kernels.layer_specs(net._sizes, net._acts)
+    assert n_params == net._params.size
+    assert [spec["z"] for spec in specs] == [0, 7, 10]
+    for spec, W, b, code in zip(specs, net.weights, net.biases, net._acts):
+        assert (spec["n_in"], spec["n_out"]) == W.shape
+        np.testing.assert_array_equal(net._params[spec["W"]:spec["b"]].reshape(W.shape), W)
+        np.testing.assert_array_equal(net._params[spec["b"]:spec["b"] + b.size], b)
+        assert (spec["activation"], spec["train_op"]) == (code, 0)  # FBP_OP_NONE
+    with pytest.raises(ValueError, match="acts one code per layer"):
+        _kernels.layer_specs(net._sizes, net._acts[:2])
+
+
+def test_predictor_checks_its_description():
+    sizes, acts = np.array([3, 4, 2], np.intc), np.array([1, 4], np.intc)
+    params = np.zeros(3 * 4 + 4 + 4 * 2 + 2)
+    with pytest.raises(TypeError, match="sizes must be a C-contiguous 1-D np.intc array"):
+        _kernels.Predictor([3, 4, 2], acts, params)
+    with pytest.raises(ValueError, match="sizes needs 2 to 64 layer widths, got 65"):
+        _kernels.Predictor(np.ones(65, np.intc), np.ones(64, np.intc), params)
+    with pytest.raises(ValueError, match="every layer width must be >= 1"):
+        _kernels.Predictor(np.array([3, 0, 2], np.intc), acts, params)
+    with pytest.raises(ValueError, match=r"acts needs one code per layer after the input \(2\)"):
+        _kernels.Predictor(sizes, acts[:1], params)
+    with pytest.raises(ValueError, match="unknown activation code"):
+        _kernels.Predictor(sizes, np.array([1, 99], np.intc), params)
+    with pytest.raises(TypeError, match="params must be float32 or float64, got int64"):
+        _kernels.Predictor(sizes, acts, np.zeros(26, np.int64))
+    with pytest.raises(ValueError, match="params has 25 elements; sizes .* need 26"):
+        _kernels.Predictor(sizes, acts, params[:25])
+    with pytest.raises(ValueError, match="params must be C-contiguous"):
+        _kernels.Predictor(sizes, acts, np.zeros(52)[::2])
+    model = _kernels.Predictor(sizes, acts, params)
+    assert model.params is params  # referenced, not copied
+    np.testing.assert_array_equal(model.sizes, sizes)
+    sizes[1] = 5  # the predictor keeps its own copy of the description
+    assert model.sizes.tolist() == [3, 4, 2] and not model.sizes.flags.writeable
+
+
+def test_network_builds_its_predictor_once_per_parameter_array(rng):
+    import copy
+    import pickle
+    net = fastbp.Network([4, 6, 3], activation="tanh", output_activation="softmax", seed=1)
+    X = rng.normal(size=(9, 4))
+    first = net.predict(X)
+    model = net._compiled_predictor
+    assert model.params is net._params
+    np.testing.assert_array_equal(net.predict(X[:2]), first[:2])
+    assert net._compiled_predictor is model  # built once for this array
+    weights = net.weights
+    weights[0] *= 2
+    net.set_weights(weights, net.biases)  # a new parameter array: a new predictor
+    doubled = net.predict(X)
+    assert net._compiled_predictor is not model and net._compiled_predictor.params is net._params
+    assert not np.array_equal(doubled, first)
+    W_ref, b_ref, acts = as_lists(net)
+    assert_close(doubled, reference.predict(W_ref, b_ref, acts, X.tolist()), np.float64)
+    # a Predictor does not pickle; a network that has one does, and predicts alike
+    for restored in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net), net.copy()):
+        assert "_compiled_predictor" not in vars(restored)
+        np.testing.assert_array_equal(restored.predict(X), doubled)

@@ -281,10 +281,18 @@ def kernels_checked():
             return kernel(*args)
         return call
 
-    for name in ("network_predict", "network_loss"):
+    class CheckedPredictor(_kernels.Predictor):
+        # predict's one-pass kernel (the threads may take X's own layout)
+        def predict(self, X, out, work=None, n_threads=1, check_finite=False):
+            kernel = super().predict
+            if n_threads == 1 and not check_finite:
+                kernel = checked("Predictor.predict", kernel)
+            return kernel(X, out, work, n_threads, check_finite)
+
+    for name, kernel in (("network_loss", None), ("Predictor", CheckedPredictor)):
         if hasattr(_kernels, name):
             saved[name] = getattr(_kernels, name)
-            setattr(_kernels, name, checked(name, saved[name]))
+            setattr(_kernels, name, kernel or checked(name, saved[name]))
     try:
         yield
     finally:

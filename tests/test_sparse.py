@@ -227,8 +227,8 @@ def test_bad_sparse_input_is_refused_clearly():
             (good[0], good[1].astype(np.int64), good[2], "indices must be a C-contiguous"),
             (good[0].astype(np.float32), good[1], good[2], "values must be a C-contiguous")]:
         with pytest.raises((ValueError, TypeError), match=message):
-            _kernels.network_predict(CsrRows(values, indices, indptr, 3), params, sizes, acts,
-                                     work, out)
+            _kernels.Predictor(sizes, acts, params).predict(CsrRows(values, indices, indptr, 3),
+                                                            out, work)
 
 
 def test_sparse_targets_and_weights_are_densified():

@@ -729,6 +729,23 @@ def test_estimator_rejects_a_bad_n_threads(bad):
         MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, n_threads=bad).fit(X, Y.ravel())
 
 
+def _predictor(net):
+    """net's compiled predictor (fastbp._kernels.Predictor) of its parameters."""
+    return _kernels.Predictor(net._sizes, net._acts, net._params)
+
+
+def _recording_predictor(net, record, threaded_only=False):
+    """net's predictor, calling ``record`` with the arguments of each predict
+    call (with ``threaded_only``, of those that go to the threads: more than
+    one, or checking X) before running it."""
+    class Recording(_kernels.Predictor):
+        def predict(self, X, out, work=None, n_threads=1, check_finite=False):
+            if not threaded_only or n_threads != 1 or check_finite:
+                record(X, out, work, n_threads, check_finite)
+            return super().predict(X, out, work, n_threads, check_finite)
+    return Recording(net._sizes, net._acts, net._params)
+
+
 # ---------------------------------------------------------------------------
 # predict split over threads of its own
 # ---------------------------------------------------------------------------
@@ -745,12 +762,10 @@ def test_predict_on_threads_matches_the_reference_and_one_thread(monkeypatch, dt
     X = rng.normal(size=(61, 7)).astype(dtype)
     monkeypatch.setattr(_runtime, "PREDICT_THREADS_MIN_FLOPS", 0)
     monkeypatch.setattr(network, "CHUNK_ROWS", 5)  # several chunks, the last one short
-    calls = []  # (threads, BLAS limit) of every kernel call; network_predict runs on 1
-    threaded, single = _kernels.network_predict_threads, _kernels.network_predict
-    monkeypatch.setattr(_kernels, "network_predict_threads",
-                        lambda *args: calls.append((args[6], blas_threads())) or threaded(*args))
-    monkeypatch.setattr(_kernels, "network_predict",
-                        lambda *args: calls.append((1, blas_threads())) or single(*args))
+    calls = []  # (threads, BLAS limit) of every kernel call; the one-pass call runs on 1
+    monkeypatch.setattr(net, "_compiled_predictor", raising=False, value=_recording_predictor(
+        net, lambda X, out, work=None, n_threads=1, check_finite=False:
+        calls.append((n_threads, blas_threads()))))
     before = blas_threads()
     split = net.predict(X, n_threads=n_threads)
     assert calls and all(threads == n_threads and limit == [1] for threads, limit in calls)
@@ -787,23 +802,21 @@ def test_predict_threads_claim_blocks_of_rows_and_give_the_same_bits(dtype, n_th
     for _ in range(3):
         out = np.full((3000, 10), np.nan, dtype)
         work = np.full(n_threads * share, np.nan, dtype)
-        assert _kernels.network_predict_threads(X, net._params, net._sizes, net._acts, work,
-                                                out, n_threads) == n_threads
+        assert _predictor(net).predict(X, out, work, n_threads) == n_threads
         runs.append(out)
     for out in runs[1:]:
         assert np.array_equal(out, runs[0])
     one = np.empty((3000, 10), dtype)
-    _kernels.network_predict(X, net._params, net._sizes, net._acts, None, one)
+    _predictor(net).predict(X, one)
     assert_close(runs[0], one, np.dtype(dtype))
     # blocks of 256 rows each give the bits of a one-thread call on that block
     block = np.empty((256, 10), dtype)
-    _kernels.network_predict(X[512:768], net._params, net._sizes, net._acts, None, block)
+    _predictor(net).predict(X[512:768], block)
     assert np.array_equal(runs[0][512:768], block)
-    # one thread: one block, network_predict's bits (a converted X takes that path)
+    # one thread: one block, the one-pass call's bits (a converted X takes that path)
     single = np.full((3000, 10), np.nan, dtype)
     work = np.empty(_kernels.predict_workspace_share(net._sizes, 3000, 1), dtype)
-    assert _kernels.network_predict_threads(X, net._params, net._sizes, net._acts, work, single,
-                                            1, True) == 1
+    assert _predictor(net).predict(X, single, work, 1, True) == 1
     assert np.array_equal(single, one)
 
 
@@ -817,9 +830,9 @@ def test_threaded_predict_scans_its_blocks_and_names_the_first_bad_value(monkeyp
     net, X = _predict_case(dtype, 6)
     clean = net.predict(X, n_threads=n_threads)
     scans = []
-    threaded = _kernels.network_predict_threads
-    monkeypatch.setattr(_kernels, "network_predict_threads",
-                        lambda *args: scans.append(args[-1]) or threaded(*args))
+    monkeypatch.setattr(net, "_compiled_predictor", raising=False, value=_recording_predictor(
+        net, lambda X, out, work=None, n_threads=1, check_finite=False:
+        scans.append(check_finite), threaded_only=True))
     monkeypatch.setattr(_kernels, "first_nonfinite", lambda values: pytest.fail(
         "X was scanned in a pass of its own") if values.size >= X.size else -1)
     assert np.array_equal(net.predict(X, n_threads=n_threads), clean)  # same bits
@@ -887,8 +900,7 @@ def test_predict_threads_convert_other_layouts_to_the_bits_of_a_converted_x(dtyp
         work = np.full(n_threads * _kernels.predict_workspace_share(net._sizes, 3000, n_threads,
                                                                     convert), np.nan, dtype)
         out = np.full((3000, 10), np.nan, dtype)
-        assert _kernels.network_predict_threads(X, net._params, net._sizes, net._acts, work, out,
-                                                n_threads, check_finite) == n_threads
+        assert _predictor(net).predict(X, out, work, n_threads, check_finite) == n_threads
         return out
 
     for name, source in _layouts(X).items():
@@ -899,8 +911,8 @@ def test_predict_threads_convert_other_layouts_to_the_bits_of_a_converted_x(dtyp
     small = np.zeros(n_threads * _kernels.predict_workspace_share(net._sizes, 3000, n_threads),
                      dtype)
     with pytest.raises(ValueError, match="work is too small"):
-        _kernels.network_predict_threads(np.asfortranarray(X), net._params, net._sizes,
-                                         net._acts, small, np.empty((3000, 10), dtype), n_threads)
+        _predictor(net).predict(np.asfortranarray(X), np.empty((3000, 10), dtype), small,
+                                n_threads)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -911,12 +923,11 @@ def test_predict_hands_other_float_layouts_to_the_threads_unconverted(monkeypatc
     # the bits of a converted X; NaN, infinity and float32 overflow still
     # raise as_matrix's errors, naming the first bad value
     net, X = _predict_case(dtype, 10)
-    threaded = _kernels.network_predict_threads
     for name, source in _layouts(X).items():
         expected = net.predict(np.ascontiguousarray(source, dtype), n_threads=n_threads)
         given = []
-        monkeypatch.setattr(_kernels, "network_predict_threads",
-                            lambda X_rows, *args: given.append(X_rows) or threaded(X_rows, *args))
+        monkeypatch.setattr(net, "_compiled_predictor", raising=False, value=_recording_predictor(
+            net, lambda X_rows, *args: given.append(X_rows), threaded_only=True))
         np.testing.assert_array_equal(net.predict(source, n_threads=n_threads), expected,
                                       err_msg=name)
         monkeypatch.undo()
@@ -956,13 +967,13 @@ def test_predict_threads_check_x_through_the_first_layer(gemm_path, dtype, sizes
     params = net._params.copy()
 
     def checked(X):
-        return _kernels.network_predict_threads(X, params, net._sizes, net._acts, work, out,
-                                                n_threads, True)
+        return _kernels.Predictor(net._sizes, net._acts, params).predict(X, out, work,
+                                                                         n_threads, True)
 
     def unchecked(X):  # the same blocks, so the same bits
         expected = np.empty_like(out)
-        _kernels.network_predict_threads(X, params, net._sizes, net._acts,
-                                         np.empty_like(work), expected, n_threads, False)
+        _kernels.Predictor(net._sizes, net._acts, params).predict(X, expected,
+                                                                  np.empty_like(work), n_threads)
         return expected
 
     for value in (np.nan, np.inf, -np.inf):
@@ -990,11 +1001,11 @@ def test_predict_threads_twin_reports_a_nonfinite_x_only_when_asked(dtype):
     X[599, 15] = -np.inf
     share = _kernels.predict_workspace_share(net._sizes, 600, 2)
     work, out = np.empty(2 * share, dtype), np.empty((600, 3), dtype)
-    args = (X, net._params, net._sizes, net._acts, work, out, 2)
-    assert _kernels.network_predict_threads(*args, True) == -1
-    assert _kernels.network_predict_threads(*args) == 2  # unscanned: the caller checked X
+    args = (X, out, work, 2)
+    assert _predictor(net).predict(*args, True) == -1
+    assert _predictor(net).predict(*args) == 2  # unscanned: the caller checked X
     X[599, 15] = 0.0
-    assert _kernels.network_predict_threads(*args, True) == 2
+    assert _predictor(net).predict(*args, True) == 2
 
 
 def test_predict_threads_default_to_the_usable_cores_and_only_for_big_calls(monkeypatch):
@@ -1015,15 +1026,14 @@ def test_predict_threads_twin_checks_its_buffers():
     out = np.zeros((10, 2))
     share = _kernels.predict_workspace_share(sizes, 10, 2)
     assert share % 16 == 0 and share >= 5 * (4 + 2 + 2)  # z_1, z_2 and a_out of 5 rows
+    model = _kernels.Predictor(sizes, acts, params)
     with pytest.raises(ValueError, match="work is too small"):
-        _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share - 1), out, 2)
+        model.predict(X, out, np.zeros(2 * share - 1), 2)
     with pytest.raises(ValueError, match="n_threads"):
-        _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share), out, 0)
+        model.predict(X, out, np.zeros(2 * share), 0)
     with pytest.raises(ValueError, match="out must"):
-        _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share),
-                                         np.zeros((9, 2)), 2)
-    assert _kernels.network_predict_threads(X, params, sizes, acts, np.zeros(2 * share), out,
-                                            2) in (1, 2)
+        model.predict(X, np.zeros((9, 2)), np.zeros(2 * share), 2)
+    assert model.predict(X, out, np.zeros(2 * share), 2) in (1, 2)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

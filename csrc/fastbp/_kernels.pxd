@@ -2,14 +2,26 @@
 # (_kernels.activation_table(), loss_table()); optimisers register by name.
 
 # A fit's native state (csrc/fastbp_state.h), owned by Trainer: the network
-# and the batch source (the optimiser's is csrc/optimizers.pxi's); void*
-# scalars are float or double.
+# (its layer specs) and the batch source (the optimiser's is
+# csrc/optimizers.pxi's); void* scalars are float or double.
 from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "fastbp_state.h" nogil:
+    enum: FBP_MAX_LAYERS
+    enum: FBP_OP_NONE
+
+    ctypedef struct fbp_layer:
+        int n_in, n_out
+        Py_ssize_t W, b, z
+        int activation
+        int train_op
+
+    Py_ssize_t fbp_layers_init(fbp_layer* layers, const int* sizes, const int* acts,
+                               int n_layers)
+
     ctypedef struct fbp_network:
         const int* sizes
-        const int* acts
+        const fbp_layer* layers
         int n_layers
         int loss
         double l2

@@ -302,7 +302,8 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         """
         if n_threads is not None:
             n_threads = check_int(n_threads, "n_threads", 1)
-        params = self._params  # one snapshot for every chunk, whatever other threads do
+        model = self._predictor()  # one snapshot of the parameters, whatever other threads do
+        params = model.params
         ready = is_ready_layout(X, self.sizes[0], (self.dtype,))
         convertible = not ready and is_convertible_layout(X, self.sizes[0])
         if ready or convertible:
@@ -310,8 +311,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
             if threads:
                 # the threads check X through z_1 (rows x sizes[1]), no pass over
                 # X, and convert another float dtype or layout block by block
-                return _predict_threads_checking(X, params, self._sizes, self._acts, threads,
-                                                 convert=convertible)
+                return _predict_threads_checking(X, model, threads, convert=convertible)
         X = check_X(self, X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         if not (ready or convertible):  # X had no shape to count rows by until now
@@ -319,14 +319,22 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         if not threads:  # a small call, as it is (its latency is the point)
             if X.shape[0] <= CHUNK_ROWS and usable_as_is(X, self.dtype):
                 # one kernel call, which sizes its own workspace
-                _kernels.network_predict(X, params, self._sizes, self._acts, None, out)
+                model.predict(X, out)
             else:
-                _predict_chunks(X, params, self._sizes, self._acts, out, 1)
+                _predict_chunks(X, model, out, 1)
             return out
         # a big call: BLAS threads would only fight fastbp's (or another predict's)
         with blas_threads.limit(1):
-            _predict_chunks(X, params, self._sizes, self._acts, out, threads)
+            _predict_chunks(X, model, out, threads)
         return out
+
+    def _predictor(self):
+        """The compiled predictor of the current parameters, built once per
+        parameter array (fit and set_weights publish new arrays)."""
+        params, model = self._params, self.__dict__.get("_compiled_predictor")
+        if model is None or model.params is not params:
+            model = self._compiled_predictor = _kernels.Predictor(self._sizes, self._acts, params)
+        return model
 
     # -- loss, gradients, objective: fastbp._objective.ObjectiveMixin --------
     # -- fit: fastbp._fitting.FitMixin -----------------------------------------
@@ -374,9 +382,11 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         save_npz(self, path)
 
     def __getstate__(self):
-        # locks do not pickle; a restored network gets a fresh one
+        # locks do not pickle; a restored network gets a fresh one (and its
+        # predictor, rebuilt at its first predict)
         state = self.__dict__.copy()
         del state["_fit_lock"]
+        state.pop("_compiled_predictor", None)
         return state
 
     def __setstate__(self, state):
@@ -412,21 +422,19 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
 
 
-def _predict_threads_checking(X, params, sizes, acts, threads: int,
-                              convert: bool = False) -> np.ndarray:
+def _predict_threads_checking(X, model, threads: int, convert: bool = False) -> np.ndarray:
     """predict of a dense X of the parameters' dtype and layout (with
     ``convert``: float32 or float64 of any layout) on ``threads`` threads,
     whose kernel rejects NaN and infinity in X."""
-    out = np.empty((X.shape[0], int(sizes[-1])), params.dtype)
+    out = np.empty((X.shape[0], int(model.sizes[-1])), model.params.dtype)
     with blas_threads.limit(1):
-        if _predict_chunks(X, params, sizes, acts, out, threads, check_finite=True,
-                           convert=convert):
+        if _predict_chunks(X, model, out, threads, check_finite=True, convert=convert):
             return out
-    as_matrix(X, params.dtype, "X", n_columns=int(sizes[0]))  # raises, naming the value
+    as_matrix(X, model.params.dtype, "X", n_columns=int(model.sizes[0]))  # raises, naming it
     raise ValueError("X holds values that are not finite")  # not reached
 
 
-def _predict_chunks(X, params, sizes, acts, out, threads: int, check_finite: bool = False,
+def _predict_chunks(X, model, out, threads: int, check_finite: bool = False,
                     convert: bool = False) -> bool:
     """predict over chunks of ``CHUNK_ROWS`` rows a thread, on ``threads``
     threads of fastbp's own (1: this one). With ``check_finite``, the kernel
@@ -434,19 +442,16 @@ def _predict_chunks(X, params, sizes, acts, out, threads: int, check_finite: boo
     pre-activation), and the result is False when one held a NaN or
     infinity. With ``convert``, the kernel converts X's rows (float32 or
     float64, any layout) block by block."""
-    m, dtype = X.shape[0], params.dtype
+    m, dtype = X.shape[0], model.params.dtype
     rows = min(m, CHUNK_ROWS * threads)
-    share = _kernels.predict_workspace_share(sizes, rows, threads, convert)
+    share = _kernels.predict_workspace_share(model.sizes, rows, threads, convert)
     # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
     work = np.empty(share, dtype) if threads == 1 else aligned_empty(threads * share, dtype)
     for start in range(0, m, rows):
         stop = min(start + rows, m)
         X_rows = X[start:stop] if convert else kernel_rows(X, start, stop, dtype)
         out_rows = out[start:stop]
-        if threads == 1 and not check_finite:
-            _kernels.network_predict(X_rows, params, sizes, acts, work, out_rows)
-        elif _kernels.network_predict_threads(X_rows, params, sizes, acts, work, out_rows,
-                                              threads, check_finite) < 0:
+        if model.predict(X_rows, out_rows, work, threads, check_finite) < 0:
             return False
     return True
 
