@@ -6,7 +6,7 @@
 A "private read" is an attribute access ``obj._name`` (one leading
 underscore or more, not a ``__dunder__``) whose object is not ``self`` or
 ``cls``: code reaching into state another object keeps to itself. Accesses
-through a module (``_kernels.Loss``, ``np._core``) count too when the
+through a module (``_kernels.Trainer``, ``np._core``) count too when the
 attribute is private. Issue #27 asks for at most 15.
 """
 from __future__ import annotations
