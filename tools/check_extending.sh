@@ -3,7 +3,8 @@
 # the page says: applied to a scratch copy of the repository, they build, and
 # their tests pass against that build with PyTorch as the oracle, together with
 # tests/test_tables.py (which runs the new activation's row against the
-# reference and the graph). A skipped test fails the check: CI has torch.
+# reference and the graph), the pins they update and tests/test_csrc_layout.py.
+# A skipped test fails the check: CI has torch.
 #
 #   tools/check_extending.sh            # uses the active python
 #
@@ -85,8 +86,11 @@ class Outcomes:
 
 
 outcomes = Outcomes()
+# the diffs' own tests, the tables' (every row against the reference and the
+# graph), the pins the diffs update, and the csrc layout's rules
 files = ["tests/test_optim_rmsprop.py", "tests/test_activation_leaky_relu.py",
-         "tests/test_tables.py"]
+         "tests/test_tables.py", "tests/test_trainer.py::test_codes_are_the_python_tables",
+         "tests/test_csrc_layout.py"]
 status = pytest.main(["-q", "-p", "no:cacheprovider", "-c", f"{repo}/pyproject.toml"]
                      + [f"{repo}/{file}" for file in files], plugins=[outcomes])
 summary = (f"{outcomes.passed} passed, {outcomes.failed} failed, "
@@ -102,4 +106,4 @@ with open(os.path.join(scratch, "summary.txt"), "w") as out:
 PY
 summary=$(cat "$scratch/summary.txt")
 echo "check_extending: rmsprop.diff and leaky_relu.diff applied and built in ${built} s;" \
-    "their tests and test_tables.py: ${summary}; $((SECONDS - started)) s in all"
+    "their tests, test_tables.py, test_csrc_layout.py: ${summary}; $((SECONDS - started)) s in all"
