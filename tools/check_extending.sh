@@ -18,12 +18,9 @@ started=$SECONDS
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fastbp-extending.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-# Tracked and new files only: no generated _kernels.c, no release .so.
-mkdir -p "$scratch/repo"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
-    while IFS= read -r -d '' file; do
-        [ -e "$repo/$file" ] && (cd "$repo" && cp --parents -- "$file" "$scratch/repo/")
-    done
+# shellcheck source=tools/scratch_copy.sh
+. "$repo/tools/scratch_copy.sh"
+scratch_copy "$repo" "$scratch/repo"
 
 cd "$scratch/repo"
 git init -q .  # a repository of its own, so git apply patches this copy only
