@@ -17,12 +17,9 @@ python=${PYTHON:-python3}
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fastbp-debug.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-# Tracked and new files only: no generated _kernels.c, no release .so.
-mkdir -p "$scratch/repo"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
-    while IFS= read -r -d '' file; do
-        [ -e "$repo/$file" ] && (cd "$repo" && cp --parents -- "$file" "$scratch/repo/")
-    done
+# shellcheck source=tools/scratch_copy.sh
+. "$repo/tools/scratch_copy.sh"
+scratch_copy "$repo" "$scratch/repo"
 
 # AddressSanitizer: instrument the build, preload the runtime into Python
 asan_lib=$(gcc -print-file-name=libasan.so 2>/dev/null || true)
