@@ -176,7 +176,8 @@ class FitMixin:
         (picked when the module loads; fused multiply-adds where the CPU has
         them), and OpenBLAS picks its gemm kernels by CPU.
         """
-        loss = resolve_loss(loss, self.output_activation)
+        if loss is None:
+            loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, Optimizer):
@@ -193,44 +194,42 @@ class FitMixin:
         l2 = check_float(l2, "l2", minimum=0.0)
         if n_threads is not None:
             n_threads = check_int(n_threads, "n_threads", 1)
-        early_stopping = check_early_stopping(early_stopping)
+        if early_stopping is not None:
+            early_stopping = check_early_stopping(early_stopping)
         callbacks = check_callbacks(callbacks)
-        run = (optimizer, epochs, callbacks, early_stopping, verbose)  # for run_session
         if Y is None:
-            return fit_chunks(self, run, X, loss, code, batch_size,
-                              np.random.default_rng(seed) if shuffle else None, l2, n_threads,
-                              sample_weight, validation_data, validation_split, shuffle_buffer)
-        if shuffle_buffer is not None:
-            raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
-        classes_before = getattr(self, "classes_", None)
-        try:
-            X, Y = check_XY(self, X, Y, loss, encode_labels=True)
-            sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
-            X, Y, sample_weight, validation = validation_rows(
-                self, X, Y, sample_weight, validation_data, validation_split, loss, code, rng)
-        except Exception:
-            self.classes_ = classes_before  # a failed fit learns no classes
-            raise
-        n = X.shape[0]
-        source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer, min(batch_size, n),
-                              n_threads, Permutations(rng, n) if shuffle else None)
-        return run_session(self, source, validation, *run)
+            source, validation = chunked_training(
+                self, X, loss, code, optimizer, epochs, batch_size,
+                np.random.default_rng(seed) if shuffle else None, l2, n_threads, sample_weight,
+                validation_data, validation_split, shuffle_buffer)
+        else:
+            if shuffle_buffer is not None:
+                raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
+            classes_before = getattr(self, "classes_", None)
+            try:
+                X, Y = check_XY(self, X, Y, loss, encode_labels=True)
+                sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+                X, Y, sample_weight, validation = validation_rows(
+                    self, X, Y, sample_weight, validation_data, validation_split, loss, code,
+                    rng)
+            except Exception:
+                self.classes_ = classes_before  # a failed fit learns no classes
+                raise
+            n = X.shape[0]
+            source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
+                                  min(batch_size, n), n_threads,
+                                  Permutations(rng, n) if shuffle else None)
+        if early_stopping is not None:
+            early_stopping.reset()
+        return Session(self, optimizer, callbacks, early_stopping, validation,
+                       EpochProgress(epochs) if verbose else None).run(source, epochs)
 
 
-def run_session(network, source, validation, optimizer, epochs: int, callbacks, early_stopping,
-                verbose: bool) -> dict:
-    """fit's :class:`~fastbp._session.Session`: ``epochs`` over ``source``, the
-    stopping rule reset first."""
-    if early_stopping is not None:
-        early_stopping.reset()
-    return Session(network, optimizer, callbacks, early_stopping, validation,
-                   EpochProgress(epochs) if verbose else None).run(source, epochs)
-
-
-def fit_chunks(network, run: tuple, chunks, loss, code, batch_size, rng, l2, n_threads,
-               sample_weight, validation_data, validation_split, shuffle_buffer) -> dict:
-    """fit over chunks (``Y=None``): one pass over them an epoch; ``run``:
-    :func:`run_session`'s last arguments."""
+def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size, rng, l2,
+                     n_threads, sample_weight, validation_data, validation_split,
+                     shuffle_buffer) -> tuple:
+    """fit's source over chunks (``Y=None``), one pass over them an epoch,
+    and its validation-loss function (or None)."""
     if sample_weight is not None:
         raise ValueError("with chunks, give the weights in each chunk: (X, Y, sample_weight)")
     if validation_split:
@@ -244,10 +243,9 @@ def fit_chunks(network, run: tuple, chunks, loss, code, batch_size, rng, l2, n_t
         X, Y = check_XY(network, X, Y, loss, encode_labels=True)
         return X, Y, check_sample_weight(weights, X.shape[0], network.dtype)
 
-    optimizer, epochs = run[:2]
     source = ChunkedTraining(network, chunk_source(chunks, epochs), check, code, l2, optimizer,
                              batch_size, n_threads, rng, shuffle_buffer)
-    return run_session(network, source, validation, *run)
+    return source, validation
 
 
 def validation_loss(X_val, Y_val, code: int):

@@ -42,23 +42,24 @@ def network_targets(network, Y, encode_labels: bool) -> np.ndarray:
     n_outputs = network.sizes[-1]
     if not hasattr(Y, "dtype"):
         Y = np.asarray(Y)
-    classifier = network.output_activation in _labels.CLASSIFIER_OUTPUTS
-    # whole-number floats are labels for a classifier output only: for
-    # the others (identity, tanh, relu) a 1-D float array is a target
-    if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
-            classifier and _labels.is_whole_float_vector(Y)):
-        classes = getattr(network, "classes_", None)
-        if classes is None:
-            classes = _labels.infer_classes(Y, n_outputs, network.output_activation)
-            if encode_labels:
-                network.classes_ = classes
-        return _labels.targets(Y, classes, n_outputs, network.dtype)
-    if getattr(Y, "ndim", None) == 1 and n_outputs > 1:
-        fraction = (_labels.first_fraction(Y)
-                    if classifier and Y.dtype.kind == "f" else "")
-        raise ValueError(
-            f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
-            "(integers, strings, or floats that are all whole numbers) for a softmax or "
-            f"sigmoid output, or targets of shape (n, {n_outputs})"
-            + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
+    if getattr(Y, "ndim", None) == 1:  # labels, or one column of targets
+        classifier = network.output_activation in _labels.CLASSIFIER_OUTPUTS
+        # whole-number floats are labels for a classifier output only: for
+        # the others (identity, tanh, relu) a 1-D float array is a target
+        if (_labels.is_label_vector(Y) and (classifier or Y.dtype.kind in "USO")) or (
+                classifier and _labels.is_whole_float_vector(Y)):
+            classes = getattr(network, "classes_", None)
+            if classes is None:
+                classes = _labels.infer_classes(Y, n_outputs, network.output_activation)
+                if encode_labels:
+                    network.classes_ = classes
+            return _labels.targets(Y, classes, n_outputs, network.dtype)
+        if n_outputs > 1:
+            fraction = (_labels.first_fraction(Y)
+                        if classifier and Y.dtype.kind == "f" else "")
+            raise ValueError(
+                f"Y is 1-D but the network has {n_outputs} outputs: pass class labels "
+                "(integers, strings, or floats that are all whole numbers) for a softmax or "
+                f"sigmoid output, or targets of shape (n, {n_outputs})"
+                + (f"; Y holds {fraction}, which is no class label" if fraction else ""))
     return as_matrix(Y, network.dtype, "Y", n_columns=n_outputs, allow_vector=True)

@@ -11,7 +11,6 @@ the stopping rule and moves the optimiser's schedule.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
@@ -74,11 +73,6 @@ class _Unit:
         self.counters = (state.epochs, state.samples_seen)
 
 
-def _whole_batches(rows: float, batch_size: int) -> int:
-    """``rows`` rounded down to whole batches, at least one batch."""
-    return max(1, int(rows) // batch_size) * batch_size
-
-
 class _Rollback:
     """The newest states known to give a finite loss: the weights and the
     optimiser state at the start of this epoch and of the one before.
@@ -91,7 +85,9 @@ class _Rollback:
 
     def __init__(self, state):
         self._state = state
-        self._saved = [{k: np.empty_like(v) for k, v in state.buffers.items()} for _ in range(2)]
+        buffers = state.buffers
+        self._saved = ([{k: np.empty_like(v) for k, v in buffers.items()} for _ in range(2)]
+                       if buffers else [{}, {}])  # plain SGD keeps none
         self._this_epoch = self._epoch_before = None
 
     def epoch_starts(self, epoch: int, params: np.ndarray) -> None:
@@ -149,8 +145,13 @@ class TrainingLoop(EpochSource):
                            and isinstance(X, np.ndarray))
         sizes = network.sizes
         self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        #: the FLOP budget of a kernel call
+        self._call_flops = FIT_CALL_FLOPS * (1 if self.per_sample else 4)
         #: the weights the kernels train, once running
         self.live = None
+        #: the network's parameters: the array last published (network.params
+        #: would build a view of it each call)
+        self.published = None
         #: rows of the current epoch trained so far
         self.done = 0
 
@@ -162,18 +163,19 @@ class TrainingLoop(EpochSource):
         self._session, self._epochs = session, epochs
         network = self.network
         # the fused per-sample kernel calls no BLAS: no thread settings to hold
-        self._threads = contextlib.nullcontext(1) if self.per_sample else training_threads(
+        self._threads = None if self.per_sample else training_threads(
             network.sizes, self.batch_size, self.n_threads, per_sample=False,
             itemsize=network.dtype.itemsize)
         return self
 
     def __enter__(self) -> None:
-        own_threads = self._threads.__enter__()
+        own_threads = 1 if self._threads is None else self._threads.__enter__()
         network, state = self.network, self._session.state
         # The kernels train a private copy; readers in other threads use the
         # last published one, which always holds whole batches.
-        live = self.live = aligned_empty(network.n_params, network.dtype)
-        live[...] = network.params
+        published = self.published = network.params
+        live = self.live = aligned_empty(published.size, network.dtype)
+        live[...] = published
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state)
         self.rows_per_call = self._rows_per_call(live.size)
@@ -183,7 +185,8 @@ class TrainingLoop(EpochSource):
         self._pending = []    # orders drawn already, for epochs replayed one by one
 
     def __exit__(self, *exc_info) -> None:
-        self._threads.__exit__(*exc_info)
+        if self._threads is not None:
+            self._threads.__exit__(*exc_info)
 
     def train(self, session, epoch: int, count: int) -> EpochReport:
         """Train epoch ``epoch`` (or, with ``count > 1``, up to ``count``
@@ -219,7 +222,8 @@ class TrainingLoop(EpochSource):
             if diverged:
                 break
             # publish; the very last call of a fit publishes live itself
-            publish(live if (done == n and last_epoch) else live.copy())
+            self.published = live if (done == n and last_epoch) else live.copy()
+            publish(self.published)
         elapsed = time.perf_counter() - started
         if diverged:
             self._diverged(session, epoch, status, data_sum, penalty_sum)
@@ -230,6 +234,7 @@ class TrainingLoop(EpochSource):
         """Publish the weights trained so far (whole batches: the kernels
         finish every call they start) if finite; where the fit stopped."""
         if self.live is not None and np.isfinite(self.live).all():
+            self.published = self.live
             session.publish(self.live)
         return f"fit stopped in epoch {epoch + 1} after {self.done} of its {self.X.shape[0]} rows"
 
@@ -242,19 +247,16 @@ class TrainingLoop(EpochSource):
         bulk_orders = self.next_order is None or hasattr(self.next_order, "many")
         if not (session.quiet and bulk_orders):
             return 1
-        return max(1, int(self._call_flops() // (self._flops_per_row * self.X.shape[0])))
-
-    def _call_flops(self) -> float:
-        return FIT_CALL_FLOPS * (1 if self.per_sample else 4)
+        return max(1, int(self._call_flops // (self._flops_per_row * self.X.shape[0])))
 
     def _rows_per_call(self, n_params: int) -> int:
         flops_per_row = self._flops_per_row
-        budget = self._call_flops()
         # Between calls the weights are copied (published) and checked for
         # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
         # Keep that under ~1% of a call's work, or big nets pay for it.
-        budget = max(budget, FIT_CALL_OVERHEAD_RATIO * n_params)
-        return _whole_batches(budget / flops_per_row, self.batch_size)
+        budget = max(self._call_flops, FIT_CALL_OVERHEAD_RATIO * n_params)
+        # whole batches, at least one
+        return max(1, int(budget / flops_per_row) // self.batch_size) * self.batch_size
 
     def _make_trainer(self, live, own_threads, state):
         net = self.network
@@ -266,7 +268,7 @@ class TrainingLoop(EpochSource):
         return trainer
 
     def _unit_starts(self, unit: _Unit) -> None:
-        self.rollback.epoch_starts(unit.first, self.network.params)  # equals live here
+        self.rollback.epoch_starts(unit.first, self.published)  # equals live here
         self._units = self._units[-1:] + [unit]
 
     def _epoch_block(self, session, epoch: int, count: int) -> EpochReport:
@@ -292,7 +294,8 @@ class TrainingLoop(EpochSource):
         elapsed = time.perf_counter() - started
         state.step_count = trainer.step_count
         if status == 0:
-            session.publish(live if epoch + count == self._epochs else live.copy())
+            self.published = live if epoch + count == self._epochs else live.copy()
+            session.publish(self.published)
             return EpochReport(epoch, sums[0], sums[1], n, state.lr, elapsed)
         return self._replay(session, epoch + trained)
 
@@ -323,7 +326,8 @@ class TrainingLoop(EpochSource):
             if status != 0 or trained != again:  # the same steps cannot change their minds
                 raise RuntimeError("fastbp: replaying finite epochs did not repeat them")
             state.step_count = trainer.step_count
-            session.publish(live.copy())
+            self.published = live.copy()
+            session.publish(self.published)
         self._units = []
         self._pending = orders[again:]
         return EpochReport(unit.first, sums[0], sums[1], n, state.lr,
@@ -339,6 +343,7 @@ class TrainingLoop(EpochSource):
         history = session.history
         to_epoch_before = not (done > 0 or status != 1 or epoch == 0)
         self.rollback.restore(live, to_epoch_before)
+        self.published = live
         session.publish(live)
         restored = epoch if to_epoch_before else epoch + 1
         where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"

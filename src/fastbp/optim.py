@@ -201,8 +201,12 @@ class OptimizerState:
 
     def fits(self, params: np.ndarray) -> bool:
         """Whether the buffers match ``params`` in shape and dtype."""
+        return self.fits_layout(params.shape, params.dtype)
+
+    def fits_layout(self, shape: tuple, dtype) -> bool:
+        """Whether the buffers are arrays of ``shape`` and ``dtype``."""
         for buffer in self.buffers.values():
-            if buffer.shape != params.shape or buffer.dtype != params.dtype:
+            if buffer.shape != shape or buffer.dtype != dtype:
                 return False
         return True
 
@@ -227,14 +231,15 @@ class Optimizer:
 
     def state(self, network) -> OptimizerState:
         """The state kept for ``network``: zero buffers and the initial rate on first use."""
-        params = network.params
+        # n_params and dtype: network.params would build a view each call
         state = self._states.get(network)
-        if state is None or not state.fits(params):
+        if state is None or (state.buffers and not state.fits_layout((network.n_params,),
+                                                                      network.dtype)):
             state = OptimizerState({}, self.lr)
             self._states[network] = state
         for name in self.buffer_names:
             if name not in state.buffers:
-                state.buffers[name] = np.zeros_like(params)
+                state.buffers[name] = np.zeros(network.n_params, network.dtype)
         return state
 
     def adopt_state(self, network, state: OptimizerState) -> None:
@@ -262,7 +267,8 @@ class Optimizer:
     def configure(self, trainer, state: OptimizerState) -> None:
         """Hand this optimiser's step, hyper-parameters, buffers and step
         count to a compiled trainer (``fastbp._kernels.Trainer``)."""
-        buffers = {name: state.buffers[name] for name in self.buffer_names}
+        names = self.buffer_names
+        buffers = {name: state.buffers[name] for name in names} if names else {}
         trainer.set_optimizer(self.kernel_name, state.lr, self.hyper(), buffers,
                               state.step_count)
 
