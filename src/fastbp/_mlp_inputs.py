@@ -5,6 +5,7 @@ partitions); row weights, the early-stopping split and the random stream."""
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import is_classifier
@@ -13,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._validation import is_ready_matrix
+from ._validation import as_matrix, is_ready_matrix
 
 #: as scikit-learn's MLP; validate_data converts other formats to the first
 SPARSE_FORMATS = ("csr", "csc")
@@ -32,6 +33,16 @@ def are_chunks(X) -> bool:
         return (isinstance(first, (tuple, list)) and len(first) in (2, 3)
                 and len(getattr(first[0], "shape", ())) == 2)
     return callable(X) or hasattr(X, "__iter__")
+
+
+class ValidationRows(NamedTuple):
+    """The rows validation scores: X in the network's dtype, y as the score
+    reads it (class labels for a classifier), Y as the loss reads it (the
+    network's encoded targets) and the row weights (or None)."""
+    X: object
+    y: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray | None
 
 
 class MLPInputs:
@@ -76,16 +87,38 @@ class MLPInputs:
         arrays = [X, y] + ([sample_weight] if sample_weight is not None else [])
         split = train_test_split(*arrays, random_state=self._random_state,
                                  test_size=self.validation_fraction, stratify=stratify)
-        X, X_val, y, y_val = split[:4]
+        X, X_val, y, Y_val = split[:4]
         sample_weight, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
         if X_val.shape[0] < 2:
             raise ValueError("The validation set is too small. Increase validation_fraction "
                              "or the number of samples.")
-        if is_classifier(self):
-            y_val = self._label_binarizer.inverse_transform(y_val)
+        y_val = self._label_binarizer.inverse_transform(Y_val) if is_classifier(self) else Y_val
         if isinstance(X, np.ndarray):  # CSR rows come out of the split compact already
             X = np.ascontiguousarray(X)
-        return X, np.ascontiguousarray(y), sample_weight, X_val, y_val, sw_val
+        validation = ValidationRows(X_val, y_val, np.ascontiguousarray(Y_val), sw_val)
+        return X, np.ascontiguousarray(y), sample_weight, validation
+
+    def _given_validation(self, validation_data, dtype) -> ValidationRows:
+        """fit's ``validation_data``, ``(X_val, y_val)`` or ``(X_val, y_val,
+        sample_weight_val)``, checked as partial_fit checks its rows: the
+        fitted width, and for a classifier labels among ``classes_``."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise TypeError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, "
+                            f"sample_weight_val), got {type(validation_data).__name__}")
+        X_val, y_val = validation_data[:2]
+        weights = validation_data[2] if len(validation_data) == 3 else None
+        try:  # chunk=True: the validation rows may hold some of the classes only
+            X_val, Y_val, y_val = self._validate_input(X_val, y_val, incremental=True,
+                                                       reset=False, chunk=True)
+        except ValueError as error:
+            raise ValueError(f"validation_data: {error}") from error
+        if X_val.shape[0] < 1:
+            raise ValueError("validation_data holds no rows")
+        weights = self._sample_weight(X_val, y_val, weights)
+        if weights is not None:
+            weights = np.require(weights, dtype=dtype, requirements="CA")
+        return ValidationRows(as_matrix(X_val, dtype, "X_val", accept_sparse=True), y_val,
+                              np.require(Y_val, dtype=dtype, requirements="CA"), weights)
 
     def _restarted_random_state(self):
         """``check_random_state(self.random_state)``: every fit call restarts

@@ -1,12 +1,13 @@
 """The estimators' outputs: the kernel loss their outputs pair with,
 prediction through the network, early stopping's validation score and the
 fitted attributes each epoch records (scikit-learn's ``loss_curve_``,
-``validation_scores_``, ...)."""
+``validation_scores_``, ``validation_loss_curve_``, ...)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ._mlp_params import ACTIVATION_NAMES
+from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss, weighted_sums
 from .losses import KERNEL_LOSSES, LOSS_FOR_OUTPUT, LOSSES
 
 
@@ -42,10 +43,25 @@ class MLPScoring:
         return float(self._score_function(y, self._outputs_to_predictions(outputs),
                                           sample_weight=sample_weight))
 
-    def _bookkeeping(self, rows, X_val, y_val, sw_val):
+    def _validation_loss(self, validation, penalty: float) -> float:
+        """The loss of ``loss_curve_`` on the validation rows: their data
+        term, scaled as the training loss's, plus the same L2 term."""
+        net, code = self._net, self._loss_code()
+        if validation.sample_weight is None:
+            data = mean_loss(validation.X, validation.Y, net.params, *net.kernel_layout, code,
+                             0.0, OBJECTIVE_CHUNK_ROWS)
+        else:
+            data_sum, _, weight_sum = weighted_sums(validation.X, validation.Y,
+                                                    validation.sample_weight, net.params,
+                                                    *net.kernel_layout, code)
+            data = data_sum / weight_sum if weight_sum > 0 else np.nan
+        return float(data * self._loss_scale() + penalty)
+
+    def _bookkeeping(self, rows, validation=None):
         """The epoch callback: scikit-learn's fitted attributes, the value
         the stopping rule watches, and the verbose lines. ``rows()``: the
-        rows of the epoch."""
+        rows of the epoch; ``validation``: the
+        :class:`~fastbp._mlp_inputs.ValidationRows` scored after each epoch."""
         scale = self._loss_scale()
 
         def after_epoch(epoch, history, network):
@@ -57,12 +73,17 @@ class MLPScoring:
             if self.verbose:
                 print("Iteration %d, loss = %.8f (%.3f s)"
                       % (self.n_iter_, self.loss_, history["seconds"][-1]))
-            if X_val is None:
+            if validation is None or not self.early_stopping:
                 self.best_loss_ = min(self.best_loss_, self.loss_)
+            if validation is None:
                 return False
-            score = self._validation_score(X_val, y_val, sw_val)
+            score = self._validation_score(validation.X, validation.y, validation.sample_weight)
             self.validation_scores_.append(score)
             history.setdefault("val_score", []).append(score)
+            val_loss = (self._validation_loss(validation, history["penalty"][-1])
+                        if np.isfinite(score) else np.nan)
+            self.validation_loss_curve_.append(val_loss)
+            history.setdefault("val_loss_curve", []).append(val_loss)
             self.best_validation_score_ = max(self.best_validation_score_, score)
             if self.verbose:
                 print("Validation score: %f" % score)

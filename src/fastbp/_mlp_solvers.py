@@ -113,9 +113,7 @@ class SolverDrivers:
         if not hasattr(self, "loss_curve_"):
             self.loss_curve_ = []
         if self.early_stopping:
-            for name, value in (("validation_scores_", []), ("best_validation_score_", -np.inf)):
-                if getattr(self, name, None) is None:
-                    setattr(self, name, value)
+            self._start_validation_records()
             self.best_loss_ = None
         elif getattr(self, "best_loss_", None) is None:
             self.best_loss_ = np.inf
@@ -124,6 +122,14 @@ class SolverDrivers:
             self._stopping.best = -self.best_validation_score_
         else:
             self._stopping.best = self.best_loss_
+
+    def _start_validation_records(self) -> None:
+        """validation_data without early_stopping: its scores and losses are
+        recorded all the same (the stopping rule watches the training loss)."""
+        for name, value in (("validation_scores_", []), ("validation_loss_curve_", []),
+                            ("best_validation_score_", -np.inf)):
+            if getattr(self, name, None) is None:
+                setattr(self, name, value)
 
     # -- lbfgs ---------------------------------------------------------------
 
@@ -188,18 +194,21 @@ class SolverDrivers:
 
     # -- minibatch epochs ----------------------------------------------------
 
-    def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental):
+    def _fit_stochastic(self, X, y, y_raw, sample_weight, incremental, validation_data=None):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        X_val = y_val = sw_val = None
-        if self.early_stopping:
-            X, y, sample_weight, X_val, y_val, sw_val = self._validation_split(X, y, sample_weight)
+        validation = None
+        if validation_data is not None:  # no rows held out of X
+            validation = self._given_validation(validation_data, self._net.dtype)
+            self._start_validation_records()
+        elif self.early_stopping:
+            X, y, sample_weight, validation = self._validation_split(X, y, sample_weight)
         n = X.shape[0]
         batch_size = self._resolved_batch_size(n)
         loop = TrainingLoop(self._net, X, y, sample_weight, self._loss_code(), self.alpha,
                             self._optimizer(), batch_size, self.n_threads,
                             self._shuffled_orders(n) if self.shuffle else None)
-        bookkeeping = self._bookkeeping(lambda: n, X_val, y_val, sw_val)
+        bookkeeping = self._bookkeeping(lambda: n, validation)
         epochs = 1 if incremental else self.max_iter
         self._train_epochs(lambda: loop.run(epochs, [bookkeeping], self._stopping),
                            lambda: loop.stopped, incremental, lambda: n)
@@ -316,7 +325,7 @@ class SolverDrivers:
                                         time.perf_counter() - started)
 
         session = Session(self._net, self._optimizer(),
-                          [self._bookkeeping(lambda: n_rows, None, None, None)], self._stopping)
+                          [self._bookkeeping(lambda: n_rows)], self._stopping)
         try:
             history = session.run(_Rounds(one_round), self.max_iter)
         finally:

@@ -115,15 +115,17 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
             self.loss_curve_ = []
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
             self._stopping = self._stopping_rule()
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
         self._check_n_threads()
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
@@ -141,7 +143,7 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         try:
             if self.solver in STOCHASTIC_SOLVERS:
                 self._adopt_stochastic_state()
-                self._fit_stochastic(X, y, y_raw, sample_weight, incremental)
+                self._fit_stochastic(X, y, y_raw, sample_weight, incremental, validation_data)
             else:
                 self._fit_lbfgs(X, y, sample_weight)
         finally:
@@ -161,7 +163,8 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         elif self._optimizer_solver != self.solver:
             self._reset_optimizer()
 
-    def _fit_chunks(self, chunks, sample_weight, classes=None, shuffle_buffer=None):
+    def _fit_chunks(self, chunks, sample_weight, classes=None, shuffle_buffer=None,
+                    validation_data=None):
         """fit over chunks of (X, y[, sample_weight]): one pass an epoch, each
         chunk checked in a background thread while the one before trains."""
         self._check_n_threads()
@@ -170,11 +173,12 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         if self.solver not in STOCHASTIC_SOLVERS:
             raise ValueError(f"solver={self.solver!r} steps on all rows at once; chunks train "
                              "with solver='adam' or 'sgd'")
-        if self.early_stopping:
+        if self.early_stopping and validation_data is None:
             raise ValueError("early_stopping holds out validation_fraction of the rows, which "
-                             "chunks read once per epoch do not allow: with early_stopping=False, "
-                             "tol and n_iter_no_change watch the training loss, or "
-                             "fastbp.Network.fit(chunks, None) takes validation_data")
+                             "chunks read once per epoch do not allow: pass "
+                             "validation_data=(X_val, y_val) to stop on those rows, or with "
+                             "early_stopping=False tol and n_iter_no_change watch the training "
+                             "loss")
         if getattr(self, "class_weight", None) == "balanced":
             raise ValueError("class_weight='balanced' needs the class counts of all rows, which "
                              "chunks do not give: pass class_weight as a dict")
@@ -219,7 +223,11 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
                                    self._optimizer(), batch_size, self.n_threads,
                                    self._random_state if self.shuffle else None,
                                    shuffle_buffer or 0)
-        bookkeeping = self._bookkeeping(lambda: training.rows_seen, None, None, None)
+        validation = None
+        if validation_data is not None:
+            validation = self._given_validation(validation_data, dtype)
+            self._start_validation_records()
+        bookkeeping = self._bookkeeping(lambda: training.rows_seen, validation)
         try:
             self._train_epochs(lambda: training.run(self.max_iter, [bookkeeping], self._stopping),
                                lambda: training.stopped, False, lambda: training.rows_seen)
@@ -256,7 +264,7 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None, shuffle_buffer=None):
+    def fit(self, X, y=None, sample_weight=None, shuffle_buffer=None, validation_data=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -281,25 +289,41 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
             Chunks only: train on buffers of at least this many rows, joined
             from consecutive chunks and shuffled together (memory grows with
             the buffer); None trains each chunk on its own.
+        validation_data : tuple, default=None
+            ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: rows
+            scored after every epoch instead of a ``validation_fraction``
+            split of X (no rows are held out). With ``early_stopping=True``
+            training stops on their score, as on the split's; without it
+            the scores are recorded all the same. Either way
+            ``validation_scores_`` and ``validation_loss_curve_`` hold them.
+            Stochastic solvers only; with chunks, this is how early stopping
+            works.
 
         Returns
         -------
         self
         """
-        return self._fit_any(X, y, sample_weight, shuffle_buffer)
+        return self._fit_any(X, y, sample_weight, shuffle_buffer, validation_data=validation_data)
 
     #: fit's error for arguments of chunks given with arrays
     _chunk_arguments_error = "shuffle_buffer applies to chunks (y=None) only"
 
-    def _fit_any(self, X, y, sample_weight, shuffle_buffer, classes=None):
+    def _fit_any(self, X, y, sample_weight, shuffle_buffer, classes=None, validation_data=None):
         """fit's way to the fit of its X: rows that workers hold, chunks, or arrays."""
+        if validation_data is not None and self.solver not in STOCHASTIC_SOLVERS:
+            raise ValueError(f"validation_data is scored after each epoch, and solver="
+                             f"{self.solver!r} has no epochs: use a stochastic solver "
+                             f"({', '.join(map(repr, STOCHASTIC_SOLVERS))})")
         if y is None and isinstance(X, DistributedRows):
+            if validation_data is not None:
+                raise ValueError("validation_data is not taken with rows that Dask workers hold")
             return self._fit_distributed(X)
         if y is None and are_chunks(X):
-            return self._fit_chunks(X, sample_weight, classes, shuffle_buffer)
+            return self._fit_chunks(X, sample_weight, classes, shuffle_buffer, validation_data)
         if classes is not None or shuffle_buffer is not None:
             raise ValueError(self._chunk_arguments_error)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                         validation_data=validation_data)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -346,6 +370,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     network_ : fastbp.Network
         fastbp's own: the fitted network, holding what ``coefs_`` and
         ``intercepts_`` hold (:func:`fastbp.to_onnx` exports it).
+    validation_loss_curve_ : list of float or None
+        fastbp's own: the loss of ``loss_curve_`` on the validation rows
+        (early stopping's split, or fit's ``validation_data``) after each
+        epoch, the L2 term included, beside ``validation_scores_``; None
+        without validation rows.
     """
 
     _parameter_constraints: dict = CLASSIFIER_CONSTRAINTS
@@ -410,7 +439,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return Y
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None, classes=None, shuffle_buffer=None):
+    def fit(self, X, y=None, sample_weight=None, classes=None, shuffle_buffer=None,
+            validation_data=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -426,12 +456,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             chunks reads their labels.
         shuffle_buffer : int or None, default=None
             Chunks only: see :meth:`MLPRegressor.fit`.
+        validation_data : tuple, default=None
+            ``(X_val, y_val[, sample_weight_val])``: see :meth:`MLPRegressor.fit`.
 
         Returns
         -------
         self
         """
-        return self._fit_any(X, y, sample_weight, shuffle_buffer, classes)
+        return self._fit_any(X, y, sample_weight, shuffle_buffer, classes, validation_data)
 
     _chunk_arguments_error = ("classes and shuffle_buffer apply to chunks (y=None) only; with "
                               "arrays the classes are those of y")
