@@ -54,6 +54,9 @@ include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
 include "optimizers.pxi"   # an optimiser's table and state, its registry, the L2 term
 include "optim_sgd.pxi"    # SGD: plain, momentum, Nesterov
 include "optim_adam.pxi"   # Adam, scikit-learn's and PyTorch's
+include "optim_rmsprop.pxi"  # RMSprop, as PyTorch's
+include "optim_adagrad.pxi"  # Adagrad, as PyTorch's
+include "optim_rprop.pxi"    # Rprop (iRPROP-), as PyTorch's
 include "passes.pxi"       # forward and backward passes, workspace layout
 include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own

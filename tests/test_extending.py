@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "user_guide" / "extending.rst"
-DIFFS = {"rmsprop.diff": ["csrc/optim_rmsprop.pxi", "csrc/_kernels.pyx", "src/fastbp/optim.py",
-                          "tests/test_optim_rmsprop.py", "tests/test_trainer.py"],
+DIFFS = {"adamax.diff": ["csrc/optim_adamax.pxi", "csrc/_kernels.pyx", "src/fastbp/optim.py",
+                         "tests/test_optim_adamax.py", "tests/test_trainer.py"],
          "leaky_relu.diff": ["csrc/fastbp_activation_table.h", "src/fastbp/reference/neuron.py",
                              "src/fastbp/reference/graph.py", "src/fastbp/onnx_export.py",
                              "tests/test_activation_leaky_relu.py", "tests/test_trainer.py"]}

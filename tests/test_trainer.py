@@ -250,7 +250,10 @@ def test_codes_are_the_python_tables():
     assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
     assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
     assert {name: kind.name for name, kind in optimizer_kinds().items()} == {"sgd": "sgd",
-                                                                              "adam": "adam"}
+                                                                              "adam": "adam",
+                                                                              "rmsprop": "rmsprop",
+                                                                              "adagrad": "adagrad",
+                                                                              "rprop": "rprop"}
     assert (ACTIVATIONS["softmax"] == 4 and KERNEL_LOSSES["cross_entropy"] == 2
             and KERNEL_LOSSES["poisson"] == 3)
 

@@ -30,7 +30,7 @@ from ._validation import check_float, check_int
 
 __all__ = [
     # the optimisers (fastbp itself exports every one listed here)
-    "SGD", "Adam",
+    "SGD", "Adam", "RMSprop", "Adagrad", "Rprop",
     # their base and state, and the schedules
     "Optimizer", "OptimizerState", "Schedule", "Constant", "InvScaling", "Adaptive",
     "StepDecay", "CosineDecay",
@@ -421,3 +421,172 @@ class Adam(Optimizer):
     def hyper(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon,
                 "torch_epsilon": self.flavor == "torch"}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton), as ``torch.optim.RMSprop``.
+
+    With g the gradient and s the running mean of g² (zero at the start)::
+
+        s ← α·s + (1 − α)·g²
+        W ← W − lr·g / (√s + ε)
+
+    ``centered`` also keeps ḡ ← α·ḡ + (1 − α)·g, the running mean of g, and
+    divides by √(s − ḡ²) + ε instead; ``momentum`` μ > 0 keeps
+    b ← μ·b + g / (√s + ε) and takes W ← W − lr·b.
+
+    Parameters
+    ----------
+    lr : float, default=0.01
+        Learning rate, > 0 (the initial one when a schedule changes it).
+    alpha : float, default=0.99
+        Decay α of the running means, in [0, 1).
+    epsilon : float, default=1e-8
+        ε (PyTorch's ``eps``), > 0.
+    momentum : float, default=0.0
+        μ, in [0, 1).
+    centered : bool, default=False
+    schedule : Schedule or {"constant", "invscaling", "adaptive"}, default=None
+        How the rate changes after each epoch; None keeps it constant.
+
+    Notes
+    -----
+    The running means (and the momentum buffer) persist between fits with
+    the same optimiser; :meth:`reset` forgets them. PyTorch's coupled
+    ``weight_decay`` is ``fit(l2=...)``: it adds (l2/m)·W to the gradient of
+    the weights (not the biases) of a batch of m rows, so
+    ``weight_decay = l2 / batch_size``.
+    """
+
+    kernel_name = "rmsprop"
+    _repr_fields = ("lr", "alpha", "epsilon", "momentum", "centered")
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, epsilon: float = 1e-8,
+                 momentum: float = 0.0, centered: bool = False, schedule=None):
+        super().__init__(lr, schedule)
+        self.alpha = check_float(alpha, "alpha", minimum=0.0, maximum=1.0, strict_max=True)
+        self.epsilon = check_float(epsilon, "epsilon", minimum=0.0, strict=True)
+        self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0,
+                                    strict_max=True)
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"centered must be True or False, got {centered!r}")
+        self.centered = bool(centered)
+        # only the buffers its step reads
+        self.buffer_names = (("square_avg",) + (("momentum_buffer",) if self.momentum else ())
+                             + (("grad_avg",) if self.centered else ()))
+
+    def hyper(self):
+        # rho: alpha is the products' word in csrc (csrc/optim_rmsprop.pxi)
+        return {"rho": self.alpha, "epsilon": self.epsilon, "momentum": self.momentum,
+                "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi, Hazan & Singer), as ``torch.optim.Adagrad``.
+
+    With g the gradient, t the step count (from 1) and A the sum of g²
+    (``initial_accumulator_value`` at the start)::
+
+        lr_t = lr / (1 + (t − 1)·lr_decay)
+        A ← A + g²
+        W ← W − lr_t·g / (√A + ε)
+
+    Parameters
+    ----------
+    lr : float, default=0.01
+        Learning rate, > 0 (the initial one when a schedule changes it).
+    lr_decay : float, default=0.0
+        >= 0.
+    epsilon : float, default=1e-10
+        ε (PyTorch's ``eps``), > 0.
+    initial_accumulator_value : float, default=0.0
+        A's start, >= 0.
+    schedule : Schedule or {"constant", "invscaling", "adaptive"}, default=None
+        How lr changes after each epoch (lr_decay acts per step on top of it);
+        None keeps it constant.
+
+    Notes
+    -----
+    A and the step count persist between fits with the same optimiser;
+    :meth:`reset` forgets them. PyTorch's coupled ``weight_decay`` is
+    ``fit(l2=...)``, as for :class:`RMSprop`.
+    """
+
+    kernel_name = "adagrad"
+    buffer_names = ("accumulator",)
+    _repr_fields = ("lr", "lr_decay", "epsilon", "initial_accumulator_value")
+
+    def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, epsilon: float = 1e-10,
+                 initial_accumulator_value: float = 0.0, schedule=None):
+        super().__init__(lr, schedule)
+        self.lr_decay = check_float(lr_decay, "lr_decay", minimum=0.0)
+        self.epsilon = check_float(epsilon, "epsilon", minimum=0.0, strict=True)
+        self.initial_accumulator_value = check_float(
+            initial_accumulator_value, "initial_accumulator_value", minimum=0.0)
+
+    def hyper(self):
+        return {"lr_decay": self.lr_decay, "epsilon": self.epsilon,
+                "initial_accumulator_value": self.initial_accumulator_value}
+
+
+def _check_pair(pair, name: str) -> tuple:
+    """Two finite real numbers, as a tuple of floats."""
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+        raise TypeError(f"{name} must be a pair of numbers, got {pair!r}")
+    return tuple(check_float(value, f"{name}[{i}]") for i, value in enumerate(pair))
+
+
+class Rprop(Optimizer):
+    """Resilient backpropagation, iRPROP− (Igel & Hüsken), as
+    ``torch.optim.Rprop``; FANN's default algorithm.
+
+    Each parameter has its own step size Δ (``lr`` at the start) and moves by
+    Δ against the sign of its gradient g; only signs count. With g′ the
+    gradient kept from the step before (zero at the start)::
+
+        g·g′ > 0:  Δ ← min(Δ·η+, Δmax)
+        g·g′ < 0:  Δ ← max(Δ·η−, Δmin);  g ← 0  (no move, and g′ ← 0)
+        g·g′ = 0:  Δ unchanged
+        W ← W − sign(g)·Δ;  g′ ← g
+
+    Meant for full batches (``batch_size`` >= the rows): on minibatches it
+    runs, but the signs of one batch's gradient drive the step sizes.
+
+    Parameters
+    ----------
+    lr : float, default=0.01
+        Every step size's start Δ₀, > 0; it has no other use, so Rprop takes
+        no schedule.
+    etas : (float, float), default=(0.5, 1.2)
+        (η−, η+), with 0 < η− < 1 < η+.
+    step_sizes : (float, float), default=(1e-6, 50)
+        (Δmin, Δmax), with 0 <= Δmin <= Δmax.
+
+    Notes
+    -----
+    The step sizes and the gradient kept persist between fits with the same
+    optimiser; :meth:`reset` forgets them. FANN's iRPROP− differs: it grows
+    Δ by η+ also when g·g′ = 0 (the first step, and the step after a change
+    of sign), and after a change of sign it moves the weight by +Δ
+    (``fann_update_weights_irpropm``); FANN's Δ₀ = 0.1 thus takes a first
+    step of 0.12, as ``lr=0.12`` here. PyTorch's Rprop has no weight decay;
+    ``fit(l2=...)`` adds the L2 term to the gradients all the same.
+    """
+
+    kernel_name = "rprop"
+    buffer_names = ("prev", "step_size")
+    _repr_fields = ("lr", "etas", "step_sizes")
+
+    def __init__(self, lr: float = 0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50)):
+        super().__init__(lr, None)
+        self.etas = _check_pair(etas, "etas")
+        if not 0 < self.etas[0] < 1 < self.etas[1]:
+            raise ValueError(f"etas must satisfy 0 < etas[0] < 1 < etas[1], got {self.etas}")
+        self.step_sizes = _check_pair(step_sizes, "step_sizes")
+        if not 0 <= self.step_sizes[0] <= self.step_sizes[1]:
+            raise ValueError("step_sizes must satisfy 0 <= step_sizes[0] <= step_sizes[1], "
+                             f"got {self.step_sizes}")
+
+    def hyper(self):
+        return {"etaminus": self.etas[0], "etaplus": self.etas[1],
+                "step_size_min": self.step_sizes[0], "step_size_max": self.step_sizes[1]}
