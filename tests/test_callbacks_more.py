@@ -292,3 +292,37 @@ def test_accuracy_where_it_has_no_meaning_is_refused(make, args, error, match):
         else (X, Y)
     with pytest.raises(error, match=match):
         make().fit(*data, epochs=1, **args)
+
+
+def test_sparse_rows_resume_and_measure_accuracy(tmp_path):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y, X_val, y_val = digits()
+    X_sparse = sparse.csr_matrix(X)
+    args = dict(batch_size=16, seed=2, validation_data=(sparse.csr_matrix(X_val), y_val),
+                metrics=["accuracy"])
+    whole = network()
+    expected = whole.fit(X_sparse, y, optimizer=fastbp.SGD(lr=0.05, momentum=0.9), epochs=4,
+                         **args)
+    path = tmp_path / "sparse.npz"
+    network().fit(X_sparse, y, optimizer=fastbp.SGD(lr=0.05, momentum=0.9), epochs=2,
+                  callbacks=[ModelCheckpoint(path)], **args)
+    resumed = fastbp.load(path)
+    history = resumed.fit(X_sparse, y, optimizer=fastbp.SGD(lr=0.05, momentum=0.9), epochs=4,
+                          resume=path, **args)
+    assert bits(resumed) == bits(whole)
+    assert history["accuracy"] == expected["accuracy"][2:]
+    assert history["accuracy"][-1] == pytest.approx(numpy_accuracy(whole.params, X, y),
+                                                    abs=1e-12)
+    assert history["val_accuracy"][-1] == pytest.approx(
+        numpy_accuracy(whole.params, X_val, y_val), abs=1e-12)
+
+
+def test_a_resumed_auto_monitor_takes_the_checkpoints_best(tmp_path):
+    path = tmp_path / "best.npz"
+    first = ModelCheckpoint(path, monitor="auto")
+    fit(network(), fastbp.SGD(lr=0.05), 2, callbacks=[first])
+    again = ModelCheckpoint(path, monitor="auto")
+    _, _, X_val, y_val = digits()
+    fit(fastbp.load(path), fastbp.SGD(lr=0.05), 3, resume=path, callbacks=[again],
+        validation_data=(X_val, (y_val + 1) % 10))
+    assert again.best == first.best and again.best_epoch is None

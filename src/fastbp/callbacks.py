@@ -184,8 +184,9 @@ class ModelCheckpoint:
         """Hold the fit's session (weakly); take a resumed checkpoint's best value."""
         self._session = weakref.ref(session)
         resumed = session.resumed
+        key = monitor_key(self.monitor, {"val_loss": ()} if session.validation is not None else {})
         if (resumed is not None and resumed.get("best") is not None
-                and resumed.get("monitor") == self.monitor and self.best_epoch is None):
+                and resumed.get("monitor") == key and self.best_epoch is None):
             self.best = resumed["best"]
 
     def __call__(self, epoch: int, history: dict, network) -> bool:
@@ -258,6 +259,7 @@ class CSVLogger:
         self._fresh = not self.append
 
     def __call__(self, epoch: int, history: dict, network) -> bool:
+        """Append the epoch's row (and the header to a new file)."""
         columns = ["epoch"] + list(history)
         mode = "w" if self._fresh else "a"
         if mode == "a" and os.path.exists(self.path) and os.path.getsize(self.path):
