@@ -34,8 +34,8 @@ __all__ = [
     "SGD", "Adam",
     # their base and state, and the schedules
     "Optimizer", "OptimizerState", "Schedule", "Constant", "InvScaling", "Adaptive",
-    "StepDecay", "CosineDecay", "ExponentialDecay", "LinearWarmup", "OneCycle",
-    "CosineWarmRestarts", "ReduceLROnPlateau",
+    "StepDecay", "CosineDecay",
+    "ExponentialDecay", "LinearWarmup", "OneCycle", "CosineWarmRestarts", "ReduceLROnPlateau",
 ]
 
 
