@@ -6,7 +6,7 @@ from .io import load
 from .losses import LOSSES
 from ._streaming import array_chunks
 from ._training import TrainingDiverged
-from .callbacks import EarlyStopping
+from .callbacks import CSVLogger, EarlyStopping, ModelCheckpoint
 from .network import ACTIVATIONS, Network
 from .plotting import plot_history
 
@@ -44,8 +44,8 @@ globals().update(_OPTIMIZERS)
 
 # submodules imported on their own (fastbp.dask, fastbp.cli) are not listed
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "EarlyStopping", "GradcheckResult", "Network",
-    "TrainingDiverged", "array_chunks", "gradcheck", "load", "load_digits", "plot_history",
+    "ACTIVATIONS", "CSVLogger", "LOSSES", "EarlyStopping", "GradcheckResult", "ModelCheckpoint",
+    "Network", "TrainingDiverged", "array_chunks", "gradcheck", "load", "load_digits", "plot_history",
     "__version__", "callbacks", "optim", "reference",
 ] + list(_OPTIMIZERS) + _AVAILABLE
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checkpoint import read_checkpoint
 from ._inputs import check_XY
+from ._metrics import accuracy_metrics, check_metrics
 from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
 from ._progress import EpochProgress
 from ._session import Session
@@ -30,7 +32,8 @@ class FitMixin:
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
             n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
             validation_data=None, validation_split: float = 0.0, early_stopping=None,
-            callbacks=(), shuffle_buffer: int | None = None) -> dict:
+            callbacks=(), shuffle_buffer: int | None = None, metrics=None,
+            resume=None) -> dict:
         """Train by minibatch SGD or Adam in compiled, GIL-free calls of about 0.1 s each.
 
         Parameters
@@ -125,12 +128,38 @@ class FitMixin:
             the rate is divided instead, until it reaches its floor.
         callbacks : sequence of callable, optional
             Each is called after every epoch as ``callback(epoch, history,
-            network)``, epoch counted from 0, with the network holding that
-            epoch's weights; a true return value stops training after it.
+            network)``, epoch counted from 0 (from the checkpoint's epochs
+            on a resumed fit), with the network holding that epoch's
+            weights and the schedule moved to the next epoch's rate; a true
+            return value stops training after it. See
+            :mod:`fastbp.callbacks` (:class:`~fastbp.callbacks.ModelCheckpoint`,
+            :class:`~fastbp.callbacks.CSVLogger`).
         shuffle_buffer : int or None, default=None
             Chunks only: train on buffers of at least this many rows, joined
             from consecutive chunks and shuffled together (memory grows with
             the buffer); None trains each chunk on its own.
+        metrics : sequence of str, optional
+            ``["accuracy"]`` (softmax or sigmoid outputs, class targets):
+            after each epoch, ``history["accuracy"]`` on the training rows
+            and ``history["val_accuracy"]`` on the validation rows, as
+            :meth:`score` computes it (softmax: the largest output is the
+            target class; sigmoid: every unit thresholded at 0.5 matches),
+            with the epoch's final weights, weighted by ``sample_weight``.
+            Each costs a forward pass over its rows (a third of a
+            minibatch epoch's work for the training rows) and changes no
+            weight. With chunks only "val_accuracy" is measured, and
+            validation_data is needed.
+        resume : str or os.PathLike, optional
+            A checkpoint written by :class:`~fastbp.callbacks.ModelCheckpoint`
+            during an earlier fit of this architecture: the network takes
+            its weights and ``optimizer`` (of the same class, a fresh object
+            will do) its state (buffers, step count, rate, schedule
+            state), the shuffles go on from its generator state, and the
+            fit trains the epochs from the checkpoint's to ``epochs``,
+            which counts from the start of the fit that wrote it, as
+            Keras's ``initial_epoch`` does. Called with that fit's data and
+            arguments, the weights equal the uninterrupted fit's bit for
+            bit. The history holds the new epochs only.
 
         Returns
         -------
@@ -138,8 +167,9 @@ class FitMixin:
             Per epoch: ``"loss"``, the row-weighted mean of the minibatch
             objectives J (L2 included), each taken before its update;
             ``"data_loss"`` and ``"penalty"``, its two terms; ``"lr"``, the
-            learning rate used; ``"seconds"``, wall time; and ``"val_loss"``
-            with validation rows.
+            learning rate used; ``"seconds"``, wall time; ``"val_loss"``
+            with validation rows; ``"accuracy"`` and ``"val_accuracy"``
+            with ``metrics=["accuracy"]``.
 
         Raises
         ------
@@ -197,11 +227,15 @@ class FitMixin:
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
         callbacks = check_callbacks(callbacks)
+        metrics = check_metrics(metrics, self)
+        checkpoint, epochs = resumed_epochs(self, optimizer, resume, epochs)
+        training = None  # the rows in memory, for the training accuracy
         if Y is None:
+            # shuffle draws from rng: default_rng(seed) as it was made
+            rng = rng if shuffle else None
             source, validation = chunked_training(
-                self, X, loss, code, optimizer, epochs, batch_size,
-                np.random.default_rng(seed) if shuffle else None, l2, n_threads, sample_weight,
-                validation_data, validation_split, shuffle_buffer)
+                self, X, loss, code, optimizer, epochs, batch_size, rng, l2, n_threads,
+                sample_weight, validation_data, validation_split, shuffle_buffer)
         else:
             if shuffle_buffer is not None:
                 raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
@@ -219,10 +253,30 @@ class FitMixin:
             source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
                                   min(batch_size, n), n_threads,
                                   Permutations(rng, n) if shuffle else None)
+            training = (X, Y, sample_weight)
+        metric_pairs = (accuracy_metrics(self, metrics, training, validation, n_threads)
+                        if metrics else ())
         if early_stopping is not None:
             early_stopping.reset()
+        if checkpoint is not None:
+            checkpoint.restore(self, optimizer, rng)
         return Session(self, optimizer, callbacks, early_stopping, validation,
-                       EpochProgress(epochs) if verbose else None).run(source, epochs)
+                       EpochProgress(epochs) if verbose else None, metric_pairs, rng=rng,
+                       initial_epoch=0 if checkpoint is None else checkpoint.epoch,
+                       resumed=None if checkpoint is None else checkpoint.meta,
+                       ).run(source, epochs)
+
+
+def resumed_epochs(network, optimizer, resume, epochs: int) -> tuple:
+    """fit's checkpoint (None without ``resume``) and the epochs left to train."""
+    if resume is None:
+        return None, epochs
+    checkpoint = read_checkpoint(resume, network, optimizer)
+    if checkpoint.epoch >= epochs:
+        raise ValueError(f"the checkpoint {checkpoint.path!r} is at epoch {checkpoint.epoch}: "
+                         f"epochs={epochs}, the total counted from the start of the fit that "
+                         "wrote it, leaves none to train")
+    return checkpoint, epochs - checkpoint.epoch
 
 
 def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size, rng, l2,
@@ -248,10 +302,23 @@ def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size,
     return source, validation
 
 
-def validation_loss(X_val, Y_val, code: int):
+class ValidationRows:
+    """A fit's validation rows ``X`` and ``Y``: called with the network
+    after each epoch, their mean loss (without the L2 term)."""
+
+    __slots__ = ("X", "Y", "code")
+
+    def __init__(self, X, Y, code: int):
+        self.X, self.Y, self.code = X, Y, code
+
+    def __call__(self, net) -> float:
+        return mean_loss(self.X, self.Y, net.params, *net.kernel_layout, self.code, 0.0,
+                         OBJECTIVE_CHUNK_ROWS)
+
+
+def validation_loss(X_val, Y_val, code: int) -> ValidationRows:
     """The validation-loss function fit calls with the network after each epoch."""
-    return lambda net: mean_loss(X_val, Y_val, net.params, *net.kernel_layout, code, 0.0,
-                                 OBJECTIVE_CHUNK_ROWS)
+    return ValidationRows(X_val, Y_val, code)
 
 
 def validation_rows(network, X, Y, sample_weight, validation_data, validation_split, loss,

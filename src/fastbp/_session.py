@@ -32,10 +32,9 @@ from __future__ import annotations
 import contextlib
 
 from ._runtime import sigint_deferred
-from .optim import Schedule
 
 #: the keys every fit's history has, in order (:func:`new_history`); "val_loss"
-#: comes with validation
+#: comes with validation, then the metrics' keys
 HISTORY_KEYS = ("loss", "data_loss", "penalty", "lr", "seconds")
 
 
@@ -72,11 +71,14 @@ class EpochReport:
         self.weight = rows if weight is None else weight
 
 
-def new_history(validation: bool) -> dict:
-    """An empty history: a list for each of :data:`HISTORY_KEYS` (and "val_loss")."""
+def new_history(validation: bool, metrics=()) -> dict:
+    """An empty history: a list for each of :data:`HISTORY_KEYS` (and
+    "val_loss"), then for each name in ``metrics``."""
     history = {"loss": [], "data_loss": [], "penalty": [], "lr": [], "seconds": []}
     if validation:
         history["val_loss"] = []
+    for name in metrics:
+        history[name] = []
     return history
 
 
@@ -102,7 +104,12 @@ class Session:
         schedule after every epoch.
     callbacks : sequence of callable, default=()
         ``callback(epoch, history, network)`` after each epoch (epoch from
-        0); a true return value stops training.
+        ``initial_epoch``); a true return value stops training. A callback
+        with a ``fit_starts(session)`` method has it called once the session
+        holds the network and :attr:`state`, before the first epoch; one
+        with an ``after_epoch(epoch, history, network)`` method has it
+        called at the end of each epoch, once the stopping rule and the
+        schedule have run.
     early_stopping : fastbp.EarlyStopping or None
         Reset by the caller; its best weights come back when the epochs end
         (not after an error).
@@ -110,6 +117,16 @@ class Session:
         ``validation(network) -> float``: the validation loss, recorded as
         ``history["val_loss"]`` after each epoch.
     progress : EpochProgress or None
+    metrics : sequence of (str, callable), default=()
+        ``(key, metric)``: ``metric(network)`` recorded as
+        ``history[key]`` after each epoch, after "val_loss".
+    rng : numpy.random.Generator or None, default=None
+        The fit's generator (shuffles), for checkpoints.
+    initial_epoch : int, default=0
+        The number of the first epoch, for the callbacks: the epochs a
+        resumed fit's checkpoint had completed.
+    resumed : dict or None, default=None
+        The checkpoint a resumed fit started from (its metadata).
 
     Attributes
     ----------
@@ -134,18 +151,20 @@ class Session:
     """
 
     def __init__(self, network, optimizer, callbacks=(), early_stopping=None, validation=None,
-                 progress=None):
+                 progress=None, metrics=(), *, rng=None, initial_epoch: int = 0,
+                 resumed=None):
         self.network, self.optimizer = network, optimizer
         self.callbacks, self.early_stopping = callbacks, early_stopping
-        self.validation, self.progress = validation, progress
+        self.validation, self.progress, self.metrics = validation, progress, metrics
+        self.rng, self.initial_epoch, self.resumed = rng, initial_epoch, resumed
         self.history = None
         self.stopped = False
         self.state = self.interrupted = self.publish = None
-        #: nothing runs between epochs (no callbacks, stopping rule, validation
-        #: or progress bar, and a constant rate): a source may train many at once
+        self._after_epoch = ()
+        #: nothing runs between epochs (no callbacks, stopping rule, validation,
+        #: metrics or progress bar, and a constant rate): a source may train many at once
         self.quiet = (not callbacks and early_stopping is None and validation is None
-                      and progress is None
-                      and type(optimizer.schedule).lr_after_epoch is Schedule.lr_after_epoch)
+                      and progress is None and not metrics and optimizer.schedule.constant)
 
     def run(self, source, epochs: int) -> dict:
         """Train ``epochs`` epochs over ``source``; return the history.
@@ -161,13 +180,19 @@ class Session:
             If the network is training already.
         """
         network = self.network
-        history = self.history = new_history(self.validation is not None)
+        history = self.history = new_history(self.validation is not None,
+                                             [name for name, _ in self.metrics])
         self.stopped = False
         epoch = 0
         with network.training_lease() as lease, sigint_deferred() as self.interrupted:
             self.publish = lease.publish
             self.state = self.optimizer.state(network)
             try:
+                for callback in self.callbacks:
+                    if hasattr(callback, "fit_starts"):
+                        callback.fit_starts(self)
+                self._after_epoch = [callback.after_epoch for callback in self.callbacks
+                                     if hasattr(callback, "after_epoch")]
                 with source.running(self, epochs):
                     while epoch < epochs:
                         if self.interrupted.is_set():
@@ -210,6 +235,8 @@ class Session:
             history["seconds"].append(report.seconds)
             if self.validation is not None:
                 history["val_loss"].append(float(self.validation(self.network)))
+            for name, metric in self.metrics:
+                history[name].append(float(metric(self.network)))
             if self.progress is not None:
                 self.progress.update(history["loss"][-1], report.seconds)
         elif count:
@@ -225,18 +252,24 @@ class Session:
 
     def _end_of_epoch(self, epoch: int, rows: int) -> bool:
         """The callbacks, the stopping rule and the schedule (which a plateau
-        may lower instead of stopping); True to stop."""
+        may lower instead of stopping), then the callbacks' ``after_epoch``
+        (a checkpoint saves the state the next epoch starts from); True to
+        stop."""
         network, optimizer, early_stopping = self.network, self.optimizer, self.early_stopping
+        history = self.history
+        epoch += self.initial_epoch
         stop = False
         for callback in self.callbacks:
-            stop = bool(callback(epoch, self.history, network)) or stop
-        plateau = early_stopping is not None and early_stopping.update(epoch, self.history,
-                                                                       network)
-        optimizer.epoch_ends(self.state, rows)
+            stop = bool(callback(epoch, history, network)) or stop
+        plateau = early_stopping is not None and early_stopping.update(epoch, history, network)
+        optimizer.epoch_ends(self.state, rows, history)
         if plateau:
             if optimizer.plateau(self.state):
-                return True
-            early_stopping.wait = 0  # the schedule lowered the rate: count afresh
+                stop = True
+            else:
+                early_stopping.wait = 0  # the schedule lowered the rate: count afresh
+        for after_epoch in self._after_epoch:
+            after_epoch(epoch, history, network)
         return stop
 
 

@@ -220,6 +220,13 @@ def check_float(value, name: str, minimum: float | None = None, strict: bool = F
     return value
 
 
+def check_bool(value, name: str) -> bool:
+    """True or False (NumPy's too), as a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_seed(seed, name: str = "seed"):
     if seed is None or isinstance(seed, np.random.Generator):
         return seed

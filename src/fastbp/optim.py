@@ -17,7 +17,8 @@ Every optimiser listed in ``__all__`` is also importable from fastbp itself.
 
 Schedules give the learning rate after each epoch from the initial rate
 ``lr0``; :meth:`Schedule.on_plateau` says what to do when a stopping rule
-sees no improvement (reduce the rate and go on, or stop).
+sees no improvement (reduce the rate and go on, or stop). They act per
+epoch, never per batch: a kernel call trains whole epochs at one rate.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import weakref
 
 import numpy as np
 
-from ._validation import check_float, check_int
+from ._validation import check_bool, check_choice, check_float, check_int
 
 __all__ = [
     # the optimisers (fastbp itself exports every one listed here)
@@ -34,6 +35,7 @@ __all__ = [
     # their base and state, and the schedules
     "Optimizer", "OptimizerState", "Schedule", "Constant", "InvScaling", "Adaptive",
     "StepDecay", "CosineDecay",
+    "ExponentialDecay", "LinearWarmup", "OneCycle", "CosineWarmRestarts", "ReduceLROnPlateau",
 ]
 
 
@@ -43,8 +45,40 @@ class Schedule:
     """Base of the learning-rate schedules: a constant rate.
 
     Subclasses override :meth:`lr_after_epoch` and, to act on plateaus,
-    :meth:`on_plateau`.
+    :meth:`on_plateau`; one whose first epoch does not run at lr0 overrides
+    :meth:`initial_lr`, and one that reads the history or keeps a state
+    (:class:`ReduceLROnPlateau`) overrides :meth:`next_lr`.
     """
+
+    def initial_lr(self, lr0: float) -> float:
+        """The rate of the first epoch an optimiser trains a network with
+        (lr0 unless the schedule warms up)."""
+        return lr0
+
+    def next_lr(self, lr0: float, lr: float, epochs: int, samples_seen: int, history,
+                memo: dict) -> float:
+        """The rate for the next epoch: what the optimiser asks after each one.
+
+        By default :meth:`lr_after_epoch`, which sees neither ``history``
+        nor ``memo``.
+
+        Parameters
+        ----------
+        lr0, lr, epochs, samples_seen
+            As in :meth:`lr_after_epoch`.
+        history : dict
+            The fit's history so far (see :meth:`fastbp.Network.fit`).
+        memo : dict
+            The schedule's state for this network, kept with the
+            optimiser's (:attr:`OptimizerState.schedule_memo`) and saved in
+            checkpoints: str keys, values that JSON writes (numbers, str,
+            lists, dicts).
+
+        Returns
+        -------
+        float
+        """
+        return self.lr_after_epoch(lr0, lr, epochs, samples_seen)
 
     def lr_after_epoch(self, lr0: float, lr: float, epochs: int, samples_seen: int) -> float:
         """The rate for the next epoch.
@@ -79,6 +113,14 @@ class Schedule:
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(sorted(vars(self).items()))))
+
+    @property
+    def constant(self) -> bool:
+        """Whether the rate never changes from epoch to epoch (neither
+        :meth:`lr_after_epoch` nor :meth:`next_lr` is overridden): the
+        training loop then runs many epochs in one kernel call."""
+        kind = type(self)
+        return kind.lr_after_epoch is Schedule.lr_after_epoch and kind.next_lr is Schedule.next_lr
 
 
 class Constant(Schedule):
@@ -160,6 +202,302 @@ class CosineDecay(Schedule):
         return self.min_lr + (lr0 - self.min_lr) * (1 + math.cos(math.pi * done / self.epochs)) / 2
 
 
+class ExponentialDecay(Schedule):
+    """lr ← lr·gamma after each epoch, as PyTorch's ``ExponentialLR``: the
+    rate of epoch e (from 0) is lr0·gamma**e, up to rounding.
+
+    Keras's ``ExponentialDecay(decay_rate, decay_steps)`` counts batches; its
+    per-epoch equivalent is ``gamma = decay_rate ** (batches_per_epoch /
+    decay_steps)`` (with ``staircase=False``).
+
+    Parameters
+    ----------
+    gamma : float
+        Factor per epoch, > 0.
+    """
+
+    def __init__(self, gamma: float):
+        self.gamma = check_float(gamma, "gamma", minimum=0.0, strict=True)
+
+    def lr_after_epoch(self, lr0, lr, epochs, samples_seen):
+        # from the last rate, as ExponentialLR steps (its very roundings)
+        return lr * self.gamma
+
+
+class LinearWarmup(Schedule):
+    """A linear warm-up over ``epochs`` epochs, then another schedule.
+
+    Epoch e < ``epochs`` (from 0) runs at lr0·(f + (1 − f)·e/epochs), f
+    being ``start_factor``; epoch ``epochs`` starts ``then`` afresh, as if
+    it were the fit's first epoch (its :meth:`~Schedule.initial_lr`, its
+    epochs and rows counted from there). This is PyTorch's
+    ``SequentialLR([LinearLR(start_factor=f, total_iters=epochs), then],
+    milestones=[epochs])`` stepped once an epoch, and Keras's
+    ``warmup_steps`` counted in epochs; ``then=None`` keeps lr0 after the
+    warm-up (``LinearLR`` alone).
+
+    Parameters
+    ----------
+    epochs : int
+        Length of the warm-up, >= 1.
+    then : Schedule or None, default=None
+        The schedule after it.
+    start_factor : float or None, default=None
+        The first epoch's share of lr0, in (0, 1]. None is 1/(epochs + 1):
+        the rates climb lr0/(epochs + 1), 2·lr0/(epochs + 1), ..., and reach
+        lr0 at epoch ``epochs`` with no epoch at rate 0.
+
+    Notes
+    -----
+    On a plateau of the stopping rule ``then`` decides (without ``then``,
+    the fit stops).
+    """
+
+    def __init__(self, epochs: int, then=None, start_factor: float | None = None):
+        self.epochs = check_int(epochs, "epochs", 1)
+        if then is not None and not isinstance(then, Schedule):
+            raise TypeError(f"then must be a fastbp.optim.Schedule or None, got {then!r}")
+        self.then = then
+        if start_factor is None:
+            start_factor = 1.0 / (self.epochs + 1)
+        self.start_factor = check_float(start_factor, "start_factor", minimum=0.0,
+                                        strict=True, maximum=1.0)
+
+    def initial_lr(self, lr0):
+        return lr0 * self.start_factor  # LinearLR's first rate
+
+    def next_lr(self, lr0, lr, epochs, samples_seen, history, memo):
+        if epochs < self.epochs:
+            return lr0 * (self.start_factor
+                          + (1.0 - self.start_factor) * epochs / self.epochs)
+        then = self.then
+        if then is None:
+            return lr0
+        if epochs == self.epochs:
+            memo["warmup_samples"] = samples_seen
+            memo["then"] = {}
+            return then.initial_lr(lr0)
+        return then.next_lr(lr0, lr, epochs - self.epochs,
+                            samples_seen - memo["warmup_samples"], history, memo["then"])
+
+    def on_plateau(self, lr):
+        return None if self.then is None else self.then.on_plateau(lr)
+
+
+class OneCycle(Schedule):
+    """The 1cycle policy over ``epochs`` epochs, as PyTorch's ``OneCycleLR``
+    with ``total_steps=epochs`` stepped once an epoch (fastbp's schedules act
+    per epoch) and ``cycle_momentum=False``.
+
+    The optimiser's lr is the peak (``max_lr``). The rate climbs from
+    lr0/div_factor to lr0 over the first ``pct_start`` of the epochs, then
+    falls to lr0/(div_factor·final_div_factor) at epoch ``epochs − 1``;
+    later epochs keep that last rate. With ``three_phase`` it falls back to
+    lr0/div_factor over as many epochs as it climbed, then to the minimum.
+
+    Parameters
+    ----------
+    epochs : int
+        Length of the cycle (PyTorch's ``total_steps``), >= 1.
+    pct_start : float, default=0.3
+        Share of the cycle spent climbing, in [0, 1].
+    anneal_strategy : {"cos", "linear"}, default="cos"
+    div_factor : float, default=25.0
+    final_div_factor : float, default=1e4
+    three_phase : bool, default=False
+
+    Notes
+    -----
+    A phase that spans no epoch (pct_start·epochs = 1 makes the climb end
+    at epoch 0) gives its start rate, where PyTorch divides by zero. The
+    momentum is not cycled.
+    """
+
+    def __init__(self, epochs: int, pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False):
+        self.epochs = check_int(epochs, "epochs", 1)
+        self.pct_start = check_float(pct_start, "pct_start", minimum=0.0, maximum=1.0)
+        self.anneal_strategy = check_choice(anneal_strategy, ("cos", "linear"),
+                                            "anneal_strategy")
+        self.div_factor = check_float(div_factor, "div_factor", minimum=0.0, strict=True)
+        self.final_div_factor = check_float(final_div_factor, "final_div_factor", minimum=0.0,
+                                            strict=True)
+        self.three_phase = check_bool(three_phase, "three_phase")
+
+    def _lr_at(self, lr0: float, step: int) -> float:
+        """OneCycleLR's rate at step ``step``, in its order of operations."""
+        total, pct_start = self.epochs, self.pct_start
+        start = lr0 / self.div_factor
+        low = start / self.final_div_factor
+        if self.three_phase:
+            phases = ((float(pct_start * total) - 1, start, lr0),
+                      (float(2 * pct_start * total) - 2, lr0, start),
+                      (total - 1, start, low))
+        else:
+            phases = ((float(pct_start * total) - 1, start, lr0), (total - 1, lr0, low))
+        step = min(step, total - 1)
+        start_step = 0.0
+        for i, (end_step, begin, end) in enumerate(phases):
+            if step <= end_step or i == len(phases) - 1:
+                span = end_step - start_step
+                pct = (step - start_step) / span if span else 0.0
+                if self.anneal_strategy == "cos":
+                    return end + (begin - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+                return (end - begin) * pct + begin
+            start_step = end_step
+        raise AssertionError("unreachable: the last phase takes every step")
+
+    def initial_lr(self, lr0):
+        return self._lr_at(lr0, 0)
+
+    def lr_after_epoch(self, lr0, lr, epochs, samples_seen):
+        return self._lr_at(lr0, epochs)
+
+
+class CosineWarmRestarts(Schedule):
+    """Cosine annealing restarted every cycle, as PyTorch's
+    ``CosineAnnealingWarmRestarts`` stepped once an epoch.
+
+    Cycle i lasts T_0·T_mult**i epochs; T_cur epochs into a cycle of T_i,
+    lr = min_lr + (lr0 − min_lr)·(1 + cos(π·T_cur/T_i))/2.
+
+    Parameters
+    ----------
+    T_0 : int
+        Epochs of the first cycle, >= 1.
+    T_mult : int, default=1
+        Growth of each cycle over the one before, >= 1.
+    min_lr : float, default=0.0
+        The floor (PyTorch's ``eta_min``).
+    """
+
+    def __init__(self, T_0: int, T_mult: int = 1, min_lr: float = 0.0):
+        self.T_0 = check_int(T_0, "T_0", 1)
+        self.T_mult = check_int(T_mult, "T_mult", 1)
+        self.min_lr = check_float(min_lr, "min_lr", minimum=0.0)
+
+    def _lr_at(self, lr0: float, epoch: int) -> float:
+        T_i = self.T_0
+        if self.T_mult == 1:
+            T_cur = epoch % T_i
+        else:
+            T_cur = epoch
+            while T_cur >= T_i:  # cycles grow geometrically: few turns
+                T_cur -= T_i
+                T_i *= self.T_mult
+        return self.min_lr + (lr0 - self.min_lr) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
+
+    def initial_lr(self, lr0):
+        return self._lr_at(lr0, 0)
+
+    def lr_after_epoch(self, lr0, lr, epochs, samples_seen):
+        return self._lr_at(lr0, epochs)
+
+
+class ReduceLROnPlateau(Schedule):
+    """Multiply the rate by ``factor`` when a monitored value stops
+    improving, as PyTorch's ``ReduceLROnPlateau`` stepped once an epoch.
+
+    After each epoch the value improves when it is below best·(1 −
+    threshold) (``threshold_mode="rel"``) or best − threshold ("abs");
+    ``mode="max"`` flips both. After more than ``patience`` epochs in a row
+    without improvement the rate becomes max(lr·factor, min_lr) (unless that
+    changes it by ``eps`` or less), and the next ``cooldown`` epochs count no
+    bad epochs. Its state (best value, bad epochs, cooldown) is kept per
+    network with the optimiser's, over fits, and saved in checkpoints.
+
+    Parameters
+    ----------
+    monitor : str, default="auto"
+        A key of the history: "auto" is "val_loss" when the fit has
+        validation rows, else the training "loss" (which, measured before
+        each update, lags the weights by half an epoch).
+    mode : {"min", "max"}, default="min"
+    factor : float, default=0.1
+        In (0, 1).
+    patience : int, default=10
+    threshold : float, default=1e-4
+    threshold_mode : {"rel", "abs"}, default="rel"
+    cooldown : int, default=0
+    min_lr : float, default=0.0
+    eps : float, default=1e-8
+
+    Notes
+    -----
+    On a plateau of the stopping rule (``early_stopping``) the fit stops:
+    this schedule lowers the rate on its own count.
+    """
+
+    def __init__(self, monitor: str = "auto", mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8):
+        self.monitor = check_monitor(monitor)
+        self.mode = check_choice(mode, ("min", "max"), "mode")
+        self.factor = check_float(factor, "factor", minimum=0.0, strict=True, maximum=1.0,
+                                  strict_max=True)
+        self.patience = check_int(patience, "patience", 0)
+        self.threshold = check_float(threshold, "threshold", minimum=0.0)
+        self.threshold_mode = check_choice(threshold_mode, ("rel", "abs"), "threshold_mode")
+        self.cooldown = check_int(cooldown, "cooldown", 0)
+        self.min_lr = check_float(min_lr, "min_lr", minimum=0.0)
+        self.eps = check_float(eps, "eps", minimum=0.0)
+
+    def key(self, history: dict) -> str:
+        """The history key watched: ``monitor``, "auto" resolved."""
+        return monitor_key(self.monitor, history)
+
+    def _better(self, value: float, best: float) -> bool:
+        # ReduceLROnPlateau's comparisons, term for term
+        if self.mode == "min":
+            if self.threshold_mode == "rel":
+                return value < best * (1.0 - self.threshold)
+            return value < best - self.threshold
+        if self.threshold_mode == "rel":
+            return value > best * (self.threshold + 1.0)
+        return value > best + self.threshold
+
+    def next_lr(self, lr0, lr, epochs, samples_seen, history, memo):
+        if history is None:
+            raise ValueError("ReduceLROnPlateau needs the fit's history")
+        key = self.key(history)
+        if key not in history:
+            raise ValueError(f"ReduceLROnPlateau monitors {key!r}, which the history does not "
+                             f"have (keys: {sorted(history)})")
+        value = float(history[key][-1])
+        best = memo.get("best", math.inf if self.mode == "min" else -math.inf)
+        bad, cooldown = memo.get("bad_epochs", 0), memo.get("cooldown_counter", 0)
+        if self._better(value, best):
+            best, bad = value, 0
+        else:
+            bad += 1
+        if cooldown > 0:
+            cooldown -= 1
+            bad = 0  # bad epochs in the cooldown do not count
+        if bad > self.patience:
+            lowered = max(lr * self.factor, self.min_lr)
+            if lr - lowered > self.eps:
+                lr = lowered
+            cooldown, bad = self.cooldown, 0
+        memo.update(best=best, bad_epochs=bad, cooldown_counter=cooldown)
+        return lr
+
+
+def check_monitor(monitor) -> str:
+    """A history key to watch (or "auto"), checked."""
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor must be a history key such as 'val_loss', got {monitor!r}")
+    return monitor
+
+
+def monitor_key(monitor: str, history: dict) -> str:
+    """The history key a rule watches: ``monitor``, "auto" being "val_loss"
+    when the fit has validation rows, else "loss"."""
+    if monitor != "auto":
+        return monitor
+    return "val_loss" if "val_loss" in history else "loss"
+
+
 _SCHEDULE_NAMES = {"constant": Constant, "invscaling": InvScaling, "adaptive": Adaptive}
 
 
@@ -190,6 +528,8 @@ class OptimizerState:
         The current learning rate.
     epochs, samples_seen : int
         Epochs and rows trained so far, for the schedules.
+    schedule_memo : dict
+        What the schedule keeps between epochs (see :meth:`Schedule.next_lr`).
     """
 
     def __init__(self, buffers: dict, lr: float):
@@ -198,6 +538,7 @@ class OptimizerState:
         self.lr = lr
         self.epochs = 0
         self.samples_seen = 0
+        self.schedule_memo = {}
 
     def fits(self, params: np.ndarray) -> bool:
         """Whether the buffers match ``params`` in shape and dtype."""
@@ -235,7 +576,7 @@ class Optimizer:
         state = self._states.get(network)
         if state is None or (state.buffers and not state.fits_layout((network.n_params,),
                                                                       network.dtype)):
-            state = OptimizerState({}, self.lr)
+            state = OptimizerState({}, self.schedule.initial_lr(self.lr))
             self._states[network] = state
         for name in self.buffer_names:
             if name not in state.buffers:
@@ -272,18 +613,20 @@ class Optimizer:
         trainer.set_optimizer(self.kernel_name, state.lr, self.hyper(), buffers,
                               state.step_count)
 
-    def epoch_ends(self, state: OptimizerState, rows: int) -> None:
-        """Count an epoch of ``rows`` rows and move the rate along the schedule."""
+    def epoch_ends(self, state: OptimizerState, rows: int, history=None) -> None:
+        """Count an epoch of ``rows`` rows and move the rate along the
+        schedule, which may read the fit's ``history``."""
         state.epochs += 1
         state.samples_seen += rows
-        if type(self.schedule).lr_after_epoch is Schedule.lr_after_epoch:
+        if self.schedule.constant:
             return  # a constant rate: skip the call (small fits feel every µs)
-        state.lr = float(self.schedule.lr_after_epoch(self.lr, state.lr, state.epochs,
-                                                      state.samples_seen))
+        state.lr = float(self.schedule.next_lr(self.lr, state.lr, state.epochs,
+                                               state.samples_seen, history,
+                                               state.schedule_memo))
 
     def epochs_end(self, state: OptimizerState, rows: int, count: int) -> None:
         """:meth:`epoch_ends` ``count`` times, at once for a constant rate."""
-        if type(self.schedule).lr_after_epoch is Schedule.lr_after_epoch:
+        if self.schedule.constant:
             state.epochs += count
             state.samples_seen += rows * count
             return
