@@ -43,7 +43,7 @@ cnp.import_array()
 #   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
 #                           term: the tables' switches (fastbp_activations_impl.h)
 #   fastbp_optim.h          the L2 term's loops, shared by every optimiser
-#   fastbp_adam.h           Adam's element loops (optim_adam.pxi)
+#   fastbp_adam.h           the element loops of Adam, AdamW and NAdam
 #   fastbp_sample.h         the fused per-sample SGD path (fastbp_sample_impl.h)
 #   fastbp_threads.h, fastbp_finite.h, fastbp_denormals.h   threads and
 #                           barriers, NaN scans, denormals flushed to zero
@@ -57,6 +57,8 @@ include "optim_adam.pxi"   # Adam, scikit-learn's and PyTorch's
 include "optim_rmsprop.pxi"  # RMSprop, as PyTorch's
 include "optim_adagrad.pxi"  # Adagrad, as PyTorch's
 include "optim_rprop.pxi"    # Rprop (iRPROP-), as PyTorch's
+include "optim_adamw.pxi"  # AdamW: Adam with decoupled weight decay, as PyTorch's
+include "optim_nadam.pxi"  # NAdam, as PyTorch's
 include "passes.pxi"       # forward and backward passes, workspace layout
 include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own

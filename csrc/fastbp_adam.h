@@ -1,7 +1,10 @@
-/* Adam's element loops (csrc/optim_adam.pxi registers the optimiser): the
- * step on a block of parameters, and the step on rows of W_0 after a sparse
- * batch, fused with their L2 term. Compiled per instruction set with
- * contraction off, as fastbp_optim.h says why.
+/* Adam's element loops (csrc/optim_adam.pxi registers the optimiser), and
+ * those of its variants AdamW (optim_adamw.pxi) and NAdam (optim_nadam.pxi):
+ * the step on a block of parameters, and the step on rows of W_0 after a
+ * sparse batch, fused with their L2 term. One loop written once serves the
+ * three: its flags are constants, so each instance compiles to its own
+ * loop and Adam's is the loop it always was. Compiled per instruction set
+ * with contraction off, as fastbp_optim.h says why.
  */
 #ifndef FASTBP_ADAM_H
 #define FASTBP_ADAM_H
@@ -13,34 +16,42 @@
 
 /* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps),
  * in FLOAT throughout (as PyTorch's float32 Adam): a float32 sqrt and
- * division are 2-4x as fast as double ones, and they bound this loop. */
-#define FBP_DEFINE_ADAM_STEP(NAME, FLOAT, SQRT)                                    \
+ * division are 2-4x as fast as double ones, and they bound this loop.
+ * DECAY (AdamW's W): p = keep p first, keep = 1 - lr weight_decay, as
+ * PyTorch scales p before its step. G_TERM (NAdam's Nesterov term): the
+ * numerator is lr_t m + lr_g g. Unused, keep and lr_g are ignored. */
+#define FBP_DEFINE_ADAM_STEP(NAME, FLOAT, SQRT, DECAY, G_TERM)                     \
     FBP_CLONES FBP_NO_CONTRACT static void NAME(                                   \
         FLOAT *restrict p, const FLOAT *restrict g, FLOAT *restrict m,             \
-        FLOAT *restrict v, ptrdiff_t n, FLOAT lr, FLOAT b1, FLOAT b2, FLOAT c1,    \
-        FLOAT c2, FLOAT eps)                                                       \
+        FLOAT *restrict v, ptrdiff_t n, FLOAT lr, FLOAT lr_g, FLOAT keep,          \
+        FLOAT b1, FLOAT b2, FLOAT c1, FLOAT c2, FLOAT eps)                         \
     {                                                                              \
         ptrdiff_t i;                                                               \
         for (i = 0; i < n; i++) {                                                  \
             FLOAT gi = g[i];                                                       \
             FLOAT mi = b1 * m[i] + c1 * gi;                                        \
             FLOAT vi = b2 * v[i] + c2 * gi * gi;                                   \
+            FLOAT pi = p[i], u = lr * mi;                                          \
             m[i] = mi;                                                             \
             v[i] = vi;                                                             \
-            p[i] -= lr * mi / (SQRT(vi) + eps);                                    \
+            if (DECAY)                                                             \
+                pi = keep * pi;                                                    \
+            if (G_TERM)                                                            \
+                u += lr_g * gi;                                                    \
+            p[i] = pi - u / (SQRT(vi) + eps);                                      \
         }                                                                          \
     }
 
-/* Adam on rows [i0, i1) of W (n_out wide) whose gradient is (l2/m) W plus,
- * on the rows marked in marks, dW: one pass instead of writing the L2 term
- * into every row of dW and reading it back. Unmarks the rows; returns
- * sum W^2 over them, before the step. */
-#define FBP_DEFINE_ADAM_ROWS(NAME, FLOAT, SQRT)                                    \
+/* The step on rows [i0, i1) of W (n_out wide) whose gradient is (l2/m) W
+ * plus, on the rows marked in marks, dW: one pass instead of writing the L2
+ * term into every row of dW and reading it back. Unmarks the rows; returns
+ * sum W^2 over them, before the step. DECAY and G_TERM as above. */
+#define FBP_DEFINE_ADAM_ROWS(NAME, FLOAT, SQRT, DECAY, G_TERM)                     \
     FBP_CLONES FBP_NO_CONTRACT static double NAME(                                 \
         FLOAT *restrict W, const FLOAT *restrict dW, FLOAT *restrict m,            \
         FLOAT *restrict v, unsigned char *restrict marks, ptrdiff_t i0,            \
-        ptrdiff_t i1, ptrdiff_t n_out, double l2_over_m, FLOAT lr, FLOAT b1,       \
-        FLOAT b2, FLOAT c1, FLOAT c2, FLOAT eps)                                   \
+        ptrdiff_t i1, ptrdiff_t n_out, double l2_over_m, FLOAT lr, FLOAT lr_g,     \
+        FLOAT keep, FLOAT b1, FLOAT b2, FLOAT c1, FLOAT c2, FLOAT eps)             \
     {                                                                              \
         double lanes[FBP_LANES_L2] = {0}, total = 0;                               \
         ptrdiff_t i, j, k;                                                         \
@@ -55,14 +66,19 @@
                 total += (double)w[j] * w[j];                                      \
             for (j = 0; j < n_out; j++) {                                          \
                 FLOAT g = (FLOAT)(l2_over_m * w[j]);                               \
-                FLOAT mj, vj;                                                      \
+                FLOAT mj, vj, wj = w[j], u;                                        \
                 if (marked)                                                        \
                     g += d[j];                                                     \
                 mj = b1 * mi[j] + c1 * g;                                          \
                 vj = b2 * vi[j] + c2 * g * g;                                      \
                 mi[j] = mj;                                                        \
                 vi[j] = vj;                                                        \
-                w[j] -= lr * mj / (SQRT(vj) + eps);                                \
+                u = lr * mj;                                                       \
+                if (DECAY)                                                         \
+                    wj = keep * wj;                                                \
+                if (G_TERM)                                                        \
+                    u += lr_g * g;                                                 \
+                w[j] = wj - u / (SQRT(vj) + eps);                                  \
             }                                                                      \
             marks[i] = 0;                                                          \
         }                                                                          \
@@ -71,9 +87,15 @@
         return total;                                                              \
     }
 
-FBP_DEFINE_ADAM_STEP(fbp_adam_step_f, float, sqrtf)
-FBP_DEFINE_ADAM_STEP(fbp_adam_step_d, double, sqrt)
-FBP_DEFINE_ADAM_ROWS(fbp_adam_rows_f, float, sqrtf)
-FBP_DEFINE_ADAM_ROWS(fbp_adam_rows_d, double, sqrt)
+/* PREFIX##_step_f/_d and PREFIX##_rows_f/_d of each variant */
+#define FBP_DEFINE_ADAM_LOOPS(PREFIX, DECAY, G_TERM)                               \
+    FBP_DEFINE_ADAM_STEP(PREFIX##_step_f, float, sqrtf, DECAY, G_TERM)             \
+    FBP_DEFINE_ADAM_STEP(PREFIX##_step_d, double, sqrt, DECAY, G_TERM)             \
+    FBP_DEFINE_ADAM_ROWS(PREFIX##_rows_f, float, sqrtf, DECAY, G_TERM)             \
+    FBP_DEFINE_ADAM_ROWS(PREFIX##_rows_d, double, sqrt, DECAY, G_TERM)
+
+FBP_DEFINE_ADAM_LOOPS(fbp_adam, 0, 0)
+FBP_DEFINE_ADAM_LOOPS(fbp_adamw, 1, 0)  /* AdamW's W; its b take Adam's loops */
+FBP_DEFINE_ADAM_LOOPS(fbp_nadam, 0, 1)
 
 #endif

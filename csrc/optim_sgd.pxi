@@ -1,31 +1,55 @@
 # SGD, registered as "sgd" (fastbp.optim.SGD): plain, with momentum, or
-# Nesterov's. Plain SGD keeps no state, so the loops fold its step into the
-# products (is_plain) and its step function below runs with momentum only,
-# or from the tests' optimizer_update.
+# Nesterov's, and optionally decoupled weight decay, W = (1 - lr weight_decay)
+# W before each step, on the weights only (params_run). Plain SGD keeps no
+# state, so the loops fold its step into the products (is_plain) and its
+# step function below runs with momentum or decay only, or from the tests'
+# optimizer_update.
 
 cdef enum:
     # its hyper-parameter and buffer slots, in the order registered below
     SGD_MOMENTUM = 0
     SGD_NESTEROV = 1
+    SGD_WEIGHT_DECAY = 2
     SGD_VELOCITY = 0
+    # its rates
+    SGD_LR = 0
+    SGD_KEEP = 1
 
 
 cdef bint _sgd_is_plain(const fbp_optimizer_state* opt) noexcept nogil:
-    return opt.hyper[SGD_MOMENTUM] == 0
+    # with decay the step needs the gradient: off the folded and per-sample paths
+    return opt.hyper[SGD_MOMENTUM] == 0 and opt.hyper[SGD_WEIGHT_DECAY] == 0
 
 
 cdef void _sgd_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept nogil:
-    rates.value[0] = opt.lr  # no step count: its steps do not depend on it
+    # no step count: its steps do not depend on it
+    rates.value[SGD_LR] = opt.lr
+    rates.value[SGD_KEEP] = 1 - opt.lr * opt.hyper[SGD_WEIGHT_DECAY]
+
+
+cdef void _sgd_decay(const fbp_optimizer_state* opt, floating* params, Py_ssize_t offset,
+                     Py_ssize_t count, floating keep) noexcept nogil:
+    """W = keep W on the weights among params[offset:offset + count]."""
+    cdef Py_ssize_t i, end, stop = offset + count
+    cdef bint is_W
+    while offset < stop:
+        end = params_run(opt, offset, stop, &is_W)
+        if is_W:
+            for i in range(offset, end):
+                params[i] = keep * params[i]
+        offset = end
 
 
 cdef void _sgd_step(const fbp_optimizer_state* opt, floating* params, const floating* grad,
                     Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil:
     """Plain: p -= lr g. Momentum: v = mu v - lr g; p += v.
-    Nesterov: v = mu v - lr g; p += mu v - lr g."""
+    Nesterov: v = mu v - lr g; p += mu v - lr g. Decay first: W = keep W."""
     cdef Py_ssize_t i
     cdef floating step, v
-    cdef floating lr_f = <floating>rates.value[0], mu = <floating>opt.hyper[SGD_MOMENTUM]
+    cdef floating lr_f = <floating>rates.value[SGD_LR], mu = <floating>opt.hyper[SGD_MOMENTUM]
     cdef floating* velocity = <floating*>opt.buffers[SGD_VELOCITY]  # NULL if plain
+    if opt.hyper[SGD_WEIGHT_DECAY] != 0:
+        _sgd_decay(opt, params, offset, count, <floating>rates.value[SGD_KEEP])
     params += offset
     grad += offset
     if velocity != NULL:
@@ -48,6 +72,7 @@ cdef void _sgd_step(const fbp_optimizer_state* opt, floating* params, const floa
 
 def _check_sgd(dict values, buffers):
     check_hyper_range("momentum", values["momentum"], 0, 1)
+    check_hyper_above("weight_decay", values["weight_decay"], 0, inclusive=True)
     if values["momentum"] > 0 and "velocity" not in buffers:
         raise ValueError("momentum > 0 needs a velocity buffer")
 
@@ -59,5 +84,6 @@ SGD_FUNCTIONS.step_d = _sgd_step[double]
 SGD_FUNCTIONS.step_f = _sgd_step[float]
 SGD_FUNCTIONS.marked_rows_d = NULL
 SGD_FUNCTIONS.marked_rows_f = NULL
-register_optimizer("sgd", &SGD_FUNCTIONS, {"momentum": 0.0, "nesterov": 0.0}, ("velocity",),
+register_optimizer("sgd", &SGD_FUNCTIONS,
+                   {"momentum": 0.0, "nesterov": 0.0, "weight_decay": 0.0}, ("velocity",),
                    _check_sgd)

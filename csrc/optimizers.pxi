@@ -93,6 +93,30 @@ cdef struct fbp_optimizer_state:
     # params-shaped, in the order it registered them; NULL when not given
     void* buffers[OPTIMIZER_BUFFERS]
     Py_ssize_t step_count
+    # the network's layer specs, for a step that treats W and b apart
+    # (params_run); NULL (the tests' optimizer_update): all of it is W
+    const fbp_layer* layers
+    int n_layers
+
+
+cdef inline Py_ssize_t params_run(const fbp_optimizer_state* opt, Py_ssize_t offset,
+                                  Py_ssize_t stop, bint* is_W) noexcept nogil:
+    """The end, at most ``stop``, of the run of weights (``is_W`` set) or
+    of biases (cleared) in which params[offset] lies: a step that treats W
+    and b apart (decoupled weight decay, on W only) walks its block
+    [offset, stop) run by run."""
+    cdef int l
+    cdef const fbp_layer* layer
+    is_W[0] = True
+    if opt.layers != NULL:
+        for l in range(opt.n_layers):
+            layer = &opt.layers[l]
+            if offset < layer.b:
+                return min(layer.b, stop)
+            if offset < layer.b + layer.n_out:
+                is_W[0] = False
+                return min(layer.b + layer.n_out, stop)
+    return stop
 
 
 # ---------------------------------------------------------------------------
@@ -210,10 +234,13 @@ cdef double check_hyper_range(str name, double value, double low, double high,
     return value
 
 
-cdef double check_hyper_above(str name, double value, double low) except? -1:
-    """``value``, or a ValueError: it must be finite and > low."""
-    if not (value > low and isfinite(value)):
-        raise ValueError(f"{name} must be finite and > {low:g}, got {value!r}")
+cdef double check_hyper_above(str name, double value, double low,
+                              bint inclusive=False) except? -1:
+    """``value``, or a ValueError: it must be finite and > low (>= low if
+    ``inclusive``)."""
+    if not ((value >= low if inclusive else value > low) and isfinite(value)):
+        raise ValueError(f"{name} must be finite and {'>=' if inclusive else '>'} {low:g}, "
+                         f"got {value!r}")
     return value
 
 

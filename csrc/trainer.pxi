@@ -268,6 +268,8 @@ cdef class Trainer:
                   for key in kind.buffer_names] if buffers else []
         self._forget_optimizer()
         kind.place(&self.opt, lr, values, arrays, step_count)
+        self.opt.layers = self.net.layers
+        self.opt.n_layers = self.net.n_layers
         self.buffer_arrays = arrays
         self.has_optimizer = True
 

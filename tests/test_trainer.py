@@ -249,11 +249,9 @@ def test_codes_are_the_python_tables():
     from fastbp import ACTIVATIONS, LOSSES
     assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
     assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
-    assert {name: kind.name for name, kind in optimizer_kinds().items()} == {"sgd": "sgd",
-                                                                              "adam": "adam",
-                                                                              "rmsprop": "rmsprop",
-                                                                              "adagrad": "adagrad",
-                                                                              "rprop": "rprop"}
+    assert {name: kind.name for name, kind in optimizer_kinds().items()} == {
+        "sgd": "sgd", "adam": "adam", "rmsprop": "rmsprop", "adagrad": "adagrad",
+        "rprop": "rprop", "adamw": "adamw", "nadam": "nadam"}
     assert (ACTIVATIONS["softmax"] == 4 and KERNEL_LOSSES["cross_entropy"] == 2
             and KERNEL_LOSSES["poisson"] == 3)
 
@@ -366,7 +364,8 @@ def test_setter_and_run_errors():
 @pytest.mark.parametrize("args,error,match", [
     (("rmsprop_unknown", 0.1), ValueError, "unknown optimizer 'rmsprop_unknown' \\(known: .*adam.*sgd"),
     (("sgd", 0.1, {"beta1": 0.9}), ValueError,
-     "sgd has no hyper-parameter 'beta1' \\(its hyper-parameters: momentum, nesterov\\)"),
+     "sgd has no hyper-parameter 'beta1' \\(its hyper-parameters: momentum, nesterov, "
+     "weight_decay\\)"),
     (("sgd", 0.1, {"momentum": "fast"}), TypeError, "momentum must be a number, got 'fast'"),
     (("sgd", 0.1, {"momentum": 1.5}), ValueError, "momentum must be in \\[0, 1\\], got 1.5"),
     (("adam", 0.1, {}, {"velocity": np.zeros(8)}), ValueError,

@@ -31,7 +31,7 @@ from ._validation import check_bool, check_choice, check_float, check_int
 
 __all__ = [
     # the optimisers (fastbp itself exports every one listed here)
-    "SGD", "Adam", "RMSprop", "Adagrad", "Rprop",
+    "SGD", "Adam", "AdamW", "NAdam", "RMSprop", "Adagrad", "Rprop",
     # their base and state, and the schedules
     "Optimizer", "OptimizerState", "Schedule", "Constant", "InvScaling", "Adaptive",
     "StepDecay", "CosineDecay",
@@ -648,7 +648,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+    """Stochastic gradient descent, optionally with (Nesterov) momentum and
+    decoupled weight decay.
 
     With g the minibatch gradient, μ the momentum and v the velocity
     (zero at the start):
@@ -657,8 +658,13 @@ class SGD(Optimizer):
     - momentum:       v ← μ·v − lr·g;  W ← W + v
     - Nesterov:       v ← μ·v − lr·g;  W ← W + μ·v − lr·g
 
+    The same steps, with b in place of W, update the biases. With a weight
+    decay λ > 0, each step first shrinks the weights (not the biases)::
+
+        W ← (1 − lr·λ)·W
+
     This is the formulation of scikit-learn's SGD solver; with a constant
-    lr it takes the same steps as ``torch.optim.SGD``.
+    lr and λ = 0 it takes the same steps as ``torch.optim.SGD``.
 
     Parameters
     ----------
@@ -670,19 +676,32 @@ class SGD(Optimizer):
         Use Nesterov's momentum; needs ``momentum > 0``.
     schedule : Schedule or {"constant", "invscaling", "adaptive"}, default=None
         How the rate changes after each epoch; None keeps it constant.
+    weight_decay : float, default=0.0
+        Decoupled weight decay λ ≥ 0, as above and as
+        :class:`AdamW` decays: on the weights only, at the current rate,
+        once per step (per batch, or per row with ``batch_size=1``). Unlike
+        ``torch.optim.SGD(weight_decay=...)``, which adds λ·W to the
+        gradient (coupled L2, biases included), and unlike
+        ``Network.fit(l2=...)``, fastbp's coupled L2 term (the gradient of
+        λ/(2·Σw)·Σ‖W‖², added to the loss).
 
     Notes
     -----
     The velocity of each network trained with this optimiser is kept, so a
     second ``fit`` with the same optimiser continues where the first stopped.
     Call :meth:`reset` to forget it.
+
+    A step with decay needs the whole gradient first: plain SGD with
+    ``weight_decay > 0`` leaves the fused per-sample path (``batch_size=1``)
+    and the update folded into the products, and trains as SGD with momentum
+    does (more slowly per row than plain SGD).
     """
 
     kernel_name = "sgd"
     _repr_fields = ("lr", "momentum", "nesterov")
 
     def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
-                 schedule=None):
+                 schedule=None, weight_decay: float = 0.0):
         super().__init__(lr, schedule)
         self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0,
                                     strict_max=True)
@@ -691,11 +710,14 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
+        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
         # plain SGD keeps no velocity: its kernels never read one
         self.buffer_names = ("velocity",) if self.momentum != 0 else ()
 
     def __repr__(self) -> str:
         text = super().__repr__()
+        if self.weight_decay != 0:
+            text = text[:-1] + f", weight_decay={self.weight_decay!r})"
         if not isinstance(self.schedule, Constant):
             text = text[:-1] + f", schedule={self.schedule!r})"
         return text
@@ -709,11 +731,19 @@ class SGD(Optimizer):
         return state.buffers["velocity"]
 
     def hyper(self):
-        return {"momentum": self.momentum, "nesterov": self.nesterov}
+        return {"momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
 
     @property
     def plain(self):
-        return self.momentum == 0
+        return self.momentum == 0 and self.weight_decay == 0
+
+
+def _check_moment_rates(beta1, beta2, epsilon) -> tuple:
+    """Adam's and NAdam's β1, β2 in [0, 1) and ε > 0, checked."""
+    return (check_float(beta1, "beta1", minimum=0.0, maximum=1.0, strict_max=True),
+            check_float(beta2, "beta2", minimum=0.0, maximum=1.0, strict_max=True),
+            check_float(epsilon, "epsilon", minimum=0.0, strict=True))
 
 
 class Adam(Optimizer):
@@ -754,9 +784,7 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8, flavor: str = "sklearn", schedule=None):
         super().__init__(lr, schedule)
-        self.beta1 = check_float(beta1, "beta1", minimum=0.0, maximum=1.0, strict_max=True)
-        self.beta2 = check_float(beta2, "beta2", minimum=0.0, maximum=1.0, strict_max=True)
-        self.epsilon = check_float(epsilon, "epsilon", minimum=0.0, strict=True)
+        self.beta1, self.beta2, self.epsilon = _check_moment_rates(beta1, beta2, epsilon)
         if flavor not in ("sklearn", "torch"):
             raise ValueError(f"flavor must be 'sklearn' or 'torch', got {flavor!r}")
         self.flavor = flavor
@@ -933,3 +961,101 @@ class Rprop(Optimizer):
     def hyper(self):
         return {"etaminus": self.etas[0], "etaplus": self.etas[1],
                 "step_size_min": self.step_sizes[0], "step_size_max": self.step_sizes[1]}
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, as
+    ``torch.optim.AdamW``.
+
+    With g the gradient, t the step count (from 1) and λ the weight decay,
+    each step first shrinks the weights (not the biases), then takes
+    :class:`Adam`'s step on weights and biases alike::
+
+        W ← (1 − lr·λ)·W
+        m ← β1·m + (1 − β1)·g
+        v ← β2·v + (1 − β2)·g²
+        lr_t = lr·√(1 − β2^t) / (1 − β1^t)
+        W ← W − lr_t·m / (√v + ε·√(1 − β2^t))      (PyTorch: ε added to √v̂)
+        W ← W − lr_t·m / (√v + ε)                  (flavor="sklearn")
+
+    PyTorch's AdamW decays every parameter of a group; fastbp's matches a
+    PyTorch model whose biases sit in a group of their own with
+    ``weight_decay=0``, the usual recipe.
+
+    Parameters
+    ----------
+    lr, beta1, beta2, epsilon : float
+        As :class:`Adam` takes them, with its defaults: 0.001, 0.9, 0.999
+        and 1e-8.
+    weight_decay : float, default=0.01
+        λ ≥ 0, applied at the current rate once per step (per batch). 0 takes
+        :class:`Adam`'s steps.
+    flavor : {"torch", "sklearn"}, default="torch"
+        Where ε enters, as in :class:`Adam` (whose default is scikit-learn's;
+        this one's is PyTorch's, as ``torch.optim.AdamW``).
+    schedule : Schedule or {"constant", "invscaling", "adaptive"}, default=None
+
+    Notes
+    -----
+    The decay is not a term of the loss: ``Network.fit(l2=...)`` (coupled
+    L2, in the gradient) adds to it, and ``history`` reports only the
+    ``l2`` term. The moments and the step count persist between fits with
+    the same optimiser; :meth:`reset` forgets them.
+    """
+
+    kernel_name = "adamw"
+    _repr_fields = ("lr", "beta1", "beta2", "epsilon", "weight_decay", "flavor")
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, weight_decay: float = 1e-2, flavor: str = "torch",
+                 schedule=None):
+        super().__init__(lr, beta1, beta2, epsilon, flavor, schedule)
+        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+
+    def hyper(self):
+        return {**super().hyper(), "weight_decay": self.weight_decay}
+
+
+class NAdam(Optimizer):
+    """NAdam (Dozat): Adam with Nesterov's momentum, as ``torch.optim.NAdam``.
+
+    With g the gradient, t the step count (from 1) and ψ the momentum
+    decay::
+
+        μ_t = β1·(1 − 0.5·0.96^(t·ψ));   P_t = μ_1·μ_2···μ_t
+        m ← β1·m + (1 − β1)·g
+        v ← β2·v + (1 − β2)·g²
+        v̂ = v / (1 − β2^t)
+        W ← W − lr·(1 − μ_t)/(1 − P_t)·g / (√v̂ + ε)
+              − lr·μ_{t+1}/(1 − P_t·μ_{t+1})·m / (√v̂ + ε)
+
+    Parameters
+    ----------
+    lr : float, default=0.002
+    beta1, beta2 : float, default=0.9 and 0.999
+        The moments' decay rates, in [0, 1).
+    epsilon : float, default=1e-8
+        > 0.
+    momentum_decay : float, default=0.004
+        ψ ≥ 0.
+    schedule : Schedule or {"constant", "invscaling", "adaptive"}, default=None
+
+    Notes
+    -----
+    The moments and the step count persist between fits with the same
+    optimiser (P_t follows from the step count); :meth:`reset` forgets them.
+    PyTorch's ``weight_decay`` and ``decoupled_weight_decay`` options are not
+    offered: use ``Network.fit(l2=...)`` for a coupled L2 term.
+    """
+
+    kernel_name = "nadam"
+    buffer_names = ("first_moment", "second_moment")
+    _repr_fields = ("lr", "beta1", "beta2", "epsilon", "momentum_decay")
+
+    def __init__(self, lr: float = 0.002, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, momentum_decay: float = 4e-3, schedule=None):
+        super().__init__(lr, schedule)
+        self.beta1, self.beta2, self.epsilon = _check_moment_rates(beta1, beta2, epsilon)
+        self.momentum_decay = check_float(momentum_decay, "momentum_decay", minimum=0.0)
+
+    def hyper(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon,
+                "momentum_decay": self.momentum_decay}
