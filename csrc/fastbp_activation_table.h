@@ -27,7 +27,8 @@
     X(SIGMOID, sigmoid, ELEMENTWISE)     \
     X(TANH, tanh, ELEMENTWISE)           \
     X(RELU, relu, ELEMENTWISE)           \
-    X(SOFTMAX, softmax, ROWWISE)
+    X(SOFTMAX, softmax, ROWWISE)         \
+    X(LEAKY_RELU, leaky_relu, ELEMENTWISE)
 
 #endif
 
@@ -70,6 +71,14 @@ FBP_ACTIVATE_ROW(relu) {
 }
 FBP_DERIVATIVE_ROW(relu) {
     return z > 0 ? delta : 0;
+}
+
+FBP_ACTIVATE_ROW(leaky_relu) {
+    ptrdiff_t i, size = m * n;
+    for (i = 0; i < size; i++) z[i] = a[i] > 0 ? a[i] : (FBP_REAL)0.01 * a[i];
+}
+FBP_DERIVATIVE_ROW(leaky_relu) {
+    return z > 0 ? delta : (FBP_REAL)0.01 * delta;  /* z > 0 exactly where a > 0 */
 }
 
 FBP_ACTIVATE_ROW(softmax) {

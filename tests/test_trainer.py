@@ -247,7 +247,8 @@ def test_n_threads_is_clamped(rng):
 
 def test_codes_are_the_python_tables():
     from fastbp import ACTIVATIONS, LOSSES
-    assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
+    assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4,
+                           "leaky_relu": 5}
     assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
     assert {name: kind.name for name, kind in optimizer_kinds().items()} == {"sgd": "sgd",
                                                                               "adam": "adam"}

@@ -39,6 +39,7 @@ ACTIVATION_NODES = {
     "tanh": _node("Tanh"),
     "relu": _node("Relu"),
     "softmax": _node("Softmax", axis=-1),
+    "leaky_relu": _node("LeakyRelu", alpha=0.01),
 }
 
 

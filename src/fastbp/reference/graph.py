@@ -220,6 +220,7 @@ GRAPH_ACTIVATIONS = {  # z_j = f(a_j) as a node, neuron by neuron
     "sigmoid": graph_sigmoid,
     "tanh": lambda a: a.tanh(),
     "relu": lambda a: a.relu(),
+    "leaky_relu": lambda a: a if a.data > 0 else a * 0.01,  # Value's ×: its slope follows
 }
 
 GRAPH_LAYER_ACTIVATIONS = {  # z = f(a) of a whole layer, as nodes

@@ -44,6 +44,7 @@ ACTIVATIONS = {  # z_j = f(a_j), neuron by neuron
     "sigmoid": sigmoid,
     "tanh": math.tanh,
     "relu": lambda a: a if a > 0 else 0.0,
+    "leaky_relu": lambda a: a if a > 0 else 0.01 * a,
 }
 
 DERIVATIVES = {  # f'(a) expressed through z = f(a)
@@ -51,6 +52,7 @@ DERIVATIVES = {  # f'(a) expressed through z = f(a)
     "sigmoid": lambda z: z * (1.0 - z),
     "tanh": lambda z: 1.0 - z * z,
     "relu": lambda z: 1.0 if z > 0 else 0.0,
+    "leaky_relu": lambda z: 1.0 if z > 0 else 0.01,
 }
 
 
