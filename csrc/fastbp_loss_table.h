@@ -47,7 +47,7 @@ FBP_LOSS_ROW(mse) {
         total += diff * diff;
         delta[k] = (FBP_REAL)(diff * scale);
     }
-    FBP_SUFFIX(fbp_times_output_derivative)(z, delta, n, kind);
+    FBP_SUFFIX(fbp_times_output_derivative)(a, z, delta, n, kind);
     return 0.5 * total;
 }
 
