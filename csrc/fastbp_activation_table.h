@@ -48,14 +48,14 @@
 #ifdef FBP_TABLE_ROWS
 
 #define FBP_ACTIVATE_ROW(name)                                                        \
-    static inline void FBP_SUFFIX(fbp_activate_##name)(const FBP_REAL *a, FBP_REAL *z, \
+    FBP_ROW_INLINE void FBP_SUFFIX(fbp_activate_##name)(const FBP_REAL *a, FBP_REAL *z, \
                                                        ptrdiff_t m, ptrdiff_t n)
 #define FBP_DERIVATIVE_ROW(name) \
-    static inline FBP_REAL FBP_SUFFIX(fbp_times_derivative_##name)(FBP_REAL delta, FBP_REAL z)
+    FBP_ROW_INLINE FBP_REAL FBP_SUFFIX(fbp_times_derivative_##name)(FBP_REAL delta, FBP_REAL z)
 #define FBP_DERIVATIVE_OF_A_ROW(name) \
-    static inline FBP_REAL FBP_SUFFIX(fbp_times_derivative_##name)(FBP_REAL delta, FBP_REAL a)
+    FBP_ROW_INLINE FBP_REAL FBP_SUFFIX(fbp_times_derivative_##name)(FBP_REAL delta, FBP_REAL a)
 #define FBP_JACOBIAN_ROW(name)                                                           \
-    static inline void FBP_SUFFIX(fbp_times_jacobian_##name)(const FBP_REAL *z, FBP_REAL *delta, \
+    FBP_ROW_INLINE void FBP_SUFFIX(fbp_times_jacobian_##name)(const FBP_REAL *z, FBP_REAL *delta, \
                                                              ptrdiff_t n)
 
 FBP_ACTIVATE_ROW(identity) {

@@ -34,7 +34,7 @@
 #ifdef FBP_TABLE_ROWS
 
 #define FBP_LOSS_ROW(name)                                                               \
-    static inline double FBP_SUFFIX(fbp_loss_##name)(const FBP_REAL *a, const FBP_REAL *z, \
+    FBP_ROW_INLINE double FBP_SUFFIX(fbp_loss_##name)(const FBP_REAL *a, const FBP_REAL *z, \
                                                      const FBP_REAL *t, FBP_REAL *delta,    \
                                                      ptrdiff_t n, int kind, double scale)
 

@@ -161,12 +161,11 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                         for (j = 0; j < n_next; j++) row[j] -= z_i * step[j];
                     }
                 } else {
-                    for (i = 0; i < n_in; i++) {
-                        FBP_REAL s = FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step,
-                                                                  n_next, z_below[i]);
-                        delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, a_below[i], z_below[i],
-                                                                     layers[l - 1].activation);
-                    }
+                    for (i = 0; i < n_in; i++)
+                        delta_prev[i] = FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step,
+                                                                     n_next, z_below[i]);
+                    FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
+                                                        layers[l - 1].activation);
                 }
                 for (j = 0; j < n_next; j++) b[j] -= step[j];
             } else if (l == 0) {
@@ -175,12 +174,11 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                                                z_below[i], l2_t);
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             } else {
-                for (i = 0; i < n_in; i++) {
-                    FBP_REAL s = FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next,
-                                                                lr_t, z_below[i], l2_t);
-                    delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, a_below[i], z_below[i],
-                                                                     layers[l - 1].activation);
-                }
+                for (i = 0; i < n_in; i++)
+                    delta_prev[i] = FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next,
+                                                                   lr_t, z_below[i], l2_t);
+                FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
+                                                    layers[l - 1].activation);
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             }
             FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;

@@ -47,7 +47,8 @@ def gelu(a):
 
 def gelu_derivative(a):
     """GELU's f'(a) = Φ(a) + a·φ(a), φ(a) = e^(−a²/2)/√(2π) the normal density."""
-    return 0.5 * math.erfc(-a / math.sqrt(2.0)) + a * math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+    density = math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+    return 0.5 * math.erfc(-a / math.sqrt(2.0)) + a * density
 
 
 def elliot(a):
