@@ -40,7 +40,7 @@ cnp.import_array()
 #                           optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
-#   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
+#   fastbp_activations.h    f(a), f'(a) through z or a, the output delta and J's data
 #                           term: the tables' switches (fastbp_activations_impl.h)
 #   fastbp_optim.h          the L2 term's loops, shared by every optimiser
 #   fastbp_adam.h           the element loops of Adam, AdamW and NAdam
@@ -81,11 +81,13 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 #   only the table and never ask which optimiser it is. Its Python class
 #   (src/fastbp/optim.py) names it in kernel_name.
 # - an activation: one row in fastbp_activation_table.h (its line in the
-#   list, and below it fbp_activate_<name> and fbp_times_derivative_<name>);
-#   the enum, every kernel's switch, the Trainer's check and Python's
-#   fastbp.ACTIVATIONS follow from the list. Beside it, written apart so they
-#   stay independent oracles: its formula and f' in fastbp/reference/neuron.py
-#   (ACTIVATIONS, DERIVATIVES), its op in fastbp/reference/graph.py
+#   list, and below it fbp_activate_<name> and fbp_times_derivative_<name>,
+#   f' through z, or through a when the line says A: a layer with it then
+#   keeps its a beside z, fbp_layers_init); the enum, every kernel's switch,
+#   the Trainer's check and Python's fastbp.ACTIVATIONS follow from the
+#   list. Beside it, written apart so they stay independent oracles: its
+#   formula and f' in fastbp/reference/neuron.py (ACTIVATIONS, DERIVATIVES,
+#   and DERIVATIVES_OF_A for an A row), its op in fastbp/reference/graph.py
 #   (GRAPH_ACTIVATIONS) and its ONNX nodes in fastbp/onnx_export.py
 #   (ACTIVATION_NODES); tests/test_tables.py fails until all four name it.
 # - a loss: one row in fastbp_loss_table.h (its line with the output it

@@ -1,4 +1,4 @@
-# Activations and losses: z = f(a), f'(a) through z, and the output delta
+# Activations and losses: z = f(a), f'(a) through z (or a), and the output delta
 # dJ/da_out with the data term of J. The arithmetic is C, shared with the
 # per-sample path (csrc/fastbp_activations.h); these pick float or double.
 # Each activation and loss is one row of its table (fastbp_activation_table.h,
@@ -11,14 +11,17 @@ cdef extern from "fastbp_codes.h" nogil:
     const int FBP_ANY_OUTPUT
     const char* const fbp_activation_names[]
     const int fbp_activation_elementwise[]
+    const int fbp_activation_needs_a[]
     const char* const fbp_loss_names[]
     const int fbp_loss_outputs[]
 
 cdef extern from "fastbp_activations.h" nogil:
     void fbp_activate_rows_d(const double* a, double* z, Py_ssize_t m, Py_ssize_t n, int kind)
     void fbp_activate_rows_f(const float* a, float* z, Py_ssize_t m, Py_ssize_t n, int kind)
-    void fbp_multiply_derivative_d(const double* z, double* delta, Py_ssize_t size, int kind)
-    void fbp_multiply_derivative_f(const float* z, float* delta, Py_ssize_t size, int kind)
+    void fbp_multiply_derivative_d(const double* a, const double* z, double* delta,
+                                   Py_ssize_t size, int kind)
+    void fbp_multiply_derivative_f(const float* a, const float* z, float* delta,
+                                   Py_ssize_t size, int kind)
     double fbp_output_delta_row_d(const double* a, const double* z, const double* t,
                                   double* delta, Py_ssize_t n, int loss, int kind,
                                   double scale)
@@ -36,13 +39,15 @@ cdef inline void activate_rows(const floating* a, floating* z, Py_ssize_t m,
         fbp_activate_rows_f(a, z, m, n, kind)
 
 
-cdef inline void multiply_derivative(const floating* z, floating* delta,
+cdef inline void multiply_derivative(const floating* a, const floating* z, floating* delta,
                                      Py_ssize_t size, int kind) noexcept nogil:
-    """delta *= f'(a), written through the outputs z (not for softmax)."""
+    """delta *= f'(a), written through the outputs z, or through the
+    pre-activations a for a row that needs them (z's block otherwise; not
+    for softmax)."""
     if floating is double:
-        fbp_multiply_derivative_d(z, delta, size, kind)
+        fbp_multiply_derivative_d(a, z, delta, size, kind)
     else:
-        fbp_multiply_derivative_f(z, delta, size, kind)
+        fbp_multiply_derivative_f(a, z, delta, size, kind)
 
 
 cdef double output_delta(const floating* a_out, const floating* z_out,
@@ -78,6 +83,19 @@ def activation_table():
     """
     return [(fbp_activation_names[code].decode(), bool(fbp_activation_elementwise[code]))
             for code in range(FBP_N_ACTIVATIONS)]
+
+
+def activations_of_a():
+    """The compiled activations whose f' is written through the
+    pre-activation a, not the output z: a layer with one keeps its a.
+
+    Returns
+    -------
+    list of str
+        Their names, in code order.
+    """
+    return [fbp_activation_names[code].decode() for code in range(FBP_N_ACTIVATIONS)
+            if fbp_activation_needs_a[code]]
 
 
 def loss_table():

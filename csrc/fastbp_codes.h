@@ -13,7 +13,7 @@
 #include "fastbp_activation_table.h"
 #include "fastbp_loss_table.h"
 
-#define FBP_ACTIVATION_CODE(CODE, name, shape) FBP_##CODE,
+#define FBP_ACTIVATION_CODE(CODE, name, shape, f_prime) FBP_##CODE,
 enum fbp_activation { FBP_ACTIVATION_TABLE(FBP_ACTIVATION_CODE) FBP_N_ACTIVATIONS };
 #undef FBP_ACTIVATION_CODE
 
@@ -21,17 +21,24 @@ enum fbp_activation { FBP_ACTIVATION_TABLE(FBP_ACTIVATION_CODE) FBP_N_ACTIVATION
 enum fbp_loss { FBP_LOSS_TABLE(FBP_LOSS_CODE) FBP_N_LOSSES };
 #undef FBP_LOSS_CODE
 
-/* each activation's name, and whether it acts on each unit alone (it may be hidden) */
+/* each activation's name, whether it acts on each unit alone (it may be hidden),
+ * and whether its f' is written through a (a layer with it keeps its a) */
 #define FBP_ELEMENTWISE 1
 #define FBP_ROWWISE 0
-#define FBP_ACTIVATION_NAME(CODE, name, shape) #name,
-#define FBP_ACTIVATION_SHAPE(CODE, name, shape) FBP_##shape,
+#define FBP_F_PRIME_OF_Z 0
+#define FBP_F_PRIME_OF_A 1
+#define FBP_ACTIVATION_NAME(CODE, name, shape, f_prime) #name,
+#define FBP_ACTIVATION_SHAPE(CODE, name, shape, f_prime) FBP_##shape,
+#define FBP_ACTIVATION_F_PRIME(CODE, name, shape, f_prime) FBP_F_PRIME_OF_##f_prime,
 static const char *const fbp_activation_names[] = {
     FBP_ACTIVATION_TABLE(FBP_ACTIVATION_NAME)};
 static const int fbp_activation_elementwise[] = {
     FBP_ACTIVATION_TABLE(FBP_ACTIVATION_SHAPE)};
+static const int fbp_activation_needs_a[] = {
+    FBP_ACTIVATION_TABLE(FBP_ACTIVATION_F_PRIME)};
 #undef FBP_ACTIVATION_NAME
 #undef FBP_ACTIVATION_SHAPE
+#undef FBP_ACTIVATION_F_PRIME
 
 /* each loss's name, and the output activation its delta is written for */
 #define FBP_LOSS_NAME(CODE, name, output) #name,

@@ -34,7 +34,7 @@
 #ifdef FBP_TABLE_ROWS
 
 #define FBP_LOSS_ROW(name)                                                               \
-    static inline double FBP_SUFFIX(fbp_loss_##name)(const FBP_REAL *a, const FBP_REAL *z, \
+    FBP_ROW_INLINE double FBP_SUFFIX(fbp_loss_##name)(const FBP_REAL *a, const FBP_REAL *z, \
                                                      const FBP_REAL *t, FBP_REAL *delta,    \
                                                      ptrdiff_t n, int kind, double scale)
 
@@ -47,7 +47,7 @@ FBP_LOSS_ROW(mse) {
         total += diff * diff;
         delta[k] = (FBP_REAL)(diff * scale);
     }
-    FBP_SUFFIX(fbp_times_output_derivative)(z, delta, n, kind);
+    FBP_SUFFIX(fbp_times_output_derivative)(a, z, delta, n, kind);
     return 0.5 * total;
 }
 

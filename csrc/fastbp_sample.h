@@ -3,7 +3,8 @@
  * At batch 1 a BLAS call costs more than the arithmetic, so this is plain C:
  * - forward: a = b + sum_i z_i W[i,:]  (axpy over contiguous rows);
  * - backward: one pass over each W row computes the row's dot with delta
- *   (for the layer below) and applies the SGD update to the row.
+ *   (for the layer below) and applies the SGD update to the row; then f'
+ *   of the layer below over those dots, in one vectorised loop.
  * The loops are written so gcc vectorises them without -ffast-math (several
  * independent accumulators), and the epoch function is compiled for x86-64
  * v4 (AVX-512), v3 (AVX2+FMA) and the baseline, picked at load time, so the
@@ -12,7 +13,8 @@
  * fastbp_sample_impl.h holds the code, included once per scalar type; the
  * activations and the output delta are the batch kernels' (fastbp_activations.h).
  * Layout: the layer specs of fastbp_state.h (params = [W_0, b_0, W_1, b_1, ...]),
- * workspace = [z_1 .. z_L | a_out | delta | delta_prev | step | ...].
+ * workspace = [z_1 .. z_L (a kept beside z where f' needs it) | a_out | delta |
+ * delta_prev | step | ...].
  */
 #ifndef FASTBP_SAMPLE_H
 #define FASTBP_SAMPLE_H

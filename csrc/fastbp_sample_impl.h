@@ -112,8 +112,9 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
     ptrdiff_t max_w = 0, r, i, j;
     int l;
     for (l = 0; l <= n_layers; l++) if (net->sizes[l] > max_w) max_w = net->sizes[l];
-    /* one row: layer l's z at work + layers[l].z, a_out after the last z */
-    FBP_REAL *a_out = work + layers[n_layers - 1].z + n_out;
+    /* one row: layer l's z at work + layers[l].z and its a at work + layers[l].a
+     * (z's place, unless kept), a_out after the last z */
+    FBP_REAL *a_out = work + layers[n_layers - 1].a;
     FBP_REAL *delta_a = a_out + n_out;
     FBP_REAL *delta_b = delta_a + max_w;
     FBP_REAL *step = delta_b + max_w;  /* lr * delta of the layer being updated */
@@ -129,7 +130,7 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
         for (l = 0; l < n_layers; l++) {
             const fbp_layer *layer = &layers[l];
             FBP_REAL *z = work + layer->z;
-            FBP_REAL *a = (l == n_layers - 1) ? a_out : z;  /* the output keeps its a */
+            FBP_REAL *a = work + layer->a;  /* z, unless kept (the output's: a_out) */
             FBP_SUFFIX(fbp_dense)(a, params + layer->b, z_prev, params + layer->W, layer->n_in,
                                   layer->n_out);
             FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
@@ -147,6 +148,7 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
             const ptrdiff_t n_in = layer->n_in, n_next = layer->n_out;
             FBP_REAL *W = params + layer->W, *b = params + layer->b;
             const FBP_REAL *z_below = (l == 0) ? x : work + layers[l - 1].z;
+            const FBP_REAL *a_below = (l == 0) ? x : work + layers[l - 1].a;
             if (net->l2 != 0)
                 for (i = 0; i < n_in; i++)
                     penalty += FBP_SUFFIX(fbp_row_square)(W + i * n_next, n_next);
@@ -159,12 +161,11 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                         for (j = 0; j < n_next; j++) row[j] -= z_i * step[j];
                     }
                 } else {
-                    for (i = 0; i < n_in; i++) {
-                        FBP_REAL s = FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step,
-                                                                  n_next, z_below[i]);
-                        delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, z_below[i],
-                                                                     layers[l - 1].activation);
-                    }
+                    for (i = 0; i < n_in; i++)
+                        delta_prev[i] = FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step,
+                                                                     n_next, z_below[i]);
+                    FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
+                                                        layers[l - 1].activation);
                 }
                 for (j = 0; j < n_next; j++) b[j] -= step[j];
             } else if (l == 0) {
@@ -173,12 +174,11 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                                                z_below[i], l2_t);
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             } else {
-                for (i = 0; i < n_in; i++) {
-                    FBP_REAL s = FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next,
-                                                                lr_t, z_below[i], l2_t);
-                    delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(s, z_below[i],
-                                                                     layers[l - 1].activation);
-                }
+                for (i = 0; i < n_in; i++)
+                    delta_prev[i] = FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next,
+                                                                   lr_t, z_below[i], l2_t);
+                FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
+                                                    layers[l - 1].activation);
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             }
             FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;

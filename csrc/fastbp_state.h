@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fastbp_codes.h"  /* which activations need a kept (fbp_activation_needs_a) */
+
 /* At most this many layers (the Python layer's cap): the kernels keep
  * per-layer arrays of this size on the stack. */
 #define FBP_MAX_LAYERS 63
@@ -31,29 +33,50 @@ typedef struct {
     ptrdiff_t W;           /* W (n_in x n_out, row-major) at params + W */
     ptrdiff_t b;           /* b (n_out) at params + b, right after W */
     ptrdiff_t z;           /* z of m rows at work + m * z (z_1..z_L back to back) */
+    ptrdiff_t a;           /* a = z_in . W + b of m rows at work + m * a: z's own
+                            * place (f is taken in place), but right after z where
+                            * a is kept: the output layer's (a_out), and with
+                            * keep_a that of an f whose f' needs a */
     int activation;        /* f's code */
     int train_op;          /* FBP_OP_NONE */
 } fbp_layer;
 
 /* The layers of widths sizes[0..n_layers] and activations acts, laid out
  * layer after layer in the parameters ([W_0, b_0, W_1, b_1, ...]) and in
- * the workspace; returns the number of parameters. */
+ * the workspace (z_1..z_L, then a_out); returns the number of parameters.
+ * With keep_a, a layer whose f' is written through a (fbp_activation_needs_a)
+ * keeps its a right after its z, so the layers after it move up; the
+ * training passes and the objective keep it, predict (which never takes f')
+ * does not. With no such layer, keep_a changes nothing. */
 static inline ptrdiff_t fbp_layers_init(fbp_layer *layers, const int *sizes, const int *acts,
-                                        int n_layers) {
+                                        int n_layers, int keep_a) {
     ptrdiff_t params = 0, z = 0;
     for (int l = 0; l < n_layers; l++) {
         fbp_layer *layer = &layers[l];
+        int code = acts[l];
         layer->n_in = sizes[l];
         layer->n_out = sizes[l + 1];
         layer->W = params;
         layer->b = params + (ptrdiff_t)layer->n_in * layer->n_out;
         layer->z = z;
-        layer->activation = acts[l];
+        layer->a = z;
+        layer->activation = code;
         layer->train_op = FBP_OP_NONE;
         params = layer->b + layer->n_out;
         z += layer->n_out;
+        if (l == n_layers - 1 ||
+            (keep_a && code >= 0 && code < FBP_N_ACTIVATIONS && fbp_activation_needs_a[code])) {
+            layer->a = z;
+            if (l < n_layers - 1) z += layer->n_out;
+        }
     }
     return params;
+}
+
+/* Scalars a row of the workspace's z_1..z_L take (with the a's kept between
+ * them); a_out follows. */
+static inline ptrdiff_t fbp_layers_z_width(const fbp_layer *layers, int n_layers) {
+    return layers[n_layers - 1].z + layers[n_layers - 1].n_out;
 }
 
 /* The network: its layers, its loss and the buffers trained in place. */

@@ -1,14 +1,29 @@
 # J and dJ/dparams over a set of rows in one pass, for the Python layer's
 # loss, gradients and lbfgs (fastbp._objective): entry points, not twins.
 
-def pass_workspace_size(const int[::1] sizes, Py_ssize_t rows):
+cdef Py_ssize_t _pass_size(const fbp_layer* layers, const int* sizes, int n_layers,
+                           Py_ssize_t rows) noexcept nogil:
+    # z_1..z_L (and the a's kept), a_out and two deltas
+    return (rows * fbp_layers_z_width(layers, n_layers) + rows * sizes[n_layers]
+            + 2 * rows * _max_width(sizes, n_layers))
+
+
+def pass_workspace_size(const int[::1] sizes, Py_ssize_t rows, acts=None):
     """Number of scalars network_loss and weighted_loss_gradient need for
-    ``rows`` rows: z_1..z_L, a_out and two deltas, without the training
-    loop's gathered batch (rows x sizes[0], which for a wide sparse X would
-    dwarf the rest)."""
+    ``rows`` rows: z_1..z_L (with the a's of the layers that keep theirs),
+    a_out and two deltas, without the training loop's gathered batch (rows x
+    sizes[0], which for a wide sparse X would dwarf the rest). ``acts``: the
+    activation codes, or None for activations whose f' is written through z
+    (no layer keeps its a)."""
     cdef int n_layers = <int>sizes.shape[0] - 1
-    return (rows * _z_width(&sizes[0], n_layers) + rows * sizes[n_layers]
-            + 2 * rows * _max_width(&sizes[0], n_layers))
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef int[::1] codes
+    if acts is None:
+        return (rows * _z_width(&sizes[0], n_layers) + rows * sizes[n_layers]
+                + 2 * rows * _max_width(&sizes[0], n_layers))
+    codes = _int_codes(acts, "acts")
+    _objective_network(sizes, codes, 0, 0.0, NULL, NULL, NULL, layers)
+    return _pass_size(layers, &sizes[0], n_layers, rows)
 
 
 cdef fbp_network _objective_network(const int[::1] sizes, const int[::1] acts, int loss,
@@ -20,8 +35,17 @@ cdef fbp_network _objective_network(const int[::1] sizes, const int[::1] acts, i
     if not 1 <= n_layers <= FBP_MAX_LAYERS or acts.shape[0] != n_layers:
         raise ValueError(f"sizes needs 2 to {FBP_MAX_LAYERS + 1} widths and acts one code "
                          f"per layer, got {sizes.shape[0]} and {acts.shape[0]}")
-    fbp_layers_init(layers, &sizes[0], &acts[0], n_layers)
+    fbp_layers_init(layers, &sizes[0], &acts[0], n_layers, 1)
     return _network(&sizes[0], layers, n_layers, loss, l2, params, grad, work)
+
+
+cdef int _check_pass_work(const fbp_network* net, Py_ssize_t m, Py_ssize_t size) except -1:
+    # the workspace comes from Python, sized by pass_workspace_size
+    if size < _pass_size(net.layers, net.sizes, net.n_layers, m):
+        raise ValueError(f"work has {size} scalars; {m} rows need "
+                         f"{_pass_size(net.layers, net.sizes, net.n_layers, m)} "
+                         f"(pass_workspace_size with the activation codes)")
+    return 0
 
 
 def network_loss(X, const floating[:, ::1] T,
@@ -39,6 +63,7 @@ def network_loss(X, const floating[:, ::1] T,
                                               &work[0], layers)
     if T.shape[0] != m:
         raise ValueError(f"X has {m} rows but T has {T.shape[0]}")
+    _check_pass_work(&net, m, work.shape[0])
     with nogil:
         saved_csr = fbp_denormals_off()
         forward_pass(&net, &x, m, &work[0])
@@ -73,6 +98,7 @@ def weighted_loss_gradient(X, const floating[:, ::1] T,
         sw_sum = m
     if T.shape[0] != m or 0 < sample_weight.shape[0] != m:
         raise ValueError(f"T or sample_weight do not have X's {m} rows")
+    _check_pass_work(&net, m, work.shape[0])
     with nogil:
         saved_csr = fbp_denormals_off()
         forward_pass(&net, &x, m, &work[0])

@@ -10,8 +10,9 @@ cdef inline Py_ssize_t _max_width(const int* sizes, int n_layers) noexcept nogil
 
 
 cdef inline Py_ssize_t _z_width(const int* sizes, int n_layers) noexcept nogil:
-    """Scalars of z_1..z_L a row: an m-row workspace holds them in its first
-    m times as many, then a_out."""
+    """Scalars of z_1..z_L a row where no layer keeps its a (predict's
+    layout; the others take fbp_layers_z_width of their specs): an m-row
+    workspace holds them in its first m times as many, then a_out."""
     cdef Py_ssize_t l, total = 0
     for l in range(1, n_layers + 1):
         total += sizes[l]
@@ -25,16 +26,23 @@ cdef inline floating* _layer_z(const fbp_network* net, floating* rows, Py_ssize_
     return rows + m * net.layers[l].z
 
 
+cdef inline floating* _layer_a(const fbp_network* net, floating* rows, Py_ssize_t l,
+                               Py_ssize_t m) noexcept nogil:
+    """Layer l's a in ``rows``, an m-row workspace: z's own block, unless
+    the layer keeps its a (fbp_layers_init)."""
+    return rows + m * net.layers[l].a
+
+
 cdef inline floating* _a_out(const fbp_network* net, floating* work, Py_ssize_t m) noexcept nogil:
     """a_out, the output layer's pre-activation, after z_1..z_L of m rows."""
-    cdef const fbp_layer* last = &net.layers[net.n_layers - 1]
-    return work + m * (last.z + last.n_out)
+    return work + m * net.layers[net.n_layers - 1].a
 
 
-cdef Py_ssize_t _workspace_size(const int* sizes, int n_layers,
+cdef Py_ssize_t _workspace_size(const fbp_layer* layers, const int* sizes, int n_layers,
                                 Py_ssize_t rows) noexcept nogil:
-    # z_1..z_L, a_out, two delta buffers, gathered X, T and weight rows
-    cdef Py_ssize_t total = rows * _z_width(sizes, n_layers)
+    # z_1..z_L (and the a's kept), a_out, two delta buffers, gathered X, T and
+    # weight rows
+    cdef Py_ssize_t total = rows * fbp_layers_z_width(layers, n_layers)
     total += rows * sizes[n_layers]
     total += 2 * rows * _max_width(sizes, n_layers)
     total += rows * sizes[0] + rows * sizes[n_layers] + rows
@@ -112,8 +120,9 @@ cdef floating* layer_preactivation(const fbp_network* net, const fbp_input* x_ro
                                    Py_ssize_t l, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
                                    floating* dtype_tag) noexcept nogil:
     """The first half of forward_layer_rows: a = z_in . W + b for those
-    rows, written where that layer keeps it (its z's place, or a_out for
-    the output layer). Returns a's first row."""
+    rows, written where that layer keeps it (its z's place, or its own for
+    the output layer, a_out, and a layer that keeps it). Returns a's first
+    row."""
     cdef const fbp_layer* layer = &net.layers[l]
     cdef Py_ssize_t r, n_in = layer.n_in, n_out = layer.n_out
     cdef floating* work = <floating*>net.work
@@ -121,9 +130,7 @@ cdef floating* layer_preactivation(const fbp_network* net, const fbp_input* x_ro
     cdef const floating* b = <const floating*>net.params + layer.b
     cdef const floating* z_prev = _layer_z(net, work, l - 1, m) + r0 * n_in if l > 0 else NULL
     # a = z_prev . W + b: start from the bias, then accumulate
-    cdef floating* a = _layer_z(net, work, l, m) + r0 * n_out
-    if l == net.n_layers - 1:
-        a = _a_out(net, work, m) + r0 * n_out
+    cdef floating* a = _layer_a(net, work, l, m) + r0 * n_out
     for r in range(rows):
         memcpy(a + r * n_out, b, n_out * sizeof(floating))
     _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W, a)
@@ -194,7 +201,8 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
             # delta_prev = (delta . W^T) * f'(a_prev)
             memset(delta_prev, 0, m * n_in * sizeof(floating))
             gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
-            multiply_derivative(z_prev, delta_prev, m * n_in, net.layers[l - 1].activation)
+            multiply_derivative(_layer_a(net, work, l - 1, m), z_prev, delta_prev, m * n_in,
+                                net.layers[l - 1].activation)
             swap = delta
             delta = delta_prev
             delta_prev = swap
@@ -248,7 +256,8 @@ cdef double backward_sgd(const fbp_network* net, const fbp_input* x, const float
             # delta_prev = (delta . W^T) * f'(a_prev), with the old W
             memset(delta_prev, 0, m * n_in * sizeof(floating))
             gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
-            multiply_derivative(z_prev, delta_prev, m * n_in, net.layers[l - 1].activation)
+            multiply_derivative(_layer_a(net, work, l - 1, m), z_prev, delta_prev, m * n_in,
+                                net.layers[l - 1].activation)
         # W <- W - lr (z_prev^T delta + (l2/m) W), biases not penalised
         count = n_in * n_out
         if l2 != 0:

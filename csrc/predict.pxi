@@ -43,8 +43,9 @@ cdef class Predictor:
             raise ValueError("params must be C-contiguous and aligned")
         sizes.flags.writeable = acts.flags.writeable = False
         self.n_layers = <int>acts.shape[0]
+        # predict never takes f': no layer keeps its a (the workspace is _z_width's)
         n_params = fbp_layers_init(self.layers, <const int*>_data(sizes),
-                                   <const int*>_data(acts), self.n_layers)
+                                   <const int*>_data(acts), self.n_layers, 0)
         if params.shape[0] != n_params:
             raise ValueError(f"params has {params.shape[0]} elements; sizes "
                              f"{sizes.tolist()} need {n_params}")

@@ -20,11 +20,12 @@ cdef struct TrainJob:
     fbp_optimizer_state opt_after
 
 
-cdef Py_ssize_t _threaded_workspace_size(const int* sizes, int n_layers,
-                                         Py_ssize_t rows) noexcept nogil:
-    # z_1..z_L, a_out, delta_1..delta_L (every layer's delta is kept for
-    # the update after the barrier), gathered X, T and weight rows
-    return rows * (2 * _z_width(sizes, n_layers) + sizes[n_layers] + sizes[0]
+cdef Py_ssize_t _threaded_workspace_size(const fbp_layer* layers, const int* sizes,
+                                         int n_layers, Py_ssize_t rows) noexcept nogil:
+    # z_1..z_L (and the a's kept), a_out, delta_1..delta_L in z's layout (every
+    # layer's delta is kept for the update after the barrier), gathered X, T
+    # and weight rows
+    return rows * (2 * fbp_layers_z_width(layers, n_layers) + sizes[n_layers] + sizes[0]
                    + sizes[n_layers] + 1)
 
 
@@ -104,28 +105,30 @@ cdef void _forward_layer_columns(const fbp_network* net, const fbp_input* xb, in
     cdef const floating* b = <const floating*>net.params + layer.b
     cdef const floating* z_prev
     cdef floating* z = _layer_z(net, work, l, m) + c0
+    cdef floating* a = _layer_a(net, work, l, m) + c0  # z, unless the layer keeps a
     if count <= 0:
         return
     z_prev = <const floating*>xb.dense if l == 0 else _layer_z(net, work, l - 1, m)
     for r in range(m):
-        memcpy(z + r * n_out, b + c0, count * sizeof(floating))
-    gemm_nn_ld(<int>m, <int>count, <int>n_in, z_prev, <int>n_in, W + c0, <int>n_out, z,
+        memcpy(a + r * n_out, b + c0, count * sizeof(floating))
+    gemm_nn_ld(<int>m, <int>count, <int>n_in, z_prev, <int>n_in, W + c0, <int>n_out, a,
                <int>n_out)
     for r in range(m):
-        activate_rows(z + r * n_out, z + r * n_out, 1, count, layer.activation)
+        activate_rows(a + r * n_out, z + r * n_out, 1, count, layer.activation)
 
 
 cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t m, Py_ssize_t r0,
                           Py_ssize_t rows, Py_ssize_t c0, Py_ssize_t c1,
                           floating* deltas) noexcept nogil:
     """Rows [r0, r0 + rows) and columns [c0, c1) of delta_l = (delta_{l+1} .
-    W_l^T) * f'(z_l), with the old W_l: they need only rows [c0, c1) of W_l.
+    W_l^T) * f'(a_l), with the old W_l: they need only rows [c0, c1) of W_l.
     delta_l (the one for layer l - 1's z) is at z_l's place in ``deltas``."""
     cdef const fbp_layer* layer = &net.layers[l]
     cdef const fbp_layer* below = &net.layers[l - 1]
     cdef Py_ssize_t r, k_in = layer.n_in, k_out = layer.n_out, count = c1 - c0
     cdef const floating* W = <const floating*>net.params + layer.W + c0 * k_out
     cdef const floating* z = _layer_z(net, <floating*>net.work, l - 1, m) + r0 * k_in + c0
+    cdef const floating* a = _layer_a(net, <floating*>net.work, l - 1, m) + r0 * k_in + c0
     cdef floating* delta = _layer_z(net, deltas, l - 1, m) + r0 * k_in + c0
     if count <= 0 or rows <= 0:
         return
@@ -137,10 +140,11 @@ cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t m, Py_ssize_
     gemm_nt_ld(<int>rows, <int>count, <int>k_out, _layer_z(net, deltas, l, m) + r0 * k_out, W,
                delta, <int>k_in)
     if count == k_in:
-        multiply_derivative(z, delta, rows * k_in, below.activation)
+        multiply_derivative(a, z, delta, rows * k_in, below.activation)
     else:
         for r in range(rows):
-            multiply_derivative(z + r * k_in, delta + r * k_in, count, below.activation)
+            multiply_derivative(a + r * k_in, z + r * k_in, delta + r * k_in, count,
+                                below.activation)
 
 
 cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const floating* tb,
@@ -293,7 +297,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef Py_ssize_t B = data.batch_size, n_in = sizes[0], n_out = sizes[n_layers]
     cdef Py_ssize_t pos = job.start, m, r0, rows
     cdef floating* x_rows = <floating*>net.work \
-        + _threaded_workspace_size(sizes, n_layers, B) - B * (n_in + n_out + 1)
+        + _threaded_workspace_size(net.layers, sizes, n_layers, B) - B * (n_in + n_out + 1)
     cdef floating* t_rows = x_rows + B * n_in
     cdef floating* w_rows = t_rows + B * n_out
     cdef fbp_input xb

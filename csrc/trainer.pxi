@@ -96,7 +96,7 @@ cdef class Trainer:
         self.sizes_array = sizes
         self.acts_array = acts
         self.net.sizes = width
-        self.net.n_params = fbp_layers_init(self.layers, width, code, <int>n_layers)
+        self.net.n_params = fbp_layers_init(self.layers, width, code, <int>n_layers, 1)
         self.net.layers = self.layers
         self.net.n_layers = <int>n_layers
         self.net.loss = loss
@@ -106,11 +106,11 @@ cdef class Trainer:
         self.dtype_code = _NO_DTYPE
 
     cdef Py_ssize_t _workspace_needed(self) noexcept:
-        cdef Py_ssize_t size = _workspace_size(self.net.sizes, self.net.n_layers,
+        cdef Py_ssize_t size = _workspace_size(self.layers, self.net.sizes, self.net.n_layers,
                                                self.data.batch_size)
         if self._n_threads > 1:
-            size = max(size, _threaded_workspace_size(self.net.sizes, self.net.n_layers,
-                                                      self.data.batch_size))
+            size = max(size, _threaded_workspace_size(self.layers, self.net.sizes,
+                                                      self.net.n_layers, self.data.batch_size))
         return size
 
     @property

@@ -33,7 +33,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef floating* params = <floating*>net.params
     cdef floating* grad = <floating*>net.grad
     cdef floating* work = <floating*>net.work
-    cdef Py_ssize_t x_off = _workspace_size(sizes, n_layers, batch_size) \
+    cdef Py_ssize_t x_off = _workspace_size(net.layers, sizes, n_layers, batch_size) \
         - batch_size * (n_in + n_out + 1)
     cdef floating* x_rows = work + x_off
     cdef floating* t_rows = x_rows + batch_size * n_in

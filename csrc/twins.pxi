@@ -66,13 +66,18 @@ def tiled_gemm_in_use():
     return bool(fbp_gemm_available())
 
 
-def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1):
+def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1, acts=None):
     """Number of scalars of workspace for ``rows`` rows of a network, trained
-    on ``n_threads`` threads."""
+    on ``n_threads`` threads; ``acts``: its activation codes, or None for
+    activations whose f' is written through z (no layer keeps its a)."""
     cdef int n_layers = <int>sizes.shape[0] - 1
-    cdef Py_ssize_t size = _workspace_size(&sizes[0], n_layers, rows)
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef int[::1] codes = _int_codes(np.zeros(n_layers, np.intc) if acts is None else acts,
+                                     "acts")
+    _objective_network(sizes, codes, 0, 0.0, NULL, NULL, NULL, layers)
+    cdef Py_ssize_t size = _workspace_size(layers, &sizes[0], n_layers, rows)
     if n_threads > 1:
-        size = max(size, _threaded_workspace_size(&sizes[0], n_layers, rows))
+        size = max(size, _threaded_workspace_size(layers, &sizes[0], n_layers, rows))
     return size
 
 
@@ -94,13 +99,26 @@ def activate(const floating[:, ::1] a, floating[:, ::1] z, int kind):
 
 
 def activation_derivative(const floating[:, ::1] z, floating[:, ::1] out,
-                          int kind):
-    """out = f'(a), written through the outputs z = f(a)."""
+                          int kind, const floating[:, ::1] a=None):
+    """out = f'(a), written through the outputs z = f(a), or through the
+    pre-activations ``a`` (z's shape) for a row that needs them."""
     cdef Py_ssize_t i, size = z.shape[0] * z.shape[1]
+    cdef const floating* pre = _preactivations(a, z, kind)
     with nogil:
         for i in range(size):
             (&out[0, 0])[i] = 1
-        multiply_derivative(&z[0, 0], &out[0, 0], size, kind)
+        multiply_derivative(pre, &z[0, 0], &out[0, 0], size, kind)
+
+
+cdef const floating* _preactivations(const floating[:, ::1] a, const floating[:, ::1] z,
+                                     int kind) except? NULL:
+    # the a a twin hands multiply_derivative: z's block for a row written
+    # through z, as the passes do
+    if not (0 <= kind < FBP_N_ACTIVATIONS and fbp_activation_needs_a[kind]):
+        return &z[0, 0]
+    if a is None or a.shape[0] != z.shape[0] or a.shape[1] != z.shape[1]:
+        raise ValueError(f"{fbp_activation_names[kind].decode()}'s f' needs a, z's shape")
+    return &a[0, 0]
 
 
 def loss_output_delta(const floating[:, ::1] a_out, const floating[:, ::1] z_out,
@@ -117,14 +135,16 @@ def loss_output_delta(const floating[:, ::1] a_out, const floating[:, ::1] z_out
 
 def backprop_delta(const floating[:, ::1] delta_next,
                    const floating[:, ::1] W_next, const floating[:, ::1] z,
-                   int kind, floating[:, ::1] delta):
-    """delta = (delta_next . W_next^T) * f'(a), f' taken from z = f(a)."""
+                   int kind, floating[:, ::1] delta, const floating[:, ::1] a=None):
+    """delta = (delta_next . W_next^T) * f'(a), f' taken from z = f(a), or
+    from ``a`` for a row that needs it."""
     cdef Py_ssize_t m = delta_next.shape[0], n = W_next.shape[0]
+    cdef const floating* pre = _preactivations(a, z, kind)
     with nogil:
         memset(&delta[0, 0], 0, m * n * sizeof(floating))
         gemm_nt(<int>m, <int>n, <int>W_next.shape[1], &delta_next[0, 0],
                 &W_next[0, 0], &delta[0, 0])
-        multiply_derivative(&z[0, 0], &delta[0, 0], m * n, kind)
+        multiply_derivative(pre, &z[0, 0], &delta[0, 0], m * n, kind)
 
 
 def layer_gradients(const floating[:, ::1] z_prev, const floating[:, ::1] delta,
@@ -170,6 +190,7 @@ def layer_specs(const int[::1] sizes, const int[::1] acts):
     cdef int l
     cdef fbp_network net = _objective_network(sizes, acts, 0, 0.0, NULL, NULL, NULL, layers)
     return ([{"n_in": layers[l].n_in, "n_out": layers[l].n_out, "W": layers[l].W,
-              "b": layers[l].b, "z": layers[l].z, "activation": layers[l].activation,
+              "b": layers[l].b, "z": layers[l].z, "a": layers[l].a,
+              "activation": layers[l].activation,
               "train_op": layers[l].train_op} for l in range(net.n_layers)],
             layers[net.n_layers - 1].b + layers[net.n_layers - 1].n_out)

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "user_guide" / "extending.rst"
 DIFFS = {"adamax.diff": ["csrc/optim_adamax.pxi", "csrc/_kernels.pyx", "src/fastbp/optim.py",
                          "tests/test_optim_adamax.py", "tests/test_trainer.py"],
-         "leaky_relu.diff": ["csrc/fastbp_activation_table.h", "src/fastbp/reference/neuron.py",
-                             "src/fastbp/reference/graph.py", "src/fastbp/onnx_export.py",
-                             "tests/test_activation_leaky_relu.py", "tests/test_trainer.py"]}
+         "mish.diff": ["csrc/fastbp_activation_table.h", "src/fastbp/reference/neuron.py",
+                       "src/fastbp/reference/graph.py", "src/fastbp/onnx_export.py",
+                       "tests/test_activation_mish.py", "tests/test_trainer.py"]}
 
 
 def git_checkout() -> bool:
@@ -69,9 +69,10 @@ def test_the_page_shows_every_file_of_both_diffs():
 
 
 def test_a_stale_diff_fails_the_check(tmp_path):
-    diff = (PAGE.parent / "extending" / "leaky_relu.diff").read_text(encoding="utf-8")
+    diff = (PAGE.parent / "extending" / "mish.diff").read_text(encoding="utf-8")
     stale = tmp_path / "stale.diff"
-    stale.write_text(diff.replace('     "relu": _node("Relu"),\n', '     "relu": _node("ReLU"),\n'),
+    row = '     "softsign": _softsign,\n'
+    stale.write_text(diff.replace(row, row.replace("_softsign", '_node("Softsign")')),
                      encoding="utf-8")
     checked = subprocess.run(["git", "apply", "--check", str(stale)], cwd=ROOT,
                              capture_output=True, text=True)

@@ -107,8 +107,8 @@ def test_loss_and_output_delta(rng, dtype, loss, output):
     z_ref = [reference.activate(output, row) for row in a.tolist()]
     J_ref = sum(reference.sample_loss(loss, a_row, z_row, t_row)
                 for a_row, z_row, t_row in zip(a.tolist(), z_ref, T.tolist())) / m
-    delta_ref = [reference.output_delta(loss, output, z_row, t_row, m)
-                 for z_row, t_row in zip(z_ref, T.tolist())]
+    delta_ref = [reference.output_delta(loss, output, z_row, t_row, m, a_row)
+                 for a_row, z_row, t_row in zip(a.tolist(), z_ref, T.tolist())]
     assert_close(J, J_ref, dtype)
     assert_close(delta, delta_ref, dtype)
 

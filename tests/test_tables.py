@@ -160,7 +160,7 @@ def test_each_loss_row_agrees_with_its_reference_and_graph_rows(rng, dtype, loss
     J = _kernels.loss_output_delta(a, z, T, delta, KERNEL_LOSSES[loss], fastbp.ACTIVATIONS[output])
     rows = list(zip(a.tolist(), [reference.activate(output, r) for r in a.tolist()], T.tolist()))
     J_neuron = sum(reference.sample_loss(loss, *row) for row in rows) / m
-    delta_neuron = [reference.output_delta(loss, output, y, t, m) for _, y, t in rows]
+    delta_neuron = [reference.output_delta(loss, output, y, t, m, a_row) for a_row, y, t in rows]
     assert_close(J, J_neuron, dtype)
     assert_close(delta, delta_neuron, dtype)
     # the graph's loss, and its gradient by reverse mode, of the same rows

@@ -247,7 +247,9 @@ def test_n_threads_is_clamped(rng):
 
 def test_codes_are_the_python_tables():
     from fastbp import ACTIVATIONS, LOSSES
-    assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
+    assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4,
+                           "leaky_relu": 5, "elu": 6, "gelu": 7, "silu": 8, "softplus": 9,
+                           "softsign": 10, "elliot": 11}
     assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
     assert {name: kind.name for name, kind in optimizer_kinds().items()} == {
         "sgd": "sgd", "adam": "adam", "rmsprop": "rmsprop", "adagrad": "adagrad",
@@ -269,7 +271,7 @@ def sizes_acts(*sizes):
     ((*sizes_acts(3), 0, 0.0, 1), ValueError, "2 to 64 layer widths"),
     ((np.array([3, 0], np.intc), sizes_acts(3, 2)[1], 0, 0.0, 1), ValueError, "width must be"),
     ((sizes_acts(3, 2)[0], np.zeros(2, np.intc), 0, 0.0, 1), ValueError, "one code per layer"),
-    ((sizes_acts(3, 2)[0], np.array([9], np.intc), 0, 0.0, 1), ValueError, "activation code"),
+    ((sizes_acts(3, 2)[0], np.array([99], np.intc), 0, 0.0, 1), ValueError, "activation code"),
     ((*sizes_acts(3, 2), 7, 0.0, 1), ValueError, "unknown loss code 7"),
     ((*sizes_acts(3, 2), 4, 0.0, 1), ValueError, "unknown loss code 4"),  # one past POISSON
     ((*sizes_acts(3, 2), 0, -1.0, 1), ValueError, "l2 must be"),

@@ -24,7 +24,7 @@ scratch_copy "$repo" "$scratch/repo"
 
 cd "$scratch/repo"
 git init -q .  # a repository of its own, so git apply patches this copy only
-diffs=(docs/user_guide/extending/adamax.diff docs/user_guide/extending/leaky_relu.diff)
+diffs=(docs/user_guide/extending/adamax.diff docs/user_guide/extending/mish.diff)
 git apply "${diffs[@]}" || {
     echo "the page's diffs no longer apply: remake them (docs/user_guide/extending.rst)" >&2
     exit 1
@@ -59,8 +59,8 @@ site, scratch = os.environ["SITE"], os.environ["SCRATCH"]
 repo = os.path.join(scratch, "repo")
 if not _kernels.__file__.startswith(site + os.sep):
     sys.exit(f"check_extending: the tests would import {_kernels.__file__}, not the build in {site}")
-if "adamax" not in _kernels.optimizer_kinds() or "leaky_relu" not in fastbp.ACTIVATIONS:
-    sys.exit("check_extending: the build lacks adamax or leaky_relu")
+if "adamax" not in _kernels.optimizer_kinds() or "mish" not in fastbp.ACTIVATIONS:
+    sys.exit("check_extending: the build lacks adamax or mish")
 
 
 class Outcomes:
@@ -85,7 +85,7 @@ class Outcomes:
 outcomes = Outcomes()
 # the diffs' own tests, the tables' (every row against the reference and the
 # graph), the pins the diffs update, and the csrc layout's rules
-files = ["tests/test_optim_adamax.py", "tests/test_activation_leaky_relu.py",
+files = ["tests/test_optim_adamax.py", "tests/test_activation_mish.py",
          "tests/test_tables.py", "tests/test_trainer.py::test_codes_are_the_python_tables",
          "tests/test_csrc_layout.py"]
 status = pytest.main(["-q", "-p", "no:cacheprovider", "-c", f"{repo}/pyproject.toml"]
@@ -102,5 +102,5 @@ with open(os.path.join(scratch, "summary.txt"), "w") as out:
     out.write(summary)
 PY
 summary=$(cat "$scratch/summary.txt")
-echo "check_extending: adamax.diff and leaky_relu.diff applied and built in ${built} s;" \
+echo "check_extending: adamax.diff and mish.diff applied and built in ${built} s;" \
     "their tests, test_tables.py, test_csrc_layout.py: ${summary}; $((SECONDS - started)) s in all"

@@ -12,12 +12,13 @@ cdef extern from "fastbp_state.h" nogil:
 
     ctypedef struct fbp_layer:
         int n_in, n_out
-        Py_ssize_t W, b, z
+        Py_ssize_t W, b, z, a
         int activation
         int train_op
 
     Py_ssize_t fbp_layers_init(fbp_layer* layers, const int* sizes, const int* acts,
-                               int n_layers)
+                               int n_layers, int keep_a)
+    Py_ssize_t fbp_layers_z_width(const fbp_layer* layers, int n_layers)
 
     ctypedef struct fbp_network:
         const int* sizes

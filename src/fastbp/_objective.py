@@ -16,14 +16,21 @@ from ._validation import check_sample_weight, convert_rows, usable_as_is
 OBJECTIVE_CHUNK_ROWS = 4096
 
 
-def workspace_size(sizes, rows: int) -> int:
-    """Items of the passes' workspace for chunks of up to ``rows`` rows."""
-    return _kernels.pass_workspace_size(sizes, max(1, min(rows, OBJECTIVE_CHUNK_ROWS)))
+def workspace_size(sizes, rows: int, acts=None) -> int:
+    """Items of the passes' workspace for chunks of up to ``rows`` rows of a
+    network with the activation codes ``acts``; None makes room for any (each
+    hidden layer's a kept, as GELU's needs: np.empty leaves the unused part
+    untouched)."""
+    rows = max(1, min(rows, OBJECTIVE_CHUNK_ROWS))
+    if acts is not None:
+        return _kernels.pass_workspace_size(sizes, rows, acts)
+    return _kernels.pass_workspace_size(sizes, rows) + rows * int(np.sum(sizes[1:-1]))
 
 
-def workspace_for(sizes, rows: int, dtype) -> np.ndarray:
-    """The passes' workspace for chunks of up to ``rows`` rows."""
-    return np.empty(workspace_size(sizes, rows), dtype)
+def workspace_for(sizes, rows: int, dtype, acts=None) -> np.ndarray:
+    """The passes' workspace for chunks of up to ``rows`` rows (``acts`` as
+    :func:`workspace_size` takes them)."""
+    return np.empty(workspace_size(sizes, rows, acts), dtype)
 
 
 def weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work=None):
@@ -34,7 +41,7 @@ def weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work=None
     """
     m = X.shape[0]
     if work is None:
-        work = workspace_for(sizes, m, params.dtype)
+        work = workspace_for(sizes, m, params.dtype, acts)
     grad = np.empty_like(params)
     grad_sum = np.zeros(params.shape, np.float64)
     data_sum = weight_sum = 0.0
@@ -106,7 +113,7 @@ def mean_loss(X, Y, params, sizes, acts, code: int, l2: float, chunk_rows: int) 
     :func:`kernel_rows`), in chunks of ``chunk_rows`` rows."""
     m = X.shape[0]
     rows = min(m, chunk_rows)
-    work = np.empty(_kernels.pass_workspace_size(sizes, rows), params.dtype)
+    work = np.empty(_kernels.pass_workspace_size(sizes, rows, acts), params.dtype)
     grad = np.empty_like(params)
     total = 0.0
     for start in range(0, m, rows):
@@ -123,7 +130,7 @@ def flat_gradient(X, Y, params, sizes, acts, code: int, l2: float, chunk_rows: i
     ``chunk_rows`` rows, each weighing its share of the rows, beyond that many."""
     m = X.shape[0]
     rows = min(m, chunk_rows)
-    work = np.empty(_kernels.pass_workspace_size(sizes, rows), params.dtype)
+    work = np.empty(_kernels.pass_workspace_size(sizes, rows, acts), params.dtype)
     grad = np.empty_like(params)
     if m == rows:
         J = _kernels.network_loss(kernel_rows(X, 0, m, params.dtype), Y, params, sizes, acts,

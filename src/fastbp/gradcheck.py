@@ -109,17 +109,27 @@ def _flatten(dW, db) -> np.ndarray:
     return np.concatenate([np.concatenate([np.ravel(W), np.ravel(b)]) for W, b in zip(dW, db)])
 
 
-def _derivative(name: str, z: np.ndarray) -> np.ndarray:
-    """|f'(a)| of an activation, through its output z: the reference's f' (a
-    layer-wise f, softmax: its Jacobian's diagonal, z (1 − z))."""
+#: smooth activations with |f''| <= 2|f'|: a's rounding moves f' in proportion to it
+_CURVED = ("sigmoid", "tanh", "elu", "softplus", "softsign", "elliot")
+#: smooth ones whose f' crosses 0 where f'' does not, with |f''| <= 1 (GELU's
+#: is at most 0.8, SiLU's 0.5): a's rounding moves f' by at most itself
+_BENDING = ("gelu", "silu")
+
+
+def _derivative(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """|f'(a)| of an activation, through its output z (or its pre-activation
+    a, as the reference's f' takes it; a layer-wise f, softmax: its
+    Jacobian's diagonal, z (1 − z))."""
     if name in reference.LAYER_ACTIVATIONS:
         return z * (1 - z)
-    f_prime = np.vectorize(reference.DERIVATIVES[name], otypes=[np.float64])
-    return np.abs(f_prime(z)) if z.size else np.zeros_like(z)
+    f_prime = np.vectorize(lambda a_k, z_k: reference.derivative(name, a_k, z_k),
+                           otypes=[np.float64])
+    return np.abs(f_prime(a, z)) if z.size else np.zeros_like(z)
 
 
 def _forward(weights, biases, activations, X) -> tuple:
-    """(outputs z of every layer, X first; A = |z|·|W| + |b| of every layer; a_out).
+    """(outputs z of every layer, X first; A = |z|·|W| + |b| of every layer;
+    pre-activations a of every layer, None first: a_out last).
 
     The forward pass is the reference's, in float64. A pre-activation a is
     rounded in proportion to its A (each term of its sum is), so A carries
@@ -130,23 +140,26 @@ def _forward(weights, biases, activations, X) -> tuple:
     values = [np.array([z[l] for _, z in passes], dtype=np.float64).reshape(len(X), -1)
               for l in range(len(weights) + 1)]
     scales = [np.abs(z) @ np.abs(W) + np.abs(b) for z, W, b in zip(values, weights, biases)]
-    a_out = np.array([a[-1] for a, _ in passes], dtype=np.float64).reshape(len(X), -1)
-    return values, scales, a_out
+    pres = [None] + [np.array([a[l] for a, _ in passes], dtype=np.float64).reshape(len(X), -1)
+                     for l in range(1, len(weights) + 1)]
+    return values, scales, pres
 
 
-def _backward(delta, weights, activations, values, scales, carry: bool) -> list:
+def _backward(delta, weights, activations, values, scales, pres, carry: bool) -> list:
     """|δ| of every layer from the output's, backpropagated with |W| and |f'|.
 
     With ``carry``, f'(a) of a smooth f is widened by its own rounding: a's
-    error moves f' by |f''| · (a's error), and |f''| <= 2|f'| for tanh and
-    the sigmoid.
+    error moves f' by |f''| · (a's error), and |f''| <= 2|f'| for tanh, the
+    sigmoid and the others of _CURVED, |f''| <= 1 for those of _BENDING.
     """
     deltas = [delta]
     for l in range(len(weights) - 1, 0, -1):
         name = activations[l - 1]
-        f_prime = _derivative(name, values[l])
-        if carry and name in ("sigmoid", "tanh"):
+        f_prime = _derivative(name, values[l], pres[l])
+        if carry and name in _CURVED:
             f_prime = f_prime * (1 + 2 * scales[l - 1])
+        elif carry and name in _BENDING:
+            f_prime = f_prime + scales[l - 1]
         deltas.insert(0, f_prime * (deltas[0] @ np.abs(weights[l]).T))
     return deltas
 
@@ -161,10 +174,11 @@ def _magnitudes(weights, biases, activations, X, Y, loss: str, l2: float) -> tup
     |∂J/∂a| times a's rounding ((fan-in + 2) u A), plus the loss's own sums.
     """
     m = X.shape[0]
-    values, scales, a_out = _forward(weights, biases, activations, X)
+    values, scales, pres = _forward(weights, biases, activations, X)
+    a_out = pres[-1]
     y, t, A_out, name = values[-1], Y, scales[-1], activations[-1]
     both = np.abs(y) + np.abs(t)
-    f_prime = _derivative(name, y)
+    f_prime = _derivative(name, y, a_out)
     if name == "softmax":  # a_k's rounding moves y_k by y_k (δa_k − Σ_j y_j δa_j)
         carrier = both + y * (A_out + (y * A_out).sum(axis=1, keepdims=True))
     else:
@@ -179,17 +193,20 @@ def _magnitudes(weights, biases, activations, X, Y, loss: str, l2: float) -> tup
         sensitivity, magnitude = through(np.abs(y - t)) / m, through(carrier) / m
     else:
         sensitivity = f_prime * np.abs(y - t) / m
-        smooth = name in ("sigmoid", "tanh")
-        magnitude = f_prime * (carrier + 2 * smooth * both * A_out) / m
-    deltas = _backward(magnitude, weights, activations, values, scales, carry=True)
+        smooth, bending = name in _CURVED, name in _BENDING
+        magnitude = (f_prime * (carrier + 2 * smooth * both * A_out)
+                     + bending * both * A_out) / m
+    deltas = _backward(magnitude, weights, activations, values, scales, pres, carry=True)
     dW, db = [], []
     for l, (W, delta) in enumerate(zip(weights, deltas)):
         inputs = np.abs(X) if l == 0 else (
-            np.abs(values[l]) + _derivative(activations[l - 1], values[l]) * scales[l - 1])
+            np.abs(values[l]) + _derivative(activations[l - 1], values[l], pres[l])
+            * scales[l - 1])
         dW.append(inputs.T @ delta + l2 / m * np.abs(W))
         db.append(delta.sum(axis=0))
 
-    sensitivities = _backward(sensitivity, weights, activations, values, scales, carry=False)
+    sensitivities = _backward(sensitivity, weights, activations, values, scales, pres,
+                              carry=False)
     units = sum((W.shape[0] + 2) * float(np.sum(s * A))
                 for W, s, A in zip(weights, sensitivities, scales))
     per_row = np.array([reference.sample_loss(loss, a_row, y_row, t_row) for a_row, y_row, t_row

@@ -53,10 +53,12 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     sizes : sequence of int
         Widths of the layers, input first, output last (at least two).
     activation : str or sequence of str, default="sigmoid"
-        Hidden activation: one of "sigmoid", "tanh", "relu", "identity", or a
+        Hidden activation: an element-wise name of ``fastbp.ACTIVATIONS``
+        ("sigmoid", "tanh", "relu", "identity", "leaky_relu", "elu", "gelu",
+        "silu", "softplus", "softsign", "elliot"; :ref:`activations`), or a
         list with one name per hidden layer.
     output_activation : str, default="sigmoid"
-        One of "sigmoid", "tanh", "relu", "identity", "softmax".
+        Any name of ``fastbp.ACTIVATIONS``: those, or "softmax".
     dtype : {"float32", "float64"}, default="float64"
         Precision of parameters and computation; inputs are converted to it.
     seed : int or None, default=None

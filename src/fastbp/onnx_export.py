@@ -2,8 +2,10 @@
 
 ``to_onnx`` writes :class:`~fastbp.Network` and the scikit-learn estimators
 with the ``onnx`` package (``pip install fastbp[onnx]``); each layer is
-MatMul, Add and its activation (Relu, Tanh, Sigmoid, Softmax, or nothing for
-identity), in the network's dtype. ``register_skl2onnx`` teaches skl2onnx the
+MatMul, Add and its activation (one operator, such as Relu, Softmax or
+LeakyRelu; a few for the others, such as SiLU's Sigmoid then Mul, with
+operators onnxruntime runs in float64 too; nothing for identity), in the
+network's dtype. ``register_skl2onnx`` teaches skl2onnx the
 estimators, so scikit-learn pipelines that hold them convert with
 ``skl2onnx.to_onnx``.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 #: opset 17: Softmax over the last axis only, supported by onnxruntime >= 1.13
+#: (CastLike, which puts a constant in the network's dtype, is opset 15)
 OPSET = 17
 
 
@@ -28,6 +31,80 @@ def _node(op_type: str, **attributes):
     def add(add_node, a: str, z: str) -> None:
         add_node(op_type, [a], [z], **attributes)
     return add
+
+
+def _constant(add_node, name: str, value: float, like: str) -> str:
+    """A scalar tensor ``name`` holding ``value`` in ``like``'s dtype: a
+    float64 Constant, then CastLike, so one graph serves float32 and float64."""
+    from onnx import numpy_helper
+    add_node("Constant", [], [f"{name}_64"], value=numpy_helper.from_array(np.array(value)))
+    add_node("CastLike", [f"{name}_64", like], [name])
+    return name
+
+
+def _gelu(add_node, a: str, z: str) -> None:
+    """z = a · ½(1 + erf(a/√2)), PyTorch's GELU (opset 20's Gelu is newer than
+    OPSET). onnxruntime has no float64 Erf: erf runs in float32, so a float64
+    network's export agrees with predict to about 1e-7 there."""
+    add_node("Mul", [a, _constant(add_node, f"{z}_scale", 0.5 ** 0.5, a)], [f"{z}_scaled"])
+    add_node("Cast", [f"{z}_scaled"], [f"{z}_scaled32"], to=1)  # float32
+    add_node("Erf", [f"{z}_scaled32"], [f"{z}_erf32"])
+    add_node("CastLike", [f"{z}_erf32", a], [f"{z}_erf"])
+    add_node("Add", [f"{z}_erf", _constant(add_node, f"{z}_one", 1.0, a)], [f"{z}_sum"])
+    add_node("Mul", [a, f"{z}_sum"], [f"{z}_twice"])
+    add_node("Mul", [f"{z}_twice", _constant(add_node, f"{z}_half", 0.5, a)], [z])
+
+
+def _silu(add_node, a: str, z: str) -> None:
+    """z = a · σ(a)."""
+    add_node("Sigmoid", [a], [f"{z}_sigmoid"])
+    add_node("Mul", [a, f"{z}_sigmoid"], [z])
+
+
+def _positive(add_node, a: str, z: str) -> str:
+    """The boolean a > 0."""
+    add_node("Greater", [a, _constant(add_node, f"{z}_zero", 0.0, a)], [f"{z}_positive"])
+    return f"{z}_positive"
+
+
+# Elu, Softplus and Softsign are written with the operators onnxruntime runs
+# in float64 too (it has them in float32 only)
+
+def _elu(add_node, a: str, z: str) -> None:
+    """z = a above 0, else e^a − 1 (α = 1)."""
+    add_node("Exp", [a], [f"{z}_exp"])
+    add_node("Sub", [f"{z}_exp", _constant(add_node, f"{z}_one", 1.0, a)], [f"{z}_below"])
+    add_node("Where", [_positive(add_node, a, z), a, f"{z}_below"], [z])
+
+
+def _softplus(add_node, a: str, z: str) -> None:
+    """z = max(a, 0) + log(1 + e^−|a|), which cannot overflow, and a itself
+    above PyTorch's threshold 20."""
+    add_node("Abs", [a], [f"{z}_size"])
+    add_node("Neg", [f"{z}_size"], [f"{z}_minus"])
+    add_node("Exp", [f"{z}_minus"], [f"{z}_exp"])
+    add_node("Add", [f"{z}_exp", _constant(add_node, f"{z}_one", 1.0, a)], [f"{z}_sum"])
+    add_node("Log", [f"{z}_sum"], [f"{z}_log"])
+    add_node("Relu", [a], [f"{z}_relu"])
+    add_node("Add", [f"{z}_relu", f"{z}_log"], [f"{z}_softplus"])
+    add_node("Greater", [a, _constant(add_node, f"{z}_threshold", 20.0, a)], [f"{z}_above"])
+    add_node("Where", [f"{z}_above", a, f"{z}_softplus"], [z])
+
+
+def _softsign(add_node, a: str, z: str) -> None:
+    """z = a / (1 + |a|)."""
+    add_node("Abs", [a], [f"{z}_size"])
+    add_node("Add", [f"{z}_size", _constant(add_node, f"{z}_one", 1.0, a)], [f"{z}_sum"])
+    add_node("Div", [a, f"{z}_sum"], [z])
+
+
+def _elliot(add_node, a: str, z: str) -> None:
+    """z = ½ · softsign(a/2) + ½, FANN's FANN_ELLIOT at its steepness ½."""
+    half = _constant(add_node, f"{z}_half", 0.5, a)
+    add_node("Mul", [a, half], [f"{z}_steep"])
+    _softsign(add_node, f"{z}_steep", f"{z}_softsign")
+    add_node("Mul", [f"{z}_softsign", half], [f"{z}_scaled"])
+    add_node("Add", [f"{z}_scaled", half], [z])
 
 
 #: activation name -> how its layer's z is made from a: ``add(add_node, a, z)``
@@ -39,6 +116,13 @@ ACTIVATION_NODES = {
     "tanh": _node("Tanh"),
     "relu": _node("Relu"),
     "softmax": _node("Softmax", axis=-1),
+    "leaky_relu": _node("LeakyRelu", alpha=0.01),
+    "elu": _elu,
+    "gelu": _gelu,
+    "silu": _silu,
+    "softplus": _softplus,
+    "softsign": _softsign,
+    "elliot": _elliot,
 }
 
 

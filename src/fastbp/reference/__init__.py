@@ -31,11 +31,13 @@ from .graph import (
     graph_sigmoid,
     graph_softmax,
     graph_softplus,
+    graph_softsign,
     topological_order,
 )
 from .neuron import (
     ACTIVATIONS,
     DERIVATIVES,
+    DERIVATIVES_OF_A,
     LAYER_ACTIVATIONS,
     LOSS_GRADIENTS,
     LOSS_OUTPUTS,
@@ -43,8 +45,12 @@ from .neuron import (
     activate,
     backprop,
     cross_entropy,
+    derivative,
+    elliot,
     fit,
     forward,
+    gelu,
+    gelu_derivative,
     gradients,
     l2_penalty,
     layer_gradient,
@@ -64,8 +70,9 @@ from .neuron import (
 
 __all__ = [
     # neuron.py
-    "ACTIVATIONS", "DERIVATIVES", "LAYER_ACTIVATIONS", "LOSS_GRADIENTS", "LOSS_OUTPUTS",
-    "SAMPLE_LOSSES", "activate", "backprop", "cross_entropy", "fit", "forward", "gradients",
+    "ACTIVATIONS", "DERIVATIVES", "DERIVATIVES_OF_A", "LAYER_ACTIVATIONS", "LOSS_GRADIENTS",
+    "LOSS_OUTPUTS", "SAMPLE_LOSSES", "activate", "backprop", "cross_entropy", "derivative",
+    "elliot", "fit", "forward", "gelu", "gelu_derivative", "gradients",
     "l2_penalty", "layer_gradient", "log_sum_exp", "loss", "neuron_inputs", "objective",
     "output_delta", "predict", "sample_loss", "sgd_step", "sigmoid", "softmax", "softplus",
     "zeros_like",
@@ -73,5 +80,5 @@ __all__ = [
     "GRAPH_ACTIVATIONS", "GRAPH_LAYER_ACTIVATIONS", "GRAPH_LOSSES", "Value", "graph_activate",
     "graph_cross_entropy", "graph_forward", "graph_gradients", "graph_log_sum_exp",
     "graph_objective", "graph_predict", "graph_sample_loss", "graph_sigmoid", "graph_softmax",
-    "graph_softplus", "topological_order",
+    "graph_softplus", "graph_softsign", "topological_order",
 ]

@@ -62,7 +62,7 @@ class Value:
     def __repr__(self):
         return f"Value(data={self.data!r}, grad={self.grad!r})"
 
-    # -- the six operations, each with its local derivative -------------------
+    # -- the seven operations, each with its local derivative -----------------
 
     def __add__(self, other):
         other = other if isinstance(other, Value) else Value(other)
@@ -113,6 +113,14 @@ class Value:
 
         def backward_step():  # ∂max(0, u)/∂u = 1 if u > 0 else 0
             self.grad += out.grad if self.data > 0 else 0.0
+        out.backward_step = backward_step
+        return out
+
+    def erf(self):  # for GELU, which no combination of the others gives
+        out = Value(math.erf(self.data), (self,))
+
+        def backward_step():  # ∂erf(u)/∂u = 2/√π · e^(−u²)
+            self.grad += 2.0 / math.sqrt(math.pi) * math.exp(-self.data * self.data) * out.grad
         out.backward_step = backward_step
         return out
 
@@ -169,7 +177,7 @@ def topological_order(output):
     return order
 
 
-# -- activations and losses as graphs of the six operations ------------------
+# -- activations and losses as graphs of the seven operations ----------------
 
 
 def graph_sigmoid(a):
@@ -187,6 +195,13 @@ def graph_softplus(a):
     if a.data > 0:
         return a + (1 + (-a).exp()).log()  # a + log(1 + e^−a)
     return (1 + a.exp()).log()             # log(1 + e^a)
+
+
+def graph_softsign(a):
+    """a/(1 + |a|) = a · exp(−log(1 + |a|)); |a| is a or −a as a's sign says,
+    so its slope ±1 follows from Value's ×."""
+    size = a if a.data >= 0 else -a
+    return a * (-(1 + size).log()).exp()
 
 
 def graph_log_sum_exp(a):
@@ -220,6 +235,15 @@ GRAPH_ACTIVATIONS = {  # z_j = f(a_j) as a node, neuron by neuron
     "sigmoid": graph_sigmoid,
     "tanh": lambda a: a.tanh(),
     "relu": lambda a: a.relu(),
+    "leaky_relu": lambda a: a if a.data > 0 else a * 0.01,  # Value's ×: its slope follows
+    "elu": lambda a: a if a.data > 0 else a.exp() - 1,
+    # PyTorch's formula, a · ½(1 + erf(a/√2))
+    "gelu": lambda a: a * 0.5 * (1 + (a * (1 / math.sqrt(2.0))).erf()),
+    "silu": lambda a: a * graph_sigmoid(a),
+    "softplus": lambda a: a if a.data > 20 else graph_softplus(a),  # PyTorch's threshold 20
+    "softsign": graph_softsign,
+    # FANN's FANN_ELLIOT at its default steepness s = ½: ½·softsign(s·a) + ½
+    "elliot": lambda a: 0.5 * graph_softsign(a * 0.5) + 0.5,
 }
 
 GRAPH_LAYER_ACTIVATIONS = {  # z = f(a) of a whole layer, as nodes

@@ -25,8 +25,8 @@ other, so each checks the other.
 import math
 
 # ---------------------------------------------------------------------------
-# Activations f and their derivatives f', written through the output z = f(a):
-# a row per name in each table (the compiled kernels have a row of their own per
+# Activations f and their derivatives f', written through the output z = f(a)
+# (or through a, for the few whose z does not tell a): a row per name in each table (the compiled kernels have a row of their own per
 # name, csrc/fastbp_activation_table.h; the tests check both list the same names)
 # ---------------------------------------------------------------------------
 
@@ -39,19 +39,71 @@ def sigmoid(a):
     return e / (1.0 + e)
 
 
+def gelu(a):
+    """a·Φ(a), Φ the standard normal CDF (PyTorch's default, exact GELU):
+    Φ(a) = ½(1 + erf(a/√2)) = ½ erfc(−a/√2), which keeps its digits for a ≪ 0."""
+    return a * 0.5 * math.erfc(-a / math.sqrt(2.0))
+
+
+def gelu_derivative(a):
+    """GELU's f'(a) = Φ(a) + a·φ(a), φ(a) = e^(−a²/2)/√(2π) the normal density."""
+    density = math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+    return 0.5 * math.erfc(-a / math.sqrt(2.0)) + a * density
+
+
+def elliot(a):
+    """FANN's FANN_ELLIOT at FANN's default steepness s = ½: ½·(s·a)/(1 + |s·a|) + ½.
+
+    In (0, 1), with the sigmoid's slope ¼ at 0 (at s = ½, FANN_SIGMOID is
+    :func:`sigmoid`); FANN's derivative s/(2(1 + |s·a|)²) = 1/(2 + |a|)², which
+    is (1 − |2z − 1|)²/4 in z.
+    """
+    s = 0.5
+    return 0.5 * (s * a) / (1.0 + abs(s * a)) + 0.5
+
+
 ACTIVATIONS = {  # z_j = f(a_j), neuron by neuron
     "identity": lambda a: a,
     "sigmoid": sigmoid,
     "tanh": math.tanh,
     "relu": lambda a: a if a > 0 else 0.0,
+    "leaky_relu": lambda a: a if a > 0 else 0.01 * a,
+    "elu": lambda a: a if a > 0 else math.expm1(a),              # α = 1
+    "gelu": gelu,
+    "silu": lambda a: a * sigmoid(a),                            # a·σ(a), "swish"
+    "softplus": lambda a: a if a > 20 else softplus(a),          # β = 1, PyTorch's threshold 20
+    "softsign": lambda a: a / (1.0 + abs(a)),
+    "elliot": elliot,
 }
 
-DERIVATIVES = {  # f'(a) expressed through z = f(a)
+DERIVATIVES = {  # f'(a) expressed through z = f(a), or through a (DERIVATIVES_OF_A)
     "identity": lambda z: 1.0,
     "sigmoid": lambda z: z * (1.0 - z),
     "tanh": lambda z: 1.0 - z * z,
     "relu": lambda z: 1.0 if z > 0 else 0.0,
+    "leaky_relu": lambda z: 1.0 if z > 0 else 0.01,
+    "elu": lambda z: 1.0 if z > 0 else z + 1.0,                  # e^a = z + 1 where a ≤ 0
+    "gelu": gelu_derivative,                                     # of a
+    "silu": lambda a: sigmoid(a) * (1.0 + a * (1.0 - sigmoid(a))),  # of a
+    "softplus": lambda a: 1.0 if a > 20 else sigmoid(a),         # of a
+    "softsign": lambda z: (1.0 - abs(z)) ** 2,                   # 1/(1 + |a|)²
+    "elliot": lambda z: (1.0 - abs(2.0 * z - 1.0)) ** 2 / 4.0,   # 1/(2 + |a|)²
 }
+
+#: the rows of DERIVATIVES written through a, not z, where one z comes from two
+#: a with different slopes: GELU and SiLU dip below 0 and come back, softplus
+#: steps down at PyTorch's threshold (log(1 + e^20) > 20 + 2e-9)
+DERIVATIVES_OF_A = frozenset({"gelu", "silu", "softplus"})
+
+
+def derivative(name, a, z):
+    """f'(a) of an element-wise activation, from z = f(a) or, for a name in
+    DERIVATIVES_OF_A, from a."""
+    if name not in DERIVATIVES_OF_A:
+        return DERIVATIVES[name](z)
+    if a is None:
+        raise ValueError(f"the derivative of {name} is written through a: pass it")
+    return DERIVATIVES[name](a)
 
 
 def softmax(a):
@@ -162,8 +214,9 @@ def sample_loss(loss, a_out, y, t):
     return SAMPLE_LOSSES[loss](a_out, y, t)
 
 
-def output_delta(loss, output_activation, y, t, m):
-    """δ_out = ∂J/∂a_out for one sample of a batch of m."""
+def output_delta(loss, output_activation, y, t, m, a=None):
+    """δ_out = ∂J/∂a_out for one sample of a batch of m; ``a`` (a_out) is
+    needed only for an output in DERIVATIVES_OF_A."""
     g = [g_k / m for g_k in LOSS_GRADIENTS[loss](y, t)]
     if LOSS_OUTPUTS[loss] is not None:  # written for its output: already ∂J/∂a_out
         return g
@@ -173,8 +226,8 @@ def output_delta(loss, output_activation, y, t, m):
         n = len(y)
         return [sum(g[j] * y[j] * ((1.0 if j == k else 0.0) - y[k]) for j in range(n))
                 for k in range(n)]
-    f_prime = DERIVATIVES[output_activation]
-    return [g_k * f_prime(y_k) for g_k, y_k in zip(g, y)]
+    a = [None] * len(y) if a is None else a
+    return [g_k * derivative(output_activation, a_k, y_k) for g_k, a_k, y_k in zip(g, a, y)]
 
 
 def l2_penalty(weights, l2, m):
@@ -205,10 +258,12 @@ def zeros_like(matrix):
     return [[0.0] * len(row) for row in matrix]
 
 
-def backprop(W, delta, z_below, activation):
-    """δ of the layer below: δ_i = f'(a_i) · Σ_j w_ij · δ_j, f' taken from z_i."""
-    f_prime = DERIVATIVES[activation]
-    return [f_prime(z_below[i]) * sum(W[i][j] * delta[j] for j in range(len(delta)))
+def backprop(W, delta, z_below, activation, a_below=None):
+    """δ of the layer below: δ_i = f'(a_i) · Σ_j w_ij · δ_j, f' taken from z_i
+    (from a_i for an activation in DERIVATIVES_OF_A)."""
+    a_below = [None] * len(z_below) if a_below is None else a_below
+    return [derivative(activation, a_below[i], z_below[i])
+            * sum(W[i][j] * delta[j] for j in range(len(delta)))
             for i in range(len(z_below))]
 
 
@@ -237,12 +292,12 @@ def gradients(weights, biases, activations, X, T, loss="mse", l2=0.0):
     delta_rows = [[] for _ in range(L)]  # delta_rows[l]: δ of the outputs of layer l
     for x, t in zip(X, T):
         a, z = forward(weights, biases, activations, x)
-        delta = output_delta(loss, activations[-1], z[-1], t, m)
+        delta = output_delta(loss, activations[-1], z[-1], t, m, a[-1])
         for l in range(L - 1, -1, -1):   # weights[l] joins z[l] to layer l+1
             z_rows[l].append(z[l])
             delta_rows[l].append(delta)
             if l > 0:
-                delta = backprop(weights[l], delta, z[l], activations[l - 1])
+                delta = backprop(weights[l], delta, z[l], activations[l - 1], a[l])
     layers = [layer_gradient(z_rows[l], delta_rows[l], weights[l], l2, m) for l in range(L)]
     return [dW for dW, _ in layers], [db for _, db in layers]
 
