@@ -19,6 +19,16 @@
 #include "fastbp_codes.h"
 #include "fastbp_math.h"
 
+/* The loss rows and their switch (fbp_output_delta_row) inline into every
+ * caller, the per-sample path's clones included: one left out of line is
+ * compiled for the baseline only (fastbp_sample.h says why that matters).
+ * The inliner left the switch out once the table grew to six rows. */
+#if defined(__GNUC__)
+#define FBP_LOSS_INLINE static inline __attribute__((always_inline))
+#else
+#define FBP_LOSS_INLINE static inline
+#endif
+
 /* log(1 + e^x) without overflow */
 static inline double fbp_softplus(double x) {
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));

@@ -3,7 +3,7 @@ from . import callbacks, optim, reference
 from .datasets import load_digits
 from .gradcheck import GradcheckResult, gradcheck
 from .io import load
-from .losses import LOSSES
+from .losses import LOSSES, CrossEntropyLoss, HuberLoss
 from ._streaming import array_chunks
 from ._training import TrainingDiverged
 from .callbacks import EarlyStopping
@@ -44,7 +44,8 @@ globals().update(_OPTIMIZERS)
 
 # submodules imported on their own (fastbp.dask, fastbp.cli) are not listed
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "EarlyStopping", "GradcheckResult", "Network",
+    "ACTIVATIONS", "LOSSES", "CrossEntropyLoss", "EarlyStopping", "GradcheckResult",
+    "HuberLoss", "Network",
     "TrainingDiverged", "array_chunks", "gradcheck", "load", "load_digits", "plot_history",
     "__version__", "callbacks", "optim", "reference",
 ] + list(_OPTIMIZERS) + _AVAILABLE

@@ -59,10 +59,14 @@ class FitMixin:
             two classes on one sigmoid unit); the
             classes are kept in ``classes_`` for :meth:`predict_labels`,
             :meth:`score` and later fits.
-        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+        loss : {"mse", "bce", "cross_entropy", "huber", "absolute_error"}, Loss or None, \
+default=None
             None is the output's natural loss: ``"cross_entropy"`` for a
             softmax output, ``"mse"`` for any other (a sigmoid output too:
-            pass ``loss="bce"`` to classify with it). See
+            pass ``loss="bce"`` to classify with it). A loss with a
+            parameter other than its default is an object:
+            ``fastbp.HuberLoss(delta=0.5)``,
+            ``fastbp.CrossEntropyLoss(label_smoothing=0.1)``. See
             :ref:`outputs_losses`.
         optimizer : SGD or Adam, optional
             Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
