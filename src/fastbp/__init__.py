@@ -36,10 +36,12 @@ _INSTALLED = {package: _util.find_spec(package) is not None
 _AVAILABLE = [name for name, (_, package, _) in _LAZY.items()
               if package is None or _INSTALLED[package]]
 
-#: the optimisers (fastbp.SGD, fastbp.Adam, ...): each class fastbp.optim exports
-#: that names a step of the kernels, so a new one needs no line here
+#: the optimisers (fastbp.SGD, fastbp.Adam, fastbp.LBFGS, ...): each subclass of
+#: Optimizer that fastbp.optim exports, so a new one needs no line here
 _OPTIMIZERS = {name: getattr(optim, name) for name in optim.__all__
-               if getattr(getattr(optim, name), "kernel_name", "")}
+               if isinstance(getattr(optim, name), type)
+               and issubclass(getattr(optim, name), optim.Optimizer)
+               and getattr(optim, name) is not optim.Optimizer}
 globals().update(_OPTIMIZERS)
 
 # submodules imported on their own (fastbp.dask, fastbp.cli) are not listed

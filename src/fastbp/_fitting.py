@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._inputs import check_XY
+from ._lbfgs import LbfgsIterations
 from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
 from ._progress import EpochProgress
 from ._session import Session
@@ -20,7 +21,7 @@ from ._training import Permutations, TrainingLoop
 from ._validation import check_float, check_int, check_sample_weight, check_seed, split_rows
 from .callbacks import EarlyStopping
 from .losses import check_loss, resolve_loss
-from .optim import SGD, Optimizer
+from .optim import LBFGS, SGD, Optimizer
 
 
 class FitMixin:
@@ -68,9 +69,12 @@ default=None
             ``fastbp.HuberLoss(delta=0.5)``,
             ``fastbp.CrossEntropyLoss(label_smoothing=0.1)``. See
             :ref:`outputs_losses`.
-        optimizer : SGD or Adam, optional
+        optimizer : SGD, Adam or LBFGS, optional
             Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
             count, the schedule's current rate) persists across fits.
+            :class:`~fastbp.LBFGS` trains on all rows at once, an epoch being
+            one of its iterations (``batch_size`` and ``shuffle`` do not
+            apply; X and Y in memory).
         epochs : int, default=1
         batch_size : int, default=32
             Rows per update; 1 is per-sample SGD, ``n`` or more is full batch.
@@ -202,6 +206,9 @@ default=None
             early_stopping = check_early_stopping(early_stopping)
         callbacks = check_callbacks(callbacks)
         if Y is None:
+            if isinstance(optimizer, LBFGS):
+                raise ValueError("LBFGS reads every row several times an iteration: pass X "
+                                 "and Y in memory, not chunks")
             source, validation = chunked_training(
                 self, X, loss, code, optimizer, epochs, batch_size,
                 np.random.default_rng(seed) if shuffle else None, l2, n_threads, sample_weight,
@@ -220,9 +227,13 @@ default=None
                 self.classes_ = classes_before  # a failed fit learns no classes
                 raise
             n = X.shape[0]
-            source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
-                                  min(batch_size, n), n_threads,
-                                  Permutations(rng, n) if shuffle else None)
+            if isinstance(optimizer, LBFGS):  # all rows an iteration
+                source = LbfgsIterations(self, X, Y, sample_weight, code, l2, optimizer,
+                                         n_threads)
+            else:
+                source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
+                                      min(batch_size, n), n_threads,
+                                      Permutations(rng, n) if shuffle else None)
         if early_stopping is not None:
             early_stopping.reset()
         return Session(self, optimizer, callbacks, early_stopping, validation,
