@@ -91,11 +91,12 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 #   (GRAPH_ACTIVATIONS) and its ONNX nodes in fastbp/onnx_export.py
 #   (ACTIVATION_NODES); tests/test_tables.py fails until all four name it.
 # - a loss: one row in fastbp_loss_table.h (its line with the output it
-#   needs, and fbp_loss_<name>: output delta and data term); the pairing
-#   Python reads (fastbp.losses) follows from it. Beside it: its rows in
-#   fastbp/reference/neuron.py (SAMPLE_LOSSES, LOSS_GRADIENTS, LOSS_OUTPUTS)
-#   and fastbp/reference/graph.py (GRAPH_LOSSES); target checks, if any, in
-#   fastbp/losses.py.
+#   needs and its parameter's default, and fbp_loss_<name>: output delta
+#   and data term); the pairing Python reads (fastbp.losses) follows from
+#   it. Beside it: its rows in fastbp/reference/neuron.py (SAMPLE_LOSSES,
+#   LOSS_GRADIENTS, LOSS_OUTPUTS) and fastbp/reference/graph.py
+#   (GRAPH_LOSSES); target checks, and a Loss class if users set its
+#   parameter (fbp_network.loss_param), in fastbp/losses.py.
 # - a layer op acting during training only (dropout): the network is a list
 #   of layer specs (fbp_layer, fastbp_state.h), laid out once by
 #   fbp_layers_init and walked as net.layers[l] by every path. The op gets

@@ -14,6 +14,7 @@ cdef extern from "fastbp_codes.h" nogil:
     const int fbp_activation_needs_a[]
     const char* const fbp_loss_names[]
     const int fbp_loss_outputs[]
+    const double fbp_loss_params[]
 
 cdef extern from "fastbp_activations.h" nogil:
     void fbp_activate_rows_d(const double* a, double* z, Py_ssize_t m, Py_ssize_t n, int kind)
@@ -24,10 +25,10 @@ cdef extern from "fastbp_activations.h" nogil:
                                    Py_ssize_t size, int kind)
     double fbp_output_delta_row_d(const double* a, const double* z, const double* t,
                                   double* delta, Py_ssize_t n, int loss, int kind,
-                                  double scale)
+                                  double scale, double param)
     double fbp_output_delta_row_f(const float* a, const float* z, const float* t,
                                   float* delta, Py_ssize_t n, int loss, int kind,
-                                  double scale)
+                                  double scale, double param)
 
 
 cdef inline void activate_rows(const floating* a, floating* z, Py_ssize_t m,
@@ -52,9 +53,10 @@ cdef inline void multiply_derivative(const floating* a, const floating* z, float
 
 cdef double output_delta(const floating* a_out, const floating* z_out,
                          const floating* T, floating* delta, Py_ssize_t m,
-                         Py_ssize_t n, int loss, int kind, const floating* sw,
-                         double sw_sum) noexcept nogil:
-    """Write delta_out and return the data term of J, for m rows.
+                         Py_ssize_t n, int loss, double loss_param, int kind,
+                         const floating* sw, double sw_sum) noexcept nogil:
+    """Write delta_out and return the data term of J, for m rows; loss_param
+    is the loss's parameter (fbp_network's).
 
     Row r carries the weight sw[r] / sw_sum (1/m without sample weights,
     sw == NULL and sw_sum == m): J is the weighted mean of the row losses.
@@ -65,10 +67,12 @@ cdef double output_delta(const floating* a_out, const floating* z_out,
         scale = (sw[r] if sw != NULL else 1.0) / sw_sum
         if floating is double:
             total += scale * fbp_output_delta_row_d(a_out + r * n, z_out + r * n, T + r * n,
-                                                    delta + r * n, n, loss, kind, scale)
+                                                    delta + r * n, n, loss, kind, scale,
+                                                    loss_param)
         else:
             total += scale * fbp_output_delta_row_f(a_out + r * n, z_out + r * n, T + r * n,
-                                                    delta + r * n, n, loss, kind, scale)
+                                                    delta + r * n, n, loss, kind, scale,
+                                                    loss_param)
     return total
 
 
@@ -111,3 +115,24 @@ def loss_table():
              None if fbp_loss_outputs[code] == FBP_ANY_OUTPUT
              else fbp_activation_names[fbp_loss_outputs[code]].decode())
             for code in range(FBP_N_LOSSES)]
+
+
+def loss_param_defaults():
+    """Each compiled loss's parameter default, in code order (0.0 for a
+    loss without a parameter): huber's delta, cross_entropy's label smoothing.
+
+    Returns
+    -------
+    list of float
+    """
+    return [fbp_loss_params[code] for code in range(FBP_N_LOSSES)]
+
+
+cdef double loss_param_of(int loss, object loss_param) except? -1:
+    """``loss_param``, or the row's default when it is None; finite."""
+    if not 0 <= loss < FBP_N_LOSSES:
+        raise ValueError(f"unknown loss code {loss}")
+    cdef double value = fbp_loss_params[loss] if loss_param is None else loss_param
+    if not isfinite(value):
+        raise ValueError(f"loss_param must be finite, got {loss_param!r}")
+    return value

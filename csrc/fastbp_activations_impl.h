@@ -67,13 +67,14 @@ FBP_ROW_INLINE void FBP_SUFFIX(fbp_times_output_derivative)(const FBP_REAL *a, c
 
 /* The output delta dJ/da of one row, scaled by ``scale`` (the row's weight
  * over the batch's), and the row's loss, unscaled. a is the output layer's
- * pre-activation, z = f(a) its output, t the target; kind is f's code. */
+ * pre-activation, z = f(a) its output, t the target; kind is f's code, param
+ * the loss's parameter (fbp_network's loss_param). */
 FBP_ROW_INLINE double FBP_SUFFIX(fbp_output_delta_row)(const FBP_REAL *a, const FBP_REAL *z,
                                                       const FBP_REAL *t, FBP_REAL *delta,
                                                       ptrdiff_t n, int loss, int kind,
-                                                      double scale) {
-#define FBP_CASE(CODE, name, output) \
-    case FBP_##CODE: return FBP_SUFFIX(fbp_loss_##name)(a, z, t, delta, n, kind, scale);
+                                                      double scale, double param) {
+#define FBP_CASE(CODE, name, output, default_param) \
+    case FBP_##CODE: return FBP_SUFFIX(fbp_loss_##name)(a, z, t, delta, n, kind, scale, param);
     switch (loss) { FBP_LOSS_TABLE(FBP_CASE) }
 #undef FBP_CASE
     return 0;  /* unreachable: the Trainer checks the code */

@@ -17,7 +17,7 @@
 enum fbp_activation { FBP_ACTIVATION_TABLE(FBP_ACTIVATION_CODE) FBP_N_ACTIVATIONS };
 #undef FBP_ACTIVATION_CODE
 
-#define FBP_LOSS_CODE(CODE, name, output) FBP_##CODE,
+#define FBP_LOSS_CODE(CODE, name, output, param) FBP_##CODE,
 enum fbp_loss { FBP_LOSS_TABLE(FBP_LOSS_CODE) FBP_N_LOSSES };
 #undef FBP_LOSS_CODE
 
@@ -40,12 +40,16 @@ static const int fbp_activation_needs_a[] = {
 #undef FBP_ACTIVATION_SHAPE
 #undef FBP_ACTIVATION_F_PRIME
 
-/* each loss's name, and the output activation its delta is written for */
-#define FBP_LOSS_NAME(CODE, name, output) #name,
-#define FBP_LOSS_OUTPUT(CODE, name, output) output,
+/* each loss's name, the output activation its delta is written for and its
+ * parameter's default */
+#define FBP_LOSS_NAME(CODE, name, output, param) #name,
+#define FBP_LOSS_OUTPUT(CODE, name, output, param) output,
+#define FBP_LOSS_PARAM(CODE, name, output, param) param,
 static const char *const fbp_loss_names[] = {FBP_LOSS_TABLE(FBP_LOSS_NAME)};
 static const int fbp_loss_outputs[] = {FBP_LOSS_TABLE(FBP_LOSS_OUTPUT)};
+static const double fbp_loss_params[] = {FBP_LOSS_TABLE(FBP_LOSS_PARAM)};
 #undef FBP_LOSS_NAME
 #undef FBP_LOSS_OUTPUT
+#undef FBP_LOSS_PARAM
 
 #endif

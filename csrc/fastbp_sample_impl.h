@@ -138,7 +138,8 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
         }
         double J = FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t,
                                                     delta_a, n_out, net->loss,
-                                                    layers[n_layers - 1].activation, 1.0);
+                                                    layers[n_layers - 1].activation, 1.0,
+                                                    net->loss_param);
         if (!isfinite(J)) return 1;
         /* backward, updating each layer as soon as its delta is used */
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;

@@ -85,6 +85,7 @@ typedef struct {
     const fbp_layer *layers;  /* n_layers specs (fbp_layers_init) */
     int n_layers;
     int loss;
+    double loss_param;     /* the loss's parameter (fastbp_loss_table.h), or 0 */
     double l2;             /* J's penalty l2/(2 sum of weights) sum ||W||^2 */
     void *params;          /* [W_0, b_0, W_1, b_1, ...], W row-major */
     void *grad;            /* dJ/dparams, params-shaped */

@@ -27,16 +27,19 @@ def pass_workspace_size(const int[::1] sizes, Py_ssize_t rows, acts=None):
 
 
 cdef fbp_network _objective_network(const int[::1] sizes, const int[::1] acts, int loss,
-                                    double l2, const void* params, void* grad, void* work,
-                                    fbp_layer* layers) except *:
+                                    object loss_param, double l2, const void* params,
+                                    void* grad, void* work, fbp_layer* layers) except *:
     """The network of the objective's entry points, its specs laid out in
     ``layers`` (FBP_MAX_LAYERS of them)."""
     cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef fbp_network net
     if not 1 <= n_layers <= FBP_MAX_LAYERS or acts.shape[0] != n_layers:
         raise ValueError(f"sizes needs 2 to {FBP_MAX_LAYERS + 1} widths and acts one code "
                          f"per layer, got {sizes.shape[0]} and {acts.shape[0]}")
     fbp_layers_init(layers, &sizes[0], &acts[0], n_layers, 1)
-    return _network(&sizes[0], layers, n_layers, loss, l2, params, grad, work)
+    net = _network(&sizes[0], layers, n_layers, loss, l2, params, grad, work)
+    net.loss_param = loss_param_of(loss, loss_param)
+    return net
 
 
 cdef int _check_pass_work(const fbp_network* net, Py_ssize_t m, Py_ssize_t size) except -1:
@@ -51,16 +54,17 @@ cdef int _check_pass_work(const fbp_network* net, Py_ssize_t m, Py_ssize_t size)
 def network_loss(X, const floating[:, ::1] T,
                  const floating[::1] params, const int[::1] sizes,
                  const int[::1] acts, int loss, double l2,
-                 floating[::1] work, floating[::1] grad):
+                 floating[::1] work, floating[::1] grad, loss_param=None):
     """Return J for (X, T) and write dJ/dparams into grad; X is dense rows
-    or CSR rows (see input_rows)."""
+    or CSR rows (see input_rows); loss_param is the loss's parameter (None:
+    the row's default, loss_param_defaults())."""
     cdef double J, penalty
     cdef unsigned int saved_csr
     cdef fbp_input x
     cdef Py_ssize_t m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef fbp_layer layers[FBP_MAX_LAYERS]
-    cdef fbp_network net = _objective_network(sizes, acts, loss, l2, &params[0], &grad[0],
-                                              &work[0], layers)
+    cdef fbp_network net = _objective_network(sizes, acts, loss, loss_param, l2, &params[0],
+                                              &grad[0], &work[0], layers)
     if T.shape[0] != m:
         raise ValueError(f"X has {m} rows but T has {T.shape[0]}")
     _check_pass_work(&net, m, work.shape[0])
@@ -76,11 +80,12 @@ def weighted_loss_gradient(X, const floating[:, ::1] T,
                            const floating[::1] sample_weight,
                            const floating[::1] params, const int[::1] sizes,
                            const int[::1] acts, int loss, double l2,
-                           floating[::1] work, floating[::1] grad):
+                           floating[::1] work, floating[::1] grad, loss_param=None):
     """Return (data term, L2 term) of J with row weights; write dJ/dparams.
 
     X is dense rows or CSR rows (see input_rows). An empty ``sample_weight``
-    means all rows weigh 1.
+    means all rows weigh 1; loss_param is the loss's parameter (None: the
+    row's default, loss_param_defaults()).
     """
     cdef double J, penalty, sw_sum = 0
     cdef fbp_input x
@@ -88,8 +93,8 @@ def weighted_loss_gradient(X, const floating[:, ::1] T,
     cdef Py_ssize_t r, m = input_rows(X, sizes[0], _np_dtype(&params[0]), &x)
     cdef const floating* sw = NULL
     cdef fbp_layer layers[FBP_MAX_LAYERS]
-    cdef fbp_network net = _objective_network(sizes, acts, loss, l2, &params[0], &grad[0],
-                                              &work[0], layers)
+    cdef fbp_network net = _objective_network(sizes, acts, loss, loss_param, l2, &params[0],
+                                              &grad[0], &work[0], layers)
     if sample_weight.shape[0] > 0:
         sw = &sample_weight[0]
         for r in range(sample_weight.shape[0]):

@@ -62,6 +62,7 @@ cdef inline fbp_network _network(const int* sizes, const fbp_layer* layers, int 
     net.layers = layers
     net.n_layers = n_layers
     net.loss = loss
+    net.loss_param = 0  # the objective's entry points set theirs
     net.l2 = l2
     net.params = <void*>params  # the passes that only read it take it const
     net.grad = grad
@@ -165,8 +166,8 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
     cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
 
     J = output_delta(a_out, _layer_z(net, work, n_layers - 1, m), T, delta, m,
-                     net.sizes[n_layers], net.loss, net.layers[n_layers - 1].activation, sw,
-                     sw_sum)
+                     net.sizes[n_layers], net.loss, net.loss_param,
+                     net.layers[n_layers - 1].activation, sw, sw_sum)
 
     # walk the layers backwards
     for l in range(n_layers - 1, -1, -1):
@@ -238,8 +239,8 @@ cdef double backward_sgd(const fbp_network* net, const fbp_input* x, const float
     cdef double J, penalty = 0, l2_over_m = l2 / sw_sum
 
     J = output_delta(a_out, _layer_z(net, work, n_layers - 1, m), T, delta, m,
-                     net.sizes[n_layers], net.loss, net.layers[n_layers - 1].activation, sw,
-                     sw_sum)
+                     net.sizes[n_layers], net.loss, net.loss_param,
+                     net.layers[n_layers - 1].activation, sw, sw_sum)
     if not isfinite(J):
         return J
 

@@ -178,7 +178,7 @@ cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const flo
             forward_layer_rows(net, &x_own, l, r0, rows, m, <floating*>NULL)
     J = output_delta(a_out + r0 * n_out, _layer_z(net, work, n_layers - 1, m) + r0 * n_out,
                      tb + r0 * n_out, _layer_z(net, deltas, n_layers - 1, m) + r0 * n_out, rows,
-                     n_out, net.loss, net.layers[n_layers - 1].activation,
+                     n_out, net.loss, net.loss_param, net.layers[n_layers - 1].activation,
                      wb + r0 if wb != NULL else NULL, sw_sum)
     for l in range(n_layers - 1, 0, -1):
         if backward_columns[l] or (l < n_layers - 1 and backward_columns[l + 1]):

@@ -52,6 +52,10 @@ cdef class Trainer:
     n_threads : int, default=1
         Threads of its own for minibatches, clamped to [1, 64]; 1 where the
         platform has no threads (``HAVE_THREADS``).
+    loss_param : float or None, default=None
+        The loss's parameter (huber's delta, cross_entropy's label
+        smoothing; fastbp.losses checks it), finite; None is the row's
+        default (:func:`loss_param_defaults`).
 
     Examples
     --------
@@ -72,15 +76,16 @@ cdef class Trainer:
     cdef list buffer_arrays
 
     def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
-                 int n_threads=1):
+                 int n_threads=1, loss_param=None):
         sizes = _int_codes(sizes, "sizes")
         acts = _int_codes(acts, "acts")
         self._setup(sizes, acts, <const int*>_data(sizes), sizes.shape[0],
-                    <const int*>_data(acts), acts.shape[0], loss, l2, batch_size, n_threads)
+                    <const int*>_data(acts), acts.shape[0], loss, l2, batch_size, n_threads,
+                    loss_param)
 
     cdef _setup(self, sizes, acts, const int* width, Py_ssize_t n_sizes, const int* code,
                 Py_ssize_t n_layers, int loss, double l2, Py_ssize_t batch_size,
-                int n_threads):
+                int n_threads, object loss_param):
         # __init__'s checks on raw ints, no NumPy calls: every fit builds a
         # Trainer, and small fits would feel them
         if self.sizes_array is not None:
@@ -100,6 +105,7 @@ cdef class Trainer:
         self.net.layers = self.layers
         self.net.n_layers = <int>n_layers
         self.net.loss = loss
+        self.net.loss_param = loss_param_of(loss, loss_param)
         self.net.l2 = l2
         self.data.batch_size = batch_size
         self._n_threads = max(1, min(n_threads, FBP_MAX_THREADS)) if FBP_HAVE_THREADS else 1

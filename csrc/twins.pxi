@@ -123,12 +123,13 @@ cdef const floating* _preactivations(const floating[:, ::1] a, const floating[:,
 
 def loss_output_delta(const floating[:, ::1] a_out, const floating[:, ::1] z_out,
                       const floating[:, ::1] T, floating[:, ::1] delta,
-                      int loss, int kind):
-    """Write delta_out = dJ/da_out and return the data term of J."""
-    cdef double J
+                      int loss, int kind, loss_param=None):
+    """Write delta_out = dJ/da_out and return the data term of J (loss_param:
+    the loss's parameter, None for the row's default)."""
+    cdef double J, param = loss_param_of(loss, loss_param)
     with nogil:
         J = output_delta(&a_out[0, 0], &z_out[0, 0], &T[0, 0], &delta[0, 0],
-                         a_out.shape[0], a_out.shape[1], loss, kind, NULL,
+                         a_out.shape[0], a_out.shape[1], loss, param, kind, NULL,
                          <double>a_out.shape[0])
     return J
 
@@ -188,7 +189,7 @@ def layer_specs(const int[::1] sizes, const int[::1] acts):
     """fbp_layers_init's specs, one dict a layer, and the parameter count."""
     cdef fbp_layer layers[FBP_MAX_LAYERS]
     cdef int l
-    cdef fbp_network net = _objective_network(sizes, acts, 0, 0.0, NULL, NULL, NULL, layers)
+    cdef fbp_network net = _objective_network(sizes, acts, 0, None, 0.0, NULL, NULL, NULL, layers)
     return ([{"n_in": layers[l].n_in, "n_out": layers[l].n_out, "W": layers[l].W,
               "b": layers[l].b, "z": layers[l].z, "a": layers[l].a,
               "activation": layers[l].activation,

@@ -347,13 +347,12 @@ def _literal(command: list, output: str) -> str:
 
 
 def _optimizer_api() -> str:
-    """The autosummary of the optimisers: every class of ``fastbp.optim.__all__``
-    that names a compiled optimiser (``kernel_name``), so that adding one
+    """The autosummary of the optimisers: the classes of ``fastbp.optim.__all__``
+    that fastbp exports too (each Optimizer but the base), so that adding one
     needs no line here."""
-    import fastbp.optim
+    import fastbp
 
-    names = [name for name in fastbp.optim.__all__
-             if getattr(getattr(fastbp.optim, name), "kernel_name", None)]
+    names = [name for name in fastbp.optim.__all__ if name in fastbp.__all__]
     return ".. currentmodule:: fastbp.optim\n\n.. autosummary::\n   :toctree: ../api/generated/\n   :nosignatures:\n\n" + "".join(
         f"   {name}\n" for name in names)
 

@@ -60,7 +60,8 @@ def test_a_row_missing_from_one_table_is_named(monkeypatch):
 def test_the_kernels_and_the_reference_pair_each_loss_with_the_same_output():
     assert dict(_kernels.loss_table()) == reference.LOSS_OUTPUTS
     assert reference.LOSS_OUTPUTS == {"mse": None, "bce": "sigmoid",
-                                      "cross_entropy": "softmax", "poisson": "identity"}
+                                      "cross_entropy": "softmax", "poisson": "identity",
+                                      "huber": "identity", "absolute_error": "identity"}
 
 
 def test_the_python_tables_are_read_from_the_compiled_table():
@@ -84,7 +85,8 @@ def test_the_loss_to_output_pairing_is_read_from_the_compiled_table():
     paired = {name: output for name, output in _kernels.loss_table() if name in LOSSES}
     assert REQUIRED_OUTPUT == paired
     assert LOSS_FOR_OUTPUT == {"sigmoid": "bce", "softmax": "cross_entropy"}
-    assert cli_model.OUTPUT_FOR_LOSS == {"bce": "sigmoid", "cross_entropy": "softmax"}
+    assert cli_model.OUTPUT_FOR_LOSS == {"bce": "sigmoid", "cross_entropy": "softmax",
+                                         "huber": "identity", "absolute_error": "identity"}
     assert cli_options.LOSS_NAMES == tuple(LOSSES)
     assert cli_options.HIDDEN_ACTIVATIONS == tuple(HIDDEN_ACTIVATIONS)
 

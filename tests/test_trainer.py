@@ -250,7 +250,7 @@ def test_codes_are_the_python_tables():
     assert ACTIVATIONS == {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4,
                            "leaky_relu": 5, "elu": 6, "gelu": 7, "silu": 8, "softplus": 9,
                            "softsign": 10, "elliot": 11}
-    assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2}
+    assert LOSSES == {"mse": 0, "bce": 1, "cross_entropy": 2, "huber": 4, "absolute_error": 5}
     assert {name: kind.name for name, kind in optimizer_kinds().items()} == {
         "sgd": "sgd", "adam": "adam", "rmsprop": "rmsprop", "adagrad": "adagrad",
         "rprop": "rprop", "adamw": "adamw", "nadam": "nadam"}
@@ -273,7 +273,7 @@ def sizes_acts(*sizes):
     ((sizes_acts(3, 2)[0], np.zeros(2, np.intc), 0, 0.0, 1), ValueError, "one code per layer"),
     ((sizes_acts(3, 2)[0], np.array([99], np.intc), 0, 0.0, 1), ValueError, "activation code"),
     ((*sizes_acts(3, 2), 7, 0.0, 1), ValueError, "unknown loss code 7"),
-    ((*sizes_acts(3, 2), 4, 0.0, 1), ValueError, "unknown loss code 4"),  # one past POISSON
+    ((*sizes_acts(3, 2), 6, 0.0, 1), ValueError, "unknown loss code 6"),  # one past the last row
     ((*sizes_acts(3, 2), 0, -1.0, 1), ValueError, "l2 must be"),
     ((*sizes_acts(3, 2), 0, 0.0, 0), ValueError, "batch_size must be >= 1"),
 ])

@@ -25,6 +25,7 @@ cdef extern from "fastbp_state.h" nogil:
         const fbp_layer* layers
         int n_layers
         int loss
+        double loss_param
         double l2
         void* params
         void* grad

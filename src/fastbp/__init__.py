@@ -3,7 +3,7 @@ from . import callbacks, optim, reference
 from .datasets import load_digits
 from .gradcheck import GradcheckResult, gradcheck
 from .io import load
-from .losses import LOSSES
+from .losses import LOSSES, CrossEntropyLoss, HuberLoss
 from ._streaming import array_chunks
 from ._training import TrainingDiverged
 from .callbacks import CSVLogger, EarlyStopping, ModelCheckpoint
@@ -36,16 +36,19 @@ _INSTALLED = {package: _util.find_spec(package) is not None
 _AVAILABLE = [name for name, (_, package, _) in _LAZY.items()
               if package is None or _INSTALLED[package]]
 
-#: the optimisers (fastbp.SGD, fastbp.Adam, ...): each class fastbp.optim exports
-#: that names a step of the kernels, so a new one needs no line here
+#: the optimisers (fastbp.SGD, fastbp.Adam, fastbp.LBFGS, ...): each subclass of
+#: Optimizer that fastbp.optim exports, so a new one needs no line here
 _OPTIMIZERS = {name: getattr(optim, name) for name in optim.__all__
-               if getattr(getattr(optim, name), "kernel_name", "")}
+               if isinstance(getattr(optim, name), type)
+               and issubclass(getattr(optim, name), optim.Optimizer)
+               and getattr(optim, name) is not optim.Optimizer}
 globals().update(_OPTIMIZERS)
 
 # submodules imported on their own (fastbp.dask, fastbp.cli) are not listed
 __all__ = [
-    "ACTIVATIONS", "CSVLogger", "LOSSES", "EarlyStopping", "GradcheckResult", "ModelCheckpoint",
-    "Network", "TrainingDiverged", "array_chunks", "gradcheck", "load", "load_digits", "plot_history",
+    "ACTIVATIONS", "CSVLogger", "CrossEntropyLoss", "EarlyStopping", "GradcheckResult",
+    "HuberLoss", "LOSSES", "ModelCheckpoint", "Network", "TrainingDiverged", "array_chunks",
+    "gradcheck", "load", "load_digits", "plot_history",
     "__version__", "callbacks", "optim", "reference",
 ] + list(_OPTIMIZERS) + _AVAILABLE
 

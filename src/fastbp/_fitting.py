@@ -13,6 +13,7 @@ import numpy as np
 
 from ._checkpoint import read_checkpoint
 from ._inputs import check_XY
+from ._lbfgs import LbfgsIterations
 from ._metrics import accuracy_metrics, check_metrics
 from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
 from ._progress import EpochProgress
@@ -22,7 +23,7 @@ from ._training import Permutations, TrainingLoop
 from ._validation import check_float, check_int, check_sample_weight, check_seed, split_rows
 from .callbacks import EarlyStopping
 from .losses import check_loss, resolve_loss
-from .optim import SGD, Optimizer
+from .optim import LBFGS, SGD, Optimizer
 
 
 class FitMixin:
@@ -62,14 +63,21 @@ class FitMixin:
             two classes on one sigmoid unit); the
             classes are kept in ``classes_`` for :meth:`predict_labels`,
             :meth:`score` and later fits.
-        loss : {"mse", "bce", "cross_entropy"} or None, default=None
+        loss : {"mse", "bce", "cross_entropy", "huber", "absolute_error"}, Loss or None, \
+default=None
             None is the output's natural loss: ``"cross_entropy"`` for a
             softmax output, ``"mse"`` for any other (a sigmoid output too:
-            pass ``loss="bce"`` to classify with it). See
+            pass ``loss="bce"`` to classify with it). A loss with a
+            parameter other than its default is an object:
+            ``fastbp.HuberLoss(delta=0.5)``,
+            ``fastbp.CrossEntropyLoss(label_smoothing=0.1)``. See
             :ref:`outputs_losses`.
-        optimizer : SGD or Adam, optional
+        optimizer : SGD, Adam or LBFGS, optional
             Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
             count, the schedule's current rate) persists across fits.
+            :class:`~fastbp.LBFGS` trains on all rows at once, an epoch being
+            one of its iterations (``batch_size`` and ``shuffle`` do not
+            apply; X and Y in memory).
         epochs : int, default=1
         batch_size : int, default=32
             Rows per update; 1 is per-sample SGD, ``n`` or more is full batch.
@@ -231,6 +239,9 @@ class FitMixin:
         checkpoint, epochs = resumed_epochs(self, optimizer, resume, epochs)
         training = None  # the rows in memory, for the training accuracy
         if Y is None:
+            if isinstance(optimizer, LBFGS):
+                raise ValueError("LBFGS reads every row several times an iteration: pass X "
+                                 "and Y in memory, not chunks")
             # shuffle draws from rng: default_rng(seed) as it was made
             rng = rng if shuffle else None
             source, validation = chunked_training(
@@ -250,9 +261,13 @@ class FitMixin:
                 self.classes_ = classes_before  # a failed fit learns no classes
                 raise
             n = X.shape[0]
-            source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
-                                  min(batch_size, n), n_threads,
-                                  Permutations(rng, n) if shuffle else None)
+            if isinstance(optimizer, LBFGS):  # all rows an iteration
+                source = LbfgsIterations(self, X, Y, sample_weight, code, l2, optimizer,
+                                         n_threads)
+            else:
+                source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
+                                      min(batch_size, n), n_threads,
+                                      Permutations(rng, n) if shuffle else None)
             training = (X, Y, sample_weight)
         metric_pairs = (accuracy_metrics(self, metrics, training, validation, n_threads)
                         if metrics else ())

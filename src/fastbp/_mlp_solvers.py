@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 
+from ._lbfgs import LbfgsObjective, minimize
 from ._mlp_params import STOCHASTIC_SOLVERS
-from ._objective import mean_objective, weight_mask, weighted_sums, workspace_for
+from ._objective import weighted_sums, workspace_for
 from ._runtime import training_threads
 from ._session import EpochReport, Session
 from ._training import TrainingDiverged, TrainingLoop
@@ -135,7 +135,8 @@ class SolverDrivers:
 
     def _run_lbfgs(self, weighted_sums_at, keep_best_on=()) -> None:
         """scikit-learn's lbfgs: SciPy's L-BFGS-B over the network's flat
-        parameters. ``weighted_sums_at(params, sizes, acts, loss_code)`` gives
+        parameters (:mod:`fastbp._lbfgs`, which fastbp.LBFGS runs too).
+        ``weighted_sums_at(params, sizes, acts, loss_code)`` gives
         the data term's sums over all rows
         (:func:`fastbp._objective.weighted_sums`: one machine's rows, or
         tree-reduced over Dask workers). On an error of ``keep_best_on`` the
@@ -143,35 +144,20 @@ class SolverDrivers:
         finite, and ``loss_`` their loss."""
         net = self._net
         K = 1.0 / self._loss_scale()
-        is_weight = weight_mask(net)
-        best = {"loss": np.inf, "params": net.params}
-        model = (*net.kernel_layout, self._loss_code())
-
-        def loss_and_gradient(theta):
-            params = theta.astype(net.dtype)
-            # l2 = alpha*K then /K: the data term is averaged over outputs, the
-            # penalty is not, and the gradient is that of this very loss
-            J, grad = mean_objective(weighted_sums_at(params, *model), params, is_weight,
-                                     self.alpha * K)
-            loss = J / K
-            if np.isfinite(loss) and np.isfinite(grad).all():
-                best["loss"], best["params"] = loss, params
-            return loss, grad / K
+        # l2 = alpha*K then /K: the data term is averaged over outputs, the
+        # penalty is not, and the gradient is that of this very loss
+        objective = LbfgsObjective(net, weighted_sums_at, self._loss_code(), self.alpha * K, K)
 
         def count_iteration(intermediate_result):
             self.n_iter_ += 1
 
-        iprint = {"iprint": 1} if self.verbose else {}
         self.n_iter_ = 0
         try:
-            result = scipy.optimize.minimize(
-                loss_and_gradient, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
-                callback=count_iteration,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                         **iprint})
+            result = minimize(objective, net.params, self.max_iter, self.max_fun, self.tol,
+                              self.verbose, count_iteration)
         except keep_best_on:
-            net.replace_params(best["params"], check_finite=False)
-            self.loss_ = float(best["loss"])
+            net.replace_params(objective.best_params, check_finite=False)
+            self.loss_ = float(objective.best_loss)
             self._bind_weights()
             raise
         if result.status != 0:

@@ -11,6 +11,7 @@ import numpy as np
 from . import _kernels
 from ._inputs import check_objective_args
 from ._validation import check_sample_weight, convert_rows, usable_as_is
+from .losses import loss_param
 
 #: rows a pass holds at once: large enough for full-speed products
 OBJECTIVE_CHUNK_ROWS = 4096
@@ -54,7 +55,8 @@ def weighted_sums(X, Y, sample_weight, params, sizes, acts, loss_code, work=None
         if weight == 0.0:
             continue  # rows of weight 0 add nothing (and would divide by 0)
         data, _ = _kernels.weighted_loss_gradient(X[start:stop], Y[start:stop], weights, params,
-                                                  sizes, acts, loss_code, 0.0, work, grad)
+                                                  sizes, acts, loss_code, 0.0, work, grad,
+                                                  loss_param(loss_code))
         data_sum += weight * data
         grad_sum += weight * grad
         weight_sum += weight
@@ -120,7 +122,7 @@ def mean_loss(X, Y, params, sizes, acts, code: int, l2: float, chunk_rows: int) 
         stop = min(start + rows, m)
         total += (stop - start) * _kernels.network_loss(
             kernel_rows(X, start, stop, params.dtype), Y[start:stop], params, sizes, acts,
-            code, 0.0, work, grad)
+            code, 0.0, work, grad, loss_param(code))
     penalty = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in layer_views(sizes, params))
     return total / m + 0.5 * l2 / m * penalty
 
@@ -134,14 +136,14 @@ def flat_gradient(X, Y, params, sizes, acts, code: int, l2: float, chunk_rows: i
     grad = np.empty_like(params)
     if m == rows:
         J = _kernels.network_loss(kernel_rows(X, 0, m, params.dtype), Y, params, sizes, acts,
-                                  code, l2, work, grad)
+                                  code, l2, work, grad, loss_param(code))
         return J, grad
     total, J = np.zeros(params.shape, np.float64), 0.0
     for start in range(0, m, rows):
         stop = min(start + rows, m)
         J += (stop - start) / m * _kernels.network_loss(
             kernel_rows(X, start, stop, params.dtype), Y[start:stop], params, sizes, acts,
-            code, 0.0, work, grad)
+            code, 0.0, work, grad, loss_param(code))
         total += (stop - start) / m * grad
     # the L2 term once, over all m rows (biases are not penalised)
     for (W, _), (dW, _) in zip(layer_views(sizes, params), layer_views(sizes, total)):
@@ -161,9 +163,11 @@ class ObjectiveMixin:
         X : {array_like, sparse matrix} of shape (m, sizes[0])
         Y : array_like of shape (m, sizes[-1]) or (m,)
             Targets, or class labels as in :meth:`fit`.
-        loss : {"mse", "bce", "cross_entropy"} or None, default=None
-            None is the output's default, as in :meth:`fit`:
-            ``"cross_entropy"`` for a softmax output, ``"mse"`` for any other.
+        loss : str, Loss or None, default=None
+            As in :meth:`fit` (a name, or a :class:`fastbp.HuberLoss` or
+            :class:`fastbp.CrossEntropyLoss` with its parameter). None is
+            the output's default: ``"cross_entropy"`` for a softmax output,
+            ``"mse"`` for any other.
         l2 : float, default=0.0
             λ of the penalty λ/(2m)·Σ‖W‖² (biases are not penalised).
 
@@ -211,8 +215,8 @@ class ObjectiveMixin:
             Non-negative weights of the rows; None weighs each row 1.
         l2 : float, default=0.0
             λ of the penalty.
-        loss : {"mse", "bce", "cross_entropy"} or None, default=None
-            None is the output's default, as in :meth:`fit`.
+        loss : str, Loss or None, default=None
+            As in :meth:`loss`; None is the output's default.
 
         Returns
         -------

@@ -17,7 +17,8 @@ A source has three methods:
 ``train(session, epoch, count) -> EpochReport``
     Train epochs from ``epoch`` on: one, or up to ``count`` when
     ``count > 1`` (only then: the session has nothing to run between
-    epochs, see :attr:`Session.quiet`). Publish the weights through
+    epochs, see :attr:`Session.quiet`). A source that sets ``converged``
+    (L-BFGS) ends the session after that report, which may hold no epoch. Publish the weights through
     ``session.publish``; read the interrupt flag
     (:attr:`Session.interrupted`) at safe points and raise
     ``KeyboardInterrupt`` when it is set. On a non-finite loss, restore
@@ -133,8 +134,8 @@ class Session:
     history : dict
         Built while :meth:`run` runs; see :meth:`fastbp.Network.fit`.
     stopped : bool
-        Whether the last run ended before its epochs, by a callback or the
-        stopping rule.
+        Whether the last run ended before its epochs, by a callback, the
+        stopping rule or a source that converged.
     state : fastbp.optim.OptimizerState
         The optimiser's state for the network, during :meth:`run`.
     quiet : bool
@@ -199,6 +200,9 @@ class Session:
                             raise KeyboardInterrupt
                         report = source.train(self, epoch, epochs - epoch if self.quiet else 1)
                         epoch = self._record(report)
+                        if getattr(source, "converged", False):  # nothing left to train
+                            self.stopped = True
+                            break
                         if not self.quiet and self._end_of_epoch(epoch - 1, report.rows):
                             self.stopped = True
                             break

@@ -18,6 +18,7 @@ import numpy as np
 from . import _kernels
 from ._runtime import aligned_empty, training_threads
 from ._session import EpochReport, EpochSource
+from .losses import loss_param
 
 #: fit splits an epoch into kernel calls of whole batches and about this many
 #: flops (6 per weight and row), so that Ctrl-C and readers in other threads
@@ -261,7 +262,7 @@ class TrainingLoop(EpochSource):
     def _make_trainer(self, live, own_threads, state):
         net = self.network
         trainer = _kernels.Trainer(*net.kernel_layout, self.loss_code, self.l2,
-                                   self.batch_size, own_threads)
+                                   self.batch_size, own_threads, loss_param(self.loss_code))
         trainer.set_params(live)
         trainer.set_data(self.X, self.Y, self.sample_weight)
         self.optimizer.configure(trainer, state)

@@ -236,7 +236,8 @@ def gradcheck(net, X, Y, loss: str | None = None, l2: float = 0.0, eps: float = 
     X, Y : array_like
         A (small) batch; the pure-Python oracles cost O(rows × weights)
         Python operations, the graph engine about ten times more.
-    loss : {"mse", "bce", "cross_entropy"} or None, default=None
+    loss : {"mse", "bce", "cross_entropy", "huber", "absolute_error"} or None, default=None
+        A name only: the oracles know each loss at its default parameter.
         None: the output's default loss, as in :meth:`Network.fit`
         (``"cross_entropy"`` for a softmax output, ``"mse"`` for any other).
     l2 : float
@@ -272,6 +273,8 @@ def gradcheck(net, X, Y, loss: str | None = None, l2: float = 0.0, eps: float = 
     []
     """
     loss = resolve_loss(loss, net.output_activation)
+    if not isinstance(loss, str):
+        raise TypeError(f"gradcheck takes a loss by name (its default parameter), got {loss!r}")
     check_loss(loss, net.output_activation)
     l2 = check_float(l2, "l2", minimum=0.0)
     eps = check_float(eps, "eps", minimum=0.0, strict=True)

@@ -36,6 +36,8 @@ __all__ = [
     "Optimizer", "OptimizerState", "Schedule", "Constant", "InvScaling", "Adaptive",
     "StepDecay", "CosineDecay",
     "ExponentialDecay", "LinearWarmup", "OneCycle", "CosineWarmRestarts", "ReduceLROnPlateau",
+    # the full-batch optimiser, SciPy's L-BFGS-B (fastbp exports it too)
+    "LBFGS",
 ]
 
 
@@ -744,6 +746,60 @@ def _check_moment_rates(beta1, beta2, epsilon) -> tuple:
     return (check_float(beta1, "beta1", minimum=0.0, maximum=1.0, strict_max=True),
             check_float(beta2, "beta2", minimum=0.0, maximum=1.0, strict_max=True),
             check_float(epsilon, "epsilon", minimum=0.0, strict=True))
+
+
+class LBFGS(Optimizer):
+    """L-BFGS over all rows at once: SciPy's L-BFGS-B, the driver of the
+    estimators' ``solver="lbfgs"``.
+
+    In :meth:`fastbp.Network.fit`, an epoch is one L-BFGS iteration over
+    every row (``epochs`` is scikit-learn's ``max_iter``), with J and its
+    gradient from the compiled kernels; ``batch_size`` and ``shuffle`` do not
+    apply. The history, validation, callbacks and early stopping run after
+    each iteration; the fit ends early when L-BFGS converges. It is not a
+    per-batch step, so it has no kernel of its own and keeps no state
+    between fits: each fit starts a new run from the network's weights.
+
+    Parameters
+    ----------
+    tol : float, default=1e-4
+        Stop when the largest component of the gradient (projected, as
+        SciPy's ``gtol``) is at most ``tol``; scikit-learn's ``tol``.
+    max_fun : int, default=15000
+        At most this many evaluations of J and its gradient (SciPy's
+        ``maxfun``, scikit-learn's ``max_fun``); a line search takes one or
+        more an iteration.
+
+    Notes
+    -----
+    The names and defaults are those of ``MLPClassifier``/``MLPRegressor``
+    with ``solver="lbfgs"``, and the run is theirs: the same network, rows,
+    loss and ``l2=alpha`` give bit-identical weights. ``history["lr"]``
+    holds 1.0, the first step each line search tries (as
+    ``torch.optim.LBFGS``'s default ``lr``); ``history["loss"]`` is J after
+    each iteration. Chunks (``Y=None``) are not supported: every iteration
+    reads all rows, several times.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbp
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2)); Y = X[:, :1] * X[:, 1:]
+    >>> net = fastbp.Network([2, 8, 1], "tanh", "identity", seed=0)
+    >>> history = net.fit(X, Y, optimizer=fastbp.LBFGS(), epochs=100)
+    >>> history["loss"][-1] < 0.01 * history["loss"][0]
+    True
+    """
+
+    _repr_fields = ("tol", "max_fun")
+
+    def __init__(self, tol: float = 1e-4, max_fun: int = 15000):
+        super().__init__(1.0, None)
+        self.tol = check_float(tol, "tol", minimum=0.0)
+        self.max_fun = check_int(max_fun, "max_fun", 1)
+
+    def configure(self, trainer, state: OptimizerState) -> None:
+        raise TypeError("LBFGS has no per-batch step: Network.fit runs it over all rows")
 
 
 class Adam(Optimizer):

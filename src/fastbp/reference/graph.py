@@ -261,7 +261,21 @@ GRAPH_LOSSES = {  # the loss of one sample as a node; y = f(a_out), t the target
     "poisson": lambda a_out, y, t: sum(a_k.exp() - t_k * a_k
                                        + ((t_k * math.log(t_k)) if t_k > 0 else 0.0) - t_k
                                        for a_k, t_k in zip(a_out, t)),
+    # Σ_k h(y_k − t_k), h(r) = r·r/2 for |r| < 1, else |r| − 1/2 (Huber, δ = 1)
+    "huber": lambda a_out, y, t: sum(graph_huber(y_k - t_k) for y_k, t_k in zip(y, t)),
+    # Σ_k |y_k − t_k|, |r| = relu(r) + relu(−r)
+    "absolute_error": lambda a_out, y, t: sum(graph_abs(y_k - t_k) for y_k, t_k in zip(y, t)),
 }
+
+
+def graph_abs(r):
+    """|r| as relu(r) + relu(−r): slope ±1, and 0 at r = 0."""
+    return r.relu() + (-r).relu()
+
+
+def graph_huber(r):
+    """Huber's h(r) with δ = 1: r·r/2 inside (−1, 1), |r| − 1/2 outside."""
+    return r * r * 0.5 if abs(r.data) < 1.0 else graph_abs(r) - 0.5
 
 
 def graph_activate(name, a):

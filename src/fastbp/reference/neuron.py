@@ -190,6 +190,11 @@ SAMPLE_LOSSES = {  # the loss of one sample; y = f(a_out) is the output, t the t
     # Σ_k t log(t/μ) − t + μ, the half Poisson deviance of the mean μ = e^a (0 log 0 = 0)
     "poisson": lambda a_out, y, t: sum((t_k * (math.log(t_k) - a_k) if t_k > 0 else 0.0)
                                        - t_k + math.exp(a_k) for a_k, t_k in zip(a_out, t)),
+    # Σ_k h(y_k − t_k), h(r) = r²/2 for |r| < 1, else |r| − 1/2 (Huber, its default δ = 1)
+    "huber": lambda a_out, y, t: sum(0.5 * (y_k - t_k) ** 2 if abs(y_k - t_k) < 1.0
+                                     else abs(y_k - t_k) - 0.5 for y_k, t_k in zip(y, t)),
+    # Σ_k |y_k − t_k|
+    "absolute_error": lambda a_out, y, t: sum(abs(y_k - t_k) for y_k, t_k in zip(y, t)),
 }
 
 LOSS_OUTPUTS = {  # the output activation a loss's gradient below is written for (None: any)
@@ -197,6 +202,8 @@ LOSS_OUTPUTS = {  # the output activation a loss's gradient below is written for
     "bce": "sigmoid",
     "cross_entropy": "softmax",
     "poisson": "identity",  # the output y is the log of the mean μ
+    "huber": "identity",
+    "absolute_error": "identity",
 }
 
 LOSS_GRADIENTS = {  # ∂loss/∂a_out for an output of LOSS_OUTPUTS, else ∂loss/∂y
@@ -204,6 +211,9 @@ LOSS_GRADIENTS = {  # ∂loss/∂a_out for an output of LOSS_OUTPUTS, else ∂lo
     "bce": lambda y, t: [y_k - t_k for y_k, t_k in zip(y, t)],  # σ's f' cancels
     "cross_entropy": lambda y, t: [y_k - t_k for y_k, t_k in zip(y, t)],  # with Σ t = 1
     "poisson": lambda y, t: [math.exp(y_k) - t_k for y_k, t_k in zip(y, t)],
+    "huber": lambda y, t: [min(1.0, max(-1.0, y_k - t_k)) for y_k, t_k in zip(y, t)],
+    # the subgradient 0 where y = t
+    "absolute_error": lambda y, t: [(y_k > t_k) - (y_k < t_k) for y_k, t_k in zip(y, t)],
 }
 
 
