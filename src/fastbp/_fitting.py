@@ -16,7 +16,7 @@ from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
 from ._progress import EpochProgress
 from ._session import Session
 from ._streaming import ChunkedTraining, chunk_source
-from ._training import Permutations, TrainingLoop
+from ._training import Permutations, TrainingLoop, draw_dropout_seed
 from ._validation import check_float, check_int, check_sample_weight, check_seed, split_rows
 from .callbacks import EarlyStopping
 from .losses import check_loss, resolve_loss
@@ -197,11 +197,13 @@ class FitMixin:
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
         callbacks = check_callbacks(callbacks)
+        # the masks' seed, drawn before the shuffles (a Generator seed serves both)
+        drop_seed = None if self.dropout is None else draw_dropout_seed(seed)
         if Y is None:
             source, validation = chunked_training(
                 self, X, loss, code, optimizer, epochs, batch_size,
                 np.random.default_rng(seed) if shuffle else None, l2, n_threads, sample_weight,
-                validation_data, validation_split, shuffle_buffer)
+                validation_data, validation_split, shuffle_buffer, drop_seed)
         else:
             if shuffle_buffer is not None:
                 raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
@@ -218,7 +220,8 @@ class FitMixin:
             n = X.shape[0]
             source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
                                   min(batch_size, n), n_threads,
-                                  Permutations(rng, n) if shuffle else None)
+                                  Permutations(rng, n) if shuffle else None,
+                                  dropout_seed=drop_seed)
         if early_stopping is not None:
             early_stopping.reset()
         return Session(self, optimizer, callbacks, early_stopping, validation,
@@ -227,7 +230,7 @@ class FitMixin:
 
 def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size, rng, l2,
                      n_threads, sample_weight, validation_data, validation_split,
-                     shuffle_buffer) -> tuple:
+                     shuffle_buffer, dropout_seed=None) -> tuple:
     """fit's source over chunks (``Y=None``), one pass over them an epoch,
     and its validation-loss function (or None)."""
     if sample_weight is not None:
@@ -244,7 +247,8 @@ def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size,
         return X, Y, check_sample_weight(weights, X.shape[0], network.dtype)
 
     source = ChunkedTraining(network, chunk_source(chunks, epochs), check, code, l2, optimizer,
-                             batch_size, n_threads, rng, shuffle_buffer)
+                             batch_size, n_threads, rng, shuffle_buffer,
+                             dropout_seed=dropout_seed)
     return source, validation
 
 
