@@ -95,8 +95,9 @@ cdef inline Py_ssize_t _column_share(Py_ssize_t count, int index, int n_threads)
 cdef void _forward_layer_columns(const fbp_network* net, const fbp_input* xb, int l,
                                  Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
                                  floating* dtype_tag) noexcept nogil:
-    """Columns [c0, c1) of hidden layer l's z for all m rows: z = f(z_prev . W + b)
-    (times its dropout mask); layer 0's input must be dense. ``dtype_tag`` (NULL) picks the scalar type."""
+    """Columns [c0, c1) of hidden layer l's z for all m rows: z = f(z_prev . W
+    + b), times its dropout mask; layer 0's input must be dense.
+    ``dtype_tag`` (NULL) picks the scalar type."""
     cdef const fbp_layer* layer = &net.layers[l]
     cdef Py_ssize_t r, n_in = layer.n_in, n_out = layer.n_out, count = c1 - c0
     cdef floating* work = <floating*>net.work
@@ -121,7 +122,8 @@ cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t m, Py_ssize_
                           Py_ssize_t rows, Py_ssize_t c0, Py_ssize_t c1,
                           floating* deltas) noexcept nogil:
     """Rows [r0, r0 + rows) and columns [c0, c1) of delta_l = (delta_{l+1} .
-    W_l^T) * f'(z_l) (times z_l's dropout mask), with the old W_l: they need only rows [c0, c1) of W_l.
+    W_l^T) * f'(z_l) (times z_l's dropout mask), with the old W_l: they need
+    only rows [c0, c1) of W_l.
     delta_l (the one for layer l - 1's z) is at z_l's place in ``deltas``."""
     cdef const fbp_layer* layer = &net.layers[l]
     cdef Py_ssize_t r, k_in = layer.n_in, k_out = layer.n_out, count = c1 - c0
