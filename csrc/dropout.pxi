@@ -85,3 +85,27 @@ cdef int set_dropout_layer(fbp_layer* layer, double rate) noexcept nogil:
     layer.train_op = FBP_OP_DROPOUT
     layer.drop_scale = 4294967296.0 / (4294967296.0 - <double>layer.drop_threshold)
     return 1
+
+
+cdef list check_dropout_rates(rates, int n_hidden):
+    """``rates`` as a list of floats, one per hidden layer, each in [0, 1);
+    else ValueError."""
+    rates = [float(rate) for rate in rates]
+    if len(rates) != n_hidden:
+        raise ValueError(f"rates needs one rate per hidden layer ({n_hidden}), "
+                         f"got {len(rates)}")
+    for rate in rates:
+        if not 0 <= rate < 1:
+            raise ValueError(f"dropout rates must be in [0, 1), got {rates}")
+    return rates
+
+
+cdef bint set_dropout_layers(fbp_layer* layers, list rates) except -1:
+    """set_dropout_layer with each hidden layer's rate (check_dropout_rates);
+    whether any layer drops units."""
+    cdef Py_ssize_t l
+    cdef bint any_drops = False
+    for l in range(len(rates)):
+        if set_dropout_layer(&layers[l], rates[l]):
+            any_drops = True
+    return any_drops

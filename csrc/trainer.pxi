@@ -240,68 +240,30 @@ cdef class Trainer:
         self.data.n_positions = order.shape[0] if order is not None else self.n_rows
 
     def set_dropout(self, rates, seed):
-        """Train with inverted dropout on the hidden layers' outputs z.
-
-        During ``run``, each unit of hidden layer l is kept with probability
-        about 1 - rates[l] (exactly 1 - round(rates[l] 2^32) 2^-32) and then
-        scaled by the inverse of that probability, or set to 0; delta goes
-        back through the same mask. The draws are a hash of (seed, epoch,
-        the row's position in the epoch, layer, unit)
-        (csrc/fastbp_dropout.h): the same on any thread count and any split
-        of a batch. See :meth:`set_dropout_epoch`.
-
-        Parameters
-        ----------
-        rates : sequence of float
-            One rate per hidden layer (sizes minus input and output), each
-            in [0, 1); all 0 switches dropout off.
-        seed : int
-            In [0, 2**64).
-        """
+        """Train with inverted dropout on the hidden layers' z, one rate in
+        [0, 1) each (all 0: none), its masks drawn from ``seed`` (an int in
+        [0, 2**64)) and :meth:`set_dropout_epoch`; see csrc/dropout.pxi."""
         if self.running:
             raise RuntimeError("set_dropout while run is running")
-        cdef int l, n_hidden = self.net.n_layers - 1
-        rates = [float(rate) for rate in rates]
-        if len(rates) != n_hidden:
-            raise ValueError(f"rates needs one rate per hidden layer ({n_hidden}), "
-                             f"got {len(rates)}")
-        for rate in rates:
-            if not 0 <= rate < 1:
-                raise ValueError(f"dropout rates must be in [0, 1), got {rates}")
-        if not 0 <= seed < 2 ** 64:
-            raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
-        self.has_dropout = False
-        for l in range(n_hidden):
-            if set_dropout_layer(&self.layers[l], rates[l]):
-                self.has_dropout = True
-        self.net.drop_seed = <uint64_t>seed
+        rates = check_dropout_rates(rates, self.net.n_layers - 1)
+        self.net.drop_seed = _check_drop_seed(seed)
+        self.has_dropout = set_dropout_layers(self.layers, rates)
         self._place_drop_factors()
 
     def set_dropout_epoch(self, Py_ssize_t epoch, Py_ssize_t first=0):
-        """Where the next ``run`` draws its dropout masks: those of epoch
-        ``epoch``, position 0 of the batch source being position ``first``
-        of that epoch (a part of an epoch trained from a source of its own,
-        as a chunk). ``run_epochs`` counts its epochs on from ``epoch``."""
+        """Draw the next run's masks as those of epoch ``epoch`` (run_epochs:
+        and the ones after), position 0 being position ``first`` in it."""
         if self.running:
             raise RuntimeError("set_dropout_epoch while run is running")
         if epoch < 0 or first < 0:
             raise ValueError(f"need epoch >= 0 and first >= 0, got {epoch}, {first}")
-        self.net.drop_epoch = epoch
-        self.net.drop_first = first
+        self.net.drop_epoch, self.net.drop_first = epoch, first
 
     cdef _place_drop_factors(self):
-        # the factors of m rows of z_1..z_L, in the params' dtype
-        if not self.has_dropout:
-            self.drop_array = None
-            self.net.drop_factors = NULL
-            return
-        if self.params_array is None:
-            return  # placed by set_params
-        if self.drop_array is None or self.drop_array.dtype != self.params_array.dtype:
-            self.drop_array = aligned_empty(
-                self.data.batch_size * _z_width(self.net.sizes, self.net.n_layers),
-                self.params_array.dtype)
-        self.net.drop_factors = _data(self.drop_array)
+        self.drop_array = _drop_factors(self.drop_array, self.has_dropout, self.params_array,
+                                        self.data.batch_size * _z_width(self.net.sizes,
+                                                                        self.net.n_layers))
+        self.net.drop_factors = _data(self.drop_array) if self.drop_array is not None else NULL
 
     def set_optimizer(self, str name, double lr, dict hyper=None, dict buffers=None,
                       Py_ssize_t step_count=0):
@@ -533,6 +495,22 @@ cdef int _check_layers(const int* width, Py_ssize_t n_sizes, const int* code,
                              f"{[code[i] for i in range(n_layers)]} "
                              f"(known: {list(range(FBP_N_ACTIVATIONS))})")
     return 0
+
+
+cdef uint64_t _check_drop_seed(seed) except? 0:
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
+    return <uint64_t>seed
+
+
+cdef object _drop_factors(old, bint has_dropout, params, Py_ssize_t size):
+    """Dropout's factors (net.drop_factors): m rows of z_1..z_L in the params'
+    dtype, ``old`` if it is that; None without dropout or params."""
+    if not has_dropout or params is None:
+        return None
+    if old is not None and old.dtype == params.dtype:
+        return old
+    return aligned_empty(size, params.dtype)
 
 
 cdef object _int_codes(array, str name):

@@ -175,17 +175,6 @@ def layer_specs(const int[::1] sizes, const int[::1] acts):
             layers[net.n_layers - 1].b + layers[net.n_layers - 1].n_out)
 
 
-cdef void _dropout_specs(fbp_layer* layers, int n_layers, rates) except *:
-    """Put set_dropout_layer's dropout of ``rates`` (one per hidden layer) on specs."""
-    cdef int l
-    if len(rates) != n_layers - 1:
-        raise ValueError(f"rates needs one rate per hidden layer ({n_layers - 1})")
-    for l in range(n_layers - 1):
-        if not 0 <= rates[l] < 1:
-            raise ValueError(f"dropout rates must be in [0, 1), got {list(rates)}")
-        set_dropout_layer(&layers[l], rates[l])
-
-
 def dropout_masks(const int[::1] sizes, rates, uint64_t seed, int64_t epoch, int64_t first,
                   Py_ssize_t m):
     """The masks (0 or 1/P(kept)) a fit with dropout ``rates`` and ``seed``
@@ -198,7 +187,7 @@ def dropout_masks(const int[::1] sizes, rates, uint64_t seed, int64_t epoch, int
     cdef double[:, ::1] mask, other
     cdef int[::1] acts = np.zeros(n_layers, np.intc)
     _objective_network(sizes, acts, 0, 0.0, NULL, NULL, NULL, layers)
-    _dropout_specs(layers, n_layers, rates)
+    set_dropout_layers(layers, check_dropout_rates(rates, n_layers - 1))
     masks = []
     for l in range(n_layers - 1):
         mask = np.ones((m, sizes[l + 1]))
@@ -230,7 +219,7 @@ def dropout_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
                                           _np_dtype(&params[0]))
     cdef fbp_network net = _objective_network(sizes, acts, loss, l2, &params[0], &grad[0],
                                               &work[0], layers)
-    _dropout_specs(layers, n_layers, rates)
+    set_dropout_layers(layers, check_dropout_rates(rates, n_layers - 1))
     net.drop_factors = &factors[0]
     net.drop_seed = seed
     net.drop_epoch = epoch
