@@ -21,6 +21,7 @@ cimport cython
 from cython cimport floating
 from libc.math cimport exp, log, log1p, fabs, tanh, isfinite, sqrt, pow
 from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp
 import numpy as np
@@ -44,6 +45,7 @@ cnp.import_array()
 #                           term: the tables' switches (fastbp_activations_impl.h)
 #   fastbp_optim.h          the L2 term's loops, shared by every optimiser
 #   fastbp_adam.h           the element loops of Adam, AdamW and NAdam
+#   fastbp_dropout.h        dropout's counter-based draws and mask loop
 #   fastbp_sample.h         the fused per-sample SGD path (fastbp_sample_impl.h)
 #   fastbp_threads.h, fastbp_finite.h, fastbp_denormals.h   threads and
 #                           barriers, NaN scans, denormals flushed to zero
@@ -51,6 +53,7 @@ include "runtime.pxi"      # what every part takes from the runtime headers
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
+include "dropout.pxi"      # dropout: a training-only layer op, its mask and its f' step
 include "optimizers.pxi"   # an optimiser's table and state, its registry, the L2 term
 include "optim_sgd.pxi"    # SGD: plain, momentum, Nesterov
 include "optim_adam.pxi"   # Adam, scikit-learn's and PyTorch's
@@ -97,15 +100,16 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 #   LOSS_GRADIENTS, LOSS_OUTPUTS) and fastbp/reference/graph.py
 #   (GRAPH_LOSSES); target checks, and a Loss class if users set its
 #   parameter (fbp_network.loss_param), in fastbp/losses.py.
-# - a layer op acting during training only (dropout): the network is a list
-#   of layer specs (fbp_layer, fastbp_state.h), laid out once by
-#   fbp_layers_init and walked as net.layers[l] by every path. The op gets
-#   its code in enum fbp_train_op and its parameters (a rate, a mask buffer)
-#   in fbp_layer (fastbp_state.h, _kernels.pxd); a Trainer setter puts it on
-#   a layer's spec (trainer.pxi; Predictor's and the objective's specs keep
-#   FBP_OP_NONE, so predict and J never see it); its forward after the
-#   layer's activation in forward_layer_rows and _forward_layer_columns, its
-#   backward after multiply_derivative in backward_pass, backward_sgd and
-#   _backward_block (passes.pxi, threads.pxi); train_rows_kernel
-#   (training.pxi) keeps a network with an op off the per-sample path
-#   (fastbp_sample_impl.h), which then needs no change.
+# - a layer op acting during training only (as dropout, dropout.pxi): the
+#   network is a list of layer specs (fbp_layer, fastbp_state.h), laid out
+#   once by fbp_layers_init and walked as net.layers[l] by every path. The
+#   op gets its code in enum fbp_train_op and its parameters in fbp_layer
+#   (fastbp_state.h, _kernels.pxd), a buffer of its own in fbp_network if it
+#   needs one; a Trainer setter puts it on a layer's spec (trainer.pxi;
+#   Predictor's and the objective's specs keep FBP_OP_NONE, so predict and
+#   J never see it); its forward after the layer's activation in
+#   forward_layer_rows and _forward_layer_columns, its backward where
+#   multiply_layer_derivative takes delta through the layer (passes.pxi,
+#   threads.pxi); train_rows_kernel (training.pxi) keeps a network with an
+#   op off the per-sample path (fastbp_sample_impl.h), which then needs no
+#   change.

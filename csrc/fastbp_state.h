@@ -18,11 +18,12 @@
  * per-layer arrays of this size on the stack. */
 #define FBP_MAX_LAYERS 63
 
-/* A layer's op that acts during training only, after its activation (none
- * yet; dropout is the first planned). Predict and the objective build their
- * specs with FBP_OP_NONE, so an op never reaches them. */
+/* A layer's op that acts during training only, after its activation.
+ * Predict and the objective build their specs with FBP_OP_NONE, so an op
+ * never reaches them. */
 enum fbp_train_op {
-    FBP_OP_NONE = 0
+    FBP_OP_NONE = 0,
+    FBP_OP_DROPOUT = 1     /* inverted dropout on z (fastbp_dropout.h) */
 };
 
 /* One layer: z = f(z_in . W + b), z_in being the input rows (layer 0) or
@@ -38,7 +39,9 @@ typedef struct {
                             * a is kept: the output layer's (a_out), and with
                             * keep_a that of an f whose f' needs a */
     int activation;        /* f's code */
-    int train_op;          /* FBP_OP_NONE */
+    int train_op;          /* FBP_OP_NONE or FBP_OP_DROPOUT */
+    uint32_t drop_threshold;  /* dropout: a unit whose draw is below this drops */
+    double drop_scale;     /* dropout: a kept unit's factor, 1 / P(kept) */
 } fbp_layer;
 
 /* The layers of widths sizes[0..n_layers] and activations acts, laid out
@@ -62,6 +65,8 @@ static inline ptrdiff_t fbp_layers_init(fbp_layer *layers, const int *sizes, con
         layer->a = z;
         layer->activation = code;
         layer->train_op = FBP_OP_NONE;
+        layer->drop_threshold = 0;
+        layer->drop_scale = 1;
         params = layer->b + layer->n_out;
         z += layer->n_out;
         if (l == n_layers - 1 ||
@@ -95,6 +100,16 @@ typedef struct {
      * the rows of W_0 a batch's non-zeros reach (an optimiser's marked-rows
      * step skips the gradient of the others, which is only the L2 term) */
     unsigned char *row_marks;
+    /* Dropout, on the layers whose train_op says so (else unused): for each
+     * of them, m rows of its mask times f'(z) at drop_factors + m * z (the
+     * workspace's layout), the factor the backward pass takes delta back
+     * through; the draws' seed and epoch; and the position in the epoch of
+     * the rows' first (the source's position 0 on a Trainer, the batch's
+     * first row in the passes). */
+    void *drop_factors;
+    uint64_t drop_seed;
+    int64_t drop_epoch;
+    ptrdiff_t drop_first;
 } fbp_network;
 
 /* Where the batches come from. */

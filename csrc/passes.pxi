@@ -69,6 +69,10 @@ cdef inline fbp_network _network(const int* sizes, const fbp_layer* layers, int 
     net.work = work
     net.n_params = 0  # only the training loop reads it
     net.row_marks = NULL
+    net.drop_factors = NULL  # the layers' specs carry no op: no dropout
+    net.drop_seed = 0
+    net.drop_epoch = 0
+    net.drop_first = 0
     return net
 
 
@@ -109,12 +113,15 @@ cdef void forward_layers_from(const fbp_network* net, const fbp_input* x_rows, i
 cdef void forward_layer_rows(const fbp_network* net, const fbp_input* x_rows, Py_ssize_t l,
                              Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m,
                              floating* dtype_tag) noexcept nogil:
-    """Layer l of forward_rows: z = f(z_in . W + b) for those rows; the
-    output layer keeps its pre-activation in a_out."""
+    """Layer l of forward_rows: z = f(z_in . W + b) for those rows, times
+    its dropout mask on a dropout layer; the output layer keeps its
+    pre-activation in a_out."""
     cdef const fbp_layer* layer = &net.layers[l]
     cdef floating* a = layer_preactivation(net, x_rows, l, r0, rows, m, dtype_tag)
     activate_rows(a, _layer_z(net, <floating*>net.work, l, m) + r0 * layer.n_out, rows,
                   layer.n_out, layer.activation)
+    if layer.train_op == FBP_OP_DROPOUT:
+        dropout_forward(net, l, r0, rows, 0, layer.n_out, m, dtype_tag)
 
 
 cdef floating* layer_preactivation(const fbp_network* net, const fbp_input* x_rows,
@@ -199,11 +206,10 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
                 db[j] += delta[r * n_out + j]
 
         if l > 0:
-            # delta_prev = (delta . W^T) * f'(a_prev)
+            # delta_prev = (delta . W^T) * f'(a_prev), times its mask after dropout
             memset(delta_prev, 0, m * n_in * sizeof(floating))
             gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
-            multiply_derivative(_layer_a(net, work, l - 1, m), z_prev, delta_prev, m * n_in,
-                                net.layers[l - 1].activation)
+            multiply_layer_derivative(net, l - 1, m, 0, z_prev, delta_prev, m * n_in)
             swap = delta
             delta = delta_prev
             delta_prev = swap
@@ -254,11 +260,10 @@ cdef double backward_sgd(const fbp_network* net, const fbp_input* x, const float
         b = params + layer.b
         z_prev = _layer_z(net, work, l - 1, m) if l > 0 else NULL  # layer 0's input is x
         if l > 0:
-            # delta_prev = (delta . W^T) * f'(a_prev), with the old W
+            # delta_prev = (delta . W^T) * f'(a_prev) (times its mask), with the old W
             memset(delta_prev, 0, m * n_in * sizeof(floating))
             gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
-            multiply_derivative(_layer_a(net, work, l - 1, m), z_prev, delta_prev, m * n_in,
-                                net.layers[l - 1].activation)
+            multiply_layer_derivative(net, l - 1, m, 0, z_prev, delta_prev, m * n_in)
         # W <- W - lr (z_prev^T delta + (l2/m) W), biases not penalised
         count = n_in * n_out
         if l2 != 0:

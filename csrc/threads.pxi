@@ -96,8 +96,9 @@ cdef inline Py_ssize_t _column_share(Py_ssize_t count, int index, int n_threads)
 cdef void _forward_layer_columns(const fbp_network* net, const fbp_input* xb, int l,
                                  Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
                                  floating* dtype_tag) noexcept nogil:
-    """Columns [c0, c1) of hidden layer l's z for all m rows: z = f(z_prev . W + b);
-    layer 0's input must be dense. ``dtype_tag`` (NULL) picks the scalar type."""
+    """Columns [c0, c1) of hidden layer l's z for all m rows: z = f(z_prev . W
+    + b), times its dropout mask; layer 0's input must be dense.
+    ``dtype_tag`` (NULL) picks the scalar type."""
     cdef const fbp_layer* layer = &net.layers[l]
     cdef Py_ssize_t r, n_in = layer.n_in, n_out = layer.n_out, count = c1 - c0
     cdef floating* work = <floating*>net.work
@@ -115,20 +116,21 @@ cdef void _forward_layer_columns(const fbp_network* net, const fbp_input* xb, in
                <int>n_out)
     for r in range(m):
         activate_rows(a + r * n_out, z + r * n_out, 1, count, layer.activation)
+    if layer.train_op == FBP_OP_DROPOUT:
+        dropout_forward(net, l, 0, m, c0, c1, m, dtype_tag)
 
 
 cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t m, Py_ssize_t r0,
                           Py_ssize_t rows, Py_ssize_t c0, Py_ssize_t c1,
                           floating* deltas) noexcept nogil:
     """Rows [r0, r0 + rows) and columns [c0, c1) of delta_l = (delta_{l+1} .
-    W_l^T) * f'(a_l), with the old W_l: they need only rows [c0, c1) of W_l.
+    W_l^T) * f'(a_l) (times z_l's dropout mask), with the old W_l: they need
+    only rows [c0, c1) of W_l.
     delta_l (the one for layer l - 1's z) is at z_l's place in ``deltas``."""
     cdef const fbp_layer* layer = &net.layers[l]
-    cdef const fbp_layer* below = &net.layers[l - 1]
     cdef Py_ssize_t r, k_in = layer.n_in, k_out = layer.n_out, count = c1 - c0
     cdef const floating* W = <const floating*>net.params + layer.W + c0 * k_out
     cdef const floating* z = _layer_z(net, <floating*>net.work, l - 1, m) + r0 * k_in + c0
-    cdef const floating* a = _layer_a(net, <floating*>net.work, l - 1, m) + r0 * k_in + c0
     cdef floating* delta = _layer_z(net, deltas, l - 1, m) + r0 * k_in + c0
     if count <= 0 or rows <= 0:
         return
@@ -140,16 +142,17 @@ cdef void _backward_block(const fbp_network* net, int l, Py_ssize_t m, Py_ssize_
     gemm_nt_ld(<int>rows, <int>count, <int>k_out, _layer_z(net, deltas, l, m) + r0 * k_out, W,
                delta, <int>k_in)
     if count == k_in:
-        multiply_derivative(a, z, delta, rows * k_in, below.activation)
+        multiply_layer_derivative(net, l - 1, m, r0 * k_in, z, delta, rows * k_in)
     else:
         for r in range(rows):
-            multiply_derivative(a + r * k_in, z + r * k_in, delta + r * k_in, count,
-                                below.activation)
+            multiply_layer_derivative(net, l - 1, m, (r0 + r) * k_in + c0, z + r * k_in,
+                                      delta + r * k_in, count)
 
 
-cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const floating* tb,
-                        const floating* wb, double sw_sum, Py_ssize_t m, Py_ssize_t r0,
-                        Py_ssize_t rows, const bint* forward_columns,
+cdef double _own_deltas(TrainJob* job, const fbp_network* net, int index,
+                        const fbp_input* xb, const floating* tb, const floating* wb,
+                        double sw_sum, Py_ssize_t m, Py_ssize_t r0, Py_ssize_t rows,
+                        const bint* forward_columns,
                         const bint* backward_columns) noexcept nogil:
     """Thread ``index``'s part of an m-row batch's forward pass, output delta
     and deltas of every layer (old weights), layer by layer: a layer marked
@@ -157,8 +160,8 @@ cdef double _own_deltas(TrainJob* job, int index, const fbp_input* xb, const flo
     columns of z_{l+1} (of delta_l) for all m rows, the others rows [r0, r0 +
     rows). A barrier comes before a layer that reads what other threads
     wrote; with no layer marked there is none. Returns the share of J's data
-    term of the thread's rows."""
-    cdef const fbp_network* net = job.net
+    term of the thread's rows. ``net`` is the thread's view of job.net,
+    whose drop_first is the batch's."""
     cdef int l, n_layers = net.n_layers, n_threads = job.n_threads
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[n_layers]
     cdef floating* work = <floating*>net.work
@@ -289,7 +292,9 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     barrier. Every thread sees the same J after the first barrier, so all
     stop at the same batch when it is not finite.
     """
-    cdef const fbp_network* net = job.net
+    # this thread's view of the network: dropout's draws need the batch's position
+    cdef fbp_network own = job.net[0]
+    cdef const fbp_network* net = &own
     cdef const fbp_batches* data = job.data
     cdef fbp_optimizer_state opt = job.opt[0]  # this thread's copy, advanced per batch
     cdef const int* sizes = net.sizes
@@ -319,7 +324,8 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
                              &xb, &tb, &wb)
         if data.order != NULL and forward_columns[0]:
             fbp_barrier_wait(&job.barrier)  # every thread's rows are gathered
-        job.J_part[index] = _own_deltas(job, index, &xb, tb, wb, sw_sum, m, r0, rows,
+        own.drop_first = job.net.drop_first + pos
+        job.J_part[index] = _own_deltas(job, net, index, &xb, tb, wb, sw_sum, m, r0, rows,
                                         forward_columns, backward_columns)
         fbp_barrier_wait(&job.barrier)
 

@@ -74,6 +74,9 @@ cdef class Trainer:
     cdef object sizes_array, acts_array, params_array, grad_array, work_array
     cdef object X_array, T_array, weight_array, order_array, marks_array
     cdef list buffer_arrays
+    # dropout's factors (net.drop_factors), and whether a layer drops units
+    cdef object drop_array
+    cdef bint has_dropout
 
     def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
                  int n_threads=1, loss_param=None):
@@ -168,6 +171,7 @@ cdef class Trainer:
             self.net.work = _data(self.work_array)
         self.params_array = params
         self.net.params = _data(params)
+        self._place_drop_factors()
 
     def set_data(self, X, T, sample_weight=None):
         """Train on the rows of (X, T), weighted by ``sample_weight``.
@@ -240,6 +244,32 @@ cdef class Trainer:
         self.order_array = order
         self.data.order = <const Py_ssize_t*>_data(order) if order is not None else NULL
         self.data.n_positions = order.shape[0] if order is not None else self.n_rows
+
+    def set_dropout(self, rates, seed):
+        """Train with inverted dropout on the hidden layers' z, one rate in
+        [0, 1) each (all 0: none), its masks drawn from ``seed`` (an int in
+        [0, 2**64)) and :meth:`set_dropout_epoch`; see csrc/dropout.pxi."""
+        if self.running:
+            raise RuntimeError("set_dropout while run is running")
+        rates = check_dropout_rates(rates, self.net.n_layers - 1)
+        self.net.drop_seed = _check_drop_seed(seed)
+        self.has_dropout = set_dropout_layers(self.layers, rates)
+        self._place_drop_factors()
+
+    def set_dropout_epoch(self, Py_ssize_t epoch, Py_ssize_t first=0):
+        """Draw the next run's masks as those of epoch ``epoch`` (run_epochs:
+        and the ones after), position 0 being position ``first`` in it."""
+        if self.running:
+            raise RuntimeError("set_dropout_epoch while run is running")
+        if epoch < 0 or first < 0:
+            raise ValueError(f"need epoch >= 0 and first >= 0, got {epoch}, {first}")
+        self.net.drop_epoch, self.net.drop_first = epoch, first
+
+    cdef _place_drop_factors(self):
+        self.drop_array = _drop_factors(self.drop_array, self.has_dropout, self.params_array,
+                                        self.data.batch_size * _z_width(self.net.sizes,
+                                                                        self.net.n_layers))
+        self.net.drop_factors = _data(self.drop_array) if self.drop_array is not None else NULL
 
     def set_optimizer(self, str name, double lr, dict hyper=None, dict buffers=None,
                       Py_ssize_t step_count=0):
@@ -473,6 +503,22 @@ cdef int _check_layers(const int* width, Py_ssize_t n_sizes, const int* code,
                              f"{[code[i] for i in range(n_layers)]} "
                              f"(known: {list(range(FBP_N_ACTIVATIONS))})")
     return 0
+
+
+cdef uint64_t _check_drop_seed(seed) except? 0:
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
+    return <uint64_t>seed
+
+
+cdef object _drop_factors(old, bint has_dropout, params, Py_ssize_t size):
+    """Dropout's factors (net.drop_factors): m rows of z_1..z_L in the params'
+    dtype, ``old`` if it is that; None without dropout or params."""
+    if not has_dropout or params is None:
+        return None
+    if old is not None and old.dtype == params.dtype:
+        return old
+    return aligned_empty(size, params.dtype)
 
 
 cdef object _int_codes(array, str name):

@@ -22,8 +22,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     batch's row count. Returns 0, or 1 when a batch loss is not finite (that
     batch's update is not applied). Minibatches run on ``n_threads`` threads
     of their own (_train_part) when it is above 1 and the platform can start
-    them; one dense row of plain SGD without weights takes the fused per-sample
-    path of csrc/fastbp_sample.h.
+    them; one dense row of plain SGD without weights nor dropout takes the
+    fused per-sample path of csrc/fastbp_sample.h. Dropout draws a batch's
+    masks from the positions net.drop_first + pos of its rows.
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
@@ -50,11 +51,14 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef Py_ssize_t w0_size = n_in * sizes[1]
     cdef TrainJob job
     cdef fbp_task task
+    # the passes' view of the network: dropout's draws need each batch's position
+    cdef fbp_network own = net[0]
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if batch_size == 1 and plain and sw == NULL and data.X != NULL:
-        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h)
+    if batch_size == 1 and plain and sw == NULL and data.X != NULL and net.drop_factors == NULL:
+        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h); with
+        # dropout, the minibatch loop below at m = 1
         if floating is double:
             return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
         else:
@@ -80,14 +84,15 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
         m = batch_size if pos + batch_size <= stop else stop - pos
         sw_sum = _batch_rows(data, pos, m, 0, m, n_in, n_out, x_rows, t_rows, w_rows,
                              &xb, &tb, &wb)
-        forward_pass(net, &xb, m, dtype_tag)
+        own.drop_first = net.drop_first + pos
+        forward_pass(&own, &xb, m, dtype_tag)
         if plain:
             # the update folds into the weight-gradient gemm: no grad buffer
-            J = backward_sgd(net, &xb, tb, m, wb, sw_sum, opt.lr, &penalty)
+            J = backward_sgd(&own, &xb, tb, m, wb, sw_sum, opt.lr, &penalty)
             if not isfinite(J):
                 return 1
         else:
-            J = backward_pass(net, &xb, tb, m, wb, sw_sum, &penalty, sparse_w0)
+            J = backward_pass(&own, &xb, tb, m, wb, sw_sum, &penalty, sparse_w0)
             if not isfinite(J):
                 if sparse_w0:  # no step follows to unmark the rows
                     memset(net.row_marks, 0, n_in)
@@ -117,14 +122,19 @@ cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* d
     order when there is one, else rows [0, epoch_rows) again. Writes each
     epoch's sums of J's terms (times rows) and returns the epochs completed;
     stops after an epoch whose loss was not finite (status 1, that epoch not
-    counted) or that left non-finite parameters (status 2, not counted)."""
+    counted) or that left non-finite parameters (status 2, not counted).
+    Dropout draws epoch e's masks as those of epoch net.drop_epoch + e, its
+    positions counted from the epoch's first."""
     cdef Py_ssize_t e, start
     cdef fbp_totals totals
+    cdef fbp_network epoch_net = net[0]
     status[0] = 0
     for e in range(n_epochs):
         start = e * epoch_rows if data.order != NULL else 0
-        status[0] = train_rows_kernel(net, data, opt, start, start + epoch_rows, n_threads,
-                                      &totals, dtype_tag)
+        epoch_net.drop_epoch = net.drop_epoch + e
+        epoch_net.drop_first = net.drop_first - start
+        status[0] = train_rows_kernel(&epoch_net, data, opt, start, start + epoch_rows,
+                                      n_threads, &totals, dtype_tag)
         if status[0] != 0:
             return e
         if floating is double:

@@ -195,3 +195,60 @@ def layer_specs(const int[::1] sizes, const int[::1] acts):
               "activation": layers[l].activation,
               "train_op": layers[l].train_op} for l in range(net.n_layers)],
             layers[net.n_layers - 1].b + layers[net.n_layers - 1].n_out)
+
+
+def dropout_masks(const int[::1] sizes, rates, uint64_t seed, int64_t epoch, int64_t first,
+                  Py_ssize_t m):
+    """The masks (0 or 1/P(kept)) a fit with dropout ``rates`` and ``seed``
+    draws for rows at positions [first, first + m) of epoch ``epoch``: one
+    float64 array (m, sizes[l + 1]) per hidden layer l (ones where it drops
+    nothing)."""
+    cdef int l, n_layers = <int>sizes.shape[0] - 1
+    cdef Py_ssize_t r
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef double[:, ::1] mask, other
+    cdef int[::1] acts = np.zeros(n_layers, np.intc)
+    _objective_network(sizes, acts, 0, 0.0, NULL, NULL, NULL, layers)
+    set_dropout_layers(layers, check_dropout_rates(rates, n_layers - 1))
+    masks = []
+    for l in range(n_layers - 1):
+        mask = np.ones((m, sizes[l + 1]))
+        other = np.ones((m, sizes[l + 1]))  # the factor the kernel scales alongside
+        if layers[l].train_op == FBP_OP_DROPOUT:
+            for r in range(m):
+                fbp_dropout_row_d(&mask[r, 0], &other[r, 0], sizes[l + 1], 0,
+                                  fbp_dropout_row_key(seed, epoch, first + r, l),
+                                  layers[l].drop_threshold, layers[l].drop_scale)
+        masks.append(np.asarray(mask))
+    return masks
+
+
+def dropout_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
+                          const floating[::1] params, const int[::1] sizes,
+                          const int[::1] acts, int loss, double l2, rates, uint64_t seed,
+                          int64_t epoch, int64_t first, floating[::1] grad):
+    """J (data term + L2 term) of one batch, the rows of (X, T), through the
+    training passes with dropout (the masks of :func:`dropout_masks`), and
+    dJ/dparams written into grad: what a fit's step on that batch uses."""
+    cdef double J, penalty
+    cdef Py_ssize_t m = X.shape[0]
+    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef fbp_input x = dense_input(&X[0, 0])
+    cdef int n_layers = <int>sizes.shape[0] - 1
+    cdef floating[::1] work = np.empty(_workspace_size(&sizes[0], n_layers, m),
+                                       _np_dtype(&params[0]))
+    cdef floating[::1] factors = np.empty(m * _z_width(&sizes[0], n_layers),
+                                          _np_dtype(&params[0]))
+    cdef fbp_network net = _objective_network(sizes, acts, loss, l2, &params[0], &grad[0],
+                                              &work[0], layers)
+    set_dropout_layers(layers, check_dropout_rates(rates, n_layers - 1))
+    net.drop_factors = &factors[0]
+    net.drop_seed = seed
+    net.drop_epoch = epoch
+    net.drop_first = first
+    if T.shape[0] != m or X.shape[1] != sizes[0] or grad.shape[0] != params.shape[0]:
+        raise ValueError("X, T or grad do not match the network")
+    with nogil:
+        forward_pass(&net, &x, m, &work[0])
+        J = backward_pass(&net, &x, &T[0, 0], m, <const floating*>NULL, <double>m, &penalty)
+    return J + penalty

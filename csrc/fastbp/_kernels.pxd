@@ -4,17 +4,20 @@
 # A fit's native state (csrc/fastbp_state.h), owned by Trainer: the network
 # (its layer specs) and the batch source (the optimiser's is
 # csrc/optimizers.pxi's); void* scalars are float or double.
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 cdef extern from "fastbp_state.h" nogil:
     enum: FBP_MAX_LAYERS
     enum: FBP_OP_NONE
+    enum: FBP_OP_DROPOUT
 
     ctypedef struct fbp_layer:
         int n_in, n_out
         Py_ssize_t W, b, z, a
         int activation
         int train_op
+        uint32_t drop_threshold
+        double drop_scale
 
     Py_ssize_t fbp_layers_init(fbp_layer* layers, const int* sizes, const int* acts,
                                int n_layers, int keep_a)
@@ -32,6 +35,10 @@ cdef extern from "fastbp_state.h" nogil:
         void* work
         Py_ssize_t n_params
         unsigned char* row_marks
+        void* drop_factors
+        uint64_t drop_seed
+        int64_t drop_epoch
+        Py_ssize_t drop_first
 
     ctypedef struct fbp_batches:
         const void* X

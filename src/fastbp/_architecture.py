@@ -6,7 +6,7 @@ arguments, so this module imports nothing of fastbp but the checks.
 """
 from __future__ import annotations
 
-from ._validation import check_choice, check_int
+from ._validation import check_choice, check_float, check_int
 
 #: the kernels keep per-layer offsets on the stack
 MAX_LAYERS = 63
@@ -56,3 +56,35 @@ def check_architecture(sizes, activation, output_activation, hidden_names,
             check_choice(name, hidden_names, "hidden activation")
     check_choice(output_activation, output_names, "output activation")
     return sizes, hidden
+
+
+def check_dropout(dropout, n_hidden: int):
+    """Dropout rates as :class:`fastbp.Network` takes them: one per hidden
+    layer as a tuple of floats in [0, 1), or None when every rate is 0.
+
+    Parameters
+    ----------
+    dropout : float, sequence of float or None
+        A rate for every hidden layer, or one rate per hidden layer.
+    n_hidden : int
+        The network's hidden layers.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the rate or the count at fault.
+    """
+    if dropout is None:
+        return None
+    if isinstance(dropout, (str, bytes)) or not hasattr(dropout, "__len__"):
+        rates = (check_float(dropout, "dropout", minimum=0.0, maximum=1.0, strict_max=True),
+                 ) * n_hidden
+        if dropout and not n_hidden:
+            raise ValueError("dropout acts on hidden layers, and the network has none")
+    else:
+        if len(dropout) != n_hidden:
+            raise ValueError(f"dropout lists {len(dropout)} rates but the network has "
+                             f"{n_hidden} hidden layers")
+        rates = tuple(check_float(rate, f"dropout[{l}]", minimum=0.0, maximum=1.0,
+                                  strict_max=True) for l, rate in enumerate(dropout))
+    return rates if any(rates) else None

@@ -19,7 +19,7 @@ from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
 from ._progress import EpochProgress
 from ._session import Session
 from ._streaming import ChunkedTraining, chunk_source
-from ._training import Permutations, TrainingLoop
+from ._training import Permutations, TrainingLoop, draw_dropout_seed
 from ._validation import check_float, check_int, check_sample_weight, check_seed, split_rows
 from .callbacks import EarlyStopping
 from .losses import check_loss, resolve_loss
@@ -235,9 +235,15 @@ default=None
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
         callbacks = check_callbacks(callbacks)
+        if isinstance(optimizer, LBFGS) and self.dropout is not None:
+            raise ValueError("dropout draws masks per minibatch step; LBFGS steps on all rows "
+                             "with one deterministic objective: use a minibatch optimiser or "
+                             "Network(..., dropout=None)")
         metrics = check_metrics(metrics, self)
         checkpoint, epochs = resumed_epochs(self, optimizer, resume, epochs)
         training = None  # the rows in memory, for the training accuracy
+        # the masks' seed, drawn before the shuffles (a Generator seed serves both)
+        drop_seed = None if self.dropout is None else draw_dropout_seed(seed)
         if Y is None:
             if isinstance(optimizer, LBFGS):
                 raise ValueError("LBFGS reads every row several times an iteration: pass X "
@@ -246,7 +252,7 @@ default=None
             rng = rng if shuffle else None
             source, validation = chunked_training(
                 self, X, loss, code, optimizer, epochs, batch_size, rng, l2, n_threads,
-                sample_weight, validation_data, validation_split, shuffle_buffer)
+                sample_weight, validation_data, validation_split, shuffle_buffer, drop_seed)
         else:
             if shuffle_buffer is not None:
                 raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
@@ -267,7 +273,8 @@ default=None
             else:
                 source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
                                       min(batch_size, n), n_threads,
-                                      Permutations(rng, n) if shuffle else None)
+                                      Permutations(rng, n) if shuffle else None,
+                                      dropout_seed=drop_seed)
             training = (X, Y, sample_weight)
         metric_pairs = (accuracy_metrics(self, metrics, training, validation, n_threads)
                         if metrics else ())
@@ -296,7 +303,7 @@ def resumed_epochs(network, optimizer, resume, epochs: int) -> tuple:
 
 def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size, rng, l2,
                      n_threads, sample_weight, validation_data, validation_split,
-                     shuffle_buffer) -> tuple:
+                     shuffle_buffer, dropout_seed=None) -> tuple:
     """fit's source over chunks (``Y=None``), one pass over them an epoch,
     and its validation-loss function (or None)."""
     if sample_weight is not None:
@@ -313,7 +320,8 @@ def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size,
         return X, Y, check_sample_weight(weights, X.shape[0], network.dtype)
 
     source = ChunkedTraining(network, chunk_source(chunks, epochs), check, code, l2, optimizer,
-                             batch_size, n_threads, rng, shuffle_buffer)
+                             batch_size, n_threads, rng, shuffle_buffer,
+                             dropout_seed=dropout_seed)
     return source, validation
 
 

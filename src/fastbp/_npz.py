@@ -17,6 +17,8 @@ import numpy as np
 FORMAT_VERSION = 1
 MODEL_KEYS = frozenset({"format_version", "sizes", "activations", "output_activation", "dtype",
                         "params"})
+#: entries a model has when it needs them: class labels, dropout rates
+OPTIONAL_KEYS = frozenset({"classes", "dropout"})
 
 #: a model's entries may unpack to at most this multiple of the file's size
 #: (save stores them uncompressed: the ratio is about 1), and any file to
@@ -37,19 +39,22 @@ def save(network, path, extra: dict | None = None) -> None:
     Parameters
     ----------
     network : fastbp.Network
-        Its class labels (``classes_``), if any, are saved too.
+        Its class labels (``classes_``) and dropout rates, if any, are saved
+        too.
     path : str or os.PathLike
     extra : dict of str to array, optional
         More entries for the archive (e.g. the command line's metadata);
         :func:`load` ignores them.
     """
     entries = {}
+    if network.dropout is not None:  # only then: other files stay as they were
+        entries["dropout"] = np.asarray(network.dropout, dtype=np.float64)
     if getattr(network, "classes_", None) is not None:
         classes = np.asarray(network.classes_)
         # object arrays would need pickles, which load refuses: store their text
         entries["classes"] = classes if classes.dtype.kind in "biufUS" else classes.astype(str)
     extra = dict(extra or {})
-    clash = (MODEL_KEYS | {"classes"}) & set(extra)
+    clash = (MODEL_KEYS | OPTIONAL_KEYS) & set(extra)
     if clash:
         raise ValueError(f"extra entries {sorted(clash)} would replace the network's")
     with atomic_write(path, suffix=".npz.tmp") as handle:

@@ -16,7 +16,7 @@ import scipy.sparse
 
 from ._sparse import CsrRows, as_csr_rows
 from ._session import EpochReport, EpochSource
-from ._training import Permutations, TrainingLoop
+from ._training import Permutations, TrainingLoop, draw_dropout_seed
 
 
 def chunk_source(chunks, epochs: int):
@@ -105,15 +105,21 @@ class ChunkedTraining(EpochSource):
 
     ``check(X, Y, sample_weight)`` turns one chunk's arrays into the
     kernels' (X, Y, weights) or raises ValueError/TypeError; it runs in the
-    reader thread. ``rows_seen``: the rows of the last epoch.
+    reader thread. ``rows_seen``: the rows of the last epoch. With
+    ``network.dropout``, ``dropout_seed`` seeds the masks as in
+    :class:`~fastbp._training.TrainingLoop`, a row's position in the epoch
+    counting the rows of the buffers before it.
     """
 
     def __init__(self, network, source, check, code: int, l2: float, optimizer,
-                 batch_size: int, n_threads, rng, shuffle_buffer: int):
+                 batch_size: int, n_threads, rng, shuffle_buffer: int, *, dropout_seed=None):
         self.network, self.source, self.check = network, source, check
         self.code, self.l2 = code, l2
         self.optimizer, self.batch_size, self.n_threads = optimizer, batch_size, n_threads
         self.rng, self.shuffle_buffer = rng, shuffle_buffer
+        # one seed for every buffer: each one's masks go on from the rows before it
+        self.dropout_seed = (None if network.dropout is None
+                             else draw_dropout_seed(dropout_seed))
         self.rows_seen = 0
         self._pass = None  # the buffer being trained
 
@@ -171,7 +177,8 @@ class ChunkedTraining(EpochSource):
             order = Permutations(self.rng, n) if self.rng is not None else None
             self._pass = TrainingLoop(self.network, X, Y, weights, self.code, self.l2,
                                       self.optimizer, min(self.batch_size, n), self.n_threads,
-                                      order)
+                                      order, dropout_seed=self.dropout_seed,
+                                      first_position=rows)
             with self._pass.running(session, 1):
                 report = self._pass.train(session, 0, 1)
             self._pass = None  # published: nothing of it to keep on Ctrl-C

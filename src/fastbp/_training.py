@@ -43,6 +43,16 @@ class TrainingDiverged(ValueError, FloatingPointError):
         self.history = history
 
 
+def draw_dropout_seed(seed) -> int:
+    """The seed of a fit's dropout masks: the fit's ``seed`` itself (an int,
+    modulo 2**64), a draw from it (a Generator), or fresh entropy (None)."""
+    if seed is None:
+        return np.random.SeedSequence().entropy % 2**64
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**64, dtype=np.uint64))
+    return int(seed) % 2**64
+
+
 def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
     SGD): the Trainer's own rule, mirrored here for the thread decision."""
@@ -130,10 +140,18 @@ class TrainingLoop(EpochSource):
     next_order : callable or None
         Called at each epoch's start; returns the row order (``np.intp``)
         or None for the rows in turn.
+    dropout_seed : int or None
+        With ``network.dropout``, the seed of the masks (as
+        :func:`draw_dropout_seed` takes it; None: fresh entropy). An epoch's
+        masks are those of the optimiser state's epoch count
+        (``OptimizerState.epochs``), so a later fit draws new ones.
+    first_position : int, default=0
+        The position of these rows' first in its epoch, for the masks (a
+        buffer of chunks after others).
     """
 
     def __init__(self, network, X, Y, sample_weight, loss_code, l2, optimizer, batch_size,
-                 n_threads, next_order=None):
+                 n_threads, next_order=None, *, dropout_seed=None, first_position=0):
         self.network = network
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.loss_code, self.l2 = loss_code, l2
@@ -141,9 +159,14 @@ class TrainingLoop(EpochSource):
         self.batch_size = batch_size
         self.n_threads = n_threads
         self.next_order = next_order
-        # the kernels' fused per-sample path: dense rows, no weights (csrc/training.pxi)
+        #: the masks' seed, None without dropout
+        self.dropout_seed = (None if network.dropout is None else
+                             draw_dropout_seed(dropout_seed))
+        self.first_position = first_position
+        # the kernels' fused per-sample path: dense rows, no weights nor
+        # dropout (csrc/training.pxi)
         self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
-                           and isinstance(X, np.ndarray))
+                           and isinstance(X, np.ndarray) and network.dropout is None)
         sizes = network.sizes
         self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
         #: the FLOP budget of a kernel call
@@ -203,6 +226,8 @@ class TrainingLoop(EpochSource):
             order = self.next_order() if self.next_order is not None else None
         trainer.set_order(order)
         trainer.lr = state.lr
+        if self.dropout_seed is not None:
+            trainer.set_dropout_epoch(state.epochs, self.first_position)
         self._unit_starts(_Unit(epoch, [order], state))
         last_epoch = epoch == self._epochs - 1
         started = time.perf_counter()
@@ -265,6 +290,8 @@ class TrainingLoop(EpochSource):
                                    self.batch_size, own_threads, loss_param(self.loss_code))
         trainer.set_params(live)
         trainer.set_data(self.X, self.Y, self.sample_weight)
+        if self.dropout_seed is not None:
+            trainer.set_dropout(net.dropout, self.dropout_seed)
         self.optimizer.configure(trainer, state)
         return trainer
 
@@ -287,6 +314,8 @@ class TrainingLoop(EpochSource):
         orders = self.next_order.many(count) if self.next_order is not None else None
         trainer.set_order(orders.reshape(-1) if orders is not None else None)
         trainer.lr = state.lr
+        if self.dropout_seed is not None:
+            trainer.set_dropout_epoch(state.epochs, self.first_position)
         self._unit_starts(_Unit(epoch, list(orders) if orders is not None else [None] * count,
                                 state))
         sums = np.zeros((2, count))
@@ -323,6 +352,8 @@ class TrainingLoop(EpochSource):
             trainer.set_order(np.concatenate(orders[:again])
                               if orders[0] is not None else None)
             trainer.lr = state.lr
+            if self.dropout_seed is not None:  # the restored epoch count: the same masks
+                trainer.set_dropout_epoch(state.epochs, self.first_position)
             trained, status = trainer.run_epochs(again, n, sums[0], sums[1])
             if status != 0 or trained != again:  # the same steps cannot change their minds
                 raise RuntimeError("fastbp: replaying finite epochs did not repeat them")

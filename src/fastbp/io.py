@@ -11,8 +11,8 @@ import zlib
 
 import numpy as np
 
-from ._npz import (FORMAT_VERSION, MODEL_INFLATION, MODEL_KEYS, PLAIN_KINDS, READ_FLOOR,
-                   atomic_write, read_npz_checked, save)
+from ._npz import (FORMAT_VERSION, MODEL_INFLATION, MODEL_KEYS, OPTIONAL_KEYS, PLAIN_KINDS,
+                   READ_FLOOR, atomic_write, read_npz_checked, save)
 from ._architecture import n_params_of
 from .network import Network
 
@@ -46,11 +46,12 @@ def load(path):
     try:
         if os.path.isdir(path):
             raise ValueError("is a directory")
-        fields = read_npz_checked(path, MODEL_KEYS | {"classes"})
+        fields = read_npz_checked(path, MODEL_KEYS | OPTIONAL_KEYS)
         missing = MODEL_KEYS - set(fields)
         if missing:
             raise ValueError(f"missing entries {sorted(missing)}")
         classes = fields.pop("classes", None)
+        dropout = fields.pop("dropout", None)
         version = int(fields["format_version"])
         if version > FORMAT_VERSION:
             raise ValueError(f"format version {version} is newer than this fastbp reads ({FORMAT_VERSION})")
@@ -61,7 +62,8 @@ def load(path):
         _check_params_size(sizes, params)
         activations = [str(a) for a in fields["activations"]]
         net = Network(sizes, activation=activations, output_activation=str(fields["output_activation"]),
-                      dtype=str(fields["dtype"]))
+                      dtype=str(fields["dtype"]),
+                      dropout=None if dropout is None else dropout.reshape(-1).tolist())
         if params.shape != (net.n_params,) or params.dtype != net.dtype:
             raise ValueError(f"parameters have shape {params.shape} and dtype {params.dtype}, "
                              f"expected {(net.n_params,)} and {net.dtype}")

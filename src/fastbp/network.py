@@ -16,7 +16,8 @@ import threading
 import numpy as np
 
 from . import _kernels
-from ._architecture import MAX_LAYERS, MAX_WIDTH, check_architecture, n_params_of
+from ._architecture import (MAX_LAYERS, MAX_WIDTH, check_architecture, check_dropout,
+                            n_params_of)
 from ._fitting import FitMixin
 from ._inputs import check_X, check_XY
 from ._npz import save as save_npz
@@ -63,6 +64,18 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         Precision of parameters and computation; inputs are converted to it.
     seed : int or None, default=None
         Seed of the weight initialisation (Glorot uniform; biases start at 0).
+    dropout : float, sequence of float or None, default=None
+        Inverted dropout on the hidden layers' outputs during :meth:`fit`:
+        a rate in [0, 1) for every hidden layer, or one per hidden layer.
+        Each unit is dropped with that probability and the others scaled by
+        1/(1 − rate); the masks are drawn from fit's ``seed`` and are the
+        same on any number of threads. :meth:`predict`, :meth:`loss` and
+        :meth:`gradients` never drop (see :ref:`dropout`). None or 0: none.
+
+    Attributes
+    ----------
+    dropout : tuple of float or None
+        The rate of each hidden layer; None when no layer drops units.
 
     Notes
     -----
@@ -85,9 +98,10 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     """
 
     def __init__(self, sizes, activation="sigmoid", output_activation="sigmoid",
-                 dtype="float64", seed=None):
+                 dtype="float64", seed=None, dropout=None):
         sizes, hidden = check_architecture(sizes, activation, output_activation,
                                            HIDDEN_ACTIVATIONS, ACTIVATIONS)
+        self.dropout = check_dropout(dropout, len(hidden))
         self.sizes = sizes
         self.activations = hidden
         self.output_activation = output_activation
@@ -393,6 +407,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("dropout", None)  # pickled before networks had dropout
         self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
         self._fit_lock = threading.Lock()
         self._training = False
@@ -420,8 +435,15 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
 
     def __repr__(self) -> str:
         hidden = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
+        dropout = "" if self.dropout is None else f", dropout={_rates(self.dropout)!r}"
         return (f"Network({list(self.sizes)}, activation={hidden!r}, "
-                f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
+                f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r}"
+                f"{dropout})")
+
+
+def _rates(rates: tuple):
+    """Dropout rates as the constructor takes them: one number if all are equal."""
+    return rates[0] if len(set(rates)) == 1 else list(rates)
 
 
 def _predict_threads_checking(X, model, threads: int, convert: bool = False) -> np.ndarray:
