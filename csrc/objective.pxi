@@ -22,7 +22,7 @@ def pass_workspace_size(const int[::1] sizes, Py_ssize_t rows, acts=None):
         return (rows * _z_width(&sizes[0], n_layers) + rows * sizes[n_layers]
                 + 2 * rows * _max_width(&sizes[0], n_layers))
     codes = _int_codes(acts, "acts")
-    _objective_network(sizes, codes, 0, 0.0, NULL, NULL, NULL, layers)
+    _objective_network(sizes, codes, 0, None, 0.0, NULL, NULL, NULL, layers)
     return _pass_size(layers, &sizes[0], n_layers, rows)
 
 

@@ -267,8 +267,8 @@ cdef class Trainer:
 
     cdef _place_drop_factors(self):
         self.drop_array = _drop_factors(self.drop_array, self.has_dropout, self.params_array,
-                                        self.data.batch_size * _z_width(self.net.sizes,
-                                                                        self.net.n_layers))
+                                        self.data.batch_size
+                                        * fbp_layers_z_width(self.layers, self.net.n_layers))
         self.net.drop_factors = _data(self.drop_array) if self.drop_array is not None else NULL
 
     def set_optimizer(self, str name, double lr, dict hyper=None, dict buffers=None,

@@ -74,7 +74,7 @@ def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1, acts=
     cdef fbp_layer layers[FBP_MAX_LAYERS]
     cdef int[::1] codes = _int_codes(np.zeros(n_layers, np.intc) if acts is None else acts,
                                      "acts")
-    _objective_network(sizes, codes, 0, 0.0, NULL, NULL, NULL, layers)
+    _objective_network(sizes, codes, 0, None, 0.0, NULL, NULL, NULL, layers)
     cdef Py_ssize_t size = _workspace_size(layers, &sizes[0], n_layers, rows)
     if n_threads > 1:
         size = max(size, _threaded_workspace_size(layers, &sizes[0], n_layers, rows))
@@ -208,7 +208,7 @@ def dropout_masks(const int[::1] sizes, rates, uint64_t seed, int64_t epoch, int
     cdef fbp_layer layers[FBP_MAX_LAYERS]
     cdef double[:, ::1] mask, other
     cdef int[::1] acts = np.zeros(n_layers, np.intc)
-    _objective_network(sizes, acts, 0, 0.0, NULL, NULL, NULL, layers)
+    _objective_network(sizes, acts, 0, None, 0.0, NULL, NULL, NULL, layers)
     set_dropout_layers(layers, check_dropout_rates(rates, n_layers - 1))
     masks = []
     for l in range(n_layers - 1):
@@ -235,12 +235,14 @@ def dropout_loss_gradient(const floating[:, ::1] X, const floating[:, ::1] T,
     cdef fbp_layer layers[FBP_MAX_LAYERS]
     cdef fbp_input x = dense_input(&X[0, 0])
     cdef int n_layers = <int>sizes.shape[0] - 1
-    cdef floating[::1] work = np.empty(_workspace_size(&sizes[0], n_layers, m),
+    cdef fbp_network net = _objective_network(sizes, acts, loss, None, l2, &params[0],
+                                              &grad[0], NULL, layers)
+    # sized by the specs: a layer that keeps its a widens the z blocks
+    cdef floating[::1] work = np.empty(_workspace_size(layers, &sizes[0], n_layers, m),
                                        _np_dtype(&params[0]))
-    cdef floating[::1] factors = np.empty(m * _z_width(&sizes[0], n_layers),
+    cdef floating[::1] factors = np.empty(m * fbp_layers_z_width(layers, n_layers),
                                           _np_dtype(&params[0]))
-    cdef fbp_network net = _objective_network(sizes, acts, loss, l2, &params[0], &grad[0],
-                                              &work[0], layers)
+    net.work = &work[0]
     set_dropout_layers(layers, check_dropout_rates(rates, n_layers - 1))
     net.drop_factors = &factors[0]
     net.drop_seed = seed
