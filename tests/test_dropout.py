@@ -387,6 +387,8 @@ def torch_loss(torch, Ws, bs, X, Y, names, masks, loss, l2):
         a = z @ W + b
         if name == "softmax":
             z = torch.softmax(a, dim=1)
+        elif name in ("gelu", "silu", "softplus", "elu"):  # f' through a in the kernels
+            z = getattr(torch.nn.functional, name)(a)
         else:
             z = a if name == "identity" else getattr(torch, name)(a)
         if l < len(masks):
@@ -401,7 +403,7 @@ def torch_loss(torch, Ws, bs, X, Y, names, masks, loss, l2):
     return J + l2 / (2 * m) * sum((W ** 2).sum() for W in Ws)
 
 
-@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("hidden", [*HIDDEN, "gelu", "silu", "softplus", "elu"])
 @pytest.mark.parametrize("loss,output", LOSSES)
 @pytest.mark.parametrize("l2", [0.0, 0.4])
 def test_gradient_with_a_mask_matches_torch_autograd(rng, hidden, loss, output, l2):
