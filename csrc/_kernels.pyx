@@ -36,8 +36,8 @@ cnp.import_array()
 #   fastbp_activation_table.h, fastbp_loss_table.h   an activation or a loss is
 #                           one row (X-macro list + the row's functions)
 #   fastbp_state.h          a fit's state: fbp_network and its fbp_layer specs,
-#                           fbp_batches, fbp_input, fbp_totals (the
-#                           optimiser's: optimizers.pxi)
+#                           its fbp_step_rules, fbp_batches, fbp_input,
+#                           fbp_totals (the optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z, the output delta and J's data
@@ -54,6 +54,7 @@ include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
 include "optimizers.pxi"   # an optimiser's table and state, its registry, the L2 term
 include "optim_sgd.pxi"    # SGD: plain, momentum, Nesterov
 include "optim_adam.pxi"   # Adam, scikit-learn's and PyTorch's
+include "step_rules.pxi"   # around any step: the gradient's norm clipped, the params averaged
 include "passes.pxi"       # forward and backward passes, workspace layout
 include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own

@@ -60,6 +60,7 @@ cdef inline fbp_network _network(const int* sizes, const fbp_layer* layers, int 
     net.work = work
     net.n_params = 0  # only the training loop reads it
     net.row_marks = NULL
+    net.rules = NULL
     return net
 
 

@@ -19,6 +19,12 @@ cdef extern from "fastbp_state.h" nogil:
     Py_ssize_t fbp_layers_init(fbp_layer* layers, const int* sizes, const int* acts,
                                int n_layers)
 
+    ctypedef struct fbp_step_rules:
+        double clip_norm
+        void* ema
+        double ema_decay
+        Py_ssize_t ema_steps
+
     ctypedef struct fbp_network:
         const int* sizes
         const fbp_layer* layers
@@ -30,6 +36,7 @@ cdef extern from "fastbp_state.h" nogil:
         void* work
         Py_ssize_t n_params
         unsigned char* row_marks
+        fbp_step_rules* rules
 
     ctypedef struct fbp_batches:
         const void* X

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._averaging import WeightAverage, check_clip_norm, check_ema
 from ._inputs import check_XY
 from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
 from ._progress import EpochProgress
@@ -30,7 +31,8 @@ class FitMixin:
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
             n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
             validation_data=None, validation_split: float = 0.0, early_stopping=None,
-            callbacks=(), shuffle_buffer: int | None = None) -> dict:
+            callbacks=(), shuffle_buffer: int | None = None, clip_norm: float | None = None,
+            ema: float | None = None) -> dict:
         """Train by minibatch SGD or Adam in compiled, GIL-free calls of about 0.1 s each.
 
         Parameters
@@ -131,6 +133,25 @@ class FitMixin:
             Chunks only: train on buffers of at least this many rows, joined
             from consecutive chunks and shuffled together (memory grows with
             the buffer); None trains each chunk on its own.
+        clip_norm : float or None, default=None
+            Clip the gradient's global L2 norm before every optimiser step,
+            as ``torch.nn.utils.clip_grad_norm_``: g, the gradient of J (the
+            L2 term included) over every W and b, is scaled by
+            min(1, clip_norm / (‖g‖ + 1e-6)). Any optimiser; > 0. Per-sample
+            plain SGD then runs as batches of one row (same steps, no fused
+            path). See :ref:`clipping`.
+        ema : float or None, default=None
+            Keep an exponential moving average of the weights with this
+            decay, in (0, 1), e.g. 0.999: after the first optimiser step it
+            is a copy of the weights, after each later one
+            ema ← ema·decay + (1 − decay)·W (``torch.optim.swa_utils.AveragedModel``
+            with ``get_ema_multi_avg_fn``). The network holds the average:
+            validation, callbacks, early stopping and the final weights see
+            it (as Keras's ``SwapEMAWeights``), while the raw weights go on
+            training privately from epoch to epoch and are dropped at the
+            end. ``"loss"`` and its terms stay the raw weights' running
+            minibatch objectives; ``"val_loss"`` is the average's. Each fit
+            starts a new average. See :ref:`weight_averaging`.
 
         Returns
         -------
@@ -197,11 +218,14 @@ class FitMixin:
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
         callbacks = check_callbacks(callbacks)
+        clip_norm = check_clip_norm(clip_norm)
+        ema = check_ema(ema)
+        average = WeightAverage(ema) if ema is not None else None
         if Y is None:
             source, validation = chunked_training(
                 self, X, loss, code, optimizer, epochs, batch_size,
                 np.random.default_rng(seed) if shuffle else None, l2, n_threads, sample_weight,
-                validation_data, validation_split, shuffle_buffer)
+                validation_data, validation_split, shuffle_buffer, clip_norm, average)
         else:
             if shuffle_buffer is not None:
                 raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
@@ -218,7 +242,8 @@ class FitMixin:
             n = X.shape[0]
             source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
                                   min(batch_size, n), n_threads,
-                                  Permutations(rng, n) if shuffle else None)
+                                  Permutations(rng, n) if shuffle else None,
+                                  clip_norm=clip_norm, average=average)
         if early_stopping is not None:
             early_stopping.reset()
         return Session(self, optimizer, callbacks, early_stopping, validation,
@@ -227,7 +252,7 @@ class FitMixin:
 
 def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size, rng, l2,
                      n_threads, sample_weight, validation_data, validation_split,
-                     shuffle_buffer) -> tuple:
+                     shuffle_buffer, clip_norm=None, average=None) -> tuple:
     """fit's source over chunks (``Y=None``), one pass over them an epoch,
     and its validation-loss function (or None)."""
     if sample_weight is not None:
@@ -244,7 +269,8 @@ def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size,
         return X, Y, check_sample_weight(weights, X.shape[0], network.dtype)
 
     source = ChunkedTraining(network, chunk_source(chunks, epochs), check, code, l2, optimizer,
-                             batch_size, n_threads, rng, shuffle_buffer)
+                             batch_size, n_threads, rng, shuffle_buffer, clip_norm=clip_norm,
+                             average=average)
     return source, validation
 
 

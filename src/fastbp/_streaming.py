@@ -105,13 +105,18 @@ class ChunkedTraining(EpochSource):
 
     ``check(X, Y, sample_weight)`` turns one chunk's arrays into the
     kernels' (X, Y, weights) or raises ValueError/TypeError; it runs in the
-    reader thread. ``rows_seen``: the rows of the last epoch.
+    reader thread. ``rows_seen``: the rows of the last epoch. ``clip_norm``
+    and ``average`` go to every buffer's
+    :class:`~fastbp._training.TrainingLoop` (the average's raw weights carry
+    on from one buffer to the next).
     """
 
     def __init__(self, network, source, check, code: int, l2: float, optimizer,
-                 batch_size: int, n_threads, rng, shuffle_buffer: int):
+                 batch_size: int, n_threads, rng, shuffle_buffer: int, *, clip_norm=None,
+                 average=None):
         self.network, self.source, self.check = network, source, check
         self.code, self.l2 = code, l2
+        self.clip_norm, self.average = clip_norm, average
         self.optimizer, self.batch_size, self.n_threads = optimizer, batch_size, n_threads
         self.rng, self.shuffle_buffer = rng, shuffle_buffer
         self.rows_seen = 0
@@ -171,7 +176,7 @@ class ChunkedTraining(EpochSource):
             order = Permutations(self.rng, n) if self.rng is not None else None
             self._pass = TrainingLoop(self.network, X, Y, weights, self.code, self.l2,
                                       self.optimizer, min(self.batch_size, n), self.n_threads,
-                                      order)
+                                      order, clip_norm=self.clip_norm, average=self.average)
             with self._pass.running(session, 1):
                 report = self._pass.train(session, 0, 1)
             self._pass = None  # published: nothing of it to keep on Ctrl-C
