@@ -51,10 +51,10 @@ include "runtime.pxi"      # what every part takes from the runtime headers
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
+include "step_rules.pxi"   # around any step: the gradient's norm clipped, the params averaged
 include "optimizers.pxi"   # an optimiser's table and state, its registry, the L2 term
 include "optim_sgd.pxi"    # SGD: plain, momentum, Nesterov
 include "optim_adam.pxi"   # Adam, scikit-learn's and PyTorch's
-include "step_rules.pxi"   # around any step: the gradient's norm clipped, the params averaged
 include "passes.pxi"       # forward and backward passes, workspace layout
 include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own

@@ -291,14 +291,14 @@ cdef void _finish_own_blocks(const fbp_network* net, const fbp_optimizer_state* 
     ``clipping``, the gradient scaled by ``coef`` and the optimiser's step;
     then, with an average, its step ``ema_steps`` + 1 (step_rules.pxi)."""
     cdef const fbp_layer* layer
-    cdef int l
+    cdef int block
     cdef Py_ssize_t first, last, offset, count
     cdef floating* params = <floating*>net.params
     cdef floating* grad = <floating*>net.grad
     cdef bint averaging = net.rules.ema != NULL
-    for l in range(2 * net.n_layers):
-        layer = &net.layers[l // 2]
-        if l % 2 == 0:  # rows of W
+    for block in range(2 * net.n_layers):
+        layer = &net.layers[block // 2]
+        if block % 2 == 0:  # rows of W
             first = _share(layer.n_in, index, n_threads)
             last = _share(layer.n_in, index + 1, n_threads)
             offset = layer.W + first * layer.n_out
