@@ -37,8 +37,8 @@ cnp.import_array()
 #   fastbp_activation_table.h, fastbp_loss_table.h   an activation or a loss is
 #                           one row (X-macro list + the row's functions)
 #   fastbp_state.h          a fit's state: fbp_network and its fbp_layer specs,
-#                           fbp_batches, fbp_input, fbp_totals (the
-#                           optimiser's: optimizers.pxi)
+#                           its fbp_step_rules, fbp_batches, fbp_input,
+#                           fbp_totals (the optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z or a, the output delta and J's data
@@ -54,6 +54,7 @@ include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
 include "dropout.pxi"      # dropout: a training-only layer op, its mask and its f' step
+include "step_rules.pxi"   # around any step: the gradient's norm clipped, the params averaged
 include "optimizers.pxi"   # an optimiser's table and state, its registry, the L2 term
 include "optim_sgd.pxi"    # SGD: plain, momentum, Nesterov
 include "optim_adam.pxi"   # Adam, scikit-learn's and PyTorch's

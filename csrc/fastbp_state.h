@@ -84,6 +84,18 @@ static inline ptrdiff_t fbp_layers_z_width(const fbp_layer *layers, int n_layers
     return layers[n_layers - 1].z + layers[n_layers - 1].n_out;
 }
 
+/* What the training loops do around every optimiser step, whatever the
+ * optimiser (csrc/step_rules.pxi): Network.fit's clip_norm and ema. The
+ * Trainer points fbp_network.rules at one only when a rule is on. */
+typedef struct {
+    double clip_norm;      /* > 0: the gradient's L2 norm is clipped to it
+                            * before the step; 0: off */
+    void *ema;             /* NULL, or params-shaped: their moving average after
+                            * each step (the first step copies them) */
+    double ema_decay;      /* ema = decay ema + (1 - decay) params */
+    ptrdiff_t ema_steps;   /* steps averaged so far */
+} fbp_step_rules;
+
 /* The network: its layers, its loss and the buffers trained in place. */
 typedef struct {
     const int *sizes;      /* n_layers + 1 widths: the input's, then each layer's */
@@ -110,6 +122,8 @@ typedef struct {
     uint64_t drop_seed;
     int64_t drop_epoch;
     ptrdiff_t drop_first;
+    fbp_step_rules *rules;  /* NULL: no rule around the steps (and never in predict
+                             * or the objective) */
 } fbp_network;
 
 /* Where the batches come from. */

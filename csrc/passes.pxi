@@ -73,6 +73,7 @@ cdef inline fbp_network _network(const int* sizes, const fbp_layer* layers, int 
     net.drop_seed = 0
     net.drop_epoch = 0
     net.drop_first = 0
+    net.rules = NULL
     return net
 
 

@@ -13,11 +13,14 @@ cdef struct TrainJob:
     # each thread's share of a batch's J and L2 sum; read after a barrier
     double J_part[64]
     double penalty_part[64]
-    # results, written by thread 0 (each thread advances a copy of opt, so
-    # the caller stores thread 0's into it afterwards)
+    # with clipping, each norm part's sum of squares (step_rules.pxi)
+    double norm_part[NORM_PARTS]
+    # results, written by thread 0 (each thread advances a copy of opt and
+    # counts the average's steps, so the caller stores thread 0's afterwards)
     int status
     fbp_totals totals
     fbp_optimizer_state opt_after
+    Py_ssize_t ema_steps_after
 
 
 cdef Py_ssize_t _threaded_workspace_size(const fbp_layer* layers, const int* sizes,
@@ -196,14 +199,16 @@ cdef double _own_deltas(TrainJob* job, const fbp_network* net, int index,
 
 cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state* opt,
                               const fbp_input* xb, double sw_sum, Py_ssize_t m, int index,
-                              int n_threads, StepRates rates,
+                              int n_threads, StepRates rates, bint clipping,
                               floating* dtype_tag) noexcept nogil:
     """After every thread's deltas: thread ``index``'s rows [i0, i1) of every
     W and columns [c0, c1) of every b take the optimiser step (a sum over
     all m rows). Returns the L2 term of those rows of W.
 
     W -= lr (z_prev^T delta + l2/m W) on contiguous blocks of W; each thread
-    packs only its part of z_prev for the gemm.
+    packs only its part of z_prev for the gemm. With ``clipping`` only the
+    gradient of the blocks is written: the step waits for the whole
+    gradient's norm (_finish_own_blocks).
     """
     cdef const fbp_layer* layer
     cdef int l, t, n_layers = net.n_layers
@@ -219,9 +224,9 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
     cdef const floating* z_prev
     cdef double penalty = 0, l2_over_m = net.l2 / sw_sum
     cdef floating step = <floating>(-opt.lr), shrink = <floating>(1 - opt.lr * l2_over_m)
-    cdef bint plain = optimizer_is_plain(opt)
+    cdef bint plain = optimizer_is_plain(opt) and not clipping
     cdef bint sparse_w0 = (optimizer_steps_marked_rows(opt) and xb.dense == NULL
-                           and net.row_marks != NULL)
+                           and net.row_marks != NULL and not clipping)
     for l in range(n_layers):
         layer = &net.layers[l]
         k_in = layer.n_in
@@ -269,6 +274,8 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
         for r in range(m):
             for i in range(c0, c1):
                 p[i] += delta[r * k_out + i]
+        if clipping:
+            continue
         # the step on this thread's rows of W, then on its part of b
         w_off = layer.W + i0 * k_out
         count = (i1 - i0) * k_out
@@ -280,6 +287,56 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
             w_off = layer.b + c0
             count = c1 - c0
     return 0.5 * l2_over_m * penalty
+
+
+cdef void _finish_own_blocks(const fbp_network* net, const fbp_optimizer_state* opt,
+                             int index, int n_threads, StepRates rates, bint clipping,
+                             double coef, Py_ssize_t ema_steps,
+                             floating* dtype_tag) noexcept nogil:
+    """The step rules on thread ``index``'s blocks (as _update_own_block's:
+    rows [i0, i1) of every W, columns [c0, c1) of every b): with
+    ``clipping``, the gradient scaled by ``coef`` and the optimiser's step;
+    then, with an average, its step ``ema_steps`` + 1 (step_rules.pxi)."""
+    cdef const fbp_layer* layer
+    cdef int block
+    cdef Py_ssize_t first, last, offset, count
+    cdef floating* params = <floating*>net.params
+    cdef floating* grad = <floating*>net.grad
+    cdef bint averaging = net.rules.ema != NULL
+    for block in range(2 * net.n_layers):
+        layer = &net.layers[block // 2]
+        if block % 2 == 0:  # rows of W
+            first = _share(layer.n_in, index, n_threads)
+            last = _share(layer.n_in, index + 1, n_threads)
+            offset = layer.W + first * layer.n_out
+            count = (last - first) * layer.n_out
+        else:  # columns of b
+            first = _share(layer.n_out, index, n_threads)
+            last = _share(layer.n_out, index + 1, n_threads)
+            offset = layer.b + first
+            count = last - first
+        if clipping:
+            scale_gradient(grad, offset, count, coef)
+            optimizer_step(opt, params, grad, offset, count, rates)
+        if averaging:
+            average_params(net.rules, ema_steps, params, offset, count)
+
+
+cdef double _clip_coefficient(TrainJob* job, int index, floating* dtype_tag) noexcept nogil:
+    """After every thread's blocks of the gradient: clip_coefficient of the
+    whole gradient, the same on every thread (each sums its norm parts, then
+    all add every part in order, as gradient_squares does on one thread)."""
+    cdef const fbp_network* net = job.net
+    cdef int part, n_threads = job.n_threads
+    cdef double squares = 0
+    fbp_barrier_wait(&job.barrier)  # the whole gradient is written
+    for part in range(_share(NORM_PARTS, index, n_threads),
+                      _share(NORM_PARTS, index + 1, n_threads)):
+        job.norm_part[part] = gradient_part_squares(net, part, dtype_tag)
+    fbp_barrier_wait(&job.barrier)  # every part is summed
+    for part in range(NORM_PARTS):
+        squares += job.norm_part[part]
+    return clip_coefficient(squares, net.rules.clip_norm)
 
 
 cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept nogil:
@@ -312,6 +369,9 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
     cdef StepRates rates
     cdef bint forward_columns[64]
     cdef bint backward_columns[64]
+    cdef bint clipping = net.rules != NULL and net.rules.clip_norm > 0
+    cdef Py_ssize_t ema_steps = net.rules.ema_steps if net.rules != NULL else 0
+    cdef double coef = 1
 
     _column_split_plan(sizes, n_layers, B, n_threads, sizeof(floating), data.X != NULL,
                        forward_columns, backward_columns)
@@ -338,7 +398,14 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
             break
         optimizer_advance(&opt, &rates)
         job.penalty_part[index] = _update_own_block(net, &opt, &xb, sw_sum, m, index, n_threads,
-                                                    rates, dtype_tag)
+                                                    rates, clipping, dtype_tag)
+        if net.rules != NULL:
+            if clipping:
+                coef = _clip_coefficient(job, index, dtype_tag)
+            _finish_own_blocks(net, &opt, index, n_threads, rates, clipping, coef, ema_steps,
+                               dtype_tag)
+            if net.rules.ema != NULL:
+                ema_steps += 1
         fbp_barrier_wait(&job.barrier)
         if index == 0:
             penalty = 0
@@ -350,6 +417,7 @@ cdef void _train_part(TrainJob* job, int index, floating* dtype_tag) noexcept no
         pos += m
     if index == 0:
         job.opt_after = opt
+        job.ema_steps_after = ema_steps
 
 
 cdef void _train_part_d(void* job, int index) noexcept nogil:

@@ -30,8 +30,9 @@ cdef class Trainer:
 
     Holds the network (sizes, activations, loss, L2, the parameters trained
     in place, their gradient and the workspace), the batch source (X, T,
-    sample weights, row order, batch size) and the optimiser (any of
-    :func:`optimizer_kinds`, its buffers updated in place). The arrays are
+    sample weights, row order, batch size), the optimiser (any of
+    :func:`optimizer_kinds`, its buffers updated in place) and the rules
+    around its steps (:meth:`set_clip_norm`, :meth:`set_ema`). The arrays are
     referenced, not copied, so they must stay as they are between ``run``
     calls; every check happens in the setters and before ``run`` releases
     the GIL.
@@ -67,12 +68,13 @@ cdef class Trainer:
     cdef fbp_layer layers[FBP_MAX_LAYERS]  # net.layers
     cdef fbp_batches data
     cdef fbp_optimizer_state opt
+    cdef fbp_step_rules rules  # net.rules when one is on
     cdef int _n_threads, dtype_code
     cdef bint has_data, has_optimizer, running
     cdef Py_ssize_t n_rows
     # references that keep the buffers behind the raw pointers alive
     cdef object sizes_array, acts_array, params_array, grad_array, work_array
-    cdef object X_array, T_array, weight_array, order_array, marks_array
+    cdef object X_array, T_array, weight_array, order_array, marks_array, ema_array
     cdef list buffer_arrays
     # dropout's factors (net.drop_factors), and whether a layer drops units
     cdef object drop_array
@@ -147,6 +149,66 @@ cdef class Trainer:
         """The optimiser's step count after the last ``run`` (0 for one
         whose step does not depend on it, as plain SGD)."""
         return self.opt.step_count
+
+    @property
+    def ema_steps(self):
+        """Steps the average of :meth:`set_ema` took in so far."""
+        return self.rules.ema_steps
+
+    def set_clip_norm(self, double clip_norm):
+        """Clip each step's gradient to an L2 norm of at most ``clip_norm``.
+
+        As ``torch.nn.utils.clip_grad_norm_``: the gradient g of all the
+        params (J's, L2 term included) is scaled by min(1, clip_norm /
+        (||g|| + 1e-6)) before the optimiser's step. Such steps are never
+        folded into the products (plain SGD) and take no per-sample path.
+
+        Parameters
+        ----------
+        clip_norm : float
+            Finite and > 0; 0 turns clipping off.
+        """
+        if self.running:
+            raise RuntimeError("set_clip_norm while run is running")
+        if not (clip_norm >= 0 and isfinite(clip_norm)):
+            raise ValueError(f"clip_norm must be finite and > 0 (0: off), got {clip_norm!r}")
+        self.rules.clip_norm = clip_norm
+        self._place_rules()
+
+    def set_ema(self, ema, double decay=0.0, Py_ssize_t steps=0):
+        """Average the params after each step into ``ema``, updated in place.
+
+        After the first step ``ema`` is a copy of the params, after each
+        later one ema = decay ema + (1 - decay) params (as
+        ``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn``).
+
+        Parameters
+        ----------
+        ema : ndarray or None
+            Params-shaped, in the params' dtype, C-contiguous and writeable;
+            None turns averaging off.
+        decay : float
+            In (0, 1).
+        steps : int, default=0
+            Steps averaged so far (0: the next step copies the params).
+        """
+        self._require_params("set_ema")
+        if ema is not None:
+            ema = self._params_like(ema, "ema")
+            if not (0 < decay < 1):
+                raise ValueError(f"decay must be in (0, 1), got {decay!r}")
+            if steps < 0:
+                raise ValueError(f"steps must be >= 0, got {steps}")
+        self.ema_array = ema
+        self.rules.ema = _data(ema) if ema is not None else NULL
+        self.rules.ema_decay = decay if ema is not None else 0.0
+        self.rules.ema_steps = steps if ema is not None else 0
+        self._place_rules()
+
+    cdef _place_rules(self):
+        # the loops see rules only when one is on (else their default paths)
+        self.net.rules = (&self.rules if self.rules.clip_norm > 0 or self.rules.ema != NULL
+                          else NULL)
 
     def set_params(self, params):
         """Train ``params`` in place; it fixes the dtype of everything else.
@@ -478,6 +540,9 @@ cdef class Trainer:
         self.net.row_marks = NULL
         self._forget_optimizer()
         self.has_optimizer = False
+        self.ema_array = None  # the average's dtype no longer fits
+        self.rules.ema = NULL
+        self._place_rules()
 
     cdef _forget_optimizer(self):
         self.buffer_arrays = None

@@ -22,9 +22,13 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     batch's row count. Returns 0, or 1 when a batch loss is not finite (that
     batch's update is not applied). Minibatches run on ``n_threads`` threads
     of their own (_train_part) when it is above 1 and the platform can start
-    them; one dense row of plain SGD without weights nor dropout takes the
-    fused per-sample path of csrc/fastbp_sample.h. Dropout draws a batch's
-    masks from the positions net.drop_first + pos of its rows.
+    them; one dense row of plain SGD without weights, dropout or step rules
+    takes the fused per-sample path of csrc/fastbp_sample.h. Dropout draws a
+    batch's masks from the positions net.drop_first + pos of its rows.
+
+    With ``net.rules`` (step_rules.pxi), each step's gradient is clipped to
+    its norm first (then the step is never folded into the products, nor a
+    sparse W_0's into its L2 term) and the average takes the params after it.
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
@@ -44,10 +48,13 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef const floating* wb
     cdef double J, penalty, sw_sum
     cdef StepRates rates
-    cdef bint plain = optimizer_is_plain(opt)
+    cdef fbp_step_rules* rules = net.rules
+    # clipping needs the whole gradient before any step
+    cdef bint clipping = rules != NULL and rules.clip_norm > 0
+    cdef bint plain = optimizer_is_plain(opt) and not clipping
     # a sparse X: W_0's step fused with its L2 term, if the optimiser has one
     cdef bint sparse_w0 = (optimizer_steps_marked_rows(opt) and data.X == NULL
-                           and net.row_marks != NULL)
+                           and net.row_marks != NULL and not clipping)
     cdef Py_ssize_t w0_size = n_in * sizes[1]
     cdef TrainJob job
     cdef fbp_task task
@@ -56,9 +63,10 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if batch_size == 1 and plain and sw == NULL and data.X != NULL and net.drop_factors == NULL:
+    if (batch_size == 1 and plain and sw == NULL and data.X != NULL and net.drop_factors == NULL
+            and rules == NULL):
         # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h); with
-        # dropout, the minibatch loop below at m = 1
+        # dropout or step rules, the minibatch loop below at m = 1
         if floating is double:
             return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
         else:
@@ -78,6 +86,8 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
         if fbp_run_threads(n_threads, task, &job) == 0:
             totals[0] = job.totals
             opt[0] = job.opt_after  # the threads advanced copies of opt
+            if rules != NULL:
+                rules.ema_steps = job.ema_steps_after
             return job.status
     pos = start
     while pos < stop:
@@ -98,6 +108,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                     memset(net.row_marks, 0, n_in)
                 return 1
             optimizer_advance(opt, &rates)
+            if clipping:
+                scale_gradient(grad, 0, net.n_params,
+                               clip_coefficient(gradient_squares(net, dtype_tag), rules.clip_norm))
             if sparse_w0:
                 # W_0 in one pass with its L2 term (most of its rows have no other)
                 penalty += 0.5 * net.l2 / sw_sum * optimizer_marked_rows_step(
@@ -105,6 +118,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                 optimizer_step(opt, params, grad, w0_size, net.n_params - w0_size, rates)
             else:
                 optimizer_step(opt, params, grad, 0, net.n_params, rates)
+        if rules != NULL and rules.ema != NULL:
+            average_params(rules, rules.ema_steps, params, 0, net.n_params)
+            rules.ema_steps += 1
         totals.loss_sum += J * m
         totals.penalty_sum += penalty * m
         totals.rows_done += m

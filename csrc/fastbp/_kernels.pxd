@@ -23,6 +23,12 @@ cdef extern from "fastbp_state.h" nogil:
                                int n_layers, int keep_a)
     Py_ssize_t fbp_layers_z_width(const fbp_layer* layers, int n_layers)
 
+    ctypedef struct fbp_step_rules:
+        double clip_norm
+        void* ema
+        double ema_decay
+        Py_ssize_t ema_steps
+
     ctypedef struct fbp_network:
         const int* sizes
         const fbp_layer* layers
@@ -39,6 +45,7 @@ cdef extern from "fastbp_state.h" nogil:
         uint64_t drop_seed
         int64_t drop_epoch
         Py_ssize_t drop_first
+        fbp_step_rules* rules
 
     ctypedef struct fbp_batches:
         const void* X

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checkpoint import read_checkpoint
+from ._averaging import WeightAverage, check_clip_norm, check_ema
 from ._inputs import check_XY
 from ._lbfgs import LbfgsIterations
 from ._metrics import accuracy_metrics, check_metrics
@@ -34,7 +35,7 @@ class FitMixin:
             n_threads: int | None = None, verbose: bool = False, *, sample_weight=None,
             validation_data=None, validation_split: float = 0.0, early_stopping=None,
             callbacks=(), shuffle_buffer: int | None = None, metrics=None,
-            resume=None) -> dict:
+            resume=None, clip_norm: float | None = None, ema: float | None = None) -> dict:
         """Train by minibatch SGD or Adam in compiled, GIL-free calls of about 0.1 s each.
 
         Parameters
@@ -168,6 +169,25 @@ default=None
             Keras's ``initial_epoch`` does. Called with that fit's data and
             arguments, the weights equal the uninterrupted fit's bit for
             bit. The history holds the new epochs only.
+        clip_norm : float or None, default=None
+            Clip the gradient's global L2 norm before every optimiser step,
+            as ``torch.nn.utils.clip_grad_norm_``: g, the gradient of J (the
+            L2 term included) over every W and b, is scaled by
+            min(1, clip_norm / (‖g‖ + 1e-6)). Any optimiser; > 0. Per-sample
+            plain SGD then runs as batches of one row (same steps, no fused
+            path). See :ref:`clipping`.
+        ema : float or None, default=None
+            Keep an exponential moving average of the weights with this
+            decay, in (0, 1), e.g. 0.999: after the first optimiser step it
+            is a copy of the weights, after each later one
+            ema ← ema·decay + (1 − decay)·W (``torch.optim.swa_utils.AveragedModel``
+            with ``get_ema_multi_avg_fn``). The network holds the average:
+            validation, callbacks, early stopping and the final weights see
+            it (as Keras's ``SwapEMAWeights``), while the raw weights go on
+            training privately from epoch to epoch and are dropped at the
+            end. ``"loss"`` and its terms stay the raw weights' running
+            minibatch objectives; ``"val_loss"`` is the average's. Each fit
+            starts a new average. See :ref:`weight_averaging`.
 
         Returns
         -------
@@ -244,6 +264,11 @@ default=None
         training = None  # the rows in memory, for the training accuracy
         # the masks' seed, drawn before the shuffles (a Generator seed serves both)
         drop_seed = None if self.dropout is None else draw_dropout_seed(seed)
+        clip_norm = check_clip_norm(clip_norm)
+        ema = check_ema(ema)
+        average = WeightAverage(ema) if ema is not None else None
+        if isinstance(optimizer, LBFGS) and (clip_norm is not None or ema is not None):
+            raise ValueError("clip_norm and ema act around minibatch steps; LBFGS takes none")
         if Y is None:
             if isinstance(optimizer, LBFGS):
                 raise ValueError("LBFGS reads every row several times an iteration: pass X "
@@ -252,7 +277,8 @@ default=None
             rng = rng if shuffle else None
             source, validation = chunked_training(
                 self, X, loss, code, optimizer, epochs, batch_size, rng, l2, n_threads,
-                sample_weight, validation_data, validation_split, shuffle_buffer, drop_seed)
+                sample_weight, validation_data, validation_split, shuffle_buffer, drop_seed,
+                clip_norm, average)
         else:
             if shuffle_buffer is not None:
                 raise ValueError("shuffle_buffer applies to chunks (Y=None) only")
@@ -274,7 +300,8 @@ default=None
                 source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
                                       min(batch_size, n), n_threads,
                                       Permutations(rng, n) if shuffle else None,
-                                      dropout_seed=drop_seed)
+                                      dropout_seed=drop_seed,
+                                      clip_norm=clip_norm, average=average)
             training = (X, Y, sample_weight)
         metric_pairs = (accuracy_metrics(self, metrics, training, validation, n_threads)
                         if metrics else ())
@@ -303,7 +330,7 @@ def resumed_epochs(network, optimizer, resume, epochs: int) -> tuple:
 
 def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size, rng, l2,
                      n_threads, sample_weight, validation_data, validation_split,
-                     shuffle_buffer, dropout_seed=None) -> tuple:
+                     shuffle_buffer, dropout_seed=None, clip_norm=None, average=None) -> tuple:
     """fit's source over chunks (``Y=None``), one pass over them an epoch,
     and its validation-loss function (or None)."""
     if sample_weight is not None:
@@ -321,7 +348,7 @@ def chunked_training(network, chunks, loss, code, optimizer, epochs, batch_size,
 
     source = ChunkedTraining(network, chunk_source(chunks, epochs), check, code, l2, optimizer,
                              batch_size, n_threads, rng, shuffle_buffer,
-                             dropout_seed=dropout_seed)
+                             dropout_seed=dropout_seed, clip_norm=clip_norm, average=average)
     return source, validation
 
 

@@ -108,13 +108,17 @@ class ChunkedTraining(EpochSource):
     reader thread. ``rows_seen``: the rows of the last epoch. With
     ``network.dropout``, ``dropout_seed`` seeds the masks as in
     :class:`~fastbp._training.TrainingLoop`, a row's position in the epoch
-    counting the rows of the buffers before it.
+    counting the rows of the buffers before it. ``clip_norm`` and
+    ``average`` go to every buffer's :class:`~fastbp._training.TrainingLoop`
+    (the average's raw weights carry on from one buffer to the next).
     """
 
     def __init__(self, network, source, check, code: int, l2: float, optimizer,
-                 batch_size: int, n_threads, rng, shuffle_buffer: int, *, dropout_seed=None):
+                 batch_size: int, n_threads, rng, shuffle_buffer: int, *, dropout_seed=None,
+                 clip_norm=None, average=None):
         self.network, self.source, self.check = network, source, check
         self.code, self.l2 = code, l2
+        self.clip_norm, self.average = clip_norm, average
         self.optimizer, self.batch_size, self.n_threads = optimizer, batch_size, n_threads
         self.rng, self.shuffle_buffer = rng, shuffle_buffer
         # one seed for every buffer: each one's masks go on from the rows before it
@@ -178,7 +182,8 @@ class ChunkedTraining(EpochSource):
             self._pass = TrainingLoop(self.network, X, Y, weights, self.code, self.l2,
                                       self.optimizer, min(self.batch_size, n), self.n_threads,
                                       order, dropout_seed=self.dropout_seed,
-                                      first_position=rows)
+                                      first_position=rows, clip_norm=self.clip_norm,
+                                      average=self.average)
             with self._pass.running(session, 1):
                 report = self._pass.train(session, 0, 1)
             self._pass = None  # published: nothing of it to keep on Ctrl-C

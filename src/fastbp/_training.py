@@ -91,14 +91,18 @@ class _Rollback:
     The weights are the published arrays, never written again, so a
     reference is a snapshot (big nets would pay 2-3 fresh copies of their
     weights per fit otherwise). The optimiser's buffers change in place, so
-    they are copied, into two buffer sets allocated once.
+    they are copied, into two buffer sets allocated once. With a
+    :class:`~fastbp._averaging.WeightAverage` the published weights are the
+    average's: the raw weights and the average are copied too.
     """
 
-    def __init__(self, state):
-        self._state = state
+    def __init__(self, state, average=None):
+        self._state, self._average = state, average
         buffers = state.buffers
         self._saved = ([{k: np.empty_like(v) for k, v in buffers.items()} for _ in range(2)]
                        if buffers else [{}, {}])  # plain SGD keeps none
+        self._averaged = ([(np.empty_like(average.raw), np.empty_like(average.ema))
+                           for _ in range(2)] if average is not None else None)
         self._this_epoch = self._epoch_before = None
 
     def epoch_starts(self, epoch: int, params: np.ndarray) -> None:
@@ -108,14 +112,23 @@ class _Rollback:
             np.copyto(buffers[name], value)
         state = self._state
         self._this_epoch = (params, buffers, state.step_count, state.lr)
+        if self._average is not None:
+            average = self._average
+            raw, ema = self._averaged[epoch % 2]
+            np.copyto(raw, average.raw)
+            np.copyto(ema, average.ema)
+            self._this_epoch = (raw, buffers, state.step_count, state.lr, ema, average.steps)
 
     def restore(self, live: np.ndarray, to_epoch_before: bool) -> None:
-        """Copy a snapshot into ``live`` and the optimiser state."""
-        params, buffers, self._state.step_count, self._state.lr = (
-            self._epoch_before if to_epoch_before else self._this_epoch)
+        """Copy a snapshot into ``live`` and the optimiser state (and the average)."""
+        snapshot = self._epoch_before if to_epoch_before else self._this_epoch
+        params, buffers, self._state.step_count, self._state.lr = snapshot[:4]
         np.copyto(live, params)
         for name, value in buffers.items():
             np.copyto(self._state.buffers[name], value)
+        if self._average is not None:
+            np.copyto(self._average.ema, snapshot[4])
+            self._average.steps = snapshot[5]
 
 
 class TrainingLoop(EpochSource):
@@ -148,10 +161,15 @@ class TrainingLoop(EpochSource):
     first_position : int, default=0
         The position of these rows' first in its epoch, for the masks (a
         buffer of chunks after others).
+    clip_norm : float or None, default=None
+        Clip each step's gradient to this L2 norm (``Trainer.set_clip_norm``).
+    average : fastbp._averaging.WeightAverage or None, default=None
+        Train its raw weights and publish its average of them.
     """
 
     def __init__(self, network, X, Y, sample_weight, loss_code, l2, optimizer, batch_size,
-                 n_threads, next_order=None, *, dropout_seed=None, first_position=0):
+                 n_threads, next_order=None, *, dropout_seed=None, first_position=0,
+                 clip_norm=None, average=None):
         self.network = network
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.loss_code, self.l2 = loss_code, l2
@@ -163,10 +181,12 @@ class TrainingLoop(EpochSource):
         self.dropout_seed = (None if network.dropout is None else
                              draw_dropout_seed(dropout_seed))
         self.first_position = first_position
-        # the kernels' fused per-sample path: dense rows, no weights nor
-        # dropout (csrc/training.pxi)
+        self.clip_norm, self.average = clip_norm, average
+        # the kernels' fused per-sample path: dense rows, no weights, no
+        # dropout, no step rules (csrc/training.pxi)
         self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
-                           and isinstance(X, np.ndarray) and network.dropout is None)
+                           and isinstance(X, np.ndarray) and network.dropout is None
+                           and clip_norm is None and average is None)
         sizes = network.sizes
         self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
         #: the FLOP budget of a kernel call
@@ -198,10 +218,13 @@ class TrainingLoop(EpochSource):
         # The kernels train a private copy; readers in other threads use the
         # last published one, which always holds whole batches.
         published = self.published = network.params
-        live = self.live = aligned_empty(published.size, network.dtype)
-        live[...] = published
+        if self.average is not None:
+            live = self.live = self.average.live(network)  # the raw weights, fit-long
+        else:
+            live = self.live = aligned_empty(published.size, network.dtype)
+            live[...] = published
         self.trainer = self._make_trainer(live, own_threads, state)
-        self.rollback = _Rollback(state)
+        self.rollback = _Rollback(state, self.average)
         self.rows_per_call = self._rows_per_call(live.size)
         self.block = self._epochs_per_block(self._session)
         self.done = 0
@@ -248,8 +271,7 @@ class TrainingLoop(EpochSource):
             if diverged:
                 break
             # publish; the very last call of a fit publishes live itself
-            self.published = live if (done == n and last_epoch) else live.copy()
-            publish(self.published)
+            self._publish(publish, done == n and last_epoch)
         elapsed = time.perf_counter() - started
         if diverged:
             self._diverged(session, epoch, status, data_sum, penalty_sum)
@@ -259,9 +281,13 @@ class TrainingLoop(EpochSource):
     def interrupted(self, session, epoch: int) -> str:
         """Publish the weights trained so far (whole batches: the kernels
         finish every call they start) if finite; where the fit stopped."""
-        if self.live is not None and np.isfinite(self.live).all():
-            self.published = self.live
-            session.publish(self.live)
+        weights = self.live
+        if weights is not None and self.average is not None:
+            self.average.took(self.trainer)
+            weights = self.average.weights()
+        if weights is not None and np.isfinite(weights).all():
+            self.published = weights
+            session.publish(weights)
         return f"fit stopped in epoch {epoch + 1} after {self.done} of its {self.X.shape[0]} rows"
 
     # -- inside ---------------------------------------------------------------
@@ -293,7 +319,21 @@ class TrainingLoop(EpochSource):
         if self.dropout_seed is not None:
             trainer.set_dropout(net.dropout, self.dropout_seed)
         self.optimizer.configure(trainer, state)
+        if self.clip_norm is not None:
+            trainer.set_clip_norm(self.clip_norm)
+        if self.average is not None:
+            self.average.configure(trainer)
         return trainer
+
+    def _publish(self, publish, final: bool) -> None:
+        """Publish a snapshot of the weights (the ``final`` one of a fit: live
+        itself, written no more), or with an average a copy of it."""
+        if self.average is not None:
+            self.average.took(self.trainer)
+            self.published = self.average.weights()
+        else:
+            self.published = self.live if final else self.live.copy()
+        publish(self.published)
 
     def _unit_starts(self, unit: _Unit) -> None:
         self.rollback.epoch_starts(unit.first, self.published)  # equals live here
@@ -324,8 +364,7 @@ class TrainingLoop(EpochSource):
         elapsed = time.perf_counter() - started
         state.step_count = trainer.step_count
         if status == 0:
-            self.published = live if epoch + count == self._epochs else live.copy()
-            session.publish(self.published)
+            self._publish(session.publish, epoch + count == self._epochs)
             return EpochReport(epoch, sums[0], sums[1], n, state.lr, elapsed)
         return self._replay(session, epoch + trained)
 
@@ -344,6 +383,8 @@ class TrainingLoop(EpochSource):
         self.rollback.restore(live, to_before)
         state.epochs, state.samples_seen = unit.counters
         self.optimizer.configure(trainer, state)  # the restored step count and rate
+        if self.average is not None:
+            self.average.configure(trainer)  # the restored average
         again = max(0, failed - 1 - unit.first)
         n = self.X.shape[0]
         sums = np.zeros((2, again))
@@ -358,8 +399,7 @@ class TrainingLoop(EpochSource):
             if status != 0 or trained != again:  # the same steps cannot change their minds
                 raise RuntimeError("fastbp: replaying finite epochs did not repeat them")
             state.step_count = trainer.step_count
-            self.published = live.copy()
-            session.publish(self.published)
+            self._publish(session.publish, False)
         self._units = []
         self._pending = orders[again:]
         return EpochReport(unit.first, sums[0], sums[1], n, state.lr,
@@ -375,8 +415,8 @@ class TrainingLoop(EpochSource):
         history = session.history
         to_epoch_before = not (done > 0 or status != 1 or epoch == 0)
         self.rollback.restore(live, to_epoch_before)
-        self.published = live
-        session.publish(live)
+        self.published = live if self.average is None else self.average.weights()
+        session.publish(self.published)
         restored = epoch if to_epoch_before else epoch + 1
         where = (f"at rows {done}..{min(done + batch_size, n) - 1} of the epoch"
                  if status == 1 else "in the weights")
