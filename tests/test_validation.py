@@ -224,7 +224,7 @@ def test_non_numeric_Y_is_rejected(method, Y, pattern):
     ({"activation": "softmax"}, r"unknown hidden activation 'softmax'"),
     ({"activation": "Sigmoid"}, r"unknown hidden activation 'Sigmoid'"),
     ({"activation": ["relu", "softmax"], "sizes": (3, 4, 4, 2)}, r"unknown hidden activation 'softmax'"),
-    ({"activation": ["relu", "gelu"], "sizes": (3, 4, 4, 2)}, r"unknown hidden activation 'gelu'"),
+    ({"activation": ["relu", "selu"], "sizes": (3, 4, 4, 2)}, r"unknown hidden activation 'selu'"),
     ({"activation": ["relu"], "sizes": (3, 4, 4, 2)}, r"activation lists 1 names but the network has 2 hidden"),
     ({"activation": ["relu", "tanh", "relu"], "sizes": (3, 4, 4, 2)}, r"activation lists 3 names .* 2 hidden"),
     ({"activation": ["relu"], "sizes": (3, 2)}, r"activation lists 1 names but the network has 0 hidden"),

@@ -198,8 +198,8 @@ def graph_softplus(a):
 
 
 def graph_softsign(a):
-    """a/(1 + |a|) = a · exp(−log(1 + |a|)); |a| is a or −a as a's sign says,
-    so its slope ±1 follows from Value's ×."""
+    """a/(1 + abs(a)) = a · exp(−log(1 + abs(a))); abs(a) is a or −a as a's
+    sign says, so its slope ±1 follows from Value's ×."""
     size = a if a.data >= 0 else -a
     return a * (-(1 + size).log()).exp()
 

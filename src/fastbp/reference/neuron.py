@@ -52,11 +52,11 @@ def gelu_derivative(a):
 
 
 def elliot(a):
-    """FANN's FANN_ELLIOT at FANN's default steepness s = ½: ½·(s·a)/(1 + |s·a|) + ½.
+    """FANN's FANN_ELLIOT at FANN's default steepness s = ½: ½·(s·a)/(1 + abs(s·a)) + ½.
 
     In (0, 1), with the sigmoid's slope ¼ at 0 (at s = ½, FANN_SIGMOID is
-    :func:`sigmoid`); FANN's derivative s/(2(1 + |s·a|)²) = 1/(2 + |a|)², which
-    is (1 − |2z − 1|)²/4 in z.
+    :func:`sigmoid`); FANN's derivative s/(2(1 + abs(s·a))²) = 1/(2 + abs(a))²,
+    which is (1 − abs(2z − 1))²/4 in z.
     """
     s = 0.5
     return 0.5 * (s * a) / (1.0 + abs(s * a)) + 0.5
