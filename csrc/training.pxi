@@ -22,8 +22,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     batch's row count. Returns 0, or 1 when a batch loss is not finite (that
     batch's update is not applied). Minibatches run on ``n_threads`` threads
     of their own (_train_part) when it is above 1 and the platform can start
-    them; one dense row of plain SGD without weights takes the fused per-sample
-    path of csrc/fastbp_sample.h.
+    them; one dense row without weights takes the fused per-sample path of
+    csrc/fastbp_sample.h: plain SGD's, or the optimiser's own
+    (optimizer_sample_epoch: SGD with momentum).
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
@@ -53,12 +54,15 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if batch_size == 1 and plain and sw == NULL and data.X != NULL:
-        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h)
-        if floating is double:
-            return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
-        else:
-            return fbp_sample_epoch_f(net, data, opt.lr, start, stop, totals)
+    if batch_size == 1 and sw == NULL and data.X != NULL:
+        # per-sample: the fused C paths (csrc/fastbp_sample.h)
+        if plain:
+            if floating is double:
+                return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
+            else:
+                return fbp_sample_epoch_f(net, data, opt.lr, start, stop, totals)
+        if optimizer_has_sample_epoch(opt):
+            return optimizer_sample_epoch(opt, net, data, start, stop, totals, dtype_tag)
     if n_threads > 1:
         job.net = net
         job.data = data

@@ -42,10 +42,16 @@ class TrainingDiverged(ValueError, FloatingPointError):
         self.history = history
 
 
+#: the optimisers with a fused per-sample epoch of their own (SGD, for momentum)
+_PER_SAMPLE_KINDS = frozenset(name for name, kind in _kernels.optimizer_kinds().items()
+                              if kind.per_sample)
+
+
 def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
-    SGD): the Trainer's own rule, mirrored here for the thread decision."""
-    return batch_size == 1 and optimizer.plain
+    SGD or an optimiser with a per-sample epoch, as SGD with momentum): the
+    Trainer's own rule, mirrored here for the thread decision."""
+    return batch_size == 1 and (optimizer.plain or optimizer.kernel_name in _PER_SAMPLE_KINDS)
 
 
 class Permutations:
