@@ -25,9 +25,10 @@ weights are compared with a NumPy per-sample momentum loop running its rule
 compare.py's tolerances. Then each is timed over ``--epochs``-scaled runs,
 fastbp and FANN interleaved (A B A B ...), a fresh optimiser state per run,
 median of ``--repeats``; the ratio is the median over the paired runs of
-FANN's time over fastbp's (above 1: fastbp is faster). The load average at
-the start and end and each side's slowest/fastest run are reported, since the
-machine may be shared.
+FANN's time over fastbp's (above 1: fastbp is faster), by the wall clock and
+by this thread's CPU time (both run on it), which on a shared machine leaves
+out the time other processes held the core. The load average at the start
+and end and each side's slowest/fastest run are reported too.
 """
 from __future__ import annotations
 
@@ -161,12 +162,15 @@ def same_work(run_class, problem, X, Y, weights, biases, momentum, dtype):
 
 
 def timed(run_class, problem, X, Y, weights, biases, momentum, dtype):
-    """Seconds for ``problem.epochs`` epochs from the given weights (set-up untimed)."""
+    """Wall and this thread's CPU seconds for ``problem.epochs`` epochs from
+    the given weights (set-up untimed). Both sides train on this thread
+    (FANN through ctypes), so its CPU time leaves out the time the shared
+    machine's other processes held the core."""
     run = run_class(X, Y, problem.sizes, problem.lr, momentum, dtype)
     run.load(weights, biases)
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.thread_time()
     run.epoch(problem.epochs)
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def main() -> None:
@@ -223,14 +227,24 @@ def main() -> None:
                     for run in (FastbpRun, FannRun):
                         runs[run.name].append(timed(run, problem, X, Y, weights, biases,
                                                     momentum, dtype))
-                us = {name: statistics.median(r) / samples * 1e6 for name, r in runs.items()}
-                spread = {name: max(r) / min(r) for name, r in runs.items()}
-                ratio = statistics.median(f / o for o, f in zip(runs["fastbp"], runs["fann"]))
-                entry.update(runs=runs, us_per_sample=us, slowest_over_fastest=spread,
-                             fann_over_fastbp=ratio)
-                lines.append(f"{label}: fastbp {us['fastbp']:.3f}, fann {us['fann']:.3f} "
-                             f"µs/sample; FANN/fastbp {ratio:.2f}x (slowest/fastest run: "
-                             f"fastbp {spread['fastbp']:.2f}, fann {spread['fann']:.2f})")
+                summary = {}
+                for clock, index in (("wall", 0), ("cpu", 1)):
+                    times = {name: [r[index] for r in rs] for name, rs in runs.items()}
+                    summary[clock] = {
+                        "us_per_sample": {name: statistics.median(t) / samples * 1e6
+                                          for name, t in times.items()},
+                        "slowest_over_fastest": {name: max(t) / min(t)
+                                                 for name, t in times.items()},
+                        "fann_over_fastbp": statistics.median(
+                            f / o for o, f in zip(times["fastbp"], times["fann"]))}
+                entry.update(runs=runs, **summary)
+                lines.append(f"{label}: " + "; ".join(
+                    f"{clock} fastbp {c['us_per_sample']['fastbp']:.3f}, fann "
+                    f"{c['us_per_sample']['fann']:.3f} µs/sample, FANN/fastbp "
+                    f"{c['fann_over_fastbp']:.2f}x (slowest/fastest "
+                    f"{c['slowest_over_fastest']['fastbp']:.2f}, "
+                    f"{c['slowest_over_fastest']['fann']:.2f})"
+                    for clock, c in summary.items()))
                 print(lines[-1])
     load_end = os.getloadavg()
     report["load_end"] = load_end
