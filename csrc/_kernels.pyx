@@ -46,7 +46,8 @@ cnp.import_array()
 #   fastbp_optim.h          the L2 term's loops, shared by every optimiser
 #   fastbp_adam.h           the element loops of Adam, AdamW and NAdam
 #   fastbp_dropout.h        dropout's counter-based draws and mask loop
-#   fastbp_sample.h         the fused per-sample SGD path (fastbp_sample_impl.h)
+#   fastbp_sample.h         the fused per-sample SGD paths, plain and with
+#                           momentum (fastbp_sample_impl.h)
 #   fastbp_threads.h, fastbp_finite.h, fastbp_denormals.h   threads and
 #                           barriers, NaN scans, denormals flushed to zero
 include "runtime.pxi"      # what every part takes from the runtime headers
@@ -75,8 +76,9 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 # Where to add
 # - an optimiser: a file of its own, optim_<name>.pxi, included above after
 #   optim_adam.pxi. It fills an OptimizerFunctions table (optimizers.pxi:
-#   advance, the step per dtype, and optionally is_plain and the sparse
-#   first layer's marked-rows step), keeps its hyper-parameters, buffers and
+#   advance, the step per dtype, and optionally is_plain, the sparse
+#   first layer's marked-rows step and a fused per-sample epoch, as SGD's
+#   with momentum), keeps its hyper-parameters, buffers and
 #   step count in fbp_optimizer_state's generic slots, and registers itself
 #   with register_optimizer(name, table, hyper defaults, buffer names,
 #   check). Element loops that pay for per-ISA clones go in a header of its

@@ -1,4 +1,6 @@
-/* Per-sample SGD (batch size 1, no momentum) for fastbp, one epoch per call.
+/* Per-sample SGD (batch size 1) for fastbp, one epoch per call: plain
+ * SGD (fbp_sample_epoch) and SGD with momentum or Nesterov's
+ * (fbp_sample_momentum_epoch, optim_sgd.pxi's per-sample epoch).
  *
  * At batch 1 a BLAS call costs more than the arithmetic, so this is plain C:
  * - forward: a = b + sum_i z_i W[i,:]  (axpy over contiguous rows);
@@ -25,6 +27,7 @@
 
 #include "fastbp_activations.h"  /* f(a), f'(a) and the output delta */
 #include "fastbp_math.h"         /* FBP_CLONES */
+#include "fastbp_optim.h"        /* the L2 term's loop, FBP_NO_CONTRACT */
 #include "fastbp_state.h"
 
 #define FBP_LANES 8

@@ -35,6 +35,69 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, con
         for (j = j0; j < n_out; j++) a[j] += z[i] * W[i * n_out + j];
 }
 
+/* a[j0, j0 + width) = b + z . W, each a_j summed over i in turn (gemm_nn's
+   loop at one row), in registers: width is a constant once inlined. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_block_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+                                                           const FBP_REAL *z, const FBP_REAL *W,
+                                                           ptrdiff_t n_in, ptrdiff_t n_out,
+                                                           ptrdiff_t j0, const ptrdiff_t width) {
+    FBP_REAL acc[64];
+    ptrdiff_t i, k;
+    for (k = 0; k < width; k++) acc[k] = b[j0 + k];
+    for (i = 0; i < n_in; i++) {
+        const FBP_REAL z_i = z[i], *w = W + i * n_out + j0;
+        for (k = 0; k < width; k++) acc[k] += z_i * w[k];
+    }
+    for (k = 0; k < width; k++) a[j0 + k] = acc[k];
+}
+
+/* a = b + z . W in gemm_nn's order; blocks of 4 vectors of 64 bytes keep 4
+   sums in flight, then one vector, then the last outputs one by one. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+                                                     const FBP_REAL *z, const FBP_REAL *W,
+                                                     ptrdiff_t n_in, ptrdiff_t n_out) {
+    const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
+    ptrdiff_t i, j, j0 = 0;
+    for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
+    for (; j0 + vector <= n_out; j0 += vector)
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, vector);
+    for (j = j0; j < n_out; j++) {
+        FBP_REAL acc = b[j];
+        for (i = 0; i < n_in; i++) acc += z[i] * W[i * n_out + j];
+        a[j] = acc;
+    }
+}
+
+/* One row's forward pass, z = f(a) layer by layer (the output keeps its a
+   in a_out), then the output delta into delta; returns J's data term.
+   in_turn: each a_j summed over i in turn (the momentum path's order), else
+   fbp_dense's. The epoch functions pass what they hoisted out of the loop. */
+FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
+                                                        const fbp_layer *layers, int n_layers,
+                                                        const FBP_REAL *params, FBP_REAL *work,
+                                                        const FBP_REAL *x, const FBP_REAL *t,
+                                                        FBP_REAL *a_out, FBP_REAL *delta,
+                                                        ptrdiff_t n_out, const int in_turn) {
+    const FBP_REAL *z_prev = x;
+    for (int l = 0; l < n_layers; l++) {
+        const fbp_layer *layer = &layers[l];
+        FBP_REAL *z = work + layer->z;
+        FBP_REAL *a = work + layer->a;  /* z, unless kept (the output's: a_out) */
+        if (in_turn)
+            FBP_SUFFIX(fbp_dense_in_turn)(a, params + layer->b, z_prev, params + layer->W,
+                                          layer->n_in, layer->n_out);
+        else
+            FBP_SUFFIX(fbp_dense)(a, params + layer->b, z_prev, params + layer->W, layer->n_in,
+                                  layer->n_out);
+        FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
+        z_prev = z;
+    }
+    return FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t, delta,
+                                            n_out, net->loss, layers[n_layers - 1].activation,
+                                            1.0, net->loss_param);
+}
+
 /* One pass over a weight row: return row . delta (old weights), then
    row -= lr * (l2 * row + z_i * delta). */
 FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_REAL *delta,
@@ -126,20 +189,8 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
         const FBP_REAL *x = X + row_index * n_in0;
         const FBP_REAL *t = Tgt + row_index * n_out;
         /* forward: a = b + sum_i z_i W[i, :], then z = f(a) */
-        const FBP_REAL *z_prev = x;
-        for (l = 0; l < n_layers; l++) {
-            const fbp_layer *layer = &layers[l];
-            FBP_REAL *z = work + layer->z;
-            FBP_REAL *a = work + layer->a;  /* z, unless kept (the output's: a_out) */
-            FBP_SUFFIX(fbp_dense)(a, params + layer->b, z_prev, params + layer->W, layer->n_in,
-                                  layer->n_out);
-            FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
-            z_prev = z;
-        }
-        double J = FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t,
-                                                    delta_a, n_out, net->loss,
-                                                    layers[n_layers - 1].activation, 1.0,
-                                                    net->loss_param);
+        double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
+                                                  a_out, delta_a, n_out, 0);
         if (!isfinite(J)) return 1;
         /* backward, updating each layer as soon as its delta is used */
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
@@ -186,6 +237,131 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
         }
         totals->loss_sum += J;
         totals->penalty_sum += 0.5 * net->l2 * penalty;
+        totals->rows_done += 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * SGD with momentum (or Nesterov's), one row at a time: the same arithmetic,
+ * in the same order, as the minibatch loop takes at batch 1 when its
+ * products run as plain loops (below products.pxi's BLAS_MIN_FLOPS): a
+ * forward sum over i in turn from the bias, the delta below in gemm_nt's
+ * four strided sums, g = 0 + z_i delta_j (or the L2 term + z_i delta_j),
+ * then _sgd_step's update. The epoch function is compiled with contraction
+ * to FMA off, as that code is, so the weights come out bit for bit the same
+ * (tests/test_per_sample_momentum.py); its speed comes from never leaving
+ * the row: no gradient buffer written and read back, one pass per weight
+ * row, and no call per batch. */
+
+/* v = mu v - lr g; w += v (Nesterov: w += mu v - lr g), g = g0_j + z_i delta_j
+   with g0 the row's L2 term or 0: _sgd_step on one weight row. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *row, FBP_REAL *v, const FBP_REAL *g0,
+                                                    const FBP_REAL *delta, ptrdiff_t n,
+                                                    FBP_REAL z_i, FBP_REAL lr, FBP_REAL mu,
+                                                    int look_ahead) {
+    ptrdiff_t j;
+    if (g0 == NULL && !look_ahead) {
+        for (j = 0; j < n; j++) {
+            FBP_REAL g = (FBP_REAL)0 + z_i * delta[j];  /* + 0: -0 becomes +0, as there */
+            FBP_REAL v_j = mu * v[j] - lr * g;
+            v[j] = v_j;
+            row[j] += v_j;
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            FBP_REAL g = (g0 != NULL ? g0[j] : (FBP_REAL)0) + z_i * delta[j];
+            FBP_REAL step = lr * g, v_j = mu * v[j] - step;
+            v[j] = v_j;
+            row[j] += look_ahead ? mu * v_j - step : v_j;
+        }
+    }
+}
+
+/* row . delta in gemm_nt's order (four sums, j strided by 4), from the old
+   weights; then the row's momentum step. */
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *row, FBP_REAL *v,
+                                                            const FBP_REAL *g0,
+                                                            const FBP_REAL *delta, ptrdiff_t n,
+                                                            FBP_REAL z_i, FBP_REAL lr,
+                                                            FBP_REAL mu, int look_ahead) {
+    FBP_REAL s[4] = {0, 0, 0, 0};
+    ptrdiff_t j = 0, k;
+    for (; j + 4 <= n; j += 4)
+        for (k = 0; k < 4; k++) s[k] += delta[j + k] * row[j + k];
+    for (; j < n; j++) s[0] += delta[j] * row[j];
+    FBP_SUFFIX(fbp_row_momentum)(row, v, g0, delta, n, z_i, lr, mu, look_ahead);
+    return (FBP_REAL)0 + ((s[0] + s[1]) + (s[2] + s[3]));
+}
+
+/* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
+ * [start, stop) of the batch source, one row at a time (data->batch_size is
+ * 1, no sample weights); v_all is params-shaped. Returns 0, or 1 when a
+ * row's loss is not finite (its update is not applied). */
+FBP_CLONES FBP_NO_CONTRACT
+static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const fbp_batches *data,
+                                                 double lr, double mu, int look_ahead,
+                                                 void *v_all, ptrdiff_t start, ptrdiff_t stop,
+                                                 fbp_totals *totals) {
+    const fbp_layer *layers = net->layers;
+    const int n_layers = net->n_layers;
+    const ptrdiff_t n_in0 = net->sizes[0], n_out = net->sizes[n_layers];
+    const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
+    FBP_REAL *params = (FBP_REAL *)net->params, *work = (FBP_REAL *)net->work;
+    FBP_REAL *grad = (FBP_REAL *)net->grad, *vel = (FBP_REAL *)v_all;
+    const FBP_REAL lr_t = (FBP_REAL)lr, mu_t = (FBP_REAL)mu;
+    const double l2 = net->l2;
+    ptrdiff_t max_w = 0, r, i, j;
+    int l;
+    for (l = 0; l <= n_layers; l++) if (net->sizes[l] > max_w) max_w = net->sizes[l];
+    FBP_REAL *a_out = work + layers[n_layers - 1].a;
+    FBP_REAL *delta_a = a_out + n_out;
+    FBP_REAL *delta_b = delta_a + max_w;
+    totals->loss_sum = 0;
+    totals->penalty_sum = 0;
+    totals->rows_done = 0;
+    for (r = start; r < stop; r++) {
+        ptrdiff_t row_index = data->order ? data->order[r] : r;
+        const FBP_REAL *x = X + row_index * n_in0;
+        const FBP_REAL *t = Tgt + row_index * n_out;
+        double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
+                                                  a_out, delta_a, n_out, 1);
+        if (!isfinite(J)) return 1;
+        FBP_REAL *delta = delta_a, *delta_prev = delta_b;
+        double penalty = 0;
+        for (l = n_layers - 1; l >= 0; l--) {
+            const fbp_layer *layer = &layers[l];
+            const ptrdiff_t n_in = layer->n_in, n_next = layer->n_out;
+            FBP_REAL *W = params + layer->W, *b = params + layer->b;
+            FBP_REAL *v_W = vel + layer->W, *v_b = vel + layer->b;
+            /* the L2 term of dJ/dW and sum W^2 as backward_pass takes them */
+            FBP_REAL *g0 = NULL;
+            if (l2 != 0) {
+                g0 = grad + layer->W;
+                penalty += FBP_SUFFIX(fbp_l2_gradient)(W, g0, n_in * n_next, l2);
+            }
+            const FBP_REAL *z_below = (l == 0) ? x : work + layers[l - 1].z;
+            const FBP_REAL *a_below = (l == 0) ? x : work + layers[l - 1].a;
+            if (l == 0) {
+                for (i = 0; i < n_in; i++)
+                    FBP_SUFFIX(fbp_row_momentum)(W + i * n_next, v_W + i * n_next,
+                                                 g0 ? g0 + i * n_next : NULL, delta, n_next,
+                                                 z_below[i], lr_t, mu_t, look_ahead);
+            } else {
+                for (i = 0; i < n_in; i++)
+                    delta_prev[i] = FBP_SUFFIX(fbp_row_dot_momentum)(
+                        W + i * n_next, v_W + i * n_next, g0 ? g0 + i * n_next : NULL, delta,
+                        n_next, z_below[i], lr_t, mu_t, look_ahead);
+                FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
+                                                    layers[l - 1].activation);
+            }
+            /* db = 0 + delta: the bias's step with z = 1 and no L2 term */
+            FBP_SUFFIX(fbp_row_momentum)(b, v_b, NULL, delta, n_next, (FBP_REAL)1, lr_t, mu_t,
+                                         look_ahead);
+            FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;
+        }
+        totals->loss_sum += J;
+        totals->penalty_sum += 0.5 * l2 * penalty;
         totals->rows_done += 1;
     }
     return 0;

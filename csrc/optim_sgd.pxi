@@ -4,6 +4,19 @@
 # state, so the loops fold its step into the products (is_plain) and its
 # step function below runs with momentum or decay only, or from the tests'
 # optimizer_update.
+# With momentum and no decay, batch-1 fits run the fused per-sample epoch
+# of csrc/fastbp_sample.h (sample_epoch), which gives the weights of the
+# step below, bit for bit, where the minibatch loop's products are plain
+# loops; with decay it declines and the minibatch loop runs.
+
+cdef extern from "fastbp_sample.h" nogil:
+    int fbp_sample_momentum_epoch_d(const fbp_network* net, const fbp_batches* data, double lr,
+                                    double mu, int nesterov, void* velocity, Py_ssize_t start,
+                                    Py_ssize_t stop, fbp_totals* totals)
+    int fbp_sample_momentum_epoch_f(const fbp_network* net, const fbp_batches* data, double lr,
+                                    double mu, int nesterov, void* velocity, Py_ssize_t start,
+                                    Py_ssize_t stop, fbp_totals* totals)
+
 
 cdef enum:
     # its hyper-parameter and buffer slots, in the order registered below
@@ -70,6 +83,35 @@ cdef void _sgd_step(const fbp_optimizer_state* opt, floating* params, const floa
             params[i] += mu * v - step
 
 
+cdef int _sgd_sample_epoch(fbp_optimizer_state* opt, const fbp_network* net,
+                           const fbp_batches* data, Py_ssize_t start, Py_ssize_t stop,
+                           fbp_totals* totals, floating* dtype_tag) noexcept nogil:
+    # momentum only: train_rows_kernel takes plain SGD's own fused path first;
+    # the fused epoch has no decay step
+    if opt.hyper[SGD_WEIGHT_DECAY] != 0:
+        return SAMPLE_EPOCH_DECLINED
+    if floating is double:
+        return fbp_sample_momentum_epoch_d(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
+                                           opt.hyper[SGD_NESTEROV] != 0,
+                                           opt.buffers[SGD_VELOCITY], start, stop, totals)
+    else:
+        return fbp_sample_momentum_epoch_f(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
+                                           opt.hyper[SGD_NESTEROV] != 0,
+                                           opt.buffers[SGD_VELOCITY], start, stop, totals)
+
+
+cdef int _sgd_sample_epoch_d(fbp_optimizer_state* opt, const fbp_network* net,
+                             const fbp_batches* data, Py_ssize_t start, Py_ssize_t stop,
+                             fbp_totals* totals) noexcept nogil:
+    return _sgd_sample_epoch(opt, net, data, start, stop, totals, <double*>NULL)
+
+
+cdef int _sgd_sample_epoch_f(fbp_optimizer_state* opt, const fbp_network* net,
+                             const fbp_batches* data, Py_ssize_t start, Py_ssize_t stop,
+                             fbp_totals* totals) noexcept nogil:
+    return _sgd_sample_epoch(opt, net, data, start, stop, totals, <float*>NULL)
+
+
 def _check_sgd(dict values, buffers):
     check_hyper_range("momentum", values["momentum"], 0, 1)
     check_hyper_above("weight_decay", values["weight_decay"], 0, inclusive=True)
@@ -84,6 +126,8 @@ SGD_FUNCTIONS.step_d = _sgd_step[double]
 SGD_FUNCTIONS.step_f = _sgd_step[float]
 SGD_FUNCTIONS.marked_rows_d = NULL
 SGD_FUNCTIONS.marked_rows_f = NULL
+SGD_FUNCTIONS.sample_epoch_d = _sgd_sample_epoch_d
+SGD_FUNCTIONS.sample_epoch_f = _sgd_sample_epoch_f
 register_optimizer("sgd", &SGD_FUNCTIONS,
                    {"momentum": 0.0, "nesterov": 0.0, "weight_decay": 0.0}, ("velocity",),
                    _check_sgd)

@@ -80,6 +80,18 @@ cdef struct OptimizerFunctions:
     double (*marked_rows_f)(const fbp_optimizer_state* opt, const fbp_network* net,
                             Py_ssize_t i0, Py_ssize_t i1, double l2_over_m,
                             const StepRates* rates) noexcept nogil
+    # NULL, or positions [start, stop) of a batch-1 source of dense, unweighted
+    # rows in one fused pass per row (the per-sample path, csrc/fastbp_sample.h),
+    # with the same weights and totals as the minibatch loop would give; as
+    # train_rows_kernel, returns 0 or 1 (a loss not finite), or
+    # SAMPLE_EPOCH_DECLINED. Taken when not is_plain (plain SGD has a fused
+    # path of its own).
+    int (*sample_epoch_d)(fbp_optimizer_state* opt, const fbp_network* net,
+                          const fbp_batches* data, Py_ssize_t start, Py_ssize_t stop,
+                          fbp_totals* totals) noexcept nogil
+    int (*sample_epoch_f)(fbp_optimizer_state* opt, const fbp_network* net,
+                          const fbp_batches* data, Py_ssize_t start, Py_ssize_t stop,
+                          fbp_totals* totals) noexcept nogil
 
 
 cdef struct fbp_optimizer_state:
@@ -139,6 +151,9 @@ cdef class OptimizerKind:
     cdef readonly tuple hyper_names
     cdef readonly tuple hyper_defaults
     cdef readonly tuple buffer_names
+    #: whether batch-1 fits of dense, unweighted rows take its fused
+    #: per-sample epoch (besides plain SGD's, which is_plain picks)
+    cdef readonly bint per_sample
     cdef dict defaults  # hyper_names -> hyper_defaults, copied by settings
     cdef object check
 
@@ -199,7 +214,8 @@ cdef register_optimizer(str name, const OptimizerFunctions* functions, dict hype
         raise RuntimeError(f"{name} needs more slots than fbp_optimizer_state has: raise "
                            f"OPTIMIZER_HYPER or OPTIMIZER_BUFFERS (csrc/optimizers.pxi)")
     if (functions.advance == NULL or functions.step_d == NULL or functions.step_f == NULL
-            or (functions.marked_rows_d == NULL) != (functions.marked_rows_f == NULL)):
+            or (functions.marked_rows_d == NULL) != (functions.marked_rows_f == NULL)
+            or (functions.sample_epoch_d == NULL) != (functions.sample_epoch_f == NULL)):
         raise RuntimeError(f"{name}'s table lacks a function (see OptimizerFunctions)")
     cdef OptimizerKind kind = OptimizerKind.__new__(OptimizerKind)
     kind.functions = functions
@@ -208,6 +224,7 @@ cdef register_optimizer(str name, const OptimizerFunctions* functions, dict hype
     kind.hyper_defaults = tuple(float(value) for value in hyper.values())
     kind.defaults = dict(zip(kind.hyper_names, kind.hyper_defaults))
     kind.buffer_names = buffer_names
+    kind.per_sample = functions.sample_epoch_d != NULL
     kind.check = check
     _OPTIMIZER_KINDS[name] = kind
 
@@ -268,6 +285,29 @@ cdef inline bint optimizer_steps_marked_rows(const fbp_optimizer_state* opt) noe
     L2 term (optimizer_marked_rows_step): then the backward pass leaves dW_0
     to the rows the batch marks (backward_pass with sparse_first_layer)."""
     return opt.functions.marked_rows_d != NULL
+
+
+cdef enum:
+    # what a sample_epoch returns when its settings have no fused epoch (SGD
+    # with decay): the minibatch loop then runs the rows one by one
+    SAMPLE_EPOCH_DECLINED = 2
+
+
+cdef inline bint optimizer_has_sample_epoch(const fbp_optimizer_state* opt) noexcept nogil:
+    """Whether the optimiser trains batch-1 rows in a fused epoch of its own
+    (optimizer_sample_epoch)."""
+    return opt.functions.sample_epoch_d != NULL
+
+
+cdef inline int optimizer_sample_epoch(fbp_optimizer_state* opt, const fbp_network* net,
+                                       const fbp_batches* data, Py_ssize_t start,
+                                       Py_ssize_t stop, fbp_totals* totals,
+                                       floating* dtype_tag) noexcept nogil:
+    """The optimiser's fused per-sample epoch over positions [start, stop)."""
+    if floating is double:
+        return opt.functions.sample_epoch_d(opt, net, data, start, stop, totals)
+    else:
+        return opt.functions.sample_epoch_f(opt, net, data, start, stop, totals)
 
 
 cdef inline void optimizer_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept nogil:

@@ -22,9 +22,11 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     batch's row count. Returns 0, or 1 when a batch loss is not finite (that
     batch's update is not applied). Minibatches run on ``n_threads`` threads
     of their own (_train_part) when it is above 1 and the platform can start
-    them; one dense row of plain SGD without weights, dropout or step rules
-    takes the fused per-sample path of csrc/fastbp_sample.h. Dropout draws a
-    batch's masks from the positions net.drop_first + pos of its rows.
+    them; one dense row without weights, dropout or step rules takes a fused
+    per-sample path of csrc/fastbp_sample.h: plain SGD's, or the optimiser's
+    own (optimizer_sample_epoch: SGD with momentum), unless it declines.
+    Dropout draws a batch's masks from the positions net.drop_first + pos of
+    its rows.
 
     With ``net.rules`` (step_rules.pxi), each step's gradient is clipped to
     its norm first (then the step is never folded into the products, nor a
@@ -32,6 +34,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
+    cdef int status
     cdef Py_ssize_t pos, m, batch_size = data.batch_size
     cdef Py_ssize_t n_in = sizes[0], n_out = sizes[n_layers]
     cdef const floating* sw = <const floating*>data.sample_weight
@@ -63,14 +66,19 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if (batch_size == 1 and plain and sw == NULL and data.X != NULL and net.drop_factors == NULL
+    if (batch_size == 1 and sw == NULL and data.X != NULL and net.drop_factors == NULL
             and rules == NULL):
-        # per-sample plain SGD: the fused C path (csrc/fastbp_sample.h); with
-        # dropout or step rules, the minibatch loop below at m = 1
-        if floating is double:
-            return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
-        else:
-            return fbp_sample_epoch_f(net, data, opt.lr, start, stop, totals)
+        # per-sample: the fused C paths (csrc/fastbp_sample.h); with dropout
+        # or step rules, or settings without one, the minibatch loop at m = 1
+        if plain:
+            if floating is double:
+                return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
+            else:
+                return fbp_sample_epoch_f(net, data, opt.lr, start, stop, totals)
+        if optimizer_has_sample_epoch(opt):
+            status = optimizer_sample_epoch(opt, net, data, start, stop, totals, dtype_tag)
+            if status != SAMPLE_EPOCH_DECLINED:
+                return status
     if n_threads > 1:
         job.net = net
         job.data = data

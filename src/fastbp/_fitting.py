@@ -224,7 +224,7 @@ default=None
         default ``n_threads=None`` counts as the number of usable cores, so a
         process whose CPU affinity or ``OMP_NUM_THREADS`` differs may round
         differently; pass ``n_threads`` to pin it.
-        Per-sample training (``batch_size=1``, no momentum) and products too
+        Per-sample SGD (``batch_size=1``, with or without momentum) and products too
         small for BLAS are also bit-identical at any ``n_threads``. Larger
         minibatch products are not: OpenBLAS's threaded gemm sums in another
         order than its single-threaded one (measured: dgemm 300×200×256 differs
