@@ -27,9 +27,10 @@ m is the number of rows in a batch, y = f(x) the network output, t the target.
     J = K · ``torch.nn.L1Loss()`` of the same rows.
 
 A loss with a parameter is named by a string (its default parameter) or by an
-object carrying it: :class:`HuberLoss` and :class:`CrossEntropyLoss`, as PyTorch's
-``nn.HuberLoss(delta=...)`` and ``nn.CrossEntropyLoss(label_smoothing=...)``
-and Keras's ``losses.HuberLoss(delta=...)`` and
+object carrying it: :class:`~fastbp.HuberLoss` and
+:class:`~fastbp.CrossEntropyLoss`, as PyTorch's ``nn.HuberLoss(delta=...)``
+and ``nn.CrossEntropyLoss(label_smoothing=...)`` and Keras's
+``losses.Huber(delta=...)`` and
 ``losses.CategoricalCrossentropy(label_smoothing=...)`` carry theirs.
 
 When no loss is named (``loss=None``, the default of :meth:`Network.fit`,
@@ -75,8 +76,8 @@ LOSS_FOR_OUTPUT = {output: name for name, output in REQUIRED_OUTPUT.items()
 
 
 class Loss:
-    """Base of the losses named with a parameter (:class:`HuberLoss`,
-    :class:`CrossEntropyLoss`): ``name`` is the loss's row, ``param`` the value
+    """Base of the losses named with a parameter (:class:`~fastbp.HuberLoss`,
+    :class:`~fastbp.CrossEntropyLoss`): ``name`` is the loss's row, ``param`` the value
     the kernels read."""
 
     #: the loss's name in :data:`LOSSES`
@@ -219,8 +220,8 @@ def check_loss(loss, output_activation: str) -> LossCode:
     Parameters
     ----------
     loss : {"mse", "bce", "cross_entropy", "huber", "absolute_error"} or Loss
-        A name (its parameter's default) or a :class:`HuberLoss` or
-        :class:`CrossEntropyLoss` carrying its parameter.
+        A name (its parameter's default) or a :class:`~fastbp.HuberLoss` or
+        :class:`~fastbp.CrossEntropyLoss` carrying its parameter.
     output_activation : str
         The network's output activation.
 
