@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 CASES = [
     ("huber", "identity"), (HuberLoss(delta=0.3), "identity"), (HuberLoss(delta=2.5), "identity"),
     ("absolute_error", "identity"),
-    (CrossEntropyLoss(label_smoothing=0.1), "softmax"), (CrossEntropyLoss(label_smoothing=1.0), "softmax"),
+    (CrossEntropyLoss(label_smoothing=0.1), "softmax"),
+    (CrossEntropyLoss(label_smoothing=1.0), "softmax"),
 ]
 
 
@@ -112,7 +113,8 @@ def test_huber_is_mse_inside_delta_and_label_smoothing_zero_is_cross_entropy(rng
     assert_close(net.loss(X, Y, loss=HuberLoss(delta=0.5)), net.loss(X, Y, loss="mse"))
     soft, X, Y = problem(rng, "cross_entropy", "softmax")
     assert soft.loss(X, Y, loss=CrossEntropyLoss()) == soft.loss(X, Y, loss="cross_entropy")
-    (dW, db), (dW_ce, db_ce) = soft.gradients(X, Y, loss=CrossEntropyLoss(0.0)), soft.gradients(X, Y)
+    (dW, db) = soft.gradients(X, Y, loss=CrossEntropyLoss(0.0))
+    (dW_ce, db_ce) = soft.gradients(X, Y)
     for got, want in zip(dW + db, dW_ce + db_ce):
         np.testing.assert_array_equal(got, want)
 
@@ -158,7 +160,8 @@ def test_a_loss_on_another_output_is_refused(loss, output, needed):
 @pytest.mark.parametrize("make,message", [
     (lambda: HuberLoss(0.0), "delta"), (lambda: HuberLoss(-1.0), "delta"),
     (lambda: HuberLoss(np.nan), "delta"), (lambda: HuberLoss("1"), "delta"),
-    (lambda: CrossEntropyLoss(-0.1), "label_smoothing"), (lambda: CrossEntropyLoss(1.5), "label_smoothing"),
+    (lambda: CrossEntropyLoss(-0.1), "label_smoothing"),
+    (lambda: CrossEntropyLoss(1.5), "label_smoothing"),
     (lambda: CrossEntropyLoss(np.inf), "label_smoothing"),
 ])
 def test_bad_parameters_are_refused(make, message):
@@ -167,7 +170,8 @@ def test_bad_parameters_are_refused(make, message):
 
 
 def test_loss_objects_compare_by_parameter():
-    assert HuberLoss() == HuberLoss(1.0) != HuberLoss(2.0) and HuberLoss(1.0) != CrossEntropyLoss(1.0)
+    assert HuberLoss() == HuberLoss(1.0) != HuberLoss(2.0)
+    assert HuberLoss(1.0) != CrossEntropyLoss(1.0)
     assert repr(CrossEntropyLoss(0.1)) == "CrossEntropyLoss(label_smoothing=0.1)"
     assert len({HuberLoss(), HuberLoss(1.0), HuberLoss(0.5)}) == 2
 

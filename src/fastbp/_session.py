@@ -18,8 +18,8 @@ A source has three methods:
     Train epochs from ``epoch`` on: one, or up to ``count`` when
     ``count > 1`` (only then: the session has nothing to run between
     epochs, see :attr:`Session.quiet`). A source that sets ``converged``
-    (L-BFGS) ends the session after that report, which may hold no epoch. Publish the weights through
-    ``session.publish``; read the interrupt flag
+    (L-BFGS) ends the session after that report, which may hold no epoch.
+    Publish the weights through ``session.publish``; read the interrupt flag
     (:attr:`Session.interrupted`) at safe points and raise
     ``KeyboardInterrupt`` when it is set. On a non-finite loss, restore
     finite weights and raise ``TrainingDiverged(message, session.history)``.

@@ -16,20 +16,21 @@ m is the number of rows in a batch, y = f(x) the network output, t the target.
     replaces t by (1 − ε)·t + ε/K (K outputs) in both, as
     ``torch.nn.CrossEntropyLoss(label_smoothing=ε)`` does.
 ``"huber"``
-    J = 1/m · Σ_i Σ_k h_δ(y_ik − t_ik), h_δ(r) = r²/2 where |r| < δ, else
-    δ·(|r| − δ/2); identity outputs only; δ = 1 (``HuberLoss(delta=δ)`` for
+    J = 1/m · Σ_i Σ_k h_δ(y_ik − t_ik), h_δ(r) = r²/2 where abs(r) < δ, else
+    δ·(abs(r) − δ/2); identity outputs only; δ = 1 (``HuberLoss(delta=δ)`` for
     another). δ_out = clip(y − t, −δ, δ)/m. Like "mse" (whose ½r² it is near
     0), it sums over the outputs: J = K · ``torch.nn.HuberLoss(delta=δ)`` of
     the same rows (which averages over all m·K elements).
 ``"absolute_error"``
-    J = 1/m · Σ_i Σ_k |y_ik − t_ik|, identity outputs only;
+    J = 1/m · Σ_i Σ_k abs(y_ik − t_ik), identity outputs only;
     δ_out = sign(y − t)/m (0 where y = t, as PyTorch's subgradient).
     J = K · ``torch.nn.L1Loss()`` of the same rows.
 
 A loss with a parameter is named by a string (its default parameter) or by an
-object carrying it: :class:`HuberLoss` and :class:`CrossEntropyLoss`, as PyTorch's
-``nn.HuberLoss(delta=...)`` and ``nn.CrossEntropyLoss(label_smoothing=...)``
-and Keras's ``losses.HuberLoss(delta=...)`` and
+object carrying it: :class:`~fastbp.HuberLoss` and
+:class:`~fastbp.CrossEntropyLoss`, as PyTorch's ``nn.HuberLoss(delta=...)``
+and ``nn.CrossEntropyLoss(label_smoothing=...)`` and Keras's
+``losses.Huber(delta=...)`` and
 ``losses.CategoricalCrossentropy(label_smoothing=...)`` carry theirs.
 
 When no loss is named (``loss=None``, the default of :meth:`Network.fit`,
@@ -75,8 +76,8 @@ LOSS_FOR_OUTPUT = {output: name for name, output in REQUIRED_OUTPUT.items()
 
 
 class Loss:
-    """Base of the losses named with a parameter (:class:`HuberLoss`,
-    :class:`CrossEntropyLoss`): ``name`` is the loss's row, ``param`` the value
+    """Base of the losses named with a parameter (:class:`~fastbp.HuberLoss`,
+    :class:`~fastbp.CrossEntropyLoss`): ``name`` is the loss's row, ``param`` the value
     the kernels read."""
 
     #: the loss's name in :data:`LOSSES`
@@ -102,8 +103,8 @@ class Loss:
 class HuberLoss(Loss):
     """Huber's loss with threshold ``delta``, for regression on identity outputs.
 
-    J = 1/m · Σ_i Σ_k h(y_ik − t_ik), h(r) = r²/2 where |r| < δ and
-    δ·(|r| − δ/2) beyond: squared near 0 like "mse", linear in the tails.
+    J = 1/m · Σ_i Σ_k h(y_ik − t_ik), h(r) = r²/2 where abs(r) < δ and
+    δ·(abs(r) − δ/2) beyond: squared near 0 like "mse", linear in the tails.
     ``loss="huber"`` is ``HuberLoss(delta=1.0)``.
 
     Parameters
@@ -219,8 +220,8 @@ def check_loss(loss, output_activation: str) -> LossCode:
     Parameters
     ----------
     loss : {"mse", "bce", "cross_entropy", "huber", "absolute_error"} or Loss
-        A name (its parameter's default) or a :class:`HuberLoss` or
-        :class:`CrossEntropyLoss` carrying its parameter.
+        A name (its parameter's default) or a :class:`~fastbp.HuberLoss` or
+        :class:`~fastbp.CrossEntropyLoss` carrying its parameter.
     output_activation : str
         The network's output activation.
 

@@ -269,12 +269,12 @@ GRAPH_LOSSES = {  # the loss of one sample as a node; y = f(a_out), t the target
 
 
 def graph_abs(r):
-    """|r| as relu(r) + relu(−r): slope ±1, and 0 at r = 0."""
+    """abs(r) as relu(r) + relu(−r): slope ±1, and 0 at r = 0."""
     return r.relu() + (-r).relu()
 
 
 def graph_huber(r):
-    """Huber's h(r) with δ = 1: r·r/2 inside (−1, 1), |r| − 1/2 outside."""
+    """Huber's h(r) with δ = 1: r·r/2 inside (−1, 1), abs(r) − 1/2 outside."""
     return r * r * 0.5 if abs(r.data) < 1.0 else graph_abs(r) - 0.5
 
 
