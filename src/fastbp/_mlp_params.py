@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
 
 from .network import HIDDEN_ACTIVATIONS
-from .optim import SGD, Adam, Adaptive, Constant, InvScaling
+from .optim import SGD, Adagrad, Adam, AdamW, Adaptive, Constant, InvScaling, NAdam, RMSprop, Rprop
 
 #: scikit-learn's activation names -> fastbp's: every hidden activation of the
 #: kernels' table, the sigmoid under scikit-learn's name "logistic"
@@ -45,10 +45,39 @@ def _adam(estimator) -> Adam:
                 epsilon=estimator.epsilon)
 
 
+def _adamw(estimator) -> AdamW:
+    """solver="adamw": AdamW (PyTorch's flavour) at its default weight decay 1e-2."""
+    return AdamW(lr=estimator.learning_rate_init, beta1=estimator.beta_1,
+                 beta2=estimator.beta_2, epsilon=estimator.epsilon)
+
+
+def _nadam(estimator) -> NAdam:
+    """solver="nadam": NAdam with the estimator's β1, β2 and ε."""
+    return NAdam(lr=estimator.learning_rate_init, beta1=estimator.beta_1,
+                 beta2=estimator.beta_2, epsilon=estimator.epsilon)
+
+
+def _rmsprop(estimator) -> RMSprop:
+    """solver="rmsprop": RMSprop with the estimator's ε (its α, 0.99, PyTorch's)."""
+    return RMSprop(lr=estimator.learning_rate_init, epsilon=estimator.epsilon)
+
+
+def _adagrad(estimator) -> Adagrad:
+    """solver="adagrad": Adagrad at PyTorch's other defaults."""
+    return Adagrad(lr=estimator.learning_rate_init)
+
+
+def _rprop(estimator) -> Rprop:
+    """solver="rprop": iRPROP-, its first step size learning_rate_init; meant
+    for full batches (batch_size at least the rows)."""
+    return Rprop(lr=estimator.learning_rate_init)
+
+
 #: the solvers that step on minibatches (partial_fit, chunks, averaged
 #: epochs): each one's fastbp optimiser, built from the estimator's
 #: parameters. A new solver is a row here (and its parameters above).
-STOCHASTIC_SOLVERS = {"sgd": _sgd, "adam": _adam}
+STOCHASTIC_SOLVERS = {"sgd": _sgd, "adam": _adam, "adamw": _adamw, "nadam": _nadam,
+                      "rmsprop": _rmsprop, "adagrad": _adagrad, "rprop": _rprop}
 
 #: scikit-learn's rules, plus fastbp's own: activation lists and n_threads
 PARAMETER_CONSTRAINTS: dict = {

@@ -336,9 +336,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
-    activation : {"identity", "logistic", "tanh", "relu"} or list of them, default="relu"
+    activation : str or list of str, default="relu"
+        scikit-learn's "identity", "logistic", "tanh", "relu", or fastbp's
+        "leaky_relu", "elu", "gelu", "silu", "softplus", "softsign", "elliot".
         One name for every hidden layer, or a list with one per hidden layer.
-    solver : {"lbfgs", "sgd", "adam"}, default="adam"
+    solver : {"lbfgs", "sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad", "rprop"}, \
+default="adam"
+        scikit-learn's three, and fastbp's optimisers of the same names
+        (:mod:`fastbp.optim`) at ``learning_rate_init``, with ``beta_1``,
+        ``beta_2`` and ``epsilon`` where they take them, their other
+        settings at PyTorch's defaults ("adamw": weight decay 1e-2; "rprop":
+        meant for full batches, ``learning_rate_init`` its first step).
     alpha : float, default=1e-4
         L2 penalty α: adds α/(2·Σw)·Σ‖W‖² to the loss.
     batch_size : int or "auto", default="auto"
