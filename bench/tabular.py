@@ -179,7 +179,8 @@ def same_work(results) -> list:
     """Problems where a contender's own score disagrees with the NumPy rule."""
     failures = []
     for (problem, name, seed), r in results.items():
-        if "fann_mse" in r and not np.isclose(r["fann_mse"], r["mse"], rtol=1e-5, atol=1e-7):
+        # FANN sums its mse in a C float: 1e-4 relative over ~10^4 rows
+        if "fann_mse" in r and not np.isclose(r["fann_mse"], r["mse"], rtol=1e-4, atol=1e-7):
             failures.append(f"{problem}/{name}/{seed}: fann_test_data {r['fann_mse']} "
                             f"!= NumPy {r['mse']}")
         if "own_loss" in r and not np.isclose(r["own_loss"], r["numpy_loss"], rtol=1e-9):

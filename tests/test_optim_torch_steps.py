@@ -150,14 +150,20 @@ def test_two_threads_give_the_same_bits_as_one(rng, monkeypatch, name, index, dt
         assert_all_close(copy.weights + copy.biases, want)
 
 
+def fitted_copy(net, X, Y, name, epochs, batch_size):
+    """A copy of ``net`` fitted in order with a fresh optimiser of name's last setting."""
+    fitted = net.copy()
+    fitted.fit(X, Y, loss="mse", optimizer=make(name, len(SETTINGS[name]) - 1)[0],
+               epochs=epochs, batch_size=batch_size, shuffle=False)
+    return fitted
+
+
 @pytest.mark.parametrize("name", SETTINGS)
 def test_csr_x_and_chunks_match_torch(rng, name):
     net, X, Y = problem(rng)
     optimizer, torch_optimizer = make(name, len(SETTINGS[name]) - 1)
     want = torch_fit(net, X, Y, torch_optimizer, epochs=3, batch_size=8)
-    dense = net.copy()
-    dense.fit(X, Y, loss="mse", optimizer=make(name, len(SETTINGS[name]) - 1)[0], epochs=3,
-              batch_size=8, shuffle=False)
+    dense = fitted_copy(net, X, Y, name, epochs=3, batch_size=8)
     sparse = net.copy()
     sparse.fit(scipy.sparse.csr_matrix(X), Y, loss="mse", optimizer=optimizer, epochs=3,
                batch_size=8, shuffle=False)
@@ -178,9 +184,7 @@ def test_a_second_fit_continues_the_first(rng, name):
     net, X, Y = problem(rng)
     optimizer, torch_optimizer = make(name, len(SETTINGS[name]) - 1)
     want = torch_fit(net, X, Y, torch_optimizer, epochs=4, batch_size=12)
-    at_once = net.copy()
-    at_once.fit(X, Y, loss="mse", optimizer=make(name, len(SETTINGS[name]) - 1)[0], epochs=4,
-                batch_size=12, shuffle=False)
+    at_once = fitted_copy(net, X, Y, name, epochs=4, batch_size=12)
     for _ in range(2):
         net.fit(X, Y, loss="mse", optimizer=optimizer, epochs=2, batch_size=12, shuffle=False)
     np.testing.assert_array_equal(net.params, at_once.params)
