@@ -106,7 +106,7 @@ class NetworkBridge:
         output = {"logistic": "sigmoid", "exp": "identity"}.get(self.out_activation_,
                                                                 self.out_activation_)
         return Network(layer_units, activation=hidden, output_activation=output,
-                       dtype=np.dtype(dtype).name)
+                       dtype=np.dtype(dtype).name, dropout=self.dropout or None)
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
@@ -160,7 +160,9 @@ class NetworkBridge:
         self._network()  # assigned weights checked and in place
         params = self.get_params()
         params.pop("class_weight", None)
-        params.pop("n_threads", None)  # fastbp's own
+        params.pop("n_threads", None)  # fastbp's own, and its training-only regularisation:
+        for name in ("dropout", "weight_decay", "clip_norm"):
+            params.pop(name, None)
         if "loss" in params and "loss" not in cls().get_params():  # scikit-learn < 1.7
             if params.pop("loss") != "squared_error":
                 raise ValueError(f"loss={self.loss!r} needs scikit-learn >= 1.7")

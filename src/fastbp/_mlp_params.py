@@ -32,7 +32,7 @@ def _sgd(estimator) -> SGD:
                 "adaptive": Adaptive()}[estimator.learning_rate]
     optimizer = SGD(lr=estimator.learning_rate_init, nesterov=estimator.nesterovs_momentum
                     and estimator.momentum > 0, momentum=min(estimator.momentum, 0.5),
-                    schedule=schedule)
+                    schedule=schedule, weight_decay=estimator.weight_decay or 0.0)
     # scikit-learn allows momentum=1, which fastbp.SGD refuses for users
     optimizer.momentum = float(estimator.momentum)
     optimizer.buffer_names = ("velocity",) if estimator.momentum > 0 else ()
@@ -47,8 +47,9 @@ def _adam(estimator) -> Adam:
 
 def _adamw(estimator) -> AdamW:
     """solver="adamw": AdamW (PyTorch's flavour) at its default weight decay 1e-2."""
+    decay = {} if estimator.weight_decay is None else {"weight_decay": estimator.weight_decay}
     return AdamW(lr=estimator.learning_rate_init, beta1=estimator.beta_1,
-                 beta2=estimator.beta_2, epsilon=estimator.epsilon)
+                 beta2=estimator.beta_2, epsilon=estimator.epsilon, **decay)
 
 
 def _nadam(estimator) -> NAdam:
@@ -105,7 +106,14 @@ PARAMETER_CONSTRAINTS: dict = {
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
     "max_fun": [Interval(Integral, 1, None, closed="left")],
     "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    # fastbp's own regularisation (see the estimators' docstrings)
+    "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple, None],
+    "weight_decay": [Interval(Real, 0, None, closed="left"), None],
+    "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
 }
+
+#: the solvers whose optimiser takes a decoupled weight decay
+WEIGHT_DECAY_SOLVERS = ("sgd", "adamw")
 #: MLPClassifier's: the shared rules and class_weight
 CLASSIFIER_CONSTRAINTS: dict = {**PARAMETER_CONSTRAINTS,
                                 "class_weight": [dict, StrOptions({"balanced"}), None]}
@@ -165,6 +173,24 @@ class MLPParameters(BaseEstimator):
                 f"The 'activation' parameter of {type(self).__name__} lists {len(names)} names "
                 f"for {n_hidden} hidden layers.")
         return [ACTIVATION_NAMES[name] for name in names]
+
+    def _check_regularisation(self) -> None:
+        """weight_decay only where the solver's optimiser takes it."""
+        if self.solver == "lbfgs" and (self.dropout or self.clip_norm is not None):
+            raise InvalidParameterError(
+                "dropout and clip_norm act on minibatch steps; solver='lbfgs' takes neither")
+        if self.weight_decay is not None and self.solver not in WEIGHT_DECAY_SOLVERS:
+            raise InvalidParameterError(
+                f"weight_decay applies to solver {' or '.join(WEIGHT_DECAY_SOLVERS)}, not "
+                f"{self.solver!r} (alpha is the L2 penalty of every solver)")
+
+    def _dropout_seed(self):
+        """The masks' seed of a fit with dropout, drawn from the fit's random
+        stream (so random_state fixes it); None without dropout, drawing
+        nothing, so fits without dropout keep their bits."""
+        if not self.dropout:
+            return None
+        return int(self._random_state.randint(2**31 - 1))
 
     def _check_n_threads(self) -> None:
         if isinstance(self.n_threads, (bool, np.bool_)):

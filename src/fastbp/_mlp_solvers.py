@@ -193,7 +193,8 @@ class SolverDrivers:
         batch_size = self._resolved_batch_size(n)
         loop = TrainingLoop(self._net, X, y, sample_weight, self._loss_code(), self.alpha,
                             self._optimizer(), batch_size, self.n_threads,
-                            self._shuffled_orders(n) if self.shuffle else None)
+                            self._shuffled_orders(n) if self.shuffle else None,
+                            dropout_seed=self._dropout_seed(), clip_norm=self.clip_norm)
         bookkeeping = self._bookkeeping(lambda: n, validation)
         epochs = 1 if incremental else self.max_iter
         self._train_epochs(lambda: loop.run(epochs, [bookkeeping], self._stopping),

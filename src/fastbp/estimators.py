@@ -127,6 +127,7 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
 
     def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
         self._check_n_threads()
+        self._check_regularisation()
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
@@ -222,7 +223,8 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         training = ChunkedTraining(self._net, epoch_chunks, check, self._loss_code(), self.alpha,
                                    self._optimizer(), batch_size, self.n_threads,
                                    self._random_state if self.shuffle else None,
-                                   shuffle_buffer or 0)
+                                   shuffle_buffer or 0, dropout_seed=self._dropout_seed(),
+                                   clip_norm=self.clip_norm)
         validation = None
         if validation_data is not None:
             validation = self._given_validation(validation_data, dtype)
@@ -245,6 +247,9 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         (or kept, with warm_start) from ``rows``' shapes and classes, then
         lbfgs over the workers' summed gradients or averaged epochs."""
         self._check_n_threads()
+        if self.dropout or self.clip_norm is not None:
+            raise ValueError("dropout and clip_norm are not taken with rows that Dask workers "
+                             "hold: fit the local estimator")
         layer_units = [rows.n_features] + self._hidden_sizes() + [rows.n_outputs]
         first_pass = not hasattr(self, "coefs_") or not self.warm_start
         self._random_state = check_random_state(self.random_state)
@@ -365,6 +370,17 @@ default="adam"
         ``OPENBLAS_NUM_THREADS``), leaving the BLAS's thread pool as it is.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``.
+    dropout : float or list of float, default=0.0
+        fastbp's own: inverted dropout on the hidden layers while training
+        (one rate, or one per hidden layer), masks drawn from
+        ``random_state``; see :class:`fastbp.Network`. Not with lbfgs.
+    weight_decay : float or None, default=None
+        fastbp's own: decoupled weight decay of solver "sgd" (None: 0) or
+        "adamw" (None: its 1e-2), on the weights only; other solvers refuse
+        it (``alpha`` is every solver's L2 penalty).
+    clip_norm : float or None, default=None
+        fastbp's own: clip the gradient's global L2 norm before every step,
+        as ``torch.nn.utils.clip_grad_norm_``. Stochastic solvers only.
 
     Attributes
     ----------
@@ -393,7 +409,8 @@ default="adam"
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, class_weight=None):
+                 n_threads=None, class_weight=None, dropout=0.0, weight_decay=None,
+                 clip_norm=None):
         self._store_parameters(locals())
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
@@ -609,7 +626,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None):
+                 n_threads=None, dropout=0.0, weight_decay=None, clip_norm=None):
         self._store_parameters(locals())
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
