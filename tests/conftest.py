@@ -23,3 +23,11 @@ def gemm_path(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def scaled_digits():
+    """scikit-learn's digits, pixels scaled to [0, 1], and their labels."""
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    return X / 16, y

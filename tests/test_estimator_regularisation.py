@@ -1,7 +1,6 @@
 """The estimators' dropout, weight_decay and clip_norm (fastbp's own parameters)."""
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.utils._param_validation import InvalidParameterError
 
 from fastbp import MLPClassifier, MLPRegressor
@@ -9,10 +8,10 @@ from fastbp import MLPClassifier, MLPRegressor
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:300] / 16, y[:300]
+@pytest.fixture
+def digits(scaled_digits):
+    X, y = scaled_digits
+    return X[:300], y[:300]
 
 
 def params_of(estimator):

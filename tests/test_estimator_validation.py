@@ -4,7 +4,6 @@ The validation loss is checked against scikit-learn's own metrics on the
 estimator's outputs (an oracle outside fastbp's kernels)."""
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.metrics import log_loss
 
 from fastbp import MLPClassifier, MLPRegressor
@@ -12,10 +11,10 @@ from fastbp import MLPClassifier, MLPRegressor
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:600] / 16, y[:600]
+@pytest.fixture
+def digits(scaled_digits):
+    X, y = scaled_digits
+    return X[:600], y[:600]
 
 
 def test_no_validation_rows_no_curve(digits):

@@ -43,11 +43,6 @@ class TrainingDiverged(ValueError, FloatingPointError):
         self.history = history
 
 
-#: the optimisers with a fused per-sample epoch of their own (SGD, for momentum)
-_PER_SAMPLE_KINDS = frozenset(name for name, kind in _kernels.optimizer_kinds().items()
-                              if kind.per_sample)
-
-
 def draw_dropout_seed(seed) -> int:
     """The seed of a fit's dropout masks: the fit's ``seed`` itself (an int,
     modulo 2**64), a draw from it (a Generator), or fresh entropy (None)."""
@@ -62,9 +57,7 @@ def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
     SGD or an optimiser with a per-sample epoch, as SGD with momentum): the
     Trainer's own rule, mirrored here for the thread decision."""
-    # SGD's fused epoch declines decoupled decay (csrc/optim_sgd.pxi)
-    return batch_size == 1 and (optimizer.plain or (optimizer.kernel_name in _PER_SAMPLE_KINDS
-                                                    and not getattr(optimizer, "weight_decay", 0)))
+    return batch_size == 1 and optimizer.fused_per_sample
 
 
 class Permutations:

@@ -607,6 +607,12 @@ class Optimizer:
         path for ``batch_size=1``."""
         return False
 
+    @property
+    def fused_per_sample(self) -> bool:
+        """Whether ``batch_size=1`` fits take a fused per-sample epoch of the
+        kernels (csrc/fastbp_sample.h): plain SGD's, or the optimiser's own."""
+        return self.plain
+
     def configure(self, trainer, state: OptimizerState) -> None:
         """Hand this optimiser's step, hyper-parameters, buffers and step
         count to a compiled trainer (``fastbp._kernels.Trainer``)."""
@@ -739,6 +745,11 @@ class SGD(Optimizer):
     @property
     def plain(self):
         return self.momentum == 0 and self.weight_decay == 0
+
+    @property
+    def fused_per_sample(self):
+        # momentum has a fused epoch of its own (csrc/optim_sgd.pxi); decay has none
+        return self.weight_decay == 0
 
 
 def _check_moment_rates(beta1, beta2, epsilon) -> tuple:
