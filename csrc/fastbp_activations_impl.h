@@ -44,6 +44,24 @@ FBP_ROW_INLINE void FBP_SUFFIX(fbp_multiply_derivative)(const FBP_REAL *a, const
 #undef FBP_CASE_ELEMENTWISE_A
 #undef FBP_CASE_ROWWISE_Z
 
+/* delta * f'(a) of one element (element-wise activations; a row-wise f
+ * returns delta as is), for loops that finish an element at a time: the
+ * per-sample path, where a separate pass over a few units costs more than
+ * the switch. */
+#define FBP_CASE_ROWWISE_Z(CODE, name)
+#define FBP_CASE_ELEMENTWISE_Z(CODE, name) \
+    case FBP_##CODE: return FBP_SUFFIX(fbp_times_derivative_##name)(delta, z);
+#define FBP_CASE_ELEMENTWISE_A(CODE, name) \
+    case FBP_##CODE: return FBP_SUFFIX(fbp_times_derivative_##name)(delta, a);
+FBP_ROW_INLINE FBP_REAL FBP_SUFFIX(fbp_times_derivative)(FBP_REAL delta, FBP_REAL a, FBP_REAL z,
+                                                         int kind) {
+    switch (kind) { FBP_ACTIVATION_TABLE(FBP_CASE) }
+    return delta;
+}
+#undef FBP_CASE_ELEMENTWISE_Z
+#undef FBP_CASE_ELEMENTWISE_A
+#undef FBP_CASE_ROWWISE_Z
+
 /* delta = dJ/da of one output row of n from delta = dJ/dz: through f' for an
  * element-wise f, through f's Jacobian for a row-wise one; a is the row's
  * pre-activation. */

@@ -214,10 +214,10 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                     }
                 } else {
                     for (i = 0; i < n_in; i++)
-                        delta_prev[i] = FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step,
-                                                                     n_next, z_below[i]);
-                    FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
-                                                        layers[l - 1].activation);
+                        delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(
+                            FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step, n_next,
+                                                         z_below[i]),
+                            a_below[i], z_below[i], layers[l - 1].activation);
                 }
                 for (j = 0; j < n_next; j++) b[j] -= step[j];
             } else if (l == 0) {
@@ -227,10 +227,10 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             } else {
                 for (i = 0; i < n_in; i++)
-                    delta_prev[i] = FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next,
-                                                                   lr_t, z_below[i], l2_t);
-                FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
-                                                    layers[l - 1].activation);
+                    delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(
+                        FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next, lr_t,
+                                                       z_below[i], l2_t),
+                        a_below[i], z_below[i], layers[l - 1].activation);
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             }
             FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;

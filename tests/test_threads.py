@@ -246,9 +246,9 @@ def test_a_limit_the_blas_already_keeps_changes_nothing(monkeypatch):
     with limiter.limit(max(original)) as effective:  # builds the controller
         assert effective == max(original)
     calls = []
-    real_limit = limiter._controller.limit
-    monkeypatch.setattr(limiter._controller, "limit",
-                        lambda **kw: calls.append(kw) or real_limit(**kw))
+    real_lower = limiter._lower
+    monkeypatch.setattr(limiter, "_lower",
+                        lambda libraries, n: calls.append(n) or real_lower(libraries, n))
     with limiter.limit(max(original) + 1) as effective:
         assert effective == max(original)
         with limiter.limit(max(original)):  # nested, at the limit in force: no change

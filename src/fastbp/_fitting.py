@@ -254,23 +254,21 @@ default=None
             n_threads = check_int(n_threads, "n_threads", 1)
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
-        callbacks = check_callbacks(callbacks)
-        if isinstance(optimizer, LBFGS) and self.dropout is not None:
-            raise ValueError("dropout draws masks per minibatch step; LBFGS steps on all rows "
-                             "with one deterministic objective: use a minibatch optimiser or "
-                             "Network(..., dropout=None)")
-        metrics = check_metrics(metrics, self)
-        checkpoint, epochs = resumed_epochs(self, optimizer, resume, epochs)
+        callbacks = () if type(callbacks) is tuple and not callbacks else check_callbacks(callbacks)
+        lbfgs = isinstance(optimizer, LBFGS)
+        # the toolbox's options, checked only when given (small fits feel every µs)
+        metrics = check_metrics(metrics, self) if metrics is not None else ()
+        checkpoint, epochs = (resumed_epochs(self, optimizer, resume, epochs)
+                              if resume is not None else (None, epochs))
+        clip_norm = check_clip_norm(clip_norm) if clip_norm is not None else None
+        average = WeightAverage(check_ema(ema)) if ema is not None else None
+        if lbfgs:
+            check_lbfgs_options(self, clip_norm, average)
         training = None  # the rows in memory, for the training accuracy
         # the masks' seed, drawn before the shuffles (a Generator seed serves both)
         drop_seed = None if self.dropout is None else draw_dropout_seed(seed)
-        clip_norm = check_clip_norm(clip_norm)
-        ema = check_ema(ema)
-        average = WeightAverage(ema) if ema is not None else None
-        if isinstance(optimizer, LBFGS) and (clip_norm is not None or ema is not None):
-            raise ValueError("clip_norm and ema act around minibatch steps; LBFGS takes none")
         if Y is None:
-            if isinstance(optimizer, LBFGS):
+            if lbfgs:
                 raise ValueError("LBFGS reads every row several times an iteration: pass X "
                                  "and Y in memory, not chunks")
             # shuffle draws from rng: default_rng(seed) as it was made
@@ -293,7 +291,7 @@ default=None
                 self.classes_ = classes_before  # a failed fit learns no classes
                 raise
             n = X.shape[0]
-            if isinstance(optimizer, LBFGS):  # all rows an iteration
+            if lbfgs:  # all rows an iteration
                 source = LbfgsIterations(self, X, Y, sample_weight, code, l2, optimizer,
                                          n_threads)
             else:
@@ -309,11 +307,24 @@ default=None
             early_stopping.reset()
         if checkpoint is not None:
             checkpoint.restore(self, optimizer, rng)
-        return Session(self, optimizer, callbacks, early_stopping, validation,
-                       EpochProgress(epochs) if verbose else None, metric_pairs, rng=rng,
-                       initial_epoch=0 if checkpoint is None else checkpoint.epoch,
-                       resumed=None if checkpoint is None else checkpoint.meta,
-                       ).run(source, epochs)
+        if checkpoint is None:
+            session = Session(self, optimizer, callbacks, early_stopping, validation,
+                              EpochProgress(epochs) if verbose else None, metric_pairs, rng=rng)
+        else:
+            session = Session(self, optimizer, callbacks, early_stopping, validation,
+                              EpochProgress(epochs) if verbose else None, metric_pairs, rng=rng,
+                              initial_epoch=checkpoint.epoch, resumed=checkpoint.meta)
+        return session.run(source, epochs)
+
+
+def check_lbfgs_options(network, clip_norm, average) -> None:
+    """Refuse what LBFGS cannot do: it steps on all rows at once."""
+    if network.dropout is not None:
+        raise ValueError("dropout draws masks per minibatch step; LBFGS steps on all rows "
+                         "with one deterministic objective: use a minibatch optimiser or "
+                         "Network(..., dropout=None)")
+    if clip_norm is not None or average is not None:
+        raise ValueError("clip_norm and ema act around minibatch steps; LBFGS takes none")
 
 
 def resumed_epochs(network, optimizer, resume, epochs: int) -> tuple:

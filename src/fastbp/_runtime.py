@@ -3,6 +3,7 @@ aligned buffers. Kept out of :mod:`fastbp.network`, which holds the model."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -42,6 +43,7 @@ OWN_THREADS_MAX_WEIGHTS = 2 ** 20
 OWN_THREADS_MAX_WEIGHTS_FLOAT32 = 2 ** 23
 
 
+@functools.lru_cache(maxsize=None)
 def _openblas_controller_class():
     """threadpoolctl's OpenBLAS controller class, or None if it has none."""
     import threadpoolctl
@@ -70,9 +72,11 @@ class BlasThreads:
         self._lock = threading.Lock()
         self._users = 0
         self._limit = None
-        self._original = None
+        #: {library controller: its thread count before the first change}
+        self._original = {}
         # one controller: building one scans the loaded libraries (about 1 ms)
         self._controller = None
+        self._libraries = ()
 
     @staticmethod
     def _as_guest(change):
@@ -115,30 +119,83 @@ class BlasThreads:
         with self._lock:
             if self._controller is None:
                 self._controller = ThreadpoolController()
-            libraries = [lib for lib in self._controller.lib_controllers
-                         if lib.user_api == "blas"]
+                self._libraries = tuple(lib for lib in self._controller.lib_controllers
+                                        if lib.user_api == "blas")
+            libraries = self._libraries
             if self._users == 0:
                 self._limit = n_threads
-            # a limit the BLAS already keeps costs nothing to hold (a change
-            # and its restore cost ~60 µs, much of a small fit)
-            if any((lib.num_threads or 1) > n_threads for lib in libraries) \
-                    and (self._users == 0 or n_threads <= self._limit):
-                limiter = self._as_guest(
-                    lambda: self._controller.limit(limits=n_threads, user_api="blas"))
-                if self._original is None:  # the limits as the first change found them
-                    self._original = limiter
+            # a limit the BLAS already keeps costs nothing to hold
+            counts = [_thread_count(lib) for lib in libraries]
+            above = [(lib, count) for lib, count in zip(libraries, counts) if count > n_threads]
+            if above and (self._users == 0 or n_threads <= self._limit):
+                for lib, count in above:  # the counts as the first change found them
+                    self._original.setdefault(lib, count)
+                self._lower([lib for lib, _ in above], n_threads)
                 self._limit = n_threads
+                counts = [_thread_count(lib) for lib in libraries]
             self._users += 1
-            effective = max((lib.num_threads or 1 for lib in libraries), default=n_threads)
+            effective = max(counts, default=n_threads)
         try:
             yield effective
         finally:
             with self._lock:
                 self._users -= 1
                 if self._users == 0:
-                    if self._original is not None:
-                        self._as_guest(self._original.restore_original_limits)
-                    self._original = self._limit = None
+                    if self._original:
+                        _set_thread_counts(list(self._original.items()), self._as_guest)
+                    self._original = {}
+                    self._limit = None
+
+    def _lower(self, libraries, n_threads: int) -> None:
+        """Set each of ``libraries`` to ``n_threads`` threads."""
+        _set_thread_counts([(lib, n_threads) for lib in libraries], self._as_guest)
+
+
+def _raw_openblas(lib, name: str):
+    """The C function ``name`` of a pthreads OpenBLAS (threadpoolctl's
+    controller ``lib``), or None: a direct ctypes call costs ~0.2 µs where
+    the controller's methods cost ~1.5 µs and a controlling-thread dance."""
+    get_symbol = getattr(lib, "_get_symbol", None)
+    if (get_symbol is None or getattr(lib, "internal_api", None) != "openblas"
+            or getattr(lib, "threading_layer", None) != "pthreads"):
+        return None
+    try:
+        return get_symbol(name)
+    except Exception:  # pragma: no cover - another threadpoolctl's internals
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas_functions(lib) -> tuple:
+    """``(get, set)``: ``lib``'s raw thread-count functions, or (None, None)."""
+    getter = _raw_openblas(lib, "openblas_get_num_threads")
+    setter = _raw_openblas(lib, "openblas_set_num_threads")
+    return (getter, setter) if getter is not None and setter is not None else (None, None)
+
+
+def _thread_count(lib) -> int:
+    """The thread count a BLAS library runs (at least 1)."""
+    getter = _openblas_functions(lib)[0]
+    count = getter() if getter is not None else lib.num_threads
+    return count or 1
+
+
+def _set_thread_counts(changes, as_guest) -> None:
+    """Give each ``(library, count)`` its count: a pthreads OpenBLAS through
+    its own C setter (a process-wide value, which no threadpoolctl rule on
+    the calling thread applies to), others through threadpoolctl's setter,
+    lent control by ``as_guest`` (:meth:`BlasThreads._as_guest`).
+    threadpoolctl's ``limit`` would also query every library's info and build
+    a limiter: with its restore, ~50 µs a fit, much of a small one."""
+    others = []
+    for lib, count in changes:
+        setter = _openblas_functions(lib)[1]
+        if setter is not None:
+            setter(count)
+        else:
+            others.append((lib, count))
+    if others:
+        as_guest(lambda: [lib.set_num_threads(count) for lib, count in others])
 
 
 blas_threads = BlasThreads()

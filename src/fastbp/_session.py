@@ -182,18 +182,16 @@ class Session:
         """
         network = self.network
         history = self.history = new_history(self.validation is not None,
-                                             [name for name, _ in self.metrics])
+                                             [name for name, _ in self.metrics]
+                                             if self.metrics else ())
         self.stopped = False
         epoch = 0
         with network.training_lease() as lease, sigint_deferred() as self.interrupted:
             self.publish = lease.publish
             self.state = self.optimizer.state(network)
             try:
-                for callback in self.callbacks:
-                    if hasattr(callback, "fit_starts"):
-                        callback.fit_starts(self)
-                self._after_epoch = [callback.after_epoch for callback in self.callbacks
-                                     if hasattr(callback, "after_epoch")]
+                if self.callbacks:
+                    self._callbacks_start()
                 with source.running(self, epochs):
                     while epoch < epochs:
                         if self.interrupted.is_set():
@@ -219,6 +217,14 @@ class Session:
             # the user asked to stop
             raise interrupt(history, "fit had already finished all its epochs")
         return history
+
+    def _callbacks_start(self) -> None:
+        """Call the callbacks' ``fit_starts`` and gather their ``after_epoch``."""
+        for callback in self.callbacks:
+            if hasattr(callback, "fit_starts"):
+                callback.fit_starts(self)
+        self._after_epoch = [callback.after_epoch for callback in self.callbacks
+                             if hasattr(callback, "after_epoch")]
 
     def _record(self, report: EpochReport) -> int:
         """Add the report's epochs to the history (validation and progress

@@ -235,6 +235,10 @@ def check_loss(loss, output_activation: str) -> LossCode:
     ValueError
         On an unknown loss, or one that needs another output activation.
     """
+    if type(loss) is str:
+        code = _NAMED_CODES.get((loss, output_activation))
+        if code is not None:  # checked before: every fit names its loss
+            return code
     if isinstance(loss, Loss):
         name, param = loss.name, loss.param
     else:
@@ -246,7 +250,14 @@ def check_loss(loss, output_activation: str) -> LossCode:
             f"loss {name!r} needs output_activation={required!r}, "
             f"but this network's output activation is {output_activation!r}"
         )
-    return LossCode(LOSSES[name], param)
+    code = LossCode(LOSSES[name], param)
+    if type(loss) is str:
+        _NAMED_CODES[loss, output_activation] = code
+    return code
+
+
+#: check_loss's answers for loss names, by (name, output activation)
+_NAMED_CODES: dict = {}
 
 
 #: the end of a target error of a default loss: a user who named no loss
