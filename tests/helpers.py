@@ -1,5 +1,8 @@
-"""Shared test helpers: random networks and dtype-aware comparisons."""
+"""Shared test helpers: random networks, dtype-aware comparisons and a
+Dask cluster on loopback."""
 import importlib.util
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +87,29 @@ def figures_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def local_dask_client(wait: float):
+    """A fixture's body: a distributed Client of a LocalCluster of 2 worker
+    processes of 1 thread on 127.0.0.1 (no dashboard), every wait at most
+    ``wait`` seconds; closed, and the environment restored, after the yield."""
+    import distributed
+    # distributed's nanny writes OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_) into
+    # this process's environment for its workers; left there, every later
+    # test saw one usable core (fastbp._runtime.default_threads) and never ran
+    # the default multi-threaded paths
+    environ = dict(os.environ)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. the port of a previous cluster still in use
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None,
+                                           silence_logs=50)
+    client = distributed.Client(cluster, timeout=wait)
+    client.wait_for_workers(2, timeout=wait)
+    try:
+        yield client
+    finally:
+        client.close(timeout=wait)
+        cluster.close(timeout=wait)
+        os.environ.clear()
+        os.environ.update(environ)

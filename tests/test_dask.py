@@ -21,6 +21,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 from fastbp import MLPClassifier, MLPRegressor  # noqa: E402
+from helpers import local_dask_client  # noqa: E402
 from fastbp.dask import (DaskFitError, DaskMLPClassifier, DaskMLPRegressor,  # noqa: E402
                          hyperband_compatible)
 
@@ -30,25 +31,7 @@ WAIT = 60
 
 @pytest.fixture(scope="module")
 def client():
-    # distributed's nanny writes OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_) into
-    # this process's environment for its workers; left there, every later
-    # test saw one usable core (fastbp._runtime.default_threads) and never ran
-    # the default multi-threaded paths
-    environ = dict(os.environ)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. the port of a previous cluster still in use
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None,
-                                           silence_logs=50)
-    client = distributed.Client(cluster, timeout=WAIT)
-    client.wait_for_workers(2, timeout=WAIT)
-    try:
-        yield client
-    finally:
-        client.close(timeout=WAIT)
-        cluster.close(timeout=WAIT)
-        os.environ.clear()
-        os.environ.update(environ)
+    yield from local_dask_client(WAIT)
 
 
 @pytest.fixture(autouse=True)

@@ -161,7 +161,7 @@ class NetworkBridge:
         params = self.get_params()
         params.pop("class_weight", None)
         params.pop("n_threads", None)  # fastbp's own, and its training-only regularisation:
-        for name in ("dropout", "weight_decay", "clip_norm"):
+        for name in ("dropout", "weight_decay", "clip_norm", "ema"):
             params.pop(name, None)
         if "loss" in params and "loss" not in cls().get_params():  # scikit-learn < 1.7
             if params.pop("loss") != "squared_error":

@@ -110,6 +110,7 @@ PARAMETER_CONSTRAINTS: dict = {
     "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple, None],
     "weight_decay": [Interval(Real, 0, None, closed="left"), None],
     "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
+    "ema": [Interval(Real, 0, 1, closed="neither"), None],
 }
 
 #: the solvers whose optimiser takes a decoupled weight decay
@@ -175,10 +176,13 @@ class MLPParameters(BaseEstimator):
         return [ACTIVATION_NAMES[name] for name in names]
 
     def _check_regularisation(self) -> None:
-        """weight_decay only where the solver's optimiser takes it."""
-        if self.solver == "lbfgs" and (self.dropout or self.clip_norm is not None):
+        """The step rules only with minibatch steps; weight_decay only where
+        the solver's optimiser takes it."""
+        if self.solver == "lbfgs" and (self.dropout or self.clip_norm is not None
+                                       or self.ema is not None):
             raise InvalidParameterError(
-                "dropout and clip_norm act on minibatch steps; solver='lbfgs' takes neither")
+                "dropout, clip_norm and ema act on minibatch steps; solver='lbfgs' takes none "
+                "of them")
         if self.weight_decay is not None and self.solver not in WEIGHT_DECAY_SOLVERS:
             raise InvalidParameterError(
                 f"weight_decay applies to solver {' or '.join(WEIGHT_DECAY_SOLVERS)}, not "

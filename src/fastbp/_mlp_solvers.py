@@ -3,7 +3,8 @@ estimators and fastbp.dask: scikit-learn's lbfgs (SciPy's L-BFGS-B over a
 gradient function: one machine's rows, or tree-reduced over Dask workers),
 the minibatch epochs of "sgd" and "adam" with scikit-learn's stopping rule,
 and the averaged epochs of Dask workers. The optimiser and its state live
-here too: a warm start and partial_fit keep them."""
+here too, with the moving average of the weights (``ema``): a warm start and
+partial_fit keep them."""
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +16,7 @@ from typing import Callable
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ._averaging import WeightAverage
 from ._lbfgs import LbfgsObjective, minimize
 from ._mlp_params import STOCHASTIC_SOLVERS
 from ._objective import weighted_sums, workspace_for
@@ -78,9 +80,26 @@ class SolverDrivers:
     optimiser state and stopping rule."""
 
     def _reset_optimizer(self) -> None:
-        """A fresh optimiser state (warm starts and partial_fit keep it)."""
+        """A fresh optimiser state and no moving average (warm starts and
+        partial_fit keep them)."""
         self._optimizer_state = None
         self._optimizer_solver = self.solver
+        self._average = None
+
+    def _weight_average(self):
+        """The moving average of the weights this fit trains with (None
+        without ``ema``), at the current ``ema``: the one of the calls before
+        (partial_fit, a warm start), raw weights and all, while the network
+        still holds its average; else a new one, from the network's weights
+        (after a new network, a restored best epoch, weights set by hand)."""
+        if self.ema is None:
+            self._average = None
+            return None
+        average, params = getattr(self, "_average", None), self._net.params
+        if average is None or not (average.raw is None or _holds(average, params)):
+            average = self._average = WeightAverage(float(self.ema))
+        average.decay = float(self.ema)
+        return average
 
     def _optimizer(self):
         """The optimiser of this fit, from the current hyper-parameters,
@@ -194,7 +213,8 @@ class SolverDrivers:
         loop = TrainingLoop(self._net, X, y, sample_weight, self._loss_code(), self.alpha,
                             self._optimizer(), batch_size, self.n_threads,
                             self._shuffled_orders(n) if self.shuffle else None,
-                            dropout_seed=self._dropout_seed(), clip_norm=self.clip_norm)
+                            dropout_seed=self._dropout_seed(), clip_norm=self.clip_norm,
+                            average=self._weight_average())
         bookkeeping = self._bookkeeping(lambda: n, validation)
         epochs = 1 if incremental else self.max_iter
         self._train_epochs(lambda: loop.run(epochs, [bookkeeping], self._stopping),
@@ -269,23 +289,36 @@ class SolverDrivers:
         """One epoch of the minibatch loop from this estimator's state, shuffled
         with ``RandomState(seed)``: fastbp.dask's task on a worker's rows.
 
-        Returns the new weights and optimiser buffers, the step count and the
-        epoch's row-averaged data and penalty terms, or the message of a
-        diverged loss under "diverged".
+        The steps are the local fit's: with ``dropout`` its masks are seeded
+        by a draw from ``RandomState(seed)`` (so ``random_state`` and the
+        parts fix them), ``clip_norm`` clips each minibatch's gradient, and
+        with ``ema`` the raw weights and their average carry on from the
+        round before (the estimator's, as the driver averaged them).
+
+        Returns the new weights (with ``ema``: the raw ones, their average
+        under "ema" and its step count under "ema_steps") and optimiser
+        buffers, the step count and the epoch's row-averaged data and penalty
+        terms, or the message of a diverged loss under "diverged".
         """
         self._random_state = np.random.RandomState(seed)
+        dropout_seed = self._dropout_seed()  # draws nothing without dropout
         optimizer = self._optimizer()
         state = self._optimizer_state
+        average = self._weight_average()
         order = self._shuffled_orders(X.shape[0]) if self.shuffle else None
         loop = TrainingLoop(self._net, X, Y, sample_weight, self._loss_code(), self.alpha,
-                            optimizer, batch_size, n_threads, order)
+                            optimizer, batch_size, n_threads, order, dropout_seed=dropout_seed,
+                            clip_norm=self.clip_norm, average=average)
         try:
             history = loop.run(1)
         except TrainingDiverged as exc:  # its history argument does not survive pickling
             return {"diverged": str(exc)}
-        return {"params": self._net.params, "buffers": dict(state.buffers),
-                "step_count": int(state.step_count), "data_loss": history["data_loss"][-1],
-                "penalty": history["penalty"][-1]}
+        result = {"params": self._net.params, "buffers": dict(state.buffers),
+                  "step_count": int(state.step_count), "data_loss": history["data_loss"][-1],
+                  "penalty": history["penalty"][-1]}
+        if average is not None:  # the network holds the average: the raw weights apart
+            result.update(params=average.raw, ema=average.ema, ema_steps=average.steps)
+        return result
 
     def _run_averaged_epochs(self, run_round, n_rows: int, n_parts: int) -> None:
         """Minibatch epochs averaged over parts of the rows (fastbp.dask's
@@ -311,6 +344,7 @@ class SolverDrivers:
             return self._averaged_epoch(session, epoch, results, n_rows,
                                         time.perf_counter() - started)
 
+        self._weight_average()  # kept, or a new one the first round starts
         session = Session(self._net, self._optimizer(),
                           [self._bookkeeping(lambda: n_rows)], self._stopping)
         try:
@@ -325,10 +359,22 @@ class SolverDrivers:
                         seconds: float) -> EpochReport:
         """A round of :meth:`_local_epoch` results as one epoch of the session:
         their weights and optimiser buffers averaged by the parts' row
-        weights, their data and penalty terms summed for the history."""
-        state = session.state
+        weights, their data and penalty terms summed for the history.
+
+        With ``ema`` the raw weights and the workers' moving averages are
+        averaged apart, and the network holds the averaged average. The
+        average is linear in the weights, so where the parts take as many
+        steps, this is the moving average, step by step, of the parts' mean
+        weights."""
+        state, dtype = session.state, self._net.dtype
         with np.errstate(over="ignore"):  # beyond float32: the fit's non-finite check says so
-            params = _weighted_mean([r["params"] for r in results], results).astype(self._net.dtype)
+            params = _weighted_mean([r["params"] for r in results], results).astype(dtype)
+            if self._average is not None:
+                average = self._average
+                average.raw = params
+                average.ema = _weighted_mean([r["ema"] for r in results], results).astype(dtype)
+                average.steps = max(r["ema_steps"] for r in results)
+                params = average.weights()
         session.publish(params)
         for name, buffer in state.buffers.items():
             buffer[...] = _weighted_mean([r["buffers"][name] for r in results], results)
@@ -354,6 +400,12 @@ class _Rounds:
 
     def interrupted(self, session, epoch: int) -> str:
         return f"fit stopped in iteration {epoch + 1}, after the round of the workers' epochs"
+
+
+def _holds(average: WeightAverage, params: np.ndarray) -> bool:
+    """Whether ``params`` are the weights ``average`` last gave the network."""
+    held = average.ema if average.steps else average.raw
+    return held.dtype == params.dtype and np.array_equal(held, params)
 
 
 def _weighted_mean(arrays: list, results: list) -> np.ndarray:

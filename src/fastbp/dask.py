@@ -83,6 +83,29 @@ the data. With the rows spread evenly the averaged model reaches the
 single-machine held-out accuracy within 0.01 (tested); each epoch makes
 fewer, averaged steps, so on some problems it needs more epochs.
 
+Dropout, clip_norm and ema
+--------------------------
+They act on minibatch steps, and the minibatch solvers' steps are those of
+the local loop on each worker, so each keeps its meaning there. ``dropout``:
+each worker draws its masks from a seed that its round's seed draws, itself
+drawn from ``random_state``; with the same ``random_state`` and the same
+partitions (so the same blocks) a fit repeats itself bit for bit (blocks
+are ordered by their first partition, not by the workers' addresses).
+``clip_norm`` clips each minibatch gradient of each worker, as the local
+fit does: there is no global gradient to clip, the workers never sum
+gradients. ``ema``: the decay counts steps, as in the local fit (a moving
+average of the averaged weights once a round would make 0.999 mean a
+thousand rounds): each worker carries the raw weights and their average on
+over its epoch's steps, and the client averages both, as it averages the
+weights. The average is linear in the weights, so where the workers take as
+many steps this is, step by step, the moving average of the workers' mean
+weights; the network holds it (``coefs_``, ``to_local()``). With one block
+these fits take the local estimator's steps bit for bit (tested).
+``solver="lbfgs"`` takes none of them: it steps on all rows at once with an
+exact objective, which a random mask would change from one evaluation to
+the next, and whose line search a clipped or averaged step would break;
+it raises ``InvalidParameterError``, as the local estimator does.
+
 Threads and failures
 --------------------
 The kernels use ``n_threads`` threads on each worker, or, with
@@ -576,12 +599,17 @@ class _DaskMLP(BaseEstimator):
             return sorted(by_worker.items(), key=lambda item: item[0])
         assignment = _balanced_assignment([(part, rows[i], holders.get(part.key, ()))
                                            for i, part in enumerate(parts)], workers)
+        # blocks in the order of their first partition, not of the workers'
+        # addresses: block i's seeds (shuffles, dropout masks) go with its rows
+        index = {part.key: i for i, part in enumerate(parts)}
+        grouped = sorted(((min(index[p.key] for p in assigned), worker, assigned)
+                          for worker, assigned in assignment.items() if assigned),
+                         key=lambda group: group[0])
         blocks = []
-        for worker, assigned in assignment.items():
-            if assigned:
-                future = client.submit(_join_blocks, *assigned, workers=[worker],
-                                       allow_other_workers=True, pure=False)
-                blocks.append((worker, [future]))
+        for _, worker, assigned in grouped:
+            future = client.submit(_join_blocks, *assigned, workers=[worker],
+                                   allow_other_workers=True, pure=False)
+            blocks.append((worker, [future]))
         self._wait([future for _, (future,) in blocks])
         return blocks
 
@@ -693,10 +721,13 @@ class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-    beta_1, beta_2, epsilon, n_iter_no_change, max_fun, class_weight
-        As in :class:`fastbp.MLPClassifier`. With ``"sgd"`` and ``"adam"``
+    beta_1, beta_2, epsilon, n_iter_no_change, max_fun, class_weight, dropout,
+    weight_decay, clip_norm, ema
+        As in :class:`fastbp.MLPClassifier`. With the minibatch solvers
         ``max_iter`` counts rounds of one local epoch per worker, and
-        ``batch_size="auto"`` is min(200, n_samples).
+        ``batch_size="auto"`` is min(200, n_samples); ``dropout``,
+        ``clip_norm`` and ``ema`` act on each worker's steps (see the module
+        docstring), and lbfgs takes none of them.
     n_threads : int or None, default=None
         Threads of the kernels on each worker; None: the worker's ``nthreads``.
     client : distributed.Client or None, default=None
@@ -823,8 +854,9 @@ class DaskMLPRegressor(RegressorMixin, _DaskMLP):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-    beta_1, beta_2, epsilon, n_iter_no_change, max_fun
-        As in :class:`fastbp.MLPRegressor`.
+    beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dropout, weight_decay,
+    clip_norm, ema
+        As in :class:`fastbp.MLPRegressor` and :class:`DaskMLPClassifier`.
     n_threads : int or None, default=None
         Threads of the kernels on each worker; None: the worker's ``nthreads``.
     client : distributed.Client or None, default=None

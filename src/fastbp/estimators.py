@@ -224,7 +224,7 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
                                    self._optimizer(), batch_size, self.n_threads,
                                    self._random_state if self.shuffle else None,
                                    shuffle_buffer or 0, dropout_seed=self._dropout_seed(),
-                                   clip_norm=self.clip_norm)
+                                   clip_norm=self.clip_norm, average=self._weight_average())
         validation = None
         if validation_data is not None:
             validation = self._given_validation(validation_data, dtype)
@@ -247,9 +247,7 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         (or kept, with warm_start) from ``rows``' shapes and classes, then
         lbfgs over the workers' summed gradients or averaged epochs."""
         self._check_n_threads()
-        if self.dropout or self.clip_norm is not None:
-            raise ValueError("dropout and clip_norm are not taken with rows that Dask workers "
-                             "hold: fit the local estimator")
+        self._check_regularisation()
         layer_units = [rows.n_features] + self._hidden_sizes() + [rows.n_outputs]
         first_pass = not hasattr(self, "coefs_") or not self.warm_start
         self._random_state = check_random_state(self.random_state)
@@ -335,7 +333,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, scikit-learn compatible, on fastbp's kernels.
 
     Takes every parameter of ``sklearn.neural_network.MLPClassifier`` with the
-    same defaults, plus ``n_threads`` and ``class_weight``; see the module
+    same defaults, plus fastbp's own ``n_threads``, ``class_weight``,
+    ``dropout``, ``weight_decay``, ``clip_norm`` and ``ema``; see the module
     docstring for where it differs.
 
     Parameters
@@ -381,6 +380,16 @@ default="adam"
     clip_norm : float or None, default=None
         fastbp's own: clip the gradient's global L2 norm before every step,
         as ``torch.nn.utils.clip_grad_norm_``. Stochastic solvers only.
+    ema : float or None, default=None
+        fastbp's own: an exponential moving average of the weights, updated
+        after every step with this decay in (0, 1), e.g. 0.999, as
+        :meth:`fastbp.Network.fit`'s ``ema``: the validation scores, early
+        stopping and the fitted ``coefs_`` and ``intercepts_`` are the
+        average's, ``loss_curve_`` the raw weights' running loss.
+        ``partial_fit`` and a warm start carry one average (and the raw
+        weights) on, as they carry the optimiser state; a new one starts
+        from weights set by hand or restored by early stopping. Stochastic
+        solvers only.
 
     Attributes
     ----------
@@ -410,7 +419,7 @@ default="adam"
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  n_threads=None, class_weight=None, dropout=0.0, weight_decay=None,
-                 clip_norm=None):
+                 clip_norm=None, ema=None):
         self._store_parameters(locals())
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
@@ -605,7 +614,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, scikit-learn compatible, on fastbp's kernels.
 
     Takes every parameter of ``sklearn.neural_network.MLPRegressor`` with the
-    same defaults and positions, plus ``n_threads``; see
+    same defaults and positions, plus fastbp's own ``n_threads``,
+    ``dropout``, ``weight_decay``, ``clip_norm`` and ``ema``; see
     :class:`MLPClassifier` and the module docstring.
 
     Parameters
@@ -614,7 +624,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         As in scikit-learn (>= 1.7): half the squared error, or half the
         Poisson deviance of an exponential output (the log link), which
         needs ``y >= 0``.
-    hidden_layer_sizes, activation, solver, ..., max_fun, n_threads
+    hidden_layer_sizes, activation, solver, ..., max_fun, n_threads, dropout,
+    weight_decay, clip_norm, ema
         As in :class:`MLPClassifier`.
     """
 
@@ -626,7 +637,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, dropout=0.0, weight_decay=None, clip_norm=None):
+                 n_threads=None, dropout=0.0, weight_decay=None, clip_norm=None, ema=None):
         self._store_parameters(locals())
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
