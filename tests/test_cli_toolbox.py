@@ -176,7 +176,7 @@ def test_every_optimiser_and_schedule_is_offered_with_its_parameters():
     assert "lr" in _parameters(fastbp.SGD) and not NO_OPTION & set(OPTIMIZER_OPTIONS)
 
 
-def test_activation_choices_are_the_kernels_table(capsys, tmp_path, classes_npz):
+def test_activation_choices_are_the_kernels_table():
     from fastbp.cli import build_parser
     from fastbp.network import HIDDEN_ACTIVATIONS
 
