@@ -94,11 +94,12 @@ def reference_rows(path, seed=0):
 
 
 def reference_fit(path, optimizer, *, hidden=(8,), activation="tanh", output="softmax",
-                  loss="cross_entropy", epochs=4, batch_size=32, seed=0, dropout=None, **fit):
+                  loss="cross_entropy", epochs=4, batch_size=32, seed=0, dropout=None,
+                  dtype="float64", **fit):
     """The network ``fastbp train PATH PLAIN ...`` ends with, by Network.fit."""
     X, Y = reference_rows(path, seed)
     net = fastbp.Network([4, *hidden, Y.shape[1]], activation=activation,
-                         output_activation=output, seed=seed, dropout=dropout)
+                         output_activation=output, seed=seed, dropout=dropout, dtype=dtype)
     history = net.fit(X, Y, loss=loss, optimizer=optimizer, epochs=epochs,
                       batch_size=batch_size, shuffle=True, seed=seed, n_threads=1, **fit)
     return net, history
@@ -252,6 +253,18 @@ def test_dropout_trains_as_the_library_does_reproducibly(capsys, tmp_path, class
     assert_same_bits(net, again)
     assert not np.array_equal(net.params, plain.params)
     expected, _ = reference_fit(classes_npz, fastbp.SGD(lr=0.05, momentum=0.9), dropout=0.3)
+    assert_same_bits(net, expected)
+
+
+def test_float32_with_every_option_at_once(capsys, tmp_path, classes_npz):
+    net, _ = trained(capsys, tmp_path, classes_npz, "--dtype", "float32", "--optimizer", "adamw",
+                     "--lr", 0.01, "--dropout", 0.2, "--clip-norm", 0.5, "--ema", 0.7,
+                     "--warmup", 1, "--schedule", "cosine_decay", "--label-smoothing", 0.1)
+    schedule = LinearWarmup(1, then=fastbp.optim.CosineDecay(3))
+    expected, _ = reference_fit(classes_npz, fastbp.AdamW(lr=0.01, schedule=schedule),
+                                dtype="float32", dropout=0.2, clip_norm=0.5, ema=0.7,
+                                loss=fastbp.CrossEntropyLoss(label_smoothing=0.1))
+    assert net.dtype == np.float32
     assert_same_bits(net, expected)
 
 
