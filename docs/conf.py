@@ -305,8 +305,11 @@ def _percent(fraction: float) -> str:
 def _train_digits_summary(transcript: str) -> str:
     """A paragraph saying what ``fastbp train digits`` does: the settings from
     ``fastbp train``'s defaults, the outcome from this build's run of it."""
+    from fastbp.cli.fitting import DEFAULT_BATCH_SIZE
+    from fastbp.cli.optimizers import CLI_DEFAULTS
     from fastbp.cli.train import DEFAULT_TEST_FRACTION
 
+    sgd = CLI_DEFAULTS["sgd"]  # --lr, --momentum and --batch-size default to None: not given
     train = _train_parser()
     default = train.get_default
     hidden = "-".join(str(width) for width in default("hidden"))
@@ -321,8 +324,8 @@ def _train_digits_summary(transcript: str) -> str:
     text = (
         f"``fastbp train digits`` trains a 64-{hidden}-10 network (a **{default('activation')}** "
         "hidden layer, softmax output, cross-entropy) on the handwritten digits bundled "
-        f"with the package, by SGD with learning rate {default('lr'):g}, momentum "
-        f"{default('momentum'):g} and batches of {default('batch_size')}, on {scaling} "
+        f"with the package, by SGD with learning rate {sgd['lr']:g}, momentum "
+        f"{sgd['momentum']:g} and batches of {DEFAULT_BATCH_SIZE}, on {scaling} "
         f"features. It holds out {_percent(DEFAULT_TEST_FRACTION)} of the rows as test rows "
         f"(reported only), {stopping}. It prints the loss per epoch, the final loss and "
         "accuracy of each set and the time per training sample.")

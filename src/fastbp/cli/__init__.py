@@ -2,7 +2,8 @@
 
 Commands::
 
-    fastbp train DATA [--target COL] [--hidden 64,32] [--loss ...] [--save M.npz] [--plot C.png]
+    fastbp train DATA [--target COL] [--hidden 64,32] [--loss ...] [--optimizer adamw]
+                 [--schedule ...] [--dropout 0.2] [--checkpoint C.npz] [--save M.npz] [--plot C.png]
     fastbp predict MODEL DATA [--out predictions.csv]
     fastbp evaluate MODEL DATA
     fastbp gradcheck [MODEL [DATA]]
@@ -22,7 +23,9 @@ A module per command (``train``, ``predict``, ``evaluate``, ``gradcheck``,
 ``bench``) adds its parser with ``add_parser(subparsers)`` and runs it with
 ``run(args)``; ``tables`` reads the data, ``features`` encodes features and
 targets, ``model`` is what is saved beside the network, ``report`` the
-metrics, ``output`` the guard of standard output.
+metrics, ``output`` the guard of standard output; ``optimizers`` and
+``fitting`` are train's options for the optimiser and schedule, and for
+regularisation, checkpoints and logs.
 """
 from __future__ import annotations
 

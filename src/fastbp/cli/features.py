@@ -26,7 +26,7 @@ import re
 import numpy as np
 
 from .errors import UsageError
-from .model import OUTPUT_FOR_LOSS, ModelMeta
+from .model import CLASS_LOSSES, REGRESSION_LOSSES, ModelMeta
 from .tables import Column, Table
 
 #: integer codes with at most this many distinct consecutive values are classes
@@ -149,8 +149,10 @@ def label(value):
 
 def decide_task(column: Column, loss: str | None) -> tuple:
     """("classification" or "regression", the reason in words) for ``--task auto``."""
-    if loss in OUTPUT_FOR_LOSS:
+    if loss in CLASS_LOSSES:
         return "classification", f"--loss {loss} needs classes"
+    if loss in REGRESSION_LOSSES:
+        return "regression", f"--loss {loss} fits numbers"
     if not column.numeric:
         return "classification", "text labels"
     values = column.values
@@ -179,7 +181,8 @@ def encode_targets(table: Table, targets: list, task: str, loss: str | None) -> 
     targets : list of str
     task : {"auto", "classification", "regression"}
     loss : str or None
-        The loss asked for; bce and cross_entropy need classes.
+        The loss asked for; bce and cross_entropy need classes, huber and
+        absolute_error numbers.
 
     Returns
     -------
@@ -207,7 +210,7 @@ def encode_targets(table: Table, targets: list, task: str, loss: str | None) -> 
                          + "); give --task, or train a model per target")
     decided = tasks[0]
     if decided == "regression":
-        if loss in OUTPUT_FOR_LOSS:
+        if loss in CLASS_LOSSES:
             raise UsageError(f"--loss {loss} needs class labels, but --task is regression")
         for column in columns:
             if not column.numeric:
@@ -221,6 +224,10 @@ def encode_targets(table: Table, targets: list, task: str, loss: str | None) -> 
             _refuse_constant(table, column)
         Y = np.hstack([c.values.reshape(table.n_rows, -1) for c in columns])
         return "regression", Y, None, notes
+    if loss in REGRESSION_LOSSES:
+        raise UsageError(f"--loss {loss} fits numbers (an identity output), but the target "
+                         f"{columns[0].name!r} is taken as classes; give --task regression "
+                         "for numeric codes, or another --loss")
     encoded = [_one_hot(table, column) for column in columns]
     for column, (_, classes) in zip(columns, encoded):
         warning = _classes_warning(table, column, classes)

@@ -15,14 +15,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..io import read_npz_checked, save
-from ..losses import REQUIRED_OUTPUT
+from ..losses import LOSS_FOR_OUTPUT, REQUIRED_OUTPUT
 from .errors import UsageError
 
 META_KEY = "fastbp_cli"
-#: 2: several targets, feature encoders (one-hot, fill values); 1 is still read
-META_VERSION = 2
+#: 3: ``loss_param`` (written only when set: a model without it is written as
+#: 2, which older versions read); 2: several targets, feature encoders
+#: (one-hot, fill values); 1 is still read
+META_VERSION = 3
 #: the output activation each loss is trained with (mse: by task)
 OUTPUT_FOR_LOSS = {loss: output for loss, output in REQUIRED_OUTPUT.items() if output}
+#: the losses that need classes (a sigmoid or softmax output)
+CLASS_LOSSES = tuple(LOSS_FOR_OUTPUT.values())
+#: the losses that need numbers (an identity output: huber, absolute_error)
+REGRESSION_LOSSES = tuple(loss for loss, output in OUTPUT_FOR_LOSS.items()
+                          if output == "identity")
 TASKS = ("classification", "multilabel", "regression")
 
 
@@ -50,6 +57,15 @@ class ModelMeta:
     y_scale: list
     #: --impute: "mean", "median", "drop" or None
     impute: str | None = None
+    #: the loss's parameter (huber's delta, cross_entropy's label_smoothing),
+    #: None for its default
+    loss_param: float | None = None
+
+    def loss_function(self):
+        """The loss as ``Network.fit`` and ``Network.loss`` take it: the name,
+        or a :class:`fastbp.HuberLoss` / :class:`fastbp.CrossEntropyLoss`
+        carrying ``loss_param``."""
+        return loss_function(self.loss, self.loss_param)
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
         """Features scaled as in training."""
@@ -66,6 +82,25 @@ class ModelMeta:
     def describe_targets(self) -> str:
         """The targets for messages: 'y' or 'a', 'b'."""
         return ", ".join(repr(t) for t in self.targets)
+
+
+def loss_function(loss: str, param: float | None):
+    """``loss`` as the library takes it: the name when ``param`` is None, else
+    the :class:`fastbp.losses.Loss` of that name carrying ``param``.
+
+    Raises
+    ------
+    ValueError
+        If ``loss`` takes no parameter but one is given.
+    """
+    if param is None:
+        return loss
+    from ..losses import Loss
+
+    for kind in Loss.__subclasses__():
+        if kind.name == loss:
+            return kind(**{kind.param_name: param})
+    raise ValueError(f"the loss {loss!r} takes no parameter, got {param!r}")
 
 
 def standardize(X: np.ndarray, mean, scale) -> np.ndarray:
@@ -99,7 +134,12 @@ def save_model(net, meta: ModelMeta, path: str) -> None:
     meta : ModelMeta
     path : str
     """
-    save(net, path, extra={META_KEY: np.array(json.dumps(asdict(meta)))})
+    fields = asdict(meta)
+    if fields["loss_param"] is None:
+        # as version 2 wrote it, so that older versions read it
+        del fields["loss_param"]
+        fields["version"] = 2
+    save(net, path, extra={META_KEY: np.array(json.dumps(fields))})
 
 
 def load_model(path: str) -> tuple:
@@ -154,6 +194,8 @@ def _parse_meta(text: str, path: str, net) -> ModelMeta:
         raise UsageError(f"{path}: written by a newer fastbp (CLI format {version})")
     if version == 1 and isinstance(fields.get("features"), list) and "target" in fields:
         fields = _from_version_1(fields)
+    elif version == 2:
+        fields["version"] = META_VERSION  # version 3 without a loss parameter
     try:
         meta = ModelMeta(**fields)
         _check_meta(meta, net)
@@ -174,6 +216,7 @@ def _check_meta(meta: ModelMeta, net) -> None:
     """Raise ValueError unless the entry fits the network it was saved with."""
     if meta.task not in TASKS:
         raise ValueError(f"unknown task {meta.task!r}")
+    meta.loss_function()  # a loss parameter the loss takes, in its range
     if not (isinstance(meta.targets, list) and meta.targets
             and all(isinstance(t, str) for t in meta.targets)):
         raise ValueError("targets must be a list of column names")

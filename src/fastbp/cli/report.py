@@ -6,6 +6,11 @@ import numpy as np
 from .model import ModelMeta
 
 
+#: what a row's figure of each error loss measures
+_ERROR_UNITS = {"mse": "½ squared error a row", "huber": "Huber loss a row",
+                "absolute_error": "absolute error a row"}
+
+
 def standardised_targets(meta: ModelMeta) -> bool:
     """Whether the network's regression targets are standardised (not as given)."""
     return meta.task == "regression" and (any(s != 1 for s in meta.y_scale)
@@ -14,14 +19,18 @@ def standardised_targets(meta: ModelMeta) -> bool:
 
 def loss_unit(meta: ModelMeta) -> str:
     """What one loss figure measures, e.g. "½ squared error a row, standardised targets"."""
-    if meta.loss == "mse":
-        unit = "½ squared error a row"
+    if meta.loss in _ERROR_UNITS:
+        unit = _ERROR_UNITS[meta.loss]
+        if meta.loss == "huber" and meta.loss_param is not None:
+            unit += f" (delta {meta.loss_param:g})"
         if meta.task == "regression":
             unit += (", standardised targets" if standardised_targets(meta)
                      else ", targets as given")
         return unit
     if meta.loss == "bce":
         return "nats a row, summed over the outputs"
+    if meta.loss_param is not None:  # cross_entropy's label smoothing
+        return f"nats a row, targets smoothed by {meta.loss_param:g}"
     return "nats a row"
 
 
@@ -43,7 +52,7 @@ def metrics_lines(net, meta: ModelMeta, X: np.ndarray, Y: np.ndarray, name: str)
         One line; regression with several targets adds one per target.
     """
     n = len(X)
-    loss = f"{meta.loss} loss {net.loss(X, Y, loss=meta.loss):.5g}"
+    loss = f"{meta.loss} loss {net.loss(X, Y, loss=meta.loss_function()):.5g}"
     out = net.predict(X).astype(np.float64)
     if meta.task == "classification":
         right = int(np.sum(out.argmax(1) == Y.argmax(1))) if out.shape[1] > 1 else \

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import fitting, optimizers
 from .errors import EXIT_INTERRUPTED, EXIT_OK, RunFailed, UsageError, note
 from .features import (IMPUTE_CHOICES, MAX_AUTO_CLASSES, apply_features, choose_features,
                        drop_incomplete_rows, encode_targets, fit_features, identifier_warnings,
@@ -35,9 +36,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a network on a CSV, an .npz or an embedded dataset",
         formatter_class=HelpFormatter, description=(
-            "Train by minibatch SGD and report the loss per epoch, the final metrics and the "
-            "training time per sample. Class labels are one-hot encoded, text features too; "
-            "features (and regression targets) are standardised on the training rows. "
+            "Train by minibatch SGD (or another --optimizer) and report the loss per epoch, "
+            "the final metrics and the training time per sample. Class labels are one-hot "
+            "encoded, text features too; features (and regression targets) are standardised "
+            "on the training rows. "
             "Early stopping keeps the epoch with the lowest validation loss. Ctrl-C stops "
             "training, reports and saves the weights it has (exit code 130)."))
     p.set_defaults(run=run)
@@ -74,11 +76,8 @@ def add_parser(subparsers) -> None:
                           "regression")
     net.add_argument("--epochs", type=int_at_least(1), default=200,
                      help="most epochs (early stopping usually ends sooner)")
-    net.add_argument("--batch-size", type=int_at_least(1), default=32, help="rows per update")
-    net.add_argument("--lr", type=float_in(0, strict=True), default=0.05, help="learning rate")
-    net.add_argument("--momentum", type=float_in(0, 1, strict_max=True), default=0.9,
-                     help="SGD momentum")
-    net.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    net.add_argument("--batch-size", type=int_at_least(1), default=None,
+                     help=f"rows per update (default: {fitting.DEFAULT_BATCH_SIZE})")
     net.add_argument("--l2", type=float_in(0), default=0.0, help="L2 penalty λ")
     net.add_argument("--dtype", choices=DTYPES, default="float64",
                      help="floating-point type of the network")
@@ -113,6 +112,8 @@ def add_parser(subparsers) -> None:
                      help="save the trained model (default: not saved)")
     out.add_argument("--plot", metavar="CURVE.png",
                      help="plot the loss per epoch (needs matplotlib; default: no plot)")
+    optimizers.add_options(p)
+    fitting.add_options(p)
 
 
 class _Rows:
@@ -125,6 +126,8 @@ class _Rows:
 def run(args) -> int:
     """Run ``fastbp train`` on the parsed ``args``; the exit code."""
     _check_outputs(args)
+    fitting.check(args)
+    optimizer = optimizers.make_optimizer(args)
     options = table_options(args)
     table = load_table(args.data, options)
     note(*table.notes)
@@ -148,15 +151,20 @@ def run(args) -> int:
     _check_split(rows, args)
     note(*unseen)
     loss = args.loss or {"classification": "cross_entropy", "multilabel": "bce"}.get(task, "mse")
+    fitting.check_task(args, task, loss)
     meta = ModelMeta(targets=targets, task=task, loss=loss, features=specs, classes=classes,
                      x_mean=[0.0] * X.shape[1], x_scale=[1.0] * X.shape[1],
-                     y_mean=[0.0] * Y.shape[1], y_scale=[1.0] * Y.shape[1], impute=args.impute)
+                     y_mean=[0.0] * Y.shape[1], y_scale=[1.0] * Y.shape[1], impute=args.impute,
+                     loss_param=fitting.loss_param(args))
     sets = _scaled_sets(meta, table, X, Y, rows, args)
     if args.test is not None:
         sets["test"] = _test_file(meta, args, options)
-    net, optimizer = _network(meta, X.shape[1], Y.shape[1], args)
+    net = _network(meta, X.shape[1], Y.shape[1], len(rows.fit), args)
     note(*identifier_warnings(table, features), *_few_rows_warning(rows, table.n_rows))
     _print_start(net, meta, table, sets, specs, args)
+    note_line = fitting.describe(args, optimizer)
+    if note_line:
+        print(note_line, flush=True)
     history, seconds, interrupted = _fit(net, optimizer, meta, sets, args)
     _report(net, meta, sets, history, seconds, args)
     if args.save is not None:
@@ -309,20 +317,19 @@ def _output_names(meta: ModelMeta, width: int) -> list:
     return [f"{meta.targets[0]}[{k}]" for k in range(width)]
 
 
-def _network(meta: ModelMeta, n_inputs: int, n_outputs: int, args) -> tuple:
-    """(network, optimizer) as the options ask, once the memory check passes."""
+def _network(meta: ModelMeta, n_inputs: int, n_outputs: int, n_rows: int, args):
+    """The network the options ask for, once the memory check passes."""
     from ..network import Network
-    from ..optim import SGD
 
     sizes = [n_inputs, *args.hidden, n_outputs]
-    _check_memory(sizes, args.batch_size, np.dtype(args.dtype).itemsize)
+    # lbfgs takes every row at once
+    _check_memory(sizes, args.batch_size or n_rows, np.dtype(args.dtype).itemsize)
     output = OUTPUT_FOR_LOSS.get(meta.loss,
                                  "identity" if meta.task == "regression" else "sigmoid")
     if meta.loss == "mse" and meta.task == "classification":
         output = "softmax" if n_outputs > 1 else "sigmoid"
-    net = Network(sizes, activation=args.activation, output_activation=output,
-                  dtype=args.dtype, seed=args.seed)
-    return net, SGD(lr=args.lr, momentum=args.momentum, nesterov=args.nesterov)
+    return Network(sizes, activation=args.activation, output_activation=output,
+                   dtype=args.dtype, seed=args.seed, dropout=args.dropout)
 
 
 def _check_memory(sizes: list, batch_size: int, itemsize: int) -> None:
@@ -373,17 +380,22 @@ def _fit(net, optimizer, meta: ModelMeta, sets: dict, args) -> tuple:
 
     (X, Y), validation, (X_test, Y_test) = sets["train"], sets["val"], sets["test"]
     stopping = EarlyStopping(patience=args.patience) if args.early_stopping else None
+    extra = fitting.fit_arguments(args, stopping)
+    first = fitting.first_epoch(args, net, optimizer)
     show_bar = sys.stderr.isatty() if args.progress is None else args.progress
-    progress = EpochProgress(args.epochs, bar=show_bar, lines=True, desc="train")
+    progress = EpochProgress(args.epochs - first, bar=show_bar, lines=True, desc="train")
     test_losses = []
+    loss = meta.loss_function()
+    show_lr = not optimizer.schedule.constant
 
     def report_epoch(epoch, history, network):
         line = f"epoch {epoch + 1:3d}/{args.epochs}  train loss {history['loss'][-1]:.6f}"
         if "val_loss" in history:
             line += f"  val loss {history['val_loss'][-1]:.6f}"
         if len(X_test):
-            test_losses.append(network.loss(X_test, Y_test, loss=meta.loss))
+            test_losses.append(network.loss(X_test, Y_test, loss=loss))
             line += f"  test loss {test_losses[-1]:.6f}"
+        line += fitting.epoch_extras(history, show_lr)
         # the stopping rule sees this epoch after the callbacks
         if stopping is not None and history[stopping.key(history)][-1] < stopping.best:
             line += "  *"
@@ -391,11 +403,12 @@ def _fit(net, optimizer, meta: ModelMeta, sets: dict, args) -> tuple:
 
     interrupted = False
     try:
-        history = net.fit(X, Y, loss=meta.loss, optimizer=optimizer, epochs=args.epochs,
-                          batch_size=args.batch_size, shuffle=True, seed=args.seed, l2=args.l2,
-                          n_threads=args.threads,
+        history = net.fit(X, Y, loss=loss, optimizer=optimizer, epochs=args.epochs,
+                          batch_size=args.batch_size or len(X), shuffle=True, seed=args.seed,
+                          l2=args.l2, n_threads=args.threads,
                           validation_data=validation if len(validation[0]) else None,
-                          early_stopping=stopping, callbacks=[report_epoch])
+                          early_stopping=stopping,
+                          callbacks=[report_epoch, *extra.pop("callbacks")], **extra)
     except TrainingDiverged as exc:
         raise RunFailed(str(exc)) from None
     except KeyboardInterrupt as exc:
@@ -404,14 +417,16 @@ def _fit(net, optimizer, meta: ModelMeta, sets: dict, args) -> tuple:
     finally:
         progress.close()
     history["test_loss"] = test_losses
-    done = len(history["loss"])
+    done = first + len(history["loss"])
     if interrupted:
         note(f"interrupted after {done} complete epochs: kept the weights after the last "
              "completed batch" + ("; saving them" if args.save else ""), prefix="warning")
     elif stopping is not None and stopping.best_epoch is not None:
         key = stopping.key(history).replace("_", " ")
-        ended = (f"stopped after epoch {done}: no lower {key} in {args.patience} epochs"
-                 if done < args.epochs else f"ran all {done} epochs")
+        ended = (f"ran all {done} epochs" if done >= args.epochs else
+                 f"stopped after epoch {done}: no lower {key} in {args.patience} epochs"
+                 if stopping.wait >= args.patience else
+                 f"stopped after epoch {done}: L-BFGS ended its run")
         print(f"early stopping: {ended}; kept the weights of epoch {stopping.best_epoch + 1}, "
               f"the lowest {key} ({stopping.best:.6f})", flush=True)
     return history, float(sum(history["seconds"])), interrupted
@@ -427,7 +442,7 @@ def _report(net, meta: ModelMeta, sets: dict, history: dict, seconds: float, arg
     n_train, epochs = len(sets["train"][0]), len(history["loss"])
     if epochs:
         print(f"time per training sample {seconds / (epochs * n_train) * 1e6:.3g} µs "
-              f"({epochs} epochs x {n_train} rows, batch {args.batch_size}, "
+              f"({epochs} epochs x {n_train} rows, batch {args.batch_size or 'all rows'}, "
               f"{seconds:.3g} s in all)", flush=True)
 
 
