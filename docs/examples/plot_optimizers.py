@@ -47,12 +47,14 @@ def training_loss(epoch, history, network):
 
 
 start = fastbp.Network(sizes, activation="tanh", output_activation="softmax", seed=0)
+# n_threads=1: the batches here are too small for fastbp to split over threads
+# (see the threads guide), and one thread stays quick on a busy machine
 histories = {}
 for name, (optimizer, batch_size) in contenders.items():
     network = fastbp.Network(sizes, activation="tanh", output_activation="softmax")
     network.set_weights(start.weights, start.biases)
     histories[name] = network.fit(X[train], Y[train], optimizer=optimizer, epochs=EPOCHS,
-                                  batch_size=batch_size, seed=1,
+                                  batch_size=batch_size, seed=1, n_threads=1,
                                   validation_data=(X[valid], Y[valid]),
                                   callbacks=[training_loss])
     histories[name]["accuracy"] = network.score(X[valid], Y[valid])

@@ -55,6 +55,8 @@ def training_loss(epoch, history, network):
 
 
 start = fastbp.Network(sizes, activation="relu", output_activation="softmax", seed=0)
+# n_threads=1: the batches here are too small for fastbp to split over threads
+# (see the threads guide), and one thread stays quick on a busy machine
 histories = {}
 for name, (dropout, weight_decay, ema) in settings.items():
     network = fastbp.Network(sizes, activation="relu", output_activation="softmax",
@@ -62,7 +64,7 @@ for name, (dropout, weight_decay, ema) in settings.items():
     network.set_weights(start.weights, start.biases)
     optimizer = fastbp.AdamW(lr=2e-3, weight_decay=weight_decay)
     histories[name] = network.fit(X[train], Y[train], optimizer=optimizer, epochs=EPOCHS,
-                                  batch_size=32, seed=1, ema=ema,
+                                  batch_size=32, seed=1, ema=ema, n_threads=1,
                                   validation_data=(X[held_out], Y[held_out]),
                                   callbacks=[training_loss])
     histories[name]["accuracy"] = network.score(X[held_out], Y[held_out])
