@@ -1028,6 +1028,8 @@ class Rprop(Optimizer):
     def hyper(self):
         return {"etaminus": self.etas[0], "etaplus": self.etas[1],
                 "step_size_min": self.step_sizes[0], "step_size_max": self.step_sizes[1]}
+
+
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, as
     ``torch.optim.AdamW``.
