@@ -16,7 +16,7 @@ from ._averaging import WeightAverage, check_clip_norm, check_ema
 from ._inputs import check_XY
 from ._lbfgs import LbfgsIterations
 from ._metrics import accuracy_metrics, check_metrics
-from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss
+from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss, pass_buffers
 from ._progress import EpochProgress
 from ._session import Session
 from ._streaming import ChunkedTraining, chunk_source
@@ -367,14 +367,19 @@ class ValidationRows:
     """A fit's validation rows ``X`` and ``Y``: called with the network
     after each epoch, their mean loss (without the L2 term)."""
 
-    __slots__ = ("X", "Y", "code")
+    __slots__ = ("X", "Y", "code", "_buffers")
 
     def __init__(self, X, Y, code: int):
         self.X, self.Y, self.code = X, Y, code
+        self._buffers = None  # made at the first call, kept for the fit's epochs
 
     def __call__(self, net) -> float:
-        return mean_loss(self.X, self.Y, net.params, *net.kernel_layout, self.code, 0.0,
-                         OBJECTIVE_CHUNK_ROWS)
+        sizes, acts = net.kernel_layout
+        if self._buffers is None or self._buffers[1].size != net.n_params:
+            self._buffers = pass_buffers(sizes, acts, min(self.X.shape[0], OBJECTIVE_CHUNK_ROWS),
+                                         net.dtype)
+        return mean_loss(self.X, self.Y, net.params, sizes, acts, self.code, 0.0,
+                         OBJECTIVE_CHUNK_ROWS, self._buffers)
 
 
 def validation_loss(X_val, Y_val, code: int) -> ValidationRows:
