@@ -27,7 +27,6 @@ def test_each_entry_fills_the_tables_of_both_derivations():
     assert set(reference.ACTIVATIONS) == set(reference.DERIVATIVES) == elementwise
     assert set(reference.GRAPH_ACTIVATIONS) == elementwise
     assert set(reference.LAYER_ACTIVATIONS) == set(reference.GRAPH_LAYER_ACTIVATIONS) == layerwise
-    assert reference.DERIVATIVES_OF_A == {"gelu", "silu", "softplus"}
     assert reference.DERIVATIVES_OF_A == {name for name, row in activations.ELEMENTWISE.items()
                                           if row.of_a}
 
