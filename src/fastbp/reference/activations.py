@@ -1,7 +1,7 @@
 """The activations of the reference, one entry each: f, f' and the graph op.
 
-An activation is one :class:`Activation` in :data:`ELEMENTWISE` (or
-:data:`LAYERWISE`, for a whole-layer output such as softmax), holding what
+An activation is one :class:`Activation` in ``ELEMENTWISE`` (or
+``LAYERWISE``, for a whole-layer output such as softmax), holding what
 both derivations need of it, side by side:
 
 - its formula z = f(a), for :mod:`fastbp.reference.neuron`;
@@ -15,10 +15,10 @@ both derivations need of it, side by side:
 This module fills the tables each derivation reads (``ACTIVATIONS``,
 ``DERIVATIVES``, ``DERIVATIVES_OF_A`` and ``LAYER_ACTIVATIONS`` of
 neuron.py; ``GRAPH_ACTIVATIONS`` and ``GRAPH_LAYER_ACTIVATIONS`` of
-graph.py). Neither of those imports it or the other, so the graph never sees
-a hand-written f' and the two derivations still check each other, and the
-kernels (csrc/fastbp_activation_table.h has the compiled row of each name;
-the tests check they all list the same names).
+graph.py). Neither of those imports it or the other, and the graph never
+sees a hand-written f', so the two derivations still check each other and,
+together, the kernels (csrc/fastbp_activation_table.h has the compiled row
+of each name; the tests check that every table lists the same names).
 """
 import math
 
@@ -33,7 +33,7 @@ class Activation:
     Parameters
     ----------
     f : callable
-        z = f(a) of one neuron (of a whole layer, for a :data:`LAYERWISE` row).
+        z = f(a) of one neuron (of a whole layer, for a ``LAYERWISE`` row).
     graph : callable
         The same f on a :class:`~fastbp.reference.graph.Value` (a list of them,
         for a layer), made of Value's operations.
