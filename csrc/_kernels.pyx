@@ -92,10 +92,10 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 #   keeps its a beside z, fbp_layers_init); the enum, every kernel's switch,
 #   the Trainer's check and Python's fastbp.ACTIVATIONS follow from the
 #   list. Beside it, written apart so they stay independent oracles: its
-#   formula and f' in fastbp/reference/neuron.py (ACTIVATIONS, DERIVATIVES,
-#   and DERIVATIVES_OF_A for an A row), its op in fastbp/reference/graph.py
-#   (GRAPH_ACTIVATIONS) and its ONNX nodes in fastbp/onnx_export.py
-#   (ACTIVATION_NODES); tests/test_tables.py fails until all four name it.
+#   entry in fastbp/reference/activations.py (its formula, its f' with of_a=
+#   for an A row, its graph op; the entry fills neuron.py's and graph.py's
+#   tables) and its ONNX nodes in fastbp/onnx_export.py (ACTIVATION_NODES);
+#   tests/test_tables.py fails until every table names it.
 # - a loss: one row in fastbp_loss_table.h (its line with the output it
 #   needs and its parameter's default, and fbp_loss_<name>: output delta
 #   and data term); the pairing Python reads (fastbp.losses) follows from

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "user_guide" / "extending.rst"
 DIFFS = {"adamax.diff": ["csrc/optim_adamax.pxi", "csrc/_kernels.pyx", "src/fastbp/optim.py",
                          "tests/test_optim_adamax.py", "tests/test_trainer.py"],
-         "mish.diff": ["csrc/fastbp_activation_table.h", "src/fastbp/reference/neuron.py",
-                       "src/fastbp/reference/graph.py", "src/fastbp/onnx_export.py",
-                       "tests/test_activation_mish.py", "tests/test_trainer.py"]}
+         "mish.diff": ["csrc/fastbp_activation_table.h", "src/fastbp/reference/activations.py",
+                       "src/fastbp/onnx_export.py", "tests/test_activation_mish.py",
+                       "tests/test_trainer.py"]}
 
 
 def git_checkout() -> bool:

@@ -2,8 +2,9 @@
 
 The compiled tables (csrc/fastbp_activation_table.h, fastbp_loss_table.h) are
 the only list of codes; Python's name -> code maps are read from them. The
-reference's rows (neuron.py), the graph's ops (graph.py) and the ONNX mapping
-are written apart, so the reference stays an independent oracle: these tests
+reference's rows (an activation's entry in activations.py fills neuron.py's
+and graph.py's tables; a loss has a row in each) and the ONNX mapping are
+written apart, so the reference stays an independent oracle: these tests
 check that every one of them names exactly the compiled rows, and run every
 row, so a row missing anywhere, or a new one, is caught without a new test.
 """

@@ -197,13 +197,6 @@ def graph_softplus(a):
     return (1 + a.exp()).log()             # log(1 + e^a)
 
 
-def graph_softsign(a):
-    """a/(1 + abs(a)) = a · exp(−log(1 + abs(a))); abs(a) is a or −a as a's
-    sign says, so its slope ±1 follows from Value's ×."""
-    size = a if a.data >= 0 else -a
-    return a * (-(1 + size).log()).exp()
-
-
 def graph_log_sum_exp(a):
     """log Σ_k e^(a_k), computed as top + log Σ_k e^(a_k − top).
 
@@ -228,27 +221,12 @@ def graph_cross_entropy(a, t):
 
 # A row per name in each table (the compiled kernels have their own rows,
 # csrc/fastbp_activation_table.h and fastbp_loss_table.h; the tests check that
-# both list the same names).
+# all list the same names). Each activation is one entry of
+# reference/activations.py, which fills the two activation tables with its op,
+# made of Value's operations, when the package loads.
 
-GRAPH_ACTIVATIONS = {  # z_j = f(a_j) as a node, neuron by neuron
-    "identity": lambda a: a,
-    "sigmoid": graph_sigmoid,
-    "tanh": lambda a: a.tanh(),
-    "relu": lambda a: a.relu(),
-    "leaky_relu": lambda a: a if a.data > 0 else a * 0.01,  # Value's ×: its slope follows
-    "elu": lambda a: a if a.data > 0 else a.exp() - 1,
-    # PyTorch's formula, a · ½(1 + erf(a/√2))
-    "gelu": lambda a: a * 0.5 * (1 + (a * (1 / math.sqrt(2.0))).erf()),
-    "silu": lambda a: a * graph_sigmoid(a),
-    "softplus": lambda a: a if a.data > 20 else graph_softplus(a),  # PyTorch's threshold 20
-    "softsign": graph_softsign,
-    # FANN's FANN_ELLIOT at its default steepness s = ½: ½·softsign(s·a) + ½
-    "elliot": lambda a: 0.5 * graph_softsign(a * 0.5) + 0.5,
-}
-
-GRAPH_LAYER_ACTIVATIONS = {  # z = f(a) of a whole layer, as nodes
-    "softmax": graph_softmax,
-}
+GRAPH_ACTIVATIONS = {}  # z_j = f(a_j) as a node, neuron by neuron
+GRAPH_LAYER_ACTIVATIONS = {}  # z = f(a) of a whole layer, as nodes
 
 GRAPH_LOSSES = {  # the loss of one sample as a node; y = f(a_out), t the target
     # ½ Σ_k (y_k − t_k)²

@@ -26,8 +26,11 @@ import math
 
 # ---------------------------------------------------------------------------
 # Activations f and their derivatives f', written through the output z = f(a)
-# (or through a, for the few whose z does not tell a): a row per name in each table (the compiled kernels have a row of their own per
-# name, csrc/fastbp_activation_table.h; the tests check both list the same names)
+# (or through a, for the few whose z does not tell a): a row per name in each
+# table. Each activation is one entry of reference/activations.py, which fills
+# these tables (and the graph's op for it) when the package loads. The compiled
+# kernels have a row of their own per name, csrc/fastbp_activation_table.h;
+# the tests check they all list the same names.
 # ---------------------------------------------------------------------------
 
 
@@ -39,61 +42,13 @@ def sigmoid(a):
     return e / (1.0 + e)
 
 
-def gelu(a):
-    """a·Φ(a), Φ the standard normal CDF (PyTorch's default, exact GELU):
-    Φ(a) = ½(1 + erf(a/√2)) = ½ erfc(−a/√2), which keeps its digits for a ≪ 0."""
-    return a * 0.5 * math.erfc(-a / math.sqrt(2.0))
-
-
-def gelu_derivative(a):
-    """GELU's f'(a) = Φ(a) + a·φ(a), φ(a) = e^(−a²/2)/√(2π) the normal density."""
-    density = math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
-    return 0.5 * math.erfc(-a / math.sqrt(2.0)) + a * density
-
-
-def elliot(a):
-    """FANN's FANN_ELLIOT at FANN's default steepness s = ½: ½·(s·a)/(1 + abs(s·a)) + ½.
-
-    In (0, 1), with the sigmoid's slope ¼ at 0 (at s = ½, FANN_SIGMOID is
-    :func:`sigmoid`); FANN's derivative s/(2(1 + abs(s·a))²) = 1/(2 + abs(a))²,
-    which is (1 − abs(2z − 1))²/4 in z.
-    """
-    s = 0.5
-    return 0.5 * (s * a) / (1.0 + abs(s * a)) + 0.5
-
-
-ACTIVATIONS = {  # z_j = f(a_j), neuron by neuron
-    "identity": lambda a: a,
-    "sigmoid": sigmoid,
-    "tanh": math.tanh,
-    "relu": lambda a: a if a > 0 else 0.0,
-    "leaky_relu": lambda a: a if a > 0 else 0.01 * a,
-    "elu": lambda a: a if a > 0 else math.expm1(a),              # α = 1
-    "gelu": gelu,
-    "silu": lambda a: a * sigmoid(a),                            # a·σ(a), "swish"
-    "softplus": lambda a: a if a > 20 else softplus(a),          # β = 1, PyTorch's threshold 20
-    "softsign": lambda a: a / (1.0 + abs(a)),
-    "elliot": elliot,
-}
-
-DERIVATIVES = {  # f'(a) expressed through z = f(a), or through a (DERIVATIVES_OF_A)
-    "identity": lambda z: 1.0,
-    "sigmoid": lambda z: z * (1.0 - z),
-    "tanh": lambda z: 1.0 - z * z,
-    "relu": lambda z: 1.0 if z > 0 else 0.0,
-    "leaky_relu": lambda z: 1.0 if z > 0 else 0.01,
-    "elu": lambda z: 1.0 if z > 0 else z + 1.0,                  # e^a = z + 1 where a ≤ 0
-    "gelu": gelu_derivative,                                     # of a
-    "silu": lambda a: sigmoid(a) * (1.0 + a * (1.0 - sigmoid(a))),  # of a
-    "softplus": lambda a: 1.0 if a > 20 else sigmoid(a),         # of a
-    "softsign": lambda z: (1.0 - abs(z)) ** 2,                   # 1/(1 + |a|)²
-    "elliot": lambda z: (1.0 - abs(2.0 * z - 1.0)) ** 2 / 4.0,   # 1/(2 + |a|)²
-}
+ACTIVATIONS = {}  # z_j = f(a_j), neuron by neuron
+DERIVATIVES = {}  # f'(a) expressed through z = f(a), or through a (DERIVATIVES_OF_A)
 
 #: the rows of DERIVATIVES written through a, not z, where one z comes from two
 #: a with different slopes: GELU and SiLU dip below 0 and come back, softplus
 #: steps down at PyTorch's threshold (log(1 + e^20) > 20 + 2e-9)
-DERIVATIVES_OF_A = frozenset({"gelu", "silu", "softplus"})
+DERIVATIVES_OF_A = set()
 
 
 def derivative(name, a, z):
@@ -114,9 +69,7 @@ def softmax(a):
     return [e / total for e in exps]
 
 
-LAYER_ACTIVATIONS = {  # z = f(a) of a whole layer: an output only (no f' per neuron)
-    "softmax": softmax,
-}
+LAYER_ACTIVATIONS = {}  # z = f(a) of a whole layer: an output only (no f' per neuron)
 
 
 def log_sum_exp(a):
