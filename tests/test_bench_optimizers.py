@@ -18,12 +18,18 @@ OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "adagrad", "rprop")
 
 @pytest.fixture(scope="module")
 def compare():
-    """bench/compare.py imported as a module (its main() does not run)."""
+    """bench/compare.py imported as a module (its main() does not run); bench/
+    leaves sys.path and its modules sys.modules afterwards (its distributed.py
+    would shadow Dask's package in the worker processes of later tests)."""
+    path, modules = list(sys.path), set(sys.modules)
     sys.path.insert(0, str(BENCH_DIR))
     try:
         yield importlib.import_module("compare")
     finally:
-        sys.path.remove(str(BENCH_DIR))
+        sys.path[:] = path
+        for name in set(sys.modules) - modules:
+            if str(BENCH_DIR) in str(getattr(sys.modules[name], "__file__", None)):
+                del sys.modules[name]
 
 
 def test_quick_run_of_every_optimiser_passes_its_same_work_checks(tmp_path, compare):
