@@ -8,10 +8,14 @@ Usage (from the repository root; the extension is built in place)::
     PYTHONPATH=src python bench/compare.py --threads 2 --nets 784-256-128-10 --batch-sizes 128
     PYTHONPATH=src python bench/compare.py --threads defaults  # each library as users run it
     PYTHONPATH=src python bench/compare.py --threads 1,defaults  # both, one run (README)
+    PYTHONPATH=src python bench/compare.py --optimizers adam,rprop --nets 64-32-10
 
 Every contender runs plain SGD (no momentum, no L2) on a network with sigmoid
 hidden and output layers, rows in order, the last batch smaller; see
-``peers/__init__.py``. For each case (network, batch size, dtype):
+``peers/__init__.py``. ``--optimizers`` adds other optimisers (Adam, AdamW,
+NAdam, RMSprop, Adagrad, Rprop), which fastbp, NumPy and PyTorch run with
+their own rates (``peers/optimizers.py``); the other contenders run plain
+SGD only. For each case (network, batch size, dtype and optimiser):
 
 1. Same-work check. Every contender starts from the same initial weights and
    trains one epoch on the same rows. The mse of its final parameters on those
@@ -77,6 +81,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--dtypes", default=None, help="float32, float64 or both (comma)")
     parser.add_argument("--contenders", default=None,
                         help="comma-separated subset of fastbp,numpy,torch,sklearn,fann,reference")
+    parser.add_argument("--optimizers", default="sgd",
+                        help="comma-separated optimisers, e.g. sgd,adam,rprop (default sgd: "
+                             "plain SGD only); the names are bench/peers/optimizers.py's")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every case's row count (e.g. 0.25 for a faster run)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results",
@@ -148,6 +155,10 @@ from idle import wait_until_idle  # noqa: E402
 from peers import PEER_MODULES, load_peer  # noqa: E402
 from peers.numpy_peer import VARIANTS, mse_objective  # noqa: E402
 from peers.numpy_peer import Trainer as NumpyTrainer  # noqa: E402
+from peers.optimizers import NAMES as OPTIMIZER_NAMES  # noqa: E402
+from peers.optimizers import RULES as OPTIMIZER_RULES  # noqa: E402
+from peers.optimizers import SGD, learning_rate  # noqa: E402
+from peers.optimizers import limitation as optimizer_limitation  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -259,14 +270,21 @@ class Case:
     Y: np.ndarray
     weights: list
     biases: list
+    optimizer: str = SGD
+
+    @property
+    def lr(self):
+        """The optimiser's learning rate: the network's own for plain SGD."""
+        return learning_rate(self.optimizer, self.spec.lr)
 
     @property
     def label(self):
-        return f"{self.spec.name} b={self.batch_size} {self.dtype}"
+        label = f"{self.spec.name} b={self.batch_size} {self.dtype}"
+        return label if self.optimizer == SGD else f"{label} {self.optimizer}"
 
 
-def build_cases(networks, batch_sizes, dtypes, scale):
-    """Every (network, batch size, dtype) with its data, in run order."""
+def build_cases(networks, batch_sizes, dtypes, scale, optimizers=(SGD,)):
+    """Every (network, batch size, dtype, optimiser) with its data, in run order."""
     cases = []
     for spec in networks:
         weights, biases = initial_parameters(spec.sizes)
@@ -278,9 +296,10 @@ def build_cases(networks, batch_sizes, dtypes, scale):
                 rows = min(rows, DIGITS_ROWS)
             X, Y = make_data(spec, rows)
             for dtype in dtypes:
-                cases.append(Case(spec, batch_size, dtype, X.astype(dtype), Y.astype(dtype),
-                                  [W.astype(dtype) for W in weights],
-                                  [b.astype(dtype) for b in biases]))
+                for optimizer in optimizers:
+                    cases.append(Case(spec, batch_size, dtype, X.astype(dtype),
+                                      Y.astype(dtype), [W.astype(dtype) for W in weights],
+                                      [b.astype(dtype) for b in biases], optimizer))
     return cases
 
 
@@ -459,7 +478,8 @@ class ExpectedRuns:
         if key not in self._runs:
             case = self.case
             trainer = NumpyTrainer(case.X[:rows], case.Y[:rows], case.spec.sizes,
-                                   case.batch_size, case.spec.lr, case.dtype, variant=variant)
+                                   case.batch_size, case.lr, case.dtype, variant=variant,
+                                   optimizer=case.optimizer)
             trainer.load(case.weights, case.biases)
             trainer.epoch(1)
             weights, biases = trainer.parameters()
@@ -518,15 +538,21 @@ def run_case(case, peers, repeats, check_only, warm_up=False):
     spec = case.spec
     expected_runs = ExpectedRuns(case)
     results, trainers = {}, {}
+    # plain SGD calls every Trainer as before the optimisers came
+    options = {} if case.optimizer == SGD else {"optimizer": case.optimizer}
     for peer in peers:
         rows = rows_for(peer, case)
-        reason = peer.limitation(spec.sizes, rows, case.batch_size, case.dtype)
+        if case.optimizer not in getattr(peer, "OPTIMIZERS", (SGD,)):
+            reason = "runs plain SGD only"
+        else:
+            reason = (peer.limitation(spec.sizes, rows, case.batch_size, case.dtype)
+                      or optimizer_limitation(case.optimizer, case.batch_size))
         if reason is not None:
             results[peer.NAME] = {"status": "skipped", "reason": reason}
             continue
         try:
             trainer = peer.Trainer(case.X[:rows], case.Y[:rows], spec.sizes, case.batch_size,
-                                   spec.lr, case.dtype)
+                                   case.lr, case.dtype, **options)
             check = same_work_check(peer, trainer, case, expected_runs)
         except Exception as error:  # a contender that crashes fails its check, nothing else
             traceback.print_exc()
@@ -566,11 +592,14 @@ def run_case(case, peers, repeats, check_only, warm_up=False):
             results[name]["spread"] = max(times) / min(times)
     trainers.clear()  # free the libraries' buffers before the next case
     gc.collect()
-    return {"net": spec.name, "sizes": list(spec.sizes), "data": spec.data,
-            "batch_size": case.batch_size, "dtype": case.dtype, "rows": case.X.shape[0],
-            "lr": spec.lr, "n_weights": spec.n_weights,
-            "gemm_gflops": gemm_rate(gemm_seconds) / 1e9 if gemm_seconds else None,
-            "contenders": results}
+    result = {"net": spec.name, "sizes": list(spec.sizes), "data": spec.data,
+              "batch_size": case.batch_size, "dtype": case.dtype, "rows": case.X.shape[0],
+              "lr": case.lr, "n_weights": spec.n_weights,
+              "gemm_gflops": gemm_rate(gemm_seconds) / 1e9 if gemm_seconds else None,
+              "contenders": results}
+    if case.optimizer != SGD:  # plain SGD's reports keep their fields
+        result["optimizer"] = case.optimizer
+    return result
 
 
 def add_floors(case_result):
@@ -596,7 +625,8 @@ def add_floors(case_result):
 def print_case(case_result, check_only):
     """One line per contender: its check and, when timed, its speed."""
     print(f"\n== {case_result['net']}  batch {case_result['batch_size']}  "
-          f"{case_result['dtype']}  ({case_result['rows']} rows)")
+          f"{case_result['dtype']}  ({case_result['rows']} rows)"
+          + (f"  {case_result['optimizer']}" if "optimizer" in case_result else ""))
     fastbp_us = case_result["contenders"].get("fastbp", {}).get("us_per_sample")
     for name, result in case_result["contenders"].items():
         if result["status"] == "skipped":
@@ -714,6 +744,16 @@ def threads_sentence(threads):
             "pools, `torch.set_num_threads`).")
 
 
+def optimizer_column(report, case_or_title):
+    """The optimiser cell of a table row (a case's name, or the column title),
+    as a list: empty in plain SGD's reports, which have no such column."""
+    if "optimizers" not in report:
+        return []
+    if isinstance(case_or_title, str):
+        return [case_or_title]
+    return [case_or_title.get("optimizer", SGD)]
+
+
 def markdown_report(report):
     """The report as Markdown: setup, timings per dtype, checks, skips."""
     names = report["contenders"]
@@ -731,9 +771,11 @@ def markdown_report(report):
         "- Thread pools: " + "; ".join(
             f"{p['library']} ({p['api']} {p['version'] or ''}, {p['threads']} threads)"
             for p in report["thread_pools"]) + ".",
-        "- Training: plain SGD, sigmoid hidden and output layers, rows in order, one epoch per "
-        "run from the same initial weights; lr " + ", ".join(
-            f"{net} {lr}" for net, lr in report["learning_rates"].items())
+        # with --optimizers, the optimisers are listed below; the rates are plain SGD's
+        "- Training: " + ("" if "optimizers" in report else "plain SGD, ")
+        + "sigmoid hidden and output layers, rows in order, one epoch per run from the same "
+        "initial weights; " + ("plain SGD's lr " if "optimizers" in report else "lr ")
+        + ", ".join(f"{net} {lr}" for net, lr in report["learning_rates"].items())
         + ("." if report["quick"] else f"; median of {report['repeats']} interleaved runs."),
         "- Load average (1, 5, 15 min) at start {} and end {}: other processes on the machine "
         "slow every contender alike, but add noise.".format(
@@ -750,6 +792,12 @@ def markdown_report(report):
             "the contenders; its median (column GEMM) sets the case's floor = 6 × n_weights "
             "/ rate per sample: one multiply-add per weight in each of the forward pass, the "
             "backward pass and the weight gradient.")
+    if "optimizers" in report:
+        lines += ["", "Optimisers (column opt.), each run by fastbp, NumPy and PyTorch (its "
+                  "`torch.optim` class of the same name) with the same hyper-parameters and "
+                  "a fresh state each run; the other contenders run plain SGD only "
+                  "(bench/peers/optimizers.py):", ""]
+        lines += [f"- **{name}**: {text}" for name, text in report["optimizers"].items()]
     lines += ["", "What each contender runs (the same-work check compares it with NumPy running "
               "exactly this rule):", ""]
     for name, description in report["contender_math"].items():
@@ -768,14 +816,15 @@ def markdown_report(report):
             cases = [c for c in report["cases"] if c["dtype"] == dtype]
             if not cases:
                 continue
-            header = ["net", "batch", "rows", "GEMM GFLOP/s", "floor µs", "fastbp / floor"] + names
+            header = (["net", "batch"] + optimizer_column(report, "opt.")
+                      + ["rows", "GEMM GFLOP/s", "floor µs", "fastbp / floor"] + names)
             lines += [f"### {dtype}", "", "| " + " | ".join(header) + " |",
                       "|" + "---|" * len(header)]
             for case in cases:
                 over = case.get("fastbp_over_floor")
-                row = [case["net"], str(case["batch_size"]), str(case["rows"]),
-                       f"{case['gemm_gflops']:.0f}", f"{case['floor_us_per_sample']:.3g}",
-                       f"{over:.2f}" if over else "–"]
+                row = ([case["net"], str(case["batch_size"])] + optimizer_column(report, case)
+                       + [str(case["rows"]), f"{case['gemm_gflops']:.0f}",
+                          f"{case['floor_us_per_sample']:.3g}", f"{over:.2f}" if over else "–"])
                 for name in names:
                     result = case["contenders"].get(name, {"status": "skipped"})
                     cell = format_cell(result)
@@ -791,13 +840,15 @@ def markdown_report(report):
               f"{TOLERANCE['float64']:.0e} (float64), {TOLERANCE['float32']:.0e} (float32). "
               "For a rule other than mse, the distance of the final loss from the mse rule's "
               "follows.", "",
-              "| net | batch | dtype | rows | " + " | ".join(names) + " |",
-              "|" + "---|" * (4 + len(names))]
+              "| " + " | ".join(["net", "batch", "dtype"] + optimizer_column(report, "opt.")
+                                + ["rows"] + names) + " |",
+              "|" + "---|" * (4 + len(optimizer_column(report, "opt.")) + len(names))]
     for case in report["cases"]:
         cells = [check_cell(case["contenders"].get(name, {"status": "skipped"}))
                  for name in names]
-        lines.append(f"| {case['net']} | {case['batch_size']} | {case['dtype']} | "
-                     f"{case['rows']} | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([case["net"], str(case["batch_size"]), case["dtype"]]
+                                       + optimizer_column(report, case)
+                                       + [str(case["rows"])] + cells) + " |")
     lines += ["", "## Skipped", ""]
     skips = skip_summary(report)
     if not skips and not report["unavailable"]:
@@ -835,7 +886,9 @@ def plot_report(report, path):
                   marker="_", markersize=18, color="black", label="GEMM floor")
         axis.set_yscale("log")
         axis.set_xticks(positions)
-        axis.set_xticklabels([f"b={c['batch_size']}" for c in cases], fontsize=8)
+        axis.set_xticklabels([" ".join([f"b={c['batch_size']}"] + optimizer_column(report, c))
+                              for c in cases], fontsize=8,
+                             rotation=90 if "optimizers" in report else 0)
         # one network name under each group of batch sizes
         below_ticks = matplotlib.transforms.blended_transform_factory(axis.transData,
                                                                       axis.transAxes)
@@ -921,6 +974,7 @@ def main(arguments):
                 if n.name in select([n.name for n in networks], arguments.nets)]
     batch_sizes = select(BATCH_SIZES, arguments.batch_sizes, int)
     dtypes = select(DTYPES, arguments.dtypes)
+    optimizers = select(OPTIMIZER_NAMES, arguments.optimizers)
     contender_names = None if arguments.contenders is None else set(
         select([load_peer(m).NAME for m in PEER_MODULES], arguments.contenders))
 
@@ -943,13 +997,19 @@ def main(arguments):
                            for peer in peers},
         "unavailable": unavailable, "cases": [], "failures": [],
     }
+    if optimizers != (SGD,):  # plain SGD's reports keep their fields
+        report["optimizers"] = {
+            name: "plain SGD at the network's lr" if name == SGD else
+            f"{OPTIMIZER_RULES[name].description}; lr = plain SGD's × "
+            f"{OPTIMIZER_RULES[name].lr_fraction:g}"
+            for name in optimizers}
     print(f"threads: {arguments.threads}; contenders: {', '.join(report['contenders'])}")
     if not arguments.quick:
         rates_at_start = gemm_rates()
         print("GEMM rate: " + ", ".join(f"{d} {r / 1e9:.1f} GFLOP/s"
                                         for d, r in rates_at_start.items()))
 
-    for case in build_cases(networks, batch_sizes, dtypes, arguments.scale):
+    for case in build_cases(networks, batch_sizes, dtypes, arguments.scale, optimizers):
         case_result = run_case(case, peers, arguments.repeats, check_only=arguments.quick,
                                warm_up=arguments.threads != 1)
         print_case(case_result, arguments.quick)
@@ -971,6 +1031,8 @@ def main(arguments):
 
     arguments.out.mkdir(parents=True, exist_ok=True)
     stem = "quick" if arguments.quick else f"compare_{thread_label(arguments.threads)}"
+    if optimizers != (SGD,):
+        stem += "_optimizers"
     if arguments.nets or arguments.batch_sizes or arguments.dtypes or arguments.contenders \
             or arguments.scale != 1.0:
         stem += "_partial"

@@ -176,6 +176,15 @@ def test_settings_chunks_cannot_serve_are_refused(data, params, fit_kwargs, mess
     assert not hasattr(clf, "coefs_")
 
 
+def test_lbfgs_on_chunks_is_told_every_solver_that_takes_them(data):
+    X, labels, _ = data
+    with pytest.raises(ValueError) as caught:
+        fastbp.MLPClassifier((5,), solver="lbfgs").fit(chunks_of(X, labels, rows=200))
+    for solver in ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad", "rprop"):
+        assert repr(solver) in str(caught.value)
+    assert "'lbfgs'" not in str(caught.value).split(";")[1]
+
+
 def test_malformed_chunks_are_named(data):
     X, _, target = data
     good = chunks_of(X, target, rows=200)

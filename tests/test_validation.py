@@ -5,12 +5,14 @@ problem; every accepted layout must give exactly the answer of a C-contiguous
 float64 array.
 """
 import math
+import re
 import warnings
 
 import numpy as np
 import pytest
 
 import fastbp
+from fastbp.optim import Constant, Optimizer
 
 N_IN, N_HIDDEN, N_OUT = 3, 4, 2
 
@@ -328,7 +330,8 @@ def test_good_optimizer_values_are_kept():
     ({"epochs": -1}, ValueError, r"epochs must be >= 1"),
     ({"epochs": 1.5}, TypeError, r"epochs must be an integer"),
     ({"shuffle": "yes"}, TypeError, r"shuffle must be True or False"),
-    ({"optimizer": "sgd"}, TypeError, r"optimizer must be a fastbp.SGD or fastbp.Adam, got str"),
+    ({"optimizer": "sgd"}, TypeError,
+     r"optimizer must be one of fastbp's optimisers \(fastbp\.SGD, fastbp\.Adam, .+\), got str"),
     ({"seed": -1}, ValueError, r"seed must be >= 0"),
 ])
 def test_bad_fit_arguments_are_rejected(kwargs, exc, pattern):
@@ -338,6 +341,22 @@ def test_bad_fit_arguments_are_rejected(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call(net, "fit", X, Y, **kwargs)
     assert_params_equal(before, params_of(net))
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", Optimizer, Constant()])
+def test_a_wrong_optimizer_is_told_every_optimiser(optimizer):
+    net = make_net()
+    X, Y = make_data()
+    with pytest.raises(TypeError) as caught:
+        net.fit(X, Y, optimizer=optimizer)
+    message = str(caught.value)
+    assert message.endswith(f"got {type(optimizer).__name__}")
+    named = set(re.findall(r"fastbp\.(\w+)", message))
+    assert {"SGD", "Adam", "AdamW", "NAdam", "RMSprop", "Adagrad", "Rprop", "LBFGS"} <= named
+    # every optimiser class that fastbp exports, and nothing else
+    exported = {name for name, value in vars(fastbp).items() if isinstance(value, type)
+                and issubclass(value, Optimizer) and value is not Optimizer}
+    assert named == exported
 
 
 def test_numpy_integer_fit_arguments_are_accepted():

@@ -9,6 +9,9 @@ Every ``*_peer`` module defines
 - ``availability()``: ``None`` when the library can be used, else the reason;
 - ``version()``: the library's version, for the report;
 - optionally ``set_threads(n)``, for a library that threadpoolctl does not pin;
+- optionally ``OPTIMIZERS``, the names of :data:`peers.optimizers.NAMES` it
+  runs (its ``Trainer`` then takes ``optimizer=name``); without it, plain SGD
+  only;
 - ``limitation(sizes, n_rows, batch_size, dtype)``: ``None`` when the case is
   in scope, else why it is skipped (e.g. FANN trains per sample only);
 - ``max_rows``: rows the contender is given at most (``None``: all);
@@ -20,7 +23,8 @@ Every ``*_peer`` module defines
 
 All of them run plain SGD (no momentum, no L2) on a network with sigmoid hidden
 and output layers, visiting the rows in order; the last batch may be smaller
-and its gradient is the mean over its own rows.
+and its gradient is the mean over its own rows. fastbp, NumPy and PyTorch also
+run the optimisers of :mod:`peers.optimizers` on the same networks.
 
 Heavy libraries (torch, scikit-learn, libfann) are imported only when a
 contender is used, so a missing one skips that contender and nothing else.

@@ -1,4 +1,5 @@
-"""fastbp: ``Network.set_weights`` then one ``Network.fit`` call per run."""
+"""fastbp: ``Network.set_weights`` then one ``Network.fit`` call per run, with
+``fastbp.SGD`` (or another optimiser, ``compare.py --optimizers``)."""
 from __future__ import annotations
 
 import inspect
@@ -6,10 +7,13 @@ import inspect
 import numpy as np
 
 from . import train_with
+from .optimizers import NAMES, SGD, fastbp_optimizer
 
 NAME = "fastbp"
 MATH = "mse"
 max_rows = None
+#: the optimisers it runs (``compare.py --optimizers``)
+OPTIMIZERS = NAMES
 #: threads passed to ``fit(n_threads=...)`` where fit has that option; see set_threads
 n_threads = None
 
@@ -43,7 +47,7 @@ def limitation(sizes, n_rows, batch_size, dtype):
 class Trainer:
     """fastbp minibatch SGD; see :class:`peers.numpy_peer.Trainer` for the parameters."""
 
-    def __init__(self, X, Y, sizes, batch_size, lr, dtype):
+    def __init__(self, X, Y, sizes, batch_size, lr, dtype, optimizer=SGD):
         import fastbp
 
         self._fastbp = fastbp
@@ -52,6 +56,7 @@ class Trainer:
         self.Y = np.ascontiguousarray(Y, dtype=dtype)
         self.batch_size = int(batch_size)
         self.lr = float(lr)
+        self.optimizer = optimizer
         self.network = fastbp.Network(list(sizes), activation="sigmoid",
                                       output_activation="sigmoid", dtype=dtype, seed=0)
         # older fastbp has no n_threads: the benchmark's global thread limit then applies alone
@@ -64,7 +69,9 @@ class Trainer:
 
     def epoch(self, epochs=1):
         """Train ``epochs`` passes over the rows, in order (the timed part)."""
-        optimizer = self._fastbp.SGD(lr=self.lr)  # fresh: no momentum state to carry
+        # fresh: no momentum or moment state to carry
+        optimizer = (self._fastbp.SGD(lr=self.lr) if self.optimizer == SGD
+                     else fastbp_optimizer(self.optimizer, self.lr))
         self.network.fit(self.X, self.Y, loss="mse", optimizer=optimizer, epochs=epochs,
                          batch_size=self.batch_size, shuffle=False, **self.thread_option)
 

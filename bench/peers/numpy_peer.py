@@ -1,5 +1,8 @@
 """Plain NumPy minibatch SGD: the yardstick every other contender is checked against.
 
+It also runs the other optimisers of ``compare.py --optimizers`` with their
+NumPy steps (:mod:`peers.optimizers`).
+
 One forward and one backward pass per batch, written with ``@``, in the
 dtype of the case. :data:`VARIANTS` also holds the update rules of the
 libraries that cannot run the benchmark's exact math (scikit-learn, FANN), so
@@ -10,10 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import train_with
+from .optimizers import NAMES, SGD, NumpyOptimizer
 
 NAME = "numpy"
 MATH = "mse"
 max_rows = None
+#: the optimisers it runs (``compare.py --optimizers``): all, as the yardstick
+OPTIMIZERS = NAMES
 
 # FANN clips the sigmoid output to [0.01f, 0.99f] (single-precision constants)
 # before taking its derivative; see fann_peer.
@@ -98,9 +104,11 @@ class Trainer:
     dtype : {"float32", "float64"}
     variant : str, default="mse"
         Update rule, a key of :data:`VARIANTS`.
+    optimizer : str, default="sgd"
+        Plain SGD, or a key of :data:`peers.optimizers.RULES`.
     """
 
-    def __init__(self, X, Y, sizes, batch_size, lr, dtype, variant="mse"):
+    def __init__(self, X, Y, sizes, batch_size, lr, dtype, variant="mse", optimizer=SGD):
         self.dtype = np.dtype(dtype)
         self.X = np.ascontiguousarray(X, dtype=self.dtype)
         self.Y = np.ascontiguousarray(Y, dtype=self.dtype)
@@ -110,6 +118,7 @@ class Trainer:
         rule = VARIANTS[variant]
         self.loss = rule["loss"]
         self.derivative_clip = rule["derivative_clip"]
+        self.optimizer = optimizer
         self.weights, self.biases = [], []
 
     def load(self, weights, biases):
@@ -120,12 +129,14 @@ class Trainer:
     def epoch(self, epochs=1):
         """Train ``epochs`` passes over the rows, in order (the timed part)."""
         n = self.X.shape[0]
+        # a fresh state for each run, as the other contenders'
+        optimizer = None if self.optimizer == SGD else NumpyOptimizer(self.optimizer, self.lr)
         for _ in range(epochs):
             for start in range(0, n, self.batch_size):
                 stop = min(start + self.batch_size, n)
-                self._step(self.X[start:stop], self.Y[start:stop])
+                self._step(self.X[start:stop], self.Y[start:stop], optimizer)
 
-    def _step(self, X_batch, T_batch):
+    def _step(self, X_batch, T_batch, optimizer):
         m = X_batch.shape[0]
         outputs = [X_batch]  # z of every layer, the input first
         for W, b in zip(self.weights, self.biases):
@@ -134,14 +145,21 @@ class Trainer:
         delta = (y - T_batch) / m
         if self.loss == "mse":
             delta *= sigmoid_slope(y, self.derivative_clip)
-        for layer in range(len(self.weights) - 1, -1, -1):
-            W = self.weights[layer]
-            grad_W = outputs[layer].T @ delta
-            grad_b = delta.sum(axis=0)
-            if layer > 0:  # the δ below needs W before its update
-                delta = (delta @ W.T) * sigmoid_slope(outputs[layer], self.derivative_clip)
-            W -= self.lr * grad_W
-            self.biases[layer] -= self.lr * grad_b
+        n_layers = len(self.weights)
+        grads_W, grads_b = [None] * n_layers, [None] * n_layers
+        for layer in range(n_layers - 1, -1, -1):
+            grads_W[layer] = outputs[layer].T @ delta
+            grads_b[layer] = delta.sum(axis=0)
+            if layer > 0:  # the δ below (every W is updated after the backward pass)
+                delta = (delta @ self.weights[layer].T) * sigmoid_slope(outputs[layer],
+                                                                        self.derivative_clip)
+        if optimizer is None:  # plain SGD
+            for W, b, grad_W, grad_b in zip(self.weights, self.biases, grads_W, grads_b):
+                W -= self.lr * grad_W
+                b -= self.lr * grad_b
+        else:  # weight decay, where the optimiser has one, is for the weights only
+            optimizer.step(self.weights + self.biases, grads_W + grads_b,
+                           [True] * n_layers + [False] * n_layers)
 
     def parameters(self):
         """Copies of the current (weights, biases)."""

@@ -1,4 +1,5 @@
-"""PyTorch eager mode: ``nn.Linear`` + ``nn.Sigmoid`` layers and ``torch.optim.SGD``.
+"""PyTorch eager mode: ``nn.Linear`` + ``nn.Sigmoid`` layers and ``torch.optim.SGD``
+(or the ``torch.optim`` class of another optimiser, ``compare.py --optimizers``).
 
 The loss is written as 0.5/m·Σ(y − t)², fastbp's mse; autograd then gives
 δ_out = σ'(a)(y − t)/m. Threads are set by the benchmark with
@@ -9,10 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import train_with
+from .optimizers import NAMES, SGD, torch_optimizer
 
 NAME = "torch"
 MATH = "mse"
 max_rows = None
+#: the optimisers it runs (``compare.py --optimizers``)
+OPTIMIZERS = NAMES
 
 
 def availability():
@@ -44,7 +48,7 @@ def limitation(sizes, n_rows, batch_size, dtype):
 class Trainer:
     """PyTorch minibatch SGD; see :class:`peers.numpy_peer.Trainer` for the parameters."""
 
-    def __init__(self, X, Y, sizes, batch_size, lr, dtype):
+    def __init__(self, X, Y, sizes, batch_size, lr, dtype, optimizer=SGD):
         import torch
 
         self._torch = torch
@@ -54,6 +58,7 @@ class Trainer:
         self.Y = torch.from_numpy(np.ascontiguousarray(Y, dtype=dtype))
         self.batch_size = int(batch_size)
         self.lr = float(lr)
+        self.optimizer = optimizer
         layers = []
         for n_in, n_out in zip(sizes, sizes[1:]):
             layers += [torch.nn.Linear(n_in, n_out, dtype=self.torch_dtype), torch.nn.Sigmoid()]
@@ -70,8 +75,25 @@ class Trainer:
     def epoch(self, epochs=1):
         """Train ``epochs`` passes over the rows, in order (the timed part)."""
         torch = self._torch
-        optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.0,
-                                    weight_decay=0.0)
+        if self.optimizer == SGD:
+            self._epochs(torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.0,
+                                         weight_decay=0.0), epochs)
+            return
+        # fresh, as SGD: no state carried from the last run
+        optimizer = torch_optimizer(self.optimizer, self.lr,
+                                    [linear.weight for linear in self.linears],
+                                    [linear.bias for linear in self.linears])
+        # NAdam keeps its running product of μ_t in torch's default dtype: the
+        # model's here, so that float64 runs carry it in float64 as fastbp does
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(self.torch_dtype)
+        try:
+            self._epochs(optimizer, epochs)
+        finally:
+            torch.set_default_dtype(default_dtype)
+
+    def _epochs(self, optimizer, epochs):
+        torch = self._torch
         n = self.X.shape[0]
         for _ in range(epochs):
             for start in range(0, n, self.batch_size):

@@ -24,6 +24,7 @@ from ._training import Permutations, TrainingLoop, draw_dropout_seed
 from ._validation import check_float, check_int, check_sample_weight, check_seed, split_rows
 from .callbacks import EarlyStopping
 from .losses import check_loss, resolve_loss
+from . import optim
 from .optim import LBFGS, SGD, Optimizer
 
 
@@ -36,7 +37,7 @@ class FitMixin:
             validation_data=None, validation_split: float = 0.0, early_stopping=None,
             callbacks=(), shuffle_buffer: int | None = None, metrics=None,
             resume=None, clip_norm: float | None = None, ema: float | None = None) -> dict:
-        """Train by minibatch SGD or Adam in compiled, GIL-free calls of about 0.1 s each.
+        """Train by minibatch steps or L-BFGS in compiled, GIL-free calls of about 0.1 s each.
 
         Parameters
         ----------
@@ -73,7 +74,9 @@ default=None
             ``fastbp.HuberLoss(delta=0.5)``,
             ``fastbp.CrossEntropyLoss(label_smoothing=0.1)``. See
             :ref:`outputs_losses`.
-        optimizer : SGD, Adam or LBFGS, optional
+        optimizer : Optimizer, optional
+            Any optimiser of fastbp (:class:`~fastbp.SGD`, :class:`~fastbp.Adam`,
+            :class:`~fastbp.RMSprop`, ...: those of ``fastbp.optim.__all__``).
             Defaults to ``SGD(lr=0.1)``. Its state (velocity, moments, step
             count, the schedule's current rate) persists across fits.
             :class:`~fastbp.LBFGS` trains on all rows at once, an epoch being
@@ -239,7 +242,7 @@ default=None
         code = check_loss(loss, self.output_activation)
         optimizer = SGD() if optimizer is None else optimizer
         if not isinstance(optimizer, Optimizer):
-            raise TypeError("optimizer must be a fastbp.SGD or fastbp.Adam, "
+            raise TypeError(f"optimizer must be one of fastbp's optimisers ({optimizer_list()}), "
                             f"got {type(optimizer).__name__}")
         epochs = check_int(epochs, "epochs", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
@@ -423,6 +426,15 @@ def check_early_stopping(early_stopping):
         raise TypeError("early_stopping must be True, False, None or a fastbp.EarlyStopping, "
                         f"got {early_stopping!r}")
     return early_stopping
+
+
+def optimizer_list() -> str:
+    """"fastbp.SGD, fastbp.Adam, ... or fastbp.LBFGS": every optimiser that
+    ``fastbp.optim.__all__`` (and so fastbp) exports, for messages."""
+    names = [f"fastbp.{name}" for name in optim.__all__
+             if isinstance(getattr(optim, name), type)
+             and issubclass(getattr(optim, name), Optimizer) and name != "Optimizer"]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def check_callbacks(callbacks) -> tuple:

@@ -173,7 +173,8 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
             raise ValueError("with chunks, give the weights in each chunk: (X, y, sample_weight)")
         if self.solver not in STOCHASTIC_SOLVERS:
             raise ValueError(f"solver={self.solver!r} steps on all rows at once; chunks train "
-                             "with solver='adam' or 'sgd'")
+                             "with a minibatch solver: "
+                             + ", ".join(repr(solver) for solver in STOCHASTIC_SOLVERS))
         if self.early_stopping and validation_data is None:
             raise ValueError("early_stopping holds out validation_fraction of the rows, which "
                              "chunks read once per epoch do not allow: pass "
@@ -281,7 +282,7 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
             epoch is one pass over the chunks, each shuffled on its own (or
             see ``shuffle_buffer``); the next chunk is read and checked in a
             background thread while one trains, and a malformed chunk raises
-            an error naming it. Chunks train with "adam" or "sgd", without
+            an error naming it. Chunks train with any solver but "lbfgs", without
             early stopping (``tol`` and ``n_iter_no_change`` watch the
             training loss). Rows that Dask workers hold come this way from
             :mod:`fastbp.dask`'s ``fit``.
