@@ -1,7 +1,8 @@
 """The solvers' drivers of the scikit-learn wing, shared by the local
 estimators and fastbp.dask: scikit-learn's lbfgs (SciPy's L-BFGS-B over a
 gradient function: one machine's rows, or tree-reduced over Dask workers),
-the minibatch epochs of "sgd" and "adam" with scikit-learn's stopping rule,
+the minibatch epochs of the other solvers ("sgd", "adam", "adamw", ...) with
+scikit-learn's stopping rule,
 and the averaged epochs of Dask workers. The optimiser and its state live
 here too, with the moving average of the weights (``ema``): a warm start and
 partial_fit keep them."""
