@@ -44,7 +44,7 @@ cnp.import_array()
 #   fastbp_activations.h    f(a), f'(a) through z or a, the output delta and J's data
 #                           term: the tables' switches (fastbp_activations_impl.h)
 #   fastbp_optim.h          the L2 term's loops, shared by every optimiser
-#   fastbp_adam.h           the element loops of Adam, AdamW and NAdam
+#   fastbp_adam.h           Adam's element loops, and the macro its variants' make theirs
 #   fastbp_dropout.h        dropout's counter-based draws and mask loop
 #   fastbp_sample.h         the fused per-sample SGD paths, plain and with
 #                           momentum (fastbp_sample_impl.h)

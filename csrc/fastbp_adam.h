@@ -1,5 +1,6 @@
 /* Adam's element loops (csrc/optim_adam.pxi registers the optimiser), and
- * those of its variants AdamW (optim_adamw.pxi) and NAdam (optim_nadam.pxi):
+ * the macros its variants AdamW (optim_adamw.pxi) and NAdam (optim_nadam.pxi)
+ * make theirs with:
  * the step on a block of parameters, and the step on rows of W_0 after a
  * sparse batch, fused with their L2 term. One loop written once serves the
  * three: its flags are constants, so each instance compiles to its own
@@ -94,8 +95,8 @@
     FBP_DEFINE_ADAM_ROWS(PREFIX##_rows_f, float, sqrtf, DECAY, G_TERM)             \
     FBP_DEFINE_ADAM_ROWS(PREFIX##_rows_d, double, sqrt, DECAY, G_TERM)
 
+/* Adam's own; a variant instantiates its loops in its own file
+ * (optim_adamw.pxi, optim_nadam.pxi), so a new one touches no line here */
 FBP_DEFINE_ADAM_LOOPS(fbp_adam, 0, 0)
-FBP_DEFINE_ADAM_LOOPS(fbp_adamw, 1, 0)  /* AdamW's W; its b take Adam's loops */
-FBP_DEFINE_ADAM_LOOPS(fbp_nadam, 0, 1)
 
 #endif

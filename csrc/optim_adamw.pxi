@@ -5,8 +5,13 @@
 # The step walks its block run by run (params_run); on a sparse X, W_0's
 # marked-rows step decays every row, since each is a weight.
 
-cdef extern from "fastbp_adam.h" nogil:
-    # with the arguments of Adam's loops: optim_adam.pxi's MomentsLoops
+cdef extern from * nogil:
+    # its loops, made here from fastbp_adam.h's macro (AdamW's W; its b take Adam's loops), with the
+    # arguments of Adam's loops: optim_adam.pxi's MomentsLoops
+    """
+    #include "fastbp_adam.h"
+    FBP_DEFINE_ADAM_LOOPS(fbp_adamw, 1, 0)
+    """
     void fbp_adamw_step_f(float* p, const float* g, float* m, float* v, Py_ssize_t n,
                           float lr, float lr_g, float keep, float b1, float b2, float c1,
                           float c2, float eps)

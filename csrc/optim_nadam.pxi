@@ -9,8 +9,13 @@
 # restores the step count) it is worked out again from the step count, by
 # the same products in the same order, so a fit resumes bit for bit.
 
-cdef extern from "fastbp_adam.h" nogil:
-    # with the arguments of Adam's loops: optim_adam.pxi's MomentsLoops
+cdef extern from * nogil:
+    # its loops, made here from fastbp_adam.h's macro (the Nesterov term), with the
+    # arguments of Adam's loops: optim_adam.pxi's MomentsLoops
+    """
+    #include "fastbp_adam.h"
+    FBP_DEFINE_ADAM_LOOPS(fbp_nadam, 0, 1)
+    """
     void fbp_nadam_step_f(float* p, const float* g, float* m, float* v, Py_ssize_t n,
                           float lr, float lr_g, float keep, float b1, float b2, float c1,
                           float c2, float eps)
