@@ -311,7 +311,7 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
     FBP_REAL *grad = (FBP_REAL *)net->grad, *vel = (FBP_REAL *)v_all;
     const FBP_REAL lr_t = (FBP_REAL)lr, mu_t = (FBP_REAL)mu;
     const double l2 = net->l2;
-    ptrdiff_t max_w = 0, r, i, j;
+    ptrdiff_t max_w = 0, r, i;
     int l;
     for (l = 0; l <= n_layers; l++) if (net->sizes[l] > max_w) max_w = net->sizes[l];
     FBP_REAL *a_out = work + layers[n_layers - 1].a;

@@ -2,7 +2,6 @@
 aligned buffers. Kept out of :mod:`fastbp.network`, which holds the model."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import signal
@@ -109,13 +108,13 @@ class BlasThreads:
             elif holder is not this_thread:
                 openblas.clear_controlling_thread()  # only clears if this thread took it
 
-    @contextlib.contextmanager
-    def limit(self, n_threads):
-        """Hold the BLAS limit at most ``n_threads`` (None: leave it); yields
-        the limit in force, which a limit held elsewhere can keep higher."""
-        if n_threads is None:
-            yield None
-            return
+    def limit(self, n_threads) -> "BlasLimit":
+        """Hold the BLAS limit at most ``n_threads`` (None: leave it) while
+        entered; entering gives the limit in force, which a limit held
+        elsewhere can keep higher."""
+        return BlasLimit(self, n_threads)
+
+    def _enter(self, n_threads: int) -> int:
         with self._lock:
             if self._controller is None:
                 self._controller = ThreadpoolController()
@@ -134,17 +133,16 @@ class BlasThreads:
                 self._limit = n_threads
                 counts = [_thread_count(lib) for lib in libraries]
             self._users += 1
-            effective = max(counts, default=n_threads)
-        try:
-            yield effective
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    if self._original:
-                        _set_thread_counts(list(self._original.items()), self._as_guest)
-                    self._original = {}
-                    self._limit = None
+            return max(counts, default=n_threads)
+
+    def _exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                if self._original:
+                    _set_thread_counts(list(self._original.items()), self._as_guest)
+                self._original = {}
+                self._limit = None
 
     def _lower(self, libraries, n_threads: int) -> None:
         """Set each of ``libraries`` to ``n_threads`` threads."""
@@ -198,6 +196,23 @@ def _set_thread_counts(changes, as_guest) -> None:
         as_guest(lambda: [lib.set_num_threads(count) for lib, count in others])
 
 
+class BlasLimit:
+    """:meth:`BlasThreads.limit`'s context manager: a class, not a
+    generator, as every minibatch fit enters one (see :class:`sigint_deferred`)."""
+
+    __slots__ = ("_owner", "_n_threads")
+
+    def __init__(self, owner: BlasThreads, n_threads):
+        self._owner, self._n_threads = owner, n_threads
+
+    def __enter__(self):
+        return None if self._n_threads is None else self._owner._enter(self._n_threads)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._n_threads is not None:
+            self._owner._exit()
+
+
 blas_threads = BlasThreads()
 
 
@@ -242,10 +257,11 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
     return max(1, min(wanted, rows, _kernels.MAX_THREADS))
 
 
-@contextlib.contextmanager
-def training_threads(sizes, batch_size: int, n_threads, per_sample: bool, itemsize: int = 8):
-    """Hold the thread settings of one training run; yields the number of
-    fastbp's own threads for the trainer (1: the BLAS gets the threads).
+def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
+                         itemsize: int = 8) -> int:
+    """The number of fastbp's own threads for a training run (1: the BLAS
+    gets the threads), before a BLAS limit held elsewhere has its say
+    (:class:`TrainingThreads`).
 
     Minibatches big enough run on ``n_threads`` threads of fastbp's own
     (None: :func:`default_threads`; fewer when a thread would get less than
@@ -256,7 +272,7 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool, itemsi
     left as it is, which for OpenBLAS is also every core unless the same
     variables cap it). ``per_sample``: one thread of fastbp's own whatever
     the batch. The fused per-sample kernel calls no BLAS and needs none of
-    this (fit skips it: a limit and its restore cost ~60 µs).
+    this (fit skips it).
     """
     n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     wanted = default_threads() if n_threads is None else n_threads
@@ -270,11 +286,38 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool, itemsi
         # where it was measured: a batch's barriers and copies grow with the
         # threads (an extrapolation; this project's machines have 2 cores)
         own_threads = wanted if min_flops <= 0 else min(wanted, max(2, int(2 * flops // min_flops)))
-    # scipy's BLAS serves the kernels' gemm calls
-    with blas_threads.limit(1 if own_threads > 1 else n_threads) as blas_limit:
+    return own_threads
+
+
+class TrainingThreads:
+    """:func:`training_threads`' context manager: entered, it holds the BLAS
+    limit and gives the number of fastbp's own threads. A class, not a
+    generator: every minibatch fit enters one."""
+
+    __slots__ = ("_args", "_blas")
+
+    def __init__(self, *args):
+        self._args, self._blas = args, None
+
+    def __enter__(self) -> int:
+        own_threads = own_training_threads(*self._args)
+        # scipy's BLAS serves the kernels' gemm calls
+        self._blas = blas_threads.limit(1 if own_threads > 1 else self._args[2])
+        blas_limit = self._blas.__enter__()
         if blas_limit is not None and blas_limit > 1:
             own_threads = 1  # a BLAS limit held elsewhere: threads on threads
-        yield own_threads
+        return own_threads
+
+    def __exit__(self, *exc_info) -> None:
+        self._blas.__exit__(*exc_info)
+
+
+def training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
+                     itemsize: int = 8) -> TrainingThreads:
+    """Hold the thread settings of one training run while entered, which
+    gives the number of fastbp's own threads for the trainer (1: the BLAS
+    gets the threads); see :func:`own_training_threads` for the rule."""
+    return TrainingThreads(sizes, batch_size, n_threads, per_sample, itemsize)
 
 
 class _Flag:
