@@ -159,6 +159,26 @@ FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_row_square)(const FBP_REAL *row, ptrdiff
     return s;
 }
 
+/* A call's start, shared by the epoch functions: zero the totals and find
+ * one row's buffers in the workspace. Layer l's z is at work + layers[l].z
+ * and its a at work + layers[l].a (z's place, unless kept); a_out (the
+ * output's a) is followed by two delta buffers as wide as the widest layer,
+ * then the step buffer, which is returned. */
+FBP_SAMPLE_INLINE FBP_REAL *FBP_SUFFIX(fbp_sample_setup)(const fbp_network *net,
+                                                        fbp_totals *totals, FBP_REAL **a_out,
+                                                        FBP_REAL **delta_a, FBP_REAL **delta_b) {
+    const int n_layers = net->n_layers;
+    ptrdiff_t max_w = 0;
+    for (int l = 0; l <= n_layers; l++) if (net->sizes[l] > max_w) max_w = net->sizes[l];
+    *a_out = (FBP_REAL *)net->work + net->layers[n_layers - 1].a;
+    *delta_a = *a_out + net->sizes[n_layers];
+    *delta_b = *delta_a + max_w;
+    totals->loss_sum = 0;
+    totals->penalty_sum = 0;
+    totals->rows_done = 0;
+    return *delta_b + max_w;
+}
+
 /* One call: plain SGD on positions [start, stop) of the batch source, one row
  * at a time (data->batch_size is 1, no sample weights). Returns 0, or 1 when
  * a row's loss is not finite (its update is not applied). */
@@ -172,18 +192,11 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
     const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
     FBP_REAL *params = (FBP_REAL *)net->params, *work = (FBP_REAL *)net->work;
     const FBP_REAL lr_t = (FBP_REAL)lr, l2_t = (FBP_REAL)net->l2;
-    ptrdiff_t max_w = 0, r, i, j;
+    ptrdiff_t r, i, j;
     int l;
-    for (l = 0; l <= n_layers; l++) if (net->sizes[l] > max_w) max_w = net->sizes[l];
-    /* one row: layer l's z at work + layers[l].z and its a at work + layers[l].a
-     * (z's place, unless kept), a_out after the last z */
-    FBP_REAL *a_out = work + layers[n_layers - 1].a;
-    FBP_REAL *delta_a = a_out + n_out;
-    FBP_REAL *delta_b = delta_a + max_w;
-    FBP_REAL *step = delta_b + max_w;  /* lr * delta of the layer being updated */
-    totals->loss_sum = 0;
-    totals->penalty_sum = 0;
-    totals->rows_done = 0;
+    FBP_REAL *a_out, *delta_a, *delta_b;
+    /* lr * delta of the layer being updated */
+    FBP_REAL *step = FBP_SUFFIX(fbp_sample_setup)(net, totals, &a_out, &delta_a, &delta_b);
     for (r = start; r < stop; r++) {
         ptrdiff_t row_index = data->order ? data->order[r] : r;
         const FBP_REAL *x = X + row_index * n_in0;
@@ -311,15 +324,10 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
     FBP_REAL *grad = (FBP_REAL *)net->grad, *vel = (FBP_REAL *)v_all;
     const FBP_REAL lr_t = (FBP_REAL)lr, mu_t = (FBP_REAL)mu;
     const double l2 = net->l2;
-    ptrdiff_t max_w = 0, r, i;
+    ptrdiff_t r, i;
     int l;
-    for (l = 0; l <= n_layers; l++) if (net->sizes[l] > max_w) max_w = net->sizes[l];
-    FBP_REAL *a_out = work + layers[n_layers - 1].a;
-    FBP_REAL *delta_a = a_out + n_out;
-    FBP_REAL *delta_b = delta_a + max_w;
-    totals->loss_sum = 0;
-    totals->penalty_sum = 0;
-    totals->rows_done = 0;
+    FBP_REAL *a_out, *delta_a, *delta_b;
+    FBP_SUFFIX(fbp_sample_setup)(net, totals, &a_out, &delta_a, &delta_b);
     for (r = start; r < stop; r++) {
         ptrdiff_t row_index = data->order ? data->order[r] : r;
         const FBP_REAL *x = X + row_index * n_in0;

@@ -257,14 +257,13 @@ default=None
             n_threads = check_int(n_threads, "n_threads", 1)
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
-        callbacks = () if type(callbacks) is tuple and not callbacks else check_callbacks(callbacks)
+        callbacks = check_callbacks(callbacks)
         lbfgs = isinstance(optimizer, LBFGS)
-        # the toolbox's options, checked only when given (small fits feel every µs)
-        metrics = check_metrics(metrics, self) if metrics is not None else ()
-        checkpoint, epochs = (resumed_epochs(self, optimizer, resume, epochs)
-                              if resume is not None else (None, epochs))
-        clip_norm = check_clip_norm(clip_norm) if clip_norm is not None else None
-        average = WeightAverage(check_ema(ema)) if ema is not None else None
+        metrics = check_metrics(metrics, self)
+        checkpoint, epochs = resumed_epochs(self, optimizer, resume, epochs)
+        clip_norm = check_clip_norm(clip_norm)
+        ema = check_ema(ema)
+        average = WeightAverage(ema) if ema is not None else None
         if lbfgs:
             check_lbfgs_options(self, clip_norm, average)
         training = None  # the rows in memory, for the training accuracy
@@ -378,7 +377,7 @@ class ValidationRows:
 
     def __call__(self, net) -> float:
         sizes, acts = net.kernel_layout
-        if self._buffers is None or self._buffers[1].size != net.n_params:
+        if self._buffers is None:
             self._buffers = pass_buffers(sizes, acts, min(self.X.shape[0], OBJECTIVE_CHUNK_ROWS),
                                          net.dtype)
         return mean_loss(self.X, self.Y, net.params, sizes, acts, self.code, 0.0,
@@ -439,6 +438,8 @@ def optimizer_list() -> str:
 
 def check_callbacks(callbacks) -> tuple:
     """``fit``'s callbacks as a tuple of callables."""
+    if type(callbacks) is tuple and not callbacks:  # the default, without the checks' cost
+        return ()
     if callable(callbacks):
         callbacks = (callbacks,)
     try:

@@ -294,15 +294,16 @@ class TrainingThreads:
     limit and gives the number of fastbp's own threads. A class, not a
     generator: every minibatch fit enters one."""
 
-    __slots__ = ("_args", "_blas")
+    __slots__ = ("_args", "_n_threads", "_blas")
 
-    def __init__(self, *args):
-        self._args, self._blas = args, None
+    def __init__(self, sizes, batch_size: int, n_threads, per_sample: bool, itemsize: int):
+        self._args = (sizes, batch_size, n_threads, per_sample, itemsize)
+        self._n_threads, self._blas = n_threads, None
 
     def __enter__(self) -> int:
         own_threads = own_training_threads(*self._args)
         # scipy's BLAS serves the kernels' gemm calls
-        self._blas = blas_threads.limit(1 if own_threads > 1 else self._args[2])
+        self._blas = blas_threads.limit(1 if own_threads > 1 else self._n_threads)
         blas_limit = self._blas.__enter__()
         if blas_limit is not None and blas_limit > 1:
             own_threads = 1  # a BLAS limit held elsewhere: threads on threads

@@ -182,8 +182,7 @@ class Session:
         """
         network = self.network
         history = self.history = new_history(self.validation is not None,
-                                             [name for name, _ in self.metrics]
-                                             if self.metrics else ())
+                                             [name for name, _ in self.metrics])
         self.stopped = False
         epoch = 0
         with network.training_lease() as lease, sigint_deferred() as self.interrupted:
