@@ -21,6 +21,7 @@ cimport cython
 from cython cimport floating
 from libc.math cimport exp, log, log1p, fabs, tanh, isfinite, sqrt, pow
 from libc.string cimport memcpy, memset
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp

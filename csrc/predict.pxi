@@ -26,7 +26,7 @@ cdef class Predictor:
     >>> model = Predictor(sizes, acts, params)          # doctest: +SKIP
     >>> threads = model.predict(X, out, n_threads=2)    # doctest: +SKIP
     """
-    cdef fbp_layer layers[FBP_MAX_LAYERS]
+    cdef fbp_layer *layers  # on the heap, as the Trainer's
     cdef int n_layers
     cdef readonly object sizes, acts, params
 
@@ -43,6 +43,10 @@ cdef class Predictor:
             raise ValueError("params must be C-contiguous and aligned")
         sizes.flags.writeable = acts.flags.writeable = False
         self.n_layers = <int>acts.shape[0]
+        PyMem_Free(self.layers)  # a second __init__ replaces the first's
+        self.layers = <fbp_layer*>PyMem_Malloc(self.n_layers * sizeof(fbp_layer))
+        if self.layers == NULL:
+            raise MemoryError()
         # predict never takes f': no layer keeps its a (the workspace is _z_width's)
         n_params = fbp_layers_init(self.layers, <const int*>_data(sizes),
                                    <const int*>_data(acts), self.n_layers, 0)
@@ -50,6 +54,9 @@ cdef class Predictor:
             raise ValueError(f"params has {params.shape[0]} elements; sizes "
                              f"{sizes.tolist()} need {n_params}")
         self.sizes, self.acts, self.params = sizes, acts, params
+
+    def __dealloc__(self):
+        PyMem_Free(self.layers)
 
     def predict(self, X, out, work=None, int n_threads=1, bint check_finite=False):
         """out = the network's outputs for the rows of X.

@@ -79,7 +79,9 @@ cdef class Trainer:
     >>> status, data_sum, penalty_sum, rows = t.run(0, X.shape[0])  # doctest: +SKIP
     """
     cdef fbp_network net
-    cdef fbp_layer layers[FBP_MAX_LAYERS]  # net.layers
+    # net.layers, on the heap: a fixed array of FBP_MAX_LAYERS made every
+    # Trainer 4.5 kB that tp_alloc zeroes, a cost each small fit felt
+    cdef fbp_layer *layers
     cdef fbp_batches data
     cdef fbp_optimizer_state opt
     cdef fbp_step_rules rules  # net.rules when one is on
@@ -96,8 +98,10 @@ cdef class Trainer:
 
     def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
                  int n_threads=1, loss_param=None):
-        sizes = _int_codes(sizes, "sizes")
-        acts = _int_codes(acts, "acts")
+        # checked, not copied: _setup keeps its own copy of the widths, and
+        # the codes end up in the layer specs
+        _check_int_codes(sizes, "sizes")
+        _check_int_codes(acts, "acts")
         self._setup(sizes, acts, <const int*>_data(sizes), sizes.shape[0],
                     <const int*>_data(acts), acts.shape[0], loss, l2, batch_size, n_threads,
                     loss_param)
@@ -117,6 +121,15 @@ cdef class Trainer:
             raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        # one block: the layer specs, then a private copy of the widths (the
+        # loops read them without the GIL)
+        cdef size_t specs = n_layers * sizeof(fbp_layer)
+        cdef char* block = <char*>PyMem_Malloc(specs + n_sizes * sizeof(int))
+        if block == NULL:
+            raise MemoryError()
+        self.layers = <fbp_layer*>block
+        memcpy(block + specs, width, n_sizes * sizeof(int))
+        width = <const int*>(block + specs)
         self.sizes_array = sizes
         self.acts_array = acts
         self.net.sizes = width
@@ -129,6 +142,9 @@ cdef class Trainer:
         self.data.batch_size = batch_size
         self._n_threads = max(1, min(n_threads, FBP_MAX_THREADS)) if FBP_HAVE_THREADS else 1
         self.dtype_code = _NO_DTYPE
+
+    def __dealloc__(self):
+        PyMem_Free(self.layers)
 
     cdef Py_ssize_t _workspace_needed(self) noexcept:
         cdef Py_ssize_t size = _workspace_size(self.layers, self.net.sizes, self.net.n_layers,
@@ -236,7 +252,8 @@ cdef class Trainer:
         dtype_code = self._params_dtype(params, "params")
         if params.shape[0] != self.net.n_params:
             raise ValueError(f"params has {params.shape[0]} elements; sizes "
-                             f"{self.sizes_array.tolist()} need {self.net.n_params}")
+                             f"{[self.net.sizes[l] for l in range(self.net.n_layers + 1)]} "
+                             f"need {self.net.n_params}")
         if dtype_code != self.dtype_code:
             self._forget()
             self.dtype_code = dtype_code
@@ -600,11 +617,16 @@ cdef object _drop_factors(old, bint has_dropout, params, Py_ssize_t size):
     return aligned_empty(size, params.dtype)
 
 
-cdef object _int_codes(array, str name):
+cdef int _check_int_codes(array, str name) except -1:
     if (not isinstance(array, np.ndarray) or array.dtype != np.intc or array.ndim != 1
             or not array.flags.c_contiguous):
         raise TypeError(f"{name} must be a C-contiguous 1-D np.intc array, "
                         f"got {_describe(array)}")
+    return 0
+
+
+cdef object _int_codes(array, str name):
+    _check_int_codes(array, name)
     return array.copy()  # a private copy: the kernels read it without the GIL
 
 
