@@ -8,7 +8,10 @@ per sample. Usage::
     python bench/ab.py --before /tmp/venv-old/bin/python --rounds 3 [compare.py options]
 
 ``--after`` defaults to this Python. Prints one row per cell with the
-after/before ratio and flags cells slower than ``--slower`` (default 3 %).
+after/before ratio, flags cells slower than ``--slower`` (default 3 %), and
+gives each build's spread over the rounds (slowest over fastest): a ratio
+inside that spread is not a measured difference. compare.py's
+``--repeats 9`` gives each round's median more runs.
 Exits 1 if a run fails its same-work checks.
 """
 from __future__ import annotations
@@ -64,17 +67,20 @@ def main(argv=None) -> int:
                 runs[label].append(run_compare(getattr(args, label), out, extra))
                 print(f"round {round_ + 1} {label} done", file=sys.stderr)
     cells = sorted(set.intersection(*(set(r) for r in runs["before"] + runs["after"])))
-    print(f"| net | batch | dtype | before µs | after µs | after/before |")
-    print("|---|---|---|---|---|---|")
+    print("| net | batch | dtype | before µs | after µs | after/before | rounds' spread before, after |")
+    print("|---|---|---|---|---|---|---|")
     slower = 0
     for cell in cells:
         before = statistics.median(r[cell] for r in runs["before"])
         after = statistics.median(r[cell] for r in runs["after"])
+        # slowest over fastest round of each build: how far one round's cell moves
+        spread = [max(r[cell] for r in runs[label]) / min(r[cell] for r in runs[label])
+                  for label in ("before", "after")]
         ratio = after / before
         flag = " **slower**" if ratio > 1 + args.slower else ""
         slower += bool(flag)
         print(f"| {cell[0]} | {cell[1]} | {cell[2]} | {before:.3f} | {after:.3f} | "
-              f"{ratio:.3f}{flag} |")
+              f"{ratio:.3f}{flag} | {spread[0]:.2f}, {spread[1]:.2f} |")
     print(f"{len(cells)} cells, {slower} slower by more than {args.slower:.0%} "
           f"(median of {args.rounds} interleaved rounds)")
     return 0
