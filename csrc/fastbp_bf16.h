@@ -38,6 +38,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastbp_math.h"  /* FBP_CLONES: the packing loops per instruction set */
+
 #define FBP_BF16_EMULATED 0
 #define FBP_BF16_AVX512 1
 #define FBP_BF16_AMX 2
@@ -45,15 +47,20 @@
 
 /* float32 -> bfloat16, nearest with ties to even: add 0x7fff plus the
  * kept part's last bit, then truncate. A NaN would carry into the
- * exponent (or to infinity), so it keeps its top bits and is made quiet. */
+ * exponent (or to infinity), so it keeps its top bits and is made quiet.
+ * Branch-free on the bits, so the packing loops vectorise. */
+static inline uint32_t fbp_bf16_round_bits(uint32_t u)
+{
+    uint32_t nearest = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quiet = (u >> 16) | 0x0040u;
+    return (u & 0x7fffffffu) > 0x7f800000u ? quiet : nearest;
+}
+
 static inline uint16_t fbp_bf16_round(float x)
 {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x0040u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    return (uint16_t)fbp_bf16_round_bits(u);
 }
 
 static inline float fbp_bf16_widen(uint16_t h)
@@ -64,10 +71,29 @@ static inline float fbp_bf16_widen(uint16_t h)
     return x;
 }
 
-static inline void fbp_bf16_round_n(const float *x, uint16_t *out, ptrdiff_t n)
+/* two values as the 32-bit pair the instructions read: lo first in memory */
+static inline uint32_t fbp_bf16_pair(float lo, float hi)
+{
+    return (uint32_t)fbp_bf16_round(lo) | (uint32_t)fbp_bf16_round(hi) << 16;
+}
+
+/* The packing loops, written apart on restrict pointers so they vectorise. */
+FBP_CLONES static void fbp_bf16_round_n(const float *restrict x, uint16_t *restrict out,
+                                        ptrdiff_t n)
 {
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = fbp_bf16_round(x[i]);
+}
+
+/* n pairs (x0[i*in_step], x1[i*in_step]) to out + i*out_step */
+FBP_CLONES static void fbp_bf16_pairs(const float *restrict x0, const float *restrict x1,
+                                      ptrdiff_t in_step, uint16_t *restrict out,
+                                      ptrdiff_t out_step, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        uint32_t w = fbp_bf16_pair(x0[i * in_step], x1[i * in_step]);
+        memcpy(out + i * out_step, &w, sizeof w);
+    }
 }
 
 static inline void fbp_bf16_widen_n(const uint16_t *h, float *out, ptrdiff_t n)
@@ -84,41 +110,52 @@ static inline size_t fbp_bf16_a_size(ptrdiff_t m, ptrdiff_t k)
 static inline size_t fbp_bf16_b_size(ptrdiff_t k, ptrdiff_t n)
 { return (size_t)fbp_bf16_up(k) * (size_t)fbp_bf16_up(n); }
 
+/* A's pack: row i, entries p and p + 1 at Ap[i * up(k) + p]. */
 static void fbp_bf16_pack_a(ptrdiff_t m, ptrdiff_t k, const float *A, ptrdiff_t a_rs,
                             ptrdiff_t a_cs, uint16_t *Ap)
 {
-    ptrdiff_t m_pad = fbp_bf16_up(m), k_pad = fbp_bf16_up(k);
-    for (ptrdiff_t i = 0; i < m_pad; i++) {
-        uint16_t *row = Ap + i * k_pad;
-        ptrdiff_t p = 0;
-        if (i < m) {
-            if (a_cs == 1)
-                fbp_bf16_round_n(A + i * a_rs, row, k);
-            else
-                for (; p < k; p++)
-                    row[p] = fbp_bf16_round(A[i * a_rs + p * a_cs]);
-            p = k;
+    ptrdiff_t m_pad = fbp_bf16_up(m), k_pad = fbp_bf16_up(k), k_even = k & ~(ptrdiff_t)1;
+    if (a_cs == 1) {
+        for (ptrdiff_t i = 0; i < m; i++)
+            fbp_bf16_round_n(A + i * a_rs, Ap + i * k_pad, k);
+    } else {  /* A = z^T: two rows of z give every row of the pack a pair, in
+               * blocks of 64 rows of the pack, which stay in L1 meanwhile */
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
+            ptrdiff_t rows = m - i0 < 64 ? m - i0 : 64;
+            for (ptrdiff_t p = 0; p < k_even; p += 2)
+                fbp_bf16_pairs(A + i0 * a_rs + p * a_cs, A + i0 * a_rs + (p + 1) * a_cs, a_rs,
+                               Ap + i0 * k_pad + p, k_pad, rows);
         }
-        memset(row + p, 0, (size_t)(k_pad - p) * sizeof *row);
+        for (ptrdiff_t i = 0; i < m && k_even < k; i++)
+            Ap[i * k_pad + k_even] = fbp_bf16_round(A[i * a_rs + k_even * a_cs]);
+    }
+    for (ptrdiff_t i = 0; i < m_pad; i++) {
+        ptrdiff_t from = i < m ? k : 0;
+        memset(Ap + i * k_pad + from, 0, (size_t)(k_pad - from) * sizeof *Ap);
     }
 }
 
+/* B's pack: panels of 32 columns, each up(k)/2 rows of 32 pairs (64
+ * entries, 128 bytes) one after the other, so a tile walks its panel
+ * contiguously; the pair (B(2q, j), B(2q+1, j)) of column j = 32 P + c sits
+ * at Bp[P * 32 up(k) + 64 q + 2 c]. */
 static void fbp_bf16_pack_b(ptrdiff_t k, ptrdiff_t n, const float *B, ptrdiff_t b_rs,
                             ptrdiff_t b_cs, uint16_t *Bp)
 {
-    ptrdiff_t n_pad = fbp_bf16_up(n), k_pad = fbp_bf16_up(k);
+    ptrdiff_t n_pad = fbp_bf16_up(n), k_pad = fbp_bf16_up(k), k_even = k & ~(ptrdiff_t)1;
     memset(Bp, 0, (size_t)k_pad * (size_t)n_pad * sizeof *Bp);
-    if (b_cs == 1) {  /* B's rows: a pair of them is one row of the pack */
-        for (ptrdiff_t p = 0; p < k; p++) {
-            uint16_t *pairs = Bp + (p / 2) * 2 * n_pad + (p & 1);
-            for (ptrdiff_t j = 0; j < n; j++)
-                pairs[2 * j] = fbp_bf16_round(B[p * b_rs + j]);
-        }
-    } else {  /* B = W^T: walk W's rows (B's columns) in place */
+    if (b_cs == 1)  /* two rows of B, read along, give a row of pairs in each panel */
+        for (ptrdiff_t p = 0; p < k_even; p += 2)
+            for (ptrdiff_t j0 = 0; j0 < n; j0 += 32)
+                fbp_bf16_pairs(B + p * b_rs + j0, B + (p + 1) * b_rs + j0, 1,
+                               Bp + j0 * k_pad + p * 32, 2, n - j0 < 32 ? n - j0 : 32);
+    else  /* B = W^T: a pair is two neighbours in a row of W */
         for (ptrdiff_t j = 0; j < n; j++)
-            for (ptrdiff_t p = 0; p < k; p++)
-                Bp[(p / 2) * 2 * n_pad + 2 * j + (p & 1)] = fbp_bf16_round(B[p * b_rs + j * b_cs]);
-    }
+            fbp_bf16_pairs(B + j * b_cs, B + j * b_cs + b_rs, 2 * b_rs,
+                           Bp + (j & ~(ptrdiff_t)31) * k_pad + 2 * (j & 31), 64, k_even / 2);
+    for (ptrdiff_t j = 0; j < n && k_even < k; j++)
+        Bp[(j & ~(ptrdiff_t)31) * k_pad + k_even * 32 + 2 * (j & 31)]
+            = fbp_bf16_round(B[k_even * b_rs + j * b_cs]);
 }
 
 /* ---- EMULATED: any CPU ------------------------------------------------ */
@@ -126,7 +163,7 @@ static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const 
                                    const uint16_t *Bp, float *C, ptrdiff_t ldc,
                                    int accumulate)
 {
-    ptrdiff_t n_pad = fbp_bf16_up(n), k_pad = fbp_bf16_up(k);
+    ptrdiff_t k_pad = fbp_bf16_up(k);
     for (ptrdiff_t i = 0; i < m; i++) {
         float *c = C + i * ldc;
         if (!accumulate)
@@ -134,9 +171,12 @@ static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const 
         for (ptrdiff_t q = 0; 2 * q < k; q++) {
             float a0 = fbp_bf16_widen(Ap[i * k_pad + 2 * q]);
             float a1 = fbp_bf16_widen(Ap[i * k_pad + 2 * q + 1]);
-            const uint16_t *b = Bp + q * 2 * n_pad;
-            for (ptrdiff_t j = 0; j < n; j++)
-                c[j] += a0 * fbp_bf16_widen(b[2 * j]) + a1 * fbp_bf16_widen(b[2 * j + 1]);
+            for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
+                const uint16_t *b = Bp + j0 * k_pad + q * 64;
+                ptrdiff_t cols = n - j0 < 32 ? n - j0 : 32;
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    c[j0 + j] += a0 * fbp_bf16_widen(b[2 * j]) + a1 * fbp_bf16_widen(b[2 * j + 1]);
+            }
         }
     }
 }
@@ -164,7 +204,7 @@ static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const 
         for (ptrdiff_t q = 0; q < kq; q++) {                                  \
             __m512i b[NV];                                                    \
             for (int v = 0; v < NV; v++)                                      \
-                b[v] = _mm512_loadu_si512(Bq + q * 2 * n_pad + v * 32);       \
+                b[v] = _mm512_loadu_si512(Bv[v] + q * 64);                    \
             for (int i = 0; i < MR; i++) {                                    \
                 int32_t pair;                                                 \
                 memcpy(&pair, Aq + i * k_pad + 2 * q, sizeof pair);           \
@@ -191,6 +231,10 @@ static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const 
 /* the rows of one column panel: tiles of MR_MAIN, then of 4, then 1-3 */
 #define FBP_BF16_PANEL(MR_MAIN, NV)                                           \
     do {                                                                      \
+        const uint16_t *Bv[NV];  /* 16 columns of B's pack each, from p0 */   \
+        for (int v = 0; v < NV; v++)                                          \
+            Bv[v] = Bp + ((j + 16 * v) & ~(ptrdiff_t)31) * k_pad + p0 * 32    \
+                    + ((j + 16 * v) & 31) * 2;                                \
         ptrdiff_t r = i0;                                                     \
         const uint16_t *Aq;                                                   \
         float *Ci;                                                            \
@@ -218,23 +262,18 @@ __attribute__((target("avx512f,avx512bf16"), noinline)) static void
 fbp_bf16_gemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const uint16_t *Ap,
                      const uint16_t *Bp, float *C, ptrdiff_t ldc, int accumulate)
 {
-    ptrdiff_t n_pad = fbp_bf16_up(n), k_pad = fbp_bf16_up(k);
+    ptrdiff_t k_pad = fbp_bf16_up(k);
     ptrdiff_t k_even = (k + 1) & ~(ptrdiff_t)1;  /* the pack's zeros past k pair up */
     for (ptrdiff_t i0 = 0; i0 < m; i0 += FBP_BF16_MC) {
         ptrdiff_t i1 = m - i0 < FBP_BF16_MC ? m : i0 + FBP_BF16_MC;
         for (ptrdiff_t p0 = 0; p0 < k_even || p0 == 0; p0 += FBP_BF16_KC) {
             ptrdiff_t kq = (k_even - p0 < FBP_BF16_KC ? k_even - p0 : FBP_BF16_KC) / 2;
-            const uint16_t *Bq0 = Bp + p0 * n_pad;  /* pair row p0 / 2 */
             int add = accumulate || p0 > 0;
             ptrdiff_t j = 0;
-            for (; j + 64 <= n || (n - j > 32 && j < n); j += 64) {
-                const uint16_t *Bq = Bq0 + 2 * j;
+            for (; n - j > 32; j += 64)  /* the pack has 64 columns from j */
                 FBP_BF16_PANEL(6, 4);
-            }
-            for (; j < n; j += 32) {
-                const uint16_t *Bq = Bq0 + 2 * j;
+            for (; j < n; j += 32)
                 FBP_BF16_PANEL(12, 2);
-            }
         }
     }
 }
@@ -253,7 +292,7 @@ __attribute__((target("amx-tile,amx-bf16"), noinline)) static void
 fbp_bf16_gemm_amx(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const uint16_t *Ap,
                   const uint16_t *Bp, float *C, ptrdiff_t ldc, int accumulate)
 {
-    ptrdiff_t n_pad = fbp_bf16_up(n), k_pad = fbp_bf16_up(k);
+    ptrdiff_t k_pad = fbp_bf16_up(k);
     unsigned char config[64] __attribute__((aligned(64)));
     float edge[32 * 32] __attribute__((aligned(64)));
     memset(config, 0, sizeof config);
@@ -291,11 +330,11 @@ fbp_bf16_gemm_amx(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const uint16_t *Ap,
                     _tile_zero(3);
                 }
                 for (ptrdiff_t p = p0; p < p1; p += 32) {
-                    const uint16_t *a = Ap + i0 * k_pad + p, *b = Bp + p * n_pad + 2 * j0;
+                    const uint16_t *a = Ap + i0 * k_pad + p, *b = Bp + j0 * k_pad + p * 32;
                     _tile_loadd(4, a, k_pad * 2);
                     _tile_loadd(5, a + 16 * k_pad, k_pad * 2);
-                    _tile_loadd(6, b, n_pad * 4);
-                    _tile_loadd(7, b + 32, n_pad * 4);
+                    _tile_loadd(6, b, 128);
+                    _tile_loadd(7, b + 32, 128);
                     _tile_dpbf16ps(0, 4, 6);
                     _tile_dpbf16ps(1, 4, 7);
                     _tile_dpbf16ps(2, 5, 6);

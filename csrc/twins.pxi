@@ -141,6 +141,46 @@ def bf16_gemm(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
                           accumulate, &Ap[0], &Bp[0])
 
 
+def bf16_pack_a(const float[:, ::1] A, bint trans=False):
+    """The bfloat16 pack (csrc/fastbp_bf16.h) of op(A), the left operand of a
+    product: A, or A^T (A stored k x m) when ``trans``."""
+    cdef Py_ssize_t m = A.shape[1] if trans else A.shape[0]
+    cdef Py_ssize_t k = A.shape[0] if trans else A.shape[1]
+    cdef uint16_t[::1] Ap = np.empty(fbp_bf16_a_size(m, k), np.uint16)
+    if m and k:
+        with nogil:
+            fbp_bf16_pack_a(m, k, &A[0, 0], 1 if trans else k, m if trans else 1, &Ap[0])
+    elif Ap.shape[0]:
+        Ap[:] = 0
+    return np.asarray(Ap)
+
+
+def bf16_pack_b(const float[:, ::1] B, bint trans=False):
+    """The bfloat16 pack of op(B), the right operand of a product: B, or
+    B^T (B stored n x k) when ``trans``."""
+    cdef Py_ssize_t n = B.shape[0] if trans else B.shape[1]
+    cdef Py_ssize_t k = B.shape[1] if trans else B.shape[0]
+    cdef uint16_t[::1] Bp = np.empty(fbp_bf16_b_size(k, n), np.uint16)
+    if n and k:
+        with nogil:
+            fbp_bf16_pack_b(k, n, &B[0, 0], 1 if trans else n, k if trans else 1, &Bp[0])
+    elif Bp.shape[0]:
+        Bp[:] = 0
+    return np.asarray(Bp)
+
+
+def bf16_gemm_packed(const uint16_t[::1] Ap, const uint16_t[::1] Bp, float[:, ::1] C,
+                     Py_ssize_t k, bint accumulate=False):
+    """C (m x n) = A.B, or C += A.B, from the packs of A (m x k) and B (k x n)
+    that bf16_pack_a and bf16_pack_b made, on the path in use."""
+    cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
+    if <size_t>Ap.shape[0] != fbp_bf16_a_size(m, k) or <size_t>Bp.shape[0] != fbp_bf16_b_size(k, n):
+        raise ValueError(f"the packs do not hold a {m}x{k} and a {k}x{n} operand")
+    if m and n:
+        with nogil:
+            fbp_bf16_gemm_packed(m, n, k, &Ap[0], &Bp[0], &C[0, 0], n, accumulate)
+
+
 def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1, acts=None):
     """Number of scalars of workspace for ``rows`` rows of a network, trained
     on ``n_threads`` threads; ``acts``: its activation codes, or None for

@@ -267,6 +267,49 @@ def test_empty_inner_dimension_gives_zero_or_leaves_c(bf16_path):
     np.testing.assert_array_equal(C, 0)
 
 
+def pack_a_reference(A):
+    """A's pack: rows of round(A), zeros up to multiples of 32 rows and columns."""
+    m, k = A.shape
+    out = np.zeros((-(-m // 32) * 32, -(-k // 32) * 32), np.uint16)
+    out[:m, :k] = round_bf16_reference(A)
+    return out.ravel()
+
+
+def pack_b_reference(B):
+    """B's pack: panels of 32 columns, each k/2 rows of (B[2q, j], B[2q+1, j])."""
+    k, n = B.shape
+    k_pad, n_pad = -(-k // 32) * 32, -(-n // 32) * 32
+    padded = np.zeros((k_pad, n_pad), np.uint16)
+    padded[:k, :n] = round_bf16_reference(B)
+    # [panel, q, column in panel, which of the pair]
+    pairs = padded.reshape(k_pad // 2, 2, n_pad // 32, 32).transpose(2, 0, 3, 1)
+    return np.ascontiguousarray(pairs).ravel()
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (5, 7), (33, 64), (64, 33), (100, 3)])
+def test_packs_hold_the_rounded_operands_in_their_layout(rng, rows, cols):
+    X = rng.normal(size=(rows, cols)).astype(np.float32)
+    np.testing.assert_array_equal(_kernels.bf16_pack_a(X), pack_a_reference(X))
+    np.testing.assert_array_equal(_kernels.bf16_pack_b(X), pack_b_reference(X))
+    Xt = np.ascontiguousarray(X.T)
+    np.testing.assert_array_equal(_kernels.bf16_pack_a(Xt, trans=True), pack_a_reference(X))
+    np.testing.assert_array_equal(_kernels.bf16_pack_b(Xt, trans=True), pack_b_reference(X))
+
+
+def test_packed_product_gives_the_bits_of_the_whole_call(bf16_path, rng):
+    m, n, k = 45, 70, 300
+    A = rng.normal(size=(m, k)).astype(np.float32)
+    B = rng.normal(size=(k, n)).astype(np.float32)
+    C = np.empty((m, n), np.float32)
+    _kernels.bf16_gemm(A, B, C)
+    C_packed = np.empty((m, n), np.float32)
+    _kernels.bf16_gemm_packed(_kernels.bf16_pack_a(A), _kernels.bf16_pack_b(B), C_packed, k)
+    np.testing.assert_array_equal(C_packed, C)
+    with pytest.raises(ValueError, match="packs do not hold"):
+        _kernels.bf16_gemm_packed(_kernels.bf16_pack_a(A), _kernels.bf16_pack_b(B), C_packed,
+                                  k + 40)
+
+
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="do not multiply"):
         _kernels.bf16_gemm(np.ones((3, 4), np.float32), np.ones((5, 2), np.float32),
