@@ -143,7 +143,8 @@ def test_empty_arrays():
 SHAPES = [  # m, n, k: ragged edges, k = 1, the MLP's batch shapes, large k
     (1, 1, 1), (5, 7, 3), (33, 65, 31), (17, 100, 1), (3, 40, 2), (16, 16, 32),
     (32, 32, 33), (47, 97, 130), (128, 256, 784), (128, 10, 128), (128, 784, 256),
-    (784, 256, 128), (40, 50, 3000), (200, 70, 600),
+    (784, 256, 128), (40, 50, 3000), (200, 70, 600), (20, 33, 512), (64, 64, 1024),
+    (300, 530, 40),
 ]
 
 
@@ -268,9 +269,12 @@ def test_empty_inner_dimension_gives_zero_or_leaves_c(bf16_path):
 
 
 def pack_a_reference(A):
-    """A's pack: rows of round(A), zeros up to multiples of 32 rows and columns."""
+    """A's pack: rows of round(A), zeros up to multiples of 32 rows and
+    columns, and 32 more columns where the rows would be a multiple of 1 KiB."""
     m, k = A.shape
-    out = np.zeros((-(-m // 32) * 32, -(-k // 32) * 32), np.uint16)
+    k_pad = -(-k // 32) * 32
+    lda = k_pad + (32 if k_pad % 512 == 0 and k > 0 else 0)
+    out = np.zeros((-(-m // 32) * 32, lda), np.uint16)
     out[:m, :k] = round_bf16_reference(A)
     return out.ravel()
 
@@ -286,7 +290,8 @@ def pack_b_reference(B):
     return np.ascontiguousarray(pairs).ravel()
 
 
-@pytest.mark.parametrize("rows, cols", [(1, 1), (5, 7), (33, 64), (64, 33), (100, 3)])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (5, 7), (33, 64), (64, 33), (100, 3), (3, 512),
+                                        (513, 2)])
 def test_packs_hold_the_rounded_operands_in_their_layout(rng, rows, cols):
     X = rng.normal(size=(rows, cols)).astype(np.float32)
     np.testing.assert_array_equal(_kernels.bf16_pack_a(X), pack_a_reference(X))
