@@ -458,7 +458,14 @@ static inline int fbp_bf16_force(int path)
 }
 
 /* C (m x n, rows ldc apart) = A.B, or += when accumulate, from the packs of
- * A (m x k) and B (k x n), on the path in use. */
+ * A (m x k) and B (k x n), on the path in use.
+ * A block of the product is a product of blocks of the packs, so threads
+ * can share one pack: rows r0 to r0 + m' of C (r0 a multiple of 32) and
+ * columns j0 to j0 + n' (j0 a multiple of 32) are
+ * fbp_bf16_gemm_packed(m', n', k, Ap + r0 * fbp_bf16_lda(k),
+ *                      Bp + j0 * fbp_bf16_up(k), C + r0 * ldc + j0, ldc, ...);
+ * every path reads only whole 32-row and 32-column blocks of the packs and
+ * writes only C's m' x n' entries. */
 static inline void fbp_bf16_gemm_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                         const uint16_t *Ap, const uint16_t *Bp, float *C,
                                         ptrdiff_t ldc, int accumulate)

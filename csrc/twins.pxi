@@ -170,15 +170,25 @@ def bf16_pack_b(const float[:, ::1] B, bint trans=False):
 
 
 def bf16_gemm_packed(const uint16_t[::1] Ap, const uint16_t[::1] Bp, float[:, ::1] C,
-                     Py_ssize_t k, bint accumulate=False):
-    """C (m x n) = A.B, or C += A.B, from the packs of A (m x k) and B (k x n)
-    that bf16_pack_a and bf16_pack_b made, on the path in use."""
+                     Py_ssize_t k, bint accumulate=False, Py_ssize_t row0=0,
+                     Py_ssize_t col0=0):
+    """C = A.B, or C += A.B, from the packs of A (m x k) and B (k x n) that
+    bf16_pack_a and bf16_pack_b made, on the path in use. With ``row0`` and
+    ``col0`` (multiples of 32), C is the block of A.B from that row and
+    column on, computed from the packs in place (as threads share them)."""
     cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
-    if <size_t>Ap.shape[0] != fbp_bf16_a_size(m, k) or <size_t>Bp.shape[0] != fbp_bf16_b_size(k, n):
-        raise ValueError(f"the packs do not hold a {m}x{k} and a {k}x{n} operand")
+    # entries of 32 rows of A's pack, of 32 columns of B's
+    cdef size_t a_block = fbp_bf16_a_size(1, k), b_block = fbp_bf16_b_size(k, 1)
+    if row0 % 32 or col0 % 32 or row0 < 0 or col0 < 0:
+        raise ValueError(f"row0 and col0 must be multiples of 32, got {row0} and {col0}")
+    if (<size_t>Ap.shape[0] < fbp_bf16_a_size(row0 + m, k)
+            or <size_t>Bp.shape[0] < fbp_bf16_b_size(k, col0 + n)
+            or <size_t>Ap.shape[0] % a_block or <size_t>Bp.shape[0] % b_block):
+        raise ValueError(f"the packs do not hold a {row0 + m}x{k} and a {k}x{col0 + n} operand")
     if m and n:
         with nogil:
-            fbp_bf16_gemm_packed(m, n, k, &Ap[0], &Bp[0], &C[0, 0], n, accumulate)
+            fbp_bf16_gemm_packed(m, n, k, &Ap[0] + row0 * (a_block // 32),
+                                 &Bp[0] + col0 * (b_block // 32), &C[0, 0], n, accumulate)
 
 
 def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1, acts=None):

@@ -315,6 +315,33 @@ def test_packed_product_gives_the_bits_of_the_whole_call(bf16_path, rng):
                                   k + 40)
 
 
+@pytest.mark.parametrize("row0, rows, col0, cols", [(0, 100, 0, 90), (32, 68, 0, 17),
+                                                    (64, 5, 32, 58), (96, 4, 64, 26),
+                                                    (0, 33, 64, 1)])
+def test_blocks_of_the_packs_give_the_blocks_of_the_product(bf16_path, rng, row0, rows, col0,
+                                                           cols):
+    # what threads sharing one pack compute: their block of C, the same bits
+    m, n, k = 100, 90, 70
+    A = rng.normal(size=(m, k)).astype(np.float32)
+    B = rng.normal(size=(k, n)).astype(np.float32)
+    Ap, Bp = _kernels.bf16_pack_a(A), _kernels.bf16_pack_b(B)
+    whole = np.empty((m, n), np.float32)
+    _kernels.bf16_gemm_packed(Ap, Bp, whole, k)
+    block = np.full((rows, cols), np.nan, np.float32)
+    _kernels.bf16_gemm_packed(Ap, Bp, block, k, row0=row0, col0=col0)
+    np.testing.assert_array_equal(block, whole[row0:row0 + rows, col0:col0 + cols])
+
+
+def test_blocks_must_start_on_32_and_stay_inside_the_packs(rng):
+    A = np.ones((40, 8), np.float32)
+    B = np.ones((8, 40), np.float32)
+    Ap, Bp = _kernels.bf16_pack_a(A), _kernels.bf16_pack_b(B)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        _kernels.bf16_gemm_packed(Ap, Bp, np.empty((4, 4), np.float32), 8, row0=16)
+    with pytest.raises(ValueError, match="packs do not hold"):
+        _kernels.bf16_gemm_packed(Ap, Bp, np.empty((40, 4), np.float32), 8, row0=32)
+
+
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="do not multiply"):
         _kernels.bf16_gemm(np.ones((3, 4), np.float32), np.ones((5, 2), np.float32),

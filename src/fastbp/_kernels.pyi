@@ -71,7 +71,7 @@ def bf16_pack_a(A: npt.NDArray[np.float32], trans: bool = False) -> npt.NDArray[
 def bf16_pack_b(B: npt.NDArray[np.float32], trans: bool = False) -> npt.NDArray[np.uint16]: ...
 def bf16_gemm_packed(
     Ap: npt.NDArray[np.uint16], Bp: npt.NDArray[np.uint16], C: npt.NDArray[np.float32], k: int,
-    accumulate: bool = False,
+    accumulate: bool = False, row0: int = 0, col0: int = 0,
 ) -> None: ...
 def bf16_gemm(
     A: npt.NDArray[np.float32], B: npt.NDArray[np.float32], C: npt.NDArray[np.float32],
