@@ -5,6 +5,12 @@ forced in turn with _kernels.set_bf16_path, and checked against the product
 of the bfloat16-rounded inputs in float64, to float32 rounding of sums of k
 terms; the emulated path is checked bit for bit against the same sums done
 in NumPy float32."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -385,3 +391,74 @@ def test_paths_match_the_cpu_flags():
     assert ("avx512bf16" in paths) == ({"avx512f", "avx512_bf16"} <= flags)
     if "amx" in paths:
         assert {"amx_tile", "amx_bf16"} <= flags
+
+
+REFUSE_AMX = r"""
+/* An LD_PRELOAD shim: the kernel refuses ARCH_REQ_XCOMP_PERM (as a Linux
+ * without AMX support, or a seccomp policy, would); other syscalls pass. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+
+long syscall(long number, ...)
+{
+    static long (*real)(long, ...);
+    long a[6];
+    va_list ap;
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (number == SYS_arch_prctl && a[0] == 0x1023) {
+        errno = EPERM;
+        return -1;
+    }
+    if (!real)
+        real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+    return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+"""
+
+REFUSED_CHILD = """
+import numpy as np
+from fastbp import _kernels
+paths = _kernels.bf16_paths()
+rng = np.random.default_rng(1)
+A = rng.normal(size=(40, 70)).astype(np.float32)
+B = rng.normal(size=(70, 50)).astype(np.float32)
+C = np.empty((40, 50), np.float32)
+_kernels.bf16_gemm(A, B, C)
+try:
+    _kernels.set_bf16_path("amx")
+    forced = "amx"
+except ValueError:
+    forced = "refused"
+print(paths, _kernels.bf16_path(), forced, float(np.abs(C - A @ B).max()))
+"""
+
+
+def test_amx_refused_by_the_os_falls_back():
+    """Where the CPU has AMX, a process whose arch_prctl(ARCH_REQ_XCOMP_PERM)
+    fails runs the next path, and refuses to be forced onto AMX."""
+    if "amx" not in _kernels.bf16_paths():
+        pytest.skip("no AMX here for the OS to refuse")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler for the LD_PRELOAD shim")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "refuse_amx.c")
+        shim = os.path.join(tmp, "refuse_amx.so")
+        with open(source, "w") as f:
+            f.write(REFUSE_AMX)
+        subprocess.run([compiler, "-shared", "-fPIC", "-O1", source, "-o", shim, "-ldl"],
+                       check=True, capture_output=True)
+        env = dict(os.environ, LD_PRELOAD=shim)
+        out = subprocess.run([sys.executable, "-c", REFUSED_CHILD], env=env, check=True,
+                             capture_output=True, text=True, timeout=120).stdout.split()
+    paths_text, path, forced, error = " ".join(out[:-3]), out[-3], out[-2], float(out[-1])
+    assert "amx" not in paths_text and "emulated" in paths_text
+    assert path == ("avx512bf16" if "avx512bf16" in _kernels.bf16_paths() else "emulated")
+    assert forced == "refused"
+    assert error < 0.1  # a bfloat16 product (inputs rounded to 8 bits), not garbage
