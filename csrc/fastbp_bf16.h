@@ -166,24 +166,31 @@ static void fbp_bf16_pack_b(ptrdiff_t k, ptrdiff_t n, const float *B, ptrdiff_t 
 }
 
 /* ---- EMULATED: any CPU ------------------------------------------------ */
-static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const uint16_t *Ap,
-                                   const uint16_t *Bp, float *C, ptrdiff_t ldc,
-                                   int accumulate)
+/* A panel of 32 columns at a time, a row's 32 sums in a local array over
+ * all of k (its pack's zeros make every panel whole): the loop over the 32
+ * vectorises, on each clone's vectors. Each sum runs over the pairs in
+ * order, as the instructions' do, whatever the clone. */
+FBP_CLONES static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                              const uint16_t *Ap, const uint16_t *Bp,
+                                              float *C, ptrdiff_t ldc, int accumulate)
 {
     ptrdiff_t k_pad = fbp_bf16_up(k), lda = fbp_bf16_lda(k);
-    for (ptrdiff_t i = 0; i < m; i++) {
-        float *c = C + i * ldc;
-        if (!accumulate)
-            memset(c, 0, (size_t)n * sizeof *c);
-        for (ptrdiff_t q = 0; 2 * q < k; q++) {
-            float a0 = fbp_bf16_widen(Ap[i * lda + 2 * q]);
-            float a1 = fbp_bf16_widen(Ap[i * lda + 2 * q + 1]);
-            for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
-                const uint16_t *b = Bp + j0 * k_pad + q * 64;
-                ptrdiff_t cols = n - j0 < 32 ? n - j0 : 32;
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    c[j0 + j] += a0 * fbp_bf16_widen(b[2 * j]) + a1 * fbp_bf16_widen(b[2 * j + 1]);
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
+        const uint16_t *panel = Bp + j0 * k_pad;
+        ptrdiff_t cols = n - j0 < 32 ? n - j0 : 32;
+        for (ptrdiff_t i = 0; i < m; i++) {
+            float s[32];
+            float *c = C + i * ldc + j0;
+            for (int j = 0; j < 32; j++)
+                s[j] = accumulate && j < cols ? c[j] : 0.0f;
+            for (ptrdiff_t q = 0; 2 * q < k; q++) {
+                float a0 = fbp_bf16_widen(Ap[i * lda + 2 * q]);
+                float a1 = fbp_bf16_widen(Ap[i * lda + 2 * q + 1]);
+                const uint16_t *b = panel + q * 64;
+                for (int j = 0; j < 32; j++)
+                    s[j] += a0 * fbp_bf16_widen(b[2 * j]) + a1 * fbp_bf16_widen(b[2 * j + 1]);
             }
+            memcpy(c, s, (size_t)cols * sizeof *c);
         }
     }
 }
