@@ -129,8 +129,9 @@ def bf16_gemm(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
     if kb != k or C.shape[0] != m or C.shape[1] != n:
         raise ValueError(f"shapes do not multiply: op(A) {m}x{k}, op(B) {kb}x{n}, "
                          f"C {C.shape[0]}x{C.shape[1]}")
-    cdef uint16_t[::1] Ap = np.empty(fbp_bf16_a_size(m, k), np.uint16)
-    cdef uint16_t[::1] Bp = np.empty(fbp_bf16_b_size(k, n), np.uint16)
+    # one entry at least: k = 0 makes empty packs, and &Ap[0] must be valid
+    cdef uint16_t[::1] Ap = np.empty(max(fbp_bf16_a_size(m, k), 1), np.uint16)
+    cdef uint16_t[::1] Bp = np.empty(max(fbp_bf16_b_size(k, n), 1), np.uint16)
     cdef const float* a = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
     cdef const float* b = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
     if m == 0 or n == 0:
@@ -183,12 +184,14 @@ def bf16_gemm_packed(const uint16_t[::1] Ap, const uint16_t[::1] Bp, float[:, ::
         raise ValueError(f"row0 and col0 must be multiples of 32, got {row0} and {col0}")
     if (<size_t>Ap.shape[0] < fbp_bf16_a_size(row0 + m, k)
             or <size_t>Bp.shape[0] < fbp_bf16_b_size(k, col0 + n)
-            or <size_t>Ap.shape[0] % a_block or <size_t>Bp.shape[0] % b_block):
+            or (k and (<size_t>Ap.shape[0] % a_block or <size_t>Bp.shape[0] % b_block))):
         raise ValueError(f"the packs do not hold a {row0 + m}x{k} and a {k}x{col0 + n} operand")
+    # k = 0: empty packs, which the product never reads
+    cdef const uint16_t* a = &Ap[0] + row0 * (a_block // 32) if Ap.shape[0] else NULL
+    cdef const uint16_t* b = &Bp[0] + col0 * (b_block // 32) if Bp.shape[0] else NULL
     if m and n:
         with nogil:
-            fbp_bf16_gemm_packed(m, n, k, &Ap[0] + row0 * (a_block // 32),
-                                 &Bp[0] + col0 * (b_block // 32), &C[0, 0], n, accumulate)
+            fbp_bf16_gemm_packed(m, n, k, a, b, &C[0, 0], n, accumulate)
 
 
 def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1, acts=None):

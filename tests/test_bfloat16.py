@@ -272,6 +272,12 @@ def test_empty_inner_dimension_gives_zero_or_leaves_c(bf16_path):
     np.testing.assert_array_equal(C, 2.5)
     _kernels.bf16_gemm(A, B, C)
     np.testing.assert_array_equal(C, 0)
+    C[...] = 1.5
+    _kernels.bf16_gemm_packed(_kernels.bf16_pack_a(A), _kernels.bf16_pack_b(B), C, 0,
+                              accumulate=True)
+    np.testing.assert_array_equal(C, 1.5)
+    _kernels.bf16_gemm_packed(_kernels.bf16_pack_a(A), _kernels.bf16_pack_b(B), C, 0)
+    np.testing.assert_array_equal(C, 0)
 
 
 def pack_a_reference(A):
