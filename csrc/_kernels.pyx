@@ -41,6 +41,7 @@ cnp.import_array()
 #                           its fbp_step_rules, fbp_batches, fbp_input,
 #                           fbp_totals (the optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
+#   fastbp_bf16.h           bfloat16 products, float32 sums: AMX, AVX512-BF16, emulated
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z or a, the output delta and J's data
 #                           term: the tables' switches (fastbp_activations_impl.h)
@@ -53,6 +54,7 @@ cnp.import_array()
 #                           barriers, NaN scans, denormals flushed to zero
 include "runtime.pxi"      # what every part takes from the runtime headers
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
+include "products_bf16.pxi"  # C = A.B (or +=) in bfloat16 with float32 sums
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
 include "dropout.pxi"      # dropout: a training-only layer op, its mask and its f' step

@@ -66,6 +66,134 @@ def tiled_gemm_in_use():
     return bool(fbp_gemm_available())
 
 
+def bf16_paths():
+    """The bfloat16 product paths (csrc/fastbp_bf16.h) that run on this
+    machine, slowest first: "emulated" always, "avx512bf16" and "amx" where
+    the CPU has the instructions (and, for AMX, the OS grants the tiles)."""
+    return [name for code, name in enumerate(BF16_PATHS) if fbp_bf16_path_runs(code)]
+
+
+def bf16_path():
+    """The path the bfloat16 products take now."""
+    return BF16_PATHS[fbp_bf16_path()]
+
+
+def set_bf16_path(str name):
+    """Force the bfloat16 products onto one path ("emulated", "avx512bf16",
+    "amx"), or let them take the fastest that runs ("auto"); return the path
+    in use before. Tests use it to run every path on one machine.
+
+    Raises ValueError for another name, or a path this machine cannot run.
+    """
+    old = BF16_PATHS[fbp_bf16_path()]
+    if name == "auto":
+        fbp_bf16_force(FBP_BF16_AUTO)
+    elif name not in BF16_PATHS:
+        raise ValueError(f"bfloat16 path must be 'auto' or one of {BF16_PATHS}, got {name!r}")
+    elif fbp_bf16_force(BF16_PATHS.index(name)) < 0:
+        raise ValueError(f"the bfloat16 path {name!r} does not run on this machine "
+                         f"(it runs {bf16_paths()})")
+    return old
+
+
+def bf16_round(const float[::1] x):
+    """x rounded to bfloat16 (nearest, ties to even; NaN stays NaN): the bit
+    patterns, as uint16."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef uint16_t[::1] out = np.empty(n, np.uint16)
+    if n:
+        with nogil:
+            fbp_bf16_round_n(&x[0], &out[0], n)
+    return np.asarray(out)
+
+
+def bf16_widen(const uint16_t[::1] h):
+    """bfloat16 bit patterns (uint16) as the float32 values they stand for."""
+    cdef Py_ssize_t n = h.shape[0]
+    cdef float[::1] out = np.empty(n, np.float32)
+    if n:
+        with nogil:
+            fbp_bf16_widen_n(&h[0], &out[0], n)
+    return np.asarray(out)
+
+
+def bf16_gemm(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
+              bint trans_a=False, bint trans_b=False, bint accumulate=False):
+    """C = op(A) . op(B), or C += when ``accumulate``, with op(A) and op(B)
+    rounded to bfloat16 and the sums in float32, on the path in use;
+    op(X) is X, or X^T when trans_ is set."""
+    cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t n = B.shape[0] if trans_b else B.shape[1]
+    cdef Py_ssize_t kb = B.shape[1] if trans_b else B.shape[0]
+    if kb != k or C.shape[0] != m or C.shape[1] != n:
+        raise ValueError(f"shapes do not multiply: op(A) {m}x{k}, op(B) {kb}x{n}, "
+                         f"C {C.shape[0]}x{C.shape[1]}")
+    # one entry at least: k = 0 makes empty packs, and &Ap[0] must be valid
+    cdef uint16_t[::1] Ap = np.empty(max(fbp_bf16_a_size(m, k), 1), np.uint16)
+    cdef uint16_t[::1] Bp = np.empty(max(fbp_bf16_b_size(k, n), 1), np.uint16)
+    cdef const float* a = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
+    cdef const float* b = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        bf16_gemm_strided(m, n, k, a, 1 if trans_a else k, m if trans_a else 1,
+                          b, 1 if trans_b else n, k if trans_b else 1, &C[0, 0], n,
+                          accumulate, &Ap[0], &Bp[0])
+
+
+def bf16_pack_a(const float[:, ::1] A, bint trans=False):
+    """The bfloat16 pack (csrc/fastbp_bf16.h) of op(A), the left operand of a
+    product: A, or A^T (A stored k x m) when ``trans``."""
+    cdef Py_ssize_t m = A.shape[1] if trans else A.shape[0]
+    cdef Py_ssize_t k = A.shape[0] if trans else A.shape[1]
+    cdef uint16_t[::1] Ap = np.empty(fbp_bf16_a_size(m, k), np.uint16)
+    if m and k:
+        with nogil:
+            fbp_bf16_pack_a(m, k, &A[0, 0], 1 if trans else k, m if trans else 1, &Ap[0])
+    elif Ap.shape[0]:
+        Ap[:] = 0
+    return np.asarray(Ap)
+
+
+def bf16_pack_b(const float[:, ::1] B, bint trans=False):
+    """The bfloat16 pack of op(B), the right operand of a product: B, or
+    B^T (B stored n x k) when ``trans``."""
+    cdef Py_ssize_t n = B.shape[0] if trans else B.shape[1]
+    cdef Py_ssize_t k = B.shape[1] if trans else B.shape[0]
+    cdef uint16_t[::1] Bp = np.empty(fbp_bf16_b_size(k, n), np.uint16)
+    if n and k:
+        with nogil:
+            fbp_bf16_pack_b(k, n, &B[0, 0], 1 if trans else n, k if trans else 1, &Bp[0])
+    elif Bp.shape[0]:
+        Bp[:] = 0
+    return np.asarray(Bp)
+
+
+def bf16_gemm_packed(const uint16_t[::1] Ap, const uint16_t[::1] Bp, float[:, ::1] C,
+                     Py_ssize_t k, bint accumulate=False, Py_ssize_t row0=0,
+                     Py_ssize_t col0=0):
+    """C = A.B, or C += A.B, from the packs of A (m x k) and B (k x n) that
+    bf16_pack_a and bf16_pack_b made, on the path in use. With ``row0`` and
+    ``col0`` (multiples of 32), C is the block of A.B from that row and
+    column on, computed from the packs in place (as threads share them)."""
+    cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
+    # entries of 32 rows of A's pack, of 32 columns of B's
+    cdef size_t a_block = fbp_bf16_a_size(1, k), b_block = fbp_bf16_b_size(k, 1)
+    if row0 % 32 or col0 % 32 or row0 < 0 or col0 < 0:
+        raise ValueError(f"row0 and col0 must be multiples of 32, got {row0} and {col0}")
+    if (<size_t>Ap.shape[0] < fbp_bf16_a_size(row0 + m, k)
+            or <size_t>Bp.shape[0] < fbp_bf16_b_size(k, col0 + n)
+            or (k and (<size_t>Ap.shape[0] % a_block or <size_t>Bp.shape[0] % b_block))):
+        raise ValueError(f"the packs do not hold a {row0 + m}x{k} and a {k}x{col0 + n} operand")
+    # k = 0: empty packs, which the product never reads
+    cdef const uint16_t* a = &Ap[0] + row0 * (a_block // 32) if Ap.shape[0] else NULL
+    cdef const uint16_t* b = &Bp[0] + col0 * (b_block // 32) if Bp.shape[0] else NULL
+    if m and n:
+        with nogil:
+            fbp_bf16_gemm_packed(m, n, k, a, b, &C[0, 0], n, accumulate)
+
+
 def workspace_size(const int[::1] sizes, Py_ssize_t rows, int n_threads=1, acts=None):
     """Number of scalars of workspace for ``rows`` rows of a network, trained
     on ``n_threads`` threads; ``acts``: its activation codes, or None for
