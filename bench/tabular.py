@@ -19,7 +19,13 @@ Contenders, one thread each (FANN has no threads):
   is, per problem, the algorithm with the lowest median test error.
 - fastbp with one configuration for every problem (:data:`FASTBP_CONFIG`):
   the same for all nine problems; a softmax output with cross-entropy where
-  the targets are one-hot classes, a sigmoid output with mse otherwise.
+  the targets are one-hot classes, a sigmoid output with mse otherwise. It
+  trains in one ``fit`` that a callback stops after the first whole epoch
+  past the budget, so that early stopping (on validation rows that ``fit``
+  draws from the train half) and weight averaging span the run; the time
+  spent on validation counts in the budget. The configuration was chosen
+  on half/half splits of the train halves (``--inner``), never on the test
+  halves: bench/results/tabular_choice.md lists the candidates tried.
 
 The score is the test mse over all outputs, 1/(n·k)·Σ(y − t)² (FANN's
 ``fann_test_data``), computed here in NumPy from each contender's outputs on
@@ -34,8 +40,12 @@ Usage::
 
     python bench/tabular.py                      # 9 problems, 2 s each, 3 seeds
     python bench/tabular.py --budget 0.5 --seeds 3 --problems diabetes,thyroid
+    python bench/tabular.py --budget 0.5 --inner 2026 --config '{"activation": "tanh",
+        "optimizer": "AdamW", "optimizer_args": {"lr": 3e-3}, "batch_size": 32,
+        "ema": 0.999}'                           # a candidate, on splits of the train halves
 
-Results: ``bench/results/tabular.json`` and ``.md``.
+Results: ``bench/results/tabular.json`` and ``.md`` (``tabular_trial.*`` with
+``--inner`` or ``--config``).
 """
 from __future__ import annotations
 

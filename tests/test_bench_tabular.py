@@ -1,31 +1,17 @@
 """bench/tabular.py: its same-work check of fastbp's losses can fail, its
 inner splits read only the train halves, and fastbp's run stops on its
 budget with validation rows drawn from the train half."""
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import bench_module
 
 import fastbp
-
-BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.fixture(scope="module")
 def tabular():
-    """bench/tabular.py imported as a module (its main() does not run); bench/
-    leaves sys.path and its modules sys.modules afterwards."""
-    path, modules = list(sys.path), set(sys.modules)
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        yield importlib.import_module("tabular")
-    finally:
-        sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            if str(BENCH_DIR) in str(getattr(sys.modules[name], "__file__", None)):
-                del sys.modules[name]
+    """bench/tabular.py imported as a module (its main() does not run)."""
+    yield from bench_module("tabular")
 
 
 def needs_datasets(tabular):
