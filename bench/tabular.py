@@ -19,7 +19,13 @@ Contenders, one thread each (FANN has no threads):
   is, per problem, the algorithm with the lowest median test error.
 - fastbp with one configuration for every problem (:data:`FASTBP_CONFIG`):
   the same for all nine problems; a softmax output with cross-entropy where
-  the targets are one-hot classes, a sigmoid output with mse otherwise.
+  the targets are one-hot classes, a sigmoid output with mse otherwise. It
+  trains in one ``fit`` that a callback stops after the first whole epoch
+  past the budget, so that early stopping (on validation rows that ``fit``
+  draws from the train half) and weight averaging span the run; the time
+  spent on validation counts in the budget. The configuration was chosen
+  on half/half splits of the train halves (``--inner``), never on the test
+  halves: bench/results/tabular_choice.md lists the candidates tried.
 
 The score is the test mse over all outputs, 1/(n·k)·Σ(y − t)² (FANN's
 ``fann_test_data``), computed here in NumPy from each contender's outputs on
@@ -34,8 +40,12 @@ Usage::
 
     python bench/tabular.py                      # 9 problems, 2 s each, 3 seeds
     python bench/tabular.py --budget 0.5 --seeds 3 --problems diabetes,thyroid
+    python bench/tabular.py --budget 0.5 --inner 2026 --config '{"activation": "tanh",
+        "optimizer": "AdamW", "optimizer_args": {"lr": 3e-3}, "batch_size": 32,
+        "ema": 0.999}'                           # a candidate, on splits of the train halves
 
-Results: ``bench/results/tabular.json`` and ``.md``.
+Results: ``bench/results/tabular.json`` and ``.md`` (``tabular_trial.*`` with
+``--inner`` or ``--config``).
 """
 from __future__ import annotations
 
@@ -46,6 +56,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,8 +75,22 @@ PROBLEMS = ("abelone", "building", "census-house", "diabetes", "gene", "mushroom
 FANN_ALGORITHMS = {"incremental": 0, "batch": 1, "rprop": 2, "quickprop": 3, "sarprop": 4}
 FANN_SIGMOID = 3
 FANN_SIGMOID_SYMMETRIC = 5
-#: fastbp's one configuration: set once, for every problem
-FASTBP_CONFIG = {"activation": "tanh", "optimizer": "Adam", "lr": 1e-3, "batch_size": 32}
+#: fastbp's one configuration: set once, for every problem, chosen on splits of
+#: the train halves (``--inner``; see bench/results/tabular.md). Keys:
+#: "optimizer" (a class of fastbp.optim) with "optimizer_args" and an optional
+#: "schedule" [name, args]; "batch_size" (an int, or "full": every row);
+#: "validation_split" (fit holds out that share of the train half, at
+#: random) with "early_stopping" (EarlyStopping's arguments; patience None:
+#: never stop, the budget does, and end with the best validation epoch's
+#: weights); optional "ema", "dropout", "l2" as fit and Network take them,
+#: "init_factor" (Network.init_weights) and "class_output" [activation, loss]
+#: for one-hot targets (default softmax with cross-entropy).
+FASTBP_CONFIG = {"activation": "tanh",
+                 # iRPROP- on full batches, FANN's default, from FANN's initial step 0.1
+                 "optimizer": "Rprop", "optimizer_args": {"lr": 0.1}, "batch_size": "full",
+                 # scikit-learn's validation_fraction; keep the best epoch's weights
+                 "validation_split": 0.1,
+                 "early_stopping": {"patience": None, "restore_best": True}}
 
 
 def read_fann_data(path: Path):
@@ -142,41 +167,85 @@ class FannContender:
 
 
 class FastbpContender:
-    """fastbp with :data:`FASTBP_CONFIG`."""
+    """fastbp with :data:`FASTBP_CONFIG`, in one fit that a callback stops
+    once the budget is spent (checked after each whole epoch, as FANN's loop)."""
 
     name = "fastbp"
 
-    def __init__(self):
+    def __init__(self, config=None):
         import fastbp
         self.fastbp = fastbp
+        self.config = FASTBP_CONFIG if config is None else config
+
+    def optimizer(self):
+        config, optim = self.config, self.fastbp.optim
+        args = dict(config.get("optimizer_args", {}))
+        if config.get("schedule") is not None:
+            name, schedule_args = config["schedule"]
+            args["schedule"] = getattr(optim, name)(**schedule_args)
+        return getattr(optim, config["optimizer"])(**args)
 
     def run(self, problem: str, sizes, seed: int, budget: float) -> dict:
+        config = self.config
         X, Y = read_fann_data(DATASETS / f"{problem}.train")
         X_test, Y_test = read_fann_data(DATASETS / f"{problem}.test")
         classes = is_one_hot(Y)
-        network = self.fastbp.Network(sizes, activation=FASTBP_CONFIG["activation"],
-                                      output_activation="softmax" if classes else "sigmoid",
-                                      seed=seed)
-        optimizer = getattr(self.fastbp, FASTBP_CONFIG["optimizer"])(lr=FASTBP_CONFIG["lr"])
-        epochs, start = 0, time.perf_counter()
-        while time.perf_counter() - start < budget:
-            # the optimiser's state carries over from fit to fit
-            network.fit(X, Y, optimizer=optimizer, epochs=1,
-                        batch_size=FASTBP_CONFIG["batch_size"], seed=seed + 1000 * epochs,
-                        n_threads=1)
-            epochs += 1
+        # one-hot targets: softmax with cross-entropy, or sigmoid units with bce
+        output, loss = (config.get("class_output", ("softmax", "cross_entropy")) if classes
+                        else ("sigmoid", "mse"))
+        network = self.fastbp.Network(sizes, activation=config["activation"],
+                                      output_activation=output, seed=seed,
+                                      dropout=config.get("dropout"))
+        if config.get("init_factor") is not None:
+            network.init_weights(seed, factor=config["init_factor"])
+        # validation rows (if any) are drawn from the train half by fit itself
+        stopping = config.get("early_stopping")
+        if stopping is not None:
+            stopping = dict(stopping)
+            if stopping.get("patience", 10) is None:
+                stopping["patience"] = np.inf
+            stopping = self.fastbp.EarlyStopping(**stopping)
+        batch_size = len(X) if config["batch_size"] == "full" else config["batch_size"]
+        start = time.perf_counter()
+
+        def budget_spent(epoch, history, network):
+            return time.perf_counter() - start >= budget
+
+        history = network.fit(X, Y, loss=loss, optimizer=self.optimizer(),
+                              epochs=2**31 - 1,
+                              batch_size=batch_size, seed=seed, n_threads=1,
+                              l2=config.get("l2", 0.0),
+                              validation_split=config.get("validation_split", 0.0),
+                              early_stopping=stopping, ema=config.get("ema"),
+                              callbacks=[budget_spent])
         seconds = time.perf_counter() - start
+        epochs = len(history["loss"])
         outputs = network.predict(X_test)
         scores = test_scores(outputs, Y_test)
-        # checked on the rows whose target probability did not underflow to 0:
-        # NumPy's log of it is -inf there, fastbp's loss comes from a instead
-        rows = (np.sum(Y_test * outputs, axis=1) > 0) if classes else slice(None)
-        scores["own_loss"] = float(network.loss(X_test[rows], Y_test[rows]))
-        scores["numpy_loss"] = float(
-            -np.mean(np.sum(Y_test[rows] * np.log(np.where(Y_test[rows] > 0, outputs[rows], 1)),
-                            axis=1)) if classes
-            else 0.5 * np.mean(np.sum((outputs - Y_test) ** 2, axis=1)))
+        scores["own_loss"], scores["numpy_loss"] = own_and_numpy_loss(network, loss, X_test,
+                                                                      Y_test, outputs)
         return {**scores, "epochs": epochs, "seconds": seconds}
+
+
+def own_and_numpy_loss(network, loss, X, Y, outputs):
+    """``Network.loss`` on the rows and the same loss in NumPy from ``predict``'s outputs.
+
+    Cross-entropy and bce are checked on the rows where no target's
+    probability underflowed to 0 or 1: NumPy's log of it is -inf there,
+    fastbp's loss comes from the pre-activation a instead.
+    """
+    if loss == "mse":
+        return (float(network.loss(X, Y, loss=loss)),
+                float(0.5 * np.mean(np.sum((outputs - Y) ** 2, axis=1))))
+    with np.errstate(divide="ignore"):
+        if loss == "cross_entropy":
+            log_terms = Y * np.log(np.where(Y > 0, outputs, 1))
+        else:  # bce
+            log_terms = (Y * np.log(np.where(Y > 0, outputs, 1))
+                         + (1 - Y) * np.log(np.where(Y < 1, 1 - outputs, 1)))
+    rows = np.isfinite(log_terms).all(axis=1)
+    return (float(network.loss(X[rows], Y[rows], loss=loss)),
+            float(-np.mean(np.sum(log_terms[rows], axis=1))))
 
 
 def same_work(results) -> list:
@@ -207,9 +276,12 @@ def summarise(results, problems, names, seeds) -> list:
     return rows
 
 
-def markdown(rows, args, seconds) -> str:
+def markdown(rows, args, config, seconds) -> str:
+    halves = (f"the halves of a split (seed {args.inner}) of each train half"
+              if args.inner is not None else "the train and test halves")
     lines = [f"Test mse after {args.budget} s of training (median of {args.seeds} seeds), "
-             f"one hidden layer of {args.hidden}, one thread; fastbp {FASTBP_CONFIG}.", "",
+             f"one hidden layer of {args.hidden}, one thread, on {halves}; "
+             f"fastbp {config}.", "",
              "| problem | fastbp mse | FANN best | its mse | fastbp / FANN best | "
              "fastbp error | FANN best error | fastbp epochs | FANN epochs |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -234,6 +306,12 @@ def main(argv=None) -> int:
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--algorithms", default=",".join(FANN_ALGORITHMS))
     parser.add_argument("--out", default=str(BENCH_DIR / "results"))
+    parser.add_argument("--inner", type=int, metavar="SEED",
+                        help="run on a random half/half split (this seed) of each train "
+                             "half instead: for choosing a configuration without the test "
+                             "halves; results go to tabular_trial.*")
+    parser.add_argument("--config", help="a JSON configuration for fastbp instead of "
+                                         "FASTBP_CONFIG; results go to tabular_trial.*")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if fann_peer.availability() or not DATASETS.is_dir():
@@ -241,7 +319,35 @@ def main(argv=None) -> int:
               "apt-get install libfann-dev libfann-doc", file=sys.stderr)
         return 2
     problems = args.problems.split(",")
-    contenders = [FastbpContender()] + [FannContender(a) for a in args.algorithms.split(",")]
+    config = FASTBP_CONFIG if args.config is None else json.loads(args.config)
+    stem = "tabular" if args.inner is None and args.config is None else "tabular_trial"
+    if args.inner is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            split_train_halves(problems, args.inner, Path(folder))
+            return run(args, problems, config, stem, Path(folder))
+    return run(args, problems, config, stem, DATASETS)
+
+
+def split_train_halves(problems, seed: int, folder: Path) -> None:
+    """Write each problem's train half, split half/half at random, as FANN's
+    .train and .test files in ``folder``: the test halves stay unread."""
+    rng = np.random.default_rng(seed)
+    for problem in problems:
+        X, Y = read_fann_data(DATASETS / f"{problem}.train")
+        order = rng.permutation(len(X))
+        for part, rows in (("train", order[:len(X) // 2]), ("test", order[len(X) // 2:])):
+            lines = [f"{len(rows)} {X.shape[1]} {Y.shape[1]}"]
+            for row in rows:
+                lines += [" ".join(map(repr, X[row].tolist())),
+                          " ".join(map(repr, Y[row].tolist()))]
+            (folder / f"{problem}.{part}").write_text("\n".join(lines) + "\n")
+
+
+def run(args, problems, config, stem: str, datasets: Path) -> int:
+    global DATASETS
+    DATASETS = datasets  # both contenders read their files from here
+    contenders = [FastbpContender(config)] + [FannContender(a)
+                                              for a in args.algorithms.split(",")]
     names = [c.name for c in contenders]
     seeds = list(range(args.seeds))
     started = time.perf_counter()
@@ -259,13 +365,14 @@ def main(argv=None) -> int:
         print("same-work check failed:\n" + "\n".join(failures), file=sys.stderr)
         return 1
     rows = summarise(results, problems, names, seeds)
-    text = markdown(rows, args, time.perf_counter() - started)
+    text = markdown(rows, args, config, time.perf_counter() - started)
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tabular.md").write_text(text)
-    (out / "tabular.json").write_text(json.dumps(
-        {"config": FASTBP_CONFIG, "budget": args.budget, "hidden": args.hidden, "rows": rows,
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(
+        {"config": config, "budget": args.budget, "hidden": args.hidden, "inner": args.inner,
+         "rows": rows,
          "runs": [{"problem": p, "contender": n, "seed": s, **r}
                   for (p, n, s), r in results.items()]}, indent=1))
     return 0

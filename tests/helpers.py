@@ -1,7 +1,9 @@
 """Shared test helpers: random networks, dtype-aware comparisons and a
 Dask cluster on loopback."""
+import importlib
 import importlib.util
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -87,6 +89,23 @@ def figures_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def bench_module(name: str):
+    """Yield ``bench/<name>.py`` imported as a module (its main() does not
+    run), for a module-scoped fixture; bench/ then leaves sys.path and its
+    modules sys.modules (bench's distributed.py would shadow Dask's package
+    in the worker processes of later tests)."""
+    bench = str(Path(__file__).resolve().parents[1] / "bench")
+    path, modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, bench)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path[:] = path
+        for module in set(sys.modules) - modules:
+            if bench in str(getattr(sys.modules[module], "__file__", None)):
+                del sys.modules[module]
 
 
 def local_dask_client(wait: float):

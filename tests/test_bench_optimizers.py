@@ -1,7 +1,6 @@
 """bench/compare.py --optimizers: fastbp, NumPy and torch.optim run each
 optimiser on the same work (same-work check first), and the check tells one
 optimiser from another."""
-import importlib
 import json
 import subprocess
 import sys
@@ -9,6 +8,7 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import bench_module
 
 torch = pytest.importorskip("torch")
 
@@ -18,18 +18,8 @@ OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "adagrad", "rprop")
 
 @pytest.fixture(scope="module")
 def compare():
-    """bench/compare.py imported as a module (its main() does not run); bench/
-    leaves sys.path and its modules sys.modules afterwards (its distributed.py
-    would shadow Dask's package in the worker processes of later tests)."""
-    path, modules = list(sys.path), set(sys.modules)
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        yield importlib.import_module("compare")
-    finally:
-        sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            if str(BENCH_DIR) in str(getattr(sys.modules[name], "__file__", None)):
-                del sys.modules[name]
+    """bench/compare.py imported as a module (its main() does not run)."""
+    yield from bench_module("compare")
 
 
 def test_quick_run_of_every_optimiser_passes_its_same_work_checks(tmp_path, compare):
