@@ -375,6 +375,30 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *restrict r
     return (FBP_REAL)0 + ((s[0] + s[1]) + (s[2] + s[3]));
 }
 
+/* A layer of one unit: weight i is row i, so the rows' dots (when dot is
+   not NULL) and momentum steps above run as one loop over i, which
+   vectorises, with each weight's operations as fbp_row_dot_momentum's at
+   n = 1 (its three other sums are 0). */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_column_momentum)(FBP_REAL *restrict W, FBP_REAL *restrict v,
+                                                       const FBP_REAL *restrict g0,
+                                                       const FBP_REAL *restrict z,
+                                                       FBP_REAL *restrict dot, ptrdiff_t n_in,
+                                                       FBP_REAL delta, FBP_REAL lr, FBP_REAL mu,
+                                                       int look_ahead) {
+    const FBP_REAL zero = 0;
+    for (ptrdiff_t i = 0; i < n_in; i++) {
+        FBP_REAL w = W[i];
+        if (dot != NULL) {
+            FBP_REAL s = zero + delta * w;
+            dot[i] = zero + ((s + zero) + (zero + zero));
+        }
+        FBP_REAL g = (g0 != NULL ? g0[i] : zero) + z[i] * delta;
+        FBP_REAL step = lr * g, v_i = mu * v[i] - step;
+        v[i] = v_i;
+        W[i] = w + (look_ahead ? mu * v_i - step : v_i);
+    }
+}
+
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
  * [start, stop) of the batch source, one row at a time (data->batch_size is
  * 1, no sample weights); v_all is params-shaped. Returns 0, or 1 when a
@@ -418,7 +442,13 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
             }
             const FBP_REAL *z_below = (l == 0) ? x : work + layers[l - 1].z;
             const FBP_REAL *a_below = (l == 0) ? x : work + layers[l - 1].a;
-            if (l == 0) {
+            if (n_next == 1) {
+                FBP_SUFFIX(fbp_column_momentum)(W, v_W, g0, z_below, l == 0 ? NULL : delta_prev,
+                                                n_in, delta[0], lr_t, mu_t, look_ahead);
+                if (l > 0)
+                    FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
+                                                        layers[l - 1].activation);
+            } else if (l == 0) {
                 for (i = 0; i < n_in; i++)
                     FBP_SUFFIX(fbp_row_momentum)(W + i * n_next, v_W + i * n_next,
                                                  g0 ? g0 + i * n_next : NULL, delta, n_next,

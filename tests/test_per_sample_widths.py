@@ -24,13 +24,13 @@ def loop_products():
     _kernels.set_blas_min_flops(old)
 
 
-def _fit(sizes, dtype, **kw):
+def _fit(sizes, dtype, nesterov=False, **kw):
     rng = np.random.default_rng(sum(sizes))
     X = rng.normal(size=(6, sizes[0]))
     Y = rng.uniform(size=(6, sizes[-1]))
     net = fastbp.Network(list(sizes), activation="sigmoid", output_activation="identity",
                          dtype=dtype, seed=1)
-    optimizer = fastbp.SGD(lr=0.05, momentum=0.7)
+    optimizer = fastbp.SGD(lr=0.05, momentum=0.7, nesterov=nesterov)
     net.fit(X, Y, loss="mse", optimizer=optimizer, epochs=2, batch_size=1, seed=2, **kw)
     return net, optimizer.velocity(net)
 
@@ -43,5 +43,19 @@ def test_every_width_bit_for_bit_the_minibatch_loop(loop_products, dtype, width)
     sizes = (3, width, (width * 7) % 13 + 1, width)
     fused, fused_velocity = _fit(sizes, dtype)
     loop, loop_velocity = _fit(sizes, dtype, sample_weight=np.ones(6))
+    np.testing.assert_array_equal(fused._params, loop._params)
+    np.testing.assert_array_equal(fused_velocity, loop_velocity)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("sizes", [(9, 1), (5, 17, 1), (3, 1, 4, 1)])
+def test_one_unit_layers_bit_for_bit_the_minibatch_loop(loop_products, dtype, nesterov, l2,
+                                                         sizes):
+    # a layer of one unit steps its weights in one loop over the rows
+    # (fbp_column_momentum), with and without the rows' dots, L2 and Nesterov
+    fused, fused_velocity = _fit(sizes, dtype, nesterov, l2=l2)
+    loop, loop_velocity = _fit(sizes, dtype, nesterov, l2=l2, sample_weight=np.ones(6))
     np.testing.assert_array_equal(fused._params, loop._params)
     np.testing.assert_array_equal(fused_velocity, loop_velocity)
