@@ -333,59 +333,6 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
  * the row: no gradient buffer written and read back, one pass per weight
  * row, and no call per batch. */
 
-#if defined(__GNUC__)
-/* fbp_row_momentum's plain step (no L2 term, no look-ahead) in vectors of
-   64 bytes, then 4 lanes, then one by one; with sums, also the dot of the
-   row with delta in gemm_nt's order (fbp_row_dot_momentum): each 64 bytes
-   of the old row add to the four sums, a vector of 4 in j's order, before
-   their step, so the row is read once. */
-FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum_plain)(FBP_REAL *restrict row,
-                                                          FBP_REAL *restrict v,
-                                                          const FBP_REAL *restrict delta,
-                                                          ptrdiff_t n, FBP_REAL z_i, FBP_REAL lr,
-                                                          FBP_REAL mu,
-                                                          FBP_SUFFIX(fbp_vec_quad) *sums) {
-    typedef FBP_SUFFIX(fbp_vec64) V;
-    typedef FBP_SUFFIX(fbp_vec_quad) Q;
-    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(FBP_REAL));
-    const FBP_REAL zero = 0;  /* + 0: -0 becomes +0, as in _sgd_step's g */
-    Q d4, w4, v4;
-    V d, w, v_j;
-    ptrdiff_t j = 0, q;
-    for (; j + lanes <= n; j += lanes) {
-        if (sums != NULL)
-            for (q = 0; q < lanes; q += 4) {
-                memcpy(&d4, delta + j + q, sizeof(Q));
-                memcpy(&w4, row + j + q, sizeof(Q));
-                *sums += d4 * w4;
-            }
-        memcpy(&d, delta + j, sizeof(V));
-        memcpy(&w, row + j, sizeof(V));
-        memcpy(&v_j, v + j, sizeof(V));
-        v_j = mu * v_j - lr * (zero + z_i * d);
-        memcpy(v + j, &v_j, sizeof(V));
-        w += v_j;
-        memcpy(row + j, &w, sizeof(V));
-    }
-    for (; j + 4 <= n; j += 4) {
-        memcpy(&d4, delta + j, sizeof(Q));
-        memcpy(&w4, row + j, sizeof(Q));
-        memcpy(&v4, v + j, sizeof(Q));
-        if (sums != NULL) *sums += d4 * w4;
-        v4 = mu * v4 - lr * (zero + z_i * d4);
-        memcpy(v + j, &v4, sizeof(Q));
-        w4 += v4;
-        memcpy(row + j, &w4, sizeof(Q));
-    }
-    for (; j < n; j++) {
-        FBP_REAL w_j = row[j], v_new = mu * v[j] - lr * (zero + z_i * delta[j]);
-        if (sums != NULL) (*sums)[0] += delta[j] * w_j;
-        v[j] = v_new;
-        row[j] = w_j + v_new;
-    }
-}
-#endif
-
 /* v = mu v - lr g; w += v (Nesterov: w += mu v - lr g), g = g0_j + z_i delta_j
    with g0 the row's L2 term or 0: _sgd_step on one weight row. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *restrict row, FBP_REAL *restrict v,
@@ -394,12 +341,6 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *restrict row, FBP_
                                                     FBP_REAL z_i, FBP_REAL lr, FBP_REAL mu,
                                                     int look_ahead) {
     ptrdiff_t j;
-#if defined(__GNUC__)
-    if (g0 == NULL && !look_ahead) {
-        FBP_SUFFIX(fbp_row_momentum_plain)(row, v, delta, n, z_i, lr, mu, NULL);
-        return;
-    }
-#endif
     if (g0 == NULL && !look_ahead) {
         for (j = 0; j < n; j++) {
             FBP_REAL g = (FBP_REAL)0 + z_i * delta[j];  /* + 0: -0 becomes +0, as there */
@@ -428,9 +369,47 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *restrict r
                                                             FBP_REAL mu, int look_ahead) {
 #if defined(__GNUC__)
     if (g0 == NULL && !look_ahead) {
-        FBP_SUFFIX(fbp_vec_quad) sums = {0, 0, 0, 0};
-        FBP_SUFFIX(fbp_row_momentum_plain)(row, v, delta, n, z_i, lr, mu, &sums);
-        return (FBP_REAL)0 + ((sums[0] + sums[1]) + (sums[2] + sums[3]));
+        /* one pass: each 64 bytes of the row add to the four sums (a vector
+           of 4, in j's order) before their step, as below */
+        typedef FBP_SUFFIX(fbp_vec64) V;
+        typedef FBP_SUFFIX(fbp_vec_quad) Q;
+        const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(FBP_REAL));
+        const FBP_REAL zero = 0;
+        Q sums = {0, 0, 0, 0}, d4, w4;
+        V d, w, v_j;
+        ptrdiff_t j = 0, q;
+        for (; j + lanes <= n; j += lanes) {
+            for (q = 0; q < lanes; q += 4) {
+                memcpy(&d4, delta + j + q, sizeof(Q));
+                memcpy(&w4, row + j + q, sizeof(Q));
+                sums += d4 * w4;
+            }
+            memcpy(&d, delta + j, sizeof(V));
+            memcpy(&w, row + j, sizeof(V));
+            memcpy(&v_j, v + j, sizeof(V));
+            v_j = mu * v_j - lr * (zero + z_i * d);
+            memcpy(v + j, &v_j, sizeof(V));
+            w += v_j;
+            memcpy(row + j, &w, sizeof(V));
+        }
+        for (; j + 4 <= n; j += 4) {
+            Q v4;
+            memcpy(&d4, delta + j, sizeof(Q));
+            memcpy(&w4, row + j, sizeof(Q));
+            memcpy(&v4, v + j, sizeof(Q));
+            sums += d4 * w4;
+            v4 = mu * v4 - lr * (zero + z_i * d4);
+            memcpy(v + j, &v4, sizeof(Q));
+            w4 += v4;
+            memcpy(row + j, &w4, sizeof(Q));
+        }
+        for (; j < n; j++) {
+            FBP_REAL w_j = row[j], v_new = mu * v[j] - lr * (zero + z_i * delta[j]);
+            sums[0] += delta[j] * w_j;
+            v[j] = v_new;
+            row[j] = w_j + v_new;
+        }
+        return zero + ((sums[0] + sums[1]) + (sums[2] + sums[3]));
     }
 #endif
     FBP_REAL s[4] = {0, 0, 0, 0};
