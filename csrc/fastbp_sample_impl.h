@@ -46,7 +46,6 @@ typedef FBP_REAL FBP_SUFFIX(fbp_vec64) __attribute__((vector_size(64)));
 typedef FBP_REAL FBP_SUFFIX(fbp_vec32) __attribute__((vector_size(32)));
 typedef FBP_REAL FBP_SUFFIX(fbp_vec16) __attribute__((vector_size(16)));
 typedef FBP_REAL FBP_SUFFIX(fbp_vec_pair) __attribute__((vector_size(2 * sizeof(FBP_REAL))));
-typedef FBP_REAL FBP_SUFFIX(fbp_vec_quad) __attribute__((vector_size(4 * sizeof(FBP_REAL))));
 
 /* nv vectors of outputs in one loop over i, from j0 on, except that the
    last comes from j1 if split; nv, split and V's size are constants once
@@ -367,51 +366,6 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *restrict r
                                                             ptrdiff_t n,
                                                             FBP_REAL z_i, FBP_REAL lr,
                                                             FBP_REAL mu, int look_ahead) {
-#if defined(__GNUC__)
-    if (g0 == NULL && !look_ahead) {
-        /* one pass: each 64 bytes of the row add to the four sums (a vector
-           of 4, in j's order) before their step, as below */
-        typedef FBP_SUFFIX(fbp_vec64) V;
-        typedef FBP_SUFFIX(fbp_vec_quad) Q;
-        const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(FBP_REAL));
-        const FBP_REAL zero = 0;
-        Q sums = {0, 0, 0, 0}, d4, w4;
-        V d, w, v_j;
-        ptrdiff_t j = 0, q;
-        for (; j + lanes <= n; j += lanes) {
-            for (q = 0; q < lanes; q += 4) {
-                memcpy(&d4, delta + j + q, sizeof(Q));
-                memcpy(&w4, row + j + q, sizeof(Q));
-                sums += d4 * w4;
-            }
-            memcpy(&d, delta + j, sizeof(V));
-            memcpy(&w, row + j, sizeof(V));
-            memcpy(&v_j, v + j, sizeof(V));
-            v_j = mu * v_j - lr * (zero + z_i * d);
-            memcpy(v + j, &v_j, sizeof(V));
-            w += v_j;
-            memcpy(row + j, &w, sizeof(V));
-        }
-        for (; j + 4 <= n; j += 4) {
-            Q v4;
-            memcpy(&d4, delta + j, sizeof(Q));
-            memcpy(&w4, row + j, sizeof(Q));
-            memcpy(&v4, v + j, sizeof(Q));
-            sums += d4 * w4;
-            v4 = mu * v4 - lr * (zero + z_i * d4);
-            memcpy(v + j, &v4, sizeof(Q));
-            w4 += v4;
-            memcpy(row + j, &w4, sizeof(Q));
-        }
-        for (; j < n; j++) {
-            FBP_REAL w_j = row[j], v_new = mu * v[j] - lr * (zero + z_i * delta[j]);
-            sums[0] += delta[j] * w_j;
-            v[j] = v_new;
-            row[j] = w_j + v_new;
-        }
-        return zero + ((sums[0] + sums[1]) + (sums[2] + sums[3]));
-    }
-#endif
     FBP_REAL s[4] = {0, 0, 0, 0};
     ptrdiff_t j = 0, k;
     for (; j + 4 <= n; j += 4)
