@@ -35,104 +35,67 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, con
         for (j = j0; j < n_out; j++) a[j] += z[i] * W[i * n_out + j];
 }
 
-#if defined(__GNUC__)
-/* a_j = b_j + z_0 W_0j + z_1 W_1j + ... summed over i in turn (gemm_nn's
-   loop at one row), for outputs grouped into vectors of GCC's vector
-   extension: each lane does the scalar operations, so any grouping gives
-   the same bits, and a vector that overlaps another recomputes its outputs
-   as they were. Written with vector types, not loops over k: gcc vectorised
-   two blocks' loops over i instead, gathering strided weights. */
-typedef FBP_REAL FBP_SUFFIX(fbp_vec64) __attribute__((vector_size(64)));
-typedef FBP_REAL FBP_SUFFIX(fbp_vec32) __attribute__((vector_size(32)));
-typedef FBP_REAL FBP_SUFFIX(fbp_vec16) __attribute__((vector_size(16)));
-typedef FBP_REAL FBP_SUFFIX(fbp_vec_pair) __attribute__((vector_size(2 * sizeof(FBP_REAL))));
-
-/* nv vectors of outputs in one loop over i, from j0 on, except that the
-   last comes from j1 if split; nv, split and V's size are constants once
-   inlined, so the sums stay in registers. */
-#define FBP_DENSE_VECTORS(NAME, V)                                                         \
-    FBP_SAMPLE_INLINE void NAME(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z,         \
-                                const FBP_REAL *W, ptrdiff_t n_in, ptrdiff_t n_out,        \
-                                ptrdiff_t j0, ptrdiff_t j1, const int nv, const int split) { \
-        const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(FBP_REAL));                 \
-        V acc[4], w;                                                                       \
-        ptrdiff_t i, at[4];                                                                \
-        int q;                                                                             \
-        for (q = 0; q < nv; q++) {                                                         \
-            at[q] = split && q == nv - 1 ? j1 : j0 + q * lanes;                            \
-            memcpy(&acc[q], b + at[q], sizeof(V));                                         \
-        }                                                                                  \
-        for (i = 0; i < n_in; i++) {                                                       \
-            const FBP_REAL z_i = z[i], *row = W + i * n_out;                               \
-            for (q = 0; q < nv; q++) {                                                     \
-                memcpy(&w, row + at[q], sizeof(V));                                        \
-                acc[q] += z_i * w;                                                         \
-            }                                                                              \
-        }                                                                                  \
-        for (q = 0; q < nv; q++) memcpy(a + at[q], &acc[q], sizeof(V));                    \
+/* a[j0, j0 + width) = b + z . W, each a_j summed over i in turn (gemm_nn's
+   loop at one row), in registers: width is a constant once inlined, and a
+   plain loop over k vectorises at each clone's own width. Every lane does
+   the scalar operations, so any grouping of the outputs gives the same
+   bits, and a block that overlaps another recomputes its outputs as they
+   were. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_block_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+                                                           const FBP_REAL *z, const FBP_REAL *W,
+                                                           ptrdiff_t n_in, ptrdiff_t n_out,
+                                                           ptrdiff_t j0, const ptrdiff_t width) {
+    FBP_REAL acc[64];
+    ptrdiff_t i, k;
+    for (k = 0; k < width; k++) acc[k] = b[j0 + k];
+    for (i = 0; i < n_in; i++) {
+        const FBP_REAL z_i = z[i], *w = W + i * n_out + j0;
+        for (k = 0; k < width; k++) acc[k] += z_i * w[k];
     }
-FBP_DENSE_VECTORS(FBP_SUFFIX(fbp_dense_vec64), FBP_SUFFIX(fbp_vec64))
-FBP_DENSE_VECTORS(FBP_SUFFIX(fbp_dense_vec32), FBP_SUFFIX(fbp_vec32))
-FBP_DENSE_VECTORS(FBP_SUFFIX(fbp_dense_vec16), FBP_SUFFIX(fbp_vec16))
-FBP_DENSE_VECTORS(FBP_SUFFIX(fbp_dense_pair), FBP_SUFFIX(fbp_vec_pair))
-#undef FBP_DENSE_VECTORS
+    for (k = 0; k < width; k++) a[j0 + k] = acc[k];
+}
 
-/* Outputs [j0, j0 + count), lanes <= count <= 2 lanes, as one vector or two
+/* Outputs [j0, j0 + count), width <= count <= 2 width: one block, or two
    that overlap. */
-#define FBP_DENSE_COVER(DENSE, V)                                                          \
-    do {                                                                                   \
-        const ptrdiff_t lanes_ = (ptrdiff_t)(sizeof(V) / sizeof(FBP_REAL));                \
-        if (count == lanes_)                                                               \
-            DENSE(a, b, z, W, n_in, n_out, j0, j0, 1, 0);                                  \
-        else                                                                               \
-            DENSE(a, b, z, W, n_in, n_out, j0, j0 + count - lanes_, 2, 1);                 \
-    } while (0)
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_cover_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+                                                           const FBP_REAL *z, const FBP_REAL *W,
+                                                           ptrdiff_t n_in, ptrdiff_t n_out,
+                                                           ptrdiff_t j0, ptrdiff_t count,
+                                                           const ptrdiff_t width) {
+    FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, width);
+    if (count > width)
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0 + count - width, width);
+}
 
 /* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes, then
-   2, then the rest as one or two vectors of 64 bytes (overlapping the last
+   2, then the rest as one or two blocks of 64 bytes (overlapping the last
    block if need be), or of 32 or 16 bytes or 2 lanes where the layer is
-   narrower. */
+   narrower; never an output at a time, which chains n_in sums. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
                                                      ptrdiff_t n_in, ptrdiff_t n_out) {
     const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
-    ptrdiff_t j0 = 0, count, i;
+    ptrdiff_t j0 = 0, count;
     for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
-        FBP_SUFFIX(fbp_dense_vec64)(a, b, z, W, n_in, n_out, j0, j0, 4, 0);
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
     if (j0 + 2 * vector <= n_out) {
-        FBP_SUFFIX(fbp_dense_vec64)(a, b, z, W, n_in, n_out, j0, j0, 2, 0);
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 2 * vector);
         j0 += 2 * vector;
     }
     count = n_out - j0;  /* below 2 vectors; below 1 means n_out is, or j0 > 0 */
     if (count >= vector)
-        FBP_DENSE_COVER(FBP_SUFFIX(fbp_dense_vec64), FBP_SUFFIX(fbp_vec64));
+        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, j0, count, vector);
     else if (count > 0 && j0 > 0)
-        FBP_SUFFIX(fbp_dense_vec64)(a, b, z, W, n_in, n_out, n_out - vector, 0, 1, 0);
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, n_out - vector, vector);
     else if (count >= vector / 2)
-        FBP_DENSE_COVER(FBP_SUFFIX(fbp_dense_vec32), FBP_SUFFIX(fbp_vec32));
+        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, 0, count, vector / 2);
     else if (count >= vector / 4)
-        FBP_DENSE_COVER(FBP_SUFFIX(fbp_dense_vec16), FBP_SUFFIX(fbp_vec16));
+        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, 0, count, vector / 4);
     else if (count >= 2)  /* float's 2 or 3 outputs */
-        FBP_DENSE_COVER(FBP_SUFFIX(fbp_dense_pair), FBP_SUFFIX(fbp_vec_pair));
-    else if (count == 1) {
-        FBP_REAL acc = b[0];
-        for (i = 0; i < n_in; i++) acc += z[i] * W[i];
-        a[0] = acc;
-    }
+        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, 0, count, 2);
+    else if (count == 1)
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, 0, 1);
 }
-#undef FBP_DENSE_COVER
-#else
-/* a = b + z . W in gemm_nn's order, one output at a time. */
-FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
-                                                     const FBP_REAL *z, const FBP_REAL *W,
-                                                     ptrdiff_t n_in, ptrdiff_t n_out) {
-    for (ptrdiff_t j = 0; j < n_out; j++) {
-        FBP_REAL acc = b[j];
-        for (ptrdiff_t i = 0; i < n_in; i++) acc += z[i] * W[i * n_out + j];
-        a[j] = acc;
-    }
-}
-#endif
 
 /* One row's forward pass, z = f(a) layer by layer (the output keeps its a
    in a_out), then the output delta into delta; returns J's data term.
