@@ -55,47 +55,126 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_block_in_turn)(FBP_REAL *a, const FB
     for (k = 0; k < width; k++) a[j0 + k] = acc[k];
 }
 
-/* Outputs [j0, j0 + count), width <= count <= 2 width: one block, or two
-   that overlap. */
-FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_cover_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+#if defined(__GNUC__)
+/* 16 bytes: a vector on every x86-64 clone (SSE2 up), so an array of them
+   stays in registers on each. gcc's own loops vectorised a block of one
+   64-byte vector of doubles over i instead, gathering strided weights, and
+   wider vector types went through the stack where they are not native. */
+typedef FBP_REAL FBP_SUFFIX(fbp_vec16) __attribute__((vector_size(16)));
+
+/* nq vectors of 16 bytes of outputs in one loop over i: vector q starts at
+   j0 + q lanes, or at j1 + (q - from) lanes from vector from on (j1 may
+   overlap j0's; its outputs come out the same). nq and from are constants
+   once inlined. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_quads_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                            const FBP_REAL *z, const FBP_REAL *W,
                                                            ptrdiff_t n_in, ptrdiff_t n_out,
-                                                           ptrdiff_t j0, ptrdiff_t count,
-                                                           const ptrdiff_t width) {
-    FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, width);
-    if (count > width)
-        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0 + count - width, width);
+                                                           ptrdiff_t j0, ptrdiff_t j1,
+                                                           const int nq, const int from) {
+    typedef FBP_SUFFIX(fbp_vec16) Q;
+    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(Q) / sizeof(FBP_REAL));
+    Q acc[8], w;
+    ptrdiff_t i, at[8];
+    int q;
+    for (q = 0; q < nq; q++) {
+        at[q] = q < from ? j0 + q * lanes : j1 + (q - from) * lanes;
+        memcpy(&acc[q], b + at[q], sizeof(Q));
+    }
+    for (i = 0; i < n_in; i++) {
+        const FBP_REAL z_i = z[i], *row = W + i * n_out;
+        for (q = 0; q < nq; q++) {
+            memcpy(&w, row + at[q], sizeof(Q));
+            acc[q] += z_i * w;
+        }
+    }
+    for (q = 0; q < nq; q++) memcpy(a + at[q], &acc[q], sizeof(Q));
 }
 
-/* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes, then
-   2, then the rest as one or two blocks of 64 bytes (overlapping the last
-   block if need be), or of 32 or 16 bytes or 2 lanes where the layer is
-   narrower; never an output at a time, which chains n_in sums. */
+/* Outputs [j0, n_out), in blocks of h vectors of 16 bytes (h*lanes <= n_out),
+   the last one overlapping the one before where the count is ragged; a
+   count up to 2h vectors in one loop. */
+#define FBP_DENSE_QUADS(h)                                                                  \
+    do {                                                                                    \
+        const ptrdiff_t width_ = (h) * quad;                                                \
+        while (count > 0) {                                                                 \
+            if (count > width_ && count <= 2 * width_ && 2 * (h) <= 8) {                    \
+                FBP_SUFFIX(fbp_dense_quads_in_turn)(a, b, z, W, n_in, n_out, j0,            \
+                                                    n_out - width_, 2 * (h), (h));          \
+                return;                                                                     \
+            }                                                                               \
+            FBP_SUFFIX(fbp_dense_quads_in_turn)(a, b, z, W, n_in, n_out,                    \
+                                                count >= width_ ? j0 : n_out - width_, 0,   \
+                                                (h), (h));                                  \
+            j0 += width_;                                                                   \
+            count -= width_;                                                                \
+        }                                                                                   \
+    } while (0)
+
+/* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes (and of
+   2 and 1 for float) as plain loops, then the rest in vectors of 16 bytes,
+   overlapping rather than leaving outputs one at a time (which chains n_in
+   sums); below 16 bytes, up to three outputs in one loop. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
                                                      ptrdiff_t n_in, ptrdiff_t n_out) {
     const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
-    ptrdiff_t j0 = 0, count;
+    const ptrdiff_t quad = (ptrdiff_t)(16 / sizeof(FBP_REAL));
+    ptrdiff_t j0 = 0, count, i;
     for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
         FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
-    if (j0 + 2 * vector <= n_out) {
-        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 2 * vector);
-        j0 += 2 * vector;
+    if (sizeof(FBP_REAL) == 4) {  /* float's blocks of 32 and 16 vectorise as they are */
+        if (j0 + 2 * vector <= n_out) {
+            FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 2 * vector);
+            j0 += 2 * vector;
+        }
+        if (j0 + vector <= n_out) {
+            FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, vector);
+            j0 += vector;
+        }
     }
-    count = n_out - j0;  /* below 2 vectors; below 1 means n_out is, or j0 > 0 */
-    if (count >= vector)
-        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, j0, count, vector);
-    else if (count > 0 && j0 > 0)
-        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, n_out - vector, vector);
-    else if (count >= vector / 2)
-        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, 0, count, vector / 2);
-    else if (count >= vector / 4)
-        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, 0, count, vector / 4);
-    else if (count >= 2)  /* float's 2 or 3 outputs */
-        FBP_SUFFIX(fbp_dense_cover_in_turn)(a, b, z, W, n_in, n_out, 0, count, 2);
-    else if (count == 1)
-        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, 0, 1);
+    count = n_out - j0;
+    if (count == 0)
+        return;
+    if (n_out >= 8 * quad)
+        FBP_DENSE_QUADS(8);
+    else if (n_out >= 4 * quad)
+        FBP_DENSE_QUADS(4);
+    else if (n_out >= 2 * quad)
+        FBP_DENSE_QUADS(2);
+    else if (n_out >= quad)
+        FBP_DENSE_QUADS(1);
+    else {  /* float's 1 to 3 outputs, double's 1: outputs 0, 1 and the last */
+        const ptrdiff_t mid = n_out > 1, last = n_out - 1;
+        FBP_REAL s0 = b[0], s1 = b[mid], s2 = b[last];
+        for (i = 0; i < n_in; i++) {
+            const FBP_REAL z_i = z[i], *row = W + i * n_out;
+            s0 += z_i * row[0];
+            s1 += z_i * row[mid];
+            s2 += z_i * row[last];
+        }
+        a[0] = s0;
+        a[mid] = s1;
+        a[last] = s2;
+    }
 }
+#undef FBP_DENSE_QUADS
+#else
+/* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes, then
+   the last outputs one by one. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+                                                     const FBP_REAL *z, const FBP_REAL *W,
+                                                     ptrdiff_t n_in, ptrdiff_t n_out) {
+    const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
+    ptrdiff_t i, j, j0 = 0;
+    for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
+    for (j = j0; j < n_out; j++) {
+        FBP_REAL acc = b[j];
+        for (i = 0; i < n_in; i++) acc += z[i] * W[i * n_out + j];
+        a[j] = acc;
+    }
+}
+#endif
 
 /* One row's forward pass, z = f(a) layer by layer (the output keeps its a
    in a_out), then the output delta into delta; returns J's data term.
