@@ -113,7 +113,7 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_quads_in_turn)(FBP_REAL *a, const FB
 /* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes (and of
    2 and 1 for float) as plain loops, then the rest in vectors of 16 bytes,
    overlapping rather than leaving outputs one at a time (which chains n_in
-   sums); below 16 bytes, up to three outputs in one loop. */
+   sums); below 16 bytes, float's two or three outputs in one loop. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
                                                      ptrdiff_t n_in, ptrdiff_t n_out) {
@@ -143,8 +143,12 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL
         FBP_DENSE_QUADS(2);
     else if (n_out >= quad)
         FBP_DENSE_QUADS(1);
-    else {  /* float's 1 to 3 outputs, double's 1: outputs 0, 1 and the last */
-        const ptrdiff_t mid = n_out > 1, last = n_out - 1;
+    else if (n_out == 1) {
+        FBP_REAL s0 = b[0];
+        for (i = 0; i < n_in; i++) s0 += z[i] * W[i];
+        a[0] = s0;
+    } else {  /* float's 2 or 3 outputs: outputs 0, 1 and the last */
+        const ptrdiff_t mid = 1, last = n_out - 1;
         FBP_REAL s0 = b[0], s1 = b[mid], s2 = b[last];
         for (i = 0; i < n_in; i++) {
             const FBP_REAL z_i = z[i], *row = W + i * n_out;
