@@ -21,10 +21,14 @@ import numpy as np
 
 import fastbp
 
-#: (sizes, batch size, dtype): the issue's two cases, and the small one in float64
+#: (sizes, batch size, dtype): the issue's two cases, the small one in float64,
+#: and per-sample training (batch 1), where a fit without dropout takes the
+#: fused per-sample kernel and one with dropout the minibatch loop at m = 1
 CASES = [((784, 256, 128, 10), 128, "float32"),
          ((64, 32, 10), 32, "float32"),
-         ((64, 32, 10), 32, "float64")]
+         ((64, 32, 10), 32, "float64"),
+         ((64, 32, 10), 1, "float32"),
+         ((64, 32, 10), 1, "float64")]
 
 
 def one_fit(sizes, batch, dtype, dropout, X, Y, params, epochs) -> tuple:

@@ -36,7 +36,11 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, con
 }
 
 /* a[j0, j0 + width) = b + z . W, each a_j summed over i in turn (gemm_nn's
-   loop at one row), in registers: width is a constant once inlined. */
+   loop at one row), in registers: width is a constant once inlined, and a
+   plain loop over k vectorises at each clone's own width. Every lane does
+   the scalar operations, so any grouping of the outputs gives the same
+   bits, and a block that overlaps another recomputes its outputs as they
+   were. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_block_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                            const FBP_REAL *z, const FBP_REAL *W,
                                                            ptrdiff_t n_in, ptrdiff_t n_out,
@@ -51,8 +55,116 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_block_in_turn)(FBP_REAL *a, const FB
     for (k = 0; k < width; k++) a[j0 + k] = acc[k];
 }
 
-/* a = b + z . W in gemm_nn's order; blocks of 4 vectors of 64 bytes keep 4
-   sums in flight, then one vector, then the last outputs one by one. */
+#if defined(__GNUC__)
+/* 16 bytes: a vector on every x86-64 clone (SSE2 up), so an array of them
+   stays in registers on each. gcc's own loops vectorised a block of one
+   64-byte vector of doubles over i instead, gathering strided weights, and
+   wider vector types went through the stack where they are not native. */
+typedef FBP_REAL FBP_SUFFIX(fbp_vec16) __attribute__((vector_size(16)));
+
+/* nq vectors of 16 bytes of outputs in one loop over i: vector q starts at
+   j0 + q lanes, or at j1 + (q - from) lanes from vector from on (j1 may
+   overlap j0's; its outputs come out the same). nq and from are constants
+   once inlined. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_quads_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+                                                           const FBP_REAL *z, const FBP_REAL *W,
+                                                           ptrdiff_t n_in, ptrdiff_t n_out,
+                                                           ptrdiff_t j0, ptrdiff_t j1,
+                                                           const int nq, const int from) {
+    typedef FBP_SUFFIX(fbp_vec16) Q;
+    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(Q) / sizeof(FBP_REAL));
+    Q acc[8], w;
+    ptrdiff_t i, at[8];
+    int q;
+    for (q = 0; q < nq; q++) {
+        at[q] = q < from ? j0 + q * lanes : j1 + (q - from) * lanes;
+        memcpy(&acc[q], b + at[q], sizeof(Q));
+    }
+    for (i = 0; i < n_in; i++) {
+        const FBP_REAL z_i = z[i], *row = W + i * n_out;
+        for (q = 0; q < nq; q++) {
+            memcpy(&w, row + at[q], sizeof(Q));
+            acc[q] += z_i * w;
+        }
+    }
+    for (q = 0; q < nq; q++) memcpy(a + at[q], &acc[q], sizeof(Q));
+}
+
+/* Outputs [j0, n_out), in blocks of h vectors of 16 bytes (h*lanes <= n_out),
+   the last one overlapping the one before where the count is ragged; a
+   count up to 2h vectors in one loop. */
+#define FBP_DENSE_QUADS(h)                                                                  \
+    do {                                                                                    \
+        const ptrdiff_t width_ = (h) * quad;                                                \
+        while (count > 0) {                                                                 \
+            if (count > width_ && count <= 2 * width_ && 2 * (h) <= 8) {                    \
+                FBP_SUFFIX(fbp_dense_quads_in_turn)(a, b, z, W, n_in, n_out, j0,            \
+                                                    n_out - width_, 2 * (h), (h));          \
+                return;                                                                     \
+            }                                                                               \
+            FBP_SUFFIX(fbp_dense_quads_in_turn)(a, b, z, W, n_in, n_out,                    \
+                                                count >= width_ ? j0 : n_out - width_, 0,   \
+                                                (h), (h));                                  \
+            j0 += width_;                                                                   \
+            count -= width_;                                                                \
+        }                                                                                   \
+    } while (0)
+
+/* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes (and of
+   2 and 1 for float) as plain loops, then the rest in vectors of 16 bytes,
+   overlapping rather than leaving outputs one at a time (which chains n_in
+   sums); below 16 bytes, float's two or three outputs in one loop. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
+                                                     const FBP_REAL *z, const FBP_REAL *W,
+                                                     ptrdiff_t n_in, ptrdiff_t n_out) {
+    const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
+    const ptrdiff_t quad = (ptrdiff_t)(16 / sizeof(FBP_REAL));
+    ptrdiff_t j0 = 0, count, i;
+    for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
+        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
+    if (sizeof(FBP_REAL) == 4) {  /* float's blocks of 32 and 16 vectorise as they are */
+        if (j0 + 2 * vector <= n_out) {
+            FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 2 * vector);
+            j0 += 2 * vector;
+        }
+        if (j0 + vector <= n_out) {
+            FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, vector);
+            j0 += vector;
+        }
+    }
+    count = n_out - j0;
+    if (count == 0)
+        return;
+    if (n_out >= 8 * quad)
+        FBP_DENSE_QUADS(8);
+    else if (n_out >= 4 * quad)
+        FBP_DENSE_QUADS(4);
+    else if (n_out >= 2 * quad)
+        FBP_DENSE_QUADS(2);
+    else if (n_out >= quad)
+        FBP_DENSE_QUADS(1);
+    else if (n_out == 1) {
+        FBP_REAL s0 = b[0];
+        for (i = 0; i < n_in; i++) s0 += z[i] * W[i];
+        a[0] = s0;
+    } else {  /* float's 2 or 3 outputs: outputs 0, 1 and the last */
+        const ptrdiff_t mid = 1, last = n_out - 1;
+        FBP_REAL s0 = b[0], s1 = b[mid], s2 = b[last];
+        for (i = 0; i < n_in; i++) {
+            const FBP_REAL z_i = z[i], *row = W + i * n_out;
+            s0 += z_i * row[0];
+            s1 += z_i * row[mid];
+            s2 += z_i * row[last];
+        }
+        a[0] = s0;
+        a[mid] = s1;
+        a[last] = s2;
+    }
+}
+#undef FBP_DENSE_QUADS
+#else
+/* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes, then
+   the last outputs one by one. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
                                                      ptrdiff_t n_in, ptrdiff_t n_out) {
@@ -60,14 +172,13 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL
     ptrdiff_t i, j, j0 = 0;
     for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
         FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
-    for (; j0 + vector <= n_out; j0 += vector)
-        FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, vector);
     for (j = j0; j < n_out; j++) {
         FBP_REAL acc = b[j];
         for (i = 0; i < n_in; i++) acc += z[i] * W[i * n_out + j];
         a[j] = acc;
     }
 }
+#endif
 
 /* One row's forward pass, z = f(a) layer by layer (the output keeps its a
    in a_out), then the output delta into delta; returns J's data term.
@@ -269,8 +380,9 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
 
 /* v = mu v - lr g; w += v (Nesterov: w += mu v - lr g), g = g0_j + z_i delta_j
    with g0 the row's L2 term or 0: _sgd_step on one weight row. */
-FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *row, FBP_REAL *v, const FBP_REAL *g0,
-                                                    const FBP_REAL *delta, ptrdiff_t n,
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *restrict row, FBP_REAL *restrict v,
+                                                    const FBP_REAL *restrict g0,
+                                                    const FBP_REAL *restrict delta, ptrdiff_t n,
                                                     FBP_REAL z_i, FBP_REAL lr, FBP_REAL mu,
                                                     int look_ahead) {
     ptrdiff_t j;
@@ -293,9 +405,11 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *row, FBP_REAL *v, 
 
 /* row . delta in gemm_nt's order (four sums, j strided by 4), from the old
    weights; then the row's momentum step. */
-FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *row, FBP_REAL *v,
-                                                            const FBP_REAL *g0,
-                                                            const FBP_REAL *delta, ptrdiff_t n,
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *restrict row,
+                                                            FBP_REAL *restrict v,
+                                                            const FBP_REAL *restrict g0,
+                                                            const FBP_REAL *restrict delta,
+                                                            ptrdiff_t n,
                                                             FBP_REAL z_i, FBP_REAL lr,
                                                             FBP_REAL mu, int look_ahead) {
     FBP_REAL s[4] = {0, 0, 0, 0};
@@ -305,6 +419,30 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *row, FBP_R
     for (; j < n; j++) s[0] += delta[j] * row[j];
     FBP_SUFFIX(fbp_row_momentum)(row, v, g0, delta, n, z_i, lr, mu, look_ahead);
     return (FBP_REAL)0 + ((s[0] + s[1]) + (s[2] + s[3]));
+}
+
+/* A layer of one unit: weight i is row i, so the rows' dots (when dot is
+   not NULL) and momentum steps above run as one loop over i, which
+   vectorises, with each weight's operations as fbp_row_dot_momentum's at
+   n = 1 (its three other sums are 0). */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_column_momentum)(FBP_REAL *restrict W, FBP_REAL *restrict v,
+                                                       const FBP_REAL *restrict g0,
+                                                       const FBP_REAL *restrict z,
+                                                       FBP_REAL *restrict dot, ptrdiff_t n_in,
+                                                       FBP_REAL delta, FBP_REAL lr, FBP_REAL mu,
+                                                       int look_ahead) {
+    const FBP_REAL zero = 0;
+    for (ptrdiff_t i = 0; i < n_in; i++) {
+        FBP_REAL w = W[i];
+        if (dot != NULL) {
+            FBP_REAL s = zero + delta * w;
+            dot[i] = zero + ((s + zero) + (zero + zero));
+        }
+        FBP_REAL g = (g0 != NULL ? g0[i] : zero) + z[i] * delta;
+        FBP_REAL step = lr * g, v_i = mu * v[i] - step;
+        v[i] = v_i;
+        W[i] = w + (look_ahead ? mu * v_i - step : v_i);
+    }
 }
 
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
@@ -350,7 +488,13 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
             }
             const FBP_REAL *z_below = (l == 0) ? x : work + layers[l - 1].z;
             const FBP_REAL *a_below = (l == 0) ? x : work + layers[l - 1].a;
-            if (l == 0) {
+            if (n_next == 1) {
+                FBP_SUFFIX(fbp_column_momentum)(W, v_W, g0, z_below, l == 0 ? NULL : delta_prev,
+                                                n_in, delta[0], lr_t, mu_t, look_ahead);
+                if (l > 0)
+                    FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
+                                                        layers[l - 1].activation);
+            } else if (l == 0) {
                 for (i = 0; i < n_in; i++)
                     FBP_SUFFIX(fbp_row_momentum)(W + i * n_next, v_W + i * n_next,
                                                  g0 ? g0 + i * n_next : NULL, delta, n_next,

@@ -41,11 +41,10 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef floating* params = <floating*>net.params
     cdef floating* grad = <floating*>net.grad
     cdef floating* work = <floating*>net.work
-    cdef Py_ssize_t x_off = _workspace_size(net.layers, sizes, n_layers, batch_size) \
-        - batch_size * (n_in + n_out + 1)
-    cdef floating* x_rows = work + x_off
-    cdef floating* t_rows = x_rows + batch_size * n_in
-    cdef floating* w_rows = t_rows + batch_size * n_out
+    cdef Py_ssize_t x_off
+    cdef floating* x_rows
+    cdef floating* t_rows
+    cdef floating* w_rows
     cdef fbp_input xb
     cdef const floating* tb
     cdef const floating* wb
@@ -55,14 +54,11 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     # clipping needs the whole gradient before any step
     cdef bint clipping = rules != NULL and rules.clip_norm > 0
     cdef bint plain = optimizer_is_plain(opt) and not clipping
-    # a sparse X: W_0's step fused with its L2 term, if the optimiser has one
-    cdef bint sparse_w0 = (optimizer_steps_marked_rows(opt) and data.X == NULL
-                           and net.row_marks != NULL and not clipping)
+    cdef bint sparse_w0
     cdef Py_ssize_t w0_size = n_in * sizes[1]
     cdef TrainJob job
     cdef fbp_task task
-    # the passes' view of the network: dropout's draws need each batch's position
-    cdef fbp_network own = net[0]
+    cdef fbp_network own
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
@@ -79,6 +75,17 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
             status = optimizer_sample_epoch(opt, net, data, start, stop, totals, dtype_tag)
             if status != SAMPLE_EPOCH_DECLINED:
                 return status
+    # set up after the per-sample paths, which need none of it (XOR's epoch is 4 rows)
+    # a sparse X: W_0's step fused with its L2 term, if the optimiser has one
+    sparse_w0 = (optimizer_steps_marked_rows(opt) and data.X == NULL
+                 and net.row_marks != NULL and not clipping)
+    # the passes' view of the network: dropout's draws need each batch's position
+    own = net[0]
+    x_off = _workspace_size(net.layers, sizes, n_layers, batch_size) \
+        - batch_size * (n_in + n_out + 1)
+    x_rows = work + x_off
+    t_rows = x_rows + batch_size * n_in
+    w_rows = t_rows + batch_size * n_out
     if n_threads > 1:
         job.net = net
         job.data = data

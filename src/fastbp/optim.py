@@ -27,6 +27,7 @@ import weakref
 
 import numpy as np
 
+from ._runtime import aligned_empty
 from ._validation import check_bool, check_choice, check_float, check_int
 
 __all__ = [
@@ -582,7 +583,10 @@ class Optimizer:
             self._states[network] = state
         for name in self.buffer_names:
             if name not in state.buffers:
-                state.buffers[name] = np.zeros(network.n_params, network.dtype)
+                # on a cache line, as the params: the kernels' vectors then
+                # never straddle two lines
+                buffer = state.buffers[name] = aligned_empty(network.n_params, network.dtype)
+                buffer[...] = 0
         return state
 
     def adopt_state(self, network, state: OptimizerState) -> None:
