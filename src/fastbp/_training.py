@@ -11,12 +11,13 @@ the stopping rule and moves the optimiser's schedule.
 """
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 
 from . import _kernels
-from ._runtime import aligned_empty, training_threads
+from ._runtime import training_threads
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -53,6 +54,13 @@ def draw_dropout_seed(seed) -> int:
     return int(seed) % 2**64
 
 
+@functools.lru_cache(maxsize=64)
+def flops_per_row(sizes: tuple) -> int:
+    """Training FLOPs of one row through layers of ``sizes``: 6 per weight
+    (forward, deltas, gradient), computed once per architecture."""
+    return 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
 def fused_per_sample(batch_size: int, optimizer) -> bool:
     """Whether the kernels take their fused per-sample path (one row, plain
     SGD or an optimiser with a per-sample epoch, as SGD with momentum): the
@@ -64,6 +72,8 @@ class Permutations:
     """The row orders of a shuffled fit: one permutation of range(n) an
     epoch, drawn from ``rng``; ``many(k)`` draws k at once, the very orders
     (and generator state) of k calls, for runs of many small epochs."""
+
+    __slots__ = ("rng", "n")
 
     def __init__(self, rng: np.random.Generator, n: int):
         self.rng, self.n = rng, n
@@ -79,6 +89,8 @@ class Permutations:
 class _Unit:
     """Epochs trained from one rollback snapshot: their first epoch, their
     row orders (None: rows in turn) and the schedule's counters before them."""
+
+    __slots__ = ("first", "orders", "counters")
 
     def __init__(self, first: int, orders: list, state):
         self.first, self.orders = first, orders
@@ -96,6 +108,8 @@ class _Rollback:
     :class:`~fastbp._averaging.WeightAverage` the published weights are the
     average's: the raw weights and the average are copied too.
     """
+
+    __slots__ = ("_state", "_average", "_saved", "_averaged", "_this_epoch", "_epoch_before")
 
     def __init__(self, state, average=None):
         self._state, self._average = state, average
@@ -188,8 +202,7 @@ class TrainingLoop(EpochSource):
         self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
                            and isinstance(X, np.ndarray) and network.dropout is None
                            and clip_norm is None and average is None)
-        sizes = network.sizes
-        self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        self._flops_per_row = flops_per_row(network.sizes)
         #: the FLOP budget of a kernel call
         self._call_flops = FIT_CALL_FLOPS * (1 if self.per_sample else 4)
         #: the weights the kernels train, once running
@@ -222,7 +235,7 @@ class TrainingLoop(EpochSource):
         if self.average is not None:
             live = self.live = self.average.live(network)  # the raw weights, fit-long
         else:
-            live = self.live = aligned_empty(published.size, network.dtype)
+            live = self.live = _kernels.aligned_empty(published.size, network.dtype)
             live[...] = published
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state, self.average)
