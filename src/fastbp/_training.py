@@ -11,13 +11,12 @@ the stopping rule and moves the optimiser's schedule.
 """
 from __future__ import annotations
 
-import functools
 import time
 
 import numpy as np
 
 from . import _kernels
-from ._runtime import training_threads
+from ._runtime import training_threads, weight_count
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -52,13 +51,6 @@ def draw_dropout_seed(seed) -> int:
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**64, dtype=np.uint64))
     return int(seed) % 2**64
-
-
-@functools.lru_cache(maxsize=64)
-def flops_per_row(sizes: tuple) -> int:
-    """Training FLOPs of one row through layers of ``sizes``: 6 per weight
-    (forward, deltas, gradient), computed once per architecture."""
-    return 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
 
 
 def fused_per_sample(batch_size: int, optimizer) -> bool:
@@ -202,7 +194,7 @@ class TrainingLoop(EpochSource):
         self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
                            and isinstance(X, np.ndarray) and network.dropout is None
                            and clip_norm is None and average is None)
-        self._flops_per_row = flops_per_row(network.sizes)
+        self._flops_per_row = 6 * weight_count(network.sizes)
         #: the FLOP budget of a kernel call
         self._call_flops = FIT_CALL_FLOPS * (1 if self.per_sample else 4)
         #: the weights the kernels train, once running
@@ -239,7 +231,13 @@ class TrainingLoop(EpochSource):
             live[...] = published
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state, self.average)
-        self.rows_per_call = self._rows_per_call(live.size)
+        # Between calls the weights are copied (published) and checked for
+        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
+        # Keep that under ~1% of a call's work, or big nets pay for it.
+        budget = max(self._call_flops, FIT_CALL_OVERHEAD_RATIO * live.size)
+        # whole batches, at least one
+        self.rows_per_call = max(1, int(budget / self._flops_per_row)
+                                 // self.batch_size) * self.batch_size
         self.block = self._epochs_per_block(self._session)
         self.done = 0
         self._units = []      # the last two, matching the rollback's two snapshots
@@ -314,15 +312,6 @@ class TrainingLoop(EpochSource):
         if not (session.quiet and bulk_orders):
             return 1
         return max(1, int(self._call_flops // (self._flops_per_row * self.X.shape[0])))
-
-    def _rows_per_call(self, n_params: int) -> int:
-        flops_per_row = self._flops_per_row
-        # Between calls the weights are copied (published) and checked for
-        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
-        # Keep that under ~1% of a call's work, or big nets pay for it.
-        budget = max(self._call_flops, FIT_CALL_OVERHEAD_RATIO * n_params)
-        # whole batches, at least one
-        return max(1, int(budget / flops_per_row) // self.batch_size) * self.batch_size
 
     def _make_trainer(self, live, own_threads, state):
         net = self.network
