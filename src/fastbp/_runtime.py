@@ -365,7 +365,7 @@ class sigint_deferred:
     def __enter__(self) -> _Flag:
         flag = self.flag = _Flag()
         self._previous = None
-        if (threading.get_ident() == threading.main_thread().ident
+        if (threading.current_thread() is threading.main_thread()
                 and _raw_signal.getsignal(_SIGINT) is signal.default_int_handler):
             self._previous = _raw_signal.signal(_SIGINT, lambda signum, frame: flag.set())
         return flag

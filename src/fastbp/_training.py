@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import _kernels
-from ._runtime import training_threads, weight_count
+from ._runtime import own_training_threads, training_threads, weight_count
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -212,10 +212,14 @@ class TrainingLoop(EpochSource):
         thread settings and the kernels' state."""
         self._session, self._epochs = session, epochs
         network = self.network
-        # the fused per-sample kernel calls no BLAS: no thread settings to hold
-        self._threads = None if self.per_sample else training_threads(
-            network.sizes, self.batch_size, self.n_threads, per_sample=False,
-            itemsize=network.dtype.itemsize)
+        sizes, itemsize = network.sizes, network.dtype.itemsize
+        # No thread settings to hold: the fused per-sample kernel calls no
+        # BLAS, and a batch too small for threads of fastbp's own with
+        # n_threads=None leaves the BLAS as it is
+        quiet_blas = self.per_sample or (self.n_threads is None and own_training_threads(
+            sizes, self.batch_size, None, per_sample=False, itemsize=itemsize) == 1)
+        self._threads = None if quiet_blas else training_threads(
+            sizes, self.batch_size, self.n_threads, per_sample=False, itemsize=itemsize)
         return self
 
     def __enter__(self) -> None:
