@@ -251,22 +251,31 @@ default=None
         batch_size = check_int(batch_size, "batch_size", 1)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-        seed = check_seed(seed)
-        l2 = check_float(l2, "l2", minimum=0.0)
+        # the options left at their defaults skip their checks: a small fit
+        # feels every call
+        if seed is not None:
+            seed = check_seed(seed)
+        if type(l2) is not float or l2 != 0.0:
+            l2 = check_float(l2, "l2", minimum=0.0)
         if n_threads is not None:
             n_threads = check_int(n_threads, "n_threads", 1)
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
-        callbacks = check_callbacks(callbacks)
+        if type(callbacks) is not tuple or callbacks:
+            callbacks = check_callbacks(callbacks)
         lbfgs = isinstance(optimizer, LBFGS)
-        metrics = check_metrics(metrics, self)
-        checkpoint, epochs = resumed_epochs(self, optimizer, resume, epochs)
+        metrics = () if metrics is None else check_metrics(metrics, self)
+        checkpoint = None
+        if resume is not None:
+            checkpoint, epochs = resumed_epochs(self, optimizer, resume, epochs)
         # only shuffles and splits draw; a new generator costs 15-19 µs
         drawn = shuffle or (validation_data is None and validation_split != 0)
         rng = fit_generator(seed, private=checkpoint is not None) if drawn else None
-        clip_norm = check_clip_norm(clip_norm)
-        ema = check_ema(ema)
-        average = WeightAverage(ema) if ema is not None else None
+        if clip_norm is not None:
+            clip_norm = check_clip_norm(clip_norm)
+        average = None
+        if ema is not None:
+            average = WeightAverage(check_ema(ema))
         if lbfgs:
             check_lbfgs_options(self, clip_norm, average)
         training = None  # the rows in memory, for the training accuracy
@@ -288,10 +297,14 @@ default=None
             classes_before = getattr(self, "classes_", None)
             try:
                 X, Y = check_XY(self, X, Y, loss, encode_labels=True)
-                sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
-                X, Y, sample_weight, validation = validation_rows(
-                    self, X, Y, sample_weight, validation_data, validation_split, loss, code,
-                    rng)
+                if sample_weight is not None:
+                    sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+                validation = None
+                if validation_data is not None or not (type(validation_split) is float
+                                                       and validation_split == 0):
+                    X, Y, sample_weight, validation = validation_rows(
+                        self, X, Y, sample_weight, validation_data, validation_split, loss,
+                        code, rng)
             except Exception:
                 self.classes_ = classes_before  # a failed fit learns no classes
                 raise
@@ -395,8 +408,6 @@ def validation_loss(X_val, Y_val, code: int) -> ValidationRows:
 def validation_rows(network, X, Y, sample_weight, validation_data, validation_split, loss,
                      code, rng):
     """(X, Y, sample_weight) to train on and the validation-loss function, or None."""
-    if validation_data is None and type(validation_split) is float and validation_split == 0:
-        return X, Y, sample_weight, None  # the default, without the checks' cost
     validation_split = check_float(validation_split, "validation_split", minimum=0.0,
                                    maximum=1.0, strict_max=True)
     if validation_data is not None and validation_split:
@@ -441,8 +452,6 @@ def optimizer_list() -> str:
 
 def check_callbacks(callbacks) -> tuple:
     """``fit``'s callbacks as a tuple of callables."""
-    if type(callbacks) is tuple and not callbacks:  # the default, without the checks' cost
-        return ()
     if callable(callbacks):
         callbacks = (callbacks,)
     try:

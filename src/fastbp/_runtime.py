@@ -257,6 +257,13 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
     return max(1, min(wanted, rows, _kernels.MAX_THREADS))
 
 
+@functools.lru_cache(maxsize=64)
+def weight_count(sizes: tuple) -> int:
+    """The weights (biases left out) of layers of ``sizes``, a tuple (the
+    cache's key): counted once per architecture, as every fit asks."""
+    return sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
 def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
                          itemsize: int = 8) -> int:
     """The number of fastbp's own threads for a training run (1: the BLAS
@@ -274,7 +281,7 @@ def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
     the batch. The fused per-sample kernel calls no BLAS and needs none of
     this (fit skips it).
     """
-    n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    n_weights = weight_count(tuple(sizes))
     flops = 6 * batch_size * n_weights
     min_flops = OWN_THREADS_MIN_FLOPS_FLOAT32 if itemsize == 4 else OWN_THREADS_MIN_FLOPS
     if not (_kernels.HAVE_THREADS and not per_sample and flops >= min_flops
@@ -327,10 +334,7 @@ class _Flag:
     """A one-way flag: a threading.Event costs a lock and a condition, and
     only this thread's signal handler sets it."""
 
-    __slots__ = ("_set",)
-
-    def __init__(self):
-        self._set = False
+    _set = False  # a class default rather than an __init__: one call fewer a fit
 
     def set(self) -> None:
         self._set = True
@@ -358,16 +362,13 @@ class sigint_deferred:
 
     __slots__ = ("flag", "_previous")
 
-    def __init__(self):
-        self.flag = _Flag()
-        self._previous = None
-
     def __enter__(self) -> _Flag:
+        flag = self.flag = _Flag()
+        self._previous = None
         if (threading.current_thread() is threading.main_thread()
                 and _raw_signal.getsignal(_SIGINT) is signal.default_int_handler):
-            flag = self.flag
             self._previous = _raw_signal.signal(_SIGINT, lambda signum, frame: flag.set())
-        return self.flag
+        return flag
 
     def __exit__(self, *exc_info) -> None:
         if self._previous is not None:

@@ -181,8 +181,9 @@ class Session:
             If the network is training already.
         """
         network = self.network
-        history = self.history = new_history(self.validation is not None,
-                                             [name for name, _ in self.metrics])
+        history = self.history = new_history(
+            self.validation is not None,
+            [name for name, _ in self.metrics] if self.metrics else ())
         self.stopped = False
         epoch = 0
         with network.training_lease() as lease, sigint_deferred() as self.interrupted:

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import _kernels
-from ._runtime import aligned_empty, training_threads
+from ._runtime import own_training_threads, training_threads, weight_count
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -65,6 +65,8 @@ class Permutations:
     epoch, drawn from ``rng``; ``many(k)`` draws k at once, the very orders
     (and generator state) of k calls, for runs of many small epochs."""
 
+    __slots__ = ("rng", "n")
+
     def __init__(self, rng: np.random.Generator, n: int):
         self.rng, self.n = rng, n
 
@@ -73,12 +75,17 @@ class Permutations:
 
     def many(self, count: int) -> np.ndarray:
         """``count`` orders as the rows of a C-contiguous np.intp array."""
-        return self.rng.permuted(np.tile(np.arange(self.n, dtype=np.intp), (count, 1)), axis=1)
+        # filled and shuffled in place: np.tile's Python layers cost ~2 µs a fit
+        orders = np.empty((count, self.n), dtype=np.intp)
+        orders[...] = np.arange(self.n, dtype=np.intp)
+        return self.rng.permuted(orders, axis=1, out=orders)
 
 
 class _Unit:
     """Epochs trained from one rollback snapshot: their first epoch, their
     row orders (None: rows in turn) and the schedule's counters before them."""
+
+    __slots__ = ("first", "orders", "counters")
 
     def __init__(self, first: int, orders: list, state):
         self.first, self.orders = first, orders
@@ -96,6 +103,8 @@ class _Rollback:
     :class:`~fastbp._averaging.WeightAverage` the published weights are the
     average's: the raw weights and the average are copied too.
     """
+
+    __slots__ = ("_state", "_average", "_saved", "_averaged", "_this_epoch", "_epoch_before")
 
     def __init__(self, state, average=None):
         self._state, self._average = state, average
@@ -188,8 +197,7 @@ class TrainingLoop(EpochSource):
         self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
                            and isinstance(X, np.ndarray) and network.dropout is None
                            and clip_norm is None and average is None)
-        sizes = network.sizes
-        self._flops_per_row = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        self._flops_per_row = 6 * weight_count(network.sizes)
         #: the FLOP budget of a kernel call
         self._call_flops = FIT_CALL_FLOPS * (1 if self.per_sample else 4)
         #: the weights the kernels train, once running
@@ -207,10 +215,14 @@ class TrainingLoop(EpochSource):
         thread settings and the kernels' state."""
         self._session, self._epochs = session, epochs
         network = self.network
-        # the fused per-sample kernel calls no BLAS: no thread settings to hold
-        self._threads = None if self.per_sample else training_threads(
-            network.sizes, self.batch_size, self.n_threads, per_sample=False,
-            itemsize=network.dtype.itemsize)
+        sizes, itemsize = network.sizes, network.dtype.itemsize
+        # No thread settings to hold: the fused per-sample kernel calls no
+        # BLAS, and a batch too small for threads of fastbp's own with
+        # n_threads=None leaves the BLAS as it is
+        quiet_blas = self.per_sample or (self.n_threads is None and own_training_threads(
+            sizes, self.batch_size, None, per_sample=False, itemsize=itemsize) == 1)
+        self._threads = None if quiet_blas else training_threads(
+            sizes, self.batch_size, self.n_threads, per_sample=False, itemsize=itemsize)
         return self
 
     def __enter__(self) -> None:
@@ -222,12 +234,19 @@ class TrainingLoop(EpochSource):
         if self.average is not None:
             live = self.live = self.average.live(network)  # the raw weights, fit-long
         else:
-            live = self.live = aligned_empty(published.size, network.dtype)
+            live = self.live = _kernels.aligned_empty(published.size, network.dtype)
             live[...] = published
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state, self.average)
-        self.rows_per_call = self._rows_per_call(live.size)
-        self.block = self._epochs_per_block(self._session)
+        # Between calls the weights are copied (published) and checked for
+        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
+        # Keep that under ~1% of a call's work, or big nets pay for it.
+        budget = max(self._call_flops, FIT_CALL_OVERHEAD_RATIO * live.size)
+        # whole batches, at least one
+        self.rows_per_call = max(1, int(budget / self._flops_per_row)
+                                 // self.batch_size) * self.batch_size
+        # a one-epoch fit trains no block
+        self.block = self._epochs_per_block(self._session) if self._epochs > 1 else 1
         self.done = 0
         self._units = []      # the last two, matching the rollback's two snapshots
         self._pending = []    # orders drawn already, for epochs replayed one by one
@@ -301,15 +320,6 @@ class TrainingLoop(EpochSource):
         if not (session.quiet and bulk_orders):
             return 1
         return max(1, int(self._call_flops // (self._flops_per_row * self.X.shape[0])))
-
-    def _rows_per_call(self, n_params: int) -> int:
-        flops_per_row = self._flops_per_row
-        # Between calls the weights are copied (published) and checked for
-        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
-        # Keep that under ~1% of a call's work, or big nets pay for it.
-        budget = max(self._call_flops, FIT_CALL_OVERHEAD_RATIO * n_params)
-        # whole batches, at least one
-        return max(1, int(budget / flops_per_row) // self.batch_size) * self.batch_size
 
     def _make_trainer(self, live, own_threads, state):
         net = self.network

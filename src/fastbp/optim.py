@@ -715,14 +715,19 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
                  schedule=None, weight_decay: float = 0.0):
         super().__init__(lr, schedule)
-        self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0,
-                                    strict_max=True)
+        # 0.0, the defaults, skip their checks: fit builds an SGD() per call
+        if type(momentum) is not float or momentum != 0.0:
+            momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0,
+                                   strict_max=True)
+        self.momentum = momentum
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
-        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+        if type(weight_decay) is not float or weight_decay != 0.0:
+            weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+        self.weight_decay = weight_decay
         # plain SGD keeps no velocity: its kernels never read one
         self.buffer_names = ("velocity",) if self.momentum != 0 else ()
 
