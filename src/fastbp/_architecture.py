@@ -6,6 +6,8 @@ arguments, so this module imports nothing of fastbp but the checks.
 """
 from __future__ import annotations
 
+import functools
+
 from ._validation import check_choice, check_float, check_int
 
 #: the kernels keep per-layer offsets on the stack
@@ -17,6 +19,13 @@ MAX_WIDTH = 2**31 - 1
 def n_params_of(sizes) -> int:
     """Weights and biases of a network of layer widths ``sizes``."""
     return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+
+
+@functools.lru_cache(maxsize=64)
+def weight_count(sizes: tuple) -> int:
+    """Weights (biases left out) of a network of layer widths ``sizes``, a
+    tuple (the cache's key): counted once per architecture, as every fit asks."""
+    return sum(a * b for a, b in zip(sizes, sizes[1:]))
 
 
 def check_architecture(sizes, activation, output_activation, hidden_names,

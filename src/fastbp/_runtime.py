@@ -11,6 +11,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from . import _kernels
+from ._architecture import weight_count
 
 # FASTBP_TILED_GEMM=0 leaves every product to BLAS, as on a CPU without
 # AVX-512: for measuring that case on a machine that has it
@@ -257,13 +258,6 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
     return max(1, min(wanted, rows, _kernels.MAX_THREADS))
 
 
-@functools.lru_cache(maxsize=64)
-def weight_count(sizes: tuple) -> int:
-    """The weights (biases left out) of layers of ``sizes``, a tuple (the
-    cache's key): counted once per architecture, as every fit asks."""
-    return sum(a * b for a, b in zip(sizes, sizes[1:]))
-
-
 def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
                          itemsize: int = 8) -> int:
     """The number of fastbp's own threads for a training run (1: the BLAS
@@ -375,10 +369,9 @@ class sigint_deferred:
             _raw_signal.signal(_SIGINT, self._previous)
 
 
-def aligned_empty(size: int, dtype) -> np.ndarray:
-    """An uninitialised 1-D array whose data starts on a cache-line boundary
-    (64 bytes): :func:`fastbp._kernels.aligned_empty`."""
-    return _kernels.aligned_empty(size, dtype)
+#: an uninitialised 1-D array whose data starts on a cache-line boundary (64
+#: bytes): the kernels' own function, not a wrapper, as every fit calls it
+aligned_empty = _kernels.aligned_empty
 
 
 _shared_generator = None

@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from . import _kernels
-from ._runtime import own_training_threads, training_threads, weight_count
+from ._architecture import weight_count
+from ._runtime import aligned_empty, own_training_threads, training_threads
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -234,7 +235,7 @@ class TrainingLoop(EpochSource):
         if self.average is not None:
             live = self.live = self.average.live(network)  # the raw weights, fit-long
         else:
-            live = self.live = _kernels.aligned_empty(published.size, network.dtype)
+            live = self.live = aligned_empty(published.size, network.dtype)
             live[...] = published
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state, self.average)
