@@ -13,8 +13,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 @pytest.fixture
 def digits(scaled_digits):
-    X, y = scaled_digits
-    return X[:600], y[:600]
+    return tuple(part[:600] for part in scaled_digits)
 
 
 def test_no_validation_rows_no_curve(digits):

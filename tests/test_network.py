@@ -9,6 +9,13 @@ from fastbp import reference
 SIZES = [[3, 1], [4, 6, 3], [5, 7, 4, 3]]
 
 
+def assert_matches_reference(net, history, ref_history, ref_params):
+    """The fit's losses and final parameters are the reference's."""
+    assert_close(history["loss"], ref_history)
+    for got, want in zip(net.weights + net.biases, ref_params):
+        assert_close(got, want)
+
+
 def central_differences(net, X, Y, loss, l2, eps=1e-6):
     """dJ/dθ by central differences of Network.loss, one parameter at a time."""
     weights, biases = net.weights, net.biases
@@ -129,9 +136,7 @@ def test_fit_matches_reference_fit(rng, batch_size, n, momentum, nesterov, loss,
     ref_history = reference.fit(W_ref, b_ref, acts, X.tolist(), Y.tolist(), loss, lr=0.3,
                                 momentum=momentum, nesterov=nesterov, epochs=4,
                                 batch_size=min(batch_size, n), l2=0.0)
-    assert_close(history["loss"], ref_history)
-    for got, want in zip(net.weights + net.biases, W_ref + b_ref):
-        assert_close(got, want)
+    assert_matches_reference(net, history, ref_history, W_ref + b_ref)
 
 
 def test_fit_with_l2_matches_reference(rng):
@@ -142,9 +147,7 @@ def test_fit_with_l2_matches_reference(rng):
                       batch_size=4, shuffle=False)
     ref_history = reference.fit(W_ref, b_ref, acts, X.tolist(), Y.tolist(), "mse", lr=0.1,
                                 momentum=0.5, epochs=3, batch_size=4, l2=0.5)
-    assert_close(history["loss"], ref_history)
-    for got, want in zip(net.weights + net.biases, W_ref + b_ref):
-        assert_close(got, want)
+    assert_matches_reference(net, history, ref_history, W_ref + b_ref)
 
 
 def test_shuffled_fit_visits_a_permutation_each_epoch(rng):

@@ -107,6 +107,13 @@ def test_the_gil_probe_sees_a_call_that_holds_the_gil():
 # Different networks in parallel threads
 # ---------------------------------------------------------------------------
 
+def assert_two_threads_match_one(results, dtype):
+    """results[n_threads] = (parameters, losses): 2 threads give 1 thread's."""
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(results[2][0], results[1][0], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(results[2][1], results[1][1], rtol=rtol)
+
+
 def _params(net):
     return np.concatenate([a.ravel() for a in net.weights + net.biases])
 
@@ -466,9 +473,7 @@ def test_fit_on_its_own_threads_matches_one_thread_and_holds_blas_to_one(monkeyp
         results[n_threads] = (_params(net), history["loss"])
     assert {threads for threads, _ in seen} == {1, 2}
     assert all(limit == [1] for threads, limit in seen if threads == 2)
-    rtol = 1e-12 if dtype == "float64" else 1e-5
-    np.testing.assert_allclose(results[2][0], results[1][0], rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(results[2][1], results[1][1], rtol=rtol)
+    assert_two_threads_match_one(results, dtype)
 
 
 def test_networks_of_many_weights_leave_the_threads_to_the_blas(monkeypatch):
@@ -573,9 +578,7 @@ def test_a_default_fit_at_batch_32_splits_columns_on_two_threads_and_matches_one
                           n_threads=n_threads, optimizer=fastbp.SGD(lr=0.02, momentum=0.9))
         results[n_threads] = (_params(net), history["loss"])
     assert set(seen) == {1, 2}
-    rtol = 1e-12 if dtype == "float64" else 1e-5
-    np.testing.assert_allclose(results[2][0], results[1][0], rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(results[2][1], results[1][1], rtol=rtol)
+    assert_two_threads_match_one(results, dtype)
 
 
 def test_per_sample_callers_get_no_threads_of_fastbps_own(monkeypatch):
