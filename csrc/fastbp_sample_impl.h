@@ -204,13 +204,13 @@ FBP_SAMPLE_INLINE const FBP_REAL *FBP_SUFFIX(fbp_sample_factors)(const fbp_netwo
     return (const FBP_REAL *)net->drop_factors + net->layers[l - 1].z;
 }
 
-/* dot * f'(a_i), or dot * factor_i below a dropout layer (times_factors). */
-FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_sample_below)(FBP_REAL dot, const FBP_REAL *a,
-                                                        const FBP_REAL *z,
+/* dot * f'(a_i), or dot * factor_i below a dropout layer (times_factors).
+   a_i and z_i come as values, read where the caller reads them. */
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_sample_below)(FBP_REAL dot, FBP_REAL a_i, FBP_REAL z_i,
                                                         const FBP_REAL *factor, ptrdiff_t i,
                                                         int kind) {
     if (factor != NULL) return dot * factor[i];
-    return FBP_SUFFIX(fbp_times_derivative)(dot, a[i], z[i], kind);
+    return FBP_SUFFIX(fbp_times_derivative)(dot, a_i, z_i, kind);
 }
 
 /* One row's forward pass, z = f(a) layer by layer (the output keeps its a
@@ -327,8 +327,9 @@ FBP_SAMPLE_INLINE FBP_REAL *FBP_SUFFIX(fbp_sample_setup)(const fbp_network *net,
     return *delta_b + max_w;
 }
 
-/* fbp_sample_epoch's body; dropout: whether the network has any (a constant
- * once inlined, so the path without it is the same code as before). */
+/* fbp_sample_epoch's body; dropout: whether the network has any, a constant
+ * once inlined: each value has an epoch function of its own, so the one
+ * without dropout compiles to the code it had before dropout came in. */
 FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_epoch_body)(const fbp_network *net,
                                                         const fbp_batches *data, double lr,
                                                         ptrdiff_t start, ptrdiff_t stop,
@@ -378,7 +379,7 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_epoch_body)(const fbp_network *net,
                         delta_prev[i] = FBP_SUFFIX(fbp_sample_below)(
                             FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step, n_next,
                                                          z_below[i]),
-                            a_below, z_below, factor, i, layers[l - 1].activation);
+                            a_below[i], z_below[i], factor, i, layers[l - 1].activation);
                 }
                 for (j = 0; j < n_next; j++) b[j] -= step[j];
             } else if (l == 0) {
@@ -391,7 +392,7 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_epoch_body)(const fbp_network *net,
                     delta_prev[i] = FBP_SUFFIX(fbp_sample_below)(
                         FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next, lr_t,
                                                        z_below[i], l2_t),
-                        a_below, z_below, factor, i, layers[l - 1].activation);
+                        a_below[i], z_below[i], factor, i, layers[l - 1].activation);
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             }
             FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;
@@ -403,6 +404,13 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_epoch_body)(const fbp_network *net,
     return 0;
 }
 
+FBP_CLONES
+static int FBP_SUFFIX(fbp_sample_dropout_epoch)(const fbp_network *net, const fbp_batches *data,
+                                                double lr, ptrdiff_t start, ptrdiff_t stop,
+                                                fbp_totals *totals) {
+    return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 1);
+}
+
 /* One call: plain SGD on positions [start, stop) of the batch source, one row
  * at a time (data->batch_size is 1, no sample weights), with the network's
  * dropout if it has any. Returns 0, or 1 when a row's loss is not finite
@@ -412,7 +420,7 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                                         double lr, ptrdiff_t start, ptrdiff_t stop,
                                         fbp_totals *totals) {
     if (net->drop_factors != NULL)
-        return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 1);
+        return FBP_SUFFIX(fbp_sample_dropout_epoch)(net, data, lr, start, stop, totals);
     return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 0);
 }
 
@@ -580,6 +588,16 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
     return 0;
 }
 
+FBP_CLONES FBP_NO_CONTRACT
+static int FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(const fbp_network *net,
+                                                         const fbp_batches *data, double lr,
+                                                         double mu, int look_ahead, void *v_all,
+                                                         ptrdiff_t start, ptrdiff_t stop,
+                                                         fbp_totals *totals) {
+    return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
+                                                stop, totals, 1);
+}
+
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
  * [start, stop) of the batch source, one row at a time (data->batch_size is
  * 1, no sample weights), with the network's dropout if it has any; v_all is
@@ -591,8 +609,8 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
                                                  void *v_all, ptrdiff_t start, ptrdiff_t stop,
                                                  fbp_totals *totals) {
     if (net->drop_factors != NULL)
-        return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
-                                                    stop, totals, 1);
+        return FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(net, data, lr, mu, look_ahead,
+                                                             v_all, start, stop, totals);
     return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
                                                 stop, totals, 0);
 }
