@@ -22,8 +22,8 @@ import numpy as np
 import fastbp
 
 #: (sizes, batch size, dtype): the issue's two cases, the small one in float64,
-#: and per-sample training (batch 1), where a fit without dropout takes the
-#: fused per-sample kernel and one with dropout the minibatch loop at m = 1
+#: and per-sample training (batch 1), where both fits take the fused
+#: per-sample kernel (dropout's masks drawn in its row loop)
 CASES = [((784, 256, 128, 10), 128, "float32"),
          ((64, 32, 10), 32, "float32"),
          ((64, 32, 10), 32, "float64"),

@@ -116,6 +116,7 @@ include "twins.pxi"        # test twins of the kernels and tuning knobs
 #   J never see it); its forward after the layer's activation in
 #   forward_layer_rows and _forward_layer_columns, its backward where
 #   multiply_layer_derivative takes delta through the layer (passes.pxi,
-#   threads.pxi); train_rows_kernel (training.pxi) keeps a network with an
-#   op off the per-sample path (fastbp_sample_impl.h), which then needs no
-#   change.
+#   threads.pxi), and on the per-sample path (fastbp_sample_impl.h: after f
+#   in fbp_sample_forward, through its factors where delta goes below, as
+#   dropout's), or train_rows_kernel (training.pxi) keeps a network with the
+#   op off that path.

@@ -43,10 +43,17 @@ static inline uint32_t fbp_dropout_draw(uint64_t row_key, uint32_t unit) {
 }
 
 /* Units [first, first + n) of one row: s = scale if the unit's draw is at
- * least ``threshold`` else 0; z *= s and factor *= s. */
-#define FBP_DROPOUT_ROW(NAME, FLOAT)                                                   \
-    FBP_CLONES static void NAME(FLOAT *z, FLOAT *factor, ptrdiff_t n, uint32_t first,  \
-                                uint64_t row_key, uint32_t threshold, FLOAT scale) {   \
+ * least ``threshold`` else 0; z *= s and factor *= s. INLINE is the
+ * loop for callers that inline it into clones of their own (the per-sample
+ * path, fastbp_sample.h). */
+#if defined(__GNUC__)
+#define FBP_DROPOUT_INLINE static inline __attribute__((always_inline))
+#else
+#define FBP_DROPOUT_INLINE static inline
+#endif
+#define FBP_DROPOUT_ROW(NAME, INLINE, FLOAT)                                           \
+    FBP_DROPOUT_INLINE void INLINE(FLOAT *z, FLOAT *factor, ptrdiff_t n, uint32_t first, \
+                                   uint64_t row_key, uint32_t threshold, FLOAT scale) { \
         ptrdiff_t i;                                                                   \
         for (i = 0; i < n; i++) {                                                      \
             FLOAT s = fbp_dropout_draw(row_key, first + (uint32_t)i) >= threshold      \
@@ -54,9 +61,14 @@ static inline uint32_t fbp_dropout_draw(uint64_t row_key, uint32_t unit) {
             z[i] *= s;                                                                 \
             factor[i] *= s;                                                            \
         }                                                                              \
+    }                                                                                  \
+    FBP_CLONES static void NAME(FLOAT *z, FLOAT *factor, ptrdiff_t n, uint32_t first,  \
+                                uint64_t row_key, uint32_t threshold, FLOAT scale) {   \
+        INLINE(z, factor, n, first, row_key, threshold, scale);                        \
     }
-FBP_DROPOUT_ROW(fbp_dropout_row_d, double)
-FBP_DROPOUT_ROW(fbp_dropout_row_f, float)
+FBP_DROPOUT_ROW(fbp_dropout_row_d, fbp_dropout_row_inline_d, double)
+FBP_DROPOUT_ROW(fbp_dropout_row_f, fbp_dropout_row_inline_f, float)
 #undef FBP_DROPOUT_ROW
+#undef FBP_DROPOUT_INLINE
 
 #endif

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "fastbp_activations.h"  /* f(a), f'(a) and the output delta */
+#include "fastbp_dropout.h"      /* dropout's draws and mask loop */
 #include "fastbp_math.h"         /* FBP_CLONES */
 #include "fastbp_optim.h"        /* the L2 term's loop, FBP_NO_CONTRACT */
 #include "fastbp_state.h"

@@ -180,16 +180,51 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL
 }
 #endif
 
+/* Inverted dropout on layer l's z, right after f: dropout.pxi's
+   dropout_forward at one row (the row at ``position``'s draws), leaving the
+   factors mask * f' (f' through the z before the mask) at drop_factors + z. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_sample_dropout)(const fbp_network *net, int l,
+                                                      ptrdiff_t position, FBP_REAL *z,
+                                                      const FBP_REAL *a) {
+    const fbp_layer *layer = &net->layers[l];
+    FBP_REAL *factor = (FBP_REAL *)net->drop_factors + layer->z;
+    const ptrdiff_t n = layer->n_out;
+    for (ptrdiff_t i = 0; i < n; i++) factor[i] = 1;
+    FBP_SUFFIX(fbp_multiply_derivative)(a, z, factor, n, layer->activation);
+    FBP_SUFFIX(fbp_dropout_row_inline)(
+        z, factor, n, 0,
+        fbp_dropout_row_key(net->drop_seed, net->drop_epoch, net->drop_first + position, l),
+        layer->drop_threshold, (FBP_REAL)layer->drop_scale);
+}
+
+/* Layer l - 1's dropout factors, or NULL where delta goes through its f'. */
+FBP_SAMPLE_INLINE const FBP_REAL *FBP_SUFFIX(fbp_sample_factors)(const fbp_network *net, int l,
+                                                                const int dropout) {
+    if (!dropout || l == 0 || net->layers[l - 1].train_op != FBP_OP_DROPOUT) return NULL;
+    return (const FBP_REAL *)net->drop_factors + net->layers[l - 1].z;
+}
+
+/* dot * f'(a_i), or dot * factor_i below a dropout layer (times_factors).
+   a_i and z_i come as values, read where the caller reads them. */
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_sample_below)(FBP_REAL dot, FBP_REAL a_i, FBP_REAL z_i,
+                                                        const FBP_REAL *factor, ptrdiff_t i,
+                                                        int kind) {
+    if (factor != NULL) return dot * factor[i];
+    return FBP_SUFFIX(fbp_times_derivative)(dot, a_i, z_i, kind);
+}
+
 /* One row's forward pass, z = f(a) layer by layer (the output keeps its a
    in a_out), then the output delta into delta; returns J's data term.
    in_turn: each a_j summed over i in turn (the momentum path's order), else
-   fbp_dense's. The epoch functions pass what they hoisted out of the loop. */
+   fbp_dense's. With dropout, the hidden layers' masks of the row at
+   ``position``. The epoch functions pass what they hoisted out of the loop. */
 FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
                                                         const fbp_layer *layers, int n_layers,
                                                         const FBP_REAL *params, FBP_REAL *work,
                                                         const FBP_REAL *x, const FBP_REAL *t,
                                                         FBP_REAL *a_out, FBP_REAL *delta,
-                                                        ptrdiff_t n_out, const int in_turn) {
+                                                        ptrdiff_t n_out, const int in_turn,
+                                                        ptrdiff_t position, const int dropout) {
     const FBP_REAL *z_prev = x;
     for (int l = 0; l < n_layers; l++) {
         const fbp_layer *layer = &layers[l];
@@ -202,6 +237,8 @@ FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
             FBP_SUFFIX(fbp_dense)(a, params + layer->b, z_prev, params + layer->W, layer->n_in,
                                   layer->n_out);
         FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
+        if (dropout && layer->train_op == FBP_OP_DROPOUT)
+            FBP_SUFFIX(fbp_sample_dropout)(net, l, position, z, a);
         z_prev = z;
     }
     return FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t, delta,
@@ -290,13 +327,13 @@ FBP_SAMPLE_INLINE FBP_REAL *FBP_SUFFIX(fbp_sample_setup)(const fbp_network *net,
     return *delta_b + max_w;
 }
 
-/* One call: plain SGD on positions [start, stop) of the batch source, one row
- * at a time (data->batch_size is 1, no sample weights). Returns 0, or 1 when
- * a row's loss is not finite (its update is not applied). */
-FBP_CLONES
-static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batches *data,
-                                        double lr, ptrdiff_t start, ptrdiff_t stop,
-                                        fbp_totals *totals) {
+/* fbp_sample_epoch's body; dropout: whether the network has any, a constant
+ * once inlined: each value has an epoch function of its own, so the one
+ * without dropout compiles to the code it had before dropout came in. */
+FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_epoch_body)(const fbp_network *net,
+                                                        const fbp_batches *data, double lr,
+                                                        ptrdiff_t start, ptrdiff_t stop,
+                                                        fbp_totals *totals, const int dropout) {
     const fbp_layer *layers = net->layers;
     const int n_layers = net->n_layers;
     const ptrdiff_t n_in0 = net->sizes[0], n_out = net->sizes[n_layers];
@@ -314,7 +351,7 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
         const FBP_REAL *t = Tgt + row_index * n_out;
         /* forward: a = b + sum_i z_i W[i, :], then z = f(a) */
         double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
-                                                  a_out, delta_a, n_out, 0);
+                                                  a_out, delta_a, n_out, 0, r, dropout);
         if (!isfinite(J)) return 1;
         /* backward, updating each layer as soon as its delta is used */
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
@@ -325,6 +362,7 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
             FBP_REAL *W = params + layer->W, *b = params + layer->b;
             const FBP_REAL *z_below = (l == 0) ? x : work + layers[l - 1].z;
             const FBP_REAL *a_below = (l == 0) ? x : work + layers[l - 1].a;
+            const FBP_REAL *factor = FBP_SUFFIX(fbp_sample_factors)(net, l, dropout);
             if (net->l2 != 0)
                 for (i = 0; i < n_in; i++)
                     penalty += FBP_SUFFIX(fbp_row_square)(W + i * n_next, n_next);
@@ -338,10 +376,10 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                     }
                 } else {
                     for (i = 0; i < n_in; i++)
-                        delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(
+                        delta_prev[i] = FBP_SUFFIX(fbp_sample_below)(
                             FBP_SUFFIX(fbp_row_dot_step)(W + i * n_next, delta, step, n_next,
                                                          z_below[i]),
-                            a_below[i], z_below[i], layers[l - 1].activation);
+                            a_below[i], z_below[i], factor, i, layers[l - 1].activation);
                 }
                 for (j = 0; j < n_next; j++) b[j] -= step[j];
             } else if (l == 0) {
@@ -351,10 +389,10 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             } else {
                 for (i = 0; i < n_in; i++)
-                    delta_prev[i] = FBP_SUFFIX(fbp_times_derivative)(
+                    delta_prev[i] = FBP_SUFFIX(fbp_sample_below)(
                         FBP_SUFFIX(fbp_row_dot_update)(W + i * n_next, delta, n_next, lr_t,
                                                        z_below[i], l2_t),
-                        a_below[i], z_below[i], layers[l - 1].activation);
+                        a_below[i], z_below[i], factor, i, layers[l - 1].activation);
                 for (j = 0; j < n_next; j++) b[j] -= lr_t * delta[j];
             }
             FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;
@@ -364,6 +402,26 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
         totals->rows_done += 1;
     }
     return 0;
+}
+
+FBP_CLONES
+static int FBP_SUFFIX(fbp_sample_dropout_epoch)(const fbp_network *net, const fbp_batches *data,
+                                                double lr, ptrdiff_t start, ptrdiff_t stop,
+                                                fbp_totals *totals) {
+    return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 1);
+}
+
+/* One call: plain SGD on positions [start, stop) of the batch source, one row
+ * at a time (data->batch_size is 1, no sample weights), with the network's
+ * dropout if it has any. Returns 0, or 1 when a row's loss is not finite
+ * (its update is not applied). */
+FBP_CLONES
+static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batches *data,
+                                        double lr, ptrdiff_t start, ptrdiff_t stop,
+                                        fbp_totals *totals) {
+    if (net->drop_factors != NULL)
+        return FBP_SUFFIX(fbp_sample_dropout_epoch)(net, data, lr, start, stop, totals);
+    return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 0);
 }
 
 /* ---------------------------------------------------------------------------
@@ -445,15 +503,25 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_column_momentum)(FBP_REAL *restrict W, FBP
     }
 }
 
-/* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
- * [start, stop) of the batch source, one row at a time (data->batch_size is
- * 1, no sample weights); v_all is params-shaped. Returns 0, or 1 when a
- * row's loss is not finite (its update is not applied). */
-FBP_CLONES FBP_NO_CONTRACT
-static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const fbp_batches *data,
-                                                 double lr, double mu, int look_ahead,
-                                                 void *v_all, ptrdiff_t start, ptrdiff_t stop,
-                                                 fbp_totals *totals) {
+/* delta *= f'(a), or the dropout factors (times_factors). */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_sample_multiply_below)(const FBP_REAL *a, const FBP_REAL *z,
+                                                             const FBP_REAL *factor,
+                                                             FBP_REAL *delta, ptrdiff_t n,
+                                                             int kind) {
+    if (factor == NULL) {
+        FBP_SUFFIX(fbp_multiply_derivative)(a, z, delta, n, kind);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < n; i++) delta[i] *= factor[i];
+}
+
+/* fbp_sample_momentum_epoch's body; dropout as fbp_sample_epoch_body's. */
+FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *net,
+                                                           const fbp_batches *data, double lr,
+                                                           double mu, int look_ahead,
+                                                           void *v_all, ptrdiff_t start,
+                                                           ptrdiff_t stop, fbp_totals *totals,
+                                                           const int dropout) {
     const fbp_layer *layers = net->layers;
     const int n_layers = net->n_layers;
     const ptrdiff_t n_in0 = net->sizes[0], n_out = net->sizes[n_layers];
@@ -471,7 +539,7 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
         const FBP_REAL *x = X + row_index * n_in0;
         const FBP_REAL *t = Tgt + row_index * n_out;
         double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
-                                                  a_out, delta_a, n_out, 1);
+                                                  a_out, delta_a, n_out, 1, r, dropout);
         if (!isfinite(J)) return 1;
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
         double penalty = 0;
@@ -488,12 +556,13 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
             }
             const FBP_REAL *z_below = (l == 0) ? x : work + layers[l - 1].z;
             const FBP_REAL *a_below = (l == 0) ? x : work + layers[l - 1].a;
+            const FBP_REAL *factor = FBP_SUFFIX(fbp_sample_factors)(net, l, dropout);
             if (n_next == 1) {
                 FBP_SUFFIX(fbp_column_momentum)(W, v_W, g0, z_below, l == 0 ? NULL : delta_prev,
                                                 n_in, delta[0], lr_t, mu_t, look_ahead);
                 if (l > 0)
-                    FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
-                                                        layers[l - 1].activation);
+                    FBP_SUFFIX(fbp_sample_multiply_below)(a_below, z_below, factor, delta_prev,
+                                                          n_in, layers[l - 1].activation);
             } else if (l == 0) {
                 for (i = 0; i < n_in; i++)
                     FBP_SUFFIX(fbp_row_momentum)(W + i * n_next, v_W + i * n_next,
@@ -504,8 +573,8 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
                     delta_prev[i] = FBP_SUFFIX(fbp_row_dot_momentum)(
                         W + i * n_next, v_W + i * n_next, g0 ? g0 + i * n_next : NULL, delta,
                         n_next, z_below[i], lr_t, mu_t, look_ahead);
-                FBP_SUFFIX(fbp_multiply_derivative)(a_below, z_below, delta_prev, n_in,
-                                                    layers[l - 1].activation);
+                FBP_SUFFIX(fbp_sample_multiply_below)(a_below, z_below, factor, delta_prev, n_in,
+                                                      layers[l - 1].activation);
             }
             /* db = 0 + delta: the bias's step with z = 1 and no L2 term */
             FBP_SUFFIX(fbp_row_momentum)(b, v_b, NULL, delta, n_next, (FBP_REAL)1, lr_t, mu_t,
@@ -517,4 +586,31 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
         totals->rows_done += 1;
     }
     return 0;
+}
+
+FBP_CLONES FBP_NO_CONTRACT
+static int FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(const fbp_network *net,
+                                                         const fbp_batches *data, double lr,
+                                                         double mu, int look_ahead, void *v_all,
+                                                         ptrdiff_t start, ptrdiff_t stop,
+                                                         fbp_totals *totals) {
+    return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
+                                                stop, totals, 1);
+}
+
+/* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
+ * [start, stop) of the batch source, one row at a time (data->batch_size is
+ * 1, no sample weights), with the network's dropout if it has any; v_all is
+ * params-shaped. Returns 0, or 1 when a row's loss is not finite (its update
+ * is not applied). */
+FBP_CLONES FBP_NO_CONTRACT
+static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const fbp_batches *data,
+                                                 double lr, double mu, int look_ahead,
+                                                 void *v_all, ptrdiff_t start, ptrdiff_t stop,
+                                                 fbp_totals *totals) {
+    if (net->drop_factors != NULL)
+        return FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(net, data, lr, mu, look_ahead,
+                                                             v_all, start, stop, totals);
+    return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
+                                                stop, totals, 0);
 }

@@ -22,11 +22,11 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     batch's row count. Returns 0, or 1 when a batch loss is not finite (that
     batch's update is not applied). Minibatches run on ``n_threads`` threads
     of their own (_train_part) when it is above 1 and the platform can start
-    them; one dense row without weights, dropout or step rules takes a fused
+    them; one dense row without weights or step rules takes a fused
     per-sample path of csrc/fastbp_sample.h: plain SGD's, or the optimiser's
     own (optimizer_sample_epoch: SGD with momentum), unless it declines.
     Dropout draws a batch's masks from the positions net.drop_first + pos of
-    its rows.
+    its rows, on every path.
 
     With ``net.rules`` (step_rules.pxi), each step's gradient is clipped to
     its norm first (then the step is never folded into the products, nor a
@@ -62,10 +62,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if (batch_size == 1 and sw == NULL and data.X != NULL and net.drop_factors == NULL
-            and rules == NULL):
-        # per-sample: the fused C paths (csrc/fastbp_sample.h); with dropout
-        # or step rules, or settings without one, the minibatch loop at m = 1
+    if batch_size == 1 and sw == NULL and data.X != NULL and rules == NULL:
+        # per-sample: the fused C paths (csrc/fastbp_sample.h), dropout and
+        # all; with step rules, or settings without one, the minibatch loop at m = 1
         if plain:
             if floating is double:
                 return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)

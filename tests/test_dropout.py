@@ -285,10 +285,10 @@ def test_chunks_draw_the_masks_of_their_rows_positions(rng):
     assert_close(chunked[1], arrays[1])  # the epoch loss is summed chunk by chunk
 
 
-def test_per_sample_training_takes_the_minibatch_loop(monkeypatch, rng):
-    # batch_size=1 with dropout leaves the fused per-sample kernel (which
-    # has no op) for the minibatch loop on one row: the oracle test below
-    # checks its steps; here, that fit keeps its per-sample call budget out
+def test_per_sample_training_takes_the_fused_kernel(monkeypatch, rng):
+    # batch_size=1 with dropout stays in the fused per-sample kernel, which
+    # draws the same masks (tests/test_per_sample_dropout.py checks its
+    # steps); here, that fit keeps its per-sample call budget
     X, Y = rng.normal(size=(20, 4)), rng.normal(size=(20, 2))
     loops = []
     original = _training.TrainingLoop.__init__
@@ -300,7 +300,7 @@ def test_per_sample_training_takes_the_minibatch_loop(monkeypatch, rng):
     monkeypatch.setattr(_training.TrainingLoop, "__init__", spy)
     fastbp.Network([4, 8, 2], dropout=0.5).fit(X, Y, batch_size=1, seed=0)
     fastbp.Network([4, 8, 2]).fit(X, Y, batch_size=1, seed=0)
-    assert loops == [False, True]
+    assert loops == [True, True]
 
 
 # -- expectation: the average gradient over masks -----------------------------

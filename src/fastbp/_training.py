@@ -194,10 +194,10 @@ class TrainingLoop(EpochSource):
         self.first_position = first_position
         self.clip_norm, self.average = clip_norm, average
         # the kernels' fused per-sample path: dense rows, no weights, no
-        # dropout, no step rules (csrc/training.pxi)
+        # step rules (csrc/training.pxi)
         self.per_sample = (fused_per_sample(batch_size, optimizer) and sample_weight is None
-                           and isinstance(X, np.ndarray) and network.dropout is None
-                           and clip_norm is None and average is None)
+                           and isinstance(X, np.ndarray) and clip_norm is None
+                           and average is None)
         self._flops_per_row = 6 * weight_count(network.sizes)
         #: the FLOP budget of a kernel call
         self._call_flops = FIT_CALL_FLOPS * (1 if self.per_sample else 4)
