@@ -86,7 +86,7 @@ FANN_ALGORITHMS = {"incremental": 0, "batch": 1, "rprop": 2, "quickprop": 3, "sa
 FANN_SIGMOID = 3
 FANN_SIGMOID_SYMMETRIC = 5
 #: fastbp's one configuration: set once, for every problem, chosen on splits of
-#: the train halves (``--inner``; see bench/results/tabular.md). Keys:
+#: the train halves (``--inner``; see bench/results/tabular_choice.md). Keys:
 #: "optimizer" (a class of fastbp.optim) with "optimizer_args" and an optional
 #: "schedule" [name, args]; "batch_size" (an int, or "full": every row);
 #: "validation_split" (fit holds out that share of the train half, at
@@ -96,8 +96,10 @@ FANN_SIGMOID_SYMMETRIC = 5
 #: "init_factor" (Network.init_weights) and "class_output" [activation, loss]
 #: for one-hot targets (default softmax with cross-entropy).
 FASTBP_CONFIG = {"activation": "tanh",
-                 # iRPROP- on full batches, FANN's default, from FANN's initial step 0.1
-                 "optimizer": "Rprop", "optimizer_args": {"lr": 0.1}, "batch_size": "full",
+                 # on standardised inputs (--standardise): Adam in small batches with
+                 # dropout, scored and kept by its weights' moving average
+                 "optimizer": "Adam", "optimizer_args": {"lr": 1e-2}, "batch_size": 8,
+                 "dropout": 0.2, "ema": 0.999,
                  # scikit-learn's validation_fraction; keep the best epoch's weights
                  "validation_split": 0.1,
                  "early_stopping": {"patience": None, "restore_best": True}}
