@@ -6,10 +6,16 @@ FANN's own benchmark problems (the PROBEN1 and DELVE sets shipped in
 data, already scaled to [0, 1] and split into train and test halves. For each
 problem, every contender trains the same layer sizes (``--hidden`` units, one
 hidden layer) on the train half for the same wall time (``--budget`` seconds,
-whole epochs, checked after each) and is scored once, at the end, on the test
+whole epochs, checked after each; ``--clock cpu``: CPU time of the
+process, for sweeps on a loaded machine) and is scored once, at the end, on the test
 half; nobody looks at the test half before that. Each (problem, contender)
 runs ``--seeds`` times, interleaved (seed 0 of every contender, then seed 1,
-...), and the table shows medians.
+...), and the table shows medians. By default the inputs are standardised
+first (``--standardise``): each column gets mean 0 and standard deviation 1
+from the **training rows only** (a column constant there is only centred),
+the test rows are moved by the same shift and scale, and both contenders read
+the same standardised files, so FANN and fastbp are given exactly the same
+arrays (``--no-standardise``: FANN's files as shipped, scaled to [0, 1]).
 
 Contenders, one thread each (FANN has no threads):
 
@@ -40,6 +46,7 @@ Usage::
 
     python bench/tabular.py                      # 9 problems, 2 s each, 3 seeds
     python bench/tabular.py --budget 0.5 --seeds 3 --problems diabetes,thyroid
+    python bench/tabular.py --no-standardise     # FANN's [0, 1]-scaled files as shipped
     python bench/tabular.py --budget 0.5 --inner 2026 --config '{"activation": "tanh",
         "optimizer": "AdamW", "optimizer_args": {"lr": 3e-3}, "batch_size": 32,
         "ema": 0.999}'                           # a candidate, on splits of the train halves
@@ -68,6 +75,9 @@ sys.path.insert(0, str(BENCH_DIR))
 from peers import fann_peer  # noqa: E402
 
 DATASETS = Path("/usr/share/doc/libfann-dev/examples/datasets")
+#: what the budget counts: wall time, or the process's CPU time (``--clock cpu``)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = CLOCKS["wall"]
 #: real tabular problems of FANN's benchmark set (two-spiral and parity are synthetic)
 PROBLEMS = ("abelone", "building", "census-house", "diabetes", "gene", "mushroom", "robot",
             "soybean", "thyroid")
@@ -76,7 +86,7 @@ FANN_ALGORITHMS = {"incremental": 0, "batch": 1, "rprop": 2, "quickprop": 3, "sa
 FANN_SIGMOID = 3
 FANN_SIGMOID_SYMMETRIC = 5
 #: fastbp's one configuration: set once, for every problem, chosen on splits of
-#: the train halves (``--inner``; see bench/results/tabular.md). Keys:
+#: the train halves (``--inner``; see bench/results/tabular_choice.md). Keys:
 #: "optimizer" (a class of fastbp.optim) with "optimizer_args" and an optional
 #: "schedule" [name, args]; "batch_size" (an int, or "full": every row);
 #: "validation_split" (fit holds out that share of the train half, at
@@ -86,8 +96,10 @@ FANN_SIGMOID_SYMMETRIC = 5
 #: "init_factor" (Network.init_weights) and "class_output" [activation, loss]
 #: for one-hot targets (default softmax with cross-entropy).
 FASTBP_CONFIG = {"activation": "tanh",
-                 # iRPROP- on full batches, FANN's default, from FANN's initial step 0.1
-                 "optimizer": "Rprop", "optimizer_args": {"lr": 0.1}, "batch_size": "full",
+                 # on standardised inputs (--standardise): Adam in small batches with
+                 # dropout, scored and kept by its weights' moving average
+                 "optimizer": "Adam", "optimizer_args": {"lr": 1e-2}, "batch_size": 8,
+                 "dropout": 0.2, "ema": 0.999,
                  # scikit-learn's validation_fraction; keep the best epoch's weights
                  "validation_split": 0.1,
                  "early_stopping": {"patience": None, "restore_best": True}}
@@ -145,11 +157,11 @@ class FannContender:
             lib.fann_set_training_algorithm(ann, self.algorithm)
             self.libc.srand(seed)  # fann_randomize_weights draws from rand()
             lib.fann_randomize_weights(ann, -0.1, 0.1)  # FANN's own initial range
-            epochs, start = 0, time.perf_counter()
-            while time.perf_counter() - start < budget:
+            epochs, start = 0, CLOCK()
+            while CLOCK() - start < budget:
                 lib.fann_train_epoch(ann, train)
                 epochs += 1
-            seconds = time.perf_counter() - start
+            seconds = CLOCK() - start
             X_test, Y_test = read_fann_data(DATASETS / f"{problem}.test")
             outputs = np.array([self._run_row(ann, row, sizes[-1]) for row in X_test])
             scores = test_scores(outputs, Y_test)
@@ -206,10 +218,11 @@ class FastbpContender:
                 stopping["patience"] = np.inf
             stopping = self.fastbp.EarlyStopping(**stopping)
         batch_size = len(X) if config["batch_size"] == "full" else config["batch_size"]
-        start = time.perf_counter()
+        clock = CLOCK
+        start = clock()
 
         def budget_spent(epoch, history, network):
-            return time.perf_counter() - start >= budget
+            return clock() - start >= budget
 
         history = network.fit(X, Y, loss=loss, optimizer=self.optimizer(),
                               epochs=2**31 - 1,
@@ -218,7 +231,7 @@ class FastbpContender:
                               validation_split=config.get("validation_split", 0.0),
                               early_stopping=stopping, ema=config.get("ema"),
                               callbacks=[budget_spent])
-        seconds = time.perf_counter() - start
+        seconds = clock() - start
         epochs = len(history["loss"])
         outputs = network.predict(X_test)
         scores = test_scores(outputs, Y_test)
@@ -277,10 +290,13 @@ def summarise(results, problems, names, seeds) -> list:
 
 
 def markdown(rows, args, config, seconds) -> str:
+    inputs = ("inputs standardised with the training rows' mean and std, the same arrays for "
+              "both" if args.standardise else "FANN's [0, 1]-scaled inputs as shipped")
     halves = (f"the halves of a split (seed {args.inner}) of each train half"
               if args.inner is not None else "the train and test halves")
     lines = [f"Test mse after {args.budget} s of training (median of {args.seeds} seeds), "
-             f"one hidden layer of {args.hidden}, one thread, on {halves}; "
+             f"{args.clock} clock, one hidden layer of {args.hidden}, one thread, on {halves}, "
+             f"{inputs}; "
              f"fastbp {config}.", "",
              "| problem | fastbp mse | FANN best | its mse | fastbp / FANN best | "
              "fastbp error | FANN best error | fastbp epochs | FANN epochs |",
@@ -310,6 +326,11 @@ def main(argv=None) -> int:
                         help="run on a random half/half split (this seed) of each train "
                              "half instead: for choosing a configuration without the test "
                              "halves; results go to tabular_trial.*")
+    parser.add_argument("--standardise", action=argparse.BooleanOptionalAction, default=True,
+                        help="standardise every input column with the training rows' mean "
+                             "and standard deviation, for both contenders (default: on)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="what the budget counts: wall time, or CPU time (sweeps under load)")
     parser.add_argument("--config", help="a JSON configuration for fastbp instead of "
                                          "FASTBP_CONFIG; results go to tabular_trial.*")
     args = parser.parse_args(argv)
@@ -321,31 +342,69 @@ def main(argv=None) -> int:
     problems = args.problems.split(",")
     config = FASTBP_CONFIG if args.config is None else json.loads(args.config)
     stem = "tabular" if args.inner is None and args.config is None else "tabular_trial"
-    if args.inner is not None:
-        with tempfile.TemporaryDirectory() as folder:
-            split_train_halves(problems, args.inner, Path(folder))
-            return run(args, problems, config, stem, Path(folder))
-    return run(args, problems, config, stem, DATASETS)
+    with tempfile.TemporaryDirectory() as folder:
+        return run(args, problems, config, stem, prepare_datasets(
+            problems, Path(folder), inner=args.inner, standardise=args.standardise))
 
 
-def split_train_halves(problems, seed: int, folder: Path) -> None:
+def prepare_datasets(problems, folder: Path, inner=None, standardise=True) -> Path:
+    """The folder both contenders read the problems' .train and .test files from:
+    FANN's own, or (``inner``) a split of the train halves, then (``standardise``)
+    standardised with the training rows' statistics; written in ``folder``."""
+    source = DATASETS
+    if inner is not None:
+        split_train_halves(problems, inner, folder / "inner", source)
+        source = folder / "inner"
+    if standardise:
+        standardise_files(problems, source, folder / "standard")
+        source = folder / "standard"
+    return source
+
+
+def write_fann_data(path: Path, X, Y) -> None:
+    """A FANN data file (as :func:`read_fann_data` reads it), every value exact (repr)."""
+    lines = [f"{len(X)} {X.shape[1]} {Y.shape[1]}"]
+    for x, y in zip(X.tolist(), Y.tolist()):
+        lines += [" ".join(map(repr, x)), " ".join(map(repr, y))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def standardisation(X):
+    """Each column's mean and standard deviation over the rows of ``X`` (the
+    training rows); a constant column keeps scale 1, so it is only centred."""
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def standardise_files(problems, source: Path, folder: Path) -> None:
+    """Write each problem's .train and .test from ``source`` into ``folder`` with
+    the inputs standardised by the .train rows' statistics; the targets unchanged."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for problem in problems:
+        X, _ = read_fann_data(source / f"{problem}.train")
+        mean, scale = standardisation(X)
+        for part in ("train", "test"):
+            X_part, Y_part = read_fann_data(source / f"{problem}.{part}")
+            write_fann_data(folder / f"{problem}.{part}", (X_part - mean) / scale, Y_part)
+
+
+def split_train_halves(problems, seed: int, folder: Path, source: Path = None) -> None:
     """Write each problem's train half, split half/half at random, as FANN's
     .train and .test files in ``folder``: the test halves stay unread."""
+    source = DATASETS if source is None else source
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for problem in problems:
-        X, Y = read_fann_data(DATASETS / f"{problem}.train")
+        X, Y = read_fann_data(source / f"{problem}.train")
         order = rng.permutation(len(X))
         for part, rows in (("train", order[:len(X) // 2]), ("test", order[len(X) // 2:])):
-            lines = [f"{len(rows)} {X.shape[1]} {Y.shape[1]}"]
-            for row in rows:
-                lines += [" ".join(map(repr, X[row].tolist())),
-                          " ".join(map(repr, Y[row].tolist()))]
-            (folder / f"{problem}.{part}").write_text("\n".join(lines) + "\n")
+            write_fann_data(folder / f"{problem}.{part}", X[rows], Y[rows])
 
 
 def run(args, problems, config, stem: str, datasets: Path) -> int:
-    global DATASETS
+    global DATASETS, CLOCK
     DATASETS = datasets  # both contenders read their files from here
+    CLOCK = CLOCKS[args.clock]
     contenders = [FastbpContender(config)] + [FannContender(a)
                                               for a in args.algorithms.split(",")]
     names = [c.name for c in contenders]
@@ -372,6 +431,7 @@ def run(args, problems, config, stem: str, datasets: Path) -> int:
     (out / f"{stem}.md").write_text(text)
     (out / f"{stem}.json").write_text(json.dumps(
         {"config": config, "budget": args.budget, "hidden": args.hidden, "inner": args.inner,
+         "standardise": args.standardise, "clock": args.clock,
          "rows": rows,
          "runs": [{"problem": p, "contender": n, "seed": s, **r}
                   for (p, n, s), r in results.items()]}, indent=1))

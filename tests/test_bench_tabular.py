@@ -1,6 +1,8 @@
 """bench/tabular.py: its same-work check of fastbp's losses can fail, its
-inner splits read only the train halves, and fastbp's run stops on its
-budget with validation rows drawn from the train half."""
+inner splits read only the train halves, fastbp's run stops on its
+budget with validation rows drawn from the train half, and the inputs'
+standardisation takes its statistics from the training rows only and gives
+both contenders the same arrays."""
 import numpy as np
 import pytest
 from helpers import bench_module
@@ -65,3 +67,81 @@ def test_fastbp_run_stops_on_its_budget_and_validates_on_train_rows(tabular, mon
     assert options["validation_split"] == tabular.FASTBP_CONFIG["validation_split"] > 0
     assert 0.2 <= result["seconds"] < 2.0 and result["epochs"] > 1
     assert result["own_loss"] == pytest.approx(result["numpy_loss"], rel=1e-9)
+
+
+def write_toy(tabular, folder, X_train, X_test, rng):
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, X in (("train", X_train), ("test", X_test)):
+        tabular.write_fann_data(folder / f"toy.{part}", X, rng.uniform(size=(len(X), 2)))
+
+
+def test_standardisation_takes_its_statistics_from_the_training_rows_only(tabular, tmp_path):
+    rng = np.random.default_rng(3)
+    X_train = rng.normal(loc=[0.5, -3.0, 2.0], scale=[0.004, 2.0, 0.0], size=(50, 3))
+    # the test rows are far off the training rows' mean and spread
+    X_test = rng.normal(loc=[9.0, 40.0, 7.0], scale=[3.0, 0.1, 1.0], size=(30, 3))
+    write_toy(tabular, tmp_path / "a", X_train, X_test, rng)
+    tabular.standardise_files(["toy"], tmp_path / "a", tmp_path / "a_std")
+    train, _ = tabular.read_fann_data(tmp_path / "a_std" / "toy.train")
+    test, _ = tabular.read_fann_data(tmp_path / "a_std" / "toy.test")
+    mean = X_train.sum(axis=0) / len(X_train)
+    std = np.sqrt(((X_train - mean) ** 2).sum(axis=0) / len(X_train))
+    std[2] = 1.0  # a column constant on the training rows is only centred
+    np.testing.assert_allclose(train, (X_train - mean) / std, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(test, (X_test - mean) / std, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(train[:, :2].mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(train[:, :2].std(axis=0), 1, rtol=1e-12)
+    # other test rows: the standardised training rows stay the same
+    write_toy(tabular, tmp_path / "b", X_train, X_test[:5] * 10.0, rng)
+    tabular.standardise_files(["toy"], tmp_path / "b", tmp_path / "b_std")
+    train_b, _ = tabular.read_fann_data(tmp_path / "b_std" / "toy.train")
+    assert np.array_equal(train_b, train)
+
+
+def test_both_contenders_train_on_the_same_standardised_arrays(tabular, tmp_path, monkeypatch):
+    from peers import fann_peer
+    if fann_peer.availability() is not None:
+        pytest.skip(fann_peer.availability())
+    rng = np.random.default_rng(4)
+    X_train = rng.uniform(size=(60, 3)) * [0.01, 1.0, 100.0]
+    write_toy(tabular, tmp_path / "raw", X_train, rng.uniform(size=(20, 3)), rng)
+    tabular.standardise_files(["toy"], tmp_path / "raw", tmp_path / "std")
+    monkeypatch.setattr(tabular, "DATASETS", tmp_path / "std")
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    expected = (X_train - mean) / std
+    seen = {}
+    fit = fastbp.Network.fit
+
+    def recorded_fit(self, X, Y, **options):
+        seen["fastbp"] = np.array(X)
+        return fit(self, X, Y, **options)
+
+    monkeypatch.setattr(fastbp.Network, "fit", recorded_fit)
+    tabular.FastbpContender().run("toy", [3, 4, 2], seed=0, budget=0.01)
+    fann = tabular.FannContender("rprop")
+    train_epoch = fann.fann.lib.fann_train_epoch
+
+    def recorded_epoch(ann, data):
+        d = data.contents
+        seen["fann"] = np.array([[d.input[i][j] for j in range(d.num_input)]
+                                 for i in range(d.num_data)])
+        return train_epoch(ann, data)
+
+    monkeypatch.setattr(fann.fann.lib, "fann_train_epoch", recorded_epoch)
+    fann.run("toy", [3, 4, 2], seed=0, budget=0.01)
+    assert np.array_equal(seen["fann"], seen["fastbp"])  # bit for bit
+    np.testing.assert_allclose(seen["fastbp"], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_inner_splits_are_standardised_with_the_inner_training_rows(tabular, tmp_path):
+    needs_datasets(tabular)
+    folder = tabular.prepare_datasets(["diabetes"], tmp_path, inner=7, standardise=True)
+    X_a, _ = tabular.read_fann_data(tmp_path / "inner" / "diabetes.train")
+    X_b, _ = tabular.read_fann_data(tmp_path / "inner" / "diabetes.test")
+    mean, std = X_a.mean(axis=0), X_a.std(axis=0)
+    train, _ = tabular.read_fann_data(folder / "diabetes.train")
+    test, _ = tabular.read_fann_data(folder / "diabetes.test")
+    np.testing.assert_allclose(train, (X_a - mean) / std, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(test, (X_b - mean) / std, rtol=1e-12, atol=1e-12)
+    assert tabular.prepare_datasets(["diabetes"], tmp_path / "x", standardise=False) \
+        == tabular.DATASETS  # --no-standardise: FANN's files as shipped
