@@ -23,9 +23,11 @@ cdef Py_ssize_t BF16_SMALL = 16
 cdef struct Bf16Work:
     # per layer: the small way (1) or the packs (0), chosen by bf16_plan
     bint small[FBP_MAX_LAYERS]
-    # packed: W's pack as B (k = n_in) and W^T's (k = n_out; layers l > 0)
+    # packed: W's pack as B (k = n_in; the forward product) and as A (k =
+    # n_out; layers l > 0: delta_prev^T = W . delta^T, since W's rows pack
+    # as A at memory speed, and W^T's as B took 4x longer at 2048 x 2048)
     uint16_t* w_pack[FBP_MAX_LAYERS]
-    uint16_t* wt_pack[FBP_MAX_LAYERS]
+    uint16_t* wa_pack[FBP_MAX_LAYERS]
     # small: W's values rounded to bfloat16, in float32
     float* w_round[FBP_MAX_LAYERS]
     # scratch for one product at a time: an A pack and a B pack, or the
@@ -54,7 +56,7 @@ cdef Py_ssize_t bf16_plan(Bf16Work* work, const fbp_layer* layers, int n_layers,
         n_out = layers[l].n_out
         small = n_in <= BF16_SMALL or n_out <= BF16_SMALL or batch_size <= BF16_SMALL
         work.small[l] = small
-        work.w_pack[l] = work.wt_pack[l] = NULL
+        work.w_pack[l] = work.wa_pack[l] = NULL
         work.w_round[l] = NULL
         widest = max(widest, max(n_in, n_out))
         if small:
@@ -64,13 +66,14 @@ cdef Py_ssize_t bf16_plan(Bf16Work* work, const fbp_layer* layers, int n_layers,
         work.w_pack[l] = <uint16_t*>(base + used) if base != NULL else NULL
         used += _bf16_cells(fbp_bf16_b_size(n_in, n_out), sizeof(uint16_t))
         if l > 0:
-            work.wt_pack[l] = <uint16_t*>(base + used) if base != NULL else NULL
-            used += _bf16_cells(fbp_bf16_b_size(n_out, n_in), sizeof(uint16_t))
-        # forward (rows of z_prev), delta (rows of delta), gradient (z_prev^T)
+            work.wa_pack[l] = <uint16_t*>(base + used) if base != NULL else NULL
+            used += _bf16_cells(fbp_bf16_a_size(n_in, n_out), sizeof(uint16_t))
+        # A: rows of z_prev (forward), z_prev^T (gradient); B: delta (gradient),
+        # delta^T (the delta product)
         a_size = max(a_size, max(fbp_bf16_a_size(batch_size, n_in),
-                                 max(fbp_bf16_a_size(batch_size, n_out),
-                                     fbp_bf16_a_size(n_in, batch_size))))
-        b_size = max(b_size, fbp_bf16_b_size(batch_size, n_out))
+                                 fbp_bf16_a_size(n_in, batch_size)))
+        b_size = max(b_size, max(fbp_bf16_b_size(batch_size, n_out),
+                                 fbp_bf16_b_size(n_out, batch_size)))
     work.a_pack = <uint16_t*>(base + used) if base != NULL else NULL
     used += _bf16_cells(a_size, sizeof(uint16_t))
     work.b_pack = <uint16_t*>(base + used) if base != NULL else NULL
@@ -109,9 +112,9 @@ cdef void bf16_prepare_weights(const fbp_network* net) noexcept nogil:
             continue
         fbp_bf16_pack_b(layer.n_in, layer.n_out, params + layer.W, layer.n_out, 1,
                         work.w_pack[l])
-        if l > 0:  # W^T: B(p, j) = W[j, p]
-            fbp_bf16_pack_b(layer.n_out, layer.n_in, params + layer.W, 1, layer.n_out,
-                            work.wt_pack[l])
+        if l > 0:
+            fbp_bf16_pack_a(layer.n_in, layer.n_out, params + layer.W, layer.n_out, 1,
+                            work.wa_pack[l])
 
 
 cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
@@ -128,6 +131,17 @@ cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t 
         fbp_bf16_gemm_packed(m, n_out, n_in, work.a_pack, work.w_pack[l], a, n_out, 1)
 
 
+cdef void _transpose(const float* x, Py_ssize_t rows, Py_ssize_t cols,
+                     float* out) noexcept nogil:
+    # out (cols x rows) = x^T, in blocks of 32 rows of x
+    cdef Py_ssize_t i0, i, j, i1
+    for i0 in range(0, rows, 32):
+        i1 = min(i0 + 32, rows)
+        for j in range(cols):
+            for i in range(i0, i1):
+                out[j * rows + i] = x[i * cols + j]
+
+
 cdef void bf16_delta_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
                              const float* delta, float* delta_prev) noexcept nogil:
     """delta_prev (m x n_in) = delta (m x n_out) . W_l^T, overwritten."""
@@ -138,18 +152,22 @@ cdef void bf16_delta_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
         memset(delta_prev, 0, m * n_in * sizeof(float))
         gemm_nt(<int>m, n_in, n_out, <const float*>work.a_round,
                 <const float*>work.w_round[l], delta_prev)
-    else:
-        fbp_bf16_pack_a(m, n_out, delta, n_out, 1, work.a_pack)
-        fbp_bf16_gemm_packed(m, n_in, n_out, work.a_pack, work.wt_pack[l], delta_prev, n_in, 0)
+    else:  # delta_prev^T (n_in x m, in a_round) = W . delta^T, then turned
+        fbp_bf16_pack_b(n_out, m, delta, 1, n_out, work.b_pack)
+        fbp_bf16_gemm_packed(n_in, m, n_out, work.wa_pack[l], work.b_pack, work.a_round, m, 0)
+        _transpose(work.a_round, n_in, m, delta_prev)
 
 
 cdef void bf16_weight_gradient(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
-                               const float* z_prev, const float* delta,
-                               float* dW) noexcept nogil:
-    """dW_l (n_in x n_out) += z_prev^T . delta (m rows each)."""
+                               const float* z_prev, const float* delta, float* dW,
+                               bint accumulate) noexcept nogil:
+    """dW_l (n_in x n_out) = z_prev^T . delta (m rows each), or += with
+    ``accumulate`` (dW holding the L2 term)."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
     if work.small[l]:
+        if not accumulate:
+            memset(dW, 0, n_in * n_out * sizeof(float))
         _round_values(z_prev, work.a_round, m * n_in)
         _round_values(delta, work.b_round, m * n_out)
         gemm_tn(n_in, n_out, <int>m, <float>1, <const float*>work.a_round,
@@ -157,4 +175,4 @@ cdef void bf16_weight_gradient(const fbp_network* net, Py_ssize_t l, Py_ssize_t 
     else:
         fbp_bf16_pack_a(n_in, m, z_prev, 1, n_in, work.a_pack)
         fbp_bf16_pack_b(m, n_out, delta, n_out, 1, work.b_pack)
-        fbp_bf16_gemm_packed(n_in, n_out, m, work.a_pack, work.b_pack, dW, n_out, 1)
+        fbp_bf16_gemm_packed(n_in, n_out, m, work.a_pack, work.b_pack, dW, n_out, accumulate)

@@ -199,11 +199,12 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
         else:
             if l2 != 0:
                 penalty += l2_gradient(W, dW, count, l2_over_m)
-            else:
+            elif not bf16_on(net, delta):  # bfloat16's product writes dW over
                 memset(dW, 0, count * sizeof(floating))
             if bf16_on(net, delta):
-                bf16_weight_gradient(net, l, m, (<const float*>x.dense if l == 0 else <const float*>z_prev),
-                                     <const float*>delta, <float*>dW)
+                bf16_weight_gradient(net, l, m, (<const float*>x.dense if l == 0
+                                                 else <const float*>z_prev),
+                                     <const float*>delta, <float*>dW, l2 != 0)
             elif l == 0:
                 input_gemm_tn(x, 0, n_in, <int>n_out, <int>n_in, <int>m, 1, delta, dW)
             else:

@@ -194,6 +194,25 @@ def test_a_step_equals_the_emulation(bf16_path, sizes, m):
     assert offset == net.n_params
 
 
+def test_a_step_with_l2_adds_its_term_in_float32(bf16_path):
+    # dW = l2/m W (float32, unrounded) + the bfloat16 product
+    rng = np.random.default_rng(31)
+    sizes, m, l2 = [40, 48, 36, 5], 64, 0.3
+    X, Y = data(rng, m, sizes[0], sizes[-1])
+    net = Network(sizes, activation="tanh", output_activation="identity", dtype="float32",
+                  compute_dtype="bfloat16", seed=3)
+    grads, bounds = emulated_step_gradient(net, X, Y)
+    Ws = [W.astype(np.float64) for W in net.weights]
+    before, after = one_step(net, X, Y, 1.0, l2=l2)
+    step = before.astype(np.float64) - after.astype(np.float64)
+    flat = np.concatenate([g.reshape(-1) for (dW, db), W in zip(grads, Ws)
+                           for g in (dW + l2 / m * W, db)])
+    bound = np.concatenate([b.reshape(-1) for (bW, bb), W in zip(bounds, Ws)
+                            for b in (bW + l2 / m * np.abs(W), bb)])
+    tol = 4 * (m + max(sizes)) * 2.0 ** -24 * bound + 2 * 2.0 ** -24 * np.abs(before)
+    assert (np.abs(step - flat) <= tol).all()
+
+
 def test_rounding_makes_a_difference():
     # the emulation above would not tell bfloat16 from float32 products if the
     # rounding changed nothing: the two steps differ by about bfloat16's spacing
