@@ -143,17 +143,17 @@ static void fbp_bf16_pack_a(ptrdiff_t m, ptrdiff_t k, const float *A, ptrdiff_t 
 }
 
 /* B read along its rows (b_cs = 1): two rows give a row of pairs in each
- * panel. The strides are fixed here so the pairs vectorise, and 64 rows of
- * B at a time fill 4 KiB of each panel, rather than every row 128 bytes of
- * each (as many streams as panels): the weights' pack, made every training
- * step, 2048 x 2048 took ~3.7 ms through fbp_bf16_pairs, ~1.3 ms so. */
+ * panel. The strides are fixed here so the pairs vectorise, and 16 rows of
+ * B at a time fill 1 KiB of each panel, rather than every row 128 bytes of
+ * each (as many write streams as panels) or 64 rows 4 KiB (as many read
+ * streams): the weights' pack, made every training step. */
 FBP_CLONES static void fbp_bf16_pack_b_rows(ptrdiff_t k_even, ptrdiff_t n, ptrdiff_t k_pad,
                                             const float *restrict B, ptrdiff_t b_rs,
                                             uint16_t *restrict Bp)
 {
-    for (ptrdiff_t p0 = 0; p0 < k_even; p0 += 64)
+    for (ptrdiff_t p0 = 0; p0 < k_even; p0 += 16)
         for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
-            ptrdiff_t cols = n - j0 < 32 ? n - j0 : 32, p1 = k_even - p0 < 64 ? k_even : p0 + 64;
+            ptrdiff_t cols = n - j0 < 32 ? n - j0 : 32, p1 = k_even - p0 < 16 ? k_even : p0 + 16;
             for (ptrdiff_t p = p0; p < p1; p += 2) {
                 const float *x0 = B + p * b_rs + j0, *x1 = x0 + b_rs;
                 uint16_t *out = Bp + j0 * k_pad + p * 32;
