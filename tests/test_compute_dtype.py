@@ -14,20 +14,9 @@ import fastbp
 from fastbp import Network, _kernels
 from fastbp.optim import SGD, Adam
 
-from test_bfloat16 import rounded  # the independent rounding reference
-
-PATHS = ["emulated", "avx512bf16", "amx"]
-
-
-@pytest.fixture(params=PATHS)
-def bf16_path(request):
-    if request.param not in _kernels.bf16_paths():
-        pytest.skip(f"this machine does not run the {request.param} path")
-    _kernels.set_bf16_path(request.param)
-    try:
-        yield request.param
-    finally:
-        _kernels.set_bf16_path("auto")
+# the independent rounding reference, and the fixture running a test on each
+# product path the machine has
+from test_bfloat16 import bf16_path, rounded  # noqa: F401 (bf16_path: a fixture)
 
 
 def data(rng, m, n_in, n_out):

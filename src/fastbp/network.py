@@ -25,8 +25,9 @@ from ._objective import ObjectiveMixin, kernel_rows, layer_views
 from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._scores import ScoreMixin
 from ._session import TrainingLease
-from ._validation import (as_matrix, check_choice, check_compute_dtype, check_dtype, check_float, check_int,
-                          check_seed, is_convertible_layout, is_ready_layout, usable_as_is)
+from ._validation import (as_matrix, check_choice, check_compute_dtype, check_dtype,
+                          check_float, check_int, check_seed, is_convertible_layout,
+                          is_ready_layout, usable_as_is)
 
 # check_X and check_XY are also read from here (gradcheck); MAX_LAYERS and
 # MAX_WIDTH too (the command line)
