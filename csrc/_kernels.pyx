@@ -55,6 +55,7 @@ cnp.import_array()
 include "runtime.pxi"      # what every part takes from the runtime headers
 include "products.pxi"     # C += op(A) op(B): loops, register tiles, BLAS
 include "products_bf16.pxi"  # C = A.B (or +=) in bfloat16 with float32 sums
+include "layers_bf16.pxi"  # a layer's training products in bfloat16 (compute_dtype)
 include "inputs.pxi"       # the first layer's input: dense rows or CSR rows
 include "activations.pxi"  # f(a), f'(a), the output delta and J's data term
 include "dropout.pxi"      # dropout: a training-only layer op, its mask and its f' step

@@ -142,20 +142,46 @@ static void fbp_bf16_pack_a(ptrdiff_t m, ptrdiff_t k, const float *A, ptrdiff_t 
     }
 }
 
+/* B read along its rows (b_cs = 1): two rows give a row of pairs in each
+ * panel. The strides are fixed here so the pairs vectorise, and 16 rows of
+ * B at a time fill 1 KiB of each panel, rather than every row 128 bytes of
+ * each (as many write streams as panels) or 64 rows 4 KiB (as many read
+ * streams): the weights' pack, made every training step. */
+FBP_CLONES static void fbp_bf16_pack_b_rows(ptrdiff_t k_even, ptrdiff_t n, ptrdiff_t k_pad,
+                                            const float *restrict B, ptrdiff_t b_rs,
+                                            uint16_t *restrict Bp)
+{
+    for (ptrdiff_t p0 = 0; p0 < k_even; p0 += 16)
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
+            ptrdiff_t cols = n - j0 < 32 ? n - j0 : 32, p1 = k_even - p0 < 16 ? k_even : p0 + 16;
+            for (ptrdiff_t p = p0; p < p1; p += 2) {
+                const float *x0 = B + p * b_rs + j0, *x1 = x0 + b_rs;
+                uint16_t *out = Bp + j0 * k_pad + p * 32;
+                for (ptrdiff_t c = 0; c < cols; c++) {
+                    uint32_t w = fbp_bf16_pair(x0[c], x1[c]);
+                    memcpy(out + 2 * c, &w, sizeof w);
+                }
+            }
+        }
+}
+
 /* B's pack: panels of 32 columns, each up(k)/2 rows of 32 pairs (64
  * entries, 128 bytes) one after the other, so a tile walks its panel
  * contiguously; the pair (B(2q, j), B(2q+1, j)) of column j = 32 P + c sits
- * at Bp[P * 32 up(k) + 64 q + 2 c]. */
+ * at Bp[P * 32 up(k) + 64 q + 2 c]. Only the entries no value goes to are
+ * zeroed: every panel's rows of pairs from k_even/2 on, and the last
+ * panel's columns past n. */
 static void fbp_bf16_pack_b(ptrdiff_t k, ptrdiff_t n, const float *B, ptrdiff_t b_rs,
                             ptrdiff_t b_cs, uint16_t *Bp)
 {
     ptrdiff_t n_pad = fbp_bf16_up(n), k_pad = fbp_bf16_up(k), k_even = k & ~(ptrdiff_t)1;
-    memset(Bp, 0, (size_t)k_pad * (size_t)n_pad * sizeof *Bp);
-    if (b_cs == 1)  /* two rows of B, read along, give a row of pairs in each panel */
-        for (ptrdiff_t p = 0; p < k_even; p += 2)
-            for (ptrdiff_t j0 = 0; j0 < n; j0 += 32)
-                fbp_bf16_pairs(B + p * b_rs + j0, B + (p + 1) * b_rs + j0, 1,
-                               Bp + j0 * k_pad + p * 32, 2, n - j0 < 32 ? n - j0 : 32);
+    for (ptrdiff_t j0 = 0; j0 < n_pad; j0 += 32)
+        memset(Bp + j0 * k_pad + k_even * 32, 0, (size_t)(k_pad - k_even) * 32 * sizeof *Bp);
+    for (ptrdiff_t q = 0; (n & 31) != 0 && 2 * q < k_even; q++)
+        memset(Bp + (n & ~(ptrdiff_t)31) * k_pad + 64 * q + 2 * (n & 31), 0,
+               (size_t)(64 - 2 * (n & 31)) * sizeof *Bp);
+    if (b_cs == 1)
+        fbp_bf16_pack_b_rows(k_even, n, k_pad, B, b_rs, Bp);
     else  /* B = W^T: a pair is two neighbours in a row of W */
         for (ptrdiff_t j = 0; j < n; j++)
             fbp_bf16_pairs(B + j * b_cs, B + j * b_cs + b_rs, 2 * b_rs,

@@ -124,6 +124,8 @@ typedef struct {
     ptrdiff_t drop_first;
     fbp_step_rules *rules;  /* NULL: no rule around the steps (and never in predict
                              * or the objective) */
+    void *bf16;            /* NULL, or a float32 network's bfloat16 products
+                            * (csrc/layers_bf16.pxi's Bf16Work; training only) */
 } fbp_network;
 
 /* Where the batches come from. */

@@ -95,6 +95,9 @@ cdef class Trainer:
     # dropout's factors (net.drop_factors), and whether a layer drops units
     cdef object drop_array
     cdef bint has_dropout
+    # compute_dtype bfloat16: net.bf16 points here, its buffers in bf16_array
+    cdef Bf16Work* bf16
+    cdef object bf16_array
 
     def __init__(self, sizes, acts, int loss, double l2, Py_ssize_t batch_size,
                  int n_threads=1, loss_param=None):
@@ -145,6 +148,39 @@ cdef class Trainer:
 
     def __dealloc__(self):
         PyMem_Free(self.layers)
+        PyMem_Free(self.bf16)
+
+    @property
+    def compute_dtype(self):
+        """The products' precision: "float32" (the params') or "bfloat16"."""
+        return "bfloat16" if self.net.bf16 != NULL else "float32"
+
+    def set_compute_dtype(self, str name):
+        """Run the layers' products in ``name``: "float32" or "bfloat16".
+
+        With "bfloat16" (float32 params and dense X only, checked by
+        ``run``), the forward, delta and weight-gradient products take their
+        operands rounded to bfloat16 and sum in float32 (csrc/layers_bf16.pxi);
+        params, biases, activations, loss and the optimiser stay float32.
+        Every batch then runs on the calling thread.
+        """
+        if self.running:
+            raise RuntimeError("set_compute_dtype while run is running")
+        if name not in ("float32", "bfloat16"):
+            raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {name!r}")
+        self.net.bf16 = NULL
+        self.bf16_array = None
+        if name == "float32":
+            return
+        if self.bf16 == NULL:
+            self.bf16 = <Bf16Work*>PyMem_Malloc(sizeof(Bf16Work))
+            if self.bf16 == NULL:
+                raise MemoryError()
+        size = bf16_plan(self.bf16, self.layers, self.net.n_layers, self.data.batch_size, NULL)
+        self.bf16_array = aligned_empty(size, np.float32)
+        bf16_plan(self.bf16, self.layers, self.net.n_layers, self.data.batch_size,
+                  <float*>_data(self.bf16_array))
+        self.net.bf16 = self.bf16
 
     cdef Py_ssize_t _workspace_needed(self) noexcept:
         cdef Py_ssize_t size = _workspace_size(self.layers, self.net.sizes, self.net.n_layers,
@@ -488,6 +524,10 @@ cdef class Trainer:
             raise RuntimeError("no optimizer yet: call set_optimizer first")
         if self.running:
             raise RuntimeError("run is already running on this Trainer in another thread")
+        if self.net.bf16 != NULL and (self.dtype_code != _FLOAT32 or self.data.X == NULL):
+            raise ValueError("compute_dtype 'bfloat16' trains float32 params on dense X only, "
+                             f"got {self.params_array.dtype} params and "
+                             f"{'dense' if self.data.X != NULL else 'sparse'} X")
 
     cdef tuple _run(self, Py_ssize_t start, Py_ssize_t stop):
         cdef int status, dtype_code = self.dtype_code

@@ -31,6 +31,10 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     With ``net.rules`` (step_rules.pxi), each step's gradient is clipped to
     its norm first (then the step is never folded into the products, nor a
     sparse W_0's into its L2 term) and the average takes the params after it.
+
+    With ``net.bf16`` (compute_dtype bfloat16, layers_bf16.pxi) every batch
+    runs here on this thread, whatever ``n_threads`` and the batch size, its
+    W rounded or packed first and its step taken through the gradient.
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
@@ -53,7 +57,10 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef fbp_step_rules* rules = net.rules
     # clipping needs the whole gradient before any step
     cdef bint clipping = rules != NULL and rules.clip_norm > 0
-    cdef bint plain = optimizer_is_plain(opt) and not clipping
+    # bfloat16 products: the minibatch loop on this thread, every step through
+    # the gradient (layers_bf16.pxi)
+    cdef bint bf16 = bf16_on(net, dtype_tag)
+    cdef bint plain = optimizer_is_plain(opt) and not clipping and not bf16
     cdef bint sparse_w0
     cdef Py_ssize_t w0_size = n_in * sizes[1]
     cdef TrainJob job
@@ -62,9 +69,10 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if batch_size == 1 and sw == NULL and data.X != NULL and rules == NULL:
+    if batch_size == 1 and sw == NULL and data.X != NULL and rules == NULL and not bf16:
         # per-sample: the fused C paths (csrc/fastbp_sample.h), dropout and
-        # all; with step rules, or settings without one, the minibatch loop at m = 1
+        # all; with step rules, bfloat16 products, or settings without one,
+        # the minibatch loop at m = 1
         if plain:
             if floating is double:
                 return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
@@ -85,7 +93,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     x_rows = work + x_off
     t_rows = x_rows + batch_size * n_in
     w_rows = t_rows + batch_size * n_out
-    if n_threads > 1:
+    if n_threads > 1 and not bf16:
         job.net = net
         job.data = data
         job.opt = opt
@@ -109,6 +117,8 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
         sw_sum = _batch_rows(data, pos, m, 0, m, n_in, n_out, x_rows, t_rows, w_rows,
                              &xb, &tb, &wb)
         own.drop_first = net.drop_first + pos
+        if bf16:
+            bf16_prepare_weights(net)  # W changed in the last step
         forward_pass(&own, &xb, m, dtype_tag)
         if plain:
             # the update folds into the weight-gradient gemm: no grad buffer

@@ -46,6 +46,7 @@ cdef extern from "fastbp_state.h" nogil:
         int64_t drop_epoch
         Py_ssize_t drop_first
         fbp_step_rules* rules
+        void* bf16
 
     ctypedef struct fbp_batches:
         const void* X

@@ -18,7 +18,7 @@ FORMAT_VERSION = 1
 MODEL_KEYS = frozenset({"format_version", "sizes", "activations", "output_activation", "dtype",
                         "params"})
 #: entries a model has when it needs them: class labels, dropout rates
-OPTIONAL_KEYS = frozenset({"classes", "dropout"})
+OPTIONAL_KEYS = frozenset({"classes", "dropout", "compute_dtype"})
 
 #: a model's entries may unpack to at most this multiple of the file's size
 #: (save stores them uncompressed: the ratio is about 1), and any file to
@@ -39,8 +39,8 @@ def save(network, path, extra: dict | None = None) -> None:
     Parameters
     ----------
     network : fastbp.Network
-        Its class labels (``classes_``) and dropout rates, if any, are saved
-        too.
+        Its class labels (``classes_``), dropout rates and a compute_dtype
+        other than "float32", if any, are saved too.
     path : str or os.PathLike
     extra : dict of str to array, optional
         More entries for the archive (e.g. the command line's metadata);
@@ -49,6 +49,8 @@ def save(network, path, extra: dict | None = None) -> None:
     entries = {}
     if network.dropout is not None:  # only then: other files stay as they were
         entries["dropout"] = np.asarray(network.dropout, dtype=np.float64)
+    if getattr(network, "compute_dtype", "float32") != "float32":  # likewise
+        entries["compute_dtype"] = np.array(network.compute_dtype)
     if getattr(network, "classes_", None) is not None:
         classes = np.asarray(network.classes_)
         # object arrays would need pickles, which load refuses: store their text

@@ -28,6 +28,25 @@ def check_dtype(dtype) -> np.dtype:
     return FLOAT_DTYPES[resolved.name]
 
 
+#: the products' precisions a network trains in (Network's compute_dtype)
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(compute_dtype, dtype) -> str:
+    """Return ``compute_dtype`` ("float32" or "bfloat16") after checking it
+    goes with the parameters' ``dtype`` (np.float32 or np.float64):
+    bfloat16 products need float32 parameters."""
+    if not isinstance(compute_dtype, str):
+        raise TypeError(f"compute_dtype must be a str ('float32' or 'bfloat16'), "
+                        f"got {type(compute_dtype).__name__}")
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"unknown compute_dtype {compute_dtype!r}: use 'float32' or 'bfloat16'")
+    if compute_dtype == "bfloat16" and np.dtype(dtype) != np.float32:
+        raise ValueError(f"compute_dtype='bfloat16' needs dtype='float32' (float32 master "
+                         f"weights), got dtype={np.dtype(dtype).name!r}")
+    return compute_dtype
+
+
 def is_ready_matrix(data, n_columns: int | None, dtypes) -> bool:
     """Whether ``data`` is ready for the kernels as it is: a non-empty,
     finite, C-contiguous, aligned 2-D NumPy array of one of ``dtypes`` with

@@ -25,8 +25,9 @@ from ._objective import ObjectiveMixin, kernel_rows, layer_views
 from ._runtime import aligned_empty, blas_threads, predict_threads
 from ._scores import ScoreMixin
 from ._session import TrainingLease
-from ._validation import (as_matrix, check_choice, check_dtype, check_float, check_int,
-                          check_seed, is_convertible_layout, is_ready_layout, usable_as_is)
+from ._validation import (as_matrix, check_choice, check_compute_dtype, check_dtype,
+                          check_float, check_int, check_seed, is_convertible_layout,
+                          is_ready_layout, usable_as_is)
 
 # check_X and check_XY are also read from here (gradcheck); MAX_LAYERS and
 # MAX_WIDTH too (the command line)
@@ -71,6 +72,14 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         1/(1 − rate); the masks are drawn from fit's ``seed`` and are the
         same on any number of threads. :meth:`predict`, :meth:`loss` and
         :meth:`gradients` never drop (see :ref:`dropout`). None or 0: none.
+    compute_dtype : {"float32", "bfloat16"}, default="float32"
+        Precision of the products in :meth:`fit`. "bfloat16" (with
+        ``dtype="float32"`` only, dense X only) rounds the operands of every
+        training product to bfloat16 and sums in float32, on AMX or
+        AVX512-BF16 where the CPU has them, else emulated; the weights,
+        biases, optimiser, activations and loss stay float32, and
+        :meth:`predict`, :meth:`loss` and :meth:`gradients` run in float32
+        (see :ref:`compute-dtype`). "float32" gives the float32 results.
 
     Attributes
     ----------
@@ -98,7 +107,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     """
 
     def __init__(self, sizes, activation="sigmoid", output_activation="sigmoid",
-                 dtype="float64", seed=None, dropout=None):
+                 dtype="float64", seed=None, dropout=None, compute_dtype="float32"):
         sizes, hidden = check_architecture(sizes, activation, output_activation,
                                            HIDDEN_ACTIVATIONS, ACTIVATIONS)
         self.dropout = check_dropout(dropout, len(hidden))
@@ -106,6 +115,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         self.activations = hidden
         self.output_activation = output_activation
         self.dtype = check_dtype(dtype)
+        self.compute_dtype = check_compute_dtype(compute_dtype, self.dtype)
         self._sizes = np.asarray(sizes, dtype=np.intc)
         self._acts = np.asarray([ACTIVATIONS[a] for a in hidden + (output_activation,)],
                                 dtype=np.intc)
@@ -408,6 +418,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__.setdefault("dropout", None)  # pickled before networks had dropout
+        self.__dict__.setdefault("compute_dtype", "float32")  # ... or compute_dtype
         self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
         self._fit_lock = threading.Lock()
         self._training = False
@@ -425,10 +436,13 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         return clone
 
     def astype(self, dtype) -> "Network":
-        """A copy of this network in another dtype ("float32" or "float64")."""
+        """A copy of this network in another dtype ("float32" or "float64");
+        a float64 copy computes in float64 (compute_dtype "float32")."""
         dtype = check_dtype(dtype)
         clone = self._clone(self._params.astype(dtype))
         clone.dtype = dtype
+        if dtype != np.float32:
+            clone.compute_dtype = "float32"
         if not np.isfinite(clone.params).all():
             raise ValueError(f"the parameters overflow {dtype}")
         return clone
@@ -436,9 +450,11 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     def __repr__(self) -> str:
         hidden = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         dropout = "" if self.dropout is None else f", dropout={_rates(self.dropout)!r}"
+        compute = ("" if self.compute_dtype == "float32"
+                   else f", compute_dtype={self.compute_dtype!r}")
         return (f"Network({list(self.sizes)}, activation={hidden!r}, "
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r}"
-                f"{dropout})")
+                f"{dropout}{compute})")
 
 
 def _rates(rates: tuple):

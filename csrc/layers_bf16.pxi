@@ -1,0 +1,178 @@
+# Mixed-precision training (compute_dtype "bfloat16", float32 params): a
+# layer's three products -- a += z_prev . W, delta_prev = delta . W^T and
+# dW += z_prev^T . delta -- take their operands rounded to bfloat16 (nearest,
+# ties to even) and sum in float32; biases, activations, losses and the
+# optimiser stay float32. The training loop (training.pxi) prepares W once a
+# step (bf16_prepare_weights); the passes (passes.pxi) call the products here
+# when net.bf16 is set.
+#
+# Two ways to the same rounding, chosen per layer once per Trainer:
+# - packed (fastbp_bf16.h): W's two packs made once a step, activations and
+#   deltas packed before each product; AMX, AVX512-BF16 or emulated;
+# - small (a width or the batch size <= BF16_SMALL): the operands rounded
+#   to bfloat16 values held in float32 (W's once a step), then the float32
+#   product (products.pxi). Padding a few units to the packs' 32 would cost
+#   more than the product. The products of two bfloat16 values are exact
+#   in float32, so the two ways differ only in the order of the float32
+#   sums (and the instructions' bfloat16 denormals taken as zero).
+
+#: a layer with a width (or a batch size) at most this takes the small way
+cdef Py_ssize_t BF16_SMALL = 16
+
+
+cdef struct Bf16Work:
+    # per layer: the small way (1) or the packs (0), chosen by bf16_plan
+    bint small[FBP_MAX_LAYERS]
+    # packed: W's pack as B (k = n_in; the forward product) and as A (k =
+    # n_out; layers l > 0: delta_prev^T = W . delta^T, since W's rows pack
+    # as A at memory speed, and W^T's as B took 4x longer at 2048 x 2048)
+    uint16_t* w_pack[FBP_MAX_LAYERS]
+    uint16_t* wa_pack[FBP_MAX_LAYERS]
+    # small: W's values rounded to bfloat16, in float32
+    float* w_round[FBP_MAX_LAYERS]
+    # scratch for one product at a time: an A pack and a B pack, or the
+    # two operands rounded
+    uint16_t* a_pack
+    uint16_t* b_pack
+    float* a_round
+    float* b_round
+
+
+cdef inline Py_ssize_t _bf16_cells(size_t n, size_t item) noexcept nogil:
+    # n items of ``item`` bytes in whole 64-byte lines, counted in floats
+    return <Py_ssize_t>((n * item + 63) // 64 * 16)
+
+
+cdef Py_ssize_t bf16_plan(Bf16Work* work, const fbp_layer* layers, int n_layers,
+                          Py_ssize_t batch_size, float* base) noexcept nogil:
+    """Choose each layer's way and lay the buffers out from ``base`` (NULL:
+    only count). Returns the floats the layout takes."""
+    cdef int l
+    cdef Py_ssize_t n_in, n_out, used = 0, widest = 0
+    cdef size_t a_size = 0, b_size = 0
+    cdef bint small
+    for l in range(n_layers):
+        n_in = layers[l].n_in
+        n_out = layers[l].n_out
+        small = n_in <= BF16_SMALL or n_out <= BF16_SMALL or batch_size <= BF16_SMALL
+        work.small[l] = small
+        work.w_pack[l] = work.wa_pack[l] = NULL
+        work.w_round[l] = NULL
+        widest = max(widest, max(n_in, n_out))
+        if small:
+            work.w_round[l] = base + used if base != NULL else NULL
+            used += _bf16_cells(n_in * n_out, sizeof(float))
+            continue
+        work.w_pack[l] = <uint16_t*>(base + used) if base != NULL else NULL
+        used += _bf16_cells(fbp_bf16_b_size(n_in, n_out), sizeof(uint16_t))
+        if l > 0:
+            work.wa_pack[l] = <uint16_t*>(base + used) if base != NULL else NULL
+            used += _bf16_cells(fbp_bf16_a_size(n_in, n_out), sizeof(uint16_t))
+        # A: rows of z_prev (forward), z_prev^T (gradient); B: delta (gradient),
+        # delta^T (the delta product)
+        a_size = max(a_size, max(fbp_bf16_a_size(batch_size, n_in),
+                                 fbp_bf16_a_size(n_in, batch_size)))
+        b_size = max(b_size, max(fbp_bf16_b_size(batch_size, n_out),
+                                 fbp_bf16_b_size(n_out, batch_size)))
+    work.a_pack = <uint16_t*>(base + used) if base != NULL else NULL
+    used += _bf16_cells(a_size, sizeof(uint16_t))
+    work.b_pack = <uint16_t*>(base + used) if base != NULL else NULL
+    used += _bf16_cells(b_size, sizeof(uint16_t))
+    work.a_round = base + used if base != NULL else NULL
+    used += _bf16_cells(batch_size * widest, sizeof(float))
+    work.b_round = base + used if base != NULL else NULL
+    used += _bf16_cells(batch_size * widest, sizeof(float))
+    return used
+
+
+cdef inline bint bf16_on(const fbp_network* net, floating* dtype_tag) noexcept nogil:
+    """Whether net's products run in bfloat16 (float32 networks only)."""
+    if floating is float:
+        return net.bf16 != NULL
+    return False
+
+
+cdef void _round_values(const float* x, float* out, Py_ssize_t n) noexcept nogil:
+    # x rounded to bfloat16, held in float32 (exactly)
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = fbp_bf16_widen(fbp_bf16_round(x[i]))
+
+
+cdef void bf16_prepare_weights(const fbp_network* net) noexcept nogil:
+    """Round or pack every W for this step's products (after each step)."""
+    cdef Bf16Work* work = <Bf16Work*>net.bf16
+    cdef const float* params = <const float*>net.params
+    cdef const fbp_layer* layer
+    cdef int l
+    for l in range(net.n_layers):
+        layer = &net.layers[l]
+        if work.small[l]:
+            _round_values(params + layer.W, work.w_round[l], layer.n_in * layer.n_out)
+            continue
+        fbp_bf16_pack_b(layer.n_in, layer.n_out, params + layer.W, layer.n_out, 1,
+                        work.w_pack[l])
+        if l > 0:
+            fbp_bf16_pack_a(layer.n_in, layer.n_out, params + layer.W, layer.n_out, 1,
+                            work.wa_pack[l])
+
+
+cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
+                               const float* z_prev, float* a) noexcept nogil:
+    """a (m x n_out) += z_prev (m x n_in) . W_l."""
+    cdef Bf16Work* work = <Bf16Work*>net.bf16
+    cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
+    if work.small[l]:
+        _round_values(z_prev, work.a_round, m * n_in)
+        gemm_nn(<int>m, n_out, n_in, <const float*>work.a_round,
+                <const float*>work.w_round[l], a)
+    else:
+        fbp_bf16_pack_a(m, n_in, z_prev, n_in, 1, work.a_pack)
+        fbp_bf16_gemm_packed(m, n_out, n_in, work.a_pack, work.w_pack[l], a, n_out, 1)
+
+
+cdef void _transpose(const float* x, Py_ssize_t rows, Py_ssize_t cols,
+                     float* out) noexcept nogil:
+    # out (cols x rows) = x^T, in blocks of 32 rows of x
+    cdef Py_ssize_t i0, i, j, i1
+    for i0 in range(0, rows, 32):
+        i1 = min(i0 + 32, rows)
+        for j in range(cols):
+            for i in range(i0, i1):
+                out[j * rows + i] = x[i * cols + j]
+
+
+cdef void bf16_delta_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
+                             const float* delta, float* delta_prev) noexcept nogil:
+    """delta_prev (m x n_in) = delta (m x n_out) . W_l^T, overwritten."""
+    cdef Bf16Work* work = <Bf16Work*>net.bf16
+    cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
+    if work.small[l]:
+        _round_values(delta, work.a_round, m * n_out)
+        memset(delta_prev, 0, m * n_in * sizeof(float))
+        gemm_nt(<int>m, n_in, n_out, <const float*>work.a_round,
+                <const float*>work.w_round[l], delta_prev)
+    else:  # delta_prev^T (n_in x m, in a_round) = W . delta^T, then turned
+        fbp_bf16_pack_b(n_out, m, delta, 1, n_out, work.b_pack)
+        fbp_bf16_gemm_packed(n_in, m, n_out, work.wa_pack[l], work.b_pack, work.a_round, m, 0)
+        _transpose(work.a_round, n_in, m, delta_prev)
+
+
+cdef void bf16_weight_gradient(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
+                               const float* z_prev, const float* delta, float* dW,
+                               bint accumulate) noexcept nogil:
+    """dW_l (n_in x n_out) = z_prev^T . delta (m rows each), or += with
+    ``accumulate`` (dW holding the L2 term)."""
+    cdef Bf16Work* work = <Bf16Work*>net.bf16
+    cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
+    if work.small[l]:
+        if not accumulate:
+            memset(dW, 0, n_in * n_out * sizeof(float))
+        _round_values(z_prev, work.a_round, m * n_in)
+        _round_values(delta, work.b_round, m * n_out)
+        gemm_tn(n_in, n_out, <int>m, <float>1, <const float*>work.a_round,
+                <const float*>work.b_round, dW)
+    else:
+        fbp_bf16_pack_a(n_in, m, z_prev, 1, n_in, work.a_pack)
+        fbp_bf16_pack_b(m, n_out, delta, n_out, 1, work.b_pack)
+        fbp_bf16_gemm_packed(n_in, n_out, m, work.a_pack, work.b_pack, dW, n_out, accumulate)
