@@ -568,4 +568,4 @@ _TOOLBOX_OPTIONS = {
     "--initial-accumulator-value", "--etas", "--step-sizes", "--tol", "--max-fun", "--schedule",
     "--warmup", "--warmup-start-factor", "--dropout", "--clip-norm", "--ema", "--huber-delta",
     "--label-smoothing", "--checkpoint", "--checkpoint-best-only", "--resume", "--csv-log",
-    "--accuracy"}
+    "--accuracy", "--compute-dtype"}

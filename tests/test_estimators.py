@@ -500,7 +500,8 @@ def test_regressor_signature_and_params_are_sklearns():
     from sklearn.neural_network import MLPRegressor as SkRegressor
     ours = list(inspect.signature(MLPRegressor).parameters.values())
     theirs = list(inspect.signature(SkRegressor).parameters.values())
-    extras = ["n_threads", "dropout", "weight_decay", "clip_norm", "ema"]  # fastbp's own, last
+    extras = ["n_threads", "dropout", "weight_decay", "clip_norm", "ema",  # fastbp's own, last
+              "compute_dtype"]
     assert [(p.name, p.kind, p.default) for p in ours[:-len(extras)]] \
         == [(p.name, p.kind, p.default) for p in theirs]
     assert [p.name for p in ours[-len(extras):]] == extras

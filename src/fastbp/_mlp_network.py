@@ -105,8 +105,11 @@ class NetworkBridge:
         # "exp" is applied by _forward: the network itself ends in log of the mean
         output = {"logistic": "sigmoid", "exp": "identity"}.get(self.out_activation_,
                                                                 self.out_activation_)
+        if self.compute_dtype is not None:  # bfloat16 products on float32 weights
+            dtype = np.float32
         return Network(layer_units, activation=hidden, output_activation=output,
-                       dtype=np.dtype(dtype).name, dropout=self.dropout or None)
+                       dtype=np.dtype(dtype).name, dropout=self.dropout or None,
+                       compute_dtype=self.compute_dtype)
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
@@ -161,7 +164,7 @@ class NetworkBridge:
         params = self.get_params()
         params.pop("class_weight", None)
         params.pop("n_threads", None)  # fastbp's own, and its training-only regularisation:
-        for name in ("dropout", "weight_decay", "clip_norm", "ema"):
+        for name in ("dropout", "weight_decay", "clip_norm", "ema", "compute_dtype"):
             params.pop(name, None)
         if "loss" in params and "loss" not in cls().get_params():  # scikit-learn < 1.7
             if params.pop("loss") != "squared_error":

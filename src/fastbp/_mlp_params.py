@@ -111,6 +111,8 @@ PARAMETER_CONSTRAINTS: dict = {
     "weight_decay": [Interval(Real, 0, None, closed="left"), None],
     "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
     "ema": [Interval(Real, 0, 1, closed="neither"), None],
+    # fastbp's own mixed precision (see fastbp.Network's compute_dtype)
+    "compute_dtype": [StrOptions({"bfloat16"}), None],
 }
 
 #: the solvers whose optimiser takes a decoupled weight decay
@@ -183,6 +185,10 @@ class MLPParameters(BaseEstimator):
             raise InvalidParameterError(
                 "dropout, clip_norm and ema act on minibatch steps; solver='lbfgs' takes none "
                 "of them")
+        if self.solver == "lbfgs" and self.compute_dtype is not None:
+            raise InvalidParameterError(
+                "compute_dtype='bfloat16' acts on minibatch steps; solver='lbfgs' computes its "
+                "loss and gradient in the network's dtype")
         if self.weight_decay is not None and self.solver not in WEIGHT_DECAY_SOLVERS:
             raise InvalidParameterError(
                 f"weight_decay applies to solver {' or '.join(WEIGHT_DECAY_SOLVERS)}, not "

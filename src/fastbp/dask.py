@@ -722,12 +722,12 @@ class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
     beta_1, beta_2, epsilon, n_iter_no_change, max_fun, class_weight, dropout,
-    weight_decay, clip_norm, ema
+    weight_decay, clip_norm, ema, compute_dtype
         As in :class:`fastbp.MLPClassifier`. With the minibatch solvers
         ``max_iter`` counts rounds of one local epoch per worker, and
         ``batch_size="auto"`` is min(200, n_samples); ``dropout``,
-        ``clip_norm`` and ``ema`` act on each worker's steps (see the module
-        docstring), and lbfgs takes none of them.
+        ``clip_norm``, ``ema`` and ``compute_dtype`` act on each worker's
+        steps (see the module docstring), and lbfgs takes none of them.
     n_threads : int or None, default=None
         Threads of the kernels on each worker; None: the worker's ``nthreads``.
     client : distributed.Client or None, default=None
@@ -855,7 +855,7 @@ class DaskMLPRegressor(RegressorMixin, _DaskMLP):
     learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
     warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
     beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dropout, weight_decay,
-    clip_norm, ema
+    clip_norm, ema, compute_dtype
         As in :class:`fastbp.MLPRegressor` and :class:`DaskMLPClassifier`.
     n_threads : int or None, default=None
         Threads of the kernels on each worker; None: the worker's ``nthreads``.

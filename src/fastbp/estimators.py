@@ -161,6 +161,10 @@ class _BaseMLP(SolverDrivers, MLPScoring, NetworkBridge, MLPInputs, MLPParameter
         elif list(self._network().sizes) != layer_units:
             raise ValueError(f"the network has layers {list(self._net.sizes)}, but this fit "
                              f"asks for {layer_units}; use warm_start=False")
+        elif (self.compute_dtype == "bfloat16") != (self._net.compute_dtype == "bfloat16"):
+            raise ValueError(f"the network computes in {self._net.compute_dtype}, but this fit "
+                             f"asks for compute_dtype={self.compute_dtype!r}; use "
+                             "warm_start=False")
         elif self._optimizer_solver != self.solver:
             self._reset_optimizer()
 
@@ -335,8 +339,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Takes every parameter of ``sklearn.neural_network.MLPClassifier`` with the
     same defaults, plus fastbp's own ``n_threads``, ``class_weight``,
-    ``dropout``, ``weight_decay``, ``clip_norm`` and ``ema``; see the module
-    docstring for where it differs.
+    ``dropout``, ``weight_decay``, ``clip_norm``, ``ema`` and
+    ``compute_dtype``; see the module docstring for where it differs.
 
     Parameters
     ----------
@@ -391,6 +395,12 @@ default="adam"
         weights) on, as they carry the optimiser state; a new one starts
         from weights set by hand or restored by early stopping. Stochastic
         solvers only.
+    compute_dtype : {None, "bfloat16"}, default=None
+        fastbp's own: None trains in the data's dtype (float32 or float64).
+        "bfloat16" trains a float32 network (X is converted to float32)
+        whose products take operands rounded to bfloat16 and sum in float32,
+        as :class:`fastbp.Network`'s ``compute_dtype``; predictions and
+        scores stay float32. Dense X and stochastic solvers only.
 
     Attributes
     ----------
@@ -420,7 +430,7 @@ default="adam"
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  n_threads=None, class_weight=None, dropout=0.0, weight_decay=None,
-                 clip_norm=None, ema=None):
+                 clip_norm=None, ema=None, compute_dtype=None):
         self._store_parameters(locals())
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):
@@ -616,8 +626,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Takes every parameter of ``sklearn.neural_network.MLPRegressor`` with the
     same defaults and positions, plus fastbp's own ``n_threads``,
-    ``dropout``, ``weight_decay``, ``clip_norm`` and ``ema``; see
-    :class:`MLPClassifier` and the module docstring.
+    ``dropout``, ``weight_decay``, ``clip_norm``, ``ema`` and
+    ``compute_dtype``; see :class:`MLPClassifier` and the module docstring.
 
     Parameters
     ----------
@@ -626,7 +636,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Poisson deviance of an exponential output (the log link), which
         needs ``y >= 0``.
     hidden_layer_sizes, activation, solver, ..., max_fun, n_threads, dropout,
-    weight_decay, clip_norm, ema
+    weight_decay, clip_norm, ema, compute_dtype
         As in :class:`MLPClassifier`.
     """
 
@@ -638,7 +648,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, dropout=0.0, weight_decay=None, clip_norm=None, ema=None):
+                 n_threads=None, dropout=0.0, weight_decay=None, clip_norm=None, ema=None,
+                 compute_dtype=None):
         self._store_parameters(locals())
 
     def _validate_input(self, X, y, incremental, reset, chunk=False):

@@ -81,6 +81,10 @@ def add_parser(subparsers) -> None:
     net.add_argument("--l2", type=float_in(0), default=0.0, help="L2 penalty λ")
     net.add_argument("--dtype", choices=DTYPES, default="float64",
                      help="floating-point type of the network")
+    net.add_argument("--compute-dtype", choices=("bfloat16",), default=None,
+                     help="bfloat16: the training products take operands rounded to bfloat16 "
+                          "and sum in float32, as Network's compute_dtype (needs --dtype "
+                          "float32; default: products in --dtype)")
     net.add_argument("--seed", type=int_at_least(0), default=0,
                      help="seed of the splits, the initial weights and the shuffling")
     net.add_argument("--standardize", action=OnOff, default=True,
@@ -183,6 +187,12 @@ def _check_outputs(args) -> None:
         raise UsageError('--plot needs matplotlib: pip install "fastbp[plot]"')
     if args.test is not None and args.test_fraction is not None:
         raise UsageError("--test and --test-fraction both choose the test rows; give one")
+    if args.compute_dtype is not None and args.dtype != "float32":
+        raise UsageError(f"--compute-dtype {args.compute_dtype} needs --dtype float32 (float32 "
+                         f"master weights), got --dtype {args.dtype}")
+    if args.compute_dtype is not None and args.optimizer == "lbfgs":
+        raise UsageError(f"--compute-dtype {args.compute_dtype} acts on minibatch steps; "
+                         "--optimizer lbfgs computes in --dtype")
 
 
 def _split(n: int, args) -> _Rows:
@@ -329,7 +339,8 @@ def _network(meta: ModelMeta, n_inputs: int, n_outputs: int, n_rows: int, args):
     if meta.loss == "mse" and meta.task == "classification":
         output = "softmax" if n_outputs > 1 else "sigmoid"
     return Network(sizes, activation=args.activation, output_activation=output,
-                   dtype=args.dtype, seed=args.seed, dropout=args.dropout)
+                   dtype=args.dtype, seed=args.seed, dropout=args.dropout,
+                   compute_dtype=args.compute_dtype)
 
 
 def _check_memory(sizes: list, batch_size: int, itemsize: int) -> None:
