@@ -40,7 +40,7 @@ def save(network, path, extra: dict | None = None) -> None:
     ----------
     network : fastbp.Network
         Its class labels (``classes_``), dropout rates and a compute_dtype
-        other than "float32", if any, are saved too.
+        other than its dtype (bfloat16), if any, are saved too.
     path : str or os.PathLike
     extra : dict of str to array, optional
         More entries for the archive (e.g. the command line's metadata);
@@ -49,7 +49,7 @@ def save(network, path, extra: dict | None = None) -> None:
     entries = {}
     if network.dropout is not None:  # only then: other files stay as they were
         entries["dropout"] = np.asarray(network.dropout, dtype=np.float64)
-    if getattr(network, "compute_dtype", "float32") != "float32":  # likewise
+    if network.compute_dtype != network.dtype.name:  # likewise
         entries["compute_dtype"] = np.array(network.compute_dtype)
     if getattr(network, "classes_", None) is not None:
         classes = np.asarray(network.classes_)

@@ -328,7 +328,7 @@ class TrainingLoop(EpochSource):
                                    self.batch_size, own_threads, loss_param(self.loss_code))
         trainer.set_params(live)
         trainer.set_data(self.X, self.Y, self.sample_weight)
-        if getattr(net, "compute_dtype", "float32") != "float32":
+        if net.compute_dtype == "bfloat16":
             trainer.set_compute_dtype(net.compute_dtype)  # dense float32 only: run checks
         if self.dropout_seed is not None:
             trainer.set_dropout(net.dropout, self.dropout_seed)

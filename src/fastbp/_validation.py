@@ -29,21 +29,30 @@ def check_dtype(dtype) -> np.dtype:
 
 
 #: the products' precisions a network trains in (Network's compute_dtype)
-COMPUTE_DTYPES = ("float32", "bfloat16")
+COMPUTE_DTYPES = ("float32", "float64", "bfloat16")
 
 
 def check_compute_dtype(compute_dtype, dtype) -> str:
-    """Return ``compute_dtype`` ("float32" or "bfloat16") after checking it
-    goes with the parameters' ``dtype`` (np.float32 or np.float64):
-    bfloat16 products need float32 parameters."""
+    """Return the precision of a network's products: ``compute_dtype``
+    after checking it goes with the parameters' ``dtype`` (np.float32 or
+    np.float64), or that dtype's name for None. A network computes in its
+    own dtype, or in bfloat16 on float32 parameters."""
+    name = np.dtype(dtype).name
+    if compute_dtype is None:
+        return name
     if not isinstance(compute_dtype, str):
-        raise TypeError(f"compute_dtype must be a str ('float32' or 'bfloat16'), "
+        raise TypeError(f"compute_dtype must be None or a str ('bfloat16'), "
                         f"got {type(compute_dtype).__name__}")
     if compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"unknown compute_dtype {compute_dtype!r}: use 'float32' or 'bfloat16'")
-    if compute_dtype == "bfloat16" and np.dtype(dtype) != np.float32:
+        raise ValueError(f"unknown compute_dtype {compute_dtype!r}: use None (the dtype's own "
+                         "products) or 'bfloat16'")
+    if compute_dtype == "bfloat16" and name != "float32":
         raise ValueError(f"compute_dtype='bfloat16' needs dtype='float32' (float32 master "
-                         f"weights), got dtype={np.dtype(dtype).name!r}")
+                         f"weights), got dtype={name!r}")
+    if compute_dtype not in (name, "bfloat16"):
+        raise ValueError(f"compute_dtype={compute_dtype!r} does not go with dtype={name!r}: a "
+                         f"network computes in its own dtype (None or {name!r}), or in "
+                         "'bfloat16' with dtype='float32'")
     return compute_dtype
 
 

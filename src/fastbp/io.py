@@ -30,8 +30,8 @@ def load(path):
     Returns
     -------
     fastbp.Network
-        In the dtype (and compute_dtype) it was saved in; files saved
-        before compute_dtype existed load as "float32".
+        In the dtype (and compute_dtype) it was saved in; files without a
+        compute_dtype compute in their dtype.
 
     Raises
     ------
@@ -53,7 +53,7 @@ def load(path):
             raise ValueError(f"missing entries {sorted(missing)}")
         classes = fields.pop("classes", None)
         dropout = fields.pop("dropout", None)
-        compute = fields.pop("compute_dtype", None)  # saved only when not float32
+        compute = fields.pop("compute_dtype", None)  # saved only for bfloat16
         version = int(fields["format_version"])
         if version > FORMAT_VERSION:
             raise ValueError(f"format version {version} is newer than this fastbp reads ({FORMAT_VERSION})")
@@ -66,7 +66,7 @@ def load(path):
         net = Network(sizes, activation=activations, output_activation=str(fields["output_activation"]),
                       dtype=str(fields["dtype"]),
                       dropout=None if dropout is None else dropout.reshape(-1).tolist(),
-                      compute_dtype="float32" if compute is None else str(compute))
+                      compute_dtype=None if compute is None else str(compute))
         if params.shape != (net.n_params,) or params.dtype != net.dtype:
             raise ValueError(f"parameters have shape {params.shape} and dtype {params.dtype}, "
                              f"expected {(net.n_params,)} and {net.dtype}")

@@ -72,14 +72,15 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         1/(1 − rate); the masks are drawn from fit's ``seed`` and are the
         same on any number of threads. :meth:`predict`, :meth:`loss` and
         :meth:`gradients` never drop (see :ref:`dropout`). None or 0: none.
-    compute_dtype : {"float32", "bfloat16"}, default="float32"
-        Precision of the products in :meth:`fit`. "bfloat16" (with
+    compute_dtype : {None, "bfloat16"}, default=None
+        Precision of the products in :meth:`fit`. None: the network's
+        ``dtype`` (the attribute then holds that dtype's name). "bfloat16" (with
         ``dtype="float32"`` only, dense X only) rounds the operands of every
         training product to bfloat16 and sums in float32, on AMX or
         AVX512-BF16 where the CPU has them, else emulated; the weights,
         biases, optimiser, activations and loss stay float32, and
         :meth:`predict`, :meth:`loss` and :meth:`gradients` run in float32
-        (see :ref:`compute-dtype`). "float32" gives the float32 results.
+        (see :ref:`compute-dtype`).
 
     Attributes
     ----------
@@ -107,7 +108,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     """
 
     def __init__(self, sizes, activation="sigmoid", output_activation="sigmoid",
-                 dtype="float64", seed=None, dropout=None, compute_dtype="float32"):
+                 dtype="float64", seed=None, dropout=None, compute_dtype=None):
         sizes, hidden = check_architecture(sizes, activation, output_activation,
                                            HIDDEN_ACTIVATIONS, ACTIVATIONS)
         self.dropout = check_dropout(dropout, len(hidden))
@@ -418,7 +419,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__.setdefault("dropout", None)  # pickled before networks had dropout
-        self.__dict__.setdefault("compute_dtype", "float32")  # ... or compute_dtype
+        self.__dict__.setdefault("compute_dtype", self.dtype.name)  # ... or compute_dtype
         self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
         self._fit_lock = threading.Lock()
         self._training = False
@@ -437,12 +438,13 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
 
     def astype(self, dtype) -> "Network":
         """A copy of this network in another dtype ("float32" or "float64");
-        a float64 copy computes in float64 (compute_dtype "float32")."""
+        it computes in that dtype, or in bfloat16 if this one does and the
+        copy is float32."""
         dtype = check_dtype(dtype)
         clone = self._clone(self._params.astype(dtype))
         clone.dtype = dtype
-        if dtype != np.float32:
-            clone.compute_dtype = "float32"
+        if not (dtype == np.float32 and self.compute_dtype == "bfloat16"):
+            clone.compute_dtype = dtype.name
         if not np.isfinite(clone.params).all():
             raise ValueError(f"the parameters overflow {dtype}")
         return clone
@@ -450,7 +452,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     def __repr__(self) -> str:
         hidden = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         dropout = "" if self.dropout is None else f", dropout={_rates(self.dropout)!r}"
-        compute = ("" if self.compute_dtype == "float32"
+        compute = ("" if self.compute_dtype == self.dtype.name
                    else f", compute_dtype={self.compute_dtype!r}")
         return (f"Network({list(self.sizes)}, activation={hidden!r}, "
                 f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r}"
