@@ -62,6 +62,10 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         Any name of ``fastbp.ACTIVATIONS``: those, or "softmax".
     dtype : {"float32", "float64"}, default="float64"
         Precision of parameters and computation; inputs are converted to it.
+    compute_dtype : {"float32", "bfloat16"}, default="float32"
+        "bfloat16" (with dtype="float32"): :meth:`predict`'s products take
+        their operands rounded to bfloat16 and sum in float32
+        (:ref:`bfloat16-predict`); biases, activations and outputs stay float32.
     seed : int or None, default=None
         Seed of the weight initialisation (Glorot uniform; biases start at 0).
     dropout : float, sequence of float or None, default=None
@@ -98,7 +102,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     """
 
     def __init__(self, sizes, activation="sigmoid", output_activation="sigmoid",
-                 dtype="float64", seed=None, dropout=None):
+                 dtype="float64", seed=None, dropout=None, compute_dtype="float32"):
         sizes, hidden = check_architecture(sizes, activation, output_activation,
                                            HIDDEN_ACTIVATIONS, ACTIVATIONS)
         self.dropout = check_dropout(dropout, len(hidden))
@@ -106,6 +110,11 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         self.activations = hidden
         self.output_activation = output_activation
         self.dtype = check_dtype(dtype)
+        if compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f'compute_dtype must be "float32" or "bfloat16", got {compute_dtype!r}')
+        if compute_dtype == "bfloat16" and self.dtype != np.float32:
+            raise ValueError('compute_dtype="bfloat16" needs dtype="float32"')
+        self.compute_dtype = compute_dtype
         self._sizes = np.asarray(sizes, dtype=np.intc)
         self._acts = np.asarray([ACTIVATIONS[a] for a in hidden + (output_activation,)],
                                 dtype=np.intc)
@@ -349,7 +358,8 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         parameter array (fit and set_weights publish new arrays)."""
         params, model = self._params, self.__dict__.get("_compiled_predictor")
         if model is None or model.params is not params:
-            model = self._compiled_predictor = _kernels.Predictor(self._sizes, self._acts, params)
+            model = self._compiled_predictor = _kernels.Predictor(
+                self._sizes, self._acts, params, compute=self.compute_dtype)
         return model
 
     # -- loss, gradients, objective: fastbp._objective.ObjectiveMixin --------
@@ -408,6 +418,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__.setdefault("dropout", None)  # pickled before networks had dropout
+        self.__dict__.setdefault("compute_dtype", "float32")  # and before compute_dtype
         self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
         self._fit_lock = threading.Lock()
         self._training = False
@@ -471,6 +482,8 @@ def _predict_chunks(X, model, out, threads: int, check_finite: bool = False,
     share = _kernels.predict_workspace_share(model.sizes, rows, threads, convert)
     # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
     work = np.empty(share, dtype) if threads == 1 else aligned_empty(threads * share, dtype)
+    if model.compute == "bfloat16":  # it keeps a workspace of its own
+        work = None
     for start in range(0, m, rows):
         stop = min(start + rows, m)
         X_rows = X[start:stop] if convert else kernel_rows(X, start, stop, dtype)
