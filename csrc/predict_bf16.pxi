@@ -33,9 +33,9 @@ cdef enum:
     BF16_FLOAT = 1
     BF16_PACKED = 2
 
-cdef Py_ssize_t BF16_BLOCK_ROWS = 256
+cdef Py_ssize_t BF16_BLOCK_ROWS = 128  # 64-256 within 8% (784-256-128-10, 784-128-10)
 cdef Py_ssize_t BF16_ROUNDING_ROWS = 8
-cdef int BF16_PACK_MIN_WIDTH = 16
+cdef int BF16_PACK_MIN_WIDTH = 8  # 128x10 on AMX: 8% less time than in float32
 
 
 cdef inline int _bf16_layer_path(Py_ssize_t rows, Py_ssize_t k, Py_ssize_t n) noexcept nogil:
