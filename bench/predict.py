@@ -189,7 +189,8 @@ def build_sklearn(weights, biases, sizes, dtype, threads):
     return model.predict_proba
 
 
-CONTENDERS = {"fastbp": build_fastbp, "fastbp_bf16": build_fastbp_bf16, "numpy": build_numpy, "onnxruntime": build_onnxruntime,
+CONTENDERS = {"fastbp": build_fastbp, "fastbp_bf16": build_fastbp_bf16, "numpy": build_numpy,
+              "onnxruntime": build_onnxruntime,
               "torch": build_torch, "sklearn": build_sklearn}
 
 

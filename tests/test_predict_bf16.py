@@ -16,6 +16,7 @@ import scipy.sparse
 
 import fastbp
 from fastbp import _kernels
+from test_bfloat16 import bf16_path  # noqa: F401  (a fixture: each product path in turn)
 
 U = 2.0 ** -24  # float32's unit roundoff
 SLOPE = {"identity": 1.0, "relu": 1.0, "tanh": 1.0, "sigmoid": 0.25}
@@ -24,17 +25,6 @@ SLOPE = {"identity": 1.0, "relu": 1.0, "tanh": 1.0, "sigmoid": 0.25}
 @pytest.fixture
 def rng():
     return np.random.default_rng(2929)
-
-
-@pytest.fixture(params=["emulated", "avx512bf16", "amx"])
-def bf16_path(request):
-    if request.param not in _kernels.bf16_paths():
-        pytest.skip(f"this machine does not run the {request.param} path")
-    _kernels.set_bf16_path(request.param)
-    try:
-        yield request.param
-    finally:
-        _kernels.set_bf16_path("auto")
 
 
 # the knobs (block rows, rounding rows, narrowest packed side) that put

@@ -111,7 +111,8 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         self.output_activation = output_activation
         self.dtype = check_dtype(dtype)
         if compute_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f'compute_dtype must be "float32" or "bfloat16", got {compute_dtype!r}')
+            raise ValueError('compute_dtype must be "float32" or "bfloat16", '
+                             f"got {compute_dtype!r}")
         if compute_dtype == "bfloat16" and self.dtype != np.float32:
             raise ValueError('compute_dtype="bfloat16" needs dtype="float32"')
         self.compute_dtype = compute_dtype
