@@ -164,6 +164,22 @@ class Trainer:
     ) -> tuple[int, int]: ...
 
 @disjoint_base
+class Bf16Weights:
+    """The bfloat16 forms of one parameter vector's values (csrc/predict_bf16.pxi)."""
+    @property
+    def source(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def rounded(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def packs(self) -> npt.NDArray[np.uint16]: ...
+    @property
+    def pack_at(self) -> npt.NDArray[np.intp]: ...
+
+@disjoint_base
+class Bf16Predict:
+    """A Predictor's bfloat16 state (compute="bfloat16"); see csrc/predict_bf16.pxi."""
+
+@disjoint_base
 class Predictor:
     """A network's compiled description for prediction (layer specs and
     parameters, referenced); see csrc/predict.pxi."""
