@@ -5,17 +5,24 @@ Usage (from the repository root, fastbp installed)::
 
     python bench/predict.py                    # equal threads (2) and each library's defaults
     python bench/predict.py --threads 1 --dtype float64
+    python bench/predict.py --sizes 784-256-128-10 --contenders fastbp,fastbp_bf16,onnxruntime \
+        --name predict_bfloat16_784-256-128-10   # bfloat16 predict against float32
 
 Every contender computes the same network's outputs (784-128-10 relu/softmax
 by default, the same weights): fastbp ``Network.predict``; NumPy
 (``X @ W + b``, its BLAS); onnxruntime running an ONNX graph of the same
 layers built with the ``onnx`` package (MatMul, Add, Relu, Softmax);
 PyTorch (``nn.Sequential`` under ``inference_mode``); scikit-learn
-(``MLPClassifier.predict_proba`` with the weights set).
+(``MLPClassifier.predict_proba`` with the weights set); with --dtype float32
+also fastbp in bfloat16 mixed precision (``fastbp_bf16``:
+``compute_dtype="bfloat16"``, products of bfloat16-rounded operands summed in
+float32).
 
 1. Same-work check: each contender's outputs on the rows must equal a NumPy
    float64 forward pass to 1e-5 (float32) or 1e-12 (float64), relative to
-   the largest output; a contender that fails is not timed.
+   the largest output (``fastbp_bf16``: to 2e-2, the effect of rounding the
+   operands to bfloat16's 8 significant bits); a contender that fails is not
+   timed.
 2. Throughput: one call on ``--rows`` rows, µs per row. Latency: a one-row
    call, µs per call (the mean over a loop of calls, so the timer's own
    cost is spread). Runs are interleaved (A B C A B C ...) and the median of
@@ -46,6 +53,7 @@ from idle import wait_until_idle
 
 BENCH_DIR = Path(__file__).resolve().parent
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+BF16_TOLERANCE = 2e-2
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "BLIS_NUM_THREADS")
 
@@ -59,10 +67,19 @@ def parse_arguments(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="interleaved runs (>= 3)")
     parser.add_argument("--modes", default="equal,defaults", help="equal, defaults or both")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--contenders", default=None,
+                        help="comma-separated subset of: " + ", ".join(CONTENDERS))
+    parser.add_argument("--name", default=None,
+                        help="results file stem (default predict_<dtype>)")
     parser.add_argument("--mode", default=None, help=argparse.SUPPRESS)  # one child process
     arguments = parser.parse_args(argv)
     if arguments.repeats < 3:
         parser.error("--repeats must be at least 3")
+    names = (arguments.contenders or ",".join(CONTENDERS)).split(",")
+    unknown = [name for name in names if name not in CONTENDERS]
+    if unknown:
+        parser.error(f"unknown contenders {unknown}")
+    arguments.contenders = names
     return arguments
 
 
@@ -88,6 +105,17 @@ def numpy_forward(X, weights, biases):
 def build_fastbp(weights, biases, sizes, dtype, threads):
     import fastbp
     net = fastbp.Network(sizes, activation="relu", output_activation="softmax", dtype=dtype)
+    net.set_weights(weights, biases)
+    option = {} if threads is None else {"n_threads": threads}
+    return lambda X: net.predict(X, **option)
+
+
+def build_fastbp_bf16(weights, biases, sizes, dtype, threads):
+    import fastbp
+    if dtype != "float32":
+        raise ImportError("bfloat16 compute needs dtype float32")  # skipped, as a missing peer
+    net = fastbp.Network(sizes, activation="relu", output_activation="softmax", dtype=dtype,
+                         compute_dtype="bfloat16")
     net.set_weights(weights, biases)
     option = {} if threads is None else {"n_threads": threads}
     return lambda X: net.predict(X, **option)
@@ -161,7 +189,8 @@ def build_sklearn(weights, biases, sizes, dtype, threads):
     return model.predict_proba
 
 
-CONTENDERS = {"fastbp": build_fastbp, "numpy": build_numpy, "onnxruntime": build_onnxruntime,
+CONTENDERS = {"fastbp": build_fastbp, "fastbp_bf16": build_fastbp_bf16, "numpy": build_numpy,
+              "onnxruntime": build_onnxruntime,
               "torch": build_torch, "sklearn": build_sklearn}
 
 
@@ -219,14 +248,15 @@ def run_mode(arguments, mode):
     report = {"mode": mode, "threads": threads, "sizes": sizes, "dtype": dtype,
               "rows": arguments.rows, "repeats": arguments.repeats, "contenders": {}}
     predictors = {}
-    for name, build in CONTENDERS.items():
+    for name in arguments.contenders:
+        build = CONTENDERS[name]
         try:
             predict = build(weights, biases, sizes, dtype, threads)
         except ImportError as error:
             report["contenders"][name] = {"status": "skipped", "reason": str(error)}
             continue
         error = same_work(predict, X, expected, dtype)
-        ok = error <= TOLERANCE[dtype]
+        ok = error <= (BF16_TOLERANCE if name == "fastbp_bf16" else TOLERANCE[dtype])
         report["contenders"][name] = {"status": "ok" if ok else "FAILED", "max_error": error}
         if ok:
             predictors[name] = predict
@@ -275,6 +305,12 @@ def print_mode(report):
         print(f"{name:12} {result['us_per_row']:9.3f} {row_ratio:9.2f}x "
               f"{result['us_per_call_one_row']:14.2f} {call_ratio:9.2f}x  "
               f"ok ({result['max_error']:.1e})")
+    bf16, onnx = report["contenders"].get("fastbp_bf16", {}), report["contenders"].get(
+        "onnxruntime", {})
+    if "us_per_row" in bf16 and "us_per_row" in onnx:
+        print(f"fastbp_bf16 against onnxruntime float32: throughput "
+              f"{onnx['us_per_row'] / bf16['us_per_row']:.2f}x, one-row latency "
+              f"{onnx['us_per_call_one_row'] / bf16['us_per_call_one_row']:.2f}x (> 1: faster)")
     if "concurrency_speedup" in report:
         print(f"two threads predicting at once (n_threads=1 each) vs in turn: "
               f"{report['concurrency_speedup']:.2f}x")
@@ -294,7 +330,7 @@ def main(arguments):
         reports.append(json.loads(output.stdout.strip().splitlines()[-1]))
         print_mode(reports[-1])
     arguments.out.mkdir(parents=True, exist_ok=True)
-    path = arguments.out / f"predict_{arguments.dtype}.json"
+    path = arguments.out / f"{arguments.name or 'predict_' + arguments.dtype}.json"
     path.write_text(json.dumps(reports, indent=1) + "\n")
     print(f"\nwrote {path}")
     failed = [name for r in reports for name, c in r["contenders"].items()

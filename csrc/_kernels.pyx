@@ -42,6 +42,7 @@ cnp.import_array()
 #                           fbp_totals (the optimiser's: optimizers.pxi)
 #   fastbp_gemm.h           AVX-512 register tiles for the products
 #   fastbp_bf16.h           bfloat16 products, float32 sums: AMX, AVX512-BF16, emulated
+#   fastbp_bf16_rows.h      float32 products of bfloat16-rounded operands (predict)
 #   fastbp_math.h           vectorised exp and sigmoid, FBP_CLONES
 #   fastbp_activations.h    f(a), f'(a) through z or a, the output delta and J's data
 #                           term: the tables' switches (fastbp_activations_impl.h)
@@ -73,6 +74,7 @@ include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own
 include "training.pxi"     # the nogil training loop over a fit's state
 include "trainer.pxi"      # Trainer, the Python object owning that state
+include "predict_bf16.pxi"  # predict in bfloat16 products, float32 sums
 include "predict.pxi"      # Predictor: predict, on one thread or threads of its own
 include "objective.pxi"    # J and dJ/dparams in one pass (loss, lbfgs)
 include "twins.pxi"        # test twins of the kernels and tuning knobs

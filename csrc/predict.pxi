@@ -20,6 +20,11 @@ cdef class Predictor:
     params : ndarray of float32 or float64, shape (n_params,)
         The flat vector [W_0, b_0, W_1, b_1, ...], C-contiguous and aligned;
         its values are read at each ``predict``.
+    compute : {"float32", "bfloat16"}, default="float32"
+        "bfloat16" (float32 params only): the products take their operands
+        rounded to bfloat16 and sum in float32 (csrc/predict_bf16.pxi); W's
+        rounded forms are made once per parameter values, and again at a
+        predict that finds the values changed.
 
     Examples
     --------
@@ -29,8 +34,10 @@ cdef class Predictor:
     cdef fbp_layer *layers  # on the heap, as the Trainer's
     cdef int n_layers
     cdef readonly object sizes, acts, params
+    cdef readonly str compute
+    cdef Bf16Predict bf16  # compute="bfloat16": its forms and workspace
 
-    def __init__(self, sizes, acts, params):
+    def __init__(self, sizes, acts, params, compute="float32"):
         sizes = _int_codes(sizes, "sizes")
         acts = _int_codes(acts, "acts")
         _check_layers(<const int*>_data(sizes), sizes.shape[0], <const int*>_data(acts),
@@ -41,6 +48,10 @@ cdef class Predictor:
             raise TypeError(f"params must be float32 or float64, got {params.dtype}")
         if not (params.flags.c_contiguous and params.flags.aligned):
             raise ValueError("params must be C-contiguous and aligned")
+        if compute not in ("float32", "bfloat16"):
+            raise ValueError(f'compute must be "float32" or "bfloat16", got {compute!r}')
+        if compute == "bfloat16" and params.dtype != np.float32:
+            raise ValueError(f'compute="bfloat16" needs float32 params, got {params.dtype}')
         sizes.flags.writeable = acts.flags.writeable = False
         self.n_layers = <int>acts.shape[0]
         PyMem_Free(self.layers)  # a second __init__ replaces the first's
@@ -54,6 +65,8 @@ cdef class Predictor:
             raise ValueError(f"params has {params.shape[0]} elements; sizes "
                              f"{sizes.tolist()} need {n_params}")
         self.sizes, self.acts, self.params = sizes, acts, params
+        self.compute = compute
+        self.bf16 = Bf16Predict() if compute == "bfloat16" else None
 
     def __dealloc__(self):
         PyMem_Free(self.layers)
@@ -68,12 +81,14 @@ cdef class Predictor:
             or CSR rows; or a float32 or float64 array of another dtype or
             layout (Fortran order, a strided view; aligned, native byte
             order), which the threads convert a block at a time: the outputs
-            are then the bits of the converted X's.
+            are then the bits of the converted X's. compute="bfloat16"
+            converts such an X to C-contiguous float32 first.
         out : ndarray of shape (m, sizes[-1]), the params' dtype
             C-contiguous; written.
         work : ndarray of the params' dtype, or None
             ``n_threads * predict_workspace_share(sizes, m, n_threads,
-            convert)`` scalars or more; None: allocated here.
+            convert)`` scalars or more; None: allocated here. Must be None
+            with compute="bfloat16", which keeps a workspace of its own.
         n_threads : int, default=1
             Threads of its own, which claim blocks of rows (1 on a ready X
             without ``check_finite``: one pass over all rows on this thread).
@@ -89,6 +104,11 @@ cdef class Predictor:
             when ``check_finite`` found a NaN or infinity in X (``out`` is
             then incomplete).
         """
+        if self.bf16 is not None:
+            if work is not None:
+                raise ValueError('work must be None with compute="bfloat16"')
+            return self.bf16.run(self.layers, self.n_layers, <const int*>_data(self.sizes),
+                                 self.params, X, out, n_threads, check_finite)
         if self.params.dtype == np.float64:
             return _predict[double](self, X, self.params, work, out, n_threads, check_finite)
         return _predict[float](self, X, self.params, work, out, n_threads, check_finite)

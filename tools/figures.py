@@ -69,7 +69,7 @@ def load(results: Path = RESULTS) -> dict:
     """
     names = ("compare_1thread", "compare_defaults", "estimators", "predict_float32",
              "predict_float64", "xor", "sparse", "sparse_float32", "targets", "memory_float32",
-             "no_avx512_1thread", "no_avx512_defaults")
+             "no_avx512_1thread", "no_avx512_defaults") + BF16_PREDICT
     missing = [name for name in names if not (results / f"{name}.json").is_file()]
     if missing:
         raise FileNotFoundError(f"no {', '.join(missing)} report in {results}: run the bench/ "
@@ -267,6 +267,28 @@ def _predict_figures(by_dtype: dict) -> dict:
     return fig
 
 
+#: bench/predict.py's bfloat16 runs (--contenders fastbp,fastbp_bf16,onnxruntime), by net
+BF16_PREDICT = ("predict_bfloat16_784-256-128-10", "predict_bfloat16_784-128-10")
+
+
+def _bf16_predict_figures(results: dict) -> dict:
+    """bf16-predict-<net>-us/-onnx/-f32 (throughput: µs a row, onnxruntime's and fastbp
+    float32's time over bfloat16's), -one-row-us/-one-row-onnx/-one-row-f32, -error."""
+    fig = {}
+    for name in BF16_PREDICT:
+        net = name.rsplit("_", 1)[1]
+        runs = [{peer: c for peer, c in run["contenders"].items() if c.get("status") == "ok"}
+                for run in results[name]]
+        for key, field in (("", "us_per_row"), ("-one-row", "us_per_call_one_row")):
+            fig[f"bf16-predict-{net}{key}-us"] = span([r["fastbp_bf16"][field] for r in runs],
+                                                      fmt_time)
+            for peer, short in (("onnxruntime", "onnx"), ("fastbp", "f32")):
+                fig[f"bf16-predict-{net}{key}-{short}"] = span(
+                    [r[peer][field] / r["fastbp_bf16"][field] for r in runs], fmt_ratio, "x")
+        fig[f"bf16-predict-{net}-error"] = f"{max(r['fastbp_bf16']['max_error'] for r in runs):.0e}"
+    return fig
+
+
 def _other_figures(results: dict) -> dict:
     fig = {}
     for dtype, row in results["xor"]["results"].items():
@@ -319,6 +341,7 @@ def figures(results: dict | None = None) -> dict:
     fig.update(_estimator_figures(results["estimators"]))
     fig.update(_predict_figures({"float32": results["predict_float32"],
                                  "float64": results["predict_float64"]}))
+    fig.update(_bf16_predict_figures(results))
     fig.update(_other_figures(results))
     return fig
 

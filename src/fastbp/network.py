@@ -73,14 +73,15 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         same on any number of threads. :meth:`predict`, :meth:`loss` and
         :meth:`gradients` never drop (see :ref:`dropout`). None or 0: none.
     compute_dtype : {None, "bfloat16"}, default=None
-        Precision of the products in :meth:`fit`. None: the network's
-        ``dtype`` (the attribute then holds that dtype's name). "bfloat16" (with
-        ``dtype="float32"`` only, dense X only) rounds the operands of every
-        training product to bfloat16 and sums in float32, on AMX or
-        AVX512-BF16 where the CPU has them, else emulated; the weights,
-        biases, optimiser, activations and loss stay float32, and
-        :meth:`predict`, :meth:`loss` and :meth:`gradients` run in float32
-        (see :ref:`compute-dtype`).
+        Precision of the products in :meth:`fit` and :meth:`predict`. None:
+        the network's ``dtype`` (the attribute then holds that dtype's
+        name). "bfloat16" (with ``dtype="float32"`` only; :meth:`fit` takes
+        dense X only) rounds the operands of every product to bfloat16 and
+        sums in float32, on AMX or AVX512-BF16 where the CPU has them, else
+        emulated; the weights, biases, optimiser, activations, loss and
+        outputs stay float32 (see :ref:`compute-dtype` and
+        :ref:`bfloat16-predict`). :meth:`loss` and :meth:`gradients` run
+        in float32.
 
     Attributes
     ----------
@@ -360,7 +361,9 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         parameter array (fit and set_weights publish new arrays)."""
         params, model = self._params, self.__dict__.get("_compiled_predictor")
         if model is None or model.params is not params:
-            model = self._compiled_predictor = _kernels.Predictor(self._sizes, self._acts, params)
+            model = self._compiled_predictor = _kernels.Predictor(
+                self._sizes, self._acts, params,
+                compute="bfloat16" if self.compute_dtype == "bfloat16" else "float32")
         return model
 
     # -- loss, gradients, objective: fastbp._objective.ObjectiveMixin --------
@@ -489,6 +492,8 @@ def _predict_chunks(X, model, out, threads: int, check_finite: bool = False,
     share = _kernels.predict_workspace_share(model.sizes, rows, threads, convert)
     # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
     work = np.empty(share, dtype) if threads == 1 else aligned_empty(threads * share, dtype)
+    if model.compute == "bfloat16":  # it keeps a workspace of its own
+        work = None
     for start in range(0, m, rows):
         stop = min(start + rows, m)
         X_rows = X[start:stop] if convert else kernel_rows(X, start, stop, dtype)
