@@ -166,6 +166,39 @@ def test_changes_between_fits_act_as_on_a_fresh_network(dtype):
     check(other, X, Y, epochs=10, seed=6)  # network dtype
     wide = xor_net(dtype, sizes=(2, 5, 3, 1))
     check(wide, X, Y, epochs=10, seed=7, batch_size=1)  # architecture
+    check(net, X, Y, epochs=10, seed=8, l2=0.1)  # L2 term
+    check(net, X, Y, epochs=10, seed=8, l2=-0.0)
+    check(net, X, Y, epochs=10, seed=9, loss="bce")  # loss
+    linear = fastbp.Network([2, 3, 1], output_activation="identity", seed=0, dtype=dtype)
+    linear.fit(X, Y, epochs=5, seed=1, loss=fastbp.HuberLoss(delta=0.3))
+    twin = fastbp.Network([2, 3, 1], output_activation="identity", dtype=dtype)
+    twin.set_weights(linear.weights, linear.biases)
+    for network in (linear, twin):  # the loss's parameter
+        network.fit(X, Y, epochs=10, seed=9, loss=fastbp.HuberLoss(delta=0.7))
+    np.testing.assert_array_equal(linear.params, twin.params)
+    check(net, X, Y, epochs=10, seed=10, batch_size=2)  # batch size
+    check(net, X8, Y8, epochs=3, seed=11, batch_size=1, shuffle=False)  # rows, no order
+    check(net, X, Y, epochs=3, seed=12, batch_size=1)
+
+
+def test_a_network_keeps_its_lean_trainer_for_small_data_only():
+    import copy
+    import pickle
+    net = xor_net()
+    net.fit(X, Y)
+    kept = net.__dict__["_lean_trainer"][2]
+    net.fit(X, Y, epochs=5, seed=1)
+    assert net.__dict__["_lean_trainer"][2] is kept  # same layout, loss, l2, batch size
+    net.fit(X, Y, l2=0.5)
+    assert net.__dict__["_lean_trainer"][2] is not kept
+    # pickles and copies leave it behind, and train as the original does
+    for twin in (pickle.loads(pickle.dumps(net)), copy.copy(net), copy.deepcopy(net)):
+        assert "_lean_trainer" not in twin.__dict__
+        twin.fit(X, Y, seed=3)
+        assert twin.__dict__["_lean_trainer"][2] is not net.__dict__["_lean_trainer"][2]
+    big = np.random.default_rng(0).uniform(size=(_lean.KEEP_TRAINER_BYTES // 16 + 1, 2))
+    net.fit(big, big[:, :1])
+    assert "_lean_trainer" not in net.__dict__  # it would hold the rows
 
 
 R16 = np.random.default_rng(0)

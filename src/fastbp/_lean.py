@@ -50,6 +50,37 @@ class Replayed:
         return self.orders
 
 
+#: rows of X and Y (bytes) up to which a network keeps its lean fits'
+#: trainer, which holds them until the next fit: a small fit's set-up is a
+#: third of its fixed cost, a bigger one's holding its data is not worth it
+KEEP_TRAINER_BYTES = 1 << 16
+
+
+def kept_trainer(source):
+    """A compiled trainer of ``source``'s network, loss, L2 term and batch
+    size, with one thread: the one the network kept from its last lean fit
+    when those match (each fit sets its params, data, optimiser and order
+    anew; nothing else of it carries over), else a new one, kept for the
+    next fit when the data are small."""
+    network = source.network
+    sizes, acts = network.kernel_layout
+    param = loss_param(source.loss_code)
+    # the L2 term's sign bit too (hex): -0.0 == 0.0, and the kernels read its bits
+    key = (int(source.loss_code), param, float(source.l2).hex(), source.batch_size,
+           network.dtype)
+    kept = network.__dict__.get("_lean_trainer")
+    if kept is not None and kept[0] is sizes and kept[1] == key:
+        kept[2].set_order(None)  # the last fit's order may not fit these rows
+        return kept[2]
+    trainer = _kernels.Trainer(sizes, acts, source.loss_code, source.l2, source.batch_size,
+                               1, param)
+    if source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES:
+        network._lean_trainer = (sizes, key, trainer)
+    else:
+        network.__dict__.pop("_lean_trainer", None)
+    return trainer
+
+
 def lean_fit(source, epochs: int, fresh: bool):
     """Train ``source`` (a :class:`~fastbp._training.TrainingLoop` whose
     ``one_call(epochs, quiet=True)`` holds, over dense rows) as a session of
@@ -70,8 +101,7 @@ def lean_fit(source, epochs: int, fresh: bool):
         published = network.params
         live = aligned_empty(published.size, network.dtype)
         live[...] = published
-        trainer = _kernels.Trainer(*network.kernel_layout, source.loss_code, source.l2,
-                                   source.batch_size, 1, loss_param(source.loss_code))
+        trainer = kept_trainer(source)
         trainer.set_params(live)
         trainer.set_data(X, Y, None)
         optimizer.configure(trainer, state)
