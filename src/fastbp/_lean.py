@@ -6,8 +6,8 @@ average, dense rows without weights, no thread settings to hold) trains in
 one ``Trainer.run`` call, or all its epochs in one ``Trainer.run_epochs``
 call. Then :class:`~fastbp._session.Session` and
 :class:`~fastbp._training.TrainingLoop` would do for it what this module does
-in a straight line, at about half the fixed cost: the same lease, Ctrl-C
-deferral, trainer, row orders, history and optimiser counters.
+in a straight line, at about two thirds of their fixed cost: the same lease,
+Ctrl-C deferral, trainer, row orders, history and optimiser counters.
 
 A divergence is left to them: the optimiser's state goes back to where it
 was, nothing was published, and :meth:`~fastbp.Network.fit` runs its full
