@@ -14,6 +14,7 @@ import numpy as np
 from ._checkpoint import read_checkpoint
 from ._averaging import WeightAverage, check_clip_norm, check_ema
 from ._inputs import check_XY
+from ._lean import DEFAULT_SGD, lean_fit
 from ._lbfgs import LbfgsIterations
 from ._metrics import accuracy_metrics, check_metrics
 from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss, pass_buffers
@@ -243,8 +244,10 @@ default=None
         if loss is None:
             loss = resolve_loss(loss, self.output_activation)
         code = check_loss(loss, self.output_activation)
-        optimizer = SGD() if optimizer is None else optimizer
-        if not isinstance(optimizer, Optimizer):
+        # None: a fresh SGD(), made where the lean path does not stand in for it
+        if optimizer is None and (Y is None or resume is not None):
+            optimizer = SGD()
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be one of fastbp's optimisers ({optimizer_list()}), "
                             f"got {type(optimizer).__name__}")
         epochs = check_int(epochs, "epochs", 1)
@@ -313,11 +316,23 @@ default=None
                 source = LbfgsIterations(self, X, Y, sample_weight, code, l2, optimizer,
                                          n_threads)
             else:
-                source = TrainingLoop(self, X, Y, sample_weight, code, l2, optimizer,
+                fresh = optimizer is None  # DEFAULT_SGD stands in for SGD() on the lean path
+                source = TrainingLoop(self, X, Y, sample_weight, code, l2,
+                                      DEFAULT_SGD if fresh else optimizer,
                                       min(batch_size, n), n_threads,
                                       Permutations(rng, n) if shuffle else None,
                                       dropout_seed=drop_seed,
                                       clip_norm=clip_norm, average=average)
+                if (checkpoint is None and not callbacks and early_stopping is None
+                        and not verbose and not metrics and clip_norm is None
+                        and average is None and drop_seed is None and sample_weight is None
+                        and validation is None and type(X) is np.ndarray
+                        and source.one_call(epochs, source.optimizer.schedule.constant)):
+                    history = lean_fit(source, epochs, fresh)
+                    if history is not None:
+                        return history
+                if fresh:
+                    optimizer = source.optimizer = SGD()
             training = (X, Y, sample_weight)
         metric_pairs = (accuracy_metrics(self, metrics, training, validation, n_threads)
                         if metrics else ())

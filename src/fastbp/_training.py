@@ -216,15 +216,18 @@ class TrainingLoop(EpochSource):
         thread settings and the kernels' state."""
         self._session, self._epochs = session, epochs
         network = self.network
-        sizes, itemsize = network.sizes, network.dtype.itemsize
-        # No thread settings to hold: the fused per-sample kernel calls no
-        # BLAS, and a batch too small for threads of fastbp's own with
-        # n_threads=None leaves the BLAS as it is
-        quiet_blas = self.per_sample or (self.n_threads is None and own_training_threads(
-            sizes, self.batch_size, None, per_sample=False, itemsize=itemsize) == 1)
-        self._threads = None if quiet_blas else training_threads(
-            sizes, self.batch_size, self.n_threads, per_sample=False, itemsize=itemsize)
+        self._threads = None if self._quiet_blas() else training_threads(
+            network.sizes, self.batch_size, self.n_threads, per_sample=False,
+            itemsize=network.dtype.itemsize)
         return self
+
+    def _quiet_blas(self) -> bool:
+        """No thread settings to hold: the fused per-sample kernel calls no
+        BLAS, and a batch too small for threads of fastbp's own with
+        n_threads=None leaves the BLAS as it is."""
+        return self.per_sample or (self.n_threads is None and own_training_threads(
+            self.network.sizes, self.batch_size, None, per_sample=False,
+            itemsize=self.network.dtype.itemsize) == 1)
 
     def __enter__(self) -> None:
         own_threads = 1 if self._threads is None else self._threads.__enter__()
@@ -239,13 +242,7 @@ class TrainingLoop(EpochSource):
             live[...] = published
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state, self.average)
-        # Between calls the weights are copied (published) and checked for
-        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
-        # Keep that under ~1% of a call's work, or big nets pay for it.
-        budget = max(self._call_flops, FIT_CALL_OVERHEAD_RATIO * live.size)
-        # whole batches, at least one
-        self.rows_per_call = max(1, int(budget / self._flops_per_row)
-                                 // self.batch_size) * self.batch_size
+        self.rows_per_call = self._rows_per_call(live.size)
         # a one-epoch fit trains no block
         self.block = self._epochs_per_block(self._session) if self._epochs > 1 else 1
         self.done = 0
@@ -313,6 +310,28 @@ class TrainingLoop(EpochSource):
 
     # -- inside ---------------------------------------------------------------
 
+    def one_call(self, epochs: int, quiet: bool) -> bool:
+        """Whether ``epochs`` epochs of a session (``quiet``: see
+        :attr:`Session.quiet`) are one kernel call, with no thread settings
+        to hold: fit's lean path (fastbp._lean) then runs them."""
+        if not self._quiet_blas():
+            return False
+        if epochs == 1:
+            return self._rows_per_call(self.network.n_params) >= self.X.shape[0]
+        return quiet and self._block_epochs() >= epochs
+
+    def _rows_per_call(self, n_params: int) -> int:
+        """Rows of a kernel call: whole batches, at least one."""
+        # Between calls the weights are copied (published) and checked for
+        # NaN: O(n_params) memory traffic, worth ~50 multiply-adds an element.
+        # Keep that under ~1% of a call's work, or big nets pay for it.
+        budget = max(self._call_flops, FIT_CALL_OVERHEAD_RATIO * n_params)
+        return max(1, int(budget / self._flops_per_row) // self.batch_size) * self.batch_size
+
+    def _block_epochs(self) -> int:
+        """Epochs of a call's FLOP budget, at least one."""
+        return max(1, int(self._call_flops // (self._flops_per_row * self.X.shape[0])))
+
     def _epochs_per_block(self, session) -> int:
         """Epochs one ``Trainer.run_epochs`` call trains: as many as fit a
         call's FLOP budget, when nothing runs between epochs (the session is
@@ -320,7 +339,7 @@ class TrainingLoop(EpochSource):
         bulk_orders = self.next_order is None or hasattr(self.next_order, "many")
         if not (session.quiet and bulk_orders):
             return 1
-        return max(1, int(self._call_flops // (self._flops_per_row * self.X.shape[0])))
+        return self._block_epochs()
 
     def _make_trainer(self, live, own_threads, state):
         net = self.network

@@ -417,6 +417,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         state = self.__dict__.copy()
         del state["_fit_lock"]
         state.pop("_compiled_predictor", None)
+        state.pop("_lean_trainer", None)  # fit's kept trainer (fastbp._lean)
         return state
 
     def __setstate__(self, state):

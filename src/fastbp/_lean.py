@@ -1,0 +1,163 @@
+"""A fit of one kernel call: :meth:`fastbp.Network.fit`'s lean path for small fits.
+
+A small fit with nothing between its epochs (no callbacks, validation,
+stopping rule, metrics, progress bar, checkpoint, dropout, clipping or
+average, dense rows without weights, no thread settings to hold) trains in
+one ``Trainer.run`` call, or all its epochs in one ``Trainer.run_epochs``
+call. Then :class:`~fastbp._session.Session` and
+:class:`~fastbp._training.TrainingLoop` would do for it what this module does
+in a straight line, at about two thirds of their fixed cost: the same lease,
+Ctrl-C deferral, trainer, row orders, history and optimiser counters.
+
+A divergence is left to them: the optimiser's state goes back to where it
+was, nothing was published, and :meth:`~fastbp.Network.fit` runs its full
+path on the orders drawn here (:class:`Replayed`), which meets the same
+divergence and reports and rolls it back as it always does.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _kernels
+from ._runtime import aligned_empty, sigint_deferred
+from ._session import interrupt, new_history
+from .losses import loss_param
+from .optim import SGD, OptimizerState
+
+#: fit's default optimiser, ``SGD()``, for its hyper-parameters and step: a
+#: lean fit with ``optimizer=None`` gives it a fresh state of its own (as a
+#: fresh ``SGD()`` would have) and drops it after, never storing one in it
+DEFAULT_SGD = SGD()
+
+
+class Replayed:
+    """The row orders a lean fit drew before it diverged, for the full path
+    to train on instead of drawing again (the generator has moved on)."""
+
+    __slots__ = ("orders",)
+
+    def __init__(self, orders: np.ndarray):
+        self.orders = orders
+
+    def __call__(self) -> np.ndarray:
+        return self.orders
+
+    def many(self, count: int) -> np.ndarray:
+        if count != self.orders.shape[0]:  # the full path's blocks are the lean path's
+            raise RuntimeError(f"fastbp: {count} orders asked for, {self.orders.shape[0]} drawn")
+        return self.orders
+
+
+#: rows of X and Y (bytes) up to which a network keeps its lean fits'
+#: trainer, which holds them until the next fit: a small fit's set-up is a
+#: third of its fixed cost, a bigger one's holding its data is not worth it
+KEEP_TRAINER_BYTES = 1 << 16
+
+
+def kept_trainer(source):
+    """A compiled trainer of ``source``'s network, loss, L2 term and batch
+    size, with one thread: the one the network kept from its last lean fit
+    when those match (each fit sets its params, data, optimiser and order
+    anew; nothing else of it carries over), else a new one, kept for the
+    next fit when the data are small."""
+    network = source.network
+    sizes, acts = network.kernel_layout
+    param = loss_param(source.loss_code)
+    # the L2 term's sign bit too (hex): -0.0 == 0.0, and the kernels read its bits
+    key = (int(source.loss_code), param, float(source.l2).hex(), source.batch_size,
+           network.dtype)
+    kept = network.__dict__.get("_lean_trainer")
+    if kept is not None and kept[0] is sizes and kept[1] == key:
+        kept[2].set_order(None)  # the last fit's order may not fit these rows
+        return kept[2]
+    trainer = _kernels.Trainer(sizes, acts, source.loss_code, source.l2, source.batch_size,
+                               1, param)
+    if source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES:
+        network._lean_trainer = (sizes, key, trainer)
+    else:
+        network.__dict__.pop("_lean_trainer", None)
+    return trainer
+
+
+def lean_fit(source, epochs: int, fresh: bool):
+    """Train ``source`` (a :class:`~fastbp._training.TrainingLoop` whose
+    ``one_call(epochs, quiet=True)`` holds, over dense rows) as a session of
+    fit's full path would; ``fresh``: its optimizer is :data:`DEFAULT_SGD`
+    standing in for a fresh ``SGD()``. Returns the history, or None when
+    the call diverged: then nothing was published, the optimiser's state is
+    as it was, and the source's row orders replay the ones drawn here, for
+    the full path to run."""
+    network, X, Y = source.network, source.X, source.Y
+    optimizer = source.optimizer
+    n = X.shape[0]
+    history = new_history(False)
+    with network.training_lease() as lease, sigint_deferred() as interrupted:
+        if fresh:
+            state = OptimizerState({}, optimizer.schedule.initial_lr(optimizer.lr))
+        else:
+            state = optimizer.state(network)
+        published = network.params
+        live = aligned_empty(published.size, network.dtype)
+        live[...] = published
+        trainer = kept_trainer(source)
+        trainer.set_params(live)
+        trainer.set_data(X, Y, None)
+        optimizer.configure(trainer, state)
+        # what the kernels change in place, for the full path after a divergence
+        saved = ({name: value.copy() for name, value in state.buffers.items()},
+                 state.step_count)
+        if interrupted.is_set():  # Ctrl-C before the call: as the full path stops
+            if np.isfinite(live).all():
+                lease.publish(live)
+            raise interrupt(history, f"fit stopped in epoch 1 after 0 of its {n} rows") \
+                from None
+        next_order = source.next_order
+        if epochs == 1:
+            orders = next_order() if next_order is not None else None
+            trainer.set_order(orders)
+        else:
+            orders = next_order.many(epochs) if next_order is not None else None
+            trainer.set_order(orders.reshape(-1) if orders is not None else None)
+        trainer.lr = state.lr
+        started = time.perf_counter()
+        if epochs == 1:
+            status, data, penalty, _ = trainer.run(0, n)
+            elapsed = time.perf_counter() - started
+        else:
+            sums = np.zeros((2, epochs))
+            _, status = trainer.run_epochs(epochs, n, sums[0], sums[1])
+            elapsed = time.perf_counter() - started
+        if status != 0:
+            for name, value in saved[0].items():
+                np.copyto(state.buffers[name], value)
+            state.step_count = saved[1]
+            if orders is not None:
+                source.next_order = Replayed(orders)
+            return None
+        state.step_count = trainer.step_count
+        lease.publish(live)
+        if epochs == 1:
+            # the session's record of one epoch (the loop's sums start at 0.0)
+            data, penalty = 0.0 + data, 0.0 + penalty
+            history["loss"].append((data + penalty) / n)
+            history["data_loss"].append(data / n)
+            history["penalty"].append(penalty / n)
+            history["lr"].append(state.lr)
+            history["seconds"].append(elapsed)
+            if optimizer.schedule.constant:
+                optimizer.epochs_end(state, n, 1)
+            else:
+                optimizer.epoch_ends(state, n, history)
+        else:
+            data, penalty = sums[0], sums[1]
+            history["loss"].extend(((data + penalty) / n).tolist())
+            history["data_loss"].extend((data / n).tolist())
+            history["penalty"].extend((penalty / n).tolist())
+            history["lr"].extend([state.lr] * epochs)
+            history["seconds"].extend([elapsed / epochs] * epochs)
+            optimizer.epochs_end(state, n, epochs)
+    if interrupted.is_set():
+        raise interrupt(history, "fit had already finished all its epochs")
+    return history
