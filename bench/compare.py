@@ -56,8 +56,16 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 
-TOLERANCE = {"float32": 1e-4, "float64": 1e-9}
+#: "bfloat16" is mixed precision (``--compute bfloat16``): float32 weights, products
+#: of bfloat16-rounded operands. Its tolerance is PyTorch autocast's: it also stores
+#: each layer's output in bfloat16, which departs from the NumPy rule by up to 2.2e-2
+#: (per-sample steps on saturated sigmoids, --quick); one epoch moves the loss by 7 %
+#: or more in every case, so skipped work still fails
+TOLERANCE = {"float32": 1e-4, "float64": 1e-9, "bfloat16": 3e-2}
 DTYPES = ("float32", "float64")
+BFLOAT16 = "bfloat16"
+#: a case's precision: a dtype, or bfloat16 products on float32 weights
+PRECISIONS = DTYPES + (BFLOAT16,)
 BATCH_SIZES = (1, 32, 128, 512)
 GEMM_SIZE = 2048
 #: slowest / fastest run of a contender above which its median is flagged as noisy
@@ -79,6 +87,10 @@ def parse_arguments(argv=None):
                         help="comma-separated network names to run, e.g. 64-32-10,784-128-10")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated, e.g. 1,128")
     parser.add_argument("--dtypes", default=None, help="float32, float64 or both (comma)")
+    parser.add_argument("--compute", choices=(BFLOAT16,), default=None,
+                        help="also run bfloat16 cases: float32 weights, products of "
+                             "bfloat16-rounded operands (fastbp's compute_dtype, PyTorch's "
+                             "autocast); the contenders without it are skipped there")
     parser.add_argument("--contenders", default=None,
                         help="comma-separated subset of fastbp,numpy,torch,sklearn,fann,reference")
     parser.add_argument("--optimizers", default="sgd",
@@ -283,8 +295,13 @@ class Case:
         return label if self.optimizer == SGD else f"{label} {self.optimizer}"
 
 
+def storage_dtype(precision):
+    """The dtype of a case's arrays: float32 for bfloat16 cases (float32 weights)."""
+    return "float32" if precision == BFLOAT16 else precision
+
+
 def build_cases(networks, batch_sizes, dtypes, scale, optimizers=(SGD,)):
-    """Every (network, batch size, dtype, optimiser) with its data, in run order."""
+    """Every (network, batch size, precision, optimiser) with its data, in run order."""
     cases = []
     for spec in networks:
         weights, biases = initial_parameters(spec.sizes)
@@ -296,10 +313,11 @@ def build_cases(networks, batch_sizes, dtypes, scale, optimizers=(SGD,)):
                 rows = min(rows, DIGITS_ROWS)
             X, Y = make_data(spec, rows)
             for dtype in dtypes:
+                stored = storage_dtype(dtype)
                 for optimizer in optimizers:
-                    cases.append(Case(spec, batch_size, dtype, X.astype(dtype),
-                                      Y.astype(dtype), [W.astype(dtype) for W in weights],
-                                      [b.astype(dtype) for b in biases], optimizer))
+                    cases.append(Case(spec, batch_size, dtype, X.astype(stored),
+                                      Y.astype(stored), [W.astype(stored) for W in weights],
+                                      [b.astype(stored) for b in biases], optimizer))
     return cases
 
 
@@ -478,7 +496,8 @@ class ExpectedRuns:
         if key not in self._runs:
             case = self.case
             trainer = NumpyTrainer(case.X[:rows], case.Y[:rows], case.spec.sizes,
-                                   case.batch_size, case.lr, case.dtype, variant=variant,
+                                   case.batch_size, case.lr, storage_dtype(case.dtype),
+                                   variant=variant,
                                    optimizer=case.optimizer)
             trainer.load(case.weights, case.biases)
             trainer.epoch(1)
@@ -504,18 +523,19 @@ def same_work_check(peer, trainer, case, expected_runs):
     trainer.epoch(1)
     weights, biases = trainer.parameters()
     loss = mse_objective(weights, biases, case.X[:rows], case.Y[:rows])
-    expected_parameters, expected_loss = expected_runs.get(peer.MATH, rows)
+    rule = "mse-bf16" if case.dtype == BFLOAT16 else peer.MATH
+    expected_parameters, expected_loss = expected_runs.get(rule, rows)
     tolerance = TOLERANCE[case.dtype]
     loss_error = abs(loss - expected_loss) / abs(expected_loss)
     parameter_error = relative_parameter_error(weights + biases, expected_parameters)
     result = {
         "passed": bool(loss_error <= tolerance and parameter_error <= tolerance),
-        "compared_with": f"numpy, {VARIANTS[peer.MATH]['description']}",
+        "compared_with": f"numpy, {VARIANTS[rule]['description']}",
         "loss": loss, "expected_loss": expected_loss, "loss_error": loss_error,
         "parameter_error": parameter_error, "tolerance": tolerance,
         "initial_loss": mse_objective(case.weights, case.biases, case.X[:rows], case.Y[:rows]),
     }
-    if peer.MATH != "mse":
+    if rule != "mse":
         mse_loss = expected_runs.get("mse", rows)[1]
         result["loss_vs_mse_rule"] = abs(loss - mse_loss) / abs(mse_loss)
     return result
@@ -542,17 +562,21 @@ def run_case(case, peers, repeats, check_only, warm_up=False):
     options = {} if case.optimizer == SGD else {"optimizer": case.optimizer}
     for peer in peers:
         rows = rows_for(peer, case)
+        compute = {"compute": BFLOAT16} if case.dtype == BFLOAT16 else {}
         if case.optimizer not in getattr(peer, "OPTIMIZERS", (SGD,)):
             reason = "runs plain SGD only"
+        elif compute and BFLOAT16 not in getattr(peer, "COMPUTE", ()):
+            reason = "no bfloat16 products"
         else:
-            reason = (peer.limitation(spec.sizes, rows, case.batch_size, case.dtype)
+            reason = (peer.limitation(spec.sizes, rows, case.batch_size,
+                                      storage_dtype(case.dtype))
                       or optimizer_limitation(case.optimizer, case.batch_size))
         if reason is not None:
             results[peer.NAME] = {"status": "skipped", "reason": reason}
             continue
         try:
             trainer = peer.Trainer(case.X[:rows], case.Y[:rows], spec.sizes, case.batch_size,
-                                   case.lr, case.dtype, **options)
+                                   case.lr, storage_dtype(case.dtype), **options, **compute)
             check = same_work_check(peer, trainer, case, expected_runs)
         except Exception as error:  # a contender that crashes fails its check, nothing else
             traceback.print_exc()
@@ -584,7 +608,7 @@ def run_case(case, peers, repeats, check_only, warm_up=False):
                 started = time.perf_counter()
                 trainer.epoch(1)
                 seconds[name].append(time.perf_counter() - started)
-            gemm_seconds.append(time_gemm(case.dtype))
+            gemm_seconds.append(time_gemm(storage_dtype(case.dtype)))
         for name, times in seconds.items():
             rows = results[name]["rows"]
             results[name]["seconds"] = times
@@ -788,7 +812,8 @@ def markdown_report(report):
             "end of the run: " + ", ".join(
                 f"{d} {report['gemm_gflops_at_start'][d]:.1f} and "
                 f"{report['gemm_gflops_at_end'][d]:.1f} GFLOP/s" for d in DTYPES)
-            + ". Each case also times one GEMM of its dtype per timing round, interleaved with "
+            + ". Each case also times one GEMM of its dtype (float32 for bfloat16 cases) per "
+            "timing round, interleaved with "
             "the contenders; its median (column GEMM) sets the case's floor = 6 × n_weights "
             "/ rate per sample: one multiply-add per weight in each of the forward pass, the "
             "backward pass and the weight gradient.")
@@ -812,7 +837,7 @@ def markdown_report(report):
                   "floor / time). `~`: its slowest run took over "
                   f"{NOISY_SPREAD}× its fastest (a busy machine). `–`: not in scope (see "
                   "Skipped), `FAILED`: failed its same-work check, not timed.", ""]
-        for dtype in DTYPES:
+        for dtype in PRECISIONS:
             cases = [c for c in report["cases"] if c["dtype"] == dtype]
             if not cases:
                 continue
@@ -837,7 +862,9 @@ def markdown_report(report):
     lines += ["## Same-work checks", "",
               "✓ and the larger of the relative loss error and the relative parameter error "
               "(max |Δp| / max |p|) against NumPy running the contender's rule; tolerance "
-              f"{TOLERANCE['float64']:.0e} (float64), {TOLERANCE['float32']:.0e} (float32). "
+              f"{TOLERANCE['float64']:.0e} (float64), {TOLERANCE['float32']:.0e} (float32), "
+              f"{TOLERANCE[BFLOAT16]:.0e} (bfloat16, against NumPy rounding every product's "
+              "operands to bfloat16). "
               "For a rule other than mse, the distance of the final loss from the mse rule's "
               "follows.", "",
               "| " + " | ".join(["net", "batch", "dtype"] + optimizer_column(report, "opt.")
@@ -868,7 +895,7 @@ def plot_report(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    dtypes = [d for d in DTYPES if any(c["dtype"] == d for c in report["cases"])]
+    dtypes = [d for d in PRECISIONS if any(c["dtype"] == d for c in report["cases"])]
     figure, axes = plt.subplots(len(dtypes), 1, figsize=(15, 5.2 * len(dtypes)), squeeze=False)
     names = report["contenders"]
     markers = dict(zip(names, "os^DvP*X"))
@@ -973,7 +1000,7 @@ def main(arguments):
     networks = [n for n in networks
                 if n.name in select([n.name for n in networks], arguments.nets)]
     batch_sizes = select(BATCH_SIZES, arguments.batch_sizes, int)
-    dtypes = select(DTYPES, arguments.dtypes)
+    dtypes = select(DTYPES, arguments.dtypes) + ((BFLOAT16,) if arguments.compute else ())
     optimizers = select(OPTIMIZER_NAMES, arguments.optimizers)
     contender_names = None if arguments.contenders is None else set(
         select([load_peer(m).NAME for m in PEER_MODULES], arguments.contenders))
@@ -1033,6 +1060,8 @@ def main(arguments):
     stem = "quick" if arguments.quick else f"compare_{thread_label(arguments.threads)}"
     if optimizers != (SGD,):
         stem += "_optimizers"
+    if arguments.compute:
+        stem += f"_{arguments.compute}"
     if arguments.nets or arguments.batch_sizes or arguments.dtypes or arguments.contenders \
             or arguments.scale != 1.0:
         stem += "_partial"

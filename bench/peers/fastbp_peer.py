@@ -1,5 +1,7 @@
 """fastbp: ``Network.set_weights`` then one ``Network.fit`` call per run, with
-``fastbp.SGD`` (or another optimiser, ``compare.py --optimizers``)."""
+``fastbp.SGD`` (or another optimiser, ``compare.py --optimizers``); in bfloat16
+cases (``compare.py --compute bfloat16``) the network has
+``compute_dtype="bfloat16"``."""
 from __future__ import annotations
 
 import inspect
@@ -14,6 +16,8 @@ MATH = "mse"
 max_rows = None
 #: the optimisers it runs (``compare.py --optimizers``)
 OPTIMIZERS = NAMES
+#: mixed precision it runs (``compare.py --compute``)
+COMPUTE = ("bfloat16",)
 #: threads passed to ``fit(n_threads=...)`` where fit has that option; see set_threads
 n_threads = None
 
@@ -47,7 +51,7 @@ def limitation(sizes, n_rows, batch_size, dtype):
 class Trainer:
     """fastbp minibatch SGD; see :class:`peers.numpy_peer.Trainer` for the parameters."""
 
-    def __init__(self, X, Y, sizes, batch_size, lr, dtype, optimizer=SGD):
+    def __init__(self, X, Y, sizes, batch_size, lr, dtype, optimizer=SGD, compute=None):
         import fastbp
 
         self._fastbp = fastbp
@@ -57,8 +61,11 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.lr = float(lr)
         self.optimizer = optimizer
+        # float32 compute is the default: older fastbp, without compute_dtype, runs it too
+        precision = {} if compute is None else {"compute_dtype": compute}
         self.network = fastbp.Network(list(sizes), activation="sigmoid",
-                                      output_activation="sigmoid", dtype=dtype, seed=0)
+                                      output_activation="sigmoid", dtype=dtype, seed=0,
+                                      **precision)
         # older fastbp has no n_threads: the benchmark's global thread limit then applies alone
         self.thread_option = ({"n_threads": n_threads} if n_threads is not None and
                               "n_threads" in inspect.signature(self.network.fit).parameters else {})

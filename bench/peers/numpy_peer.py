@@ -36,6 +36,10 @@ VARIANTS = {
     # FANN: per-sample mse with σ'(a) = z(1 − z) taken on z clipped to [0.01, 0.99]
     "mse-fann-clip": {"loss": "mse", "derivative_clip": FANN_CLIP,
                       "description": "mse with σ' evaluated on z clipped to [0.01, 0.99]"},
+    # mixed precision (compare.py --compute bfloat16): the mse rule in float32 with the
+    # operands of every product (z, W, δ) rounded to bfloat16, sums in float32
+    "mse-bf16": {"loss": "mse", "derivative_clip": None, "products": "bfloat16",
+                 "description": "mse, products of bfloat16-rounded z, W and δ summed in float32"},
 }
 
 
@@ -65,6 +69,24 @@ def sigmoid_slope(z, derivative_clip=None):
     if derivative_clip is not None:
         z = np.clip(z, *derivative_clip)
     return z * (1.0 - z)
+
+
+def round_to_bfloat16(x):
+    """``x`` rounded to the nearest bfloat16 (ties to even), returned as float32.
+
+    bfloat16 is float32's upper 16 bits, so rounding adds half of the dropped
+    part (less one, plus the kept part's last bit for ties) and clears it.
+    Finite inputs only, which is all the benchmark has.
+    """
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))) \
+        & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)
+
+
+def bfloat16_product(A, B):
+    """A @ B with both operands rounded to bfloat16 and float32 sums."""
+    return round_to_bfloat16(A) @ round_to_bfloat16(B)
 
 
 def mse_objective(weights, biases, X, Y):
@@ -118,6 +140,7 @@ class Trainer:
         rule = VARIANTS[variant]
         self.loss = rule["loss"]
         self.derivative_clip = rule["derivative_clip"]
+        self.product = bfloat16_product if rule.get("products") == "bfloat16" else np.matmul
         self.optimizer = optimizer
         self.weights, self.biases = [], []
 
@@ -140,7 +163,7 @@ class Trainer:
         m = X_batch.shape[0]
         outputs = [X_batch]  # z of every layer, the input first
         for W, b in zip(self.weights, self.biases):
-            outputs.append(sigmoid(outputs[-1] @ W + b))
+            outputs.append(sigmoid(self.product(outputs[-1], W) + b))
         y = outputs[-1]
         delta = (y - T_batch) / m
         if self.loss == "mse":
@@ -148,10 +171,10 @@ class Trainer:
         n_layers = len(self.weights)
         grads_W, grads_b = [None] * n_layers, [None] * n_layers
         for layer in range(n_layers - 1, -1, -1):
-            grads_W[layer] = outputs[layer].T @ delta
+            grads_W[layer] = self.product(outputs[layer].T, delta)
             grads_b[layer] = delta.sum(axis=0)
             if layer > 0:  # the δ below (every W is updated after the backward pass)
-                delta = (delta @ self.weights[layer].T) * sigmoid_slope(outputs[layer],
+                delta = self.product(delta, self.weights[layer].T) * sigmoid_slope(outputs[layer],
                                                                         self.derivative_clip)
         if optimizer is None:  # plain SGD
             for W, b, grad_W, grad_b in zip(self.weights, self.biases, grads_W, grads_b):

@@ -3,9 +3,15 @@
 
 The loss is written as 0.5/m·Σ(y − t)², fastbp's mse; autograd then gives
 δ_out = σ'(a)(y − t)/m. Threads are set by the benchmark with
-``torch.set_num_threads``.
+``torch.set_num_threads``. In bfloat16 cases (``compare.py --compute
+bfloat16``) the forward pass and the loss run under
+``torch.autocast("cpu", dtype=torch.bfloat16)``, PyTorch's mixed precision:
+the weights stay float32, the products take bfloat16 operands, and the layers'
+outputs are stored in bfloat16 too.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -17,6 +23,8 @@ MATH = "mse"
 max_rows = None
 #: the optimisers it runs (``compare.py --optimizers``)
 OPTIMIZERS = NAMES
+#: mixed precision it runs (``compare.py --compute``)
+COMPUTE = ("bfloat16",)
 
 
 def availability():
@@ -48,10 +56,12 @@ def limitation(sizes, n_rows, batch_size, dtype):
 class Trainer:
     """PyTorch minibatch SGD; see :class:`peers.numpy_peer.Trainer` for the parameters."""
 
-    def __init__(self, X, Y, sizes, batch_size, lr, dtype, optimizer=SGD):
+    def __init__(self, X, Y, sizes, batch_size, lr, dtype, optimizer=SGD, compute=None):
         import torch
 
         self._torch = torch
+        self.autocast = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+                         if compute == "bfloat16" else contextlib.nullcontext)
         self.torch_dtype = {"float32": torch.float32, "float64": torch.float64}[np.dtype(dtype).name]
         # from_numpy shares memory; batches are then row slices, as for the others
         self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=dtype))
@@ -99,8 +109,10 @@ class Trainer:
             for start in range(0, n, self.batch_size):
                 stop = min(start + self.batch_size, n)
                 optimizer.zero_grad(set_to_none=True)
-                output = self.model(self.X[start:stop])
-                loss = torch.nn.functional.mse_loss(output, self.Y[start:stop], reduction="sum")
+                with self.autocast():
+                    output = self.model(self.X[start:stop])
+                    loss = torch.nn.functional.mse_loss(output, self.Y[start:stop],
+                                                        reduction="sum")
                 (loss * (0.5 / (stop - start))).backward()
                 optimizer.step()
 
