@@ -27,10 +27,14 @@ def data(rng, m, n_in, n_out):
 
 # ---- the parameter -------------------------------------------------------------
 
-def test_default_is_float32_and_repr_unchanged():
+def test_default_is_the_dtype_and_repr_unchanged():
     net = Network([3, 4, 2], dtype="float32")
     assert net.compute_dtype == "float32"
     assert "compute_dtype" not in repr(net)
+    assert Network([3, 2]).compute_dtype == "float64"
+    assert "compute_dtype" not in repr(Network([3, 2]))
+    for dtype in ("float32", "float64"):  # its own name, spelled out, is the default
+        assert Network([3, 2], dtype=dtype, compute_dtype=dtype).compute_dtype == dtype
     bf = Network([3, 4, 2], dtype="float32", compute_dtype="bfloat16")
     assert repr(bf).endswith("dtype='float32', compute_dtype='bfloat16')")
 
@@ -47,10 +51,17 @@ def test_unknown_compute_dtype(bad):
         Network([3, 2], dtype="float32", compute_dtype=bad)
 
 
-@pytest.mark.parametrize("bad", [None, 16, np.float32, b"bfloat16"])
+@pytest.mark.parametrize("bad", [16, np.float32, b"bfloat16"])
 def test_compute_dtype_must_be_a_str(bad):
-    with pytest.raises(TypeError, match="compute_dtype must be a str"):
+    with pytest.raises(TypeError, match="compute_dtype must be None or a str"):
         Network([3, 2], dtype="float32", compute_dtype=bad)
+
+
+@pytest.mark.parametrize("dtype,compute", [("float64", "float32"), ("float32", "float64")])
+def test_another_float_than_the_dtype_is_refused(dtype, compute):
+    with pytest.raises(ValueError, match=f"compute_dtype='{compute}' does not go with "
+                                         f"dtype='{dtype}'"):
+        Network([3, 2], dtype=dtype, compute_dtype=compute)
 
 
 def test_save_load_copy_pickle_keep_it(tmp_path):
@@ -63,7 +74,8 @@ def test_save_load_copy_pickle_keep_it(tmp_path):
     assert net.copy().compute_dtype == "bfloat16"
     assert pickle.loads(pickle.dumps(net)).compute_dtype == "bfloat16"
     assert net.astype("float32").compute_dtype == "bfloat16"
-    assert net.astype("float64").compute_dtype == "float32"  # float64 products
+    assert net.astype("float64").compute_dtype == "float64"  # float64 products
+    assert Network([3, 2]).astype("float32").compute_dtype == "float32"
 
 
 def test_files_without_it_load_as_float32(tmp_path):
@@ -72,6 +84,8 @@ def test_files_without_it_load_as_float32(tmp_path):
     with np.load(tmp_path / "p.npz") as archive:
         assert "compute_dtype" not in archive.files  # files stay as they were
     assert fastbp.load(tmp_path / "p.npz").compute_dtype == "float32"
+    Network([5, 3], seed=1).save(tmp_path / "d.npz")
+    assert fastbp.load(tmp_path / "d.npz").compute_dtype == "float64"
 
 
 def test_a_file_with_a_bad_compute_dtype_is_refused(tmp_path):

@@ -69,7 +69,7 @@ def load(results: Path = RESULTS) -> dict:
     """
     names = ("compare_1thread", "compare_defaults", "estimators", "predict_float32",
              "predict_float64", "xor", "sparse", "sparse_float32", "targets", "memory_float32",
-             "no_avx512_1thread", "no_avx512_defaults") + BF16_PREDICT
+             "no_avx512_1thread", "no_avx512_defaults") + BF16_PREDICT + BF16_COMPARE
     missing = [name for name in names if not (results / f"{name}.json").is_file()]
     if missing:
         raise FileNotFoundError(f"no {', '.join(missing)} report in {results}: run the bench/ "
@@ -269,6 +269,11 @@ def _predict_figures(by_dtype: dict) -> dict:
 
 #: bench/predict.py's bfloat16 runs (--contenders fastbp,fastbp_bf16,onnxruntime), by net
 BF16_PREDICT = ("predict_bfloat16_784-256-128-10", "predict_bfloat16_784-128-10")
+#: bench/compare.py --compute bfloat16 --contenders fastbp,torch: one thread, then defaults
+BF16_COMPARE = ("compare_1thread_bfloat16_partial", "compare_defaults_bfloat16_partial")
+#: the README's bfloat16 table: (net, batch size)
+BF16_README_CASES = (("784-256-128-10", 128), ("1024-2048-2048-10", 128),
+                     ("1024-2048-2048-10", 512))
 
 
 def _bf16_predict_figures(results: dict) -> dict:
@@ -373,7 +378,36 @@ def readme_regions(results: dict | None = None) -> dict:
                   f"{fig['compare-date']}); a peer's column is its time over fastbp's "
                   f"(above 1: fastbp is faster; –: not run)."]
     return {"claims": textwrap.fill(claims, 80) + "\n",
-            "speed-table": "\n".join(lines[:-1] + [textwrap.fill(lines[-1], 80)]) + "\n"}
+            "speed-table": "\n".join(lines[:-1] + [textwrap.fill(lines[-1], 80)]) + "\n",
+            "bf16-table": bf16_table(results)}
+
+
+def bf16_table(results: dict) -> str:
+    """The README's mixed-precision table: fastbp's bfloat16 µs a sample, its float32 time
+    over that, and PyTorch autocast's time over it, at one thread and at the defaults."""
+    reports = [results[name] for name in BF16_COMPARE]
+    header = ["net", "batch"]
+    for report in reports:
+        mode = _mode_label(report)
+        header += [f"bfloat16 µs ({mode})", "fastbp float32 ×", "PyTorch autocast ×"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for net, batch in BF16_README_CASES:
+        cells = [net, str(batch)]
+        for report in reports:
+            mixed = the_case(report, net, batch, "bfloat16")
+            ours = us_per_sample(mixed, "fastbp")
+            f32 = us_per_sample(the_case(report, net, batch, "float32"), "fastbp")
+            torch = us_per_sample(mixed, "torch")
+            cells += [fmt_time(ours), fmt_ratio(f32 / ours),
+                      fmt_ratio(torch / ours) if torch else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    report = reports[0]
+    note = (f"One epoch of plain SGD with bfloat16 products (`compute_dtype=\"bfloat16\"`; "
+            f"PyTorch: `torch.autocast`), float32 weights; a column × is that time over "
+            f"fastbp bfloat16's (above 1: bfloat16 fastbp is faster). `bench/compare.py "
+            f"--compute bfloat16` at {report['fastbp_revision']}, {report['generated'][:10]}; "
+            f"each case first checked against NumPy rounding every product's operands.")
+    return "\n".join(lines + ["", textwrap.fill(note, 80)]) + "\n"
 
 
 #: a region: its opening line, the generated lines, its closing line

@@ -314,7 +314,8 @@ class TrainingLoop(EpochSource):
         """Whether ``epochs`` epochs of a session (``quiet``: see
         :attr:`Session.quiet`) are one kernel call, with no thread settings
         to hold: fit's lean path (fastbp._lean) then runs them."""
-        if not self._quiet_blas():
+        # bfloat16 products are set up by _make_trainer alone (and pay on big nets only)
+        if not self._quiet_blas() or self.network.compute_dtype == "bfloat16":
             return False
         if epochs == 1:
             return self._rows_per_call(self.network.n_params) >= self.X.shape[0]
