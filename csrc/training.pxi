@@ -33,8 +33,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     sparse W_0's into its L2 term) and the average takes the params after it.
 
     With ``net.bf16`` (compute_dtype bfloat16, layers_bf16.pxi) every batch
-    runs here on this thread, whatever ``n_threads`` and the batch size, its
-    W rounded or packed first and its step taken through the gradient.
+    runs here, its big products and W's packing split over ``n_threads``
+    threads (the same bits on any count), its W rounded or packed first and
+    its step taken through the gradient.
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
@@ -111,6 +112,8 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
             if rules != NULL:
                 rules.ema_steps = job.ema_steps_after
             return job.status
+    if bf16:  # its big products split over the threads (same bits)
+        (<Bf16Work*>net.bf16).n_threads = max(n_threads, 1)
     pos = start
     while pos < stop:
         m = batch_size if pos + batch_size <= stop else stop - pos
