@@ -99,16 +99,46 @@ cdef struct _Bf16Product:
     int accumulate
     int n_threads
     bint by_rows
+    # operands still to pack (NULL: already packed): A(i, p) = A[i a_rs + p a_cs]
+    const float* A
+    Py_ssize_t a_rs, a_cs
+    const float* B
+    Py_ssize_t b_rs, b_cs
+    fbp_barrier barrier
+
+
+cdef inline Py_ssize_t _block_share(Py_ssize_t count, int index, int n) noexcept nogil:
+    # start of thread index's share of count items in whole blocks of 32
+    return min((count + 31) // 32 * index // n * 32, count)
 
 
 cdef void _bf16_product_part(void* p, int index) noexcept nogil:
-    # thread index's share of whole 32-row (or 32-column) blocks of C: every
-    # entry of C sums the same terms in the same order on any thread count
+    # thread index packs its 32-row blocks of A and 32-column panels of B
+    # (when not packed yet), then, once all are packed, computes its share of
+    # whole 32-row (or 32-column) blocks of C: every entry of C sums the same
+    # terms in the same order on any thread count
     cdef _Bf16Product* job = <_Bf16Product*>p
-    cdef Py_ssize_t split = job.m if job.by_rows else job.n
-    cdef Py_ssize_t blocks = (split + 31) // 32
-    cdef Py_ssize_t lo = blocks * index // job.n_threads * 32
-    cdef Py_ssize_t hi = min(blocks * (index + 1) // job.n_threads * 32, split)
+    cdef int n = job.n_threads
+    cdef Py_ssize_t lo, hi
+    cdef uint16_t* pack
+    if job.A != NULL or job.B != NULL:
+        if job.A != NULL:
+            lo = _block_share(job.m, index, n)
+            hi = _block_share(job.m, index + 1, n)
+            pack = <uint16_t*>job.Ap
+            if hi > lo:
+                fbp_bf16_pack_a(hi - lo, job.k, job.A + lo * job.a_rs, job.a_rs, job.a_cs,
+                                pack + lo * fbp_bf16_lda(job.k))
+        if job.B != NULL:
+            lo = _block_share(job.n, index, n)
+            hi = _block_share(job.n, index + 1, n)
+            pack = <uint16_t*>job.Bp
+            if hi > lo:
+                fbp_bf16_pack_b(job.k, hi - lo, job.B + lo * job.b_cs, job.b_rs, job.b_cs,
+                                pack + lo * fbp_bf16_up(job.k))
+        fbp_barrier_wait(&job.barrier)  # every block of the packs is written
+    lo = _block_share(job.m if job.by_rows else job.n, index, n)
+    hi = _block_share(job.m if job.by_rows else job.n, index + 1, n)
     if hi <= lo:
         return
     if job.by_rows:
@@ -121,10 +151,13 @@ cdef void _bf16_product_part(void* p, int index) noexcept nogil:
 
 
 cdef void _bf16_product(const Bf16Work* work, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                        const uint16_t* Ap, const uint16_t* Bp, float* C, Py_ssize_t ldc,
-                        bint accumulate) noexcept nogil:
-    """fbp_bf16_gemm_packed on up to work.n_threads threads, the longer of
-    C's sides split (same bits on any count)."""
+                        const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs, uint16_t* Ap,
+                        const float* B, Py_ssize_t b_rs, Py_ssize_t b_cs, uint16_t* Bp,
+                        float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """C (m x n, rows ldc apart) = A.B, or += with ``accumulate``, A packed
+    into Ap first unless NULL (then Ap holds its pack), B likewise; on up
+    to work.n_threads threads, the packs split, and C's longer side (same
+    bits on any count)."""
     cdef _Bf16Product job
     cdef int threads = <int>min(<Py_ssize_t>work.n_threads, m * n * k // BF16_THREAD_MACS)
     job.by_rows = m >= n
@@ -139,8 +172,19 @@ cdef void _bf16_product(const Bf16Work* work, Py_ssize_t m, Py_ssize_t n, Py_ssi
         job.C = C
         job.accumulate = accumulate
         job.n_threads = threads
+        job.A = A
+        job.a_rs = a_rs
+        job.a_cs = a_cs
+        job.B = B
+        job.b_rs = b_rs
+        job.b_cs = b_cs
+        fbp_barrier_init(&job.barrier, threads)
         if fbp_run_threads(threads, _bf16_product_part, &job) == 0:
             return
+    if A != NULL:
+        fbp_bf16_pack_a(m, k, A, a_rs, a_cs, Ap)
+    if B != NULL:
+        fbp_bf16_pack_b(k, n, B, b_rs, b_cs, Bp)
     fbp_bf16_gemm_packed(m, n, k, Ap, Bp, C, ldc, accumulate)
 
 
@@ -234,8 +278,8 @@ cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t 
         gemm_nn(<int>m, n_out, n_in, <const float*>work.a_round,
                 <const float*>work.w_round[l], a)
     else:
-        fbp_bf16_pack_a(m, n_in, z_prev, n_in, 1, work.a_pack)
-        _bf16_product(work, m, n_out, n_in, work.a_pack, work.w_pack[l], a, n_out, 1)
+        _bf16_product(work, m, n_out, n_in, z_prev, n_in, 1, work.a_pack,
+                      NULL, 0, 0, work.w_pack[l], a, n_out, 1)
 
 
 cdef void _transpose(const float* x, Py_ssize_t rows, Py_ssize_t cols,
@@ -260,8 +304,8 @@ cdef void bf16_delta_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
         gemm_nt(<int>m, n_in, n_out, <const float*>work.a_round,
                 <const float*>work.w_round[l], delta_prev)
     else:  # delta_prev^T (n_in x m, in a_round) = W . delta^T, then turned
-        fbp_bf16_pack_b(n_out, m, delta, 1, n_out, work.b_pack)
-        _bf16_product(work, n_in, m, n_out, work.wa_pack[l], work.b_pack, work.a_round, m, 0)
+        _bf16_product(work, n_in, m, n_out, NULL, 0, 0, work.wa_pack[l],
+                      delta, 1, n_out, work.b_pack, work.a_round, m, 0)
         _transpose(work.a_round, n_in, m, delta_prev)
 
 
@@ -280,6 +324,5 @@ cdef void bf16_weight_gradient(const fbp_network* net, Py_ssize_t l, Py_ssize_t 
         gemm_tn(n_in, n_out, <int>m, <float>1, <const float*>work.a_round,
                 <const float*>work.b_round, dW)
     else:
-        fbp_bf16_pack_a(n_in, m, z_prev, 1, n_in, work.a_pack)
-        fbp_bf16_pack_b(m, n_out, delta, n_out, 1, work.b_pack)
-        _bf16_product(work, n_in, n_out, m, work.a_pack, work.b_pack, dW, n_out, accumulate)
+        _bf16_product(work, n_in, n_out, m, z_prev, 1, n_in, work.a_pack,
+                      delta, n_out, 1, work.b_pack, dW, n_out, accumulate)
