@@ -21,9 +21,9 @@ cdef struct _Bf16Step:
 cdef void _bf16_step_part(void* p, int index) noexcept nogil:
     # thread index's contiguous share of the params (the steps are elementwise)
     cdef _Bf16Step* job = <_Bf16Step*>p
-    cdef Py_ssize_t lo = _share(job.count, index, job.n_threads)
+    cdef Py_ssize_t lo = job.count * index // job.n_threads
     optimizer_step(job.opt, job.params, job.grad, lo,
-                   _share(job.count, index + 1, job.n_threads) - lo, job.rates)
+                   job.count * (index + 1) // job.n_threads - lo, job.rates)
 
 
 cdef void _bf16_step(const fbp_network* net, const fbp_optimizer_state* opt,
