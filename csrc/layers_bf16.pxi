@@ -18,6 +18,9 @@
 
 #: a layer with a width (or a batch size) at most this takes the small way
 cdef Py_ssize_t BF16_SMALL = 16
+#: a packed product runs on one more thread for each this many multiply-adds
+#: (2^25: ~100 us of AMX work, against ~30 us to start a thread)
+cdef Py_ssize_t BF16_THREAD_MACS = 1 << 25
 
 
 cdef struct Bf16Work:
@@ -36,6 +39,8 @@ cdef struct Bf16Work:
     uint16_t* b_pack
     float* a_round
     float* b_round
+    # threads the packed products may use (train_rows_kernel sets it)
+    int n_threads
 
 
 cdef inline Py_ssize_t _bf16_cells(size_t n, size_t item) noexcept nogil:
@@ -51,6 +56,7 @@ cdef Py_ssize_t bf16_plan(Bf16Work* work, const fbp_layer* layers, int n_layers,
     cdef Py_ssize_t n_in, n_out, used = 0, widest = 0
     cdef size_t a_size = 0, b_size = 0
     cdef bint small
+    work.n_threads = 1
     for l in range(n_layers):
         n_in = layers[l].n_in
         n_out = layers[l].n_out
@@ -85,6 +91,115 @@ cdef Py_ssize_t bf16_plan(Bf16Work* work, const fbp_layer* layers, int n_layers,
     return used
 
 
+cdef struct _Bf16Product:
+    Py_ssize_t m, n, k, ldc
+    const uint16_t* Ap
+    const uint16_t* Bp
+    float* C
+    int accumulate
+    int n_threads
+    bint by_rows
+    # operands still to pack (NULL: already packed): A(i, p) = A[i a_rs + p a_cs]
+    const float* A
+    Py_ssize_t a_rs, a_cs
+    const float* B
+    Py_ssize_t b_rs, b_cs
+    fbp_barrier barrier
+
+
+cdef inline Py_ssize_t _block_share(Py_ssize_t count, int index, int n) noexcept nogil:
+    # start of thread index's share of count items in whole blocks of 32
+    return min((count + 31) // 32 * index // n * 32, count)
+
+
+cdef void _bf16_product_part(void* p, int index) noexcept nogil:
+    # thread index packs its 32-row blocks of A and 32-column panels of B
+    # (when not packed yet), then, once all are packed, computes its share of
+    # whole 32-row (or 32-column) blocks of C: every entry of C sums the same
+    # terms in the same order on any thread count
+    cdef _Bf16Product* job = <_Bf16Product*>p
+    cdef int n = job.n_threads
+    cdef Py_ssize_t lo, hi
+    cdef uint16_t* pack
+    if job.A != NULL or job.B != NULL:
+        if job.A != NULL:
+            lo = _block_share(job.m, index, n)
+            hi = _block_share(job.m, index + 1, n)
+            pack = <uint16_t*>job.Ap
+            if hi > lo:
+                fbp_bf16_pack_a(hi - lo, job.k, job.A + lo * job.a_rs, job.a_rs, job.a_cs,
+                                pack + lo * fbp_bf16_lda(job.k))
+        if job.B != NULL:
+            lo = _block_share(job.n, index, n)
+            hi = _block_share(job.n, index + 1, n)
+            pack = <uint16_t*>job.Bp
+            if hi > lo:
+                fbp_bf16_pack_b(job.k, hi - lo, job.B + lo * job.b_cs, job.b_rs, job.b_cs,
+                                pack + lo * fbp_bf16_up(job.k))
+        fbp_barrier_wait(&job.barrier)  # every block of the packs is written
+    lo = _block_share(job.m if job.by_rows else job.n, index, n)
+    hi = _block_share(job.m if job.by_rows else job.n, index + 1, n)
+    if hi <= lo:
+        return
+    if job.by_rows:
+        fbp_bf16_gemm_packed(hi - lo, job.n, job.k, job.Ap + lo * fbp_bf16_lda(job.k),
+                             job.Bp, job.C + lo * job.ldc, job.ldc, job.accumulate)
+    else:
+        fbp_bf16_gemm_packed(job.m, hi - lo, job.k, job.Ap,
+                             job.Bp + lo * fbp_bf16_up(job.k), job.C + lo, job.ldc,
+                             job.accumulate)
+
+
+cdef void _bf16_product(const Bf16Work* work, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs, uint16_t* Ap,
+                        const float* B, Py_ssize_t b_rs, Py_ssize_t b_cs, uint16_t* Bp,
+                        float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """C (m x n, rows ldc apart) = A.B, or += with ``accumulate``, A packed
+    into Ap first unless NULL (then Ap holds its pack), B likewise; on up
+    to work.n_threads threads, the packs split, and C's longer side (same
+    bits on any count)."""
+    cdef _Bf16Product job
+    cdef int threads = <int>min(<Py_ssize_t>work.n_threads, m * n * k // BF16_THREAD_MACS)
+    job.by_rows = m >= n
+    threads = <int>min(<Py_ssize_t>threads, ((m if job.by_rows else n) + 31) // 32)
+    if threads > 1:
+        job.m = m
+        job.n = n
+        job.k = k
+        job.ldc = ldc
+        job.Ap = Ap
+        job.Bp = Bp
+        job.C = C
+        job.accumulate = accumulate
+        job.n_threads = threads
+        job.A = A
+        job.a_rs = a_rs
+        job.a_cs = a_cs
+        job.B = B
+        job.b_rs = b_rs
+        job.b_cs = b_cs
+        fbp_barrier_init(&job.barrier, threads)
+        if fbp_run_threads(threads, _bf16_product_part, &job) == 0:
+            return
+    if A != NULL:
+        fbp_bf16_pack_a(m, k, A, a_rs, a_cs, Ap)
+    if B != NULL:
+        fbp_bf16_pack_b(k, n, B, b_rs, b_cs, Bp)
+    fbp_bf16_gemm_packed(m, n, k, Ap, Bp, C, ldc, accumulate)
+
+
+def set_bf16_train_threading(Py_ssize_t thread_macs=-1):
+    """Multiply-adds a thread of a bfloat16 training product (benchmarks and
+    tests; -1 keeps it). Returns the previous value."""
+    global BF16_THREAD_MACS
+    old = BF16_THREAD_MACS
+    if thread_macs == 0 or thread_macs < -1:
+        raise ValueError("thread_macs is >= 1, or -1 to keep it")
+    if thread_macs > 0:
+        BF16_THREAD_MACS = thread_macs
+    return old
+
+
 cdef inline bint bf16_on(const fbp_network* net, floating* dtype_tag) noexcept nogil:
     """Whether net's products run in bfloat16 (float32 networks only)."""
     if floating is float:
@@ -99,22 +214,58 @@ cdef void _round_values(const float* x, float* out, Py_ssize_t n) noexcept nogil
         out[i] = fbp_bf16_widen(fbp_bf16_round(x[i]))
 
 
-cdef void bf16_prepare_weights(const fbp_network* net) noexcept nogil:
-    """Round or pack every W for this step's products (after each step)."""
+cdef struct _Bf16Packing:
+    const fbp_network* net
+    int n_threads
+
+
+cdef void _bf16_pack_part(void* p, int index) noexcept nogil:
+    # thread index's share of every W's packs: whole 32-column panels of the
+    # B pack, whole 32-row blocks of the A pack (each entry packed the same)
+    cdef _Bf16Packing* job = <_Bf16Packing*>p
+    cdef const fbp_network* net = job.net
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef const float* params = <const float*>net.params
     cdef const fbp_layer* layer
-    cdef int l
+    cdef int l, n = job.n_threads
+    cdef Py_ssize_t blocks, lo, hi
     for l in range(net.n_layers):
         layer = &net.layers[l]
         if work.small[l]:
-            _round_values(params + layer.W, work.w_round[l], layer.n_in * layer.n_out)
+            if index == 0:
+                _round_values(params + layer.W, work.w_round[l], layer.n_in * layer.n_out)
             continue
-        fbp_bf16_pack_b(layer.n_in, layer.n_out, params + layer.W, layer.n_out, 1,
-                        work.w_pack[l])
+        blocks = (layer.n_out + 31) // 32
+        lo = blocks * index // n * 32
+        hi = min(blocks * (index + 1) // n * 32, <Py_ssize_t>layer.n_out)
+        if hi > lo:
+            fbp_bf16_pack_b(layer.n_in, hi - lo, params + layer.W + lo, layer.n_out, 1,
+                            work.w_pack[l] + lo * fbp_bf16_up(layer.n_in))
         if l > 0:
-            fbp_bf16_pack_a(layer.n_in, layer.n_out, params + layer.W, layer.n_out, 1,
-                            work.wa_pack[l])
+            blocks = (layer.n_in + 31) // 32
+            lo = blocks * index // n * 32
+            hi = min(blocks * (index + 1) // n * 32, <Py_ssize_t>layer.n_in)
+            if hi > lo:
+                fbp_bf16_pack_a(hi - lo, layer.n_out, params + layer.W + lo * layer.n_out,
+                                layer.n_out, 1, work.wa_pack[l] + lo * fbp_bf16_lda(layer.n_out))
+
+
+cdef void bf16_prepare_weights(const fbp_network* net) noexcept nogil:
+    """Round or pack every W for this step's products (after each step), on
+    up to the products' threads when the weights are many (same bits)."""
+    cdef Bf16Work* work = <Bf16Work*>net.bf16
+    cdef _Bf16Packing job
+    cdef Py_ssize_t weights = 0
+    cdef int l
+    for l in range(net.n_layers):
+        weights += net.layers[l].n_in * net.layers[l].n_out
+    # packing a weight costs about what 64 of its multiply-adds do
+    job.n_threads = <int>min(<Py_ssize_t>work.n_threads, weights * 64 // BF16_THREAD_MACS)
+    job.net = net
+    if job.n_threads > 1 and fbp_run_threads(job.n_threads, _bf16_pack_part, &job) == 0:
+        return
+    job.n_threads = 1
+    _bf16_pack_part(&job, 0)
 
 
 cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
@@ -127,8 +278,8 @@ cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t 
         gemm_nn(<int>m, n_out, n_in, <const float*>work.a_round,
                 <const float*>work.w_round[l], a)
     else:
-        fbp_bf16_pack_a(m, n_in, z_prev, n_in, 1, work.a_pack)
-        fbp_bf16_gemm_packed(m, n_out, n_in, work.a_pack, work.w_pack[l], a, n_out, 1)
+        _bf16_product(work, m, n_out, n_in, z_prev, n_in, 1, work.a_pack,
+                      NULL, 0, 0, work.w_pack[l], a, n_out, 1)
 
 
 cdef void _transpose(const float* x, Py_ssize_t rows, Py_ssize_t cols,
@@ -153,8 +304,8 @@ cdef void bf16_delta_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
         gemm_nt(<int>m, n_in, n_out, <const float*>work.a_round,
                 <const float*>work.w_round[l], delta_prev)
     else:  # delta_prev^T (n_in x m, in a_round) = W . delta^T, then turned
-        fbp_bf16_pack_b(n_out, m, delta, 1, n_out, work.b_pack)
-        fbp_bf16_gemm_packed(n_in, m, n_out, work.wa_pack[l], work.b_pack, work.a_round, m, 0)
+        _bf16_product(work, n_in, m, n_out, NULL, 0, 0, work.wa_pack[l],
+                      delta, 1, n_out, work.b_pack, work.a_round, m, 0)
         _transpose(work.a_round, n_in, m, delta_prev)
 
 
@@ -173,6 +324,5 @@ cdef void bf16_weight_gradient(const fbp_network* net, Py_ssize_t l, Py_ssize_t 
         gemm_tn(n_in, n_out, <int>m, <float>1, <const float*>work.a_round,
                 <const float*>work.b_round, dW)
     else:
-        fbp_bf16_pack_a(n_in, m, z_prev, 1, n_in, work.a_pack)
-        fbp_bf16_pack_b(m, n_out, delta, n_out, 1, work.b_pack)
-        fbp_bf16_gemm_packed(n_in, n_out, m, work.a_pack, work.b_pack, dW, n_out, accumulate)
+        _bf16_product(work, n_in, n_out, m, z_prev, 1, n_in, work.a_pack,
+                      delta, n_out, 1, work.b_pack, dW, n_out, accumulate)

@@ -11,6 +11,8 @@ cdef extern from "fastbp_bf16.h" nogil:
     float fbp_bf16_widen(uint16_t h)
     void fbp_bf16_round_n(const float* x, uint16_t* out, Py_ssize_t n)
     void fbp_bf16_widen_n(const uint16_t* h, float* out, Py_ssize_t n)
+    Py_ssize_t fbp_bf16_up(Py_ssize_t x)
+    Py_ssize_t fbp_bf16_lda(Py_ssize_t k)
     size_t fbp_bf16_a_size(Py_ssize_t m, Py_ssize_t k)
     size_t fbp_bf16_b_size(Py_ssize_t k, Py_ssize_t n)
     void fbp_bf16_pack_a(Py_ssize_t m, Py_ssize_t k, const float* A, Py_ssize_t a_rs,

@@ -9,6 +9,40 @@ cdef extern from "fastbp_sample.h" nogil:
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
 
 
+cdef struct _Bf16Step:
+    const fbp_optimizer_state* opt
+    float* params
+    const float* grad
+    Py_ssize_t count
+    StepRates rates
+    int n_threads
+
+
+cdef void _bf16_step_part(void* p, int index) noexcept nogil:
+    # thread index's contiguous share of the params (the steps are elementwise)
+    cdef _Bf16Step* job = <_Bf16Step*>p
+    cdef Py_ssize_t lo = job.count * index // job.n_threads
+    optimizer_step(job.opt, job.params, job.grad, lo,
+                   job.count * (index + 1) // job.n_threads - lo, job.rates)
+
+
+cdef void _bf16_step(const fbp_network* net, const fbp_optimizer_state* opt,
+                     StepRates rates) noexcept nogil:
+    """A bfloat16 fit's step on every param, on the products' threads when
+    the params are many (as its W's packing: same bits on any count)."""
+    cdef _Bf16Step job
+    job.opt = opt
+    job.params = <float*>net.params
+    job.grad = <const float*>net.grad
+    job.count = net.n_params
+    job.rates = rates
+    job.n_threads = <int>min(<Py_ssize_t>(<Bf16Work*>net.bf16).n_threads,
+                             net.n_params * 64 // BF16_THREAD_MACS)
+    if job.n_threads > 1 and fbp_run_threads(job.n_threads, _bf16_step_part, &job) == 0:
+        return
+    optimizer_step(opt, job.params, job.grad, 0, net.n_params, rates)
+
+
 cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                            fbp_optimizer_state* opt, Py_ssize_t start, Py_ssize_t stop,
                            int n_threads, fbp_totals* totals,
@@ -33,8 +67,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     sparse W_0's into its L2 term) and the average takes the params after it.
 
     With ``net.bf16`` (compute_dtype bfloat16, layers_bf16.pxi) every batch
-    runs here on this thread, whatever ``n_threads`` and the batch size, its
-    W rounded or packed first and its step taken through the gradient.
+    runs here, its big products and W's packing split over ``n_threads``
+    threads (the same bits on any count), its W rounded or packed first and
+    its step taken through the gradient.
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
@@ -111,6 +146,8 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
             if rules != NULL:
                 rules.ema_steps = job.ema_steps_after
             return job.status
+    if bf16:  # its big products split over the threads (same bits)
+        (<Bf16Work*>net.bf16).n_threads = max(n_threads, 1)
     pos = start
     while pos < stop:
         m = batch_size if pos + batch_size <= stop else stop - pos
@@ -140,6 +177,8 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                 penalty += 0.5 * net.l2 / sw_sum * optimizer_marked_rows_step(
                     opt, net, 0, n_in, net.l2 / sw_sum, rates, dtype_tag)
                 optimizer_step(opt, params, grad, w0_size, net.n_params - w0_size, rates)
+            elif bf16 and floating is float:
+                _bf16_step(net, opt, rates)
             else:
                 optimizer_step(opt, params, grad, 0, net.n_params, rates)
         if rules != NULL and rules.ema != NULL:
