@@ -269,8 +269,9 @@ def _predict_figures(by_dtype: dict) -> dict:
 
 #: bench/predict.py's bfloat16 runs (--contenders fastbp,fastbp_bf16,onnxruntime), by net
 BF16_PREDICT = ("predict_bfloat16_784-256-128-10", "predict_bfloat16_784-128-10")
-#: bench/compare.py --compute bfloat16 --contenders fastbp,torch: one thread, then defaults
-BF16_COMPARE = ("compare_1thread_bfloat16_partial", "compare_defaults_bfloat16_partial")
+#: bench/compare.py --compute bfloat16 --contenders fastbp,torch (a partial run, saved under
+#: these names): one thread, then defaults
+BF16_COMPARE = ("compare_bfloat16_1thread", "compare_bfloat16_defaults")
 #: the README's bfloat16 table: (net, batch size)
 BF16_README_CASES = (("784-256-128-10", 128), ("1024-2048-2048-10", 128),
                      ("1024-2048-2048-10", 512))
