@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -49,10 +50,10 @@ def main(argv=None) -> int:
         lines.append(f"seed {seed}: float32 {acc[None]:.4f}, bfloat16 {acc['bfloat16']:.4f}, "
                      f"difference {100 * gap:+.2f} points")
     lines.append(f"largest loss of accuracy: {abs(100 * worst):.2f} points (target: at most 1)")
-    print("\n".join(lines))
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
     if args.out:
-        with open(args.out, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
+        Path(args.out).write_text(text)
     return 0
 
 
