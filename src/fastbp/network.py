@@ -366,6 +366,36 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
                 compute="bfloat16" if self.compute_dtype == "bfloat16" else "float32")
         return model
 
+    def fit_trainer(self, key, make, keep: bool):
+        """The compiled trainer of a fit on :meth:`fit`'s lean path
+        (``fastbp._lean``), which the network keeps from one fit to the next.
+
+        Parameters
+        ----------
+        key : tuple
+            What the trainer is built for besides the network's layout (the
+            loss, L2 term, batch size and dtypes).
+        make : callable
+            Builds a trainer for ``key`` when the network keeps none for it
+            (or keeps one of an older layout).
+        keep : bool
+            Keep the trainer for the next call (small data only: it holds
+            the fit's rows until then); False drops any kept one.
+
+        Returns
+        -------
+        fastbp._kernels.Trainer
+            Pickles and copies of the network leave it behind.
+        """
+        kept = self.__dict__.get("_lean_trainer")
+        if kept is None or kept[0] is not self._sizes or kept[1] != key:
+            kept = (self._sizes, key, make())
+        if keep:
+            self._lean_trainer = kept
+        else:
+            self.__dict__.pop("_lean_trainer", None)
+        return kept[2]
+
     # -- loss, gradients, objective: fastbp._objective.ObjectiveMixin --------
     # -- fit: fastbp._fitting.FitMixin -----------------------------------------
 
@@ -417,7 +447,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         state = self.__dict__.copy()
         del state["_fit_lock"]
         state.pop("_compiled_predictor", None)
-        state.pop("_lean_trainer", None)  # fit's kept trainer (fastbp._lean)
+        state.pop("_lean_trainer", None)  # fit_trainer's
         return state
 
     def __setstate__(self, state):
