@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from ._runtime import aligned_empty, sigint_deferred
+from ._runtime import sigint_deferred
 from ._session import interrupt, new_history
 from .losses import loss_param
 from .optim import SGD, OptimizerState
@@ -55,21 +55,22 @@ class Replayed:
 KEEP_TRAINER_BYTES = 1 << 16
 
 
-def kept_trainer(source):
+def kept_trainer(source) -> tuple:
     """A compiled trainer of ``source``'s network, loss, L2 term and batch
     size, with one thread (:meth:`~fastbp._training.TrainingLoop.new_trainer`):
     the one the network kept from its last lean fit when those and the
     dtypes match (each fit sets its params, data, optimiser and order anew;
     nothing else of it carries over), else a new one, kept for the next fit
-    when the data are small (:meth:`fastbp.Network.fit_trainer`)."""
+    when the data are small (:meth:`fastbp.Network.fit_trainer`). Returns
+    it and the private copy of the network's parameters it trains."""
     network = source.network
     # the L2 term's sign bit too (hex): -0.0 == 0.0, and the kernels read its bits
     key = (int(source.loss_code), loss_param(source.loss_code), float(source.l2).hex(),
            source.batch_size, network.dtype, network.compute_dtype)
-    trainer = network.fit_trainer(key, lambda: source.new_trainer(1),
-                                  source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES)
+    trainer, live = network.fit_trainer(key, lambda: source.new_trainer(1),
+                                        source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES)
     trainer.set_order(None)  # a kept one's last order may not fit these rows
-    return trainer
+    return trainer, live
 
 
 def takes_lean_path(source, epochs: int, *, checkpoint, callbacks, early_stopping, verbose,
@@ -119,15 +120,12 @@ def lean_fit(source, epochs: int, fresh: bool):
             state = OptimizerState({}, optimizer.schedule.initial_lr(optimizer.lr))
         else:
             state = optimizer.state(network)
-        published = network.params
-        live = aligned_empty(published.size, network.dtype)
-        live[...] = published
-        trainer = kept_trainer(source)
-        trainer.set_params(live)
+        trainer, live = kept_trainer(source)
         trainer.set_data(X, Y, None)
         optimizer.configure(trainer, state)
         # what the kernels change in place, for the full path after a divergence
-        saved = ({name: value.copy() for name, value in state.buffers.items()},
+        buffers = state.buffers
+        saved = ({name: value.copy() for name, value in buffers.items()} if buffers else {},
                  state.step_count)
         if interrupted.is_set():  # Ctrl-C before the call: as the full path stops
             if np.isfinite(live).all():
@@ -167,10 +165,7 @@ def lean_fit(source, epochs: int, fresh: bool):
             history["penalty"].append(penalty / n)
             history["lr"].append(state.lr)
             history["seconds"].append(elapsed)
-            if optimizer.schedule.constant:
-                optimizer.epochs_end(state, n, 1)
-            else:
-                optimizer.epoch_ends(state, n, history)
+            optimizer.epoch_ends(state, n, history)  # a constant rate's: epochs_end(state, n, 1)
         else:
             data, penalty = sums[0], sums[1]
             history["loss"].extend(((data + penalty) / n).tolist())

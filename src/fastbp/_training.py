@@ -61,6 +61,9 @@ def fused_per_sample(batch_size: int, optimizer) -> bool:
     return batch_size == 1 and optimizer.fused_per_sample
 
 
+_INTP = np.dtype(np.intp)
+
+
 class Permutations:
     """The row orders of a shuffled fit: one permutation of range(n) an
     epoch, drawn from ``rng``; ``many(k)`` draws k at once, the very orders
@@ -72,7 +75,9 @@ class Permutations:
         self.rng, self.n = rng, n
 
     def __call__(self) -> np.ndarray:
-        return self.rng.permutation(self.n).astype(np.intp, copy=False)
+        order = self.rng.permutation(self.n)
+        # np.arange's integers: np.intp on NumPy 2 (an astype call costs ~0.3 µs)
+        return order if order.dtype is _INTP else order.astype(np.intp, copy=False)
 
     def many(self, count: int) -> np.ndarray:
         """``count`` orders as the rows of a C-contiguous np.intp array."""
