@@ -29,6 +29,8 @@ from .optim import SGD, OptimizerState
 #: lean fit with ``optimizer=None`` gives it a fresh state of its own (as a
 #: fresh ``SGD()`` would have) and drops it after, never storing one in it
 DEFAULT_SGD = SGD()
+#: its first rate, as a fresh ``SGD()``'s state starts with it
+DEFAULT_LR = DEFAULT_SGD.schedule.initial_lr(DEFAULT_SGD.lr)
 
 
 class Replayed:
@@ -100,7 +102,8 @@ def takes_lean_path(source, epochs: int, *, checkpoint, callbacks, early_stoppin
             and not metrics and validation is None and source.clip_norm is None
             and source.average is None and source.dropout_seed is None
             and source.sample_weight is None and type(source.X) is np.ndarray
-            and source.one_call(epochs, source.optimizer.schedule.constant))
+            # one epoch trains no block: the rate's constancy is moot (and costs a look-up)
+            and source.one_call(epochs, epochs == 1 or source.optimizer.schedule.constant))
 
 
 def lean_fit(source, epochs: int, fresh: bool):
@@ -116,10 +119,7 @@ def lean_fit(source, epochs: int, fresh: bool):
     n = X.shape[0]
     history = new_history(False)
     with network.training_lease() as lease, sigint_deferred() as interrupted:
-        if fresh:
-            state = OptimizerState({}, optimizer.schedule.initial_lr(optimizer.lr))
-        else:
-            state = optimizer.state(network)
+        state = OptimizerState({}, DEFAULT_LR) if fresh else optimizer.state(network)
         trainer, live = kept_trainer(source)
         trainer.set_data(X, Y, None)
         optimizer.configure(trainer, state)

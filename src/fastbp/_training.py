@@ -230,9 +230,9 @@ class TrainingLoop(EpochSource):
         """No thread settings to hold: the fused per-sample kernel calls no
         BLAS, and a batch too small for threads of fastbp's own with
         n_threads=None leaves the BLAS as it is."""
+        network = self.network
         return self.per_sample or (self.n_threads is None and own_training_threads(
-            self.network.sizes, self.batch_size, None, per_sample=False,
-            itemsize=self.network.dtype.itemsize) == 1)
+            network.sizes, self.batch_size, None, False, network.dtype.itemsize) == 1)
 
     def __enter__(self) -> None:
         own_threads = 1 if self._threads is None else self._threads.__enter__()
