@@ -62,3 +62,55 @@ def first_nonfinite(cnp.ndarray values not None):
         else:
             found = fbp_first_nonfinite_f(<const float*>data, n)
     return found
+
+
+cdef inline bint plain_rows(object data, int type_num, Py_ssize_t n_columns) noexcept:
+    """Whether ``data`` is a NumPy array (not a subclass) of ``type_num`` in
+    native byte order, 2-D with ``n_columns`` columns, C-contiguous and
+    aligned: what the kernels read where it lies. C macros, no attribute
+    look-ups: each ``.flags`` read from Python costs a small fit ~0.3 µs."""
+    cdef cnp.ndarray array
+    if not cnp.PyArray_CheckExact(data):
+        return False
+    array = <cnp.ndarray>data
+    return (cnp.PyArray_NDIM(array) == 2 and cnp.PyArray_TYPE(array) == type_num
+            and cnp.PyArray_ISNOTSWAPPED(array) and cnp.PyArray_IS_C_CONTIGUOUS(array)
+            and cnp.PyArray_ISALIGNED(array) and cnp.PyArray_DIM(array, 1) == n_columns)
+
+
+cdef inline bint _any_nonfinite(const void* values, int type_num, Py_ssize_t n) noexcept nogil:
+    if type_num == cnp.NPY_DOUBLE:
+        return fbp_first_nonfinite_d(<const double*>values, n) >= 0
+    return fbp_first_nonfinite_f(<const float*>values, n) >= 0
+
+
+def ready_rows(X, Y, Py_ssize_t n_in, Py_ssize_t n_out, cnp.dtype dtype not None):
+    """Whether X and Y go to the kernels as they are: NumPy arrays (not a
+    subclass) of ``dtype`` (float32 or float64) in native byte order, 2-D,
+    C-contiguous and aligned, of ``n_in`` and ``n_out`` columns and the same
+    number of rows, at least one, and every value finite.
+
+    fit's fast check of ready input (fastbp._inputs.check_XY); False sends
+    X and Y through the general checks, which convert them or raise.
+    """
+    cdef int type_num = dtype.type_num
+    cdef Py_ssize_t n
+    cdef bint found
+    cdef const void* x
+    cdef const void* y
+    if type_num != cnp.NPY_DOUBLE and type_num != cnp.NPY_FLOAT:
+        return False
+    if not (plain_rows(X, type_num, n_in) and plain_rows(Y, type_num, n_out)):
+        return False
+    n = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
+    if n < 1 or cnp.PyArray_DIM(<cnp.ndarray>Y, 0) != n:
+        return False
+    x = cnp.PyArray_DATA(<cnp.ndarray>X)
+    y = cnp.PyArray_DATA(<cnp.ndarray>Y)
+    if n * (n_in + n_out) <= 65536:  # the GIL's release would cost more than the scan
+        return not (_any_nonfinite(x, type_num, n * n_in)
+                    or _any_nonfinite(y, type_num, n * n_out))
+    with nogil:
+        found = (_any_nonfinite(x, type_num, n * n_in)
+                 or _any_nonfinite(y, type_num, n * n_out))
+    return not found

@@ -14,7 +14,7 @@ import numpy as np
 from ._checkpoint import read_checkpoint
 from ._averaging import WeightAverage, check_clip_norm, check_ema
 from ._inputs import check_XY
-from ._lean import DEFAULT_SGD, lean_fit
+from ._lean import DEFAULT_SGD, lean_fit, takes_lean_path
 from ._lbfgs import LbfgsIterations
 from ._metrics import accuracy_metrics, check_metrics
 from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss, pass_buffers
@@ -323,11 +323,9 @@ default=None
                                       Permutations(rng, n) if shuffle else None,
                                       dropout_seed=drop_seed,
                                       clip_norm=clip_norm, average=average)
-                if (checkpoint is None and not callbacks and early_stopping is None
-                        and not verbose and not metrics and clip_norm is None
-                        and average is None and drop_seed is None and sample_weight is None
-                        and validation is None and type(X) is np.ndarray
-                        and source.one_call(epochs, source.optimizer.schedule.constant)):
+                if takes_lean_path(source, epochs, checkpoint=checkpoint, callbacks=callbacks,
+                                   early_stopping=early_stopping, verbose=verbose,
+                                   metrics=metrics, validation=validation):
                     history = lean_fit(source, epochs, fresh)
                     if history is not None:
                         return history

@@ -20,8 +20,7 @@ import time
 
 import numpy as np
 
-from . import _kernels
-from ._runtime import aligned_empty, sigint_deferred
+from ._runtime import sigint_deferred
 from ._session import interrupt, new_history
 from .losses import loss_param
 from .optim import SGD, OptimizerState
@@ -30,6 +29,8 @@ from .optim import SGD, OptimizerState
 #: lean fit with ``optimizer=None`` gives it a fresh state of its own (as a
 #: fresh ``SGD()`` would have) and drops it after, never storing one in it
 DEFAULT_SGD = SGD()
+#: its first rate, as a fresh ``SGD()``'s state starts with it
+DEFAULT_LR = DEFAULT_SGD.schedule.initial_lr(DEFAULT_SGD.lr)
 
 
 class Replayed:
@@ -56,29 +57,53 @@ class Replayed:
 KEEP_TRAINER_BYTES = 1 << 16
 
 
-def kept_trainer(source):
+def kept_trainer(source) -> tuple:
     """A compiled trainer of ``source``'s network, loss, L2 term and batch
-    size, with one thread: the one the network kept from its last lean fit
-    when those match (each fit sets its params, data, optimiser and order
-    anew; nothing else of it carries over), else a new one, kept for the
-    next fit when the data are small."""
+    size, with one thread (:meth:`~fastbp._training.TrainingLoop.new_trainer`):
+    the one the network kept from its last lean fit when those and the
+    dtypes match (each fit sets its params, data, optimiser and order anew;
+    nothing else of it carries over), else a new one, kept for the next fit
+    when the data are small (:meth:`fastbp.Network.fit_trainer`). Returns
+    it and the private copy of the network's parameters it trains."""
     network = source.network
-    sizes, acts = network.kernel_layout
-    param = loss_param(source.loss_code)
     # the L2 term's sign bit too (hex): -0.0 == 0.0, and the kernels read its bits
-    key = (int(source.loss_code), param, float(source.l2).hex(), source.batch_size,
-           network.dtype)
-    kept = network.__dict__.get("_lean_trainer")
-    if kept is not None and kept[0] is sizes and kept[1] == key:
-        kept[2].set_order(None)  # the last fit's order may not fit these rows
-        return kept[2]
-    trainer = _kernels.Trainer(sizes, acts, source.loss_code, source.l2, source.batch_size,
-                               1, param)
-    if source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES:
-        network._lean_trainer = (sizes, key, trainer)
-    else:
-        network.__dict__.pop("_lean_trainer", None)
-    return trainer
+    key = (int(source.loss_code), loss_param(source.loss_code), float(source.l2).hex(),
+           source.batch_size, network.dtype, network.compute_dtype)
+    trainer, live = network.fit_trainer(key, lambda: source.new_trainer(1),
+                                        source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES)
+    trainer.set_order(None)  # a kept one's last order may not fit these rows
+    return trainer, live
+
+
+def takes_lean_path(source, epochs: int, *, checkpoint, callbacks, early_stopping, verbose,
+                    metrics, validation) -> bool:
+    """Whether :meth:`fastbp.Network.fit` trains ``source`` (its
+    :class:`~fastbp._training.TrainingLoop`) for ``epochs`` epochs by
+    :func:`lean_fit`: when the session of its full path would do nothing
+    but one kernel call. Each term is something only that path does:
+
+    - ``checkpoint`` (resume): the session restores the weights, the
+      optimiser's and the generator's state, and counts from its epoch;
+    - ``callbacks``, ``early_stopping``: Python between epochs;
+    - ``verbose``: a progress bar drawn after each epoch;
+    - ``metrics``, ``validation``: rows scored after each epoch;
+    - the source's ``clip_norm`` and ``average`` (ema): step rules set on
+      the trainer, and the average published instead of the weights;
+    - its dropout seed: masks the trainer draws per epoch
+      (``set_dropout_epoch``);
+    - its ``sample_weight``: the lean fit sets the rows unweighted;
+    - sparse X: the lean fit takes dense arrays, whose bytes decide
+      whether the network keeps the trainer (:func:`kept_trainer`);
+    - :meth:`~fastbp._training.TrainingLoop.one_call`: the epochs are one
+      ``run`` (one epoch) or one ``run_epochs`` call (a constant rate, as
+      the session's blocks need), with no thread settings to hold.
+    """
+    return (checkpoint is None and not callbacks and early_stopping is None and not verbose
+            and not metrics and validation is None and source.clip_norm is None
+            and source.average is None and source.dropout_seed is None
+            and source.sample_weight is None and type(source.X) is np.ndarray
+            # one epoch trains no block: the rate's constancy is moot (and costs a look-up)
+            and source.one_call(epochs, epochs == 1 or source.optimizer.schedule.constant))
 
 
 def lean_fit(source, epochs: int, fresh: bool):
@@ -94,19 +119,13 @@ def lean_fit(source, epochs: int, fresh: bool):
     n = X.shape[0]
     history = new_history(False)
     with network.training_lease() as lease, sigint_deferred() as interrupted:
-        if fresh:
-            state = OptimizerState({}, optimizer.schedule.initial_lr(optimizer.lr))
-        else:
-            state = optimizer.state(network)
-        published = network.params
-        live = aligned_empty(published.size, network.dtype)
-        live[...] = published
-        trainer = kept_trainer(source)
-        trainer.set_params(live)
+        state = OptimizerState({}, DEFAULT_LR) if fresh else optimizer.state(network)
+        trainer, live = kept_trainer(source)
         trainer.set_data(X, Y, None)
         optimizer.configure(trainer, state)
         # what the kernels change in place, for the full path after a divergence
-        saved = ({name: value.copy() for name, value in state.buffers.items()},
+        buffers = state.buffers
+        saved = ({name: value.copy() for name, value in buffers.items()} if buffers else {},
                  state.step_count)
         if interrupted.is_set():  # Ctrl-C before the call: as the full path stops
             if np.isfinite(live).all():
@@ -146,10 +165,7 @@ def lean_fit(source, epochs: int, fresh: bool):
             history["penalty"].append(penalty / n)
             history["lr"].append(state.lr)
             history["seconds"].append(elapsed)
-            if optimizer.schedule.constant:
-                optimizer.epochs_end(state, n, 1)
-            else:
-                optimizer.epoch_ends(state, n, history)
+            optimizer.epoch_ends(state, n, history)  # a constant rate's: epochs_end(state, n, 1)
         else:
             data, penalty = sums[0], sums[1]
             history["loss"].extend(((data + penalty) / n).tolist())

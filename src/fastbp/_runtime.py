@@ -326,7 +326,7 @@ def training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
 
 class _Flag:
     """A one-way flag: a threading.Event costs a lock and a condition, and
-    only this thread's signal handler sets it."""
+    only this thread's signal handler sets it (the flag is that handler)."""
 
     _set = False  # a class default rather than an __init__: one call fewer a fit
 
@@ -335,6 +335,9 @@ class _Flag:
 
     def is_set(self) -> bool:
         return self._set
+
+    def __call__(self, signum, frame) -> None:
+        self._set = True
 
 
 try:  # signal's C module: the same calls without enum conversions (~15 µs a fit)
@@ -359,9 +362,11 @@ class sigint_deferred:
     def __enter__(self) -> _Flag:
         flag = self.flag = _Flag()
         self._previous = None
-        if (threading.current_thread() is threading.main_thread()
-                and _raw_signal.getsignal(_SIGINT) is signal.default_int_handler):
-            self._previous = _raw_signal.signal(_SIGINT, lambda signum, frame: flag.set())
+        if _raw_signal.getsignal(_SIGINT) is signal.default_int_handler:
+            try:
+                self._previous = _raw_signal.signal(_SIGINT, flag)
+            except ValueError:  # not the main thread, which signals go to (its check is C's)
+                pass
         return flag
 
     def __exit__(self, *exc_info) -> None:

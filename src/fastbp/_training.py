@@ -61,6 +61,9 @@ def fused_per_sample(batch_size: int, optimizer) -> bool:
     return batch_size == 1 and optimizer.fused_per_sample
 
 
+_INTP = np.dtype(np.intp)
+
+
 class Permutations:
     """The row orders of a shuffled fit: one permutation of range(n) an
     epoch, drawn from ``rng``; ``many(k)`` draws k at once, the very orders
@@ -72,7 +75,9 @@ class Permutations:
         self.rng, self.n = rng, n
 
     def __call__(self) -> np.ndarray:
-        return self.rng.permutation(self.n).astype(np.intp, copy=False)
+        order = self.rng.permutation(self.n)
+        # np.arange's integers: np.intp on NumPy 2 (an astype call costs ~0.3 µs)
+        return order if order.dtype is _INTP else order.astype(np.intp, copy=False)
 
     def many(self, count: int) -> np.ndarray:
         """``count`` orders as the rows of a C-contiguous np.intp array."""
@@ -225,9 +230,9 @@ class TrainingLoop(EpochSource):
         """No thread settings to hold: the fused per-sample kernel calls no
         BLAS, and a batch too small for threads of fastbp's own with
         n_threads=None leaves the BLAS as it is."""
+        network = self.network
         return self.per_sample or (self.n_threads is None and own_training_threads(
-            self.network.sizes, self.batch_size, None, per_sample=False,
-            itemsize=self.network.dtype.itemsize) == 1)
+            network.sizes, self.batch_size, None, False, network.dtype.itemsize) == 1)
 
     def __enter__(self) -> None:
         own_threads = 1 if self._threads is None else self._threads.__enter__()
@@ -314,8 +319,7 @@ class TrainingLoop(EpochSource):
         """Whether ``epochs`` epochs of a session (``quiet``: see
         :attr:`Session.quiet`) are one kernel call, with no thread settings
         to hold: fit's lean path (fastbp._lean) then runs them."""
-        # bfloat16 products are set up by _make_trainer alone (and pay on big nets only)
-        if not self._quiet_blas() or self.network.compute_dtype == "bfloat16":
+        if not self._quiet_blas():
             return False
         if epochs == 1:
             return self._rows_per_call(self.network.n_params) >= self.X.shape[0]
@@ -342,14 +346,24 @@ class TrainingLoop(EpochSource):
             return 1
         return self._block_epochs()
 
-    def _make_trainer(self, live, own_threads, state):
+    def new_trainer(self, n_threads: int):
+        """A compiled trainer of the network's layout and products' precision
+        (``compute_dtype``), this loop's loss, L2 term and batch size, on
+        ``n_threads`` threads of its own: the one maker of fit's trainers
+        (this loop's and :func:`fastbp._lean.kept_trainer`'s), which then
+        set the params, data and optimiser of each fit."""
         net = self.network
         trainer = _kernels.Trainer(*net.kernel_layout, self.loss_code, self.l2,
-                                   self.batch_size, own_threads, loss_param(self.loss_code))
-        trainer.set_params(live)
-        trainer.set_data(self.X, self.Y, self.sample_weight)
+                                   self.batch_size, n_threads, loss_param(self.loss_code))
         if net.compute_dtype == "bfloat16":
             trainer.set_compute_dtype(net.compute_dtype)  # dense float32 only: run checks
+        return trainer
+
+    def _make_trainer(self, live, own_threads, state):
+        net = self.network
+        trainer = self.new_trainer(own_threads)
+        trainer.set_params(live)
+        trainer.set_data(self.X, self.Y, self.sample_weight)
         if self.dropout_seed is not None:
             trainer.set_dropout(net.dropout, self.dropout_seed)
         self.optimizer.configure(trainer, state)

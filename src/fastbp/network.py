@@ -126,6 +126,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         # guards _training and every rebinding of _params by fit and set_weights
         self._fit_lock = threading.Lock()
         self._training = False
+        self._lease = TrainingLease(self._start_training, self._end_training, self._bind_params)
         #: the labels of the output units after a fit on class labels, else None
         self.classes_ = None
         self.init_weights(np.random.default_rng(check_seed(seed)))
@@ -366,6 +367,37 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
                 compute="bfloat16" if self.compute_dtype == "bfloat16" else "float32")
         return model
 
+    def fit_trainer(self, key, make, keep: bool) -> tuple:
+        """The compiled trainer of a :meth:`fit` on its lean path
+        (``fastbp._lean``), kept from fit to fit (not by pickles or copies),
+        set to train a private copy of the current parameters.
+
+        Parameters
+        ----------
+        key : tuple
+            What it is built for besides the layout (loss, L2, batch size, dtypes).
+        make : callable
+            Builds one for ``key`` when none is kept for it.
+        keep : bool
+            Keep it for the next call (small data: it holds the rows till
+            then); False drops any kept one.
+
+        Returns
+        -------
+        (trainer, params) : (fastbp._kernels.Trainer, ndarray)
+            The trainer and the copy it trains, to publish by :meth:`training_lease`.
+        """
+        kept = self.__dict__.get("_lean_trainer")
+        if kept is None or kept[0] is not self._sizes or kept[1] != key:
+            kept = (self._sizes, key, make())
+        if keep:
+            self._lean_trainer = kept
+        else:
+            self.__dict__.pop("_lean_trainer", None)
+        trainer, params = kept[2], _kernels.aligned_copy(self._params)
+        trainer.set_params(params)
+        return trainer, params
+
     # -- loss, gradients, objective: fastbp._objective.ObjectiveMixin --------
     # -- fit: fastbp._fitting.FitMixin -----------------------------------------
 
@@ -388,7 +420,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
             A context manager; entering it raises ``RuntimeError`` if the
             network is training already.
         """
-        return TrainingLease(self._start_training, self._end_training, self._bind_params)
+        return self._lease  # made once (its three bound methods cost a small fit ~1 µs)
 
     def _start_training(self) -> None:
         with self._fit_lock:
@@ -415,9 +447,9 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         # locks do not pickle; a restored network gets a fresh one (and its
         # predictor, rebuilt at its first predict)
         state = self.__dict__.copy()
-        del state["_fit_lock"]
+        del state["_fit_lock"], state["_lease"]
         state.pop("_compiled_predictor", None)
-        state.pop("_lean_trainer", None)  # fit's kept trainer (fastbp._lean)
+        state.pop("_lean_trainer", None)  # fit_trainer's
         return state
 
     def __setstate__(self, state):
@@ -427,6 +459,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
         self._fit_lock = threading.Lock()
         self._training = False
+        self._lease = TrainingLease(self._start_training, self._end_training, self._bind_params)
 
     def copy(self) -> "Network":
         """An independent copy with the same architecture and parameters."""
