@@ -94,7 +94,12 @@ FANN_SIGMOID_SYMMETRIC = 5
 #: never stop, the budget does, and end with the best validation epoch's
 #: weights); optional "ema", "dropout", "l2" as fit and Network take them,
 #: "init_factor" (Network.init_weights) and "class_output" [activation, loss]
-#: for one-hot targets (default softmax with cross-entropy).
+#: for one-hot targets (default softmax with cross-entropy); "refit" (a share
+#: of the budget, in [0, 1)): after the validated fit, train on from its kept
+#: weights with the same optimiser on all the train half's rows (validation
+#: rows included) for that last share of the budget, or with a fresh one of
+#: "refit_optimizer_args"; "refit_validated": true keeps the validation rows
+#: and the best epoch's weights in that second fit.
 FASTBP_CONFIG = {"activation": "tanh",
                  # on standardised inputs (--standardise): Adam in small batches with
                  # dropout, scored and kept by its weights' moving average
@@ -189,9 +194,9 @@ class FastbpContender:
         self.fastbp = fastbp
         self.config = FASTBP_CONFIG if config is None else config
 
-    def optimizer(self):
+    def optimizer(self, args=None):
         config, optim = self.config, self.fastbp.optim
-        args = dict(config.get("optimizer_args", {}))
+        args = dict(config.get("optimizer_args", {}) if args is None else args)
         if config.get("schedule") is not None:
             name, schedule_args = config["schedule"]
             args["schedule"] = getattr(optim, name)(**schedule_args)
@@ -221,18 +226,29 @@ class FastbpContender:
         clock = CLOCK
         start = clock()
 
-        def budget_spent(epoch, history, network):
-            return clock() - start >= budget
+        # "refit": the last share of the budget goes on training, from the
+        # kept weights with the same optimiser, on all the train half's rows
+        refit = config.get("refit", 0.0)
+        if not 0.0 <= refit < 1.0:
+            raise ValueError(f"refit must be a share of the budget in [0, 1), got {refit!r}")
 
-        history = network.fit(X, Y, loss=loss, optimizer=self.optimizer(),
-                              epochs=2**31 - 1,
-                              batch_size=batch_size, seed=seed, n_threads=1,
-                              l2=config.get("l2", 0.0),
-                              validation_split=config.get("validation_split", 0.0),
-                              early_stopping=stopping, ema=config.get("ema"),
-                              callbacks=[budget_spent])
-        seconds = clock() - start
+        def spent(share):
+            return lambda epoch, history, network: clock() - start >= share * budget
+
+        optimizer = self.optimizer()
+        common = dict(loss=loss, optimizer=optimizer, epochs=2**31 - 1, batch_size=batch_size,
+                      seed=seed, n_threads=1, l2=config.get("l2", 0.0), ema=config.get("ema"))
+        history = network.fit(X, Y, validation_split=config.get("validation_split", 0.0),
+                              early_stopping=stopping, callbacks=[spent(1.0 - refit)], **common)
         epochs = len(history["loss"])
+        if refit:
+            if config.get("refit_optimizer_args") is not None:  # a fresh optimiser
+                common["optimizer"] = self.optimizer(config["refit_optimizer_args"])
+            if config.get("refit_validated"):  # the same validation rows, the best epoch kept
+                common.update(validation_split=config.get("validation_split", 0.0),
+                              early_stopping=stopping)
+            epochs += len(network.fit(X, Y, callbacks=[spent(1.0)], **common)["loss"])
+        seconds = clock() - start
         outputs = network.predict(X_test)
         scores = test_scores(outputs, Y_test)
         scores["own_loss"], scores["numpy_loss"] = own_and_numpy_loss(network, loss, X_test,

@@ -145,3 +145,42 @@ def test_inner_splits_are_standardised_with_the_inner_training_rows(tabular, tmp
     np.testing.assert_allclose(test, (X_b - mean) / std, rtol=1e-12, atol=1e-12)
     assert tabular.prepare_datasets(["diabetes"], tmp_path / "x", standardise=False) \
         == tabular.DATASETS  # --no-standardise: FANN's files as shipped
+
+
+def test_refit_trains_on_all_rows_for_the_last_share_of_the_budget(tabular, monkeypatch):
+    needs_datasets(tabular)
+    fits = []
+    fit = fastbp.Network.fit
+
+    def recorded_fit(self, X, Y, **options):
+        started = tabular.CLOCK()
+        weights = [W.copy() for W in self.weights]
+        history = fit(self, X, Y, **options)
+        fits.append({"rows": len(X), "options": options, "started": started,
+                     "weights_in": weights, "weights_out": [W.copy() for W in self.weights],
+                     "epochs": len(history["loss"])})
+        return history
+
+    monkeypatch.setattr(fastbp.Network, "fit", recorded_fit)
+    budget, share = 0.4, 0.25
+    contender = tabular.FastbpContender({**tabular.FASTBP_CONFIG, "refit": share})
+    X, Y = tabular.read_fann_data(tabular.DATASETS / "diabetes.train")
+    start = tabular.CLOCK()
+    result = contender.run("diabetes", [X.shape[1], 8, Y.shape[1]], seed=0, budget=budget)
+    validated, refit = fits
+    assert validated["rows"] == refit["rows"] == len(X)
+    assert validated["options"]["validation_split"] > 0
+    assert validated["options"]["early_stopping"] is not None
+    # the refit holds no rows out and stops on the budget alone
+    assert "validation_split" not in refit["options"]
+    assert "early_stopping" not in refit["options"]
+    # it goes on from the validated fit's kept weights, with the same optimiser
+    for W_out, W_in in zip(validated["weights_out"], refit["weights_in"]):
+        assert np.array_equal(W_out, W_in)
+    assert refit["options"]["optimizer"] is validated["options"]["optimizer"]
+    assert refit["started"] - start >= (1 - share) * budget
+    assert budget <= result["seconds"] < budget + 1.0
+    assert result["epochs"] == validated["epochs"] + refit["epochs"] and refit["epochs"] >= 1
+    with pytest.raises(ValueError, match="refit"):
+        tabular.FastbpContender({**tabular.FASTBP_CONFIG, "refit": 1.0}).run(
+            "diabetes", [X.shape[1], 8, Y.shape[1]], seed=0, budget=0.01)
