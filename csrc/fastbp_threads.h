@@ -148,4 +148,38 @@ static inline int fbp_run_threads(int n, fbp_task task, void *job)
 #endif
 }
 
+/* The CPU the calling thread runs on, or -1 where that is not known. */
+static inline int fbp_current_cpu(void)
+{
+#if FBP_HAVE_THREADS && defined(__linux__) && defined(_GNU_SOURCE)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/* Move the calling thread off ``cpu`` when it runs there, to another CPU
+ * its affinity mask allows, and keep the mask. A thread started for one
+ * call may start on its creator's core: Linux places a new thread by load
+ * averages that lag by tens of milliseconds, and right after another
+ * library's pool ran on the other core (onnxruntime's, in
+ * bench/predict.py), predict's second thread shared the first one's core
+ * for several calls (784-128-10 on 2 threads: one thread's time). */
+static inline void fbp_leave_cpu(int cpu)
+{
+#if FBP_HAVE_THREADS && defined(__linux__) && defined(_GNU_SOURCE)
+    cpu_set_t mask, others;
+    if (cpu < 0 || sched_getcpu() != cpu
+            || pthread_getaffinity_np(pthread_self(), sizeof mask, &mask) != 0)
+        return;
+    others = mask;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) > 0
+            && pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
+        pthread_setaffinity_np(pthread_self(), sizeof mask, &mask);  /* moved: stays */
+#else
+    (void)cpu;
+#endif
+}
+
 #endif

@@ -24,7 +24,20 @@ cdef class Predictor:
         "bfloat16" (float32 params only): the products take their operands
         rounded to bfloat16 and sum in float32 (csrc/predict_bf16.pxi); W's
         rounded forms are made once per parameter values, and again at a
-        predict that finds the values changed.
+        predict that finds the values changed (see ``params_fixed``).
+
+    Attributes
+    ----------
+    params_fixed : bool, default=False
+        Set by a caller that guarantees params' values no longer change
+        while it is True (fastbp.Network: until it hands out writable views
+        of them, :meth:`fastbp.Network.layer_params`). compute="bfloat16"
+        then trusts the forms it made (after the flag was set) without
+        comparing params with their copy, and calls of fewer than 8 rows use
+        W's packs too (the same bits as rounding W as they read it).
+    spare_work : ndarray or None
+        A workspace a caller keeps here between calls (Network.predict's
+        chunks: it takes it, and puts it back after).
 
     Examples
     --------
@@ -36,6 +49,7 @@ cdef class Predictor:
     cdef readonly object sizes, acts, params
     cdef readonly str compute
     cdef Bf16Predict bf16  # compute="bfloat16": its forms and workspace
+    cdef public object spare_work
 
     def __init__(self, sizes, acts, params, compute="float32"):
         sizes = _int_codes(sizes, "sizes")
@@ -71,6 +85,17 @@ cdef class Predictor:
     def __dealloc__(self):
         PyMem_Free(self.layers)
 
+    @property
+    def params_fixed(self):
+        return self.bf16 is not None and self.bf16.fixed
+
+    @params_fixed.setter
+    def params_fixed(self, value):
+        if self.bf16 is not None:
+            self.bf16.fixed = bool(value)
+            if value:
+                self.bf16.forms = None  # made before: not trusted
+
     def predict(self, X, out, work=None, int n_threads=1, bint check_finite=False):
         """out = the network's outputs for the rows of X.
 
@@ -91,7 +116,8 @@ cdef class Predictor:
             with compute="bfloat16", which keeps a workspace of its own.
         n_threads : int, default=1
             Threads of its own, which claim blocks of rows (1 on a ready X
-            without ``check_finite``: one pass over all rows on this thread).
+            without ``check_finite``, or with it on a small one, scanned
+            first: one pass over all rows on this thread).
         check_finite : bool, default=False
             Each thread checks its blocks of a dense X through their first
             layer's pre-activation (_forward_pass_finite_x), not in a pass
@@ -114,6 +140,18 @@ cdef class Predictor:
         return _predict[float](self, X, self.params, work, out, n_threads, check_finite)
 
 
+def on_cache_lines(cnp.ndarray params):
+    """``params`` if its data starts on a 64-byte boundary, else a copy that
+    does (aligned_empty). Network keeps its parameters so: a one-row predict
+    of 784-256-128-10, bound by reading W, took 1.5x as long when W was 16
+    bytes off a line and each 64-byte load of it straddled two."""
+    if (<size_t>cnp.PyArray_DATA(params) & 63) == 0:
+        return params
+    aligned = aligned_empty(params.size, params.dtype)
+    aligned[...] = params
+    return aligned
+
+
 cdef int _predict(Predictor model, X, const floating[::1] params, work, floating[:, ::1] out,
                   int n_threads, bint check_finite) except -2:
     # Predictor.predict for one dtype: the one pass, or the threads (which
@@ -124,11 +162,26 @@ cdef int _predict(Predictor model, X, const floating[::1] params, work, floating
     if isinstance(X, np.ndarray) and not (X.dtype == _np_dtype(&params[0])
                                           and X.flags.c_contiguous and X.flags.aligned):
         convert = _set_converted_source(&job, X, model.layers[0].n_in)
-    if n_threads == 1 and not check_finite and not convert:
+    if n_threads == 1 and not convert and not (check_finite and not _scan_first(X, params)):
+        if check_finite and _first_nonfinite(<const floating*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                                             <Py_ssize_t>X.size) >= 0:
+            return -1
         _predict_one_pass(model, X, params, work, out)
         return 1
     return _predict_threads(model, &job, convert, X, params, work, out, n_threads,
                             check_finite)
+
+
+cdef inline bint _scan_first(X, const floating[::1] params):
+    # check_finite on one thread: a small dense X (a one-row call) is
+    # scanned before the one pass (same bits as the threads' pass over all
+    # its rows, which checks through z_1 and costs a workspace and a job)
+    return (isinstance(X, np.ndarray) and X.ndim == 2
+            and X.shape[0] * X.shape[1] <= PREDICT_SCAN_MAX
+            and X.dtype == _np_dtype(&params[0]) and X.flags.c_contiguous and X.flags.aligned)
+
+
+cdef Py_ssize_t PREDICT_SCAN_MAX = 65536
 
 
 cdef _predict_one_pass(Predictor model, X, const floating[::1] params, work,
@@ -164,19 +217,25 @@ cdef _predict_one_pass(Predictor model, X, const floating[::1] params, work,
 
 cdef Py_ssize_t _predict_forward_share(const int* sizes, int n_layers, Py_ssize_t rows,
                                        int n_threads) noexcept:
-    # z_1..z_L and a_out for a thread's even share, in whole 64-byte lines
-    cdef Py_ssize_t share = (rows + n_threads - 1) // n_threads
+    # z_1..z_L and a_out for the rows a thread runs at once (all rows on
+    # one thread, else a block), in whole 64-byte lines
+    cdef Py_ssize_t share = _predict_block_rows(_n_params(sizes, n_layers), rows, n_threads)
     return (share * _z_width(sizes, n_layers) + share * sizes[n_layers] + 15) // 16 * 16
+
+
+cdef Py_ssize_t _n_params(const int* sizes, int n_layers) noexcept:
+    cdef Py_ssize_t l, n_params = 0
+    for l in range(n_layers):
+        n_params += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
+    return n_params
 
 
 cdef Py_ssize_t _predict_share(const int* sizes, int n_layers, Py_ssize_t rows,
                                int n_threads, bint convert) noexcept:
-    cdef Py_ssize_t l, n_params = 0
     cdef Py_ssize_t share = _predict_forward_share(sizes, n_layers, rows, n_threads)
     if convert:  # and a block of converted rows of X
-        for l in range(n_layers):
-            n_params += (<Py_ssize_t>sizes[l] + 1) * sizes[l + 1]
-        share += (_predict_block_rows(n_params, rows, n_threads) * sizes[0] + 15) // 16 * 16
+        share += (_predict_block_rows(_n_params(sizes, n_layers), rows, n_threads) * sizes[0]
+                  + 15) // 16 * 16
     return share
 
 
@@ -268,12 +327,15 @@ cdef int _predict_threads(Predictor model, PredictJob* job, bint convert, X,
     job.nonfinite = 0
     # blocks of 256 rows (more on small networks, for PREDICT_BLOCK_FLOPS)
     job.block_rows = _predict_block_rows(params.shape[0], m, n_threads)
+    job.caller_cpu = -1
     with nogil:
         saved_csr = fbp_denormals_off()  # the threads inherit the mode
         if n_threads > 1:
+            job.caller_cpu = fbp_current_cpu()
             status = fbp_run_threads(n_threads, _predict_part_d if floating is double
                                      else _predict_part_f, job)
         if n_threads == 1 or status != 0:  # one thread runs every share in turn
+            job.caller_cpu = -1
             for i in range(n_threads):
                 if floating is double:
                     _predict_part_d(job, i)
@@ -315,6 +377,7 @@ cdef struct PredictJob:
     Py_ssize_t source_row_stride
     Py_ssize_t source_col_stride
     Py_ssize_t rows_offset  # where a workspace keeps its block of converted rows
+    int caller_cpu          # the threads started for the call leave its CPU (or -1)
 
 
 cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcept nogil:
@@ -325,6 +388,8 @@ cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcep
     cdef fbp_network net = _network(job.sizes, job.layers, n_layers, 0, 0.0, job.params, NULL,
                                     work)
     cdef fbp_input x_own
+    if index > 0:
+        fbp_leave_cpu(job.caller_cpu)
     while True:
         r0 = fbp_claim(&job.next_row, job.block_rows)
         if r0 >= job.m:

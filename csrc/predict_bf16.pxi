@@ -13,9 +13,14 @@
 #                  narrow layers (a side under BF16_PACK_MIN_WIDTH) whose
 #                  32-wide packs would be mostly zeros, and where the CPU has
 #                  neither instruction set (emulated packs only cost more);
-#   BF16_ROUNDING  both operands rounded as they are read, for blocks of
-#                  fewer than BF16_ROUNDING_ROWS rows: no pack to make or keep
-#                  current (one-row latency).
+#   BF16_ROUNDING  for blocks of fewer than BF16_ROUNDING_ROWS rows (one-row
+#                  latency): both operands rounded as they are read, or where
+#                  W's packs are at hand and AVX512-BF16 runs, A's rows
+#                  rounded as read against the packs (the same sums in the
+#                  same order). A call of so few rows has the packs only when
+#                  its caller vouches that params are unchanged
+#                  (Predictor.params_fixed): checking them would cost more
+#                  than the product.
 # Rows go in blocks of BF16_BLOCK_ROWS, on any number of threads: a row's
 # block, so its path and its bits, depend only on m, never on the threads.
 
@@ -26,6 +31,10 @@ cdef extern from "fastbp_bf16_rows.h" nogil:
     void fbp_bf16_gemm_rounding(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* A,
                                 Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
                                 Py_ssize_t ldc)
+    void fbp_bf16_gemm_packed_rows_any(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                       const float* A, Py_ssize_t lda, const uint16_t* Bp,
+                                       float* C, Py_ssize_t ldc)
+    int fbp_bf16_packed_rows_run()
     int FBP_BF16_EMULATED
 
 cdef enum:
@@ -65,6 +74,8 @@ cdef struct Bf16Job:
     Py_ssize_t next_row
     bint check_finite
     int nonfinite
+    bint packed_rows        # BF16_ROUNDING reads the packs
+    int caller_cpu          # as PredictJob's
 
 
 @cython.auto_pickle(False)
@@ -150,7 +161,9 @@ cdef void _bf16_forward_block(const Bf16Job* job, Py_ssize_t r0, Py_ssize_t rows
         a = job.out + r0 * n if l == n_layers - 1 else (z0 if l % 2 == 0 else z1)
         for r in range(rows):  # a = b + the product
             memcpy(a + r * n, job.params + layer.b, n * sizeof(float))
-        if path == BF16_ROUNDING:
+        if path == BF16_ROUNDING and job.packed_rows:
+            fbp_bf16_gemm_packed_rows_any(rows, n, k, z_in, k, job.packs + job.pack_at[l], a, n)
+        elif path == BF16_ROUNDING:
             fbp_bf16_gemm_rounding(rows, n, k, z_in, k, job.params + layer.W, n, a, n)
         elif path == BF16_PACKED:
             if ready != BF16_PACKED:  # X's rows: the layers after pack as they write
@@ -178,6 +191,8 @@ cdef void _bf16_part(void* job_, int index) noexcept nogil:
     cdef float* z1 = z0 + job.z_floats
     cdef uint16_t* Ap = <uint16_t*>(z1 + job.z_floats)
     cdef Py_ssize_t r0, rows, n_in = job.sizes[0]
+    if index > 0:
+        fbp_leave_cpu(job.caller_cpu)
     while True:
         r0 = fbp_claim(&job.next_row, job.block_rows)
         if r0 >= job.m:
@@ -197,6 +212,7 @@ cdef class Bf16Predict:
     whenever the parameters' values have changed, and a spare workspace."""
     cdef Bf16Weights forms
     cdef object spare
+    cdef bint fixed  # Predictor.params_fixed
 
     cdef int run(self, const fbp_layer* layers, int n_layers, const int* sizes,
                  const float[::1] params, X, float[:, ::1] out, int n_threads,
@@ -223,13 +239,16 @@ cdef class Bf16Predict:
         job.rounded = NULL
         job.packs = NULL
         job.pack_at = NULL
-        if m >= BF16_ROUNDING_ROWS:  # some block multiplies the forms
+        job.packed_rows = False
+        # some block multiplies the forms, or W's packs serve a few rows
+        if m >= BF16_ROUNDING_ROWS or (self.fixed and fbp_bf16_packed_rows_run()):
             forms = self.forms
-            if not _bf16_current(forms, params):
+            if forms is None or not (self.fixed or _bf16_current(forms, params)):
                 forms = self.forms = _bf16_weights(params, layers, n_layers)
             job.rounded = <const float*>_data(forms.rounded)
             job.packs = <const uint16_t*>_data(forms.packs)
             job.pack_at = <const Py_ssize_t*>_data(forms.pack_at)
+            job.packed_rows = fbp_bf16_packed_rows_run()
         for i in range(n_layers + 1):
             max_width = max(max_width, sizes[i])
             if i < n_layers:
@@ -253,11 +272,14 @@ cdef class Bf16Predict:
         job.next_row = 0
         job.check_finite = check_finite
         job.nonfinite = 0
+        job.caller_cpu = -1
         with nogil:
             saved_csr = fbp_denormals_off()
             if n_threads > 1:
+                job.caller_cpu = fbp_current_cpu()
                 status = fbp_run_threads(n_threads, _bf16_part, &job)
             if n_threads == 1 or status != 0:
+                job.caller_cpu = -1
                 for i in range(n_threads):
                     _bf16_part(&job, i)
             fbp_denormals_restore(saved_csr)

@@ -21,6 +21,8 @@ cdef extern from "fastbp_threads.h" nogil:
     Py_ssize_t fbp_claim(Py_ssize_t* counter, Py_ssize_t step)
     void fbp_raise_flag(int* flag)
     int fbp_run_threads(int n, fbp_task task, void* job)
+    int fbp_current_cpu()
+    void fbp_leave_cpu(int cpu)
     int FBP_MAX_THREADS
     int FBP_HAVE_THREADS
 

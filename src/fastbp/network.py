@@ -42,6 +42,8 @@ HIDDEN_ACTIVATIONS = {name: ACTIVATIONS[name]
 
 #: rows per kernel call in predict and loss, to bound the workspace
 CHUNK_ROWS = 4096
+#: the largest predict workspace a network keeps for its next call
+SPARE_WORK_BYTES = 8 << 20
 
 
 class Network(ObjectiveMixin, FitMixin, ScoreMixin):
@@ -217,6 +219,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
 
     def _publish(self, new: np.ndarray, action: str) -> None:
         """Make ``new`` the parameter array, unless a fit runs."""
+        new = _kernels.on_cache_lines(new)  # predict's loads of W then split no cache line
         with self._fit_lock:
             if self._training:
                 raise RuntimeError(f"cannot {action} while fit runs on this network "
@@ -250,7 +253,11 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         ``intercepts_`` are such views). fit, :meth:`set_weights` and
         :meth:`replace_params` bind a new array: views taken before keep
         the values of their time, as :attr:`params` does."""
-        return self._layer_views(self._params)
+        self._params_shared = params = self._params  # predict re-reads what views may write
+        model = self.__dict__.get("_compiled_predictor")
+        if model is not None:
+            model.params_fixed = False
+        return self._layer_views(params)
 
     @property
     def kernel_layout(self) -> tuple:
@@ -341,6 +348,11 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
                 # the threads check X through z_1 (rows x sizes[1]), no pass over
                 # X, and convert another float dtype or layout block by block
                 return _predict_threads_checking(X, model, threads, convert=convertible)
+            if ready and X.shape[0] <= CHUNK_ROWS:  # a small call: one kernel call checks X
+                out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+                if model.predict(X, out, None, 1, True) >= 0:
+                    return out
+                check_X(self, X)  # raises, naming the problem
         X = check_X(self, X, lazy=True)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         if not (ready or convertible):  # X had no shape to count rows by until now
@@ -362,9 +374,12 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         parameter array (fit and set_weights publish new arrays)."""
         params, model = self._params, self.__dict__.get("_compiled_predictor")
         if model is None or model.params is not params:
-            model = self._compiled_predictor = _kernels.Predictor(
+            model = _kernels.Predictor(
                 self._sizes, self._acts, params,
                 compute="bfloat16" if self.compute_dtype == "bfloat16" else "float32")
+            # published arrays are never written again, but layer_params' views may be
+            model.params_fixed = self.__dict__.get("_params_shared") is not params
+            self._compiled_predictor = model
         return model
 
     def fit_trainer(self, key, make, keep: bool) -> tuple:
@@ -433,6 +448,8 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
             self._training = False
 
     def _bind_params(self, params: np.ndarray) -> None:
+        if params is self._params:  # published again: its values may have changed
+            self.__dict__.pop("_compiled_predictor", None)
         self._params = params  # readers in other threads keep the array they hold
 
     # -- classification -----------------------------------------------------
@@ -454,6 +471,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self._params = _kernels.on_cache_lines(self._params)
         self.__dict__.setdefault("dropout", None)  # pickled before networks had dropout
         self.__dict__.setdefault("compute_dtype", self.dtype.name)  # ... or compute_dtype
         self._sizes.flags.writeable = self._acts.flags.writeable = False  # unpickled: writeable
@@ -523,17 +541,21 @@ def _predict_chunks(X, model, out, threads: int, check_finite: bool = False,
     float64, any layout) block by block."""
     m, dtype = X.shape[0], model.params.dtype
     rows = min(m, CHUNK_ROWS * threads)
-    share = _kernels.predict_workspace_share(model.sizes, rows, threads, convert)
-    # one thread needs no cache-line alignment, and np.empty is ~1 µs cheaper
-    work = np.empty(share, dtype) if threads == 1 else aligned_empty(threads * share, dtype)
-    if model.compute == "bfloat16":  # it keeps a workspace of its own
-        work = None
+    work = None
+    if model.compute != "bfloat16":  # which keeps a workspace of its own
+        size = threads * _kernels.predict_workspace_share(model.sizes, rows, threads, convert)
+        # the last call's, if big enough: a new one's pages fault in (2% of a call)
+        work, model.spare_work = model.spare_work, None  # another thread's call makes its own
+        if work is None or work.size < size:
+            work = aligned_empty(size, dtype)
     for start in range(0, m, rows):
         stop = min(start + rows, m)
         X_rows = X[start:stop] if convert else kernel_rows(X, start, stop, dtype)
         out_rows = out[start:stop]
         if model.predict(X_rows, out_rows, work, threads, check_finite) < 0:
             return False
+    if work is not None and work.nbytes <= SPARE_WORK_BYTES:
+        model.spare_work = work
     return True
 
 
