@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
 from ._checkpoint import read_checkpoint
 from ._averaging import WeightAverage, check_clip_norm, check_ema
 from ._inputs import check_XY
@@ -31,7 +32,7 @@ from .optim import LBFGS, SGD, Optimizer
 
 
 class FitMixin:
-    """:meth:`fit` of :class:`fastbp.Network`."""
+    """:meth:`fit` of :class:`fastbp.Network`, and the trainer its lean path keeps."""
 
     def fit(self, X, Y, loss: str | None = None, optimizer=None, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed=None, l2: float = 0.0,
@@ -346,6 +347,37 @@ default=None
                               EpochProgress(epochs) if verbose else None, metric_pairs, rng=rng,
                               initial_epoch=checkpoint.epoch, resumed=checkpoint.meta)
         return session.run(source, epochs)
+
+    def fit_trainer(self, key, make, keep: bool) -> tuple:
+        """The compiled trainer of a :meth:`fit` on its lean path
+        (``fastbp._lean``), kept from fit to fit (not by pickles or copies),
+        set to train a private copy of the current parameters.
+
+        Parameters
+        ----------
+        key : tuple
+            What it is built for besides the layout (loss, L2, batch size, dtypes).
+        make : callable
+            Builds one for ``key`` when none is kept for it.
+        keep : bool
+            Keep it for the next call (small data: it holds the rows till
+            then); False drops any kept one.
+
+        Returns
+        -------
+        (trainer, params) : (fastbp._kernels.Trainer, ndarray)
+            The trainer and the copy it trains, to publish by :meth:`training_lease`.
+        """
+        kept = self.__dict__.get("_lean_trainer")
+        if kept is None or kept[0] is not self.kernel_layout[0] or kept[1] != key:
+            kept = (self.kernel_layout[0], key, make())
+        if keep:
+            self._lean_trainer = kept
+        else:
+            self.__dict__.pop("_lean_trainer", None)
+        trainer, params = kept[2], _kernels.aligned_copy(self.params)
+        trainer.set_params(params)
+        return trainer, params
 
 
 def check_lbfgs_options(network, clip_norm, average) -> None:

@@ -382,37 +382,6 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
             self._compiled_predictor = model
         return model
 
-    def fit_trainer(self, key, make, keep: bool) -> tuple:
-        """The compiled trainer of a :meth:`fit` on its lean path
-        (``fastbp._lean``), kept from fit to fit (not by pickles or copies),
-        set to train a private copy of the current parameters.
-
-        Parameters
-        ----------
-        key : tuple
-            What it is built for besides the layout (loss, L2, batch size, dtypes).
-        make : callable
-            Builds one for ``key`` when none is kept for it.
-        keep : bool
-            Keep it for the next call (small data: it holds the rows till
-            then); False drops any kept one.
-
-        Returns
-        -------
-        (trainer, params) : (fastbp._kernels.Trainer, ndarray)
-            The trainer and the copy it trains, to publish by :meth:`training_lease`.
-        """
-        kept = self.__dict__.get("_lean_trainer")
-        if kept is None or kept[0] is not self._sizes or kept[1] != key:
-            kept = (self._sizes, key, make())
-        if keep:
-            self._lean_trainer = kept
-        else:
-            self.__dict__.pop("_lean_trainer", None)
-        trainer, params = kept[2], _kernels.aligned_copy(self._params)
-        trainer.set_params(params)
-        return trainer, params
-
     # -- loss, gradients, objective: fastbp._objective.ObjectiveMixin --------
     # -- fit: fastbp._fitting.FitMixin -----------------------------------------
 
