@@ -112,33 +112,32 @@ cdef inline Py_ssize_t _block_share(Py_ssize_t count, int index, int n) noexcept
     return min((count + 31) // 32 * index // n * 32, count)
 
 
-cdef void _bf16_product_part(void* p, int index) noexcept nogil:
+cdef void _bf16_pack_share(const _Bf16Product* job, int index) noexcept nogil:
     # thread index packs its 32-row blocks of A and 32-column panels of B
-    # (when not packed yet), then, once all are packed, computes its share of
-    # whole 32-row (or 32-column) blocks of C: every entry of C sums the same
-    # terms in the same order on any thread count
-    cdef _Bf16Product* job = <_Bf16Product*>p
+    # (those not packed yet)
     cdef int n = job.n_threads
     cdef Py_ssize_t lo, hi
-    cdef uint16_t* pack
-    if job.A != NULL or job.B != NULL:
-        if job.A != NULL:
-            lo = _block_share(job.m, index, n)
-            hi = _block_share(job.m, index + 1, n)
-            pack = <uint16_t*>job.Ap
-            if hi > lo:
-                fbp_bf16_pack_a(hi - lo, job.k, job.A + lo * job.a_rs, job.a_rs, job.a_cs,
-                                pack + lo * fbp_bf16_lda(job.k))
-        if job.B != NULL:
-            lo = _block_share(job.n, index, n)
-            hi = _block_share(job.n, index + 1, n)
-            pack = <uint16_t*>job.Bp
-            if hi > lo:
-                fbp_bf16_pack_b(job.k, hi - lo, job.B + lo * job.b_cs, job.b_rs, job.b_cs,
-                                pack + lo * fbp_bf16_up(job.k))
-        fbp_barrier_wait(&job.barrier)  # every block of the packs is written
-    lo = _block_share(job.m if job.by_rows else job.n, index, n)
-    hi = _block_share(job.m if job.by_rows else job.n, index + 1, n)
+    if job.A != NULL:
+        lo = _block_share(job.m, index, n)
+        hi = _block_share(job.m, index + 1, n)
+        if hi > lo:
+            fbp_bf16_pack_a(hi - lo, job.k, job.A + lo * job.a_rs, job.a_rs, job.a_cs,
+                            <uint16_t*>job.Ap + lo * fbp_bf16_lda(job.k))
+    if job.B != NULL:
+        lo = _block_share(job.n, index, n)
+        hi = _block_share(job.n, index + 1, n)
+        if hi > lo:
+            fbp_bf16_pack_b(job.k, hi - lo, job.B + lo * job.b_cs, job.b_rs, job.b_cs,
+                            <uint16_t*>job.Bp + lo * fbp_bf16_up(job.k))
+
+
+cdef void _bf16_gemm_share(const _Bf16Product* job, int index) noexcept nogil:
+    # once every block of the packs is written: thread index's share of
+    # whole 32-row (or 32-column) blocks of C; every entry of C sums the same
+    # terms in the same order on any thread count
+    cdef int n = job.n_threads
+    cdef Py_ssize_t lo = _block_share(job.m if job.by_rows else job.n, index, n)
+    cdef Py_ssize_t hi = _block_share(job.m if job.by_rows else job.n, index + 1, n)
     if hi <= lo:
         return
     if job.by_rows:
@@ -150,6 +149,44 @@ cdef void _bf16_product_part(void* p, int index) noexcept nogil:
                              job.accumulate)
 
 
+cdef void _bf16_product_part(void* p, int index) noexcept nogil:
+    # thread index's share of the packs, a barrier, its share of C
+    cdef _Bf16Product* job = <_Bf16Product*>p
+    if job.A != NULL or job.B != NULL:
+        _bf16_pack_share(job, index)
+        fbp_barrier_wait(&job.barrier)  # every block of the packs is written
+    _bf16_gemm_share(job, index)
+
+
+cdef int _bf16_product_job(_Bf16Product* job, Py_ssize_t thread_macs, int n_threads,
+                           Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                           const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs, uint16_t* Ap,
+                           const float* B, Py_ssize_t b_rs, Py_ssize_t b_cs, uint16_t* Bp,
+                           float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """Fill ``job`` for the product of _bf16_product on up to ``n_threads``
+    threads, one for each ``thread_macs`` multiply-adds; returns the threads
+    it takes (job.n_threads)."""
+    cdef int threads = <int>min(<Py_ssize_t>n_threads, m * n * k // max(thread_macs, 1))
+    job.by_rows = m >= n
+    threads = <int>max(1, min(<Py_ssize_t>threads, ((m if job.by_rows else n) + 31) // 32))
+    job.m = m
+    job.n = n
+    job.k = k
+    job.ldc = ldc
+    job.Ap = Ap
+    job.Bp = Bp
+    job.C = C
+    job.accumulate = accumulate
+    job.n_threads = threads
+    job.A = A
+    job.a_rs = a_rs
+    job.a_cs = a_cs
+    job.B = B
+    job.b_rs = b_rs
+    job.b_cs = b_cs
+    return threads
+
+
 cdef void _bf16_product(const Bf16Work* work, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                         const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs, uint16_t* Ap,
                         const float* B, Py_ssize_t b_rs, Py_ssize_t b_cs, uint16_t* Bp,
@@ -159,33 +196,16 @@ cdef void _bf16_product(const Bf16Work* work, Py_ssize_t m, Py_ssize_t n, Py_ssi
     to work.n_threads threads, the packs split, and C's longer side (same
     bits on any count)."""
     cdef _Bf16Product job
-    cdef int threads = <int>min(<Py_ssize_t>work.n_threads, m * n * k // BF16_THREAD_MACS)
-    job.by_rows = m >= n
-    threads = <int>min(<Py_ssize_t>threads, ((m if job.by_rows else n) + 31) // 32)
+    cdef int threads = _bf16_product_job(&job, BF16_THREAD_MACS, work.n_threads, m, n, k,
+                                         A, a_rs, a_cs, Ap, B, b_rs, b_cs, Bp, C, ldc,
+                                         accumulate)
     if threads > 1:
-        job.m = m
-        job.n = n
-        job.k = k
-        job.ldc = ldc
-        job.Ap = Ap
-        job.Bp = Bp
-        job.C = C
-        job.accumulate = accumulate
-        job.n_threads = threads
-        job.A = A
-        job.a_rs = a_rs
-        job.a_cs = a_cs
-        job.B = B
-        job.b_rs = b_rs
-        job.b_cs = b_cs
         fbp_barrier_init(&job.barrier, threads)
         if fbp_run_threads(threads, _bf16_product_part, &job) == 0:
             return
-    if A != NULL:
-        fbp_bf16_pack_a(m, k, A, a_rs, a_cs, Ap)
-    if B != NULL:
-        fbp_bf16_pack_b(k, n, B, b_rs, b_cs, Bp)
-    fbp_bf16_gemm_packed(m, n, k, Ap, Bp, C, ldc, accumulate)
+    job.n_threads = 1
+    fbp_barrier_init(&job.barrier, 1)
+    _bf16_product_part(&job, 0)
 
 
 def set_bf16_train_threading(Py_ssize_t thread_macs=-1):
@@ -266,6 +286,34 @@ cdef void bf16_prepare_weights(const fbp_network* net) noexcept nogil:
         return
     job.n_threads = 1
     _bf16_pack_part(&job, 0)
+
+
+cdef void bf16_pack_weight_rows(const fbp_network* net, int l, Py_ssize_t r0,
+                                Py_ssize_t r1) noexcept nogil:
+    """Rows [r0, r1) of W_l (r0 even) into its packs (or rounded, the small
+    way) after a step changed them, while they are in cache: only their
+    values are written, the packs' zeros stay from bf16_prepare_weights.
+    Each entry is the one bf16_prepare_weights writes."""
+    cdef Bf16Work* work = <Bf16Work*>net.bf16
+    cdef const fbp_layer* layer = &net.layers[l]
+    cdef const float* W = <const float*>net.params + layer.W
+    cdef Py_ssize_t i, j, n_in = layer.n_in, n_out = layer.n_out
+    cdef Py_ssize_t k_pad = fbp_bf16_up(n_in), k_even = n_in & ~(<Py_ssize_t>1)
+    cdef Py_ssize_t lda = fbp_bf16_lda(n_out)
+    cdef uint16_t* Bp = work.w_pack[l]
+    if work.small[l]:
+        _round_values(W + r0 * n_out, work.w_round[l] + r0 * n_out, (r1 - r0) * n_out)
+        return
+    if min(r1, k_even) > r0:  # pairs of rows: row p's entries at Bp + 32 p on
+        fbp_bf16_pack_b_rows(min(r1, k_even) - r0, n_out, k_pad, W + r0 * n_out, n_out,
+                             Bp + r0 * 32)
+    if k_even < n_in and r0 <= k_even < r1:  # an odd k's last row, paired with zeros
+        for j in range(n_out):
+            Bp[(j & ~31) * k_pad + k_even * 32 + 2 * (j & 31)] = \
+                fbp_bf16_round(W[k_even * n_out + j])
+    if l > 0:
+        for i in range(r0, r1):
+            fbp_bf16_round_n(W + i * n_out, work.wa_pack[l] + i * lda, n_out)
 
 
 cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
