@@ -49,8 +49,9 @@ cdef void _team_product(Bf16Team* team, int index, Py_ssize_t m, Py_ssize_t n, P
                         const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs, uint16_t* Ap,
                         const float* B, Py_ssize_t b_rs, Py_ssize_t b_cs, uint16_t* Bp,
                         float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
-    """_bf16_product on the team: every thread calls it alike; what each
-    wrote before it is in place before C is, and C is whole on return."""
+    """The product of _bf16_product_job on the team: every thread calls it
+    alike; what each wrote before it is in place before C is, and C is whole
+    on return."""
     cdef _Bf16Product job
     cdef int threads = _bf16_product_job(&job, team.thread_macs, team.n_threads, m, n, k,
                                          A, a_rs, a_cs, Ap, B, b_rs, b_cs, Bp, C, ldc,
@@ -203,7 +204,7 @@ cdef void _team_backward(Bf16Team* team, const fbp_network* net, int index, cons
             if l > 0:  # delta_prev^T (n_in x m, in a_round) = W . delta^T, then turned
                 _team_product(team, index, n_in, m, n_out, NULL, 0, 0, work.wa_pack[l],
                               delta, 1, n_out, work.b_pack, work.a_round, m, 0)
-                _transpose_columns(work.a_round, n_in, m, r0, r1, delta_prev)
+                bf16_transpose_rows(work.a_round, n_in, m, r0, r1, delta_prev)
                 multiply_layer_derivative(net, l - 1, m, r0 * n_in, z_prev + r0 * n_in,
                                           delta_prev + r0 * n_in, (r1 - r0) * n_in)
             if panels:
@@ -217,17 +218,6 @@ cdef void _team_backward(Bf16Team* team, const fbp_network* net, int index, cons
             swap = delta
             delta = delta_prev
             delta_prev = swap
-
-
-cdef void _transpose_columns(const float* x, Py_ssize_t rows, Py_ssize_t cols,
-                             Py_ssize_t c0, Py_ssize_t c1, float* out) noexcept nogil:
-    # rows [c0, c1) of out (cols x rows) = x^T, in blocks of 32 rows of x
-    cdef Py_ssize_t i0, i, j, i1
-    for i0 in range(0, rows, 32):
-        i1 = min(i0 + 32, rows)
-        for j in range(c0, c1):
-            for i in range(i0, i1):
-                out[j * rows + i] = x[i * cols + j]
 
 
 cdef void _team_step(Bf16Team* team, const fbp_network* net, int index,
@@ -351,7 +341,7 @@ cdef int bf16_train_rows(const fbp_network* net, const fbp_batches* data,
     team.totals.penalty_sum = 0
     team.totals.rows_done = 0
     # started once a call, a team's thread costs a barrier a phase, not a
-    # start: it takes products 16 times smaller than _bf16_product's threads
+    # start: a product is shared for each sixteenth of BF16_THREAD_MACS
     team.thread_macs = max(BF16_THREAD_MACS // 16, 1)
     team.n_threads = <int>max(1, min(<Py_ssize_t>n_threads,
                                      3 * weights * data.batch_size // BF16_THREAD_MACS))
