@@ -10,8 +10,7 @@ Usage (fastbp installed)::
 One epoch of minibatch SGD (momentum 0.9, shuffled, the same seed) on
 random float32 data, for each architecture: fastbp float32 and fastbp
 bfloat16 (float32 master weights, bfloat16 products on the path the
-machine picks), each on ``--threads`` threads (bfloat16 always runs its
-batches on one thread).
+machine picks), each on ``--threads`` threads.
 
 Same work first: both train the same rows in the same order from the same
 weights; the loss after one epoch must agree within bfloat16's tolerance

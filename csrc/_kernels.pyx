@@ -72,6 +72,7 @@ include "optim_nadam.pxi"  # NAdam, as PyTorch's
 include "passes.pxi"       # forward and backward passes, workspace layout
 include "batches.pxi"      # a minibatch's rows from the batch source
 include "threads.pxi"      # one minibatch split over threads of its own
+include "training_bf16.pxi"  # a bfloat16 fit's minibatch loop, on a team of threads
 include "training.pxi"     # the nogil training loop over a fit's state
 include "trainer.pxi"      # Trainer, the Python object owning that state
 include "predict_bf16.pxi"  # predict in bfloat16 products, float32 sums

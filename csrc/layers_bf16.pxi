@@ -2,9 +2,9 @@
 # layer's three products -- a += z_prev . W, delta_prev = delta . W^T and
 # dW += z_prev^T . delta -- take their operands rounded to bfloat16 (nearest,
 # ties to even) and sum in float32; biases, activations, losses and the
-# optimiser stay float32. The training loop (training.pxi) prepares W once a
-# step (bf16_prepare_weights); the passes (passes.pxi) call the products here
-# when net.bf16 is set.
+# optimiser stay float32. Here: the plan of a fit's buffers, the products'
+# shares for threads, W's packs and the small way's products; the loop that
+# runs them is training_bf16.pxi's.
 #
 # Two ways to the same rounding, chosen per layer once per Trainer:
 # - packed (fastbp_bf16.h): W's two packs made once a step, activations and
@@ -18,8 +18,9 @@
 
 #: a layer with a width (or a batch size) at most this takes the small way
 cdef Py_ssize_t BF16_SMALL = 16
-#: a packed product runs on one more thread for each this many multiply-adds
-#: (2^25: ~100 us of AMX work, against ~30 us to start a thread)
+#: a fit's team of threads starts when a batch has a third this many
+#: multiply-adds, and a product is shared for each sixteenth of it (2^25:
+#: ~100 us of AMX work, against ~30 us to start a thread)
 cdef Py_ssize_t BF16_THREAD_MACS = 1 << 25
 
 
@@ -39,8 +40,6 @@ cdef struct Bf16Work:
     uint16_t* b_pack
     float* a_round
     float* b_round
-    # threads the packed products may use (train_rows_kernel sets it)
-    int n_threads
 
 
 cdef inline Py_ssize_t _bf16_cells(size_t n, size_t item) noexcept nogil:
@@ -56,7 +55,6 @@ cdef Py_ssize_t bf16_plan(Bf16Work* work, const fbp_layer* layers, int n_layers,
     cdef Py_ssize_t n_in, n_out, used = 0, widest = 0
     cdef size_t a_size = 0, b_size = 0
     cdef bint small
-    work.n_threads = 1
     for l in range(n_layers):
         n_in = layers[l].n_in
         n_out = layers[l].n_out
@@ -104,7 +102,6 @@ cdef struct _Bf16Product:
     Py_ssize_t a_rs, a_cs
     const float* B
     Py_ssize_t b_rs, b_cs
-    fbp_barrier barrier
 
 
 cdef inline Py_ssize_t _block_share(Py_ssize_t count, int index, int n) noexcept nogil:
@@ -112,33 +109,32 @@ cdef inline Py_ssize_t _block_share(Py_ssize_t count, int index, int n) noexcept
     return min((count + 31) // 32 * index // n * 32, count)
 
 
-cdef void _bf16_product_part(void* p, int index) noexcept nogil:
+cdef void _bf16_pack_share(const _Bf16Product* job, int index) noexcept nogil:
     # thread index packs its 32-row blocks of A and 32-column panels of B
-    # (when not packed yet), then, once all are packed, computes its share of
-    # whole 32-row (or 32-column) blocks of C: every entry of C sums the same
-    # terms in the same order on any thread count
-    cdef _Bf16Product* job = <_Bf16Product*>p
+    # (those not packed yet)
     cdef int n = job.n_threads
     cdef Py_ssize_t lo, hi
-    cdef uint16_t* pack
-    if job.A != NULL or job.B != NULL:
-        if job.A != NULL:
-            lo = _block_share(job.m, index, n)
-            hi = _block_share(job.m, index + 1, n)
-            pack = <uint16_t*>job.Ap
-            if hi > lo:
-                fbp_bf16_pack_a(hi - lo, job.k, job.A + lo * job.a_rs, job.a_rs, job.a_cs,
-                                pack + lo * fbp_bf16_lda(job.k))
-        if job.B != NULL:
-            lo = _block_share(job.n, index, n)
-            hi = _block_share(job.n, index + 1, n)
-            pack = <uint16_t*>job.Bp
-            if hi > lo:
-                fbp_bf16_pack_b(job.k, hi - lo, job.B + lo * job.b_cs, job.b_rs, job.b_cs,
-                                pack + lo * fbp_bf16_up(job.k))
-        fbp_barrier_wait(&job.barrier)  # every block of the packs is written
-    lo = _block_share(job.m if job.by_rows else job.n, index, n)
-    hi = _block_share(job.m if job.by_rows else job.n, index + 1, n)
+    if job.A != NULL:
+        lo = _block_share(job.m, index, n)
+        hi = _block_share(job.m, index + 1, n)
+        if hi > lo:
+            fbp_bf16_pack_a(hi - lo, job.k, job.A + lo * job.a_rs, job.a_rs, job.a_cs,
+                            <uint16_t*>job.Ap + lo * fbp_bf16_lda(job.k))
+    if job.B != NULL:
+        lo = _block_share(job.n, index, n)
+        hi = _block_share(job.n, index + 1, n)
+        if hi > lo:
+            fbp_bf16_pack_b(job.k, hi - lo, job.B + lo * job.b_cs, job.b_rs, job.b_cs,
+                            <uint16_t*>job.Bp + lo * fbp_bf16_up(job.k))
+
+
+cdef void _bf16_gemm_share(const _Bf16Product* job, int index) noexcept nogil:
+    # once every block of the packs is written: thread index's share of
+    # whole 32-row (or 32-column) blocks of C; every entry of C sums the same
+    # terms in the same order on any thread count
+    cdef int n = job.n_threads
+    cdef Py_ssize_t lo = _block_share(job.m if job.by_rows else job.n, index, n)
+    cdef Py_ssize_t hi = _block_share(job.m if job.by_rows else job.n, index + 1, n)
     if hi <= lo:
         return
     if job.by_rows:
@@ -150,47 +146,41 @@ cdef void _bf16_product_part(void* p, int index) noexcept nogil:
                              job.accumulate)
 
 
-cdef void _bf16_product(const Bf16Work* work, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                        const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs, uint16_t* Ap,
-                        const float* B, Py_ssize_t b_rs, Py_ssize_t b_cs, uint16_t* Bp,
-                        float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
-    """C (m x n, rows ldc apart) = A.B, or += with ``accumulate``, A packed
-    into Ap first unless NULL (then Ap holds its pack), B likewise; on up
-    to work.n_threads threads, the packs split, and C's longer side (same
-    bits on any count)."""
-    cdef _Bf16Product job
-    cdef int threads = <int>min(<Py_ssize_t>work.n_threads, m * n * k // BF16_THREAD_MACS)
+cdef int _bf16_product_job(_Bf16Product* job, Py_ssize_t thread_macs, int n_threads,
+                           Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                           const float* A, Py_ssize_t a_rs, Py_ssize_t a_cs, uint16_t* Ap,
+                           const float* B, Py_ssize_t b_rs, Py_ssize_t b_cs, uint16_t* Bp,
+                           float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """Fill ``job`` for C (m x n, rows ldc apart) = A.B, or += with
+    ``accumulate``, A packed into Ap first unless NULL (then Ap holds its
+    pack), B likewise, on up to ``n_threads`` threads, one for each
+    ``thread_macs`` multiply-adds, C split along its longer side; returns
+    the threads it takes (job.n_threads)."""
+    cdef int threads = <int>min(<Py_ssize_t>n_threads, m * n * k // max(thread_macs, 1))
     job.by_rows = m >= n
-    threads = <int>min(<Py_ssize_t>threads, ((m if job.by_rows else n) + 31) // 32)
-    if threads > 1:
-        job.m = m
-        job.n = n
-        job.k = k
-        job.ldc = ldc
-        job.Ap = Ap
-        job.Bp = Bp
-        job.C = C
-        job.accumulate = accumulate
-        job.n_threads = threads
-        job.A = A
-        job.a_rs = a_rs
-        job.a_cs = a_cs
-        job.B = B
-        job.b_rs = b_rs
-        job.b_cs = b_cs
-        fbp_barrier_init(&job.barrier, threads)
-        if fbp_run_threads(threads, _bf16_product_part, &job) == 0:
-            return
-    if A != NULL:
-        fbp_bf16_pack_a(m, k, A, a_rs, a_cs, Ap)
-    if B != NULL:
-        fbp_bf16_pack_b(k, n, B, b_rs, b_cs, Bp)
-    fbp_bf16_gemm_packed(m, n, k, Ap, Bp, C, ldc, accumulate)
+    threads = <int>max(1, min(<Py_ssize_t>threads, ((m if job.by_rows else n) + 31) // 32))
+    job.m = m
+    job.n = n
+    job.k = k
+    job.ldc = ldc
+    job.Ap = Ap
+    job.Bp = Bp
+    job.C = C
+    job.accumulate = accumulate
+    job.n_threads = threads
+    job.A = A
+    job.a_rs = a_rs
+    job.a_cs = a_cs
+    job.B = B
+    job.b_rs = b_rs
+    job.b_cs = b_cs
+    return threads
 
 
 def set_bf16_train_threading(Py_ssize_t thread_macs=-1):
-    """Multiply-adds a thread of a bfloat16 training product (benchmarks and
-    tests; -1 keeps it). Returns the previous value."""
+    """Multiply-adds a thread of bfloat16 training is worth
+    (BF16_THREAD_MACS: the team's start, a sixteenth of it a product's
+    share; benchmarks and tests, -1 keeps it). Returns the previous value."""
     global BF16_THREAD_MACS
     old = BF16_THREAD_MACS
     if thread_macs == 0 or thread_macs < -1:
@@ -250,79 +240,77 @@ cdef void _bf16_pack_part(void* p, int index) noexcept nogil:
                                 layer.n_out, 1, work.wa_pack[l] + lo * fbp_bf16_lda(layer.n_out))
 
 
-cdef void bf16_prepare_weights(const fbp_network* net) noexcept nogil:
-    """Round or pack every W for this step's products (after each step), on
-    up to the products' threads when the weights are many (same bits)."""
+cdef void bf16_pack_weight_rows(const fbp_network* net, int l, Py_ssize_t r0,
+                                Py_ssize_t r1) noexcept nogil:
+    """Rows [r0, r1) of W_l (r0 even) into its packs (or rounded, the small
+    way) after a step changed them, while they are in cache: only their
+    values are written, the packs' zeros stay from _bf16_pack_part. Each
+    entry is the one _bf16_pack_part writes."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
-    cdef _Bf16Packing job
-    cdef Py_ssize_t weights = 0
-    cdef int l
-    for l in range(net.n_layers):
-        weights += net.layers[l].n_in * net.layers[l].n_out
-    # packing a weight costs about what 64 of its multiply-adds do
-    job.n_threads = <int>min(<Py_ssize_t>work.n_threads, weights * 64 // BF16_THREAD_MACS)
-    job.net = net
-    if job.n_threads > 1 and fbp_run_threads(job.n_threads, _bf16_pack_part, &job) == 0:
+    cdef const fbp_layer* layer = &net.layers[l]
+    cdef const float* W = <const float*>net.params + layer.W
+    cdef Py_ssize_t i, j, n_in = layer.n_in, n_out = layer.n_out
+    cdef Py_ssize_t k_pad = fbp_bf16_up(n_in), k_even = n_in & ~(<Py_ssize_t>1)
+    cdef Py_ssize_t lda = fbp_bf16_lda(n_out)
+    cdef uint16_t* Bp = work.w_pack[l]
+    if work.small[l]:
+        _round_values(W + r0 * n_out, work.w_round[l] + r0 * n_out, (r1 - r0) * n_out)
         return
-    job.n_threads = 1
-    _bf16_pack_part(&job, 0)
+    if min(r1, k_even) > r0:  # pairs of rows: row p's entries at Bp + 32 p on
+        fbp_bf16_pack_b_rows(min(r1, k_even) - r0, n_out, k_pad, W + r0 * n_out, n_out,
+                             Bp + r0 * 32)
+    if k_even < n_in and r0 <= k_even < r1:  # an odd k's last row, paired with zeros
+        for j in range(n_out):
+            Bp[(j & ~31) * k_pad + k_even * 32 + 2 * (j & 31)] = \
+                fbp_bf16_round(W[k_even * n_out + j])
+    if l > 0:
+        for i in range(r0, r1):
+            fbp_bf16_round_n(W + i * n_out, work.wa_pack[l] + i * lda, n_out)
 
 
 cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
                                const float* z_prev, float* a) noexcept nogil:
-    """a (m x n_out) += z_prev (m x n_in) . W_l."""
+    """a (m x n_out) += z_prev (m x n_in) . W_l, the small way."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
-    if work.small[l]:
-        _round_values(z_prev, work.a_round, m * n_in)
-        gemm_nn(<int>m, n_out, n_in, <const float*>work.a_round,
-                <const float*>work.w_round[l], a)
-    else:
-        _bf16_product(work, m, n_out, n_in, z_prev, n_in, 1, work.a_pack,
-                      NULL, 0, 0, work.w_pack[l], a, n_out, 1)
+    _round_values(z_prev, work.a_round, m * n_in)
+    gemm_nn(<int>m, n_out, n_in, <const float*>work.a_round,
+            <const float*>work.w_round[l], a)
 
 
-cdef void _transpose(const float* x, Py_ssize_t rows, Py_ssize_t cols,
-                     float* out) noexcept nogil:
-    # out (cols x rows) = x^T, in blocks of 32 rows of x
+cdef void bf16_transpose_rows(const float* x, Py_ssize_t rows, Py_ssize_t cols,
+                              Py_ssize_t c0, Py_ssize_t c1, float* out) noexcept nogil:
+    """Rows [c0, c1) of out (cols x rows) = x^T, in blocks of 32 rows of x."""
     cdef Py_ssize_t i0, i, j, i1
     for i0 in range(0, rows, 32):
         i1 = min(i0 + 32, rows)
-        for j in range(cols):
+        for j in range(c0, c1):
             for i in range(i0, i1):
                 out[j * rows + i] = x[i * cols + j]
 
 
 cdef void bf16_delta_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
                              const float* delta, float* delta_prev) noexcept nogil:
-    """delta_prev (m x n_in) = delta (m x n_out) . W_l^T, overwritten."""
+    """delta_prev (m x n_in) = delta (m x n_out) . W_l^T, overwritten, the
+    small way."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
-    if work.small[l]:
-        _round_values(delta, work.a_round, m * n_out)
-        memset(delta_prev, 0, m * n_in * sizeof(float))
-        gemm_nt(<int>m, n_in, n_out, <const float*>work.a_round,
-                <const float*>work.w_round[l], delta_prev)
-    else:  # delta_prev^T (n_in x m, in a_round) = W . delta^T, then turned
-        _bf16_product(work, n_in, m, n_out, NULL, 0, 0, work.wa_pack[l],
-                      delta, 1, n_out, work.b_pack, work.a_round, m, 0)
-        _transpose(work.a_round, n_in, m, delta_prev)
+    _round_values(delta, work.a_round, m * n_out)
+    memset(delta_prev, 0, m * n_in * sizeof(float))
+    gemm_nt(<int>m, n_in, n_out, <const float*>work.a_round,
+            <const float*>work.w_round[l], delta_prev)
 
 
 cdef void bf16_weight_gradient(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
                                const float* z_prev, const float* delta, float* dW,
                                bint accumulate) noexcept nogil:
     """dW_l (n_in x n_out) = z_prev^T . delta (m rows each), or += with
-    ``accumulate`` (dW holding the L2 term)."""
+    ``accumulate`` (dW holding the L2 term), the small way."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
-    if work.small[l]:
-        if not accumulate:
-            memset(dW, 0, n_in * n_out * sizeof(float))
-        _round_values(z_prev, work.a_round, m * n_in)
-        _round_values(delta, work.b_round, m * n_out)
-        gemm_tn(n_in, n_out, <int>m, <float>1, <const float*>work.a_round,
-                <const float*>work.b_round, dW)
-    else:
-        _bf16_product(work, n_in, n_out, m, z_prev, 1, n_in, work.a_pack,
-                      delta, n_out, 1, work.b_pack, dW, n_out, accumulate)
+    if not accumulate:
+        memset(dW, 0, n_in * n_out * sizeof(float))
+    _round_values(z_prev, work.a_round, m * n_in)
+    _round_values(delta, work.b_round, m * n_out)
+    gemm_tn(n_in, n_out, <int>m, <float>1, <const float*>work.a_round,
+            <const float*>work.b_round, dW)

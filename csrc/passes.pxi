@@ -143,10 +143,6 @@ cdef floating* layer_preactivation(const fbp_network* net, const fbp_input* x_ro
     cdef floating* a = _layer_a(net, work, l, m) + r0 * n_out
     for r in range(rows):
         memcpy(a + r * n_out, b, n_out * sizeof(floating))
-    if bf16_on(net, dtype_tag):  # compute_dtype bfloat16: dense input only
-        bf16_forward_product(net, l, rows, (<const float*>x_rows.dense if l == 0 else <const float*>z_prev),
-                             <float*>a)
-        return a
     _layer_product(x_rows, l, <int>rows, <int>n_out, <int>n_in, z_prev, W, a)
     return a
 
@@ -199,13 +195,9 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
         else:
             if l2 != 0:
                 penalty += l2_gradient(W, dW, count, l2_over_m)
-            elif not bf16_on(net, delta):  # bfloat16's product writes dW over
+            else:
                 memset(dW, 0, count * sizeof(floating))
-            if bf16_on(net, delta):
-                bf16_weight_gradient(net, l, m, (<const float*>x.dense if l == 0
-                                                 else <const float*>z_prev),
-                                     <const float*>delta, <float*>dW, l2 != 0)
-            elif l == 0:
+            if l == 0:
                 input_gemm_tn(x, 0, n_in, <int>n_out, <int>n_in, <int>m, 1, delta, dW)
             else:
                 gemm_tn(<int>n_in, <int>n_out, <int>m, 1, z_prev, delta, dW)
@@ -217,11 +209,8 @@ cdef double backward_pass(const fbp_network* net, const fbp_input* x, const floa
 
         if l > 0:
             # delta_prev = (delta . W^T) * f'(a_prev), times its mask after dropout
-            if bf16_on(net, delta):
-                bf16_delta_product(net, l, m, <const float*>delta, <float*>delta_prev)
-            else:
-                memset(delta_prev, 0, m * n_in * sizeof(floating))
-                gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
+            memset(delta_prev, 0, m * n_in * sizeof(floating))
+            gemm_nt(<int>m, <int>n_in, <int>n_out, delta, W, delta_prev)
             multiply_layer_derivative(net, l - 1, m, 0, z_prev, delta_prev, m * n_in)
             swap = delta
             delta = delta_prev

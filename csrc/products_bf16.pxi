@@ -19,6 +19,8 @@ cdef extern from "fastbp_bf16.h" nogil:
                          Py_ssize_t a_cs, uint16_t* Ap)
     void fbp_bf16_pack_b(Py_ssize_t k, Py_ssize_t n, const float* B, Py_ssize_t b_rs,
                          Py_ssize_t b_cs, uint16_t* Bp)
+    void fbp_bf16_pack_b_rows(Py_ssize_t k_even, Py_ssize_t n, Py_ssize_t k_pad,
+                              const float* B, Py_ssize_t b_rs, uint16_t* Bp)
     void fbp_bf16_gemm_packed(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const uint16_t* Ap,
                               const uint16_t* Bp, float* C, Py_ssize_t ldc, int accumulate)
     int fbp_bf16_path_runs(int path)

@@ -9,40 +9,6 @@ cdef extern from "fastbp_sample.h" nogil:
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
 
 
-cdef struct _Bf16Step:
-    const fbp_optimizer_state* opt
-    float* params
-    const float* grad
-    Py_ssize_t count
-    StepRates rates
-    int n_threads
-
-
-cdef void _bf16_step_part(void* p, int index) noexcept nogil:
-    # thread index's contiguous share of the params (the steps are elementwise)
-    cdef _Bf16Step* job = <_Bf16Step*>p
-    cdef Py_ssize_t lo = job.count * index // job.n_threads
-    optimizer_step(job.opt, job.params, job.grad, lo,
-                   job.count * (index + 1) // job.n_threads - lo, job.rates)
-
-
-cdef void _bf16_step(const fbp_network* net, const fbp_optimizer_state* opt,
-                     StepRates rates) noexcept nogil:
-    """A bfloat16 fit's step on every param, on the products' threads when
-    the params are many (as its W's packing: same bits on any count)."""
-    cdef _Bf16Step job
-    job.opt = opt
-    job.params = <float*>net.params
-    job.grad = <const float*>net.grad
-    job.count = net.n_params
-    job.rates = rates
-    job.n_threads = <int>min(<Py_ssize_t>(<Bf16Work*>net.bf16).n_threads,
-                             net.n_params * 64 // BF16_THREAD_MACS)
-    if job.n_threads > 1 and fbp_run_threads(job.n_threads, _bf16_step_part, &job) == 0:
-        return
-    optimizer_step(opt, job.params, job.grad, 0, net.n_params, rates)
-
-
 cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                            fbp_optimizer_state* opt, Py_ssize_t start, Py_ssize_t stop,
                            int n_threads, fbp_totals* totals,
@@ -66,10 +32,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     its norm first (then the step is never folded into the products, nor a
     sparse W_0's into its L2 term) and the average takes the params after it.
 
-    With ``net.bf16`` (compute_dtype bfloat16, layers_bf16.pxi) every batch
-    runs here, its big products and W's packing split over ``n_threads``
-    threads (the same bits on any count), its W rounded or packed first and
-    its step taken through the gradient.
+    With ``net.bf16`` (compute_dtype bfloat16, layers_bf16.pxi) the batches
+    run in bf16_train_rows (training_bf16.pxi), on a team of up to
+    ``n_threads`` threads (the same bits on any count).
     """
     cdef const int* sizes = net.sizes
     cdef int n_layers = net.n_layers
@@ -92,10 +57,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     cdef fbp_step_rules* rules = net.rules
     # clipping needs the whole gradient before any step
     cdef bint clipping = rules != NULL and rules.clip_norm > 0
-    # bfloat16 products: the minibatch loop on this thread, every step through
-    # the gradient (layers_bf16.pxi)
-    cdef bint bf16 = bf16_on(net, dtype_tag)
-    cdef bint plain = optimizer_is_plain(opt) and not clipping and not bf16
+    cdef bint plain = optimizer_is_plain(opt) and not clipping
     cdef bint sparse_w0
     cdef Py_ssize_t w0_size = n_in * sizes[1]
     cdef TrainJob job
@@ -104,10 +66,12 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.loss_sum = 0
     totals.penalty_sum = 0
     totals.rows_done = 0
-    if batch_size == 1 and sw == NULL and data.X != NULL and rules == NULL and not bf16:
+    if bf16_on(net, dtype_tag):  # bfloat16 products: a loop of their own
+        return bf16_train_rows(net, data, opt, start, stop, n_threads, totals)
+    if batch_size == 1 and sw == NULL and data.X != NULL and rules == NULL:
         # per-sample: the fused C paths (csrc/fastbp_sample.h), dropout and
-        # all; with step rules, bfloat16 products, or settings without one,
-        # the minibatch loop at m = 1
+        # all; with step rules, or settings without one, the minibatch loop
+        # at m = 1
         if plain:
             if floating is double:
                 return fbp_sample_epoch_d(net, data, opt.lr, start, stop, totals)
@@ -128,7 +92,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     x_rows = work + x_off
     t_rows = x_rows + batch_size * n_in
     w_rows = t_rows + batch_size * n_out
-    if n_threads > 1 and not bf16:
+    if n_threads > 1:
         job.net = net
         job.data = data
         job.opt = opt
@@ -146,16 +110,12 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
             if rules != NULL:
                 rules.ema_steps = job.ema_steps_after
             return job.status
-    if bf16:  # its big products split over the threads (same bits)
-        (<Bf16Work*>net.bf16).n_threads = max(n_threads, 1)
     pos = start
     while pos < stop:
         m = batch_size if pos + batch_size <= stop else stop - pos
         sw_sum = _batch_rows(data, pos, m, 0, m, n_in, n_out, x_rows, t_rows, w_rows,
                              &xb, &tb, &wb)
         own.drop_first = net.drop_first + pos
-        if bf16:
-            bf16_prepare_weights(net)  # W changed in the last step
         forward_pass(&own, &xb, m, dtype_tag)
         if plain:
             # the update folds into the weight-gradient gemm: no grad buffer
@@ -177,8 +137,6 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                 penalty += 0.5 * net.l2 / sw_sum * optimizer_marked_rows_step(
                     opt, net, 0, n_in, net.l2 / sw_sum, rates, dtype_tag)
                 optimizer_step(opt, params, grad, w0_size, net.n_params - w0_size, rates)
-            elif bf16 and floating is float:
-                _bf16_step(net, opt, rates)
             else:
                 optimizer_step(opt, params, grad, 0, net.n_params, rates)
         if rules != NULL and rules.ema != NULL:
