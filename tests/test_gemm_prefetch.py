@@ -16,12 +16,11 @@ def test_prefetched_weight_gradient_gives_the_bits_of_an_unprefetched_one(rng, d
     # 700 rows (5 blocks of 128 and a rest) of 410 inputs (two 192-row
     # blocks of dW and a rest): 1.1-2.2 MiB of z_prev, so it is prefetched
     m, n_in, n_out, guard = 700, 410, 64, 64
-    z_prev = rng.normal(size=(m, n_in)).astype(dtype)
-    delta = rng.normal(size=(m, n_out)).astype(dtype)
-    W = np.zeros((n_in, n_out), dtype)
+    z_prev, delta = (rng.normal(size=(m, width)).astype(dtype) for width in (n_in, n_out))
+    W, db = np.zeros((n_in, n_out), dtype), np.empty(n_out, dtype)
+    # dW between two NaN bands: the tiles must leave them untouched
     band = np.full(2 * guard + n_in * n_out, np.nan, dtype)
     dW = band[guard:guard + n_in * n_out].reshape(n_in, n_out)
-    db = np.empty(n_out, dtype)
     _kernels.layer_gradients(z_prev, delta, W, 0.0, dW, db)
     assert np.isnan(band[:guard]).all() and np.isnan(band[-guard:]).all()
     assert np.allclose(dW, z_prev.T.astype(np.float64) @ delta,
