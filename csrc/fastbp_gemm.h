@@ -60,10 +60,14 @@
 #define FBP_GEMM_MC_F32 256
 #endif
 /* A transposed A (the weight update, A^T.delta, k the batch's rows) that
- * spans more than this is prefetched (FBP_DEFINE_GEMM): it is out of a
- * 2 MiB L2 by the update (784-128-10 float64: 128 rows and W fit, 256 not). */
+ * spans more than this is prefetched (FBP_DEFINE_GEMM). Whether the batch
+ * is still in L2 by the update depends on W and L2 (784-128-10 float64:
+ * 128 rows and W fit a 2 MiB L2, 256 do not; 784-256-128-10: 128 do not),
+ * and prefetching lines that are there cost nothing measurable (784-128-10
+ * b128 6.45 against 6.60 us/row), so the gate is low: 1 MiB left 784-256-
+ * 128-10 b128 at 16.85, 256 KiB 15.65 (median of 3, quiet, 1 thread). */
 #ifndef FBP_GEMM_TN_PREFETCH_BYTES
-#define FBP_GEMM_TN_PREFETCH_BYTES (1024 * 1024)
+#define FBP_GEMM_TN_PREFETCH_BYTES (256 * 1024)
 #endif
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FASTBP_NO_OWN_GEMM)
@@ -226,7 +230,7 @@ NAME(ptrdiff_t m_all, ptrdiff_t n, ptrdiff_t k_all, T alpha, const T *A_all,  \
      * 128-10 float64 fits on 1 thread ran 18% and 22% slower per row at    \
      * batch 256 and 512 than at 128. The first panel's tiles prefetch the  \
      * next block, row by row (tn_next), and in the first block the next    \
-     * tile's lines (tn_a): batch 512 then 17% faster (float32 11%, 784-   \
+     * tile's lines (tn_a): batch 512 then 15% faster (float32 6%, 784-    \
      * 256-128-10 float64 8%), the same bits. */                            \
     const T *tn_next = NULL;                                                  \
     ptrdiff_t tn_next_k = 0, tn_next_bytes = 0;                               \
