@@ -609,27 +609,19 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
     return 0;
 }
 
-FBP_CLONES FBP_NO_CONTRACT
-static int FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(const fbp_network *net,
-                                                         const fbp_batches *data, double lr,
-                                                         double mu, int look_ahead, void *v_all,
-                                                         ptrdiff_t start, ptrdiff_t stop,
-                                                         fbp_totals *totals) {
-    return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
-                                                stop, totals, 1, 0);
-}
-
-/* Without dropout, on a CPU that runs the x86-64-v4 clones: the forward
-   sums in 32-byte vectors (double's only; the same bits). */
-FBP_CLONES FBP_NO_CONTRACT
-static int FBP_SUFFIX(fbp_sample_momentum_wide_epoch)(const fbp_network *net,
-                                                      const fbp_batches *data, double lr,
-                                                      double mu, int look_ahead, void *v_all,
-                                                      ptrdiff_t start, ptrdiff_t stop,
-                                                      fbp_totals *totals) {
-    return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
-                                                stop, totals, 0, 1);
-}
+/* The body at constant dropout and wide, an epoch function each: with
+   dropout; and without it, on a CPU that runs the x86-64-v4 clones, the
+   forward sums in 32-byte vectors (double's only; the same bits). */
+#define FBP_MOMENTUM_VARIANT(name, dropout, wide)                                            \
+    FBP_CLONES FBP_NO_CONTRACT static int FBP_SUFFIX(name)(                                  \
+        const fbp_network *net, const fbp_batches *data, double lr, double mu, int look_ahead, \
+        void *v_all, ptrdiff_t start, ptrdiff_t stop, fbp_totals *totals) {                   \
+        return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all,    \
+                                                    start, stop, totals, dropout, wide);     \
+    }
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, 1, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, 0, 1)
+#undef FBP_MOMENTUM_VARIANT
 
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
  * [start, stop) of the batch source, one row at a time (data->batch_size is
