@@ -44,6 +44,16 @@
 #define FBP_SAMPLE_INLINE static inline
 #endif
 
+/* Whether x86-64-v4's clones run: double's forward sums take 32-byte
+   vectors there (fastbp_sample_impl.h's fbp_dense_in_turn). */
+static inline int fbp_sample_wide(void) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    return __builtin_cpu_supports("x86-64-v4");
+#else
+    return 0;
+#endif
+}
+
 #define FBP_REAL double
 #define FBP_SUFFIX(name) name##_d
 #include "fastbp_sample_impl.h"

@@ -59,35 +59,52 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_block_in_turn)(FBP_REAL *a, const FB
 /* 16 bytes: a vector on every x86-64 clone (SSE2 up), so an array of them
    stays in registers on each. gcc's own loops vectorised a block of one
    64-byte vector of doubles over i instead, gathering strided weights, and
-   wider vector types went through the stack where they are not native. */
-typedef FBP_REAL FBP_SUFFIX(fbp_vec16) __attribute__((vector_size(16)));
+   wider vector types went through the stack where they are not native.
+   32 bytes where the x86-64-v4 clones run (fbp_sample_wide): half the vector
+   operations of double's sums, the same bits (each lane's sum is the
+   same); on the v3 clone they measured slower, on the baseline much. */
+#define FBP_DENSE_VECTORS(name, bytes)                                                       \
+    FBP_SAMPLE_INLINE void FBP_SUFFIX(name)(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z, \
+                                            const FBP_REAL *W, ptrdiff_t n_in, ptrdiff_t n_out, \
+                                            ptrdiff_t j0, ptrdiff_t j1, const int nq,           \
+                                            const int from) {                                   \
+        typedef FBP_REAL Q __attribute__((vector_size(bytes)));                                 \
+        const ptrdiff_t lanes = (ptrdiff_t)(sizeof(Q) / sizeof(FBP_REAL));                      \
+        Q acc[8], w;                                                                            \
+        ptrdiff_t i, at[8];                                                                     \
+        int q;                                                                                  \
+        for (q = 0; q < nq; q++) {                                                              \
+            at[q] = q < from ? j0 + q * lanes : j1 + (q - from) * lanes;                        \
+            memcpy(&acc[q], b + at[q], sizeof(Q));                                              \
+        }                                                                                       \
+        for (i = 0; i < n_in; i++) {                                                            \
+            const FBP_REAL z_i = z[i], *row = W + i * n_out;                                    \
+            for (q = 0; q < nq; q++) {                                                          \
+                memcpy(&w, row + at[q], sizeof(Q));                                             \
+                acc[q] += z_i * w;                                                              \
+            }                                                                                   \
+        }                                                                                       \
+        for (q = 0; q < nq; q++) memcpy(a + at[q], &acc[q], sizeof(Q));                         \
+    }
 
-/* nq vectors of 16 bytes of outputs in one loop over i: vector q starts at
-   j0 + q lanes, or at j1 + (q - from) lanes from vector from on (j1 may
-   overlap j0's; its outputs come out the same). nq and from are constants
-   once inlined. */
+/* nq vectors of 16 (or 32) bytes of outputs in one loop over i: vector q
+   starts at j0 + q lanes, or at j1 + (q - from) lanes from vector from on
+   (j1 may overlap j0's; its outputs come out the same). nq and from are
+   constants once inlined. */
+FBP_DENSE_VECTORS(fbp_dense_quads16, 16)
+FBP_DENSE_VECTORS(fbp_dense_quads32, 32)
+#undef FBP_DENSE_VECTORS
+
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_quads_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                            const FBP_REAL *z, const FBP_REAL *W,
                                                            ptrdiff_t n_in, ptrdiff_t n_out,
                                                            ptrdiff_t j0, ptrdiff_t j1,
-                                                           const int nq, const int from) {
-    typedef FBP_SUFFIX(fbp_vec16) Q;
-    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(Q) / sizeof(FBP_REAL));
-    Q acc[8], w;
-    ptrdiff_t i, at[8];
-    int q;
-    for (q = 0; q < nq; q++) {
-        at[q] = q < from ? j0 + q * lanes : j1 + (q - from) * lanes;
-        memcpy(&acc[q], b + at[q], sizeof(Q));
-    }
-    for (i = 0; i < n_in; i++) {
-        const FBP_REAL z_i = z[i], *row = W + i * n_out;
-        for (q = 0; q < nq; q++) {
-            memcpy(&w, row + at[q], sizeof(Q));
-            acc[q] += z_i * w;
-        }
-    }
-    for (q = 0; q < nq; q++) memcpy(a + at[q], &acc[q], sizeof(Q));
+                                                           const int nq, const int from,
+                                                           const int wide) {
+    if (wide)
+        FBP_SUFFIX(fbp_dense_quads32)(a, b, z, W, n_in, n_out, j0, j1, nq, from);
+    else
+        FBP_SUFFIX(fbp_dense_quads16)(a, b, z, W, n_in, n_out, j0, j1, nq, from);
 }
 
 /* Outputs [j0, n_out), in blocks of h vectors of 16 bytes (h*lanes <= n_out),
@@ -99,12 +116,12 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_quads_in_turn)(FBP_REAL *a, const FB
         while (count > 0) {                                                                 \
             if (count > width_ && count <= 2 * width_ && 2 * (h) <= 8) {                    \
                 FBP_SUFFIX(fbp_dense_quads_in_turn)(a, b, z, W, n_in, n_out, j0,            \
-                                                    n_out - width_, 2 * (h), (h));          \
+                                                    n_out - width_, 2 * (h), (h), wide);    \
                 return;                                                                     \
             }                                                                               \
             FBP_SUFFIX(fbp_dense_quads_in_turn)(a, b, z, W, n_in, n_out,                    \
                                                 count >= width_ ? j0 : n_out - width_, 0,   \
-                                                (h), (h));                                  \
+                                                (h), (h), wide);                            \
             j0 += width_;                                                                   \
             count -= width_;                                                                \
         }                                                                                   \
@@ -116,9 +133,10 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_quads_in_turn)(FBP_REAL *a, const FB
    sums); below 16 bytes, float's two or three outputs in one loop. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
-                                                     ptrdiff_t n_in, ptrdiff_t n_out) {
+                                                     ptrdiff_t n_in, ptrdiff_t n_out,
+                                                     const int wide) {
     const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
-    const ptrdiff_t quad = (ptrdiff_t)(16 / sizeof(FBP_REAL));
+    const ptrdiff_t quad = (ptrdiff_t)((wide ? 32 : 16) / sizeof(FBP_REAL));
     ptrdiff_t j0 = 0, count, i;
     for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
         FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
@@ -167,9 +185,11 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL
    the last outputs one by one. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
-                                                     ptrdiff_t n_in, ptrdiff_t n_out) {
+                                                     ptrdiff_t n_in, ptrdiff_t n_out,
+                                                     const int wide) {
     const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
     ptrdiff_t i, j, j0 = 0;
+    (void)wide;
     for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
         FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
     for (j = j0; j < n_out; j++) {
@@ -215,8 +235,8 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_sample_below)(FBP_REAL dot, FBP_REAL a
 
 /* One row's forward pass, z = f(a) layer by layer (the output keeps its a
    in a_out), then the output delta into delta; returns J's data term.
-   in_turn: each a_j summed over i in turn (the momentum path's order), else
-   fbp_dense's. With dropout, the hidden layers' masks of the row at
+   in_turn: each a_j summed over i in turn (the momentum path's order; 2: in
+   32-byte vectors, fbp_dense_in_turn's wide), else fbp_dense's. With dropout, the hidden layers' masks of the row at
    ``position``. The epoch functions pass what they hoisted out of the loop. */
 FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
                                                         const fbp_layer *layers, int n_layers,
@@ -232,7 +252,7 @@ FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
         FBP_REAL *a = work + layer->a;  /* z, unless kept (the output's: a_out) */
         if (in_turn)
             FBP_SUFFIX(fbp_dense_in_turn)(a, params + layer->b, z_prev, params + layer->W,
-                                          layer->n_in, layer->n_out);
+                                          layer->n_in, layer->n_out, in_turn == 2);
         else
             FBP_SUFFIX(fbp_dense)(a, params + layer->b, z_prev, params + layer->W, layer->n_in,
                                   layer->n_out);
@@ -515,13 +535,14 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_sample_multiply_below)(const FBP_REAL *a, 
     for (ptrdiff_t i = 0; i < n; i++) delta[i] *= factor[i];
 }
 
-/* fbp_sample_momentum_epoch's body; dropout as fbp_sample_epoch_body's. */
+/* fbp_sample_momentum_epoch's body; dropout as fbp_sample_epoch_body's, wide
+   as fbp_dense_in_turn's (a constant: an epoch function of its own). */
 FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *net,
                                                            const fbp_batches *data, double lr,
                                                            double mu, int look_ahead,
                                                            void *v_all, ptrdiff_t start,
                                                            ptrdiff_t stop, fbp_totals *totals,
-                                                           const int dropout) {
+                                                           const int dropout, const int wide) {
     const fbp_layer *layers = net->layers;
     const int n_layers = net->n_layers;
     const ptrdiff_t n_in0 = net->sizes[0], n_out = net->sizes[n_layers];
@@ -539,7 +560,7 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
         const FBP_REAL *x = X + row_index * n_in0;
         const FBP_REAL *t = Tgt + row_index * n_out;
         double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
-                                                  a_out, delta_a, n_out, 1, r, dropout);
+                                                  a_out, delta_a, n_out, 1 + wide, r, dropout);
         if (!isfinite(J)) return 1;
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
         double penalty = 0;
@@ -588,15 +609,19 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
     return 0;
 }
 
-FBP_CLONES FBP_NO_CONTRACT
-static int FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(const fbp_network *net,
-                                                         const fbp_batches *data, double lr,
-                                                         double mu, int look_ahead, void *v_all,
-                                                         ptrdiff_t start, ptrdiff_t stop,
-                                                         fbp_totals *totals) {
-    return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
-                                                stop, totals, 1);
-}
+/* The body at constant dropout and wide, an epoch function each: with
+   dropout; and without it, on a CPU that runs the x86-64-v4 clones, the
+   forward sums in 32-byte vectors (double's only; the same bits). */
+#define FBP_MOMENTUM_VARIANT(name, dropout, wide)                                            \
+    FBP_CLONES FBP_NO_CONTRACT static int FBP_SUFFIX(name)(                                  \
+        const fbp_network *net, const fbp_batches *data, double lr, double mu, int look_ahead, \
+        void *v_all, ptrdiff_t start, ptrdiff_t stop, fbp_totals *totals) {                   \
+        return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all,    \
+                                                    start, stop, totals, dropout, wide);     \
+    }
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, 1, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, 0, 1)
+#undef FBP_MOMENTUM_VARIANT
 
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
  * [start, stop) of the batch source, one row at a time (data->batch_size is
@@ -611,6 +636,9 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
     if (net->drop_factors != NULL)
         return FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(net, data, lr, mu, look_ahead,
                                                              v_all, start, stop, totals);
+    if (sizeof(FBP_REAL) == 8 && fbp_sample_wide())
+        return FBP_SUFFIX(fbp_sample_momentum_wide_epoch)(net, data, lr, mu, look_ahead, v_all,
+                                                          start, stop, totals);
     return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
-                                                stop, totals, 0);
+                                                stop, totals, 0, 0);
 }
