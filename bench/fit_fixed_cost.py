@@ -66,34 +66,57 @@ def run_worker(python: str, calls: int) -> dict:
     return json.loads(text)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser(description: str, results_file: str) -> argparse.ArgumentParser:
+    """The options of a bench that times builds against each other
+    (this one's and bench/fit_cold_cost.py's)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--before", default=None, help="Python of a build to compare with")
     parser.add_argument("--after", default=sys.executable, help="Python of the new build")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3)")
-    parser.add_argument("--calls", type=int, default=2000, help="calls per timeit repeat")
     parser.add_argument("--out", default=os.path.join(HERE, "results"),
-                        help="directory of fit_fixed_cost.txt")
+                        help=f"directory of {results_file}")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.calls)))
-        return 0
-    if args.rounds < 3:
-        parser.error("--rounds must be at least 3")
+    return parser
+
+
+def interleaved_runs(args, run) -> tuple:
+    """``(builds, runs)``: ``run(python)`` (one worker's results by form) for
+    each build, alternating A B A B ... over ``args.rounds``; the first
+    round's digests of every form must agree between the builds."""
     builds = {"after": args.after} if args.before is None else {"before": args.before,
                                                                  "after": args.after}
     runs = {label: [] for label in builds}
     for round_ in range(args.rounds):
         order = list(builds) if round_ % 2 == 0 else list(reversed(builds))
         for label in order:
-            runs[label].append(run_worker(builds[label], args.calls))
+            runs[label].append(run(builds[label]))
             print(f"round {round_ + 1} {label} done", file=sys.stderr)
-    first = {label: r[0] for label, r in runs.items()}
     if args.before is not None:
-        for form, _ in FORMS:
-            if first["before"][form]["digest"] != first["after"][form]["digest"]:
+        for form, result in runs["after"][0].items():
+            if runs["before"][0][form]["digest"] != result["digest"]:
                 raise SystemExit(f"same-work check failed: {form} gives other weights")
+    return builds, runs
+
+
+def write_table(lines, directory: str, name: str) -> None:
+    """Print the table's lines and write them to ``directory/name``."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name), "w") as handle:
+        handle.write(text)
+
+
+def main(argv=None) -> int:
+    parser = build_parser(__doc__.splitlines()[0], "fit_fixed_cost.txt")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per timeit repeat")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.calls)))
+        return 0
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3")
+    builds, runs = interleaved_runs(args, lambda python: run_worker(python, args.calls))
     header = "| call | " + " | ".join(f"{label} µs" for label in builds)
     lines = [f"Warm fixed cost of fit on a 4-row XOR (2-2-1), fastest of 5 x {args.calls} "
              f"calls, median of {args.rounds} interleaved rounds"
@@ -108,11 +131,7 @@ def main(argv=None) -> int:
         if args.before:
             row += f" | {times['after'] / times['before']:.3f}"
         lines.append(row + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "fit_fixed_cost.txt"), "w") as handle:
-        handle.write(text)
+    write_table(lines, args.out, "fit_fixed_cost.txt")
     return 0
 
 

@@ -2,12 +2,13 @@
 
 A small fit with nothing between its epochs (no callbacks, validation,
 stopping rule, metrics, progress bar, checkpoint, dropout, clipping or
-average, dense rows without weights, no thread settings to hold) trains in
+average, dense rows without weights, no threads of fastbp's own) trains in
 one ``Trainer.run`` call, or all its epochs in one ``Trainer.run_epochs``
-call. Then :class:`~fastbp._session.Session` and
+call, holding the BLAS limit of an ``n_threads`` around it. Then :class:`~fastbp._session.Session` and
 :class:`~fastbp._training.TrainingLoop` would do for it what this module does
 in a straight line, at about two thirds of their fixed cost: the same lease,
-Ctrl-C deferral, trainer, row orders, history and optimiser counters.
+Ctrl-C deferral, BLAS limit, trainer, row orders, history and optimiser
+counters.
 
 A divergence is left to them: the optimiser's state goes back to where it
 was, nothing was published, and :meth:`~fastbp.Network.fit` runs its full
@@ -96,7 +97,9 @@ def takes_lean_path(source, epochs: int, *, checkpoint, callbacks, early_stoppin
       whether the network keeps the trainer (:func:`kept_trainer`);
     - :meth:`~fastbp._training.TrainingLoop.one_call`: the epochs are one
       ``run`` (one epoch) or one ``run_epochs`` call (a constant rate, as
-      the session's blocks need), with no thread settings to hold.
+      the session's blocks need), on no threads of fastbp's own (the
+      BLAS limit of an ``n_threads`` is held around it, as the session's
+      thread settings would hold it).
     """
     return (checkpoint is None and not callbacks and early_stopping is None and not verbose
             and not metrics and validation is None and source.clip_norm is None
@@ -140,14 +143,22 @@ def lean_fit(source, epochs: int, fresh: bool):
             orders = next_order.many(epochs) if next_order is not None else None
             trainer.set_order(orders.reshape(-1) if orders is not None else None)
         trainer.lr = state.lr
-        started = time.perf_counter()
-        if epochs == 1:
-            status, data, penalty, _ = trainer.run(0, n)
-            elapsed = time.perf_counter() - started
-        else:
+        if epochs != 1:
             sums = np.zeros((2, epochs))
-            _, status = trainer.run_epochs(epochs, n, sums[0], sums[1])
+        # fit(n_threads=k) holds the BLAS at k threads as the full path does
+        limit = source.blas_limit()
+        if limit is not None:
+            limit.__enter__()
+        try:
+            started = time.perf_counter()
+            if epochs == 1:
+                status, data, penalty, _ = trainer.run(0, n)
+            else:
+                _, status = trainer.run_epochs(epochs, n, sums[0], sums[1])
             elapsed = time.perf_counter() - started
+        finally:
+            if limit is not None:
+                limit.__exit__(None, None, None)
         if status != 0:
             for name, value in saved[0].items():
                 np.copyto(state.buffers[name], value)

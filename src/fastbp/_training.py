@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _kernels
 from ._architecture import weight_count
-from ._runtime import aligned_empty, own_training_threads, training_threads
+from ._runtime import aligned_empty, blas_threads, own_training_threads, training_threads
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -317,13 +317,26 @@ class TrainingLoop(EpochSource):
 
     def one_call(self, epochs: int, quiet: bool) -> bool:
         """Whether ``epochs`` epochs of a session (``quiet``: see
-        :attr:`Session.quiet`) are one kernel call, with no thread settings
-        to hold: fit's lean path (fastbp._lean) then runs them."""
-        if not self._quiet_blas():
+        :attr:`Session.quiet`) are one kernel call on no threads of fastbp's
+        own: fit's lean path (fastbp._lean) then runs them, holding the BLAS
+        limit of an ``n_threads`` itself (:meth:`blas_limit`)."""
+        network = self.network
+        if not (self.per_sample or own_training_threads(
+                network.sizes, self.batch_size, self.n_threads, False,
+                network.dtype.itemsize) == 1):
             return False
         if epochs == 1:
             return self._rows_per_call(self.network.n_params) >= self.X.shape[0]
         return quiet and self._block_epochs() >= epochs
+
+    def blas_limit(self):
+        """The BLAS limit a one-call fit (:meth:`one_call`) holds around its
+        kernel call, as :func:`~fastbp._runtime.training_threads` would for
+        no threads of fastbp's own; None: none to hold (per-sample kernels
+        call no BLAS, ``n_threads=None`` leaves it as it is)."""
+        if self.per_sample or self.n_threads is None:
+            return None
+        return blas_threads.limit(self.n_threads)
 
     def _rows_per_call(self, n_params: int) -> int:
         """Rows of a kernel call: whole batches, at least one."""

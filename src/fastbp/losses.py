@@ -272,7 +272,7 @@ TARGET_BLOCK_ROWS = 65536
 
 def check_targets(Y: np.ndarray, loss) -> None:
     """Raise ``ValueError`` if the targets do not suit the loss (a name or a :class:`Loss`)."""
-    loss = loss_name(loss)
+    loss = loss.name if isinstance(loss, Loss) else loss  # loss_name's, one call fewer
     if loss in ("bce", "cross_entropy"):
         low, high = Y.min(), Y.max()
         if low < 0 or high > 1:
