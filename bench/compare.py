@@ -25,9 +25,10 @@ SGD only. For each case (network, batch size, dtype and optimiser):
    timed. scikit-learn and FANN cannot run sigmoid-output mse exactly; they are
    checked against NumPy running their own rule (log-loss, resp. FANN's
    clipped sigmoid derivative) and their distance from the mse rule is shown.
-2. Timing. Runs are interleaved (A B C A B C ...), each one epoch from the
-   same initial weights (the reset is not timed); the median of ``--repeats``
-   runs is reported in µs per sample. With ``--threads`` above 1, every timed
+2. Timing. Runs are interleaved and rotated (A B C, B C A, C A B, ...: the
+   first contender of a round meets caches the round's GEMM left cold), each
+   one epoch from the same initial weights (the reset is not timed); the
+   median of ``--repeats`` runs is reported in µs per sample. With ``--threads`` above 1, every timed
    run follows an untimed one of the same contender, so that no other
    contender's thread pool still spins (OpenBLAS and OpenMP workers do for
    about 0.1 s after their last call).
@@ -594,11 +595,16 @@ def run_case(case, peers, repeats, check_only, warm_up=False):
 
     gemm_seconds = []
     if not check_only:
-        # interleaved: A B C A B C ..., so drifts of the machine hit everyone alike;
-        # a GEMM joins every round, for a floor measured under the same conditions
+        # interleaved, so drifts of the machine hit everyone alike, and rotated
+        # (A B C, B C A, C A B, ...), so that no contender always runs first after
+        # the GEMM, which joins every round for a floor under the same conditions
+        # and leaves the caches cold for whoever comes next
         seconds = {name: [] for name in trainers}
-        for _ in range(repeats):
-            for name, trainer in trainers.items():
+        names = list(trainers)
+        for round_index in range(repeats):
+            start = round_index % len(names) if names else 0
+            for name in names[start:] + names[:start]:
+                trainer = trainers[name]
                 if warm_up:
                     trainer.load(case.weights, case.biases)
                     trainer.epoch(1)
