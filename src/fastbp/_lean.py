@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from ._runtime import sigint_deferred
+from ._runtime import pass_threads, sigint_deferred
 from ._session import interrupt, new_history
 from .losses import loss_param
 from .optim import SGD, OptimizerState
@@ -71,7 +71,9 @@ def kept_trainer(source) -> tuple:
     key = (int(source.loss_code), loss_param(source.loss_code), float(source.l2).hex(),
            source.batch_size, network.dtype, network.compute_dtype)
     trainer, live = network.fit_trainer(key, lambda: source.new_trainer(1),
-                                        source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES)
+                                        source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES,
+                                        pass_threads(network.n_params * network.dtype.itemsize,
+                                                     source.n_threads))
     trainer.set_order(None)  # a kept one's last order may not fit these rows
     return trainer, live
 

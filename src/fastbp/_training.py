@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _kernels
 from ._architecture import weight_count
-from ._runtime import aligned_empty, blas_threads, own_training_threads, training_threads
+from ._runtime import blas_threads, own_training_threads, pass_threads, training_threads
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -243,8 +243,8 @@ class TrainingLoop(EpochSource):
         if self.average is not None:
             live = self.live = self.average.live(network)  # the raw weights, fit-long
         else:
-            live = self.live = aligned_empty(published.size, network.dtype)
-            live[...] = published
+            live = self.live = network._private_params(
+                pass_threads(published.nbytes, self.n_threads))
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state, self.average)
         self.rows_per_call = self._rows_per_call(live.size)
@@ -376,6 +376,7 @@ class TrainingLoop(EpochSource):
         net = self.network
         trainer = self.new_trainer(own_threads)
         trainer.set_params(live)
+        trainer.pass_threads = pass_threads(live.nbytes, self.n_threads)
         trainer.set_data(self.X, self.Y, self.sample_weight)
         if self.dropout_seed is not None:
             trainer.set_dropout(net.dropout, self.dropout_seed)

@@ -224,7 +224,8 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
             if self._training:
                 raise RuntimeError(f"cannot {action} while fit runs on this network "
                                    "in another thread")
-            self._params = new  # a new array: other threads keep the snapshot they hold
+            old, self._params = self._params, new  # other threads keep the snapshot they hold
+        self._retire_params(old)
 
     @property
     def n_layers(self) -> int:
@@ -417,9 +418,12 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
             self._training = False
 
     def _bind_params(self, params: np.ndarray) -> None:
-        if params is self._params:  # published again: its values may have changed
+        old = self._params
+        if params is old:  # published again: its values may have changed
             self.__dict__.pop("_compiled_predictor", None)
+            return
         self._params = params  # readers in other threads keep the array they hold
+        self._retire_params(old)
 
     # -- classification -----------------------------------------------------
 
@@ -436,6 +440,7 @@ class Network(ObjectiveMixin, FitMixin, ScoreMixin):
         del state["_fit_lock"], state["_lease"]
         state.pop("_compiled_predictor", None)
         state.pop("_lean_trainer", None)  # fit_trainer's
+        state.pop("_spare_params", None)  # _retire_params'
         return state
 
     def __setstate__(self, state):
