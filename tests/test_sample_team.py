@@ -67,9 +67,14 @@ def test_the_team_gives_one_threads_bits(team_on_small_nets, dtype, kind, net_sp
         team, history = _fit(net_spec, kind, dtype, n_threads)
         np.testing.assert_array_equal(team._params, one._params)
         assert history["loss"] == one_history["loss"]
-    # both fits' epochs ran on the team (each epoch is one kernel call or
-    # two in one block call: at least one team run a fit)
-    assert _kernels.sample_team_runs() >= runs + 2
+    # fit's full path (a stopping rule: Python between epochs) as its lean one
+    full, full_history = _fit(net_spec, kind, dtype, 2, early_stopping=fastbp.EarlyStopping(
+        patience=100, restore_best=False))
+    np.testing.assert_array_equal(full._params, one._params)
+    assert full_history["loss"] == one_history["loss"]
+    # the three fits' epochs ran on the team (each epoch is one kernel call,
+    # or all of a fit's in one block call: at least one team run a fit)
+    assert _kernels.sample_team_runs() >= runs + 3
     assert not np.array_equal(one._params, fastbp.Network(
         list(net_spec[0]), activation=net_spec[1], output_activation=net_spec[2], dtype=dtype,
         seed=3)._params)  # and they trained
