@@ -349,8 +349,9 @@ class TrainingLoop(EpochSource):
     def sample_threads(self) -> int:
         """The trainer's threads when no thread settings are held: a wide
         network's per-sample fit takes them (:func:`sample_team_threads`),
-        every other such fit one."""
-        if not self.per_sample:
+        every other such fit one (bfloat16 products too: they take no
+        per-sample kernel)."""
+        if not self.per_sample or self.network.compute_dtype == "bfloat16":
             return 1
         return sample_team_threads(self._flops_per_row // 6, self.n_threads)
 
