@@ -50,7 +50,8 @@ cnp.import_array()
 #   fastbp_adam.h           Adam's element loops, and the macro its variants' make theirs
 #   fastbp_dropout.h        dropout's counter-based draws and mask loop
 #   fastbp_sample.h         the fused per-sample SGD paths, plain and with
-#                           momentum (fastbp_sample_impl.h)
+#                           momentum (fastbp_sample_impl.h), a wide network's
+#                           on a team of threads (fastbp_sample_team_impl.h)
 #   fastbp_threads.h, fastbp_finite.h, fastbp_denormals.h   threads and
 #                           barriers, NaN scans, denormals flushed to zero
 include "runtime.pxi"      # what every part takes from the runtime headers

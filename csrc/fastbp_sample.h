@@ -1,6 +1,7 @@
 /* Per-sample SGD (batch size 1) for fastbp, one epoch per call: plain
  * SGD (fbp_sample_epoch) and SGD with momentum or Nesterov's
- * (fbp_sample_momentum_epoch, optim_sgd.pxi's per-sample epoch).
+ * (fbp_sample_momentum_epoch, optim_sgd.pxi's per-sample epoch), on one
+ * thread or, for a wide network, on a team of threads (below).
  *
  * At batch 1 a BLAS call costs more than the arithmetic, so this is plain C:
  * - forward: a = b + sum_i z_i W[i,:]  (axpy over contiguous rows);
@@ -23,6 +24,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fastbp_activations.h"  /* f(a), f'(a) and the output delta */
@@ -30,6 +32,7 @@
 #include "fastbp_math.h"         /* FBP_CLONES */
 #include "fastbp_optim.h"        /* the L2 term's loop, FBP_NO_CONTRACT */
 #include "fastbp_state.h"
+#include "fastbp_threads.h"      /* the team's threads and barrier */
 
 #define FBP_LANES 8
 #define FBP_BLOCK 32
@@ -54,15 +57,87 @@ static inline int fbp_sample_wide(void) {
 #endif
 }
 
+/* ---------------------------------------------------------------------------
+ * The team (fastbp_sample_team_impl.h): a wide network's rows trained one at
+ * a time as above, each row's work split over threads started once a call,
+ * with a barrier between layers. Each thread computes whole outputs, deltas
+ * and weight rows with the single-thread code's own loops, so the weights
+ * come out bit for bit those of one thread (tests/test_sample_team.py). */
+
+/* Least weights (sum of n_in n_out over the layers) for a per-sample epoch
+ * to run on the team when the network has threads (fbp_network.n_threads):
+ * below, a layer's W fits in a core's cache, and the rows one thread steps
+ * in the backward pass move to the other for the next forward pass (each
+ * row's dot with delta sums along the row, each output along a column, so
+ * neither split can keep W's parts apart), which costs more than the split
+ * saves; the barriers (2 L + 1 a row) add ~0.5 µs each. set_sample_team
+ * (twins.pxi) moves it. 2 threads against one, µs a row, quiet machine
+ * (tools/sample_team.py, 64-h-h-10, tanh, softmax), float32 / float64:
+ * h = 256 (8.4e4 weights): SGD 52 -> 42 / 30 -> 56, momentum 49 -> 83 /
+ * 62 -> 134; h = 512 (3.0e5): SGD 186 -> 163 / 149 -> 182, momentum 189 ->
+ * 239 / 340 -> 308; h = 1024 (1.1e6): SGD 900 -> 518 / 750 -> 746, momentum
+ * 935 -> 810 / 2988 -> 1423. */
+static ptrdiff_t fbp_sample_team_min_weights = (ptrdiff_t)1 << 20;
+/* Team epochs run on threads so far, for the tests (sample_team_runs). */
+static ptrdiff_t fbp_sample_team_runs = 0;
+
+/* One epoch call on the team: what every thread reads, and thread 0's
+ * results. Scalars are the network's type (void pointers). */
+typedef struct {
+    const fbp_network *net;
+    const fbp_batches *data;
+    double lr, mu;       /* mu, look_ahead, v_all: the epoch with momentum's */
+    int look_ahead;
+    void *v_all;
+    int plain;           /* plain SGD's loops (fbp_sample_epoch), else momentum's */
+    int wide;            /* fbp_dense_in_turn's 32-byte vectors (double only) */
+    ptrdiff_t start, stop;
+    int n_threads;
+    fbp_barrier barrier;
+    void *steps;         /* threads 1.. : lr * delta, max_w each (thread 0's is
+                          * the workspace's) */
+    ptrdiff_t max_w;
+    double *squares;     /* the L2 term's row sums of W^2 in the order one thread
+                          * adds them (NULL: thread 0 adds its own, on one thread) */
+    ptrdiff_t n_rows;    /* rows of all the Ws: the squares' count */
+    double J;            /* the row's loss, written by thread 0 */
+    int status;
+    fbp_totals totals;
+} fbp_sample_team;
+
+/* Whether a per-sample epoch of ``net`` runs on the team: threads, no
+ * dropout (its masks stay on one thread), L2 only where ``with_l2`` (plain
+ * SGD's row sums; momentum's L2 gradient sums all of W in lanes), and
+ * enough weights. */
+static inline int fbp_sample_team_takes(const fbp_network *net, int with_l2) {
+    ptrdiff_t weights = 0;
+    if (net->n_threads < 2 || net->drop_factors != NULL || (!with_l2 && net->l2 != 0))
+        return 0;
+    for (int l = 0; l < net->n_layers; l++)
+        weights += (ptrdiff_t)net->layers[l].n_in * net->layers[l].n_out;
+    return weights >= fbp_sample_team_min_weights;
+}
+
+/* Start of thread ``index``'s share of ``count`` outputs (or rows) of n
+ * threads: whole blocks of ``block``, the rest to the last thread with the
+ * last whole block (fbp_dense_in_turn's rest may reach back into it). */
+static inline ptrdiff_t fbp_sample_share(ptrdiff_t count, ptrdiff_t block, int index, int n) {
+    if (index >= n)
+        return count;
+    return count / block * index / n * block;
+}
+
 #define FBP_REAL double
 #define FBP_SUFFIX(name) name##_d
 #include "fastbp_sample_impl.h"
+#include "fastbp_sample_team_impl.h"
 #undef FBP_REAL
 #undef FBP_SUFFIX
 
 #define FBP_REAL float
 #define FBP_SUFFIX(name) name##_f
 #include "fastbp_sample_impl.h"
+#include "fastbp_sample_team_impl.h"
 #undef FBP_REAL
 #undef FBP_SUFFIX
 

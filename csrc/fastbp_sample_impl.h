@@ -1,14 +1,29 @@
 /* Template of fastbp_sample.h for one scalar type; no include guard:
  * included once per FBP_REAL / FBP_SUFFIX (name_d, name_f). */
 
-/* a = b + z . W for one sample. Blocks of FBP_BLOCK outputs are summed in
-   local arrays the compiler keeps in registers (two interleaved partial sums
-   over i); summing straight into a[] would chain every i through a store.
-   The tail block sums four rows at a time for the same reason. */
-FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, const FBP_REAL *z,
-                                             const FBP_REAL *W, ptrdiff_t n_in, ptrdiff_t n_out) {
+/* The team's epoch (fastbp_sample_team_impl.h, included after this file),
+   which the epoch functions below hand a wide network over to: plain SGD's
+   (plain) or momentum's. */
+static int FBP_SUFFIX(fbp_sample_team_epoch)(const fbp_network *net, const fbp_batches *data,
+                                             int plain, double lr, double mu, int look_ahead,
+                                             void *v_all, ptrdiff_t start, ptrdiff_t stop,
+                                             fbp_totals *totals);
+
+/* a = b + z . W for one sample, outputs [j_begin, j_end): the whole blocks
+   of FBP_BLOCK outputs from j_begin (a multiple of FBP_BLOCK) up to j_end,
+   and with j_end = n_out the tail after the last whole block. Blocks are
+   summed in local arrays the compiler keeps in registers (two interleaved
+   partial sums over i); summing straight into a[] would chain every i
+   through a store. The tail sums four rows at a time for the same reason.
+   An output's sums do not depend on the range it is computed in, so a team
+   splitting the outputs at whole blocks (fastbp_sample_team_impl.h) gets
+   the bits of one call over all of them. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_cols)(FBP_REAL *a, const FBP_REAL *b,
+                                                  const FBP_REAL *z, const FBP_REAL *W,
+                                                  ptrdiff_t n_in, ptrdiff_t n_out,
+                                                  ptrdiff_t j_begin, ptrdiff_t j_end) {
     ptrdiff_t i, j, j0, k;
-    for (j0 = 0; j0 + FBP_BLOCK <= n_out; j0 += FBP_BLOCK) {
+    for (j0 = j_begin; j0 + FBP_BLOCK <= j_end; j0 += FBP_BLOCK) {
         FBP_REAL even[FBP_BLOCK], odd[FBP_BLOCK];
         for (k = 0; k < FBP_BLOCK; k++) { even[k] = b[j0 + k]; odd[k] = 0; }
         for (i = 0; i + 2 <= n_in; i += 2) {
@@ -23,7 +38,7 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense)(FBP_REAL *a, const FBP_REAL *b, con
             for (k = 0; k < FBP_BLOCK; k++) even[k] += z[i] * W[i * n_out + j0 + k];
         for (k = 0; k < FBP_BLOCK; k++) a[j0 + k] = even[k] + odd[k];
     }
-    if (j0 == n_out) return;
+    if (j_end < n_out || j0 == n_out) return;
     for (j = j0; j < n_out; j++) a[j] = b[j];
     for (i = 0; i + 4 <= n_in; i += 4) {
         const FBP_REAL z0 = z[i], z1 = z[i + 1], z2 = z[i + 2], z3 = z[i + 3];
@@ -127,19 +142,25 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_quads_in_turn)(FBP_REAL *a, const FB
         }                                                                                   \
     } while (0)
 
-/* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes (and of
-   2 and 1 for float) as plain loops, then the rest in vectors of 16 bytes,
-   overlapping rather than leaving outputs one at a time (which chains n_in
-   sums); below 16 bytes, float's two or three outputs in one loop. */
+/* a = b + z . W in gemm_nn's order, outputs [j_begin, j_end): blocks of 4
+   vectors of 64 bytes (256 bytes of outputs) from j_begin (a multiple of
+   it) up to j_end as plain loops; with j_end = n_out then the rest (and of
+   2 and 1 vectors for float) in vectors of 16 bytes, overlapping rather
+   than leaving outputs one at a time (which chains n_in sums), reaching
+   back into the last whole block at most; below 16 bytes, float's two or
+   three outputs in one loop. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
                                                      ptrdiff_t n_in, ptrdiff_t n_out,
-                                                     const int wide) {
+                                                     const int wide, ptrdiff_t j_begin,
+                                                     ptrdiff_t j_end) {
     const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
     const ptrdiff_t quad = (ptrdiff_t)((wide ? 32 : 16) / sizeof(FBP_REAL));
-    ptrdiff_t j0 = 0, count, i;
-    for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
+    ptrdiff_t j0 = j_begin, count, i;
+    for (; j0 + 4 * vector <= j_end; j0 += 4 * vector)
         FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
+    if (j_end < n_out)
+        return;
     if (sizeof(FBP_REAL) == 4) {  /* float's blocks of 32 and 16 vectorise as they are */
         if (j0 + 2 * vector <= n_out) {
             FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 2 * vector);
@@ -181,17 +202,20 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL
 }
 #undef FBP_DENSE_QUADS
 #else
-/* a = b + z . W in gemm_nn's order: blocks of 4 vectors of 64 bytes, then
-   the last outputs one by one. */
+/* a = b + z . W in gemm_nn's order, outputs [j_begin, j_end): blocks of 4
+   vectors of 64 bytes, then with j_end = n_out the last outputs one by one. */
 FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_dense_in_turn)(FBP_REAL *a, const FBP_REAL *b,
                                                      const FBP_REAL *z, const FBP_REAL *W,
                                                      ptrdiff_t n_in, ptrdiff_t n_out,
-                                                     const int wide) {
+                                                     const int wide, ptrdiff_t j_begin,
+                                                     ptrdiff_t j_end) {
     const ptrdiff_t vector = (ptrdiff_t)(64 / sizeof(FBP_REAL));
-    ptrdiff_t i, j, j0 = 0;
+    ptrdiff_t i, j, j0 = j_begin;
     (void)wide;
-    for (; j0 + 4 * vector <= n_out; j0 += 4 * vector)
+    for (; j0 + 4 * vector <= j_end; j0 += 4 * vector)
         FBP_SUFFIX(fbp_dense_block_in_turn)(a, b, z, W, n_in, n_out, j0, 4 * vector);
+    if (j_end < n_out)
+        return;
     for (j = j0; j < n_out; j++) {
         FBP_REAL acc = b[j];
         for (i = 0; i < n_in; i++) acc += z[i] * W[i * n_out + j];
@@ -252,10 +276,11 @@ FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
         FBP_REAL *a = work + layer->a;  /* z, unless kept (the output's: a_out) */
         if (in_turn)
             FBP_SUFFIX(fbp_dense_in_turn)(a, params + layer->b, z_prev, params + layer->W,
-                                          layer->n_in, layer->n_out, in_turn == 2);
+                                          layer->n_in, layer->n_out, in_turn == 2, 0,
+                                          layer->n_out);
         else
-            FBP_SUFFIX(fbp_dense)(a, params + layer->b, z_prev, params + layer->W, layer->n_in,
-                                  layer->n_out);
+            FBP_SUFFIX(fbp_dense_cols)(a, params + layer->b, z_prev, params + layer->W,
+                                       layer->n_in, layer->n_out, 0, layer->n_out);
         FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
         if (dropout && layer->train_op == FBP_OP_DROPOUT)
             FBP_SUFFIX(fbp_sample_dropout)(net, l, position, z, a);
@@ -433,12 +458,15 @@ static int FBP_SUFFIX(fbp_sample_dropout_epoch)(const fbp_network *net, const fb
 
 /* One call: plain SGD on positions [start, stop) of the batch source, one row
  * at a time (data->batch_size is 1, no sample weights), with the network's
- * dropout if it has any. Returns 0, or 1 when a row's loss is not finite
- * (its update is not applied). */
+ * dropout if it has any, on the team where it takes the network. Returns 0,
+ * or 1 when a row's loss is not finite (its update is not applied). */
 FBP_CLONES
 static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batches *data,
                                         double lr, ptrdiff_t start, ptrdiff_t stop,
                                         fbp_totals *totals) {
+    if (fbp_sample_team_takes(net, 1))
+        return FBP_SUFFIX(fbp_sample_team_epoch)(net, data, 1, lr, 0, 0, NULL, start, stop,
+                                                 totals);
     if (net->drop_factors != NULL)
         return FBP_SUFFIX(fbp_sample_dropout_epoch)(net, data, lr, start, stop, totals);
     return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 0);
@@ -625,14 +653,17 @@ FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, 0, 1)
 
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
  * [start, stop) of the batch source, one row at a time (data->batch_size is
- * 1, no sample weights), with the network's dropout if it has any; v_all is
- * params-shaped. Returns 0, or 1 when a row's loss is not finite (its update
- * is not applied). */
+ * 1, no sample weights), with the network's dropout if it has any, on the
+ * team where it takes the network; v_all is params-shaped. Returns 0, or 1
+ * when a row's loss is not finite (its update is not applied). */
 FBP_CLONES FBP_NO_CONTRACT
 static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const fbp_batches *data,
                                                  double lr, double mu, int look_ahead,
                                                  void *v_all, ptrdiff_t start, ptrdiff_t stop,
                                                  fbp_totals *totals) {
+    if (fbp_sample_team_takes(net, 0))
+        return FBP_SUFFIX(fbp_sample_team_epoch)(net, data, 0, lr, mu, look_ahead, v_all, start,
+                                                 stop, totals);
     if (net->drop_factors != NULL)
         return FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(net, data, lr, mu, look_ahead,
                                                              v_all, start, stop, totals);

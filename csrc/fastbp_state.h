@@ -126,6 +126,9 @@ typedef struct {
                              * or the objective) */
     void *bf16;            /* NULL, or a float32 network's bfloat16 products
                             * (csrc/layers_bf16.pxi's Bf16Work; training only) */
+    int n_threads;         /* the Trainer's threads, which a wide network's
+                            * per-sample epochs take (fastbp_sample.h's team); 1
+                            * everywhere else */
 } fbp_network;
 
 /* Where the batches come from. */

@@ -75,6 +75,7 @@ cdef inline fbp_network _network(const int* sizes, const fbp_layer* layers, int 
     net.drop_first = 0
     net.rules = NULL
     net.bf16 = NULL  # float32 products: predict and the objective
+    net.n_threads = 1
     return net
 
 

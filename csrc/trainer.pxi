@@ -159,8 +159,9 @@ cdef class Trainer:
     batch_size : int
         Rows per minibatch, >= 1; the last batch of a run may be shorter.
     n_threads : int, default=1
-        Threads of its own for minibatches, clamped to [1, 64]; 1 where the
-        platform has no threads (``HAVE_THREADS``).
+        Threads of its own for minibatches, and for the per-sample epochs
+        of a network with at least :func:`set_sample_team` weights; clamped
+        to [1, 64]; 1 where the platform has no threads (``HAVE_THREADS``).
     loss_param : float or None, default=None
         The loss's parameter (huber's delta, cross_entropy's label
         smoothing; fastbp.losses checks it), finite; None is the row's
@@ -240,6 +241,7 @@ cdef class Trainer:
         self.data.batch_size = batch_size
         self._n_threads = max(1, min(n_threads, FBP_MAX_THREADS)) if FBP_HAVE_THREADS else 1
         self._pass_threads = self._n_threads
+        self.net.n_threads = self._n_threads  # a wide network's per-sample team
         self.dtype_code = _NO_DTYPE
 
     def __dealloc__(self):
@@ -288,7 +290,8 @@ cdef class Trainer:
 
     @property
     def n_threads(self):
-        """Threads of its own ``run`` uses for minibatches."""
+        """Threads of its own ``run`` uses for minibatches (and a wide
+        network's per-sample epochs)."""
         return self._n_threads
 
     @property

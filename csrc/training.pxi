@@ -2,7 +2,11 @@
 # minibatch loop on this thread, handing over to threads.pxi's threads or to
 # the per-sample C path (csrc/fastbp_sample.h), and whole epochs in one call.
 
+# fbp_sample_team_min_weights: least weights for a per-sample epoch on the
+# Trainer's threads (its team); fbp_sample_team_runs: team epochs so far
 cdef extern from "fastbp_sample.h" nogil:
+    Py_ssize_t fbp_sample_team_min_weights
+    Py_ssize_t fbp_sample_team_runs
     int fbp_sample_epoch_d(const fbp_network* net, const fbp_batches* data, double lr,
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
     int fbp_sample_epoch_f(const fbp_network* net, const fbp_batches* data, double lr,
@@ -24,7 +28,9 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     of their own (_train_part) when it is above 1 and the platform can start
     them; one dense row without weights or step rules takes a fused
     per-sample path of csrc/fastbp_sample.h: plain SGD's, or the optimiser's
-    own (optimizer_sample_epoch: SGD with momentum), unless it declines.
+    own (optimizer_sample_epoch: SGD with momentum), unless it declines;
+    that path takes ``net.n_threads`` (the Trainer's) for a network of
+    fbp_sample_team_min_weights weights or more (set_sample_team).
     Dropout draws a batch's masks from the positions net.drop_first + pos of
     its rows, on every path.
 

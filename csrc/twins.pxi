@@ -15,6 +15,31 @@ def set_blas_min_flops(Py_ssize_t flops):
     return old
 
 
+def set_sample_team(Py_ssize_t min_weights=-1):
+    """Least weights (the sum of n_in × n_out over the layers) from which a
+    Trainer with threads runs its per-sample epochs (batch_size 1, plain SGD
+    or SGD with momentum, no dropout) on them, each row's layers split over
+    the threads with the same bits as one (csrc/fastbp_sample_team_impl.h);
+    -1 keeps it. Returns the previous value (fit reads it so: the threads it
+    gives a per-sample fit, fastbp._runtime.sample_team_threads).
+
+    Benchmarks tune it, and tests set 1 to run the team on small networks.
+    """
+    global fbp_sample_team_min_weights
+    old = fbp_sample_team_min_weights
+    if min_weights == 0 or min_weights < -1:
+        raise ValueError(f"min_weights is >= 1, or -1 to keep it, got {min_weights}")
+    if min_weights > 0:
+        fbp_sample_team_min_weights = min_weights
+    return old
+
+
+def sample_team_runs():
+    """Per-sample epochs run on a team of threads so far in this process
+    (set_sample_team), for the tests to see the team run."""
+    return fbp_sample_team_runs
+
+
 def set_column_split(Py_ssize_t min_bytes, Py_ssize_t block, Py_ssize_t max_rows=-1):
     """Set when fastbp's training threads split a layer's columns instead of
     its rows: W over ``min_bytes`` bytes, or shares of ``max_rows`` rows of a

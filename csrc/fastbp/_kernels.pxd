@@ -47,6 +47,7 @@ cdef extern from "fastbp_state.h" nogil:
         Py_ssize_t drop_first
         fbp_step_rules* rules
         void* bf16
+        int n_threads
 
     ctypedef struct fbp_batches:
         const void* X

@@ -104,8 +104,12 @@ default=None
         n_threads : int or None, default=None
             Threads for minibatch training. None uses the cores this process
             may run on (its CPU affinity), capped by ``OMP_NUM_THREADS`` or
-            ``OPENBLAS_NUM_THREADS`` when set. Per-sample training is
-            single-threaded. Batches of
+            ``OPENBLAS_NUM_THREADS`` when set. Per-sample training
+            (``batch_size=1``, plain SGD or with momentum) runs on one
+            thread, or for a network of at least
+            ``fastbp._kernels.set_sample_team()`` weights on ``n_threads``,
+            each row's layers split over them with the bits of one thread
+            (plain SGD with an L2 term too; not momentum's, nor dropout). Batches of
             at least 8e6 FLOPs in float64, 2e7 in float32 (6 × weights ×
             batch_size, ``fastbp._runtime.OWN_THREADS_MIN_FLOPS`` and
             ``OWN_THREADS_MIN_FLOPS_FLOAT32``) of networks with at

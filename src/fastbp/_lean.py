@@ -60,17 +60,20 @@ KEEP_TRAINER_BYTES = 1 << 16
 
 def kept_trainer(source) -> tuple:
     """A compiled trainer of ``source``'s network, loss, L2 term and batch
-    size, with one thread (:meth:`~fastbp._training.TrainingLoop.new_trainer`):
+    size, on its threads (one but for a wide network's per-sample fit,
+    :meth:`~fastbp._training.TrainingLoop.sample_threads`;
+    :meth:`~fastbp._training.TrainingLoop.new_trainer`):
     the one the network kept from its last lean fit when those and the
     dtypes match (each fit sets its params, data, optimiser and order anew;
     nothing else of it carries over), else a new one, kept for the next fit
     when the data are small (:meth:`fastbp.Network.fit_trainer`). Returns
     it and the private copy of the network's parameters it trains."""
     network = source.network
+    threads = source.sample_threads()
     # the L2 term's sign bit too (hex): -0.0 == 0.0, and the kernels read its bits
     key = (int(source.loss_code), loss_param(source.loss_code), float(source.l2).hex(),
-           source.batch_size, network.dtype, network.compute_dtype)
-    trainer, live = network.fit_trainer(key, lambda: source.new_trainer(1),
+           source.batch_size, network.dtype, network.compute_dtype, threads)
+    trainer, live = network.fit_trainer(key, lambda: source.new_trainer(threads),
                                         source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES,
                                         pass_threads(network.n_params * network.dtype.itemsize,
                                                      source.n_threads))

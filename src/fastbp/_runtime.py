@@ -295,6 +295,19 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
     return max(1, min(wanted, rows, _kernels.MAX_THREADS))
 
 
+def sample_team_threads(n_weights: int, n_threads) -> int:
+    """Threads of a per-sample fit (the kernels' fused ``batch_size=1``
+    path) of a network of ``n_weights`` weights: from the kernels'
+    threshold on (``_kernels.set_sample_team()``), ``n_threads`` (None:
+    :func:`default_threads`), over which each row's layers are split with
+    the bits of one thread (csrc/fastbp_sample_team_impl.h); 1 below it,
+    checked first, as default_threads() would cost a small fit ~3 µs."""
+    if n_weights < _kernels.set_sample_team() or not _kernels.HAVE_THREADS:
+        return 1
+    wanted = default_threads() if n_threads is None else n_threads
+    return max(1, min(wanted, _kernels.MAX_THREADS))
+
+
 def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
                          itemsize: int = 8) -> int:
     """The number of fastbp's own threads for a training run (1: the BLAS

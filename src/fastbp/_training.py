@@ -17,7 +17,8 @@ import numpy as np
 
 from . import _kernels
 from ._architecture import weight_count
-from ._runtime import blas_threads, own_training_threads, pass_threads, training_threads
+from ._runtime import (blas_threads, own_training_threads, pass_threads, sample_team_threads,
+                       training_threads)
 from ._session import EpochReport, EpochSource
 from .losses import loss_param
 
@@ -235,7 +236,7 @@ class TrainingLoop(EpochSource):
             network.sizes, self.batch_size, None, False, network.dtype.itemsize) == 1)
 
     def __enter__(self) -> None:
-        own_threads = 1 if self._threads is None else self._threads.__enter__()
+        own_threads = self.sample_threads() if self._threads is None else self._threads.__enter__()
         network, state = self.network, self._session.state
         # The kernels train a private copy; readers in other threads use the
         # last published one, which always holds whole batches.
@@ -358,6 +359,15 @@ class TrainingLoop(EpochSource):
         if not (session.quiet and bulk_orders):
             return 1
         return self._block_epochs()
+
+    def sample_threads(self) -> int:
+        """The trainer's threads when no thread settings are held: a wide
+        network's per-sample fit takes them (:func:`sample_team_threads`),
+        every other such fit one (bfloat16 products too: they take no
+        per-sample kernel)."""
+        if not self.per_sample or self.network.compute_dtype == "bfloat16":
+            return 1
+        return sample_team_threads(self._flops_per_row // 6, self.n_threads)
 
     def new_trainer(self, n_threads: int):
         """A compiled trainer of the network's layout and products' precision
