@@ -389,15 +389,26 @@ default=None
             self._lean_trainer = kept
         else:
             self.__dict__.pop("_lean_trainer", None)
-        trainer, params = kept[2], self._private_params(threads)
+        trainer, params = kept[2], self.fit_params_copy(threads)
         trainer.set_params(params)
         trainer.pass_threads = threads
         return trainer, params
 
 
-    def _private_params(self, threads: int) -> np.ndarray:
-        """A fit's private copy of the parameters (fastbp._runtime.pass_threads
-        ``threads``), into the spare array :meth:`_retire_params` kept, if any."""
+    def fit_params_copy(self, threads: int) -> np.ndarray:
+        """A fit's private copy of the parameters, written into the spare
+        array :meth:`_retire_params` kept, if any.
+
+        Parameters
+        ----------
+        threads : int
+            Threads of the copy (``fastbp._runtime.pass_threads``).
+
+        Returns
+        -------
+        ndarray
+            The copy, on a 64-byte boundary, for the fit's trainer to train.
+        """
         return _kernels.aligned_copy(self._params, threads,
                                      self.__dict__.pop("_spare_params", None))
 

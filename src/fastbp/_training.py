@@ -244,7 +244,7 @@ class TrainingLoop(EpochSource):
         if self.average is not None:
             live = self.live = self.average.live(network)  # the raw weights, fit-long
         else:
-            live = self.live = network._private_params(
+            live = self.live = network.fit_params_copy(
                 pass_threads(published.nbytes, self.n_threads))
         self.trainer = self._make_trainer(live, own_threads, state)
         self.rollback = _Rollback(state, self.average)
