@@ -24,12 +24,14 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     are updated in place; ``dtype_tag`` (NULL) only picks the scalar type of
     the void pointers. ``totals`` adds up J's data and L2 terms times each
     batch's row count. Returns 0, or 1 when a batch loss is not finite (that
-    batch's update is not applied). Minibatches run on ``n_threads`` threads
-    of their own (_train_part) when it is above 1 and the platform can start
-    them; one dense row without weights or step rules takes a fused
-    per-sample path of csrc/fastbp_sample.h: plain SGD's, or the optimiser's
-    own (optimizer_sample_epoch: SGD with momentum), unless it declines;
-    that path takes ``net.n_threads`` (the Trainer's) for a network of
+    batch's update is not applied); a bfloat16 run (net.bf16) also returns
+    2 when it leaves a param non-finite, which callers check otherwise.
+    Minibatches run on ``n_threads`` threads of their own (_train_part) when
+    it is above 1 and the platform can start them; one dense row without
+    weights or step rules takes a fused per-sample path of
+    csrc/fastbp_sample.h: plain SGD's, or the optimiser's own
+    (optimizer_sample_epoch: SGD with momentum), unless it declines; that
+    path takes ``net.n_threads`` (the Trainer's) for a network of
     fbp_sample_team_min_weights weights or more (set_sample_team).
     Dropout draws a batch's masks from the positions net.drop_first + pos of
     its rows, on every path.
@@ -183,7 +185,7 @@ cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* d
         if floating is double:
             if fbp_first_nonfinite_d(<const double*>net.params, net.n_params) >= 0:
                 status[0] = 2
-        else:
+        elif net.bf16 == NULL:  # a bfloat16 run checks its params itself (status 2)
             if fbp_first_nonfinite_f(<const float*>net.params, net.n_params) >= 0:
                 status[0] = 2
         if status[0] != 0:

@@ -16,8 +16,11 @@
 # Thread 0 alone takes the rest, each small or serial by nature: the output
 # delta and J, the optimiser's advance, the L2 term's sums, clipping's
 # norm, and the products of the small way (a width or the batch <= 16).
+# The last batch's step also looks for non-finite params in each share it
+# writes, while they are in cache: every param is written by each step, so
+# that is the check of the run's result (status 2), without another pass.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 
 
 cdef struct Bf16Team:
@@ -33,6 +36,9 @@ cdef struct Bf16Team:
     # no layer's gradient is stepped from panels
     float* panels
     Py_ssize_t panel_size
+    # per thread: 1 when the last batch's step wrote a non-finite param
+    # (NULL: not checked in the step)
+    int* nonfinite
     # written by thread 0, read by all after a barrier
     double J, penalty, coef
     StepRates rates
@@ -107,14 +113,18 @@ cdef inline bint _steps_in_panels(const Bf16Team* team, const fbp_network* net,
             and (net.rules == NULL or net.rules.clip_norm <= 0))
 
 
-cdef void _step_share(Bf16Team* team, const fbp_network* net, Py_ssize_t offset,
-                      Py_ssize_t count, const float* grad) noexcept nogil:
+cdef void _step_share(Bf16Team* team, const fbp_network* net, int index, Py_ssize_t offset,
+                      Py_ssize_t count, const float* grad, bint check) noexcept nogil:
     """params[offset:offset + count] through the step (grad read at the same
-    offsets), clipping's scaling before it and the average after it."""
+    offsets), clipping's scaling before it and the average after it; with
+    ``check`` (the run's last step), whether the new values are finite."""
     cdef fbp_step_rules* rules = net.rules
     if rules != NULL and rules.clip_norm > 0:
         scale_gradient(<float*>grad, offset, count, team.coef)
     optimizer_step(team.opt, <float*>net.params, grad, offset, count, team.rates)
+    if check and team.nonfinite != NULL and fbp_first_nonfinite_f(
+            <const float*>net.params + offset, count) >= 0:
+        team.nonfinite[index] = 1
     if rules != NULL and rules.ema != NULL:
         average_params(rules, rules.ema_steps, <const float*>net.params, offset, count)
 
@@ -125,8 +135,9 @@ cdef void _team_gradient_step(Bf16Team* team, const fbp_network* net, int index,
     """dW_l = z_prev^T . delta and the step on W_l, 32 rows at a time: this
     thread's whole 32-row blocks of dW computed into its panel (as
     _team_product's blocks: the same sums), each stepped at once, then (with
-    ``pack``) packed for the next batch. After the delta product: W_l's old
-    packs are not read again this batch."""
+    ``pack``) packed for the next batch, or (without: the run's last step)
+    checked. After the delta product: W_l's old packs are not read again
+    this batch."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef const fbp_layer* layer = &net.layers[l]
     cdef Py_ssize_t n_in = layer.n_in, n_out = layer.n_out, lo, hi, r0, r1
@@ -145,8 +156,8 @@ cdef void _team_gradient_step(Bf16Team* team, const fbp_network* net, int index,
         fbp_bf16_gemm_packed(r1 - r0, n_out, m, work.a_pack + r0 * fbp_bf16_lda(m),
                              work.b_pack, panel, n_out, 0)
         # the step reads grad[offset + i]: the panel stands in for those rows
-        _step_share(team, net, layer.W + r0 * n_out, (r1 - r0) * n_out,
-                    panel - (layer.W + r0 * n_out))
+        _step_share(team, net, index, layer.W + r0 * n_out, (r1 - r0) * n_out,
+                    panel - (layer.W + r0 * n_out), not pack)
         if pack:
             bf16_pack_weight_rows(net, l, r0, r1)
         r0 = r1
@@ -193,7 +204,7 @@ cdef void _team_backward(Bf16Team* team, const fbp_network* net, int index, cons
             for j in range(c0, c1):
                 db[j] += delta[r * n_out + j]
         if panels:  # and b's step, on the columns this thread summed
-            _step_share(team, net, layer.b + c0, c1 - c0, grad)
+            _step_share(team, net, index, layer.b + c0, c1 - c0, grad, not pack)
         if work.small[l]:
             if index == 0:
                 bf16_weight_gradient(net, l, m, z_prev, delta, grad + layer.W, net.l2 != 0)
@@ -241,12 +252,14 @@ cdef void _team_step(Bf16Team* team, const fbp_network* net, int index,
         r0 = lo
         while r0 < hi:
             r1 = min(r0 + rows, hi)
-            _step_share(team, net, layer.W + r0 * layer.n_out, (r1 - r0) * layer.n_out, grad)
+            _step_share(team, net, index, layer.W + r0 * layer.n_out, (r1 - r0) * layer.n_out,
+                        grad, not pack)
             if pack:
                 bf16_pack_weight_rows(net, l, r0, r1)
             r0 = r1
         lo = _share(layer.n_out, index, n)
-        _step_share(team, net, layer.b + lo, _share(layer.n_out, index + 1, n) - lo, grad)
+        _step_share(team, net, index, layer.b + lo, _share(layer.n_out, index + 1, n) - lo,
+                    grad, not pack)
 
 
 cdef void _bf16_team_part(void* p, int index) noexcept nogil:
@@ -322,12 +335,13 @@ cdef int bf16_train_rows(const fbp_network* net, const fbp_batches* data,
                          fbp_optimizer_state* opt, Py_ssize_t start, Py_ssize_t stop,
                          int n_threads, fbp_totals* totals) noexcept nogil:
     """train_rows_kernel for a network with net.bf16: the same contract
-    (``totals`` set, 0 or 1 returned), on a team of up to ``n_threads``
-    threads when a batch's products are large enough to share (the same
-    bits on any count)."""
+    (``totals`` set, 0 or 1 returned; and 2 when the run leaves a param
+    non-finite, which the callers check after the other loops), on a team
+    of up to ``n_threads`` threads when a batch's products are large enough
+    to share (the same bits on any count)."""
     cdef Bf16Team team
     cdef Py_ssize_t weights = 0
-    cdef int l
+    cdef int l, i, flags
     for l in range(net.n_layers):
         weights += net.layers[l].n_in * net.layers[l].n_out
     team.net = net
@@ -347,11 +361,21 @@ cdef int bf16_train_rows(const fbp_network* net, const fbp_batches* data,
                                      3 * weights * data.batch_size // BF16_THREAD_MACS))
     team.panel_size = 32 * _max_width(net.sizes, net.n_layers)
     team.panels = <float*>malloc(team.n_threads * team.panel_size * sizeof(float))
+    flags = team.n_threads
+    team.nonfinite = <int*>calloc(flags, sizeof(int))  # NULL: a pass checks at the end
     fbp_barrier_init(&team.barrier, team.n_threads)
     if team.n_threads == 1 or fbp_run_threads(team.n_threads, _bf16_team_part, &team) != 0:
         team.n_threads = 1
         fbp_barrier_init(&team.barrier, 1)
         _bf16_team_part(&team, 0)
     free(team.panels)
+    if team.status == 0:
+        if team.totals.rows_done == 0 or team.nonfinite == NULL:  # no step, or none checked
+            team.status = 2 if fbp_first_nonfinite_f(<const float*>net.params,
+                                                     net.n_params) >= 0 else 0
+        for i in range(flags if team.nonfinite != NULL else 0):
+            if team.nonfinite[i]:
+                team.status = 2
+    free(team.nonfinite)
     totals[0] = team.totals
     return team.status
