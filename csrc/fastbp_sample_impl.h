@@ -639,16 +639,18 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
 
 /* The body at constant dropout and wide, an epoch function each: with
    dropout; and without it, on a CPU that runs the x86-64-v4 clones, the
-   forward sums in 32-byte vectors (double's only; the same bits). */
-#define FBP_MOMENTUM_VARIANT(name, dropout, wide)                                            \
-    FBP_CLONES FBP_NO_CONTRACT static int FBP_SUFFIX(name)(                                  \
+   forward sums in 32-byte vectors (double's only; the same bits); and a
+   net of a few units in the v3 code (fastbp_sample.h's FBP_CLONES_NARROW). */
+#define FBP_MOMENTUM_VARIANT(name, clones, dropout, wide)                                    \
+    clones FBP_NO_CONTRACT static int FBP_SUFFIX(name)(                                      \
         const fbp_network *net, const fbp_batches *data, double lr, double mu, int look_ahead, \
         void *v_all, ptrdiff_t start, ptrdiff_t stop, fbp_totals *totals) {                   \
         return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all,    \
                                                     start, stop, totals, dropout, wide);     \
     }
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, 1, 0)
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, 0, 1)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, FBP_CLONES, 1, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, FBP_CLONES, 0, 1)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_narrow_epoch, FBP_CLONES_NARROW, 0, 0)
 #undef FBP_MOMENTUM_VARIANT
 
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
@@ -667,6 +669,9 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
     if (net->drop_factors != NULL)
         return FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(net, data, lr, mu, look_ahead,
                                                              v_all, start, stop, totals);
+    if (fbp_sample_narrow(net))
+        return FBP_SUFFIX(fbp_sample_momentum_narrow_epoch)(net, data, lr, mu, look_ahead, v_all,
+                                                            start, stop, totals);
     if (sizeof(FBP_REAL) == 8 && fbp_sample_wide())
         return FBP_SUFFIX(fbp_sample_momentum_wide_epoch)(net, data, lr, mu, look_ahead, v_all,
                                                           start, stop, totals);
