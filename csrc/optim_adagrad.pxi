@@ -20,7 +20,7 @@ cdef void _adagrad_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept 
 
 
 cdef void _adagrad_step(const fbp_optimizer_state* opt, floating* params,
-                        const floating* grad, Py_ssize_t offset, Py_ssize_t count,
+                        Py_ssize_t offset, Py_ssize_t count, const floating* grad,
                         const StepRates* rates) noexcept nogil:
     cdef floating clr = <floating>rates.value[ADAGRAD_CLR]
     cdef floating eps = <floating>opt.hyper[ADAGRAD_EPSILON]
@@ -31,7 +31,7 @@ cdef void _adagrad_step(const fbp_optimizer_state* opt, floating* params,
         for i in range(offset, offset + count):
             accumulator[i] = <floating>opt.hyper[ADAGRAD_INITIAL_ACCUMULATOR_VALUE]
     for i in range(offset, offset + count):
-        g = grad[i]
+        g = grad[i - offset]
         s = accumulator[i] + g * g
         accumulator[i] = s
         params[i] -= clr * g / (<floating>sqrt(s) + eps)

@@ -68,20 +68,21 @@ ADAM_LOOPS.rows_f = fbp_adam_rows_f
 
 
 cdef inline void moments_step(const fbp_optimizer_state* opt, const MomentsLoops* loops,
-                              floating* params, const floating* grad, Py_ssize_t offset,
-                              Py_ssize_t count, double lr, double lr_g, double keep,
+                              floating* params, Py_ssize_t offset, Py_ssize_t count,
+                              const floating* grad, double lr, double lr_g, double keep,
                               double eps) noexcept nogil:
-    """The loop ``loops`` on params[offset:offset + count] with the moments
-    of the same elements: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; then
+    """The loop ``loops`` on params[offset:offset + count], whose gradient
+    is grad[0:count], with the moments of the same elements:
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; then
     p -= lr m / (sqrt(v) + eps), in the variant's form (lr_g, keep)."""
     cdef double b1 = opt.hyper[ADAM_BETA1], b2 = opt.hyper[ADAM_BETA2]
     cdef floating* m = <floating*>opt.buffers[ADAM_FIRST_MOMENT] + offset
     cdef floating* v = <floating*>opt.buffers[ADAM_SECOND_MOMENT] + offset
     if floating is double:
-        loops.step_d(params + offset, grad + offset, m, v, count, lr, lr_g, keep, b1, b2,
+        loops.step_d(params + offset, grad, m, v, count, lr, lr_g, keep, b1, b2,
                      1 - b1, 1 - b2, eps)
     else:
-        loops.step_f(params + offset, grad + offset, m, v, count, <float>lr, <float>lr_g,
+        loops.step_f(params + offset, grad, m, v, count, <float>lr, <float>lr_g,
                      <float>keep, <float>b1, <float>b2, <float>(1 - b1), <float>(1 - b2),
                      <float>eps)
 
@@ -124,10 +125,11 @@ cdef void _adam_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept nog
         rates.value[ADAM_EPSILON_T] = opt.hyper[ADAM_EPSILON]
 
 
-cdef void _adam_step(const fbp_optimizer_state* opt, floating* params, const floating* grad,
-                     Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil:
+cdef void _adam_step(const fbp_optimizer_state* opt, floating* params, Py_ssize_t offset,
+                     Py_ssize_t count, const floating* grad,
+                     const StepRates* rates) noexcept nogil:
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps_t)."""
-    moments_step(opt, &ADAM_LOOPS, params, grad, offset, count, rates.value[ADAM_LR_T], 0, 1,
+    moments_step(opt, &ADAM_LOOPS, params, offset, count, grad, rates.value[ADAM_LR_T], 0, 1,
                  rates.value[ADAM_EPSILON_T])
 
 

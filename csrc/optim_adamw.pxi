@@ -48,16 +48,18 @@ cdef void _adamw_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept no
     rates.value[ADAMW_KEEP] = 1 - opt.lr * opt.hyper[ADAMW_WEIGHT_DECAY]
 
 
-cdef void _adamw_step(const fbp_optimizer_state* opt, floating* params, const floating* grad,
-                      Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil:
+cdef void _adamw_step(const fbp_optimizer_state* opt, floating* params, Py_ssize_t offset,
+                      Py_ssize_t count, const floating* grad,
+                      const StepRates* rates) noexcept nogil:
     """On W: p = keep p, then Adam's step; on b: Adam's step."""
     cdef Py_ssize_t end, stop = offset + count
     cdef bint is_W
     while offset < stop:
         end = params_run(opt, offset, stop, &is_W)
-        moments_step(opt, &ADAMW_LOOPS if is_W else &ADAM_LOOPS, params, grad, offset,
-                     end - offset, rates.value[ADAM_LR_T], 0, rates.value[ADAMW_KEEP],
+        moments_step(opt, &ADAMW_LOOPS if is_W else &ADAM_LOOPS, params, offset,
+                     end - offset, grad, rates.value[ADAM_LR_T], 0, rates.value[ADAMW_KEEP],
                      rates.value[ADAM_EPSILON_T])
+        grad += end - offset
         offset = end
 
 

@@ -81,11 +81,12 @@ cdef void _nadam_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept no
     rates.value[NADAM_EPSILON_T] = opt.hyper[ADAM_EPSILON] * correction
 
 
-cdef void _nadam_step(const fbp_optimizer_state* opt, floating* params, const floating* grad,
-                      Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil:
+cdef void _nadam_step(const fbp_optimizer_state* opt, floating* params, Py_ssize_t offset,
+                      Py_ssize_t count, const floating* grad,
+                      const StepRates* rates) noexcept nogil:
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     p -= (lr_m m + lr_g g) / (sqrt(v) + eps_t)."""
-    moments_step(opt, &NADAM_LOOPS, params, grad, offset, count, rates.value[NADAM_LR_M],
+    moments_step(opt, &NADAM_LOOPS, params, offset, count, grad, rates.value[NADAM_LR_M],
                  rates.value[NADAM_LR_G], 1, rates.value[NADAM_EPSILON_T])
 
 

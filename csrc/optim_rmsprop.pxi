@@ -23,7 +23,7 @@ cdef void _rmsprop_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept 
 
 
 cdef void _rmsprop_step(const fbp_optimizer_state* opt, floating* params,
-                        const floating* grad, Py_ssize_t offset, Py_ssize_t count,
+                        Py_ssize_t offset, Py_ssize_t count, const floating* grad,
                         const StepRates* rates) noexcept nogil:
     cdef floating rho = <floating>opt.hyper[RMSPROP_RHO]
     cdef floating rest = <floating>(1 - opt.hyper[RMSPROP_RHO])
@@ -38,7 +38,7 @@ cdef void _rmsprop_step(const fbp_optimizer_state* opt, floating* params,
     cdef floating g, s, ga, denominator
     cdef Py_ssize_t i
     for i in range(offset, offset + count):
-        g = grad[i]
+        g = grad[i - offset]
         s = rho * square_avg[i] + rest * g * g
         square_avg[i] = s
         if centered:

@@ -23,7 +23,7 @@ cdef void _rprop_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept no
 
 
 cdef void _rprop_step(const fbp_optimizer_state* opt, floating* params,
-                      const floating* grad, Py_ssize_t offset, Py_ssize_t count,
+                      Py_ssize_t offset, Py_ssize_t count, const floating* grad,
                       const StepRates* rates) noexcept nogil:
     cdef floating etaminus = <floating>opt.hyper[RPROP_ETAMINUS]
     cdef floating etaplus = <floating>opt.hyper[RPROP_ETAPLUS]
@@ -37,7 +37,7 @@ cdef void _rprop_step(const fbp_optimizer_state* opt, floating* params,
         for i in range(offset, offset + count):
             step_size[i] = <floating>rates.value[0]
     for i in range(offset, offset + count):
-        g = grad[i]
+        g = grad[i - offset]
         turn = g * prev[i]  # in floating, as torch's product: its sign decides
         size = step_size[i]
         if turn > 0:

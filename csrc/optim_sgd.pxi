@@ -53,8 +53,8 @@ cdef void _sgd_decay(const fbp_optimizer_state* opt, floating* params, Py_ssize_
         offset = end
 
 
-cdef void _sgd_step(const fbp_optimizer_state* opt, floating* params, const floating* grad,
-                    Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil:
+cdef void _sgd_step(const fbp_optimizer_state* opt, floating* params, Py_ssize_t offset,
+                    Py_ssize_t count, const floating* grad, const StepRates* rates) noexcept nogil:
     """Plain: p -= lr g. Momentum: v = mu v - lr g; p += v.
     Nesterov: v = mu v - lr g; p += mu v - lr g. Decay first: W = keep W."""
     cdef Py_ssize_t i
@@ -64,7 +64,6 @@ cdef void _sgd_step(const fbp_optimizer_state* opt, floating* params, const floa
     if opt.hyper[SGD_WEIGHT_DECAY] != 0:
         _sgd_decay(opt, params, offset, count, <floating>rates.value[SGD_KEEP])
     params += offset
-    grad += offset
     if velocity != NULL:
         velocity += offset
     if opt.hyper[SGD_MOMENTUM] == 0:

@@ -64,12 +64,17 @@ cdef struct OptimizerFunctions:
     # count) with any scalar carried from step to step, and writes the rates
     # of that step. Called after the batch's loss proved finite.
     void (*advance)(fbp_optimizer_state* opt, StepRates* rates) noexcept nogil
-    # The step on params[offset:offset + count] with the gradient of the
-    # same elements (and the same part of its buffers).
-    void (*step_d)(const fbp_optimizer_state* opt, double* params, const double* grad,
-                   Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil
-    void (*step_f)(const fbp_optimizer_state* opt, float* params, const float* grad,
-                   Py_ssize_t offset, Py_ssize_t count, const StepRates* rates) noexcept nogil
+    # The step on params[offset:offset + count] (and the same part of its
+    # buffers) with grad[0:count], the gradient of those elements. grad is
+    # the block's own start, not a base that offset indexes: a block whose
+    # gradient lives in a buffer of its own (the bfloat16 team's panels,
+    # training_bf16.pxi) would need a pointer outside that buffer, which C
+    # leaves undefined. It comes after count so that a step written for the
+    # old order (grad[offset + i]) fails to build instead of misreading.
+    void (*step_d)(const fbp_optimizer_state* opt, double* params, Py_ssize_t offset,
+                   Py_ssize_t count, const double* grad, const StepRates* rates) noexcept nogil
+    void (*step_f)(const fbp_optimizer_state* opt, float* params, Py_ssize_t offset,
+                   Py_ssize_t count, const float* grad, const StepRates* rates) noexcept nogil
     # NULL, or the step on rows [i0, i1) of W_0 after a sparse batch's
     # backward pass (backward_pass with sparse_first_layer), fused with the
     # L2 term: the gradient is (l2/m) W_0 plus dW_0 on the rows net.row_marks
@@ -317,14 +322,14 @@ cdef inline void optimizer_advance(fbp_optimizer_state* opt, StepRates* rates) n
 
 
 cdef inline void optimizer_step(const fbp_optimizer_state* opt, floating* params,
-                                const floating* grad, Py_ssize_t offset, Py_ssize_t count,
+                                Py_ssize_t offset, Py_ssize_t count, const floating* grad,
                                 StepRates rates) noexcept nogil:
-    """One step of ``opt`` on params[offset:offset + count], with the rates
-    of the current step (optimizer_advance)."""
+    """One step of ``opt`` on params[offset:offset + count], whose gradient
+    is grad[0:count], with the rates of the current step (optimizer_advance)."""
     if floating is double:
-        opt.functions.step_d(opt, params, grad, offset, count, &rates)
+        opt.functions.step_d(opt, params, offset, count, grad, &rates)
     else:
-        opt.functions.step_f(opt, params, grad, offset, count, &rates)
+        opt.functions.step_f(opt, params, offset, count, grad, &rates)
 
 
 cdef inline double optimizer_marked_rows_step(const fbp_optimizer_state* opt,

@@ -283,7 +283,7 @@ cdef double _update_own_block(const fbp_network* net, const fbp_optimizer_state*
             penalty += optimizer_marked_rows_step(opt, net, i0, i1, l2_over_m, rates, W)
             count = 0
         for t in range(2):
-            optimizer_step(opt, params, grad, w_off, count, rates)
+            optimizer_step(opt, params, w_off, count, grad + w_off, rates)
             w_off = layer.b + c0
             count = c1 - c0
     return 0.5 * l2_over_m * penalty
@@ -317,7 +317,7 @@ cdef void _finish_own_blocks(const fbp_network* net, const fbp_optimizer_state* 
             count = last - first
         if clipping:
             scale_gradient(grad, offset, count, coef)
-            optimizer_step(opt, params, grad, offset, count, rates)
+            optimizer_step(opt, params, offset, count, grad + offset, rates)
         if averaging:
             average_params(net.rules, ema_steps, params, offset, count)
 

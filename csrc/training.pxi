@@ -144,9 +144,10 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                 # W_0 in one pass with its L2 term (most of its rows have no other)
                 penalty += 0.5 * net.l2 / sw_sum * optimizer_marked_rows_step(
                     opt, net, 0, n_in, net.l2 / sw_sum, rates, dtype_tag)
-                optimizer_step(opt, params, grad, w0_size, net.n_params - w0_size, rates)
+                optimizer_step(opt, params, w0_size, net.n_params - w0_size, grad + w0_size,
+                               rates)
             else:
-                optimizer_step(opt, params, grad, 0, net.n_params, rates)
+                optimizer_step(opt, params, 0, net.n_params, grad, rates)
         if rules != NULL and rules.ema != NULL:
             average_params(rules, rules.ema_steps, params, 0, net.n_params)
             rules.ema_steps += 1

@@ -115,13 +115,13 @@ cdef inline bint _steps_in_panels(const Bf16Team* team, const fbp_network* net,
 
 cdef void _step_share(Bf16Team* team, const fbp_network* net, int index, Py_ssize_t offset,
                       Py_ssize_t count, const float* grad, bint check) noexcept nogil:
-    """params[offset:offset + count] through the step (grad read at the same
-    offsets), clipping's scaling before it and the average after it; with
-    ``check`` (the run's last step), whether the new values are finite."""
+    """params[offset:offset + count] through the step (their gradient
+    grad[0:count]), clipping's scaling before it and the average after it;
+    with ``check`` (the run's last step), whether the new values are finite."""
     cdef fbp_step_rules* rules = net.rules
     if rules != NULL and rules.clip_norm > 0:
-        scale_gradient(<float*>grad, offset, count, team.coef)
-    optimizer_step(team.opt, <float*>net.params, grad, offset, count, team.rates)
+        scale_gradient(<float*>grad, 0, count, team.coef)
+    optimizer_step(team.opt, <float*>net.params, offset, count, grad, team.rates)
     if check and team.nonfinite != NULL and fbp_first_nonfinite_f(
             <const float*>net.params + offset, count) >= 0:
         team.nonfinite[index] = 1
@@ -155,9 +155,7 @@ cdef void _team_gradient_step(Bf16Team* team, const fbp_network* net, int index,
         r1 = min(r0 + 32, hi)
         fbp_bf16_gemm_packed(r1 - r0, n_out, m, work.a_pack + r0 * fbp_bf16_lda(m),
                              work.b_pack, panel, n_out, 0)
-        # the step reads grad[offset + i]: the panel stands in for those rows
-        _step_share(team, net, index, layer.W + r0 * n_out, (r1 - r0) * n_out,
-                    panel - (layer.W + r0 * n_out), not pack)
+        _step_share(team, net, index, layer.W + r0 * n_out, (r1 - r0) * n_out, panel, not pack)
         if pack:
             bf16_pack_weight_rows(net, l, r0, r1)
         r0 = r1
@@ -204,7 +202,7 @@ cdef void _team_backward(Bf16Team* team, const fbp_network* net, int index, cons
             for j in range(c0, c1):
                 db[j] += delta[r * n_out + j]
         if panels:  # and b's step, on the columns this thread summed
-            _step_share(team, net, index, layer.b + c0, c1 - c0, grad, not pack)
+            _step_share(team, net, index, layer.b + c0, c1 - c0, grad + layer.b + c0, not pack)
         if work.small[l]:
             if index == 0:
                 bf16_weight_gradient(net, l, m, z_prev, delta, grad + layer.W, net.l2 != 0)
@@ -253,13 +251,13 @@ cdef void _team_step(Bf16Team* team, const fbp_network* net, int index,
         while r0 < hi:
             r1 = min(r0 + rows, hi)
             _step_share(team, net, index, layer.W + r0 * layer.n_out, (r1 - r0) * layer.n_out,
-                        grad, not pack)
+                        grad + layer.W + r0 * layer.n_out, not pack)
             if pack:
                 bf16_pack_weight_rows(net, l, r0, r1)
             r0 = r1
         lo = _share(layer.n_out, index, n)
         _step_share(team, net, index, layer.b + lo, _share(layer.n_out, index + 1, n) - lo,
-                    grad, not pack)
+                    grad + layer.b + lo, not pack)
 
 
 cdef void _bf16_team_part(void* p, int index) noexcept nogil:

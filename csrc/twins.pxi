@@ -334,7 +334,7 @@ def optimizer_update(str name, floating[::1] params, const floating[::1] grad, d
     kind.place(&opt, lr, values, [buffers.get(key) for key in kind.buffer_names], step_count)
     with nogil:
         optimizer_advance(&opt, &rates)
-        optimizer_step(&opt, &params[0], &grad[0], 0, params.shape[0], rates)
+        optimizer_step(&opt, &params[0], 0, params.shape[0], &grad[0], rates)
     return opt.step_count
 
 
