@@ -40,8 +40,15 @@
 #endif
 
 #define FBP_POOLS 4
-/* pauses a worker (or the caller) spins before sleeping: ~25-100 us */
+/* pauses a worker spins for the next call before sleeping (~40-100 us),
+ * and the caller for its workers: on a busy machine a caller spinning for
+ * long holds a core a descheduled worker of its own may be waiting for */
+#ifndef FBP_POOL_SPINS
 #define FBP_POOL_SPINS 1000
+#endif
+#ifndef FBP_POOL_CALLER_SPINS
+#define FBP_POOL_CALLER_SPINS 100
+#endif
 
 typedef struct {
     int word;      /* bumped by the caller to start the worker's share */
@@ -83,10 +90,10 @@ static inline void fbp_futex_wake(int *word)
  * who changes *word reads *sleeping after (both sequentially consistent), so
  * either it sees the flag and wakes the sleeper, or the sleeper sees the
  * change; the futex rechecks *word on entry. */
-static inline void fbp_pool_wait(int *word, int value, int *sleeping)
+static inline void fbp_pool_wait(int *word, int value, int *sleeping, int max_spins)
 {
     int spins;
-    for (spins = 0; spins < FBP_POOL_SPINS; spins++) {
+    for (spins = 0; spins < max_spins; spins++) {
         if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != value)
             return;
         fbp_pause();
@@ -126,7 +133,7 @@ static void *fbp_pool_worker(void *p)
     int seen = start.seen;
     free(p);
     for (;;) {
-        fbp_pool_wait(&slot->word, seen, &slot->sleeping);
+        fbp_pool_wait(&slot->word, seen, &slot->sleeping, FBP_POOL_SPINS);
         seen = __atomic_load_n(&slot->word, __ATOMIC_ACQUIRE);
 #if defined(__SSE2__) || defined(__x86_64__)
         _mm_setcsr(pool->csr);
@@ -215,7 +222,7 @@ static inline int fbp_pool_run(int n, fbp_task task, void *job)
         int left = __atomic_load_n(&pool->pending, __ATOMIC_SEQ_CST);
         if (left == 0)
             break;
-        fbp_pool_wait(&pool->pending, left, &pool->caller_sleeping);
+        fbp_pool_wait(&pool->pending, left, &pool->caller_sleeping, FBP_POOL_CALLER_SPINS);
     }
     pthread_mutex_unlock(&pool->lock);
     return 0;
