@@ -329,10 +329,10 @@ cdef int _predict_threads(Predictor model, PredictJob* job, bint convert, X,
     job.block_rows = _predict_block_rows(params.shape[0], m, n_threads)
     job.caller_cpu = -1
     with nogil:
-        saved_csr = fbp_denormals_off()  # the threads inherit the mode
-        if n_threads > 1:
+        saved_csr = fbp_denormals_off()  # the pool's workers take the mode
+        if n_threads > 1:  # on workers kept between calls (csrc/fastbp_pool.h)
             job.caller_cpu = fbp_current_cpu()
-            status = fbp_run_threads(n_threads, _predict_part_d if floating is double
+            status = fbp_pool_run(n_threads, _predict_part_d if floating is double
                                      else _predict_part_f, job)
         if n_threads == 1 or status != 0:  # one thread runs every share in turn
             job.caller_cpu = -1
@@ -377,7 +377,7 @@ cdef struct PredictJob:
     Py_ssize_t source_row_stride
     Py_ssize_t source_col_stride
     Py_ssize_t rows_offset  # where a workspace keeps its block of converted rows
-    int caller_cpu          # the threads started for the call leave its CPU (or -1)
+    int caller_cpu          # the workers leave the caller's CPU (or -1)
 
 
 cdef void _predict_part(PredictJob* job, int index, floating* dtype_tag) noexcept nogil:

@@ -277,7 +277,7 @@ cdef class Bf16Predict:
             saved_csr = fbp_denormals_off()
             if n_threads > 1:
                 job.caller_cpu = fbp_current_cpu()
-                status = fbp_run_threads(n_threads, _bf16_part, &job)
+                status = fbp_pool_run(n_threads, _bf16_part, &job)
             if n_threads == 1 or status != 0:
                 job.caller_cpu = -1
                 for i in range(n_threads):

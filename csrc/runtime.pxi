@@ -27,6 +27,10 @@ cdef extern from "fastbp_threads.h" nogil:
     int FBP_HAVE_THREADS
 
 
+cdef extern from "fastbp_pool.h" nogil:
+    int fbp_pool_run(int n, fbp_task task, void* job)
+
+
 #: whether fastbp can start threads of its own on this platform
 HAVE_THREADS = bool(FBP_HAVE_THREADS)
 #: most threads of fastbp's own in one call

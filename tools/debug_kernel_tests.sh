@@ -77,6 +77,7 @@ env "${asan_env[@]}" FASTBP_EXPECT_DEBUG_KERNELS=1 FASTBP_DEBUG_BUILD_DIR="$scra
     "$scratch/repo/tests/test_threads.py::test_predict_hands_other_float_layouts_to_the_threads_unconverted" \
     "$scratch/repo/tests/test_threads.py::test_predict_threads_check_x_through_the_first_layer" \
     "$scratch/repo/tests/test_threads.py::test_predict_threads_twin_checks_its_buffers" \
+    "$scratch/repo/tests/test_predict_pool.py" \
     "$scratch/repo/tests/test_memory.py::test_the_debug_build_checks_bounds" \
     "$scratch/repo/tests/test_properties.py::test_bad_input_ends_in_an_error_or_the_clean_answer" \
     "$scratch/repo/tests/test_properties.py::test_every_layout_reaches_the_kernels_aligned_and_contiguous" || status=$?
