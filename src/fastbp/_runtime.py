@@ -248,6 +248,14 @@ def default_threads() -> int:
     return max(cores, 1)
 
 
+def _asked_threads(n_threads, limit: int | None = None) -> int:
+    """``n_threads`` (None: :func:`default_threads`) within [1, ``limit``]
+    and the kernels' ``MAX_THREADS``."""
+    wanted = default_threads() if n_threads is None else n_threads
+    cap = _kernels.MAX_THREADS if limit is None else min(limit, _kernels.MAX_THREADS)
+    return max(1, min(wanted, cap))
+
+
 #: bytes of parameters from which a fit's passes over all of them (its
 #: private copy of the weights, into fresh pages, and the check for
 #: non-finite values after each kernel call) split over threads: they only
@@ -274,8 +282,7 @@ def pass_threads(nbytes: int, n_threads) -> int:
     :func:`default_threads`), whoever runs the minibatches."""
     if nbytes < PASS_THREADS_MIN_BYTES or not _kernels.HAVE_THREADS:
         return 1
-    wanted = default_threads() if n_threads is None else n_threads
-    return max(1, min(wanted, _kernels.MAX_THREADS))
+    return _asked_threads(n_threads)
 
 
 #: least FLOPs of a predict call (2 per parameter and row) for it to split the
@@ -291,8 +298,7 @@ def predict_threads(n_params: int, rows: int, n_threads) -> int:
         return 0
     if not _kernels.HAVE_THREADS:
         return 1
-    wanted = default_threads() if n_threads is None else n_threads
-    return max(1, min(wanted, rows, _kernels.MAX_THREADS))
+    return _asked_threads(n_threads, rows)
 
 
 def sample_team_threads(n_weights: int, n_threads) -> int:
@@ -304,8 +310,7 @@ def sample_team_threads(n_weights: int, n_threads) -> int:
     checked first, as default_threads() would cost a small fit ~3 µs."""
     if n_weights < _kernels.set_sample_team() or not _kernels.HAVE_THREADS:
         return 1
-    wanted = default_threads() if n_threads is None else n_threads
-    return max(1, min(wanted, _kernels.MAX_THREADS))
+    return _asked_threads(n_threads)
 
 
 def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,

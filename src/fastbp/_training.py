@@ -241,12 +241,12 @@ class TrainingLoop(EpochSource):
         # The kernels train a private copy; readers in other threads use the
         # last published one, which always holds whole batches.
         published = self.published = network.params
+        passes = pass_threads(published.nbytes, self.n_threads)  # copy and NaN checks
         if self.average is not None:
             live = self.live = self.average.live(network)  # the raw weights, fit-long
         else:
-            live = self.live = network.fit_params_copy(
-                pass_threads(published.nbytes, self.n_threads))
-        self.trainer = self._make_trainer(live, own_threads, state)
+            live = self.live = network.fit_params_copy(passes)
+        self.trainer = self._make_trainer(live, own_threads, passes, state)
         self.rollback = _Rollback(state, self.average)
         self.rows_per_call = self._rows_per_call(live.size)
         # a one-epoch fit trains no block
@@ -382,11 +382,11 @@ class TrainingLoop(EpochSource):
             trainer.set_compute_dtype(net.compute_dtype)  # dense float32 only: run checks
         return trainer
 
-    def _make_trainer(self, live, own_threads, state):
+    def _make_trainer(self, live, own_threads, passes, state):
         net = self.network
         trainer = self.new_trainer(own_threads)
         trainer.set_params(live)
-        trainer.pass_threads = pass_threads(live.nbytes, self.n_threads)
+        trainer.pass_threads = passes
         trainer.set_data(self.X, self.Y, self.sample_weight)
         if self.dropout_seed is not None:
             trainer.set_dropout(net.dropout, self.dropout_seed)
