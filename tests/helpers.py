@@ -1,5 +1,6 @@
 """Shared test helpers: random networks, dtype-aware comparisons and a
 Dask cluster on loopback."""
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp import _kernels
 
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
 
@@ -18,6 +20,29 @@ HIDDEN = ["sigmoid", "tanh", "relu", "identity"]
 # every loss with each output activation it accepts
 LOSS_OUTPUTS = [("mse", out) for out in ["sigmoid", "tanh", "relu", "identity", "softmax"]] + [
     ("bce", "sigmoid"), ("cross_entropy", "softmax")]
+
+
+@contextlib.contextmanager
+def products_independent_of_splits():
+    """Run the products so that each output's sum is the same however a product
+    is split into rows or columns.
+
+    fastbp's AVX-512 tiles and its plain loops sum every entry over the inner
+    dimension in one order, whichever rows and columns a call covers. OpenBLAS's
+    kernels for CPUs without AVX-512 (Haswell, Zen) do not: on an AMD EPYC (Zen 3)
+    rows 64-129 of a 130 x 784 x 256 dgemm differ in 457 entries from the same
+    rows multiplied alone. Where the tiles are off, the products run as plain
+    loops here, so that a test of how threads or blocks split the work compares
+    the splits, not BLAS's kernels (docs/user_guide/threads.rst, Reproducibility).
+    """
+    if _kernels.tiled_gemm_in_use():
+        yield
+        return
+    old = _kernels.set_blas_min_flops(2 ** 62)
+    try:
+        yield
+    finally:
+        _kernels.set_blas_min_flops(old)
 
 
 def assert_close(actual, expected, dtype=np.float64, rtol=None):

@@ -16,6 +16,7 @@ import scipy.sparse
 
 import fastbp
 from fastbp import _kernels
+from helpers import products_independent_of_splits
 from test_bfloat16 import bf16_path  # noqa: F401  (a fixture: each product path in turn)
 
 U = 2.0 ** -24  # float32's unit roundoff
@@ -178,6 +179,11 @@ def test_the_bound_tells_bfloat16_from_float32(rng, sizes):
 @pytest.mark.parametrize("sizes, m", [([784, 256, 128, 10], 1000), ([33, 65, 17, 3], 700),
                                       ([5, 3, 2], 3000)])
 def test_thread_counts_give_the_same_bits(rng, sizes, m):
+    with products_independent_of_splits():
+        thread_counts_give_the_same_bits(rng, sizes, m)
+
+
+def thread_counts_give_the_same_bits(rng, sizes, m):
     net = bf16_net(sizes, output_activation="softmax")
     X = rng.normal(size=(m, sizes[0])).astype(np.float32)
     one = net.predict(X, n_threads=1)
@@ -231,6 +237,11 @@ def test_a_predictor_notices_its_params_changing_in_place(rng):
 
 
 def test_float32_compute_keeps_its_bits(rng):
+    with products_independent_of_splits():
+        float32_compute_keeps_its_bits(rng)
+
+
+def float32_compute_keeps_its_bits(rng):
     sizes = [30, 50, 20, 4]
     default = fastbp.Network(sizes, activation="relu", output_activation="softmax",
                              dtype="float32", seed=3)

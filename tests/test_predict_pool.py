@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from fastbp import _kernels
 from helpers import random_network
@@ -35,6 +36,15 @@ def _blockwise(model, X, dtype):
         assert model.predict(X[r0:r0 + BLOCK], block) == 1
         out[r0:r0 + BLOCK] = block
     return out
+
+
+@pytest.fixture(autouse=True)
+def one_thread_blas():
+    """A one-thread BLAS, as Network.predict holds it around the pool: without
+    the AVX-512 tiles the products go to OpenBLAS, whose own threads spin for
+    ~0.1 s after a call (and would count in the CPU time measured below)."""
+    with threadpool_limits(1, user_api="blas"):
+        yield
 
 
 def _os_threads():
@@ -141,6 +151,10 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 from helpers import random_network
 from fastbp import _kernels
+from threadpoolctl import threadpool_limits
+# a one-thread BLAS, as Network.predict holds it: without the AVX-512 tiles the
+# products go to OpenBLAS, whose threads a fork must not catch mid-call
+threadpool_limits(1, user_api="blas")
 rng = np.random.default_rng(3)
 net = random_network(rng, {sizes!r}, "relu", "softmax", dtype="float32")
 X = rng.normal(size=(3000, {n_in})).astype(np.float32)
