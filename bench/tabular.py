@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import platform
 import statistics
@@ -68,6 +69,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from fastbp.optim import Schedule
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
@@ -99,7 +102,13 @@ FANN_SIGMOID_SYMMETRIC = 5
 #: weights with the same optimiser on all the train half's rows (validation
 #: rows included) for that last share of the budget, or with a fresh one of
 #: "refit_optimizer_args"; "refit_validated": true keeps the validation rows
-#: and the best epoch's weights in that second fit.
+#: and the best epoch's weights in that second fit ("refit_keeps_best": true,
+#: the best of both fits). "refit_optimizer" (a class of fastbp.optim) makes
+#: the second fit's optimiser one of another kind, "refit_batch_size",
+#: "refit_ema" and "refit_dropout" (None: none) change those for it (e.g. a
+#: full-batch Rprop polish); "budget_decay" ({"shape": "linear" or "cosine",
+#: "final": f, "warmup": w}) lowers the first fit's rate with the share of
+#: the budget spent (:class:`BudgetDecay`).
 FASTBP_CONFIG = {"activation": "tanh",
                  # on standardised inputs (--standardise): Adam in small batches with
                  # dropout, scored and kept by its weights' moving average
@@ -236,15 +245,31 @@ class FastbpContender:
             return lambda epoch, history, network: clock() - start >= share * budget
 
         optimizer = self.optimizer()
+        if config.get("budget_decay") is not None:  # the rate falls with the time spent
+            optimizer.schedule = BudgetDecay(clock, start, (1.0 - refit) * budget,
+                                             **config["budget_decay"])
         common = dict(loss=loss, optimizer=optimizer, epochs=2**31 - 1, batch_size=batch_size,
                       seed=seed, n_threads=1, l2=config.get("l2", 0.0), ema=config.get("ema"))
         history = network.fit(X, Y, validation_split=config.get("validation_split", 0.0),
                               early_stopping=stopping, callbacks=[spent(1.0 - refit)], **common)
         epochs = len(history["loss"])
         if refit:
-            if config.get("refit_optimizer_args") is not None:  # a fresh optimiser
+            if config.get("refit_optimizer") is not None:  # a fresh optimiser of another kind
+                common["optimizer"] = getattr(self.fastbp.optim, config["refit_optimizer"])(
+                    **config.get("refit_optimizer_args", {}))
+            elif config.get("refit_optimizer_args") is not None:  # a fresh optimiser
                 common["optimizer"] = self.optimizer(config["refit_optimizer_args"])
+            if "refit_batch_size" in config:
+                common["batch_size"] = (len(X) if config["refit_batch_size"] == "full"
+                                        else config["refit_batch_size"])
+            if "refit_ema" in config:
+                common["ema"] = config["refit_ema"]
+            if "refit_dropout" in config:  # e.g. None: full-batch polish steps drop nothing
+                network.dropout = (None if config["refit_dropout"] is None
+                                   else (config["refit_dropout"],) * (len(sizes) - 2))
             if config.get("refit_validated"):  # the same validation rows, the best epoch kept
+                if config.get("refit_keeps_best"):  # ... over both fits
+                    stopping = keep_best(stopping)
                 common.update(validation_split=config.get("validation_split", 0.0),
                               early_stopping=stopping)
             epochs += len(network.fit(X, Y, callbacks=[spent(1.0)], **common)["loss"])
@@ -254,6 +279,38 @@ class FastbpContender:
         scores["own_loss"], scores["numpy_loss"] = own_and_numpy_loss(network, loss, X_test,
                                                                       Y_test, outputs)
         return {**scores, "epochs": epochs, "seconds": seconds}
+
+
+class BudgetDecay(Schedule):
+    """The rate falls with the share of the time budget spent, as a schedule in
+    epochs would if the epoch count were known: lr0·f(d), d = (clock() − start)
+    / seconds (at most 1), f(d) = 1 − (1 − final)·d ("linear") or final + (1 −
+    final)·(1 + cos πd)/2 ("cosine"); an optional warm-up share ramps f up from
+    0 over the first ``warmup`` of the budget."""
+
+    def __init__(self, clock, start, seconds, shape="linear", final=0.0, warmup=0.0):
+        if shape not in ("linear", "cosine"):
+            raise ValueError(f"shape must be 'linear' or 'cosine', got {shape!r}")
+        self.clock, self.start, self.seconds = clock, start, seconds
+        self.shape, self.final, self.warmup = shape, final, warmup
+
+    def next_lr(self, lr0, lr, epochs, samples_seen, history, memo):
+        done = min(1.0, (self.clock() - self.start) / self.seconds)
+        if done < self.warmup:
+            return lr0 * max(done / self.warmup, 1e-3)
+        done = (done - self.warmup) / (1.0 - self.warmup)
+        if self.shape == "linear":
+            return lr0 * (1.0 - (1.0 - self.final) * done)
+        return lr0 * (self.final + (1.0 - self.final) * (1.0 + math.cos(math.pi * done)) / 2)
+
+
+def keep_best(stopping):
+    """``stopping`` (a :class:`fastbp.EarlyStopping`) with its best epoch carried
+    over into the next fit: that fit's ``reset`` keeps the best value and
+    weights so far, so its weights are kept only if they beat them on the
+    same validation rows."""
+    stopping.reset = lambda: None
+    return stopping
 
 
 def own_and_numpy_loss(network, loss, X, Y, outputs):

@@ -184,3 +184,82 @@ def test_refit_trains_on_all_rows_for_the_last_share_of_the_budget(tabular, monk
     with pytest.raises(ValueError, match="refit"):
         tabular.FastbpContender({**tabular.FASTBP_CONFIG, "refit": 1.0}).run(
             "diabetes", [X.shape[1], 8, Y.shape[1]], seed=0, budget=0.01)
+
+
+@pytest.mark.parametrize("shape,expected", [("linear", (1.0, 0.55, 0.1, 0.1)),
+                                            ("cosine", (1.0, 0.55, 0.1, 0.1))])
+def test_budget_decay_lowers_the_rate_with_the_share_of_the_budget_spent(tabular, shape,
+                                                                         expected):
+    now = [10.0]
+    schedule = tabular.BudgetDecay(lambda: now[0], start=10.0, seconds=2.0, shape=shape,
+                                   final=0.1)
+    rates = []
+    for t in (10.0, 11.0, 12.0, 15.0):  # none, half, all and past the budget spent
+        now[0] = t
+        rates.append(schedule.next_lr(0.02, 0.02, 1, 8, {}, {}))
+    # f(0) = 1, f(1/2) = 0.1 + 0.9/2 for both shapes (cos(π/2) = 0), f(1) = final after
+    assert rates == pytest.approx([0.02 * f for f in expected], rel=1e-12)
+    now[0] = 10.5  # a quarter: the two shapes differ there
+    quarter = schedule.next_lr(0.02, 0.02, 1, 8, {}, {}) / 0.02
+    assert quarter == pytest.approx(1 - 0.9 * 0.25 if shape == "linear"
+                                    else 0.1 + 0.9 * (1 + np.sqrt(0.5)) / 2, rel=1e-12)
+    warm = tabular.BudgetDecay(lambda: 10.5, start=10.0, seconds=2.0, warmup=0.5)
+    assert warm.next_lr(0.02, 0.02, 1, 8, {}, {}) == pytest.approx(0.01, rel=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        tabular.BudgetDecay(lambda: 0.0, 0.0, 1.0, shape="step")
+
+
+def test_budget_decay_config_sets_the_first_fits_schedule(tabular, monkeypatch):
+    needs_datasets(tabular)
+    rates = []
+    fit = fastbp.Network.fit
+
+    def recorded_fit(self, X, Y, **options):
+        history = fit(self, X, Y, **options)
+        rates.extend(history["lr"])
+        return history
+
+    monkeypatch.setattr(fastbp.Network, "fit", recorded_fit)
+    config = {**tabular.FASTBP_CONFIG, "budget_decay": {"shape": "linear", "final": 0.0}}
+    X, Y = tabular.read_fann_data(tabular.DATASETS / "diabetes.train")
+    tabular.FastbpContender(config).run("diabetes", [X.shape[1], 8, Y.shape[1]], seed=0,
+                                        budget=0.3)
+    lr0 = config["optimizer_args"]["lr"]
+    assert rates[0] == lr0 and len(rates) > 3
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    assert rates[-1] < 0.2 * lr0  # the last epochs ran near the end of the budget
+
+
+def test_a_polish_fit_of_another_optimiser_keeps_the_best_epoch_of_both_fits(tabular,
+                                                                              monkeypatch):
+    needs_datasets(tabular)
+    fits = []
+    fit = fastbp.Network.fit
+
+    def recorded_fit(self, X, Y, **options):
+        stopping = options.get("early_stopping")
+        best_before = None if stopping is None else stopping.best
+        history = fit(self, X, Y, **options)
+        fits.append({"options": options, "dropout": self.dropout, "history": history,
+                     "best_before": best_before, "best_after": stopping.best,
+                     "weights_out": [W.copy() for W in self.weights]})
+        return history
+
+    monkeypatch.setattr(fastbp.Network, "fit", recorded_fit)
+    config = {**tabular.FASTBP_CONFIG, "refit": 0.3, "refit_optimizer": "Rprop",
+              "refit_optimizer_args": {"lr": 1e-3}, "refit_batch_size": "full",
+              "refit_ema": None, "refit_dropout": None, "refit_validated": True,
+              "refit_keeps_best": True}
+    X, Y = tabular.read_fann_data(tabular.DATASETS / "diabetes.train")
+    tabular.FastbpContender(config).run("diabetes", [X.shape[1], 8, Y.shape[1]], seed=0,
+                                        budget=0.4)
+    first, polish = fits
+    assert isinstance(polish["options"]["optimizer"], fastbp.optim.Rprop)
+    assert polish["options"]["optimizer"].lr == 1e-3
+    assert polish["options"]["batch_size"] == len(X) and polish["options"]["ema"] is None
+    assert first["dropout"] is not None and polish["dropout"] is None
+    # the same validation rows, and the polish's best is measured against the first fit's
+    assert polish["options"]["validation_split"] == first["options"]["validation_split"]
+    assert polish["best_before"] == first["best_after"] == min(first["history"]["val_loss"])
+    assert polish["best_after"] == min(first["history"]["val_loss"]
+                                       + polish["history"]["val_loss"])
