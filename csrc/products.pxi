@@ -23,6 +23,15 @@ cdef extern from "fastbp_gemm.h" nogil:
 cdef Py_ssize_t BLAS_MIN_FLOPS = 128
 
 
+# Up to this many rows of op(A), a product without fastbp's tiles (a CPU
+# without AVX-512) runs as one BLAS gemv per row: OpenBLAS's gemm packs all
+# of B on every call, which for one row costs ~10x the product itself (a
+# one-row predict of 784-256-128-10 float32 took 212 us on an AMD EPYC, Zen 3,
+# where onnxruntime takes 27). Each further row reads B again, so from about
+# 5 rows one gemm is faster (tools/few_row_predict.py).
+cdef int GEMV_MAX_ROWS = 4
+
+
 cdef void _blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
                      floating alpha, const floating* A, int lda,
                      const floating* B, int ldb, floating* C,
@@ -32,6 +41,20 @@ cdef void _blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
     cdef char ta = b'T' if trans_b else b'N'
     cdef char tb = b'T' if trans_a else b'N'
     cdef floating one = 1.0
+    cdef int r, inc = 1
+    # op(B)^T as BLAS sees it: B's rows are its columns, (n x k), or with
+    # trans_b (k x n), transposed by gemv
+    cdef int gemv_m = k if trans_b else n
+    cdef int gemv_n = n if trans_b else k
+    if not trans_a and m <= GEMV_MAX_ROWS and not fbp_gemm_available():
+        for r in range(m):  # C_r^T += op(B)^T A_r^T
+            if floating is float:
+                sgemv(&ta, &gemv_m, &gemv_n, &alpha, <float*>B, &ldb, <float*>A + r * lda,
+                      &inc, &one, C + r * ldc, &inc)
+            else:
+                dgemv(&ta, &gemv_m, &gemv_n, &alpha, <double*>B, &ldb, <double*>A + r * lda,
+                      &inc, &one, C + r * ldc, &inc)
+        return
     if floating is float:
         sgemm(&ta, &tb, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
               &one, C, &ldc)
