@@ -87,7 +87,7 @@ def test_lean_fit_releases_the_blas_limit_when_the_kernel_raises(monkeypatch):
         def run(self, *args):
             raise Broken()
 
-    net._lean_trainer = (kept[0], kept[1], Raising())
+    net._lean_trainer = (kept[0], kept[1], Raising(), *kept[3:])  # as kept: the next fit takes it
     with pytest.raises(Broken):
         net.fit(X, Y, batch_size=8, n_threads=1)
     assert limits == [("enter", 1), ("exit", 1)]

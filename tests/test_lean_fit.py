@@ -287,3 +287,79 @@ def test_options_that_run_between_epochs_take_the_full_path(monkeypatch):
     assert calls == []
     net.fit(X, Y, epochs=2, batch_size=1, n_threads=1)  # per-sample holds none
     assert calls == [True]
+
+
+def test_a_kept_decision_trains_the_current_weights(monkeypatch):
+    """A network keeps what decided its last small fit (fastbp._lean.lean_trainer);
+    the next fit that asks the same takes it, but trains the weights the
+    network holds then: set by set_weights or written into layer_params'
+    views between the fits. Each fit equals the full path's from the same
+    weights, optimiser state and orders."""
+    X200 = np.resize(X, (200, 2))
+    Y200 = np.resize(Y, (200, 1))
+    start = xor_net()
+    weights, biases = start.weights, start.biases
+    results = []
+    for calls in both_paths(monkeypatch):
+        net = xor_net()
+        optimizer = fastbp.SGD(lr=0.3, momentum=0.5)
+        rng = np.random.default_rng(5)
+        digests = []
+        for step in range(4):
+            if step == 1:
+                net.set_weights([W * 0.5 for W in weights], biases)
+            if step == 2:
+                W, b = net.layer_params()[1]
+                W += 0.25  # into the network's own array, which the last fit published
+                b -= 0.5
+            history = net.fit(X200, Y200, optimizer=optimizer, batch_size=1, seed=rng)
+            digests.append((net.params.copy(), history["loss"], state_of(optimizer, net)))
+        results.append((digests, calls, net.__dict__.get("_lean_trainer")))
+    (lean, lean_calls_, kept), (full, full_calls, _) = results
+    assert lean_calls_ == [True] * 4 and full_calls == []
+    assert kept is not None and kept[3] is not None  # the decision was kept...
+    for (w_lean, loss_lean, state_lean), (w_full, loss_full, state_full) in zip(lean, full):
+        np.testing.assert_array_equal(w_lean, w_full)  # ... and each fit saw the new weights
+        assert loss_lean == loss_full
+        same_state(state_lean, state_full)
+    # the weights did change between the fits: every fit's result differs
+    assert len({w.tobytes() for w, _, _ in lean}) == 4
+
+
+def test_a_kept_decision_is_asked_again_when_its_terms_change(monkeypatch):
+    from fastbp import _kernels
+    net = xor_net()
+    X8, Y8 = np.resize(X, (8, 2)), np.resize(Y, (8, 1))
+    net.fit(X8, Y8, batch_size=1)
+    key = net.__dict__["_lean_trainer"][3]
+    assert key is not None
+    made = []
+    real = _training.TrainingLoop.one_call
+
+    def asked(self, *args):
+        made.append(self.X.shape[0])
+        return real(self, *args)
+
+    monkeypatch.setattr(_training.TrainingLoop, "one_call", asked)
+    net.fit(X8, Y8, batch_size=1, seed=1)
+    net.fit(X8, Y8, batch_size=1, optimizer=fastbp.SGD(lr=0.2))
+    assert made == []  # the same terms: the kept decision
+    net.fit(X8[:6], Y8[:6], batch_size=1)  # other rows
+    net.fit(X8[:6], Y8[:6], batch_size=1, l2=-0.0)  # the L2 term's sign bit
+    net.fit(X8[:6], Y8[:6], batch_size=1, l2=-0.0, n_threads=1)
+    net.fit(X8[:6], Y8[:6], batch_size=1, l2=-0.0, n_threads=1, epochs=3)
+    net.fit(X8[:6], Y8[:6], batch_size=2, l2=-0.0, n_threads=1, epochs=3)
+    net.fit(X8[:6], Y8[:6], batch_size=2, l2=-0.0, n_threads=1, epochs=3, loss="bce")
+    assert made == [6] * 6
+    old = _kernels.set_sample_team(1)  # a per-sample fit of this network now takes a team
+    try:
+        net.fit(X8, Y8, batch_size=1)
+        net.fit(X8, Y8, batch_size=1)  # on default_threads(): never kept
+        assert made == [6] * 6 + [8, 8]
+        assert net.__dict__["_lean_trainer"][3] is None
+    finally:
+        _kernels.set_sample_team(old)
+    net.fit(X8, Y8, batch_size=1)
+    net.fit(X8, Y8, batch_size=1)
+    assert made == [6] * 6 + [8, 8, 8]
+    assert net.__dict__["_lean_trainer"][3] == key

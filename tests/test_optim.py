@@ -244,3 +244,37 @@ def test_an_optimizers_hyper_parameters_and_buffers_are_its_kernels(optimizer):
 def test_plain_is_sgd_without_momentum():
     assert fastbp.SGD().plain and fastbp.SGD(lr=0.5).plain
     assert not fastbp.SGD(momentum=0.5).plain and not fastbp.Adam().plain
+
+
+def test_an_optimisers_states_go_with_their_networks():
+    """An optimiser keeps a state per network, weakly: a network that goes
+    takes its state along; a deep copy of the optimiser keeps copies of the
+    states of the networks alive, under its own weak references."""
+    import copy
+    import gc
+    import pickle
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    optimizer = fastbp.SGD(lr=0.3, momentum=0.9)
+    kept, gone = fastbp.Network([2, 2, 1], seed=0), fastbp.Network([2, 2, 1], seed=1)
+    for net in (kept, gone):
+        net.fit(X, Y, optimizer=optimizer, batch_size=1)
+    assert len(optimizer._states) == 2
+    twin = copy.deepcopy(optimizer)
+    velocity = optimizer.state(kept).buffers["velocity"]
+    assert twin.state(kept).buffers["velocity"] is not velocity
+    np.testing.assert_array_equal(twin.state(kept).buffers["velocity"], velocity)
+    assert optimizer.state(kept).epochs == twin.state(kept).epochs == 1
+    del net, gone
+    gc.collect()
+    assert len(optimizer._states) == 1 and len(twin._states) == 1
+    twin.state(kept).epochs = 7  # the copy's state is its own
+    assert optimizer.state(kept).epochs == 1
+    del twin
+    gc.collect()
+    assert optimizer.state(kept).buffers["velocity"] is velocity
+    with pytest.raises(TypeError):
+        pickle.dumps(optimizer)  # weak references do not pickle, as before
+    optimizer.reset()
+    assert len(optimizer._states) == 0
+    assert optimizer.state(kept).epochs == 0  # a new start

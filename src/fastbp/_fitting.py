@@ -18,7 +18,7 @@ from . import _kernels
 from ._checkpoint import read_checkpoint
 from ._averaging import WeightAverage, check_clip_norm, check_ema
 from ._inputs import check_XY
-from ._lean import DEFAULT_SGD, lean_fit, takes_lean_path
+from ._lean import DEFAULT_SGD, lean_eligible, lean_fit, lean_trainer
 from ._lbfgs import LbfgsIterations
 from ._metrics import accuracy_metrics, check_metrics
 from ._objective import OBJECTIVE_CHUNK_ROWS, mean_loss, pass_buffers
@@ -329,18 +329,28 @@ default=None
                                          n_threads)
             else:
                 fresh = optimizer is None  # DEFAULT_SGD stands in for SGD() on the lean path
-                source = TrainingLoop(self, X, Y, sample_weight, code, l2,
-                                      DEFAULT_SGD if fresh else optimizer,
-                                      min(batch_size, n), n_threads,
-                                      Permutations(rng, n) if shuffle else None,
-                                      dropout_seed=drop_seed,
-                                      clip_norm=clip_norm, average=average)
-                if takes_lean_path(source, epochs, checkpoint=checkpoint, callbacks=callbacks,
-                                   early_stopping=early_stopping, verbose=verbose,
-                                   metrics=metrics, validation=validation):
-                    history = lean_fit(source, epochs, fresh)
-                    if history is not None:
-                        return history
+                step = DEFAULT_SGD if fresh else optimizer
+                batch_size = min(batch_size, n)
+                next_order = Permutations(rng, n) if shuffle else None
+                source = None
+                if lean_eligible(self, X, sample_weight, checkpoint=checkpoint,
+                                 callbacks=callbacks, early_stopping=early_stopping,
+                                 verbose=verbose, metrics=metrics, validation=validation,
+                                 clip_norm=clip_norm, average=average):
+                    trainer, live, fused, source = lean_trainer(
+                        self, X, Y, code, l2, step, batch_size, n_threads, epochs, next_order)
+                    if trainer is not None:
+                        replay = [next_order]
+                        history = lean_fit(self, X, Y, trainer, live, fused, step, n_threads,
+                                           epochs, fresh, next_order, replay)
+                        if history is not None:
+                            return history
+                        next_order = replay[0]  # the orders drawn: the generator moved on
+                if source is None:
+                    source = TrainingLoop(self, X, Y, sample_weight, code, l2, step,
+                                          batch_size, n_threads, next_order,
+                                          dropout_seed=drop_seed,
+                                          clip_norm=clip_norm, average=average)
                 if fresh:
                     optimizer = source.optimizer = SGD()
             training = (X, Y, sample_weight)
@@ -384,7 +394,8 @@ default=None
         """
         kept = self.__dict__.get("_lean_trainer")
         if kept is None or kept[0] is not self.kernel_layout[0] or kept[1] != key:
-            kept = (self.kernel_layout[0], key, make())
+            # the fourth: what the lean path decided with it (fastbp._lean.lean_trainer)
+            kept = (self.kernel_layout[0], key, make(), None)
         if keep:
             self._lean_trainer = kept
         else:
@@ -427,14 +438,17 @@ default=None
         # memory NumPy allocated (not a memmap's, a buffer's): old's own or
         # its base's, which every view of old refers to; the references:
         # the caller's, this frame's and getrefcount's own (the base: old's
-        # and getrefcount's), and a view or a reader adds one
-        if old.base is None:
+        # and getrefcount's), and a view or a reader adds one. The size
+        # first: a small network's fit skips the flags and counts (numpy's
+        # flags object costs a cold fit, caches evicted, a few µs)
+        free = EXACT_REFCOUNTS and old.nbytes >= SPARE_PARAMS_MIN_BYTES
+        if free and old.base is None:
             free = (type(old) is np.ndarray and old.flags.owndata
                     and sys.getrefcount(old) <= 3)
-        else:
+        elif free:
             free = (type(old.base) is np.ndarray and old.base.flags.owndata
                     and sys.getrefcount(old) <= 3 and sys.getrefcount(old.base) <= 2)
-        if free and EXACT_REFCOUNTS and old.nbytes >= SPARE_PARAMS_MIN_BYTES:
+        if free:
             self._spare_params = old
         else:
             self.__dict__.pop("_spare_params", None)

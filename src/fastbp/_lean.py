@@ -10,6 +10,11 @@ in a straight line, at about two thirds of their fixed cost: the same lease,
 Ctrl-C deferral, BLAS limit, trainer, row orders, history and optimiser
 counters.
 
+A network keeps the trainer of its small lean fits, and with it what
+decided the fit's path and threads (:func:`lean_trainer`): the next fit that
+asks the same questions skips the training loop that would answer them. It
+trains the parameters the network holds then, whoever set them.
+
 A divergence is left to them: the optimiser's state goes back to where it
 was, nothing was published, and :meth:`~fastbp.Network.fit` runs its full
 path on the orders drawn here (:class:`Replayed`), which meets the same
@@ -21,8 +26,12 @@ import time
 
 import numpy as np
 
-from ._runtime import pass_threads, sigint_deferred
+from . import _kernels
+from ._architecture import weight_count
+from ._runtime import (PASS_THREADS_MIN_BYTES, blas_threads, may_own_threads, pass_threads,
+                       sigint_deferred)
 from ._session import interrupt, new_history
+from ._training import TrainingLoop
 from .losses import loss_param
 from .optim import SGD, OptimizerState
 
@@ -81,54 +90,117 @@ def kept_trainer(source) -> tuple:
     return trainer, live
 
 
-def takes_lean_path(source, epochs: int, *, checkpoint, callbacks, early_stopping, verbose,
-                    metrics, validation) -> bool:
-    """Whether :meth:`fastbp.Network.fit` trains ``source`` (its
-    :class:`~fastbp._training.TrainingLoop`) for ``epochs`` epochs by
-    :func:`lean_fit`: when the session of its full path would do nothing
-    but one kernel call. Each term is something only that path does:
+def lean_eligible(network, X, sample_weight, *, checkpoint, callbacks, early_stopping,
+                  verbose, metrics, validation, clip_norm, average) -> bool:
+    """Whether :meth:`fastbp.Network.fit` may train by :func:`lean_fit`,
+    before :func:`lean_trainer` asks about its kernel calls: when the
+    session of its full path would do nothing but kernel calls. Each term
+    is something only that path does:
 
     - ``checkpoint`` (resume): the session restores the weights, the
       optimiser's and the generator's state, and counts from its epoch;
     - ``callbacks``, ``early_stopping``: Python between epochs;
     - ``verbose``: a progress bar drawn after each epoch;
     - ``metrics``, ``validation``: rows scored after each epoch;
-    - the source's ``clip_norm`` and ``average`` (ema): step rules set on
-      the trainer, and the average published instead of the weights;
-    - its dropout seed: masks the trainer draws per epoch
+    - ``clip_norm`` and ``average`` (ema): step rules set on the trainer,
+      and the average published instead of the weights;
+    - the network's dropout: masks the trainer draws per epoch
       (``set_dropout_epoch``);
-    - its ``sample_weight``: the lean fit sets the rows unweighted;
+    - ``sample_weight``: the lean fit sets the rows unweighted;
     - sparse X: the lean fit takes dense arrays, whose bytes decide
-      whether the network keeps the trainer (:func:`kept_trainer`);
-    - :meth:`~fastbp._training.TrainingLoop.one_call`: the epochs are one
-      ``run`` (one epoch) or one ``run_epochs`` call (a constant rate, as
-      the session's blocks need), on no threads of fastbp's own (the
-      BLAS limit of an ``n_threads`` is held around it, as the session's
-      thread settings would hold it).
+      whether the network keeps the trainer (:func:`kept_trainer`).
     """
     return (checkpoint is None and not callbacks and early_stopping is None and not verbose
-            and not metrics and validation is None and source.clip_norm is None
-            and source.average is None and source.dropout_seed is None
-            and source.sample_weight is None and type(source.X) is np.ndarray
-            # one epoch trains no block: the rate's constancy is moot (and costs a look-up)
-            and source.one_call(epochs, epochs == 1 or source.optimizer.schedule.constant))
+            and not metrics and validation is None and clip_norm is None
+            and average is None and network.dropout is None
+            and sample_weight is None and type(X) is np.ndarray)
 
 
-def lean_fit(source, epochs: int, fresh: bool):
-    """Train ``source`` (a :class:`~fastbp._training.TrainingLoop` whose
-    ``one_call(epochs, quiet=True)`` holds, over dense rows) as a session of
-    fit's full path would; ``fresh``: its optimizer is :data:`DEFAULT_SGD`
-    standing in for a fresh ``SGD()``. Returns the history, or None when
-    the call diverged: then nothing was published, the optimiser's state is
-    as it was, and the source's row orders replay the ones drawn here, for
-    the full path to run."""
-    network, X, Y = source.network, source.X, source.Y
-    optimizer = source.optimizer
+def lean_trainer(network, X, Y, code, l2: float, optimizer, batch_size: int, n_threads,
+                 epochs: int, next_order):
+    """The trainer of a fit that :func:`lean_eligible` let through, when
+    its epochs are one kernel call on no threads of fastbp's own
+    (:meth:`~fastbp._training.TrainingLoop.one_call`): ``(trainer, live,
+    fused, None)``, ``live`` the private copy of the parameters it trains,
+    ``fused`` whether it runs the fused per-sample epoch (which calls no
+    BLAS). Else ``(None, None, False, source)``: the fit's
+    :class:`~fastbp._training.TrainingLoop`, for the full path.
+
+    The network keeps, with its small fits' trainer (:func:`kept_trainer`),
+    what decided them (:func:`decision_key`): a fit that asks the same
+    takes it as it is, without the loop and its questions. Only decisions
+    that no thread setting of the process takes part in are kept
+    (:func:`settled`): those of ``default_threads()`` (affinity and
+    environment) are asked again every fit.
+    """
+    fused = batch_size == 1 and optimizer.fused_per_sample
+    key = decision_key(network, X, code, l2, optimizer, batch_size, n_threads, epochs, fused)
+    kept = network.__dict__.get("_lean_trainer")
+    if kept is not None and kept[3] == key and kept[0] is network.kernel_layout[0]:
+        trainer = kept[2]
+        # a private copy of the current parameters, which the caller may have set
+        live = network.fit_params_copy(1)
+        trainer.set_params(live)
+        return trainer, live, fused, None
+    source = TrainingLoop(network, X, Y, None, code, l2, optimizer, batch_size, n_threads,
+                          next_order)
+    # one epoch trains no block: the rate's constancy is moot (and costs a look-up)
+    if not source.one_call(epochs, epochs == 1 or optimizer.schedule.constant):
+        return None, None, False, source
+    trainer, live = kept_trainer(source)
+    kept = network.__dict__.get("_lean_trainer")
+    if kept is not None and kept[2] is trainer:
+        network._lean_trainer = kept[:3] + (key if settled(network, batch_size, fused)
+                                            else None,)
+    return trainer, live, fused, None
+
+
+def decision_key(network, X, code, l2: float, optimizer, batch_size: int, n_threads,
+                 epochs: int, fused: bool) -> tuple:
+    """What a lean fit's path and trainer depend on besides the network's
+    layout: the loss (its parameter too), the L2 term's bits (-0.0 == 0.0,
+    and the kernels read its sign), the batch size, rows, ``n_threads``,
+    epochs, the fused per-sample step, the rate's constancy (many epochs
+    are one call only at a constant rate), the dtypes and the kernels'
+    per-sample team threshold (``_kernels.set_sample_team``)."""
+    return (int(code), loss_param(code), float(l2).hex(), batch_size, X.shape[0], n_threads,
+            epochs, fused, epochs == 1 or optimizer.schedule.constant, network.dtype,
+            network.compute_dtype, _kernels.set_sample_team())
+
+
+def settled(network, batch_size: int, fused: bool) -> bool:
+    """Whether a lean fit's decisions (its path, the trainer's threads, its
+    passes' threads) are the same whatever ``default_threads()`` says: its
+    parameters take no threads of their own (``pass_threads``), a
+    per-sample fit's network is below the team threshold or computes in
+    bfloat16 (``sample_team_threads``), a minibatch fit's batches are too
+    small or its network too big for threads of fastbp's own
+    (``own_training_threads``)."""
+    if not _kernels.HAVE_THREADS:
+        return True
+    if network.n_params * network.dtype.itemsize >= PASS_THREADS_MIN_BYTES:
+        return False
+    if fused:
+        return (network.compute_dtype == "bfloat16"
+                or weight_count(network.sizes) < _kernels.set_sample_team())
+    return not may_own_threads(network.sizes, batch_size, False, network.dtype.itemsize)
+
+
+def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, epochs: int,
+             fresh: bool, next_order, replay: list):
+    """Train ``network`` on dense rows ``X`` and ``Y`` for ``epochs``
+    epochs in one kernel call of ``trainer`` (:func:`lean_trainer`'s, set
+    to train ``live``; ``fused``: its fused per-sample epoch), as a session of fit's full path would; ``fresh``:
+    ``optimizer`` is :data:`DEFAULT_SGD` standing in for a fresh ``SGD()``;
+    ``next_order``: the rows' orders (None: in turn). Returns the history,
+    or None when the call diverged: then nothing was published, the
+    optimiser's state is as it was, and ``replay`` holds the orders drawn
+    here (:class:`Replayed`, or None for rows in turn) for the full path
+    to run."""
     n = X.shape[0]
     history = new_history(False)
     with network.training_lease() as lease, sigint_deferred() as interrupted:
         state = OptimizerState({}, DEFAULT_LR) if fresh else optimizer.state(network)
-        trainer, live = kept_trainer(source)
         trainer.set_data(X, Y, None)
         optimizer.configure(trainer, state)
         # what the kernels change in place, for the full path after a divergence
@@ -140,7 +212,6 @@ def lean_fit(source, epochs: int, fresh: bool):
                 lease.publish(live)
             raise interrupt(history, f"fit stopped in epoch 1 after 0 of its {n} rows") \
                 from None
-        next_order = source.next_order
         if epochs == 1:
             orders = next_order() if next_order is not None else None
             trainer.set_order(orders)
@@ -151,7 +222,8 @@ def lean_fit(source, epochs: int, fresh: bool):
         if epochs != 1:
             sums = np.zeros((2, epochs))
         # fit(n_threads=k) holds the BLAS at k threads as the full path does
-        limit = source.blas_limit()
+        # (TrainingLoop.blas_limit): per-sample kernels call no BLAS
+        limit = None if n_threads is None or fused else blas_threads.limit(n_threads)
         if limit is not None:
             limit.__enter__()
         try:
@@ -168,8 +240,7 @@ def lean_fit(source, epochs: int, fresh: bool):
             for name, value in saved[0].items():
                 np.copyto(state.buffers[name], value)
             state.step_count = saved[1]
-            if orders is not None:
-                source.next_order = Replayed(orders)
+            replay[0] = Replayed(orders) if orders is not None else None
             return None
         state.step_count = trainer.step_count
         lease.publish(live)

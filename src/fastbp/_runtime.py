@@ -330,13 +330,11 @@ def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
     the batch. The fused per-sample kernel calls no BLAS and needs none of
     this (fit skips it).
     """
+    if not may_own_threads(sizes, batch_size, per_sample, itemsize):
+        return 1  # before default_threads(): its affinity and environment cost a small fit ~3 µs
     n_weights = weight_count(tuple(sizes))
     flops = 6 * batch_size * n_weights
     min_flops = OWN_THREADS_MIN_FLOPS_FLOAT32 if itemsize == 4 else OWN_THREADS_MIN_FLOPS
-    if not (_kernels.HAVE_THREADS and not per_sample and flops >= min_flops
-            and n_weights <= (OWN_THREADS_MAX_WEIGHTS_FLOAT32 if itemsize == 4
-                              else OWN_THREADS_MAX_WEIGHTS)):
-        return 1  # before default_threads(): its affinity and environment cost a small fit ~3 µs
     wanted = default_threads() if n_threads is None else n_threads
     own_threads = 1
     if wanted > 1:
@@ -345,6 +343,18 @@ def own_training_threads(sizes, batch_size: int, n_threads, per_sample: bool,
         # threads (an extrapolation; this project's machines have 2 cores)
         own_threads = wanted if min_flops <= 0 else min(wanted, max(2, int(2 * flops // min_flops)))
     return own_threads
+
+
+def may_own_threads(sizes, batch_size: int, per_sample: bool, itemsize: int = 8) -> bool:
+    """Whether :func:`own_training_threads` asks for the thread count
+    (``n_threads``, or :func:`default_threads`, which the process's
+    affinity and environment decide); False: it is 1 whatever they say."""
+    n_weights = weight_count(tuple(sizes))
+    return (_kernels.HAVE_THREADS and not per_sample
+            and 6 * batch_size * n_weights >= (OWN_THREADS_MIN_FLOPS_FLOAT32 if itemsize == 4
+                                               else OWN_THREADS_MIN_FLOPS)
+            and n_weights <= (OWN_THREADS_MAX_WEIGHTS_FLOAT32 if itemsize == 4
+                              else OWN_THREADS_MAX_WEIGHTS))
 
 
 class TrainingThreads:

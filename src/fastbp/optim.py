@@ -22,6 +22,7 @@ epoch, never per batch: a kernel call trains whole epochs at one rate.
 """
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 
@@ -555,6 +556,50 @@ class OptimizerState:
         return True
 
 
+class _States(dict):
+    """An optimiser's states, by a weak reference to their network: a
+    ``weakref.WeakKeyDictionary``'s job (an entry goes with its network)
+    with dict's own C methods. A WeakKeyDictionary's Python layers cost a
+    fit three calls in a module of their own (its ``__init__``, ``get`` and
+    ``__setitem__``): ~20 µs of a cold fit (caches evicted), which builds
+    its optimiser anew, as bench/compare.py's fastbp peer does."""
+
+    #: the callback of its weak references, made with its first entry
+    _forget = None
+
+    def remember(self, network, state: "OptimizerState") -> None:
+        """Keep ``state`` for ``network`` until the network goes."""
+        forget = self._forget
+        if forget is None:
+            forget = self._forget = _forgetter(weakref.ref(self))
+        self[weakref.ref(network, forget)] = state
+
+    def __deepcopy__(self, memo) -> "_States":
+        # copy.deepcopy keeps weak references as they are, with their
+        # callback into this dict: the copy's entries get their own
+        copied = _States()
+        for key, state in list(self.items()):  # a network may go meanwhile
+            network = key()
+            if network is not None:
+                copied.remember(network, copy.deepcopy(state, memo))
+        return copied
+
+    def __reduce__(self):  # pickle: the weak references cannot go; as a WeakKeyDictionary
+        raise TypeError(f"cannot pickle an optimiser's states ({len(self)} networks)")
+
+
+def _forgetter(states_ref):
+    """The callback of a :class:`_States`' weak references: drops the entry
+    of a network that went (if the dict is still there)."""
+
+    def forget(key) -> None:
+        states = states_ref()
+        if states is not None:
+            states.pop(key, None)
+
+    return forget
+
+
 class Optimizer:
     """Base of the optimisers: per-network state and the schedule.
 
@@ -574,16 +619,16 @@ class Optimizer:
         self.lr = (lr if type(lr) is float and 0.0 < lr < math.inf
                    else check_float(lr, "lr", minimum=0.0, strict=True))
         self.schedule = Constant() if schedule is None else _check_schedule(schedule)
-        self._states = weakref.WeakKeyDictionary()
+        self._states = _States()
 
     def state(self, network) -> OptimizerState:
         """The state kept for ``network``: zero buffers and the initial rate on first use."""
         # n_params and dtype: network.params would build a view each call
-        state = self._states.get(network)
+        state = self._states.get(weakref.ref(network))
         if state is None or (state.buffers and not state.fits_layout((network.n_params,),
                                                                       network.dtype)):
             state = OptimizerState({}, self.schedule.initial_lr(self.lr))
-            self._states[network] = state
+            self._states.remember(network, state)
         for name in self.buffer_names:
             if name not in state.buffers:
                 # on a cache line, as the params: the kernels' vectors then
@@ -595,7 +640,7 @@ class Optimizer:
     def adopt_state(self, network, state: OptimizerState) -> None:
         """Continue from ``state``, e.g. one kept by another optimiser of the
         same kind whose hyper-parameters were changed."""
-        self._states[network] = state
+        self._states.remember(network, state)
 
     def reset(self) -> None:
         """Forget the state of every network."""
