@@ -50,6 +50,8 @@ def same_history(a: dict, b: dict) -> None:
     for key in a:
         if key != "seconds":
             assert a[key] == b[key], key
+            # bit for bit too: == takes -0.0 for 0.0
+            assert np.array(a[key]).tobytes() == np.array(b[key]).tobytes(), key
     assert len(a["seconds"]) == len(b["seconds"])
 
 
