@@ -192,10 +192,79 @@ static void fbp_bf16_pack_b(ptrdiff_t k, ptrdiff_t n, const float *B, ptrdiff_t 
 }
 
 /* ---- EMULATED: any CPU ------------------------------------------------ */
-/* A panel of 32 columns at a time, a row's 32 sums in a local array over
- * all of k (its pack's zeros make every panel whole): the loop over the 32
- * vectorises, on each clone's vectors. Each sum runs over the pairs in
- * order, as the instructions' do, whatever the clone. */
+/* Each entry of C sums its pairs in order, as the instructions do: per
+ * pair q, t = A(i, 2q) B(2q, j) + A(i, 2q+1) B(2q+1, j), then s += t (the
+ * two products of bfloat16 values are exact in float32; a clone with FMA
+ * fuses one of them into the pair's add, the same way for every tile).
+ * Tiles of FBP_BF16_EMU_ROWS rows x 16 columns of C stay in 16-wide vector
+ * sums over all of k (its pack's zeros make every panel whole): B's pairs
+ * are widened by a shift and a mask (the low half is B(2q, j)), once a
+ * tile rather than once a row, with no shuffles. A row's 32 sums in a
+ * local array, stored and loaded each pair, ran at ~15 % of float32's GEMM
+ * rate on an AVX2 EPYC. */
+#if defined(__GNUC__)
+#define FBP_BF16_EMU_ROWS 4
+typedef float fbp_bf16_v8f __attribute__((vector_size(32)));
+typedef uint32_t fbp_bf16_v8u __attribute__((vector_size(32)));
+
+/* R rows of C from row i, the 16 columns j0 + h on of B's panel, as two
+ * vectors of 8 a row (the width GCC keeps in registers on AVX2) */
+#define FBP_BF16_EMU_TILE(R)                                                  \
+    do {                                                                      \
+        fbp_bf16_v8f s0[R], s1[R];                                            \
+        for (int r = 0; r < R; r++) {                                         \
+            float init[16] = {0};                                             \
+            if (accumulate)                                                   \
+                memcpy(init, C + (i + r) * ldc + j0 + h, (size_t)w * sizeof *init); \
+            memcpy(&s0[r], init, sizeof s0[r]);                               \
+            memcpy(&s1[r], init + 8, sizeof s1[r]);                           \
+        }                                                                     \
+        for (ptrdiff_t q = 0; q < n_pairs; q++) {                             \
+            fbp_bf16_v8u p0, p1;                                              \
+            memcpy(&p0, panel + q * 64 + 2 * h, sizeof p0);                   \
+            memcpy(&p1, panel + q * 64 + 2 * h + 16, sizeof p1);              \
+            fbp_bf16_v8f b00 = (fbp_bf16_v8f)(p0 << 16);                      \
+            fbp_bf16_v8f b01 = (fbp_bf16_v8f)(p0 & 0xffff0000u);              \
+            fbp_bf16_v8f b10 = (fbp_bf16_v8f)(p1 << 16);                      \
+            fbp_bf16_v8f b11 = (fbp_bf16_v8f)(p1 & 0xffff0000u);              \
+            for (int r = 0; r < R; r++) {                                     \
+                uint32_t ap, lo, hi;                                          \
+                float a0, a1;                                                 \
+                memcpy(&ap, Ap + (i + r) * lda + 2 * q, sizeof ap);           \
+                lo = ap << 16;                                                \
+                hi = ap & 0xffff0000u;                                        \
+                memcpy(&a0, &lo, sizeof a0);                                  \
+                memcpy(&a1, &hi, sizeof a1);                                  \
+                s0[r] += a0 * b00 + a1 * b01;                                 \
+                s1[r] += a0 * b10 + a1 * b11;                                 \
+            }                                                                 \
+        }                                                                     \
+        for (int r = 0; r < R; r++) {                                         \
+            float out[16];                                                    \
+            memcpy(out, &s0[r], sizeof s0[r]);                                \
+            memcpy(out + 8, &s1[r], sizeof s1[r]);                            \
+            memcpy(C + (i + r) * ldc + j0 + h, out, (size_t)w * sizeof *out); \
+        }                                                                     \
+    } while (0)
+
+FBP_CLONES static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                              const uint16_t *Ap, const uint16_t *Bp,
+                                              float *C, ptrdiff_t ldc, int accumulate)
+{
+    ptrdiff_t k_pad = fbp_bf16_up(k), lda = fbp_bf16_lda(k), n_pairs = (k + 1) / 2;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
+        const uint16_t *panel = Bp + j0 * k_pad;
+        ptrdiff_t cols = n - j0 < 32 ? n - j0 : 32;
+        for (ptrdiff_t h = 0; h < cols; h += 16) {
+            ptrdiff_t w = cols - h < 16 ? cols - h : 16, i = 0;
+            for (; i + FBP_BF16_EMU_ROWS <= m; i += FBP_BF16_EMU_ROWS)
+                FBP_BF16_EMU_TILE(FBP_BF16_EMU_ROWS);
+            for (; i < m; i++)
+                FBP_BF16_EMU_TILE(1);
+        }
+    }
+}
+#else
 FBP_CLONES static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                               const uint16_t *Ap, const uint16_t *Bp,
                                               float *C, ptrdiff_t ldc, int accumulate)
@@ -220,6 +289,7 @@ FBP_CLONES static void fbp_bf16_gemm_emulated(ptrdiff_t m, ptrdiff_t n, ptrdiff_
         }
     }
 }
+#endif
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FASTBP_NO_BF16_ISA) \
     && (defined(__clang__) ? __clang_major__ >= 12 : __GNUC__ >= 11)
@@ -442,6 +512,83 @@ static inline int fbp_bf16_amx_granted(void) { return 0; }
 #else
 #define FBP_HAVE_BF16_ISA 0
 #endif
+
+/* Rows [c0, c1) of out (cols x rows) = x (rows x cols)^T, float32: the
+ * bfloat16 training's delta_prev from its transposed product, a thread's
+ * rows of it. 8 x 8 blocks in AVX2 registers where it runs (the scalar
+ * loop, one element a load and a store, took ~1.6 % of a 2-thread fit),
+ * 32 rows of x at a time; the edges element by element. A copy: the same
+ * values on any path. */
+static void fbp_f32_transpose_scalar(const float *x, ptrdiff_t rows, ptrdiff_t cols,
+                                     ptrdiff_t c0, ptrdiff_t c1, float *out)
+{
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += 32) {
+        ptrdiff_t i1 = rows - i0 < 32 ? rows : i0 + 32;
+        for (ptrdiff_t j = c0; j < c1; j++)
+            for (ptrdiff_t i = i0; i < i1; i++)
+                out[j * rows + i] = x[i * cols + j];
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define FBP_HAVE_AVX2_TRANSPOSE 1
+__attribute__((target("avx2"), noinline)) static void
+fbp_f32_transpose_avx2(const float *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t c0,
+                       ptrdiff_t c1, float *out)
+{
+    ptrdiff_t rows8 = rows & ~(ptrdiff_t)7, j8 = c0 + ((c1 - c0) & ~(ptrdiff_t)7);
+    for (ptrdiff_t i0 = 0; i0 < rows8; i0 += 32) {
+        ptrdiff_t i1 = rows8 - i0 < 32 ? rows8 : i0 + 32;
+        for (ptrdiff_t j = c0; j < j8; j += 8)
+            for (ptrdiff_t i = i0; i < i1; i += 8) {
+                const float *p = x + i * cols + j;
+                __m256 r0 = _mm256_loadu_ps(p), r1 = _mm256_loadu_ps(p + cols);
+                __m256 r2 = _mm256_loadu_ps(p + 2 * cols), r3 = _mm256_loadu_ps(p + 3 * cols);
+                __m256 r4 = _mm256_loadu_ps(p + 4 * cols), r5 = _mm256_loadu_ps(p + 5 * cols);
+                __m256 r6 = _mm256_loadu_ps(p + 6 * cols), r7 = _mm256_loadu_ps(p + 7 * cols);
+                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+                __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+                __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+                float *o = out + j * rows + i;
+                _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u4, 0x20));
+                _mm256_storeu_ps(o + rows, _mm256_permute2f128_ps(u1, u5, 0x20));
+                _mm256_storeu_ps(o + 2 * rows, _mm256_permute2f128_ps(u2, u6, 0x20));
+                _mm256_storeu_ps(o + 3 * rows, _mm256_permute2f128_ps(u3, u7, 0x20));
+                _mm256_storeu_ps(o + 4 * rows, _mm256_permute2f128_ps(u0, u4, 0x31));
+                _mm256_storeu_ps(o + 5 * rows, _mm256_permute2f128_ps(u1, u5, 0x31));
+                _mm256_storeu_ps(o + 6 * rows, _mm256_permute2f128_ps(u2, u6, 0x31));
+                _mm256_storeu_ps(o + 7 * rows, _mm256_permute2f128_ps(u3, u7, 0x31));
+            }
+        for (ptrdiff_t j = j8; j < c1; j++)  /* the last 1-7 rows of out */
+            for (ptrdiff_t i = i0; i < i1; i++)
+                out[j * rows + i] = x[i * cols + j];
+    }
+    for (ptrdiff_t j = c0; j < c1; j++)  /* the last 1-7 columns of out */
+        for (ptrdiff_t i = rows8; i < rows; i++)
+            out[j * rows + i] = x[i * cols + j];
+}
+#else
+#define FBP_HAVE_AVX2_TRANSPOSE 0
+#endif
+
+static inline void fbp_f32_transpose_rows(const float *x, ptrdiff_t rows, ptrdiff_t cols,
+                                          ptrdiff_t c0, ptrdiff_t c1, float *out)
+{
+#if FBP_HAVE_AVX2_TRANSPOSE
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        fbp_f32_transpose_avx2(x, rows, cols, c0, c1, out);
+        return;
+    }
+#endif
+    fbp_f32_transpose_scalar(x, rows, cols, c0, c1, out);
+}
 
 /* Whether a path can run here: 1 or 0, found once per path (AMX's
  * permission is asked then). */

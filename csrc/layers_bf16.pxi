@@ -268,49 +268,45 @@ cdef void bf16_pack_weight_rows(const fbp_network* net, int l, Py_ssize_t r0,
             fbp_bf16_round_n(W + i * n_out, work.wa_pack[l] + i * lda, n_out)
 
 
+cdef void bf16_round_rows(const float* x, float* out, Py_ssize_t r0, Py_ssize_t r1,
+                          Py_ssize_t cols) noexcept nogil:
+    """Rows [r0, r1) of out = x (rows of ``cols``) rounded to bfloat16 in
+    float32: a thread's share of a small-way product's operand."""
+    _round_values(x + r0 * cols, out + r0 * cols, (r1 - r0) * cols)
+
+
 cdef void bf16_forward_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
-                               const float* z_prev, float* a) noexcept nogil:
-    """a (m x n_out) += z_prev (m x n_in) . W_l, the small way."""
+                               float* a) noexcept nogil:
+    """a (m x n_out) += round(z_prev) (m x n_in, in a_round: bf16_round_rows)
+    . W_l, the small way."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
-    _round_values(z_prev, work.a_round, m * n_in)
     gemm_nn(<int>m, n_out, n_in, <const float*>work.a_round,
             <const float*>work.w_round[l], a)
 
 
-cdef void bf16_transpose_rows(const float* x, Py_ssize_t rows, Py_ssize_t cols,
-                              Py_ssize_t c0, Py_ssize_t c1, float* out) noexcept nogil:
-    """Rows [c0, c1) of out (cols x rows) = x^T, in blocks of 32 rows of x."""
-    cdef Py_ssize_t i0, i, j, i1
-    for i0 in range(0, rows, 32):
-        i1 = min(i0 + 32, rows)
-        for j in range(c0, c1):
-            for i in range(i0, i1):
-                out[j * rows + i] = x[i * cols + j]
+cdef inline void bf16_transpose_rows(const float* x, Py_ssize_t rows, Py_ssize_t cols,
+                                     Py_ssize_t c0, Py_ssize_t c1, float* out) noexcept nogil:
+    """Rows [c0, c1) of out (cols x rows) = x^T (fbp_f32_transpose_rows:
+    8 x 8 blocks in AVX2 registers where it runs)."""
+    fbp_f32_transpose_rows(x, rows, cols, c0, c1, out)
 
 
-cdef void bf16_delta_product(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
-                             const float* delta, float* delta_prev) noexcept nogil:
-    """delta_prev (m x n_in) = delta (m x n_out) . W_l^T, overwritten, the
-    small way."""
-    cdef Bf16Work* work = <Bf16Work*>net.bf16
-    cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
-    _round_values(delta, work.a_round, m * n_out)
-    memset(delta_prev, 0, m * n_in * sizeof(float))
-    gemm_nt(<int>m, n_in, n_out, <const float*>work.a_round,
-            <const float*>work.w_round[l], delta_prev)
-
-
-cdef void bf16_weight_gradient(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
-                               const float* z_prev, const float* delta, float* dW,
-                               bint accumulate) noexcept nogil:
-    """dW_l (n_in x n_out) = z_prev^T . delta (m rows each), or += with
-    ``accumulate`` (dW holding the L2 term), the small way."""
+cdef void bf16_small_gradients(const fbp_network* net, Py_ssize_t l, Py_ssize_t m,
+                               const float* delta, float* dW, bint accumulate,
+                               float* delta_prev) noexcept nogil:
+    """The small way's backward products of layer l, round(z_prev) (m x n_in)
+    in a_round already (bf16_round_rows): dW_l (n_in x n_out) =
+    round(z_prev)^T . round(delta), or += with ``accumulate`` (dW holding
+    the L2 term); then, unless ``delta_prev`` is NULL, delta_prev (m x
+    n_in, zeros) += round(delta) . W_l^T. delta is rounded once, for both."""
     cdef Bf16Work* work = <Bf16Work*>net.bf16
     cdef int n_in = net.layers[l].n_in, n_out = net.layers[l].n_out
     if not accumulate:
         memset(dW, 0, n_in * n_out * sizeof(float))
-    _round_values(z_prev, work.a_round, m * n_in)
     _round_values(delta, work.b_round, m * n_out)
     gemm_tn(n_in, n_out, <int>m, <float>1, <const float*>work.a_round,
             <const float*>work.b_round, dW)
+    if delta_prev != NULL:
+        gemm_nt(<int>m, n_in, n_out, <const float*>work.b_round,
+                <const float*>work.w_round[l], delta_prev)

@@ -21,6 +21,8 @@ cdef extern from "fastbp_bf16.h" nogil:
                          Py_ssize_t b_cs, uint16_t* Bp)
     void fbp_bf16_pack_b_rows(Py_ssize_t k_even, Py_ssize_t n, Py_ssize_t k_pad,
                               const float* B, Py_ssize_t b_rs, uint16_t* Bp)
+    void fbp_f32_transpose_rows(const float* x, Py_ssize_t rows, Py_ssize_t cols,
+                                Py_ssize_t c0, Py_ssize_t c1, float* out)
     void fbp_bf16_gemm_packed(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const uint16_t* Ap,
                               const uint16_t* Bp, float* C, Py_ssize_t ldc, int accumulate)
     int fbp_bf16_path_runs(int path)

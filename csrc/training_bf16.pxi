@@ -6,7 +6,8 @@
 # - the packed products and their operands' packs: whole 32-row or
 #   32-column blocks (_bf16_pack_share, _bf16_gemm_share);
 # - gathering the rows, the bias rows, the activations, the delta
-#   transposes and f': rows of the batch; the bias sums: columns;
+#   transposes, f' and the small way's operands rounded (z_prev) or zeroed
+#   (delta_prev): rows of the batch; the bias sums: columns;
 # - the step, W's packs for the next batch made in the same pass while W's
 #   rows are in cache (W read once a step), clipping's scaling and the
 #   average: whole 32-row blocks of each W, and a share of each b. Without
@@ -15,7 +16,10 @@
 #   there (_team_gradient_step), saving the gradient's trips to memory.
 # Thread 0 alone takes the rest, each small or serial by nature: the output
 # delta and J, the optimiser's advance, the L2 term's sums, clipping's
-# norm, and the products of the small way (a width or the batch <= 16).
+# norm, and the products of the small way (a width or the batch <= 16):
+# its elementwise passes over the batch x the wide side shared by rows, a
+# width-10 output layer on thread 0 alone kept thread 1 waiting ~7 % of a
+# 2-thread fit on an AMX Xeon (perf).
 # The last batch's step also looks for non-finite params in each share it
 # writes, while they are in cache: every param is written by each step, so
 # that is the check of the run's result (status 2), without another pass.
@@ -89,10 +93,11 @@ cdef void _team_forward(Bf16Team* team, const fbp_network* net, int index, const
         a = _layer_a(net, ws, l, m)
         for r in range(r0, r1):  # a starts from b
             memcpy(a + r * n_out, params + layer.b, n_out * sizeof(float))
-        if work.small[l]:
+        if work.small[l]:  # z_prev rounded by rows on the team, the product on thread 0
+            bf16_round_rows(z_prev, work.a_round, r0, r1, n_in)
             _team_wait(team)
             if index == 0:
-                bf16_forward_product(net, l, m, z_prev, a)
+                bf16_forward_product(net, l, m, a)
             _team_wait(team)
         else:
             _team_product(team, index, m, n_out, n_in, z_prev, n_in, 1, work.a_pack,
@@ -204,11 +209,19 @@ cdef void _team_backward(Bf16Team* team, const fbp_network* net, int index, cons
         if panels:  # and b's step, on the columns this thread summed
             _step_share(team, net, index, layer.b + c0, c1 - c0, grad + layer.b + c0, not pack)
         if work.small[l]:
+            # the passes over m x n_in by rows on the team: z_prev's rounding and
+            # delta_prev's zeros before thread 0's products, f' after them
+            bf16_round_rows(z_prev, work.a_round, r0, r1, n_in)
+            if l > 0:
+                memset(delta_prev + r0 * n_in, 0, (r1 - r0) * n_in * sizeof(float))
+            _team_wait(team)
             if index == 0:
-                bf16_weight_gradient(net, l, m, z_prev, delta, grad + layer.W, net.l2 != 0)
-                if l > 0:
-                    bf16_delta_product(net, l, m, delta, delta_prev)
-                    multiply_layer_derivative(net, l - 1, m, 0, z_prev, delta_prev, m * n_in)
+                bf16_small_gradients(net, l, m, delta, grad + layer.W, net.l2 != 0,
+                                     delta_prev if l > 0 else NULL)
+            if l > 0:
+                _team_wait(team)
+                multiply_layer_derivative(net, l - 1, m, r0 * n_in, z_prev + r0 * n_in,
+                                          delta_prev + r0 * n_in, (r1 - r0) * n_in)
         else:
             if l > 0:  # delta_prev^T (n_in x m, in a_round) = W . delta^T, then turned
                 _team_product(team, index, n_in, m, n_out, NULL, 0, 0, work.wa_pack[l],
