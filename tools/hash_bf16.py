@@ -13,22 +13,14 @@ softmax + cross-entropy and sigmoid + mse, and the L2, clipping and dropout vari
 written whole rather than stepped from panels). Digests depend on the bfloat16 path that runs
 (AMX, AVX512-BF16 or emulated) and the CPU's clones: compare two builds on one machine.
 """
-import hashlib
 import warnings
 
 import numpy as np
 
 import fastbp
+from digests import net_digest as digest
 
 warnings.simplefilter("ignore")
-
-
-def digest(net) -> str:
-    h = hashlib.sha256()
-    for a in list(net.weights) + list(net.biases):
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
-    return h.hexdigest()[:20]
 
 
 rng = np.random.default_rng(0)

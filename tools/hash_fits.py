@@ -46,7 +46,6 @@ of its tree sum); Dask adam/sgd average local epochs in the order workers finish
 not hashed. Everything else is the same from run to run (checked: 4 runs, 2 of them at
 once, on 2 cores). About 10 s of CPU.
 """
-import hashlib
 import os
 import sys
 import tempfile
@@ -56,21 +55,9 @@ import numpy as np
 import scipy.sparse as sp
 
 import fastbp
+from digests import digest, net_digest
 
 warnings.simplefilter("ignore")  # short fits warn that they did not converge
-
-
-def digest(arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:20]
-
-
-def net_digest(net) -> str:
-    return digest(list(net.weights) + list(net.biases))
 
 
 def estimator_digest(est) -> str:

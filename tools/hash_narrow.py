@@ -10,23 +10,14 @@ float64, shuffle on and off, l2 on and off, 1 to 10 000 epochs (the lean fit's o
 run_epochs path for epochs > 1 and its run for 1), and the history's loss, data_loss and
 penalty lists bit for bit.
 """
-import hashlib
 import warnings
 
 import numpy as np
 
 import fastbp
+from digests import digest, net_digest
 
 warnings.simplefilter("ignore")
-
-
-def digest(arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:20]
 
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
@@ -56,5 +47,5 @@ for sizes, act, X, Y in (((2, 2, 1), "sigmoid", XOR_X, XOR_Y), ((2, 4, 1), "sigm
                                  for v in h[k]}
                         print(f"{'-'.join(map(str, sizes))} {act} {dtype} {opt_name} "
                               f"shuffle={shuffle} l2={l2} epochs={epochs}: weights "
-                              f"{digest(list(net.weights) + list(net.biases))} history "
+                              f"{net_digest(net)} history "
                               f"{digest(hist)} {len(h['loss'])} {sorted(types)}")
