@@ -177,9 +177,24 @@ def _child_script(body):
     return textwrap.dedent(CHILD_SETUP.format(tests=tests, sizes=SIZES, n_in=SIZES[0], n_out=SIZES[-1])) + textwrap.dedent(body)
 
 
-def _run_child(body, timeout=120, **kwargs):
-    return subprocess.run([sys.executable, "-c", _child_script(body)], capture_output=True,
-                          text=True, timeout=timeout, **kwargs)
+def _run_child(body, timeout=120):
+    # its own process group: on a timeout the children it forked die with it (a
+    # hung grandchild otherwise kept a core busy long after the test failed)
+    process = subprocess.Popen([sys.executable, "-c", _child_script(body)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # any grandchild left behind
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
