@@ -29,6 +29,7 @@
 
 #include "fastbp_activations.h"  /* f(a), f'(a) and the output delta */
 #include "fastbp_dropout.h"      /* dropout's draws and mask loop */
+#include "fastbp_finite.h"       /* the check for non-finite params after an epoch */
 #include "fastbp_math.h"         /* FBP_CLONES */
 #include "fastbp_optim.h"        /* the L2 term's loop, FBP_NO_CONTRACT */
 #include "fastbp_state.h"
@@ -43,8 +44,10 @@
  * the epoch function's size, so it is not left to it. */
 #if defined(__GNUC__)
 #define FBP_SAMPLE_INLINE static inline __attribute__((always_inline))
+#define FBP_SAMPLE_NOINLINE __attribute__((noinline))
 #else
 #define FBP_SAMPLE_INLINE static inline
+#define FBP_SAMPLE_NOINLINE
 #endif
 
 /* Whether x86-64-v4's clones run: double's forward sums take 32-byte
@@ -163,6 +166,7 @@ static inline int fbp_sample_narrow(const fbp_network *net) {
 #undef FBP_SUFFIX
 
 #undef FBP_SAMPLE_INLINE
+#undef FBP_SAMPLE_NOINLINE
 #undef FBP_CLONES_NARROW
 
 #endif

@@ -460,7 +460,7 @@ static int FBP_SUFFIX(fbp_sample_dropout_epoch)(const fbp_network *net, const fb
  * at a time (data->batch_size is 1, no sample weights), with the network's
  * dropout if it has any, on the team where it takes the network. Returns 0,
  * or 1 when a row's loss is not finite (its update is not applied). */
-FBP_CLONES
+FBP_CLONES FBP_SAMPLE_NOINLINE
 static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batches *data,
                                         double lr, ptrdiff_t start, ptrdiff_t stop,
                                         fbp_totals *totals) {
@@ -470,6 +470,45 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
     if (net->drop_factors != NULL)
         return FBP_SUFFIX(fbp_sample_dropout_epoch)(net, data, lr, start, stop, totals);
     return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 0);
+}
+
+/* Many epochs of plain SGD, one row at a time, in one call: epoch e is
+ * positions [e rows, (e + 1) rows) with an order, else rows [0, rows), each
+ * trained by fbp_sample_epoch; after each, its J sums go to data_sums[e] and
+ * penalty_sums[e], as training.pxi's train_epochs_kernel writes them. XOR's
+ * epoch is 4 rows of ~0.1 µs, and that loop's way to each epoch (the
+ * minibatch loop's set-up, the load-time dispatch) cost a few percent of
+ * it; from here each epoch is a direct call of this clone's own
+ * fbp_sample_epoch. That one stays out of line: inlined, its rows compile
+ * to other contractions into FMA, and an L2 term's sums came out in other
+ * bits. Returns the epochs completed, with status 1 (a row's loss not
+ * finite, its update not applied) or 2 (non-finite params after the
+ * epoch), that epoch not counted; -1 (nothing trained) for a network with
+ * dropout, whose epochs the caller takes one by one (each its masks). */
+FBP_CLONES
+static ptrdiff_t FBP_SUFFIX(fbp_sample_epochs)(const fbp_network *net, const fbp_batches *data,
+                                               double lr, ptrdiff_t n_epochs, ptrdiff_t rows,
+                                               double *data_sums, double *penalty_sums,
+                                               int *status) {
+    fbp_totals totals;
+    ptrdiff_t e;
+    const FBP_REAL *params = (const FBP_REAL *)net->params;
+    *status = 0;
+    if (net->drop_factors != NULL)
+        return -1;
+    for (e = 0; e < n_epochs; e++) {
+        const ptrdiff_t start = data->order != NULL ? e * rows : 0;
+        *status = FBP_SUFFIX(fbp_sample_epoch)(net, data, lr, start, start + rows, &totals);
+        if (*status != 0)
+            return e;
+        if (FBP_SUFFIX(fbp_first_nonfinite)(params, net->n_params) >= 0) {
+            *status = 2;
+            return e;
+        }
+        data_sums[e] = totals.loss_sum;
+        penalty_sums[e] = totals.penalty_sum;
+    }
+    return n_epochs;
 }
 
 /* ---------------------------------------------------------------------------

@@ -11,6 +11,12 @@ cdef extern from "fastbp_sample.h" nogil:
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
     int fbp_sample_epoch_f(const fbp_network* net, const fbp_batches* data, double lr,
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
+    Py_ssize_t fbp_sample_epochs_d(const fbp_network* net, const fbp_batches* data, double lr,
+                                   Py_ssize_t n_epochs, Py_ssize_t rows, double* data_sums,
+                                   double* penalty_sums, int* status)
+    Py_ssize_t fbp_sample_epochs_f(const fbp_network* net, const fbp_batches* data, double lr,
+                                   Py_ssize_t n_epochs, Py_ssize_t rows, double* data_sums,
+                                   double* penalty_sums, int* status)
 
 
 cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
@@ -171,10 +177,23 @@ cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* d
     counted) or that left non-finite parameters (status 2, not counted).
     Dropout draws epoch e's masks as those of epoch net.drop_epoch + e, its
     positions counted from the epoch's first."""
-    cdef Py_ssize_t e, start
+    cdef Py_ssize_t e, start, done
     cdef fbp_totals totals
-    cdef fbp_network epoch_net = net[0]
+    cdef fbp_network epoch_net
     status[0] = 0
+    if (data.batch_size == 1 and data.sample_weight == NULL and data.X != NULL
+            and net.rules == NULL and not bf16_on(net, dtype_tag) and optimizer_is_plain(opt)):
+        # train_rows_kernel's plain per-sample path, every epoch in one call
+        # (fastbp_sample.h), unless it declines a network (team, dropout)
+        if floating is double:
+            done = fbp_sample_epochs_d(net, data, opt.lr, n_epochs, epoch_rows, data_sums,
+                                       penalty_sums, status)
+        else:
+            done = fbp_sample_epochs_f(net, data, opt.lr, n_epochs, epoch_rows, data_sums,
+                                       penalty_sums, status)
+        if done >= 0:
+            return done
+    epoch_net = net[0]
     for e in range(n_epochs):
         start = e * epoch_rows if data.order != NULL else 0
         epoch_net.drop_epoch = net.drop_epoch + e

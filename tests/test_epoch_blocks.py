@@ -14,6 +14,7 @@ from helpers import spy_on_trainer_runs
 
 import fastbp
 from fastbp import _kernels, _training
+from fastbp.losses import KERNEL_LOSSES
 
 
 def never_stop(epoch, history, network):
@@ -114,6 +115,68 @@ def test_divergence_in_the_weights_inside_a_block(monkeypatch):
                                                        batch_size=4, shuffle=False)
     assert isinstance(e_blocks, fastbp.TrainingDiverged)
     assert str(e_blocks) == str(e_epochs)
+
+
+def per_sample_sgd(net, X, Y, lr, l2, order):
+    """A batch-1 plain-SGD Trainer on a copy of net's parameters, and the copy."""
+    params = net._params.copy()
+    trainer = _kernels.Trainer(net._sizes, net._acts, KERNEL_LOSSES["mse"], l2, 1)
+    trainer.set_params(params)
+    trainer.set_data(X, Y)
+    trainer.set_order(order)
+    trainer.set_optimizer("sgd", lr)
+    return trainer, params
+
+
+# (network, rows, targets, lr) by dtype: trains on; diverges in a later epoch
+# (its loss or its weights turn inf: status 1 or 2); one row an epoch, a huge
+# step from a finite loss turns its weights inf (status 2, in the first epoch)
+PER_SAMPLE_CASES = {
+    "finite": lambda dtype: (
+        fastbp.Network([2, 3, 1], activation="tanh", dtype=dtype, seed=4),
+        [[0, 0], [0, 1], [1, 0], [1, 1]], [0, 1, 1, 0], 0.5),
+    "diverges": lambda dtype: (
+        fastbp.Network([1, 1], output_activation="identity", dtype=dtype, seed=0),
+        [[1.0]] * 4, [0] * 4, 3.0),
+    "weights": lambda dtype: (
+        fastbp.Network([1, 1], output_activation="identity", dtype=dtype, seed=0),
+        [[1e150 if dtype == "float64" else 1e15]], [0], 1e10),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", list(PER_SAMPLE_CASES))
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("ordered", [False, True])
+def test_per_sample_block_is_its_epochs_one_call_each(dtype, case, l2, ordered):
+    # plain per-sample SGD runs a block's epochs in one C call
+    # (fastbp_sample.h's fbp_sample_epochs): the same params, J sums, epochs
+    # done and status as the minibatch loop's run() an epoch, the epoch that
+    # went wrong left as run() leaves it
+    net, X, Y, lr = PER_SAMPLE_CASES[case](dtype)
+    X, Y = np.array(X, dtype), np.array(Y, dtype).reshape(-1, 1)
+    n_epochs, n = 60, X.shape[0]
+    order = np.tile(np.arange(n)[::-1], n_epochs) if ordered else None
+    block, block_params = per_sample_sgd(net, X, Y, lr, l2, order)
+    sums = np.full((2, n_epochs), -1.0)
+    done, status = block.run_epochs(n_epochs, n, sums[0], sums[1])
+    one, one_params = per_sample_sgd(net, X, Y, lr, l2, order)
+    want_status, want_sums = 0, []
+    for e in range(n_epochs):
+        start = e * n if ordered else 0
+        run_status, data, penalty, _ = one.run(start, start + n)
+        if run_status:
+            want_status = run_status
+            break
+        want_sums.append((data, penalty))
+    assert (done, status) == (len(want_sums), want_status)
+    if case == "diverges":  # inside the block, not in its first epoch
+        assert 0 < done < n_epochs and status in (1, 2)
+    else:
+        assert status == {"finite": 0, "weights": 2}[case]
+    np.testing.assert_array_equal(block_params, one_params)
+    np.testing.assert_array_equal(sums[:, :done].T, np.array(want_sums).reshape(-1, 2))
+    assert (sums[:, done:] == -1.0).all()  # nothing written past the epochs done
 
 
 def test_a_schedule_or_a_callback_keeps_epoch_by_epoch(count_block_calls):

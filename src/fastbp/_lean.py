@@ -257,16 +257,19 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
             data, penalty = sums[0], sums[1]
             loss, data_loss = (data + penalty) / n, data / n
             losses = loss.tolist()
-            history["loss"].extend(losses)
-            # without an L2 term the lists hold the same values bit for bit: share
-            # the floats (a new float costs ~15 ns to make and free, and an XOR
-            # epoch of 4 rows ~400 ns); penalty's bits all 0: every term +0.0
+            # the lists are new_history's empty ones: put whole lists in their
+            # place, not extend them (build and free 280 -> 220 µs at 10 000
+            # epochs, ~1% of XOR's fit); without an L2 term the lists hold the same
+            # values bit for bit: share the floats (a new float costs ~15 ns to
+            # make and free, and an XOR epoch of 4 rows ~400 ns); penalty's
+            # bits all 0: every term +0.0
             same = np.array_equal(loss.view(np.uint64), data_loss.view(np.uint64))
-            history["data_loss"].extend(losses if same else data_loss.tolist())
-            history["penalty"].extend([0.0] * epochs if not penalty.view(np.uint64).any()
-                                      else (penalty / n).tolist())
-            history["lr"].extend([state.lr] * epochs)
-            history["seconds"].extend([elapsed / epochs] * epochs)
+            history["loss"] = losses
+            history["data_loss"] = losses.copy() if same else data_loss.tolist()
+            history["penalty"] = ([0.0] * epochs if not penalty.view(np.uint64).any()
+                                  else (penalty / n).tolist())
+            history["lr"] = [state.lr] * epochs
+            history["seconds"] = [elapsed / epochs] * epochs
             optimizer.epochs_end(state, n, epochs)
     if interrupted.is_set():
         raise interrupt(history, "fit had already finished all its epochs")
