@@ -22,9 +22,12 @@ from cython cimport floating
 from libc.math cimport exp, log, log1p, fabs, tanh, isfinite, sqrt, pow
 from libc.string cimport memcpy, memset
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.ref cimport PyObject, Py_REFCNT
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 cimport numpy as cnp
+import sys
+
 import numpy as np
 
 cnp.import_array()

@@ -167,6 +167,33 @@ def aligned_copy(cnp.ndarray array not None, int n_threads=1, out=None):
     return copy
 
 
+#: whether a reference count sees every reference (Trainer.take_params):
+#: CPython up to 3.13 with the GIL, as fastbp._runtime.EXACT_REFCOUNTS
+cdef bint _EXACT_REFCOUNTS = (sys.implementation.name == "cpython"
+                              and sys.version_info < (3, 14)
+                              and getattr(sys, "_is_gil_enabled", lambda: True)())
+#: the largest parameter array a Trainer keeps as a spare (take_params): a
+#: bigger network's fit takes a spare of the network's own
+#: (fastbp._runtime.SPARE_PARAMS_MIN_BYTES), whose copy dwarfs an allocation
+cdef Py_ssize_t _SPARE_PARAMS_MAX_BYTES = 1 << 16
+
+
+cdef bint _unshared(PyObject* array) noexcept:
+    """Whether nothing but one reference, the caller's attribute, refers to
+    ``array``, an array owning its data or a view whose base is such an
+    array, referred to by ``array`` alone (every view of ``array`` refers to
+    its base): its memory may be written. Borrowed pointers, which add no
+    reference (tests/test_fit_fixed_cost.py checks the counts)."""
+    cdef PyObject* base
+    if array == <PyObject*>None or not _EXACT_REFCOUNTS or Py_REFCNT(<object>array) != 1:
+        return False
+    base = cnp.PyArray_BASE(<cnp.ndarray>array)
+    if base == NULL:
+        return cnp.PyArray_CHKFLAGS(<cnp.ndarray>array, cnp.NPY_ARRAY_OWNDATA)
+    return (Py_REFCNT(<object>base) == 1 and cnp.PyArray_CheckExact(<object>base)
+            and cnp.PyArray_CHKFLAGS(<cnp.ndarray><object>base, cnp.NPY_ARRAY_OWNDATA))
+
+
 cdef inline void* _data(cnp.ndarray array) noexcept:
     return cnp.PyArray_DATA(array)
 
@@ -225,6 +252,7 @@ cdef class Trainer:
     cdef Py_ssize_t n_rows
     # references that keep the buffers behind the raw pointers alive
     cdef object sizes_array, acts_array, params_array, grad_array, work_array
+    cdef object spare_array  # take_params'
     cdef object X_array, T_array, weight_array, order_array, marks_array, ema_array
     cdef list buffer_arrays
     # dropout's factors (net.drop_factors), and whether a layer drops units
@@ -463,6 +491,34 @@ cdef class Trainer:
         self.params_array = params
         self.net.params = _data(params)
         self._place_drop_factors()
+
+    def take_params(self, cnp.ndarray src not None, int n_threads=1, spare=None):
+        """:meth:`set_params` on a private copy of ``src``, returned: a lean
+        fit's copy of the network's parameters (:func:`aligned_copy`) and its
+        hand-over in one call. The copy goes into ``spare`` when that fits,
+        else into an array this trainer trained before, once nothing else
+        refers to it (the network published a newer one, or set_weights
+        replaced it), else into a new one. Small fits then allocate nothing:
+        a new array costs ~1.5 µs, ~20 µs with the caches cold (a fit after
+        a pause, as bench/compare.py times it)."""
+        cdef bint given = spare is not None  # the network's own spare (a big network's)
+        if not given and not self.running:
+            if _unshared(<PyObject*>self.spare_array):
+                spare = self.spare_array
+            elif self.params_array is not src and _unshared(<PyObject*>self.params_array):
+                spare = self.params_array
+        last = self.params_array
+        copy = aligned_copy(src, n_threads, spare)
+        self.set_params(copy)
+        if not given and last is not copy and last is not None and (
+                cnp.PyArray_NBYTES(<cnp.ndarray>last) <= _SPARE_PARAMS_MAX_BYTES):
+            # the network's parameters until it publishes the copy: the next
+            # call's spare if nothing holds them then (a network that keeps
+            # spares of its own keeps this one: it must hold the only reference)
+            self.spare_array = last
+        elif copy is self.spare_array:
+            self.spare_array = None
+        return copy
 
     def set_data(self, X, T, sample_weight=None):
         """Train on the rows of (X, T), weighted by ``sample_weight``.

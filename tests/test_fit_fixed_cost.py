@@ -241,3 +241,58 @@ def test_sigint_is_deferred_in_the_main_thread_only():
     assert seen[1] == (signal.default_int_handler, False)
     assert len(seen) == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_take_params_reuses_only_arrays_nothing_else_refers_to(dtype):
+    net = net_of(dtype)
+    sizes, acts = net.kernel_layout
+    trainer = _kernels.Trainer(sizes, acts, 0, 0.0, 2)
+    sources = [RNG.normal(size=net.n_params).astype(dtype) for _ in range(5)]
+    first = trainer.take_params(sources[0])
+    assert first.ctypes.data % 64 == 0 and first.flags.writeable and first is not sources[0]
+    np.testing.assert_array_equal(first, sources[0])
+    # this frame holds first: the next copy goes elsewhere
+    second = trainer.take_params(sources[1])
+    assert second.ctypes.data != first.ctypes.data
+    np.testing.assert_array_equal(first, sources[0])
+    np.testing.assert_array_equal(second, sources[1])
+    # the trainer alone holds first now (its spare): the next copy reuses its memory
+    address = first.ctypes.data
+    del first
+    third = trainer.take_params(sources[2])
+    assert third.ctypes.data == address
+    np.testing.assert_array_equal(third, sources[2])
+    # a view of second (which refers to second's memory) keeps it from reuse
+    view = second[:3]
+    del second
+    fourth = trainer.take_params(sources[3])
+    assert fourth.ctypes.data not in (view.ctypes.data, third.ctypes.data)
+    np.testing.assert_array_equal(view, sources[1][:3])
+    np.testing.assert_array_equal(fourth, sources[3])
+    # the copy trains: a run changes it, not the source
+    trainer.set_data(RNG.normal(size=(4, sizes[0])).astype(dtype),
+                     RNG.uniform(size=(4, sizes[-1])).astype(dtype))
+    trainer.set_optimizer("sgd", 0.5)
+    before = sources[3].copy()
+    assert trainer.run(0, 4)[0] == 0
+    assert not np.array_equal(fourth, before)
+    np.testing.assert_array_equal(sources[3], before)
+
+
+@pytest.mark.parametrize("between", ["fit", "set_weights"])
+def test_lean_fits_never_write_into_parameters_someone_holds(between):
+    net = fastbp.Network([2, 2, 1], seed=0)
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    weights, biases = net.weights, net.biases
+    held = []
+    for _ in range(6):
+        if between == "set_weights":
+            net.set_weights(weights, biases)
+        view = net.params
+        held.append((view, view.copy()))
+        net.fit(X, Y, optimizer=fastbp.SGD(lr=0.5), batch_size=1, shuffle=False)
+        assert not np.array_equal(net.params, view)
+    for view, values in held:
+        np.testing.assert_array_equal(view, values)

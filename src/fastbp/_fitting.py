@@ -400,8 +400,8 @@ default=None
             self._lean_trainer = kept
         else:
             self.__dict__.pop("_lean_trainer", None)
-        trainer, params = kept[2], self.fit_params_copy(threads)
-        trainer.set_params(params)
+        trainer = kept[2]
+        params = self.fit_params_take(trainer, threads)
         trainer.pass_threads = threads
         return trainer, params
 
@@ -422,6 +422,27 @@ default=None
         """
         return _kernels.aligned_copy(self._params, threads,
                                      self.__dict__.pop("_spare_params", None))
+
+    def fit_params_take(self, trainer, threads: int) -> np.ndarray:
+        """:meth:`fit_params_copy` set as ``trainer``'s parameters, in one
+        call (``Trainer.take_params``): the copy goes into the spare array
+        :meth:`_retire_params` kept, if any, else into an array the trainer
+        trained before that nothing else refers to any more.
+
+        Parameters
+        ----------
+        trainer : fastbp._kernels.Trainer
+            The lean path's kept trainer (:meth:`fit_trainer`).
+        threads : int
+            Threads of the copy (``fastbp._runtime.pass_threads``).
+
+        Returns
+        -------
+        ndarray
+            The copy, on a 64-byte boundary, which ``trainer`` now trains.
+        """
+        return trainer.take_params(self._params, threads,
+                                   self.__dict__.pop("_spare_params", None))
 
     def _retire_params(self, old: np.ndarray) -> None:
         """After ``old`` stopped being the parameter array: keep it as the

@@ -139,8 +139,7 @@ def lean_trainer(network, X, Y, code, l2: float, optimizer, batch_size: int, n_t
     if kept is not None and kept[3] == key and kept[0] is network.kernel_layout[0]:
         trainer = kept[2]
         # a private copy of the current parameters, which the caller may have set
-        live = network.fit_params_copy(1)
-        trainer.set_params(live)
+        live = network.fit_params_take(trainer, 1)
         return trainer, live, fused, None
     source = TrainingLoop(network, X, Y, None, code, l2, optimizer, batch_size, n_threads,
                           next_order)
@@ -163,9 +162,10 @@ def decision_key(network, X, code, l2: float, optimizer, batch_size: int, n_thre
     epochs, the fused per-sample step, the rate's constancy (many epochs
     are one call only at a constant rate), the dtypes and the kernels'
     per-sample team threshold (``_kernels.set_sample_team``)."""
-    return (int(code), loss_param(code), float(l2).hex(), batch_size, X.shape[0], n_threads,
-            epochs, fused, epochs == 1 or optimizer.schedule.constant, network.dtype,
-            network.compute_dtype, _kernels.set_sample_team())
+    # l2 is a float (fit checked it); the loss code's parameter as loss_param reads it
+    return (int(code), getattr(code, "param", None), l2.hex(), batch_size, X.shape[0],
+            n_threads, epochs, fused, epochs == 1 or optimizer.schedule.constant,
+            network.dtype, network.compute_dtype, _kernels.set_sample_team())
 
 
 def settled(network, batch_size: int, fused: bool) -> bool:

@@ -270,10 +270,14 @@ _DEFAULT_HINT = {loss: f" ({loss} is the default loss of a {output} output; pass
 TARGET_BLOCK_ROWS = 65536
 
 
+#: the losses whose targets :func:`check_targets` checks (the others take any finite value)
+TARGET_CHECKED = ("bce", "cross_entropy")
+
+
 def check_targets(Y: np.ndarray, loss) -> None:
     """Raise ``ValueError`` if the targets do not suit the loss (a name or a :class:`Loss`)."""
     loss = loss.name if isinstance(loss, Loss) else loss  # loss_name's, one call fewer
-    if loss in ("bce", "cross_entropy"):
+    if loss in TARGET_CHECKED:
         low, high = Y.min(), Y.max()
         if low < 0 or high > 1:
             raise ValueError(

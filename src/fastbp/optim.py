@@ -505,9 +505,15 @@ def monitor_key(monitor: str, history: dict) -> str:
 _SCHEDULE_NAMES = {"constant": Constant, "invscaling": InvScaling, "adaptive": Adaptive}
 
 
+#: the schedule of an optimiser given none: a Constant keeps nothing (its
+#: memo is the optimiser state's), so one serves every optimiser, and fit's
+#: peers, which build an optimiser per call, skip making one (~5 µs cold)
+_CONSTANT = Constant()
+
+
 def _check_schedule(schedule) -> Schedule:
     if schedule is None:
-        return Constant()
+        return _CONSTANT
     if isinstance(schedule, str) and schedule in _SCHEDULE_NAMES:
         return _SCHEDULE_NAMES[schedule]()
     if not isinstance(schedule, Schedule):
@@ -618,13 +624,15 @@ class Optimizer:
         # optimiser per call, and a cold call costs ~7 µs)
         self.lr = (lr if type(lr) is float and 0.0 < lr < math.inf
                    else check_float(lr, "lr", minimum=0.0, strict=True))
-        self.schedule = Constant() if schedule is None else _check_schedule(schedule)
+        self.schedule = _CONSTANT if schedule is None else _check_schedule(schedule)
         self._states = _States()
 
     def state(self, network) -> OptimizerState:
         """The state kept for ``network``: zero buffers and the initial rate on first use."""
-        # n_params and dtype: network.params would build a view each call
-        state = self._states.get(weakref.ref(network))
+        # n_params and dtype: network.params would build a view each call;
+        # a new optimiser (as fit's peers build one per call) has none to look up
+        states = self._states
+        state = states.get(weakref.ref(network)) if states else None
         if state is None or (state.buffers and not state.fits_layout((network.n_params,),
                                                                       network.dtype)):
             state = OptimizerState({}, self.schedule.initial_lr(self.lr))
