@@ -12,24 +12,15 @@ parameters or a full-path fit (validation rows) between some of them, as
 bench/compare.py's fastbp peer (set_weights, then a fit with a fresh
 optimiser) and bench/fit_fixed_cost.py (fit after fit) call it.
 """
-import hashlib
 import itertools
 import warnings
 
 import numpy as np
 
 import fastbp
+from digests import digest
 
 warnings.simplefilter("ignore")
-
-
-def digest(arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:20]
 
 
 def optimizer(name):

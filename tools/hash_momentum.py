@@ -8,23 +8,14 @@ bench/per_sample_momentum.py's nets (8-16-1 parity, 64-32-10 digits) and widths 
 ragged tails in every vector width (1-13 units), momentum and Nesterov, L2 on and off,
 float32 and float64, shuffle on and off: tools/hash_fits.py covers one per-sample net only.
 """
-import hashlib
 import warnings
 
 import numpy as np
 
 import fastbp
+from digests import digest
 
 warnings.simplefilter("ignore")
-
-
-def digest(arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:20]
 
 
 rng = np.random.default_rng(7)
