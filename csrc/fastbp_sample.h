@@ -143,6 +143,16 @@ static inline ptrdiff_t fbp_sample_share(ptrdiff_t count, ptrdiff_t block, int i
 #define FBP_CLONES_NARROW
 #endif
 
+/* A row's L2 term, 0.5 l2 sum(W^2), into the totals, fused (one rounding):
+ * the same sum whatever gcc's contraction makes of the inlined epoch body,
+ * in every clone and on the team's thread 0 as on one thread. (Left to the
+ * compiler, the FMA clones contracted it in float32 and not in float64, and
+ * stopped in float32 when the sigmoid lost its branches.) */
+static inline void fbp_sample_add_penalty(fbp_totals *totals, double l2, double penalty) {
+    if (l2 != 0)
+        totals->penalty_sum = fma(0.5 * l2, penalty, totals->penalty_sum);
+}
+
 /* Whether every layer of the net is at most FBP_NARROW units wide. */
 #define FBP_NARROW 4
 static inline int fbp_sample_narrow(const fbp_network *net) {

@@ -443,7 +443,7 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_epoch_body)(const fbp_network *net,
             FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;
         }
         totals->loss_sum += J;
-        totals->penalty_sum += 0.5 * net->l2 * penalty;
+        fbp_sample_add_penalty(totals, net->l2, penalty);
         totals->rows_done += 1;
     }
     return 0;

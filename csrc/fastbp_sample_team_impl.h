@@ -160,7 +160,7 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_sample_team_body)(fbp_sample_team *team, c
             if (team->squares != NULL)
                 for (i = 0; i < squared; i++) penalty += team->squares[i];
             team->totals.loss_sum += team->J;
-            team->totals.penalty_sum += 0.5 * net->l2 * penalty;
+            fbp_sample_add_penalty(&team->totals, net->l2, penalty);
             team->totals.rows_done += 1;
         }
     }
