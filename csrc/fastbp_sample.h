@@ -83,6 +83,13 @@ static inline int fbp_sample_wide(void) {
 static ptrdiff_t fbp_sample_team_min_weights = (ptrdiff_t)1 << 20;
 /* Team epochs run on threads so far, for the tests (sample_team_runs). */
 static ptrdiff_t fbp_sample_team_runs = 0;
+/* Whether a per-sample plain-SGD epoch of a net of a few units takes its
+ * unrolled code (fastbp_sample_impl.h's fbp_sample_tiny); set_sample_tiny
+ * (twins.pxi) turns it off, for the tests to compare it with the general
+ * loop. */
+static int fbp_sample_tiny_on = 1;
+/* Calls of those epochs so far, for the tests (sample_tiny_runs). */
+static ptrdiff_t fbp_sample_tiny_runs = 0;
 
 /* One epoch call on the team: what every thread reads, and thread 0's
  * results. Scalars are the network's type (void pointers). */

@@ -456,6 +456,184 @@ static int FBP_SUFFIX(fbp_sample_dropout_epoch)(const fbp_network *net, const fb
     return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 1);
 }
 
+/* ---------------------------------------------------------------------------
+ * Plain SGD on a net of a few units: one hidden layer, sigmoid units, mse,
+ * no L2 term, widths n0-n1-n2 constants (fbp_sample_tiny). Every row of
+ * such a net (XOR's 2-2-1) waits on the one before, through the weights it
+ * wrote: here they stay in registers for a whole call, loaded once and
+ * written back at its end, and every loop is unrolled at its width, so a
+ * row runs no loop test, no store and reload of a, z, delta or the weights,
+ * and no call of the sigmoid's row function. Each value is computed by the
+ * same inline code, in the same order, as fbp_sample_epoch_body's (the
+ * forward sums of fbp_dense_cols, fbp_sigmoid_rows' ternaries at the row's
+ * width, fbp_loss_mse, fbp_row_dot_step), so the bits are those of the
+ * general loop (tests/test_sample_tiny.py). Epoch e is positions
+ * [start + e rows, ...) with an order, else [start, start + rows), as
+ * fbp_sample_epochs takes them; with data_sums NULL (one epoch, for
+ * fbp_sample_epoch) the totals are its sums, else data_sums[e] and
+ * penalty_sums[e] (0) are, and an epoch that leaves a weight not finite
+ * stops the call (status 2). Returns the epochs completed; status 1 where
+ * a row's loss was not finite (its update not applied, the rows before it
+ * in the totals). */
+
+/* The widest layer the tiny epochs take. */
+#define FBP_TINY_MAX 4
+
+/* sigma(x), as fbp_sigmoid_rows gives it in a row of n units. */
+FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_tiny_sigmoid)(FBP_REAL x, const int n) {
+    const int branchy = n <= FBP_SIGMOID_BRANCHY_MAX;
+    if (sizeof(FBP_REAL) == 8)
+        return (FBP_REAL)fbp_sigmoid_select((double)x, branchy);
+    return (FBP_REAL)fbp_sigmoidf_select((float)x, branchy);
+}
+
+FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_tiny_body)(
+    const fbp_network *net, const fbp_batches *data, double lr, ptrdiff_t start,
+    ptrdiff_t rows, ptrdiff_t n_epochs, double *data_sums, double *penalty_sums,
+    fbp_totals *totals, int *status, const int n0, const int n1, const int n2) {
+    FBP_REAL *W0_at = (FBP_REAL *)net->params + net->layers[0].W;
+    FBP_REAL *b0_at = (FBP_REAL *)net->params + net->layers[0].b;
+    FBP_REAL *W1_at = (FBP_REAL *)net->params + net->layers[1].W;
+    FBP_REAL *b1_at = (FBP_REAL *)net->params + net->layers[1].b;
+    const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
+    const ptrdiff_t *order = data->order;
+    const FBP_REAL lr_t = (FBP_REAL)lr;
+    FBP_REAL W0[FBP_TINY_MAX * FBP_TINY_MAX], b0[FBP_TINY_MAX];
+    FBP_REAL W1[FBP_TINY_MAX * FBP_TINY_MAX], b1[FBP_TINY_MAX];
+    ptrdiff_t e, r, i, j, k;
+    for (k = 0; k < n0 * n1; k++) W0[k] = W0_at[k];
+    for (k = 0; k < n1; k++) b0[k] = b0_at[k];
+    for (k = 0; k < n1 * n2; k++) W1[k] = W1_at[k];
+    for (k = 0; k < n2; k++) b1[k] = b1_at[k];
+    *status = 0;
+    totals->loss_sum = 0;
+    totals->penalty_sum = 0;
+    totals->rows_done = 0;
+    fbp_sample_tiny_runs += 1;
+    for (e = 0; e < n_epochs; e++) {
+        const ptrdiff_t first = order != NULL ? start + e * rows : start;
+        double loss_sum = 0;
+        ptrdiff_t done = 0;
+        for (r = first; r < first + rows; r++) {
+            const ptrdiff_t row = order != NULL ? order[r] : r;
+            const FBP_REAL *x = X + row * n0, *t = Tgt + row * n2;
+            FBP_REAL a1[FBP_TINY_MAX], z1[FBP_TINY_MAX], a2[FBP_TINY_MAX], z2[FBP_TINY_MAX];
+            FBP_REAL delta2[FBP_TINY_MAX], delta1[FBP_TINY_MAX], step[FBP_TINY_MAX];
+            FBP_SUFFIX(fbp_dense_cols)(a1, b0, x, W0, n0, n1, 0, n1);
+            for (j = 0; j < n1; j++) z1[j] = FBP_SUFFIX(fbp_tiny_sigmoid)(a1[j], n1);
+            FBP_SUFFIX(fbp_dense_cols)(a2, b1, z1, W1, n1, n2, 0, n2);
+            for (j = 0; j < n2; j++) z2[j] = FBP_SUFFIX(fbp_tiny_sigmoid)(a2[j], n2);
+            const double J = FBP_SUFFIX(fbp_loss_mse)(a2, z2, t, delta2, n2, FBP_SIGMOID, 1.0,
+                                                      net->loss_param);
+            if (!isfinite(J)) {
+                *status = 1;
+                totals->loss_sum = loss_sum;
+                totals->rows_done = done;
+                goto stop;
+            }
+            /* the output layer: its rows' dots for delta1, then its step */
+            for (j = 0; j < n2; j++) step[j] = lr_t * delta2[j];
+            for (i = 0; i < n1; i++)
+                delta1[i] = FBP_SUFFIX(fbp_times_derivative)(
+                    FBP_SUFFIX(fbp_row_dot_step)(W1 + i * n2, delta2, step, n2, z1[i]), z1[i],
+                    z1[i], FBP_SIGMOID);
+            for (j = 0; j < n2; j++) b1[j] -= step[j];
+            /* the hidden layer */
+            for (j = 0; j < n1; j++) step[j] = lr_t * delta1[j];
+            for (i = 0; i < n0; i++) {
+                const FBP_REAL z_i = x[i];
+                for (j = 0; j < n1; j++) W0[i * n1 + j] -= z_i * step[j];
+            }
+            for (j = 0; j < n1; j++) b0[j] -= step[j];
+            loss_sum += J;
+            done += 1;
+        }
+        if (data_sums == NULL) {
+            totals->loss_sum = loss_sum;
+            totals->rows_done = done;
+            continue;
+        }
+        /* fbp_first_nonfinite's test on the weights: w * 0 is NaN for an
+           infinite or NaN w, else +-0 */
+        FBP_REAL nonfinite = 0;
+        for (k = 0; k < n0 * n1; k++) nonfinite += W0[k] * 0;
+        for (k = 0; k < n1; k++) nonfinite += b0[k] * 0;
+        for (k = 0; k < n1 * n2; k++) nonfinite += W1[k] * 0;
+        for (k = 0; k < n2; k++) nonfinite += b1[k] * 0;
+        if (nonfinite != nonfinite) {
+            *status = 2;
+            break;
+        }
+        data_sums[e] = loss_sum;
+        penalty_sums[e] = 0;
+    }
+stop:
+    for (k = 0; k < n0 * n1; k++) W0_at[k] = W0[k];
+    for (k = 0; k < n1; k++) b0_at[k] = b0[k];
+    for (k = 0; k < n1 * n2; k++) W1_at[k] = W1[k];
+    for (k = 0; k < n2; k++) b1_at[k] = b1[k];
+    return e;
+}
+
+/* The body at one shape, a function of its own: scalar code (the v3 clone
+   on an AVX-512 CPU too, fastbp_sample.h's FBP_CLONES_NARROW), kept scalar:
+   gcc's SLP vectoriser paired the output rows' updates into a vector
+   multiply and subtract, where the general loop's scalar ones contract to
+   one FMA each, so its weights came out other bits. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FBP_TINY_SCALAR __attribute__((optimize("no-tree-vectorize")))
+#else
+#define FBP_TINY_SCALAR
+#endif
+#define FBP_TINY_SHAPE(n0, n1, n2)                                                          \
+    FBP_CLONES_NARROW FBP_TINY_SCALAR static ptrdiff_t FBP_SUFFIX(fbp_sample_tiny_##n0##_##n1##_##n2)(     \
+        const fbp_network *net, const fbp_batches *data, double lr, ptrdiff_t start,       \
+        ptrdiff_t rows, ptrdiff_t n_epochs, double *data_sums, double *penalty_sums,       \
+        fbp_totals *totals, int *status) {                                                 \
+        return FBP_SUFFIX(fbp_sample_tiny_body)(net, data, lr, start, rows, n_epochs,      \
+                                                data_sums, penalty_sums, totals, status,   \
+                                                n0, n1, n2);                               \
+    }
+/* n0 inputs and n1 hidden units (FBP_TINY_MAX each), one output */
+#define FBP_TINY_ROW(n0) \
+    FBP_TINY_SHAPE(n0, 1, 1) FBP_TINY_SHAPE(n0, 2, 1) FBP_TINY_SHAPE(n0, 3, 1) FBP_TINY_SHAPE(n0, 4, 1)
+FBP_TINY_ROW(1)
+FBP_TINY_ROW(2)
+FBP_TINY_ROW(3)
+FBP_TINY_ROW(4)
+#undef FBP_TINY_ROW
+#undef FBP_TINY_SHAPE
+#undef FBP_TINY_SCALAR
+
+typedef ptrdiff_t (*FBP_SUFFIX(fbp_tiny_epochs))(const fbp_network *, const fbp_batches *,
+                                                  double, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                                  double *, double *, fbp_totals *, int *);
+
+/* The tiny epochs of net's shape, or NULL: one hidden layer of sigmoid
+   units (no dropout), a sigmoid output, mse, no L2 term, one of the shapes
+   above, on one thread; and fbp_sample_tiny_on set (set_sample_tiny). */
+static inline FBP_SUFFIX(fbp_tiny_epochs) FBP_SUFFIX(fbp_sample_tiny)(const fbp_network *net) {
+    if (!fbp_sample_tiny_on || net->n_layers != 2 || net->loss != FBP_MSE || net->l2 != 0
+        || net->drop_factors != NULL || fbp_sample_team_takes(net, 1))
+        return NULL;
+    for (int l = 0; l < 2; l++)
+        if (net->layers[l].activation != FBP_SIGMOID || net->layers[l].train_op != FBP_OP_NONE)
+            return NULL;
+#define FBP_TINY_CASE(n0, n1) \
+    case (n0 - 1) * FBP_TINY_MAX + n1 - 1: return FBP_SUFFIX(fbp_sample_tiny_##n0##_##n1##_1);
+#define FBP_TINY_ROW(n0) \
+    FBP_TINY_CASE(n0, 1) FBP_TINY_CASE(n0, 2) FBP_TINY_CASE(n0, 3) FBP_TINY_CASE(n0, 4)
+    const int n0 = net->sizes[0], n1 = net->sizes[1];
+    if (n0 < 1 || n0 > FBP_TINY_MAX || n1 < 1 || n1 > FBP_TINY_MAX || net->sizes[2] != 1)
+        return NULL;
+    switch ((n0 - 1) * FBP_TINY_MAX + n1 - 1) {
+        FBP_TINY_ROW(1) FBP_TINY_ROW(2) FBP_TINY_ROW(3) FBP_TINY_ROW(4)
+    }
+#undef FBP_TINY_ROW
+#undef FBP_TINY_CASE
+    return NULL;
+}
+
 /* One call: plain SGD on positions [start, stop) of the batch source, one row
  * at a time (data->batch_size is 1, no sample weights), with the network's
  * dropout if it has any, on the team where it takes the network. Returns 0,
@@ -469,6 +647,12 @@ static int FBP_SUFFIX(fbp_sample_epoch)(const fbp_network *net, const fbp_batche
                                                  totals);
     if (net->drop_factors != NULL)
         return FBP_SUFFIX(fbp_sample_dropout_epoch)(net, data, lr, start, stop, totals);
+    FBP_SUFFIX(fbp_tiny_epochs) tiny = FBP_SUFFIX(fbp_sample_tiny)(net);
+    if (tiny != NULL) {
+        int status;
+        tiny(net, data, lr, start, stop - start, 1, NULL, NULL, totals, &status);
+        return status;
+    }
     return FBP_SUFFIX(fbp_sample_epoch_body)(net, data, lr, start, stop, totals, 0);
 }
 
@@ -496,6 +680,9 @@ static ptrdiff_t FBP_SUFFIX(fbp_sample_epochs)(const fbp_network *net, const fbp
     *status = 0;
     if (net->drop_factors != NULL)
         return -1;
+    FBP_SUFFIX(fbp_tiny_epochs) tiny = FBP_SUFFIX(fbp_sample_tiny)(net);
+    if (tiny != NULL)
+        return tiny(net, data, lr, 0, rows, n_epochs, data_sums, penalty_sums, &totals, status);
     for (e = 0; e < n_epochs; e++) {
         const ptrdiff_t start = data->order != NULL ? e * rows : 0;
         *status = FBP_SUFFIX(fbp_sample_epoch)(net, data, lr, start, start + rows, &totals);

@@ -3,10 +3,14 @@
 # the per-sample C path (csrc/fastbp_sample.h), and whole epochs in one call.
 
 # fbp_sample_team_min_weights: least weights for a per-sample epoch on the
-# Trainer's threads (its team); fbp_sample_team_runs: team epochs so far
+# Trainer's threads (its team); fbp_sample_team_runs: team epochs so far;
+# fbp_sample_tiny_on: whether a net of a few units takes its unrolled epochs,
+# fbp_sample_tiny_runs: their calls so far
 cdef extern from "fastbp_sample.h" nogil:
     Py_ssize_t fbp_sample_team_min_weights
     Py_ssize_t fbp_sample_team_runs
+    int fbp_sample_tiny_on
+    Py_ssize_t fbp_sample_tiny_runs
     int fbp_sample_epoch_d(const fbp_network* net, const fbp_batches* data, double lr,
                            Py_ssize_t start, Py_ssize_t stop, fbp_totals* totals)
     int fbp_sample_epoch_f(const fbp_network* net, const fbp_batches* data, double lr,

@@ -34,6 +34,28 @@ def set_sample_team(Py_ssize_t min_weights=-1):
     return old
 
 
+def set_sample_tiny(on=None):
+    """Whether per-sample plain-SGD epochs of a net of a few units (one
+    hidden layer of at most 4 sigmoid units, at most 4 inputs, one sigmoid
+    output, mse, no L2 term or dropout) run their unrolled code
+    (csrc/fastbp_sample_impl.h's fbp_sample_tiny) rather than the general
+    loop; None keeps it. Returns the previous setting.
+
+    Tests turn it off to compare the two, which give the same bits.
+    """
+    global fbp_sample_tiny_on
+    old = bool(fbp_sample_tiny_on)
+    if on is not None:
+        fbp_sample_tiny_on = 1 if on else 0
+    return old
+
+
+def sample_tiny_runs():
+    """Calls of the unrolled per-sample epochs of a net of a few units so far
+    in this process (set_sample_tiny), for the tests to see them run."""
+    return fbp_sample_tiny_runs
+
+
 def sample_team_runs():
     """Per-sample epochs run on a team of threads so far in this process
     (set_sample_team), for the tests to see the team run."""
