@@ -86,7 +86,6 @@ def kept_trainer(source) -> tuple:
                                         source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES,
                                         pass_threads(network.n_params * network.dtype.itemsize,
                                                      source.n_threads))
-    trainer.set_order(None)  # a kept one's last order may not fit these rows
     return trainer, live
 
 
@@ -201,8 +200,7 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
     history = new_history(False)
     with network.training_lease() as lease, sigint_deferred() as interrupted:
         state = OptimizerState({}, DEFAULT_LR) if fresh else optimizer.state(network)
-        trainer.set_data(X, Y, None)
-        optimizer.configure(trainer, state)
+        optimizer.configure(trainer, state)  # its rate too
         # what the kernels change in place, for the full path after a divergence
         buffers = state.buffers
         saved = ({name: value.copy() for name, value in buffers.items()} if buffers else {},
@@ -213,13 +211,10 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
             raise interrupt(history, f"fit stopped in epoch 1 after 0 of its {n} rows") \
                 from None
         if epochs == 1:
-            orders = next_order() if next_order is not None else None
-            trainer.set_order(orders)
+            order = orders = next_order() if next_order is not None else None
         else:
             orders = next_order.many(epochs) if next_order is not None else None
-            trainer.set_order(orders.reshape(-1) if orders is not None else None)
-        trainer.lr = state.lr
-        if epochs != 1:
+            order = orders.reshape(-1) if orders is not None else None
             sums = np.zeros((2, epochs))
         # fit(n_threads=k) holds the BLAS at k threads as the full path does
         # (TrainingLoop.blas_limit): per-sample kernels call no BLAS
@@ -227,11 +222,12 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
         if limit is not None:
             limit.__enter__()
         try:
+            # the rows, the order and the run in one call (Trainer.run_lean)
             started = time.perf_counter()
             if epochs == 1:
-                status, data, penalty, _ = trainer.run(0, n)
+                status, data, penalty, _ = trainer.run_lean(X, Y, order)
             else:
-                _, status = trainer.run_epochs(epochs, n, sums[0], sums[1])
+                _, status = trainer.run_lean(X, Y, order, epochs, sums[0], sums[1])
             elapsed = time.perf_counter() - started
         finally:
             if limit is not None:
