@@ -535,9 +535,6 @@ cdef class Trainer:
         sample_weight : ndarray, shape (n_rows,), optional
             Row weights in the params' dtype; None or empty: every row weighs 1.
         """
-        self._set_data(X, T, sample_weight)
-
-    cdef _set_data(self, X, T, sample_weight):
         self._require_params("set_data")
         cdef int n_layers = self.net.n_layers
         cdef fbp_input x
@@ -591,9 +588,6 @@ cdef class Trainer:
         order : ndarray of np.intp, shape (n_positions,), or None
             Row indices, C-contiguous; None: positions are rows.
         """
-        self._set_order(order)
-
-    cdef _set_order(self, order):
         if self.running:
             raise RuntimeError("set_order while run is running")
         if order is not None:
@@ -717,31 +711,6 @@ cdef class Trainer:
             batch's update not applied); 2 when it left non-finite
             parameters.
         """
-        return self._run_epochs(n_epochs, epoch_rows, data_sums, penalty_sums)
-
-    def run_lean(self, X, T, order, Py_ssize_t n_epochs=1, double[::1] data_sums=None,
-                 double[::1] penalty_sums=None):
-        """A lean fit's calls on its trainer in one (``fastbp._lean``), each
-        checked as on its own: ``set_order(None)`` (the last order may not fit
-        these rows), ``set_data(X, T)``, ``set_order(order)``, then
-        ``run(0, n)`` for one epoch, else ``run_epochs(n_epochs, n,
-        data_sums, penalty_sums)``, n being X's rows. A small fit after a
-        pause (caches cold) paid each Python call ~2-5 µs.
-
-        Returns
-        -------
-        tuple
-            ``run``'s for one epoch, else ``run_epochs``'.
-        """
-        self._set_order(None)
-        self._set_data(X, T, None)
-        self._set_order(order)
-        if n_epochs == 1:
-            return self._run(0, self.n_rows)
-        return self._run_epochs(n_epochs, self.n_rows, data_sums, penalty_sums)
-
-    cdef tuple _run_epochs(self, Py_ssize_t n_epochs, Py_ssize_t epoch_rows,
-                           double[::1] data_sums, double[::1] penalty_sums):
         cdef int status = 0, dtype_code = self.dtype_code
         cdef Py_ssize_t done = 0
         cdef unsigned int saved_csr

@@ -87,8 +87,6 @@ def test_lean_fit_releases_the_blas_limit_when_the_kernel_raises(monkeypatch):
         def run(self, *args):
             raise Broken()
 
-        run_lean = run  # the lean path's call (rows, order and run in one)
-
     net._lean_trainer = (kept[0], kept[1], Raising(), *kept[3:])  # as kept: the next fit takes it
     with pytest.raises(Broken):
         net.fit(X, Y, batch_size=8, n_threads=1)

@@ -41,6 +41,10 @@ from .optim import SGD, OptimizerState
 DEFAULT_SGD = SGD()
 #: its first rate, as a fresh ``SGD()``'s state starts with it
 DEFAULT_LR = DEFAULT_SGD.schedule.initial_lr(DEFAULT_SGD.lr)
+#: what ``DEFAULT_SGD.configure`` hands a trainer with such a state (no
+#: buffers, step count 0): made once, as its ``hyper()`` builds a dict each
+#: call (the two calls cost a small fit ~0.5 µs)
+DEFAULT_SETTINGS = (DEFAULT_SGD.kernel_name, DEFAULT_LR, DEFAULT_SGD.hyper())
 
 
 class Replayed:
@@ -86,6 +90,7 @@ def kept_trainer(source) -> tuple:
                                         source.X.nbytes + source.Y.nbytes <= KEEP_TRAINER_BYTES,
                                         pass_threads(network.n_params * network.dtype.itemsize,
                                                      source.n_threads))
+    trainer.set_order(None)  # a kept one's last order may not fit these rows
     return trainer, live
 
 
@@ -200,7 +205,11 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
     history = new_history(False)
     with network.training_lease() as lease, sigint_deferred() as interrupted:
         state = OptimizerState({}, DEFAULT_LR) if fresh else optimizer.state(network)
-        optimizer.configure(trainer, state)  # its rate too
+        trainer.set_data(X, Y, None)
+        if fresh:
+            trainer.set_optimizer(*DEFAULT_SETTINGS)
+        else:
+            optimizer.configure(trainer, state)  # its rate too
         # what the kernels change in place, for the full path after a divergence
         buffers = state.buffers
         saved = ({name: value.copy() for name, value in buffers.items()} if buffers else {},
@@ -211,10 +220,12 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
             raise interrupt(history, f"fit stopped in epoch 1 after 0 of its {n} rows") \
                 from None
         if epochs == 1:
-            order = orders = next_order() if next_order is not None else None
+            orders = next_order() if next_order is not None else None
+            trainer.set_order(orders)
         else:
             orders = next_order.many(epochs) if next_order is not None else None
-            order = orders.reshape(-1) if orders is not None else None
+            trainer.set_order(orders.reshape(-1) if orders is not None else None)
+        if epochs != 1:
             sums = np.zeros((2, epochs))
         # fit(n_threads=k) holds the BLAS at k threads as the full path does
         # (TrainingLoop.blas_limit): per-sample kernels call no BLAS
@@ -222,12 +233,11 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
         if limit is not None:
             limit.__enter__()
         try:
-            # the rows, the order and the run in one call (Trainer.run_lean)
             started = time.perf_counter()
             if epochs == 1:
-                status, data, penalty, _ = trainer.run_lean(X, Y, order)
+                status, data, penalty, _ = trainer.run(0, n)
             else:
-                _, status = trainer.run_lean(X, Y, order, epochs, sums[0], sums[1])
+                _, status = trainer.run_epochs(epochs, n, sums[0], sums[1])
             elapsed = time.perf_counter() - started
         finally:
             if limit is not None:
@@ -248,7 +258,8 @@ def lean_fit(network, X, Y, trainer, live, fused: bool, optimizer, n_threads, ep
             history["penalty"].append(penalty / n)
             history["lr"].append(state.lr)
             history["seconds"].append(elapsed)
-            optimizer.epoch_ends(state, n, history)  # a constant rate's: epochs_end(state, n, 1)
+            if not fresh:  # a fresh state is dropped, its constant rate recorded
+                optimizer.epoch_ends(state, n, history)  # a constant rate's: epochs_end(state, n, 1)
         else:
             data, penalty = sums[0], sums[1]
             loss, data_loss = (data + penalty) / n, data / n
