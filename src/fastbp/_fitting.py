@@ -272,7 +272,7 @@ default=None
             seed = check_seed(seed)
         if type(l2) is not float or l2 != 0.0:
             l2 = check_float(l2, "l2", minimum=0.0)
-        if n_threads is not None:
+        if n_threads is not None and (type(n_threads) is not int or n_threads < 1):
             n_threads = check_int(n_threads, "n_threads", 1)
         if early_stopping is not None:
             early_stopping = check_early_stopping(early_stopping)
