@@ -579,6 +579,66 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *restrict row, FBP_
     }
 }
 
+#ifdef FBP_MOMENTUM_VECTORS
+/* The plain step (fbp_row_momentum's vector loop) on outputs [j0, j0 + nv
+   vectors) of all n_in rows of W: delta's nv vectors stay in registers
+   over the rows (restrict lets gcc hoist their loads), instead of a loop's
+   loads, set-up and tail per row. nv is a constant once inlined. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_rows_momentum_block)(FBP_REAL *restrict W,
+                                                           FBP_REAL *restrict v,
+                                                           const FBP_REAL *restrict z,
+                                                           const FBP_REAL *restrict delta,
+                                                           ptrdiff_t n_in, ptrdiff_t n,
+                                                           ptrdiff_t j0, const int nv,
+                                                           FBP_REAL lr, FBP_REAL mu) {
+    typedef FBP_SUFFIX(fbp_vec) V;
+    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(FBP_REAL));
+    const V zero = {0};
+    for (ptrdiff_t i = 0; i < n_in; i++) {
+        const FBP_REAL z_i = z[i];
+        FBP_REAL *row = W + i * n + j0, *v_row = v + i * n + j0;
+        for (int q = 0; q < nv; q++) {
+            V d, v_j, w;  /* d: loop-invariant, kept in a register */
+            memcpy(&d, delta + j0 + q * lanes, sizeof d);
+            memcpy(&v_j, v_row + q * lanes, sizeof v_j);
+            memcpy(&w, row + q * lanes, sizeof w);
+            v_j = mu * v_j - lr * (zero + z_i * d);
+            w = w + v_j;
+            memcpy(v_row + q * lanes, &v_j, sizeof v_j);
+            memcpy(row + q * lanes, &w, sizeof w);
+        }
+    }
+}
+#endif
+
+/* fbp_row_momentum's plain step (no L2 term, no look-ahead) on all n_in rows
+   of W (n outputs each), where no dot is needed (the input layer): in
+   blocks of up to four vectors of outputs over all rows, then the last
+   outputs row by row. Each weight's operations are the row loop's. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_rows_momentum)(FBP_REAL *restrict W, FBP_REAL *restrict v,
+                                                     const FBP_REAL *restrict z,
+                                                     const FBP_REAL *restrict delta,
+                                                     ptrdiff_t n_in, ptrdiff_t n, FBP_REAL lr,
+                                                     FBP_REAL mu) {
+    ptrdiff_t j0 = 0, i;
+#ifdef FBP_MOMENTUM_VECTORS
+    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(FBP_SUFFIX(fbp_vec)) / sizeof(FBP_REAL));
+    for (; j0 + 4 * lanes <= n; j0 += 4 * lanes)
+        FBP_SUFFIX(fbp_rows_momentum_block)(W, v, z, delta, n_in, n, j0, 4, lr, mu);
+    switch ((n - j0) / lanes) {
+    case 3: FBP_SUFFIX(fbp_rows_momentum_block)(W, v, z, delta, n_in, n, j0, 3, lr, mu); break;
+    case 2: FBP_SUFFIX(fbp_rows_momentum_block)(W, v, z, delta, n_in, n, j0, 2, lr, mu); break;
+    case 1: FBP_SUFFIX(fbp_rows_momentum_block)(W, v, z, delta, n_in, n, j0, 1, lr, mu); break;
+    default: break;
+    }
+    j0 = n - (n - j0) % lanes;
+    if (j0 == n) return;
+#endif
+    for (i = 0; i < n_in; i++)
+        FBP_SUFFIX(fbp_row_momentum)(W + i * n + j0, v + i * n + j0, NULL, delta + j0, n - j0,
+                                     z[i], lr, mu, 0);
+}
+
 /* row . delta in gemm_nt's order (four sums, j strided by 4), from the old
    weights; then the row's momentum step. Without L2 or Nesterov, in one
    pass of 4-lane vectors: lane k is sum k, and each weight is read for the
@@ -636,10 +696,9 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_column_momentum)(FBP_REAL *restrict W, FBP
     const FBP_REAL zero = 0;
     for (ptrdiff_t i = 0; i < n_in; i++) {
         FBP_REAL w = W[i];
-        if (dot != NULL) {
-            FBP_REAL s = zero + delta * w;
-            dot[i] = zero + ((s + zero) + (zero + zero));
-        }
+        /* fbp_row_dot_momentum's 0 + ((s + 0) + (0 + 0)) with s = 0 + delta w:
+           s is never -0, so the three outer adds return it as it is */
+        if (dot != NULL) dot[i] = zero + delta * w;
         FBP_REAL g = (g0 != NULL ? g0[i] : zero) + z[i] * delta;
         FBP_REAL step = lr * g, v_i = mu * v[i] - step;
         v[i] = v_i;
@@ -660,13 +719,16 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_sample_multiply_below)(const FBP_REAL *a, 
 }
 
 /* fbp_sample_momentum_epoch's body; dropout as fbp_sample_epoch_body's, wide
-   as fbp_dense_in_turn's (a constant: an epoch function of its own). */
+   as fbp_dense_in_turn's; simple: no L2 term and no look-ahead, so only the
+   plain step's code is compiled (each a constant: an epoch function of its
+   own). */
 FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *net,
                                                            const fbp_batches *data, double lr,
                                                            double mu, int look_ahead,
                                                            void *v_all, ptrdiff_t start,
                                                            ptrdiff_t stop, fbp_totals *totals,
-                                                           const int dropout, const int wide) {
+                                                           const int dropout, const int wide,
+                                                           const int simple) {
     const fbp_layer *layers = net->layers;
     const int n_layers = net->n_layers;
     const ptrdiff_t n_in0 = net->sizes[0], n_out = net->sizes[n_layers];
@@ -674,10 +736,11 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
     FBP_REAL *params = (FBP_REAL *)net->params, *work = (FBP_REAL *)net->work;
     FBP_REAL *grad = (FBP_REAL *)net->grad, *vel = (FBP_REAL *)v_all;
     const FBP_REAL lr_t = (FBP_REAL)lr, mu_t = (FBP_REAL)mu;
-    const double l2 = net->l2;
+    const double l2 = simple ? 0 : net->l2;
     ptrdiff_t r, i;
     int l;
     FBP_REAL *a_out, *delta_a, *delta_b;
+    if (simple) look_ahead = 0;
     FBP_SUFFIX(fbp_sample_setup)(net, totals, &a_out, &delta_a, &delta_b);
     for (r = start; r < stop; r++) {
         ptrdiff_t row_index = data->order ? data->order[r] : r;
@@ -708,6 +771,8 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
                 if (l > 0)
                     FBP_SUFFIX(fbp_sample_multiply_below)(a_below, z_below, factor, delta_prev,
                                                           n_in, layers[l - 1].activation);
+            } else if (l == 0 && simple) {
+                FBP_SUFFIX(fbp_rows_momentum)(W, v_W, z_below, delta, n_in, n_next, lr_t, mu_t);
             } else if (l == 0) {
                 for (i = 0; i < n_in; i++)
                     FBP_SUFFIX(fbp_row_momentum)(W + i * n_next, v_W + i * n_next,
@@ -737,16 +802,19 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
    dropout; and without it, on a CPU that runs the x86-64-v4 clones, the
    forward sums in 32-byte vectors (double's only; the same bits); and a
    net of a few units in the v3 code (fastbp_sample.h's FBP_CLONES_NARROW). */
-#define FBP_MOMENTUM_VARIANT(name, clones, dropout, wide)                                    \
+#define FBP_MOMENTUM_VARIANT(name, clones, dropout, wide, simple)                            \
     clones FBP_NO_CONTRACT static int FBP_SUFFIX(name)(                                      \
         const fbp_network *net, const fbp_batches *data, double lr, double mu, int look_ahead, \
         void *v_all, ptrdiff_t start, ptrdiff_t stop, fbp_totals *totals) {                   \
         return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all,    \
-                                                    start, stop, totals, dropout, wide);     \
+                                                    start, stop, totals, dropout, wide,      \
+                                                    simple);                                 \
     }
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, FBP_CLONES, 1, 0)
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, FBP_CLONES, 0, 1)
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_narrow_epoch, FBP_CLONES_NARROW, 0, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, FBP_CLONES, 1, 0, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, FBP_CLONES, 0, 1, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_simple_epoch, FBP_CLONES, 0, 1, 1)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_simple_epoch, FBP_CLONES, 0, 0, 1)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_narrow_epoch, FBP_CLONES_NARROW, 0, 0, 0)
 #undef FBP_MOMENTUM_VARIANT
 
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
@@ -768,9 +836,15 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
     if (fbp_sample_narrow(net))
         return FBP_SUFFIX(fbp_sample_momentum_narrow_epoch)(net, data, lr, mu, look_ahead, v_all,
                                                             start, stop, totals);
+    const int simple = net->l2 == 0 && !look_ahead;
     if (sizeof(FBP_REAL) == 8 && fbp_sample_wide())
-        return FBP_SUFFIX(fbp_sample_momentum_wide_epoch)(net, data, lr, mu, look_ahead, v_all,
-                                                          start, stop, totals);
+        return simple ? FBP_SUFFIX(fbp_sample_momentum_wide_simple_epoch)(
+                            net, data, lr, mu, look_ahead, v_all, start, stop, totals)
+                      : FBP_SUFFIX(fbp_sample_momentum_wide_epoch)(
+                            net, data, lr, mu, look_ahead, v_all, start, stop, totals);
+    if (simple)
+        return FBP_SUFFIX(fbp_sample_momentum_simple_epoch)(net, data, lr, mu, look_ahead,
+                                                            v_all, start, stop, totals);
     return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
-                                                stop, totals, 0, 0);
+                                                stop, totals, 0, 0, 0);
 }
