@@ -291,6 +291,33 @@ FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
                                             1.0, net->loss_param);
 }
 
+/* fbp_sample_forward without dropout, for the momentum body's plain step,
+   which may have summed layer 0's a already (a0_ready: the step before
+   summed it from the weights it stepped, fbp_rows_momentum's next); the
+   same sums, in the same order. */
+FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward_from)(const fbp_network *net,
+                                                             const fbp_layer *layers,
+                                                             int n_layers, const FBP_REAL *params,
+                                                             FBP_REAL *work, const FBP_REAL *x,
+                                                             const FBP_REAL *t, FBP_REAL *a_out,
+                                                             FBP_REAL *delta, ptrdiff_t n_out,
+                                                             const int wide, int a0_ready) {
+    const FBP_REAL *z_prev = x;
+    for (int l = 0; l < n_layers; l++) {
+        const fbp_layer *layer = &layers[l];
+        FBP_REAL *z = work + layer->z;
+        FBP_REAL *a = work + layer->a;
+        if (l > 0 || !a0_ready)
+            FBP_SUFFIX(fbp_dense_in_turn)(a, params + layer->b, z_prev, params + layer->W,
+                                          layer->n_in, layer->n_out, wide, 0, layer->n_out);
+        FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
+        z_prev = z;
+    }
+    return FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t, delta,
+                                            n_out, net->loss, layers[n_layers - 1].activation,
+                                            1.0, net->loss_param);
+}
+
 /* One pass over a weight row: return row . delta (old weights), then
    row -= lr * (l2 * row + z_i * delta). */
 FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_update)(FBP_REAL *row, const FBP_REAL *delta,
@@ -769,6 +796,101 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_row_momentum)(FBP_REAL *restrict row, FBP_
     }
 }
 
+#ifdef FBP_MOMENTUM_VECTORS
+/* The plain step (fbp_row_momentum's vector loop) on outputs [j0, j0 + nv
+   vectors) of all n_in rows of W: delta's nv vectors stay in registers
+   over the rows (restrict lets gcc hoist their loads), instead of a loop's
+   loads, set-up and tail per row. With next, also the next row's forward
+   sums of these outputs, a_next = b + x_next . W from the new weights as
+   they are stepped (b already stepped): each lane's sum over i in turn
+   from the bias, fbp_dense_in_turn's. nv and next are constants once
+   inlined. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_rows_momentum_block)(
+    FBP_REAL *restrict W, FBP_REAL *restrict v, const FBP_REAL *restrict z,
+    const FBP_REAL *restrict delta, ptrdiff_t n_in, ptrdiff_t n, ptrdiff_t j0, const int nv,
+    FBP_REAL lr, FBP_REAL mu, const int next, const FBP_REAL *restrict b,
+    const FBP_REAL *restrict x_next, FBP_REAL *restrict a_next) {
+    typedef FBP_SUFFIX(fbp_vec) V;
+    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(V) / sizeof(FBP_REAL));
+    const V zero = {0};
+    V acc[4];
+    int q;
+    /* acc's loads and stores written out: as loops, gcc made them a block
+       copy through the stack in 16-byte pieces, which stalls the 32-byte
+       loads of the stores just made (store forwarding) */
+    if (next) {
+        memcpy(&acc[0], b + j0, sizeof(V));
+        if (nv > 1) memcpy(&acc[1], b + j0 + lanes, sizeof(V));
+        if (nv > 2) memcpy(&acc[2], b + j0 + 2 * lanes, sizeof(V));
+        if (nv > 3) memcpy(&acc[3], b + j0 + 3 * lanes, sizeof(V));
+    }
+    for (ptrdiff_t i = 0; i < n_in; i++) {
+        const FBP_REAL z_i = z[i], x_i = next ? x_next[i] : 0;
+        FBP_REAL *row = W + i * n + j0, *v_row = v + i * n + j0;
+        for (q = 0; q < nv; q++) {
+            V d, v_j, w;  /* d: loop-invariant, kept in a register */
+            memcpy(&d, delta + j0 + q * lanes, sizeof d);
+            memcpy(&v_j, v_row + q * lanes, sizeof v_j);
+            memcpy(&w, row + q * lanes, sizeof w);
+            v_j = mu * v_j - lr * (zero + z_i * d);
+            w = w + v_j;
+            memcpy(v_row + q * lanes, &v_j, sizeof v_j);
+            memcpy(row + q * lanes, &w, sizeof w);
+            if (next) acc[q] += x_i * w;
+        }
+    }
+    if (next) {
+        memcpy(a_next + j0, &acc[0], sizeof(V));
+        if (nv > 1) memcpy(a_next + j0 + lanes, &acc[1], sizeof(V));
+        if (nv > 2) memcpy(a_next + j0 + 2 * lanes, &acc[2], sizeof(V));
+        if (nv > 3) memcpy(a_next + j0 + 3 * lanes, &acc[3], sizeof(V));
+    }
+}
+#endif
+
+/* fbp_row_momentum's plain step (no L2 term, no look-ahead) on all n_in rows
+   of W (n outputs each), where no dot is needed (the input layer): in
+   blocks of up to four vectors of outputs over all rows, then the last
+   outputs row by row. Each weight's operations are the row loop's. With
+   next (a constant once inlined), also the next row's a_next = b + x_next
+   . W, as fbp_dense_in_turn sums it, from the stepped b and W. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_rows_momentum)(FBP_REAL *restrict W, FBP_REAL *restrict v,
+                                                     const FBP_REAL *restrict z,
+                                                     const FBP_REAL *restrict delta,
+                                                     ptrdiff_t n_in, ptrdiff_t n, FBP_REAL lr,
+                                                     FBP_REAL mu, const int next,
+                                                     const FBP_REAL *restrict b,
+                                                     const FBP_REAL *restrict x_next,
+                                                     FBP_REAL *restrict a_next) {
+    ptrdiff_t j0 = 0, i, j;
+#ifdef FBP_MOMENTUM_VECTORS
+#define FBP_ROWS_BLOCK(nv)                                                                  \
+    FBP_SUFFIX(fbp_rows_momentum_block)(W, v, z, delta, n_in, n, j0, (nv), lr, mu, next, b, \
+                                        x_next, a_next)
+    const ptrdiff_t lanes = (ptrdiff_t)(sizeof(FBP_SUFFIX(fbp_vec)) / sizeof(FBP_REAL));
+    for (; j0 + 4 * lanes <= n; j0 += 4 * lanes)
+        FBP_ROWS_BLOCK(4);
+    switch ((n - j0) / lanes) {
+    case 3: FBP_ROWS_BLOCK(3); break;
+    case 2: FBP_ROWS_BLOCK(2); break;
+    case 1: FBP_ROWS_BLOCK(1); break;
+    default: break;
+    }
+#undef FBP_ROWS_BLOCK
+    j0 = n - (n - j0) % lanes;
+    if (j0 == n) return;
+#endif
+    for (i = 0; i < n_in; i++)
+        FBP_SUFFIX(fbp_row_momentum)(W + i * n + j0, v + i * n + j0, NULL, delta + j0, n - j0,
+                                     z[i], lr, mu, 0);
+    if (next)
+        for (j = j0; j < n; j++) {
+            FBP_REAL s = b[j];
+            for (i = 0; i < n_in; i++) s += x_next[i] * W[i * n + j];
+            a_next[j] = s;
+        }
+}
+
 /* row . delta in gemm_nt's order (four sums, j strided by 4), from the old
    weights; then the row's momentum step. Without L2 or Nesterov, in one
    pass of 4-lane vectors: lane k is sum k, and each weight is read for the
@@ -826,10 +948,9 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_column_momentum)(FBP_REAL *restrict W, FBP
     const FBP_REAL zero = 0;
     for (ptrdiff_t i = 0; i < n_in; i++) {
         FBP_REAL w = W[i];
-        if (dot != NULL) {
-            FBP_REAL s = zero + delta * w;
-            dot[i] = zero + ((s + zero) + (zero + zero));
-        }
+        /* fbp_row_dot_momentum's 0 + ((s + 0) + (0 + 0)) with s = 0 + delta w:
+           s is never -0, so the three outer adds return it as it is */
+        if (dot != NULL) dot[i] = zero + delta * w;
         FBP_REAL g = (g0 != NULL ? g0[i] : zero) + z[i] * delta;
         FBP_REAL step = lr * g, v_i = mu * v[i] - step;
         v[i] = v_i;
@@ -850,13 +971,16 @@ FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_sample_multiply_below)(const FBP_REAL *a, 
 }
 
 /* fbp_sample_momentum_epoch's body; dropout as fbp_sample_epoch_body's, wide
-   as fbp_dense_in_turn's (a constant: an epoch function of its own). */
+   as fbp_dense_in_turn's; simple: no L2 term and no look-ahead, so only the
+   plain step's code is compiled (each a constant: an epoch function of its
+   own). */
 FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *net,
                                                            const fbp_batches *data, double lr,
                                                            double mu, int look_ahead,
                                                            void *v_all, ptrdiff_t start,
                                                            ptrdiff_t stop, fbp_totals *totals,
-                                                           const int dropout, const int wide) {
+                                                           const int dropout, const int wide,
+                                                           const int simple) {
     const fbp_layer *layers = net->layers;
     const int n_layers = net->n_layers;
     const ptrdiff_t n_in0 = net->sizes[0], n_out = net->sizes[n_layers];
@@ -864,17 +988,25 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
     FBP_REAL *params = (FBP_REAL *)net->params, *work = (FBP_REAL *)net->work;
     FBP_REAL *grad = (FBP_REAL *)net->grad, *vel = (FBP_REAL *)v_all;
     const FBP_REAL lr_t = (FBP_REAL)lr, mu_t = (FBP_REAL)mu;
-    const double l2 = net->l2;
+    const double l2 = simple ? 0 : net->l2;
     ptrdiff_t r, i;
     int l;
     FBP_REAL *a_out, *delta_a, *delta_b;
+    /* whether the row's layer 0 a was summed by the step before (simple only) */
+    int a0_ready = 0;
+    if (simple) look_ahead = 0;
     FBP_SUFFIX(fbp_sample_setup)(net, totals, &a_out, &delta_a, &delta_b);
     for (r = start; r < stop; r++) {
         ptrdiff_t row_index = data->order ? data->order[r] : r;
         const FBP_REAL *x = X + row_index * n_in0;
         const FBP_REAL *t = Tgt + row_index * n_out;
-        double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
-                                                  a_out, delta_a, n_out, 1 + wide, r, dropout);
+        double J = simple ? FBP_SUFFIX(fbp_sample_forward_from)(net, layers, n_layers, params,
+                                                                 work, x, t, a_out, delta_a,
+                                                                 n_out, wide, a0_ready)
+                          : FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work,
+                                                           x, t, a_out, delta_a, n_out, 1 + wide,
+                                                           r, dropout);
+        a0_ready = 0;
         if (!isfinite(J)) return 1;
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
         double penalty = 0;
@@ -898,6 +1030,21 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
                 if (l > 0)
                     FBP_SUFFIX(fbp_sample_multiply_below)(a_below, z_below, factor, delta_prev,
                                                           n_in, layers[l - 1].activation);
+            } else if (l == 0 && simple) {
+                /* the bias first: the next row's sums start from it */
+                FBP_SUFFIX(fbp_row_momentum)(b, v_b, NULL, delta, n_next, (FBP_REAL)1, lr_t,
+                                             mu_t, 0);
+                if (r + 1 < stop) {
+                    const ptrdiff_t next_index = data->order ? data->order[r + 1] : r + 1;
+                    FBP_SUFFIX(fbp_rows_momentum)(W, v_W, z_below, delta, n_in, n_next, lr_t,
+                                                  mu_t, 1, b, X + next_index * n_in0,
+                                                  work + layer->a);
+                    a0_ready = 1;
+                } else {
+                    FBP_SUFFIX(fbp_rows_momentum)(W, v_W, z_below, delta, n_in, n_next, lr_t,
+                                                  mu_t, 0, NULL, NULL, NULL);
+                }
+                break;  /* layer 0, the last */
             } else if (l == 0) {
                 for (i = 0; i < n_in; i++)
                     FBP_SUFFIX(fbp_row_momentum)(W + i * n_next, v_W + i * n_next,
@@ -927,16 +1074,19 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
    dropout; and without it, on a CPU that runs the x86-64-v4 clones, the
    forward sums in 32-byte vectors (double's only; the same bits); and a
    net of a few units in the v3 code (fastbp_sample.h's FBP_CLONES_NARROW). */
-#define FBP_MOMENTUM_VARIANT(name, clones, dropout, wide)                                    \
+#define FBP_MOMENTUM_VARIANT(name, clones, dropout, wide, simple)                            \
     clones FBP_NO_CONTRACT static int FBP_SUFFIX(name)(                                      \
         const fbp_network *net, const fbp_batches *data, double lr, double mu, int look_ahead, \
         void *v_all, ptrdiff_t start, ptrdiff_t stop, fbp_totals *totals) {                   \
         return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all,    \
-                                                    start, stop, totals, dropout, wide);     \
+                                                    start, stop, totals, dropout, wide,      \
+                                                    simple);                                 \
     }
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, FBP_CLONES, 1, 0)
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, FBP_CLONES, 0, 1)
-FBP_MOMENTUM_VARIANT(fbp_sample_momentum_narrow_epoch, FBP_CLONES_NARROW, 0, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_dropout_epoch, FBP_CLONES, 1, 0, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_epoch, FBP_CLONES, 0, 1, 0)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_wide_simple_epoch, FBP_CLONES, 0, 1, 1)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_simple_epoch, FBP_CLONES, 0, 0, 1)
+FBP_MOMENTUM_VARIANT(fbp_sample_momentum_narrow_epoch, FBP_CLONES_NARROW, 0, 0, 0)
 #undef FBP_MOMENTUM_VARIANT
 
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
@@ -958,9 +1108,15 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
     if (fbp_sample_narrow(net))
         return FBP_SUFFIX(fbp_sample_momentum_narrow_epoch)(net, data, lr, mu, look_ahead, v_all,
                                                             start, stop, totals);
+    const int simple = net->l2 == 0 && !look_ahead;
     if (sizeof(FBP_REAL) == 8 && fbp_sample_wide())
-        return FBP_SUFFIX(fbp_sample_momentum_wide_epoch)(net, data, lr, mu, look_ahead, v_all,
-                                                          start, stop, totals);
+        return simple ? FBP_SUFFIX(fbp_sample_momentum_wide_simple_epoch)(
+                            net, data, lr, mu, look_ahead, v_all, start, stop, totals)
+                      : FBP_SUFFIX(fbp_sample_momentum_wide_epoch)(
+                            net, data, lr, mu, look_ahead, v_all, start, stop, totals);
+    if (simple)
+        return FBP_SUFFIX(fbp_sample_momentum_simple_epoch)(net, data, lr, mu, look_ahead,
+                                                            v_all, start, stop, totals);
     return FBP_SUFFIX(fbp_sample_momentum_body)(net, data, lr, mu, look_ahead, v_all, start,
-                                                stop, totals, 0, 0);
+                                                stop, totals, 0, 0, 0);
 }
