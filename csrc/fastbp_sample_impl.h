@@ -261,20 +261,25 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_sample_below)(FBP_REAL dot, FBP_REAL a
    in a_out), then the output delta into delta; returns J's data term.
    in_turn: each a_j summed over i in turn (the momentum path's order; 2: in
    32-byte vectors, fbp_dense_in_turn's wide), else fbp_dense's. With dropout, the hidden layers' masks of the row at
-   ``position``. The epoch functions pass what they hoisted out of the loop. */
+   ``position``. a0_ready: layer 0's a is summed already (momentum's plain
+   step sums it while it steps W_0, fbp_rows_momentum's next, in_turn's
+   order). The epoch functions pass what they hoisted out of the loop. */
 FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
                                                         const fbp_layer *layers, int n_layers,
                                                         const FBP_REAL *params, FBP_REAL *work,
                                                         const FBP_REAL *x, const FBP_REAL *t,
                                                         FBP_REAL *a_out, FBP_REAL *delta,
                                                         ptrdiff_t n_out, const int in_turn,
-                                                        ptrdiff_t position, const int dropout) {
+                                                        ptrdiff_t position, const int dropout,
+                                                        const int a0_ready) {
     const FBP_REAL *z_prev = x;
     for (int l = 0; l < n_layers; l++) {
         const fbp_layer *layer = &layers[l];
         FBP_REAL *z = work + layer->z;
         FBP_REAL *a = work + layer->a;  /* z, unless kept (the output's: a_out) */
-        if (in_turn)
+        if (l == 0 && a0_ready)
+            ;
+        else if (in_turn)
             FBP_SUFFIX(fbp_dense_in_turn)(a, params + layer->b, z_prev, params + layer->W,
                                           layer->n_in, layer->n_out, in_turn == 2, 0,
                                           layer->n_out);
@@ -284,33 +289,6 @@ FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward)(const fbp_network *net,
         FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
         if (dropout && layer->train_op == FBP_OP_DROPOUT)
             FBP_SUFFIX(fbp_sample_dropout)(net, l, position, z, a);
-        z_prev = z;
-    }
-    return FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t, delta,
-                                            n_out, net->loss, layers[n_layers - 1].activation,
-                                            1.0, net->loss_param);
-}
-
-/* fbp_sample_forward without dropout, for the momentum body's plain step,
-   which may have summed layer 0's a already (a0_ready: the step before
-   summed it from the weights it stepped, fbp_rows_momentum's next); the
-   same sums, in the same order. */
-FBP_SAMPLE_INLINE double FBP_SUFFIX(fbp_sample_forward_from)(const fbp_network *net,
-                                                             const fbp_layer *layers,
-                                                             int n_layers, const FBP_REAL *params,
-                                                             FBP_REAL *work, const FBP_REAL *x,
-                                                             const FBP_REAL *t, FBP_REAL *a_out,
-                                                             FBP_REAL *delta, ptrdiff_t n_out,
-                                                             const int wide, int a0_ready) {
-    const FBP_REAL *z_prev = x;
-    for (int l = 0; l < n_layers; l++) {
-        const fbp_layer *layer = &layers[l];
-        FBP_REAL *z = work + layer->z;
-        FBP_REAL *a = work + layer->a;
-        if (l > 0 || !a0_ready)
-            FBP_SUFFIX(fbp_dense_in_turn)(a, params + layer->b, z_prev, params + layer->W,
-                                          layer->n_in, layer->n_out, wide, 0, layer->n_out);
-        FBP_SUFFIX(fbp_activate_rows)(a, z, 1, layer->n_out, layer->activation);
         z_prev = z;
     }
     return FBP_SUFFIX(fbp_output_delta_row)(a_out, work + layers[n_layers - 1].z, t, delta,
@@ -423,7 +401,7 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_epoch_body)(const fbp_network *net,
         const FBP_REAL *t = Tgt + row_index * n_out;
         /* forward: a = b + sum_i z_i W[i, :], then z = f(a) */
         double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
-                                                  a_out, delta_a, n_out, 0, r, dropout);
+                                                  a_out, delta_a, n_out, 0, r, dropout, 0);
         if (!isfinite(J)) return 1;
         /* backward, updating each layer as soon as its delta is used */
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
@@ -921,10 +899,11 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_row_dot_momentum)(FBP_REAL *restrict r
             memcpy(row + j, &w, sizeof w);
         }
         for (k = 0; k < 4; k++) s[k] = sum[k];
+        const ptrdiff_t tail = j;
         for (; j < n; j++) s[0] += delta[j] * row[j];
-        /* the tail's steps (the whole row's, from j on) */
-        j = n - n % 4;
-        FBP_SUFFIX(fbp_row_momentum)(row + j, v + j, NULL, delta + j, n - j, z_i, lr, mu, 0);
+        /* the tail's steps (the whole row's, from tail on) */
+        FBP_SUFFIX(fbp_row_momentum)(row + tail, v + tail, NULL, delta + tail, n - tail, z_i, lr,
+                                     mu, 0);
         return (FBP_REAL)0 + ((s[0] + s[1]) + (s[2] + s[3]));
     }
 #endif
@@ -1000,12 +979,9 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
         ptrdiff_t row_index = data->order ? data->order[r] : r;
         const FBP_REAL *x = X + row_index * n_in0;
         const FBP_REAL *t = Tgt + row_index * n_out;
-        double J = simple ? FBP_SUFFIX(fbp_sample_forward_from)(net, layers, n_layers, params,
-                                                                 work, x, t, a_out, delta_a,
-                                                                 n_out, wide, a0_ready)
-                          : FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work,
-                                                           x, t, a_out, delta_a, n_out, 1 + wide,
-                                                           r, dropout);
+        double J = FBP_SUFFIX(fbp_sample_forward)(net, layers, n_layers, params, work, x, t,
+                                                  a_out, delta_a, n_out, 1 + wide, r, dropout,
+                                                  a0_ready);
         a0_ready = 0;
         if (!isfinite(J)) return 1;
         FBP_REAL *delta = delta_a, *delta_prev = delta_b;
@@ -1064,7 +1040,7 @@ FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_sample_momentum_body)(const fbp_network *ne
             FBP_REAL *swap = delta; delta = delta_prev; delta_prev = swap;
         }
         totals->loss_sum += J;
-        totals->penalty_sum += 0.5 * l2 * penalty;
+        totals->penalty_sum += 0.5 * l2 * penalty;  /* FBP_NO_CONTRACT: two roundings */
         totals->rows_done += 1;
     }
     return 0;

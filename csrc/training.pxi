@@ -23,6 +23,16 @@ cdef extern from "fastbp_sample.h" nogil:
                                    double* penalty_sums, int* status)
 
 
+cdef inline bint takes_sample_paths(const fbp_network* net,
+                                    const fbp_batches* data) noexcept nogil:
+    """Whether the rows go one at a time to the fused per-sample paths of
+    csrc/fastbp_sample.h (a bfloat16 run aside, which has its own loop):
+    batches of one dense, unweighted row and no step rules (clipping or an
+    average need the minibatch loop's whole gradient and params)."""
+    return (data.batch_size == 1 and data.sample_weight == NULL and data.X != NULL
+            and net.rules == NULL)
+
+
 cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
                            fbp_optimizer_state* opt, Py_ssize_t start, Py_ssize_t stop,
                            int n_threads, fbp_totals* totals,
@@ -86,7 +96,7 @@ cdef int train_rows_kernel(const fbp_network* net, const fbp_batches* data,
     totals.rows_done = 0
     if bf16_on(net, dtype_tag):  # bfloat16 products: a loop of their own
         return bf16_train_rows(net, data, opt, start, stop, n_threads, totals)
-    if batch_size == 1 and sw == NULL and data.X != NULL and rules == NULL:
+    if takes_sample_paths(net, data):
         # per-sample: the fused C paths (csrc/fastbp_sample.h), dropout and
         # all; with step rules, or settings without one, the minibatch loop
         # at m = 1
@@ -185,10 +195,10 @@ cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* d
     cdef fbp_totals totals
     cdef fbp_network epoch_net
     status[0] = 0
-    if (data.batch_size == 1 and data.sample_weight == NULL and data.X != NULL
-            and net.rules == NULL and not bf16_on(net, dtype_tag) and optimizer_is_plain(opt)):
+    if (takes_sample_paths(net, data) and not bf16_on(net, dtype_tag)
+            and optimizer_is_plain(opt)):
         # train_rows_kernel's plain per-sample path, every epoch in one call
-        # (fastbp_sample.h), unless it declines a network (team, dropout)
+        # (fastbp_sample.h), unless it declines a network with dropout
         if floating is double:
             done = fbp_sample_epochs_d(net, data, opt.lr, n_epochs, epoch_rows, data_sums,
                                        penalty_sums, status)

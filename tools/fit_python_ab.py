@@ -25,14 +25,11 @@ import numpy as np
 
 import fastbp
 
-#: (label, keyword arguments of fit); "SGD(lr=0.25)": a new optimiser a call, as compare.py's peer
-FORMS = (
-    ("fit(X, Y)", {}),
-    ("fit(X, Y, shuffle=False)", {"shuffle": False}),
-    ("fit(X, Y, batch_size=1)", {"batch_size": 1}),
-    ("fit(X, Y, batch_size=1, shuffle=False, n_threads=1)",
-     {"batch_size": 1, "shuffle": False, "n_threads": 1}),
-    ("fit(X, Y, epochs=100)", {"epochs": 100}),
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from fit_fixed_cost import FORMS as BENCH_FORMS  # noqa: E402
+
+#: bench/fit_fixed_cost.py's forms, and "SGD(lr=0.25)": a new optimiser a call, as compare.py's peer
+FORMS = BENCH_FORMS + (
     ("fit(X, Y, SGD(lr=0.25), batch_size=1, shuffle=False, n_threads=1)",
      {"batch_size": 1, "shuffle": False, "n_threads": 1, "new_sgd": True}),
 )
