@@ -1065,6 +1065,195 @@ FBP_MOMENTUM_VARIANT(fbp_sample_momentum_simple_epoch, FBP_CLONES, 0, 0, 1)
 FBP_MOMENTUM_VARIANT(fbp_sample_momentum_narrow_epoch, FBP_CLONES_NARROW, 0, 0, 0)
 #undef FBP_MOMENTUM_VARIANT
 
+/* ---------------------------------------------------------------------------
+ * Momentum (no L2 term, no look-ahead) on the nets fbp_sample_tiny takes:
+ * fbp_sample_tiny_body's design, the weights AND their velocities locals
+ * for the whole call, written back at its end, every loop unrolled at the
+ * shape. Each value comes from the same inline code, in the same order and
+ * with the same contraction (none: FBP_NO_CONTRACT), as the narrow momentum
+ * epoch these nets took before (fbp_sample_momentum_body at simple 0: the
+ * forward sums of fbp_dense_in_turn, the output's fbp_column_momentum and
+ * the hidden layer's fbp_row_momentum, rows in turn, then each bias's), so
+ * the bits are that path's (tests/test_sample_tiny_momentum.py,
+ * tools/sample_tiny_momentum_harness.c). Epochs as fbp_sample_tiny_body's:
+ * epoch e is positions [start + e rows, ...) with an order, else [start,
+ * start + rows); data_sums NULL: one epoch, its sums in totals; else
+ * data_sums[e], penalty_sums[e] (0), and an epoch that leaves a weight not
+ * finite stops the call (status 2). Returns the epochs completed; status 1
+ * where a row's loss was not finite (its update not applied, the rows
+ * before it in the totals). */
+
+/* z = sigma(a) over a row of n units, out of line: the momentum body is
+   compiled with contraction off, and inlined there the sigmoid's exp would
+   lose the FMAs that fbp_sigmoid_rows (which the general path calls) has,
+   and with them its bits. */
+FBP_CLONES_NARROW FBP_SAMPLE_NOINLINE static void FBP_SUFFIX(fbp_tiny_sigmoids)(
+    const FBP_REAL *a, FBP_REAL *z, int n) {
+    for (int k = 0; k < n; k++) z[k] = FBP_SUFFIX(fbp_tiny_sigmoid)(a[k], n);
+}
+
+FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_momentum_tiny_body)(
+    const fbp_network *net, const fbp_batches *data, double lr, double mu, void *v_all,
+    ptrdiff_t start, ptrdiff_t rows, ptrdiff_t n_epochs, double *data_sums,
+    double *penalty_sums, fbp_totals *totals, int *status, const int n0, const int n1) {
+    FBP_REAL *params = (FBP_REAL *)net->params, *vel = (FBP_REAL *)v_all;
+    const ptrdiff_t W0_at = net->layers[0].W, b0_at = net->layers[0].b;
+    const ptrdiff_t W1_at = net->layers[1].W, b1_at = net->layers[1].b;
+    const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
+    const ptrdiff_t *order = data->order;
+    const FBP_REAL lr_t = (FBP_REAL)lr, mu_t = (FBP_REAL)mu;
+    FBP_REAL W0[FBP_TINY_MAX * FBP_TINY_MAX], b0[FBP_TINY_MAX], W1[FBP_TINY_MAX], b1[1];
+    FBP_REAL vW0[FBP_TINY_MAX * FBP_TINY_MAX], vb0[FBP_TINY_MAX], vW1[FBP_TINY_MAX], vb1[1];
+    ptrdiff_t e, r, i, k;
+    for (k = 0; k < n0 * n1; k++) { W0[k] = params[W0_at + k]; vW0[k] = vel[W0_at + k]; }
+    for (k = 0; k < n1; k++) {
+        b0[k] = params[b0_at + k]; vb0[k] = vel[b0_at + k];
+        W1[k] = params[W1_at + k]; vW1[k] = vel[W1_at + k];
+    }
+    b1[0] = params[b1_at]; vb1[0] = vel[b1_at];
+    *status = 0;
+    totals->loss_sum = 0;
+    totals->penalty_sum = 0;
+    totals->rows_done = 0;
+    fbp_sample_tiny_runs += 1;
+    for (e = 0; e < n_epochs; e++) {
+        const ptrdiff_t first = order != NULL ? start + e * rows : start;
+        double loss_sum = 0;
+        ptrdiff_t done = 0;
+        for (r = first; r < first + rows; r++) {
+            const ptrdiff_t row = order != NULL ? order[r] : r;
+            const FBP_REAL *x = X + row * n0, *t = Tgt + row;
+            FBP_REAL a1[FBP_TINY_MAX], z1[FBP_TINY_MAX], a2[1], z2[1];
+            FBP_REAL delta2[1], delta1[FBP_TINY_MAX];
+            FBP_SUFFIX(fbp_dense_in_turn)(a1, b0, x, W0, n0, n1, 0, 0, n1);
+            FBP_SUFFIX(fbp_tiny_sigmoids)(a1, z1, n1);
+            FBP_SUFFIX(fbp_dense_in_turn)(a2, b1, z1, W1, n1, 1, 0, 0, 1);
+            FBP_SUFFIX(fbp_tiny_sigmoids)(a2, z2, 1);
+            const double J = FBP_SUFFIX(fbp_loss_mse)(a2, z2, t, delta2, 1, FBP_SIGMOID, 1.0,
+                                                      net->loss_param);
+            if (!isfinite(J)) {
+                *status = 1;
+                totals->loss_sum = loss_sum;
+                totals->rows_done = done;
+                goto stop;
+            }
+            /* the output layer: its column's dots and steps, delta1, its bias */
+            FBP_SUFFIX(fbp_column_momentum)(W1, vW1, NULL, z1, delta1, n1, delta2[0], lr_t, mu_t,
+                                            0);
+            FBP_SUFFIX(fbp_sample_multiply_below)(a1, z1, NULL, delta1, n1, FBP_SIGMOID);
+            FBP_SUFFIX(fbp_row_momentum)(b1, vb1, NULL, delta2, 1, (FBP_REAL)1, lr_t, mu_t, 0);
+            /* the hidden layer */
+            if (n1 == 1)
+                FBP_SUFFIX(fbp_column_momentum)(W0, vW0, NULL, x, NULL, n0, delta1[0], lr_t,
+                                                mu_t, 0);
+            else
+                for (i = 0; i < n0; i++)
+                    FBP_SUFFIX(fbp_row_momentum)(W0 + i * n1, vW0 + i * n1, NULL, delta1, n1,
+                                                 x[i], lr_t, mu_t, 0);
+            FBP_SUFFIX(fbp_row_momentum)(b0, vb0, NULL, delta1, n1, (FBP_REAL)1, lr_t, mu_t, 0);
+            loss_sum += J;
+            done += 1;
+        }
+        if (data_sums == NULL) {
+            totals->loss_sum = loss_sum;
+            totals->rows_done = done;
+            continue;
+        }
+        /* fbp_first_nonfinite's test on the weights: w * 0 is NaN for an
+           infinite or NaN w, else +-0 */
+        FBP_REAL nonfinite = 0;
+        for (k = 0; k < n0 * n1; k++) nonfinite += W0[k] * 0;
+        for (k = 0; k < n1; k++) nonfinite += b0[k] * 0 + W1[k] * 0;
+        nonfinite += b1[0] * 0;
+        if (nonfinite != nonfinite) {
+            *status = 2;
+            break;
+        }
+        data_sums[e] = loss_sum;
+        penalty_sums[e] = 0;
+    }
+stop:
+    for (k = 0; k < n0 * n1; k++) { params[W0_at + k] = W0[k]; vel[W0_at + k] = vW0[k]; }
+    for (k = 0; k < n1; k++) {
+        params[b0_at + k] = b0[k]; vel[b0_at + k] = vb0[k];
+        params[W1_at + k] = W1[k]; vel[W1_at + k] = vW1[k];
+    }
+    params[b1_at] = b1[0]; vel[b1_at] = vb1[0];
+    return e;
+}
+
+/* The body at one shape, a function of its own, in the narrow momentum
+   epoch's clones and contraction. */
+#define FBP_TINY_SHAPE(n0, n1)                                                              \
+    FBP_CLONES_NARROW FBP_NO_CONTRACT static ptrdiff_t FBP_SUFFIX(                           \
+        fbp_sample_momentum_tiny_##n0##_##n1)(                                              \
+        const fbp_network *net, const fbp_batches *data, double lr, double mu, void *v_all,  \
+        ptrdiff_t start, ptrdiff_t rows, ptrdiff_t n_epochs, double *data_sums,              \
+        double *penalty_sums, fbp_totals *totals, int *status) {                             \
+        return FBP_SUFFIX(fbp_sample_momentum_tiny_body)(net, data, lr, mu, v_all, start,    \
+                                                         rows, n_epochs, data_sums,          \
+                                                         penalty_sums, totals, status, n0,   \
+                                                         n1);                                \
+    }
+#define FBP_TINY_ROW(n0) \
+    FBP_TINY_SHAPE(n0, 1) FBP_TINY_SHAPE(n0, 2) FBP_TINY_SHAPE(n0, 3) FBP_TINY_SHAPE(n0, 4)
+FBP_TINY_ROW(1)
+FBP_TINY_ROW(2)
+FBP_TINY_ROW(3)
+FBP_TINY_ROW(4)
+#undef FBP_TINY_ROW
+#undef FBP_TINY_SHAPE
+
+typedef ptrdiff_t (*FBP_SUFFIX(fbp_momentum_tiny_epochs))(
+    const fbp_network *, const fbp_batches *, double, double, void *, ptrdiff_t, ptrdiff_t,
+    ptrdiff_t, double *, double *, fbp_totals *, int *);
+
+/* The tiny momentum epochs of net's shape, or NULL: the nets fbp_sample_tiny
+   takes, without look-ahead. */
+static inline FBP_SUFFIX(fbp_momentum_tiny_epochs) FBP_SUFFIX(fbp_sample_momentum_tiny)(
+    const fbp_network *net, int look_ahead) {
+#define FBP_TINY_CASE(n0, n1)                                                               \
+    case (n0 - 1) * FBP_TINY_MAX + n1 - 1:                                                  \
+        return FBP_SUFFIX(fbp_sample_momentum_tiny_##n0##_##n1);
+#define FBP_TINY_ROW(n0) \
+    FBP_TINY_CASE(n0, 1) FBP_TINY_CASE(n0, 2) FBP_TINY_CASE(n0, 3) FBP_TINY_CASE(n0, 4)
+    if (look_ahead || FBP_SUFFIX(fbp_sample_tiny)(net) == NULL)
+        return NULL;
+    switch ((net->sizes[0] - 1) * FBP_TINY_MAX + net->sizes[1] - 1) {
+        FBP_TINY_ROW(1) FBP_TINY_ROW(2) FBP_TINY_ROW(3) FBP_TINY_ROW(4)
+    }
+#undef FBP_TINY_ROW
+#undef FBP_TINY_CASE
+    return NULL;
+}
+
+/* Many epochs of per-sample momentum in one call, for a net the tiny
+ * momentum epochs take (else -1, nothing trained: the caller takes the
+ * epochs one by one): epoch e is positions [e rows, (e + 1) rows) with an
+ * order, else rows [0, rows); its J sums to data_sums[e], penalty_sums[e],
+ * as training.pxi's train_epochs_kernel writes them. Returns the epochs
+ * completed, with status 1 (a row's loss not finite, its update not
+ * applied) or 2 (non-finite params after the epoch), that epoch not
+ * counted. XOR's epoch is 4 rows: the way to each epoch through
+ * train_rows_kernel cost about as much as a row. */
+static ptrdiff_t FBP_SUFFIX(fbp_sample_momentum_epochs)(const fbp_network *net,
+                                                        const fbp_batches *data, double lr,
+                                                        double mu, int look_ahead, void *v_all,
+                                                        ptrdiff_t n_epochs, ptrdiff_t rows,
+                                                        double *data_sums, double *penalty_sums,
+                                                        int *status) {
+    fbp_totals totals;
+    *status = 0;
+    if (fbp_sample_team_takes(net, 0) || net->drop_factors != NULL)
+        return -1;
+    FBP_SUFFIX(fbp_momentum_tiny_epochs) tiny = FBP_SUFFIX(fbp_sample_momentum_tiny)(net,
+                                                                                   look_ahead);
+    if (tiny == NULL)
+        return -1;
+    return tiny(net, data, lr, mu, v_all, 0, rows, n_epochs, data_sums, penalty_sums, &totals,
+                status);
+}
+
 /* One call: SGD with momentum mu (Nesterov's if look_ahead) on positions
  * [start, stop) of the batch source, one row at a time (data->batch_size is
  * 1, no sample weights), with the network's dropout if it has any, on the
@@ -1081,6 +1270,13 @@ static int FBP_SUFFIX(fbp_sample_momentum_epoch)(const fbp_network *net, const f
     if (net->drop_factors != NULL)
         return FBP_SUFFIX(fbp_sample_momentum_dropout_epoch)(net, data, lr, mu, look_ahead,
                                                              v_all, start, stop, totals);
+    FBP_SUFFIX(fbp_momentum_tiny_epochs) tiny = FBP_SUFFIX(fbp_sample_momentum_tiny)(net,
+                                                                                   look_ahead);
+    if (tiny != NULL) {
+        int status;
+        tiny(net, data, lr, mu, v_all, start, stop - start, 1, NULL, NULL, totals, &status);
+        return status;
+    }
     if (fbp_sample_narrow(net))
         return FBP_SUFFIX(fbp_sample_momentum_narrow_epoch)(net, data, lr, mu, look_ahead, v_all,
                                                             start, stop, totals);

@@ -16,6 +16,14 @@ cdef extern from "fastbp_sample.h" nogil:
     int fbp_sample_momentum_epoch_f(const fbp_network* net, const fbp_batches* data, double lr,
                                     double mu, int nesterov, void* velocity, Py_ssize_t start,
                                     Py_ssize_t stop, fbp_totals* totals)
+    Py_ssize_t fbp_sample_momentum_epochs_d(const fbp_network* net, const fbp_batches* data,
+                                            double lr, double mu, int nesterov, void* velocity,
+                                            Py_ssize_t n_epochs, Py_ssize_t rows,
+                                            double* data_sums, double* penalty_sums, int* status)
+    Py_ssize_t fbp_sample_momentum_epochs_f(const fbp_network* net, const fbp_batches* data,
+                                            double lr, double mu, int nesterov, void* velocity,
+                                            Py_ssize_t n_epochs, Py_ssize_t rows,
+                                            double* data_sums, double* penalty_sums, int* status)
 
 
 cdef enum:
@@ -130,3 +138,27 @@ SGD_FUNCTIONS.sample_epoch_f = _sgd_sample_epoch_f
 register_optimizer("sgd", &SGD_FUNCTIONS,
                    {"momentum": 0.0, "nesterov": 0.0, "weight_decay": 0.0}, ("velocity",),
                    _check_sgd)
+
+
+cdef Py_ssize_t sgd_sample_epochs(const fbp_optimizer_state* opt, const fbp_network* net,
+                                  const fbp_batches* data, Py_ssize_t n_epochs,
+                                  Py_ssize_t rows, double* data_sums, double* penalty_sums,
+                                  int* status, floating* dtype_tag) noexcept nogil:
+    # SGD with momentum and no decay on a batch-1 source: every epoch in one
+    # call where csrc/fastbp_sample.h takes the net (a net of a few units,
+    # fbp_sample_momentum_epochs); -1 where it does not (nothing trained),
+    # as for any other optimiser
+    status[0] = 0
+    if (opt.functions != &SGD_FUNCTIONS or opt.hyper[SGD_MOMENTUM] == 0
+            or opt.hyper[SGD_WEIGHT_DECAY] != 0):
+        return -1
+    if floating is double:
+        return fbp_sample_momentum_epochs_d(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
+                                            opt.hyper[SGD_NESTEROV] != 0,
+                                            opt.buffers[SGD_VELOCITY], n_epochs, rows,
+                                            data_sums, penalty_sums, status)
+    else:
+        return fbp_sample_momentum_epochs_f(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
+                                            opt.hyper[SGD_NESTEROV] != 0,
+                                            opt.buffers[SGD_VELOCITY], n_epochs, rows,
+                                            data_sums, penalty_sums, status)

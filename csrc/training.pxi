@@ -207,6 +207,13 @@ cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* d
                                        penalty_sums, status)
         if done >= 0:
             return done
+    elif takes_sample_paths(net, data) and not bf16_on(net, dtype_tag):
+        # SGD with momentum on a net of a few units: every epoch in one call
+        # too (optim_sgd.pxi), else -1 and the epochs one by one
+        done = sgd_sample_epochs(opt, net, data, n_epochs, epoch_rows, data_sums, penalty_sums,
+                                 status, dtype_tag)
+        if done >= 0:
+            return done
     epoch_net = net[0]
     for e in range(n_epochs):
         start = e * epoch_rows if data.order != NULL else 0
