@@ -119,6 +119,43 @@ cdef int _sgd_sample_epoch_f(fbp_optimizer_state* opt, const fbp_network* net,
     return _sgd_sample_epoch(opt, net, data, start, stop, totals, <float*>NULL)
 
 
+cdef Py_ssize_t _sgd_sample_epochs(fbp_optimizer_state* opt, const fbp_network* net,
+                                   const fbp_batches* data, Py_ssize_t n_epochs, Py_ssize_t rows,
+                                   double* data_sums, double* penalty_sums, int* status,
+                                   floating* dtype_tag) noexcept nogil:
+    # momentum without decay: every epoch in one call where csrc/fastbp_sample.h
+    # takes the net (a net of a few units, fbp_sample_momentum_epochs), else -1
+    status[0] = 0
+    if opt.hyper[SGD_MOMENTUM] == 0 or opt.hyper[SGD_WEIGHT_DECAY] != 0:
+        return -1
+    if floating is double:
+        return fbp_sample_momentum_epochs_d(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
+                                            opt.hyper[SGD_NESTEROV] != 0,
+                                            opt.buffers[SGD_VELOCITY], n_epochs, rows,
+                                            data_sums, penalty_sums, status)
+    else:
+        return fbp_sample_momentum_epochs_f(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
+                                            opt.hyper[SGD_NESTEROV] != 0,
+                                            opt.buffers[SGD_VELOCITY], n_epochs, rows,
+                                            data_sums, penalty_sums, status)
+
+
+cdef Py_ssize_t _sgd_sample_epochs_d(fbp_optimizer_state* opt, const fbp_network* net,
+                                     const fbp_batches* data, Py_ssize_t n_epochs,
+                                     Py_ssize_t rows, double* data_sums, double* penalty_sums,
+                                     int* status) noexcept nogil:
+    return _sgd_sample_epochs(opt, net, data, n_epochs, rows, data_sums, penalty_sums, status,
+                              <double*>NULL)
+
+
+cdef Py_ssize_t _sgd_sample_epochs_f(fbp_optimizer_state* opt, const fbp_network* net,
+                                     const fbp_batches* data, Py_ssize_t n_epochs,
+                                     Py_ssize_t rows, double* data_sums, double* penalty_sums,
+                                     int* status) noexcept nogil:
+    return _sgd_sample_epochs(opt, net, data, n_epochs, rows, data_sums, penalty_sums, status,
+                              <float*>NULL)
+
+
 def _check_sgd(dict values, buffers):
     check_hyper_range("momentum", values["momentum"], 0, 1)
     check_hyper_above("weight_decay", values["weight_decay"], 0, inclusive=True)
@@ -135,30 +172,9 @@ SGD_FUNCTIONS.marked_rows_d = NULL
 SGD_FUNCTIONS.marked_rows_f = NULL
 SGD_FUNCTIONS.sample_epoch_d = _sgd_sample_epoch_d
 SGD_FUNCTIONS.sample_epoch_f = _sgd_sample_epoch_f
+SGD_FUNCTIONS.sample_epochs_d = _sgd_sample_epochs_d
+SGD_FUNCTIONS.sample_epochs_f = _sgd_sample_epochs_f
 register_optimizer("sgd", &SGD_FUNCTIONS,
                    {"momentum": 0.0, "nesterov": 0.0, "weight_decay": 0.0}, ("velocity",),
                    _check_sgd)
 
-
-cdef Py_ssize_t sgd_sample_epochs(const fbp_optimizer_state* opt, const fbp_network* net,
-                                  const fbp_batches* data, Py_ssize_t n_epochs,
-                                  Py_ssize_t rows, double* data_sums, double* penalty_sums,
-                                  int* status, floating* dtype_tag) noexcept nogil:
-    # SGD with momentum and no decay on a batch-1 source: every epoch in one
-    # call where csrc/fastbp_sample.h takes the net (a net of a few units,
-    # fbp_sample_momentum_epochs); -1 where it does not (nothing trained),
-    # as for any other optimiser
-    status[0] = 0
-    if (opt.functions != &SGD_FUNCTIONS or opt.hyper[SGD_MOMENTUM] == 0
-            or opt.hyper[SGD_WEIGHT_DECAY] != 0):
-        return -1
-    if floating is double:
-        return fbp_sample_momentum_epochs_d(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
-                                            opt.hyper[SGD_NESTEROV] != 0,
-                                            opt.buffers[SGD_VELOCITY], n_epochs, rows,
-                                            data_sums, penalty_sums, status)
-    else:
-        return fbp_sample_momentum_epochs_f(net, data, opt.lr, opt.hyper[SGD_MOMENTUM],
-                                            opt.hyper[SGD_NESTEROV] != 0,
-                                            opt.buffers[SGD_VELOCITY], n_epochs, rows,
-                                            data_sums, penalty_sums, status)

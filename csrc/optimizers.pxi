@@ -97,6 +97,20 @@ cdef struct OptimizerFunctions:
     int (*sample_epoch_f)(fbp_optimizer_state* opt, const fbp_network* net,
                           const fbp_batches* data, Py_ssize_t start, Py_ssize_t stop,
                           fbp_totals* totals) noexcept nogil
+    # NULL, or n_epochs whole epochs of such a source in one call (epoch e:
+    # positions [e rows, (e + 1) rows) with an order, else [0, rows)), each
+    # epoch's J sums to data_sums[e] and penalty_sums[e]; returns the epochs
+    # completed (status 1 or 2, as train_epochs_kernel), or -1 where it does
+    # not take these settings or this network (nothing trained: the epochs
+    # go one by one). Only with sample_epoch.
+    Py_ssize_t (*sample_epochs_d)(fbp_optimizer_state* opt, const fbp_network* net,
+                                  const fbp_batches* data, Py_ssize_t n_epochs, Py_ssize_t rows,
+                                  double* data_sums, double* penalty_sums,
+                                  int* status) noexcept nogil
+    Py_ssize_t (*sample_epochs_f)(fbp_optimizer_state* opt, const fbp_network* net,
+                                  const fbp_batches* data, Py_ssize_t n_epochs, Py_ssize_t rows,
+                                  double* data_sums, double* penalty_sums,
+                                  int* status) noexcept nogil
 
 
 cdef struct fbp_optimizer_state:
@@ -220,7 +234,9 @@ cdef register_optimizer(str name, const OptimizerFunctions* functions, dict hype
                            f"OPTIMIZER_HYPER or OPTIMIZER_BUFFERS (csrc/optimizers.pxi)")
     if (functions.advance == NULL or functions.step_d == NULL or functions.step_f == NULL
             or (functions.marked_rows_d == NULL) != (functions.marked_rows_f == NULL)
-            or (functions.sample_epoch_d == NULL) != (functions.sample_epoch_f == NULL)):
+            or (functions.sample_epoch_d == NULL) != (functions.sample_epoch_f == NULL)
+            or (functions.sample_epochs_d == NULL) != (functions.sample_epochs_f == NULL)
+            or (functions.sample_epochs_d != NULL and functions.sample_epoch_d == NULL)):
         raise RuntimeError(f"{name}'s table lacks a function (see OptimizerFunctions)")
     cdef OptimizerKind kind = OptimizerKind.__new__(OptimizerKind)
     kind.functions = functions
@@ -313,6 +329,24 @@ cdef inline int optimizer_sample_epoch(fbp_optimizer_state* opt, const fbp_netwo
         return opt.functions.sample_epoch_d(opt, net, data, start, stop, totals)
     else:
         return opt.functions.sample_epoch_f(opt, net, data, start, stop, totals)
+
+
+cdef inline Py_ssize_t optimizer_sample_epochs(fbp_optimizer_state* opt, const fbp_network* net,
+                                               const fbp_batches* data, Py_ssize_t n_epochs,
+                                               Py_ssize_t rows, double* data_sums,
+                                               double* penalty_sums, int* status,
+                                               floating* dtype_tag) noexcept nogil:
+    """The optimiser's fused per-sample epochs, all in one call, or -1 where
+    it has none for these settings (nothing trained)."""
+    status[0] = 0
+    if opt.functions.sample_epochs_d == NULL:
+        return -1
+    if floating is double:
+        return opt.functions.sample_epochs_d(opt, net, data, n_epochs, rows, data_sums,
+                                             penalty_sums, status)
+    else:
+        return opt.functions.sample_epochs_f(opt, net, data, n_epochs, rows, data_sums,
+                                             penalty_sums, status)
 
 
 cdef inline void optimizer_advance(fbp_optimizer_state* opt, StepRates* rates) noexcept nogil:

@@ -208,10 +208,10 @@ cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* d
         if done >= 0:
             return done
     elif takes_sample_paths(net, data) and not bf16_on(net, dtype_tag):
-        # SGD with momentum on a net of a few units: every epoch in one call
-        # too (optim_sgd.pxi), else -1 and the epochs one by one
-        done = sgd_sample_epochs(opt, net, data, n_epochs, epoch_rows, data_sums, penalty_sums,
-                                 status, dtype_tag)
+        # the optimiser's own per-sample epochs in one call where it has them
+        # (SGD with momentum on a net of a few units), else -1: one by one
+        done = optimizer_sample_epochs(opt, net, data, n_epochs, epoch_rows, data_sums,
+                                       penalty_sums, status, dtype_tag)
         if done >= 0:
             return done
     epoch_net = net[0]

@@ -35,11 +35,12 @@ def set_sample_team(Py_ssize_t min_weights=-1):
 
 
 def set_sample_tiny(on=None):
-    """Whether per-sample plain-SGD epochs of a net of a few units (one
-    hidden layer of at most 4 sigmoid units, at most 4 inputs, one sigmoid
-    output, mse, no L2 term or dropout) run their unrolled code
-    (csrc/fastbp_sample_impl.h's fbp_sample_tiny) rather than the general
-    loop; None keeps it. Returns the previous setting.
+    """Whether per-sample epochs of a net of a few units (one hidden layer
+    of at most 4 sigmoid units, at most 4 inputs, one sigmoid output, mse,
+    no L2 term or dropout), of plain SGD or of SGD with momentum (not
+    Nesterov's), run their unrolled code (csrc/fastbp_sample_impl.h's
+    fbp_sample_tiny, fbp_sample_momentum_tiny) rather than the general
+    loops; None keeps it. Returns the previous setting.
 
     Tests turn it off to compare the two, which give the same bits.
     """
@@ -51,8 +52,9 @@ def set_sample_tiny(on=None):
 
 
 def sample_tiny_runs():
-    """Calls of the unrolled per-sample epochs of a net of a few units so far
-    in this process (set_sample_tiny), for the tests to see them run."""
+    """Calls of the unrolled per-sample epochs of a net of a few units (plain
+    SGD's and momentum's) so far in this process (set_sample_tiny), for the
+    tests to see them run."""
     return fbp_sample_tiny_runs
 
 
