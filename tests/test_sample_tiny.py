@@ -107,8 +107,9 @@ def test_tiny_epochs_match_the_reference(rng, n0, n1, shuffle):
     ("float64", 0.5, 1e200),  # a row whose loss overflows
 ])
 @pytest.mark.parametrize("callbacks", [(), (never_stop,)])
+@pytest.mark.parametrize("momentum", [0.0, 0.4])  # plain SGD's tiny epochs, momentum's
 def test_tiny_divergence_is_reported_and_rolled_back_as_the_general_loop(
-        rng, general_loop, dtype, lr, target, callbacks):
+        rng, general_loop, dtype, lr, target, callbacks, momentum):
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
     Y = np.array([[0], [target], [1], [0]], float)
     net = tiny_net(rng, 2, 2, dtype)
@@ -116,8 +117,8 @@ def test_tiny_divergence_is_reported_and_rolled_back_as_the_general_loop(
     runs = []
     for how in ("tiny", "general"):
         net.set_weights(*params)
-        fit = lambda: fit_outcome(net, X, Y, optimizer=fastbp.SGD(lr=lr), epochs=50,
-                                  batch_size=1, shuffle=False, callbacks=callbacks)
+        fit = lambda: fit_outcome(net, X, Y, optimizer=fastbp.SGD(lr=lr, momentum=momentum),
+                                  epochs=50, batch_size=1, shuffle=False, callbacks=callbacks)
         runs.append(fit() if how == "tiny" else general_loop(fit))
     assert isinstance(runs[0][0], tuple)  # it diverged
     assert_same_bits(runs[0], runs[1])

@@ -83,27 +83,7 @@ def test_tiny_momentum_epochs_match_the_reference(rng, n0, n1, shuffle):
         assert_close(got, want)
 
 
-@pytest.mark.parametrize("dtype, lr, target", [
-    ("float32", 1e39, 1.0),   # a rate float32 rounds to inf: the weights go inf, then NaN
-    ("float64", 0.5, 1e200),  # a row whose loss overflows
-])
-@pytest.mark.parametrize("callbacks", [(), (never_stop,)])
-def test_tiny_momentum_divergence_is_reported_and_rolled_back_as_the_general_path(
-        rng, general_loop, dtype, lr, target, callbacks):
-    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
-    Y = np.array([[0], [target], [1], [0]], float)
-    net = tiny_net(rng, 2, 2, dtype)
-    params = net.weights, net.biases
-    runs = []
-    for how in ("tiny", "general"):
-        net.set_weights(*params)
-        fit = lambda: fit_outcome(net, X, Y, optimizer=fastbp.SGD(lr=lr, momentum=0.4),
-                                  epochs=50, batch_size=1, shuffle=False, callbacks=callbacks)
-        runs.append(fit() if how == "tiny" else general_loop(fit))
-    assert isinstance(runs[0][0], tuple)  # it diverged
-    assert_same_bits(runs[0], runs[1])
-    for got, want in zip(runs[0][1], params[0] + params[1]):  # rolled back
-        np.testing.assert_array_equal(got, want)
+# divergence and rollback: test_sample_tiny.py, for plain SGD and momentum alike
 
 
 @pytest.mark.parametrize("sizes, kwargs, optimizer", [
