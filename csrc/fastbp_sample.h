@@ -88,8 +88,16 @@ static ptrdiff_t fbp_sample_team_runs = 0;
  * (twins.pxi) turns it off, for the tests to compare it with the general
  * loop. */
 static int fbp_sample_tiny_on = 1;
-/* Calls of those epochs so far, for the tests (sample_tiny_runs). */
+/* Calls of those epochs so far, for the tests (sample_tiny_runs). Each
+ * call counts itself relaxed-atomically: calls on several threads at once
+ * (fits of separate networks, without the GIL) must not lose a count, and
+ * the count orders nothing else. */
 static ptrdiff_t fbp_sample_tiny_runs = 0;
+#if defined(__GNUC__)
+#define FBP_TINY_COUNT_RUN() __atomic_fetch_add(&fbp_sample_tiny_runs, 1, __ATOMIC_RELAXED)
+#else
+#define FBP_TINY_COUNT_RUN() (fbp_sample_tiny_runs += 1)
+#endif
 
 /* One epoch call on the team: what every thread reads, and thread 0's
  * results. Scalars are the network's type (void pointers). */

@@ -495,29 +495,68 @@ FBP_SAMPLE_INLINE FBP_REAL FBP_SUFFIX(fbp_tiny_sigmoid)(FBP_REAL x, const int n)
     return (FBP_REAL)fbp_sigmoidf_select((float)x, branchy);
 }
 
+/* The tiny epochs' weights in locals: W0 (n0 x n1), b0 (n1), W1 (n1 x n2),
+   b1 (n2), at layers 0 and 1's offsets of base (params, or momentum's
+   velocities, which share their layout). */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_tiny_load)(const fbp_network *net, const FBP_REAL *base,
+                                                 FBP_REAL *W0, FBP_REAL *b0, FBP_REAL *W1,
+                                                 FBP_REAL *b1, const int n0, const int n1,
+                                                 const int n2) {
+    const FBP_REAL *W0_at = base + net->layers[0].W, *b0_at = base + net->layers[0].b;
+    const FBP_REAL *W1_at = base + net->layers[1].W, *b1_at = base + net->layers[1].b;
+    int k;
+    for (k = 0; k < n0 * n1; k++) W0[k] = W0_at[k];
+    for (k = 0; k < n1; k++) b0[k] = b0_at[k];
+    for (k = 0; k < n1 * n2; k++) W1[k] = W1_at[k];
+    for (k = 0; k < n2; k++) b1[k] = b1_at[k];
+}
+
+/* The locals written back to base: fbp_tiny_load's other way. */
+FBP_SAMPLE_INLINE void FBP_SUFFIX(fbp_tiny_store)(const fbp_network *net, FBP_REAL *base,
+                                                  const FBP_REAL *W0, const FBP_REAL *b0,
+                                                  const FBP_REAL *W1, const FBP_REAL *b1,
+                                                  const int n0, const int n1, const int n2) {
+    FBP_REAL *W0_at = base + net->layers[0].W, *b0_at = base + net->layers[0].b;
+    FBP_REAL *W1_at = base + net->layers[1].W, *b1_at = base + net->layers[1].b;
+    int k;
+    for (k = 0; k < n0 * n1; k++) W0_at[k] = W0[k];
+    for (k = 0; k < n1; k++) b0_at[k] = b0[k];
+    for (k = 0; k < n1 * n2; k++) W1_at[k] = W1[k];
+    for (k = 0; k < n2; k++) b1_at[k] = b1[k];
+}
+
+/* Whether a local weight is not finite: fbp_first_nonfinite's test, w * 0
+   is NaN for an infinite or NaN w, else +-0, so their sum is NaN (in any
+   order) exactly when one is. */
+FBP_SAMPLE_INLINE int FBP_SUFFIX(fbp_tiny_nonfinite)(const FBP_REAL *W0, const FBP_REAL *b0,
+                                                     const FBP_REAL *W1, const FBP_REAL *b1,
+                                                     const int n0, const int n1, const int n2) {
+    FBP_REAL nonfinite = 0;
+    int k;
+    for (k = 0; k < n0 * n1; k++) nonfinite += W0[k] * 0;
+    for (k = 0; k < n1; k++) nonfinite += b0[k] * 0;
+    for (k = 0; k < n1 * n2; k++) nonfinite += W1[k] * 0;
+    for (k = 0; k < n2; k++) nonfinite += b1[k] * 0;
+    return nonfinite != nonfinite;
+}
+
 FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_tiny_body)(
     const fbp_network *net, const fbp_batches *data, double lr, ptrdiff_t start,
     ptrdiff_t rows, ptrdiff_t n_epochs, double *data_sums, double *penalty_sums,
     fbp_totals *totals, int *status, const int n0, const int n1, const int n2) {
-    FBP_REAL *W0_at = (FBP_REAL *)net->params + net->layers[0].W;
-    FBP_REAL *b0_at = (FBP_REAL *)net->params + net->layers[0].b;
-    FBP_REAL *W1_at = (FBP_REAL *)net->params + net->layers[1].W;
-    FBP_REAL *b1_at = (FBP_REAL *)net->params + net->layers[1].b;
+    FBP_REAL *params = (FBP_REAL *)net->params;
     const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
     const ptrdiff_t *order = data->order;
     const FBP_REAL lr_t = (FBP_REAL)lr;
     FBP_REAL W0[FBP_TINY_MAX * FBP_TINY_MAX], b0[FBP_TINY_MAX];
     FBP_REAL W1[FBP_TINY_MAX * FBP_TINY_MAX], b1[FBP_TINY_MAX];
-    ptrdiff_t e, r, i, j, k;
-    for (k = 0; k < n0 * n1; k++) W0[k] = W0_at[k];
-    for (k = 0; k < n1; k++) b0[k] = b0_at[k];
-    for (k = 0; k < n1 * n2; k++) W1[k] = W1_at[k];
-    for (k = 0; k < n2; k++) b1[k] = b1_at[k];
+    ptrdiff_t e, r, i, j;
+    FBP_SUFFIX(fbp_tiny_load)(net, params, W0, b0, W1, b1, n0, n1, n2);
     *status = 0;
     totals->loss_sum = 0;
     totals->penalty_sum = 0;
     totals->rows_done = 0;
-    fbp_sample_tiny_runs += 1;
+    FBP_TINY_COUNT_RUN();
     for (e = 0; e < n_epochs; e++) {
         const ptrdiff_t first = order != NULL ? start + e * rows : start;
         double loss_sum = 0;
@@ -561,14 +600,7 @@ FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_tiny_body)(
             totals->rows_done = done;
             continue;
         }
-        /* fbp_first_nonfinite's test on the weights: w * 0 is NaN for an
-           infinite or NaN w, else +-0 */
-        FBP_REAL nonfinite = 0;
-        for (k = 0; k < n0 * n1; k++) nonfinite += W0[k] * 0;
-        for (k = 0; k < n1; k++) nonfinite += b0[k] * 0;
-        for (k = 0; k < n1 * n2; k++) nonfinite += W1[k] * 0;
-        for (k = 0; k < n2; k++) nonfinite += b1[k] * 0;
-        if (nonfinite != nonfinite) {
+        if (FBP_SUFFIX(fbp_tiny_nonfinite)(W0, b0, W1, b1, n0, n1, n2)) {
             *status = 2;
             break;
         }
@@ -576,10 +608,7 @@ FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_tiny_body)(
         penalty_sums[e] = 0;
     }
 stop:
-    for (k = 0; k < n0 * n1; k++) W0_at[k] = W0[k];
-    for (k = 0; k < n1; k++) b0_at[k] = b0[k];
-    for (k = 0; k < n1 * n2; k++) W1_at[k] = W1[k];
-    for (k = 0; k < n2; k++) b1_at[k] = b1[k];
+    FBP_SUFFIX(fbp_tiny_store)(net, params, W0, b0, W1, b1, n0, n1, n2);
     return e;
 }
 
@@ -1116,25 +1145,19 @@ FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_momentum_tiny_body)(
     ptrdiff_t start, ptrdiff_t rows, ptrdiff_t n_epochs, double *data_sums,
     double *penalty_sums, fbp_totals *totals, int *status, const int n0, const int n1) {
     FBP_REAL *params = (FBP_REAL *)net->params, *vel = (FBP_REAL *)v_all;
-    const ptrdiff_t W0_at = net->layers[0].W, b0_at = net->layers[0].b;
-    const ptrdiff_t W1_at = net->layers[1].W, b1_at = net->layers[1].b;
     const FBP_REAL *X = (const FBP_REAL *)data->X, *Tgt = (const FBP_REAL *)data->T;
     const ptrdiff_t *order = data->order;
     const FBP_REAL lr_t = (FBP_REAL)lr, mu_t = (FBP_REAL)mu;
     FBP_REAL W0[FBP_TINY_MAX * FBP_TINY_MAX], b0[FBP_TINY_MAX], W1[FBP_TINY_MAX], b1[1];
     FBP_REAL vW0[FBP_TINY_MAX * FBP_TINY_MAX], vb0[FBP_TINY_MAX], vW1[FBP_TINY_MAX], vb1[1];
-    ptrdiff_t e, r, i, k;
-    for (k = 0; k < n0 * n1; k++) { W0[k] = params[W0_at + k]; vW0[k] = vel[W0_at + k]; }
-    for (k = 0; k < n1; k++) {
-        b0[k] = params[b0_at + k]; vb0[k] = vel[b0_at + k];
-        W1[k] = params[W1_at + k]; vW1[k] = vel[W1_at + k];
-    }
-    b1[0] = params[b1_at]; vb1[0] = vel[b1_at];
+    ptrdiff_t e, r, i;
+    FBP_SUFFIX(fbp_tiny_load)(net, params, W0, b0, W1, b1, n0, n1, 1);
+    FBP_SUFFIX(fbp_tiny_load)(net, vel, vW0, vb0, vW1, vb1, n0, n1, 1);
     *status = 0;
     totals->loss_sum = 0;
     totals->penalty_sum = 0;
     totals->rows_done = 0;
-    fbp_sample_tiny_runs += 1;
+    FBP_TINY_COUNT_RUN();
     for (e = 0; e < n_epochs; e++) {
         const ptrdiff_t first = order != NULL ? start + e * rows : start;
         double loss_sum = 0;
@@ -1176,13 +1199,7 @@ FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_momentum_tiny_body)(
             totals->rows_done = done;
             continue;
         }
-        /* fbp_first_nonfinite's test on the weights: w * 0 is NaN for an
-           infinite or NaN w, else +-0 */
-        FBP_REAL nonfinite = 0;
-        for (k = 0; k < n0 * n1; k++) nonfinite += W0[k] * 0;
-        for (k = 0; k < n1; k++) nonfinite += b0[k] * 0 + W1[k] * 0;
-        nonfinite += b1[0] * 0;
-        if (nonfinite != nonfinite) {
+        if (FBP_SUFFIX(fbp_tiny_nonfinite)(W0, b0, W1, b1, n0, n1, 1)) {
             *status = 2;
             break;
         }
@@ -1190,12 +1207,8 @@ FBP_SAMPLE_INLINE ptrdiff_t FBP_SUFFIX(fbp_sample_momentum_tiny_body)(
         penalty_sums[e] = 0;
     }
 stop:
-    for (k = 0; k < n0 * n1; k++) { params[W0_at + k] = W0[k]; vel[W0_at + k] = vW0[k]; }
-    for (k = 0; k < n1; k++) {
-        params[b0_at + k] = b0[k]; vel[b0_at + k] = vb0[k];
-        params[W1_at + k] = W1[k]; vel[W1_at + k] = vW1[k];
-    }
-    params[b1_at] = b1[0]; vel[b1_at] = vb1[0];
+    FBP_SUFFIX(fbp_tiny_store)(net, params, W0, b0, W1, b1, n0, n1, 1);
+    FBP_SUFFIX(fbp_tiny_store)(net, vel, vW0, vb0, vW1, vb1, n0, n1, 1);
     return e;
 }
 

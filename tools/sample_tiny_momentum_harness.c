@@ -17,52 +17,11 @@
  * (weights, velocities, totals and status), then a many-epoch call
  * (fbp_sample_momentum_epochs) with the general epochs one by one.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include "fastbp_sample.h"
+#include "sample_tiny_common.h"
 
-#ifndef REAL
-#define REAL double
-#define SFX _d
-#endif
-#define GLUE2(a, b) a##b
-#define GLUE(a, b) GLUE2(a, b)
 #define EPOCH GLUE(fbp_sample_momentum_epoch, SFX)
 #define EPOCHS GLUE(fbp_sample_momentum_epochs, SFX)
 #define NONFINITE GLUE(fbp_first_nonfinite, SFX)
-
-static unsigned long long seed = 99;
-static double rnd(void) {
-    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(seed >> 11) / 9007199254740992.0;
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-typedef struct {
-    int sizes[3];
-    fbp_layer layers[2];
-    fbp_network net;
-    fbp_batches data;
-    REAL work[256], grad[64], X[64], T[16];
-    ptrdiff_t order[1024];
-} setup;
-
-static void make(setup *s, int n0, int n1, int rows) {
-    int acts[2] = {FBP_SIGMOID, FBP_SIGMOID};
-    s->sizes[0] = n0; s->sizes[1] = n1; s->sizes[2] = 1;
-    memset(&s->net, 0, sizeof s->net);
-    s->net.n_params = fbp_layers_init(s->layers, s->sizes, acts, 2, 1);
-    s->net.sizes = s->sizes; s->net.layers = s->layers; s->net.n_layers = 2;
-    s->net.loss = FBP_MSE; s->net.work = s->work; s->net.grad = s->grad; s->net.n_threads = 1;
-    memset(&s->data, 0, sizeof s->data);
-    s->data.X = s->X; s->data.T = s->T; s->data.n_positions = rows; s->data.batch_size = 1;
-}
 
 static int check(void) {
     int bad = 0, statuses[2] = {0, 0}, epoch_status[3] = {0, 0, 0};
@@ -78,13 +37,7 @@ static int check(void) {
         double mu = trial % 5 == 0 ? 0.4000000059604645 : rnd();
         for (ptrdiff_t k = 0; k < n; k++) p1[k] = p2[k] = (REAL)((rnd() - 0.5) * 2 * scale);
         for (ptrdiff_t k = 0; k < n; k++) v1[k] = v2[k] = (REAL)(trial % 4 ? (rnd() - 0.5) : 0);
-        for (int k = 0; k < rows * n0; k++) s.X[k] = (REAL)((rnd() - 0.5) * 4);
-        for (int k = 0; k < rows; k++)
-            s.T[k] = (REAL)(trial % 11 == 0 && k == rows - 1 ? (sizeof(REAL) == 4 ? 1e30 : 1e200)
-                                                             : rnd());
-        for (int e = 0; e < epochs; e++)
-            for (int r = 0; r < rows; r++) s.order[e * rows + r] = (r * 5 + e) % rows;
-        if (trial % 2) s.data.order = s.order;
+        draw_rows(&s, trial, n0, rows, epochs);
         for (int e = 0; e < epochs; e++) {
             fbp_totals t1, t2;
             const ptrdiff_t start = s.data.order ? e * rows : 0;
@@ -128,7 +81,7 @@ static int check(void) {
     }
     printf("%s: 400 cases, %d differing; one epoch a call ran through/stopped: %d/%d; "
            "epochs calls' status 0/1/2: %d/%d/%d; tiny calls %td\n",
-           sizeof(REAL) == 8 ? "float64" : "float32", bad, statuses[0], statuses[1],
+           real_name(), bad, statuses[0], statuses[1],
            epoch_status[0], epoch_status[1], epoch_status[2], fbp_sample_tiny_runs);
     return bad != 0;
 }
@@ -138,8 +91,7 @@ static void time_shape(int n0, int n1) {
     setup s;
     REAL p[64], v[64];
     make(&s, n0, n1, ROWS);
-    for (int k = 0; k < ROWS * n0; k++) s.X[k] = (REAL)(rnd() * 2 - 1);
-    for (int k = 0; k < ROWS; k++) s.T[k] = (REAL)rnd();
+    draw_timing_rows(&s, n0, ROWS);
     s.net.params = p;
     for (int tiny = 2; tiny >= 0; tiny--) {
         double best = 1e9;
@@ -161,7 +113,7 @@ static void time_shape(int n0, int n1) {
             double dt = now() - t0;
             if (dt < best) best = dt;
         }
-        printf("%d-%d-1 %s %s: %.1f ns a row\n", n0, n1, sizeof(REAL) == 8 ? "float64" : "float32",
+        printf("%d-%d-1 %s %s: %.1f ns a row\n", n0, n1, real_name(),
                tiny == 2 ? "tiny epochs" : tiny ? "tiny epoch " : "general    ", best / EPOCHS_N / ROWS * 1e9);
     }
 }
