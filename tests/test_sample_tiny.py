@@ -1,8 +1,9 @@
 """The unrolled per-sample SGD epochs of a net of a few units
-(csrc/fastbp_sample_impl.h's fbp_sample_tiny: one hidden layer of <= 4
-sigmoid units, <= 4 inputs, one sigmoid output, mse, no L2 term) train bit
-for bit as the general per-sample loop, on every shape they take, and as
-the pure-Python reference."""
+(csrc/fastbp_sample_impl.h's fbp_sample_tiny, and with momentum
+fbp_sample_momentum_tiny: one hidden layer of <= 4 sigmoid units, <= 4
+inputs, one sigmoid output, mse, no L2 term) train bit for bit as the
+general per-sample loop, on every shape they take, and as the pure-Python
+reference; test_sample_tiny_momentum.py has what only momentum has."""
 import numpy as np
 import pytest
 from helpers import as_lists, assert_close
@@ -59,7 +60,9 @@ def assert_same_bits(one, two):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("n0", [1, 2, 3, 4])
 @pytest.mark.parametrize("n1", [1, 2, 3, 4])
-def test_every_tiny_shape_bit_for_bit_the_general_loop(rng, general_loop, dtype, n0, n1):
+@pytest.mark.parametrize("momentum", [0.0, 0.4, 0.9])  # plain SGD's tiny epochs, momentum's
+def test_every_tiny_shape_bit_for_bit_the_general_loop(rng, general_loop, dtype, n0, n1,
+                                                       momentum):
     # large weights reach the sigmoid's saturated tails (and, in float32, the
     # exp's lower bound) on both signs
     scale = float(rng.choice([1.0, 30.0]))
@@ -71,8 +74,8 @@ def test_every_tiny_shape_bit_for_bit_the_general_loop(rng, general_loop, dtype,
     for how in ("tiny", "general"):
         for callbacks in ((), (never_stop,)):  # one call for every epoch, then one an epoch
             net.set_weights(*params)
-            fit = lambda: fit_outcome(net, X, Y, optimizer=fastbp.SGD(lr=0.7), epochs=7,
-                                      batch_size=1, shuffle=bool(n1 % 2), seed=3,
+            fit = lambda: fit_outcome(net, X, Y, optimizer=fastbp.SGD(lr=0.7, momentum=momentum),
+                                      epochs=7, batch_size=1, shuffle=bool(n1 % 2), seed=3,
                                       callbacks=callbacks)
             before = _kernels.sample_tiny_runs()
             runs.append(fit() if how == "tiny" else general_loop(fit))
@@ -84,19 +87,20 @@ def test_every_tiny_shape_bit_for_bit_the_general_loop(rng, general_loop, dtype,
 
 @pytest.mark.parametrize("n0, n1", [(2, 2), (3, 4), (1, 3)])
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_tiny_epochs_match_the_reference(rng, n0, n1, shuffle):
+@pytest.mark.parametrize("momentum", [0.0, 0.4])
+def test_tiny_epochs_match_the_reference(rng, n0, n1, shuffle, momentum):
     net = tiny_net(rng, n0, n1, "float64")
     X, Y = rng.normal(size=(6, n0)), rng.uniform(size=(6, 1))
     W_ref, b_ref, acts = as_lists(net)
     before = _kernels.sample_tiny_runs()
-    history = net.fit(X, Y, loss="mse", optimizer=fastbp.SGD(lr=0.5), epochs=20, batch_size=1,
-                      shuffle=shuffle, seed=11)
+    history = net.fit(X, Y, loss="mse", optimizer=fastbp.SGD(lr=0.5, momentum=momentum),
+                      epochs=20, batch_size=1, shuffle=shuffle, seed=11)
     assert _kernels.sample_tiny_runs() > before
     # fit draws one permutation per epoch from default_rng(seed)
     perm_rng = np.random.default_rng(11)
     orders = [perm_rng.permutation(6).tolist() for _ in range(20)] if shuffle else None
     ref_history = reference.fit(W_ref, b_ref, acts, X.tolist(), Y.tolist(), "mse", lr=0.5,
-                                epochs=20, batch_size=1, orders=orders)
+                                momentum=momentum, epochs=20, batch_size=1, orders=orders)
     assert_close(history["loss"], ref_history)
     for got, want in zip(net.weights + net.biases, W_ref + b_ref):
         assert_close(got, want)
