@@ -125,7 +125,6 @@ cdef Py_ssize_t _sgd_sample_epochs(fbp_optimizer_state* opt, const fbp_network* 
                                    floating* dtype_tag) noexcept nogil:
     # momentum without decay: every epoch in one call where csrc/fastbp_sample.h
     # takes the net (a net of a few units, fbp_sample_momentum_epochs), else -1
-    status[0] = 0
     if opt.hyper[SGD_MOMENTUM] == 0 or opt.hyper[SGD_WEIGHT_DECAY] != 0:
         return -1
     if floating is double:

@@ -195,23 +195,21 @@ cdef Py_ssize_t train_epochs_kernel(const fbp_network* net, const fbp_batches* d
     cdef fbp_totals totals
     cdef fbp_network epoch_net
     status[0] = 0
-    if (takes_sample_paths(net, data) and not bf16_on(net, dtype_tag)
-            and optimizer_is_plain(opt)):
-        # train_rows_kernel's plain per-sample path, every epoch in one call
-        # (fastbp_sample.h), unless it declines a network with dropout
-        if floating is double:
-            done = fbp_sample_epochs_d(net, data, opt.lr, n_epochs, epoch_rows, data_sums,
-                                       penalty_sums, status)
+    if takes_sample_paths(net, data) and not bf16_on(net, dtype_tag):
+        # train_rows_kernel's per-sample paths, every epoch in one call: plain
+        # SGD's (fastbp_sample.h), unless it declines a network with dropout,
+        # else the optimiser's own where it has them (SGD with momentum on a
+        # net of a few units); -1: the epochs go one by one
+        if not optimizer_is_plain(opt):
+            done = optimizer_sample_epochs(opt, net, data, n_epochs, epoch_rows, data_sums,
+                                           penalty_sums, status, dtype_tag)
         else:
-            done = fbp_sample_epochs_f(net, data, opt.lr, n_epochs, epoch_rows, data_sums,
-                                       penalty_sums, status)
-        if done >= 0:
-            return done
-    elif takes_sample_paths(net, data) and not bf16_on(net, dtype_tag):
-        # the optimiser's own per-sample epochs in one call where it has them
-        # (SGD with momentum on a net of a few units), else -1: one by one
-        done = optimizer_sample_epochs(opt, net, data, n_epochs, epoch_rows, data_sums,
-                                       penalty_sums, status, dtype_tag)
+            if floating is double:
+                done = fbp_sample_epochs_d(net, data, opt.lr, n_epochs, epoch_rows, data_sums,
+                                           penalty_sums, status)
+            else:
+                done = fbp_sample_epochs_f(net, data, opt.lr, n_epochs, epoch_rows, data_sums,
+                                           penalty_sums, status)
         if done >= 0:
             return done
     epoch_net = net[0]
